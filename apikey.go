@@ -1,0 +1,271 @@
+package keyplane
+
+import (
+	"encoding/json"
+	"net/netip"
+	"time"
+)
+
+// KeyType says whether a key is a server-side secret or a client-side publishable key.
+type KeyType string
+
+// Key types.
+const (
+	KeyTypeSecret      KeyType = "secret"
+	KeyTypePublishable KeyType = "publishable"
+)
+
+// Short returns the type's tag inside a key value: "sk" or "pk".
+func (t KeyType) Short() string {
+	if t == KeyTypePublishable {
+		return "pk"
+	}
+	return "sk"
+}
+
+// Valid reports whether t is a known key type.
+func (t KeyType) Valid() bool { return t == KeyTypeSecret || t == KeyTypePublishable }
+
+// Environment separates test traffic from live traffic.
+type Environment string
+
+// Environments.
+const (
+	EnvLive Environment = "live"
+	EnvTest Environment = "test"
+)
+
+// Valid reports whether e is a known environment.
+func (e Environment) Valid() bool { return e == EnvLive || e == EnvTest }
+
+// Status is derived from a key's fields; it is never stored.
+type Status string
+
+// Key statuses, in the order they take precedence.
+const (
+	StatusRevoked  Status = "revoked"
+	StatusExpired  Status = "expired"
+	StatusDisabled Status = "disabled"
+	StatusActive   Status = "active"
+)
+
+// Valid reports whether s is a known status.
+func (s Status) Valid() bool {
+	switch s {
+	case StatusRevoked, StatusExpired, StatusDisabled, StatusActive:
+		return true
+	}
+	return false
+}
+
+// RateLimit allows Limit verifications per WindowMs milliseconds.
+type RateLimit struct {
+	Limit    int64 `json:"limit"`
+	WindowMs int64 `json:"windowMs"`
+}
+
+// Bounds of a key's fields.
+const (
+	MaxNameLen        = 100
+	MaxDescriptionLen = 500
+	MaxMetaBytes      = 4096
+	MaxPermissions    = 100
+	MaxIPAllowlist    = 100
+	MaxOrigins        = 50
+	MaxRateLimit      = 1_000_000
+	MinRateWindowMs   = 1000
+	MaxRateWindowMs   = 86_400_000
+	MaxRotationGrace  = 604800 // seconds: seven days
+)
+
+// APIKey is a workspace's credential. It never holds a secret value: those live in Secret.
+type APIKey struct {
+	ID             string
+	WorkspaceID    string
+	Name           string
+	Description    string
+	KeyType        KeyType
+	Environment    Environment
+	Prefix         string // e.g. "kp_sk_live_"
+	Start          string // prefix plus the first four random characters
+	End            string // the last four characters of the value
+	Enabled        bool
+	Permissions    []string
+	IPAllowlist    []string
+	AllowedOrigins []string
+	Meta           json.RawMessage // a JSON object, "{}" when empty
+	RateLimit      *RateLimit
+	Recoverable    bool
+	ExpiresAt      *time.Time
+	LastUsedAt     *time.Time
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+	DisabledAt     *time.Time
+	RevokedAt      *time.Time
+	CreatedBy      Actor
+}
+
+// Status derives the key's status at now: revoked, else expired, else disabled, else active.
+func (k *APIKey) Status(now time.Time) Status {
+	switch {
+	case k.RevokedAt != nil:
+		return StatusRevoked
+	case k.ExpiresAt != nil && !now.Before(*k.ExpiresAt):
+		return StatusExpired
+	case !k.Enabled:
+		return StatusDisabled
+	default:
+		return StatusActive
+	}
+}
+
+// Secret is one value of a key, stored as its SHA-256 digest. A key has one current secret and, during
+// a rotation's grace period, older ones that expire. Ciphertext holds the value sealed with the master
+// key for publishable and recoverable keys only.
+type Secret struct {
+	Hash        []byte
+	KeyID       string
+	WorkspaceID string
+	ExpiresAt   *time.Time // set on superseded values: the end of the rotation grace period
+	Ciphertext  []byte
+	CreatedAt   time.Time
+}
+
+// VerifyCode is the outcome of a verification.
+type VerifyCode string
+
+// Verification outcomes of the contract.
+const (
+	VerifyValid                   VerifyCode = "VALID"
+	VerifyNotFound                VerifyCode = "NOT_FOUND"
+	VerifyDisabled                VerifyCode = "DISABLED"
+	VerifyExpired                 VerifyCode = "EXPIRED"
+	VerifyRevoked                 VerifyCode = "REVOKED"
+	VerifyForbidden               VerifyCode = "FORBIDDEN"
+	VerifyInsufficientPermissions VerifyCode = "INSUFFICIENT_PERMISSIONS"
+	VerifyRateLimited             VerifyCode = "RATE_LIMITED"
+	VerifyInvalidSignature        VerifyCode = "INVALID_SIGNATURE"
+)
+
+// VerifyRequest is what a caller asks of a key, besides the key itself.
+type VerifyRequest struct {
+	Permissions []string
+	IP          netip.Addr // zero when the caller did not say
+	Origin      string
+	Environment Environment // empty: any
+}
+
+// CompiledKey is the verification view of a key: everything Check needs, parsed once so that the hot
+// path allocates nothing. It is immutable once built and shared between goroutines.
+type CompiledKey struct {
+	Key         *APIKey
+	permissions map[string]struct{}
+	prefixes    []netip.Prefix
+	origins     map[string]struct{}
+}
+
+// Compile prepares k for repeated checks. Entries of the allow-lists that do not parse are skipped:
+// they were validated on the way in, so this only guards against a hand-edited database.
+func Compile(k *APIKey) *CompiledKey {
+	c := &CompiledKey{Key: k, permissions: make(map[string]struct{}, len(k.Permissions))}
+	for _, p := range k.Permissions {
+		c.permissions[p] = struct{}{}
+	}
+	for _, s := range k.IPAllowlist {
+		if p, err := ParseIPOrPrefix(s); err == nil {
+			c.prefixes = append(c.prefixes, p)
+		}
+	}
+	if len(k.AllowedOrigins) > 0 {
+		c.origins = make(map[string]struct{}, len(k.AllowedOrigins))
+		for _, o := range k.AllowedOrigins {
+			c.origins[o] = struct{}{}
+		}
+	}
+	return c
+}
+
+// HasPermission reports whether the key was granted p.
+func (c *CompiledKey) HasPermission(p string) bool {
+	_, ok := c.permissions[p]
+	return ok
+}
+
+// Check decides a verification for a key whose value matched, given when that value stops working
+// (nil: it does not). Restrictions fail closed: a key with an IP allow-list verified without an IP, or
+// with allowed origins verified without an origin, is FORBIDDEN.
+func (c *CompiledKey) Check(now time.Time, secretExpiresAt *time.Time, req *VerifyRequest) VerifyCode {
+	k := c.Key
+	switch k.Status(now) {
+	case StatusRevoked:
+		return VerifyRevoked
+	case StatusExpired:
+		return VerifyExpired
+	case StatusDisabled:
+		if secretExpiresAt != nil && !now.Before(*secretExpiresAt) {
+			return VerifyExpired
+		}
+		return VerifyDisabled
+	}
+	if secretExpiresAt != nil && !now.Before(*secretExpiresAt) {
+		return VerifyExpired
+	}
+	if req.Environment != "" && req.Environment != k.Environment {
+		return VerifyForbidden
+	}
+	if len(c.prefixes) > 0 && !c.allowsIP(req.IP) {
+		return VerifyForbidden
+	}
+	if c.origins != nil {
+		if _, ok := c.origins[req.Origin]; !ok {
+			return VerifyForbidden
+		}
+	}
+	for _, p := range req.Permissions {
+		if _, ok := c.permissions[p]; !ok {
+			return VerifyInsufficientPermissions
+		}
+	}
+	return VerifyValid
+}
+
+func (c *CompiledKey) allowsIP(ip netip.Addr) bool {
+	if !ip.IsValid() {
+		return false
+	}
+	ip = ip.Unmap()
+	for _, p := range c.prefixes {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// ParseIPOrPrefix parses an IP address ("203.0.113.7", "2001:db8::1") as a single-address prefix, or a
+// CIDR ("203.0.113.0/24"). IPv4-mapped IPv6 addresses are unmapped so that they match IPv4 entries.
+// A CIDR with host bits set ("10.0.0.1/8") is refused: it almost always hides a typo.
+func ParseIPOrPrefix(s string) (netip.Prefix, error) {
+	if a, err := netip.ParseAddr(s); err == nil {
+		if a.Zone() != "" {
+			return netip.Prefix{}, Errorf(CodeInvalidRequest, "an address with a zone is not allowed")
+		}
+		a = a.Unmap()
+		return netip.PrefixFrom(a, a.BitLen()), nil
+	}
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return netip.Prefix{}, Errorf(CodeInvalidRequest, "not an IP address or CIDR")
+	}
+	if p.Masked() != p {
+		return netip.Prefix{}, Errorf(CodeInvalidRequest, "CIDR has host bits set; did you mean %s?", p.Masked())
+	}
+	if p.Addr().Is4In6() {
+		bits := p.Bits() - 96
+		if bits < 0 {
+			return netip.Prefix{}, Errorf(CodeInvalidRequest, "IPv4-mapped CIDR is wider than the IPv4 space")
+		}
+		p = netip.PrefixFrom(p.Addr().Unmap(), bits)
+	}
+	return p, nil
+}

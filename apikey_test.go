@@ -1,0 +1,164 @@
+package keyplane
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
+
+func at(d time.Duration) *time.Time { t := t0.Add(d); return &t }
+
+func TestStatusPrecedence(t *testing.T) {
+	cases := []struct {
+		name string
+		k    APIKey
+		want Status
+	}{
+		{"active", APIKey{Enabled: true}, StatusActive},
+		{"active until expiry", APIKey{Enabled: true, ExpiresAt: at(time.Second)}, StatusActive},
+		{"expired at the instant", APIKey{Enabled: true, ExpiresAt: at(0)}, StatusExpired},
+		{"disabled", APIKey{Enabled: false}, StatusDisabled},
+		{"expired beats disabled", APIKey{Enabled: false, ExpiresAt: at(-time.Hour)}, StatusExpired},
+		{"revoked beats everything", APIKey{Enabled: false, ExpiresAt: at(-time.Hour), RevokedAt: at(-2 * time.Hour)}, StatusRevoked},
+	}
+	for _, c := range cases {
+		if got := c.k.Status(t0); got != c.want {
+			t.Errorf("%s: Status = %s, want %s", c.name, got, c.want)
+		}
+	}
+}
+
+func TestCheck(t *testing.T) {
+	base := APIKey{Enabled: true, Environment: EnvLive, Permissions: []string{"orders:read", "orders:write"}}
+	withIPs := base
+	withIPs.IPAllowlist = []string{"203.0.113.0/24", "2001:db8::/32", "198.51.100.7"}
+	withOrigins := base
+	withOrigins.AllowedOrigins = []string{"https://shop.example.com"}
+	ip := func(s string) netip.Addr { return netip.MustParseAddr(s) }
+	cases := []struct {
+		name   string
+		k      APIKey
+		secret *time.Time
+		req    VerifyRequest
+		want   VerifyCode
+	}{
+		{"valid", base, nil, VerifyRequest{}, VerifyValid},
+		{"permissions held", base, nil, VerifyRequest{Permissions: []string{"orders:read", "orders:write"}}, VerifyValid},
+		{"permission missing", base, nil, VerifyRequest{Permissions: []string{"orders:read", "refunds:write"}}, VerifyInsufficientPermissions},
+		{"environment matches", base, nil, VerifyRequest{Environment: EnvLive}, VerifyValid},
+		{"environment differs", base, nil, VerifyRequest{Environment: EnvTest}, VerifyForbidden},
+		{"revoked", APIKey{RevokedAt: at(-1), Enabled: true}, nil, VerifyRequest{}, VerifyRevoked},
+		{"expired", APIKey{ExpiresAt: at(-1), Enabled: true}, nil, VerifyRequest{}, VerifyExpired},
+		{"disabled", APIKey{Enabled: false}, nil, VerifyRequest{}, VerifyDisabled},
+		{"old value after grace", base, at(-time.Second), VerifyRequest{}, VerifyExpired},
+		{"old value in grace", base, at(time.Minute), VerifyRequest{}, VerifyValid},
+		{"old value of a disabled key after grace", APIKey{Enabled: false}, at(-time.Second), VerifyRequest{}, VerifyExpired},
+		{"ip in v4 cidr", withIPs, nil, VerifyRequest{IP: ip("203.0.113.250")}, VerifyValid},
+		{"ip exact", withIPs, nil, VerifyRequest{IP: ip("198.51.100.7")}, VerifyValid},
+		{"ip v4-mapped v6 matches v4 entry", withIPs, nil, VerifyRequest{IP: ip("::ffff:203.0.113.9")}, VerifyValid},
+		{"ip in v6 cidr", withIPs, nil, VerifyRequest{IP: ip("2001:db8:1::5")}, VerifyValid},
+		{"ip outside", withIPs, nil, VerifyRequest{IP: ip("198.51.100.8")}, VerifyForbidden},
+		{"no ip fails closed", withIPs, nil, VerifyRequest{}, VerifyForbidden},
+		{"origin allowed", withOrigins, nil, VerifyRequest{Origin: "https://shop.example.com"}, VerifyValid},
+		{"origin other", withOrigins, nil, VerifyRequest{Origin: "https://evil.example.com"}, VerifyForbidden},
+		{"no origin fails closed", withOrigins, nil, VerifyRequest{}, VerifyForbidden},
+		{"forbidden before permissions", withIPs, nil, VerifyRequest{IP: ip("192.0.2.1"), Permissions: []string{"x:y"}}, VerifyForbidden},
+	}
+	for _, c := range cases {
+		k := c.k
+		if got := Compile(&k).Check(t0, c.secret, &c.req); got != c.want {
+			t.Errorf("%s: Check = %s, want %s", c.name, got, c.want)
+		}
+	}
+}
+
+func TestParseIPOrPrefix(t *testing.T) {
+	good := map[string]string{
+		"203.0.113.7":        "203.0.113.7/32",
+		"203.0.113.0/24":     "203.0.113.0/24",
+		"2001:db8::1":        "2001:db8::1/128",
+		"2001:db8::/32":      "2001:db8::/32",
+		"::ffff:1.2.3.4":     "1.2.3.4/32",
+		"::ffff:1.2.3.0/120": "1.2.3.0/24",
+		"0.0.0.0/0":          "0.0.0.0/0",
+	}
+	for in, want := range good {
+		p, err := ParseIPOrPrefix(in)
+		if err != nil || p.String() != want {
+			t.Errorf("ParseIPOrPrefix(%q) = %v, %v; want %s", in, p, err, want)
+		}
+	}
+	for _, in := range []string{"", "300.1.1.1", "1.2.3.4/33", "10.0.0.1/8", "fe80::1%eth0", "example.com", "1.2.3", "2001:db8::/129", " 1.2.3.4", "1.2.3.4/", "::ffff:1.2.3.4/90"} {
+		if p, err := ParseIPOrPrefix(in); err == nil {
+			t.Errorf("ParseIPOrPrefix(%q) = %v, want an error", in, p)
+		}
+	}
+}
+
+func TestCatalog(t *testing.T) {
+	c, err := NewCatalog([]CatalogEntry{{"orders:read", "Read orders"}, {"otp:send", "Send OTP"}}, []CatalogEntry{{"order.created", "An order"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"orders:read", "otp:send", PermAPIKeysRead} {
+		if !c.HasPermission(p) {
+			t.Errorf("catalog lacks %s", p)
+		}
+	}
+	if c.HasPermission("orders:write") {
+		t.Error("catalog has a permission nobody declared")
+	}
+	if !c.HasEventType("order.created") || !c.HasEventType(EventAPIKeyCreated) {
+		t.Error("event types missing")
+	}
+	ps := c.Permissions()
+	for i := 1; i < len(ps); i++ {
+		if ps[i-1].Name >= ps[i].Name {
+			t.Fatalf("permissions not sorted: %s before %s", ps[i-1].Name, ps[i].Name)
+		}
+	}
+	for _, bad := range [][]CatalogEntry{
+		{{"Orders:Read", ""}}, {{"orders", ""}}, {{"orders:read", ""}, {"orders:read", ""}}, {{PermAuditRead, "again"}}, {{"a:b c", ""}},
+	} {
+		if _, err := NewCatalog(bad, nil); err == nil {
+			t.Errorf("NewCatalog(%v) accepted it", bad)
+		}
+	}
+	if _, err := NewCatalog(nil, []CatalogEntry{{"order:created", ""}}); err == nil {
+		t.Error("an event type with ':' was accepted")
+	}
+}
+
+func TestCallerAuthorize(t *testing.T) {
+	op := &Caller{Operator: true}
+	if op.Authorize("ws_a", PermAPIKeysWrite) != nil {
+		t.Error("operator refused")
+	}
+	k := &Caller{WorkspaceID: "ws_a", Permissions: []string{PermAPIKeysRead}}
+	if k.Authorize("ws_a", PermAPIKeysRead) != nil {
+		t.Error("own workspace, held permission refused")
+	}
+	if ErrorCode(k.Authorize("ws_a", PermAPIKeysWrite)) != CodeForbidden {
+		t.Error("missing permission not forbidden")
+	}
+	if ErrorCode(k.Authorize("ws_b", PermAPIKeysRead)) != CodeNotFound {
+		t.Error("another workspace must be not found, never forbidden")
+	}
+	if ErrorCode((&Caller{}).Authorize("", PermAPIKeysRead)) != CodeNotFound {
+		t.Error("a caller with no workspace reached one")
+	}
+}
+
+func BenchmarkCheck(b *testing.B) {
+	k := &APIKey{Enabled: true, Environment: EnvLive, Permissions: []string{"orders:read", "orders:write"}, IPAllowlist: []string{"203.0.113.0/24"}}
+	c := Compile(k)
+	req := &VerifyRequest{Permissions: []string{"orders:read"}, IP: netip.MustParseAddr("203.0.113.9")}
+	b.ReportAllocs()
+	for b.Loop() {
+		if c.Check(t0, nil, req) != VerifyValid {
+			b.Fatal("not valid")
+		}
+	}
+}

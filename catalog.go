@@ -1,0 +1,123 @@
+package keyplane
+
+import (
+	"fmt"
+	"regexp"
+	"sort"
+)
+
+// CatalogEntry names a permission or an event type and says what it is for.
+type CatalogEntry struct {
+	Name        string `json:"name"`
+	Description string `json:"description"`
+}
+
+// Permissions keyplane itself checks on workspace keys calling its management API.
+const (
+	PermAPIKeysRead   = "api_keys:read"
+	PermAPIKeysWrite  = "api_keys:write"
+	PermWebhooksRead  = "webhooks:read"
+	PermWebhooksWrite = "webhooks:write"
+	PermEventsWrite   = "events:write"
+	PermAuditRead     = "audit:read"
+	PermLogsRead      = "logs:read"
+)
+
+// BuiltinPermissions are keyplane's own permissions, always in the catalog.
+var BuiltinPermissions = []CatalogEntry{
+	{PermAPIKeysRead, "List and read the workspace's API keys through keyplane's API."},
+	{PermAPIKeysWrite, "Create, change, rotate, revoke and delete the workspace's API keys."},
+	{PermWebhooksRead, "List webhook endpoints and their delivery logs."},
+	{PermWebhooksWrite, "Create, change and delete webhook endpoints; send test events."},
+	{PermEventsWrite, "Send the workspace's custom events to its webhook endpoints."},
+	{PermAuditRead, "Read the workspace's audit trail."},
+	{PermLogsRead, "Read the workspace's request logs and usage."},
+}
+
+// Event types keyplane emits.
+const (
+	EventAPIKeyCreated    = "api_key.created"
+	EventAPIKeyUpdated    = "api_key.updated"
+	EventAPIKeyEnabled    = "api_key.enabled"
+	EventAPIKeyDisabled   = "api_key.disabled"
+	EventAPIKeyRotated    = "api_key.rotated"
+	EventAPIKeyRevoked    = "api_key.revoked"
+	EventAPIKeyDeleted    = "api_key.deleted"
+	EventAPIKeyExpiring   = "api_key.expiring"
+	EventAPIKeyExpired    = "api_key.expired"
+	EventEndpointDisabled = "endpoint.disabled"
+	EventWebhookTest      = "webhook.test"
+)
+
+// BuiltinEventTypes are keyplane's own event types, always in the catalog.
+var BuiltinEventTypes = []CatalogEntry{
+	{EventAPIKeyCreated, "An API key was created."},
+	{EventAPIKeyUpdated, "An API key's settings changed."},
+	{EventAPIKeyEnabled, "A disabled API key was enabled again."},
+	{EventAPIKeyDisabled, "An API key was disabled."},
+	{EventAPIKeyRotated, "An API key was given a new value."},
+	{EventAPIKeyRevoked, "An API key was revoked, irreversibly."},
+	{EventAPIKeyDeleted, "An API key was permanently deleted."},
+	{EventAPIKeyExpiring, "An API key expires in 24 hours."},
+	{EventAPIKeyExpired, "An API key expired."},
+	{EventEndpointDisabled, "A webhook endpoint was disabled after failing for 5 days."},
+	{EventWebhookTest, "A test event sent from the dashboard or the API."},
+}
+
+var (
+	permissionPattern = regexp.MustCompile(`^[a-z][a-z0-9_-]*(?:[:.][a-z0-9_*-]+)+$`)
+	eventTypePattern  = regexp.MustCompile(`^[a-z][a-z0-9_-]*(?:\.[a-z0-9_-]+)+$`)
+)
+
+// Catalog is the deployment's permissions and event types: keyplane's own plus those of the
+// configuration file. It is immutable once built.
+type Catalog struct {
+	permissions []CatalogEntry
+	eventTypes  []CatalogEntry
+	permSet     map[string]struct{}
+	eventSet    map[string]struct{}
+}
+
+// NewCatalog merges the built-in entries with extra ones, refusing malformed or duplicate names.
+func NewCatalog(extraPermissions, extraEventTypes []CatalogEntry) (*Catalog, error) {
+	c := &Catalog{permSet: map[string]struct{}{}, eventSet: map[string]struct{}{}}
+	var err error
+	if c.permissions, err = merge(BuiltinPermissions, extraPermissions, permissionPattern, c.permSet, "permission"); err != nil {
+		return nil, err
+	}
+	if c.eventTypes, err = merge(BuiltinEventTypes, extraEventTypes, eventTypePattern, c.eventSet, "event type"); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func merge(builtin, extra []CatalogEntry, pattern *regexp.Regexp, set map[string]struct{}, kind string) ([]CatalogEntry, error) {
+	out := make([]CatalogEntry, 0, len(builtin)+len(extra))
+	for i, e := range append(append([]CatalogEntry{}, builtin...), extra...) {
+		if !pattern.MatchString(e.Name) || len(e.Name) > 100 {
+			return nil, fmt.Errorf("%s %q: a name is lower-case words joined by %s", kind, e.Name, map[bool]string{true: "':' (orders:read)", false: "'.' (order.created)"}[kind == "permission"])
+		}
+		if _, dup := set[e.Name]; dup {
+			if i < len(builtin) {
+				continue
+			}
+			return nil, fmt.Errorf("%s %q is defined twice (or is one of keyplane's own)", kind, e.Name)
+		}
+		set[e.Name] = struct{}{}
+		out = append(out, e)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// Permissions returns the permission catalog, sorted by name.
+func (c *Catalog) Permissions() []CatalogEntry { return c.permissions }
+
+// EventTypes returns the event type catalog, sorted by name.
+func (c *Catalog) EventTypes() []CatalogEntry { return c.eventTypes }
+
+// HasPermission reports whether p is in the catalog.
+func (c *Catalog) HasPermission(p string) bool { _, ok := c.permSet[p]; return ok }
+
+// HasEventType reports whether t is in the catalog.
+func (c *Catalog) HasEventType(t string) bool { _, ok := c.eventSet[t]; return ok }

@@ -1,0 +1,65 @@
+package masterkey
+
+import (
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestSealOpen(t *testing.T) {
+	k := bytes.Repeat([]byte{7}, 32)
+	b, _ := New(k)
+	sealed := b.Seal([]byte("kp_sk_live_secret"), []byte("ws_1/apk_1"))
+	if bytes.Contains(sealed, []byte("secret")) {
+		t.Fatal("plaintext visible in the sealed value")
+	}
+	if again := b.Seal([]byte("kp_sk_live_secret"), []byte("ws_1/apk_1")); bytes.Equal(again, sealed) {
+		t.Fatal("two seals of one value are equal: the nonce is not fresh")
+	}
+	pt, err := b.Open(sealed, []byte("ws_1/apk_1"))
+	if err != nil || string(pt) != "kp_sk_live_secret" {
+		t.Fatalf("Open = %q, %v", pt, err)
+	}
+	if _, err := b.Open(sealed, []byte("ws_2/apk_1")); err == nil {
+		t.Fatal("opened with another record's associated data")
+	}
+	flipped := append([]byte{}, sealed...)
+	flipped[len(flipped)-1] ^= 1
+	if _, err := b.Open(flipped, []byte("ws_1/apk_1")); err == nil {
+		t.Fatal("opened a tampered value")
+	}
+	other, _ := New(bytes.Repeat([]byte{8}, 32))
+	if _, err := other.Open(sealed, []byte("ws_1/apk_1")); !errors.Is(err, ErrWrongKey) {
+		t.Fatalf("another master key: %v, want ErrWrongKey", err)
+	}
+	if _, err := New(make([]byte, 16)); err == nil {
+		t.Fatal("a 16-byte master key was accepted")
+	}
+}
+
+func TestLoadOrCreate(t *testing.T) {
+	dir := t.TempDir()
+	k1, created, err := LoadOrCreate("", dir)
+	if err != nil || !created || len(k1) != 32 {
+		t.Fatalf("first start: %v %v %d", err, created, len(k1))
+	}
+	fi, err := os.Stat(filepath.Join(dir, FileName))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file mode: %v %v", fi.Mode(), err)
+	}
+	k2, created, err := LoadOrCreate("", dir)
+	if err != nil || created || !bytes.Equal(k1, k2) {
+		t.Fatal("second start did not read the same key")
+	}
+	env := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{9}, 32))
+	k3, created, err := LoadOrCreate(env, dir)
+	if err != nil || created || !bytes.Equal(k3, bytes.Repeat([]byte{9}, 32)) {
+		t.Fatal("KEYPLANE_MASTER_KEY was not preferred")
+	}
+	if _, _, err := LoadOrCreate("bm90IDMyIGJ5dGVz", dir); err == nil {
+		t.Fatal("a short key was accepted")
+	}
+}

@@ -1,0 +1,112 @@
+package keyplane
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// FormatTime writes a time as the API does: RFC 3339 in UTC, with as many fractional digits as needed.
+func FormatTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+func formatTimePtr(t *time.Time) *string {
+	if t == nil {
+		return nil
+	}
+	s := FormatTime(*t)
+	return &s
+}
+
+// APIKeyView is the API's key object. It is also the data of key events, so that webhook receivers see
+// exactly what the API shows. KeyValue is set only in the answers that reveal a value.
+type APIKeyView struct {
+	ID             string          `json:"id"`
+	WorkspaceID    string          `json:"workspaceId"`
+	Name           string          `json:"name"`
+	Description    string          `json:"description"`
+	KeyType        KeyType         `json:"keyType"`
+	Environment    Environment     `json:"environment"`
+	Prefix         string          `json:"prefix"`
+	Start          string          `json:"start"`
+	End            string          `json:"end"`
+	Status         Status          `json:"status"`
+	Enabled        bool            `json:"enabled"`
+	Permissions    []string        `json:"permissions"`
+	IPAllowlist    []string        `json:"ipAllowlist"`
+	AllowedOrigins []string        `json:"allowedOrigins"`
+	Meta           json.RawMessage `json:"meta"`
+	RateLimit      *RateLimit      `json:"rateLimit"`
+	Recoverable    bool            `json:"recoverable"`
+	ExpiresAt      *string         `json:"expiresAt"`
+	LastUsedAt     *string         `json:"lastUsedAt"`
+	CreatedAt      string          `json:"createdAt"`
+	UpdatedAt      string          `json:"updatedAt"`
+	DisabledAt     *string         `json:"disabledAt"`
+	RevokedAt      *string         `json:"revokedAt"`
+	CreatedBy      ActorRef        `json:"createdBy"`
+	KeyValue       string          `json:"keyValue,omitempty"`
+}
+
+// ActorRef is who created something, without the name (names change; ids do not).
+type ActorRef struct {
+	Type ActorType `json:"type"`
+	ID   string    `json:"id"`
+}
+
+// View returns the API's representation of k at now.
+func (k *APIKey) View(now time.Time) *APIKeyView {
+	meta := k.Meta
+	if len(meta) == 0 {
+		meta = json.RawMessage("{}")
+	}
+	return &APIKeyView{
+		ID: k.ID, WorkspaceID: k.WorkspaceID, Name: k.Name, Description: k.Description,
+		KeyType: k.KeyType, Environment: k.Environment, Prefix: k.Prefix, Start: k.Start, End: k.End,
+		Status: k.Status(now), Enabled: k.Enabled,
+		Permissions: nonNil(k.Permissions), IPAllowlist: nonNil(k.IPAllowlist), AllowedOrigins: nonNil(k.AllowedOrigins),
+		Meta: meta, RateLimit: k.RateLimit, Recoverable: k.Recoverable,
+		ExpiresAt: formatTimePtr(k.ExpiresAt), LastUsedAt: formatTimePtr(k.LastUsedAt),
+		CreatedAt: FormatTime(k.CreatedAt), UpdatedAt: FormatTime(k.UpdatedAt),
+		DisabledAt: formatTimePtr(k.DisabledAt), RevokedAt: formatTimePtr(k.RevokedAt),
+		CreatedBy: ActorRef{Type: k.CreatedBy.Type, ID: k.CreatedBy.ID},
+	}
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// WorkspaceView is the API's workspace object, settings as top-level fields.
+type WorkspaceView struct {
+	ID                string `json:"id"`
+	Name              string `json:"name"`
+	Slug              string `json:"slug"`
+	MaxKeys           int    `json:"maxKeys"`
+	TestKeyTTLSeconds int64  `json:"testKeyTtlSeconds"`
+	LiveModeEnabled   bool   `json:"liveModeEnabled"`
+	CreatedAt         string `json:"createdAt"`
+	UpdatedAt         string `json:"updatedAt"`
+}
+
+// View returns the API's representation of w.
+func (w *Workspace) View() *WorkspaceView {
+	return &WorkspaceView{
+		ID: w.ID, Name: w.Name, Slug: w.Slug, MaxKeys: w.MaxKeys, TestKeyTTLSeconds: w.TestKeyTTLSeconds,
+		LiveModeEnabled: w.LiveModeEnabled, CreatedAt: FormatTime(w.CreatedAt), UpdatedAt: FormatTime(w.UpdatedAt),
+	}
+}
+
+// MemberView is the API's member object.
+type MemberView struct {
+	UserID    string `json:"userId"`
+	Email     string `json:"email"`
+	Role      Role   `json:"role"`
+	CreatedAt string `json:"createdAt"`
+}
+
+// View returns the API's representation of m.
+func (m *Member) View() *MemberView {
+	return &MemberView{UserID: m.UserID, Email: m.Email, Role: m.Role, CreatedAt: FormatTime(m.CreatedAt)}
+}
