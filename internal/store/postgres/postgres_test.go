@@ -1,0 +1,121 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/keyplane/keyplane"
+	"github.com/keyplane/keyplane/internal/store"
+	"github.com/keyplane/keyplane/internal/store/postgres"
+	"github.com/keyplane/keyplane/internal/store/storetest"
+)
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store { return storetest.Open(t, "postgres") })
+}
+
+// TestConcurrentOpen starts two nodes on one empty database at once: the migration lock lets one
+// migrate while the other waits, and both come up.
+func TestConcurrentOpen(t *testing.T) {
+	url := storetest.PostgresURL(t)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	const nodes = 3
+	dbs := make([]*postgres.DB, nodes)
+	errs := make([]error, nodes)
+	var wg sync.WaitGroup
+	for i := range nodes {
+		wg.Go(func() { dbs[i], errs[i] = postgres.Open(ctx, url) })
+	}
+	wg.Wait()
+	for i := range nodes {
+		if errs[i] != nil {
+			t.Errorf("node %d: Open: %v", i, errs[i])
+			continue
+		}
+		defer dbs[i].Close()
+	}
+	if t.Failed() {
+		return
+	}
+	var applied int
+	err := dbs[0].Pool().QueryRow(ctx, "SELECT count(*) FROM goose_db_version WHERE version_id = 1").Scan(&applied)
+	if err != nil || applied != 1 {
+		t.Errorf("migration 1 recorded %d times (%v), want once", applied, err)
+	}
+	if dbs[0].Driver() != "postgres" {
+		t.Errorf("Driver() = %q", dbs[0].Driver())
+	}
+}
+
+// TestRetry checks that InTx runs fn again after a serialization failure or a deadlock, up to three
+// more times, and never after another error.
+func TestRetry(t *testing.T) {
+	s := storetest.Open(t, "postgres")
+	ctx := t.Context()
+	retryable := func(code string) error {
+		return fmt.Errorf("some write: %w", &pgconn.PgError{Code: code, Message: "simulated"})
+	}
+	for _, c := range []struct {
+		name      string
+		failures  int // how many attempts fail
+		err       func() error
+		wantCalls int
+		wantErr   bool
+	}{
+		{"SerializationOnce", 1, func() error { return retryable("40001") }, 2, false},
+		{"DeadlockThrice", 3, func() error { return retryable("40P01") }, 4, false},
+		{"GivesUp", 100, func() error { return retryable("40001") }, 4, true},
+		{"OtherError", 100, func() error { return errors.New("no") }, 1, true},
+		{"UniqueViolation", 100, func() error { return retryable("23505") }, 1, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			slug := fmt.Sprintf("retry-%d", time.Now().UnixNano())
+			calls := 0
+			err := s.InTx(ctx, "ws_retry", func(tx store.Tx) error {
+				calls++
+				// Each attempt writes; only the one that commits may leave a trace.
+				w := &keyplane.Workspace{ID: fmt.Sprintf("ws_%s_%d", slug, calls), Slug: fmt.Sprintf("%s-%d", slug, calls)}
+				if err := tx.CreateWorkspace(ctx, w); err != nil {
+					return err
+				}
+				if calls <= c.failures {
+					return c.err()
+				}
+				return nil
+			})
+			if calls != c.wantCalls {
+				t.Errorf("fn ran %d times, want %d", calls, c.wantCalls)
+			}
+			if (err != nil) != c.wantErr {
+				t.Errorf("InTx = %v, want error: %v", err, c.wantErr)
+			}
+			for i := 1; i <= calls; i++ {
+				_, err := s.GetWorkspaceBySlug(ctx, fmt.Sprintf("%s-%d", slug, i))
+				committed := err == nil
+				if want := !c.wantErr && i == calls; committed != want {
+					t.Errorf("attempt %d committed: %v, want %v", i, committed, want)
+				}
+			}
+		})
+	}
+}
+
+func TestOpenBadURL(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	_, err := postgres.Open(ctx, "postgres://user:s3cret@[::1")
+	if err == nil {
+		t.Fatal("Open of a malformed URL succeeded")
+	}
+	if got := err.Error(); strings.Contains(got, "s3cret") {
+		t.Errorf("error quotes the password: %s", got)
+	}
+}

@@ -1,0 +1,118 @@
+package sqlite_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/keyplane/keyplane"
+	"github.com/keyplane/keyplane/internal/store"
+	"github.com/keyplane/keyplane/internal/store/sqlite"
+	"github.com/keyplane/keyplane/internal/store/storetest"
+)
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store { return storetest.Open(t, "sqlite") })
+}
+
+func TestReopenKeepsData(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "keyplane.db")
+	s, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2025, 1, 2, 3, 4, 5, 6000, time.UTC)
+	w := &keyplane.Workspace{ID: "ws_1", Name: "A", Slug: "a", MaxKeys: 1, CreatedAt: now, UpdatedAt: now}
+	if err := s.InTx(ctx, w.ID, func(tx store.Tx) error { return tx.CreateWorkspace(ctx, w) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Migrations run again on an up-to-date file without harm.
+	s, err = sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	defer s.Close()
+	if got, err := s.GetWorkspace(ctx, w.ID); err != nil || got.Slug != "a" {
+		t.Errorf("GetWorkspace after reopen = %+v, %v", got, err)
+	}
+	var mode string
+	if err := s.SQLDB().QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil || mode != "wal" {
+		t.Errorf("journal_mode = %q, %v; want wal", mode, err)
+	}
+	var fk int
+	if err := s.SQLDB().QueryRowContext(ctx, "PRAGMA foreign_keys").Scan(&fk); err != nil || fk != 1 {
+		t.Errorf("foreign_keys = %d, %v; want 1", fk, err)
+	}
+}
+
+// TestTwoHandlesOneFile has two stores on one file, as when a CLI command runs beside the server,
+// append to one audit chain at once. Transactions that begin IMMEDIATE wait for each other (up to
+// busy_timeout); deferred ones would fail to upgrade their read to a write.
+func TestTwoHandlesOneFile(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "keyplane.db")
+	var stores []store.Store
+	for range 2 {
+		s, err := sqlite.Open(ctx, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		stores = append(stores, s)
+	}
+	const n = 20
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		s := stores[i%2]
+		wg.Go(func() {
+			errs <- s.InTx(ctx, "ws_1", func(tx store.Tx) error {
+				seq, _, err := tx.LastAudit(ctx, "ws_1")
+				if err != nil {
+					return err
+				}
+				time.Sleep(time.Millisecond)
+				return tx.InsertAudit(ctx, &keyplane.AuditEntry{
+					ID: fmt.Sprintf("aud_%d", seq+1), WorkspaceID: "ws_1", Seq: seq + 1, Body: []byte("{}"),
+				})
+			})
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Errorf("InTx: %v", err)
+		}
+	}
+	if seq, _, err := stores[0].LastAudit(ctx, "ws_1"); err != nil || seq != n {
+		t.Errorf("LastAudit = %d, %v; want %d", seq, err, n)
+	}
+}
+
+func TestOpenErrors(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	for _, path := range []string{
+		"",
+		filepath.Join(dir, "missing", "keyplane.db"), // the caller makes the directory
+		filepath.Join(dir, "odd?name.db"),
+		":memory:",
+	} {
+		if s, err := sqlite.Open(ctx, path); err == nil {
+			s.Close()
+			t.Errorf("Open(%q) succeeded", path)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "missing")); !os.IsNotExist(err) {
+		t.Errorf("Open made the missing directory: %v", err)
+	}
+}

@@ -1,0 +1,164 @@
+package sqlstore
+
+import "github.com/keyplane/keyplane"
+
+// Every statement of the store, written once with ? placeholders; DB.Rebind turns them into $n for
+// PostgreSQL. The list queries are assembled from the fragments below and nothing else, so the set of
+// distinct statements (and of rebound copies cached) is small and fixed. Values never go into SQL text.
+//
+// Times are unix microseconds; JSON-ish fields are TEXT; see the migrations for the schema.
+//
+// Inserts say ON CONFLICT DO NOTHING and report a conflict when no row was written, and updates that
+// could break a unique constraint check for it first, because a unique violation aborts the whole
+// transaction on PostgreSQL but not on SQLite: this way a caller that gets store.ErrConflict can go on
+// with its transaction on both. (Two transactions of different chains racing for the same value can
+// still hit the constraint itself; that is reported as ErrConflict too.)
+
+const (
+	workspaceColumns = `id, name, slug, max_keys, test_key_ttl_seconds, live_mode_enabled, created_at, updated_at`
+
+	sqlGetWorkspace       = `SELECT ` + workspaceColumns + ` FROM workspaces WHERE id = ?`
+	sqlGetWorkspaceBySlug = `SELECT ` + workspaceColumns + ` FROM workspaces WHERE slug = ?`
+	sqlListWorkspaces     = `SELECT ` + workspaceColumns + ` FROM workspaces ORDER BY id DESC LIMIT ?`
+	sqlListWorkspacesFrom = `SELECT ` + workspaceColumns + ` FROM workspaces WHERE id < ? ORDER BY id DESC LIMIT ?`
+	sqlInsertWorkspace    = `INSERT INTO workspaces (` + workspaceColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT DO NOTHING`
+	sqlWorkspaceSlugTaken = `SELECT COUNT(*) FROM workspaces WHERE slug = ? AND id <> ?`
+	sqlUpdateWorkspace    = `UPDATE workspaces SET name = ?, slug = ?, max_keys = ?, test_key_ttl_seconds = ?,
+		live_mode_enabled = ?, updated_at = ? WHERE id = ?`
+)
+
+const (
+	apiKeyColumns = `k.id, k.workspace_id, k.name, k.description, k.key_type, k.environment, k.prefix,
+		k.value_start, k.value_end, k.enabled, k.permissions, k.ip_allowlist, k.allowed_origins, k.meta,
+		k.rate_limit, k.rate_window_ms, k.recoverable, k.expires_at, k.last_used_at, k.created_at,
+		k.updated_at, k.disabled_at, k.revoked_at, k.created_by`
+	secretColumns = `s.hash, s.key_id, s.workspace_id, s.expires_at, s.ciphertext, s.created_at`
+
+	sqlGetAPIKey = `SELECT ` + apiKeyColumns + ` FROM api_keys k WHERE k.id = ? AND k.workspace_id = ?`
+
+	// sqlListAPIKeys is followed by the optional filters below, then sqlListAPIKeysEnd.
+	sqlListAPIKeys       = `SELECT ` + apiKeyColumns + ` FROM api_keys k WHERE k.workspace_id = ?`
+	sqlKeyEnvironment    = ` AND k.environment = ?`
+	sqlKeyType           = ` AND k.key_type = ?`
+	sqlKeyBefore         = ` AND k.id < ?`
+	sqlListAPIKeysEnd    = ` ORDER BY k.id DESC LIMIT ?`
+	sqlKeyStatusRevoked  = ` AND k.revoked_at IS NOT NULL`
+	sqlKeyStatusExpired  = ` AND k.revoked_at IS NULL AND k.expires_at IS NOT NULL AND k.expires_at <= ?`
+	sqlKeyStatusDisabled = ` AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > ?) AND NOT k.enabled`
+	sqlKeyStatusActive   = ` AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > ?) AND k.enabled`
+
+	sqlCountKeys = `SELECT COUNT(*) FROM api_keys WHERE workspace_id = ? AND revoked_at IS NULL`
+
+	sqlLookupSecret = `SELECT ` + apiKeyColumns + `, ` + secretColumns + `
+		FROM secrets s JOIN api_keys k ON k.id = s.key_id
+		WHERE s.hash = ?`
+	sqlListSecrets = `SELECT ` + secretColumns + ` FROM secrets s WHERE s.key_id = ?
+		ORDER BY s.created_at DESC, s.hash DESC`
+	sqlNewestPublishableKey = `SELECT ` + apiKeyColumns + `, ` + secretColumns + `
+		FROM api_keys k JOIN secrets s ON s.key_id = k.id AND s.expires_at IS NULL
+		WHERE k.workspace_id = ? AND k.environment = ? AND k.key_type = 'publishable'
+			AND k.revoked_at IS NULL AND k.enabled AND (k.expires_at IS NULL OR k.expires_at > ?)
+		ORDER BY k.id DESC, s.created_at DESC
+		LIMIT 1`
+
+	sqlInsertAPIKey = `INSERT INTO api_keys (id, workspace_id, name, description, key_type, environment,
+		prefix, value_start, value_end, enabled, permissions, ip_allowlist, allowed_origins, meta,
+		rate_limit, rate_window_ms, recoverable, expires_at, last_used_at, created_at, updated_at,
+		disabled_at, revoked_at, created_by)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT DO NOTHING`
+	// sqlUpdateAPIKey leaves alone what never changes after creation: id, workspace, type,
+	// environment, prefix, created_at and created_by.
+	sqlUpdateAPIKey = `UPDATE api_keys SET name = ?, description = ?, value_start = ?, value_end = ?,
+		enabled = ?, permissions = ?, ip_allowlist = ?, allowed_origins = ?, meta = ?, rate_limit = ?,
+		rate_window_ms = ?, recoverable = ?, expires_at = ?, last_used_at = ?, updated_at = ?,
+		disabled_at = ?, revoked_at = ?
+		WHERE id = ? AND workspace_id = ?`
+	// Secrets go first and explicitly, although the foreign key cascades too: secret material must
+	// not outlive its key even on a database opened without foreign key enforcement.
+	sqlDeleteSecretsOfKey = `DELETE FROM secrets WHERE key_id = ? AND workspace_id = ?`
+	sqlDeleteAPIKey       = `DELETE FROM api_keys WHERE id = ? AND workspace_id = ?`
+	sqlInsertSecret       = `INSERT INTO secrets (hash, key_id, workspace_id, expires_at, ciphertext, created_at)
+		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`
+	// CASE rather than LEAST/MIN: the two databases spell the two-argument minimum differently.
+	sqlSupersedeSecrets = `UPDATE secrets
+		SET expires_at = CASE WHEN expires_at IS NULL OR expires_at > ? THEN ? ELSE expires_at END,
+			ciphertext = NULL
+		WHERE key_id = ?`
+	sqlSecretNotKept = ` AND hash <> ?`
+)
+
+const (
+	rootKeyColumns = `id, name, hash, scopes, created_at, revoked_at`
+
+	sqlGetRootKeyByHash = `SELECT ` + rootKeyColumns + ` FROM root_keys WHERE hash = ?`
+	sqlInsertRootKey    = `INSERT INTO root_keys (` + rootKeyColumns + `) VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT DO NOTHING`
+)
+
+const (
+	userColumns = `id, email, password_hash, operator, created_at, updated_at`
+
+	sqlGetUser        = `SELECT ` + userColumns + ` FROM users WHERE id = ?`
+	sqlGetUserByEmail = `SELECT ` + userColumns + ` FROM users WHERE email = ?`
+	sqlInsertUser     = `INSERT INTO users (` + userColumns + `) VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT DO NOTHING`
+	sqlUserEmailTaken = `SELECT COUNT(*) FROM users WHERE email = ? AND id <> ?`
+	sqlUpdateUser     = `UPDATE users SET email = ?, password_hash = ?, operator = ?, updated_at = ? WHERE id = ?`
+
+	sqlListMembers = `SELECT m.workspace_id, m.user_id, u.email, m.role, m.created_at
+		FROM members m JOIN users u ON u.id = m.user_id
+		WHERE m.workspace_id = ?
+		ORDER BY m.created_at, m.user_id`
+	sqlUpsertMember = `INSERT INTO members (workspace_id, user_id, role, created_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT (workspace_id, user_id) DO UPDATE SET role = excluded.role`
+)
+
+const (
+	auditColumns = `chain, seq, id, ts, action, actor_id, target_id, body, hash`
+
+	sqlLastAudit = `SELECT seq, hash FROM audit_entries WHERE chain = ? ORDER BY seq DESC LIMIT 1`
+
+	// sqlListAudit is followed by the optional filters below, then sqlListAuditEnd.
+	sqlListAudit    = `SELECT ` + auditColumns + ` FROM audit_entries WHERE chain = ?`
+	sqlAuditAction  = ` AND action = ?`
+	sqlAuditActor   = ` AND actor_id = ?`
+	sqlAuditTarget  = ` AND target_id = ?`
+	sqlAuditSince   = ` AND ts >= ?`
+	sqlAuditUntil   = ` AND ts < ?`
+	sqlAuditBefore  = ` AND seq < ?`
+	sqlListAuditEnd = ` ORDER BY seq DESC LIMIT ?`
+
+	sqlScanAudit = `SELECT ` + auditColumns + ` FROM audit_entries WHERE chain = ? AND seq > ?
+		ORDER BY seq LIMIT ?`
+	// A loose index scan: one primary key probe per chain, where DISTINCT would read every entry.
+	sqlAuditChains = `WITH RECURSIVE c (chain) AS (
+			SELECT MIN(chain) FROM audit_entries
+			UNION ALL
+			SELECT (SELECT MIN(chain) FROM audit_entries WHERE chain > c.chain) FROM c WHERE c.chain IS NOT NULL
+		)
+		SELECT chain FROM c WHERE chain IS NOT NULL ORDER BY chain`
+	sqlInsertAudit = `INSERT INTO audit_entries (` + auditColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT DO NOTHING`
+
+	sqlInsertEvent = `INSERT INTO events (id, workspace_id, type, data, created_at) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT DO NOTHING`
+)
+
+// keyStatusClause returns the filter that selects the keys whose Status(now) is s, and whether it
+// takes now as its one argument. It mirrors keyplane.APIKey.Status: revoked, else expired
+// (expires_at <= now), else disabled, else active.
+func keyStatusClause(s keyplane.Status) (clause string, takesNow, ok bool) {
+	switch s {
+	case keyplane.StatusRevoked:
+		return sqlKeyStatusRevoked, false, true
+	case keyplane.StatusExpired:
+		return sqlKeyStatusExpired, true, true
+	case keyplane.StatusDisabled:
+		return sqlKeyStatusDisabled, true, true
+	case keyplane.StatusActive:
+		return sqlKeyStatusActive, true, true
+	}
+	return "", false, false
+}

@@ -1,0 +1,232 @@
+// Package sqlstore implements store.Store over database/sql, once for both databases. What differs
+// between SQLite and PostgreSQL (placeholders, how a transaction takes its audit chain's lock, which
+// errors mean a unique violation or a retryable conflict) is described by a Dialect that the sqlite
+// and postgres packages supply; the schema lives in their migrations.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/pressly/goose/v3"
+
+	"github.com/keyplane/keyplane/internal/store"
+)
+
+// Dialect is what the shared implementation needs to know about a database.
+type Dialect struct {
+	// Name is what Driver returns: "sqlite" or "postgres".
+	Name string
+	// NumberedPlaceholders: the database wants $1, $2, … instead of ?.
+	NumberedPlaceholders bool
+	// TxOptions are used for every transaction InTx begins.
+	TxOptions *sql.TxOptions
+	// LockChain, when set, is run first in every transaction with the chain as its one argument
+	// (written with ?). It must block until no other transaction holds the same chain and release
+	// at commit or rollback. Empty when the database serializes all writers anyway.
+	LockChain string
+	// IsUniqueViolation reports whether err is a unique or primary key constraint violation.
+	IsUniqueViolation func(error) bool
+	// IsRetryable reports whether a transaction that failed with err may succeed if run again
+	// (serialization failure, deadlock). Nil: never.
+	IsRetryable func(error) bool
+}
+
+// maxRetries bounds how many times InTx runs fn again after a retryable failure.
+const maxRetries = 3
+
+// DB is a store.Store. Reads outside a transaction go to the reader handle; transactions to the
+// writer. Both may be the same *sql.DB.
+type DB struct {
+	queries
+	w, r *sql.DB
+	d    Dialect
+	// rebound caches the $n form of each statement for numbered dialects. Statements are built from
+	// constant fragments only, so it holds a small fixed set.
+	rebound sync.Map
+}
+
+var _ store.Store = (*DB)(nil)
+
+// New returns a store over write (used for transactions) and read (used for reads outside them;
+// nil means write). The store owns both handles: Close closes them.
+func New(d Dialect, write, read *sql.DB) *DB {
+	if read == nil {
+		read = write
+	}
+	if d.IsUniqueViolation == nil {
+		d.IsUniqueViolation = func(error) bool { return false }
+	}
+	db := &DB{w: write, r: read, d: d}
+	db.queries = queries{db: db, q: read}
+	return db
+}
+
+// Migrate applies the embedded migrations of fsys (its *.sql files, goose-annotated) to db. Options
+// add, for example, a session locker so that concurrent nodes migrate one at a time.
+func Migrate(ctx context.Context, db *sql.DB, dialect goose.Dialect, fsys fs.FS, opts ...goose.ProviderOption) error {
+	opts = append([]goose.ProviderOption{goose.WithDisableGlobalRegistry(true)}, opts...)
+	p, err := goose.NewProvider(dialect, db, fsys, opts...)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	return nil
+}
+
+// Driver names the database: "sqlite" or "postgres".
+func (db *DB) Driver() string { return db.d.Name }
+
+// Ping checks that both handles answer.
+func (db *DB) Ping(ctx context.Context) error {
+	if err := db.w.PingContext(ctx); err != nil {
+		return fmt.Errorf("ping: %w", err)
+	}
+	if db.r != db.w {
+		if err := db.r.PingContext(ctx); err != nil {
+			return fmt.Errorf("ping reader: %w", err)
+		}
+	}
+	return nil
+}
+
+// Close closes the database handles.
+func (db *DB) Close() error {
+	var errs []error
+	if db.r != db.w {
+		errs = append(errs, db.r.Close())
+	}
+	errs = append(errs, db.w.Close())
+	return errors.Join(errs...)
+}
+
+// SQLDB returns the handle transactions use, for tools and tests that need SQL the Store does not
+// offer. Statements written with ? must go through Rebind.
+func (db *DB) SQLDB() *sql.DB { return db.w }
+
+// Rebind returns query with its ? placeholders in the dialect's form.
+func (db *DB) Rebind(query string) string {
+	if !db.d.NumberedPlaceholders {
+		return query
+	}
+	if v, ok := db.rebound.Load(query); ok {
+		return v.(string)
+	}
+	r := numberPlaceholders(query)
+	db.rebound.Store(query, r)
+	return r
+}
+
+// numberPlaceholders replaces each ? outside quotes with $1, $2, …
+func numberPlaceholders(query string) string {
+	var b strings.Builder
+	b.Grow(len(query) + 16)
+	n := 0
+	var quote byte // the quote character we are inside of, or 0
+	for i := 0; i < len(query); i++ {
+		c := query[i]
+		switch {
+		case quote != 0:
+			if c == quote {
+				quote = 0
+			}
+		case c == '\'' || c == '"':
+			quote = c
+		case c == '?':
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+			continue
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}
+
+// InTx runs fn in a transaction that holds chain's lock, commits if fn returns nil and rolls back
+// otherwise, also when fn panics (the panic goes on). fn's own error is returned as it is. A
+// retryable failure (see Dialect.IsRetryable) runs fn again, at most maxRetries more times.
+func (db *DB) InTx(ctx context.Context, chain string, fn func(tx store.Tx) error) error {
+	for retries := 0; ; retries++ {
+		err := db.runTx(ctx, chain, fn)
+		if err == nil || retries == maxRetries || db.d.IsRetryable == nil || !db.d.IsRetryable(err) ||
+			ctx.Err() != nil {
+			return err
+		}
+	}
+}
+
+func (db *DB) runTx(ctx context.Context, chain string, fn func(tx store.Tx) error) error {
+	stx, err := db.w.BeginTx(ctx, db.d.TxOptions)
+	if err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	// After a commit this is a no-op; on an error or a panic of fn it undoes everything. Its own
+	// error adds nothing to the one returned.
+	defer func() { _ = stx.Rollback() }()
+	if db.d.LockChain != "" {
+		if _, err := stx.ExecContext(ctx, db.Rebind(db.d.LockChain), chain); err != nil {
+			return fmt.Errorf("lock audit chain: %w", err)
+		}
+	}
+	if err := fn(&tx{queries{db: db, q: stx}}); err != nil {
+		return err
+	}
+	if err := stx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// querier is what *sql.DB and *sql.Tx have in common.
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// queries implements store.Queries over a handle or a transaction.
+type queries struct {
+	db *DB
+	q  querier
+}
+
+func (q *queries) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return q.q.ExecContext(ctx, q.db.Rebind(query), args...)
+}
+
+func (q *queries) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return q.q.QueryContext(ctx, q.db.Rebind(query), args...)
+}
+
+func (q *queries) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	return q.q.QueryRowContext(ctx, q.db.Rebind(query), args...)
+}
+
+// fail wraps err with op, mapping no rows to store.ErrNotFound and unique violations to
+// store.ErrConflict. Driver messages name the constraint, never the values.
+func (q *queries) fail(op string, err error) error {
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("%s: %w", op, store.ErrNotFound)
+	case q.db.d.IsUniqueViolation(err):
+		return fmt.Errorf("%s: %w (%w)", op, store.ErrConflict, err)
+	default:
+		return fmt.Errorf("%s: %w", op, err)
+	}
+}
+
+// tx implements store.Tx.
+type tx struct {
+	queries
+}
+
+var _ store.Tx = (*tx)(nil)

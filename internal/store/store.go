@@ -1,0 +1,129 @@
+// Package store defines the storage interface of keyplane. It is the only layer that knows SQL; its
+// implementations (sqlite, postgres, both built on sqlstore) pass the same conformance suite in
+// storetest.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/keyplane/keyplane"
+)
+
+var (
+	// ErrNotFound: no row matched.
+	ErrNotFound = errors.New("store: not found")
+	// ErrConflict: a unique constraint was violated (a workspace slug, a user's email, a secret hash).
+	ErrConflict = errors.New("store: conflict")
+)
+
+// OperatorChain is the audit chain of operator-level actions (root keys, operator users).
+const OperatorChain = ""
+
+// KeyFilter selects API keys of one workspace. Empty fields do not filter. Status is derived from the
+// key's fields at Now, exactly as keyplane.APIKey.Status does.
+type KeyFilter struct {
+	Environment keyplane.Environment
+	KeyType     keyplane.KeyType
+	Status      keyplane.Status
+	Now         time.Time
+	Limit       int    // 1–100; the caller has validated it
+	Cursor      string // opaque, from a previous page's next cursor; "" for the first page
+}
+
+// AuditFilter selects entries of one audit chain. Since is inclusive, Until exclusive.
+type AuditFilter struct {
+	Action   string
+	ActorID  string
+	TargetID string
+	Since    *time.Time
+	Until    *time.Time
+	Limit    int
+	Cursor   string
+}
+
+// Queries are the reads. Lists are newest first and return the cursor of the next page, or "" when
+// there is none. A malformed cursor yields an error wrapping ErrBadCursor.
+type Queries interface {
+	GetWorkspace(ctx context.Context, id string) (*keyplane.Workspace, error)
+	GetWorkspaceBySlug(ctx context.Context, slug string) (*keyplane.Workspace, error)
+	ListWorkspaces(ctx context.Context, limit int, cursor string) ([]keyplane.Workspace, string, error)
+
+	// GetAPIKey returns the key only if it belongs to workspaceID; otherwise ErrNotFound.
+	GetAPIKey(ctx context.Context, workspaceID, id string) (*keyplane.APIKey, error)
+	ListAPIKeys(ctx context.Context, workspaceID string, f KeyFilter) ([]keyplane.APIKey, string, error)
+	// CountKeys counts the workspace's keys that are not revoked (expired and disabled ones count).
+	CountKeys(ctx context.Context, workspaceID string) (int, error)
+	// LookupSecret finds the secret with this SHA-256 digest and its key: the verification read.
+	LookupSecret(ctx context.Context, hash []byte) (*keyplane.APIKey, *keyplane.Secret, error)
+	// ListSecrets returns every stored value of a key, newest first.
+	ListSecrets(ctx context.Context, keyID string) ([]keyplane.Secret, error)
+	// NewestPublishableKey returns the newest publishable key of the workspace and environment that is
+	// active at now (not revoked, enabled, not expired) with its current secret (ExpiresAt nil).
+	NewestPublishableKey(ctx context.Context, workspaceID string, env keyplane.Environment, now time.Time) (*keyplane.APIKey, *keyplane.Secret, error)
+
+	GetRootKeyByHash(ctx context.Context, hash []byte) (*keyplane.RootKey, error)
+
+	GetUser(ctx context.Context, id string) (*keyplane.User, error)
+	// GetUserByEmail matches the email case-insensitively (emails are stored lower-cased).
+	GetUserByEmail(ctx context.Context, email string) (*keyplane.User, error)
+	// ListMembers returns the workspace's members, with their emails, oldest first.
+	ListMembers(ctx context.Context, workspaceID string) ([]keyplane.Member, error)
+
+	// LastAudit returns the newest entry's seq and hash of a chain, or 0 and "" for an empty chain.
+	LastAudit(ctx context.Context, chain string) (seq int64, hash string, err error)
+	// ListAudit returns a chain's entries newest first (by seq).
+	ListAudit(ctx context.Context, chain string, f AuditFilter) ([]keyplane.AuditEntry, string, error)
+	// ScanAudit calls fn for every entry of a chain, oldest first, stopping at fn's first error.
+	ScanAudit(ctx context.Context, chain string, fn func(*keyplane.AuditEntry) error) error
+	// AuditChains returns every chain that has entries (OperatorChain included when it has any).
+	AuditChains(ctx context.Context) ([]string, error)
+}
+
+// Tx is one transaction: every change and its audit entry and event commit together or not at all.
+type Tx interface {
+	Queries
+
+	CreateWorkspace(ctx context.Context, w *keyplane.Workspace) error // ErrConflict: slug taken
+	UpdateWorkspace(ctx context.Context, w *keyplane.Workspace) error // ErrNotFound
+
+	InsertAPIKey(ctx context.Context, k *keyplane.APIKey) error
+	// UpdateAPIKey writes every field of k except ID, WorkspaceID, KeyType, Environment, Prefix,
+	// CreatedAt and CreatedBy. ErrNotFound when no key has k's id in k's workspace.
+	UpdateAPIKey(ctx context.Context, k *keyplane.APIKey) error
+	// DeleteAPIKey removes the key and all its secrets. ErrNotFound when absent.
+	DeleteAPIKey(ctx context.Context, workspaceID, id string) error
+	InsertSecret(ctx context.Context, s *keyplane.Secret) error // ErrConflict: hash exists
+	// SupersedeSecrets ends every secret of the key except the one whose hash is keep: each one's
+	// ExpiresAt becomes the earlier of its own and at, and its Ciphertext is erased.
+	SupersedeSecrets(ctx context.Context, keyID string, keep []byte, at time.Time) error
+
+	CreateRootKey(ctx context.Context, k *keyplane.RootKey) error
+
+	CreateUser(ctx context.Context, u *keyplane.User) error // ErrConflict: email taken
+	UpdateUser(ctx context.Context, u *keyplane.User) error
+	// UpsertMember adds the member or changes its role.
+	UpsertMember(ctx context.Context, m *keyplane.Member) error
+
+	InsertAudit(ctx context.Context, e *keyplane.AuditEntry) error
+	InsertEvent(ctx context.Context, e *keyplane.Event) error
+}
+
+// ErrBadCursor is wrapped by list calls given a cursor they did not make.
+var ErrBadCursor = errors.New("store: bad cursor")
+
+// Store is a database holding keyplane's state.
+type Store interface {
+	Queries
+	// InTx runs fn in one transaction and commits if fn returns nil. Transactions that name the same
+	// audit chain are serialized, so that each sees the chain's last entry and a workspace's key count
+	// as of its own start. fn may be retried on a serialization failure; it must not have effects
+	// outside tx.
+	InTx(ctx context.Context, chain string, fn func(tx Tx) error) error
+	// Ping checks that the database answers.
+	Ping(ctx context.Context) error
+	// Driver names the implementation: "sqlite" or "postgres".
+	Driver() string
+	Close() error
+}
