@@ -1,0 +1,202 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/keyplane/keyplane"
+	"github.com/keyplane/keyplane/internal/verify"
+)
+
+// Body limits of the contract.
+const (
+	maxManagementBody = 1 << 20
+	maxVerifyBody     = 64 << 10
+)
+
+type envelope struct {
+	Success    bool       `json:"success"`
+	Data       any        `json:"data,omitempty"`
+	NextCursor *string    `json:"nextCursor,omitempty"`
+	Error      *errorBody `json:"error,omitempty"`
+}
+
+type errorBody struct {
+	Code      keyplane.Code         `json:"code"`
+	Message   string                `json:"message"`
+	RequestID string                `json:"requestId"`
+	Details   []keyplane.FieldError `json:"details,omitempty"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		b = []byte(`{"success":false,"error":{"code":"internal","message":"the answer could not be encoded"}}`)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}
+
+func writeData(w http.ResponseWriter, status int, data any) {
+	writeJSON(w, status, envelope{Success: true, Data: data})
+}
+
+// writeList answers a page: data is always an array, nextCursor always present (null on the last page).
+type listEnvelope struct {
+	Success    bool    `json:"success"`
+	Data       any     `json:"data"`
+	NextCursor *string `json:"nextCursor"`
+}
+
+func writeList(w http.ResponseWriter, data any, next string) {
+	var c *string
+	if next != "" {
+		c = &next
+	}
+	writeJSON(w, http.StatusOK, listEnvelope{Success: true, Data: data, NextCursor: c})
+}
+
+var statusOf = map[keyplane.Code]int{
+	keyplane.CodeInvalidRequest:       http.StatusBadRequest,
+	keyplane.CodeUnauthorized:         http.StatusUnauthorized,
+	keyplane.CodeForbidden:            http.StatusForbidden,
+	keyplane.CodeLiveModeDisabled:     http.StatusForbidden,
+	keyplane.CodeNotFound:             http.StatusNotFound,
+	keyplane.CodeMethodNotAllowed:     http.StatusMethodNotAllowed,
+	keyplane.CodeKeyLimitReached:      http.StatusConflict,
+	keyplane.CodeKeyNotDeletable:      http.StatusConflict,
+	keyplane.CodeKeyRevoked:           http.StatusConflict,
+	keyplane.CodePayloadTooLarge:      http.StatusRequestEntityTooLarge,
+	keyplane.CodeUnsupportedMediaType: http.StatusUnsupportedMediaType,
+	keyplane.CodeRateLimited:          http.StatusTooManyRequests,
+	keyplane.CodeUnavailable:          http.StatusServiceUnavailable,
+	keyplane.CodeInternal:             http.StatusInternalServerError,
+}
+
+// writeError answers err in the contract's envelope. Errors without a contract code are bugs or outages:
+// the client gets no detail, the log gets all of it under the request id.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var e *keyplane.Error
+	if !errors.As(err, &e) {
+		code := keyplane.CodeInternal
+		msg := "something went wrong on our side; the request id identifies it in our logs"
+		if errors.Is(err, verify.ErrUnavailable) || errors.Is(err, errStoreDown) {
+			code, msg = keyplane.CodeUnavailable, "the key store cannot be reached right now; try again shortly"
+		}
+		s.log.ErrorContext(r.Context(), "request failed", "err", err, "method", r.Method, "path", r.URL.Path)
+		e = &keyplane.Error{Code: code, Message: msg}
+	}
+	status, ok := statusOf[e.Code]
+	if !ok {
+		status = http.StatusInternalServerError
+	}
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
+	writeJSON(w, status, envelope{Error: &errorBody{Code: e.Code, Message: e.Message, RequestID: requestID(r.Context()), Details: e.Details}})
+}
+
+var errStoreDown = errors.New("store unavailable")
+
+func invalid(field, format string, args ...any) *keyplane.Error {
+	msg := fmt.Sprintf(format, args...)
+	return &keyplane.Error{Code: keyplane.CodeInvalidRequest, Message: "invalid " + field + ": " + msg,
+		Details: []keyplane.FieldError{{Field: field, Message: msg}}}
+}
+
+// decode reads a JSON object body into dst, strictly: JSON media type, size limit, no unknown fields,
+// no trailing data. An empty body decodes as {} when optional.
+func decode(w http.ResponseWriter, r *http.Request, dst any, limit int64, optional bool) error {
+	if r.ContentLength > limit {
+		return keyplane.Errorf(keyplane.CodePayloadTooLarge, "the body is larger than %d bytes", limit)
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return keyplane.Errorf(keyplane.CodePayloadTooLarge, "the body is larger than %d bytes", limit)
+		}
+		return keyplane.Errorf(keyplane.CodeInvalidRequest, "the body could not be read")
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		if optional {
+			return nil
+		}
+		return keyplane.Errorf(keyplane.CodeInvalidRequest, "a JSON object body is required")
+	}
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		return keyplane.Errorf(keyplane.CodeUnsupportedMediaType, "send the body as application/json")
+	}
+	if t := bytes.TrimLeft(body, " \t\r\n"); t[0] != '{' {
+		return keyplane.Errorf(keyplane.CodeInvalidRequest, "the body must be a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		return jsonError(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return keyplane.Errorf(keyplane.CodeInvalidRequest, "malformed JSON: data after the object")
+	}
+	return nil
+}
+
+// jsonError turns encoding/json's errors into the contract's, naming the field where it can.
+func jsonError(err error) error {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	var kerr *keyplane.Error
+	switch {
+	case errors.As(err, &kerr):
+		return kerr
+	case errors.As(err, &syn):
+		return keyplane.Errorf(keyplane.CodeInvalidRequest, "malformed JSON at byte %d: %s", syn.Offset, syn.Error())
+	case errors.As(err, &typ):
+		field := typ.Field
+		if field == "" {
+			field = "body"
+		}
+		return invalid(field, "must be %s", jsonTypeName(typ.Type.String()))
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return keyplane.Errorf(keyplane.CodeInvalidRequest, "malformed JSON: the body ends too early")
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		name, _ := strconv.Unquote(strings.TrimPrefix(err.Error(), "json: unknown field "))
+		return invalid(name, "is not a field of this request")
+	}
+	var terr *time.ParseError
+	if errors.As(err, &terr) {
+		return keyplane.Errorf(keyplane.CodeInvalidRequest, "a time must be RFC 3339, such as 2030-01-31T12:00:00Z")
+	}
+	return keyplane.Errorf(keyplane.CodeInvalidRequest, "malformed JSON: %s", err.Error())
+}
+
+func jsonTypeName(goType string) string {
+	switch {
+	case strings.HasPrefix(goType, "[]"):
+		return "an array"
+	case strings.HasPrefix(goType, "map["), strings.Contains(goType, "RateLimit"), strings.Contains(goType, "RawMessage"):
+		return "an object"
+	case strings.HasPrefix(goType, "int"), strings.HasPrefix(goType, "uint"):
+		return "a whole number"
+	case strings.HasPrefix(goType, "float"):
+		return "a number"
+	case goType == "bool":
+		return "true or false"
+	case strings.Contains(goType, "Time"):
+		return "an RFC 3339 time string"
+	}
+	return "a string"
+}

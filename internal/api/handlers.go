@@ -1,0 +1,490 @@
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/keyplane/keyplane"
+	"github.com/keyplane/keyplane/internal/service"
+	"github.com/keyplane/keyplane/internal/store"
+)
+
+// page reads ?limit (1–100, default 50) and ?cursor.
+func page(r *http.Request) (int, string, error) {
+	q := r.URL.Query()
+	limit := 50
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 100 {
+			return 0, "", invalid("limit", "must be a whole number from 1 to 100")
+		}
+		limit = n
+	}
+	cursor := q.Get("cursor")
+	if len(cursor) > 200 {
+		return 0, "", invalid("cursor", "was not made by this list")
+	}
+	return limit, cursor, nil
+}
+
+func timeParam(r *http.Request, name string) (*time.Time, error) {
+	s := r.URL.Query().Get(name)
+	if s == "" {
+		return nil, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return nil, invalid(name, "must be an RFC 3339 time such as 2030-01-31T12:00:00Z")
+	}
+	return &t, nil
+}
+
+// filterValue accepts a query filter that every store can compare: printable UTF-8, no NUL.
+func filterValue(s string) bool {
+	return len(s) <= 100 && utf8.ValidString(s) && strings.IndexFunc(s, unicode.IsControl) < 0
+}
+
+func parseTime(field string, o keyplane.Optional[string]) (keyplane.Optional[time.Time], error) {
+	out := keyplane.Optional[time.Time]{Set: o.Set, Null: o.Null}
+	if o.Set && !o.Null {
+		t, err := time.Parse(time.RFC3339Nano, o.Value)
+		if err != nil {
+			return out, invalid(field, "must be an RFC 3339 time such as 2030-01-31T12:00:00Z, or null")
+		}
+		out.Value = t
+	}
+	return out, nil
+}
+
+func (s *Server) listPermissions(w http.ResponseWriter, r *http.Request, c *call) error {
+	writeData(w, http.StatusOK, s.svc.Catalog().Permissions())
+	return nil
+}
+
+func (s *Server) listEventTypes(w http.ResponseWriter, r *http.Request, c *call) error {
+	writeData(w, http.StatusOK, s.svc.Catalog().EventTypes())
+	return nil
+}
+
+// Workspaces
+
+type workspaceRequest struct {
+	Name              keyplane.Optional[string] `json:"name"`
+	Slug              keyplane.Optional[string] `json:"slug"`
+	MaxKeys           keyplane.Optional[int]    `json:"maxKeys"`
+	TestKeyTTLSeconds keyplane.Optional[int64]  `json:"testKeyTtlSeconds"`
+	LiveModeEnabled   keyplane.Optional[bool]   `json:"liveModeEnabled"`
+}
+
+func (s *Server) createWorkspace(w http.ResponseWriter, r *http.Request, c *call) error {
+	var req workspaceRequest
+	if err := decode(w, r, &req, maxManagementBody, false); err != nil {
+		return err
+	}
+	ws, err := s.svc.CreateWorkspace(r.Context(), c.Caller, service.WorkspaceInput{
+		Name: req.Name.Value, Slug: req.Slug.Value, MaxKeys: req.MaxKeys, TestKeyTTLSeconds: req.TestKeyTTLSeconds, LiveModeEnabled: req.LiveModeEnabled,
+	})
+	if err != nil {
+		return err
+	}
+	writeData(w, http.StatusCreated, ws.View())
+	return nil
+}
+
+func (s *Server) listWorkspaces(w http.ResponseWriter, r *http.Request, c *call) error {
+	limit, cursor, err := page(r)
+	if err != nil {
+		return err
+	}
+	ws, next, err := s.svc.ListWorkspaces(r.Context(), c.Caller, limit, cursor)
+	if err != nil {
+		return err
+	}
+	out := make([]*keyplane.WorkspaceView, len(ws))
+	for i := range ws {
+		out[i] = ws[i].View()
+	}
+	writeList(w, out, next)
+	return nil
+}
+
+func (s *Server) getWorkspace(w http.ResponseWriter, r *http.Request, c *call) error {
+	ws, err := s.svc.GetWorkspace(r.Context(), c.Caller, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	writeData(w, http.StatusOK, ws.View())
+	return nil
+}
+
+func (s *Server) updateWorkspace(w http.ResponseWriter, r *http.Request, c *call) error {
+	var req workspaceRequest
+	if err := decode(w, r, &req, maxManagementBody, false); err != nil {
+		return err
+	}
+	ws, err := s.svc.UpdateWorkspace(r.Context(), c.Caller, r.PathValue("id"), service.WorkspacePatch{
+		Name: req.Name, Slug: req.Slug, MaxKeys: req.MaxKeys, TestKeyTTLSeconds: req.TestKeyTTLSeconds, LiveModeEnabled: req.LiveModeEnabled,
+	})
+	if err != nil {
+		return err
+	}
+	writeData(w, http.StatusOK, ws.View())
+	return nil
+}
+
+type memberRequest struct {
+	Email string        `json:"email"`
+	Role  keyplane.Role `json:"role"`
+}
+
+func (s *Server) addMember(w http.ResponseWriter, r *http.Request, c *call) error {
+	var req memberRequest
+	if err := decode(w, r, &req, maxManagementBody, false); err != nil {
+		return err
+	}
+	m, err := s.svc.AddMember(r.Context(), c.Caller, r.PathValue("id"), req.Email, req.Role)
+	if err != nil {
+		return err
+	}
+	writeData(w, http.StatusCreated, m.View())
+	return nil
+}
+
+func (s *Server) listMembers(w http.ResponseWriter, r *http.Request, c *call) error {
+	ms, err := s.svc.ListMembers(r.Context(), c.Caller, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	out := make([]*keyplane.MemberView, len(ms))
+	for i := range ms {
+		out[i] = ms[i].View()
+	}
+	writeList(w, out, "")
+	return nil
+}
+
+// API keys
+
+type createKeyRequest struct {
+	Name           string                    `json:"name"`
+	Description    string                    `json:"description"`
+	KeyType        keyplane.KeyType          `json:"keyType"`
+	Environment    keyplane.Environment      `json:"environment"`
+	Permissions    []string                  `json:"permissions"`
+	ExpiresAt      keyplane.Optional[string] `json:"expiresAt"`
+	IPAllowlist    []string                  `json:"ipAllowlist"`
+	AllowedOrigins []string                  `json:"allowedOrigins"`
+	Meta           json.RawMessage           `json:"meta"`
+	RateLimit      *keyplane.RateLimit       `json:"rateLimit"`
+	Recoverable    bool                      `json:"recoverable"`
+}
+
+func (s *Server) createKey(w http.ResponseWriter, r *http.Request, c *call) error {
+	var req createKeyRequest
+	if err := decode(w, r, &req, maxManagementBody, false); err != nil {
+		return err
+	}
+	exp, err := parseTime("expiresAt", req.ExpiresAt)
+	if err != nil {
+		return err
+	}
+	k, value, err := s.svc.CreateAPIKey(r.Context(), c.Caller, c.ws, service.CreateKeyInput{
+		Name: req.Name, Description: req.Description, KeyType: req.KeyType, Environment: req.Environment,
+		Permissions: req.Permissions, ExpiresAt: exp, IPAllowlist: req.IPAllowlist, AllowedOrigins: req.AllowedOrigins,
+		Meta: req.Meta, RateLimit: req.RateLimit, Recoverable: req.Recoverable,
+	})
+	if err != nil {
+		return err
+	}
+	v := k.View(time.Now())
+	v.KeyValue = value
+	writeData(w, http.StatusCreated, v)
+	return nil
+}
+
+func (s *Server) listKeys(w http.ResponseWriter, r *http.Request, c *call) error {
+	limit, cursor, err := page(r)
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	keys, next, err := s.svc.ListAPIKeys(r.Context(), c.Caller, c.ws, store.KeyFilter{
+		Environment: keyplane.Environment(q.Get("environment")), KeyType: keyplane.KeyType(q.Get("keyType")),
+		Status: keyplane.Status(q.Get("status")), Limit: limit, Cursor: cursor,
+	})
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	out := make([]*keyplane.APIKeyView, len(keys))
+	for i := range keys {
+		out[i] = keys[i].View(now)
+	}
+	writeList(w, out, next)
+	return nil
+}
+
+func (s *Server) getKey(w http.ResponseWriter, r *http.Request, c *call) error {
+	k, err := s.svc.GetAPIKey(r.Context(), c.Caller, c.ws, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	writeData(w, http.StatusOK, k.View(time.Now()))
+	return nil
+}
+
+type patchKeyRequest struct {
+	Name           keyplane.Optional[string]             `json:"name"`
+	Description    keyplane.Optional[string]             `json:"description"`
+	Permissions    keyplane.Optional[[]string]           `json:"permissions"`
+	IPAllowlist    keyplane.Optional[[]string]           `json:"ipAllowlist"`
+	AllowedOrigins keyplane.Optional[[]string]           `json:"allowedOrigins"`
+	Meta           keyplane.Optional[json.RawMessage]    `json:"meta"`
+	RateLimit      keyplane.Optional[keyplane.RateLimit] `json:"rateLimit"`
+	ExpiresAt      keyplane.Optional[string]             `json:"expiresAt"`
+	Enabled        keyplane.Optional[bool]               `json:"enabled"`
+	// Present only to say why they cannot be changed.
+	KeyType     json.RawMessage `json:"keyType"`
+	Environment json.RawMessage `json:"environment"`
+}
+
+func (s *Server) updateKey(w http.ResponseWriter, r *http.Request, c *call) error {
+	var req patchKeyRequest
+	if err := decode(w, r, &req, maxManagementBody, false); err != nil {
+		return err
+	}
+	var v keyplane.Validation
+	if req.KeyType != nil {
+		v.Add("keyType", "cannot be changed; create a new key of the other type")
+	}
+	if req.Environment != nil {
+		v.Add("environment", "cannot be changed; create a new key in the other environment")
+	}
+	if err := v.Err(); err != nil {
+		return err
+	}
+	exp, err := parseTime("expiresAt", req.ExpiresAt)
+	if err != nil {
+		return err
+	}
+	k, err := s.svc.UpdateAPIKey(r.Context(), c.Caller, c.ws, r.PathValue("id"), service.KeyPatch{
+		Name: req.Name, Description: req.Description, Permissions: req.Permissions, IPAllowlist: req.IPAllowlist,
+		AllowedOrigins: req.AllowedOrigins, Meta: req.Meta, RateLimit: req.RateLimit, ExpiresAt: exp, Enabled: req.Enabled,
+	})
+	if err != nil {
+		return err
+	}
+	writeData(w, http.StatusOK, k.View(time.Now()))
+	return nil
+}
+
+type rotateRequest struct {
+	ExpireOldAfterSeconds int64 `json:"expireOldAfterSeconds"`
+}
+
+func (s *Server) rotateKey(w http.ResponseWriter, r *http.Request, c *call) error {
+	var req rotateRequest
+	if err := decode(w, r, &req, maxManagementBody, true); err != nil {
+		return err
+	}
+	if req.ExpireOldAfterSeconds < 0 || req.ExpireOldAfterSeconds > keyplane.MaxRotationGrace {
+		return invalid("expireOldAfterSeconds", "must be from 0 to %d (seven days)", keyplane.MaxRotationGrace)
+	}
+	k, value, err := s.svc.RotateAPIKey(r.Context(), c.Caller, c.ws, r.PathValue("id"), time.Duration(req.ExpireOldAfterSeconds)*time.Second)
+	if err != nil {
+		return err
+	}
+	v := k.View(time.Now())
+	v.KeyValue = value
+	writeData(w, http.StatusOK, v)
+	return nil
+}
+
+func (s *Server) deleteKey(w http.ResponseWriter, r *http.Request, c *call) error {
+	permanent := false
+	switch p := r.URL.Query().Get("permanent"); p {
+	case "", "false":
+	case "true":
+		permanent = true
+	default:
+		return invalid("permanent", "must be true or false")
+	}
+	keyID := r.PathValue("id")
+	if permanent {
+		if err := s.svc.DeleteAPIKey(r.Context(), c.Caller, c.ws, keyID); err != nil {
+			return err
+		}
+		writeData(w, http.StatusOK, map[string]any{"id": keyID, "deleted": true})
+		return nil
+	}
+	k, err := s.svc.RevokeAPIKey(r.Context(), c.Caller, c.ws, keyID)
+	if err != nil {
+		return err
+	}
+	writeData(w, http.StatusOK, map[string]any{"id": k.ID, "revokedAt": keyplane.FormatTime(*k.RevokedAt)})
+	return nil
+}
+
+func (s *Server) publishableKey(w http.ResponseWriter, r *http.Request, c *call) error {
+	k, value, err := s.svc.GetPublishableKey(r.Context(), c.Caller, c.ws, keyplane.Environment(r.URL.Query().Get("environment")))
+	if err != nil {
+		return err
+	}
+	v := k.View(time.Now())
+	v.KeyValue = value
+	writeData(w, http.StatusOK, v)
+	return nil
+}
+
+func (s *Server) revealKey(w http.ResponseWriter, r *http.Request, c *call) error {
+	if err := decode(w, r, &struct{}{}, maxManagementBody, true); err != nil {
+		return err
+	}
+	k, value, err := s.svc.RevealAPIKey(r.Context(), c.Caller, c.ws, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	writeData(w, http.StatusOK, map[string]string{"id": k.ID, "keyValue": value})
+	return nil
+}
+
+// Audit
+
+// auditJSON is an entry as the API returns it: the stored canonical body with its hash added last.
+func auditJSON(e *keyplane.AuditEntry) json.RawMessage {
+	b := make([]byte, 0, len(e.Body)+80)
+	b = append(b, e.Body[:len(e.Body)-1]...)
+	b = append(b, `,"hash":"`...)
+	b = append(b, e.Hash...)
+	return append(b, `"}`...)
+}
+
+func (s *Server) listAudit(w http.ResponseWriter, r *http.Request, c *call) error {
+	limit, cursor, err := page(r)
+	if err != nil {
+		return err
+	}
+	since, err := timeParam(r, "since")
+	if err != nil {
+		return err
+	}
+	until, err := timeParam(r, "until")
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	for _, f := range []string{"action", "actorId", "targetId"} {
+		if v := q.Get(f); !filterValue(v) {
+			return invalid(f, "must be at most 100 printable characters")
+		}
+	}
+	entries, next, err := s.svc.ListAudit(r.Context(), c.Caller, c.ws, store.AuditFilter{
+		Action: q.Get("action"), ActorID: q.Get("actorId"), TargetID: q.Get("targetId"), Since: since, Until: until, Limit: limit, Cursor: cursor,
+	})
+	if err != nil {
+		return err
+	}
+	out := make([]json.RawMessage, len(entries))
+	for i := range entries {
+		out[i] = auditJSON(&entries[i])
+	}
+	writeList(w, out, next)
+	return nil
+}
+
+func (s *Server) verifyAudit(w http.ResponseWriter, r *http.Request, c *call) error {
+	res, err := s.svc.VerifyAudit(r.Context(), c.Caller, c.ws)
+	if err != nil {
+		return err
+	}
+	var bad *string
+	if res.FirstBadID != "" {
+		bad = &res.FirstBadID
+	}
+	writeData(w, http.StatusOK, map[string]any{"valid": res.Valid, "entries": res.Entries, "firstBadId": bad})
+	return nil
+}
+
+// Verification
+
+type verifyRequest struct {
+	Key         string               `json:"key"`
+	Permissions []string             `json:"permissions"`
+	IP          string               `json:"ip"`
+	Origin      string               `json:"origin"`
+	Environment keyplane.Environment `json:"environment"`
+}
+
+type verifyAnswer struct {
+	Valid bool                `json:"valid"`
+	Code  keyplane.VerifyCode `json:"code"`
+	*verifiedKey
+}
+
+// verifiedKey is what a verification says of a key it found, whatever the code.
+type verifiedKey struct {
+	KeyID       string           `json:"keyId"`
+	WorkspaceID string           `json:"workspaceId"`
+	Name        string           `json:"name"`
+	KeyType     keyplane.KeyType `json:"keyType"`
+	Environment string           `json:"environment"`
+	Permissions []string         `json:"permissions"`
+	Meta        json.RawMessage  `json:"meta"`
+	ExpiresAt   *string          `json:"expiresAt"`
+}
+
+func (s *Server) verifyKey(w http.ResponseWriter, r *http.Request, c *call) error {
+	var req verifyRequest
+	if err := decode(w, r, &req, maxVerifyBody, false); err != nil {
+		return err
+	}
+	var v keyplane.Validation
+	if req.Key == "" {
+		v.Add("key", "is required")
+	}
+	vr := keyplane.VerifyRequest{Permissions: req.Permissions, Origin: req.Origin, Environment: req.Environment}
+	if req.IP != "" {
+		ip, err := netip.ParseAddr(req.IP)
+		if err != nil || ip.Zone() != "" {
+			v.Add("ip", "must be an IPv4 or IPv6 address")
+		}
+		vr.IP = ip.Unmap()
+	}
+	if req.Environment != "" && !req.Environment.Valid() {
+		v.Add("environment", "must be live or test")
+	}
+	if len(req.Permissions) > keyplane.MaxPermissions {
+		v.Add("permissions", "at most %d permissions", keyplane.MaxPermissions)
+	}
+	if err := v.Err(); err != nil {
+		return err
+	}
+	res, err := s.ver.Verify(r.Context(), req.Key, &vr)
+	if err != nil {
+		return err
+	}
+	a := verifyAnswer{Valid: res.Code == keyplane.VerifyValid, Code: res.Code}
+	if res.Key != nil {
+		k := res.Key.Key
+		a.verifiedKey = &verifiedKey{KeyID: k.ID, WorkspaceID: k.WorkspaceID, Name: k.Name, KeyType: k.KeyType,
+			Environment: string(k.Environment), Permissions: k.Permissions, Meta: k.Meta}
+		if a.Permissions == nil {
+			a.Permissions = []string{}
+		}
+		if len(a.Meta) == 0 {
+			a.Meta = json.RawMessage("{}")
+		}
+		if k.ExpiresAt != nil {
+			e := keyplane.FormatTime(*k.ExpiresAt)
+			a.ExpiresAt = &e
+		}
+	}
+	writeData(w, http.StatusOK, a)
+	return nil
+}

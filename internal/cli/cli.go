@@ -1,0 +1,348 @@
+// Package cli is the keyplane program: its commands, and the wiring of the pieces for serve. main only
+// calls Run, so that tests run the real program in process on a free port.
+package cli
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/keyplane/keyplane"
+	"github.com/keyplane/keyplane/internal/config"
+	"github.com/keyplane/keyplane/internal/masterkey"
+	"github.com/keyplane/keyplane/internal/service"
+	"github.com/keyplane/keyplane/internal/store"
+	"github.com/keyplane/keyplane/internal/store/postgres"
+	"github.com/keyplane/keyplane/internal/store/sqlite"
+)
+
+// Version is set at build time with -ldflags "-X github.com/keyplane/keyplane/internal/cli.Version=…".
+var Version = "dev"
+
+// Program is one run of keyplane with its surroundings.
+type Program struct {
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+	Getenv func(string) string
+	// Ready, if set, receives the server's address once it listens (tests use --addr 127.0.0.1:0).
+	Ready func(addr string)
+}
+
+const usage = `keyplane: API key management
+
+Usage:
+  keyplane serve [flags]                                   run the service
+  keyplane root-keys create --name N --scopes admin,verify  make an operator key (printed alone on stdout)
+  keyplane workspaces create --name N --slug S             make a workspace
+  keyplane users create --email E --role R [--workspace S | --operator]
+                                                           make a person's account (password from stdin)
+  keyplane migrate                                         bring the database schema up to date
+  keyplane audit verify                                    check every audit chain
+  keyplane version                                         print the version
+
+Every command takes --data-dir and --database-url; "keyplane serve -h" lists the server's flags.
+`
+
+// ErrUsage is returned for a wrong command line; the message has been printed.
+var ErrUsage = errors.New("usage")
+
+// Run runs the command named by args (without the program name) until ctx ends or it is done.
+func (p *Program) Run(ctx context.Context, args []string) error {
+	if p.Getenv == nil {
+		p.Getenv = os.Getenv
+	}
+	if len(args) == 0 {
+		fmt.Fprint(p.Stderr, usage)
+		return ErrUsage
+	}
+	cmd, rest := args[0], args[1:]
+	if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") && (cmd == "root-keys" || cmd == "workspaces" || cmd == "users" || cmd == "audit") {
+		cmd += " " + rest[0]
+		rest = rest[1:]
+	}
+	switch cmd {
+	case "serve":
+		return p.serve(ctx, rest)
+	case "root-keys create":
+		return p.createRootKey(ctx, rest)
+	case "workspaces create":
+		return p.createWorkspace(ctx, rest)
+	case "users create":
+		return p.createUser(ctx, rest)
+	case "migrate":
+		return p.migrate(ctx, rest)
+	case "audit verify":
+		return p.auditVerify(ctx, rest)
+	case "version", "--version", "-version":
+		fmt.Fprintln(p.Stdout, "keyplane", Version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(p.Stdout, usage)
+		return nil
+	}
+	fmt.Fprintf(p.Stderr, "keyplane: unknown command %q\n\n%s", strings.Join(args[:1], " "), usage)
+	return ErrUsage
+}
+
+func (p *Program) logger(cfg *config.Config) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: lvl}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(p.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(p.Stderr, opts))
+}
+
+// parse reads a command's flags; extra declares the command's own.
+func (p *Program) parse(name string, serve bool, args []string, extra func(fs *config.FlagSet)) (*config.Config, error) {
+	fs := config.NewFlagSet("keyplane "+name, serve, p.Getenv, p.Stderr)
+	if extra != nil {
+		extra(fs)
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, errHelp
+		}
+		return nil, ErrUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(p.Stderr, "keyplane %s: unexpected argument %q\n", name, fs.Arg(0))
+		return nil, ErrUsage
+	}
+	cfg, err := fs.Finish()
+	if err != nil {
+		fmt.Fprintf(p.Stderr, "keyplane %s: %v\n", name, err)
+		return nil, ErrUsage
+	}
+	return cfg, nil
+}
+
+// openStore opens the configured database, migrating it.
+func openStore(ctx context.Context, cfg *config.Config) (store.Store, error) {
+	if cfg.DatabaseURL != "" {
+		s, err := postgres.Open(ctx, cfg.DatabaseURL)
+		if err != nil {
+			return nil, fmt.Errorf("open PostgreSQL: %w", err)
+		}
+		return s, nil
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	s, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "keyplane.db"))
+	if err != nil {
+		return nil, fmt.Errorf("open SQLite: %w", err)
+	}
+	return s, nil
+}
+
+// env is a command's opened surroundings: store, catalog, master key and service.
+type env struct {
+	cfg   *config.Config
+	store store.Store
+	svc   *service.Service
+	log   *slog.Logger
+	// createdMasterKey reports that this start wrote a new master key file.
+	createdMasterKey bool
+}
+
+func (p *Program) open(ctx context.Context, cfg *config.Config, forget func(...[]byte)) (*env, error) {
+	log := p.logger(cfg)
+	cat, err := cfg.Catalog()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	mk, created, err := masterkey.LoadOrCreate(cfg.MasterKey, cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	box, err := masterkey.New(mk)
+	if err != nil {
+		return nil, err
+	}
+	st, err := openStore(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	svc := service.New(service.Options{Store: st, Catalog: cat, Box: box, KeyPrefix: cfg.KeyPrefix, Forget: forget, Logger: log})
+	return &env{cfg: cfg, store: st, svc: svc, log: log, createdMasterKey: created}, nil
+}
+
+func (p *Program) createRootKey(ctx context.Context, args []string) error {
+	var name, scopes string
+	cfg, err := p.parse("root-keys create", false, args, func(fs *config.FlagSet) {
+		fs.StringVar(&name, "name", "", "a name for the key (required)")
+		fs.StringVar(&scopes, "scopes", "", "admin, verify, or admin,verify (required)")
+	})
+	if err != nil {
+		return helpOK(err)
+	}
+	e, err := p.open(ctx, cfg, nil)
+	if err != nil {
+		return err
+	}
+	defer e.store.Close()
+	var list []string
+	if scopes != "" {
+		list = strings.Split(scopes, ",")
+	}
+	_, value, err := e.svc.CreateRootKey(ctx, keyplane.System("cli"), name, list)
+	if err != nil {
+		return userError(err)
+	}
+	fmt.Fprintln(p.Stdout, value)
+	return nil
+}
+
+func (p *Program) createWorkspace(ctx context.Context, args []string) error {
+	var name, slug string
+	cfg, err := p.parse("workspaces create", false, args, func(fs *config.FlagSet) {
+		fs.StringVar(&name, "name", "", "the workspace's name (required)")
+		fs.StringVar(&slug, "slug", "", "its URL name: lower-case letters, digits, dashes (required)")
+	})
+	if err != nil {
+		return helpOK(err)
+	}
+	e, err := p.open(ctx, cfg, nil)
+	if err != nil {
+		return err
+	}
+	defer e.store.Close()
+	w, err := e.svc.CreateWorkspace(ctx, keyplane.System("cli"), service.WorkspaceInput{Name: name, Slug: slug})
+	if err != nil {
+		return userError(err)
+	}
+	fmt.Fprintln(p.Stdout, w.ID)
+	return nil
+}
+
+func (p *Program) createUser(ctx context.Context, args []string) error {
+	var email, role, wsSlug string
+	var operator bool
+	cfg, err := p.parse("users create", false, args, func(fs *config.FlagSet) {
+		fs.StringVar(&email, "email", "", "the person's email (required)")
+		fs.StringVar(&role, "role", "", "owner, admin, developer or viewer (with --workspace)")
+		fs.StringVar(&wsSlug, "workspace", "", "slug of the workspace they join")
+		fs.BoolVar(&operator, "operator", false, "make them an operator admin, who sees every workspace")
+	})
+	if err != nil {
+		return helpOK(err)
+	}
+	if (wsSlug == "") == !operator && !(wsSlug != "" && operator) {
+		fmt.Fprintln(p.Stderr, "keyplane users create: give --workspace S (with --role) or --operator")
+		return ErrUsage
+	}
+	if wsSlug != "" && role == "" {
+		fmt.Fprintln(p.Stderr, "keyplane users create: --workspace needs --role owner|admin|developer|viewer")
+		return ErrUsage
+	}
+	pw, err := bufio.NewReader(p.Stdin).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("read password: %w", err)
+	}
+	pw = strings.TrimRight(pw, "\r\n")
+	e, err := p.open(ctx, cfg, nil)
+	if err != nil {
+		return err
+	}
+	defer e.store.Close()
+	in := service.UserInput{Email: email, Password: pw, Operator: operator, Role: keyplane.Role(role)}
+	if wsSlug != "" {
+		w, err := e.svc.GetWorkspaceBySlug(ctx, keyplane.System("cli"), wsSlug)
+		if err != nil {
+			return userError(err)
+		}
+		in.WorkspaceID = w.ID
+	}
+	u, err := e.svc.CreateUser(ctx, keyplane.System("cli"), in)
+	if err != nil {
+		return userError(err)
+	}
+	fmt.Fprintln(p.Stdout, u.ID)
+	return nil
+}
+
+func (p *Program) migrate(ctx context.Context, args []string) error {
+	cfg, err := p.parse("migrate", false, args, nil)
+	if err != nil {
+		return helpOK(err)
+	}
+	st, err := openStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(p.Stdout, "%s schema is up to date\n", st.Driver())
+	return st.Close()
+}
+
+func (p *Program) auditVerify(ctx context.Context, args []string) error {
+	cfg, err := p.parse("audit verify", false, args, nil)
+	if err != nil {
+		return helpOK(err)
+	}
+	e, err := p.open(ctx, cfg, nil)
+	if err != nil {
+		return err
+	}
+	defer e.store.Close()
+	results, err := e.svc.VerifyAllAudit(ctx, keyplane.System("cli"))
+	if err != nil {
+		return err
+	}
+	bad := 0
+	for _, r := range results {
+		chain := r.Chain
+		if chain == store.OperatorChain {
+			chain = "operator"
+		}
+		if r.Valid {
+			fmt.Fprintf(p.Stdout, "ok    %s: %d entries\n", chain, r.Entries)
+		} else {
+			bad++
+			fmt.Fprintf(p.Stdout, "BAD   %s: %d entries, first bad entry %s\n", chain, r.Entries, r.FirstBadID)
+		}
+	}
+	if bad > 0 {
+		return fmt.Errorf("%d audit chain(s) failed verification", bad)
+	}
+	fmt.Fprintf(p.Stdout, "all %d chains verify\n", len(results))
+	return nil
+}
+
+var errHelp = errors.New("help shown")
+
+// helpOK makes -h a success: the usage was printed because it was asked for.
+func helpOK(err error) error {
+	if errors.Is(err, errHelp) {
+		return nil
+	}
+	return err
+}
+
+// userError turns a service error into a line a person reads.
+func userError(err error) error {
+	var e *keyplane.Error
+	if errors.As(err, &e) {
+		if len(e.Details) > 0 {
+			parts := make([]string, len(e.Details))
+			for i, d := range e.Details {
+				parts[i] = d.Field + " " + d.Message
+			}
+			return errors.New(strings.Join(parts, "; "))
+		}
+		return errors.New(e.Message)
+	}
+	return err
+}

@@ -1,0 +1,87 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/keyplane/keyplane/internal/api"
+	"github.com/keyplane/keyplane/internal/masterkey"
+	"github.com/keyplane/keyplane/internal/verify"
+)
+
+// shutdownGrace bounds how long serve waits for requests in flight after SIGTERM.
+const shutdownGrace = 30 * time.Second
+
+func (p *Program) serve(ctx context.Context, args []string) error {
+	started := time.Now()
+	cfg, err := p.parse("serve", true, args, nil)
+	if err != nil {
+		return helpOK(err)
+	}
+	var ver *verify.Verifier
+	e, err := p.open(ctx, cfg, func(h ...[]byte) { ver.Forget(h...) })
+	if err != nil {
+		return err
+	}
+	defer e.store.Close()
+	ver, err = verify.New(e.store, verify.Options{KeyPrefix: cfg.KeyPrefix, CacheSize: cfg.CacheSize, TTL: cfg.CacheTTL})
+	if err != nil {
+		return err
+	}
+	boot, err := e.svc.Bootstrap(ctx, cfg.AdminEmail, cfg.AdminPassword)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler: api.New(api.Options{
+			Service: e.svc, Verifier: ver, Logger: e.log, TrustedProxies: cfg.TrustedProxies, Version: Version, Started: started,
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          nil,
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	addr := ln.Addr().String()
+	e.log.Info("keyplane started", "addr", addr, "store", e.store.Driver(), "version", Version, "startup", time.Since(started).Round(time.Millisecond))
+	fmt.Fprintf(p.Stdout, "keyplane %s listening on http://%s (store: %s)\n", Version, addr, e.store.Driver())
+	if e.createdMasterKey {
+		fmt.Fprintf(p.Stdout, "A new master key was written to %s/%s: back it up; recoverable keys cannot be read without it.\n", cfg.DataDir, masterkey.FileName)
+	}
+	if boot != nil {
+		fmt.Fprintf(p.Stdout, "First start: created the workspace %q (%s) and the operator admin %s.\n", boot.Workspace.Name, boot.Workspace.ID, boot.AdminEmail)
+		if boot.GeneratedPassword != "" {
+			fmt.Fprintf(p.Stdout, "Admin password (shown once, change it with `keyplane users create`): %s\n", boot.GeneratedPassword)
+		}
+	}
+	if p.Ready != nil {
+		p.Ready(addr)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	e.log.Info("shutting down: finishing requests in flight")
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	e.log.Info("stopped")
+	return nil
+}

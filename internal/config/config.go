@@ -1,0 +1,209 @@
+// Package config reads keyplane's configuration once, from flags with environment twins, and the
+// optional catalog file. Flags win over the environment, the environment over defaults.
+package config
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/keyplane/keyplane"
+	"github.com/keyplane/keyplane/internal/keyformat"
+)
+
+// Config is every setting of a keyplane process.
+type Config struct {
+	Addr                 string
+	DataDir              string
+	DatabaseURL          string
+	RedisURL             string
+	MasterKey            string // base64; secret, never logged
+	KeyPrefix            string
+	AdminEmail           string
+	AdminPassword        string // secret, never logged
+	WebhookAllowPrivate  bool
+	WebhookAllowHTTP     bool
+	WebhookRetrySchedule []time.Duration
+	TrustedProxies       []netip.Prefix
+	MetricsToken         string // secret, never logged
+	ConfigFile           string
+	LogLevel             string
+	LogFormat            string
+	CacheTTL             time.Duration
+	CacheSize            int
+}
+
+// Defaults of the contract.
+const (
+	DefaultAddr           = "127.0.0.1:8080"
+	DefaultDataDir        = "./keyplane-data"
+	DefaultKeyPrefix      = "kp"
+	DefaultRetrySchedule  = "0s,5s,5m,30m,2h,5h,10h,10h"
+	DefaultTrustedProxies = "127.0.0.1/8,::1/128"
+)
+
+// FlagSet declares the flags shared by every command (where the data is) and, with serve, those of
+// the server. Each flag's default is its environment twin when set. Call Finish after Parse.
+type FlagSet struct {
+	*flag.FlagSet
+	cfg                                 Config
+	retry, proxies, cacheTTL, cacheSize string
+	allowPrivate, allowHTTP             string
+	getenv                              func(string) string
+}
+
+// NewFlagSet returns the flag set of a command; serve adds the server's flags.
+func NewFlagSet(name string, serve bool, getenv func(string) string, out io.Writer) *FlagSet {
+	fs := &FlagSet{FlagSet: flag.NewFlagSet(name, flag.ContinueOnError), getenv: getenv}
+	fs.SetOutput(out)
+	env := func(k, def string) string {
+		if v := getenv(k); v != "" {
+			return v
+		}
+		return def
+	}
+	c := &fs.cfg
+	fs.StringVar(&c.DataDir, "data-dir", env("KEYPLANE_DATA_DIR", DefaultDataDir), "directory of the SQLite database and the master key file (env KEYPLANE_DATA_DIR)")
+	fs.StringVar(&c.DatabaseURL, "database-url", env("KEYPLANE_DATABASE_URL", ""), "postgres://… to use PostgreSQL; empty: embedded SQLite (env KEYPLANE_DATABASE_URL)")
+	fs.StringVar(&c.KeyPrefix, "key-prefix", env("KEYPLANE_KEY_PREFIX", DefaultKeyPrefix), "prefix of key values (env KEYPLANE_KEY_PREFIX)")
+	fs.StringVar(&c.ConfigFile, "config", env("KEYPLANE_CONFIG", ""), "JSON file with the permission catalog and custom event types (env KEYPLANE_CONFIG)")
+	c.MasterKey = getenv("KEYPLANE_MASTER_KEY")
+	c.AdminEmail = env("KEYPLANE_ADMIN_EMAIL", "admin@localhost")
+	c.AdminPassword = getenv("KEYPLANE_ADMIN_PASSWORD")
+	c.LogLevel = env("KEYPLANE_LOG_LEVEL", "info")
+	c.LogFormat = env("KEYPLANE_LOG_FORMAT", "text")
+	fs.cacheTTL = env("KEYPLANE_CACHE_TTL", "60s")
+	fs.cacheSize = env("KEYPLANE_CACHE_SIZE", "100000")
+	fs.retry = env("KEYPLANE_WEBHOOK_RETRY_SCHEDULE", DefaultRetrySchedule)
+	fs.proxies = env("KEYPLANE_TRUSTED_PROXIES", DefaultTrustedProxies)
+	fs.allowPrivate = env("KEYPLANE_WEBHOOK_ALLOW_PRIVATE", "false")
+	fs.allowHTTP = env("KEYPLANE_WEBHOOK_ALLOW_HTTP", "false")
+	if serve {
+		fs.StringVar(&c.Addr, "addr", env("KEYPLANE_ADDR", DefaultAddr), "address to listen on (env KEYPLANE_ADDR)")
+		fs.StringVar(&c.RedisURL, "redis-url", env("KEYPLANE_REDIS_URL", ""), "redis://… for rate limits exact across nodes (env KEYPLANE_REDIS_URL)")
+		fs.StringVar(&fs.allowPrivate, "webhook-allow-private", fs.allowPrivate, "allow webhook URLs on private addresses; implies --webhook-allow-http (env KEYPLANE_WEBHOOK_ALLOW_PRIVATE)")
+		fs.StringVar(&fs.allowHTTP, "webhook-allow-http", fs.allowHTTP, "allow http:// webhook URLs (env KEYPLANE_WEBHOOK_ALLOW_HTTP)")
+		fs.StringVar(&fs.retry, "webhook-retry-schedule", fs.retry, "waits before each webhook retry (env KEYPLANE_WEBHOOK_RETRY_SCHEDULE)")
+		fs.StringVar(&fs.proxies, "trusted-proxies", fs.proxies, "CIDRs whose X-Forwarded-For / X-Real-IP are believed (env KEYPLANE_TRUSTED_PROXIES)")
+		fs.StringVar(&c.MetricsToken, "metrics-token", env("KEYPLANE_METRICS_TOKEN", ""), "bearer token required by /metrics; empty: open (env KEYPLANE_METRICS_TOKEN)")
+		fs.StringVar(&fs.cacheTTL, "cache-ttl", fs.cacheTTL, "longest time a cached key is trusted without a read (env KEYPLANE_CACHE_TTL)")
+		fs.StringVar(&fs.cacheSize, "cache-size", fs.cacheSize, "number of key digests cached (env KEYPLANE_CACHE_SIZE)")
+	}
+	return fs
+}
+
+// Finish validates what Parse read and returns the configuration.
+func (fs *FlagSet) Finish() (*Config, error) {
+	c := fs.cfg
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if !keyformat.ValidPrefix(c.KeyPrefix) {
+		bad("--key-prefix %q: use 1–16 lower-case letters and digits, starting with a letter", c.KeyPrefix)
+	}
+	var err error
+	if c.WebhookAllowPrivate, err = strconv.ParseBool(fs.allowPrivate); err != nil {
+		bad("--webhook-allow-private: want true or false")
+	}
+	if c.WebhookAllowHTTP, err = strconv.ParseBool(fs.allowHTTP); err != nil {
+		bad("--webhook-allow-http: want true or false")
+	}
+	c.WebhookAllowHTTP = c.WebhookAllowHTTP || c.WebhookAllowPrivate
+	if c.WebhookRetrySchedule, err = ParseSchedule(fs.retry); err != nil {
+		bad("--webhook-retry-schedule: %v", err)
+	}
+	if c.TrustedProxies, err = ParsePrefixes(fs.proxies); err != nil {
+		bad("--trusted-proxies: %v", err)
+	}
+	if c.CacheTTL, err = time.ParseDuration(fs.cacheTTL); err != nil || c.CacheTTL < time.Second || c.CacheTTL > time.Hour {
+		bad("--cache-ttl: want a duration from 1s to 1h")
+	}
+	if c.CacheSize, err = strconv.Atoi(fs.cacheSize); err != nil || c.CacheSize < 100 {
+		bad("--cache-size: want a whole number of at least 100")
+	}
+	if u := c.DatabaseURL; u != "" && !strings.HasPrefix(u, "postgres://") && !strings.HasPrefix(u, "postgresql://") {
+		bad("--database-url: want postgres://…, or leave it empty for SQLite")
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("KEYPLANE_LOG_LEVEL: want debug, info, warn or error")
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		bad("KEYPLANE_LOG_FORMAT: want text or json")
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// ParseSchedule reads a comma-separated list of durations such as "0s,5s,5m".
+func ParseSchedule(s string) ([]time.Duration, error) {
+	var out []time.Duration
+	for _, part := range strings.Split(s, ",") {
+		d, err := time.ParseDuration(strings.TrimSpace(part))
+		if err != nil || d < 0 || d > 7*24*time.Hour {
+			return nil, fmt.Errorf("%q is not a duration from 0s to 168h", part)
+		}
+		out = append(out, d)
+	}
+	if len(out) == 0 || len(out) > 20 {
+		return nil, errors.New("want 1 to 20 durations")
+	}
+	return out, nil
+}
+
+// ParsePrefixes reads a comma-separated list of CIDRs or addresses.
+func ParsePrefixes(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(part)
+		if err != nil {
+			a, aerr := netip.ParseAddr(part)
+			if aerr != nil {
+				return nil, fmt.Errorf("%q is not a CIDR or an address", part)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
+
+// File is the optional configuration file: the deployment's own permissions and event types.
+type File struct {
+	Permissions []keyplane.CatalogEntry `json:"permissions"`
+	EventTypes  []keyplane.CatalogEntry `json:"eventTypes"`
+}
+
+// Catalog builds the catalog from keyplane's own entries and the file's, if any.
+func (c *Config) Catalog() (*keyplane.Catalog, error) {
+	var f File
+	if c.ConfigFile != "" {
+		b, err := os.ReadFile(c.ConfigFile)
+		if err != nil {
+			return nil, fmt.Errorf("config file: %w", err)
+		}
+		dec := json.NewDecoder(strings.NewReader(string(b)))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&f); err != nil {
+			return nil, fmt.Errorf("config file %s: %w", c.ConfigFile, err)
+		}
+	}
+	cat, err := keyplane.NewCatalog(f.Permissions, f.EventTypes)
+	if err != nil {
+		return nil, fmt.Errorf("config file %s: %w", c.ConfigFile, err)
+	}
+	return cat, nil
+}

@@ -1,0 +1,647 @@
+package service
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/keyplane/keyplane"
+	"github.com/keyplane/keyplane/internal/id"
+	"github.com/keyplane/keyplane/internal/keyformat"
+	"github.com/keyplane/keyplane/internal/store"
+)
+
+// CreateKeyInput is a new key's settings.
+type CreateKeyInput struct {
+	Name           string
+	Description    string
+	KeyType        keyplane.KeyType
+	Environment    keyplane.Environment // empty: live
+	Permissions    []string
+	ExpiresAt      keyplane.Optional[time.Time]
+	IPAllowlist    []string
+	AllowedOrigins []string
+	Meta           json.RawMessage
+	RateLimit      *keyplane.RateLimit
+	Recoverable    bool
+}
+
+// KeyPatch changes a key; absent fields are left alone, null clears the nullable ones.
+type KeyPatch struct {
+	Name           keyplane.Optional[string]
+	Description    keyplane.Optional[string]
+	Permissions    keyplane.Optional[[]string]
+	IPAllowlist    keyplane.Optional[[]string]
+	AllowedOrigins keyplane.Optional[[]string]
+	Meta           keyplane.Optional[json.RawMessage]
+	RateLimit      keyplane.Optional[keyplane.RateLimit]
+	ExpiresAt      keyplane.Optional[time.Time]
+	Enabled        keyplane.Optional[bool]
+}
+
+// keyAD binds a sealed key value to its key and workspace.
+func keyAD(wsID, keyID string) []byte {
+	return []byte("keyplane/api-key/v1\x00" + wsID + "\x00" + keyID)
+}
+
+func (s *Service) checkPermissions(v *keyplane.Validation, perms []string) []string {
+	if len(perms) > keyplane.MaxPermissions {
+		v.Add("permissions", "at most %d permissions", keyplane.MaxPermissions)
+		return nil
+	}
+	out := make([]string, 0, len(perms))
+	for _, p := range perms {
+		if !s.catalog.HasPermission(p) {
+			v.Add("permissions", "%q is not in the permission catalog (GET /v1/permissions lists it)", truncate(p, 100))
+			continue
+		}
+		if !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func checkIPAllowlist(v *keyplane.Validation, list []string) []string {
+	if len(list) > keyplane.MaxIPAllowlist {
+		v.Add("ipAllowlist", "at most %d entries", keyplane.MaxIPAllowlist)
+		return nil
+	}
+	out := make([]string, 0, len(list))
+	for _, s := range list {
+		p, err := keyplane.ParseIPOrPrefix(strings.TrimSpace(s))
+		if err != nil {
+			v.Add("ipAllowlist", "%q: %s", truncate(s, 60), err.(*keyplane.Error).Message)
+			continue
+		}
+		norm := p.String()
+		if p.IsSingleIP() {
+			norm = p.Addr().String()
+		}
+		if !slices.Contains(out, norm) {
+			out = append(out, norm)
+		}
+	}
+	return out
+}
+
+// checkOrigins accepts web origins such as https://shop.example.com or http://localhost:3000 and
+// writes them as browsers send them in the Origin header: lower-case scheme and host, no path.
+func checkOrigins(v *keyplane.Validation, list []string) []string {
+	if len(list) > keyplane.MaxOrigins {
+		v.Add("allowedOrigins", "at most %d origins", keyplane.MaxOrigins)
+		return nil
+	}
+	out := make([]string, 0, len(list))
+	for _, o := range list {
+		u, err := url.Parse(strings.TrimSpace(o))
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil ||
+			(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || len(o) > 300 {
+			v.Add("allowedOrigins", "%q is not an origin such as https://shop.example.com", truncate(o, 60))
+			continue
+		}
+		norm := strings.ToLower(u.Scheme + "://" + u.Host)
+		if !slices.Contains(out, norm) {
+			out = append(out, norm)
+		}
+	}
+	return out
+}
+
+func checkMeta(v *keyplane.Validation, meta json.RawMessage) json.RawMessage {
+	if len(meta) == 0 || bytes.Equal(bytes.TrimSpace(meta), []byte("null")) {
+		return json.RawMessage("{}")
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(meta, &obj); err != nil {
+		v.Add("meta", "must be a JSON object")
+		return nil
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, meta); err != nil {
+		v.Add("meta", "must be a JSON object")
+		return nil
+	}
+	if buf.Len() > keyplane.MaxMetaBytes {
+		v.Add("meta", "must be at most %d bytes of JSON, is %d", keyplane.MaxMetaBytes, buf.Len())
+		return nil
+	}
+	return buf.Bytes()
+}
+
+func checkRateLimit(v *keyplane.Validation, r *keyplane.RateLimit) {
+	if r == nil {
+		return
+	}
+	if r.Limit < 1 || r.Limit > keyplane.MaxRateLimit {
+		v.Add("rateLimit.limit", "must be from 1 to %d", keyplane.MaxRateLimit)
+	}
+	if r.WindowMs < keyplane.MinRateWindowMs || r.WindowMs > keyplane.MaxRateWindowMs {
+		v.Add("rateLimit.windowMs", "must be from %d (one second) to %d (one day)", keyplane.MinRateWindowMs, keyplane.MaxRateWindowMs)
+	}
+}
+
+// checkExpiry applies the expiry rules: a test key always expires, no later than its creation plus the
+// workspace's test key TTL; any given expiry lies in the future.
+func checkExpiry(v *keyplane.Validation, env keyplane.Environment, exp keyplane.Optional[time.Time], created, now time.Time, ttl int64) *time.Time {
+	limit := created.Add(time.Duration(ttl) * time.Second)
+	switch {
+	case env == keyplane.EnvTest && exp.Set && exp.Null:
+		v.Add("expiresAt", "test keys always expire; omit it for the default of %s", humanSeconds(ttl))
+		return nil
+	case exp.Set && exp.Null, !exp.Set && env == keyplane.EnvLive:
+		return nil
+	case !exp.Set:
+		return &limit
+	}
+	t := exp.Value.UTC().Truncate(time.Microsecond)
+	switch {
+	case !t.After(now):
+		v.Add("expiresAt", "must be in the future")
+	case env == keyplane.EnvTest && t.After(limit):
+		v.Add("expiresAt", "test keys expire at most %s after creation (by %s)", humanSeconds(ttl), keyplane.FormatTime(limit))
+	}
+	return &t
+}
+
+func humanSeconds(s int64) string {
+	switch {
+	case s%86400 == 0:
+		return plural(s/86400, "day")
+	case s%3600 == 0:
+		return plural(s/3600, "hour")
+	case s%60 == 0:
+		return plural(s/60, "minute")
+	}
+	return plural(s, "second")
+}
+
+func plural(n int64, unit string) string {
+	if n == 1 {
+		return "1 " + unit
+	}
+	return fmt.Sprintf("%d %ss", n, unit)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// CreateAPIKey makes a key and returns its value, shown this once (publishable and recoverable values
+// can be revealed later).
+func (s *Service) CreateAPIKey(ctx context.Context, c *keyplane.Caller, wsID string, in CreateKeyInput) (*keyplane.APIKey, string, error) {
+	if err := c.Authorize(wsID, keyplane.PermAPIKeysWrite); err != nil {
+		return nil, "", err
+	}
+	w, err := s.GetWorkspace(ctx, c, wsID)
+	if err != nil {
+		return nil, "", err
+	}
+	if in.Environment == "" {
+		in.Environment = keyplane.EnvLive
+	}
+	now := s.clock()
+	var v keyplane.Validation
+	k := &keyplane.APIKey{
+		ID: id.NewAt(id.APIKey, now), WorkspaceID: wsID, KeyType: in.KeyType, Environment: in.Environment,
+		Enabled: true, RateLimit: in.RateLimit, Recoverable: in.Recoverable || in.KeyType == keyplane.KeyTypePublishable,
+		CreatedBy: c.Actor,
+	}
+	k.Name = checkName(&v, "name", in.Name, keyplane.MaxNameLen, true)
+	k.Description = checkName(&v, "description", in.Description, keyplane.MaxDescriptionLen, false)
+	if !in.KeyType.Valid() {
+		v.Add("keyType", "must be secret or publishable")
+	}
+	if !in.Environment.Valid() {
+		v.Add("environment", "must be live or test")
+	}
+	k.Permissions = s.checkPermissions(&v, in.Permissions)
+	k.IPAllowlist = checkIPAllowlist(&v, in.IPAllowlist)
+	if len(in.AllowedOrigins) > 0 && in.KeyType != keyplane.KeyTypePublishable {
+		v.Add("allowedOrigins", "only publishable keys are used from browsers; secret keys cannot have allowed origins")
+	}
+	k.AllowedOrigins = checkOrigins(&v, in.AllowedOrigins)
+	k.Meta = checkMeta(&v, in.Meta)
+	checkRateLimit(&v, in.RateLimit)
+	k.ExpiresAt = checkExpiry(&v, in.Environment, in.ExpiresAt, now, now, w.TestKeyTTLSeconds)
+	if err := v.Err(); err != nil {
+		return nil, "", err
+	}
+	if k.Environment == keyplane.EnvLive && !w.LiveModeEnabled {
+		return nil, "", keyplane.Errorf(keyplane.CodeLiveModeDisabled, "live mode is off for this workspace; create a test key, or ask the operator to enable live mode")
+	}
+	value := keyformat.Generate(s.prefix, k.KeyType.Short(), string(k.Environment))
+	k.Prefix = s.prefix + "_" + k.KeyType.Short() + "_" + string(k.Environment) + "_"
+	k.Start, k.End = keyformat.Start(s.prefix, value), keyformat.End(value)
+	h := keyformat.Hash(value)
+	err = s.change(ctx, c, wsID, func(tx store.Tx, now time.Time) (*outcome, error) {
+		w, err := tx.GetWorkspace(ctx, wsID)
+		if err != nil {
+			return nil, notFound(err, "workspace")
+		}
+		n, err := tx.CountKeys(ctx, wsID)
+		if err != nil {
+			return nil, err
+		}
+		if n >= w.MaxKeys {
+			return nil, keyplane.Errorf(keyplane.CodeKeyLimitReached, "this workspace already has %d keys, its limit; revoke one (revoked keys do not count) or ask for a higher limit", n)
+		}
+		k.CreatedAt, k.UpdatedAt = now, now
+		if err := tx.InsertAPIKey(ctx, k); err != nil {
+			return nil, err
+		}
+		sec := &keyplane.Secret{Hash: h[:], KeyID: k.ID, WorkspaceID: wsID, CreatedAt: now}
+		if k.Recoverable {
+			sec.Ciphertext = s.box.Seal([]byte(value), keyAD(wsID, k.ID))
+		}
+		if err := tx.InsertSecret(ctx, sec); err != nil {
+			return nil, err
+		}
+		view := k.View(now)
+		return &outcome{
+			audit: &keyplane.AuditRecord{Action: keyplane.EventAPIKeyCreated, Target: keyTarget(k),
+				Changes: diff(nil, view, "id", "workspaceId", "createdAt", "updatedAt", "createdBy", "lastUsedAt", "disabledAt", "revokedAt")},
+			events: []pendingEvent{{keyplane.EventAPIKeyCreated, keyEvent(view, nil)}},
+			forget: [][]byte{h[:]}, // a negative entry for this digest, however unlikely, must go
+		}, nil
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	return k, value, nil
+}
+
+func keyTarget(k *keyplane.APIKey) keyplane.Target { return keyplane.Target{Type: "api_key", ID: k.ID} }
+
+func keyEvent(view *keyplane.APIKeyView, extra map[string]any) map[string]any {
+	m := map[string]any{"apiKey": view}
+	for k, v := range extra {
+		m[k] = v
+	}
+	return m
+}
+
+// ListAPIKeys lists a workspace's keys, newest first.
+func (s *Service) ListAPIKeys(ctx context.Context, c *keyplane.Caller, wsID string, f store.KeyFilter) ([]keyplane.APIKey, string, error) {
+	if err := c.Authorize(wsID, keyplane.PermAPIKeysRead); err != nil {
+		return nil, "", err
+	}
+	if _, err := s.GetWorkspace(ctx, c, wsID); err != nil {
+		return nil, "", err
+	}
+	var v keyplane.Validation
+	if f.Environment != "" && !f.Environment.Valid() {
+		v.Add("environment", "must be live or test")
+	}
+	if f.KeyType != "" && !f.KeyType.Valid() {
+		v.Add("keyType", "must be secret or publishable")
+	}
+	if f.Status != "" && !f.Status.Valid() {
+		v.Add("status", "must be active, disabled, expired or revoked")
+	}
+	if err := v.Err(); err != nil {
+		return nil, "", err
+	}
+	f.Now = s.clock()
+	keys, next, err := s.store.ListAPIKeys(ctx, wsID, f)
+	return keys, next, badCursor(err)
+}
+
+// GetAPIKey returns one key of the workspace.
+func (s *Service) GetAPIKey(ctx context.Context, c *keyplane.Caller, wsID, keyID string) (*keyplane.APIKey, error) {
+	if err := c.Authorize(wsID, keyplane.PermAPIKeysRead); err != nil {
+		return nil, err
+	}
+	if !id.Valid(id.APIKey, keyID) {
+		return nil, keyplane.NotFound("API key")
+	}
+	k, err := s.store.GetAPIKey(ctx, wsID, keyID)
+	return k, notFound(err, "API key")
+}
+
+// mutateKey loads a key inside a change, refusing revoked keys, and returns the key's digests so that
+// caches forget them.
+func (s *Service) mutateKey(ctx context.Context, c *keyplane.Caller, wsID, keyID string, fn func(tx store.Tx, k *keyplane.APIKey, now time.Time) (*outcome, error)) error {
+	if err := c.Authorize(wsID, keyplane.PermAPIKeysWrite); err != nil {
+		return err
+	}
+	if !id.Valid(id.APIKey, keyID) {
+		return keyplane.NotFound("API key")
+	}
+	return s.change(ctx, c, wsID, func(tx store.Tx, now time.Time) (*outcome, error) {
+		k, err := tx.GetAPIKey(ctx, wsID, keyID)
+		if err != nil {
+			return nil, notFound(err, "API key")
+		}
+		out, err := fn(tx, k, now)
+		if err != nil || out == nil {
+			return out, err
+		}
+		secrets, err := tx.ListSecrets(ctx, keyID)
+		if err != nil {
+			return nil, err
+		}
+		for _, sec := range secrets {
+			out.forget = append(out.forget, sec.Hash)
+		}
+		return out, nil
+	})
+}
+
+func revokedErr(k *keyplane.APIKey) error {
+	return keyplane.Errorf(keyplane.CodeKeyRevoked, "key %s was revoked on %s; revoked keys cannot change (create a new key)", k.ID, keyplane.FormatTime(*k.RevokedAt))
+}
+
+// UpdateAPIKey changes a key's settings or enables/disables it.
+func (s *Service) UpdateAPIKey(ctx context.Context, c *keyplane.Caller, wsID, keyID string, p KeyPatch) (*keyplane.APIKey, error) {
+	var out *keyplane.APIKey
+	err := s.mutateKey(ctx, c, wsID, keyID, func(tx store.Tx, k *keyplane.APIKey, now time.Time) (*outcome, error) {
+		if k.RevokedAt != nil {
+			return nil, revokedErr(k)
+		}
+		w, err := tx.GetWorkspace(ctx, wsID)
+		if err != nil {
+			return nil, err
+		}
+		before := k.View(now)
+		var v keyplane.Validation
+		if p.Name.Set {
+			k.Name = checkName(&v, "name", p.Name.Value, keyplane.MaxNameLen, true) // null reads as "": required
+		}
+		if p.Description.Set {
+			k.Description = checkName(&v, "description", p.Description.Value, keyplane.MaxDescriptionLen, false)
+		}
+		if p.Permissions.Set {
+			k.Permissions = s.checkPermissions(&v, p.Permissions.Value)
+		}
+		if p.IPAllowlist.Set {
+			k.IPAllowlist = checkIPAllowlist(&v, p.IPAllowlist.Value)
+		}
+		if p.AllowedOrigins.Set {
+			if len(p.AllowedOrigins.Value) > 0 && k.KeyType != keyplane.KeyTypePublishable {
+				v.Add("allowedOrigins", "only publishable keys are used from browsers; secret keys cannot have allowed origins")
+			}
+			k.AllowedOrigins = checkOrigins(&v, p.AllowedOrigins.Value)
+		}
+		if p.Meta.Set {
+			k.Meta = checkMeta(&v, p.Meta.Value)
+		}
+		if p.RateLimit.Set {
+			k.RateLimit = nil
+			if !p.RateLimit.Null {
+				rl := p.RateLimit.Value
+				checkRateLimit(&v, &rl)
+				k.RateLimit = &rl
+			}
+		}
+		if p.ExpiresAt.Set {
+			k.ExpiresAt = checkExpiry(&v, k.Environment, p.ExpiresAt, k.CreatedAt, now, w.TestKeyTTLSeconds)
+		}
+		if p.Enabled.Set {
+			if p.Enabled.Null {
+				v.Add("enabled", "must be true or false")
+			} else if p.Enabled.Value != k.Enabled {
+				k.Enabled = p.Enabled.Value
+				k.DisabledAt = nil
+				if !k.Enabled {
+					k.DisabledAt = &now
+				}
+			}
+		}
+		if err := v.Err(); err != nil {
+			return nil, err
+		}
+		out = k
+		after := k.View(now)
+		changes := diff(before, after, "updatedAt", "status", "disabledAt")
+		if len(changes) == 0 {
+			return nil, nil
+		}
+		k.UpdatedAt = now
+		after.UpdatedAt = keyplane.FormatTime(now)
+		if err := tx.UpdateAPIKey(ctx, k); err != nil {
+			return nil, notFound(err, "API key")
+		}
+		o := &outcome{audit: &keyplane.AuditRecord{Action: keyplane.EventAPIKeyUpdated, Target: keyTarget(k), Changes: changes}}
+		others := maps.Clone(changes)
+		delete(others, "enabled")
+		if len(others) > 0 {
+			o.events = append(o.events, pendingEvent{keyplane.EventAPIKeyUpdated, keyEvent(after, map[string]any{"changes": others})})
+		}
+		if _, flipped := changes["enabled"]; flipped {
+			typ := keyplane.EventAPIKeyDisabled
+			if k.Enabled {
+				typ = keyplane.EventAPIKeyEnabled
+			}
+			if len(others) == 0 {
+				o.audit.Action = typ
+			}
+			o.events = append(o.events, pendingEvent{typ, keyEvent(after, nil)})
+		}
+		return o, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// RotateAPIKey gives a key a new value. The old value keeps working for grace, then answers EXPIRED.
+func (s *Service) RotateAPIKey(ctx context.Context, c *keyplane.Caller, wsID, keyID string, grace time.Duration) (*keyplane.APIKey, string, error) {
+	if grace < 0 || grace > keyplane.MaxRotationGrace*time.Second {
+		return nil, "", &keyplane.Error{Code: keyplane.CodeInvalidRequest, Message: "invalid expireOldAfterSeconds",
+			Details: []keyplane.FieldError{{Field: "expireOldAfterSeconds", Message: fmt.Sprintf("must be from 0 to %d (seven days)", keyplane.MaxRotationGrace)}}}
+	}
+	var out *keyplane.APIKey
+	var value string
+	err := s.mutateKey(ctx, c, wsID, keyID, func(tx store.Tx, k *keyplane.APIKey, now time.Time) (*outcome, error) {
+		if k.RevokedAt != nil {
+			return nil, revokedErr(k)
+		}
+		value = keyformat.Generate(s.prefix, k.KeyType.Short(), string(k.Environment))
+		h := keyformat.Hash(value)
+		sec := &keyplane.Secret{Hash: h[:], KeyID: k.ID, WorkspaceID: wsID, CreatedAt: now}
+		if k.Recoverable {
+			sec.Ciphertext = s.box.Seal([]byte(value), keyAD(wsID, k.ID))
+		}
+		if err := tx.InsertSecret(ctx, sec); err != nil {
+			return nil, err
+		}
+		oldEnds := now.Add(grace)
+		if err := tx.SupersedeSecrets(ctx, k.ID, h[:], oldEnds); err != nil {
+			return nil, err
+		}
+		before := k.View(now)
+		k.Start, k.End, k.UpdatedAt = keyformat.Start(s.prefix, value), keyformat.End(value), now
+		if err := tx.UpdateAPIKey(ctx, k); err != nil {
+			return nil, err
+		}
+		out = k
+		after := k.View(now)
+		changes := diff(before, after, "updatedAt", "status")
+		changes["previousValueExpiresAt"] = keyplane.Change{To: keyplane.FormatTime(oldEnds)}
+		return &outcome{
+			audit:  &keyplane.AuditRecord{Action: keyplane.EventAPIKeyRotated, Target: keyTarget(k), Changes: changes},
+			events: []pendingEvent{{keyplane.EventAPIKeyRotated, keyEvent(after, map[string]any{"previousValueExpiresAt": keyplane.FormatTime(oldEnds)})}},
+		}, nil
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	return out, value, nil
+}
+
+// RevokeAPIKey revokes a key irreversibly. Revoking a revoked key answers the same and changes nothing.
+func (s *Service) RevokeAPIKey(ctx context.Context, c *keyplane.Caller, wsID, keyID string) (*keyplane.APIKey, error) {
+	var out *keyplane.APIKey
+	err := s.mutateKey(ctx, c, wsID, keyID, func(tx store.Tx, k *keyplane.APIKey, now time.Time) (*outcome, error) {
+		out = k
+		if k.RevokedAt != nil {
+			return nil, nil
+		}
+		before := k.View(now)
+		k.RevokedAt, k.UpdatedAt = &now, now
+		if err := tx.UpdateAPIKey(ctx, k); err != nil {
+			return nil, err
+		}
+		// The digests stay, so that the value answers REVOKED rather than NOT_FOUND; sealed values go.
+		if err := tx.SupersedeSecrets(ctx, k.ID, nil, now); err != nil {
+			return nil, err
+		}
+		after := k.View(now)
+		return &outcome{
+			audit:  &keyplane.AuditRecord{Action: keyplane.EventAPIKeyRevoked, Target: keyTarget(k), Changes: diff(before, after, "updatedAt")},
+			events: []pendingEvent{{keyplane.EventAPIKeyRevoked, keyEvent(after, nil)}},
+		}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// DeleteAPIKey removes a disabled or revoked key and all its stored values for good. The audit trail
+// keeps the record of it.
+func (s *Service) DeleteAPIKey(ctx context.Context, c *keyplane.Caller, wsID, keyID string) error {
+	var hashes [][]byte
+	err := s.mutateKey(ctx, c, wsID, keyID, func(tx store.Tx, k *keyplane.APIKey, now time.Time) (*outcome, error) {
+		if k.Enabled && k.RevokedAt == nil {
+			return nil, keyplane.Errorf(keyplane.CodeKeyNotDeletable, "only disabled or revoked keys can be deleted; disable or revoke it first")
+		}
+		secrets, err := tx.ListSecrets(ctx, k.ID)
+		if err != nil {
+			return nil, err
+		}
+		for _, sec := range secrets {
+			hashes = append(hashes, sec.Hash)
+		}
+		if err := tx.DeleteAPIKey(ctx, wsID, k.ID); err != nil {
+			return nil, notFound(err, "API key")
+		}
+		view := k.View(now)
+		return &outcome{
+			audit: &keyplane.AuditRecord{Action: keyplane.EventAPIKeyDeleted, Target: keyTarget(k),
+				Changes: map[string]keyplane.Change{"name": {From: k.Name}, "deleted": {From: false, To: true}}},
+			events: []pendingEvent{{keyplane.EventAPIKeyDeleted, keyEvent(view, nil)}},
+		}, nil
+	})
+	if err == nil {
+		// mutateKey lists secrets after fn, when they are already gone: forget them here.
+		s.forget(hashes...)
+	}
+	return err
+}
+
+// GetPublishableKey returns the newest active publishable key of an environment with its value.
+func (s *Service) GetPublishableKey(ctx context.Context, c *keyplane.Caller, wsID string, env keyplane.Environment) (*keyplane.APIKey, string, error) {
+	if err := c.Authorize(wsID, keyplane.PermAPIKeysRead); err != nil {
+		return nil, "", err
+	}
+	if env == "" {
+		env = keyplane.EnvLive
+	}
+	if !env.Valid() {
+		return nil, "", &keyplane.Error{Code: keyplane.CodeInvalidRequest, Message: "invalid environment",
+			Details: []keyplane.FieldError{{Field: "environment", Message: "must be live or test"}}}
+	}
+	k, sec, err := s.store.NewestPublishableKey(ctx, wsID, env, s.clock())
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, "", keyplane.Errorf(keyplane.CodeNotFound, "this workspace has no active %s publishable key", env)
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	value, err := s.open(k, sec)
+	return k, value, err
+}
+
+func (s *Service) open(k *keyplane.APIKey, sec *keyplane.Secret) (string, error) {
+	if len(sec.Ciphertext) == 0 {
+		return "", fmt.Errorf("key %s: no sealed value stored", k.ID)
+	}
+	pt, err := s.box.Open(sec.Ciphertext, keyAD(k.WorkspaceID, k.ID))
+	if err != nil {
+		return "", fmt.Errorf("open key %s: %w", k.ID, err)
+	}
+	return string(pt), nil
+}
+
+// RevealAPIKey returns a key's current value: any publishable key to a caller who may read keys; a
+// recoverable secret key only to a root key with the admin scope or a person who entered their
+// password in the last five minutes. Every reveal, and every refused one, is audited.
+func (s *Service) RevealAPIKey(ctx context.Context, c *keyplane.Caller, wsID, keyID string) (*keyplane.APIKey, string, error) {
+	k, err := s.GetAPIKey(ctx, c, wsID, keyID)
+	if err != nil {
+		return nil, "", err
+	}
+	deny := func(msg string) (*keyplane.APIKey, string, error) {
+		_ = s.Audit(ctx, c, wsID, keyplane.AuditRecord{Action: "api_key.reveal_denied", Target: keyTarget(k)})
+		return nil, "", keyplane.Errorf(keyplane.CodeForbidden, "%s", msg)
+	}
+	if k.RevokedAt != nil {
+		return nil, "", revokedErr(k)
+	}
+	if k.KeyType == keyplane.KeyTypeSecret {
+		if !k.Recoverable {
+			return deny("this secret key is not recoverable: its value was shown once, at creation; rotate it to get a new one")
+		}
+		rootAdmin := c.Actor.Type == keyplane.ActorRootKey && c.Operator
+		person := c.Actor.Type == keyplane.ActorUser && c.Reauthenticated
+		if !rootAdmin && !person {
+			return deny("revealing a secret key needs a root key with the admin scope, or a dashboard session that entered its password in the last 5 minutes")
+		}
+	}
+	secrets, err := s.store.ListSecrets(ctx, k.ID)
+	if err != nil {
+		return nil, "", err
+	}
+	var current *keyplane.Secret
+	for i := range secrets {
+		if secrets[i].ExpiresAt == nil {
+			current = &secrets[i]
+			break
+		}
+	}
+	if current == nil {
+		return nil, "", keyplane.Errorf(keyplane.CodeNotFound, "this key has no current value")
+	}
+	value, err := s.open(k, current)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := s.Audit(ctx, c, wsID, keyplane.AuditRecord{Action: "api_key.revealed", Target: keyTarget(k)}); err != nil {
+		return nil, "", err
+	}
+	return k, value, nil
+}

@@ -1,0 +1,197 @@
+// Package service holds keyplane's rules: who may do what, what a valid change is, and that every
+// change commits together with its audit entry and its outbox event. The REST API and the dashboard
+// both call it; neither repeats a rule.
+package service
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/keyplane/keyplane"
+	"github.com/keyplane/keyplane/internal/auditchain"
+	"github.com/keyplane/keyplane/internal/id"
+	"github.com/keyplane/keyplane/internal/masterkey"
+	"github.com/keyplane/keyplane/internal/store"
+)
+
+// Options configure a Service.
+type Options struct {
+	Store     store.Store
+	Catalog   *keyplane.Catalog
+	Box       *masterkey.Box
+	KeyPrefix string
+	// Forget is called after every committed change to a key with all the key's digests, so that
+	// verification caches drop what they hold. Nil: nothing to tell.
+	Forget func(hashes ...[]byte)
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// Service is keyplane's domain logic over a store.
+type Service struct {
+	store   store.Store
+	catalog *keyplane.Catalog
+	box     *masterkey.Box
+	prefix  string
+	forget  func(hashes ...[]byte)
+	now     func() time.Time
+	log     *slog.Logger
+}
+
+// New returns a Service.
+func New(o Options) *Service {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Forget == nil {
+		o.Forget = func(...[]byte) {}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Service{store: o.Store, catalog: o.Catalog, box: o.Box, prefix: o.KeyPrefix, forget: o.Forget, now: o.Now, log: o.Logger}
+}
+
+// Catalog returns the deployment's permissions and event types.
+func (s *Service) Catalog() *keyplane.Catalog { return s.catalog }
+
+// Store returns the store, for health checks.
+func (s *Service) Store() store.Store { return s.store }
+
+// clock returns now at the store's precision, so that what is returned equals what is read back.
+func (s *Service) clock() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
+
+// outcome is what a change produced besides its own rows: its audit record, its events, and the key
+// digests whose cached lookups must be dropped once it commits.
+type outcome struct {
+	audit  *keyplane.AuditRecord
+	events []pendingEvent
+	forget [][]byte
+}
+
+type pendingEvent struct {
+	typ  string
+	data any
+}
+
+// change runs fn in one transaction on the chain's lock, then appends fn's audit entry and events to
+// the same transaction. Nothing fn did is visible unless all of it commits.
+func (s *Service) change(ctx context.Context, c *keyplane.Caller, chain string, fn func(tx store.Tx, now time.Time) (*outcome, error)) error {
+	var out *outcome
+	err := s.store.InTx(ctx, chain, func(tx store.Tx) error {
+		now := s.clock()
+		var err error
+		out, err = fn(tx, now)
+		if err != nil || out == nil {
+			return err
+		}
+		if out.audit != nil {
+			if err := s.appendAudit(ctx, tx, c, chain, now, out.audit); err != nil {
+				return err
+			}
+		}
+		for _, ev := range out.events {
+			data, err := json.Marshal(ev.data)
+			if err != nil {
+				return fmt.Errorf("event data: %w", err)
+			}
+			e := &keyplane.Event{ID: id.NewAt(id.Event, now), WorkspaceID: chain, Type: ev.typ, Data: data, CreatedAt: now}
+			if err := tx.InsertEvent(ctx, e); err != nil {
+				return fmt.Errorf("insert event: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if out != nil && len(out.forget) > 0 {
+		s.forget(out.forget...)
+	}
+	return nil
+}
+
+func (s *Service) appendAudit(ctx context.Context, tx store.Tx, c *keyplane.Caller, chain string, now time.Time, r *keyplane.AuditRecord) error {
+	seq, prev, err := tx.LastAudit(ctx, chain)
+	if err != nil {
+		return fmt.Errorf("audit chain head: %w", err)
+	}
+	e := &auditchain.Entry{
+		ID: id.NewAt(id.Audit, now), Timestamp: auditchain.FormatTime(now), Action: r.Action,
+		Actor: c.Actor, Target: r.Target, IP: c.IP, UserAgent: c.UserAgent, RequestID: c.RequestID,
+		Changes: r.Changes, PrevHash: prev,
+	}
+	body, err := auditchain.Body(e)
+	if err != nil {
+		return err
+	}
+	entry := &keyplane.AuditEntry{
+		ID: e.ID, WorkspaceID: chain, Seq: seq + 1, Timestamp: now, Action: r.Action,
+		ActorID: c.Actor.ID, TargetID: r.Target.ID, Body: body, Hash: auditchain.Link(prev, body),
+	}
+	if err := tx.InsertAudit(ctx, entry); err != nil {
+		return fmt.Errorf("insert audit entry: %w", err)
+	}
+	return nil
+}
+
+// Audit records an action that changes nothing else (a sign-in, a failed sign-in, a denied reveal).
+func (s *Service) Audit(ctx context.Context, c *keyplane.Caller, chain string, r keyplane.AuditRecord) error {
+	return s.change(ctx, c, chain, func(store.Tx, time.Time) (*outcome, error) {
+		return &outcome{audit: &r}, nil
+	})
+}
+
+// notFound maps a store miss to the contract's not found, naming the kind of resource.
+func notFound(err error, kind string) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return keyplane.NotFound(kind)
+	}
+	return err
+}
+
+// diff lists the fields whose JSON values differ between two views, ignoring the given fields. It
+// compares the API's own representation, so that the audit trail speaks the API's language.
+func diff(before, after any, ignore ...string) map[string]keyplane.Change {
+	b, a := toMap(before), toMap(after)
+	skip := map[string]bool{}
+	for _, f := range ignore {
+		skip[f] = true
+	}
+	out := map[string]keyplane.Change{}
+	for k, av := range a {
+		if skip[k] {
+			continue
+		}
+		bv, had := b[k]
+		if !had || string(bv) != string(av) {
+			var from, to any
+			if had {
+				from = bv
+			}
+			to = av
+			out[k] = keyplane.Change{From: from, To: to}
+		}
+	}
+	return out
+}
+
+func toMap(v any) map[string]json.RawMessage {
+	m := map[string]json.RawMessage{}
+	if v == nil {
+		return m
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return m
+	}
+	_ = json.Unmarshal(b, &m)
+	return m
+}
+
+// KeyPrefix returns the deployment's key prefix.
+func (s *Service) KeyPrefix() string { return s.prefix }

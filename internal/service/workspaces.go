@@ -1,0 +1,464 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/mail"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/keyplane/keyplane"
+	"github.com/keyplane/keyplane/internal/id"
+	"github.com/keyplane/keyplane/internal/keyformat"
+	"github.com/keyplane/keyplane/internal/password"
+	"github.com/keyplane/keyplane/internal/store"
+)
+
+// WorkspaceInput creates a workspace; absent settings take the contract's defaults.
+type WorkspaceInput struct {
+	Name              string
+	Slug              string
+	MaxKeys           keyplane.Optional[int]
+	TestKeyTTLSeconds keyplane.Optional[int64]
+	LiveModeEnabled   keyplane.Optional[bool]
+}
+
+// WorkspacePatch changes a workspace; absent fields are left alone.
+type WorkspacePatch struct {
+	Name              keyplane.Optional[string]
+	Slug              keyplane.Optional[string]
+	MaxKeys           keyplane.Optional[int]
+	TestKeyTTLSeconds keyplane.Optional[int64]
+	LiveModeEnabled   keyplane.Optional[bool]
+}
+
+// checkName validates a human-readable name: trimmed, 1 to max characters, no control characters.
+func checkName(v *keyplane.Validation, field, s string, max int, required bool) string {
+	s = strings.TrimSpace(s)
+	n := utf8.RuneCountInString(s)
+	switch {
+	case !utf8.ValidString(s):
+		v.Add(field, "must be valid UTF-8")
+	case n == 0 && required:
+		v.Add(field, "is required")
+	case n > max:
+		v.Add(field, "must be at most %d characters", max)
+	case strings.IndexFunc(s, func(r rune) bool {
+		return unicode.IsControl(r) && !(field == "description" && (r == '\n' || r == '\t'))
+	}) >= 0:
+		v.Add(field, "must not contain control characters")
+	}
+	return s
+}
+
+func checkSettings(v *keyplane.Validation, maxKeys keyplane.Optional[int], ttl keyplane.Optional[int64], live keyplane.Optional[bool]) {
+	if maxKeys.Set && (maxKeys.Null || maxKeys.Value < 1 || maxKeys.Value > keyplane.MaxMaxKeys) {
+		v.Add("maxKeys", "must be a whole number from 1 to %d", keyplane.MaxMaxKeys)
+	}
+	if ttl.Set && (ttl.Null || ttl.Value < keyplane.MinTestKeyTTLSeconds || ttl.Value > keyplane.MaxTestKeyTTLSeconds) {
+		v.Add("testKeyTtlSeconds", "must be a whole number of seconds from %d to %d", keyplane.MinTestKeyTTLSeconds, keyplane.MaxTestKeyTTLSeconds)
+	}
+	if live.Set && live.Null {
+		v.Add("liveModeEnabled", "must be true or false")
+	}
+}
+
+// CreateWorkspace makes a workspace. Operator only.
+func (s *Service) CreateWorkspace(ctx context.Context, c *keyplane.Caller, in WorkspaceInput) (*keyplane.Workspace, error) {
+	if err := c.RequireOperator(); err != nil {
+		return nil, err
+	}
+	var v keyplane.Validation
+	name := checkName(&v, "name", in.Name, keyplane.MaxNameLen, true)
+	if !keyplane.ValidSlug(in.Slug) {
+		v.Add("slug", "must be 1–63 lower-case letters, digits and dashes, starting and ending with a letter or digit")
+	}
+	checkSettings(&v, in.MaxKeys, in.TestKeyTTLSeconds, in.LiveModeEnabled)
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	now := s.clock()
+	w := &keyplane.Workspace{
+		ID: id.NewAt(id.Workspace, now), Name: name, Slug: in.Slug,
+		MaxKeys: keyplane.DefaultMaxKeys, TestKeyTTLSeconds: keyplane.DefaultTestKeyTTLSeconds, LiveModeEnabled: true,
+	}
+	if in.MaxKeys.Set {
+		w.MaxKeys = in.MaxKeys.Value
+	}
+	if in.TestKeyTTLSeconds.Set {
+		w.TestKeyTTLSeconds = in.TestKeyTTLSeconds.Value
+	}
+	if in.LiveModeEnabled.Set {
+		w.LiveModeEnabled = in.LiveModeEnabled.Value
+	}
+	err := s.change(ctx, c, w.ID, func(tx store.Tx, now time.Time) (*outcome, error) {
+		w.CreatedAt, w.UpdatedAt = now, now
+		if err := tx.CreateWorkspace(ctx, w); err != nil {
+			return nil, slugTaken(err)
+		}
+		return &outcome{audit: &keyplane.AuditRecord{
+			Action: "workspace.created", Target: keyplane.Target{Type: "workspace", ID: w.ID},
+			Changes: diff(nil, w.View(), "id", "createdAt", "updatedAt"),
+		}}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+func slugTaken(err error) error {
+	if errors.Is(err, store.ErrConflict) {
+		return &keyplane.Error{Code: keyplane.CodeInvalidRequest, Message: "invalid slug: already used by another workspace",
+			Details: []keyplane.FieldError{{Field: "slug", Message: "is already used by another workspace"}}}
+	}
+	return err
+}
+
+// ListWorkspaces lists every workspace for the operator, or the caller's own.
+func (s *Service) ListWorkspaces(ctx context.Context, c *keyplane.Caller, limit int, cursor string) ([]keyplane.Workspace, string, error) {
+	if !c.Operator {
+		w, err := s.GetWorkspace(ctx, c, c.WorkspaceID)
+		if err != nil {
+			return nil, "", err
+		}
+		return []keyplane.Workspace{*w}, "", nil
+	}
+	ws, next, err := s.store.ListWorkspaces(ctx, limit, cursor)
+	return ws, next, badCursor(err)
+}
+
+func badCursor(err error) error {
+	if errors.Is(err, store.ErrBadCursor) {
+		return &keyplane.Error{Code: keyplane.CodeInvalidRequest, Message: "invalid cursor: it was not made by this list",
+			Details: []keyplane.FieldError{{Field: "cursor", Message: "was not made by this list"}}}
+	}
+	return err
+}
+
+// GetWorkspace returns a workspace the caller may see.
+func (s *Service) GetWorkspace(ctx context.Context, c *keyplane.Caller, wsID string) (*keyplane.Workspace, error) {
+	if !c.Operator && wsID != c.WorkspaceID {
+		return nil, keyplane.NotFound("workspace")
+	}
+	if !id.Valid(id.Workspace, wsID) {
+		return nil, keyplane.NotFound("workspace")
+	}
+	w, err := s.store.GetWorkspace(ctx, wsID)
+	return w, notFound(err, "workspace")
+}
+
+// GetWorkspaceBySlug returns a workspace by its slug, if the caller may see it.
+func (s *Service) GetWorkspaceBySlug(ctx context.Context, c *keyplane.Caller, slug string) (*keyplane.Workspace, error) {
+	if !keyplane.ValidSlug(slug) {
+		return nil, keyplane.NotFound("workspace")
+	}
+	w, err := s.store.GetWorkspaceBySlug(ctx, slug)
+	if err != nil {
+		return nil, notFound(err, "workspace")
+	}
+	if !c.Operator && w.ID != c.WorkspaceID {
+		return nil, keyplane.NotFound("workspace")
+	}
+	return w, nil
+}
+
+// UpdateWorkspace changes a workspace's name, slug or settings. Operator only: a workspace's own keys
+// may not raise their own limits.
+func (s *Service) UpdateWorkspace(ctx context.Context, c *keyplane.Caller, wsID string, p WorkspacePatch) (*keyplane.Workspace, error) {
+	if _, err := s.GetWorkspace(ctx, c, wsID); err != nil {
+		return nil, err
+	}
+	if err := c.RequireOperator(); err != nil {
+		return nil, err
+	}
+	var v keyplane.Validation
+	var name string
+	if p.Name.Set {
+		if p.Name.Null {
+			v.Add("name", "is required")
+		} else {
+			name = checkName(&v, "name", p.Name.Value, keyplane.MaxNameLen, true)
+		}
+	}
+	if p.Slug.Set && (p.Slug.Null || !keyplane.ValidSlug(p.Slug.Value)) {
+		v.Add("slug", "must be 1–63 lower-case letters, digits and dashes, starting and ending with a letter or digit")
+	}
+	checkSettings(&v, p.MaxKeys, p.TestKeyTTLSeconds, p.LiveModeEnabled)
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	var w *keyplane.Workspace
+	err := s.change(ctx, c, wsID, func(tx store.Tx, now time.Time) (*outcome, error) {
+		var err error
+		if w, err = tx.GetWorkspace(ctx, wsID); err != nil {
+			return nil, notFound(err, "workspace")
+		}
+		before := w.View()
+		if p.Name.Set {
+			w.Name = name
+		}
+		if p.Slug.Set {
+			w.Slug = p.Slug.Value
+		}
+		if p.MaxKeys.Set {
+			w.MaxKeys = p.MaxKeys.Value
+		}
+		if p.TestKeyTTLSeconds.Set {
+			w.TestKeyTTLSeconds = p.TestKeyTTLSeconds.Value
+		}
+		if p.LiveModeEnabled.Set {
+			w.LiveModeEnabled = p.LiveModeEnabled.Value
+		}
+		changes := diff(before, w.View(), "updatedAt")
+		if len(changes) == 0 {
+			return nil, nil
+		}
+		w.UpdatedAt = now
+		if err := tx.UpdateWorkspace(ctx, w); err != nil {
+			return nil, slugTaken(err)
+		}
+		return &outcome{audit: &keyplane.AuditRecord{Action: "workspace.updated", Target: keyplane.Target{Type: "workspace", ID: w.ID}, Changes: changes}}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// canManageMembers: the operator, or an owner or admin of the workspace.
+func canManageMembers(c *keyplane.Caller, wsID string) bool {
+	return c.Operator || (c.WorkspaceID == wsID && (c.Role == keyplane.RoleOwner || c.Role == keyplane.RoleAdmin))
+}
+
+// normalizeEmail checks an address and returns it lower-cased.
+func normalizeEmail(v *keyplane.Validation, email string) string {
+	email = strings.TrimSpace(email)
+	a, err := mail.ParseAddress(email)
+	if err != nil || a.Address != email || len(email) > 254 || !strings.Contains(email[strings.LastIndexByte(email, '@'):], ".") && !strings.HasSuffix(email, "@localhost") {
+		v.Add("email", "must be an email address such as ana@example.com")
+		return ""
+	}
+	return strings.ToLower(email)
+}
+
+// AddMember gives a person a role in a workspace, creating their account (without a password, so
+// they cannot sign in until one is set) if they have none.
+func (s *Service) AddMember(ctx context.Context, c *keyplane.Caller, wsID, email string, role keyplane.Role) (*keyplane.Member, error) {
+	if _, err := s.GetWorkspace(ctx, c, wsID); err != nil {
+		return nil, err
+	}
+	if !canManageMembers(c, wsID) {
+		return nil, keyplane.Errorf(keyplane.CodeForbidden, "only the operator or the workspace's owners and admins may manage members")
+	}
+	var v keyplane.Validation
+	email = normalizeEmail(&v, email)
+	if !role.Valid() {
+		v.Add("role", "must be one of owner, admin, developer, viewer")
+	}
+	if c.Role == keyplane.RoleAdmin && role == keyplane.RoleOwner && !c.Operator {
+		v.Add("role", "only an owner may make another owner")
+	}
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	var m *keyplane.Member
+	err := s.change(ctx, c, wsID, func(tx store.Tx, now time.Time) (*outcome, error) {
+		u, err := tx.GetUserByEmail(ctx, email)
+		if errors.Is(err, store.ErrNotFound) {
+			u = &keyplane.User{ID: id.NewAt(id.User, now), Email: email, CreatedAt: now, UpdatedAt: now}
+			err = tx.CreateUser(ctx, u)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("member user: %w", err)
+		}
+		m = &keyplane.Member{WorkspaceID: wsID, UserID: u.ID, Email: u.Email, Role: role, CreatedAt: now}
+		var from any
+		members, err := tx.ListMembers(ctx, wsID)
+		if err != nil {
+			return nil, err
+		}
+		for _, old := range members {
+			if old.UserID == u.ID {
+				if old.Role == role {
+					m = &old
+					return nil, nil
+				}
+				from = old.Role
+				m.CreatedAt = old.CreatedAt
+			}
+		}
+		if err := tx.UpsertMember(ctx, m); err != nil {
+			return nil, err
+		}
+		return &outcome{audit: &keyplane.AuditRecord{Action: "member.added", Target: keyplane.Target{Type: "user", ID: u.ID},
+			Changes: map[string]keyplane.Change{"role": {From: from, To: role}, "email": {From: nil, To: u.Email}}}}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// ListMembers lists a workspace's members.
+func (s *Service) ListMembers(ctx context.Context, c *keyplane.Caller, wsID string) ([]keyplane.Member, error) {
+	if _, err := s.GetWorkspace(ctx, c, wsID); err != nil {
+		return nil, err
+	}
+	if !c.Operator && c.Role == "" {
+		return nil, keyplane.Errorf(keyplane.CodeForbidden, "members are managed by the operator and the workspace's people")
+	}
+	return s.store.ListMembers(ctx, wsID)
+}
+
+// CreateRootKey makes an operator credential and returns its value, which is never shown again.
+func (s *Service) CreateRootKey(ctx context.Context, c *keyplane.Caller, name string, scopes []string) (*keyplane.RootKey, string, error) {
+	if err := c.RequireOperator(); err != nil {
+		return nil, "", err
+	}
+	var v keyplane.Validation
+	name = checkName(&v, "name", name, keyplane.MaxNameLen, true)
+	seen := map[string]bool{}
+	var clean []string
+	for _, sc := range scopes {
+		sc = strings.TrimSpace(sc)
+		if sc != keyplane.ScopeAdmin && sc != keyplane.ScopeVerify {
+			v.Add("scopes", "%q is not a scope; use admin and/or verify", sc)
+			continue
+		}
+		if !seen[sc] {
+			seen[sc] = true
+			clean = append(clean, sc)
+		}
+	}
+	if len(clean) == 0 && len(scopes) == 0 {
+		v.Add("scopes", "at least one of admin, verify is required")
+	}
+	if err := v.Err(); err != nil {
+		return nil, "", err
+	}
+	value := keyformat.GenerateRoot(s.prefix)
+	h := keyformat.Hash(value)
+	rk := &keyplane.RootKey{Name: name, Hash: h[:], Scopes: clean}
+	err := s.change(ctx, c, store.OperatorChain, func(tx store.Tx, now time.Time) (*outcome, error) {
+		rk.ID, rk.CreatedAt = id.NewAt(id.RootKey, now), now
+		if err := tx.CreateRootKey(ctx, rk); err != nil {
+			return nil, err
+		}
+		return &outcome{audit: &keyplane.AuditRecord{Action: "root_key.created", Target: keyplane.Target{Type: "root_key", ID: rk.ID},
+			Changes: map[string]keyplane.Change{"name": {To: rk.Name}, "scopes": {To: rk.Scopes}}}}, nil
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	return rk, value, nil
+}
+
+// UserInput creates a person's account or sets its password.
+type UserInput struct {
+	Email       string
+	Password    string
+	Operator    bool
+	WorkspaceID string // with Role: make them a member
+	Role        keyplane.Role
+}
+
+// CreateUser creates (or, when the email exists, updates the password and operator flag of) an account.
+func (s *Service) CreateUser(ctx context.Context, c *keyplane.Caller, in UserInput) (*keyplane.User, error) {
+	if err := c.RequireOperator(); err != nil {
+		return nil, err
+	}
+	var v keyplane.Validation
+	email := normalizeEmail(&v, in.Email)
+	if n := utf8.RuneCountInString(in.Password); n < password.MinLength || len(in.Password) > password.MaxLength {
+		v.Add("password", "must be %d to %d characters", password.MinLength, password.MaxLength)
+	}
+	if in.WorkspaceID != "" && !in.Role.Valid() {
+		v.Add("role", "must be one of owner, admin, developer, viewer")
+	}
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	hash := password.Hash(in.Password)
+	var u *keyplane.User
+	chain := store.OperatorChain
+	if in.WorkspaceID != "" && !in.Operator {
+		chain = in.WorkspaceID
+	}
+	err := s.change(ctx, c, chain, func(tx store.Tx, now time.Time) (*outcome, error) {
+		var err error
+		action := "user.updated"
+		u, err = tx.GetUserByEmail(ctx, email)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			action = "user.created"
+			u = &keyplane.User{ID: id.NewAt(id.User, now), Email: email, PasswordHash: hash, Operator: in.Operator, CreatedAt: now, UpdatedAt: now}
+			err = tx.CreateUser(ctx, u)
+		case err == nil:
+			u.PasswordHash, u.Operator, u.UpdatedAt = hash, u.Operator || in.Operator, now
+			err = tx.UpdateUser(ctx, u)
+		}
+		if err != nil {
+			return nil, err
+		}
+		changes := map[string]keyplane.Change{"email": {To: u.Email}, "operator": {To: u.Operator}, "password": {To: "(set)"}}
+		if in.WorkspaceID != "" {
+			if _, err := tx.GetWorkspace(ctx, in.WorkspaceID); err != nil {
+				return nil, notFound(err, "workspace")
+			}
+			if err := tx.UpsertMember(ctx, &keyplane.Member{WorkspaceID: in.WorkspaceID, UserID: u.ID, Role: in.Role, CreatedAt: now}); err != nil {
+				return nil, err
+			}
+			changes["role"] = keyplane.Change{To: in.Role}
+		}
+		return &outcome{audit: &keyplane.AuditRecord{Action: action, Target: keyplane.Target{Type: "user", ID: u.ID}, Changes: changes}}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+// BootstrapResult says what a first start created.
+type BootstrapResult struct {
+	AdminEmail        string
+	GeneratedPassword string // set only when keyplane made the password up
+	Workspace         *keyplane.Workspace
+}
+
+// Bootstrap prepares an empty deployment: the operator admin and a workspace named "Default" with the
+// admin as its owner. On a deployment that already has a workspace or a user it does nothing and
+// returns nil.
+func (s *Service) Bootstrap(ctx context.Context, email, pw string) (*BootstrapResult, error) {
+	ws, _, err := s.store.ListWorkspaces(ctx, 1, "")
+	if err != nil {
+		return nil, fmt.Errorf("bootstrap: %w", err)
+	}
+	if len(ws) > 0 {
+		return nil, nil
+	}
+	if email == "" {
+		email = "admin@localhost"
+	}
+	if _, err := s.store.GetUserByEmail(ctx, email); err == nil {
+		return nil, nil
+	}
+	res := &BootstrapResult{AdminEmail: strings.ToLower(email)}
+	if pw == "" {
+		pw = password.Generate()
+		res.GeneratedPassword = pw
+	}
+	sys := keyplane.System("bootstrap")
+	w, err := s.CreateWorkspace(ctx, sys, WorkspaceInput{Name: "Default", Slug: "default"})
+	if err != nil {
+		return nil, fmt.Errorf("bootstrap workspace: %w", err)
+	}
+	res.Workspace = w
+	if _, err := s.CreateUser(ctx, sys, UserInput{Email: email, Password: pw, Operator: true, WorkspaceID: w.ID, Role: keyplane.RoleOwner}); err != nil {
+		return nil, fmt.Errorf("bootstrap admin: %w", err)
+	}
+	return res, nil
+}

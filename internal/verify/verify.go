@@ -1,0 +1,160 @@
+// Package verify answers whether a key is good: the hot path. A value is parsed and its checksum
+// checked before anything else, then looked up by its SHA-256 digest in a bounded in-memory cache that
+// also remembers unknown digests (negative caching), so that a flood of made-up keys costs one storage
+// read per distinct key per TTL. Concurrent misses of one digest share one storage read.
+package verify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/maypok86/otter/v2"
+
+	"github.com/keyplane/keyplane"
+	"github.com/keyplane/keyplane/internal/keyformat"
+	"github.com/keyplane/keyplane/internal/store"
+)
+
+// Options configure a Verifier.
+type Options struct {
+	KeyPrefix string
+	// CacheSize bounds the number of cached digests, known and unknown together.
+	CacheSize int
+	// TTL bounds how long an entry is trusted without a storage read: the safety net for changes made
+	// by other nodes whose notifications were lost. Changes made through this node's service are seen
+	// at once, whatever the TTL.
+	TTL time.Duration
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// entry is a cached lookup: key is nil for an unknown digest.
+type entry struct {
+	key             *keyplane.CompiledKey
+	secretExpiresAt *time.Time
+}
+
+// rootEntry is a cached root key lookup: key is nil for an unknown digest.
+type rootEntry struct{ key *keyplane.RootKey }
+
+// Verifier checks key values against the store through the cache.
+type Verifier struct {
+	store  store.Queries
+	prefix string
+	now    func() time.Time
+	keys   *otter.Cache[[32]byte, entry]
+	roots  *otter.Cache[[32]byte, rootEntry]
+}
+
+// New returns a Verifier reading from q.
+func New(q store.Queries, o Options) (*Verifier, error) {
+	if o.CacheSize <= 0 {
+		o.CacheSize = 100_000
+	}
+	if o.TTL <= 0 {
+		o.TTL = time.Minute
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	keys, err := otter.New(&otter.Options[[32]byte, entry]{
+		MaximumSize:      o.CacheSize,
+		ExpiryCalculator: otter.ExpiryWriting[[32]byte, entry](o.TTL),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("verify cache: %w", err)
+	}
+	roots, err := otter.New(&otter.Options[[32]byte, rootEntry]{
+		MaximumSize:      1000,
+		ExpiryCalculator: otter.ExpiryWriting[[32]byte, rootEntry](o.TTL),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("verify cache: %w", err)
+	}
+	return &Verifier{store: q, prefix: o.KeyPrefix, now: o.Now, keys: keys, roots: roots}, nil
+}
+
+// Result is a verification's outcome. Key is set whenever the value matched a stored key, whatever
+// the code; it is shared and must not be modified.
+type Result struct {
+	Code keyplane.VerifyCode
+	Key  *keyplane.CompiledKey
+}
+
+// ErrUnavailable wraps storage failures: the answer is unknown, not NOT_FOUND.
+var ErrUnavailable = errors.New("verify: storage unavailable")
+
+// Verify checks an API key value. It returns an error only when the store could not be read for a key
+// that is not cached; a malformed value is NOT_FOUND without any read.
+func (v *Verifier) Verify(ctx context.Context, value string, req *keyplane.VerifyRequest) (Result, error) {
+	kind, err := keyformat.Parse(v.prefix, value)
+	if err != nil || kind.Root {
+		return Result{Code: keyplane.VerifyNotFound}, nil
+	}
+	e, err := v.lookup(ctx, keyformat.Hash(value))
+	if err != nil {
+		return Result{}, err
+	}
+	if e.key == nil {
+		return Result{Code: keyplane.VerifyNotFound}, nil
+	}
+	return Result{Code: e.key.Check(v.now(), e.secretExpiresAt, req), Key: e.key}, nil
+}
+
+func (v *Verifier) lookup(ctx context.Context, h [32]byte) (entry, error) {
+	if e, ok := v.keys.GetIfPresent(h); ok {
+		return e, nil
+	}
+	e, err := v.keys.Get(ctx, h, otter.LoaderFunc[[32]byte, entry](func(ctx context.Context, h [32]byte) (entry, error) {
+		k, s, err := v.store.LookupSecret(ctx, h[:])
+		if errors.Is(err, store.ErrNotFound) {
+			return entry{}, nil // cached as unknown
+		}
+		if err != nil {
+			return entry{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
+		return entry{key: keyplane.Compile(k), secretExpiresAt: s.ExpiresAt}, nil
+	}))
+	if err != nil {
+		return entry{}, err
+	}
+	return e, nil
+}
+
+// RootKey authenticates a root key value; nil means unknown or revoked.
+func (v *Verifier) RootKey(ctx context.Context, value string) (*keyplane.RootKey, error) {
+	kind, err := keyformat.Parse(v.prefix, value)
+	if err != nil || !kind.Root {
+		return nil, nil
+	}
+	h := keyformat.Hash(value)
+	e, err := v.roots.Get(ctx, h, otter.LoaderFunc[[32]byte, rootEntry](func(ctx context.Context, h [32]byte) (rootEntry, error) {
+		k, err := v.store.GetRootKeyByHash(ctx, h[:])
+		if errors.Is(err, store.ErrNotFound) {
+			return rootEntry{}, nil
+		}
+		if err != nil {
+			return rootEntry{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
+		return rootEntry{key: k}, nil
+	}))
+	if err != nil {
+		return nil, err
+	}
+	if e.key == nil || e.key.RevokedAt != nil {
+		return nil, nil
+	}
+	return e.key, nil
+}
+
+// Forget drops the cached lookups of these digests. The service calls it after every committed change
+// to a key, with every digest the key has, so that this node's next verification reads the change.
+func (v *Verifier) Forget(hashes ...[]byte) {
+	for _, h := range hashes {
+		if len(h) == 32 {
+			v.keys.Invalidate([32]byte(h))
+		}
+	}
+}

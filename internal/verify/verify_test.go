@@ -1,0 +1,180 @@
+package verify_test
+
+import (
+	"context"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/keyplane/keyplane"
+	"github.com/keyplane/keyplane/internal/keyformat"
+	"github.com/keyplane/keyplane/internal/masterkey"
+	"github.com/keyplane/keyplane/internal/service"
+	"github.com/keyplane/keyplane/internal/store"
+	"github.com/keyplane/keyplane/internal/store/storetest"
+	"github.com/keyplane/keyplane/internal/verify"
+)
+
+// counting passes reads through to a real store and counts the verification reads.
+type counting struct {
+	store.Store
+	lookups atomic.Int64
+}
+
+func (c *counting) LookupSecret(ctx context.Context, h []byte) (*keyplane.APIKey, *keyplane.Secret, error) {
+	c.lookups.Add(1)
+	return c.Store.LookupSecret(ctx, h)
+}
+
+type fixture struct {
+	st  *counting
+	ver *verify.Verifier
+	svc *service.Service
+	ws  string
+}
+
+func setup(tb testing.TB, driver string) *fixture {
+	tb.Helper()
+	st := &counting{Store: storetest.Open(tb, driver)}
+	ver, err := verify.New(st, verify.Options{KeyPrefix: "kp"})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	box, _ := masterkey.New(make([]byte, 32))
+	cat, _ := keyplane.NewCatalog([]keyplane.CatalogEntry{{Name: "orders:read"}}, nil)
+	svc := service.New(service.Options{Store: st, Catalog: cat, Box: box, KeyPrefix: "kp", Forget: ver.Forget})
+	w, err := svc.CreateWorkspace(context.Background(), keyplane.System("test"), service.WorkspaceInput{Name: "W", Slug: "w"})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return &fixture{st: st, ver: ver, svc: svc, ws: w.ID}
+}
+
+func (f *fixture) key(tb testing.TB) (*keyplane.APIKey, string) {
+	tb.Helper()
+	k, v, err := f.svc.CreateAPIKey(context.Background(), keyplane.System("test"), f.ws, service.CreateKeyInput{
+		Name: "k", KeyType: keyplane.KeyTypeSecret, Permissions: []string{"orders:read"}, IPAllowlist: []string{"203.0.113.0/24"},
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return k, v
+}
+
+var req = &keyplane.VerifyRequest{Permissions: []string{"orders:read"}, IP: netip.MustParseAddr("203.0.113.9")}
+
+func TestCacheAndInvalidation(t *testing.T) {
+	for _, d := range storetest.Drivers() {
+		t.Run(d, func(t *testing.T) {
+			f := setup(t, d)
+			ctx := context.Background()
+			k, v := f.key(t)
+			for i := 0; i < 10; i++ {
+				if r, err := f.ver.Verify(ctx, v, req); err != nil || r.Code != keyplane.VerifyValid {
+					t.Fatalf("verify: %v %v", r.Code, err)
+				}
+			}
+			if n := f.st.lookups.Load(); n != 1 {
+				t.Fatalf("10 verifications of one key read the store %d times, want 1", n)
+			}
+			// A change made through the service is seen at once, not after the TTL.
+			if _, err := f.svc.UpdateAPIKey(ctx, keyplane.System("test"), f.ws, k.ID, service.KeyPatch{Enabled: keyplane.Some(false)}); err != nil {
+				t.Fatal(err)
+			}
+			if r, _ := f.ver.Verify(ctx, v, req); r.Code != keyplane.VerifyDisabled {
+				t.Fatalf("after disable: %s", r.Code)
+			}
+			if _, err := f.svc.RevokeAPIKey(ctx, keyplane.System("test"), f.ws, k.ID); err != nil {
+				t.Fatal(err)
+			}
+			if r, _ := f.ver.Verify(ctx, v, req); r.Code != keyplane.VerifyRevoked {
+				t.Fatalf("after revoke: %s", r.Code)
+			}
+		})
+	}
+}
+
+func TestUnknownKeysAreCachedAndMalformedNeverRead(t *testing.T) {
+	f := setup(t, "sqlite")
+	ctx := context.Background()
+	unknown := keyformat.Generate("kp", "sk", "live")
+	for i := 0; i < 100; i++ {
+		if r, err := f.ver.Verify(ctx, unknown, req); err != nil || r.Code != keyplane.VerifyNotFound || r.Key != nil {
+			t.Fatalf("unknown: %v %v", r, err)
+		}
+	}
+	if n := f.st.lookups.Load(); n != 1 {
+		t.Fatalf("100 verifications of one unknown key read the store %d times, want 1", n)
+	}
+	for _, bad := range []string{"", "kp_sk_live_x", unknown[:len(unknown)-1] + "0", strings.Repeat("a", 1<<16), keyformat.GenerateRoot("kp"), keyformat.Generate("xx", "sk", "live")} {
+		if r, _ := f.ver.Verify(ctx, bad, req); r.Code != keyplane.VerifyNotFound {
+			t.Errorf("malformed %.20q: %s", bad, r.Code)
+		}
+	}
+	if n := f.st.lookups.Load(); n != 1 {
+		t.Fatalf("malformed values read the store (%d reads)", n)
+	}
+}
+
+func TestConcurrentMissesCoalesce(t *testing.T) {
+	f := setup(t, "sqlite")
+	_, v := f.key(t)
+	var wg sync.WaitGroup
+	for i := 0; i < 64; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if r, err := f.ver.Verify(context.Background(), v, req); err != nil || r.Code != keyplane.VerifyValid {
+				t.Errorf("verify: %v %v", r.Code, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := f.st.lookups.Load(); n != 1 {
+		t.Fatalf("64 concurrent misses read the store %d times, want 1", n)
+	}
+}
+
+// BenchmarkVerifyCached is the in-process hot path: a valid key already in the cache, with an IP
+// allow-list and a permission to check. Budget (DESIGN.md): ≤ 1 µs/op, ≤ 3 allocs/op.
+func BenchmarkVerifyCached(b *testing.B) {
+	f := setup(b, "sqlite")
+	_, v := f.key(b)
+	ctx := context.Background()
+	if r, _ := f.ver.Verify(ctx, v, req); r.Code != keyplane.VerifyValid {
+		b.Fatal(r.Code)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if r, _ := f.ver.Verify(ctx, v, req); r.Code != keyplane.VerifyValid {
+				b.Fatal(r.Code)
+			}
+		}
+	})
+}
+
+// BenchmarkVerifyUnknown is a flood of well-formed unknown keys served from the negative cache.
+func BenchmarkVerifyUnknown(b *testing.B) {
+	f := setup(b, "sqlite")
+	keys := make([]string, 1024)
+	for i := range keys {
+		keys[i] = keyformat.Generate("kp", "sk", "live")
+	}
+	ctx := context.Background()
+	for _, k := range keys {
+		f.ver.Verify(ctx, k, req)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	i := 0
+	for b.Loop() {
+		if r, _ := f.ver.Verify(ctx, keys[i&1023], req); r.Code != keyplane.VerifyNotFound {
+			b.Fatal(r.Code)
+		}
+		i++
+	}
+}
