@@ -93,7 +93,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if !errors.As(err, &e) {
 		code := keyplane.CodeInternal
 		msg := "something went wrong on our side; the request id identifies it in our logs"
-		if errors.Is(err, verify.ErrUnavailable) || errors.Is(err, errStoreDown) {
+		if errors.Is(err, verify.ErrUnavailable) {
 			code, msg = keyplane.CodeUnavailable, "the key store cannot be reached right now; try again shortly"
 		}
 		s.log.ErrorContext(r.Context(), "request failed", "err", err, "method", r.Method, "path", r.URL.Path)
@@ -108,8 +108,6 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	writeJSON(w, status, envelope{Error: &errorBody{Code: e.Code, Message: e.Message, RequestID: requestID(r.Context()), Details: e.Details}})
 }
-
-var errStoreDown = errors.New("store unavailable")
 
 func invalid(field, format string, args ...any) *keyplane.Error {
 	msg := fmt.Sprintf(format, args...)

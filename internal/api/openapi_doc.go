@@ -1,4 +1,654 @@
 package api
 
-// openAPIDocument is replaced by the full document in the next commit.
-func openAPIDocument() []byte { return []byte(`{"openapi":"3.1.0"}`) }
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/keyplane/keyplane"
+)
+
+// OpenAPI returns the OpenAPI 3.1 document served at GET /v1/openapi.json, for tests that check the
+// server's answers against it. The copy keeps the served bytes immutable.
+func OpenAPI() []byte { return bytes.Clone(openAPIDocument()) }
+
+// openAPIDocument is built once: the document depends on nothing but this file, and every request for
+// it gets the same bytes.
+var openAPIDocument = sync.OnceValue(func() []byte {
+	b, err := json.Marshal(buildOpenAPI())
+	if err != nil {
+		panic("openapi: " + err.Error()) // only maps, slices and scalars: cannot fail
+	}
+	return b
+})
+
+// schema is a JSON Schema (draft 2020-12, the dialect of OpenAPI 3.1) under construction. Each
+// constructor returns a fresh map for the chained setters to fill in; once a schema is placed inside
+// another it is never changed, so one may be shared by several parents.
+type schema map[string]any
+
+func (s schema) desc(d string) schema       { s["description"] = d; return s }
+func (s schema) set(k string, v any) schema { s[k] = v; return s }
+func (s schema) example(v any) schema       { s["examples"] = []any{v}; return s }
+func (s schema) length(lo, hi int) schema   { return s.set("minLength", lo).set("maxLength", hi) }
+func (s schema) def(v any) schema           { s["default"] = v; return s }
+func (s schema) pattern(p string) schema    { s["pattern"] = p; return s }
+func (s schema) format(f string) schema     { s["format"] = f; return s }
+func (s schema) maxLen(n int) schema        { s["maxLength"] = n; return s }
+func (s schema) maxItems(n int) schema      { s["maxItems"] = n; return s }
+func (s schema) constant(v any) schema      { s["const"] = v; return s }
+func (s schema) bounds(lo, hi int64) schema { return s.set("minimum", lo).set("maximum", hi) }
+
+func str() schema      { return schema{"type": "string"} }
+func integer() schema  { return schema{"type": "integer"} }
+func boolean() schema  { return schema{"type": "boolean"} }
+func dateTime() schema { return str().format("date-time") }
+func anyJSON() schema  { return schema{} }
+
+func enum[T ~string](values ...T) schema {
+	vs := make([]any, len(values))
+	for i, v := range values {
+		vs[i] = string(v)
+	}
+	return schema{"type": "string", "enum": vs}
+}
+
+func array(items schema) schema { return schema{"type": "array", "items": items} }
+
+func ref(name string) schema { return schema{"$ref": "#/components/schemas/" + name} }
+
+// nullable widens s to also accept null, the OpenAPI 3.1 way: a type list, since the 3.0 "nullable"
+// keyword is gone. A $ref cannot carry a type, so it is wrapped in anyOf instead.
+func nullable(s schema) schema {
+	if _, isRef := s["$ref"]; isRef {
+		return schema{"anyOf": []any{s, schema{"type": "null"}}}
+	}
+	if t, ok := s["type"].(string); ok {
+		s["type"] = []any{t, "null"}
+	}
+	if e, ok := s["enum"].([]any); ok {
+		s["enum"] = append(e, nil)
+	}
+	return s
+}
+
+type props map[string]schema
+
+// closed is an object that may hold only props: the server refuses unknown request fields, and the
+// answers it fully controls must not grow fields a client has not been told about.
+func closed(p props, required ...string) schema {
+	s := schema{"type": "object", "properties": p, "additionalProperties": false}
+	if len(required) > 0 {
+		s["required"] = required
+	}
+	return s
+}
+
+// sealed is a closed object whose every field is always sent.
+func sealed(p props) schema {
+	req := make([]string, 0, len(p))
+	for k := range p {
+		req = append(req, k)
+	}
+	sort.Strings(req)
+	return closed(p, req...)
+}
+
+func object() schema { return schema{"type": "object"} }
+
+// Patterns of ids and key values, as internal/id and internal/keyformat make them.
+const crockford26 = "[0-9A-HJKMNP-TV-Z]{26}"
+
+func idOf(prefix string) schema { return str().pattern("^" + prefix + "_" + crockford26 + "$") }
+
+const (
+	slugPattern     = `^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$`
+	keyHeadPattern  = `[a-z][a-z0-9]{0,15}_(?:sk|pk)_(?:live|test)_`
+	keyValuePattern = `^` + keyHeadPattern + `[0-9A-Za-z]{38}$`
+)
+
+func schemas() map[string]schema {
+	keyProps := func() props {
+		return props{
+			"id":             idOf("apk"),
+			"workspaceId":    idOf("ws").desc("The workspace the key belongs to (an addition to the contract's key object)."),
+			"name":           str().length(1, keyplane.MaxNameLen),
+			"description":    str().maxLen(keyplane.MaxDescriptionLen),
+			"keyType":        ref("KeyType"),
+			"environment":    ref("Environment"),
+			"prefix":         str().pattern("^" + keyHeadPattern + "$").example("kp_sk_live_"),
+			"start":          str().pattern("^" + keyHeadPattern + "[0-9A-Za-z]{4}$").desc("The prefix and the first four random characters, safe to show.").example("kp_sk_live_AbC4"),
+			"end":            str().pattern("^[0-9A-Za-z]{4}$").desc("The last four characters of the value.").example("x9Qz"),
+			"status":         enum(keyplane.StatusActive, keyplane.StatusDisabled, keyplane.StatusExpired, keyplane.StatusRevoked).desc("Derived: revoked if revoked, else expired if past expiresAt, else disabled if not enabled, else active."),
+			"enabled":        boolean(),
+			"permissions":    array(str()).maxItems(keyplane.MaxPermissions),
+			"ipAllowlist":    array(str()).maxItems(keyplane.MaxIPAllowlist),
+			"allowedOrigins": array(str()).maxItems(keyplane.MaxOrigins),
+			"meta":           object(),
+			"rateLimit":      nullable(ref("RateLimit")),
+			"recoverable":    boolean(),
+			"expiresAt":      nullable(dateTime()),
+			"lastUsedAt":     nullable(dateTime()),
+			"createdAt":      dateTime(),
+			"updatedAt":      dateTime(),
+			"disabledAt":     nullable(dateTime()),
+			"revokedAt":      nullable(dateTime()),
+			"createdBy":      sealed(props{"type": ref("ActorType"), "id": str()}),
+		}
+	}
+	withValue := keyProps()
+	withValue["keyValue"] = str().pattern(keyValuePattern).desc("The key's value. Shown in full only by the calls that say so.")
+
+	workspaceProps := props{
+		"name":              str().length(1, keyplane.MaxNameLen),
+		"slug":              str().pattern(slugPattern),
+		"maxKeys":           integer().bounds(1, keyplane.MaxMaxKeys).desc("How many keys that are not revoked the workspace may hold."),
+		"testKeyTtlSeconds": integer().bounds(keyplane.MinTestKeyTTLSeconds, keyplane.MaxTestKeyTTLSeconds).desc("Default and longest lifetime of a test key."),
+		"liveModeEnabled":   boolean().desc("Whether live keys may be created."),
+	}
+	workspace := props{"id": idOf("ws"), "createdAt": dateTime(), "updatedAt": dateTime()}
+	for k, v := range workspaceProps {
+		workspace[k] = v
+	}
+	createWorkspace := props{}
+	for k, v := range workspaceProps {
+		createWorkspace[k] = v
+	}
+	createWorkspace["maxKeys"] = integer().bounds(1, keyplane.MaxMaxKeys).def(keyplane.DefaultMaxKeys)
+	createWorkspace["testKeyTtlSeconds"] = integer().bounds(keyplane.MinTestKeyTTLSeconds, keyplane.MaxTestKeyTTLSeconds).def(keyplane.DefaultTestKeyTTLSeconds)
+	createWorkspace["liveModeEnabled"] = boolean().def(true)
+
+	foundKey := sealed(props{
+		"valid":       boolean(),
+		"code":        enum(keyplane.VerifyValid, keyplane.VerifyDisabled, keyplane.VerifyExpired, keyplane.VerifyRevoked, keyplane.VerifyForbidden, keyplane.VerifyInsufficientPermissions),
+		"keyId":       idOf("apk"),
+		"workspaceId": idOf("ws"),
+		"name":        str(),
+		"keyType":     ref("KeyType"),
+		"environment": ref("Environment"),
+		"permissions": array(str()),
+		"meta":        object(),
+		"expiresAt":   nullable(dateTime()),
+	}).desc("A key whose value matched: what it is, whatever the code.")
+	// valid is true exactly when code is VALID.
+	foundKey["if"] = schema{"properties": props{"code": schema{"const": string(keyplane.VerifyValid)}}}
+	foundKey["then"] = schema{"properties": props{"valid": schema{"const": true}}}
+	foundKey["else"] = schema{"properties": props{"valid": schema{"const": false}}}
+
+	codes := make([]keyplane.Code, 0, len(statusOf))
+	for c := range statusOf {
+		codes = append(codes, c)
+	}
+	slices.Sort(codes)
+
+	return map[string]schema{
+		"KeyType":     enum(keyplane.KeyTypeSecret, keyplane.KeyTypePublishable),
+		"Environment": enum(keyplane.EnvLive, keyplane.EnvTest),
+		"ActorType":   enum(keyplane.ActorUser, keyplane.ActorAPIKey, keyplane.ActorRootKey, keyplane.ActorSystem),
+		"Role":        enum(keyplane.RoleOwner, keyplane.RoleAdmin, keyplane.RoleDeveloper, keyplane.RoleViewer),
+		"RateLimit": sealed(props{
+			"limit":    integer().bounds(1, keyplane.MaxRateLimit),
+			"windowMs": integer().bounds(keyplane.MinRateWindowMs, keyplane.MaxRateWindowMs),
+		}).desc("At most limit verifications per windowMs milliseconds."),
+
+		"Error": closed(props{
+			"code":      enum(codes...),
+			"message":   str().desc("For people: what went wrong and, where it helps, what to do."),
+			"requestId": str().desc("The X-Request-Id of the request; the server's logs hold it."),
+			"details": array(sealed(props{"field": str(), "message": str()})).
+				desc("invalid_request only: each invalid field and why."),
+		}, "code", "message", "requestId"),
+		"ErrorEnvelope": sealed(props{"success": boolean().constant(false), "error": ref("Error")}),
+
+		"Health":   sealed(props{"status": str().constant("ok")}),
+		"Ready":    sealed(props{"status": str().constant("ready")}),
+		"NotReady": sealed(props{"status": str().constant("unavailable"), "store": str().constant("unreachable")}),
+		"Status": sealed(props{
+			"status":        enum("ok", "degraded").desc("degraded when the store does not answer."),
+			"version":       str(),
+			"uptimeSeconds": integer().set("minimum", 0),
+			"store":         sealed(props{"driver": str().example("sqlite"), "ok": boolean()}),
+		}),
+		"OpenAPIDocument": object().set("required", []string{"openapi", "info", "paths"}).
+			set("properties", props{"openapi": str().constant("3.1.0")}),
+		"CatalogEntry": sealed(props{"name": str(), "description": str()}),
+
+		"Workspace":              sealed(workspace),
+		"CreateWorkspaceRequest": closed(createWorkspace, "name", "slug"),
+		"UpdateWorkspaceRequest": closed(workspaceProps).desc("Only the fields given change; operator only."),
+		"Member": sealed(props{
+			"userId":    idOf("usr"),
+			"email":     str().format("email"),
+			"role":      ref("Role"),
+			"createdAt": dateTime(),
+		}),
+		"AddMemberRequest": closed(props{"email": str().format("email").maxLen(254), "role": ref("Role")}, "email", "role"),
+
+		"ApiKey":          sealed(keyProps()),
+		"ApiKeyWithValue": sealed(withValue),
+		"CreateApiKeyRequest": closed(props{
+			"name":        str().length(1, keyplane.MaxNameLen),
+			"keyType":     ref("KeyType"),
+			"environment": ref("Environment").def(string(keyplane.EnvLive)),
+			"description": str().maxLen(keyplane.MaxDescriptionLen),
+			"permissions": array(str()).maxItems(keyplane.MaxPermissions).desc("Names from GET /v1/permissions."),
+			"expiresAt": nullable(dateTime()).desc("Must be in the future. Test keys: omitted means creation + the workspace's " +
+				"testKeyTtlSeconds, a later time or null is refused. Live keys: omitted or null means never."),
+			"ipAllowlist": array(str()).maxItems(keyplane.MaxIPAllowlist).desc("IPv4/IPv6 addresses or CIDRs; a CIDR with host bits set is refused."),
+			"allowedOrigins": array(str()).maxItems(keyplane.MaxOrigins).
+				desc("Web origins such as https://shop.example.com; publishable keys only."),
+			"meta":        nullable(object()).desc("At most 4096 bytes once compacted; null is {}."),
+			"rateLimit":   nullable(ref("RateLimit")),
+			"recoverable": boolean().def(false).desc("Also keep the value, sealed, so that it can be revealed. Publishable keys always are."),
+		}, "name", "keyType"),
+		"UpdateApiKeyRequest": closed(props{
+			"name":           str().length(1, keyplane.MaxNameLen),
+			"description":    nullable(str().maxLen(keyplane.MaxDescriptionLen)).desc("null clears it."),
+			"permissions":    nullable(array(str()).maxItems(keyplane.MaxPermissions)).desc("Replaces the list; null clears it."),
+			"ipAllowlist":    nullable(array(str()).maxItems(keyplane.MaxIPAllowlist)).desc("Replaces the list; null clears it."),
+			"allowedOrigins": nullable(array(str()).maxItems(keyplane.MaxOrigins)).desc("Replaces the list; null clears it. Publishable keys only."),
+			"meta":           nullable(object()).desc("Replaces meta; null is {}."),
+			"rateLimit":      nullable(ref("RateLimit")).desc("null removes the limit."),
+			"expiresAt": nullable(dateTime()).desc("Must be in the future; test keys: at most creation + testKeyTtlSeconds, " +
+				"and never null. Live keys: null means never."),
+			"enabled": boolean(),
+		}).desc("Only the fields given change. keyType and environment cannot change: sending them is refused, naming them."),
+		"RotateApiKeyRequest": closed(props{
+			"expireOldAfterSeconds": integer().bounds(0, keyplane.MaxRotationGrace).def(0).
+				desc("How long the old value keeps working; 0 stops it at once."),
+		}),
+		"RevealApiKeyRequest": closed(props{}).desc("No fields; the body may be left out."),
+		"RevokedApiKey":       sealed(props{"id": idOf("apk"), "revokedAt": dateTime()}),
+		"DeletedApiKey":       sealed(props{"id": idOf("apk"), "deleted": boolean().constant(true)}),
+		"RevealedApiKey":      sealed(props{"id": idOf("apk"), "keyValue": str().pattern(keyValuePattern)}),
+
+		"AuditEntry": sealed(props{
+			"id":        idOf("aud"),
+			"timestamp": dateTime(),
+			"action":    str().example("api_key.created"),
+			"actor":     sealed(props{"type": ref("ActorType"), "id": str(), "name": str()}),
+			"target":    sealed(props{"type": str().example("api_key"), "id": str()}),
+			"ip":        str(),
+			"userAgent": str(),
+			"requestId": str(),
+			"changes": object().set("additionalProperties", sealed(props{"from": anyJSON(), "to": anyJSON()})).
+				desc("Each changed field's value before and after, as the API shows it."),
+			"prevHash": str().pattern("^(?:[0-9a-f]{64})?$").desc("The previous entry's hash; empty for the first entry."),
+			"hash":     str().pattern("^[0-9a-f]{64}$").desc("hex(SHA-256(prevHash + JCS(this entry without hash)))."),
+		}),
+		"AuditVerification": sealed(props{
+			"valid":      boolean(),
+			"entries":    integer().set("minimum", 0),
+			"firstBadId": nullable(idOf("aud")),
+		}),
+
+		"VerifyRequest": closed(props{
+			"key":         str().desc("The key value to check."),
+			"permissions": array(str()).maxItems(keyplane.MaxPermissions).desc("All are required for VALID."),
+			"ip":          str().desc("The address the key is used from; needed when the key has an ipAllowlist."),
+			"origin":      str().desc("The Origin the key is used from; needed when the key has allowedOrigins."),
+			"environment": ref("Environment").desc("The environment the key must belong to."),
+		}, "key"),
+		"VerifyNotFound": sealed(props{"valid": boolean().constant(false), "code": str().constant(string(keyplane.VerifyNotFound))}).
+			desc("No key has this value: malformed, bad checksum, unknown or permanently deleted."),
+		"VerifyKeyFound": foundKey,
+		"VerifyAnswer":   schema{"oneOf": []any{ref("VerifyNotFound"), ref("VerifyKeyFound")}},
+	}
+}
+
+type errorResponse struct {
+	name   string
+	status int
+	desc   string
+	codes  []keyplane.Code
+}
+
+// errorResponses are the error answers, named by the codes they may carry: a response that admits
+// only the codes its status can have catches a code answered under the wrong status.
+func errorResponses() []errorResponse {
+	return []errorResponse{
+		{"BadRequest", 400, "The request is malformed or fails validation; details name each field.", []keyplane.Code{keyplane.CodeInvalidRequest}},
+		{"Unauthorized", 401, "No credential, or one that is unknown, malformed, disabled, expired, revoked or publishable.", []keyplane.Code{keyplane.CodeUnauthorized}},
+		{"Forbidden", 403, "The credential lacks the scope or permission.", []keyplane.Code{keyplane.CodeForbidden}},
+		{"ForbiddenOrLiveModeOff", 403, "The credential lacks the permission, or the workspace's live mode is off for a live key.", []keyplane.Code{keyplane.CodeForbidden, keyplane.CodeLiveModeDisabled}},
+		{"NotFound", 404, "No such resource in the caller's workspace (or no such route).", []keyplane.Code{keyplane.CodeNotFound}},
+		{"MethodNotAllowed", 405, "The path exists but not with this method; Allow lists those it has.", []keyplane.Code{keyplane.CodeMethodNotAllowed}},
+		{"KeyLimitReached", 409, "The workspace already holds maxKeys keys that are not revoked.", []keyplane.Code{keyplane.CodeKeyLimitReached}},
+		{"KeyNotDeletable", 409, "Only a disabled or revoked key can be deleted permanently.", []keyplane.Code{keyplane.CodeKeyNotDeletable}},
+		{"KeyRevoked", 409, "The key is revoked: it cannot change any more.", []keyplane.Code{keyplane.CodeKeyRevoked}},
+		{"PayloadTooLarge", 413, "The body is over the limit: 1 MiB for management calls, 64 KiB for verification.", []keyplane.Code{keyplane.CodePayloadTooLarge}},
+		{"UnsupportedMediaType", 415, "The body is not application/json.", []keyplane.Code{keyplane.CodeUnsupportedMediaType}},
+		{"Internal", 500, "A bug; the request id finds it in the server's logs.", []keyplane.Code{keyplane.CodeInternal}},
+		{"Unavailable", 503, "The key store cannot be reached right now; retry after Retry-After seconds.", []keyplane.Code{keyplane.CodeUnavailable}},
+	}
+}
+
+func jsonContent(s schema) map[string]any {
+	return map[string]any{"application/json": map[string]any{"schema": s}}
+}
+
+func requestIDHeader() map[string]any {
+	return map[string]any{"X-Request-Id": map[string]any{"$ref": "#/components/headers/X-Request-Id"}}
+}
+
+func responseComponents() map[string]any {
+	out := map[string]any{}
+	for _, e := range errorResponses() {
+		s := schema{"allOf": []any{
+			ref("ErrorEnvelope"),
+			schema{"properties": props{"error": schema{"properties": props{"code": enum(e.codes...)}}}},
+		}}
+		r := map[string]any{"description": e.desc, "headers": requestIDHeader(), "content": jsonContent(s)}
+		if e.status == http.StatusServiceUnavailable {
+			r["headers"] = map[string]any{
+				"X-Request-Id": requestIDHeader()["X-Request-Id"],
+				"Retry-After":  map[string]any{"description": "Seconds to wait before retrying.", "schema": integer()},
+			}
+		}
+		if e.status == http.StatusMethodNotAllowed {
+			r["headers"] = map[string]any{
+				"X-Request-Id": requestIDHeader()["X-Request-Id"],
+				"Allow":        map[string]any{"description": "The methods the path has.", "schema": str()},
+			}
+		}
+		out[e.name] = r
+	}
+	return out
+}
+
+func errorStatus(name string) int {
+	for _, e := range errorResponses() {
+		if e.name == name {
+			return e.status
+		}
+	}
+	panic("openapi: no error response " + name)
+}
+
+// access is who may call an operation; it decides the security requirement and the errors that
+// authentication alone can answer (see auth.go).
+type access int
+
+const (
+	public       access = iota // no credential
+	management                 // anyCaller: admin root key or workspace secret key
+	workspaced                 // inWorkspace: the same, acting on one workspace
+	verification               // verifier: root key with the verify scope
+)
+
+func (a access) errors() []string {
+	switch a {
+	case management, verification:
+		return []string{"Unauthorized", "Forbidden", "Unavailable", "Internal"}
+	case workspaced:
+		// 400: a root key without X-Workspace-Id; 404: an X-Workspace-Id that is no workspace id.
+		return []string{"BadRequest", "Unauthorized", "Forbidden", "NotFound", "Unavailable", "Internal"}
+	}
+	// Panics are recovered into a 500 on every route.
+	return []string{"Internal"}
+}
+
+func (a access) security() []any {
+	switch a {
+	case management, workspaced:
+		return []any{map[string]any{"rootKey": []any{}}, map[string]any{"workspaceKey": []any{}}}
+	case verification:
+		return []any{map[string]any{"rootKey": []any{}}}
+	}
+	return []any{}
+}
+
+type operation struct {
+	method, path string
+	id, tag      string
+	summary      string
+	description  string
+	access       access
+	query        []map[string]any
+	body         string // a components/schemas name; "" for none
+	bodyOptional bool   // the body may be left out (decode's optional)
+	status       int    // the success status
+	data         schema // the success answer's data (or whole answer, see raw)
+	list         bool   // data is a page: the list envelope
+	raw          bool   // the answer is data itself, without the envelope
+	errors       []string
+	extra        map[int]any // further non-error answers (readyz's 503)
+}
+
+func param(name, in, desc string, s schema) map[string]any {
+	return map[string]any{"name": name, "in": in, "description": desc, "schema": s}
+}
+
+func paramRef(name string) map[string]any {
+	return map[string]any{"$ref": "#/components/parameters/" + name}
+}
+
+func operations() []operation {
+	keyBody := []string{"BadRequest", "PayloadTooLarge", "UnsupportedMediaType"}
+	since := param("since", "query", "Only entries at or after this time (RFC 3339).", dateTime())
+	until := param("until", "query", "Only entries before this time (RFC 3339); must be after since.", dateTime())
+	return []operation{
+		{method: "GET", path: "/healthz", id: "healthz", tag: "health", summary: "Liveness",
+			description: "Answers while the process serves HTTP. Not enveloped.",
+			access:      public, status: 200, data: ref("Health"), raw: true},
+		{method: "GET", path: "/readyz", id: "readyz", tag: "health", summary: "Readiness",
+			description: "200 when the store answers within 2 s, else 503. Not enveloped.",
+			access:      public, status: 200, data: ref("Ready"), raw: true,
+			extra: map[int]any{503: map[string]any{"description": "The store does not answer.", "headers": requestIDHeader(), "content": jsonContent(ref("NotReady"))}}},
+		{method: "GET", path: "/v1/status", id: "getStatus", tag: "health", summary: "Service status",
+			description: "Version, uptime and whether the store answers; always 200.",
+			access:      public, status: 200, data: ref("Status")},
+		{method: "GET", path: "/v1/openapi.json", id: "getOpenAPIDocument", tag: "health", summary: "This document",
+			description: "The OpenAPI 3.1 document, raw: the one /v1 answer without the envelope.",
+			access:      public, status: 200, data: ref("OpenAPIDocument"), raw: true},
+
+		{method: "GET", path: "/v1/permissions", id: "listPermissions", tag: "catalog", summary: "List the permission catalog",
+			description: "keyplane's own permissions and the deployment's, sorted by name. Not paginated.",
+			access:      management, status: 200, data: array(ref("CatalogEntry"))},
+		{method: "GET", path: "/v1/event-types", id: "listEventTypes", tag: "catalog", summary: "List the event types",
+			description: "keyplane's own event types and the deployment's, sorted by name. Not paginated.",
+			access:      management, status: 200, data: array(ref("CatalogEntry"))},
+
+		{method: "GET", path: "/v1/workspaces", id: "listWorkspaces", tag: "workspaces", summary: "List workspaces",
+			description: "Every workspace for an admin root key, newest first; a workspace key sees only its own (one page).",
+			access:      management, query: []map[string]any{paramRef("limit"), paramRef("cursor")},
+			status: 200, data: ref("Workspace"), list: true, errors: []string{"BadRequest"}},
+		{method: "POST", path: "/v1/workspaces", id: "createWorkspace", tag: "workspaces", summary: "Create a workspace",
+			description: "Operator only (admin root key). A slug already in use is 400 with details on slug.",
+			access:      management, body: "CreateWorkspaceRequest", status: 201, data: ref("Workspace"), errors: keyBody},
+		{method: "GET", path: "/v1/workspaces/{id}", id: "getWorkspace", tag: "workspaces", summary: "Get a workspace",
+			access: management, status: 200, data: ref("Workspace"), errors: []string{"NotFound"}},
+		{method: "PATCH", path: "/v1/workspaces/{id}", id: "updateWorkspace", tag: "workspaces", summary: "Change a workspace's name, slug or settings",
+			description: "Operator only: a workspace key gets 403 on its own workspace and 404 on any other.",
+			access:      management, body: "UpdateWorkspaceRequest", status: 200, data: ref("Workspace"), errors: append([]string{"NotFound"}, keyBody...)},
+		{method: "GET", path: "/v1/workspaces/{id}/members", id: "listMembers", tag: "workspaces", summary: "List a workspace's members",
+			description: "Operator only among API callers (workspace keys get 403). One page: nextCursor is always null.",
+			access:      management, status: 200, data: ref("Member"), list: true, errors: []string{"NotFound"}},
+		{method: "POST", path: "/v1/workspaces/{id}/members", id: "addMember", tag: "workspaces", summary: "Give a person a role in a workspace",
+			description: "Creates the person's account, without a password, if there is none; a member already there gets the new role.",
+			access:      management, body: "AddMemberRequest", status: 201, data: ref("Member"), errors: append([]string{"NotFound"}, keyBody...)},
+
+		{method: "GET", path: "/v1/api-keys", id: "listApiKeys", tag: "api-keys", summary: "List API keys",
+			description: "Newest first. Needs api_keys:read.",
+			access:      workspaced, status: 200, data: ref("ApiKey"), list: true,
+			query: []map[string]any{
+				param("environment", "query", "Only keys of this environment.", ref("Environment")),
+				param("keyType", "query", "Only keys of this type.", ref("KeyType")),
+				param("status", "query", "Only keys of this status.", enum(keyplane.StatusActive, keyplane.StatusDisabled, keyplane.StatusExpired, keyplane.StatusRevoked)),
+				paramRef("limit"), paramRef("cursor"),
+			}},
+		{method: "POST", path: "/v1/api-keys", id: "createApiKey", tag: "api-keys", summary: "Create an API key",
+			description: "Answers the key object plus keyValue: the only time a secret key's value is shown (unless recoverable). Needs api_keys:write.",
+			access:      workspaced, body: "CreateApiKeyRequest", status: 201, data: ref("ApiKeyWithValue"),
+			errors: append([]string{"ForbiddenOrLiveModeOff", "KeyLimitReached"}, keyBody...)},
+		{method: "GET", path: "/v1/api-keys/publishable", id: "getPublishableApiKey", tag: "api-keys", summary: "Get the newest active publishable key",
+			description: "With its keyValue; 404 when the environment has none. Needs api_keys:read.",
+			access:      workspaced, status: 200, data: ref("ApiKeyWithValue"),
+			query: []map[string]any{param("environment", "query", "The environment; live when absent.", ref("Environment").def(string(keyplane.EnvLive)))}},
+		{method: "GET", path: "/v1/api-keys/{id}", id: "getApiKey", tag: "api-keys", summary: "Get an API key",
+			description: "Never holds the value. Needs api_keys:read.",
+			access:      workspaced, status: 200, data: ref("ApiKey")},
+		{method: "PATCH", path: "/v1/api-keys/{id}", id: "updateApiKey", tag: "api-keys", summary: "Change an API key, or enable or disable it",
+			description: "Needs api_keys:write. A revoked key cannot change (409 key_revoked).",
+			access:      workspaced, body: "UpdateApiKeyRequest", status: 200, data: ref("ApiKey"), errors: append([]string{"KeyRevoked"}, keyBody...)},
+		{method: "DELETE", path: "/v1/api-keys/{id}", id: "deleteApiKey", tag: "api-keys", summary: "Revoke an API key, or delete it permanently",
+			description: "Without permanent=true: revokes, irreversibly; again answers the same. With permanent=true: deletes a disabled or revoked key " +
+				"and its stored values (409 key_not_deletable otherwise); the audit trail keeps its record. Needs api_keys:write.",
+			access: workspaced, status: 200, data: schema{"oneOf": []any{ref("RevokedApiKey"), ref("DeletedApiKey")}},
+			query:  []map[string]any{param("permanent", "query", "true to delete rather than revoke.", enum("true", "false").def("false"))},
+			errors: []string{"KeyNotDeletable"}},
+		{method: "POST", path: "/v1/api-keys/{id}/rotate", id: "rotateApiKey", tag: "api-keys", summary: "Give an API key a new value",
+			description: "Same id, name and settings; the old value stops at once or after expireOldAfterSeconds (then verifies EXPIRED). Needs api_keys:write.",
+			access:      workspaced, body: "RotateApiKeyRequest", bodyOptional: true, status: 200, data: ref("ApiKeyWithValue"),
+			errors: append([]string{"KeyRevoked"}, keyBody...)},
+		{method: "POST", path: "/v1/api-keys/{id}/reveal", id: "revealApiKey", tag: "api-keys", summary: "Reveal a key's current value",
+			description: "A publishable key's value for anyone with api_keys:read; a recoverable secret key's only for an admin root key " +
+				"(403 otherwise, and for secret keys that are not recoverable). Every reveal and refusal is audited.",
+			access: workspaced, body: "RevealApiKeyRequest", bodyOptional: true, status: 200, data: ref("RevealedApiKey"),
+			errors: append([]string{"KeyRevoked"}, keyBody...)},
+
+		{method: "GET", path: "/v1/audit-logs", id: "listAuditLogs", tag: "audit", summary: "List the audit trail",
+			description: "Newest first. Needs audit:read.",
+			access:      workspaced, status: 200, data: ref("AuditEntry"), list: true,
+			query: []map[string]any{
+				param("action", "query", "Only entries of this action, such as api_key.created.", str()),
+				param("actorId", "query", "Only entries by this actor.", str()),
+				param("targetId", "query", "Only entries about this resource.", str()),
+				since, until, paramRef("limit"), paramRef("cursor"),
+			}},
+		{method: "GET", path: "/v1/audit-logs/verify", id: "verifyAuditLogs", tag: "audit", summary: "Check the audit trail's hash chain",
+			description: "Recomputes the workspace's chain from the stored entries. Needs audit:read.",
+			access:      workspaced, status: 200, data: ref("AuditVerification")},
+
+		{method: "POST", path: "/v1/verify", id: "verifyApiKey", tag: "verification", summary: "Verify an API key",
+			description: "A well-formed request always answers 200: the outcome is data.code. Needs a root key with the verify scope.",
+			access:      verification, body: "VerifyRequest", status: 200, data: ref("VerifyAnswer"), errors: keyBody},
+	}
+}
+
+var pathParam = regexp.MustCompile(`\{([^}]+)\}`)
+
+func (o operation) build() map[string]any {
+	op := map[string]any{
+		"operationId": o.id,
+		"summary":     o.summary,
+		"tags":        []string{o.tag},
+		"security":    o.access.security(),
+	}
+	if o.description != "" {
+		op["description"] = o.description
+	}
+	var params []map[string]any
+	for _, m := range pathParam.FindAllStringSubmatch(o.path, -1) {
+		p := param(m[1], "path", "The resource's id; anything that is not one of this workspace's answers 404.", str())
+		p["required"] = true
+		params = append(params, p)
+	}
+	params = append(params, o.query...)
+	if o.access == workspaced {
+		params = append(params, paramRef("X-Workspace-Id"))
+	}
+	if len(params) > 0 {
+		op["parameters"] = params
+	}
+	if o.body != "" {
+		op["requestBody"] = map[string]any{"required": !o.bodyOptional, "content": jsonContent(ref(o.body))}
+	}
+
+	responses := map[string]any{}
+	body := o.data
+	switch {
+	case o.raw:
+	case o.list:
+		body = sealed(props{"success": boolean().constant(true), "data": array(o.data), "nextCursor": nullable(str())}).
+			desc("A page; nextCursor is null on the last one.")
+	default:
+		body = sealed(props{"success": boolean().constant(true), "data": o.data})
+	}
+	responses[strconv.Itoa(o.status)] = map[string]any{"description": http.StatusText(o.status), "headers": requestIDHeader(), "content": jsonContent(body)}
+	for status, r := range o.extra {
+		responses[strconv.Itoa(status)] = r
+	}
+	// An operation's own errors win over authentication's for the same status (createApiKey's 403).
+	byStatus := map[int]string{}
+	for _, name := range o.access.errors() {
+		byStatus[errorStatus(name)] = name
+	}
+	for _, name := range o.errors {
+		byStatus[errorStatus(name)] = name
+	}
+	for status, name := range byStatus {
+		responses[strconv.Itoa(status)] = map[string]any{"$ref": "#/components/responses/" + name}
+	}
+	op["responses"] = responses
+	return op
+}
+
+func buildOpenAPI() map[string]any {
+	paths := map[string]map[string]any{}
+	ids := map[string]bool{}
+	for _, o := range operations() {
+		if ids[o.id] {
+			panic(fmt.Sprintf("openapi: operationId %s twice", o.id))
+		}
+		ids[o.id] = true
+		if paths[o.path] == nil {
+			paths[o.path] = map[string]any{}
+		}
+		paths[o.path][strings.ToLower(o.method)] = o.build()
+	}
+	return map[string]any{
+		"openapi":           "3.1.0",
+		"jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
+		"info": map[string]any{
+			"title":   "keyplane",
+			"version": "1",
+			"description": "keyplane manages API keys for platforms: workspaces create secret and publishable keys for test and live use, " +
+				"and services verify them. Every /v1 answer but this document is enveloped: {success: true, data} (lists add nextCursor) " +
+				"or {success: false, error: {code, message, requestId, details?}}. The full reference is docs/api.md.",
+		},
+		"servers": []any{map[string]any{"url": "/"}},
+		"tags": []any{
+			map[string]any{"name": "health", "description": "Liveness, readiness, status and this document; no credential."},
+			map[string]any{"name": "catalog", "description": "The deployment's permissions and event types."},
+			map[string]any{"name": "workspaces", "description": "Tenants and their settings; mostly operator only."},
+			map[string]any{"name": "api-keys", "description": "A workspace's keys: lifecycle, rotation, reveal."},
+			map[string]any{"name": "audit", "description": "The tamper-evident audit trail."},
+			map[string]any{"name": "verification", "description": "The hot path: is this key good?"},
+		},
+		"paths": paths,
+		// The server answers requests outside paths too; OpenAPI has no place for that, so it is said here.
+		"x-unrouted-responses": map[string]any{
+			"404": map[string]any{"$ref": "#/components/responses/NotFound"},
+			"405": map[string]any{"$ref": "#/components/responses/MethodNotAllowed"},
+		},
+		"components": map[string]any{
+			"schemas":   schemas(),
+			"responses": responseComponents(),
+			"parameters": map[string]any{
+				"limit":  param("limit", "query", "Page size.", integer().bounds(1, 100).def(50)),
+				"cursor": param("cursor", "query", "The nextCursor of the previous page.", str().maxLen(200)),
+				"X-Workspace-Id": param("X-Workspace-Id", "header",
+					"The workspace a root key acts on; required for root keys, ignored for workspace keys (they act on their own).", idOf("ws")),
+			},
+			"headers": map[string]any{
+				"X-Request-Id": map[string]any{"description": "The request's id: the caller's own if it is sane (≤ 64 of [A-Za-z0-9._-]), else a new req_ id.", "schema": str()},
+			},
+			"securitySchemes": map[string]any{
+				"rootKey": map[string]any{"type": "http", "scheme": "bearer", "bearerFormat": "kp_root_…",
+					"description": "An operator root key, made by `keyplane root-keys create`. Scope admin: every management call, on any " +
+						"workspace (named by X-Workspace-Id). Scope verify: the verification calls."},
+				"workspaceKey": map[string]any{"type": "http", "scheme": "bearer", "bearerFormat": "kp_sk_…",
+					"description": "A workspace's own secret key holding keyplane's permissions (api_keys:read, api_keys:write, audit:read, …): " +
+						"its own workspace only. Publishable keys are refused (401)."},
+			},
+		},
+	}
+}

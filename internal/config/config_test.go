@@ -1,0 +1,100 @@
+package config
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func parse(t *testing.T, env map[string]string, args ...string) (*Config, error) {
+	t.Helper()
+	fs := NewFlagSet("serve", true, func(k string) string { return env[k] }, io.Discard)
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	return fs.Finish()
+}
+
+func TestDefaultsEnvAndFlags(t *testing.T) {
+	c, err := parse(t, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Addr != DefaultAddr || c.DataDir != DefaultDataDir || c.KeyPrefix != "kp" || c.DatabaseURL != "" || c.WebhookAllowHTTP || len(c.WebhookRetrySchedule) != 8 || c.WebhookRetrySchedule[2] != 5*time.Minute {
+		t.Fatalf("defaults: %+v", c)
+	}
+	if len(c.TrustedProxies) != 2 || c.TrustedProxies[0].String() != "127.0.0.0/8" {
+		t.Fatalf("trusted proxies: %v", c.TrustedProxies)
+	}
+	env := map[string]string{"KEYPLANE_ADDR": "0.0.0.0:9000", "KEYPLANE_KEY_PREFIX": "acme", "KEYPLANE_WEBHOOK_ALLOW_PRIVATE": "true", "KEYPLANE_MASTER_KEY": "k"}
+	c, err = parse(t, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Addr != "0.0.0.0:9000" || c.KeyPrefix != "acme" || !c.WebhookAllowPrivate || !c.WebhookAllowHTTP || c.MasterKey != "k" {
+		t.Fatalf("environment not read, or allow-private did not imply allow-http: %+v", c)
+	}
+	c, err = parse(t, env, "--addr", "127.0.0.1:1", "--webhook-allow-private=false")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Addr != "127.0.0.1:1" || c.WebhookAllowPrivate {
+		t.Fatalf("flags must win over the environment: %+v", c)
+	}
+}
+
+func TestBadValues(t *testing.T) {
+	for name, args := range map[string][]string{
+		"prefix with capitals": {"--key-prefix", "KP"},
+		"prefix too long":      {"--key-prefix", strings.Repeat("a", 17)},
+		"mysql url":            {"--database-url", "mysql://x"},
+		"bad schedule":         {"--webhook-retry-schedule", "0s,soon"},
+		"negative schedule":    {"--webhook-retry-schedule", "-5s"},
+		"bad proxy":            {"--trusted-proxies", "10.0.0.0/99"},
+		"cache ttl too short":  {"--cache-ttl", "1ms"},
+		"bool not bool":        {"--webhook-allow-http", "perhaps"},
+	} {
+		if _, err := parse(t, nil, args...); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	if _, err := parse(t, map[string]string{"KEYPLANE_LOG_LEVEL": "loud"}); err == nil {
+		t.Error("a bad log level was accepted")
+	}
+}
+
+func TestCatalogFile(t *testing.T) {
+	dir := t.TempDir()
+	write := func(s string) string {
+		p := filepath.Join(dir, "c.json")
+		if err := os.WriteFile(p, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	c := &Config{ConfigFile: "../../examples/keyplane.json"}
+	cat, err := c.Catalog()
+	if err != nil {
+		t.Fatalf("the documented example does not load: %v", err)
+	}
+	for _, p := range []string{"orders:read", "orders:write", "otp:send", "otp:verify", "api_keys:read"} {
+		if !cat.HasPermission(p) {
+			t.Errorf("example catalog lacks %s", p)
+		}
+	}
+	if !cat.HasEventType("order.created") {
+		t.Error("example event type missing")
+	}
+	for _, bad := range []string{`{`, `{"permissions":[{"name":"Bad Name"}]}`, `{"permisions":[]}`, `{"eventTypes":[{"name":"api_key.created"}]}`} {
+		c := &Config{ConfigFile: write(bad)}
+		if _, err := c.Catalog(); err == nil {
+			t.Errorf("config %s accepted", bad)
+		}
+	}
+	if _, err := (&Config{ConfigFile: filepath.Join(dir, "missing.json")}).Catalog(); err == nil {
+		t.Error("a missing file was accepted")
+	}
+}
