@@ -1,0 +1,155 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/keyplane/keyplane/internal/keyformat"
+)
+
+func TestCommands(t *testing.T) {
+	eachDriver(t, func(t *testing.T, driver string) {
+		dir, db := config(t, driver)
+		out, err := run(t, dir, db, "", "root-keys", "create", "--name", "ops", "--scopes", "admin,verify")
+		if err != nil {
+			t.Fatalf("root-keys create: %v %s", err, out)
+		}
+		key := strings.TrimSuffix(out, "\n")
+		if k, err := keyformat.Parse("kp", key); err != nil || !k.Root || strings.Contains(key, "\n") {
+			t.Fatalf("root-keys create printed %q, want the key alone", out)
+		}
+		if _, err := run(t, dir, db, "", "root-keys", "create", "--name", "x", "--scopes", "superuser"); err == nil {
+			t.Error("an unknown scope was accepted")
+		}
+		if _, err := run(t, dir, db, "", "root-keys", "create", "--scopes", "admin"); err == nil {
+			t.Error("a root key without a name was accepted")
+		}
+		ws, err := run(t, dir, db, "", "workspaces", "create", "--name", "Acme", "--slug", "acme")
+		if err != nil || !strings.HasPrefix(ws, "ws_") {
+			t.Fatalf("workspaces create: %v %q", err, ws)
+		}
+		if _, err := run(t, dir, db, "", "workspaces", "create", "--name", "Acme", "--slug", "acme"); err == nil || !strings.Contains(err.Error(), "slug is already used") {
+			t.Errorf("duplicate slug: %v", err)
+		}
+		if _, err := run(t, dir, db, "a long enough password\n", "users", "create", "--email", "ana@example.com", "--role", "admin", "--workspace", "acme"); err != nil {
+			t.Fatalf("users create: %v", err)
+		}
+		if _, err := run(t, dir, db, "another long password\n", "users", "create", "--email", "ops@example.com", "--operator"); err != nil {
+			t.Fatalf("users create --operator: %v", err)
+		}
+		if _, err := run(t, dir, db, "short\n", "users", "create", "--email", "bo@example.com", "--operator"); err == nil {
+			t.Error("a short password was accepted")
+		}
+		if _, err := run(t, dir, db, "a long enough password\n", "users", "create", "--email", "bo@example.com", "--role", "admin", "--workspace", "nope"); err == nil {
+			t.Error("an unknown workspace was accepted")
+		}
+		if out, err := run(t, dir, db, "", "migrate"); err != nil || !strings.Contains(out, driver) {
+			t.Errorf("migrate: %v %q", err, out)
+		}
+		out, err = run(t, dir, db, "", "audit", "verify")
+		if err != nil || !strings.Contains(out, "ok    operator") || !strings.Contains(out, "chains verify") {
+			t.Errorf("audit verify: %v\n%s", err, out)
+		}
+		if out, err := run(t, dir, db, "", "version"); err != nil || !strings.HasPrefix(out, "keyplane ") {
+			t.Errorf("version: %v %q", err, out)
+		}
+		if _, err := run(t, dir, db, "", "frobnicate"); err == nil {
+			t.Error("an unknown command succeeded")
+		}
+		if _, err := run(t, dir, db, "", "serve", "--key-prefix", "Bad!"); err == nil {
+			t.Error("a bad key prefix was accepted")
+		}
+	})
+}
+
+// TestSIGTERM runs the real binary: a request in flight when SIGTERM arrives is answered, and the
+// process exits 0.
+func TestSIGTERM(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "keyplane")
+	build := exec.Command("go", "build", "-o", bin, "../../cmd/keyplane")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	dir := t.TempDir()
+	rootOut, err := exec.Command(bin, "root-keys", "create", "--data-dir", dir, "--name", "v", "--scopes", "verify").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := strings.TrimSpace(string(rootOut))
+	cmd := exec.Command(bin, "serve", "--data-dir", dir, "--addr", "127.0.0.1:0")
+	cmd.Env = append(os.Environ(), "KEYPLANE_ADMIN_PASSWORD=correct horse battery staple")
+	stdout, _ := cmd.StdoutPipe()
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	addrc := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		re := regexp.MustCompile(`listening on http://(\S+)`)
+		for sc.Scan() {
+			if m := re.FindStringSubmatch(sc.Text()); m != nil {
+				addrc <- m[1]
+			}
+		}
+	}()
+	var addr string
+	select {
+	case addr = <-addrc:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("no address printed; stderr:\n%s", stderr.String())
+	}
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	body := `{"key":"kp_sk_live_` + strings.Repeat("a", 38) + `"}`
+	fmt.Fprintf(conn, "POST /v1/verify HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", root, len(body), body[:10])
+	time.Sleep(300 * time.Millisecond) // the server has read the headers: the request is in flight
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if cmd.ProcessState != nil {
+		t.Fatal("exited with a request in flight")
+	}
+	if _, err := io.WriteString(conn, body[10:]); err != nil {
+		t.Fatal(err)
+	}
+	reply, _ := io.ReadAll(conn)
+	if !strings.HasPrefix(string(reply), "HTTP/1.1 200") || !strings.Contains(string(reply), `"NOT_FOUND"`) {
+		t.Fatalf("in-flight request answered:\n%s", reply)
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	select {
+	case err := <-waited:
+		if err != nil {
+			t.Fatalf("exit: %v\n%s", err, stderr.String())
+		}
+	case <-ctx.Done():
+		t.Fatal("did not exit after SIGTERM")
+	}
+	if strings.Contains(stderr.String(), root) {
+		t.Fatal("the root key appears in the server's log")
+	}
+}

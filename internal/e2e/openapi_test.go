@@ -1,0 +1,76 @@
+package e2e
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/keyplane/keyplane/internal/api"
+	"github.com/keyplane/keyplane/internal/api/openapitest"
+)
+
+// Every answer of every test goes through one validating transport, so that the suite as a whole can
+// tell which documented operations it never exercised.
+var (
+	oasOnce      sync.Once
+	oasValidator *openapitest.Validator
+	oasErr       error
+	transportsMu sync.Mutex
+	transports   []*openapitest.Transport
+)
+
+func validating(t *testing.T) http.RoundTripper {
+	oasOnce.Do(func() { oasValidator, oasErr = openapitest.New(api.OpenAPI()) })
+	if oasErr != nil {
+		t.Fatalf("OpenAPI document: %v", oasErr)
+	}
+	tr := openapitest.NewTransport(oasValidator, nil)
+	transportsMu.Lock()
+	transports = append(transports, tr)
+	transportsMu.Unlock()
+	t.Cleanup(func() {
+		for _, e := range tr.Errors() {
+			t.Errorf("answer does not match the OpenAPI document: %s", e)
+		}
+	})
+	return tr
+}
+
+// TestMain fails the run when the whole suite ran but left a documented operation untested.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if code == 0 && !filtered() && oasValidator != nil {
+		seen := map[string]bool{}
+		for _, tr := range transports {
+			for op := range tr.Seen() {
+				seen[op] = true
+			}
+		}
+		var missing []string
+		for _, op := range oasValidator.Operations() {
+			if !seen[op] {
+				missing = append(missing, op)
+			}
+		}
+		sort.Strings(missing)
+		if len(missing) > 0 {
+			fmt.Fprintf(os.Stderr, "FAIL: documented operations no end-to-end test exercised: %v\n", missing)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// filtered reports whether -run or -skip chose a subset of the tests.
+func filtered() bool {
+	for _, a := range os.Args[1:] {
+		if strings.HasPrefix(a, "-test.run=") || strings.HasPrefix(a, "-test.skip=") {
+			return true
+		}
+	}
+	return false
+}
