@@ -171,6 +171,14 @@ func (s *Server) listMembers(w http.ResponseWriter, r *http.Request, c *call) er
 
 // API keys
 
+// writeKeyValue answers a key object with its value: the answers that show a value (create, rotate,
+// the publishable key).
+func writeKeyValue(w http.ResponseWriter, status int, k *keyplane.APIKey, value string) {
+	v := k.View(time.Now())
+	v.KeyValue = value
+	writeData(w, status, v)
+}
+
 type createKeyRequest struct {
 	Name           string                    `json:"name"`
 	Description    string                    `json:"description"`
@@ -202,9 +210,7 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request, c *call) erro
 	if err != nil {
 		return err
 	}
-	v := k.View(time.Now())
-	v.KeyValue = value
-	writeData(w, http.StatusCreated, v)
+	writeKeyValue(w, http.StatusCreated, k, value)
 	return nil
 }
 
@@ -300,9 +306,7 @@ func (s *Server) rotateKey(w http.ResponseWriter, r *http.Request, c *call) erro
 	if err != nil {
 		return err
 	}
-	v := k.View(time.Now())
-	v.KeyValue = value
-	writeData(w, http.StatusOK, v)
+	writeKeyValue(w, http.StatusOK, k, value)
 	return nil
 }
 
@@ -336,9 +340,7 @@ func (s *Server) publishableKey(w http.ResponseWriter, r *http.Request, c *call)
 	if err != nil {
 		return err
 	}
-	v := k.View(time.Now())
-	v.KeyValue = value
-	writeData(w, http.StatusOK, v)
+	writeKeyValue(w, http.StatusOK, k, value)
 	return nil
 }
 

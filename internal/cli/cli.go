@@ -180,6 +180,22 @@ func (p *Program) open(ctx context.Context, cfg *config.Config, forget func(...[
 	return &env{cfg: cfg, store: st, svc: svc, log: log, createdMasterKey: created}, nil
 }
 
+// print opens the store and service, runs fn, and prints its result alone on a line, so that scripts
+// can capture it: $(keyplane root-keys create …).
+func (p *Program) print(ctx context.Context, cfg *config.Config, fn func(e *env) (string, error)) error {
+	e, err := p.open(ctx, cfg, nil)
+	if err != nil {
+		return err
+	}
+	defer e.store.Close()
+	out, err := fn(e)
+	if err != nil {
+		return userError(err)
+	}
+	fmt.Fprintln(p.Stdout, out)
+	return nil
+}
+
 func (p *Program) createRootKey(ctx context.Context, args []string) error {
 	var name, scopes string
 	cfg, err := p.parse("root-keys create", false, args, func(fs *config.FlagSet) {
@@ -189,21 +205,14 @@ func (p *Program) createRootKey(ctx context.Context, args []string) error {
 	if err != nil {
 		return helpOK(err)
 	}
-	e, err := p.open(ctx, cfg, nil)
-	if err != nil {
-		return err
-	}
-	defer e.store.Close()
-	var list []string
-	if scopes != "" {
-		list = strings.Split(scopes, ",")
-	}
-	_, value, err := e.svc.CreateRootKey(ctx, keyplane.System("cli"), name, list)
-	if err != nil {
-		return userError(err)
-	}
-	fmt.Fprintln(p.Stdout, value)
-	return nil
+	return p.print(ctx, cfg, func(e *env) (string, error) {
+		var list []string
+		if scopes != "" {
+			list = strings.Split(scopes, ",")
+		}
+		_, value, err := e.svc.CreateRootKey(ctx, keyplane.System("cli"), name, list)
+		return value, err
+	})
 }
 
 func (p *Program) createWorkspace(ctx context.Context, args []string) error {
@@ -215,17 +224,13 @@ func (p *Program) createWorkspace(ctx context.Context, args []string) error {
 	if err != nil {
 		return helpOK(err)
 	}
-	e, err := p.open(ctx, cfg, nil)
-	if err != nil {
-		return err
-	}
-	defer e.store.Close()
-	w, err := e.svc.CreateWorkspace(ctx, keyplane.System("cli"), service.WorkspaceInput{Name: name, Slug: slug})
-	if err != nil {
-		return userError(err)
-	}
-	fmt.Fprintln(p.Stdout, w.ID)
-	return nil
+	return p.print(ctx, cfg, func(e *env) (string, error) {
+		w, err := e.svc.CreateWorkspace(ctx, keyplane.System("cli"), service.WorkspaceInput{Name: name, Slug: slug})
+		if err != nil {
+			return "", err
+		}
+		return w.ID, nil
+	})
 }
 
 func (p *Program) createUser(ctx context.Context, args []string) error {
@@ -253,25 +258,21 @@ func (p *Program) createUser(ctx context.Context, args []string) error {
 		return fmt.Errorf("read password: %w", err)
 	}
 	pw = strings.TrimRight(pw, "\r\n")
-	e, err := p.open(ctx, cfg, nil)
-	if err != nil {
-		return err
-	}
-	defer e.store.Close()
-	in := service.UserInput{Email: email, Password: pw, Operator: operator, Role: keyplane.Role(role)}
-	if wsSlug != "" {
-		w, err := e.svc.GetWorkspaceBySlug(ctx, keyplane.System("cli"), wsSlug)
-		if err != nil {
-			return userError(err)
+	return p.print(ctx, cfg, func(e *env) (string, error) {
+		in := service.UserInput{Email: email, Password: pw, Operator: operator, Role: keyplane.Role(role)}
+		if wsSlug != "" {
+			w, err := e.svc.GetWorkspaceBySlug(ctx, keyplane.System("cli"), wsSlug)
+			if err != nil {
+				return "", err
+			}
+			in.WorkspaceID = w.ID
 		}
-		in.WorkspaceID = w.ID
-	}
-	u, err := e.svc.CreateUser(ctx, keyplane.System("cli"), in)
-	if err != nil {
-		return userError(err)
-	}
-	fmt.Fprintln(p.Stdout, u.ID)
-	return nil
+		u, err := e.svc.CreateUser(ctx, keyplane.System("cli"), in)
+		if err != nil {
+			return "", err
+		}
+		return u.ID, nil
+	})
 }
 
 func (p *Program) migrate(ctx context.Context, args []string) error {

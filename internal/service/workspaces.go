@@ -66,6 +66,19 @@ func checkSettings(v *keyplane.Validation, maxKeys keyplane.Optional[int], ttl k
 	}
 }
 
+// applySettings sets the settings that are present; checkSettings has validated them.
+func applySettings(w *keyplane.Workspace, maxKeys keyplane.Optional[int], ttl keyplane.Optional[int64], live keyplane.Optional[bool]) {
+	if maxKeys.Set {
+		w.MaxKeys = maxKeys.Value
+	}
+	if ttl.Set {
+		w.TestKeyTTLSeconds = ttl.Value
+	}
+	if live.Set {
+		w.LiveModeEnabled = live.Value
+	}
+}
+
 // CreateWorkspace makes a workspace. Operator only.
 func (s *Service) CreateWorkspace(ctx context.Context, c *keyplane.Caller, in WorkspaceInput) (*keyplane.Workspace, error) {
 	if err := c.RequireOperator(); err != nil {
@@ -85,15 +98,7 @@ func (s *Service) CreateWorkspace(ctx context.Context, c *keyplane.Caller, in Wo
 		ID: id.NewAt(id.Workspace, now), Name: name, Slug: in.Slug,
 		MaxKeys: keyplane.DefaultMaxKeys, TestKeyTTLSeconds: keyplane.DefaultTestKeyTTLSeconds, LiveModeEnabled: true,
 	}
-	if in.MaxKeys.Set {
-		w.MaxKeys = in.MaxKeys.Value
-	}
-	if in.TestKeyTTLSeconds.Set {
-		w.TestKeyTTLSeconds = in.TestKeyTTLSeconds.Value
-	}
-	if in.LiveModeEnabled.Set {
-		w.LiveModeEnabled = in.LiveModeEnabled.Value
-	}
+	applySettings(w, in.MaxKeys, in.TestKeyTTLSeconds, in.LiveModeEnabled)
 	err := s.change(ctx, c, w.ID, func(tx store.Tx, now time.Time) (*outcome, error) {
 		w.CreatedAt, w.UpdatedAt = now, now
 		if err := tx.CreateWorkspace(ctx, w); err != nil {
@@ -204,15 +209,7 @@ func (s *Service) UpdateWorkspace(ctx context.Context, c *keyplane.Caller, wsID 
 		if p.Slug.Set {
 			w.Slug = p.Slug.Value
 		}
-		if p.MaxKeys.Set {
-			w.MaxKeys = p.MaxKeys.Value
-		}
-		if p.TestKeyTTLSeconds.Set {
-			w.TestKeyTTLSeconds = p.TestKeyTTLSeconds.Value
-		}
-		if p.LiveModeEnabled.Set {
-			w.LiveModeEnabled = p.LiveModeEnabled.Value
-		}
+		applySettings(w, p.MaxKeys, p.TestKeyTTLSeconds, p.LiveModeEnabled)
 		changes := diff(before, w.View(), "updatedAt")
 		if len(changes) == 0 {
 			return nil, nil

@@ -13,22 +13,16 @@ import (
 
 // insert runs an INSERT … ON CONFLICT DO NOTHING and reports store.ErrConflict when it wrote nothing.
 func (t *tx) insert(ctx context.Context, op, query string, args ...any) error {
-	res, err := t.exec(ctx, query, args...)
-	if err != nil {
-		return t.fail(op, err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return fmt.Errorf("%s: %w", op, err)
-	}
-	if n == 0 {
-		return fmt.Errorf("%s: %w", op, store.ErrConflict)
-	}
-	return nil
+	return t.execOne(ctx, op, store.ErrConflict, query, args...)
 }
 
 // update runs an UPDATE of one row and reports store.ErrNotFound when it matched none.
 func (t *tx) update(ctx context.Context, op, query string, args ...any) error {
+	return t.execOne(ctx, op, store.ErrNotFound, query, args...)
+}
+
+// execOne runs a statement that should touch one row and returns none (wrapped) when it touched none.
+func (t *tx) execOne(ctx context.Context, op string, none error, query string, args ...any) error {
 	res, err := t.exec(ctx, query, args...)
 	if err != nil {
 		return t.fail(op, err)
@@ -38,7 +32,7 @@ func (t *tx) update(ctx context.Context, op, query string, args ...any) error {
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	if n == 0 {
-		return fmt.Errorf("%s: %w", op, store.ErrNotFound)
+		return fmt.Errorf("%s: %w", op, none)
 	}
 	return nil
 }
