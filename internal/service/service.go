@@ -29,6 +29,8 @@ type Options struct {
 	Forget func(hashes ...[]byte)
 	Now    func() time.Time
 	Logger *slog.Logger
+	// SignIn throttles; nil fields get defaults.
+	SignIn SignInLimits
 }
 
 // Service is keyplane's domain logic over a store.
@@ -40,6 +42,7 @@ type Service struct {
 	forget  func(hashes ...[]byte)
 	now     func() time.Time
 	log     *slog.Logger
+	limits  SignInLimits
 }
 
 // New returns a Service.
@@ -53,7 +56,8 @@ func New(o Options) *Service {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Service{store: o.Store, catalog: o.Catalog, box: o.Box, prefix: o.KeyPrefix, forget: o.Forget, now: o.Now, log: o.Logger}
+	o.SignIn.fill(o.Now)
+	return &Service{store: o.Store, catalog: o.Catalog, box: o.Box, prefix: o.KeyPrefix, forget: o.Forget, now: o.Now, log: o.Logger, limits: o.SignIn}
 }
 
 // Catalog returns the deployment's permissions and event types.

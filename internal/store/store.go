@@ -70,6 +70,11 @@ type Queries interface {
 	GetUserByEmail(ctx context.Context, email string) (*keyplane.User, error)
 	// ListMembers returns the workspace's members, with their emails, oldest first.
 	ListMembers(ctx context.Context, workspaceID string) ([]keyplane.Member, error)
+	// ListMemberships returns the workspaces a user belongs to, by workspace name.
+	ListMemberships(ctx context.Context, userID string) ([]keyplane.Membership, error)
+
+	// GetSession returns the session with this token digest, expired or not.
+	GetSession(ctx context.Context, hash []byte) (*keyplane.Session, error)
 
 	// LastAudit returns the newest entry's seq and hash of a chain, or 0 and "" for an empty chain.
 	LastAudit(ctx context.Context, chain string) (seq int64, hash string, err error)
@@ -105,6 +110,14 @@ type Tx interface {
 	UpdateUser(ctx context.Context, u *keyplane.User) error
 	// UpsertMember adds the member or changes its role.
 	UpsertMember(ctx context.Context, m *keyplane.Member) error
+
+	CreateSession(ctx context.Context, s *keyplane.Session) error // ErrConflict: digest exists
+	// UpdateSession writes ExpiresAt and ReauthAt. ErrNotFound when absent.
+	UpdateSession(ctx context.Context, s *keyplane.Session) error
+	// DeleteSession removes a session; absent is not an error.
+	DeleteSession(ctx context.Context, hash []byte) error
+	// DeleteExpiredSessions removes sessions that expired before now and says how many.
+	DeleteExpiredSessions(ctx context.Context, now time.Time) (int64, error)
 
 	InsertAudit(ctx context.Context, e *keyplane.AuditEntry) error
 	InsertEvent(ctx context.Context, e *keyplane.Event) error

@@ -227,6 +227,39 @@ func (q *queries) ListMembers(ctx context.Context, workspaceID string) ([]keypla
 	return out, nil
 }
 
+func (q *queries) ListMemberships(ctx context.Context, userID string) ([]keyplane.Membership, error) {
+	rows, err := q.query(ctx, sqlListMemberships, userID)
+	if err != nil {
+		return nil, q.fail("list memberships", err)
+	}
+	out, err := collect(rows, func(s scanner) (keyplane.Membership, error) {
+		var m keyplane.Membership
+		var role string
+		var created, updated int64
+		w := &m.Workspace
+		if err := s.Scan(&w.ID, &w.Name, &w.Slug, &w.MaxKeys, &w.TestKeyTTLSeconds, &w.LiveModeEnabled, &created, &updated, &role); err != nil {
+			return m, err
+		}
+		w.CreatedAt, w.UpdatedAt, m.Role = fromMicros(created), fromMicros(updated), keyplane.Role(role)
+		return m, nil
+	})
+	if err != nil {
+		return nil, q.fail("list memberships", err)
+	}
+	return out, nil
+}
+
+func (q *queries) GetSession(ctx context.Context, hash []byte) (*keyplane.Session, error) {
+	var s keyplane.Session
+	var created, expires, reauth int64
+	err := q.queryRow(ctx, sqlGetSession, hash).Scan(&s.Hash, &s.UserID, &created, &expires, &reauth, &s.IP, &s.UserAgent)
+	if err != nil {
+		return nil, q.fail("get session", err)
+	}
+	s.CreatedAt, s.ExpiresAt, s.ReauthAt = fromMicros(created), fromMicros(expires), fromMicros(reauth)
+	return &s, nil
+}
+
 func (q *queries) LastAudit(ctx context.Context, chain string) (int64, string, error) {
 	var seq int64
 	var hash string

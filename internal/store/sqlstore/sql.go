@@ -111,8 +111,24 @@ const (
 		FROM members m JOIN users u ON u.id = m.user_id
 		WHERE m.workspace_id = ?
 		ORDER BY m.created_at, m.user_id`
+	sqlListMemberships = `SELECT w.id, w.name, w.slug, w.max_keys, w.test_key_ttl_seconds, w.live_mode_enabled,
+		w.created_at, w.updated_at, m.role
+		FROM members m JOIN workspaces w ON w.id = m.workspace_id
+		WHERE m.user_id = ?
+		ORDER BY w.name, w.id`
 	sqlUpsertMember = `INSERT INTO members (workspace_id, user_id, role, created_at) VALUES (?, ?, ?, ?)
 		ON CONFLICT (workspace_id, user_id) DO UPDATE SET role = excluded.role`
+)
+
+const (
+	sessionColumns = `hash, user_id, created_at, expires_at, reauth_at, ip, user_agent`
+
+	sqlGetSession    = `SELECT ` + sessionColumns + ` FROM sessions WHERE hash = ?`
+	sqlInsertSession = `INSERT INTO sessions (` + sessionColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT DO NOTHING`
+	sqlUpdateSession         = `UPDATE sessions SET expires_at = ?, reauth_at = ? WHERE hash = ?`
+	sqlDeleteSession         = `DELETE FROM sessions WHERE hash = ?`
+	sqlDeleteExpiredSessions = `DELETE FROM sessions WHERE expires_at < ?`
 )
 
 const (

@@ -176,6 +176,34 @@ func (t *tx) UpsertMember(ctx context.Context, m *keyplane.Member) error {
 	return nil
 }
 
+func (t *tx) CreateSession(ctx context.Context, s *keyplane.Session) error {
+	return t.insert(ctx, "create session", sqlInsertSession, s.Hash, s.UserID, micros(s.CreatedAt),
+		micros(s.ExpiresAt), micros(s.ReauthAt), s.IP, s.UserAgent)
+}
+
+func (t *tx) UpdateSession(ctx context.Context, s *keyplane.Session) error {
+	return t.update(ctx, "update session", sqlUpdateSession, micros(s.ExpiresAt), micros(s.ReauthAt), s.Hash)
+}
+
+func (t *tx) DeleteSession(ctx context.Context, hash []byte) error {
+	if _, err := t.exec(ctx, sqlDeleteSession, hash); err != nil {
+		return t.fail("delete session", err)
+	}
+	return nil
+}
+
+func (t *tx) DeleteExpiredSessions(ctx context.Context, now time.Time) (int64, error) {
+	res, err := t.exec(ctx, sqlDeleteExpiredSessions, micros(now))
+	if err != nil {
+		return 0, t.fail("delete expired sessions", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("delete expired sessions: %w", err)
+	}
+	return n, nil
+}
+
 func (t *tx) InsertAudit(ctx context.Context, e *keyplane.AuditEntry) error {
 	// The body is stored as the exact bytes given: its hash was computed over them.
 	return t.insert(ctx, "insert audit entry", sqlInsertAudit, e.WorkspaceID, e.Seq, e.ID,

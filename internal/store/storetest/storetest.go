@@ -42,6 +42,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"RootKeys", testRootKeys},
 		{"Users", testUsers},
 		{"Members", testMembers},
+		{"Memberships", testMemberships},
+		{"Sessions", testSessions},
 		{"Audit", testAudit},
 		{"AuditFilters", testAuditFilters},
 		{"ScanAudit", testScanAudit},

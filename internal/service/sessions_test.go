@@ -1,0 +1,119 @@
+package service_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keyplane/keyplane"
+	"github.com/keyplane/keyplane/internal/masterkey"
+	"github.com/keyplane/keyplane/internal/service"
+	"github.com/keyplane/keyplane/internal/store"
+	"github.com/keyplane/keyplane/internal/store/storetest"
+)
+
+func newService(t *testing.T, driver string) (*service.Service, store.Store) {
+	t.Helper()
+	st := storetest.Open(t, driver)
+	box, _ := masterkey.New(make([]byte, 32))
+	cat, _ := keyplane.NewCatalog(nil, nil)
+	return service.New(service.Options{Store: st, Catalog: cat, Box: box, KeyPrefix: "kp"}), st
+}
+
+func TestSignIn(t *testing.T) {
+	for _, d := range storetest.Drivers() {
+		t.Run(d, func(t *testing.T) {
+			svc, st := newService(t, d)
+			ctx := context.Background()
+			sys := keyplane.System("test")
+			w, err := svc.CreateWorkspace(ctx, sys, service.WorkspaceInput{Name: "Shop", Slug: "shop"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := svc.CreateUser(ctx, sys, service.UserInput{Email: "Ana@Example.com", Password: "a long enough password", WorkspaceID: w.ID, Role: keyplane.RoleAdmin}); err != nil {
+				t.Fatal(err)
+			}
+			who := func(ip string) *keyplane.Caller { return &keyplane.Caller{IP: ip, UserAgent: "test"} }
+
+			u, token, err := svc.SignIn(ctx, who("192.0.2.1"), "ana@example.com", "a long enough password")
+			if err != nil || token == "" || u.Email != "ana@example.com" {
+				t.Fatalf("sign-in: %v", err)
+			}
+			_, token2, _ := svc.SignIn(ctx, who("192.0.2.1"), "ANA@example.com ", "a long enough password")
+			if token2 == token {
+				t.Fatal("two sign-ins share a session id")
+			}
+			sess, su, err := svc.SessionUser(ctx, token)
+			if err != nil || su.ID != u.ID || sess.IP != "192.0.2.1" {
+				t.Fatalf("session: %v", err)
+			}
+			// The store keeps a digest, never the token.
+			if raw, _ := st.GetSession(ctx, []byte(token)); raw != nil {
+				t.Fatal("the token itself is a session key")
+			}
+			if _, _, err := svc.SessionUser(ctx, token+"x"); keyplane.ErrorCode(err) != keyplane.CodeUnauthorized {
+				t.Fatalf("a wrong token: %v", err)
+			}
+
+			// Wrong password and unknown account answer the same.
+			_, _, e1 := svc.SignIn(ctx, who("192.0.2.2"), "ana@example.com", "wrong")
+			_, _, e2 := svc.SignIn(ctx, who("192.0.2.2"), "nobody@example.com", "wrong")
+			if keyplane.ErrorCode(e1) != keyplane.CodeUnauthorized || e1.Error() != e2.Error() {
+				t.Fatalf("wrong password %v, unknown account %v", e1, e2)
+			}
+			// Five failures lock the account, even for the right password, with a clear message.
+			for i := 0; i < 4; i++ {
+				svc.SignIn(ctx, who("198.51.100.1"), "ana@example.com", "wrong")
+			}
+			_, _, err = svc.SignIn(ctx, who("198.51.100.9"), "ana@example.com", "a long enough password")
+			if keyplane.ErrorCode(err) != keyplane.CodeRateLimited || !strings.Contains(err.Error(), "try again in 15 minutes") {
+				t.Fatalf("locked account: %v", err)
+			}
+			// Twenty failures from one address lock that address for every account.
+			for i := 0; i < 20; i++ {
+				svc.SignIn(ctx, who("203.0.113.5"), "someone"+string(rune('a'+i))+"@example.com", "wrong")
+			}
+			if _, _, err := svc.SignIn(ctx, who("203.0.113.5"), "other@example.com", "x"); keyplane.ErrorCode(err) != keyplane.CodeRateLimited {
+				t.Fatalf("throttled address: %v", err)
+			}
+			// Sign-ins and failures are in the workspace's audit trail.
+			entries, _, err := st.ListAudit(ctx, w.ID, store.AuditFilter{Limit: 100})
+			if err != nil {
+				t.Fatal(err)
+			}
+			count := map[string]int{}
+			for _, e := range entries {
+				count[e.Action]++
+			}
+			if count["user.signed_in"] != 2 || count["user.sign_in_failed"] != 5 || count["user.sign_in_throttled"] != 1 {
+				t.Fatalf("audited sign-ins: %v", count)
+			}
+			for _, e := range entries {
+				if strings.Contains(string(e.Body), "a long enough password") || strings.Contains(string(e.Body), token) {
+					t.Fatal("a password or token in the audit trail")
+				}
+			}
+
+			// Re-authentication and the caller built from a session.
+			ms, _ := svc.Memberships(ctx, su)
+			c, ok := service.PersonCaller(su, sess, ms, w.ID, time.Now())
+			if !ok || c.Role != keyplane.RoleAdmin || !c.Reauthenticated {
+				t.Fatalf("caller %+v", c)
+			}
+			if _, ok := service.PersonCaller(su, sess, ms, "ws_other", time.Now()); ok {
+				t.Fatal("a person opened a workspace they do not belong to")
+			}
+			later := time.Now().Add(6 * time.Minute)
+			if c, _ := service.PersonCaller(su, sess, ms, w.ID, later); c.Reauthenticated {
+				t.Fatal("re-authentication outlived its window")
+			}
+			if err := svc.SignOut(ctx, c, sess); err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := svc.SessionUser(ctx, token); keyplane.ErrorCode(err) != keyplane.CodeUnauthorized {
+				t.Fatalf("session after sign-out: %v", err)
+			}
+		})
+	}
+}
