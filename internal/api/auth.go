@@ -50,7 +50,7 @@ func (s *Server) authenticate(r *http.Request, mode authMode) (*call, error) {
 	if !ok || !strings.EqualFold(scheme, "Bearer") || cred == "" {
 		return nil, unauthorized("the Authorization header must be Bearer <key>")
 	}
-	ip := s.clientIP(r)
+	ip := s.ClientIP(r)
 	c := &call{Caller: &keyplane.Caller{UserAgent: truncateUA(r.UserAgent()), RequestID: requestID(r.Context())}}
 	if ip.IsValid() {
 		c.IP = ip.String()

@@ -4,18 +4,17 @@ package api
 
 import (
 	"context"
-	"fmt"
+	"errors"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
-	"runtime/debug"
 	"strings"
 	"time"
 
 	"github.com/keyplane/keyplane"
-	"github.com/keyplane/keyplane/internal/id"
+	"github.com/keyplane/keyplane/internal/accesslog"
 	"github.com/keyplane/keyplane/internal/service"
 	"github.com/keyplane/keyplane/internal/verify"
 )
@@ -84,37 +83,20 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /v1/verify", s.auth(verifier, s.verifyKey))
 }
 
-// ServeHTTP runs every request through the request id, recovery and access log, and answers
-// unknown routes and methods in the contract's envelope.
+// ServeHTTP answers API requests, unknown routes and methods included, in the contract's envelope.
+// Request ids, access logs and panic recovery come from accesslog, around the whole server.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
-	rid := r.Header.Get("X-Request-Id")
-	if !saneRequestID(rid) {
-		rid = id.New(id.Request)
-	}
-	ctx := context.WithValue(r.Context(), ridKey{}, rid)
-	r = r.WithContext(ctx)
-	w.Header().Set("X-Request-Id", rid)
-	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-	defer func() {
-		if v := recover(); v != nil {
-			if v == http.ErrAbortHandler {
-				panic(v)
-			}
-			s.log.ErrorContext(ctx, "panic", "panic", fmt.Sprint(v), "stack", string(debug.Stack()), "request_id", rid)
-			if !sw.wrote {
-				s.writeError(sw, r, fmt.Errorf("panic: %v", v))
-			}
-		}
-		s.log.LogAttrs(ctx, slog.LevelInfo, "http request", slog.String("request_id", rid), slog.String("method", r.Method),
-			slog.String("path", r.URL.Path), slog.Int("status", sw.status), slog.Duration("duration", time.Since(start)))
-	}()
 	h, pattern := s.mux.Handler(r)
 	if pattern == "" {
-		s.unrouted(sw, r, h)
+		s.unrouted(w, r, h)
 		return
 	}
-	s.mux.ServeHTTP(sw, r)
+	s.mux.ServeHTTP(w, r)
+}
+
+// Panic answers a request whose handler panicked: a 500 in the envelope, nothing of the panic.
+func (s *Server) Panic(w http.ResponseWriter, r *http.Request) {
+	s.writeError(w, r, errors.New("handler panicked"))
 }
 
 // unrouted distinguishes "no such route" from "no such method on this route" by asking the mux's own
@@ -130,48 +112,10 @@ func (s *Server) unrouted(w http.ResponseWriter, r *http.Request, h http.Handler
 	s.writeError(w, r, keyplane.Errorf(keyplane.CodeNotFound, "no such route: %s %s", r.Method, r.URL.Path))
 }
 
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-	wrote  bool
-}
+func requestID(ctx context.Context) string { return accesslog.RequestID(ctx) }
 
-func (w *statusWriter) WriteHeader(code int) {
-	if !w.wrote {
-		w.status, w.wrote = code, true
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	w.wrote = true
-	return w.ResponseWriter.Write(b)
-}
-
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-type ridKey struct{}
-
-func requestID(ctx context.Context) string {
-	s, _ := ctx.Value(ridKey{}).(string)
-	return s
-}
-
-// saneRequestID accepts a caller's request id only if it cannot corrupt a log line or a header.
-func saneRequestID(s string) bool {
-	if s == "" || len(s) > 64 {
-		return false
-	}
-	for _, c := range s {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
-			return false
-		}
-	}
-	return true
-}
-
-// clientIP is the peer's address, or the one a trusted proxy says it forwarded for.
-func (s *Server) clientIP(r *http.Request) netip.Addr {
+// ClientIP is the peer's address, or the one a trusted proxy says it forwarded for.
+func (s *Server) ClientIP(r *http.Request) netip.Addr {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		host = r.RemoteAddr

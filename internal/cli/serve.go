@@ -6,12 +6,40 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
+	"github.com/keyplane/keyplane/internal/accesslog"
 	"github.com/keyplane/keyplane/internal/api"
+	"github.com/keyplane/keyplane/internal/config"
+	"github.com/keyplane/keyplane/internal/dashboard"
 	"github.com/keyplane/keyplane/internal/masterkey"
 	"github.com/keyplane/keyplane/internal/verify"
 )
+
+// handler routes the API's paths to the API and everything else to the dashboard, all behind request
+// ids, access logs and panic recovery.
+func handler(e *env, ver *verify.Verifier, cfg *config.Config, started time.Time) (http.Handler, error) {
+	apiSrv := api.New(api.Options{
+		Service: e.svc, Verifier: ver, Logger: e.log, TrustedProxies: cfg.TrustedProxies, Version: Version, Started: started,
+	})
+	dash, err := dashboard.New(dashboard.Options{Service: e.svc, Logger: e.log, Version: Version, Started: started, ClientIP: apiSrv.ClientIP})
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	for _, p := range []string{"/v1/", "/healthz", "/readyz"} {
+		mux.Handle(p, apiSrv)
+	}
+	mux.Handle("/", dash)
+	return accesslog.Wrap(e.log, mux, func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/v1/") {
+			apiSrv.Panic(w, r)
+		} else {
+			dash.Panic(w, r)
+		}
+	}), nil
+}
 
 // shutdownGrace bounds how long serve waits for requests in flight after SIGTERM.
 const shutdownGrace = 30 * time.Second
@@ -36,10 +64,12 @@ func (p *Program) serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	handler, err := handler(e, ver, cfg, started)
+	if err != nil {
+		return err
+	}
 	srv := &http.Server{
-		Handler: api.New(api.Options{
-			Service: e.svc, Verifier: ver, Logger: e.log, TrustedProxies: cfg.TrustedProxies, Version: Version, Started: started,
-		}),
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,

@@ -1,0 +1,352 @@
+// Package dashboard is keyplane's server-rendered web interface: people sign in and manage their
+// workspaces' keys, members and audit trail. Every page's core action is a plain form that posts and
+// redirects, so it works without JavaScript; a little script makes copy, reveal and confirmations
+// smoother. Business rules stay in the service: pages only translate forms into its calls.
+package dashboard
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"embed"
+	"encoding/base64"
+	"errors"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/keyplane/keyplane"
+	"github.com/keyplane/keyplane/internal/accesslog"
+	"github.com/keyplane/keyplane/internal/service"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static
+var staticFS embed.FS
+
+// Cookie names.
+const (
+	sessionCookie = "kp_session"
+	loginCookie   = "kp_login" // double-submit token of the sign-in form, before any session exists
+	flashCookie   = "kp_flash"
+)
+
+// Options configure the dashboard.
+type Options struct {
+	Service *service.Service
+	Logger  *slog.Logger
+	Version string
+	Started time.Time
+	// ClientIP returns the address a request came from, trusting proxies as the API does.
+	ClientIP func(r *http.Request) netip.Addr
+	Now      func() time.Time
+}
+
+// Dashboard serves the pages.
+type Dashboard struct {
+	svc      *service.Service
+	log      *slog.Logger
+	version  string
+	started  time.Time
+	clientIP func(r *http.Request) netip.Addr
+	now      func() time.Time
+	pages    map[string]*template.Template
+	mux      *http.ServeMux
+	handler  http.Handler
+}
+
+// New parses the templates and builds the routes.
+func New(o Options) (*Dashboard, error) {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	d := &Dashboard{svc: o.Service, log: o.Logger, version: o.Version, started: o.Started, clientIP: o.ClientIP, now: o.Now, mux: http.NewServeMux()}
+	if err := d.parse(); err != nil {
+		return nil, err
+	}
+	d.routes()
+	// Cross-origin form posts are refused before any handler runs; the per-session token in every
+	// form is the second line, for browsers that send neither Sec-Fetch-Site nor Origin.
+	cop := http.NewCrossOriginProtection()
+	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		d.fail(w, r, http.StatusForbidden, "This form was sent from another site, so it was refused. Reload the page and try again.")
+	}))
+	d.handler = securityHeaders(cop.Handler(d.mux))
+	return d, nil
+}
+
+func (d *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) { d.handler.ServeHTTP(w, r) }
+
+// Panic answers a request whose handler panicked.
+func (d *Dashboard) Panic(w http.ResponseWriter, r *http.Request) {
+	d.fail(w, r, http.StatusInternalServerError, "Something went wrong on our side. The request id below identifies it in our logs.")
+}
+
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "same-origin")
+		h.Set("X-Frame-Options", "DENY")
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (d *Dashboard) routes() {
+	m := d.mux
+	static, _ := fs.Sub(staticFS, "static")
+	m.Handle("GET /static/", http.StripPrefix("/static/", cacheStatic(http.FileServerFS(static))))
+	m.HandleFunc("GET /{$}", d.home)
+	m.HandleFunc("GET /login", d.loginPage)
+	m.HandleFunc("POST /login", d.login)
+	m.HandleFunc("GET /logout", d.person(d.logoutPage))
+	m.HandleFunc("POST /logout", d.person(d.logout))
+	m.HandleFunc("GET /status", d.person(d.statusPage))
+
+	m.HandleFunc("GET /w/{slug}/settings/api", d.inWorkspace(d.keysPage))
+	m.HandleFunc("POST /w/{slug}/settings/api", d.inWorkspace(d.createKey))
+	m.HandleFunc("GET /w/{slug}/settings/api/{id}", d.inWorkspace(d.editKeyPage))
+	m.HandleFunc("POST /w/{slug}/settings/api/{id}", d.inWorkspace(d.editKey))
+	m.HandleFunc("POST /w/{slug}/settings/api/{id}/enabled", d.inWorkspace(d.toggleKey))
+	m.HandleFunc("GET /w/{slug}/settings/api/{id}/{action}", d.inWorkspace(d.confirmPage))
+	m.HandleFunc("POST /w/{slug}/settings/api/{id}/regenerate", d.inWorkspace(d.rotateKey))
+	m.HandleFunc("POST /w/{slug}/settings/api/{id}/revoke", d.inWorkspace(d.revokeKey))
+	m.HandleFunc("POST /w/{slug}/settings/api/{id}/delete", d.inWorkspace(d.deleteKey))
+	m.HandleFunc("POST /w/{slug}/settings/api/{id}/reveal", d.inWorkspace(d.revealKey))
+
+	m.HandleFunc("GET /w/{slug}/audit", d.inWorkspace(d.auditPage))
+	m.HandleFunc("GET /w/{slug}/members", d.inWorkspace(d.membersPage))
+	m.HandleFunc("POST /w/{slug}/members", d.inWorkspace(d.addMember))
+	m.HandleFunc("GET /w", d.person(func(w http.ResponseWriter, r *http.Request, v *view) {
+		// The workspace switcher's form, without JavaScript.
+		http.Redirect(w, r, "/w/"+url.PathEscape(r.URL.Query().Get("slug"))+"/settings/api", http.StatusSeeOther)
+	}))
+	m.HandleFunc("GET /w/{slug}", d.inWorkspace(func(w http.ResponseWriter, r *http.Request, v *view) {
+		http.Redirect(w, r, v.WS("/settings/api"), http.StatusSeeOther)
+	}))
+	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		d.fail(w, r, http.StatusNotFound, "There is no page here.")
+	})
+}
+
+func cacheStatic(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		next.ServeHTTP(w, r)
+	})
+}
+
+// view is what every page template gets: who is signed in, where they are, and the page's own data.
+type view struct {
+	Title       string
+	User        *keyplane.User
+	Session     *keyplane.Session
+	Memberships []keyplane.Membership
+	Workspace   *keyplane.Workspace
+	Caller      *keyplane.Caller
+	CSRF        string
+	Flash       string
+	RequestID   string
+	Version     string
+	Now         time.Time
+	Data        any
+	token       string
+}
+
+// WS returns a path inside the current workspace.
+func (v *view) WS(path string) string { return "/w/" + v.Workspace.Slug + path }
+
+// Can reports whether the person holds a keyplane permission in this workspace.
+func (v *view) Can(perm string) bool {
+	return v.Caller != nil && v.Caller.Authorize(v.Workspace.ID, perm) == nil
+}
+
+type pageFunc func(w http.ResponseWriter, r *http.Request, v *view)
+
+// person requires a signed-in person; others go to the sign-in page and come back.
+func (d *Dashboard) person(h pageFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		v, ok := d.session(w, r)
+		if !ok {
+			return
+		}
+		h(w, r, v)
+	}
+}
+
+func (d *Dashboard) session(w http.ResponseWriter, r *http.Request) (*view, bool) {
+	var sess *keyplane.Session
+	var u *keyplane.User
+	ck, err := r.Cookie(sessionCookie)
+	if err != nil {
+		ck, err = &http.Cookie{}, keyplane.Errorf(keyplane.CodeUnauthorized, "sign in")
+	} else {
+		sess, u, err = d.svc.SessionUser(r.Context(), ck.Value)
+	}
+	if err != nil {
+		if keyplane.ErrorCode(err) != keyplane.CodeUnauthorized {
+			d.fail(w, r, http.StatusServiceUnavailable, "The dashboard cannot reach its database right now. Try again in a moment.")
+			d.log.ErrorContext(r.Context(), "session lookup", "err", err)
+			return nil, false
+		}
+		next := r.URL.Path
+		if r.Method != http.MethodGet {
+			next = "/"
+		}
+		http.Redirect(w, r, "/login?next="+url.QueryEscape(next), http.StatusSeeOther)
+		return nil, false
+	}
+	if r.Method == http.MethodPost && !validToken(r.PostFormValue("csrf"), csrfToken(ck.Value)) {
+		d.fail(w, r, http.StatusForbidden, "This form has expired or was not sent from this site. Reload the page and try again.")
+		return nil, false
+	}
+	ms, err := d.svc.Memberships(r.Context(), u)
+	if err != nil {
+		d.serverError(w, r, err)
+		return nil, false
+	}
+	v := &view{User: u, Session: sess, Memberships: ms, CSRF: csrfToken(ck.Value), RequestID: accesslog.RequestID(r.Context()),
+		Version: d.version, Now: d.now(), token: ck.Value, Flash: d.takeFlash(w, r)}
+	return v, true
+}
+
+// inWorkspace requires a person who may open the workspace named in the path.
+func (d *Dashboard) inWorkspace(h pageFunc) http.HandlerFunc {
+	return d.person(func(w http.ResponseWriter, r *http.Request, v *view) {
+		slug := r.PathValue("slug")
+		for i := range v.Memberships {
+			if v.Memberships[i].Workspace.Slug == slug {
+				v.Workspace = &v.Memberships[i].Workspace
+			}
+		}
+		if v.Workspace == nil {
+			d.fail(w, r, http.StatusNotFound, "There is no workspace here, or you are not one of its members.")
+			return
+		}
+		c, ok := service.PersonCaller(v.User, v.Session, v.Memberships, v.Workspace.ID, d.now())
+		if !ok {
+			d.fail(w, r, http.StatusNotFound, "There is no workspace here, or you are not one of its members.")
+			return
+		}
+		c.IP, c.UserAgent, c.RequestID = d.ip(r), truncate(r.UserAgent(), 512), v.RequestID
+		v.Caller = c
+		h(w, r, v)
+	})
+}
+
+func (d *Dashboard) ip(r *http.Request) string {
+	if d.clientIP != nil {
+		if a := d.clientIP(r); a.IsValid() {
+			return a.String()
+		}
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return ""
+	}
+	return host
+}
+
+// csrfToken derives a session's form token from its secret token: unforgeable without the cookie,
+// and it needs no storage.
+func csrfToken(sessionToken string) string {
+	h := sha256.Sum256([]byte("keyplane csrf\x00" + sessionToken))
+	return base64.RawURLEncoding.EncodeToString(h[:])
+}
+
+func validToken(got, want string) bool {
+	return got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
+}
+
+func randomToken() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// secure reports whether the browser reached us over TLS, directly or through a proxy that says so.
+func secure(r *http.Request) bool {
+	return r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https")
+}
+
+func (d *Dashboard) setCookie(w http.ResponseWriter, r *http.Request, name, value string, maxAge time.Duration) {
+	c := &http.Cookie{Name: name, Value: value, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: secure(r)}
+	if maxAge < 0 {
+		c.MaxAge = -1
+	} else if maxAge > 0 {
+		c.MaxAge = int(maxAge.Seconds())
+	}
+	http.SetCookie(w, c)
+}
+
+// flash carries one short message across a redirect.
+func (d *Dashboard) flash(w http.ResponseWriter, r *http.Request, msg string) {
+	d.setCookie(w, r, flashCookie, base64.RawURLEncoding.EncodeToString([]byte(msg)), time.Minute)
+}
+
+func (d *Dashboard) takeFlash(w http.ResponseWriter, r *http.Request) string {
+	c, err := r.Cookie(flashCookie)
+	if err != nil {
+		return ""
+	}
+	d.setCookie(w, r, flashCookie, "", -1)
+	b, err := base64.RawURLEncoding.DecodeString(c.Value)
+	if err != nil || len(b) > 300 {
+		return ""
+	}
+	return string(b)
+}
+
+// render writes a page; a template error is a bug, logged and answered with the error page.
+func (d *Dashboard) render(w http.ResponseWriter, r *http.Request, status int, page string, v *view) {
+	t, ok := d.pages[page]
+	if !ok {
+		d.serverError(w, r, errors.New("no template "+page))
+		return
+	}
+	var buf bytes.Buffer
+	if err := t.ExecuteTemplate(&buf, "layout", v); err != nil {
+		d.serverError(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	w.Write(buf.Bytes())
+}
+
+// fail shows a plain error page with a message a person understands.
+func (d *Dashboard) fail(w http.ResponseWriter, r *http.Request, status int, msg string) {
+	v := &view{Title: http.StatusText(status), RequestID: accesslog.RequestID(r.Context()), Version: d.version, Now: d.now(),
+		Data: map[string]any{"Status": status, "Message": msg}}
+	d.render(w, r, status, "error", v)
+}
+
+func (d *Dashboard) serverError(w http.ResponseWriter, r *http.Request, err error) {
+	d.log.ErrorContext(r.Context(), "dashboard error", "err", err, "path", r.URL.Path)
+	if errors.Is(err, context.Canceled) {
+		return
+	}
+	d.fail(w, r, http.StatusInternalServerError, "Something went wrong on our side. The request id below identifies it in our logs.")
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}

@@ -1,0 +1,373 @@
+package dashboard
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/keyplane/keyplane"
+	"github.com/keyplane/keyplane/internal/accesslog"
+	"github.com/keyplane/keyplane/internal/store"
+)
+
+var pageNames = []string{"error", "login", "logout", "status", "keys", "key", "confirm", "secret", "audit", "members"}
+
+func (d *Dashboard) parse() error {
+	funcs := template.FuncMap{
+		"when":      func(t time.Time) string { return t.UTC().Format("2 Jan 2006 15:04 UTC") },
+		"relative":  relative,
+		"join":      strings.Join,
+		"hasString": func(list []string, s string) bool { return contains(list, s) },
+		"fieldError": func(errs map[string]string, field string) string {
+			return errs[field]
+		},
+	}
+	d.pages = map[string]*template.Template{}
+	for _, name := range pageNames {
+		t, err := template.New("").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html")
+		if err != nil {
+			return fmt.Errorf("dashboard template %s: %w", name, err)
+		}
+		d.pages[name] = t
+	}
+	return nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// relative says how far t is from now the way a person would: "in 2 days", "3 hours ago".
+func relative(t time.Time, now time.Time) string {
+	d := t.Sub(now)
+	future := d > 0
+	if !future {
+		d = -d
+	}
+	var s string
+	switch {
+	case d < time.Minute:
+		return map[bool]string{true: "in less than a minute", false: "just now"}[future]
+	case d < time.Hour:
+		s = count(int(d/time.Minute), "minute")
+	case d < 48*time.Hour:
+		s = count(int(d/time.Hour), "hour")
+	default:
+		s = count(int(d/(24*time.Hour)), "day")
+	}
+	if future {
+		return "in " + s
+	}
+	return s + " ago"
+}
+
+func count(n int, unit string) string {
+	if n == 1 {
+		return "1 " + unit
+	}
+	return fmt.Sprintf("%d %ss", n, unit)
+}
+
+func (d *Dashboard) home(w http.ResponseWriter, r *http.Request) {
+	d.person(func(w http.ResponseWriter, r *http.Request, v *view) {
+		if len(v.Memberships) == 0 {
+			v.Title = "No workspace yet"
+			d.render(w, r, http.StatusOK, "status", d.statusView(r, v))
+			return
+		}
+		http.Redirect(w, r, "/w/"+v.Memberships[0].Workspace.Slug+"/settings/api", http.StatusSeeOther)
+	})(w, r)
+}
+
+type loginData struct {
+	Email string
+	Next  string
+	Error string
+	Token string
+}
+
+func (d *Dashboard) loginPage(w http.ResponseWriter, r *http.Request) {
+	d.showLogin(w, r, http.StatusOK, loginData{Next: safeNext(r.URL.Query().Get("next"))})
+}
+
+func (d *Dashboard) showLogin(w http.ResponseWriter, r *http.Request, status int, ld loginData) {
+	ld.Token = randomToken()
+	d.setCookie(w, r, loginCookie, ld.Token, 30*time.Minute)
+	d.render(w, r, status, "login", &view{Title: "Sign in", Data: ld, Version: d.version, Now: d.now()})
+}
+
+// safeNext keeps a post-sign-in redirect on this site: a local path, never //host or a scheme.
+func safeNext(s string) string {
+	if s == "" || !strings.HasPrefix(s, "/") || strings.HasPrefix(s, "//") || strings.HasPrefix(s, "/\\") || strings.ContainsAny(s, "\r\n") {
+		return "/"
+	}
+	return s
+}
+
+func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
+	email, pw := r.PostFormValue("email"), r.PostFormValue("password")
+	ld := loginData{Email: email, Next: safeNext(r.PostFormValue("next"))}
+	ck, err := r.Cookie(loginCookie)
+	if err != nil || !validToken(r.PostFormValue("csrf"), ck.Value) {
+		ld.Error = "This sign-in form has expired. Please try again."
+		d.showLogin(w, r, http.StatusForbidden, ld)
+		return
+	}
+	if strings.TrimSpace(email) == "" || pw == "" {
+		ld.Error = "Enter your email and your password."
+		d.showLogin(w, r, http.StatusBadRequest, ld)
+		return
+	}
+	c := &keyplane.Caller{IP: d.ip(r), UserAgent: truncate(r.UserAgent(), 512), RequestID: accesslog.RequestID(r.Context())}
+	_, token, err := d.svc.SignIn(r.Context(), c, email, pw)
+	if err == nil {
+		// A new session id at every sign-in: a session id planted before it (fixation) is worthless.
+		d.setCookie(w, r, sessionCookie, token, keyplane.SessionLifetime)
+		d.setCookie(w, r, loginCookie, "", -1)
+		http.Redirect(w, r, ld.Next, http.StatusSeeOther)
+		return
+	}
+	switch keyplane.ErrorCode(err) {
+	case keyplane.CodeUnauthorized:
+		ld.Error = "That email and password do not match an account."
+		d.showLogin(w, r, http.StatusUnauthorized, ld)
+	case keyplane.CodeRateLimited:
+		ld.Error = message(err)
+		d.showLogin(w, r, http.StatusTooManyRequests, ld)
+	default:
+		d.serverError(w, r, err)
+	}
+}
+
+
+func (d *Dashboard) logoutPage(w http.ResponseWriter, r *http.Request, v *view) {
+	v.Title = "Sign out"
+	d.render(w, r, http.StatusOK, "logout", v)
+}
+
+func (d *Dashboard) logout(w http.ResponseWriter, r *http.Request, v *view) {
+	c := &keyplane.Caller{Actor: keyplane.Actor{Type: keyplane.ActorUser, ID: v.User.ID, Name: v.User.Email}, IP: d.ip(r), UserAgent: truncate(r.UserAgent(), 512), RequestID: v.RequestID}
+	if err := d.svc.SignOut(r.Context(), c, v.Session); err != nil {
+		d.serverError(w, r, err)
+		return
+	}
+	d.setCookie(w, r, sessionCookie, "", -1)
+	http.Redirect(w, r, "/login", http.StatusSeeOther)
+}
+
+type statusData struct {
+	Version string
+	Uptime  string
+	Driver  string
+	StoreOK bool
+}
+
+func (d *Dashboard) statusView(r *http.Request, v *view) *view {
+	st := d.svc.Store()
+	v.Data = statusData{Version: d.version, Uptime: time.Since(d.started).Round(time.Second).String(), Driver: st.Driver(), StoreOK: st.Ping(r.Context()) == nil}
+	return v
+}
+
+func (d *Dashboard) statusPage(w http.ResponseWriter, r *http.Request, v *view) {
+	v.Title = "Service status"
+	d.render(w, r, http.StatusOK, "status", d.statusView(r, v))
+}
+
+// Audit
+
+type auditRow struct {
+	Entry   map[string]any
+	Changes []string
+}
+
+type auditData struct {
+	Rows       []auditRow
+	Action     string
+	ActorID    string
+	TargetID   string
+	Next       string
+	ChainValid bool
+	Entries    int
+	FirstBad   string
+	Error      string
+}
+
+func (d *Dashboard) auditPage(w http.ResponseWriter, r *http.Request, v *view) {
+	v.Title = "Audit trail"
+	q := r.URL.Query()
+	ad := auditData{Action: q.Get("action"), ActorID: q.Get("actor"), TargetID: q.Get("target")}
+	f := store.AuditFilter{Action: ad.Action, ActorID: ad.ActorID, TargetID: ad.TargetID, Limit: 50, Cursor: q.Get("cursor")}
+	entries, next, err := d.svc.ListAudit(r.Context(), v.Caller, v.Workspace.ID, f)
+	if err != nil {
+		if !d.userError(w, r, v, err) {
+			return
+		}
+		ad.Error = message(err)
+	}
+	ad.Next = next
+	for _, e := range entries {
+		ad.Rows = append(ad.Rows, auditRowOf(e))
+	}
+	if res, err := d.svc.VerifyAudit(r.Context(), v.Caller, v.Workspace.ID); err == nil {
+		ad.ChainValid, ad.Entries, ad.FirstBad = res.Valid, res.Entries, res.FirstBadID
+	}
+	v.Data = ad
+	d.render(w, r, http.StatusOK, "audit", v)
+}
+
+// Members
+
+type membersData struct {
+	Members []keyplane.Member
+	Email   string
+	Role    string
+	Errors  map[string]string
+	CanEdit bool
+}
+
+func (d *Dashboard) membersPage(w http.ResponseWriter, r *http.Request, v *view) {
+	d.showMembers(w, r, v, http.StatusOK, membersData{Role: "developer"})
+}
+
+func (d *Dashboard) showMembers(w http.ResponseWriter, r *http.Request, v *view, status int, md membersData) {
+	v.Title = "Members"
+	ms, err := d.svc.ListMembers(r.Context(), v.Caller, v.Workspace.ID)
+	if err != nil {
+		d.userError(w, r, v, err)
+		return
+	}
+	md.Members = ms
+	md.CanEdit = v.Caller.Operator || v.Caller.Role == keyplane.RoleOwner || v.Caller.Role == keyplane.RoleAdmin
+	v.Data = md
+	d.render(w, r, status, "members", v)
+}
+
+func (d *Dashboard) addMember(w http.ResponseWriter, r *http.Request, v *view) {
+	md := membersData{Email: r.PostFormValue("email"), Role: r.PostFormValue("role")}
+	_, err := d.svc.AddMember(r.Context(), v.Caller, v.Workspace.ID, md.Email, keyplane.Role(md.Role))
+	if err != nil {
+		if md.Errors = fieldErrors(err); md.Errors == nil {
+			d.userError(w, r, v, err)
+			return
+		}
+		d.showMembers(w, r, v, http.StatusBadRequest, md)
+		return
+	}
+	d.flash(w, r, md.Email+" can now open this workspace as "+md.Role+".")
+	http.Redirect(w, r, v.WS("/members"), http.StatusSeeOther)
+}
+
+// fieldErrors maps a validation error's details to the form fields they concern; nil when err is not
+// a validation error.
+func fieldErrors(err error) map[string]string {
+	var e *keyplane.Error
+	if !errors.As(err, &e) || e.Code != keyplane.CodeInvalidRequest {
+		return nil
+	}
+	out := map[string]string{}
+	for _, fe := range e.Details {
+		field := strings.SplitN(fe.Field, ".", 2)[0]
+		msg := sentence(labelled(fe.Field, fe.Message))
+		if out[field] != "" {
+			msg = out[field] + " " + msg
+		}
+		out[field] = msg
+	}
+	if len(out) == 0 {
+		out["form"] = sentence(e.Message)
+	}
+	return out
+}
+
+// labels name the service's fields as the forms do.
+var labels = map[string]string{
+	"name": "Name", "description": "Description", "keyType": "Type", "environment": "Environment",
+	"permissions": "Permissions", "ipAllowlist": "IP allowlist", "allowedOrigins": "Allowed origins",
+	"meta": "Metadata", "expiresAt": "Expiry", "email": "Email", "role": "Role", "password": "Password",
+	"rateLimit.limit": "Rate limit", "rateLimit.windowMs": "Rate limit window",
+}
+
+// labelled puts the field's name before a message that reads as its predicate ("is required").
+func labelled(field, msg string) string {
+	for _, p := range []string{"must ", "is ", "at most", "cannot", "only "} {
+		if strings.HasPrefix(msg, p) {
+			if l, ok := labels[field]; ok {
+				return l + " " + msg
+			}
+			return "This " + msg
+		}
+	}
+	return msg
+}
+
+// sentence makes a message read on its own: a capital first letter and a final stop.
+func sentence(s string) string {
+	if s == "" {
+		return s
+	}
+	s = strings.ToUpper(s[:1]) + s[1:]
+	if !strings.HasSuffix(s, ".") && !strings.HasSuffix(s, "?") && !strings.HasSuffix(s, "!") {
+		s += "."
+	}
+	return s
+}
+
+func message(err error) string {
+	var e *keyplane.Error
+	if errors.As(err, &e) {
+		return sentence(e.Message)
+	}
+	return "Something went wrong on our side."
+}
+
+// userError answers a service error that is not about a form field: not found, forbidden, conflicts.
+// It reports true when the page may go on and show the message itself (a bad filter).
+func (d *Dashboard) userError(w http.ResponseWriter, r *http.Request, v *view, err error) bool {
+	switch keyplane.ErrorCode(err) {
+	case keyplane.CodeInvalidRequest:
+		return true
+	case keyplane.CodeNotFound:
+		d.fail(w, r, http.StatusNotFound, message(err))
+	case keyplane.CodeForbidden:
+		d.fail(w, r, http.StatusForbidden, forbiddenMessage(v))
+	case keyplane.CodeKeyRevoked, keyplane.CodeKeyNotDeletable, keyplane.CodeKeyLimitReached, keyplane.CodeLiveModeDisabled, keyplane.CodeRateLimited:
+		d.fail(w, r, http.StatusConflict, message(err))
+	default:
+		d.serverError(w, r, err)
+	}
+	return false
+}
+
+func forbiddenMessage(v *view) string {
+	if v.Caller != nil && v.Caller.Role != "" && v.Caller.Role != keyplane.RoleOwner && v.Caller.Role != keyplane.RoleAdmin {
+		return "Your role in this workspace (" + string(v.Caller.Role) + ") does not allow this. Only owners and admins manage API keys and members."
+	}
+	return "You are not allowed to do this."
+}
+
+func auditRowOf(e keyplane.AuditEntry) auditRow {
+	var m map[string]any
+	_ = json.Unmarshal(e.Body, &m)
+	row := auditRow{Entry: m}
+	if ch, ok := m["changes"].(map[string]any); ok {
+		for field, c := range ch {
+			cm, _ := c.(map[string]any)
+			from, _ := json.Marshal(cm["from"])
+			to, _ := json.Marshal(cm["to"])
+			row.Changes = append(row.Changes, field+": "+string(from)+" → "+string(to))
+		}
+		sort.Strings(row.Changes)
+	}
+	return row
+}
