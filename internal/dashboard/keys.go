@@ -49,7 +49,7 @@ type keysData struct {
 }
 
 func rowOf(k *keyplane.APIKey, now time.Time) keyRow {
-	return keyRow{Key: k, Status: k.Status(now), Masked: k.Start + "••••••••" + k.End}
+	return keyRow{Key: k, Status: k.Status(now), Masked: k.Start + "••••" + k.End}
 }
 
 func (d *Dashboard) keysPage(w http.ResponseWriter, r *http.Request, v *view) {

@@ -365,7 +365,11 @@ func auditRowOf(e keyplane.AuditEntry) auditRow {
 			cm, _ := c.(map[string]any)
 			from, _ := json.Marshal(cm["from"])
 			to, _ := json.Marshal(cm["to"])
-			row.Changes = append(row.Changes, field+": "+string(from)+" → "+string(to))
+			if cm["from"] == nil {
+				row.Changes = append(row.Changes, field+" = "+string(to))
+			} else {
+				row.Changes = append(row.Changes, field+": "+string(from)+" → "+string(to))
+			}
 		}
 		sort.Strings(row.Changes)
 	}
