@@ -78,6 +78,7 @@ func count(n int, unit string) string {
 	return fmt.Sprintf("%d %ss", n, unit)
 }
 
+// home opens the first workspace on the first page the person's role there allows.
 func (d *Dashboard) home(w http.ResponseWriter, r *http.Request) {
 	d.person(func(w http.ResponseWriter, r *http.Request, v *view) {
 		if len(v.Memberships) == 0 {
@@ -85,7 +86,12 @@ func (d *Dashboard) home(w http.ResponseWriter, r *http.Request) {
 			d.render(w, r, http.StatusOK, "status", d.statusView(r, v))
 			return
 		}
-		http.Redirect(w, r, "/w/"+v.Memberships[0].Workspace.Slug+"/settings/api", http.StatusSeeOther)
+		m := v.Memberships[0]
+		page := "/audit"
+		if v.User.Operator || contains(keyplane.RolePermissions(m.Role), keyplane.PermAPIKeysRead) {
+			page = "/settings/api"
+		}
+		http.Redirect(w, r, "/w/"+m.Workspace.Slug+page, http.StatusSeeOther)
 	})(w, r)
 }
 
@@ -149,7 +155,6 @@ func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 		d.serverError(w, r, err)
 	}
 }
-
 
 func (d *Dashboard) logoutPage(w http.ResponseWriter, r *http.Request, v *view) {
 	v.Title = "Sign out"
