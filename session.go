@@ -9,8 +9,8 @@ type Session struct {
 	UserID    string
 	CreatedAt time.Time
 	ExpiresAt time.Time
-	// ReauthAt is when the person last entered their password in this session (sign-in included):
-	// revealing a secret needs it within ReauthWindow.
+	// ReauthAt is when the person last entered their password again in this session (sign-in does
+	// not count; the Unix epoch means never): revealing a secret needs it within ReauthWindow.
 	ReauthAt  time.Time
 	IP        string
 	UserAgent string

@@ -98,6 +98,7 @@ func (p *Program) serve(ctx context.Context, args []string) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	go pruneSessions(ctx, e)
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)
@@ -114,4 +115,22 @@ func (p *Program) serve(ctx context.Context, args []string) error {
 	}
 	e.log.Info("stopped")
 	return nil
+}
+
+// pruneSessions removes expired dashboard sessions every hour until ctx ends.
+func pruneSessions(ctx context.Context, e *env) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		if n, err := e.svc.PruneSessions(ctx); err != nil && ctx.Err() == nil {
+			e.log.Warn("prune sessions", "err", err)
+		} else if n > 0 {
+			e.log.Info("pruned expired sessions", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }

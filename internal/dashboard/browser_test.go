@@ -413,3 +413,40 @@ func TestBrowserCSRFAndFixation(t *testing.T) {
 	btDo(t, ana, "sign out", chromedp.Navigate(s.url+"/logout"), chromedp.Click(css("main form button[type=submit]")), chromedp.WaitVisible(css("#email")))
 	btDo(t, ana, "after sign out", chromedp.Navigate(s.url+"/w/default/settings/api"), chromedp.WaitVisible(css("#email")))
 }
+
+// TestBrowserReveal: a publishable key is revealed at once; a recoverable secret key only after the
+// person enters their password again, which then lasts a few minutes.
+func TestBrowserReveal(t *testing.T) {
+	s := btStart(t)
+	ana := btPerson(t, btBrowser(t))
+	signIn(t, ana, s.url, "admin@localhost", btPassword)
+	btDo(t, ana, "create recoverable",
+		chromedp.SendKeys(css("#name"), "Recoverable"),
+		chromedp.Click(css("#recoverable")),
+		chromedp.Click(css("#new-key button[type=submit]")),
+		chromedp.WaitVisible(css("#secret-value")),
+	)
+	value := btEval[string](t, ana, `document.getElementById("secret-value").value`)
+	if strings.Contains(btText(t, ana, "main"), "will not be shown again") {
+		t.Error("a recoverable key's page says it will not be shown again")
+	}
+	btDo(t, ana, "list", chromedp.Click(css("a.btn.primary")), chromedp.WaitVisible(css("#new-key")),
+		clickInRow("Recoverable", "Reveal"), chromedp.WaitVisible(css("#password")),
+		chromedp.SendKeys(css("#password"), "wrong password"), chromedp.Click(css("main form button[type=submit]")),
+		chromedp.WaitVisible(css("#confirm-error")))
+	if msg := btText(t, ana, "#confirm-error"); !strings.Contains(msg, "not right") {
+		t.Fatalf("wrong password on reveal: %q", msg)
+	}
+	shot(t, ana, "12-reveal-password")
+	btDo(t, ana, "reveal", chromedp.SendKeys(css("#password"), btPassword), chromedp.Click(css("main form button[type=submit]")),
+		chromedp.WaitVisible(css("#secret-value")))
+	if got := btEval[string](t, ana, `document.getElementById("secret-value").value`); got != value {
+		t.Fatal("the revealed value is not the key's")
+	}
+	// Within the re-authentication window a second reveal needs no password.
+	btDo(t, ana, "reveal again", chromedp.Navigate(s.url+"/w/default/settings/api"), chromedp.WaitVisible(css("#new-key")),
+		clickInRow("Recoverable", "Reveal"), chromedp.WaitVisible(css("main form button[type=submit]")))
+	if n := btEval[int](t, ana, `document.querySelectorAll("#password").length`); n != 0 {
+		t.Fatal("asked for the password again within five minutes")
+	}
+}

@@ -105,7 +105,9 @@ func (s *Service) newSession(u *keyplane.User, c *keyplane.Caller) (string, *key
 	now := s.clock()
 	return token, &keyplane.Session{
 		Hash: SessionToken(token), UserID: u.ID, CreatedAt: now, ExpiresAt: now.Add(keyplane.SessionLifetime),
-		ReauthAt: now, IP: c.IP, UserAgent: c.UserAgent,
+		// Signing in does not count as re-entering the password: a session cookie taken right after
+		// sign-in must not be enough to reveal a secret.
+		ReauthAt: time.UnixMicro(0).UTC(), IP: c.IP, UserAgent: c.UserAgent,
 	}
 }
 
@@ -238,4 +240,15 @@ func PersonCaller(u *keyplane.User, sess *keyplane.Session, ms []keyplane.Member
 	}
 	c.Permissions = keyplane.RolePermissions(c.Role)
 	return c, true
+}
+
+// PruneSessions deletes sessions that have expired.
+func (s *Service) PruneSessions(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.store.InTx(ctx, store.OperatorChain, func(tx store.Tx) error {
+		var err error
+		n, err = tx.DeleteExpiredSessions(ctx, s.clock())
+		return err
+	})
+	return n, err
 }

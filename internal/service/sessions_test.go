@@ -95,11 +95,29 @@ func TestSignIn(t *testing.T) {
 				}
 			}
 
-			// Re-authentication and the caller built from a session.
+			// Re-authentication and the caller built from a session, for someone not throttled.
+			if _, err := svc.CreateUser(ctx, sys, service.UserInput{Email: "bo@example.com", Password: "a long enough password", WorkspaceID: w.ID, Role: keyplane.RoleAdmin}); err != nil {
+				t.Fatal(err)
+			}
+			_, token, err = svc.SignIn(ctx, who("192.0.2.7"), "bo@example.com", "a long enough password")
+			if err != nil {
+				t.Fatal(err)
+			}
+			sess, su, _ = svc.SessionUser(ctx, token)
 			ms, _ := svc.Memberships(ctx, su)
 			c, ok := service.PersonCaller(su, sess, ms, w.ID, time.Now())
-			if !ok || c.Role != keyplane.RoleAdmin || !c.Reauthenticated {
-				t.Fatalf("caller %+v", c)
+			if !ok || c.Role != keyplane.RoleAdmin || c.Reauthenticated {
+				t.Fatalf("caller right after sign-in %+v: signing in must not count as re-authentication", c)
+			}
+			if err := svc.Reauthenticate(ctx, c, sess, su, "wrong"); keyplane.ErrorCode(err) != keyplane.CodeInvalidRequest {
+				t.Fatalf("re-authentication with a wrong password: %v", err)
+			}
+			if err := svc.Reauthenticate(ctx, c, sess, su, "a long enough password"); err != nil {
+				t.Fatal(err)
+			}
+			sess, _, _ = svc.SessionUser(ctx, token)
+			if c, _ = service.PersonCaller(su, sess, ms, w.ID, time.Now()); !c.Reauthenticated {
+				t.Fatal("re-authentication did not open the window")
 			}
 			if _, ok := service.PersonCaller(su, sess, ms, "ws_other", time.Now()); ok {
 				t.Fatal("a person opened a workspace they do not belong to")
