@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -22,7 +23,7 @@ func (d *Dashboard) parse() error {
 		"when":      func(t time.Time) string { return t.UTC().Format("2 Jan 2006 15:04 UTC") },
 		"relative":  relative,
 		"join":      strings.Join,
-		"hasString": func(list []string, s string) bool { return contains(list, s) },
+		"hasString": slices.Contains[[]string],
 		"fieldError": func(errs map[string]string, field string) string {
 			return errs[field]
 		},
@@ -36,15 +37,6 @@ func (d *Dashboard) parse() error {
 		d.pages[name] = t
 	}
 	return nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // relative says how far t is from now the way a person would: "in 2 days", "3 hours ago".
@@ -88,7 +80,7 @@ func (d *Dashboard) home(w http.ResponseWriter, r *http.Request) {
 		}
 		m := v.Memberships[0]
 		page := "/audit"
-		if v.User.Operator || contains(keyplane.RolePermissions(m.Role), keyplane.PermAPIKeysRead) {
+		if v.User.Operator || slices.Contains(keyplane.RolePermissions(m.Role), keyplane.PermAPIKeysRead) {
 			page = "/settings/api"
 		}
 		http.Redirect(w, r, "/w/"+m.Workspace.Slug+page, http.StatusSeeOther)
