@@ -148,6 +148,16 @@ func (s *Server) ClientIP(r *http.Request) netip.Addr {
 	return peer
 }
 
+// FromTrustedProxy reports whether the request's peer is one of the trusted proxies.
+func (s *Server) FromTrustedProxy(r *http.Request) bool {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && s.trusted(a.Unmap())
+}
+
 func (s *Server) trusted(a netip.Addr) bool {
 	for _, p := range s.proxies {
 		if p.Contains(a) {

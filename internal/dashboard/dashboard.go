@@ -49,7 +49,10 @@ type Options struct {
 	Started time.Time
 	// ClientIP returns the address a request came from, trusting proxies as the API does.
 	ClientIP func(r *http.Request) netip.Addr
-	Now      func() time.Time
+	// FromTrustedProxy reports whether the request's peer is a trusted proxy, whose
+	// X-Forwarded-Proto is believed.
+	FromTrustedProxy func(r *http.Request) bool
+	Now              func() time.Time
 }
 
 // Dashboard serves the pages.
@@ -59,6 +62,7 @@ type Dashboard struct {
 	version  string
 	started  time.Time
 	clientIP func(r *http.Request) netip.Addr
+	trusted  func(r *http.Request) bool
 	now      func() time.Time
 	pages    map[string]*template.Template
 	mux      *http.ServeMux
@@ -73,7 +77,7 @@ func New(o Options) (*Dashboard, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	d := &Dashboard{svc: o.Service, log: o.Logger, version: o.Version, started: o.Started, clientIP: o.ClientIP, now: o.Now, mux: http.NewServeMux()}
+	d := &Dashboard{svc: o.Service, log: o.Logger, version: o.Version, started: o.Started, clientIP: o.ClientIP, trusted: o.FromTrustedProxy, now: o.Now, mux: http.NewServeMux()}
 	if err := d.parse(); err != nil {
 		return nil, err
 	}
@@ -278,13 +282,14 @@ func randomToken() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// secure reports whether the browser reached us over TLS, directly or through a proxy that says so.
-func secure(r *http.Request) bool {
-	return r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https")
+// secure reports whether the browser reached us over TLS, directly or through a trusted proxy that
+// says so.
+func (d *Dashboard) secure(r *http.Request) bool {
+	return r.TLS != nil || d.trusted != nil && d.trusted(r) && strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https")
 }
 
 func (d *Dashboard) setCookie(w http.ResponseWriter, r *http.Request, name, value string, maxAge time.Duration) {
-	c := &http.Cookie{Name: name, Value: value, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: secure(r)}
+	c := &http.Cookie{Name: name, Value: value, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: d.secure(r)}
 	if maxAge < 0 {
 		c.MaxAge = -1
 	} else if maxAge > 0 {

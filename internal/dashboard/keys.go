@@ -60,9 +60,7 @@ func (d *Dashboard) showKeys(w http.ResponseWriter, r *http.Request, v *view, st
 	v.Title = "API keys"
 	keys, next, err := d.svc.ListAPIKeys(r.Context(), v.Caller, v.Workspace.ID, store.KeyFilter{Limit: 100, Cursor: r.URL.Query().Get("cursor")})
 	if err != nil {
-		if d.userError(w, r, v, err) {
-			d.fail(w, r, http.StatusBadRequest, message(err))
-		}
+		d.userError(w, r, v, err)
 		return
 	}
 	kd := keysData{Next: next, Form: form, Errors: errs, Catalog: d.svc.Catalog().Permissions(), LiveDisabled: !v.Workspace.LiveModeEnabled,
@@ -129,6 +127,15 @@ func expiry(f keyForm, errs map[string]string) keyplane.Optional[time.Time] {
 	return keyplane.Some(t.Add(24*time.Hour - time.Second))
 }
 
+// capTestExpiry keeps a date-only expiry of a test key within its limit: a date means the end of that
+// day, which for the last allowed day lies past creation + TTL.
+func capTestExpiry(exp keyplane.Optional[time.Time], env string, limit time.Time) keyplane.Optional[time.Time] {
+	if env == string(keyplane.EnvTest) && exp.Set && !exp.Null && exp.Value.After(limit) && exp.Value.Sub(limit) < 24*time.Hour {
+		exp.Value = limit
+	}
+	return exp
+}
+
 func meta(s string, errs map[string]string) json.RawMessage {
 	s = strings.TrimSpace(s)
 	if s == "" {
@@ -146,9 +153,11 @@ func (d *Dashboard) createKey(w http.ResponseWriter, r *http.Request, v *view) {
 	errs := map[string]string{}
 	in := service.CreateKeyInput{
 		Name: f.Name, Description: f.Description, KeyType: keyplane.KeyType(f.KeyType), Environment: keyplane.Environment(f.Environment),
-		Permissions: f.Permissions, ExpiresAt: expiry(f, errs), IPAllowlist: lines(f.IPAllowlist), AllowedOrigins: lines(f.Origins),
+		Permissions: f.Permissions, IPAllowlist: lines(f.IPAllowlist), AllowedOrigins: lines(f.Origins),
 		Meta: meta(f.Meta, errs), Recoverable: f.Recoverable,
 	}
+	ttl := time.Duration(v.Workspace.TestKeyTTLSeconds) * time.Second
+	in.ExpiresAt = capTestExpiry(expiry(f, errs), f.Environment, d.now().Add(ttl))
 	if len(errs) > 0 {
 		d.showKeys(w, r, v, http.StatusBadRequest, f, errs)
 		return
@@ -239,7 +248,7 @@ func (d *Dashboard) editKey(w http.ResponseWriter, r *http.Request, v *view) {
 	// The expiry changes only when the person changed it, so that saving a name does not trip over a
 	// test key's expiry rules.
 	if exp := expiry(f, errs); !(formOf(k).NeverExpire == f.NeverExpire && formOf(k).ExpiresAt == f.ExpiresAt) {
-		p.ExpiresAt = exp
+		p.ExpiresAt = capTestExpiry(exp, string(k.Environment), k.CreatedAt.Add(time.Duration(v.Workspace.TestKeyTTLSeconds)*time.Second))
 		if !exp.Set {
 			p.ExpiresAt = keyplane.Optional[time.Time]{Set: true, Null: true}
 		}
@@ -312,6 +321,12 @@ func (d *Dashboard) rotateKey(w http.ResponseWriter, r *http.Request, v *view) {
 		grace = 0
 	}
 	k, value, err := d.svc.RotateAPIKey(r.Context(), v.Caller, v.Workspace.ID, r.PathValue("id"), time.Duration(grace)*time.Second)
+	if keyplane.ErrorCode(err) == keyplane.CodeInvalidRequest {
+		if cur, gerr := d.svc.GetAPIKey(r.Context(), v.Caller, v.Workspace.ID, r.PathValue("id")); gerr == nil {
+			d.showConfirm(w, r, v, http.StatusBadRequest, cur, "regenerate", message(err))
+			return
+		}
+	}
 	if err != nil {
 		d.userError(w, r, v, err)
 		return

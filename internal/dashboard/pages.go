@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
+	"net/url"
 	"slices"
 	"sort"
 	"strings"
@@ -104,9 +105,16 @@ func (d *Dashboard) showLogin(w http.ResponseWriter, r *http.Request, status int
 	d.render(w, r, status, "login", &view{Title: "Sign in", Data: ld, Version: d.version, Now: d.now()})
 }
 
-// safeNext keeps a post-sign-in redirect on this site: a local path, never //host or a scheme.
+// safeNext keeps a post-sign-in redirect on this site: a path with no scheme and no host. Control
+// characters and backslashes are refused outright, because browsers drop tabs and read "\" as "/",
+// which turns "/\t/evil.example" into "//evil.example".
 func safeNext(s string) string {
-	if s == "" || !strings.HasPrefix(s, "/") || strings.HasPrefix(s, "//") || strings.HasPrefix(s, "/\\") || strings.ContainsAny(s, "\r\n") {
+	if s == "" || len(s) > 2000 || !strings.HasPrefix(s, "/") || strings.HasPrefix(s, "//") ||
+		strings.IndexFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f || r == '\\' }) >= 0 {
+		return "/"
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || !strings.HasPrefix(u.Path, "/") || strings.HasPrefix(u.Path, "//") {
 		return "/"
 	}
 	return s
@@ -207,7 +215,8 @@ func (d *Dashboard) auditPage(w http.ResponseWriter, r *http.Request, v *view) {
 	f := store.AuditFilter{Action: ad.Action, ActorID: ad.ActorID, TargetID: ad.TargetID, Limit: 50, Cursor: q.Get("cursor")}
 	entries, next, err := d.svc.ListAudit(r.Context(), v.Caller, v.Workspace.ID, f)
 	if err != nil {
-		if !d.userError(w, r, v, err) {
+		if keyplane.ErrorCode(err) != keyplane.CodeInvalidRequest {
+			d.userError(w, r, v, err)
 			return
 		}
 		ad.Error = message(err)
@@ -328,12 +337,12 @@ func message(err error) string {
 	return "Something went wrong on our side."
 }
 
-// userError answers a service error that is not about a form field: not found, forbidden, conflicts.
-// It reports true when the page may go on and show the message itself (a bad filter).
-func (d *Dashboard) userError(w http.ResponseWriter, r *http.Request, v *view, err error) bool {
+// userError answers a service error with a page a person understands. Pages that show a validation
+// error inline check for CodeInvalidRequest before calling it.
+func (d *Dashboard) userError(w http.ResponseWriter, r *http.Request, v *view, err error) {
 	switch keyplane.ErrorCode(err) {
 	case keyplane.CodeInvalidRequest:
-		return true
+		d.fail(w, r, http.StatusBadRequest, message(err))
 	case keyplane.CodeNotFound:
 		d.fail(w, r, http.StatusNotFound, message(err))
 	case keyplane.CodeForbidden:
@@ -343,7 +352,6 @@ func (d *Dashboard) userError(w http.ResponseWriter, r *http.Request, v *view, e
 	default:
 		d.serverError(w, r, err)
 	}
-	return false
 }
 
 func forbiddenMessage(v *view) string {
