@@ -23,7 +23,7 @@ func handler(e *env, ver *verify.Verifier, cfg *config.Config, started time.Time
 	apiSrv := api.New(api.Options{
 		Service: e.svc, Verifier: ver, Logger: e.log, TrustedProxies: cfg.TrustedProxies, Version: Version, Started: started,
 	})
-	dash, err := dashboard.New(dashboard.Options{Service: e.svc, Logger: e.log, Version: Version, Started: started, ClientIP: apiSrv.ClientIP})
+	dash, err := dashboard.New(dashboard.Options{Service: e.svc, Logger: e.log, Version: Version, Started: started, ClientIP: apiSrv.ClientIP, FromTrustedProxy: apiSrv.FromTrustedProxy})
 	if err != nil {
 		return nil, err
 	}
