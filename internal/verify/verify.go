@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/maypok86/otter/v2"
@@ -46,6 +47,8 @@ type Verifier struct {
 	now    func() time.Time
 	keys   *otter.Cache[[32]byte, entry]
 	roots  *otter.Cache[[32]byte, rootEntry]
+	// hits and misses count key lookups answered from the cache and from the store, for metrics.
+	hits, misses atomic.Uint64
 }
 
 // New returns a Verifier reading from q.
@@ -105,8 +108,10 @@ func (v *Verifier) Verify(ctx context.Context, value string, req *keyplane.Verif
 
 func (v *Verifier) lookup(ctx context.Context, h [32]byte) (entry, error) {
 	if e, ok := v.keys.GetIfPresent(h); ok {
+		v.hits.Add(1)
 		return e, nil
 	}
+	v.misses.Add(1)
 	e, err := v.keys.Get(ctx, h, otter.LoaderFunc[[32]byte, entry](func(ctx context.Context, h [32]byte) (entry, error) {
 		k, s, err := v.store.LookupSecret(ctx, h[:])
 		if errors.Is(err, store.ErrNotFound) {
@@ -147,6 +152,12 @@ func (v *Verifier) RootKey(ctx context.Context, value string) (*keyplane.RootKey
 		return nil, nil
 	}
 	return e.key, nil
+}
+
+// CacheStats returns how many key lookups the cache answered, how many went to the store, and how
+// many digests it holds.
+func (v *Verifier) CacheStats() (hits, misses uint64, size int) {
+	return v.hits.Load(), v.misses.Load(), v.keys.EstimatedSize()
 }
 
 // Forget drops the cached lookups of these digests. The service calls it after every committed change

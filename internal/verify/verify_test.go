@@ -79,6 +79,9 @@ func TestCacheAndInvalidation(t *testing.T) {
 			if n := f.st.lookups.Load(); n != 1 {
 				t.Fatalf("10 verifications of one key read the store %d times, want 1", n)
 			}
+			if hits, misses, size := f.ver.CacheStats(); hits != 9 || misses != 1 || size < 1 {
+				t.Fatalf("cache stats: %d hits, %d misses, %d entries; want 9, 1, ≥1", hits, misses, size)
+			}
 			// A change made through the service is seen at once, not after the TTL.
 			if _, err := f.svc.UpdateAPIKey(ctx, keyplane.System("test"), f.ws, k.ID, service.KeyPatch{Enabled: keyplane.Some(false)}); err != nil {
 				t.Fatal(err)
