@@ -10,19 +10,15 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/network"
-	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
+	"github.com/keyplane/keyplane/internal/browsertest"
 	"github.com/keyplane/keyplane/internal/cli"
 )
 
@@ -86,96 +82,25 @@ func btStart(t *testing.T) *btServer {
 	return s
 }
 
-// btBrowser starts one headless chromium for the test; btPerson opens an isolated context in it.
-func btBrowser(t *testing.T) context.Context {
+// btPerson is one person: a tab with its own cookies, accepting confirm() dialogs.
+func btPerson(t *testing.T, b *browsertest.Browser) context.Context {
 	t.Helper()
-	bin := os.Getenv("KEYPLANE_CHROMIUM")
-	if bin == "" {
-		bin, _ = exec.LookPath("chromium")
-	}
-	if bin == "" {
-		if os.Getenv("KEYPLANE_REQUIRE_BROWSER") == "1" {
-			t.Fatal("chromium is not installed (apt-get install chromium); KEYPLANE_REQUIRE_BROWSER=1 forbids skipping")
-		}
-		t.Skip("chromium is not installed: browser tests skipped (apt-get install chromium)")
-	}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(bin), chromedp.NoSandbox, chromedp.UserDataDir(t.TempDir()),
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true), chromedp.WindowSize(1280, 900))
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	bctx, cancelBrowser := chromedp.NewContext(actx)
-	if err := chromedp.Do(bctx); err != nil { // starts the browser, bound to bctx
-		t.Fatalf("start chromium: %v", err)
-	}
-	t.Cleanup(func() { cancelBrowser(); cancelAlloc() })
-	return bctx
-}
-
-// btPerson is one person: a tab in its own browser context, that accepts confirm() dialogs.
-func btPerson(t *testing.T, browser context.Context) context.Context {
-	t.Helper()
-	ctx, cancel := chromedp.NewContext(browser, chromedp.WithNewBrowserContext())
-	t.Cleanup(cancel)
-	dialogs := chromedp.Events(ctx, page.JavascriptDialogOpening)
-	go func() {
-		for _, err := range dialogs {
-			if err != nil {
-				return
-			}
-			go chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true})
-		}
-	}()
+	ctx := b.Tab(t)
+	browsertest.AcceptDialogs(ctx)
 	return ctx
 }
 
-func btDo(t *testing.T, ctx context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
+// noJSErrors fails the test if any page raised a script error or a CSP violation.
+func noJSErrors(t *testing.T, b *browsertest.Browser) {
 	t.Helper()
-	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if err := chromedp.Do(tctx, steps...); err != nil {
-		shot(t, ctx, "failed-"+strings.ReplaceAll(what, " ", "-"))
-		t.Fatalf("%s: %v", what, err)
+	if errs := b.ConsoleErrors(); len(errs) > 0 {
+		t.Errorf("the pages raised JavaScript or CSP errors: %q", errs)
 	}
-}
-
-func btText(t *testing.T, ctx context.Context, sel string) string {
-	t.Helper()
-	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	s, err := chromedp.Run(tctx, chromedp.Text(css(sel)))
-	if err != nil {
-		t.Fatalf("text of %s: %v", sel, err)
-	}
-	return s
-}
-
-func btEval[T any](t *testing.T, ctx context.Context, js string) T {
-	t.Helper()
-	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](js))
-	if err != nil {
-		t.Fatalf("evaluate %s: %v", js, err)
-	}
-	return v
-}
-
-// shot saves a full-page PNG where a person can look at it.
-func shot(t *testing.T, ctx context.Context, name string) {
-	dir := os.Getenv("KEYPLANE_SCREENSHOTS")
-	if dir == "" {
-		return
-	}
-	b, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-	if err != nil {
-		t.Logf("screenshot %s: %v", name, err)
-		return
-	}
-	_ = os.MkdirAll(dir, 0o755)
-	_ = os.WriteFile(filepath.Join(dir, name+".png"), b, 0o644)
 }
 
 func signIn(t *testing.T, ctx context.Context, base, email, pw string) {
 	t.Helper()
-	btDo(t, ctx, "sign in as "+email,
+	browsertest.Do(t, ctx, "sign in as "+email,
 		chromedp.Navigate(base+"/login"),
 		chromedp.SendKeys(css("#email"), email),
 		chromedp.SendKeys(css("#password"), pw),
@@ -187,7 +112,7 @@ func signIn(t *testing.T, ctx context.Context, base, email, pw string) {
 // rowText is the text of the key table's row for the named key.
 func rowText(t *testing.T, ctx context.Context, name string) string {
 	t.Helper()
-	return btEval[string](t, ctx, fmt.Sprintf(`(() => { const r = [...document.querySelectorAll("tbody tr")].find(r => r.querySelector(".name") && r.querySelector(".name").textContent.trim() === %q); return r ? r.innerText : ""; })()`, name))
+	return browsertest.Eval[string](t, ctx, fmt.Sprintf(`(() => { const r = [...document.querySelectorAll("tbody tr")].find(r => r.querySelector(".name") && r.querySelector(".name").textContent.trim() === %q); return r ? r.innerText : ""; })()`, name))
 }
 
 func clickInRow(name, label string) chromedp.Action[chromedp.Void] {
@@ -196,29 +121,29 @@ func clickInRow(name, label string) chromedp.Action[chromedp.Void] {
 
 func TestBrowserKeyLifecycle(t *testing.T) {
 	s := btStart(t)
-	browser := btBrowser(t)
-	ana := btPerson(t, browser)
+	b := browsertest.New(t)
+	ana := btPerson(t, b)
 
 	// A wrong password is refused with a message, and no session.
-	btDo(t, ana, "wrong password",
+	browsertest.Do(t, ana, "wrong password",
 		chromedp.Navigate(s.url+"/login"),
 		chromedp.SendKeys(css("#email"), "admin@localhost"),
 		chromedp.SendKeys(css("#password"), "not my password"),
 		chromedp.Click(css("form button[type=submit]")),
 		chromedp.WaitVisible(css("#login-error")),
 	)
-	if msg := btText(t, ana, "#login-error"); !strings.Contains(msg, "do not match") {
+	if msg := browsertest.Text(t, ana, "#login-error"); !strings.Contains(msg, "do not match") {
 		t.Fatalf("wrong password message: %q", msg)
 	}
-	shot(t, ana, "01-login-wrong-password")
+	b.Screenshot(t, ana, "01-login-wrong-password")
 
 	signIn(t, ana, s.url, "admin@localhost", btPassword)
-	if loc := btEval[string](t, ana, "location.pathname"); loc != "/w/default/settings/api" {
+	if loc := browsertest.Eval[string](t, ana, "location.pathname"); loc != "/w/default/settings/api" {
 		t.Fatalf("after sign-in at %s", loc)
 	}
 
 	// Create a key: the secret is shown once, with a copy button and the warning.
-	btDo(t, ana, "create key",
+	browsertest.Do(t, ana, "create key",
 		chromedp.SendKeys(css("#name"), "Mobile App Integration"),
 		chromedp.SendKeys(css("#description"), "iOS and Android"),
 		chromedp.SetValue(css("#environment"), "live"),
@@ -229,18 +154,18 @@ func TestBrowserKeyLifecycle(t *testing.T) {
 		chromedp.Click(css("#new-key button[type=submit]")),
 		chromedp.WaitVisible(css("#secret-value")),
 	)
-	secret := btEval[string](t, ana, `document.getElementById("secret-value").value`)
-	if !strings.HasPrefix(secret, "kp_sk_live_") || !strings.Contains(btText(t, ana, "main"), "will not be shown again") {
+	secret := browsertest.Eval[string](t, ana, `document.getElementById("secret-value").value`)
+	if !strings.HasPrefix(secret, "kp_sk_live_") || !strings.Contains(browsertest.Text(t, ana, "main"), "will not be shown again") {
 		t.Fatalf("secret page: %q", secret[:12])
 	}
-	if btEval[int](t, ana, `document.querySelectorAll("[data-copy=secret-value]").length`) != 1 {
+	if browsertest.Eval[int](t, ana, `document.querySelectorAll("[data-copy=secret-value]").length`) != 1 {
 		t.Fatal("no copy button")
 	}
-	shot(t, ana, "02-secret-shown-once")
+	b.Screenshot(t, ana, "02-secret-shown-once")
 
 	// Back on the list (and after a reload) only the masked value is there.
-	btDo(t, ana, "back to list", chromedp.Click(css("a.btn.primary")), chromedp.WaitVisible(css("#new-key")), chromedp.Reload(), chromedp.WaitVisible(css("#new-key")))
-	html := btEval[string](t, ana, "document.documentElement.outerHTML")
+	browsertest.Do(t, ana, "back to list", chromedp.Click(css("a.btn.primary")), chromedp.WaitVisible(css("#new-key")), chromedp.Reload(), chromedp.WaitVisible(css("#new-key")))
+	html := browsertest.Eval[string](t, ana, "document.documentElement.outerHTML")
 	if strings.Contains(html, secret) {
 		t.Fatal("the secret is on the list page")
 	}
@@ -248,120 +173,123 @@ func TestBrowserKeyLifecycle(t *testing.T) {
 	if !strings.Contains(row, secret[:15]) || !strings.Contains(row, secret[len(secret)-4:]) || !strings.Contains(row, "Active") || !strings.Contains(row, "orders:read") || !strings.Contains(row, "never") {
 		t.Fatalf("row: %q", row)
 	}
-	shot(t, ana, "03-keys-list")
+	b.Screenshot(t, ana, "03-keys-list")
 
 	// Edit: name and permissions.
-	btDo(t, ana, "edit", clickInRow("Mobile App Integration", "Edit"), chromedp.WaitVisible(css("#edit-title")),
+	browsertest.Do(t, ana, "edit", clickInRow("Mobile App Integration", "Edit"), chromedp.WaitVisible(css("#edit-title")),
 		chromedp.Clear(css("#name")), chromedp.SendKeys(css("#name"), "Mobile App"),
 		chromedp.Click(css(`input[name=permissions][value="otp:verify"]`)),
 		chromedp.Click(css("main form button[type=submit]")), chromedp.WaitVisible(css("#new-key")))
 	if row := rowText(t, ana, "Mobile App"); !strings.Contains(row, "otp:verify") {
 		t.Fatalf("after edit: %q", row)
 	}
-	if !strings.Contains(btText(t, ana, ".notice.ok"), "Saved") {
+	if !strings.Contains(browsertest.Text(t, ana, ".notice.ok"), "Saved") {
 		t.Error("no confirmation after saving")
 	}
 
 	// Disable and re-enable.
-	btDo(t, ana, "disable", clickInRow("Mobile App", "Disable"), chromedp.WaitVisible(css(".notice.ok")))
+	browsertest.Do(t, ana, "disable", clickInRow("Mobile App", "Disable"), chromedp.WaitVisible(css(".notice.ok")))
 	if row := rowText(t, ana, "Mobile App"); !strings.Contains(row, "disabled") {
 		t.Fatalf("after disable: %q", row)
 	}
-	btDo(t, ana, "enable", clickInRow("Mobile App", "Enable"), chromedp.WaitVisible(css(".notice.ok")))
+	browsertest.Do(t, ana, "enable", clickInRow("Mobile App", "Enable"), chromedp.WaitVisible(css(".notice.ok")))
 	if row := rowText(t, ana, "Mobile App"); !strings.Contains(row, "Active") {
 		t.Fatalf("after enable: %q", row)
 	}
 
 	// Regenerate: a confirmation that explains the old value stops working, with the grace choice.
-	btDo(t, ana, "regenerate", clickInRow("Mobile App", "Regenerate"), chromedp.WaitVisible(css("#grace")))
-	if txt := btText(t, ana, "main"); !strings.Contains(txt, "stops working") {
+	browsertest.Do(t, ana, "regenerate", clickInRow("Mobile App", "Regenerate"), chromedp.WaitVisible(css("#grace")))
+	if txt := browsertest.Text(t, ana, "main"); !strings.Contains(txt, "stops working") {
 		t.Fatalf("regenerate page: %q", txt)
 	}
-	shot(t, ana, "04-regenerate-confirm")
-	btDo(t, ana, "regenerate confirm", chromedp.Click(css("main form button[type=submit]")), chromedp.WaitVisible(css("#secret-value")))
-	if v2 := btEval[string](t, ana, `document.getElementById("secret-value").value`); v2 == secret || !strings.HasPrefix(v2, "kp_sk_live_") {
+	b.Screenshot(t, ana, "04-regenerate-confirm")
+	browsertest.Do(t, ana, "regenerate confirm", chromedp.Click(css("main form button[type=submit]")), chromedp.WaitVisible(css("#secret-value")))
+	if v2 := browsertest.Eval[string](t, ana, `document.getElementById("secret-value").value`); v2 == secret || !strings.HasPrefix(v2, "kp_sk_live_") {
 		t.Fatal("regenerate did not show a new value")
 	}
 
 	// Revoke, with a confirm() dialog (accepted) when JavaScript is on.
-	btDo(t, ana, "revoke", chromedp.Click(css("a.btn.primary")), chromedp.WaitVisible(css("#new-key")),
+	browsertest.Do(t, ana, "revoke", chromedp.Click(css("a.btn.primary")), chromedp.WaitVisible(css("#new-key")),
 		clickInRow("Mobile App", "Revoke"), chromedp.WaitVisible(css(".notice.ok")))
 	if row := rowText(t, ana, "Mobile App"); !strings.Contains(row, "revoked") || strings.Contains(row, "Regenerate") {
 		t.Fatalf("after revoke: %q", row)
 	}
 	// Delete is offered only now, and asks too.
-	btDo(t, ana, "delete", clickInRow("Mobile App", "Delete"), chromedp.WaitVisible(css(".notice.ok")))
+	browsertest.Do(t, ana, "delete", clickInRow("Mobile App", "Delete"), chromedp.WaitVisible(css(".notice.ok")))
 	if row := rowText(t, ana, "Mobile App"); row != "" {
 		t.Fatalf("deleted key still listed: %q", row)
 	}
-	shot(t, ana, "05-after-delete")
+	b.Screenshot(t, ana, "05-after-delete")
 
 	// The audit page shows what happened, with its chain check.
-	btDo(t, ana, "audit", chromedp.Navigate(s.url+"/w/default/audit"), chromedp.WaitVisible(css("#chain-status")))
-	if txt := btText(t, ana, "main"); !strings.Contains(txt, "Chain verified") || !strings.Contains(txt, "api_key.deleted") || !strings.Contains(txt, "api_key.revoked") {
+	browsertest.Do(t, ana, "audit", chromedp.Navigate(s.url+"/w/default/audit"), chromedp.WaitVisible(css("#chain-status")))
+	if txt := browsertest.Text(t, ana, "main"); !strings.Contains(txt, "Chain verified") || !strings.Contains(txt, "api_key.deleted") || !strings.Contains(txt, "api_key.revoked") {
 		t.Fatalf("audit page: %.400q", txt)
 	}
-	shot(t, ana, "06-audit")
+	b.Screenshot(t, ana, "06-audit")
 	if strings.Contains(s.logs.String(), secret) {
 		t.Fatal("a secret in the server's log")
 	}
+	noJSErrors(t, b)
 }
 
 func TestBrowserWithoutJavaScript(t *testing.T) {
 	s := btStart(t)
-	ana := btPerson(t, btBrowser(t))
-	if _, err := chromedp.Call(ana, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true}); err != nil {
-		t.Fatal(err)
-	}
+	b := browsertest.New(t)
+	ana := btPerson(t, b)
+	browsertest.JSOff(t, ana)
 	signIn(t, ana, s.url, "admin@localhost", btPassword)
-	btDo(t, ana, "create without JS",
+	browsertest.Do(t, ana, "create without JS",
 		chromedp.SendKeys(css("#name"), "No script"),
 		chromedp.Click(css("#new-key button[type=submit]")),
 		chromedp.WaitVisible(css("#secret-value")),
 		chromedp.Click(css("a.btn.primary")), chromedp.WaitVisible(css("#new-key")),
 	)
 	// Without JavaScript, Revoke opens a confirmation page instead of a dialog.
-	btDo(t, ana, "revoke page", clickInRow("No script", "Revoke"), chromedp.WaitVisible(css("button.danger")))
-	if txt := btText(t, ana, "main"); !strings.Contains(txt, "permanent") {
+	browsertest.Do(t, ana, "revoke page", clickInRow("No script", "Revoke"), chromedp.WaitVisible(css("button.danger")))
+	if txt := browsertest.Text(t, ana, "main"); !strings.Contains(txt, "permanent") {
 		t.Fatalf("revoke confirmation: %q", txt)
 	}
-	shot(t, ana, "07-revoke-confirm-no-js")
-	btDo(t, ana, "revoke", chromedp.Click(css("button.danger")), chromedp.WaitVisible(css(".notice.ok")))
+	b.Screenshot(t, ana, "07-revoke-confirm-no-js")
+	browsertest.Do(t, ana, "revoke", chromedp.Click(css("button.danger")), chromedp.WaitVisible(css(".notice.ok")))
 	if row := rowText(t, ana, "No script"); !strings.Contains(row, "revoked") {
 		t.Fatalf("after revoke without JS: %q", row)
 	}
 	// A validation error is shown next to its field.
-	btDo(t, ana, "invalid create", chromedp.SendKeys(css("#ipAllowlist"), "10.0.0.1/8"), chromedp.SendKeys(css("#name"), "Bad"),
+	browsertest.Do(t, ana, "invalid create", chromedp.SendKeys(css("#ipAllowlist"), "10.0.0.1/8"), chromedp.SendKeys(css("#name"), "Bad"),
 		chromedp.Click(css("#new-key button[type=submit]")), chromedp.WaitVisible(css(".field.invalid .error")))
-	if e := btText(t, ana, ".field.invalid .error"); !strings.Contains(e, "10.0.0.0/8") {
+	if e := browsertest.Text(t, ana, ".field.invalid .error"); !strings.Contains(e, "10.0.0.0/8") {
 		t.Fatalf("field error: %q", e)
 	}
-	shot(t, ana, "08-field-error")
+	b.Screenshot(t, ana, "08-field-error")
+	noJSErrors(t, b)
 }
 
 func TestBrowserViewerAndPhone(t *testing.T) {
 	s := btStart(t)
-	vic := btPerson(t, btBrowser(t))
+	b := browsertest.New(t)
+	vic := btPerson(t, b)
 	signIn(t, vic, s.url, "viewer@example.com", btPassword)
-	if nav := btText(t, vic, "header nav"); strings.Contains(nav, "API keys") {
+	if nav := browsertest.Text(t, vic, "header nav"); strings.Contains(nav, "API keys") {
 		t.Fatalf("a viewer's nav offers API keys: %q", nav)
 	}
-	btDo(t, vic, "keys page", chromedp.Navigate(s.url+"/w/default/settings/api"), chromedp.WaitVisible(css("#error-message")))
-	if msg := btText(t, vic, "#error-message"); !strings.Contains(msg, "viewer") {
+	browsertest.Do(t, vic, "keys page", chromedp.Navigate(s.url+"/w/default/settings/api"), chromedp.WaitVisible(css("#error-message")))
+	if msg := browsertest.Text(t, vic, "#error-message"); !strings.Contains(msg, "viewer") {
 		t.Fatalf("viewer on the keys page: %q", msg)
 	}
-	shot(t, vic, "09-viewer-refused")
-	btDo(t, vic, "phone", chromedp.EmulateViewport(390, 844), chromedp.Navigate(s.url+"/w/default/audit"), chromedp.WaitVisible(css("#chain-status")))
-	if w := btEval[int](t, vic, "document.documentElement.scrollWidth"); w > 400 {
+	b.Screenshot(t, vic, "09-viewer-refused")
+	browsertest.Do(t, vic, "phone", chromedp.EmulateViewport(390, 844), chromedp.Navigate(s.url+"/w/default/audit"), chromedp.WaitVisible(css("#chain-status")))
+	if w := browsertest.Eval[int](t, vic, "document.documentElement.scrollWidth"); w > 400 {
 		t.Errorf("the audit page is %d px wide on a 390 px phone", w)
 	}
-	shot(t, vic, "10-phone-audit")
+	b.Screenshot(t, vic, "10-phone-audit")
+	noJSErrors(t, b)
 }
 
 func TestBrowserCSRFAndFixation(t *testing.T) {
 	s := btStart(t)
-	browser := btBrowser(t)
-	ana := btPerson(t, browser)
+	b := browsertest.New(t)
+	ana := btPerson(t, b)
 
 	// Session fixation: a session id planted before sign-in is replaced and worthless.
 	if _, err := chromedp.Call(ana, network.SetCookie, network.SetCookieParams{Name: "kp_session", Value: "planted-by-attacker", URL: s.url}); err != nil {
@@ -399,54 +327,55 @@ func TestBrowserCSRFAndFixation(t *testing.T) {
 	defer evil.Close()
 	// 127.0.0.1 and localhost are different origins: serve the attacker from "localhost".
 	evilURL := strings.Replace(evil.URL, "127.0.0.1", "localhost", 1)
-	btDo(t, ana, "csrf", chromedp.Navigate(evilURL), chromedp.WaitVisible(css("#error-message")))
-	if msg := btText(t, ana, "#error-message"); !strings.Contains(msg, "another site") && !strings.Contains(msg, "expired") {
+	browsertest.Do(t, ana, "csrf", chromedp.Navigate(evilURL), chromedp.WaitVisible(css("#error-message")))
+	if msg := browsertest.Text(t, ana, "#error-message"); !strings.Contains(msg, "another site") && !strings.Contains(msg, "expired") {
 		t.Fatalf("cross-site post answered: %q", msg)
 	}
-	shot(t, ana, "11-csrf-refused")
-	btDo(t, ana, "list", chromedp.Navigate(s.url+"/w/default/settings/api"), chromedp.WaitVisible(css("#new-key")))
+	b.Screenshot(t, ana, "11-csrf-refused")
+	browsertest.Do(t, ana, "list", chromedp.Navigate(s.url+"/w/default/settings/api"), chromedp.WaitVisible(css("#new-key")))
 	if row := rowText(t, ana, "Planted by evil"); row != "" {
 		t.Fatal("the cross-site post created a key")
 	}
 
 	// Signing out ends the session.
-	btDo(t, ana, "sign out", chromedp.Navigate(s.url+"/logout"), chromedp.Click(css("main form button[type=submit]")), chromedp.WaitVisible(css("#email")))
-	btDo(t, ana, "after sign out", chromedp.Navigate(s.url+"/w/default/settings/api"), chromedp.WaitVisible(css("#email")))
+	browsertest.Do(t, ana, "sign out", chromedp.Navigate(s.url+"/logout"), chromedp.Click(css("main form button[type=submit]")), chromedp.WaitVisible(css("#email")))
+	browsertest.Do(t, ana, "after sign out", chromedp.Navigate(s.url+"/w/default/settings/api"), chromedp.WaitVisible(css("#email")))
+	noJSErrors(t, b)
 }
 
-// TestBrowserReveal: a publishable key is revealed at once; a recoverable secret key only after the
-// person enters their password again, which then lasts a few minutes.
 func TestBrowserReveal(t *testing.T) {
 	s := btStart(t)
-	ana := btPerson(t, btBrowser(t))
+	b := browsertest.New(t)
+	ana := btPerson(t, b)
 	signIn(t, ana, s.url, "admin@localhost", btPassword)
-	btDo(t, ana, "create recoverable",
+	browsertest.Do(t, ana, "create recoverable",
 		chromedp.SendKeys(css("#name"), "Recoverable"),
 		chromedp.Click(css("#recoverable")),
 		chromedp.Click(css("#new-key button[type=submit]")),
 		chromedp.WaitVisible(css("#secret-value")),
 	)
-	value := btEval[string](t, ana, `document.getElementById("secret-value").value`)
-	if strings.Contains(btText(t, ana, "main"), "will not be shown again") {
+	value := browsertest.Eval[string](t, ana, `document.getElementById("secret-value").value`)
+	if strings.Contains(browsertest.Text(t, ana, "main"), "will not be shown again") {
 		t.Error("a recoverable key's page says it will not be shown again")
 	}
-	btDo(t, ana, "list", chromedp.Click(css("a.btn.primary")), chromedp.WaitVisible(css("#new-key")),
+	browsertest.Do(t, ana, "list", chromedp.Click(css("a.btn.primary")), chromedp.WaitVisible(css("#new-key")),
 		clickInRow("Recoverable", "Reveal"), chromedp.WaitVisible(css("#password")),
 		chromedp.SendKeys(css("#password"), "wrong password"), chromedp.Click(css("main form button[type=submit]")),
 		chromedp.WaitVisible(css("#confirm-error")))
-	if msg := btText(t, ana, "#confirm-error"); !strings.Contains(msg, "not right") {
+	if msg := browsertest.Text(t, ana, "#confirm-error"); !strings.Contains(msg, "not right") {
 		t.Fatalf("wrong password on reveal: %q", msg)
 	}
-	shot(t, ana, "12-reveal-password")
-	btDo(t, ana, "reveal", chromedp.SendKeys(css("#password"), btPassword), chromedp.Click(css("main form button[type=submit]")),
+	b.Screenshot(t, ana, "12-reveal-password")
+	browsertest.Do(t, ana, "reveal", chromedp.SendKeys(css("#password"), btPassword), chromedp.Click(css("main form button[type=submit]")),
 		chromedp.WaitVisible(css("#secret-value")))
-	if got := btEval[string](t, ana, `document.getElementById("secret-value").value`); got != value {
+	if got := browsertest.Eval[string](t, ana, `document.getElementById("secret-value").value`); got != value {
 		t.Fatal("the revealed value is not the key's")
 	}
 	// Within the re-authentication window a second reveal needs no password.
-	btDo(t, ana, "reveal again", chromedp.Navigate(s.url+"/w/default/settings/api"), chromedp.WaitVisible(css("#new-key")),
+	browsertest.Do(t, ana, "reveal again", chromedp.Navigate(s.url+"/w/default/settings/api"), chromedp.WaitVisible(css("#new-key")),
 		clickInRow("Recoverable", "Reveal"), chromedp.WaitVisible(css("main form button[type=submit]")))
-	if n := btEval[int](t, ana, `document.querySelectorAll("#password").length`); n != 0 {
+	if n := browsertest.Eval[int](t, ana, `document.querySelectorAll("#password").length`); n != 0 {
 		t.Fatal("asked for the password again within five minutes")
 	}
+	noJSErrors(t, b)
 }
