@@ -5,82 +5,20 @@ package dashboard_test
 // when set, so that a person can look at them.
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
 	"github.com/keyplane/keyplane/internal/browsertest"
-	"github.com/keyplane/keyplane/internal/cli"
 )
 
 type css = chromedp.CSS
-
-const btPassword = "correct horse battery staple"
-
-// btServer is a running keyplane with its admin (admin@localhost) and a viewer of the Default workspace.
-type btServer struct {
-	url, dataDir string
-	logs         *btBuffer
-}
-
-type btBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *btBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *btBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
-func btEnv(dir string) func(string) string {
-	return func(k string) string {
-		switch k {
-		case "KEYPLANE_DATA_DIR":
-			return dir
-		case "KEYPLANE_ADMIN_PASSWORD":
-			return btPassword
-		case "KEYPLANE_CONFIG":
-			return "../../examples/keyplane.json"
-		}
-		return ""
-	}
-}
-
-func btStart(t *testing.T) *btServer {
-	t.Helper()
-	s := &btServer{dataDir: t.TempDir(), logs: &btBuffer{}}
-	ctx, cancel := context.WithCancel(context.Background())
-	ready, done := make(chan string, 1), make(chan error, 1)
-	p := &cli.Program{Stdin: strings.NewReader(""), Stdout: &btBuffer{}, Stderr: s.logs, Getenv: btEnv(s.dataDir), Ready: func(a string) { ready <- a }}
-	go func() { done <- p.Run(ctx, []string{"serve", "--addr", "127.0.0.1:0"}) }()
-	select {
-	case a := <-ready:
-		s.url = "http://" + a
-	case err := <-done:
-		t.Fatalf("serve: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("serve did not start")
-	}
-	t.Cleanup(func() { cancel(); <-done })
-	var out bytes.Buffer
-	up := &cli.Program{Stdin: strings.NewReader(btPassword + "\n"), Stdout: &out, Stderr: &out, Getenv: btEnv(s.dataDir)}
-	if err := up.Run(context.Background(), []string{"users", "create", "--email", "viewer@example.com", "--role", "viewer", "--workspace", "default"}); err != nil {
-		t.Fatalf("users create: %v %s", err, out.String())
-	}
-	return s
-}
 
 // btPerson is one person: a tab with its own cookies, accepting confirm() dialogs.
 func btPerson(t *testing.T, b *browsertest.Browser) context.Context {
@@ -120,7 +58,7 @@ func clickInRow(name, label string) chromedp.Action[chromedp.Void] {
 }
 
 func TestBrowserKeyLifecycle(t *testing.T) {
-	s := btStart(t)
+	s := startKP(t, "sqlite")
 	b := browsertest.New(t)
 	ana := btPerson(t, b)
 
@@ -137,7 +75,7 @@ func TestBrowserKeyLifecycle(t *testing.T) {
 	}
 	b.Screenshot(t, ana, "01-login-wrong-password")
 
-	signIn(t, ana, s.url, "admin@localhost", btPassword)
+	signIn(t, ana, s.url, "admin@localhost", thePassword)
 	if loc := browsertest.Eval[string](t, ana, "location.pathname"); loc != "/w/default/settings/api" {
 		t.Fatalf("after sign-in at %s", loc)
 	}
@@ -234,11 +172,11 @@ func TestBrowserKeyLifecycle(t *testing.T) {
 }
 
 func TestBrowserWithoutJavaScript(t *testing.T) {
-	s := btStart(t)
+	s := startKP(t, "sqlite")
 	b := browsertest.New(t)
 	ana := btPerson(t, b)
 	browsertest.JSOff(t, ana)
-	signIn(t, ana, s.url, "admin@localhost", btPassword)
+	signIn(t, ana, s.url, "admin@localhost", thePassword)
 	browsertest.Do(t, ana, "create without JS",
 		chromedp.SendKeys(css("#name"), "No script"),
 		chromedp.Click(css("#new-key button[type=submit]")),
@@ -266,10 +204,10 @@ func TestBrowserWithoutJavaScript(t *testing.T) {
 }
 
 func TestBrowserViewerAndPhone(t *testing.T) {
-	s := btStart(t)
+	s := startKP(t, "sqlite")
 	b := browsertest.New(t)
 	vic := btPerson(t, b)
-	signIn(t, vic, s.url, "viewer@example.com", btPassword)
+	signIn(t, vic, s.url, "viewer@example.com", thePassword)
 	if nav := browsertest.Text(t, vic, "header nav"); strings.Contains(nav, "API keys") {
 		t.Fatalf("a viewer's nav offers API keys: %q", nav)
 	}
@@ -287,7 +225,7 @@ func TestBrowserViewerAndPhone(t *testing.T) {
 }
 
 func TestBrowserCSRFAndFixation(t *testing.T) {
-	s := btStart(t)
+	s := startKP(t, "sqlite")
 	b := browsertest.New(t)
 	ana := btPerson(t, b)
 
@@ -295,7 +233,7 @@ func TestBrowserCSRFAndFixation(t *testing.T) {
 	if _, err := chromedp.Call(ana, network.SetCookie, network.SetCookieParams{Name: "kp_session", Value: "planted-by-attacker", URL: s.url}); err != nil {
 		t.Fatal(err)
 	}
-	signIn(t, ana, s.url, "admin@localhost", btPassword)
+	signIn(t, ana, s.url, "admin@localhost", thePassword)
 	cookies, err := chromedp.Call(ana, network.GetCookies, network.GetCookiesParams{URLs: []string{s.url}})
 	if err != nil {
 		t.Fatal(err)
@@ -344,10 +282,10 @@ func TestBrowserCSRFAndFixation(t *testing.T) {
 }
 
 func TestBrowserReveal(t *testing.T) {
-	s := btStart(t)
+	s := startKP(t, "sqlite")
 	b := browsertest.New(t)
 	ana := btPerson(t, b)
-	signIn(t, ana, s.url, "admin@localhost", btPassword)
+	signIn(t, ana, s.url, "admin@localhost", thePassword)
 	browsertest.Do(t, ana, "create recoverable",
 		chromedp.SendKeys(css("#name"), "Recoverable"),
 		chromedp.Click(css("#recoverable")),
@@ -366,7 +304,7 @@ func TestBrowserReveal(t *testing.T) {
 		t.Fatalf("wrong password on reveal: %q", msg)
 	}
 	b.Screenshot(t, ana, "12-reveal-password")
-	browsertest.Do(t, ana, "reveal", chromedp.SendKeys(css("#password"), btPassword), chromedp.Click(css("main form button[type=submit]")),
+	browsertest.Do(t, ana, "reveal", chromedp.SendKeys(css("#password"), thePassword), chromedp.Click(css("main form button[type=submit]")),
 		chromedp.WaitVisible(css("#secret-value")))
 	if got := browsertest.Eval[string](t, ana, `document.getElementById("secret-value").value`); got != value {
 		t.Fatal("the revealed value is not the key's")
