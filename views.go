@@ -110,3 +110,42 @@ type MemberView struct {
 func (m *Member) View() *MemberView {
 	return &MemberView{UserID: m.UserID, Email: m.Email, Role: m.Role, CreatedAt: FormatTime(m.CreatedAt)}
 }
+
+// RequestLogView is the API's request log entry.
+type RequestLogView struct {
+	ID            string     `json:"id"`
+	Timestamp     string     `json:"timestamp"`
+	KeyID         string     `json:"keyId"`
+	Code          VerifyCode `json:"code"`
+	Source        LogSource  `json:"source"`
+	Method        string     `json:"method"`
+	Path          string     `json:"path"`
+	IP            string     `json:"ip"`
+	UserAgent     string     `json:"userAgent"`
+	LatencyMicros int64      `json:"latencyMicros"`
+}
+
+// View returns the API's representation of e.
+func (e *RequestLog) View() *RequestLogView {
+	return &RequestLogView{
+		ID: e.ID, Timestamp: FormatTime(e.Timestamp), KeyID: e.KeyID, Code: e.Code, Source: e.Source,
+		Method: e.Method, Path: e.Path, IP: e.IP, UserAgent: e.UserAgent, LatencyMicros: e.LatencyMicros,
+	}
+}
+
+// UsageBucketView is the API's usage bucket. Codes is {} for a bucket without requests.
+type UsageBucketView struct {
+	Start string               `json:"start"`
+	Total int64                `json:"total"`
+	Valid int64                `json:"valid"`
+	Codes map[VerifyCode]int64 `json:"codes"`
+}
+
+// View returns the API's representation of b.
+func (b *UsageBucket) View() *UsageBucketView {
+	codes := b.Codes
+	if codes == nil {
+		codes = map[VerifyCode]int64{}
+	}
+	return &UsageBucketView{Start: FormatTime(b.Start), Total: b.Total, Valid: b.Valid, Codes: codes}
+}

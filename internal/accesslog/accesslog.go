@@ -15,12 +15,29 @@ import (
 	"github.com/keyplane/keyplane/internal/id"
 )
 
-type ridKey struct{}
+type infoKey struct{}
+
+// info is what Wrap puts in a request's context.
+type info struct {
+	id    string
+	start time.Time
+}
 
 // RequestID returns the request id of ctx, or "".
 func RequestID(ctx context.Context) string {
-	s, _ := ctx.Value(ridKey{}).(string)
-	return s
+	if i, ok := ctx.Value(infoKey{}).(*info); ok {
+		return i.id
+	}
+	return ""
+}
+
+// Start returns when the request of ctx arrived, or the zero time outside a request. Handlers that
+// measure their own latency (the request log) use it rather than reading the clock again.
+func Start(ctx context.Context) time.Time {
+	if i, ok := ctx.Value(infoKey{}).(*info); ok {
+		return i.start
+	}
+	return time.Time{}
 }
 
 // Wrap returns next with request ids, access logs and panic recovery. onPanic answers a request whose
@@ -32,7 +49,7 @@ func Wrap(log *slog.Logger, next http.Handler, onPanic func(w http.ResponseWrite
 		if !sane(rid) {
 			rid = id.New(id.Request)
 		}
-		ctx := context.WithValue(r.Context(), ridKey{}, rid)
+		ctx := context.WithValue(r.Context(), infoKey{}, &info{id: rid, start: start})
 		r = r.WithContext(ctx)
 		w.Header().Set("X-Request-Id", rid)
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}

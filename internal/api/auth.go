@@ -3,8 +3,10 @@ package api
 import (
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/keyplane/keyplane"
+	"github.com/keyplane/keyplane/internal/accesslog"
 	"github.com/keyplane/keyplane/internal/id"
 	"github.com/keyplane/keyplane/internal/keyformat"
 )
@@ -18,29 +20,61 @@ const (
 	verifier                    // root key with the verify scope
 )
 
-// call is an authenticated request: who calls, and the workspace it acts on (inWorkspace only).
+// call is an authenticated request: who calls, the workspace it acts on (inWorkspace only), and when
+// it arrived.
 type call struct {
 	*keyplane.Caller
-	ws string
+	ws    string
+	start time.Time
+	// key is the workspace key that authenticated the call, or failed to, and code its verification's
+	// outcome: the call is logged in the key's request log. Nil for root keys and unknown keys.
+	key  *keyplane.APIKey
+	code keyplane.VerifyCode
 }
 
 type handler func(w http.ResponseWriter, r *http.Request, c *call) error
 
-// auth authenticates the request for mode and runs h, answering any error in the envelope.
+// auth authenticates the request for mode and runs h, answering any error in the envelope. A call made
+// with a workspace key is logged once answered, whether it succeeded or not.
 func (s *Server) auth(mode authMode, h handler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		start := accesslog.Start(r.Context())
+		if start.IsZero() {
+			start = time.Now() // served without the access log wrapper (tests)
+		}
 		c, err := s.authenticate(r, mode)
 		if err == nil {
+			c.start = start
 			err = h(w, r, c)
 		}
 		if err != nil {
 			s.writeError(w, r, err)
 		}
+		if c != nil && c.key != nil {
+			s.logManagement(r, c, err, start)
+		}
 	}
+}
+
+// logManagement logs a management call made with a workspace key. Its code is the key's verification
+// outcome, or INSUFFICIENT_PERMISSIONS when the call was refused for a permission the key lacks.
+func (s *Server) logManagement(r *http.Request, c *call, err error, start time.Time) {
+	code := c.code
+	if code == keyplane.VerifyValid && err != nil && keyplane.ErrorCode(err) == keyplane.CodeForbidden {
+		code = keyplane.VerifyInsufficientPermissions
+	}
+	s.reqlog.Log(keyplane.RequestLog{
+		WorkspaceID: c.key.WorkspaceID, KeyID: c.key.ID, Code: code, Source: keyplane.SourceManagement,
+		Method: r.Method, Path: r.URL.Path, IP: c.IP, UserAgent: c.UserAgent,
+		LatencyMicros: time.Since(start).Microseconds(), Timestamp: start,
+	})
 }
 
 func unauthorized(msg string) error { return keyplane.Errorf(keyplane.CodeUnauthorized, "%s", msg) }
 
+// authenticate finds the caller of r. When it fails after finding a workspace key (disabled, revoked,
+// used from a forbidden address), it returns the call with key and code set beside the error, so that
+// the attempt is logged in that key's workspace.
 func (s *Server) authenticate(r *http.Request, mode authMode) (*call, error) {
 	authz := r.Header.Get("Authorization")
 	scheme, cred, ok := strings.Cut(authz, " ")
@@ -101,12 +135,17 @@ func (s *Server) authenticate(r *http.Request, mode authMode) (*call, error) {
 	if err != nil {
 		return nil, err
 	}
+	if res.Key != nil {
+		c.key, c.code = res.Key.Key, res.Code
+	}
 	switch res.Code {
 	case keyplane.VerifyValid:
-	case keyplane.VerifyForbidden:
-		return nil, keyplane.Errorf(keyplane.CodeForbidden, "this key may not be used from %s", c.IP)
-	default:
+	case keyplane.VerifyNotFound:
 		return nil, unauthorized("the key is unknown, disabled, expired or revoked")
+	case keyplane.VerifyForbidden:
+		return c, keyplane.Errorf(keyplane.CodeForbidden, "this key may not be used from %s", c.IP)
+	default:
+		return c, unauthorized("the key is unknown, disabled, expired or revoked")
 	}
 	k := res.Key.Key
 	c.Actor = keyplane.Actor{Type: keyplane.ActorAPIKey, ID: k.ID, Name: k.Name}

@@ -413,6 +413,69 @@ func (s *Server) verifyAudit(w http.ResponseWriter, r *http.Request, c *call) er
 	return nil
 }
 
+// Request logs
+
+func (s *Server) listLogs(w http.ResponseWriter, r *http.Request, c *call) error {
+	limit, cursor, err := page(r)
+	if err != nil {
+		return err
+	}
+	since, err := timeParam(r, "since")
+	if err != nil {
+		return err
+	}
+	until, err := timeParam(r, "until")
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	for _, f := range []string{"keyId", "code", "source"} {
+		if v := q.Get(f); !filterValue(v) {
+			return invalid(f, "must be at most 100 printable characters")
+		}
+	}
+	entries, next, err := s.svc.ListLogs(r.Context(), c.Caller, c.ws, store.LogFilter{
+		KeyID: q.Get("keyId"), Code: keyplane.VerifyCode(q.Get("code")), Source: keyplane.LogSource(q.Get("source")),
+		Since: since, Until: until, Limit: limit, Cursor: cursor,
+	})
+	if err != nil {
+		return err
+	}
+	out := make([]*keyplane.RequestLogView, len(entries))
+	for i := range entries {
+		out[i] = entries[i].View()
+	}
+	writeList(w, out, next)
+	return nil
+}
+
+func (s *Server) keyUsage(w http.ResponseWriter, r *http.Request, c *call) error {
+	since, err := timeParam(r, "since")
+	if err != nil {
+		return err
+	}
+	until, err := timeParam(r, "until")
+	if err != nil {
+		return err
+	}
+	g := r.URL.Query().Get("granularity")
+	if !filterValue(g) {
+		return invalid("granularity", "must be hour or day")
+	}
+	buckets, err := s.svc.KeyUsage(r.Context(), c.Caller, c.ws, r.PathValue("id"), service.UsageQuery{
+		Granularity: keyplane.Granularity(g), Since: since, Until: until,
+	})
+	if err != nil {
+		return err
+	}
+	out := make([]*keyplane.UsageBucketView, len(buckets))
+	for i := range buckets {
+		out[i] = buckets[i].View()
+	}
+	writeData(w, http.StatusOK, out)
+	return nil
+}
+
 // Verification
 
 type verifyRequest struct {
@@ -474,6 +537,18 @@ func (s *Server) verifyKey(w http.ResponseWriter, r *http.Request, c *call) erro
 	a := verifyAnswer{Valid: res.Code == keyplane.VerifyValid, Code: res.Code}
 	if res.Key != nil {
 		k := res.Key.Key
+		// Logged once the outcome is known and before the answer is written; Log never waits. The
+		// IP is the one the request named, never the address of the backend asking. An unknown
+		// key is in no workspace, so it is in no log.
+		var ip string
+		if vr.IP.IsValid() {
+			ip = vr.IP.String()
+		}
+		s.reqlog.Log(keyplane.RequestLog{
+			WorkspaceID: k.WorkspaceID, KeyID: k.ID, Code: res.Code, Source: keyplane.SourceVerify,
+			Method: r.Method, Path: r.URL.Path, IP: ip, UserAgent: truncateUA(r.UserAgent()),
+			LatencyMicros: time.Since(c.start).Microseconds(), Timestamp: c.start,
+		})
 		a.verifiedKey = &verifiedKey{KeyID: k.ID, WorkspaceID: k.WorkspaceID, Name: k.Name, KeyType: k.KeyType,
 			Environment: string(k.Environment), Permissions: k.Permissions, Meta: k.Meta}
 		if a.Permissions == nil {

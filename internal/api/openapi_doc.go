@@ -300,6 +300,30 @@ func schemas() map[string]schema {
 			desc("No key has this value: malformed, bad checksum, unknown or permanently deleted."),
 		"VerifyKeyFound": foundKey,
 		"VerifyAnswer":   schema{"oneOf": []any{ref("VerifyNotFound"), ref("VerifyKeyFound")}},
+
+		"VerifyCode": enum(keyplane.VerifyCodes...).desc("A verification's outcome."),
+		"LogSource": enum(keyplane.LogSources...).
+			desc("verify: POST /v1/verify; signature, jwt, auth: the other verification calls; management: a management call made with a workspace key."),
+		"RequestLog": sealed(props{
+			"id":        idOf("req"),
+			"timestamp": dateTime().desc("When the request arrived."),
+			"keyId":     idOf("apk"),
+			"code": ref("VerifyCode").desc("The verification's outcome. For a management call, the credential's: VALID, " +
+				"INSUFFICIENT_PERMISSIONS when refused for a permission it lacks, or why it was refused (DISABLED, EXPIRED, REVOKED, FORBIDDEN)."),
+			"source":        ref("LogSource"),
+			"method":        str().example("POST"),
+			"path":          str().example("/v1/verify").desc("Without the query string."),
+			"ip":            str().desc("Verifications: the address the request named (its ip field), else empty. Management calls: the caller's address."),
+			"userAgent":     str(),
+			"latencyMicros": integer().set("minimum", 0).desc("From the request's arrival to its answer, in microseconds."),
+		}),
+		"UsageBucket": sealed(props{
+			"start": dateTime().desc("The bucket's first instant: a UTC hour or midnight."),
+			"total": integer().set("minimum", 0).desc("Requests logged in the bucket."),
+			"valid": integer().set("minimum", 0).desc("Of those, VALID ones."),
+			"codes": object().set("propertyNames", ref("VerifyCode")).set("additionalProperties", integer().set("minimum", 1)).
+				desc("Requests per code; codes without requests are absent, so an empty bucket has {}."),
+		}),
 	}
 }
 
@@ -527,9 +551,31 @@ func operations() []operation {
 			description: "Recomputes the workspace's chain from the stored entries. Needs audit:read.",
 			access:      workspaced, status: 200, data: ref("AuditVerification")},
 
+		{method: "GET", path: "/v1/logs", id: "listRequestLogs", tag: "logs", summary: "List the request log",
+			description: "Every verification of one of the workspace's keys and every management call made with one, newest first. " +
+				"Entries are written in batches, within about a second. A verification of an unknown key (NOT_FOUND) belongs to no " +
+				"workspace and is in no log. Pages never repeat or skip an entry while new ones arrive. Needs logs:read.",
+			access: workspaced, status: 200, data: ref("RequestLog"), list: true,
+			query: []map[string]any{
+				param("keyId", "query", "Only entries of this key.", idOf("apk")),
+				param("code", "query", "Only entries with this code.", ref("VerifyCode")),
+				param("source", "query", "Only entries of this source.", ref("LogSource")),
+				since, until, paramRef("limit"), paramRef("cursor"),
+			}},
+		{method: "GET", path: "/v1/api-keys/{id}/usage", id: "getApiKeyUsage", tag: "logs", summary: "A key's usage per hour or per day",
+			description: "Requests of the key's request log counted per bucket, oldest first, every bucket of the range included (empty " +
+				"ones as zeros), at most 1000. Counts are kept longer than the log itself (400 days by default). Needs logs:read.",
+			access: workspaced, status: 200, data: array(ref("UsageBucket")),
+			query: []map[string]any{
+				param("granularity", "query", "The width of a bucket: a UTC hour or day.", enum(keyplane.GranularityHour, keyplane.GranularityDay).def(string(keyplane.GranularityHour))),
+				param("since", "query", "The range's start (RFC 3339), rounded down to its bucket; by default 24 hours or 30 days before until.", dateTime()),
+				param("until", "query", "The range's end (RFC 3339), rounded up to a bucket's end; by default the end of the current bucket.", dateTime()),
+			}},
+
 		{method: "POST", path: "/v1/verify", id: "verifyApiKey", tag: "verification", summary: "Verify an API key",
-			description: "A well-formed request always answers 200: the outcome is data.code. Needs a root key with the verify scope.",
-			access:      verification, body: "VerifyRequest", status: 200, data: ref("VerifyAnswer"), errors: keyBody},
+			description: "A well-formed request always answers 200: the outcome is data.code. Needs a root key with the verify scope. " +
+				"A verification of a key that exists is logged in its workspace's request log (GET /v1/logs).",
+			access: verification, body: "VerifyRequest", status: 200, data: ref("VerifyAnswer"), errors: keyBody},
 	}
 }
 
@@ -621,6 +667,7 @@ func buildOpenAPI() map[string]any {
 			map[string]any{"name": "workspaces", "description": "Tenants and their settings; mostly operator only."},
 			map[string]any{"name": "api-keys", "description": "A workspace's keys: lifecycle, rotation, reveal."},
 			map[string]any{"name": "audit", "description": "The tamper-evident audit trail."},
+			map[string]any{"name": "logs", "description": "The request log of key uses, and usage counted from it."},
 			map[string]any{"name": "verification", "description": "The hot path: is this key good?"},
 		},
 		"paths": paths,

@@ -28,13 +28,28 @@ type Options struct {
 	TrustedProxies []netip.Prefix
 	Version        string
 	Started        time.Time
+	// RequestLog takes an entry for every verification of a key that exists and every management
+	// request made with a workspace key; nil logs nothing.
+	RequestLog RequestLogger
 }
+
+// RequestLogger takes request log entries and returns at once, whatever happens to them:
+// reqlog.Logger is one.
+type RequestLogger interface {
+	Log(e keyplane.RequestLog)
+}
+
+// noLog is the RequestLogger of a server without a request log.
+type noLog struct{}
+
+func (noLog) Log(keyplane.RequestLog) {}
 
 // Server serves the REST API.
 type Server struct {
 	svc     *service.Service
 	ver     *verify.Verifier
 	log     *slog.Logger
+	reqlog  RequestLogger
 	proxies []netip.Prefix
 	version string
 	started time.Time
@@ -43,9 +58,12 @@ type Server struct {
 
 // New returns a Server with its routes.
 func New(o Options) *Server {
-	s := &Server{svc: o.Service, ver: o.Verifier, log: o.Logger, proxies: o.TrustedProxies, version: o.Version, started: o.Started, mux: http.NewServeMux()}
+	s := &Server{svc: o.Service, ver: o.Verifier, log: o.Logger, reqlog: o.RequestLog, proxies: o.TrustedProxies, version: o.Version, started: o.Started, mux: http.NewServeMux()}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.reqlog == nil {
+		s.reqlog = noLog{}
 	}
 	s.routes()
 	return s
@@ -76,9 +94,12 @@ func (s *Server) routes() {
 	m.HandleFunc("DELETE /v1/api-keys/{id}", s.auth(inWorkspace, s.deleteKey))
 	m.HandleFunc("POST /v1/api-keys/{id}/rotate", s.auth(inWorkspace, s.rotateKey))
 	m.HandleFunc("POST /v1/api-keys/{id}/reveal", s.auth(inWorkspace, s.revealKey))
+	m.HandleFunc("GET /v1/api-keys/{id}/usage", s.auth(inWorkspace, s.keyUsage))
 
 	m.HandleFunc("GET /v1/audit-logs", s.auth(inWorkspace, s.listAudit))
 	m.HandleFunc("GET /v1/audit-logs/verify", s.auth(inWorkspace, s.verifyAudit))
+
+	m.HandleFunc("GET /v1/logs", s.auth(inWorkspace, s.listLogs))
 
 	m.HandleFunc("POST /v1/verify", s.auth(verifier, s.verifyKey))
 }

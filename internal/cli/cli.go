@@ -176,7 +176,8 @@ func (p *Program) open(ctx context.Context, cfg *config.Config, forget func(...[
 	if err != nil {
 		return nil, err
 	}
-	svc := service.New(service.Options{Store: st, Catalog: cat, Box: box, KeyPrefix: cfg.KeyPrefix, Forget: forget, Logger: log})
+	svc := service.New(service.Options{Store: st, Catalog: cat, Box: box, KeyPrefix: cfg.KeyPrefix, Forget: forget, Logger: log,
+		LogRetention: cfg.LogRetention, UsageRetention: cfg.UsageRetention})
 	return &env{cfg: cfg, store: st, svc: svc, log: log, createdMasterKey: created}, nil
 }
 

@@ -14,14 +14,16 @@ import (
 	"github.com/keyplane/keyplane/internal/config"
 	"github.com/keyplane/keyplane/internal/dashboard"
 	"github.com/keyplane/keyplane/internal/masterkey"
+	"github.com/keyplane/keyplane/internal/reqlog"
 	"github.com/keyplane/keyplane/internal/verify"
 )
 
 // handler routes the API's paths to the API and everything else to the dashboard, all behind request
 // ids, access logs and panic recovery.
-func handler(e *env, ver *verify.Verifier, cfg *config.Config, started time.Time) (http.Handler, error) {
+func handler(e *env, ver *verify.Verifier, rl *reqlog.Logger, cfg *config.Config, started time.Time) (http.Handler, error) {
 	apiSrv := api.New(api.Options{
 		Service: e.svc, Verifier: ver, Logger: e.log, TrustedProxies: cfg.TrustedProxies, Version: Version, Started: started,
+		RequestLog: rl,
 	})
 	dash, err := dashboard.New(dashboard.Options{Service: e.svc, Logger: e.log, Version: Version, Started: started, ClientIP: apiSrv.ClientIP, FromTrustedProxy: apiSrv.FromTrustedProxy})
 	if err != nil {
@@ -64,7 +66,17 @@ func (p *Program) serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	handler, err := handler(e, ver, cfg, started)
+	// The request log outlives the HTTP server: it is closed after Shutdown has finished the requests
+	// in flight, so that their entries are written too. The deferred Close covers early returns; it
+	// runs before the store's, which was deferred first.
+	rl := reqlog.New(e.store, reqlog.Options{BufferSize: cfg.LogBufferSize, FlushInterval: cfg.LogFlushInterval, Logger: e.log})
+	closeLog := func() error {
+		cctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+		defer cancel()
+		return rl.Close(cctx)
+	}
+	defer closeLog()
+	handler, err := handler(e, ver, rl, cfg, started)
 	if err != nil {
 		return err
 	}
@@ -99,6 +111,7 @@ func (p *Program) serve(ctx context.Context, args []string) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	go pruneSessions(ctx, e)
+	go pruneLogs(ctx, e)
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)
@@ -113,6 +126,12 @@ func (p *Program) serve(ctx context.Context, args []string) error {
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
+	if err := closeLog(); err != nil {
+		return err
+	}
+	if n := rl.Dropped() + rl.Failed(); n > 0 {
+		e.log.Warn("request log entries were lost while running", "dropped", rl.Dropped(), "failed", rl.Failed())
+	}
 	e.log.Info("stopped")
 	return nil
 }
@@ -126,6 +145,25 @@ func pruneSessions(ctx context.Context, e *env) {
 			e.log.Warn("prune sessions", "err", err)
 		} else if n > 0 {
 			e.log.Info("pruned expired sessions", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// pruneLogs deletes request log entries and usage rollups past their retention every hour until ctx
+// ends. Several nodes sharing a database each prune; deleting what another already deleted is no harm.
+func pruneLogs(ctx context.Context, e *env) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		if logs, usage, err := e.svc.PruneLogs(ctx); err != nil && ctx.Err() == nil {
+			e.log.Warn("prune request logs", "err", err)
+		} else if logs > 0 || usage > 0 {
+			e.log.Info("pruned request logs", "entries", logs, "usage_rollups", usage)
 		}
 		select {
 		case <-ctx.Done():

@@ -38,6 +38,13 @@ type Config struct {
 	LogFormat            string
 	CacheTTL             time.Duration
 	CacheSize            int
+	// LogRetention is how long request log entries are kept; UsageRetention, their hourly rollups.
+	LogRetention   time.Duration
+	UsageRetention time.Duration
+	// LogFlushInterval and LogBufferSize tune the request log's writer: the longest an entry waits to
+	// be written, and how many may wait before new ones are dropped.
+	LogFlushInterval time.Duration
+	LogBufferSize    int
 }
 
 // Defaults of the contract.
@@ -47,6 +54,10 @@ const (
 	DefaultKeyPrefix      = "kp"
 	DefaultRetrySchedule  = "0s,5s,5m,30m,2h,5h,10h,10h"
 	DefaultTrustedProxies = "127.0.0.1/8,::1/128"
+	DefaultLogRetention   = "720h"  // 30 days
+	DefaultUsageRetention = "9600h" // 400 days
+	DefaultLogFlush       = "1s"
+	DefaultLogBufferSize  = "10000"
 )
 
 // FlagSet declares the flags shared by every command (where the data is) and, with serve, those of
@@ -56,6 +67,8 @@ type FlagSet struct {
 	cfg                                 Config
 	retry, proxies, cacheTTL, cacheSize string
 	allowPrivate, allowHTTP             string
+	logRetention, usageRetention        string
+	logFlush, logBuffer                 string
 	getenv                              func(string) string
 }
 
@@ -85,6 +98,10 @@ func NewFlagSet(name string, serve bool, getenv func(string) string, out io.Writ
 	fs.proxies = env("KEYPLANE_TRUSTED_PROXIES", DefaultTrustedProxies)
 	fs.allowPrivate = env("KEYPLANE_WEBHOOK_ALLOW_PRIVATE", "false")
 	fs.allowHTTP = env("KEYPLANE_WEBHOOK_ALLOW_HTTP", "false")
+	fs.logRetention = env("KEYPLANE_LOG_RETENTION", DefaultLogRetention)
+	fs.usageRetention = env("KEYPLANE_USAGE_RETENTION", DefaultUsageRetention)
+	fs.logFlush = env("KEYPLANE_LOG_FLUSH_INTERVAL", DefaultLogFlush)
+	fs.logBuffer = env("KEYPLANE_LOG_BUFFER_SIZE", DefaultLogBufferSize)
 	if serve {
 		fs.StringVar(&c.Addr, "addr", env("KEYPLANE_ADDR", DefaultAddr), "address to listen on (env KEYPLANE_ADDR)")
 		fs.StringVar(&c.RedisURL, "redis-url", env("KEYPLANE_REDIS_URL", ""), "redis://… for rate limits exact across nodes (env KEYPLANE_REDIS_URL)")
@@ -95,6 +112,10 @@ func NewFlagSet(name string, serve bool, getenv func(string) string, out io.Writ
 		fs.StringVar(&c.MetricsToken, "metrics-token", env("KEYPLANE_METRICS_TOKEN", ""), "bearer token required by /metrics; empty: open (env KEYPLANE_METRICS_TOKEN)")
 		fs.StringVar(&fs.cacheTTL, "cache-ttl", fs.cacheTTL, "longest time a cached key is trusted without a read (env KEYPLANE_CACHE_TTL)")
 		fs.StringVar(&fs.cacheSize, "cache-size", fs.cacheSize, "number of key digests cached (env KEYPLANE_CACHE_SIZE)")
+		fs.StringVar(&fs.logRetention, "log-retention", fs.logRetention, "how long request log entries are kept, e.g. 720h (env KEYPLANE_LOG_RETENTION)")
+		fs.StringVar(&fs.usageRetention, "usage-retention", fs.usageRetention, "how long hourly usage counts are kept, e.g. 9600h (env KEYPLANE_USAGE_RETENTION)")
+		fs.StringVar(&fs.logFlush, "log-flush-interval", fs.logFlush, "longest wait of a request log entry before it is written (env KEYPLANE_LOG_FLUSH_INTERVAL)")
+		fs.StringVar(&fs.logBuffer, "log-buffer-size", fs.logBuffer, "request log entries held for writing; more are dropped and counted (env KEYPLANE_LOG_BUFFER_SIZE)")
 	}
 	return fs
 }
@@ -126,6 +147,18 @@ func (fs *FlagSet) Finish() (*Config, error) {
 	}
 	if c.CacheSize, err = strconv.Atoi(fs.cacheSize); err != nil || c.CacheSize < 100 {
 		bad("--cache-size: want a whole number of at least 100")
+	}
+	if c.LogRetention, err = time.ParseDuration(fs.logRetention); err != nil || c.LogRetention < time.Hour {
+		bad("--log-retention: want a duration of at least 1h, such as 720h")
+	}
+	if c.UsageRetention, err = time.ParseDuration(fs.usageRetention); err != nil || c.UsageRetention < time.Hour {
+		bad("--usage-retention: want a duration of at least 1h, such as 9600h")
+	}
+	if c.LogFlushInterval, err = time.ParseDuration(fs.logFlush); err != nil || c.LogFlushInterval < time.Millisecond || c.LogFlushInterval > time.Minute {
+		bad("--log-flush-interval: want a duration from 1ms to 1m")
+	}
+	if c.LogBufferSize, err = strconv.Atoi(fs.logBuffer); err != nil || c.LogBufferSize < 100 || c.LogBufferSize > 10_000_000 {
+		bad("--log-buffer-size: want a whole number from 100 to 10000000")
 	}
 	if u := c.DatabaseURL; u != "" && !strings.HasPrefix(u, "postgres://") && !strings.HasPrefix(u, "postgresql://") {
 		bad("--database-url: want postgres://…, or leave it empty for SQLite")

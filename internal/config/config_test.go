@@ -29,6 +29,9 @@ func TestDefaultsEnvAndFlags(t *testing.T) {
 	if len(c.TrustedProxies) != 2 || c.TrustedProxies[0].String() != "127.0.0.0/8" {
 		t.Fatalf("trusted proxies: %v", c.TrustedProxies)
 	}
+	if c.LogRetention != 30*24*time.Hour || c.UsageRetention != 400*24*time.Hour || c.LogFlushInterval != time.Second || c.LogBufferSize != 10000 {
+		t.Fatalf("request log defaults: retention %s, usage %s, flush %s, buffer %d", c.LogRetention, c.UsageRetention, c.LogFlushInterval, c.LogBufferSize)
+	}
 	env := map[string]string{"KEYPLANE_ADDR": "0.0.0.0:9000", "KEYPLANE_KEY_PREFIX": "acme", "KEYPLANE_WEBHOOK_ALLOW_PRIVATE": "true", "KEYPLANE_MASTER_KEY": "k"}
 	c, err = parse(t, env)
 	if err != nil {
@@ -43,6 +46,39 @@ func TestDefaultsEnvAndFlags(t *testing.T) {
 	}
 	if c.Addr != "127.0.0.1:1" || c.WebhookAllowPrivate {
 		t.Fatalf("flags must win over the environment: %+v", c)
+	}
+}
+
+func TestRequestLogSettings(t *testing.T) {
+	env := map[string]string{"KEYPLANE_LOG_RETENTION": "48h", "KEYPLANE_USAGE_RETENTION": "8760h",
+		"KEYPLANE_LOG_FLUSH_INTERVAL": "10ms", "KEYPLANE_LOG_BUFFER_SIZE": "500"}
+	c, err := parse(t, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.LogRetention != 48*time.Hour || c.UsageRetention != 365*24*time.Hour || c.LogFlushInterval != 10*time.Millisecond || c.LogBufferSize != 500 {
+		t.Fatalf("environment not read: %s %s %s %d", c.LogRetention, c.UsageRetention, c.LogFlushInterval, c.LogBufferSize)
+	}
+	c, err = parse(t, env, "--log-retention", "1h", "--usage-retention", "24h", "--log-flush-interval", "2s", "--log-buffer-size", "100")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.LogRetention != time.Hour || c.UsageRetention != 24*time.Hour || c.LogFlushInterval != 2*time.Second || c.LogBufferSize != 100 {
+		t.Fatalf("flags must win over the environment: %s %s %s %d", c.LogRetention, c.UsageRetention, c.LogFlushInterval, c.LogBufferSize)
+	}
+	for name, args := range map[string][]string{
+		"retention in days":    {"--log-retention", "30d"},
+		"retention too short":  {"--log-retention", "59m"},
+		"negative usage":       {"--usage-retention", "-1h"},
+		"usage not a duration": {"--usage-retention", "forever"},
+		"flush of zero":        {"--log-flush-interval", "0s"},
+		"flush of an hour":     {"--log-flush-interval", "1h"},
+		"buffer too small":     {"--log-buffer-size", "10"},
+		"buffer not a number":  {"--log-buffer-size", "lots"},
+	} {
+		if _, err := parse(t, nil, args...); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
 	}
 }
 

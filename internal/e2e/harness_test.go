@@ -97,10 +97,24 @@ func start(t *testing.T, driver string, extraEnv map[string]string) *node {
 		t.Fatalf("root-keys create: %v", err)
 	}
 	n.admin, n.verifier = strings.TrimSpace(n.admin), strings.TrimSpace(n.verifier)
+	n.client = &http.Client{Transport: validating(t), Timeout: 30 * time.Second}
+	n.serve(extraEnv)
+	t.Cleanup(func() {
+		if n.stop != nil {
+			n.stop()
+		}
+	})
+	return n
+}
+
+// serve runs keyplane serve on the node's data, on a free port, and sets url and stop.
+func (n *node) serve(extraEnv map[string]string) {
+	t := n.t
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
-	p := &cli.Program{Stdin: strings.NewReader(""), Stdout: n.stdout, Stderr: n.logs, Getenv: getenv(dataDir, dbURL, extraEnv), Ready: func(a string) { ready <- a }}
+	p := &cli.Program{Stdin: strings.NewReader(""), Stdout: n.stdout, Stderr: n.logs, Getenv: getenv(n.dataDir, n.dbURL, extraEnv), Ready: func(a string) { ready <- a }}
 	go func() { done <- p.Run(ctx, []string{"serve", "--addr", "127.0.0.1:0"}) }()
 	select {
 	case a := <-ready:
@@ -112,19 +126,21 @@ func start(t *testing.T, driver string, extraEnv map[string]string) *node {
 		cancel()
 		t.Fatal("serve did not listen within 30s")
 	}
-	n.client = &http.Client{Transport: validating(t), Timeout: 30 * time.Second}
 	n.stop = func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("serve returned %v", err)
 		}
 	}
-	t.Cleanup(func() {
-		if n.stop != nil {
-			n.stop()
-		}
-	})
-	return n
+}
+
+// restart stops serve as SIGTERM would (requests in flight finish, buffers such as the request log's
+// are flushed) and starts it again on the same data, on a new port.
+func (n *node) restart(extraEnv map[string]string) {
+	n.t.Helper()
+	n.stop()
+	n.stop = nil
+	n.serve(extraEnv)
 }
 
 // resp is a decoded answer.

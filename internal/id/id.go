@@ -5,6 +5,7 @@ package id
 import (
 	"crypto/rand"
 	"encoding/binary"
+	"strings"
 	"time"
 )
 
@@ -31,9 +32,33 @@ func NewAt(prefix string, t time.Time) string {
 	var b [16]byte
 	binary.BigEndian.PutUint64(b[:8], uint64(t.UnixMilli())<<16)
 	rand.Read(b[6:])
-	out := make([]byte, 0, len(prefix)+1+26)
-	out = append(out, prefix...)
-	out = append(out, '_')
+	return encode(prefix, &b)
+}
+
+// RandomSize is how many random bytes an id holds: 80 bits.
+const RandomSize = 10
+
+// NewAtWith returns an id whose time part is t and whose random part is the first RandomSize bytes of
+// random, which must come from crypto/rand: for callers that make many ids at once (the request log)
+// and read the randomness of all of them in one call.
+func NewAtWith(prefix string, t time.Time, random []byte) string {
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(t.UnixMilli())<<16)
+	copy(b[6:], random[:RandomSize])
+	return encode(prefix, &b)
+}
+
+// Floor returns the smallest id of the given type whose time part is t's millisecond: every id
+// NewAt(prefix, u) with u at or after that millisecond sorts at or after it, and every earlier one
+// before it. Stores use it to turn a time range into a range of ids, which their indexes serve.
+func Floor(prefix string, t time.Time) string {
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(t.UnixMilli())<<16)
+	return encode(prefix, &b)
+}
+
+// encode writes prefix, '_' and the 128 bits of b as 26 Crockford base32 digits.
+func encode(prefix string, b *[16]byte) string {
 	// 128 bits as 26 base32 digits: the first digit carries the top 3 bits.
 	hi := binary.BigEndian.Uint64(b[:8])
 	lo := binary.BigEndian.Uint64(b[8:])
@@ -43,7 +68,13 @@ func NewAt(prefix string, t time.Time) string {
 		lo = lo>>5 | hi<<59
 		hi >>= 5
 	}
-	return string(append(out, d[:]...))
+	// One allocation: the Builder hands over its buffer as the string.
+	var out strings.Builder
+	out.Grow(len(prefix) + 1 + len(d))
+	out.WriteString(prefix)
+	out.WriteByte('_')
+	out.Write(d[:])
+	return out.String()
 }
 
 // Valid reports whether s looks like an id of the given type. It lets handlers answer 404 for junk

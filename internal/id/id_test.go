@@ -31,3 +31,34 @@ func TestNewSortsByTimeAndValidates(t *testing.T) {
 		t.Error("a well-formed id refused")
 	}
 }
+
+func TestFloorBoundsTheMillisecond(t *testing.T) {
+	t0 := time.Date(2030, 1, 1, 0, 0, 0, 500_000, time.UTC) // half a millisecond in
+	f := Floor(Request, t0)
+	if !Valid(Request, f) {
+		t.Fatalf("Floor = %q, not a valid id", f)
+	}
+	for range 1000 {
+		if a := NewAt(Request, t0); a < f {
+			t.Fatalf("an id of the same millisecond %s sorts before its floor %s", a, f)
+		}
+		if a := NewAt(Request, t0.Add(-time.Millisecond)); a >= f {
+			t.Fatalf("an id of the millisecond before %s sorts at or after the floor %s", a, f)
+		}
+	}
+	if Floor(Request, t0.Add(-400*time.Microsecond)) != f {
+		t.Error("two times of one millisecond have different floors")
+	}
+}
+
+func TestNewAtWith(t *testing.T) {
+	t0 := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	random := []byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 99}
+	a, b := NewAtWith(Request, t0, random), NewAtWith(Request, t0, random)
+	if a != b || !Valid(Request, a) || a < Floor(Request, t0) || a >= Floor(Request, t0.Add(time.Millisecond)) {
+		t.Fatalf("NewAtWith = %s, %s: want one valid id of t0's millisecond", a, b)
+	}
+	if c := NewAtWith(Request, t0, []byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 11}); c == a {
+		t.Error("another random part made the same id")
+	}
+}

@@ -31,6 +31,10 @@ type Options struct {
 	Logger *slog.Logger
 	// SignIn throttles; nil fields get defaults.
 	SignIn SignInLimits
+	// LogRetention is how long request log entries are kept; UsageRetention, their hourly rollups.
+	// Zero: DefaultLogRetention, DefaultUsageRetention.
+	LogRetention   time.Duration
+	UsageRetention time.Duration
 }
 
 // Service is keyplane's domain logic over a store.
@@ -43,6 +47,8 @@ type Service struct {
 	now     func() time.Time
 	log     *slog.Logger
 	limits  SignInLimits
+	logKeep time.Duration
+	useKeep time.Duration
 }
 
 // New returns a Service.
@@ -57,7 +63,14 @@ func New(o Options) *Service {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	o.SignIn.fill(o.Now)
-	return &Service{store: o.Store, catalog: o.Catalog, box: o.Box, prefix: o.KeyPrefix, forget: o.Forget, now: o.Now, log: o.Logger, limits: o.SignIn}
+	if o.LogRetention <= 0 {
+		o.LogRetention = DefaultLogRetention
+	}
+	if o.UsageRetention <= 0 {
+		o.UsageRetention = DefaultUsageRetention
+	}
+	return &Service{store: o.Store, catalog: o.Catalog, box: o.Box, prefix: o.KeyPrefix, forget: o.Forget, now: o.Now, log: o.Logger, limits: o.SignIn,
+		logKeep: o.LogRetention, useKeep: o.UsageRetention}
 }
 
 // Catalog returns the deployment's permissions and event types.

@@ -43,6 +43,26 @@ type AuditFilter struct {
 	Cursor   string
 }
 
+// LogFilter selects entries of one workspace's request log. Empty fields do not filter. Since is
+// inclusive, Until exclusive.
+type LogFilter struct {
+	KeyID  string
+	Code   keyplane.VerifyCode
+	Source keyplane.LogSource
+	Since  *time.Time
+	Until  *time.Time
+	Limit  int
+	Cursor string
+}
+
+// UsageFilter selects a key's usage buckets: those of width Bucket (an hour or a day; buckets are
+// aligned on the unix epoch, so days are UTC days) whose hours lie in [Since, Until).
+type UsageFilter struct {
+	Bucket time.Duration
+	Since  time.Time
+	Until  time.Time
+}
+
 // Queries are the reads. Lists are newest first and return the cursor of the next page, or "" when
 // there is none. A malformed cursor yields an error wrapping ErrBadCursor.
 type Queries interface {
@@ -84,6 +104,14 @@ type Queries interface {
 	ScanAudit(ctx context.Context, chain string, fn func(*keyplane.AuditEntry) error) error
 	// AuditChains returns every chain that has entries (OperatorChain included when it has any).
 	AuditChains(ctx context.Context) ([]string, error)
+
+	// ListRequestLogs returns a workspace's request log entries, newest first (by id). Entries written
+	// while a caller pages through the list never make a page repeat or skip an entry that was there
+	// when the first page was read.
+	ListRequestLogs(ctx context.Context, workspaceID string, f LogFilter) ([]keyplane.RequestLog, string, error)
+	// KeyUsage returns the buckets of a key of the workspace that hold requests, oldest first, summed
+	// from its hourly rollups. A key of another workspace has none.
+	KeyUsage(ctx context.Context, workspaceID, keyID string, f UsageFilter) ([]keyplane.UsageBucket, error)
 }
 
 // Tx is one transaction: every change and its audit entry and event commit together or not at all.
@@ -95,7 +123,8 @@ type Tx interface {
 
 	InsertAPIKey(ctx context.Context, k *keyplane.APIKey) error
 	// UpdateAPIKey writes every field of k except ID, WorkspaceID, KeyType, Environment, Prefix,
-	// CreatedAt and CreatedBy. ErrNotFound when no key has k's id in k's workspace.
+	// CreatedAt, CreatedBy and LastUsedAt (which only WriteRequestLogs moves, so that a change made
+	// from a stale read cannot set it back). ErrNotFound when no key has k's id in k's workspace.
 	UpdateAPIKey(ctx context.Context, k *keyplane.APIKey) error
 	// DeleteAPIKey removes the key and all its secrets. ErrNotFound when absent.
 	DeleteAPIKey(ctx context.Context, workspaceID, id string) error
@@ -134,6 +163,20 @@ type Store interface {
 	// as of its own start. fn may be retried on a serialization failure; it must not have effects
 	// outside tx.
 	InTx(ctx context.Context, chain string, fn func(tx Tx) error) error
+	// WriteRequestLogs stores a batch of the request log in one transaction: the entries (each with its
+	// id set), the entries counted into their keys' hourly usage rollups (added to what is stored, so
+	// that the rollups always equal the raw counts), and each key's last-used time from touched, moved
+	// forward only (a key that is gone is skipped). It takes no audit chain lock: request logs belong to
+	// no chain, and must neither wait for nor hold up the writers of one. It never goes through
+	// UpdateAPIKey: a key's last use is not a change (no audit entry, no event, nothing to forget).
+	WriteRequestLogs(ctx context.Context, entries []keyplane.RequestLog, touched map[string]time.Time) error
+	// PruneRequestLogs deletes at most limit request log entries older than before and says how many;
+	// the caller repeats until fewer than limit go, so that no transaction grows large.
+	PruneRequestLogs(ctx context.Context, before time.Time, limit int) (int64, error)
+	// PruneUsage deletes at most limit hourly usage rollups of hours that ended by before (the hour
+	// before falls in stays) and says how many.
+	PruneUsage(ctx context.Context, before time.Time, limit int) (int64, error)
+
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
 	// Driver names the implementation: "sqlite" or "postgres".

@@ -100,8 +100,7 @@ func dialect() sqlstore.Dialect {
 		// keeps these locks apart from any other advisory lock in the database.
 		LockChain:         `SELECT pg_advisory_xact_lock(hashtextextended('keyplane:audit:' || CAST(? AS TEXT), 0))`,
 		IsUniqueViolation: func(err error) bool { return pgCode(err) == "23505" },
-		// serialization_failure, deadlock_detected
-		IsRetryable: func(err error) bool { c := pgCode(err); return c == "40001" || c == "40P01" },
+		IsRetryable:       retryable,
 	}
 }
 

@@ -40,7 +40,10 @@ func Open(ctx context.Context, path string) (*sqlstore.DB, error) {
 	}
 	// BEGIN IMMEDIATE takes the write lock at the start of a transaction rather than at its first
 	// write, so a transaction never reads data that another writer is about to change under it.
-	w, err := sql.Open("sqlite", path+"?"+pragmas+"&_txlock=immediate")
+	// temp_store(memory) keeps statement journals in memory: every multi-row INSERT of the request
+	// log keeps one (to undo itself alone should it fail), and on disk that is a temporary file
+	// written page by page.
+	w, err := sql.Open("sqlite", path+"?"+pragmas+"&_txlock=immediate&_pragma=temp_store(memory)")
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite: %w", err)
 	}
@@ -85,6 +88,7 @@ func migrate(ctx context.Context, db *sql.DB) error {
 func dialect() sqlstore.Dialect {
 	return sqlstore.Dialect{
 		Name:              "sqlite",
+		PrepareBatches:    true,
 		IsUniqueViolation: isUniqueViolation,
 	}
 }

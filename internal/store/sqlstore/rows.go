@@ -77,10 +77,11 @@ func jsonObject(b json.RawMessage) string {
 // Cursors are opaque to callers: base64url of a kind byte and the last row's id (or audit seq). The
 // kind byte makes a cursor of one list useless for another.
 const (
-	cursorWorkspace = 'w'
-	cursorAPIKey    = 'k'
-	cursorAudit     = 'a'
-	maxCursorValue  = 64
+	cursorWorkspace  = 'w'
+	cursorAPIKey     = 'k'
+	cursorAudit      = 'a'
+	cursorRequestLog = 'r'
+	maxCursorValue   = 64
 )
 
 func encodeCursor(kind byte, v string) string {

@@ -68,11 +68,12 @@ const (
 		disabled_at, revoked_at, created_by)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT DO NOTHING`
-	// sqlUpdateAPIKey leaves alone what never changes after creation: id, workspace, type,
-	// environment, prefix, created_at and created_by.
+	// sqlUpdateAPIKey leaves alone what never changes after creation (id, workspace, type,
+	// environment, prefix, created_at and created_by) and last_used_at, which only the request log
+	// moves (sqlTouchKey): a change made from an older read must not set it back.
 	sqlUpdateAPIKey = `UPDATE api_keys SET name = ?, description = ?, value_start = ?, value_end = ?,
 		enabled = ?, permissions = ?, ip_allowlist = ?, allowed_origins = ?, meta = ?, rate_limit = ?,
-		rate_window_ms = ?, recoverable = ?, expires_at = ?, last_used_at = ?, updated_at = ?,
+		rate_window_ms = ?, recoverable = ?, expires_at = ?, updated_at = ?,
 		disabled_at = ?, revoked_at = ?
 		WHERE id = ? AND workspace_id = ?`
 	// Secrets go first and explicitly, although the foreign key cascades too: secret material must
@@ -160,6 +161,54 @@ const (
 
 	sqlInsertEvent = `INSERT INTO events (id, workspace_id, type, data, created_at) VALUES (?, ?, ?, ?, ?)
 		ON CONFLICT DO NOTHING`
+)
+
+const (
+	requestLogColumns = `id, workspace_id, key_id, ts, code, source, method, path, ip, user_agent, latency_us`
+
+	// sqlInsertRequestLogs is followed by batchRows(sqlRequestLogRow, n): one statement writes n
+	// entries. No ON CONFLICT: ids are fresh, and a batch either goes in whole, rollups included, or not.
+	sqlInsertRequestLogs = `INSERT INTO request_logs (` + requestLogColumns + `) VALUES `
+	sqlRequestLogRow     = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+
+	// sqlListRequestLogs is followed by the optional filters below, then sqlListRequestLogsEnd. A time
+	// bound is given twice: as an id bound (ids begin with their millisecond), which the indexes
+	// serve, and on ts, which is exact to the microsecond.
+	sqlListRequestLogs    = `SELECT ` + requestLogColumns + ` FROM request_logs WHERE workspace_id = ?`
+	sqlLogKey             = ` AND key_id = ?`
+	sqlLogCode            = ` AND code = ?`
+	sqlLogSource          = ` AND source = ?`
+	sqlLogSince           = ` AND id >= ? AND ts >= ?`
+	sqlLogUntil           = ` AND id < ? AND ts < ?`
+	sqlLogBefore          = ` AND id < ?`
+	sqlListRequestLogsEnd = ` ORDER BY id DESC LIMIT ?`
+
+	// sqlAddUsage is followed by batchRows(sqlUsageRow, n), then sqlAddUsageEnd. A batch holds each
+	// (key, hour, code) once: PostgreSQL refuses to update one row twice in a statement.
+	sqlAddUsage    = `INSERT INTO key_usage (key_id, hour, code, workspace_id, requests) VALUES `
+	sqlUsageRow    = `(?, ?, ?, ?, ?)`
+	sqlAddUsageEnd = ` ON CONFLICT (key_id, hour, code) DO UPDATE SET requests = key_usage.requests + excluded.requests`
+
+	// sqlTouchKey moves a key's last use forward only: nodes and batches may write out of order.
+	sqlTouchKey = `UPDATE api_keys SET last_used_at = ? WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)`
+
+	// sqlKeyUsage sums hourly rollups into buckets of the first argument's width (microseconds; a
+	// multiple of an hour), aligned on the epoch. CAST: PostgreSQL's SUM of bigint is numeric.
+	sqlKeyUsage = `SELECT hour - (hour % ?) AS bucket, code, CAST(SUM(requests) AS BIGINT)
+		FROM key_usage
+		WHERE key_id = ? AND workspace_id = ? AND hour >= ? AND hour < ?
+		GROUP BY 1, 2
+		ORDER BY 1, 2`
+
+	// Pruning deletes a bounded number of rows per statement, oldest first, so that no transaction
+	// holds the writer (SQLite) or many row locks (PostgreSQL) for long.
+	// The log's primary key leads with the workspace: the rows to prune are found by a range scan of
+	// each workspace's part of it.
+	sqlPruneRequestLogs = `DELETE FROM request_logs WHERE (workspace_id, id) IN (
+		SELECT l.workspace_id, l.id FROM workspaces w JOIN request_logs l ON l.workspace_id = w.id
+		WHERE l.id < ? LIMIT ?)`
+	sqlPruneUsage = `DELETE FROM key_usage WHERE (key_id, hour, code) IN (
+		SELECT key_id, hour, code FROM key_usage WHERE hour < ? ORDER BY hour LIMIT ?)`
 )
 
 // keyStatusClause returns the filter that selects the keys whose Status(now) is s, and whether it

@@ -31,6 +31,9 @@ type Dialect struct {
 	// (written with ?). It must block until no other transaction holds the same chain and release
 	// at commit or rollback. Empty when the database serializes all writers anyway.
 	LockChain string
+	// PrepareBatches: the driver parses every statement it runs afresh (modernc's SQLite does), so the
+	// request log's long multi-row statements are prepared once and reused.
+	PrepareBatches bool
 	// IsUniqueViolation reports whether err is a unique or primary key constraint violation.
 	IsUniqueViolation func(error) bool
 	// IsRetryable reports whether a transaction that failed with err may succeed if run again
@@ -50,6 +53,10 @@ type DB struct {
 	// rebound caches the $n form of each statement for numbered dialects. Statements are built from
 	// constant fragments only, so it holds a small fixed set.
 	rebound sync.Map
+	// stmts holds statements prepared once on the writer handle (Dialect.PrepareBatches): the request
+	// log's multi-row writes, which run all the time and would cost more to parse than to run.
+	stmtMu sync.Mutex
+	stmts  map[string]*sql.Stmt
 }
 
 var _ store.Store = (*DB)(nil)
@@ -63,7 +70,7 @@ func New(d Dialect, write, read *sql.DB) *DB {
 	if d.IsUniqueViolation == nil {
 		d.IsUniqueViolation = func(error) bool { return false }
 	}
-	db := &DB{w: write, r: read, d: d}
+	db := &DB{w: write, r: read, d: d, stmts: map[string]*sql.Stmt{}}
 	db.queries = queries{db: db, q: read}
 	return db
 }
@@ -98,9 +105,15 @@ func (db *DB) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close closes the database handles.
+// Close closes the prepared statements and the database handles.
 func (db *DB) Close() error {
 	var errs []error
+	db.stmtMu.Lock()
+	for _, st := range db.stmts {
+		errs = append(errs, st.Close())
+	}
+	clear(db.stmts)
+	db.stmtMu.Unlock()
 	if db.r != db.w {
 		errs = append(errs, db.r.Close())
 	}
@@ -155,6 +168,12 @@ func numberPlaceholders(query string) string {
 // otherwise, also when fn panics (the panic goes on). fn's own error is returned as it is. A
 // retryable failure (see Dialect.IsRetryable) runs fn again, at most maxRetries more times.
 func (db *DB) InTx(ctx context.Context, chain string, fn func(tx store.Tx) error) error {
+	return db.inTx(ctx, &chain, fn)
+}
+
+// inTx is InTx, taking chain's lock unless chain is nil: writes that belong to no audit chain (the
+// request log) neither wait for nor hold up the chains' writers.
+func (db *DB) inTx(ctx context.Context, chain *string, fn func(tx store.Tx) error) error {
 	for retries := 0; ; retries++ {
 		err := db.runTx(ctx, chain, fn)
 		if err == nil || retries == maxRetries || db.d.IsRetryable == nil || !db.d.IsRetryable(err) ||
@@ -164,7 +183,7 @@ func (db *DB) InTx(ctx context.Context, chain string, fn func(tx store.Tx) error
 	}
 }
 
-func (db *DB) runTx(ctx context.Context, chain string, fn func(tx store.Tx) error) error {
+func (db *DB) runTx(ctx context.Context, chain *string, fn func(tx store.Tx) error) error {
 	stx, err := db.w.BeginTx(ctx, db.d.TxOptions)
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
@@ -172,8 +191,8 @@ func (db *DB) runTx(ctx context.Context, chain string, fn func(tx store.Tx) erro
 	// After a commit this is a no-op; on an error or a panic of fn it undoes everything. Its own
 	// error adds nothing to the one returned.
 	defer func() { _ = stx.Rollback() }()
-	if db.d.LockChain != "" {
-		if _, err := stx.ExecContext(ctx, db.Rebind(db.d.LockChain), chain); err != nil {
+	if db.d.LockChain != "" && chain != nil {
+		if _, err := stx.ExecContext(ctx, db.Rebind(db.d.LockChain), *chain); err != nil {
 			return fmt.Errorf("lock audit chain: %w", err)
 		}
 	}
@@ -184,6 +203,22 @@ func (db *DB) runTx(ctx context.Context, chain string, fn func(tx store.Tx) erro
 		return fmt.Errorf("commit: %w", err)
 	}
 	return nil
+}
+
+// prepare returns query (written with ?) prepared on the writer handle, once. It must be called
+// outside a transaction: SQLite's writer handle has one connection, which a transaction holds.
+func (db *DB) prepare(ctx context.Context, query string) (*sql.Stmt, error) {
+	db.stmtMu.Lock()
+	defer db.stmtMu.Unlock()
+	if st, ok := db.stmts[query]; ok {
+		return st, nil
+	}
+	st, err := db.w.PrepareContext(ctx, db.Rebind(query))
+	if err != nil {
+		return nil, fmt.Errorf("prepare: %w", err)
+	}
+	db.stmts[query] = st
+	return st, nil
 }
 
 // querier is what *sql.DB and *sql.Tx have in common.

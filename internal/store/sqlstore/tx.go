@@ -112,7 +112,7 @@ func (t *tx) UpdateAPIKey(ctx context.Context, k *keyplane.APIKey) error {
 	limit, window := rateLimitArgs(k.RateLimit)
 	return t.update(ctx, op, sqlUpdateAPIKey, k.Name, k.Description, k.Start, k.End, k.Enabled, perms,
 		ips, origins, meta, limit, window, k.Recoverable, nullMicros(k.ExpiresAt),
-		nullMicros(k.LastUsedAt), micros(k.UpdatedAt), nullMicros(k.DisabledAt), nullMicros(k.RevokedAt),
+		micros(k.UpdatedAt), nullMicros(k.DisabledAt), nullMicros(k.RevokedAt),
 		k.ID, k.WorkspaceID)
 }
 

@@ -1,0 +1,176 @@
+package reqlog_test
+
+import (
+	"context"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/keyplane/keyplane"
+	"github.com/keyplane/keyplane/internal/id"
+	"github.com/keyplane/keyplane/internal/masterkey"
+	"github.com/keyplane/keyplane/internal/reqlog"
+	"github.com/keyplane/keyplane/internal/service"
+	"github.com/keyplane/keyplane/internal/store"
+	"github.com/keyplane/keyplane/internal/store/storetest"
+	"github.com/keyplane/keyplane/internal/verify"
+)
+
+// discard is a Writer that stores nothing: the cost left is the Logger's own.
+type discard struct{}
+
+func (discard) WriteRequestLogs(context.Context, []keyplane.RequestLog, map[string]time.Time) error {
+	return nil
+}
+
+// BenchmarkVerifyLogging is the in-process hot path (a cached valid key with an IP allow-list and a
+// permission to check) without and with request logging, done as the server does it. Both read the
+// clock when the request starts, as the server's access log does for every request whether request
+// logging is on or not; logging adds the latency's clock read and one Log. Budget (DESIGN.md):
+// logging costs at most 10 %.
+//
+//   - off: verification alone.
+//   - on: with a Logger whose store takes batches at no cost, so that every entry goes through the
+//     buffer and the flusher (which competes for the same cores).
+//   - on-sqlite: with the real SQLite store behind it. The store cannot keep up with millions of
+//     entries a second, so most are dropped (dropped/op says how many), while the writer keeps a
+//     core busy.
+//   - on-stuck: with a store that never answers, so that the buffer is full and every Log drops:
+//     the cost on the verification path alone, without the writer competing for the cores.
+//
+// At these rates (millions a second, two cores) "on" mostly measures the writer's share of the CPU;
+// over HTTP, where a verification costs tens of microseconds, BenchmarkVerifyHTTP in internal/api is
+// the budget's measure.
+func BenchmarkVerifyLogging(b *testing.B) {
+	st := storetest.Open(b, "sqlite")
+	ver, err := verify.New(st, verify.Options{KeyPrefix: "kp"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	box, _ := masterkey.New(make([]byte, 32))
+	cat, _ := keyplane.NewCatalog([]keyplane.CatalogEntry{{Name: "orders:read"}}, nil)
+	svc := service.New(service.Options{Store: st, Catalog: cat, Box: box, KeyPrefix: "kp", Forget: ver.Forget})
+	ctx := context.Background()
+	sys := keyplane.System("bench")
+	w, err := svc.CreateWorkspace(ctx, sys, service.WorkspaceInput{Name: "W", Slug: "w"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	_, value, err := svc.CreateAPIKey(ctx, sys, w.ID, service.CreateKeyInput{
+		Name: "k", KeyType: keyplane.KeyTypeSecret, Permissions: []string{"orders:read"}, IPAllowlist: []string{"203.0.113.0/24"},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	req := &keyplane.VerifyRequest{Permissions: []string{"orders:read"}, IP: netip.MustParseAddr("203.0.113.9")}
+	if r, err := ver.Verify(ctx, value, req); err != nil || r.Code != keyplane.VerifyValid {
+		b.Fatalf("verify: %v %v", r.Code, err)
+	}
+
+	b.Run("off", func(b *testing.B) {
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				start := time.Now()
+				if r, _ := ver.Verify(ctx, value, req); r.Code != keyplane.VerifyValid || start.IsZero() {
+					b.Fatal(r.Code)
+				}
+			}
+		})
+	})
+	stuck := stuckWriter(make(chan struct{}))
+	defer close(stuck)
+	for _, c := range []struct {
+		name string
+		w    reqlog.Writer
+	}{{"on", discard{}}, {"on-sqlite", st.(store.Store)}, {"on-stuck", stuck}} {
+		b.Run(c.name, func(b *testing.B) {
+			l := reqlog.New(c.w, reqlog.Options{})
+			if c.name == "on-stuck" {
+				// Fill the buffer, and the batch the writer is stuck on, before measuring.
+				for range 2 * reqlog.DefaultBufferSize {
+					l.Log(keyplane.RequestLog{KeyID: "apk_fill"})
+				}
+			}
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					start := time.Now()
+					r, _ := ver.Verify(ctx, value, req)
+					if r.Code != keyplane.VerifyValid {
+						b.Fatal(r.Code)
+					}
+					k := r.Key.Key
+					l.Log(keyplane.RequestLog{
+						WorkspaceID: k.WorkspaceID, KeyID: k.ID, Code: r.Code, Source: keyplane.SourceVerify,
+						Method: "POST", Path: "/v1/verify", IP: "203.0.113.9", UserAgent: "bench",
+						LatencyMicros: time.Since(start).Microseconds(), Timestamp: start,
+					})
+				}
+			})
+			b.StopTimer()
+			b.ReportMetric(float64(l.Dropped())/float64(b.N), "dropped/op")
+			if c.name == "on-stuck" {
+				return // its writer answers when the benchmark ends; the Logger goes with the process
+			}
+			if err := l.Close(context.Background()); err != nil {
+				b.Fatal(err)
+			}
+		})
+	}
+}
+
+// stuckWriter is a Writer that answers only once it is closed.
+type stuckWriter chan struct{}
+
+func (s stuckWriter) WriteRequestLogs(ctx context.Context, _ []keyplane.RequestLog, _ map[string]time.Time) error {
+	select {
+	case <-s:
+	case <-ctx.Done():
+	}
+	return nil
+}
+
+// BenchmarkStoreBatch is the store's side of the request log: one op is one entry, written in batches
+// of the default size (rollups and a last-used time included), as the flusher writes them. Its ns/op
+// is the CPU and I/O an entry costs in the background, per database.
+func BenchmarkStoreBatch(b *testing.B) {
+	for _, driver := range storetest.Drivers() {
+		b.Run(driver, func(b *testing.B) {
+			st := storetest.Open(b, driver)
+			ctx := context.Background()
+			sys := keyplane.System("bench")
+			box, _ := masterkey.New(make([]byte, 32))
+			cat, _ := keyplane.NewCatalog(nil, nil)
+			svc := service.New(service.Options{Store: st, Catalog: cat, Box: box, KeyPrefix: "kp"})
+			w, err := svc.CreateWorkspace(ctx, sys, service.WorkspaceInput{Name: "W", Slug: "w"})
+			if err != nil {
+				b.Fatal(err)
+			}
+			var keys []*keyplane.APIKey
+			for range 10 {
+				k, _, err := svc.CreateAPIKey(ctx, sys, w.ID, service.CreateKeyInput{Name: "k", KeyType: keyplane.KeyTypeSecret})
+				if err != nil {
+					b.Fatal(err)
+				}
+				keys = append(keys, k)
+			}
+			batch := make([]keyplane.RequestLog, reqlog.DefaultBatchSize)
+			start := time.Now()
+			b.ResetTimer()
+			for done := 0; done < b.N; done += len(batch) {
+				batch = batch[:min(reqlog.DefaultBatchSize, b.N-done)]
+				for i := range batch {
+					ts := start.Add(time.Duration(done+i) * time.Microsecond)
+					k := keys[i%len(keys)]
+					batch[i] = keyplane.RequestLog{ID: id.NewAt(id.Request, ts), WorkspaceID: w.ID, KeyID: k.ID,
+						Code: keyplane.VerifyValid, Source: keyplane.SourceVerify, Method: "POST", Path: "/v1/verify",
+						IP: "203.0.113.9", UserAgent: "acme-backend/2.3", LatencyMicros: 120, Timestamp: ts}
+				}
+				if err := st.WriteRequestLogs(ctx, batch, map[string]time.Time{keys[0].ID: start}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,359 @@
+package reqlog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/keyplane/keyplane"
+	"github.com/keyplane/keyplane/internal/id"
+)
+
+// recorder is a Writer that keeps copies of what it was given. When block is set, every write first
+// says it started on entered, then waits until block is closed.
+type recorder struct {
+	mu      sync.Mutex
+	batches [][]keyplane.RequestLog
+	touches []map[string]time.Time
+	fail    int // fail this many writes first
+	block   chan struct{}
+	entered chan int
+}
+
+func (r *recorder) WriteRequestLogs(ctx context.Context, entries []keyplane.RequestLog, touched map[string]time.Time) error {
+	if r.block != nil {
+		r.entered <- len(entries)
+		select {
+		case <-r.block:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.fail > 0 {
+		r.fail--
+		return errors.New("store down")
+	}
+	r.batches = append(r.batches, slices.Clone(entries))
+	r.touches = append(r.touches, maps.Clone(touched))
+	return nil
+}
+
+func (r *recorder) sizes() []int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]int, len(r.batches))
+	for i, b := range r.batches {
+		out[i] = len(b)
+	}
+	return out
+}
+
+func (r *recorder) all() []keyplane.RequestLog {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Concat(r.batches...)
+}
+
+// waitFor polls cond for up to five seconds.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func closeLogger(t *testing.T, l *Logger) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := l.Close(ctx); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+}
+
+var t0 = time.Date(2030, 1, 31, 12, 0, 0, 0, time.UTC)
+
+func entry(key string, ts time.Time) keyplane.RequestLog {
+	return keyplane.RequestLog{WorkspaceID: "ws_1", KeyID: key, Code: keyplane.VerifyValid, Source: keyplane.SourceVerify,
+		Method: "POST", Path: "/v1/verify", IP: "203.0.113.9", UserAgent: "test", LatencyMicros: 42, Timestamp: ts}
+}
+
+// never is a flush interval that does not come during a test.
+const never = time.Hour
+
+func TestCloseFlushes(t *testing.T) {
+	rec := &recorder{}
+	l := New(rec, Options{FlushInterval: never, BatchSize: 1000, Shards: 1})
+	var want []keyplane.RequestLog
+	for i := range 7 {
+		// Nanoseconds and another zone: the store keeps microseconds, in UTC.
+		ts := t0.Add(time.Duration(i)*time.Second + 1234567*time.Nanosecond).In(time.FixedZone("X", 3600))
+		e := entry(fmt.Sprintf("apk_%d", i), ts)
+		l.Log(e)
+		e.Timestamp = ts.UTC().Truncate(time.Microsecond)
+		want = append(want, e)
+	}
+	if got := rec.sizes(); len(got) != 0 {
+		t.Fatalf("written before a batch filled or the interval passed: %v", got)
+	}
+	closeLogger(t, l)
+	if got := rec.sizes(); !slices.Equal(got, []int{7}) {
+		t.Fatalf("batches on close: %v, want [7]", got)
+	}
+	got := rec.all()
+	for i := range got {
+		ts := want[i].Timestamp
+		if !id.Valid(id.Request, got[i].ID) || got[i].ID < id.Floor(id.Request, ts) || got[i].ID >= id.Floor(id.Request, ts.Add(time.Millisecond)) {
+			t.Errorf("entry %d: id %q is not a req_ id of its time", i, got[i].ID)
+		}
+		want[i].ID = got[i].ID
+		if got[i] != want[i] {
+			t.Errorf("entry %d:\n got %+v\nwant %+v", i, got[i], want[i])
+		}
+	}
+	// Closed: nothing more is taken, and that is counted.
+	l.Log(entry("apk_late", t0))
+	if l.Dropped() != 1 || len(rec.all()) != 7 {
+		t.Errorf("after Close: dropped %d, written %d; want 1 and 7", l.Dropped(), len(rec.all()))
+	}
+	closeLogger(t, l) // again: fine
+}
+
+func TestBatchesBySize(t *testing.T) {
+	rec := &recorder{}
+	l := New(rec, Options{FlushInterval: never, BatchSize: 3, Shards: 1})
+	for i := range 7 {
+		l.Log(entry("apk_1", t0.Add(time.Duration(i)*time.Millisecond)))
+	}
+	// A full batch is written without waiting for the interval (which never comes here).
+	waitFor(t, "a full batch", func() bool { return len(rec.sizes()) > 0 })
+	if got := rec.sizes(); got[0] != 3 {
+		t.Fatalf("first batch of %d entries, want 3", got[0])
+	}
+	closeLogger(t, l)
+	sizes, total := rec.sizes(), 0
+	for _, n := range sizes {
+		if n > 3 {
+			t.Errorf("a batch of %d entries, more than the batch size", n)
+		}
+		total += n
+	}
+	if total != 7 {
+		t.Fatalf("batches %v hold %d entries, want 7", sizes, total)
+	}
+}
+
+func TestBatchesByTime(t *testing.T) {
+	rec := &recorder{}
+	l := New(rec, Options{FlushInterval: 20 * time.Millisecond, BatchSize: 1000, Shards: 1})
+	defer closeLogger(t, l)
+	l.Log(entry("apk_1", t0))
+	l.Log(entry("apk_2", t0))
+	waitFor(t, "the interval's batch", func() bool { return len(rec.sizes()) == 1 })
+	if got := rec.sizes(); !slices.Equal(got, []int{2}) {
+		t.Fatalf("batches %v, want [2]", got)
+	}
+}
+
+// TestFullBufferDrops fills the buffer while the store is stuck: Log must return at once and count
+// what it could not keep, and what it kept is written once the store answers again.
+func TestFullBufferDrops(t *testing.T) {
+	rec := &recorder{block: make(chan struct{}), entered: make(chan int, 10)}
+	l := New(rec, Options{FlushInterval: never, BatchSize: 1, BufferSize: 4, Shards: 1})
+	l.Log(entry("apk_1", t0))
+	<-rec.entered // the flusher holds that entry, stuck in the store
+
+	logged := make(chan struct{})
+	go func() {
+		defer close(logged)
+		for i := range 14 {
+			l.Log(entry("apk_1", t0.Add(time.Duration(i+1)*time.Millisecond)))
+		}
+	}()
+	select {
+	case <-logged:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Log blocked on a full buffer")
+	}
+	if d := l.Dropped(); d != 10 {
+		t.Fatalf("Dropped() = %d, want 10 (4 of 14 fit the buffer)", d)
+	}
+	close(rec.block) // entered has room for the writes still to come
+	closeLogger(t, l)
+	if n := len(rec.all()); n != 5 {
+		t.Fatalf("written %d entries, want the 5 that were taken", n)
+	}
+	if d := l.Dropped(); d != 10 {
+		t.Errorf("Dropped() = %d after the store recovered, want still 10", d)
+	}
+}
+
+// TestCloseGivesUp: Close returns when its context ends, even if the store never answers.
+func TestCloseGivesUp(t *testing.T) {
+	rec := &recorder{block: make(chan struct{}), entered: make(chan int, 1)}
+	defer close(rec.block)
+	l := New(rec, Options{FlushInterval: never})
+	l.Log(entry("apk_1", t0))
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := l.Close(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Close with a stuck store = %v, want a deadline error", err)
+	}
+}
+
+func TestFailedBatchIsCountedAndTheNextWritten(t *testing.T) {
+	rec := &recorder{fail: 1}
+	l := New(rec, Options{FlushInterval: never, BatchSize: 2, Shards: 1})
+	for i := range 4 {
+		l.Log(entry("apk_1", t0.Add(time.Duration(i)*time.Second)))
+	}
+	closeLogger(t, l)
+	if l.Failed() != 2 || !slices.Equal(rec.sizes(), []int{2}) {
+		t.Fatalf("Failed() = %d, batches %v; want 2 and [2]", l.Failed(), rec.sizes())
+	}
+	// The failed batch touched nothing, so the next one touches the key.
+	if got := rec.touches[0]; !maps.Equal(got, map[string]time.Time{"apk_1": t0.Add(3 * time.Second)}) {
+		t.Errorf("touches after a failed batch: %v", got)
+	}
+}
+
+// clock is a fake clock.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *clock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = t
+}
+
+// TestLastUsedAtOncePerMinute: a key's last-used time is written with the first batch that has the
+// key, then not again until a minute after the time written.
+func TestLastUsedAtOncePerMinute(t *testing.T) {
+	clk := &clock{}
+	rec := &recorder{}
+	l := New(rec, Options{FlushInterval: never, BatchSize: 1, Shards: 1, Now: clk.Now})
+	steps := []struct {
+		key string
+		at  time.Duration
+	}{
+		{"apk_a", 0}, {"apk_b", 30 * time.Second}, {"apk_a", 30 * time.Second}, {"apk_a", 59*time.Second + 999*time.Millisecond},
+		{"apk_a", time.Minute}, {"apk_b", 80 * time.Second}, {"apk_a", 61 * time.Second}, {"apk_b", 90 * time.Second},
+	}
+	for _, s := range steps {
+		clk.Set(t0.Add(s.at))
+		l.Log(keyplane.RequestLog{KeyID: s.key, WorkspaceID: "ws_1", Code: keyplane.VerifyValid, Source: keyplane.SourceVerify}) // no time: the clock's
+	}
+	closeLogger(t, l)
+	want := []map[string]time.Time{
+		{"apk_a": t0}, {"apk_b": t0.Add(30 * time.Second)}, {}, {},
+		{"apk_a": t0.Add(time.Minute)}, {}, {}, {"apk_b": t0.Add(90 * time.Second)},
+	}
+	if len(rec.touches) != len(want) {
+		t.Fatalf("%d batches, want %d", len(rec.touches), len(want))
+	}
+	for i := range want {
+		if !maps.Equal(rec.touches[i], want[i]) {
+			t.Errorf("batch %d (%s at +%s) touched %v, want %v", i, steps[i].key, steps[i].at, rec.touches[i], want[i])
+		}
+	}
+	for i, e := range rec.all() {
+		if !e.Timestamp.Equal(t0.Add(steps[i].at)) {
+			t.Errorf("entry %d stamped %v, want the clock's %v", i, e.Timestamp, t0.Add(steps[i].at))
+		}
+	}
+}
+
+// TestLastUsedAtWithinABatch: one write per key per batch, with the key's latest time in it.
+func TestLastUsedAtWithinABatch(t *testing.T) {
+	rec := &recorder{}
+	l := New(rec, Options{FlushInterval: never, BatchSize: 4, Shards: 1})
+	l.Log(entry("apk_a", t0.Add(2*time.Minute)))
+	l.Log(entry("apk_b", t0))
+	l.Log(entry("apk_a", t0.Add(3*time.Minute)))
+	l.Log(entry("apk_a", t0))
+	closeLogger(t, l)
+	want := map[string]time.Time{"apk_a": t0.Add(3 * time.Minute), "apk_b": t0}
+	if len(rec.touches) != 1 || !maps.Equal(rec.touches[0], want) {
+		t.Fatalf("touches %v, want [%v]", rec.touches, want)
+	}
+}
+
+// TestTouchMemoryIsBounded: keys not used for a touch interval are forgotten, so the memory of last
+// writes holds only recently used keys.
+func TestTouchMemoryIsBounded(t *testing.T) {
+	clk := &clock{now: t0}
+	l := New(&recorder{}, Options{FlushInterval: never, BatchSize: 1, Shards: 1, Now: clk.Now})
+	l.Log(entry("apk_a", t0))
+	l.Log(entry("apk_b", t0.Add(30*time.Second)))
+	clk.Set(t0.Add(75 * time.Second))
+	closeLogger(t, l) // the flusher has returned: its map may be read
+	if _, ok := l.touchedAt["apk_a"]; ok || len(l.touchedAt) != 1 {
+		t.Fatalf("remembered %v; want only apk_b, used within the last minute", l.touchedAt)
+	}
+}
+
+// TestConcurrentLogs: many goroutines logging at once through the shards lose nothing when the
+// buffer is big enough, and every entry is written once.
+func TestConcurrentLogs(t *testing.T) {
+	rec := &recorder{}
+	l := New(rec, Options{FlushInterval: 5 * time.Millisecond, BatchSize: 64, BufferSize: 100_000})
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 1000 {
+				l.Log(entry(fmt.Sprintf("apk_%d_%d", g, i), t0.Add(time.Duration(i)*time.Millisecond)))
+			}
+		})
+	}
+	wg.Wait()
+	closeLogger(t, l)
+	seen := map[string]bool{}
+	for _, e := range rec.all() {
+		if seen[e.KeyID] {
+			t.Fatalf("entry %s written twice", e.KeyID)
+		}
+		seen[e.KeyID] = true
+	}
+	if len(seen) != 8000 || l.Dropped() != 0 {
+		t.Fatalf("written %d of 8000, dropped %d", len(seen), l.Dropped())
+	}
+	for _, n := range rec.sizes() {
+		if n > 64 {
+			t.Fatalf("a batch of %d entries, more than the batch size", n)
+		}
+	}
+}
+
+func TestClean(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		max  int
+		want string
+	}{
+		{"/v1/api-keys", 100, "/v1/api-keys"},
+		{"/v1/\x00x", 100, "/v1/\uFFFDx"},
+		{"/v1/\xffx", 100, "/v1/\uFFFDx"},
+		{"abcdef", 4, "abcd"},
+		{"ab☕", 4, "ab"}, // the cut never splits a character
+		{"", 4, ""},
+	} {
+		if got := clean(c.in, c.max); got != c.want {
+			t.Errorf("clean(%q, %d) = %q, want %q", c.in, c.max, got, c.want)
+		}
+	}
+}

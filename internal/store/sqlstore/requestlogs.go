@@ -1,0 +1,306 @@
+package sqlstore
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/keyplane/keyplane"
+	"github.com/keyplane/keyplane/internal/id"
+	"github.com/keyplane/keyplane/internal/store"
+)
+
+// maxBatchRows bounds the rows of one multi-row INSERT. A batch is written in chunks whose sizes are
+// powers of two up to it, so that only a handful of distinct statements ever exist (each prepared and
+// cached once), and a chunk's placeholders (11 per log row) stay far below both databases' limits.
+const maxBatchRows = 128
+
+// chunkSize returns the largest power of two that is at most n and maxBatchRows.
+func chunkSize(n int) int {
+	c := 1
+	for c*2 <= n && c*2 <= maxBatchRows {
+		c *= 2
+	}
+	return c
+}
+
+// batchRows returns n copies of a row's placeholders, comma-separated.
+func batchRows(row string, n int) string {
+	var b strings.Builder
+	b.Grow(n * (len(row) + 2))
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(row)
+	}
+	return b.String()
+}
+
+// hourOf returns the start of the UTC hour of t, in unix microseconds.
+func hourOf(t time.Time) int64 {
+	m := micros(t)
+	const hour = int64(time.Hour / time.Microsecond)
+	return m - ((m%hour)+hour)%hour
+}
+
+// usageKey is one hourly rollup row.
+type usageKey struct {
+	keyID string
+	hour  int64
+	code  string
+}
+
+// RequestLogColumns are the request log's columns, in the order RequestLogValues gives them: for a
+// driver that inserts rows its own way (PostgreSQL's COPY).
+func RequestLogColumns() []string {
+	return []string{"id", "workspace_id", "key_id", "ts", "code", "source", "method", "path", "ip", "user_agent", "latency_us"}
+}
+
+// RequestLogValues returns e's values in the order of RequestLogColumns.
+func RequestLogValues(e *keyplane.RequestLog) []any {
+	return []any{e.ID, e.WorkspaceID, e.KeyID, micros(e.Timestamp), string(e.Code), string(e.Source), e.Method, e.Path,
+		e.IP, e.UserAgent, e.LatencyMicros}
+}
+
+// Statement is a statement, written with ?, and its arguments.
+type Statement struct {
+	Query string
+	Args  []any
+}
+
+// RequestLogFollowUps returns what writing a batch of the request log takes besides inserting its
+// entries, to run in the same transaction: adding the entries to their keys' hourly rollups, and
+// moving the touched keys' last-used times forward. Rollups are summed here, once per (key, hour,
+// code), and rows are locked in a fixed order, so that two nodes writing batches at once cannot
+// deadlock.
+func RequestLogFollowUps(entries []keyplane.RequestLog, touched map[string]time.Time) []Statement {
+	usage := map[usageKey]int64{}
+	workspaceOf := map[string]string{}
+	for i := range entries {
+		e := &entries[i]
+		usage[usageKey{e.KeyID, hourOf(e.Timestamp), string(e.Code)}]++
+		workspaceOf[e.KeyID] = e.WorkspaceID
+	}
+	rows := slices.SortedFunc(maps.Keys(usage), func(a, b usageKey) int {
+		return cmp.Or(cmp.Compare(a.keyID, b.keyID), cmp.Compare(a.hour, b.hour), cmp.Compare(a.code, b.code))
+	})
+	var out []Statement
+	for rest := rows; len(rest) > 0; {
+		n := chunkSize(len(rest))
+		args := make([]any, 0, n*5)
+		for _, u := range rest[:n] {
+			args = append(args, u.keyID, u.hour, u.code, workspaceOf[u.keyID], usage[u])
+		}
+		out = append(out, Statement{sqlAddUsage + batchRows(sqlUsageRow, n) + sqlAddUsageEnd, args})
+		rest = rest[n:]
+	}
+	for _, k := range slices.Sorted(maps.Keys(touched)) {
+		at := micros(touched[k])
+		out = append(out, Statement{sqlTouchKey, []any{at, k, at}})
+	}
+	return out
+}
+
+// WriteRequestLogs writes the batch in one transaction without a chain lock: the entries by
+// multi-row INSERTs, then RequestLogFollowUps.
+func (db *DB) WriteRequestLogs(ctx context.Context, entries []keyplane.RequestLog, touched map[string]time.Time) error {
+	if len(entries) == 0 && len(touched) == 0 {
+		return nil
+	}
+	logSQL := func(n int) string { return sqlInsertRequestLogs + batchRows(sqlRequestLogRow, n) }
+	// Where the driver would parse them every time, the multi-row statements are prepared once,
+	// before the transaction (SQLite's writer has one connection, which the transaction holds).
+	stmts, err := db.prepareChunks(ctx, len(entries), logSQL)
+	if err != nil {
+		return fmt.Errorf("insert request logs: %w", err)
+	}
+	followUps := RequestLogFollowUps(entries, touched)
+	return db.inTx(ctx, nil, func(stx store.Tx) error {
+		t := stx.(*tx)
+		for rest := entries; len(rest) > 0; {
+			n := chunkSize(len(rest))
+			args := make([]any, 0, n*11)
+			for i := range rest[:n] {
+				args = append(args, RequestLogValues(&rest[i])...)
+			}
+			if err := t.execChunk(ctx, stmts[n], logSQL(n), args...); err != nil {
+				return t.fail("insert request logs", err)
+			}
+			rest = rest[n:]
+		}
+		for _, st := range followUps {
+			if _, err := t.exec(ctx, st.Query, st.Args...); err != nil {
+				return t.fail("request log usage and last use", err)
+			}
+		}
+		return nil
+	})
+}
+
+// prepareChunks prepares the statement of every chunk size that writing rows rows takes, by size; nil
+// when the dialect does not prepare batches.
+func (db *DB) prepareChunks(ctx context.Context, rows int, query func(n int) string) (map[int]*sql.Stmt, error) {
+	if !db.d.PrepareBatches {
+		return nil, nil
+	}
+	out := map[int]*sql.Stmt{}
+	for rows > 0 {
+		n := chunkSize(rows)
+		if out[n] == nil {
+			st, err := db.prepare(ctx, query(n))
+			if err != nil {
+				return nil, err
+			}
+			out[n] = st
+		}
+		rows -= n
+	}
+	return out, nil
+}
+
+// execChunk runs one chunk's statement in the transaction: st, prepared on the DB, when there is one,
+// else query.
+func (t *tx) execChunk(ctx context.Context, st *sql.Stmt, query string, args ...any) error {
+	if st == nil {
+		_, err := t.exec(ctx, query, args...)
+		return err
+	}
+	stx, ok := t.q.(*sql.Tx)
+	if !ok {
+		return errors.New("a prepared statement outside a transaction")
+	}
+	_, err := stx.StmtContext(ctx, st).ExecContext(ctx, args...)
+	return err
+}
+
+// PruneRequestLogs deletes up to limit entries older than before, by id: an id begins with its
+// entry's millisecond.
+func (db *DB) PruneRequestLogs(ctx context.Context, before time.Time, limit int) (int64, error) {
+	return db.prune(ctx, "prune request logs", sqlPruneRequestLogs, id.Floor(id.Request, before), limit)
+}
+
+// PruneUsage deletes up to limit rollups of hours that ended by before: the hour before falls in
+// holds requests that are not that old yet.
+func (db *DB) PruneUsage(ctx context.Context, before time.Time, limit int) (int64, error) {
+	return db.prune(ctx, "prune usage", sqlPruneUsage, hourOf(before), limit)
+}
+
+func (db *DB) prune(ctx context.Context, op, query string, before any, limit int) (int64, error) {
+	if limit < 1 {
+		return 0, fmt.Errorf("%s: limit %d is not positive", op, limit)
+	}
+	var n int64
+	err := db.inTx(ctx, nil, func(stx store.Tx) error {
+		t := stx.(*tx)
+		res, err := t.exec(ctx, query, before, limit)
+		if err != nil {
+			return t.fail(op, err)
+		}
+		if n, err = res.RowsAffected(); err != nil {
+			return fmt.Errorf("%s: %w", op, err)
+		}
+		return nil
+	})
+	return n, err
+}
+
+func (q *queries) ListRequestLogs(ctx context.Context, workspaceID string, f store.LogFilter) ([]keyplane.RequestLog, string, error) {
+	const op = "list request logs"
+	if f.Limit < 1 {
+		return nil, "", fmt.Errorf("%s: limit %d is not positive", op, f.Limit)
+	}
+	var b strings.Builder
+	b.WriteString(sqlListRequestLogs)
+	args := []any{workspaceID}
+	if f.KeyID != "" {
+		b.WriteString(sqlLogKey)
+		args = append(args, f.KeyID)
+	}
+	if f.Code != "" {
+		b.WriteString(sqlLogCode)
+		args = append(args, string(f.Code))
+	}
+	if f.Source != "" {
+		b.WriteString(sqlLogSource)
+		args = append(args, string(f.Source))
+	}
+	if f.Since != nil {
+		b.WriteString(sqlLogSince)
+		args = append(args, id.Floor(id.Request, *f.Since), micros(*f.Since))
+	}
+	if f.Until != nil {
+		// Entries of until's own millisecond have ids at or after its floor: bound by the next one.
+		b.WriteString(sqlLogUntil)
+		args = append(args, id.Floor(id.Request, f.Until.Add(time.Millisecond)), micros(*f.Until))
+	}
+	if f.Cursor != "" {
+		before, err := decodeCursor(cursorRequestLog, f.Cursor)
+		if err != nil {
+			return nil, "", fmt.Errorf("%s: %w", op, err)
+		}
+		b.WriteString(sqlLogBefore)
+		args = append(args, before)
+	}
+	b.WriteString(sqlListRequestLogsEnd)
+	args = append(args, f.Limit+1)
+
+	rows, err := q.query(ctx, b.String(), args...)
+	if err != nil {
+		return nil, "", q.fail(op, err)
+	}
+	out, err := collect(rows, func(s scanner) (keyplane.RequestLog, error) {
+		var e keyplane.RequestLog
+		var ts int64
+		var code, source string
+		if err := s.Scan(&e.ID, &e.WorkspaceID, &e.KeyID, &ts, &code, &source, &e.Method, &e.Path, &e.IP,
+			&e.UserAgent, &e.LatencyMicros); err != nil {
+			return e, err
+		}
+		e.Timestamp, e.Code, e.Source = fromMicros(ts), keyplane.VerifyCode(code), keyplane.LogSource(source)
+		return e, nil
+	})
+	if err != nil {
+		return nil, "", q.fail(op, err)
+	}
+	out, next := page(out, f.Limit, func(e *keyplane.RequestLog) string { return encodeCursor(cursorRequestLog, e.ID) })
+	return out, next, nil
+}
+
+func (q *queries) KeyUsage(ctx context.Context, workspaceID, keyID string, f store.UsageFilter) ([]keyplane.UsageBucket, error) {
+	const op = "key usage"
+	if f.Bucket < time.Hour || f.Bucket%time.Hour != 0 {
+		return nil, fmt.Errorf("%s: bucket %s is not a whole number of hours", op, f.Bucket)
+	}
+	rows, err := q.query(ctx, sqlKeyUsage, f.Bucket.Microseconds(), keyID, workspaceID, micros(f.Since), micros(f.Until))
+	if err != nil {
+		return nil, q.fail(op, err)
+	}
+	type row struct {
+		start int64
+		code  string
+		n     int64
+	}
+	rs, err := collect(rows, func(s scanner) (row, error) {
+		var r row
+		err := s.Scan(&r.start, &r.code, &r.n)
+		return r, err
+	})
+	if err != nil {
+		return nil, q.fail(op, err)
+	}
+	out := []keyplane.UsageBucket{}
+	for _, r := range rs {
+		if len(out) == 0 || micros(out[len(out)-1].Start) != r.start {
+			out = append(out, keyplane.UsageBucket{Start: fromMicros(r.start), Codes: map[keyplane.VerifyCode]int64{}})
+		}
+		out[len(out)-1].Add(keyplane.VerifyCode(r.code), r.n)
+	}
+	return out, nil
+}
