@@ -65,8 +65,12 @@ func RequestLogColumns() []string {
 
 // RequestLogValues returns e's values in the order of RequestLogColumns.
 func RequestLogValues(e *keyplane.RequestLog) []any {
-	return []any{e.ID, e.WorkspaceID, e.KeyID, micros(e.Timestamp), string(e.Code), string(e.Source), e.Method, e.Path,
-		e.IP, e.UserAgent, e.LatencyMicros}
+	return appendRequestLogValues(make([]any, 0, 11), e)
+}
+
+func appendRequestLogValues(dst []any, e *keyplane.RequestLog) []any {
+	return append(dst, e.ID, e.WorkspaceID, e.KeyID, micros(e.Timestamp), string(e.Code), string(e.Source), e.Method,
+		e.Path, e.IP, e.UserAgent, e.LatencyMicros)
 }
 
 // Statement is a statement, written with ?, and its arguments.
@@ -128,7 +132,7 @@ func (db *DB) WriteRequestLogs(ctx context.Context, entries []keyplane.RequestLo
 			n := chunkSize(len(rest))
 			args := make([]any, 0, n*11)
 			for i := range rest[:n] {
-				args = append(args, RequestLogValues(&rest[i])...)
+				args = appendRequestLogValues(args, &rest[i])
 			}
 			if err := t.execChunk(ctx, stmts[n], logSQL(n), args...); err != nil {
 				return t.fail("insert request logs", err)
