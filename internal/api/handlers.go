@@ -535,6 +535,7 @@ func (s *Server) verifyKey(w http.ResponseWriter, r *http.Request, c *call) erro
 		return err
 	}
 	a := verifyAnswer{Valid: res.Code == keyplane.VerifyValid, Code: res.Code}
+	s.observe(string(res.Code), string(keyplane.SourceVerify), time.Since(c.start))
 	if res.Key != nil {
 		k := res.Key.Key
 		// Logged once the outcome is known and before the answer is written; Log never waits. The

@@ -31,6 +31,8 @@ type Options struct {
 	// RequestLog takes an entry for every verification of a key that exists and every management
 	// request made with a workspace key; nil logs nothing.
 	RequestLog RequestLogger
+	// Observe records each verification's outcome and latency (metrics); nil records nothing.
+	Observe func(code, source string, d time.Duration)
 }
 
 // RequestLogger takes request log entries and returns at once, whatever happens to them:
@@ -50,6 +52,7 @@ type Server struct {
 	ver     *verify.Verifier
 	log     *slog.Logger
 	reqlog  RequestLogger
+	observe func(code, source string, d time.Duration)
 	proxies []netip.Prefix
 	version string
 	started time.Time
@@ -64,6 +67,10 @@ func New(o Options) *Server {
 	}
 	if s.reqlog == nil {
 		s.reqlog = noLog{}
+	}
+	s.observe = o.Observe
+	if s.observe == nil {
+		s.observe = func(string, string, time.Duration) {}
 	}
 	s.routes()
 	return s

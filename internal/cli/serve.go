@@ -14,6 +14,7 @@ import (
 	"github.com/keyplane/keyplane/internal/config"
 	"github.com/keyplane/keyplane/internal/dashboard"
 	"github.com/keyplane/keyplane/internal/masterkey"
+	"github.com/keyplane/keyplane/internal/metrics"
 	"github.com/keyplane/keyplane/internal/reqlog"
 	"github.com/keyplane/keyplane/internal/verify"
 )
@@ -21,9 +22,15 @@ import (
 // handler routes the API's paths to the API and everything else to the dashboard, all behind request
 // ids, access logs and panic recovery.
 func handler(e *env, ver *verify.Verifier, rl *reqlog.Logger, cfg *config.Config, started time.Time) (http.Handler, error) {
+	m := metrics.New()
+	m.CounterFunc("keyplane_verify_cache_hits_total", "Key lookups answered from the verification cache.", func() float64 { h, _, _ := ver.CacheStats(); return float64(h) })
+	m.CounterFunc("keyplane_verify_cache_misses_total", "Key lookups that read the store.", func() float64 { _, mi, _ := ver.CacheStats(); return float64(mi) })
+	m.GaugeFunc("keyplane_verify_cache_entries", "Key digests held by the verification cache, known and unknown.", func() float64 { _, _, n := ver.CacheStats(); return float64(n) })
+	m.CounterFunc("keyplane_request_log_dropped_total", "Request log entries dropped because the buffer was full.", func() float64 { return float64(rl.Dropped()) })
+	m.CounterFunc("keyplane_request_log_failed_total", "Request log entries lost to a failed batch write.", func() float64 { return float64(rl.Failed()) })
 	apiSrv := api.New(api.Options{
 		Service: e.svc, Verifier: ver, Logger: e.log, TrustedProxies: cfg.TrustedProxies, Version: Version, Started: started,
-		RequestLog: rl,
+		RequestLog: rl, Observe: m.Verification,
 	})
 	dash, err := dashboard.New(dashboard.Options{Service: e.svc, Logger: e.log, Version: Version, Started: started, ClientIP: apiSrv.ClientIP, FromTrustedProxy: apiSrv.FromTrustedProxy})
 	if err != nil {
@@ -34,7 +41,8 @@ func handler(e *env, ver *verify.Verifier, rl *reqlog.Logger, cfg *config.Config
 		mux.Handle(p, apiSrv)
 	}
 	mux.Handle("/", dash)
-	return accesslog.Wrap(e.log, mux, func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("GET /metrics", m.Handler(cfg.MetricsToken))
+	return accesslog.Wrap(e.log, m.Middleware(mux), func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/v1/") {
 			apiSrv.Panic(w, r)
 		} else {

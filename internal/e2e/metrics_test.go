@@ -1,0 +1,66 @@
+package e2e
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+func scrape(t *testing.T, n *node, token string) (int, string) {
+	t.Helper()
+	r, _ := http.NewRequest("GET", n.url+"/metrics", nil)
+	if token != "" {
+		r.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := http.DefaultClient.Do(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
+}
+
+func TestMetrics(t *testing.T) {
+	n := start(t, "sqlite", nil)
+	ws := n.workspace("shop", nil)
+	k := n.key(ws, map[string]any{"name": "k", "keyType": "secret"})
+	for i := 0; i < 3; i++ {
+		n.code(k["keyValue"].(string))
+	}
+	n.code("kp_sk_live_" + strings.Repeat("A", 38))
+	status, body := scrape(t, n, "")
+	if status != 200 {
+		t.Fatalf("/metrics: %d", status)
+	}
+	for _, want := range []string{
+		`keyplane_verifications_total{code="VALID",source="verify"} 3`,
+		`keyplane_verifications_total{code="NOT_FOUND",source="verify"} 1`,
+		`keyplane_verification_duration_seconds_count{source="verify"} 4`,
+		`keyplane_http_requests_total{method="POST",route="POST /v1/verify",status="200"} 4`,
+		`keyplane_http_requests_total{method="POST",route="POST /v1/api-keys",status="201"} 1`,
+		`keyplane_verify_cache_misses_total 1`,
+		`keyplane_verify_cache_hits_total 2`,
+		`keyplane_request_log_dropped_total 0`,
+		`go_goroutines`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if strings.Contains(body, k["id"].(string)) || strings.Contains(body, k["keyValue"].(string)) {
+		t.Error("an id or a key value in the metrics")
+	}
+
+	guarded := start(t, "sqlite", map[string]string{"KEYPLANE_METRICS_TOKEN": "scrape-me"})
+	if status, _ := scrape(t, guarded, ""); status != 401 {
+		t.Errorf("/metrics without the token: %d, want 401", status)
+	}
+	if status, _ := scrape(t, guarded, "wrong"); status != 401 {
+		t.Errorf("/metrics with a wrong token: %d, want 401", status)
+	}
+	if status, body := scrape(t, guarded, "scrape-me"); status != 200 || !strings.Contains(body, "keyplane_http_requests_total") {
+		t.Errorf("/metrics with the token: %d", status)
+	}
+}
