@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -43,6 +44,36 @@ func timeParam(r *http.Request, name string) (*time.Time, error) {
 		return nil, invalid(name, "must be an RFC 3339 time such as 2030-01-31T12:00:00Z")
 	}
 	return &t, nil
+}
+
+// listQuery is what every filtered list reads from its query: the page, the since/until range, and
+// its text filters.
+type listQuery struct {
+	limit        int
+	cursor       string
+	since, until *time.Time
+	q            url.Values
+}
+
+// readList reads a list's query, checking the named filters so that every store can compare them.
+func readList(r *http.Request, filters ...string) (*listQuery, error) {
+	lq := &listQuery{q: r.URL.Query()}
+	var err error
+	if lq.limit, lq.cursor, err = page(r); err != nil {
+		return nil, err
+	}
+	if lq.since, err = timeParam(r, "since"); err != nil {
+		return nil, err
+	}
+	if lq.until, err = timeParam(r, "until"); err != nil {
+		return nil, err
+	}
+	for _, f := range filters {
+		if v := lq.q.Get(f); !filterValue(v) {
+			return nil, invalid(f, "must be at most 100 printable characters")
+		}
+	}
+	return lq, nil
 }
 
 // filterValue accepts a query filter that every store can compare: printable UTF-8, no NUL.
@@ -368,26 +399,13 @@ func auditJSON(e *keyplane.AuditEntry) json.RawMessage {
 }
 
 func (s *Server) listAudit(w http.ResponseWriter, r *http.Request, c *call) error {
-	limit, cursor, err := page(r)
+	lq, err := readList(r, "action", "actorId", "targetId")
 	if err != nil {
 		return err
 	}
-	since, err := timeParam(r, "since")
-	if err != nil {
-		return err
-	}
-	until, err := timeParam(r, "until")
-	if err != nil {
-		return err
-	}
-	q := r.URL.Query()
-	for _, f := range []string{"action", "actorId", "targetId"} {
-		if v := q.Get(f); !filterValue(v) {
-			return invalid(f, "must be at most 100 printable characters")
-		}
-	}
+	q := lq.q
 	entries, next, err := s.svc.ListAudit(r.Context(), c.Caller, c.ws, store.AuditFilter{
-		Action: q.Get("action"), ActorID: q.Get("actorId"), TargetID: q.Get("targetId"), Since: since, Until: until, Limit: limit, Cursor: cursor,
+		Action: q.Get("action"), ActorID: q.Get("actorId"), TargetID: q.Get("targetId"), Since: lq.since, Until: lq.until, Limit: lq.limit, Cursor: lq.cursor,
 	})
 	if err != nil {
 		return err
@@ -416,27 +434,14 @@ func (s *Server) verifyAudit(w http.ResponseWriter, r *http.Request, c *call) er
 // Request logs
 
 func (s *Server) listLogs(w http.ResponseWriter, r *http.Request, c *call) error {
-	limit, cursor, err := page(r)
+	lq, err := readList(r, "keyId", "code", "source")
 	if err != nil {
 		return err
 	}
-	since, err := timeParam(r, "since")
-	if err != nil {
-		return err
-	}
-	until, err := timeParam(r, "until")
-	if err != nil {
-		return err
-	}
-	q := r.URL.Query()
-	for _, f := range []string{"keyId", "code", "source"} {
-		if v := q.Get(f); !filterValue(v) {
-			return invalid(f, "must be at most 100 printable characters")
-		}
-	}
+	q := lq.q
 	entries, next, err := s.svc.ListLogs(r.Context(), c.Caller, c.ws, store.LogFilter{
 		KeyID: q.Get("keyId"), Code: keyplane.VerifyCode(q.Get("code")), Source: keyplane.LogSource(q.Get("source")),
-		Since: since, Until: until, Limit: limit, Cursor: cursor,
+		Since: lq.since, Until: lq.until, Limit: lq.limit, Cursor: lq.cursor,
 	})
 	if err != nil {
 		return err
