@@ -115,30 +115,39 @@ func TestSIGTERM(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatalf("no address printed; stderr:\n%s", stderr.String())
 	}
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
 	body := `{"key":"kp_sk_live_` + strings.Repeat("a", 38) + `"}`
-	fmt.Fprintf(conn, "POST /v1/verify HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", root, len(body), body[:10])
-	time.Sleep(300 * time.Millisecond) // the server has read the headers: the request is in flight
+	// Expect: 100-continue makes the server say when its handler starts reading the body: from then
+	// on the request is in flight, whatever the machine's load.
+	fmt.Fprintf(conn, "POST /v1/verify HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n", root, len(body))
+	br := bufio.NewReader(conn)
+	if line, err := br.ReadString('\n'); err != nil || !strings.HasPrefix(line, "HTTP/1.1 100") {
+		t.Fatalf("want 100 Continue, got %q, %v", line, err)
+	}
+	if _, err := br.ReadString('\n'); err != nil { // the blank line that ends the interim answer
+		t.Fatal(err)
+	}
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond)
-	if cmd.ProcessState != nil {
-		t.Fatal("exited with a request in flight")
+	select {
+	case err := <-waited:
+		t.Fatalf("exited with a request in flight: %v", err)
+	case <-time.After(300 * time.Millisecond):
 	}
-	if _, err := io.WriteString(conn, body[10:]); err != nil {
+	if _, err := io.WriteString(conn, body); err != nil {
 		t.Fatal(err)
 	}
-	reply, _ := io.ReadAll(conn)
+	reply, _ := io.ReadAll(br)
 	if !strings.HasPrefix(string(reply), "HTTP/1.1 200") || !strings.Contains(string(reply), `"NOT_FOUND"`) {
 		t.Fatalf("in-flight request answered:\n%s", reply)
 	}
-	waited := make(chan error, 1)
-	go func() { waited <- cmd.Wait() }()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	select {
