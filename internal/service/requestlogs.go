@@ -58,7 +58,7 @@ func (s *Service) ListLogs(ctx context.Context, c *keyplane.Caller, wsID string,
 	return entries, next, badCursor(err)
 }
 
-// UsageQuery asks for a key's usage.
+// UsageQuery asks for usage.
 type UsageQuery struct {
 	// Granularity is the width of the buckets; empty means hour.
 	Granularity keyplane.Granularity
@@ -77,6 +77,20 @@ func (s *Service) KeyUsage(ctx context.Context, c *keyplane.Caller, wsID, keyID 
 	if !id.Valid(id.APIKey, keyID) {
 		return nil, keyplane.NotFound("API key")
 	}
+	return s.usage(ctx, wsID, keyID, q)
+}
+
+// WorkspaceUsage is KeyUsage summed over every key of the workspace, deleted ones included: what the
+// workspace was asked, for the dashboard's logs page.
+func (s *Service) WorkspaceUsage(ctx context.Context, c *keyplane.Caller, wsID string, q UsageQuery) ([]keyplane.UsageBucket, error) {
+	if err := c.Authorize(wsID, keyplane.PermLogsRead); err != nil {
+		return nil, err
+	}
+	return s.usage(ctx, wsID, "", q)
+}
+
+// usage answers KeyUsage, or WorkspaceUsage when keyID is empty, for an authorized caller.
+func (s *Service) usage(ctx context.Context, wsID, keyID string, q UsageQuery) ([]keyplane.UsageBucket, error) {
 	g := q.Granularity
 	if g == "" {
 		g = keyplane.GranularityHour
@@ -111,10 +125,14 @@ func (s *Service) KeyUsage(ctx context.Context, c *keyplane.Caller, wsID, keyID 
 	if n > MaxUsageBuckets {
 		return nil, invalidField("since", "the range holds %d buckets of a %s; at most %d are answered at once", n, g, MaxUsageBuckets)
 	}
-	if _, err := s.store.GetAPIKey(ctx, wsID, keyID); err != nil {
-		return nil, notFound(err, "API key")
+	if keyID != "" {
+		if _, err := s.store.GetAPIKey(ctx, wsID, keyID); err != nil {
+			return nil, notFound(err, "API key")
+		}
+	} else if _, err := s.store.GetWorkspace(ctx, wsID); err != nil {
+		return nil, notFound(err, "workspace")
 	}
-	found, err := s.store.KeyUsage(ctx, wsID, keyID, store.UsageFilter{Bucket: width, Since: since, Until: until})
+	found, err := s.store.Usage(ctx, wsID, keyID, store.UsageFilter{Bucket: width, Since: since, Until: until})
 	if err != nil {
 		return nil, err
 	}

@@ -173,6 +173,7 @@ func TestRequestLogsAndUsage(t *testing.T) {
 		wantCode(t, "usage from another workspace", err, keyplane.CodeNotFound)
 		_, _, err = svc.ListLogs(ctx, outsider, w.ID, store.LogFilter{Limit: 10})
 		wantCode(t, "logs from another workspace", err, keyplane.CodeNotFound)
+
 	})
 
 	t.Run("LogFilters", func(t *testing.T) {
@@ -209,4 +210,58 @@ func TestRequestLogsAndUsage(t *testing.T) {
 			t.Fatalf("two days on, PruneLogs = %d, %d, %v; want 3 entries and 1 rollup", logs, usage, err)
 		}
 	})
+}
+
+func TestWorkspaceUsage(t *testing.T) {
+	clk := &fakeClock{now: time.Date(2030, 1, 31, 10, 30, 0, 0, time.UTC)}
+	st := storetest.Open(t, "sqlite")
+	box, _ := masterkey.New(make([]byte, 32))
+	cat, _ := keyplane.NewCatalog(nil, nil)
+	svc := service.New(service.Options{Store: st, Catalog: cat, Box: box, KeyPrefix: "kp", Now: clk.Now})
+	ctx := context.Background()
+	sys := keyplane.System("test")
+	var keys []*keyplane.APIKey
+	var wss []*keyplane.Workspace
+	for _, slug := range []string{"shop", "other"} {
+		w, err := svc.CreateWorkspace(ctx, sys, service.WorkspaceInput{Name: slug, Slug: slug})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wss = append(wss, w)
+		for range 2 {
+			k, _, err := svc.CreateAPIKey(ctx, sys, w.ID, service.CreateKeyInput{Name: "k", KeyType: keyplane.KeyTypeSecret})
+			if err != nil {
+				t.Fatal(err)
+			}
+			keys = append(keys, k)
+		}
+	}
+	ts := clk.Now().Add(-time.Hour)
+	var entries []keyplane.RequestLog
+	for i, c := range []keyplane.VerifyCode{keyplane.VerifyValid, keyplane.VerifyDisabled, keyplane.VerifyValid, keyplane.VerifyValid} {
+		k := keys[i]
+		entries = append(entries, keyplane.RequestLog{ID: id.NewAt(id.Request, ts), WorkspaceID: k.WorkspaceID, KeyID: k.ID, Code: c,
+			Source: keyplane.SourceVerify, Method: "POST", Path: "/v1/verify", Timestamp: ts})
+	}
+	if err := st.WriteRequestLogs(ctx, entries, nil); err != nil {
+		t.Fatal(err)
+	}
+	hours, err := svc.WorkspaceUsage(ctx, sys, wss[0].ID, service.UsageQuery{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Both keys of the first workspace, none of the other's.
+	if b := hours[22]; len(hours) != 24 || b.Total != 2 || b.Valid != 1 || b.Codes[keyplane.VerifyDisabled] != 1 {
+		t.Errorf("the workspace's 09:00 bucket %+v; want 2 requests of two keys, 1 valid, 1 disabled", b)
+	}
+	_, err = svc.WorkspaceUsage(ctx, sys, "ws_nope", service.UsageQuery{})
+	wantCode(t, "an unknown workspace", err, keyplane.CodeNotFound)
+	_, err = svc.WorkspaceUsage(ctx, sys, wss[0].ID, service.UsageQuery{Granularity: "week"})
+	wantInvalid(t, "granularity week", err, "granularity")
+	outsider := &keyplane.Caller{Actor: keyplane.Actor{Type: keyplane.ActorAPIKey, ID: keys[2].ID}, WorkspaceID: wss[1].ID, Permissions: []string{keyplane.PermLogsRead}}
+	_, err = svc.WorkspaceUsage(ctx, outsider, wss[0].ID, service.UsageQuery{})
+	wantCode(t, "another workspace's caller", err, keyplane.CodeNotFound)
+	keysOnly := &keyplane.Caller{Actor: keyplane.Actor{Type: keyplane.ActorAPIKey, ID: keys[0].ID}, WorkspaceID: wss[0].ID, Permissions: []string{keyplane.PermAPIKeysRead}}
+	_, err = svc.WorkspaceUsage(ctx, keysOnly, wss[0].ID, service.UsageQuery{})
+	wantCode(t, "a caller without logs:read", err, keyplane.CodeForbidden)
 }

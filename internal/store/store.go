@@ -109,9 +109,10 @@ type Queries interface {
 	// while a caller pages through the list never make a page repeat or skip an entry that was there
 	// when the first page was read.
 	ListRequestLogs(ctx context.Context, workspaceID string, f LogFilter) ([]keyplane.RequestLog, string, error)
-	// KeyUsage returns the buckets of a key of the workspace that hold requests, oldest first, summed
-	// from its hourly rollups. A key of another workspace has none.
-	KeyUsage(ctx context.Context, workspaceID, keyID string, f UsageFilter) ([]keyplane.UsageBucket, error)
+	// Usage returns the buckets that hold requests of a key of the workspace, or of all its keys when
+	// keyID is empty, oldest first, summed from the hourly rollups. A key of another workspace has
+	// none.
+	Usage(ctx context.Context, workspaceID, keyID string, f UsageFilter) ([]keyplane.UsageBucket, error)
 }
 
 // Tx is one transaction: every change and its audit entry and event commit together or not at all.

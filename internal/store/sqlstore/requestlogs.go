@@ -277,12 +277,16 @@ func (q *queries) ListRequestLogs(ctx context.Context, workspaceID string, f sto
 	return out, next, nil
 }
 
-func (q *queries) KeyUsage(ctx context.Context, workspaceID, keyID string, f store.UsageFilter) ([]keyplane.UsageBucket, error) {
-	const op = "key usage"
+func (q *queries) Usage(ctx context.Context, workspaceID, keyID string, f store.UsageFilter) ([]keyplane.UsageBucket, error) {
+	const op = "usage"
 	if f.Bucket < time.Hour || f.Bucket%time.Hour != 0 {
 		return nil, fmt.Errorf("%s: bucket %s is not a whole number of hours", op, f.Bucket)
 	}
-	rows, err := q.query(ctx, sqlKeyUsage, f.Bucket.Microseconds(), keyID, workspaceID, micros(f.Since), micros(f.Until))
+	query, args := sqlKeyUsage, []any{f.Bucket.Microseconds(), keyID, workspaceID, micros(f.Since), micros(f.Until)}
+	if keyID == "" {
+		query, args = sqlWorkspaceUsage, []any{f.Bucket.Microseconds(), workspaceID, micros(f.Since), micros(f.Until)}
+	}
+	rows, err := q.query(ctx, query, args...)
 	if err != nil {
 		return nil, q.fail(op, err)
 	}

@@ -199,6 +199,12 @@ const (
 		WHERE key_id = ? AND workspace_id = ? AND hour >= ? AND hour < ?
 		GROUP BY 1, 2
 		ORDER BY 1, 2`
+	// sqlWorkspaceUsage is sqlKeyUsage over every key of a workspace.
+	sqlWorkspaceUsage = `SELECT hour - (hour % ?) AS bucket, code, CAST(SUM(requests) AS BIGINT)
+		FROM key_usage
+		WHERE workspace_id = ? AND hour >= ? AND hour < ?
+		GROUP BY 1, 2
+		ORDER BY 1, 2`
 
 	// Pruning deletes a bounded number of rows per statement, oldest first, so that no transaction
 	// holds the writer (SQLite) or many row locks (PostgreSQL) for long.

@@ -113,8 +113,8 @@ func testRequestLogs(t *testing.T, s store.Store) {
 		t.Fatal("WriteRequestLogs accepted an entry whose id is taken")
 	}
 	equal(t, "log after a failed batch", allLogs(t, s, w.ID, store.LogFilter{}, 100), newestFirst(mine))
-	usage, err := s.KeyUsage(ctx, w.ID, kb.ID, store.UsageFilter{Bucket: time.Hour, Since: at(time.Hour), Until: at(3 * time.Hour)})
-	noErr(t, "KeyUsage", err)
+	usage, err := s.Usage(ctx, w.ID, kb.ID, store.UsageFilter{Bucket: time.Hour, Since: at(time.Hour), Until: at(3 * time.Hour)})
+	noErr(t, "Usage", err)
 	if len(usage) != 0 {
 		t.Errorf("a failed batch left rollups: %v", usage)
 	}
@@ -298,7 +298,7 @@ func testUsage(t *testing.T, s store.Store) {
 		out := []keyplane.UsageBucket{}
 		for _, e := range slices.Backward(raw) {
 			h := e.Timestamp.Truncate(time.Hour)
-			if e.KeyID != k.ID || h.Before(since) || !h.Before(until) {
+			if (k != nil && e.KeyID != k.ID) || h.Before(since) || !h.Before(until) {
 				continue
 			}
 			start := e.Timestamp.Truncate(width)
@@ -315,10 +315,16 @@ func testUsage(t *testing.T, s store.Store) {
 		{"days", ka, 24 * time.Hour, day, day.Add(72 * time.Hour)},
 		{"days, range cut to hours", ka, 24 * time.Hour, hour.Add(time.Hour), hour.Add(26 * time.Hour)},
 		{"another key", kb, time.Hour, day, day.Add(72 * time.Hour)},
+		{"the workspace, hours", nil, time.Hour, day, day.Add(72 * time.Hour)},
+		{"the workspace, days", nil, 24 * time.Hour, day, day.Add(72 * time.Hour)},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			got, err := s.KeyUsage(ctx, w.ID, c.k.ID, store.UsageFilter{Bucket: c.width, Since: c.since, Until: c.until})
-			noErr(t, "KeyUsage", err)
+			keyID := ""
+			if c.k != nil {
+				keyID = c.k.ID
+			}
+			got, err := s.Usage(ctx, w.ID, keyID, store.UsageFilter{Bucket: c.width, Since: c.since, Until: c.until})
+			noErr(t, "Usage", err)
 			want := c.expect(expect)
 			equal(t, "usage", got, want)
 			if len(want) == 0 {
@@ -326,26 +332,33 @@ func testUsage(t *testing.T, s store.Store) {
 			}
 		})
 	}
-	hours, err := s.KeyUsage(ctx, w.ID, ka.ID, store.UsageFilter{Bucket: time.Hour, Since: day, Until: day.Add(72 * time.Hour)})
-	noErr(t, "KeyUsage", err)
+	hours, err := s.Usage(ctx, w.ID, ka.ID, store.UsageFilter{Bucket: time.Hour, Since: day, Until: day.Add(72 * time.Hour)})
+	noErr(t, "Usage", err)
 	if len(hours) != 4 || hours[0].Total != 3 || hours[0].Valid != 2 || hours[0].Codes[keyplane.VerifyRateLimited] != 1 {
 		t.Errorf("hourly usage of ka = %+v; want 4 buckets, the first 3 requests, 2 valid, 1 rate limited", hours)
+	}
+	// The workspace's sums leave the other workspace's key out: ka and kb only.
+	all, err := s.Usage(ctx, w.ID, "", store.UsageFilter{Bucket: 24 * time.Hour, Since: day, Until: day.Add(72 * time.Hour)})
+	noErr(t, "Usage", err)
+	if len(all) != 2 || all[0].Total != 6+3 || all[1].Total != 1+1 {
+		t.Errorf("daily usage of the workspace = %+v; want 9 requests on the first day and 2 on the next", all)
 	}
 
 	// Another workspace's key, or an unknown one, has no usage here.
 	for _, c := range []struct{ ws, key string }{{w.ID, kc.ID}, {other.ID, ka.ID}, {w.ID, "apk_none"}} {
-		got, err := s.KeyUsage(ctx, c.ws, c.key, store.UsageFilter{Bucket: time.Hour, Since: day, Until: day.Add(72 * time.Hour)})
-		noErr(t, "KeyUsage", err)
+		got, err := s.Usage(ctx, c.ws, c.key, store.UsageFilter{Bucket: time.Hour, Since: day, Until: day.Add(72 * time.Hour)})
+		noErr(t, "Usage", err)
 		if got == nil || len(got) != 0 {
-			t.Errorf("KeyUsage(%s, %s) = %v, want []", c.ws, c.key, got)
+			t.Errorf("Usage(%s, %s) = %v, want []", c.ws, c.key, got)
 		}
 	}
-	if _, err := s.KeyUsage(ctx, w.ID, ka.ID, store.UsageFilter{Bucket: time.Minute, Since: day, Until: day.Add(time.Hour)}); err == nil {
-		t.Error("KeyUsage accepted buckets of a minute")
+	if _, err := s.Usage(ctx, w.ID, ka.ID, store.UsageFilter{Bucket: time.Minute, Since: day, Until: day.Add(time.Hour)}); err == nil {
+		t.Error("Usage accepted buckets of a minute")
 	}
 }
 
-// usageCase asks for a key's usage in buckets of width over [since, until).
+// usageCase asks for a key's usage (the workspace's when k is nil) in buckets of width over
+// [since, until).
 type usageCase struct {
 	name         string
 	k            *keyplane.APIKey
@@ -433,8 +446,8 @@ func testPruneRequestLogs(t *testing.T, s store.Store) {
 	// Rollups of hours that ended by the cutoff go, of every key; the hour the cutoff falls in stays.
 	hour := t0().Truncate(time.Hour)
 	usage := func() []keyplane.UsageBucket {
-		got, err := s.KeyUsage(ctx, w.ID, k.ID, store.UsageFilter{Bucket: time.Hour, Since: hour.Add(-time.Hour), Until: hour.Add(24 * time.Hour)})
-		noErr(t, "KeyUsage", err)
+		got, err := s.Usage(ctx, w.ID, k.ID, store.UsageFilter{Bucket: time.Hour, Since: hour.Add(-time.Hour), Until: hour.Add(24 * time.Hour)})
+		noErr(t, "Usage", err)
 		return got
 	}
 	if n := len(usage()); n != 10 {
