@@ -317,3 +317,82 @@ func TestBrowserReveal(t *testing.T) {
 	}
 	noJSErrors(t, b)
 }
+
+// TestBrowserLogs: after some verifications the logs page lists them and draws the chart, filters
+// work from the form, and the key's own page has its chart. On a phone nothing overflows.
+func TestBrowserLogs(t *testing.T) {
+	s := startKP(t, "sqlite")
+	checkout, checkoutValue := s.restKey(t, "default", map[string]any{"name": "Checkout", "keyType": "secret", "ipAllowlist": []string{"198.51.100.0/24"}})
+	_, mobileValue := s.restKey(t, "default", map[string]any{"name": "Mobile app", "keyType": "secret"})
+	for i := range 12 {
+		s.verifyCode(t, checkoutValue, fmt.Sprintf("198.51.100.%d", i+1))
+	}
+	for i := range 3 {
+		s.verifyCode(t, checkoutValue, fmt.Sprintf("203.0.113.%d", i+1)) // FORBIDDEN: outside the allowlist
+	}
+	for range 5 {
+		s.verifyCode(t, mobileValue, "")
+	}
+	admin := s.as(t, "admin")
+	waitLogs(t, admin, "/w/default/logs", 20)
+
+	b := browsertest.New(t)
+	ana := btPerson(t, b)
+	signIn(t, ana, s.url, "admin@localhost", thePassword)
+	browsertest.Do(t, ana, "logs page", chromedp.Click(css(`header nav a[href="/w/default/logs"]`)), chromedp.WaitVisible(css("#log-table")))
+	rows := browsertest.Eval[int](t, ana, `document.querySelectorAll("#log-table tbody tr").length`)
+	if rows != 20 {
+		t.Fatalf("the logs page lists %d rows, want 20", rows)
+	}
+	// The chart is drawn: a bar per hour, the last stacked green (valid) under pink (forbidden).
+	segs := browsertest.Eval[[]string](t, ana, `[...document.querySelectorAll("#usage-chart g.bar")].at(-1).querySelectorAll("rect.seg").values().map(r => r.getAttribute("class") + " " + Math.round(r.getBBox().height)).toArray()`)
+	if len(segs) != 2 || !strings.HasPrefix(segs[0], "seg c-valid ") || !strings.HasPrefix(segs[1], "seg c-forbidden ") {
+		t.Fatalf("the current hour's bar: %q", segs)
+	}
+	fill := browsertest.Eval[string](t, ana, `getComputedStyle(document.querySelector("#usage-chart rect.c-valid")).fill`)
+	if fill != "rgb(18, 183, 106)" {
+		t.Errorf("valid segments are filled %q: the stylesheet's colours did not apply", fill)
+	}
+	if legend := strings.Join(strings.Fields(browsertest.Text(t, ana, "#usage-chart .legend")), " "); !strings.Contains(legend, "valid 17") || !strings.Contains(legend, "forbidden 3") {
+		t.Errorf("legend: %q", legend)
+	}
+	b.Screenshot(t, ana, "11-logs")
+
+	// Filter from the form: Checkout's FORBIDDEN entries.
+	browsertest.Do(t, ana, "filter",
+		chromedp.SetValue(css("#key"), checkout),
+		chromedp.SetValue(css("#code"), "FORBIDDEN"),
+		chromedp.Click(css("#log-filters button[type=submit]")),
+		chromedp.WaitReady(css(`#code option[value=FORBIDDEN][selected]`)), // the answer's, not the form's
+	)
+	if n := browsertest.Eval[int](t, ana, `document.querySelectorAll("#log-table tbody tr").length`); n != 3 {
+		t.Fatalf("filtered by key and code: %d rows, want 3", n)
+	}
+	if cap := browsertest.Text(t, ana, "#chart-title"); !strings.Contains(cap, "Checkout") || !strings.Contains(cap, "15 requests, 12 valid") {
+		t.Errorf("the filtered chart's title: %q", cap)
+	}
+	// Another period keeps the filters.
+	browsertest.Do(t, ana, "30 days", chromedp.Click(css(`nav.ranges a[href*="range=30d"]`)), chromedp.WaitReady(css(`nav.ranges a[href*="range=30d"][aria-current]`)))
+	if q := browsertest.Eval[string](t, ana, "location.search"); !strings.Contains(q, "range=30d") || !strings.Contains(q, "code=FORBIDDEN") {
+		t.Errorf("after choosing 30 days the query is %q", q)
+	}
+	if n := browsertest.Eval[int](t, ana, `document.querySelectorAll("#usage-chart g.bar").length`); n != 30 {
+		t.Errorf("30 days drawn as %d bars", n)
+	}
+	b.Screenshot(t, ana, "12-logs-filtered")
+
+	// The key's page has its own chart.
+	browsertest.Do(t, ana, "key page", chromedp.Navigate(s.url+"/w/default/settings/api/"+checkout), chromedp.WaitVisible(css("#usage-chart")))
+	if tip := browsertest.Eval[string](t, ana, `[...document.querySelectorAll("#usage-chart g.bar title")].at(-1).textContent`); !strings.Contains(tip, "15 requests, 12 valid, 3 forbidden") {
+		t.Errorf("the key page's last bar: %q", tip)
+	}
+	b.Screenshot(t, ana, "13-key-usage")
+
+	// A phone: the table becomes cards and the chart shrinks to fit.
+	browsertest.Do(t, ana, "phone", chromedp.EmulateViewport(390, 844), chromedp.Navigate(s.url+"/w/default/logs"), chromedp.WaitVisible(css("#log-table")))
+	if w := browsertest.Eval[int](t, ana, "document.documentElement.scrollWidth"); w > 400 {
+		t.Errorf("the logs page is %d px wide on a 390 px phone", w)
+	}
+	b.Screenshot(t, ana, "14-phone-logs")
+	noJSErrors(t, b)
+}

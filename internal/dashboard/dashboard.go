@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -133,14 +134,15 @@ func (d *Dashboard) routes() {
 	m.HandleFunc("POST /w/{slug}/settings/api/{id}/reveal", d.inWorkspace(d.revealKey))
 
 	m.HandleFunc("GET /w/{slug}/audit", d.inWorkspace(d.auditPage))
+	m.HandleFunc("GET /w/{slug}/logs", d.inWorkspace(d.logsPage))
 	m.HandleFunc("GET /w/{slug}/members", d.inWorkspace(d.membersPage))
 	m.HandleFunc("POST /w/{slug}/members", d.inWorkspace(d.addMember))
 	m.HandleFunc("GET /w", d.person(func(w http.ResponseWriter, r *http.Request, v *view) {
 		// The workspace switcher's form, without JavaScript.
-		http.Redirect(w, r, "/w/"+url.PathEscape(r.URL.Query().Get("slug"))+"/settings/api", http.StatusSeeOther)
+		http.Redirect(w, r, landing(v, r.URL.Query().Get("slug")), http.StatusSeeOther)
 	}))
 	m.HandleFunc("GET /w/{slug}", d.inWorkspace(func(w http.ResponseWriter, r *http.Request, v *view) {
-		http.Redirect(w, r, v.WS("/settings/api"), http.StatusSeeOther)
+		http.Redirect(w, r, landing(v, v.Workspace.Slug), http.StatusSeeOther)
 	}))
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		d.fail(w, r, http.StatusNotFound, "There is no page here.")
@@ -177,6 +179,23 @@ func (v *view) WS(path string) string { return "/w/" + v.Workspace.Slug + path }
 // Can reports whether the person holds a keyplane permission in this workspace.
 func (v *view) Can(perm string) bool {
 	return v.Caller != nil && v.Caller.Authorize(v.Workspace.ID, perm) == nil
+}
+
+// landing is the path of a workspace's first page for the person: the API keys for those who may see
+// them, else the logs, which every role may read. A workspace they are not a member of answers not
+// found at its own path.
+func landing(v *view, slug string) string {
+	base := "/w/" + url.PathEscape(slug)
+	for _, m := range v.Memberships {
+		if m.Workspace.Slug != slug {
+			continue
+		}
+		if v.User.Operator || slices.Contains(keyplane.RolePermissions(m.Role), keyplane.PermAPIKeysRead) {
+			return base + "/settings/api"
+		}
+		return base + "/logs"
+	}
+	return base
 }
 
 type pageFunc func(w http.ResponseWriter, r *http.Request, v *view)

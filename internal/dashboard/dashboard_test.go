@@ -159,6 +159,8 @@ func (s *kpServer) getenv(k string) string {
 		return "../../examples/keyplane.json"
 	case "KEYPLANE_LOG_LEVEL":
 		return "debug"
+	case "KEYPLANE_LOG_FLUSH_INTERVAL":
+		return "50ms" // request log entries show on the logs page at once
 	}
 	return ""
 }
@@ -612,6 +614,7 @@ func TestDashboardHTTP(t *testing.T) {
 				{"KeyLifecycle", testKeyLifecycle},
 				{"Reveal", testReveal},
 				{"Members", testMembers},
+				{"Logs", testLogs},
 				{"Pages", testPages},
 				{"SignOut", testSignOut},
 				{"NoSecretsAnywhere", testNoSecretsAnywhere},
@@ -868,14 +871,16 @@ func testAuthorization(t *testing.T, s *kpServer) {
 			errorPage(t, e, http.StatusForbidden, "Your role in this workspace ("+who+") does not allow this")
 			errorPage(t, p.get(t, "/w/default/settings/api/"+probeID), http.StatusForbidden, "("+who+")")
 			errorPage(t, p.get(t, "/w/default/settings/api/"+probeID+"/reveal"), http.StatusForbidden, "("+who+")")
-			// Home is the audit trail, not a page they may not open.
-			expectRedirect(t, p.get(t, "/"), "/w/default/audit")
+			// Home is the logs, not a page they may not open; so is the workspace's own address.
+			expectRedirect(t, p.get(t, "/"), "/w/default/logs")
+			expectRedirect(t, p.get(t, "/w/default"), "/w/default/logs")
+			expectRedirect(t, p.get(t, "/w?slug=default"), "/w/default/logs")
 			audit := p.get(t, "/w/default/audit")
 			expect(t, audit, http.StatusOK)
 			expectText(t, audit, "Audit trail", "user.signed_in")
 			n := nav(audit.body)
-			if n == "" || strings.Contains(n, "API keys") || !strings.Contains(n, "Audit trail") || !strings.Contains(n, "Members") {
-				t.Errorf("%s's navigation: %q; want Audit trail and Members, no API keys", who, n)
+			if n == "" || strings.Contains(n, "API keys") || !strings.Contains(n, "Logs") || !strings.Contains(n, "Audit trail") || !strings.Contains(n, "Members") {
+				t.Errorf("%s's navigation: %q; want Logs, Audit trail and Members, no API keys", who, n)
 			}
 			members := p.get(t, "/w/default/members")
 			expect(t, members, http.StatusOK)

@@ -3,6 +3,7 @@ package dashboard
 import (
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -198,6 +199,8 @@ type keyPageData struct {
 	Catalog []keyplane.CatalogEntry
 	TestTTL string
 	MaxDate string
+	Usage   *chart // nil for people who may not read logs
+	LogsURL string
 }
 
 func formOf(k *keyplane.APIKey) keyForm {
@@ -227,6 +230,19 @@ func (d *Dashboard) showKey(w http.ResponseWriter, r *http.Request, v *view, sta
 	v.Data = keyPageData{Row: rowOf(k, v.Now), Form: f, Errors: errs, Catalog: d.svc.Catalog().Permissions(),
 		TestTTL: human(time.Duration(v.Workspace.TestKeyTTLSeconds) * time.Second),
 		MaxDate: k.CreatedAt.Add(time.Duration(v.Workspace.TestKeyTTLSeconds) * time.Second).UTC().Format("2006-01-02")}
+	if v.Can(keyplane.PermLogsRead) {
+		data := v.Data.(keyPageData)
+		rg := rangeNamed(r.URL.Query().Get("range"))
+		buckets, err := d.usage(r, v, k.ID, rg)
+		if err != nil {
+			d.serverError(w, r, err)
+			return
+		}
+		c := usageChart("Requests per "+string(rg.Granularity)+", "+lower(rg.Label), buckets, rg.Granularity)
+		c.Range, c.Links = rg.Name, rangeLinks(r.URL, rg)
+		data.Usage, data.LogsURL = &c, v.WS("/logs?key="+url.QueryEscape(k.ID))
+		v.Data = data
+	}
 	d.render(w, r, status, "key", v)
 }
 

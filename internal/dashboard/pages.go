@@ -17,12 +17,13 @@ import (
 	"github.com/keyplane/keyplane/internal/store"
 )
 
-var pageNames = []string{"error", "login", "logout", "status", "keys", "key", "confirm", "secret", "audit", "members"}
+var pageNames = []string{"error", "login", "logout", "status", "keys", "key", "confirm", "secret", "audit", "members", "logs"}
 
 func (d *Dashboard) parse() error {
 	funcs := template.FuncMap{
 		"when":      func(t time.Time) string { return t.UTC().Format("2 Jan 2006 15:04 UTC") },
 		"relative":  relative,
+		"exact":     func(t time.Time) string { return t.UTC().Format("2 Jan 2006 15:04:05.000") },
 		"join":      strings.Join,
 		"hasString": slices.Contains[[]string],
 		"fieldError": func(errs map[string]string, field string) string {
@@ -79,12 +80,7 @@ func (d *Dashboard) home(w http.ResponseWriter, r *http.Request) {
 			d.render(w, r, http.StatusOK, "status", d.statusView(r, v))
 			return
 		}
-		m := v.Memberships[0]
-		page := "/audit"
-		if v.User.Operator || slices.Contains(keyplane.RolePermissions(m.Role), keyplane.PermAPIKeysRead) {
-			page = "/settings/api"
-		}
-		http.Redirect(w, r, "/w/"+m.Workspace.Slug+page, http.StatusSeeOther)
+		http.Redirect(w, r, landing(v, v.Memberships[0].Workspace.Slug), http.StatusSeeOther)
 	})(w, r)
 }
 
@@ -302,6 +298,7 @@ var labels = map[string]string{
 	"permissions": "Permissions", "ipAllowlist": "IP allowlist", "allowedOrigins": "Allowed origins",
 	"meta": "Metadata", "expiresAt": "Expiry", "email": "Email", "role": "Role", "password": "Password",
 	"rateLimit.limit": "Rate limit", "rateLimit.windowMs": "Rate limit window",
+	"keyId": "Key", "code": "Outcome", "source": "Source", "since": "From", "until": "To",
 }
 
 // labelled puts the field's name before a message that reads as its predicate ("is required").

@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	mathrand "math/rand/v2"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -278,6 +279,11 @@ func (l *Logger) flush(ctx context.Context) {
 	}
 	random := l.random[:len(batch)*id.RandomSize]
 	rand.Read(random) // crypto/rand: never fails
+	// The log is listed in id order, and an id's time part is a millisecond: within one, ids follow
+	// the entries' times only if their random parts do. The batch comes shard by shard, so it is put
+	// in time order, and an entry of the same millisecond as the one before takes that one's random
+	// part plus one (as monotonic ULIDs do).
+	slices.SortStableFunc(batch, func(a, b keyplane.RequestLog) int { return a.Timestamp.Compare(b.Timestamp) })
 	for i := range batch {
 		e := &batch[i]
 		// What the client sent must not fail the batch: PostgreSQL refuses text with NUL bytes or
@@ -285,7 +291,12 @@ func (l *Logger) flush(ctx context.Context) {
 		e.Method, e.Path = clean(e.Method, maxMethod), clean(e.Path, maxPath)
 		e.IP, e.UserAgent = clean(e.IP, maxIP), clean(e.UserAgent, maxUserAgent)
 		e.Timestamp = e.Timestamp.UTC().Truncate(time.Microsecond) // the store's precision
-		e.ID = id.NewAtWith(id.Request, e.Timestamp, random[i*id.RandomSize:])
+		r := random[i*id.RandomSize : (i+1)*id.RandomSize]
+		if i > 0 && batch[i-1].Timestamp.UnixMilli() == e.Timestamp.UnixMilli() {
+			copy(r, random[(i-1)*id.RandomSize:i*id.RandomSize])
+			increment(r)
+		}
+		e.ID = id.NewAtWith(id.Request, e.Timestamp, r)
 		if t, ok := touched[e.KeyID]; ok {
 			if e.Timestamp.After(t) {
 				touched[e.KeyID] = e.Timestamp
@@ -308,6 +319,17 @@ func (l *Logger) flush(ctx context.Context) {
 		// Only once written: a batch that failed leaves its keys to be touched by the next one.
 		for k, t := range touched {
 			l.touchedAt[k] = t
+		}
+	}
+}
+
+// increment adds one to b, a big-endian number. It wraps around only after 2^80 entries of one
+// millisecond.
+func increment(b []byte) {
+	for i := len(b) - 1; i >= 0; i-- {
+		b[i]++
+		if b[i] != 0 {
+			return
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -128,6 +129,48 @@ func TestCloseFlushes(t *testing.T) {
 		t.Errorf("after Close: dropped %d, written %d; want 1 and 7", l.Dropped(), len(rec.all()))
 	}
 	closeLogger(t, l) // again: fine
+}
+
+// TestIDsFollowTime: the log is listed by id, so ids must sort as the entries' times do, within a
+// millisecond too, whatever shard each entry went through.
+func TestIDsFollowTime(t *testing.T) {
+	rec := &recorder{}
+	l := New(rec, Options{FlushInterval: never, BatchSize: 1000, Shards: 8})
+	var times []time.Time
+	for i := range 300 {
+		// 300 entries over 3 milliseconds, several per microsecond, logged out of order.
+		times = append(times, t0.Add(time.Duration(i%3)*time.Millisecond+time.Duration(i%7)*time.Microsecond))
+	}
+	for _, ts := range times {
+		l.Log(entry("apk_1", ts))
+	}
+	closeLogger(t, l)
+	got := rec.all()
+	if len(got) != len(times) {
+		t.Fatalf("%d entries written, want %d", len(got), len(times))
+	}
+	slices.SortFunc(got, func(a, b keyplane.RequestLog) int { return strings.Compare(a.ID, b.ID) })
+	for i := 1; i < len(got); i++ {
+		if got[i].ID == got[i-1].ID {
+			t.Fatalf("two entries have the id %s", got[i].ID)
+		}
+		if got[i].Timestamp.Before(got[i-1].Timestamp) {
+			t.Fatalf("id order is not time order: %s at %v sorts after %s at %v", got[i].ID, got[i].Timestamp, got[i-1].ID, got[i-1].Timestamp)
+		}
+	}
+}
+
+func TestIncrement(t *testing.T) {
+	for _, c := range []struct{ in, want []byte }{
+		{[]byte{0, 0, 1}, []byte{0, 0, 2}},
+		{[]byte{0, 1, 0xff}, []byte{0, 2, 0}},
+		{[]byte{0xff, 0xff, 0xff}, []byte{0, 0, 0}},
+	} {
+		b := slices.Clone(c.in)
+		if increment(b); !slices.Equal(b, c.want) {
+			t.Errorf("increment(%x) = %x, want %x", c.in, b, c.want)
+		}
+	}
 }
 
 func TestBatchesBySize(t *testing.T) {
