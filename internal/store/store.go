@@ -63,6 +63,13 @@ type UsageFilter struct {
 	Until  time.Time
 }
 
+// DeliveryFilter selects attempts of one endpoint's deliveries log. Empty fields do not filter.
+type DeliveryFilter struct {
+	Status keyplane.DeliveryStatus
+	Limit  int
+	Cursor string
+}
+
 // Queries are the reads. Lists are newest first and return the cursor of the next page, or "" when
 // there is none. A malformed cursor yields an error wrapping ErrBadCursor.
 type Queries interface {
@@ -113,6 +120,19 @@ type Queries interface {
 	// keyID is empty, oldest first, summed from the hourly rollups. A key of another workspace has
 	// none.
 	Usage(ctx context.Context, workspaceID, keyID string, f UsageFilter) ([]keyplane.UsageBucket, error)
+
+	// GetWebhook returns the endpoint only if it belongs to workspaceID; otherwise ErrNotFound.
+	GetWebhook(ctx context.Context, workspaceID, id string) (*keyplane.WebhookEndpoint, error)
+	// ListWebhooks lists a workspace's endpoints, newest first.
+	ListWebhooks(ctx context.Context, workspaceID string, limit int, cursor string) ([]keyplane.WebhookEndpoint, string, error)
+	// SubscribedWebhooks returns the workspace's enabled endpoints that want events of eventType.
+	SubscribedWebhooks(ctx context.Context, workspaceID, eventType string) ([]keyplane.WebhookEndpoint, error)
+	// GetDelivery returns an attempt of the endpoint, in the workspace; otherwise ErrNotFound.
+	GetDelivery(ctx context.Context, workspaceID, endpointID, id string) (*keyplane.Delivery, error)
+	// ListDeliveries lists an endpoint's attempts, newest first.
+	ListDeliveries(ctx context.Context, workspaceID, endpointID string, f DeliveryFilter) ([]keyplane.Delivery, string, error)
+	// GetEvent returns an event of the workspace; otherwise ErrNotFound.
+	GetEvent(ctx context.Context, workspaceID, id string) (*keyplane.Event, error)
 }
 
 // Tx is one transaction: every change and its audit entry and event commit together or not at all.
@@ -151,6 +171,18 @@ type Tx interface {
 
 	InsertAudit(ctx context.Context, e *keyplane.AuditEntry) error
 	InsertEvent(ctx context.Context, e *keyplane.Event) error
+
+	InsertWebhook(ctx context.Context, e *keyplane.WebhookEndpoint) error
+	// UpdateWebhook writes every field of e except ID, WorkspaceID, CreatedAt and FailingSince (which
+	// only FinishDelivery moves). ErrNotFound when no endpoint has e's id in e's workspace.
+	UpdateWebhook(ctx context.Context, e *keyplane.WebhookEndpoint) error
+	// DeleteWebhook removes the endpoint and its deliveries log. ErrNotFound when absent.
+	DeleteWebhook(ctx context.Context, workspaceID, id string) error
+	// InsertDelivery adds an attempt: pending (the queue) or already made (a test send).
+	InsertDelivery(ctx context.Context, d *keyplane.Delivery) error
+	// FailPendingDeliveries ends the endpoint's pending attempts as failed with reason, leased ones
+	// included, and says how many.
+	FailPendingDeliveries(ctx context.Context, endpointID, reason string) (int64, error)
 }
 
 // ErrBadCursor is wrapped by list calls given a cursor they did not make.
@@ -177,6 +209,17 @@ type Store interface {
 	// PruneUsage deletes at most limit hourly usage rollups of hours that ended by before (the hour
 	// before falls in stays) and says how many.
 	PruneUsage(ctx context.Context, before time.Time, limit int) (int64, error)
+
+	// ClaimDeliveries leases up to limit pending attempts that are due at now, to enabled endpoints not
+	// in exclude, that no live lease holds: each gets the lease claim until until. Oldest due first.
+	// Several workers, on several nodes, never get the same attempt while its lease lasts.
+	ClaimDeliveries(ctx context.Context, now, until time.Time, claim string, limit int, exclude []string) ([]keyplane.Delivery, error)
+	// FinishDelivery records the outcome of a leased attempt d (Status, StatusCode, ResponseBody,
+	// Error, DurationMs; NextAttemptAt cleared), inserts next when not nil (the retry), and, unless d
+	// is Manual, moves the endpoint's FailingSince: cleared on success, set to at on a failure when
+	// unset. All in one transaction, and only while the lease claim still holds the attempt:
+	// otherwise ErrNotFound and nothing is written. It returns the endpoint's FailingSince after.
+	FinishDelivery(ctx context.Context, d *keyplane.Delivery, claim string, at time.Time, next *keyplane.Delivery) (*time.Time, error)
 
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error

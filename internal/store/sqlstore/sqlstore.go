@@ -34,6 +34,10 @@ type Dialect struct {
 	// PrepareBatches: the driver parses every statement it runs afresh (modernc's SQLite does), so the
 	// request log's long multi-row statements are prepared once and reused.
 	PrepareBatches bool
+	// SkipLocked ends the subquery that picks the webhook attempts to lease (its attempts table is d):
+	// a row lock that concurrent workers skip rather than wait for. Empty when the database
+	// serializes all writers anyway.
+	SkipLocked string
 	// IsUniqueViolation reports whether err is a unique or primary key constraint violation.
 	IsUniqueViolation func(error) bool
 	// IsRetryable reports whether a transaction that failed with err may succeed if run again
