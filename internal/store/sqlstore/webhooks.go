@@ -40,10 +40,10 @@ const (
 		WHERE id = ? AND endpoint_id = ? AND workspace_id = ?`
 	sqlListDeliveries = `SELECT ` + deliveryColumns + ` FROM webhook_deliveries
 		WHERE endpoint_id = ? AND workspace_id = ?`
-	sqlDeliveryStatus     = ` AND status = ?`
-	sqlDeliveryBefore     = ` AND id < ?`
-	sqlListDeliveriesEnd  = ` ORDER BY id DESC LIMIT ?`
-	sqlFailPending        = `UPDATE webhook_deliveries SET status = 'failed', error = ?, next_attempt_at = NULL, claim = NULL, claimed_until = NULL
+	sqlDeliveryStatus    = ` AND status = ?`
+	sqlDeliveryBefore    = ` AND id < ?`
+	sqlListDeliveriesEnd = ` ORDER BY id DESC LIMIT ?`
+	sqlFailPending       = `UPDATE webhook_deliveries SET status = 'failed', error = ?, next_attempt_at = NULL, claim = NULL, claimed_until = NULL
 		WHERE endpoint_id = ? AND status = 'pending'`
 	sqlClaimDeliveriesPre = `UPDATE webhook_deliveries SET claim = ?, claimed_until = ? WHERE id IN (
 		SELECT d.id FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id
