@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"regexp"
 	"slices"
@@ -317,6 +318,58 @@ func schemas() map[string]schema {
 			"userAgent":     str(),
 			"latencyMicros": integer().set("minimum", 0).desc("From the request's arrival to its answer, in microseconds."),
 		}),
+		"WebhookEndpoint": sealed(webhookProps()),
+		"WebhookEndpointWithSecret": func() schema {
+			p := webhookProps()
+			req := slices.Sorted(maps.Keys(p))
+			p["secret"] = str().pattern(`^whsec_[A-Za-z0-9+/]+={0,2}$`).desc("The signing secret: shown on creation, rotation and reveal.")
+			p["previousSecretExpiresAt"] = dateTime().desc("After a rotation: until when the previous secret also signs.")
+			return closed(p, append(req, "secret")...)
+		}(),
+		"CreateWebhookRequest": closed(props{
+			"url":         str().maxLen(keyplane.MaxWebhookURL).desc("Absolute https:// URL, without credentials; it must not resolve to a private address."),
+			"description": str().maxLen(500),
+			"eventTypes":  array(str()).desc("At least one event type of GET /v1/event-types, or \"*\"."),
+			"enabled":     boolean().def(true),
+		}, "url", "eventTypes"),
+		"UpdateWebhookRequest": closed(props{
+			"url":         str().maxLen(keyplane.MaxWebhookURL),
+			"description": nullable(str().maxLen(500)).desc("null clears it."),
+			"eventTypes":  array(str()),
+			"enabled":     boolean().desc("true clears disabledReason."),
+		}),
+		"EmptyRequest":       closed(props{}).desc("No fields; the body may be left out."),
+		"TestWebhookRequest": closed(props{"eventType": str().desc("The test event's type; webhook.test when absent.")}),
+		"WebhookTestResult": sealed(props{
+			"statusCode":   nullable(integer()).desc("The endpoint's HTTP status; null when none came."),
+			"responseBody": str().desc("The first 4 KiB of the answer."),
+			"error":        nullable(str()).desc("Why the attempt failed; null on a 2xx."),
+			"durationMs":   integer().set("minimum", 0),
+		}),
+		"Delivery": sealed(props{
+			"id":            idOf("dlv"),
+			"eventId":       idOf("evt"),
+			"eventType":     str(),
+			"attempt":       integer().set("minimum", 1),
+			"status":        enum(keyplane.DeliveryPending, keyplane.DeliverySucceeded, keyplane.DeliveryFailed),
+			"statusCode":    nullable(integer()),
+			"responseBody":  str(),
+			"error":         nullable(str()),
+			"durationMs":    nullable(integer()),
+			"createdAt":     dateTime(),
+			"nextAttemptAt": nullable(dateTime()).desc("When a pending attempt is due; null once made."),
+		}),
+		"DeletedWebhook": sealed(props{"id": idOf("whk"), "deleted": boolean().constant(true)}),
+		"SendEventRequest": closed(props{
+			"type": str().desc("A custom event type of the deployment's --config file; keyplane's own types are refused."),
+			"data": object().desc("The event's payload; {} when absent."),
+		}, "type"),
+		"SentEvent": sealed(props{
+			"id":        idOf("evt"),
+			"type":      str(),
+			"createdAt": dateTime(),
+			"endpoints": integer().set("minimum", 0).desc("How many enabled endpoints it was queued for."),
+		}),
 		"UsageBucket": sealed(props{
 			"start": dateTime().desc("The bucket's first instant: a UTC hour or midnight."),
 			"total": integer().set("minimum", 0).desc("Requests logged in the bucket."),
@@ -324,6 +377,20 @@ func schemas() map[string]schema {
 			"codes": object().set("propertyNames", ref("VerifyCode")).set("additionalProperties", integer().set("minimum", 1)).
 				desc("Requests per code; codes without requests are absent, so an empty bucket has {}."),
 		}),
+	}
+}
+
+// webhookProps are the fields of an endpoint as every answer shows it.
+func webhookProps() props {
+	return props{
+		"id":             idOf("whk"),
+		"url":            str().desc("Where events are posted."),
+		"description":    str(),
+		"eventTypes":     array(str()).desc("Event type names, or [\"*\"] for every type."),
+		"enabled":        boolean(),
+		"disabledReason": nullable(str()).desc("Why keyplane disabled the endpoint (410 Gone, or 5 days of failures); null otherwise."),
+		"createdAt":      dateTime(),
+		"updatedAt":      dateTime(),
 	}
 }
 
@@ -572,6 +639,46 @@ func operations() []operation {
 				param("until", "query", "The range's end (RFC 3339), rounded up to a bucket's end; by default the end of the current bucket.", dateTime()),
 			}},
 
+		{method: "GET", path: "/v1/webhooks", id: "listWebhooks", tag: "webhooks", summary: "List webhook endpoints",
+			description: "Newest first. Needs webhooks:read.",
+			access:      workspaced, status: 200, data: ref("WebhookEndpoint"), list: true,
+			query: []map[string]any{paramRef("limit"), paramRef("cursor")}},
+		{method: "POST", path: "/v1/webhooks", id: "createWebhook", tag: "webhooks", summary: "Subscribe a URL to events",
+			description: "Answers the endpoint with its signing secret. The URL's host is resolved: one that resolves to a loopback, private, " +
+				"link-local, CGNAT, multicast or metadata address is refused (unless the deployment allows private addresses). Needs webhooks:write.",
+			access: workspaced, body: "CreateWebhookRequest", status: 201, data: ref("WebhookEndpointWithSecret"), errors: keyBody},
+		{method: "GET", path: "/v1/webhooks/{id}", id: "getWebhook", tag: "webhooks", summary: "Get a webhook endpoint",
+			description: "Never holds the secret. Needs webhooks:read.",
+			access:      workspaced, status: 200, data: ref("WebhookEndpoint")},
+		{method: "PATCH", path: "/v1/webhooks/{id}", id: "updateWebhook", tag: "webhooks", summary: "Change, enable or disable an endpoint",
+			description: "Disabling ends its pending attempts. Needs webhooks:write.",
+			access:      workspaced, body: "UpdateWebhookRequest", status: 200, data: ref("WebhookEndpoint"), errors: keyBody},
+		{method: "DELETE", path: "/v1/webhooks/{id}", id: "deleteWebhook", tag: "webhooks", summary: "Delete an endpoint and its deliveries log",
+			description: "Needs webhooks:write.",
+			access:      workspaced, status: 200, data: ref("DeletedWebhook")},
+		{method: "POST", path: "/v1/webhooks/{id}/rotate-secret", id: "rotateWebhookSecret", tag: "webhooks", summary: "Give an endpoint a new signing secret",
+			description: "The previous secret keeps signing, as a second signature, for 24 hours. Needs webhooks:write.",
+			access:      workspaced, body: "EmptyRequest", bodyOptional: true, status: 200, data: ref("WebhookEndpointWithSecret"), errors: keyBody},
+		{method: "POST", path: "/v1/webhooks/{id}/reveal-secret", id: "revealWebhookSecret", tag: "webhooks", summary: "Reveal an endpoint's signing secret",
+			description: "Needs webhooks:write; people need the owner or admin role. Audited.",
+			access:      workspaced, body: "EmptyRequest", bodyOptional: true, status: 200, data: ref("WebhookEndpointWithSecret"), errors: keyBody},
+		{method: "POST", path: "/v1/webhooks/{id}/test", id: "testWebhook", tag: "webhooks", summary: "Send a test event now",
+			description: "Synchronous: answers what the endpoint answered, within 15 s. Logged as a webhook.test delivery, never retried. Needs webhooks:write.",
+			access:      workspaced, body: "TestWebhookRequest", bodyOptional: true, status: 200, data: ref("WebhookTestResult"), errors: keyBody},
+		{method: "GET", path: "/v1/webhooks/{id}/deliveries", id: "listDeliveries", tag: "webhooks", summary: "An endpoint's delivery attempts",
+			description: "Newest first; each retry is an attempt of its own. Needs webhooks:read.",
+			access:      workspaced, status: 200, data: ref("Delivery"), list: true,
+			query: []map[string]any{
+				param("status", "query", "Only attempts of this status.", enum(keyplane.DeliveryPending, keyplane.DeliverySucceeded, keyplane.DeliveryFailed)),
+				paramRef("limit"), paramRef("cursor"),
+			}},
+		{method: "POST", path: "/v1/webhooks/{id}/deliveries/{deliveryId}/retry", id: "retryDelivery", tag: "webhooks", summary: "Queue a new attempt of a delivery",
+			description: "Answers 202 with the new, pending attempt. Test sends are not retried; a disabled endpoint must be enabled first. Needs webhooks:write.",
+			access:      workspaced, body: "EmptyRequest", bodyOptional: true, status: 202, data: ref("Delivery"), errors: keyBody},
+		{method: "POST", path: "/v1/events", id: "sendEvent", tag: "webhooks", summary: "Send a custom event",
+			description: "Queues it for every enabled endpoint subscribed to its type; answers 202. Needs events:write.",
+			access:      workspaced, body: "SendEventRequest", status: 202, data: ref("SentEvent"), errors: keyBody},
+
 		{method: "POST", path: "/v1/verify", id: "verifyApiKey", tag: "verification", summary: "Verify an API key",
 			description: "A well-formed request always answers 200: the outcome is data.code. Needs a root key with the verify scope. " +
 				"A verification of a key that exists is logged in its workspace's request log (GET /v1/logs).",
@@ -668,6 +775,7 @@ func buildOpenAPI() map[string]any {
 			map[string]any{"name": "api-keys", "description": "A workspace's keys: lifecycle, rotation, reveal."},
 			map[string]any{"name": "audit", "description": "The tamper-evident audit trail."},
 			map[string]any{"name": "logs", "description": "The request log of key uses, and usage counted from it."},
+			map[string]any{"name": "webhooks", "description": "Endpoints that receive the workspace's events, signed per Standard Webhooks, and their deliveries."},
 			map[string]any{"name": "verification", "description": "The hot path: is this key good?"},
 		},
 		"paths": paths,

@@ -108,6 +108,18 @@ func (s *Server) routes() {
 
 	m.HandleFunc("GET /v1/logs", s.auth(inWorkspace, s.listLogs))
 
+	m.HandleFunc("GET /v1/webhooks", s.auth(inWorkspace, s.listWebhooks))
+	m.HandleFunc("POST /v1/webhooks", s.auth(inWorkspace, s.createWebhook))
+	m.HandleFunc("GET /v1/webhooks/{id}", s.auth(inWorkspace, s.getWebhook))
+	m.HandleFunc("PATCH /v1/webhooks/{id}", s.auth(inWorkspace, s.updateWebhook))
+	m.HandleFunc("DELETE /v1/webhooks/{id}", s.auth(inWorkspace, s.deleteWebhook))
+	m.HandleFunc("POST /v1/webhooks/{id}/rotate-secret", s.auth(inWorkspace, s.rotateWebhookSecret))
+	m.HandleFunc("POST /v1/webhooks/{id}/reveal-secret", s.auth(inWorkspace, s.revealWebhookSecret))
+	m.HandleFunc("POST /v1/webhooks/{id}/test", s.auth(inWorkspace, s.testWebhook))
+	m.HandleFunc("GET /v1/webhooks/{id}/deliveries", s.auth(inWorkspace, s.listDeliveries))
+	m.HandleFunc("POST /v1/webhooks/{id}/deliveries/{deliveryId}/retry", s.auth(inWorkspace, s.retryDelivery))
+	m.HandleFunc("POST /v1/events", s.auth(inWorkspace, s.sendEvent))
+
 	m.HandleFunc("POST /v1/verify", s.auth(verifier, s.verifyKey))
 }
 

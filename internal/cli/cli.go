@@ -21,6 +21,7 @@ import (
 	"github.com/keyplane/keyplane/internal/store"
 	"github.com/keyplane/keyplane/internal/store/postgres"
 	"github.com/keyplane/keyplane/internal/store/sqlite"
+	"github.com/keyplane/keyplane/internal/webhook"
 )
 
 // Version is set at build time with -ldflags "-X github.com/keyplane/keyplane/internal/cli.Version=…".
@@ -155,7 +156,7 @@ type env struct {
 	createdMasterKey bool
 }
 
-func (p *Program) open(ctx context.Context, cfg *config.Config, forget func(...[]byte)) (*env, error) {
+func (p *Program) open(ctx context.Context, cfg *config.Config, forget func(...[]byte), hooks service.WebhookOptions) (*env, error) {
 	log := p.logger(cfg)
 	cat, err := cfg.Catalog()
 	if err != nil {
@@ -176,15 +177,17 @@ func (p *Program) open(ctx context.Context, cfg *config.Config, forget func(...[
 	if err != nil {
 		return nil, err
 	}
+	hooks.Policy = webhook.URLPolicy{AllowHTTP: cfg.WebhookAllowHTTP, AllowPrivate: cfg.WebhookAllowPrivate}
+	hooks.Schedule = cfg.WebhookRetrySchedule
 	svc := service.New(service.Options{Store: st, Catalog: cat, Box: box, KeyPrefix: cfg.KeyPrefix, Forget: forget, Logger: log,
-		LogRetention: cfg.LogRetention, UsageRetention: cfg.UsageRetention})
+		LogRetention: cfg.LogRetention, UsageRetention: cfg.UsageRetention, Webhooks: hooks})
 	return &env{cfg: cfg, store: st, svc: svc, log: log, createdMasterKey: created}, nil
 }
 
 // print opens the store and service, runs fn, and prints its result alone on a line, so that scripts
 // can capture it: $(keyplane root-keys create …).
 func (p *Program) print(ctx context.Context, cfg *config.Config, fn func(e *env) (string, error)) error {
-	e, err := p.open(ctx, cfg, nil)
+	e, err := p.open(ctx, cfg, nil, service.WebhookOptions{})
 	if err != nil {
 		return err
 	}
@@ -294,7 +297,7 @@ func (p *Program) auditVerify(ctx context.Context, args []string) error {
 	if err != nil {
 		return helpOK(err)
 	}
-	e, err := p.open(ctx, cfg, nil)
+	e, err := p.open(ctx, cfg, nil, service.WebhookOptions{})
 	if err != nil {
 		return err
 	}

@@ -13,16 +13,17 @@ import (
 	"github.com/keyplane/keyplane/internal/api"
 	"github.com/keyplane/keyplane/internal/config"
 	"github.com/keyplane/keyplane/internal/dashboard"
+	"github.com/keyplane/keyplane/internal/delivery"
 	"github.com/keyplane/keyplane/internal/masterkey"
 	"github.com/keyplane/keyplane/internal/metrics"
 	"github.com/keyplane/keyplane/internal/reqlog"
+	"github.com/keyplane/keyplane/internal/service"
 	"github.com/keyplane/keyplane/internal/verify"
 )
 
 // handler routes the API's paths to the API and everything else to the dashboard, all behind request
 // ids, access logs and panic recovery.
-func handler(e *env, ver *verify.Verifier, rl *reqlog.Logger, cfg *config.Config, started time.Time) (http.Handler, error) {
-	m := metrics.New()
+func handler(e *env, m *metrics.Metrics, ver *verify.Verifier, rl *reqlog.Logger, cfg *config.Config, started time.Time) (http.Handler, error) {
 	m.CounterFunc("keyplane_verify_cache_hits_total", "Key lookups answered from the verification cache.", func() float64 { h, _, _ := ver.CacheStats(); return float64(h) })
 	m.CounterFunc("keyplane_verify_cache_misses_total", "Key lookups that read the store.", func() float64 { _, mi, _ := ver.CacheStats(); return float64(mi) })
 	m.GaugeFunc("keyplane_verify_cache_entries", "Key digests held by the verification cache, known and unknown.", func() float64 { _, _, n := ver.CacheStats(); return float64(n) })
@@ -61,10 +62,15 @@ func (p *Program) serve(ctx context.Context, args []string) error {
 		return helpOK(err)
 	}
 	var ver *verify.Verifier
-	e, err := p.open(ctx, cfg, func(h ...[]byte) { ver.Forget(h...) })
+	var runner *delivery.Runner
+	m := metrics.New()
+	e, err := p.open(ctx, cfg, func(h ...[]byte) { ver.Forget(h...) }, service.WebhookOptions{
+		Kick: func() { runner.Kick() }, Delivered: m.Delivery, Lease: cfg.WebhookLease,
+	})
 	if err != nil {
 		return err
 	}
+	runner = delivery.New(e.svc, delivery.Options{Logger: e.log})
 	defer e.store.Close()
 	ver, err = verify.New(e.store, verify.Options{KeyPrefix: cfg.KeyPrefix, CacheSize: cfg.CacheSize, TTL: cfg.CacheTTL})
 	if err != nil {
@@ -84,7 +90,7 @@ func (p *Program) serve(ctx context.Context, args []string) error {
 		return rl.Close(cctx)
 	}
 	defer closeLog()
-	handler, err := handler(e, ver, rl, cfg, started)
+	handler, err := handler(e, m, ver, rl, cfg, started)
 	if err != nil {
 		return err
 	}
@@ -120,6 +126,11 @@ func (p *Program) serve(ctx context.Context, args []string) error {
 	go func() { errc <- srv.Serve(ln) }()
 	go pruneSessions(ctx, e)
 	go pruneLogs(ctx, e)
+	// Webhook workers stop with ctx; attempts cut short keep their lease and are made again, by this
+	// node once it restarts or by another, when the lease lapses.
+	workersDone := make(chan struct{})
+	go func() { runner.Run(ctx); close(workersDone) }()
+	defer func() { <-workersDone }()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)

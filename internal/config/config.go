@@ -45,6 +45,9 @@ type Config struct {
 	// be written, and how many may wait before new ones are dropped.
 	LogFlushInterval time.Duration
 	LogBufferSize    int
+	// WebhookLease is how long a node holds the webhook attempts it takes; after a crash, another
+	// node (or this one, restarted) makes them once it lapses.
+	WebhookLease time.Duration
 }
 
 // Defaults of the contract.
@@ -58,6 +61,7 @@ const (
 	DefaultUsageRetention = "9600h" // 400 days
 	DefaultLogFlush       = "1s"
 	DefaultLogBufferSize  = "10000"
+	DefaultWebhookLease   = "2m"
 )
 
 // FlagSet declares the flags shared by every command (where the data is) and, with serve, those of
@@ -69,6 +73,7 @@ type FlagSet struct {
 	allowPrivate, allowHTTP             string
 	logRetention, usageRetention        string
 	logFlush, logBuffer                 string
+	lease                               string
 	getenv                              func(string) string
 }
 
@@ -101,6 +106,7 @@ func NewFlagSet(name string, serve bool, getenv func(string) string, out io.Writ
 	fs.logRetention = env("KEYPLANE_LOG_RETENTION", DefaultLogRetention)
 	fs.usageRetention = env("KEYPLANE_USAGE_RETENTION", DefaultUsageRetention)
 	fs.logFlush = env("KEYPLANE_LOG_FLUSH_INTERVAL", DefaultLogFlush)
+	fs.lease = env("KEYPLANE_WEBHOOK_LEASE", DefaultWebhookLease)
 	fs.logBuffer = env("KEYPLANE_LOG_BUFFER_SIZE", DefaultLogBufferSize)
 	if serve {
 		fs.StringVar(&c.Addr, "addr", env("KEYPLANE_ADDR", DefaultAddr), "address to listen on (env KEYPLANE_ADDR)")
@@ -114,6 +120,7 @@ func NewFlagSet(name string, serve bool, getenv func(string) string, out io.Writ
 		fs.StringVar(&fs.cacheSize, "cache-size", fs.cacheSize, "number of key digests cached (env KEYPLANE_CACHE_SIZE)")
 		fs.StringVar(&fs.logRetention, "log-retention", fs.logRetention, "how long request log entries are kept, e.g. 720h (env KEYPLANE_LOG_RETENTION)")
 		fs.StringVar(&fs.usageRetention, "usage-retention", fs.usageRetention, "how long hourly usage counts are kept, e.g. 9600h (env KEYPLANE_USAGE_RETENTION)")
+		fs.StringVar(&fs.lease, "webhook-lease", fs.lease, "how long a node holds the webhook attempts it takes; after a crash they are made again once it lapses (env KEYPLANE_WEBHOOK_LEASE)")
 		fs.StringVar(&fs.logFlush, "log-flush-interval", fs.logFlush, "longest wait of a request log entry before it is written (env KEYPLANE_LOG_FLUSH_INTERVAL)")
 		fs.StringVar(&fs.logBuffer, "log-buffer-size", fs.logBuffer, "request log entries held for writing; more are dropped and counted (env KEYPLANE_LOG_BUFFER_SIZE)")
 	}
@@ -156,6 +163,9 @@ func (fs *FlagSet) Finish() (*Config, error) {
 	}
 	if c.LogFlushInterval, err = time.ParseDuration(fs.logFlush); err != nil || c.LogFlushInterval < time.Millisecond || c.LogFlushInterval > time.Minute {
 		bad("--log-flush-interval: want a duration from 1ms to 1m")
+	}
+	if c.WebhookLease, err = time.ParseDuration(fs.lease); err != nil || c.WebhookLease < 20*time.Second || c.WebhookLease > time.Hour {
+		bad("--webhook-lease: want a duration from 20s to 1h")
 	}
 	if c.LogBufferSize, err = strconv.Atoi(fs.logBuffer); err != nil || c.LogBufferSize < 100 || c.LogBufferSize > 10_000_000 {
 		bad("--log-buffer-size: want a whole number from 100 to 10000000")

@@ -35,6 +35,8 @@ type Options struct {
 	// Zero: DefaultLogRetention, DefaultUsageRetention.
 	LogRetention   time.Duration
 	UsageRetention time.Duration
+	// Webhooks configure endpoints and delivery; zero fields take defaults.
+	Webhooks WebhookOptions
 }
 
 // Service is keyplane's domain logic over a store.
@@ -49,6 +51,7 @@ type Service struct {
 	limits  SignInLimits
 	logKeep time.Duration
 	useKeep time.Duration
+	hooks   WebhookOptions
 }
 
 // New returns a Service.
@@ -69,7 +72,8 @@ func New(o Options) *Service {
 	if o.UsageRetention <= 0 {
 		o.UsageRetention = DefaultUsageRetention
 	}
-	return &Service{store: o.Store, catalog: o.Catalog, box: o.Box, prefix: o.KeyPrefix, forget: o.Forget, now: o.Now, log: o.Logger, limits: o.SignIn,
+	o.Webhooks.fill()
+	return &Service{hooks: o.Webhooks, store: o.Store, catalog: o.Catalog, box: o.Box, prefix: o.KeyPrefix, forget: o.Forget, now: o.Now, log: o.Logger, limits: o.SignIn,
 		logKeep: o.LogRetention, useKeep: o.UsageRetention}
 }
 
@@ -88,6 +92,8 @@ type outcome struct {
 	audit  *keyplane.AuditRecord
 	events []pendingEvent
 	forget [][]byte
+	// queued counts the webhook attempts the change queued, so that a worker is told to come.
+	queued int
 }
 
 type pendingEvent struct {
@@ -116,10 +122,11 @@ func (s *Service) change(ctx context.Context, c *keyplane.Caller, chain string, 
 			if err != nil {
 				return fmt.Errorf("event data: %w", err)
 			}
-			e := &keyplane.Event{ID: id.NewAt(id.Event, now), WorkspaceID: chain, Type: ev.typ, Data: data, CreatedAt: now}
-			if err := tx.InsertEvent(ctx, e); err != nil {
-				return fmt.Errorf("insert event: %w", err)
+			_, n, err := s.emit(ctx, tx, chain, ev.typ, data, now)
+			if err != nil {
+				return err
 			}
+			out.queued += n
 		}
 		return nil
 	})
@@ -128,6 +135,9 @@ func (s *Service) change(ctx context.Context, c *keyplane.Caller, chain string, 
 	}
 	if out != nil && len(out.forget) > 0 {
 		s.forget(out.forget...)
+	}
+	if out != nil && out.queued > 0 {
+		s.hooks.Kick()
 	}
 	return nil
 }
