@@ -126,6 +126,7 @@ func (p *Program) serve(ctx context.Context, args []string) error {
 	go func() { errc <- srv.Serve(ln) }()
 	go pruneSessions(ctx, e)
 	go pruneLogs(ctx, e)
+	go notifyExpiries(ctx, e)
 	// Webhook workers stop with ctx; attempts cut short keep their lease and are made again, by this
 	// node once it restarts or by another, when the lease lapses.
 	workersDone := make(chan struct{})
@@ -183,6 +184,29 @@ func pruneLogs(ctx context.Context, e *env) {
 			e.log.Warn("prune request logs", "err", err)
 		} else if logs > 0 || usage > 0 {
 			e.log.Info("pruned request logs", "entries", logs, "usage_rollups", usage)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// expiryInterval is how often serve looks for keys to announce as expiring or expired: notices go out
+// within this of their time.
+const expiryInterval = 30 * time.Second
+
+// notifyExpiries sends api_key.expiring and api_key.expired notices until ctx ends. Every node runs
+// it; each notice still goes out once (see service.NotifyExpiries).
+func notifyExpiries(ctx context.Context, e *env) {
+	t := time.NewTicker(expiryInterval)
+	defer t.Stop()
+	for {
+		if n, err := e.svc.NotifyExpiries(ctx); err != nil && ctx.Err() == nil {
+			e.log.Warn("key expiry notices", "err", err)
+		} else if n > 0 {
+			e.log.Info("key expiry notices sent", "notices", n)
 		}
 		select {
 		case <-ctx.Done():

@@ -131,6 +131,9 @@ type Queries interface {
 	GetDelivery(ctx context.Context, workspaceID, endpointID, id string) (*keyplane.Delivery, error)
 	// ListDeliveries lists an endpoint's attempts, newest first.
 	ListDeliveries(ctx context.Context, workspaceID, endpointID string, f DeliveryFilter) ([]keyplane.Delivery, string, error)
+	// KeysToNotify returns up to limit keys, of every workspace, that are not revoked, expire in
+	// (after, until], and have no notice of kind for that expiry (InsertKeyNotice), soonest first.
+	KeysToNotify(ctx context.Context, kind string, after, until time.Time, limit int) ([]keyplane.APIKey, error)
 	// GetEvent returns an event of the workspace; otherwise ErrNotFound.
 	GetEvent(ctx context.Context, workspaceID, id string) (*keyplane.Event, error)
 }
@@ -171,6 +174,10 @@ type Tx interface {
 
 	InsertAudit(ctx context.Context, e *keyplane.AuditEntry) error
 	InsertEvent(ctx context.Context, e *keyplane.Event) error
+
+	// InsertKeyNotice records that the notice kind went out for the key's expiry at expiresAt;
+	// ErrConflict when it already had. A key's notices go with DeleteAPIKey.
+	InsertKeyNotice(ctx context.Context, keyID, kind string, expiresAt time.Time) error
 
 	InsertWebhook(ctx context.Context, e *keyplane.WebhookEndpoint) error
 	// UpdateWebhook writes every field of e except ID, WorkspaceID, CreatedAt and FailingSince (which

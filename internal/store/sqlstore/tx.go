@@ -121,7 +121,13 @@ func (t *tx) DeleteAPIKey(ctx context.Context, workspaceID, id string) error {
 	if _, err := t.exec(ctx, sqlDeleteSecretsOfKey, id, workspaceID); err != nil {
 		return t.fail(op, err)
 	}
-	return t.update(ctx, op, sqlDeleteAPIKey, id, workspaceID)
+	if err := t.update(ctx, op, sqlDeleteAPIKey, id, workspaceID); err != nil {
+		return err
+	}
+	if _, err := t.exec(ctx, sqlDeleteKeyNotices, id); err != nil {
+		return t.fail(op, err)
+	}
+	return nil
 }
 
 func (t *tx) InsertSecret(ctx context.Context, s *keyplane.Secret) error {

@@ -58,6 +58,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Webhooks", testWebhooks},
 		{"ClaimDeliveries", testClaimDeliveries},
 		{"FinishDelivery", testFinishDelivery},
+		{"KeyNotices", testKeyNotices},
 		{"TxReadsOwnWrites", testTxReadsOwnWrites},
 		{"RollbackOnError", testRollbackOnError},
 		{"RollbackOnPanic", testRollbackOnPanic},

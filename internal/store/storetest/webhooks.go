@@ -361,3 +361,55 @@ func testFinishDelivery(t *testing.T, s store.Store) {
 		t.Errorf("succeeded attempts: %v; want the manual one", all)
 	}
 }
+
+func testKeyNotices(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	w := createWorkspace(t, s, "acme", at(0))
+	other := createWorkspace(t, s, "globex", at(0))
+	exp := func(d time.Duration) func(*keyplane.APIKey) {
+		return func(k *keyplane.APIKey) { k.ExpiresAt = ptr(at(d)) }
+	}
+	a := newKey(w, at(time.Second), exp(2*time.Hour))
+	b := newKey(other, at(2*time.Second), exp(3*time.Hour))
+	c := newKey(w, at(3*time.Second), exp(10*time.Hour)) // outside the window
+	never := newKey(w, at(4*time.Second))
+	revoked := newKey(w, at(5*time.Second), exp(time.Hour), func(k *keyplane.APIKey) { k.RevokedAt = ptr(at(time.Minute)) })
+	insertKeys(t, s, a, b, c, never, revoked)
+	ids := func(ks []keyplane.APIKey) []string {
+		out := []string{}
+		for _, k := range ks {
+			out = append(out, k.ID)
+		}
+		return out
+	}
+	got, err := s.KeysToNotify(ctx, "api_key.expiring", at(0), at(5*time.Hour), 10)
+	noErr(t, "KeysToNotify", err)
+	equal(t, "keys to notify, every workspace, soonest first", ids(got), []string{a.ID, b.ID})
+	got, err = s.KeysToNotify(ctx, "api_key.expiring", at(0), at(5*time.Hour), 1)
+	noErr(t, "KeysToNotify", err)
+	equal(t, "keys to notify, limited", ids(got), []string{a.ID})
+
+	inTx(t, s, w.ID, func(tx store.Tx) error { return tx.InsertKeyNotice(ctx, a.ID, "api_key.expiring", *a.ExpiresAt) })
+	err = s.InTx(ctx, w.ID, func(tx store.Tx) error { return tx.InsertKeyNotice(ctx, a.ID, "api_key.expiring", *a.ExpiresAt) })
+	wantErr(t, "InsertKeyNotice twice", err, store.ErrConflict)
+	got, err = s.KeysToNotify(ctx, "api_key.expiring", at(0), at(5*time.Hour), 10)
+	noErr(t, "KeysToNotify", err)
+	equal(t, "keys to notify after a's notice", ids(got), []string{b.ID})
+	// Another kind, or another expiry of the same key, is another notice.
+	got, err = s.KeysToNotify(ctx, "api_key.expired", at(0), at(5*time.Hour), 10)
+	noErr(t, "KeysToNotify", err)
+	equal(t, "keys to notify of another kind", ids(got), []string{a.ID, b.ID})
+	moved := *a
+	moved.ExpiresAt, moved.UpdatedAt = ptr(at(4*time.Hour)), at(time.Hour)
+	inTx(t, s, w.ID, func(tx store.Tx) error { return tx.UpdateAPIKey(ctx, &moved) })
+	got, err = s.KeysToNotify(ctx, "api_key.expiring", at(0), at(5*time.Hour), 10)
+	noErr(t, "KeysToNotify", err)
+	equal(t, "keys to notify after a's expiry moved", ids(got), []string{b.ID, a.ID})
+	// Deleting a key deletes its notices: the same id and expiry would be notified afresh.
+	inTx(t, s, w.ID, func(tx store.Tx) error { return tx.InsertKeyNotice(ctx, c.ID, "api_key.expiring", *c.ExpiresAt) })
+	inTx(t, s, w.ID, func(tx store.Tx) error { return tx.DeleteAPIKey(ctx, w.ID, c.ID) })
+	insertKeys(t, s, c)
+	got, err = s.KeysToNotify(ctx, "api_key.expiring", at(9*time.Hour), at(11*time.Hour), 10)
+	noErr(t, "KeysToNotify", err)
+	equal(t, "keys to notify after delete and re-insert", ids(got), []string{c.ID})
+}
