@@ -603,7 +603,7 @@ func (s *Service) Deliver(ctx context.Context, d keyplane.Delivery, claim string
 	var next *keyplane.Delivery
 	gone := r.Err == nil && r.StatusCode == http.StatusGone
 	if d.Status == keyplane.DeliveryFailed && !d.Manual && !gone && d.Attempt < len(s.hooks.Schedule) {
-		due := now.Add(s.retryWait(d.Attempt, r.Header))
+		due := now.Add(s.retryWait(d.Attempt, r.Header, now))
 		next = &keyplane.Delivery{ID: id.NewAt(id.Delivery, now), WorkspaceID: d.WorkspaceID, EndpointID: d.EndpointID, EventID: d.EventID,
 			EventType: d.EventType, Attempt: d.Attempt + 1, Status: keyplane.DeliveryPending, CreatedAt: now, NextAttemptAt: &due}
 	}
@@ -623,7 +623,7 @@ func (s *Service) Deliver(ctx context.Context, d keyplane.Delivery, claim string
 
 // retryWait is the wait before attempt n+1: the schedule's, within ±20 % so that an endpoint's
 // retries do not arrive all at once, or longer when the endpoint asked with Retry-After.
-func (s *Service) retryWait(n int, h http.Header) time.Duration {
+func (s *Service) retryWait(n int, h http.Header, now time.Time) time.Duration {
 	wait := s.hooks.Schedule[n]
 	if wait > 0 {
 		wait += time.Duration((rand.Float64()*0.4 - 0.2) * float64(wait))
@@ -633,7 +633,7 @@ func (s *Service) retryWait(n int, h http.Header) time.Duration {
 		if secs, err := strconv.Atoi(ra); err == nil && secs > 0 {
 			asked = time.Duration(secs) * time.Second
 		} else if t, err := http.ParseTime(ra); err == nil {
-			asked = time.Until(t)
+			asked = t.Sub(now)
 		}
 		wait = max(wait, min(asked, maxRetryAfter))
 	}

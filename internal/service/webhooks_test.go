@@ -147,3 +147,82 @@ func TestWebhookFailingForFiveDays(t *testing.T) {
 		}
 	}
 }
+
+// TestWebhookRetrySchedule: the next attempt is due after the schedule's wait, within ±20 %, or after
+// a longer Retry-After (capped at 6 hours); the schedule's end gives up; 410 Gone schedules nothing.
+func TestWebhookRetrySchedule(t *testing.T) {
+	clk := &fakeClock{now: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
+	var answer atomic.Value // func(http.ResponseWriter)
+	answer.Store(func(w http.ResponseWriter) { w.WriteHeader(http.StatusInternalServerError) })
+	rc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		answer.Load().(func(http.ResponseWriter))(w)
+	}))
+	defer rc.Close()
+	st := storetest.Open(t, "sqlite")
+	box, _ := masterkey.New(make([]byte, 32))
+	cat, _ := keyplane.NewCatalog(nil, []keyplane.CatalogEntry{{Name: "order.created"}})
+	svc := service.New(service.Options{Store: st, Catalog: cat, Box: box, KeyPrefix: "kp", Now: clk.Now,
+		Webhooks: service.WebhookOptions{Policy: webhook.URLPolicy{AllowPrivate: true, AllowHTTP: true},
+			Schedule: []time.Duration{0, 10 * time.Minute, 10 * time.Minute, 10 * time.Minute}}})
+	ctx := context.Background()
+	sys := keyplane.System("test")
+	w, _ := svc.CreateWorkspace(ctx, sys, service.WorkspaceInput{Name: "Shop", Slug: "shop"})
+	ep, _, err := svc.CreateWebhook(ctx, sys, w.ID, service.WebhookInput{URL: rc.URL, EventTypes: []string{"*"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := func() *keyplane.Delivery {
+		t.Helper()
+		ds, _, err := svc.ListDeliveries(ctx, sys, w.ID, ep.ID, store.DeliveryFilter{Status: keyplane.DeliveryPending, Limit: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ds) > 1 {
+			t.Fatalf("%d attempts pending", len(ds))
+		}
+		if len(ds) == 0 {
+			return nil
+		}
+		return &ds[0]
+	}
+	if _, _, err := svc.SendEvent(ctx, sys, w.ID, "order.created", nil); err != nil {
+		t.Fatal(err)
+	}
+	deliverDue(t, svc)
+	d := next()
+	if wait := d.NextAttemptAt.Sub(clk.Now()); d.Attempt != 2 || wait < 8*time.Minute || wait > 12*time.Minute {
+		t.Fatalf("attempt %d due in %s; want attempt 2 in 10 min ± 20 %%", d.Attempt, wait)
+	}
+	// Retry-After longer than the schedule wins.
+	answer.Store(func(w http.ResponseWriter) { w.Header().Set("Retry-After", "3600"); w.WriteHeader(http.StatusServiceUnavailable) })
+	clk.Add(13 * time.Minute)
+	deliverDue(t, svc)
+	if d = next(); d.Attempt != 3 || !d.NextAttemptAt.Equal(clk.Now().Add(time.Hour)) {
+		t.Fatalf("after Retry-After 3600: attempt %d due at %v, want attempt 3 an hour from now", d.Attempt, d.NextAttemptAt)
+	}
+	// A huge one is capped.
+	answer.Store(func(w http.ResponseWriter) { w.Header().Set("Retry-After", "999999"); w.WriteHeader(http.StatusTooManyRequests) })
+	clk.Add(time.Hour)
+	deliverDue(t, svc)
+	if d = next(); d.Attempt != 4 || !d.NextAttemptAt.Equal(clk.Now().Add(6*time.Hour)) {
+		t.Fatalf("after Retry-After 999999: attempt %d due at %v, want attempt 4 six hours from now", d.Attempt, d.NextAttemptAt)
+	}
+	// The schedule has four entries: the fourth attempt is the last.
+	clk.Add(6 * time.Hour)
+	deliverDue(t, svc)
+	if d = next(); d != nil {
+		t.Fatalf("an attempt %d was scheduled after the last", d.Attempt)
+	}
+	// 410 Gone: nothing scheduled, the endpoint disabled.
+	answer.Store(func(w http.ResponseWriter) { w.WriteHeader(http.StatusGone) })
+	if _, _, err := svc.SendEvent(ctx, sys, w.ID, "order.created", nil); err != nil {
+		t.Fatal(err)
+	}
+	deliverDue(t, svc)
+	if d = next(); d != nil {
+		t.Fatalf("an attempt was scheduled after 410 Gone: %+v", d)
+	}
+	if e, _ := svc.GetWebhook(ctx, sys, w.ID, ep.ID); e.Enabled || !strings.Contains(e.DisabledReason, "410") {
+		t.Errorf("after 410: enabled %v, reason %q", e.Enabled, e.DisabledReason)
+	}
+}
