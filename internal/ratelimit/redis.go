@@ -1,0 +1,95 @@
+package ratelimit
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-redis/redis_rate/v10"
+	"github.com/redis/go-redis/v9"
+)
+
+// Redis is a Limiter shared by every node that uses the same Redis: its GCRA state lives there, and
+// Redis's clock is the one that counts. While Redis cannot be reached, each node falls back to its own
+// Local limiter (a limit then holds per node, not across them), and says so in its log.
+type Redis struct {
+	client   *redis.Client
+	rl       *redis_rate.Limiter
+	fallback *Local
+	log      *slog.Logger
+	timeout  time.Duration
+	// down is when Redis was first found unreachable (unix nanoseconds), 0 while it answers.
+	down     atomic.Int64
+	lastWarn atomic.Int64
+}
+
+// RedisOptions configure a Redis limiter.
+type RedisOptions struct {
+	// URL is redis://[user:password@]host:port/db.
+	URL    string
+	Logger *slog.Logger
+	// Timeout bounds one decision's round trip; past it the node decides alone. Default 50 ms: a
+	// verification must not wait long on its rate limit.
+	Timeout time.Duration
+	Now     func() time.Time
+}
+
+// NewRedis connects to Redis (lazily: the first decision dials).
+func NewRedis(o RedisOptions) (*Redis, error) {
+	opt, err := redis.ParseURL(o.URL)
+	if err != nil {
+		return nil, fmt.Errorf("redis url: %w", err)
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 50 * time.Millisecond
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout = o.Timeout*4, o.Timeout, o.Timeout
+	c := redis.NewClient(opt)
+	return &Redis{client: c, rl: redis_rate.NewLimiter(c), fallback: NewLocal(o.Now), log: o.Logger, timeout: o.Timeout}, nil
+}
+
+// Ping checks that Redis answers.
+func (r *Redis) Ping(ctx context.Context) error { return r.client.Ping(ctx).Err() }
+
+// Close closes the connections.
+func (r *Redis) Close() error { return r.client.Close() }
+
+// keyPrefix keeps keyplane's state apart from anything else in the database.
+const keyPrefix = "keyplane:rl:"
+
+// Allow decides one request of key against l in Redis, or locally while Redis is down.
+func (r *Redis) Allow(ctx context.Context, key string, l Limit) (Decision, error) {
+	if l.Limit <= 0 || l.Window <= 0 {
+		return Decision{Allowed: true}, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	res, err := r.rl.Allow(ctx, keyPrefix+key, redis_rate.Limit{Rate: int(l.Limit), Burst: int(l.Limit), Period: l.Window})
+	if err != nil {
+		r.failed(err)
+		return r.fallback.Allow(ctx, key, l)
+	}
+	if since := r.down.Swap(0); since != 0 {
+		r.log.Info("rate limits: Redis answers again; limits are exact across nodes", "down_for", time.Since(time.Unix(0, since)).Round(time.Second))
+	}
+	d := Decision{Allowed: res.Allowed > 0, Limit: l.Limit, Remaining: int64(res.Remaining), ResetAt: time.Now().Add(res.ResetAfter)}
+	if !d.Allowed {
+		d.RetryAfter = res.RetryAfter
+	}
+	return d, nil
+}
+
+// failed notes that Redis could not decide, warning at most once a minute.
+func (r *Redis) failed(err error) {
+	now := time.Now().UnixNano()
+	r.down.CompareAndSwap(0, now)
+	last := r.lastWarn.Load()
+	if now-last >= int64(time.Minute) && r.lastWarn.CompareAndSwap(last, now) {
+		r.log.Warn("rate limits: Redis cannot be reached; each node limits on its own until it answers", "err", err)
+	}
+}
