@@ -507,6 +507,15 @@ type verifiedKey struct {
 	Permissions []string         `json:"permissions"`
 	Meta        json.RawMessage  `json:"meta"`
 	ExpiresAt   *string          `json:"expiresAt"`
+	RateLimit   *rateLimitState  `json:"ratelimit,omitempty"`
+}
+
+// rateLimitState is a key's rate limit after the request: present when the key has a limit and the
+// request was counted against it.
+type rateLimitState struct {
+	Limit     int64  `json:"limit"`
+	Remaining int64  `json:"remaining"`
+	ResetAt   string `json:"resetAt"`
 }
 
 func (s *Server) verifyKey(w http.ResponseWriter, r *http.Request, c *call) error {
@@ -566,6 +575,9 @@ func (s *Server) verifyKey(w http.ResponseWriter, r *http.Request, c *call) erro
 		if k.ExpiresAt != nil {
 			e := keyplane.FormatTime(*k.ExpiresAt)
 			a.ExpiresAt = &e
+		}
+		if d := res.RateLimit; d != nil {
+			a.RateLimit = &rateLimitState{Limit: d.Limit, Remaining: d.Remaining, ResetAt: keyplane.FormatTime(d.ResetAt)}
 		}
 	}
 	writeData(w, http.StatusOK, a)

@@ -167,8 +167,9 @@ func schemas() map[string]schema {
 	createWorkspace["liveModeEnabled"] = boolean().def(true)
 
 	foundKey := sealed(props{
-		"valid":       boolean(),
-		"code":        enum(keyplane.VerifyValid, keyplane.VerifyDisabled, keyplane.VerifyExpired, keyplane.VerifyRevoked, keyplane.VerifyForbidden, keyplane.VerifyInsufficientPermissions),
+		"valid": boolean(),
+		"code": enum(keyplane.VerifyValid, keyplane.VerifyDisabled, keyplane.VerifyExpired, keyplane.VerifyRevoked, keyplane.VerifyForbidden,
+			keyplane.VerifyInsufficientPermissions, keyplane.VerifyRateLimited),
 		"keyId":       idOf("apk"),
 		"workspaceId": idOf("ws"),
 		"name":        str(),
@@ -178,6 +179,13 @@ func schemas() map[string]schema {
 		"meta":        object(),
 		"expiresAt":   nullable(dateTime()),
 	}).desc("A key whose value matched: what it is, whatever the code.")
+	// ratelimit is there only for keys with a limit, on requests counted against it.
+	foundKey["properties"].(props)["ratelimit"] = sealed(props{
+		"limit":     integer().set("minimum", 1),
+		"remaining": integer().set("minimum", 0).desc("Requests still allowed at once after this one."),
+		"resetAt":   dateTime().desc("When the key is back to its full limit."),
+	}).desc("The key's rate limit after this request: present when the key has one and the request was otherwise VALID " +
+		"(only those count). RATE_LIMITED when over it.")
 	// valid is true exactly when code is VALID.
 	foundKey["if"] = schema{"properties": props{"code": schema{"const": string(keyplane.VerifyValid)}}}
 	foundKey["then"] = schema{"properties": props{"valid": schema{"const": true}}}

@@ -16,6 +16,7 @@ import (
 	"github.com/keyplane/keyplane/internal/delivery"
 	"github.com/keyplane/keyplane/internal/masterkey"
 	"github.com/keyplane/keyplane/internal/metrics"
+	"github.com/keyplane/keyplane/internal/ratelimit"
 	"github.com/keyplane/keyplane/internal/reqlog"
 	"github.com/keyplane/keyplane/internal/service"
 	"github.com/keyplane/keyplane/internal/verify"
@@ -72,7 +73,20 @@ func (p *Program) serve(ctx context.Context, args []string) error {
 	}
 	runner = delivery.New(e.svc, delivery.Options{Logger: e.log})
 	defer e.store.Close()
-	ver, err = verify.New(e.store, verify.Options{KeyPrefix: cfg.KeyPrefix, CacheSize: cfg.CacheSize, TTL: cfg.CacheTTL})
+	var limiter ratelimit.Limiter = ratelimit.NewLocal(nil)
+	if cfg.RedisURL != "" {
+		rl, err := ratelimit.NewRedis(ratelimit.RedisOptions{URL: cfg.RedisURL, Logger: e.log})
+		if err != nil {
+			return err
+		}
+		defer rl.Close()
+		if err := rl.Ping(ctx); err != nil {
+			// Not fatal: limits hold per node until Redis answers, and the log says so.
+			e.log.Warn("rate limits: Redis does not answer at start; each node limits on its own until it does", "err", err)
+		}
+		limiter = rl
+	}
+	ver, err = verify.New(e.store, verify.Options{KeyPrefix: cfg.KeyPrefix, CacheSize: cfg.CacheSize, TTL: cfg.CacheTTL, Limiter: limiter})
 	if err != nil {
 		return err
 	}

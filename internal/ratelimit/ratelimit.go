@@ -82,7 +82,7 @@ func (l *Local) allow(key string, lim Limit, now time.Time) Decision {
 	n := now.UnixNano()
 	// The emission interval; at least a nanosecond, for limits finer than the clock.
 	interval := max(int64(lim.Window)/lim.Limit, 1)
-	burst := interval * lim.Limit             // the window, in whole intervals
+	burst := interval * lim.Limit // the window, in whole intervals
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.calls++; s.calls >= sweepEvery {

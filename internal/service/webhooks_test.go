@@ -194,14 +194,20 @@ func TestWebhookRetrySchedule(t *testing.T) {
 		t.Fatalf("attempt %d due in %s; want attempt 2 in 10 min ± 20 %%", d.Attempt, wait)
 	}
 	// Retry-After longer than the schedule wins.
-	answer.Store(func(w http.ResponseWriter) { w.Header().Set("Retry-After", "3600"); w.WriteHeader(http.StatusServiceUnavailable) })
+	answer.Store(func(w http.ResponseWriter) {
+		w.Header().Set("Retry-After", "3600")
+		w.WriteHeader(http.StatusServiceUnavailable)
+	})
 	clk.Add(13 * time.Minute)
 	deliverDue(t, svc)
 	if d = next(); d.Attempt != 3 || !d.NextAttemptAt.Equal(clk.Now().Add(time.Hour)) {
 		t.Fatalf("after Retry-After 3600: attempt %d due at %v, want attempt 3 an hour from now", d.Attempt, d.NextAttemptAt)
 	}
 	// A huge one is capped.
-	answer.Store(func(w http.ResponseWriter) { w.Header().Set("Retry-After", "999999"); w.WriteHeader(http.StatusTooManyRequests) })
+	answer.Store(func(w http.ResponseWriter) {
+		w.Header().Set("Retry-After", "999999")
+		w.WriteHeader(http.StatusTooManyRequests)
+	})
 	clk.Add(time.Hour)
 	deliverDue(t, svc)
 	if d = next(); d.Attempt != 4 || !d.NextAttemptAt.Equal(clk.Now().Add(6*time.Hour)) {

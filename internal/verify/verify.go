@@ -15,6 +15,7 @@ import (
 
 	"github.com/keyplane/keyplane"
 	"github.com/keyplane/keyplane/internal/keyformat"
+	"github.com/keyplane/keyplane/internal/ratelimit"
 	"github.com/keyplane/keyplane/internal/store"
 )
 
@@ -29,6 +30,8 @@ type Options struct {
 	TTL time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Limiter enforces keys' rate limits; nil: an in-process one on Now.
+	Limiter ratelimit.Limiter
 }
 
 // entry is a cached lookup: key is nil for an unknown digest.
@@ -42,11 +45,12 @@ type rootEntry struct{ key *keyplane.RootKey }
 
 // Verifier checks key values against the store through the cache.
 type Verifier struct {
-	store  store.Queries
-	prefix string
-	now    func() time.Time
-	keys   *otter.Cache[[32]byte, entry]
-	roots  *otter.Cache[[32]byte, rootEntry]
+	store   store.Queries
+	prefix  string
+	now     func() time.Time
+	keys    *otter.Cache[[32]byte, entry]
+	roots   *otter.Cache[[32]byte, rootEntry]
+	limiter ratelimit.Limiter
 	// hits and misses count key lookups answered from the cache and from the store, for metrics.
 	hits, misses atomic.Uint64
 }
@@ -76,7 +80,10 @@ func New(q store.Queries, o Options) (*Verifier, error) {
 	if err != nil {
 		return nil, fmt.Errorf("verify cache: %w", err)
 	}
-	return &Verifier{store: q, prefix: o.KeyPrefix, now: o.Now, keys: keys, roots: roots}, nil
+	if o.Limiter == nil {
+		o.Limiter = ratelimit.NewLocal(o.Now)
+	}
+	return &Verifier{store: q, prefix: o.KeyPrefix, now: o.Now, keys: keys, roots: roots, limiter: o.Limiter}, nil
 }
 
 // Result is a verification's outcome. Key is set whenever the value matched a stored key, whatever
@@ -84,6 +91,9 @@ func New(q store.Queries, o Options) (*Verifier, error) {
 type Result struct {
 	Code keyplane.VerifyCode
 	Key  *keyplane.CompiledKey
+	// RateLimit is the key's rate limit decision, when it has a limit and the request was otherwise
+	// VALID: only requests that would be accepted count against a limit.
+	RateLimit *ratelimit.Decision
 }
 
 // ErrUnavailable wraps storage failures: the answer is unknown, not NOT_FOUND.
@@ -103,7 +113,18 @@ func (v *Verifier) Verify(ctx context.Context, value string, req *keyplane.Verif
 	if e.key == nil {
 		return Result{Code: keyplane.VerifyNotFound}, nil
 	}
-	return Result{Code: e.key.Check(v.now(), e.secretExpiresAt, req), Key: e.key}, nil
+	res := Result{Code: e.key.Check(v.now(), e.secretExpiresAt, req), Key: e.key}
+	if rl := e.key.Key.RateLimit; rl != nil && res.Code == keyplane.VerifyValid {
+		d, err := v.limiter.Allow(ctx, e.key.Key.ID, ratelimit.Limit{Limit: rl.Limit, Window: time.Duration(rl.WindowMs) * time.Millisecond})
+		if err != nil {
+			return Result{}, fmt.Errorf("%w: rate limit: %w", ErrUnavailable, err)
+		}
+		res.RateLimit = &d
+		if !d.Allowed {
+			res.Code = keyplane.VerifyRateLimited
+		}
+	}
+	return res, nil
 }
 
 func (v *Verifier) lookup(ctx context.Context, h [32]byte) (entry, error) {

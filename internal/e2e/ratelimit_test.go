@@ -1,0 +1,94 @@
+package e2e
+
+import (
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// TestRateLimits: a key's rateLimit is enforced by POST /v1/verify, with ratelimit in the answer;
+// refused requests do not count; on PostgreSQL with Redis, two nodes share one limit exactly.
+func TestRateLimits(t *testing.T) {
+	eachDriver(t, func(t *testing.T, driver string) {
+		n := start(t, driver, nil)
+		ws := n.workspace("limits", nil)
+		k := n.key(ws, map[string]any{"name": "limited", "keyType": "secret", "rateLimit": map[string]any{"limit": 3, "windowMs": 60000},
+			"ipAllowlist": []string{"198.51.100.0/24"}})
+		value := k["keyValue"].(string)
+		// A refused request (wrong IP) is not counted.
+		if c := n.code(value, "ip", "203.0.113.1"); c != "FORBIDDEN" {
+			t.Fatalf("outside the allowlist: %s", c)
+		}
+		for i := range 3 {
+			d := n.verify(map[string]any{"key": value, "ip": "198.51.100.1"})
+			rl, _ := d["ratelimit"].(map[string]any)
+			if d["code"] != "VALID" || rl["limit"] != float64(3) || rl["remaining"] != float64(2-i) {
+				t.Fatalf("request %d: %v", i+1, d)
+			}
+			if reset, err := time.Parse(time.RFC3339Nano, rl["resetAt"].(string)); err != nil || time.Until(reset) > time.Minute+time.Second {
+				t.Errorf("resetAt %v", rl["resetAt"])
+			}
+		}
+		d := n.verify(map[string]any{"key": value, "ip": "198.51.100.1"})
+		if d["code"] != "RATE_LIMITED" || d["valid"] != false || d["ratelimit"].(map[string]any)["remaining"] != float64(0) {
+			t.Fatalf("the fourth request: %v", d)
+		}
+		// A key without a limit has no ratelimit field.
+		free := n.key(ws, map[string]any{"name": "free", "keyType": "secret"})
+		if d := n.verify(map[string]any{"key": free["keyValue"]}); d["ratelimit"] != nil {
+			t.Errorf("a key without a limit answers ratelimit %v", d["ratelimit"])
+		}
+	})
+}
+
+// TestRateLimitsAcrossNodes: two nodes on one PostgreSQL and one Redis allow a key's limit exactly,
+// between them.
+func TestRateLimitsAcrossNodes(t *testing.T) {
+	redis := os.Getenv("KEYPLANE_TEST_REDIS_URL")
+	if redis == "" {
+		redis = "redis://127.0.0.1:6379/0"
+	}
+	if u, err := url.Parse(redis); err == nil {
+		c, err := net.DialTimeout("tcp", u.Host, time.Second)
+		if err != nil {
+			if os.Getenv("KEYPLANE_REQUIRE_REDIS") != "" {
+				t.Fatalf("no Redis at %s: %v (KEYPLANE_REQUIRE_REDIS is set)", redis, err)
+			}
+			t.Skipf("no Redis at %s: %v", redis, err)
+		}
+		c.Close()
+	}
+	env := map[string]string{"KEYPLANE_REDIS_URL": redis}
+	a := start(t, "postgres", env)
+	b := &node{t: t, dataDir: a.dataDir, dbURL: a.dbURL, admin: a.admin, verifier: a.verifier, stdout: &syncBuffer{}, logs: &syncBuffer{}, client: a.client}
+	b.serve(env)
+	t.Cleanup(func() { b.stop() })
+	ws := a.workspace("shared-limit", nil)
+	value := a.key(ws, map[string]any{"name": "shared", "keyType": "secret", "rateLimit": map[string]any{"limit": 25, "windowMs": 3600000}})["keyValue"].(string)
+	var allowed atomic.Int64
+	var wg sync.WaitGroup
+	for i := range 6 {
+		wg.Go(func() {
+			n := []*node{a, b}[i%2]
+			for range 10 {
+				if c := n.code(value); c == "VALID" {
+					allowed.Add(1)
+				} else if c != "RATE_LIMITED" {
+					t.Errorf("code %s", c)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if allowed.Load() != 25 {
+		t.Errorf("two nodes allowed %d of 60 requests, want exactly the limit, 25", allowed.Load())
+	}
+	if s := a.logs.String() + b.logs.String(); strings.Contains(s, "Redis cannot be reached") || strings.Contains(s, "Redis does not answer") {
+		t.Errorf("a node fell back to local limits:\n%s", s)
+	}
+}
