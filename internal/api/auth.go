@@ -1,7 +1,9 @@
 package api
 
 import (
+	"math"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -9,6 +11,7 @@ import (
 	"github.com/keyplane/keyplane/internal/accesslog"
 	"github.com/keyplane/keyplane/internal/id"
 	"github.com/keyplane/keyplane/internal/keyformat"
+	"github.com/keyplane/keyplane/internal/ratelimit"
 )
 
 // authMode says which credentials an endpoint takes.
@@ -42,7 +45,14 @@ func (s *Server) auth(mode authMode, h handler) http.HandlerFunc {
 		if start.IsZero() {
 			start = time.Now() // served without the access log wrapper (tests)
 		}
-		c, err := s.authenticate(r, mode)
+		var c *call
+		err := s.limitAddress(w, r, mode)
+		if err == nil {
+			c, err = s.authenticate(r, mode)
+		}
+		if err == nil {
+			err = s.limitCredential(w, r, mode, c)
+		}
 		if err == nil {
 			c.start = start
 			err = h(w, r, c)
@@ -56,12 +66,48 @@ func (s *Server) auth(mode authMode, h handler) http.HandlerFunc {
 	}
 }
 
+// limitAddress counts a management call against its client address's limit, before the credential
+// is looked at, so that guessing credentials is slowed down as much as using one.
+func (s *Server) limitAddress(w http.ResponseWriter, r *http.Request, mode authMode) error {
+	if mode == verifier {
+		return nil
+	}
+	ip := s.ClientIP(r)
+	if !ip.IsValid() {
+		return nil
+	}
+	return s.limit(w, r, "mgmt-ip:"+ip.String(), s.addrLim, "this address")
+}
+
+// limitCredential counts an authenticated management call against its credential's limit.
+func (s *Server) limitCredential(w http.ResponseWriter, r *http.Request, mode authMode, c *call) error {
+	if mode == verifier {
+		return nil
+	}
+	return s.limit(w, r, "mgmt-cred:"+c.Actor.ID, s.credLim, "this credential")
+}
+
+func (s *Server) limit(w http.ResponseWriter, r *http.Request, key string, l ratelimit.Limit, who string) error {
+	d, err := s.limiter.Allow(r.Context(), key, l)
+	if err != nil || d.Allowed {
+		return nil // a limiter that cannot decide does not stop the API
+	}
+	secs := int64(math.Ceil(d.RetryAfter.Seconds()))
+	w.Header().Set("Retry-After", strconv.FormatInt(max(secs, 1), 10))
+	return keyplane.Errorf(keyplane.CodeRateLimited, "%s made more than %d management calls in %s; retry after %d s", who, l.Limit, l.Window, max(secs, 1))
+}
+
 // logManagement logs a management call made with a workspace key. Its code is the key's verification
 // outcome, or INSUFFICIENT_PERMISSIONS when the call was refused for a permission the key lacks.
 func (s *Server) logManagement(r *http.Request, c *call, err error, start time.Time) {
 	code := c.code
-	if code == keyplane.VerifyValid && err != nil && keyplane.ErrorCode(err) == keyplane.CodeForbidden {
-		code = keyplane.VerifyInsufficientPermissions
+	if code == keyplane.VerifyValid && err != nil {
+		switch keyplane.ErrorCode(err) {
+		case keyplane.CodeForbidden:
+			code = keyplane.VerifyInsufficientPermissions
+		case keyplane.CodeRateLimited:
+			code = keyplane.VerifyRateLimited
+		}
 	}
 	s.reqlog.Log(keyplane.RequestLog{
 		WorkspaceID: c.key.WorkspaceID, KeyID: c.key.ID, Code: code, Source: keyplane.SourceManagement,

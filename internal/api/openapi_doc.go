@@ -423,6 +423,7 @@ func errorResponses() []errorResponse {
 		{"KeyNotDeletable", 409, "Only a disabled or revoked key can be deleted permanently.", []keyplane.Code{keyplane.CodeKeyNotDeletable}},
 		{"KeyRevoked", 409, "The key is revoked: it cannot change any more.", []keyplane.Code{keyplane.CodeKeyRevoked}},
 		{"PayloadTooLarge", 413, "The body is over the limit: 1 MiB for management calls, 64 KiB for verification.", []keyplane.Code{keyplane.CodePayloadTooLarge}},
+		{"RateLimited", 429, "Too many management calls from this credential or address; retry after Retry-After seconds.", []keyplane.Code{keyplane.CodeRateLimited}},
 		{"UnsupportedMediaType", 415, "The body is not application/json.", []keyplane.Code{keyplane.CodeUnsupportedMediaType}},
 		{"Internal", 500, "A bug; the request id finds it in the server's logs.", []keyplane.Code{keyplane.CodeInternal}},
 		{"Unavailable", 503, "The key store cannot be reached right now; retry after Retry-After seconds.", []keyplane.Code{keyplane.CodeUnavailable}},
@@ -445,7 +446,7 @@ func responseComponents() map[string]any {
 			schema{"properties": props{"error": schema{"properties": props{"code": enum(e.codes...)}}}},
 		}}
 		r := map[string]any{"description": e.desc, "headers": requestIDHeader(), "content": jsonContent(s)}
-		if e.status == http.StatusServiceUnavailable {
+		if e.status == http.StatusServiceUnavailable || e.status == http.StatusTooManyRequests {
 			r["headers"] = map[string]any{
 				"X-Request-Id": requestIDHeader()["X-Request-Id"],
 				"Retry-After":  map[string]any{"description": "Seconds to wait before retrying.", "schema": integer()},
@@ -484,11 +485,13 @@ const (
 
 func (a access) errors() []string {
 	switch a {
-	case management, verification:
+	case verification:
 		return []string{"Unauthorized", "Forbidden", "Unavailable", "Internal"}
+	case management:
+		return []string{"Unauthorized", "Forbidden", "RateLimited", "Unavailable", "Internal"}
 	case workspaced:
 		// 400: a root key without X-Workspace-Id; 404: an X-Workspace-Id that is no workspace id.
-		return []string{"BadRequest", "Unauthorized", "Forbidden", "NotFound", "Unavailable", "Internal"}
+		return []string{"BadRequest", "Unauthorized", "Forbidden", "NotFound", "RateLimited", "Unavailable", "Internal"}
 	}
 	// Panics are recovered into a 500 on every route.
 	return []string{"Internal"}

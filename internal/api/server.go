@@ -15,6 +15,7 @@ import (
 
 	"github.com/keyplane/keyplane"
 	"github.com/keyplane/keyplane/internal/accesslog"
+	"github.com/keyplane/keyplane/internal/ratelimit"
 	"github.com/keyplane/keyplane/internal/service"
 	"github.com/keyplane/keyplane/internal/verify"
 )
@@ -33,7 +34,21 @@ type Options struct {
 	RequestLog RequestLogger
 	// Observe records each verification's outcome and latency (metrics); nil records nothing.
 	Observe func(code, source string, d time.Duration)
+	// Limiter rate limits the management API per credential and per client address (verification
+	// calls are limited by their keys' own limits only); nil: an in-process limiter.
+	Limiter ratelimit.Limiter
+	// CredentialLimit and AddressLimit are those limits; zero: DefaultCredentialLimit,
+	// DefaultAddressLimit.
+	CredentialLimit ratelimit.Limit
+	AddressLimit    ratelimit.Limit
 }
+
+// Management API rate limits: generous for automation, tight enough to stop a runaway script or a
+// credential-guessing client from loading the store.
+var (
+	DefaultCredentialLimit = ratelimit.Limit{Limit: 1000, Window: 10 * time.Second}
+	DefaultAddressLimit    = ratelimit.Limit{Limit: 2000, Window: 10 * time.Second}
+)
 
 // RequestLogger takes request log entries and returns at once, whatever happens to them:
 // reqlog.Logger is one.
@@ -57,6 +72,9 @@ type Server struct {
 	version string
 	started time.Time
 	mux     *http.ServeMux
+	limiter ratelimit.Limiter
+	credLim ratelimit.Limit
+	addrLim ratelimit.Limit
 }
 
 // New returns a Server with its routes.
@@ -67,6 +85,16 @@ func New(o Options) *Server {
 	}
 	if s.reqlog == nil {
 		s.reqlog = noLog{}
+	}
+	s.limiter, s.credLim, s.addrLim = o.Limiter, o.CredentialLimit, o.AddressLimit
+	if s.limiter == nil {
+		s.limiter = ratelimit.NewLocal(nil)
+	}
+	if s.credLim.Limit == 0 {
+		s.credLim = DefaultCredentialLimit
+	}
+	if s.addrLim.Limit == 0 {
+		s.addrLim = DefaultAddressLimit
 	}
 	s.observe = o.Observe
 	if s.observe == nil {

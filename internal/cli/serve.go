@@ -24,7 +24,7 @@ import (
 
 // handler routes the API's paths to the API and everything else to the dashboard, all behind request
 // ids, access logs and panic recovery.
-func handler(e *env, m *metrics.Metrics, ver *verify.Verifier, rl *reqlog.Logger, cfg *config.Config, started time.Time) (http.Handler, error) {
+func handler(e *env, m *metrics.Metrics, ver *verify.Verifier, limiter ratelimit.Limiter, rl *reqlog.Logger, cfg *config.Config, started time.Time) (http.Handler, error) {
 	m.CounterFunc("keyplane_verify_cache_hits_total", "Key lookups answered from the verification cache.", func() float64 { h, _, _ := ver.CacheStats(); return float64(h) })
 	m.CounterFunc("keyplane_verify_cache_misses_total", "Key lookups that read the store.", func() float64 { _, mi, _ := ver.CacheStats(); return float64(mi) })
 	m.GaugeFunc("keyplane_verify_cache_entries", "Key digests held by the verification cache, known and unknown.", func() float64 { _, _, n := ver.CacheStats(); return float64(n) })
@@ -32,7 +32,8 @@ func handler(e *env, m *metrics.Metrics, ver *verify.Verifier, rl *reqlog.Logger
 	m.CounterFunc("keyplane_request_log_failed_total", "Request log entries lost to a failed batch write.", func() float64 { return float64(rl.Failed()) })
 	apiSrv := api.New(api.Options{
 		Service: e.svc, Verifier: ver, Logger: e.log, TrustedProxies: cfg.TrustedProxies, Version: Version, Started: started,
-		RequestLog: rl, Observe: m.Verification,
+		RequestLog: rl, Observe: m.Verification, Limiter: limiter,
+		CredentialLimit: ratelimit.Limit(cfg.ManagementRateLimit), AddressLimit: ratelimit.Limit(cfg.ManagementIPRateLimit),
 	})
 	dash, err := dashboard.New(dashboard.Options{Service: e.svc, Logger: e.log, Version: Version, Started: started, ClientIP: apiSrv.ClientIP, FromTrustedProxy: apiSrv.FromTrustedProxy})
 	if err != nil {
@@ -104,7 +105,7 @@ func (p *Program) serve(ctx context.Context, args []string) error {
 		return rl.Close(cctx)
 	}
 	defer closeLog()
-	handler, err := handler(e, m, ver, rl, cfg, started)
+	handler, err := handler(e, m, ver, limiter, rl, cfg, started)
 	if err != nil {
 		return err
 	}

@@ -48,6 +48,15 @@ type Config struct {
 	// WebhookLease is how long a node holds the webhook attempts it takes; after a crash, another
 	// node (or this one, restarted) makes them once it lapses.
 	WebhookLease time.Duration
+	// ManagementRateLimit and ManagementIPRateLimit bound management calls per credential and per
+	// client address: Limit calls per Window.
+	ManagementRateLimit, ManagementIPRateLimit RateLimit
+}
+
+// RateLimit is "Limit calls per Window".
+type RateLimit struct {
+	Limit  int64
+	Window time.Duration
 }
 
 // Defaults of the contract.
@@ -62,6 +71,8 @@ const (
 	DefaultLogFlush       = "1s"
 	DefaultLogBufferSize  = "10000"
 	DefaultWebhookLease   = "2m"
+	DefaultMgmtRateLimit  = "1000/10s"
+	DefaultMgmtIPLimit    = "2000/10s"
 )
 
 // FlagSet declares the flags shared by every command (where the data is) and, with serve, those of
@@ -74,6 +85,7 @@ type FlagSet struct {
 	logRetention, usageRetention        string
 	logFlush, logBuffer                 string
 	lease                               string
+	mgmtLimit, mgmtIPLimit              string
 	getenv                              func(string) string
 }
 
@@ -107,6 +119,8 @@ func NewFlagSet(name string, serve bool, getenv func(string) string, out io.Writ
 	fs.usageRetention = env("KEYPLANE_USAGE_RETENTION", DefaultUsageRetention)
 	fs.logFlush = env("KEYPLANE_LOG_FLUSH_INTERVAL", DefaultLogFlush)
 	fs.lease = env("KEYPLANE_WEBHOOK_LEASE", DefaultWebhookLease)
+	fs.mgmtLimit = env("KEYPLANE_MANAGEMENT_RATE_LIMIT", DefaultMgmtRateLimit)
+	fs.mgmtIPLimit = env("KEYPLANE_MANAGEMENT_IP_RATE_LIMIT", DefaultMgmtIPLimit)
 	fs.logBuffer = env("KEYPLANE_LOG_BUFFER_SIZE", DefaultLogBufferSize)
 	if serve {
 		fs.StringVar(&c.Addr, "addr", env("KEYPLANE_ADDR", DefaultAddr), "address to listen on (env KEYPLANE_ADDR)")
@@ -120,6 +134,8 @@ func NewFlagSet(name string, serve bool, getenv func(string) string, out io.Writ
 		fs.StringVar(&fs.cacheSize, "cache-size", fs.cacheSize, "number of key digests cached (env KEYPLANE_CACHE_SIZE)")
 		fs.StringVar(&fs.logRetention, "log-retention", fs.logRetention, "how long request log entries are kept, e.g. 720h (env KEYPLANE_LOG_RETENTION)")
 		fs.StringVar(&fs.usageRetention, "usage-retention", fs.usageRetention, "how long hourly usage counts are kept, e.g. 9600h (env KEYPLANE_USAGE_RETENTION)")
+		fs.StringVar(&fs.mgmtLimit, "management-rate-limit", fs.mgmtLimit, "management calls allowed per credential, as N/duration (env KEYPLANE_MANAGEMENT_RATE_LIMIT)")
+		fs.StringVar(&fs.mgmtIPLimit, "management-ip-rate-limit", fs.mgmtIPLimit, "management calls allowed per client address, as N/duration (env KEYPLANE_MANAGEMENT_IP_RATE_LIMIT)")
 		fs.StringVar(&fs.lease, "webhook-lease", fs.lease, "how long a node holds the webhook attempts it takes; after a crash they are made again once it lapses (env KEYPLANE_WEBHOOK_LEASE)")
 		fs.StringVar(&fs.logFlush, "log-flush-interval", fs.logFlush, "longest wait of a request log entry before it is written (env KEYPLANE_LOG_FLUSH_INTERVAL)")
 		fs.StringVar(&fs.logBuffer, "log-buffer-size", fs.logBuffer, "request log entries held for writing; more are dropped and counted (env KEYPLANE_LOG_BUFFER_SIZE)")
@@ -164,6 +180,12 @@ func (fs *FlagSet) Finish() (*Config, error) {
 	if c.LogFlushInterval, err = time.ParseDuration(fs.logFlush); err != nil || c.LogFlushInterval < time.Millisecond || c.LogFlushInterval > time.Minute {
 		bad("--log-flush-interval: want a duration from 1ms to 1m")
 	}
+	if c.ManagementRateLimit, err = ParseRateLimit(fs.mgmtLimit); err != nil {
+		bad("--management-rate-limit: %v", err)
+	}
+	if c.ManagementIPRateLimit, err = ParseRateLimit(fs.mgmtIPLimit); err != nil {
+		bad("--management-ip-rate-limit: %v", err)
+	}
 	if c.WebhookLease, err = time.ParseDuration(fs.lease); err != nil || c.WebhookLease < 20*time.Second || c.WebhookLease > time.Hour {
 		bad("--webhook-lease: want a duration from 20s to 1h")
 	}
@@ -201,6 +223,20 @@ func ParseSchedule(s string) ([]time.Duration, error) {
 		return nil, errors.New("want 1 to 20 durations")
 	}
 	return out, nil
+}
+
+// ParseRateLimit reads "N/duration", such as 1000/10s: at least 1 call, in a window from 1s to 24h.
+func ParseRateLimit(s string) (RateLimit, error) {
+	n, d, ok := strings.Cut(strings.TrimSpace(s), "/")
+	limit, err := strconv.ParseInt(n, 10, 64)
+	if !ok || err != nil || limit < 1 || limit > 1_000_000_000 {
+		return RateLimit{}, fmt.Errorf("%q: want N/duration, such as 1000/10s", s)
+	}
+	window, err := time.ParseDuration(d)
+	if err != nil || window < time.Second || window > 24*time.Hour {
+		return RateLimit{}, fmt.Errorf("%q: the window must be a duration from 1s to 24h", s)
+	}
+	return RateLimit{Limit: limit, Window: window}, nil
 }
 
 // ParsePrefixes reads a comma-separated list of CIDRs or addresses.

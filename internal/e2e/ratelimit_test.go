@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -90,5 +91,37 @@ func TestRateLimitsAcrossNodes(t *testing.T) {
 	}
 	if s := a.logs.String() + b.logs.String(); strings.Contains(s, "Redis cannot be reached") || strings.Contains(s, "Redis does not answer") {
 		t.Errorf("a node fell back to local limits:\n%s", s)
+	}
+}
+
+// TestManagementRateLimits: the management API is limited per credential and per client address,
+// with 429 rate_limited and Retry-After; verification calls are not counted.
+func TestManagementRateLimits(t *testing.T) {
+	n := start(t, "sqlite", map[string]string{"KEYPLANE_MANAGEMENT_RATE_LIMIT": "5/1m", "KEYPLANE_MANAGEMENT_IP_RATE_LIMIT": "9/1m"})
+	for range 20 {
+		n.code("kp_sk_live_notakey") // verification: not a management call
+	}
+	list := req{method: "GET", path: "/v1/workspaces", cred: n.admin}
+	for range 5 {
+		n.must(200, list)
+	}
+	res := n.fails(429, "rate_limited", list)
+	if ra, err := strconv.Atoi(res.Header.Get("Retry-After")); err != nil || ra < 1 || ra > 60 {
+		t.Errorf("Retry-After %q", res.Header.Get("Retry-After"))
+	}
+	// Another credential has its own allowance, until the address's runs out: 9 calls in all, the
+	// refused one included; then even a wrong credential is refused, for the address.
+	other, err := run(t, n.dataDir, n.dbURL, "", "root-keys", "create", "--name", "second", "--scopes", "admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other = strings.TrimSpace(other)
+	for range 3 { // calls 7 to 9 of the address
+		n.must(200, req{method: "GET", path: "/v1/workspaces", cred: other})
+	}
+	n.fails(429, "rate_limited", req{method: "GET", path: "/v1/workspaces", cred: other})
+	n.fails(429, "rate_limited", req{method: "GET", path: "/v1/workspaces", cred: "kp_root_guess"})
+	if c := n.code("kp_sk_live_notakey"); c != "NOT_FOUND" {
+		t.Errorf("verification after the management limits: %s", c)
 	}
 }
