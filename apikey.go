@@ -269,3 +269,9 @@ func ParseIPOrPrefix(s string) (netip.Prefix, error) {
 	}
 	return p, nil
 }
+
+// SealedKeyAD is the associated data a key's sealed value is bound to: its workspace and id, so that a
+// ciphertext moved to another key's row does not open.
+func SealedKeyAD(wsID, keyID string) []byte {
+	return []byte("keyplane/api-key/v1\x00" + wsID + "\x00" + keyID)
+}

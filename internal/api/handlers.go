@@ -14,6 +14,7 @@ import (
 	"github.com/keyplane/keyplane"
 	"github.com/keyplane/keyplane/internal/service"
 	"github.com/keyplane/keyplane/internal/store"
+	"github.com/keyplane/keyplane/internal/verify"
 )
 
 // page reads ?limit (1–100, default 50) and ?cursor.
@@ -492,8 +493,9 @@ type verifyRequest struct {
 }
 
 type verifyAnswer struct {
-	Valid bool                `json:"valid"`
-	Code  keyplane.VerifyCode `json:"code"`
+	Valid  bool                `json:"valid"`
+	Code   keyplane.VerifyCode `json:"code"`
+	Reason *string             `json:"reason,omitempty"` // why a signature or token was refused
 	*verifiedKey
 }
 
@@ -508,6 +510,7 @@ type verifiedKey struct {
 	Meta        json.RawMessage  `json:"meta"`
 	ExpiresAt   *string          `json:"expiresAt"`
 	RateLimit   *rateLimitState  `json:"ratelimit,omitempty"`
+	Claims      map[string]any   `json:"claims,omitempty"` // a JWT's, once it checked out
 }
 
 // rateLimitState is a key's rate limit after the request: present when the key has a limit and the
@@ -548,38 +551,50 @@ func (s *Server) verifyKey(w http.ResponseWriter, r *http.Request, c *call) erro
 	if err != nil {
 		return err
 	}
-	a := verifyAnswer{Valid: res.Code == keyplane.VerifyValid, Code: res.Code}
-	s.observe(string(res.Code), string(keyplane.SourceVerify), time.Since(c.start))
-	if res.Key != nil {
-		k := res.Key.Key
-		// Logged once the outcome is known and before the answer is written; Log never waits. The
-		// IP is the one the request named, never the address of the backend asking. An unknown
-		// key is in no workspace, so it is in no log.
-		var ip string
-		if vr.IP.IsValid() {
-			ip = vr.IP.String()
-		}
-		s.reqlog.Log(keyplane.RequestLog{
-			WorkspaceID: k.WorkspaceID, KeyID: k.ID, Code: res.Code, Source: keyplane.SourceVerify,
-			Method: r.Method, Path: r.URL.Path, IP: ip, UserAgent: truncateUA(r.UserAgent()),
-			LatencyMicros: time.Since(c.start).Microseconds(), Timestamp: c.start,
-		})
-		a.verifiedKey = &verifiedKey{KeyID: k.ID, WorkspaceID: k.WorkspaceID, Name: k.Name, KeyType: k.KeyType,
-			Environment: string(k.Environment), Permissions: k.Permissions, Meta: k.Meta}
-		if a.Permissions == nil {
-			a.Permissions = []string{}
-		}
-		if len(a.Meta) == 0 {
-			a.Meta = json.RawMessage("{}")
-		}
-		if k.ExpiresAt != nil {
-			e := keyplane.FormatTime(*k.ExpiresAt)
-			a.ExpiresAt = &e
-		}
-		if d := res.RateLimit; d != nil {
-			a.RateLimit = &rateLimitState{Limit: d.Limit, Remaining: d.Remaining, ResetAt: keyplane.FormatTime(d.ResetAt)}
-		}
-	}
-	writeData(w, http.StatusOK, a)
+	writeData(w, http.StatusOK, s.verified(r, c, res, keyplane.SourceVerify, vr.IP))
 	return nil
+}
+
+// verified records a verification (metrics, and the request log when a key was found) and returns
+// its answer. The logged IP is the one the request named, never the address of the backend asking;
+// an unknown key is in no workspace, so it is in no log.
+func (s *Server) verified(r *http.Request, c *call, res verify.Result, source keyplane.LogSource, ip netip.Addr) verifyAnswer {
+	a := verifyAnswer{Valid: res.Code == keyplane.VerifyValid, Code: res.Code}
+	if res.Reason != "" {
+		a.Reason = &res.Reason
+	}
+	s.observe(string(res.Code), string(source), time.Since(c.start))
+	if res.Key == nil {
+		return a
+	}
+	k := res.Key.Key
+	var logged string
+	if ip.IsValid() {
+		logged = ip.String()
+	}
+	// Logged once the outcome is known and before the answer is written; Log never waits.
+	s.reqlog.Log(keyplane.RequestLog{
+		WorkspaceID: k.WorkspaceID, KeyID: k.ID, Code: res.Code, Source: source,
+		Method: r.Method, Path: r.URL.Path, IP: logged, UserAgent: truncateUA(r.UserAgent()),
+		LatencyMicros: time.Since(c.start).Microseconds(), Timestamp: c.start,
+	})
+	a.verifiedKey = &verifiedKey{KeyID: k.ID, WorkspaceID: k.WorkspaceID, Name: k.Name, KeyType: k.KeyType,
+		Environment: string(k.Environment), Permissions: k.Permissions, Meta: k.Meta}
+	if a.Permissions == nil {
+		a.Permissions = []string{}
+	}
+	if len(a.Meta) == 0 {
+		a.Meta = json.RawMessage("{}")
+	}
+	if k.ExpiresAt != nil {
+		e := keyplane.FormatTime(*k.ExpiresAt)
+		a.ExpiresAt = &e
+	}
+	if d := res.RateLimit; d != nil {
+		a.RateLimit = &rateLimitState{Limit: d.Limit, Remaining: d.Remaining, ResetAt: keyplane.FormatTime(d.ResetAt)}
+	}
+	if res.Claims != nil {
+		a.Claims = res.Claims
+	}
+	return a
 }

@@ -169,7 +169,7 @@ func schemas() map[string]schema {
 	foundKey := sealed(props{
 		"valid": boolean(),
 		"code": enum(keyplane.VerifyValid, keyplane.VerifyDisabled, keyplane.VerifyExpired, keyplane.VerifyRevoked, keyplane.VerifyForbidden,
-			keyplane.VerifyInsufficientPermissions, keyplane.VerifyRateLimited),
+			keyplane.VerifyInsufficientPermissions, keyplane.VerifyRateLimited, keyplane.VerifyInvalidSignature),
 		"keyId":       idOf("apk"),
 		"workspaceId": idOf("ws"),
 		"name":        str(),
@@ -179,6 +179,8 @@ func schemas() map[string]schema {
 		"meta":        object(),
 		"expiresAt":   nullable(dateTime()),
 	}).desc("A key whose value matched: what it is, whatever the code.")
+	foundKey["properties"].(props)["reason"] = str().desc("INVALID_SIGNATURE: why (bad signature, stale timestamp, replay, bad claims).")
+	foundKey["properties"].(props)["claims"] = object().desc("POST /v1/verify/jwt: the token's claims, once its signature and claims checked out.")
 	// ratelimit is there only for keys with a limit, on requests counted against it.
 	foundKey["properties"].(props)["ratelimit"] = sealed(props{
 		"limit":     integer().set("minimum", 1),
@@ -309,6 +311,27 @@ func schemas() map[string]schema {
 			desc("No key has this value: malformed, bad checksum, unknown or permanently deleted."),
 		"VerifyKeyFound": foundKey,
 		"VerifyAnswer":   schema{"oneOf": []any{ref("VerifyNotFound"), ref("VerifyKeyFound")}},
+		"VerifyRefused": sealed(props{
+			"valid":  boolean().constant(false),
+			"code":   str().constant(string(keyplane.VerifyInvalidSignature)),
+			"reason": str(),
+		}).desc("The signature or token could not be checked against any key: a malformed token, a disallowed alg, a key that is not recoverable."),
+		"SignedAnswer": schema{"oneOf": []any{ref("VerifyNotFound"), ref("VerifyRefused"), ref("VerifyKeyFound")}},
+		"VerifySignatureRequest": closed(props{
+			"keyId":       idOf("apk").desc("The key that signed; it must be recoverable."),
+			"timestamp":   integer().desc("Unix seconds when the request was signed; at most 300 s from now."),
+			"signature":   str().desc("hex(HMAC-SHA256(key value, timestamp + \"\\n\" + METHOD + \"\\n\" + path + \"\\n\" + bodySha256))."),
+			"method":      str().example("POST"),
+			"path":        str().maxLen(8192).example("/orders?expand=items").desc("The request's path with its query, as sent."),
+			"bodySha256":  str().pattern("^[0-9a-f]{64}$").desc("The body's SHA-256, lowercase hex."),
+			"permissions": array(str()).maxItems(keyplane.MaxPermissions).desc("All are required for VALID."),
+			"ip":          str().desc("The address the request came from; needed when the key has an ipAllowlist."),
+		}, "keyId", "timestamp", "signature", "method", "path", "bodySha256"),
+		"VerifyJWTRequest": closed(props{
+			"token":       str().maxLen(16 << 10).desc("A compact JWT: HS256, kid = the key's id, signed with the key's value; exp required, at most 1 h after iat."),
+			"permissions": array(str()).maxItems(keyplane.MaxPermissions).desc("All are required for VALID."),
+			"ip":          str().desc("The address the token was used from; needed when the key has an ipAllowlist."),
+		}, "token"),
 
 		"VerifyCode": enum(keyplane.VerifyCodes...).desc("A verification's outcome."),
 		"LogSource": enum(keyplane.LogSources...).
@@ -694,6 +717,14 @@ func operations() []operation {
 			description: "A well-formed request always answers 200: the outcome is data.code. Needs a root key with the verify scope. " +
 				"A verification of a key that exists is logged in its workspace's request log (GET /v1/logs).",
 			access: verification, body: "VerifyRequest", status: 200, data: ref("VerifyAnswer"), errors: keyBody},
+		{method: "POST", path: "/v1/verify/signature", id: "verifySignature", tag: "verification", summary: "Verify a request signed with a key",
+			description: "Checks an HMAC-SHA256 request signature made with a recoverable key's value: constant-time, within ±300 s, each " +
+				"signature once (replays are INVALID_SIGNATURE). The key's status is told only for a good signature. Needs a root key with the verify scope.",
+			access: verification, body: "VerifySignatureRequest", status: 200, data: ref("SignedAnswer"), errors: keyBody},
+		{method: "POST", path: "/v1/verify/jwt", id: "verifyJwt", tag: "verification", summary: "Verify a JWT signed with a key",
+			description: "HS256 only; kid names the key, which must be recoverable; exp required and at most 1 hour after iat (or now); nbf honoured; " +
+				"30 s of leeway. Answers the claims. Needs a root key with the verify scope.",
+			access: verification, body: "VerifyJWTRequest", status: 200, data: ref("SignedAnswer"), errors: keyBody},
 	}
 }
 

@@ -149,6 +149,8 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /v1/events", s.auth(inWorkspace, s.sendEvent))
 
 	m.HandleFunc("POST /v1/verify", s.auth(verifier, s.verifyKey))
+	m.HandleFunc("POST /v1/verify/signature", s.auth(verifier, s.verifySignature))
+	m.HandleFunc("POST /v1/verify/jwt", s.auth(verifier, s.verifyJWT))
 }
 
 // ServeHTTP answers API requests, unknown routes and methods included, in the contract's envelope.

@@ -152,6 +152,7 @@ type env struct {
 	store store.Store
 	svc   *service.Service
 	log   *slog.Logger
+	box   *masterkey.Box
 	// createdMasterKey reports that this start wrote a new master key file.
 	createdMasterKey bool
 }
@@ -181,7 +182,7 @@ func (p *Program) open(ctx context.Context, cfg *config.Config, forget func(...[
 	hooks.Schedule = cfg.WebhookRetrySchedule
 	svc := service.New(service.Options{Store: st, Catalog: cat, Box: box, KeyPrefix: cfg.KeyPrefix, Forget: forget, Logger: log,
 		LogRetention: cfg.LogRetention, UsageRetention: cfg.UsageRetention, Webhooks: hooks})
-	return &env{cfg: cfg, store: st, svc: svc, log: log, createdMasterKey: created}, nil
+	return &env{cfg: cfg, store: st, svc: svc, log: log, box: box, createdMasterKey: created}, nil
 }
 
 // print opens the store and service, runs fn, and prints its result alone on a line, so that scripts

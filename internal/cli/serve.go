@@ -17,6 +17,7 @@ import (
 	"github.com/keyplane/keyplane/internal/masterkey"
 	"github.com/keyplane/keyplane/internal/metrics"
 	"github.com/keyplane/keyplane/internal/ratelimit"
+	"github.com/keyplane/keyplane/internal/replay"
 	"github.com/keyplane/keyplane/internal/reqlog"
 	"github.com/keyplane/keyplane/internal/service"
 	"github.com/keyplane/keyplane/internal/verify"
@@ -75,6 +76,7 @@ func (p *Program) serve(ctx context.Context, args []string) error {
 	runner = delivery.New(e.svc, delivery.Options{Logger: e.log})
 	defer e.store.Close()
 	var limiter ratelimit.Limiter = ratelimit.NewLocal(nil)
+	var seen replay.Guard // nil: the verifier's own, in process
 	if cfg.RedisURL != "" {
 		rl, err := ratelimit.NewRedis(ratelimit.RedisOptions{URL: cfg.RedisURL, Logger: e.log})
 		if err != nil {
@@ -85,9 +87,10 @@ func (p *Program) serve(ctx context.Context, args []string) error {
 			// Not fatal: limits hold per node until Redis answers, and the log says so.
 			e.log.Warn("rate limits: Redis does not answer at start; each node limits on its own until it does", "err", err)
 		}
-		limiter = rl
+		limiter, seen = rl, replay.NewRedis(rl.Client())
 	}
-	ver, err = verify.New(e.store, verify.Options{KeyPrefix: cfg.KeyPrefix, CacheSize: cfg.CacheSize, TTL: cfg.CacheTTL, Limiter: limiter})
+	ver, err = verify.New(e.store, verify.Options{KeyPrefix: cfg.KeyPrefix, CacheSize: cfg.CacheSize, TTL: cfg.CacheTTL,
+		Limiter: limiter, Box: e.box, Replay: seen})
 	if err != nil {
 		return err
 	}

@@ -53,6 +53,9 @@ func NewRedis(o RedisOptions) (*Redis, error) {
 	return &Redis{client: c, rl: redis_rate.NewLimiter(c), fallback: NewLocal(o.Now), log: o.Logger, timeout: o.Timeout}, nil
 }
 
+// Client is the Redis connection, for other state shared across nodes (replayed signatures).
+func (r *Redis) Client() *redis.Client { return r.client }
+
 // Ping checks that Redis answers.
 func (r *Redis) Ping(ctx context.Context) error { return r.client.Ping(ctx).Err() }
 

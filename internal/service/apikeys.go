@@ -47,9 +47,7 @@ type KeyPatch struct {
 }
 
 // keyAD binds a sealed key value to its key and workspace.
-func keyAD(wsID, keyID string) []byte {
-	return []byte("keyplane/api-key/v1\x00" + wsID + "\x00" + keyID)
-}
+func keyAD(wsID, keyID string) []byte { return keyplane.SealedKeyAD(wsID, keyID) }
 
 func (s *Service) checkPermissions(v *keyplane.Validation, perms []string) []string {
 	if len(perms) > keyplane.MaxPermissions {

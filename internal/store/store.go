@@ -82,6 +82,9 @@ type Queries interface {
 	ListAPIKeys(ctx context.Context, workspaceID string, f KeyFilter) ([]keyplane.APIKey, string, error)
 	// CountKeys counts the workspace's keys that are not revoked (expired and disabled ones count).
 	CountKeys(ctx context.Context, workspaceID string) (int, error)
+	// FindAPIKey returns the key with this id, in whatever workspace: the read of verifications that
+	// name a key by id (signatures, JWTs), made with a root key that is not in any workspace.
+	FindAPIKey(ctx context.Context, id string) (*keyplane.APIKey, error)
 	// LookupSecret finds the secret with this SHA-256 digest and its key: the verification read.
 	LookupSecret(ctx context.Context, hash []byte) (*keyplane.APIKey, *keyplane.Secret, error)
 	// ListSecrets returns every stored value of a key, newest first.

@@ -15,7 +15,9 @@ import (
 
 	"github.com/keyplane/keyplane"
 	"github.com/keyplane/keyplane/internal/keyformat"
+	"github.com/keyplane/keyplane/internal/masterkey"
 	"github.com/keyplane/keyplane/internal/ratelimit"
+	"github.com/keyplane/keyplane/internal/replay"
 	"github.com/keyplane/keyplane/internal/store"
 )
 
@@ -32,6 +34,11 @@ type Options struct {
 	Now func() time.Time
 	// Limiter enforces keys' rate limits; nil: an in-process one on Now.
 	Limiter ratelimit.Limiter
+	// Box opens recoverable keys' values, which signed requests and JWTs are checked against; nil:
+	// those verifications answer that the key is not recoverable.
+	Box *masterkey.Box
+	// Replay remembers accepted request signatures; nil: an in-process one.
+	Replay replay.Guard
 }
 
 // entry is a cached lookup: key is nil for an unknown digest.
@@ -51,6 +58,9 @@ type Verifier struct {
 	keys    *otter.Cache[[32]byte, entry]
 	roots   *otter.Cache[[32]byte, rootEntry]
 	limiter ratelimit.Limiter
+	box     *masterkey.Box
+	replay  replay.Guard
+	values  *otter.Cache[string, valueEntry] // by key id, for signatures and JWTs
 	// hits and misses count key lookups answered from the cache and from the store, for metrics.
 	hits, misses atomic.Uint64
 }
@@ -83,7 +93,20 @@ func New(q store.Queries, o Options) (*Verifier, error) {
 	if o.Limiter == nil {
 		o.Limiter = ratelimit.NewLocal(o.Now)
 	}
-	return &Verifier{store: q, prefix: o.KeyPrefix, now: o.Now, keys: keys, roots: roots, limiter: o.Limiter}, nil
+	if o.Replay == nil {
+		if o.Replay, err = replay.NewLocal(1_000_000); err != nil {
+			return nil, err
+		}
+	}
+	values, err := otter.New(&otter.Options[string, valueEntry]{
+		MaximumSize:      o.CacheSize,
+		ExpiryCalculator: otter.ExpiryWriting[string, valueEntry](o.TTL),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("verify cache: %w", err)
+	}
+	return &Verifier{store: q, prefix: o.KeyPrefix, now: o.Now, keys: keys, roots: roots, limiter: o.Limiter,
+		box: o.Box, replay: o.Replay, values: values}, nil
 }
 
 // Result is a verification's outcome. Key is set whenever the value matched a stored key, whatever
@@ -94,6 +117,10 @@ type Result struct {
 	// RateLimit is the key's rate limit decision, when it has a limit and the request was otherwise
 	// VALID: only requests that would be accepted count against a limit.
 	RateLimit *ratelimit.Decision
+	// Reason says why a signature or token was refused (INVALID_SIGNATURE).
+	Reason string
+	// Claims are a JWT's claims, once its signature and claims checked out.
+	Claims map[string]any
 }
 
 // ErrUnavailable wraps storage failures: the answer is unknown, not NOT_FOUND.
@@ -113,18 +140,7 @@ func (v *Verifier) Verify(ctx context.Context, value string, req *keyplane.Verif
 	if e.key == nil {
 		return Result{Code: keyplane.VerifyNotFound}, nil
 	}
-	res := Result{Code: e.key.Check(v.now(), e.secretExpiresAt, req), Key: e.key}
-	if rl := e.key.Key.RateLimit; rl != nil && res.Code == keyplane.VerifyValid {
-		d, err := v.limiter.Allow(ctx, e.key.Key.ID, ratelimit.Limit{Limit: rl.Limit, Window: time.Duration(rl.WindowMs) * time.Millisecond})
-		if err != nil {
-			return Result{}, fmt.Errorf("%w: rate limit: %w", ErrUnavailable, err)
-		}
-		res.RateLimit = &d
-		if !d.Allowed {
-			res.Code = keyplane.VerifyRateLimited
-		}
-	}
-	return res, nil
+	return v.finish(ctx, e, req)
 }
 
 func (v *Verifier) lookup(ctx context.Context, h [32]byte) (entry, error) {

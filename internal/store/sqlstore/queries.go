@@ -81,6 +81,18 @@ func (q *queries) GetAPIKey(ctx context.Context, workspaceID, id string) (*keypl
 	return k, nil
 }
 
+func (q *queries) FindAPIKey(ctx context.Context, id string) (*keyplane.APIKey, error) {
+	var r apiKeyRow
+	if err := q.queryRow(ctx, sqlFindAPIKey, id).Scan(r.dest()...); err != nil {
+		return nil, q.fail("find api key", err)
+	}
+	k, err := r.key()
+	if err != nil {
+		return nil, fmt.Errorf("find api key: %w", err)
+	}
+	return k, nil
+}
+
 func (q *queries) ListAPIKeys(ctx context.Context, workspaceID string, f store.KeyFilter) ([]keyplane.APIKey, string, error) {
 	const op = "list api keys"
 	if f.Limit < 1 {

@@ -35,7 +35,8 @@ const (
 		k.updated_at, k.disabled_at, k.revoked_at, k.created_by`
 	secretColumns = `s.hash, s.key_id, s.workspace_id, s.expires_at, s.ciphertext, s.created_at`
 
-	sqlGetAPIKey = `SELECT ` + apiKeyColumns + ` FROM api_keys k WHERE k.id = ? AND k.workspace_id = ?`
+	sqlGetAPIKey  = `SELECT ` + apiKeyColumns + ` FROM api_keys k WHERE k.id = ? AND k.workspace_id = ?`
+	sqlFindAPIKey = `SELECT ` + apiKeyColumns + ` FROM api_keys k WHERE k.id = ?`
 
 	// sqlListAPIKeys is followed by the optional filters below, then sqlListAPIKeysEnd.
 	sqlListAPIKeys       = `SELECT ` + apiKeyColumns + ` FROM api_keys k WHERE k.workspace_id = ?`

@@ -76,7 +76,13 @@ func testAPIKeyRoundTrip(t *testing.T, s store.Store) {
 		}
 	}
 
-	_, err := s.GetAPIKey(ctx, other.ID, full.ID)
+	found, err := s.FindAPIKey(ctx, full.ID)
+	noErr(t, "FindAPIKey", err)
+	equal(t, "FindAPIKey", found, full)
+	_, err = s.FindAPIKey(ctx, id.NewAt(id.APIKey, at(0)))
+	wantErr(t, "FindAPIKey(unknown)", err, store.ErrNotFound)
+
+	_, err = s.GetAPIKey(ctx, other.ID, full.ID)
 	wantErr(t, "GetAPIKey of another workspace's key", err, store.ErrNotFound)
 	_, err = s.GetAPIKey(ctx, w.ID, id.NewAt(id.APIKey, at(0)))
 	wantErr(t, "GetAPIKey(unknown)", err, store.ErrNotFound)

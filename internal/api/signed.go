@@ -1,0 +1,110 @@
+package api
+
+import (
+	"encoding/hex"
+	"net/http"
+	"net/netip"
+	"strings"
+
+	"github.com/keyplane/keyplane"
+	"github.com/keyplane/keyplane/internal/verify"
+)
+
+// verifyOptions reads what every verification may add: permissions and the client's address.
+func verifyOptions(v *keyplane.Validation, perms []string, ip string) keyplane.VerifyRequest {
+	vr := keyplane.VerifyRequest{Permissions: perms}
+	if ip != "" {
+		a, err := netip.ParseAddr(ip)
+		if err != nil || a.Zone() != "" {
+			v.Add("ip", "must be an IPv4 or IPv6 address")
+		}
+		vr.IP = a.Unmap()
+	}
+	if len(perms) > keyplane.MaxPermissions {
+		v.Add("permissions", "at most %d permissions", keyplane.MaxPermissions)
+	}
+	return vr
+}
+
+type signatureRequest struct {
+	KeyID       string   `json:"keyId"`
+	Timestamp   *int64   `json:"timestamp"`
+	Signature   string   `json:"signature"`
+	Method      string   `json:"method"`
+	Path        string   `json:"path"`
+	BodySHA256  string   `json:"bodySha256"`
+	Permissions []string `json:"permissions"`
+	IP          string   `json:"ip"`
+}
+
+// maxSignedPath bounds the path (with its query) a signature covers.
+const maxSignedPath = 8192
+
+func (s *Server) verifySignature(w http.ResponseWriter, r *http.Request, c *call) error {
+	var req signatureRequest
+	if err := decode(w, r, &req, maxVerifyBody, false); err != nil {
+		return err
+	}
+	var v keyplane.Validation
+	if req.KeyID == "" {
+		v.Add("keyId", "is required")
+	}
+	if req.Timestamp == nil {
+		v.Add("timestamp", "is required: unix seconds")
+	}
+	if req.Signature == "" {
+		v.Add("signature", "is required: hex of the HMAC-SHA256")
+	}
+	if req.Method == "" || len(req.Method) > 32 || strings.ToUpper(req.Method) != req.Method {
+		v.Add("method", "is required, in capitals, such as POST")
+	}
+	if !strings.HasPrefix(req.Path, "/") || len(req.Path) > maxSignedPath {
+		v.Add("path", "must start with / and be at most %d bytes", maxSignedPath)
+	}
+	if b, err := hex.DecodeString(req.BodySHA256); err != nil || len(b) != 32 || strings.ToLower(req.BodySHA256) != req.BodySHA256 {
+		v.Add("bodySha256", "must be the body's SHA-256 in lowercase hex (64 characters); of an empty body, e3b0c442…b855")
+	}
+	vr := verifyOptions(&v, req.Permissions, req.IP)
+	if err := v.Err(); err != nil {
+		return err
+	}
+	res, err := s.ver.VerifySignature(r.Context(), &verify.SignedRequest{
+		KeyID: req.KeyID, Timestamp: *req.Timestamp, Signature: req.Signature, Method: req.Method, Path: req.Path,
+		BodySHA256: req.BodySHA256, Req: vr,
+	})
+	if err != nil {
+		return err
+	}
+	writeData(w, http.StatusOK, s.verified(r, c, res, keyplane.SourceSignature, vr.IP))
+	return nil
+}
+
+type jwtRequest struct {
+	Token       string   `json:"token"`
+	Permissions []string `json:"permissions"`
+	IP          string   `json:"ip"`
+}
+
+// maxToken bounds a JWT's length.
+const maxToken = 16 << 10
+
+func (s *Server) verifyJWT(w http.ResponseWriter, r *http.Request, c *call) error {
+	var req jwtRequest
+	if err := decode(w, r, &req, maxVerifyBody, false); err != nil {
+		return err
+	}
+	var v keyplane.Validation
+	if req.Token == "" || len(req.Token) > maxToken {
+		v.Add("token", "is required: a compact JWT of at most %d bytes", maxToken)
+	}
+	vr := verifyOptions(&v, req.Permissions, req.IP)
+	if err := v.Err(); err != nil {
+		return err
+	}
+	res, err := s.ver.VerifyJWT(r.Context(), req.Token, &vr)
+	if err != nil {
+		return err
+	}
+	writeData(w, http.StatusOK, s.verified(r, c, res, keyplane.SourceJWT, vr.IP))
+	return nil
+}
