@@ -504,12 +504,15 @@ const (
 	management                 // anyCaller: admin root key or workspace secret key
 	workspaced                 // inWorkspace: the same, acting on one workspace
 	verification               // verifier: root key with the verify scope
+	forwarded                  // forward auth: a verify root key in X-Keyplane-Root-Key, the key in the client's headers
 )
 
 func (a access) errors() []string {
 	switch a {
 	case verification:
 		return []string{"Unauthorized", "Forbidden", "Unavailable", "Internal"}
+	case forwarded:
+		return []string{"Unauthorized", "Forbidden", "RateLimited", "Unavailable", "Internal"}
 	case management:
 		return []string{"Unauthorized", "Forbidden", "RateLimited", "Unavailable", "Internal"}
 	case workspaced:
@@ -526,6 +529,8 @@ func (a access) security() []any {
 		return []any{map[string]any{"rootKey": []any{}}, map[string]any{"workspaceKey": []any{}}}
 	case verification:
 		return []any{map[string]any{"rootKey": []any{}}}
+	case forwarded:
+		return []any{map[string]any{"proxyRootKey": []any{}}}
 	}
 	return []any{}
 }
@@ -717,6 +722,18 @@ func operations() []operation {
 			description: "A well-formed request always answers 200: the outcome is data.code. Needs a root key with the verify scope. " +
 				"A verification of a key that exists is logged in its workspace's request log (GET /v1/logs).",
 			access: verification, body: "VerifyRequest", status: 200, data: ref("VerifyAnswer"), errors: keyBody},
+		{method: "GET", path: "/v1/auth", id: "forwardAuth", tag: "verification", summary: "Forward auth for a reverse proxy",
+			description: "For nginx auth_request, Traefik ForwardAuth and Envoy ext_authz (HTTP); any method is answered alike. The key comes from " +
+				"Authorization: Bearer or X-API-Key, the required permissions from X-Required-Permissions (comma-separated), the client's address " +
+				"from X-Forwarded-For or X-Real-IP when the peer is a trusted proxy, the origin from Origin. 200 sets X-Keyplane-Key-Id, " +
+				"X-Keyplane-Workspace-Id, X-Keyplane-Environment and X-Keyplane-Permissions for the upstream; 401 for an unknown, disabled, expired " +
+				"or revoked key (and a missing or wrong X-Keyplane-Root-Key, which the server logs); 403 for FORBIDDEN and INSUFFICIENT_PERMISSIONS; " +
+				"429 with Retry-After when the key's rate limit is used up. Logged under source auth.",
+			access: forwarded, status: 200, data: sealed(props{"valid": boolean().constant(true), "code": str().constant(string(keyplane.VerifyValid))}),
+			query: []map[string]any{
+				param("X-API-Key", "header", "The client's key, when it does not send Authorization: Bearer.", str()),
+				param("X-Required-Permissions", "header", "Permissions the key must hold, comma-separated.", str()),
+			}},
 		{method: "POST", path: "/v1/verify/signature", id: "verifySignature", tag: "verification", summary: "Verify a request signed with a key",
 			description: "Checks an HMAC-SHA256 request signature made with a recoverable key's value: constant-time, within ±300 s, each " +
 				"signature once (replays are INVALID_SIGNATURE). The key's status is told only for a good signature. Needs a root key with the verify scope.",
@@ -842,6 +859,8 @@ func buildOpenAPI() map[string]any {
 				"rootKey": map[string]any{"type": "http", "scheme": "bearer", "bearerFormat": "kp_root_…",
 					"description": "An operator root key, made by `keyplane root-keys create`. Scope admin: every management call, on any " +
 						"workspace (named by X-Workspace-Id). Scope verify: the verification calls."},
+				"proxyRootKey": map[string]any{"type": "apiKey", "in": "header", "name": "X-Keyplane-Root-Key",
+					"description": "Forward auth: the proxy sends a root key with the verify scope here, and the client's own headers beside it."},
 				"workspaceKey": map[string]any{"type": "http", "scheme": "bearer", "bearerFormat": "kp_sk_…",
 					"description": "A workspace's own secret key holding keyplane's permissions (api_keys:read, api_keys:write, audit:read, …): " +
 						"its own workspace only. Publishable keys are refused (401)."},
