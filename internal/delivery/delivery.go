@@ -16,9 +16,9 @@ import (
 
 // Options tune the workers; zero fields take the defaults.
 type Options struct {
-	// Workers is how many attempts this node holds at once, running or queued behind their
-	// endpoint's bound. Default 32. With the default PerEndpoint, an attempt waits at most
-	// Workers/PerEndpoint = 4 attempts' timeouts (60 s) before it starts: well inside its lease.
+	// Workers is how many attempts this node makes at once. Default 32. It holds at most twice as
+	// many: the others wait behind their endpoint's bound, and one whose lease would lapse before
+	// it could finish is left to be leased again rather than made late.
 	Workers int
 	// PerEndpoint bounds the attempts to one endpoint at once, so that a slow endpoint holds at most
 	// that many workers and the others keep flowing. Default 8.
@@ -36,9 +36,10 @@ type Runner struct {
 	log  *slog.Logger
 	kick chan struct{}
 
-	mu       sync.Mutex
-	inFlight int // attempts held: running, or queued behind their endpoint's bound
-	perEP    map[string]*endpointState
+	mu      sync.Mutex
+	running int // attempts being made
+	held    int // attempts leased and not done: running, or queued behind their endpoint's bound
+	perEP   map[string]*endpointState
 }
 
 // endpointState is one endpoint's attempts on this node.
@@ -93,18 +94,26 @@ func (r *Runner) Run(ctx context.Context) {
 	}
 }
 
-// leased is an attempt and the claim it was leased under.
+// leased is an attempt, the claim it was leased under, and when that lease lapses.
 type leased struct {
 	d     keyplane.Delivery
 	claim string
+	until time.Time
 }
 
-// fill leases as many due attempts as there are free workers, leaving out endpoints at their bound,
-// and starts them; it repeats while full pages come back.
+// startMargin: an attempt is started only while its lease outlasts the attempt's timeout by this
+// much; one that waited longer behind its endpoint is left for its lease to lapse and to be leased
+// again, so that no two nodes ever make it at once.
+const startMargin = 2 * time.Second
+
+// fill leases as many due attempts as there are idle workers, leaving out endpoints at their bound,
+// and starts them; it repeats while full pages come back. Attempts queued behind a busy endpoint do
+// not take a worker, so a slow endpoint cannot hold up the others; the queue is bounded by Workers
+// more attempts held.
 func (r *Runner) fill(ctx context.Context, wg *sync.WaitGroup, done chan<- struct{}) {
 	for ctx.Err() == nil {
 		r.mu.Lock()
-		free := r.o.Workers - r.inFlight
+		free := min(r.o.Workers-r.running, 2*r.o.Workers-r.held)
 		var busy []string
 		for ep, st := range r.perEP {
 			if st.running >= r.o.PerEndpoint {
@@ -115,7 +124,7 @@ func (r *Runner) fill(ctx context.Context, wg *sync.WaitGroup, done chan<- struc
 		if free <= 0 {
 			return
 		}
-		ds, claim, err := r.svc.ClaimDeliveries(ctx, free, busy)
+		ds, claim, until, err := r.svc.ClaimDeliveries(ctx, free, busy)
 		if err != nil {
 			if ctx.Err() == nil {
 				r.log.Error("webhooks: lease attempts", "err", err)
@@ -123,7 +132,7 @@ func (r *Runner) fill(ctx context.Context, wg *sync.WaitGroup, done chan<- struc
 			return
 		}
 		for _, d := range ds {
-			r.start(ctx, wg, done, leased{d, claim})
+			r.start(ctx, wg, done, leased{d, claim, until})
 		}
 		if len(ds) < free {
 			return
@@ -132,7 +141,7 @@ func (r *Runner) fill(ctx context.Context, wg *sync.WaitGroup, done chan<- struc
 }
 
 // start makes the attempt now, or, when its endpoint is at its bound, queues it behind the endpoint's
-// running attempts. A queued attempt starts within one attempt's timeout, well inside its lease.
+// running attempts.
 func (r *Runner) start(ctx context.Context, wg *sync.WaitGroup, done chan<- struct{}, l leased) {
 	r.mu.Lock()
 	st := r.perEP[l.d.EndpointID]
@@ -140,29 +149,33 @@ func (r *Runner) start(ctx context.Context, wg *sync.WaitGroup, done chan<- stru
 		st = &endpointState{}
 		r.perEP[l.d.EndpointID] = st
 	}
-	r.inFlight++
+	r.held++
 	if st.running >= r.o.PerEndpoint {
 		st.waiting = append(st.waiting, l)
 		r.mu.Unlock()
 		return
 	}
 	st.running++
+	r.running++
 	r.mu.Unlock()
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		for {
-			if err := r.svc.Deliver(ctx, l.d, l.claim); err != nil && ctx.Err() == nil {
+			if time.Until(l.until) < keyplane.WebhookTimeout+startMargin {
+				r.log.Debug("webhooks: an attempt waited past its lease; it will be leased again", "delivery", l.d.ID)
+			} else if err := r.svc.Deliver(ctx, l.d, l.claim); err != nil && ctx.Err() == nil {
 				r.log.Error("webhooks: attempt", "delivery", l.d.ID, "endpoint", l.d.EndpointID, "err", err)
 			}
 			r.mu.Lock()
-			r.inFlight--
+			r.held--
 			if len(st.waiting) > 0 && ctx.Err() == nil {
 				l, st.waiting = st.waiting[0], st.waiting[1:]
 				r.mu.Unlock()
 				continue
 			}
 			st.running--
+			r.running--
 			if st.running == 0 && len(st.waiting) == 0 {
 				delete(r.perEP, l.d.EndpointID)
 			}

@@ -25,8 +25,8 @@ var DefaultRetrySchedule = []time.Duration{0, 5 * time.Second, 5 * time.Minute, 
 // Webhook delivery tuning.
 const (
 	// deliveryLease is how long a worker holds an attempt: room for it to wait behind its
-	// endpoint's running attempts (internal/delivery bounds that to 60 s), make it and record it. A
-	// node that dies leaves its attempts to others after this.
+	// endpoint's running attempts, make it and record it (internal/delivery starts no attempt that
+	// could outlast its lease). A node that dies leaves its attempts to others after this.
 	deliveryLease = 2 * time.Minute
 	// maxRetryAfter bounds how long an endpoint's Retry-After may push its next attempt.
 	maxRetryAfter  = 6 * time.Hour
@@ -220,6 +220,11 @@ func (s *Service) mutateWebhook(ctx context.Context, c *keyplane.Caller, wsID, e
 // UpdateWebhook changes an endpoint. Enabling it clears the reason keyplane disabled it for and its
 // failure streak starts afresh with the next attempt.
 func (s *Service) UpdateWebhook(ctx context.Context, c *keyplane.Caller, wsID, endpointID string, p WebhookPatch) (*keyplane.WebhookEndpoint, error) {
+	// Before validating: a caller who may not change endpoints learns nothing from field errors and
+	// cannot make keyplane resolve host names.
+	if err := c.Authorize(wsID, keyplane.PermWebhooksWrite); err != nil {
+		return nil, err
+	}
 	var v keyplane.Validation
 	u := ""
 	if p.URL.Set {
@@ -318,8 +323,9 @@ func (s *Service) RotateWebhookSecret(ctx context.Context, c *keyplane.Caller, w
 }
 
 // RevealWebhookSecret returns an endpoint's current signing secret, audited. People need the owner or
-// admin role (developers manage endpoints but see a secret only when they create or rotate one);
-// keys need webhooks:write, with which they could rotate it anyway.
+// admin role (developers manage endpoints but see a secret only when they create or rotate one) and to
+// have entered their password in the last five minutes, as for a key; keys need webhooks:write, with
+// which they could rotate it anyway.
 func (s *Service) RevealWebhookSecret(ctx context.Context, c *keyplane.Caller, wsID, endpointID string) (*keyplane.WebhookEndpoint, string, error) {
 	if err := c.Authorize(wsID, keyplane.PermWebhooksWrite); err != nil {
 		return nil, "", err
@@ -328,9 +334,18 @@ func (s *Service) RevealWebhookSecret(ctx context.Context, c *keyplane.Caller, w
 	if err != nil {
 		return nil, "", err
 	}
-	if c.Actor.Type == keyplane.ActorUser && !c.Operator && c.Role != keyplane.RoleOwner && c.Role != keyplane.RoleAdmin {
-		_ = s.Audit(ctx, c, wsID, keyplane.AuditRecord{Action: "webhook.secret_reveal_denied", Target: webhookTarget(e)})
-		return nil, "", keyplane.Errorf(keyplane.CodeForbidden, "only owners and admins may reveal a signing secret")
+	if c.Actor.Type == keyplane.ActorUser {
+		deny := ""
+		switch {
+		case !c.Operator && c.Role != keyplane.RoleOwner && c.Role != keyplane.RoleAdmin:
+			deny = "only owners and admins may reveal a signing secret"
+		case !c.Reauthenticated:
+			deny = "revealing a signing secret needs your password, entered in the last 5 minutes"
+		}
+		if deny != "" {
+			_ = s.Audit(ctx, c, wsID, keyplane.AuditRecord{Action: "webhook.secret_reveal_denied", Target: webhookTarget(e)})
+			return nil, "", keyplane.Errorf(keyplane.CodeForbidden, "%s", deny)
+		}
 	}
 	secret, err := s.box.Open(e.Secret, webhookAD(wsID, e.ID))
 	if err != nil {
@@ -568,14 +583,15 @@ func (s *Service) emit(ctx context.Context, tx store.Tx, wsID, eventType string,
 }
 
 // ClaimDeliveries leases up to limit due attempts to endpoints not in exclude, for a worker to make
-// with Deliver under the returned claim.
-func (s *Service) ClaimDeliveries(ctx context.Context, limit int, exclude []string) ([]keyplane.Delivery, string, error) {
+// with Deliver under the returned claim before the returned time, when the lease lapses.
+func (s *Service) ClaimDeliveries(ctx context.Context, limit int, exclude []string) ([]keyplane.Delivery, string, time.Time, error) {
 	var b [12]byte
 	cryptorand.Read(b[:])
 	claim := base64.RawURLEncoding.EncodeToString(b[:])
 	now := s.clock()
-	ds, err := s.store.ClaimDeliveries(ctx, now, now.Add(s.hooks.Lease), claim, limit, exclude)
-	return ds, claim, err
+	until := now.Add(s.hooks.Lease)
+	ds, err := s.store.ClaimDeliveries(ctx, now, until, claim, limit, exclude)
+	return ds, claim, until, err
 }
 
 // Deliver makes a leased attempt: posts the event, records the outcome, schedules the next attempt

@@ -21,7 +21,7 @@ import (
 func deliverDue(t *testing.T, svc *service.Service) int {
 	t.Helper()
 	ctx := context.Background()
-	ds, claim, err := svc.ClaimDeliveries(ctx, 100, nil)
+	ds, claim, _, err := svc.ClaimDeliveries(ctx, 100, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +139,7 @@ func TestWebhookFailingForFiveDays(t *testing.T) {
 	send()
 	clk.Add(48 * time.Hour)
 	for _, d := range func() []keyplane.Delivery {
-		ds, _, _ := svc.ClaimDeliveries(ctx, 100, nil)
+		ds, _, _, _ := svc.ClaimDeliveries(ctx, 100, nil)
 		return ds
 	}() {
 		if d.EndpointID == ep.ID {
