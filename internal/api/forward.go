@@ -56,8 +56,14 @@ func (s *Server) forwardAuth(w http.ResponseWriter, r *http.Request) {
 	// The request log shows the client's request, as the proxy describes it, when a trusted proxy
 	// does; else this call's own.
 	lr := r
-	if s.FromTrustedProxy(r) {
+	if rest, ok := strings.CutPrefix(r.URL.Path, "/v1/auth/"); ok {
 		lr = r.Clone(r.Context())
+		lr.URL.Path = "/" + rest
+	}
+	if s.FromTrustedProxy(r) {
+		if lr == r {
+			lr = r.Clone(r.Context())
+		}
 		if m := firstHeader(r, "X-Forwarded-Method", "X-Original-Method"); m != "" {
 			lr.Method = m
 		}

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -34,6 +35,16 @@ func TestForwardAuth(t *testing.T) {
 		if res := auth(map[string]string{"X-API-Key": value}); res.Status != 200 {
 			t.Errorf("X-API-Key: %d %s", res.Status, res.Raw)
 		}
+		// Envoy's ext_authz appends the client's path to /v1/auth (outside the OpenAPI document).
+		er, _ := http.NewRequest("POST", n.url+"/v1/auth/orders/7", nil)
+		er.Header.Set("X-Keyplane-Root-Key", n.verifier)
+		er.Header.Set("X-API-Key", value)
+		er.Header.Set("X-Forwarded-For", "198.51.100.21")
+		if res, err := http.DefaultClient.Do(er); err != nil || res.StatusCode != 200 || res.Header.Get("X-Keyplane-Key-Id") != k["id"] {
+			t.Errorf("/v1/auth/orders/7: %v %v", res, err)
+		} else {
+			res.Body.Close()
+		}
 		for _, c := range []struct {
 			name   string
 			hdr    map[string]string
@@ -53,8 +64,8 @@ func TestForwardAuth(t *testing.T) {
 		if !strings.Contains(n.logs.String(), "forward auth refused") {
 			t.Error("the server did not log why the proxy's root key was refused")
 		}
-		// Two good requests so far; two more pass, then 429.
-		for range 2 {
+		// Three good requests so far; one more passes, then 429.
+		for range 1 {
 			auth(map[string]string{"X-API-Key": value})
 		}
 		res = auth(map[string]string{"X-API-Key": value})
