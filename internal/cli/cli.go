@@ -47,6 +47,7 @@ Usage:
                                                            make a person's account (password from stdin)
   keyplane migrate                                         bring the database schema up to date
   keyplane audit verify                                    check every audit chain
+  keyplane master-key rotate                               new master key; re-seal every stored value
   keyplane version                                         print the version
 
 Every command takes --data-dir and --database-url; "keyplane serve -h" lists the server's flags.
@@ -65,7 +66,7 @@ func (p *Program) Run(ctx context.Context, args []string) error {
 		return ErrUsage
 	}
 	cmd, rest := args[0], args[1:]
-	if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") && (cmd == "root-keys" || cmd == "workspaces" || cmd == "users" || cmd == "audit") {
+	if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") && (cmd == "root-keys" || cmd == "workspaces" || cmd == "users" || cmd == "audit" || cmd == "master-key") {
 		cmd += " " + rest[0]
 		rest = rest[1:]
 	}
@@ -82,6 +83,8 @@ func (p *Program) Run(ctx context.Context, args []string) error {
 		return p.migrate(ctx, rest)
 	case "audit verify":
 		return p.auditVerify(ctx, rest)
+	case "master-key rotate":
+		return p.rotateMasterKey(ctx, rest)
 	case "version", "--version", "-version":
 		fmt.Fprintln(p.Stdout, "keyplane", Version)
 		return nil
@@ -170,7 +173,15 @@ func (p *Program) open(ctx context.Context, cfg *config.Config, forget func(...[
 	if err != nil {
 		return nil, err
 	}
-	box, err := masterkey.New(mk)
+	prev, err := masterkey.LoadPrevious(cfg.MasterKeyPrevious, cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	var previous [][]byte
+	if prev != nil {
+		previous = append(previous, prev)
+	}
+	box, err := masterkey.New(mk, previous...)
 	if err != nil {
 		return nil, err
 	}
@@ -291,6 +302,41 @@ func (p *Program) migrate(ctx context.Context, args []string) error {
 	}
 	fmt.Fprintf(p.Stdout, "%s schema is up to date\n", st.Driver())
 	return st.Close()
+}
+
+// rotateMasterKey replaces the master key and re-seals every stored value with the new one. With the
+// key in the data dir, it writes a new key file and keeps the old key as the previous one; with
+// KEYPLANE_MASTER_KEY set, the operator has already put the new key there and the old one in
+// KEYPLANE_MASTER_KEY_PREVIOUS, and this re-seals what the old key sealed.
+func (p *Program) rotateMasterKey(ctx context.Context, args []string) error {
+	cfg, err := p.parse("master-key rotate", false, args, nil)
+	if err != nil {
+		return helpOK(err)
+	}
+	if cfg.MasterKey == "" {
+		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+			return fmt.Errorf("data dir: %w", err)
+		}
+		if _, _, err := masterkey.Rotate(cfg.DataDir); err != nil {
+			return err
+		}
+		fmt.Fprintf(p.Stdout, "wrote a new master key to %s/%s; the old one is in %s until every value is re-sealed\n",
+			cfg.DataDir, masterkey.FileName, masterkey.PreviousFileName)
+	} else if cfg.MasterKeyPrevious == "" {
+		return userError(errors.New("KEYPLANE_MASTER_KEY is set: put the new key there and the old one in KEYPLANE_MASTER_KEY_PREVIOUS, then run this again"))
+	}
+	e, err := p.open(ctx, cfg, nil, service.WebhookOptions{})
+	if err != nil {
+		return err
+	}
+	defer e.store.Close()
+	res, err := e.svc.Rewrap(ctx, keyplane.System("master-key rotate"))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(p.Stdout, "re-sealed %d key values and %d webhook secrets (%d already current)\n", res.Secrets, res.WebhookSecrets, res.AlreadyCurrent)
+	fmt.Fprintln(p.Stdout, "restart every keyplane serve so that it loads the new key; the previous key can be removed once they run")
+	return nil
 }
 
 func (p *Program) auditVerify(ctx context.Context, args []string) error {

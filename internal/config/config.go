@@ -20,11 +20,14 @@ import (
 
 // Config is every setting of a keyplane process.
 type Config struct {
-	Addr                 string
-	DataDir              string
-	DatabaseURL          string
-	RedisURL             string
-	MasterKey            string // base64; secret, never logged
+	Addr        string
+	DataDir     string
+	DatabaseURL string
+	RedisURL    string
+	MasterKey   string // base64; secret, never logged
+	// MasterKeyPrevious is the key a rotation replaced (base64), which still opens values sealed with
+	// it until they are re-sealed; empty: the data dir's previous key file, if any.
+	MasterKeyPrevious    string
 	KeyPrefix            string
 	AdminEmail           string
 	AdminPassword        string // secret, never logged
@@ -105,6 +108,7 @@ func NewFlagSet(name string, serve bool, getenv func(string) string, out io.Writ
 	fs.StringVar(&c.KeyPrefix, "key-prefix", env("KEYPLANE_KEY_PREFIX", DefaultKeyPrefix), "prefix of key values (env KEYPLANE_KEY_PREFIX)")
 	fs.StringVar(&c.ConfigFile, "config", env("KEYPLANE_CONFIG", ""), "JSON file with the permission catalog and custom event types (env KEYPLANE_CONFIG)")
 	c.MasterKey = getenv("KEYPLANE_MASTER_KEY")
+	c.MasterKeyPrevious = getenv("KEYPLANE_MASTER_KEY_PREVIOUS")
 	c.AdminEmail = env("KEYPLANE_ADMIN_EMAIL", "admin@localhost")
 	c.AdminPassword = getenv("KEYPLANE_ADMIN_PASSWORD")
 	c.LogLevel = env("KEYPLANE_LOG_LEVEL", "info")

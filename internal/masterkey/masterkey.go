@@ -23,16 +23,38 @@ const (
 	idLen   = 8
 	// FileName is the master key file created in the data dir when no key is configured.
 	FileName = "master.key"
+	// PreviousFileName holds the key a rotation replaced, which still opens values not re-sealed yet.
+	PreviousFileName = "master.key.previous"
 )
 
-// Box seals and opens values with one master key.
+// Box seals with one master key and opens with it or with the previous keys it was given, told apart
+// by the key id each sealed value carries: after a rotation, values sealed with the old key still
+// open until they are re-sealed.
 type Box struct {
-	aead cipher.AEAD
-	id   [idLen]byte
+	aead     cipher.AEAD
+	id       [idLen]byte
+	previous []*Box
 }
 
-// New returns a Box for a 32-byte key.
-func New(key []byte) (*Box, error) {
+// New returns a Box sealing with a 32-byte key and also opening with the previous ones.
+func New(key []byte, previous ...[]byte) (*Box, error) {
+	b, err := newBox(key)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range previous {
+		pb, err := newBox(p)
+		if err != nil {
+			return nil, fmt.Errorf("previous %w", err)
+		}
+		if pb.id != b.id {
+			b.previous = append(b.previous, pb)
+		}
+	}
+	return b, nil
+}
+
+func newBox(key []byte) (*Box, error) {
 	if len(key) != 32 {
 		return nil, fmt.Errorf("master key: want 32 bytes, got %d", len(key))
 	}
@@ -104,6 +126,70 @@ func LoadOrCreate(encoded, dir string) (key []byte, created bool, err error) {
 	return k, true, f.Close()
 }
 
+// LoadPrevious returns the previous master key given in base64 (KEYPLANE_MASTER_KEY_PREVIOUS) or, when
+// that is empty, the one in dir's previous key file; nil when there is none.
+func LoadPrevious(encoded, dir string) ([]byte, error) {
+	if encoded != "" {
+		return Parse(encoded)
+	}
+	path := filepath.Join(dir, PreviousFileName)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read previous master key: %w", err)
+	}
+	k, err := Parse(string(b))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return k, nil
+}
+
+// Rotate replaces the master key file in dir with a new random key, keeping the old one in the
+// previous key file (replacing any older one), each written to a temporary file, synced and renamed
+// into place. It returns the new key and the old one.
+func Rotate(dir string) (newKey, oldKey []byte, err error) {
+	oldKey, _, err = LoadOrCreate("", dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	newKey = make([]byte, 32)
+	rand.Read(newKey)
+	if err := writeKeyFile(filepath.Join(dir, PreviousFileName), oldKey); err != nil {
+		return nil, nil, err
+	}
+	if err := writeKeyFile(filepath.Join(dir, FileName), newKey); err != nil {
+		return nil, nil, err
+	}
+	return newKey, oldKey, nil
+}
+
+// writeKeyFile writes key in base64 to path, mode 0600, atomically.
+func writeKeyFile(path string, key []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if _, err := f.WriteString(base64.StdEncoding.EncodeToString(key) + "\n"); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
 // Seal encrypts plaintext bound to ad: version | key id | nonce | ciphertext+tag.
 func (b *Box) Seal(plaintext, ad []byte) []byte {
 	out := make([]byte, 1+idLen+b.aead.NonceSize(), 1+idLen+b.aead.NonceSize()+len(plaintext)+b.aead.Overhead())
@@ -117,13 +203,24 @@ func (b *Box) Seal(plaintext, ad []byte) []byte {
 // ErrWrongKey says a value was sealed with another master key.
 var ErrWrongKey = errors.New("masterkey: sealed with another master key")
 
-// Open decrypts a value sealed by Seal with the same ad.
+// Current reports whether sealed was sealed with the key this Box seals with: a rotation re-seals the
+// values for which it is false.
+func (b *Box) Current(sealed []byte) bool {
+	return len(sealed) > 1+idLen && sealed[0] == version && string(sealed[1:1+idLen]) == string(b.id[:])
+}
+
+// Open decrypts a value sealed by Seal with the same ad, with whichever of the Box's keys sealed it.
 func (b *Box) Open(sealed, ad []byte) ([]byte, error) {
 	head := 1 + idLen + b.aead.NonceSize()
 	if len(sealed) < head+b.aead.Overhead() || sealed[0] != version {
 		return nil, errors.New("masterkey: malformed sealed value")
 	}
 	if string(sealed[1:1+idLen]) != string(b.id[:]) {
+		for _, p := range b.previous {
+			if string(sealed[1:1+idLen]) == string(p.id[:]) {
+				return p.Open(sealed, ad)
+			}
+		}
 		return nil, ErrWrongKey
 	}
 	pt, err := b.aead.Open(nil, sealed[1+idLen:head], sealed[head:], ad)

@@ -63,3 +63,57 @@ func TestLoadOrCreate(t *testing.T) {
 		t.Fatal("a short key was accepted")
 	}
 }
+
+func TestPreviousKeysOpen(t *testing.T) {
+	k1, k2 := bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{2}, 32)
+	old, _ := New(k1)
+	sealedOld := old.Seal([]byte("value"), []byte("ad"))
+	cur, err := New(k2, k1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pt, err := cur.Open(sealedOld, []byte("ad")); err != nil || string(pt) != "value" {
+		t.Fatalf("a value sealed with the previous key: %q, %v", pt, err)
+	}
+	if cur.Current(sealedOld) {
+		t.Error("a value sealed with the previous key reads as current")
+	}
+	sealedNew := cur.Seal([]byte("value"), []byte("ad"))
+	if !cur.Current(sealedNew) {
+		t.Error("a value sealed now reads as not current")
+	}
+	if _, err := old.Open(sealedNew, []byte("ad")); !errors.Is(err, ErrWrongKey) {
+		t.Errorf("the old key opened a new value: %v", err)
+	}
+	if _, err := cur.Open(sealedOld, []byte("other ad")); err == nil {
+		t.Error("a previous key's value opened with the wrong associated data")
+	}
+}
+
+func TestRotateFiles(t *testing.T) {
+	dir := t.TempDir()
+	first, _, err := LoadOrCreate("", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newKey, oldKey, err := Rotate(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(oldKey, first) || bytes.Equal(newKey, first) {
+		t.Fatal("Rotate did not replace the key")
+	}
+	now, _, _ := LoadOrCreate("", dir)
+	prev, err := LoadPrevious("", dir)
+	if err != nil || !bytes.Equal(now, newKey) || !bytes.Equal(prev, first) {
+		t.Errorf("after Rotate: key %x previous %x (%v)", now, prev, err)
+	}
+	for _, name := range []string{FileName, PreviousFileName} {
+		if fi, err := os.Stat(filepath.Join(dir, name)); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: %v %v, want mode 0600", name, fi, err)
+		}
+	}
+	if p, err := LoadPrevious("", t.TempDir()); p != nil || err != nil {
+		t.Errorf("no previous file: %x %v", p, err)
+	}
+}

@@ -137,6 +137,11 @@ type Queries interface {
 	// KeysToNotify returns up to limit keys, of every workspace, that are not revoked, expire in
 	// (after, until], and have no notice of kind for that expiry (InsertKeyNotice), soonest first.
 	KeysToNotify(ctx context.Context, kind string, after, until time.Time, limit int) ([]keyplane.APIKey, error)
+	// SealedSecrets returns up to limit stored values that hold a ciphertext, ordered by digest, after
+	// the digest after (nil: from the first): the master key rotation's walk.
+	SealedSecrets(ctx context.Context, after []byte, limit int) ([]keyplane.Secret, error)
+	// AllWebhooks returns up to limit endpoints of every workspace, ordered by id, after the id after.
+	AllWebhooks(ctx context.Context, after string, limit int) ([]keyplane.WebhookEndpoint, error)
 	// GetEvent returns an event of the workspace; otherwise ErrNotFound.
 	GetEvent(ctx context.Context, workspaceID, id string) (*keyplane.Event, error)
 }
@@ -178,6 +183,9 @@ type Tx interface {
 	InsertAudit(ctx context.Context, e *keyplane.AuditEntry) error
 	InsertEvent(ctx context.Context, e *keyplane.Event) error
 
+	// SetSecretCiphertext replaces a stored value's ciphertext (a re-sealing); ErrNotFound when the
+	// value is gone or holds none any more.
+	SetSecretCiphertext(ctx context.Context, hash, ciphertext []byte) error
 	// InsertKeyNotice records that the notice kind went out for the key's expiry at expiresAt;
 	// ErrConflict when it already had. A key's notices go with DeleteAPIKey.
 	InsertKeyNotice(ctx context.Context, keyID, kind string, expiresAt time.Time) error
