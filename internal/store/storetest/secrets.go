@@ -1,7 +1,10 @@
 package storetest
 
 import (
+	"bytes"
 	"crypto/sha256"
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -220,4 +223,64 @@ func testRootKeys(t *testing.T, s store.Store) {
 	wantErr(t, "CreateRootKey(taken id)", err, store.ErrConflict)
 	_, err = s.GetRootKeyByHash(ctx, hash("d"))
 	wantErr(t, "root key of a failed create", err, store.ErrNotFound)
+}
+
+// testSealed: the master key rotation's walk over every sealed value, and its replacement.
+func testSealed(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	w := createWorkspace(t, s, "acme", at(0))
+	other := createWorkspace(t, s, "globex", at(0))
+	k1, k2 := newKey(w, at(time.Second)), newKey(other, at(2*time.Second))
+	insertKeys(t, s, k1, k2)
+	var sealed []*keyplane.Secret
+	for i := range 5 {
+		k := k1
+		if i%2 == 1 {
+			k = k2
+		}
+		sec := newSecret(k, fmt.Sprint("v", i), at(time.Duration(i)*time.Second))
+		sec.Ciphertext = []byte(fmt.Sprint("sealed ", i))
+		sealed = append(sealed, sec)
+	}
+	plain := newSecret(k1, "plain", at(time.Minute)) // no ciphertext: not walked
+	insertSecrets(t, s, append(sealed, plain)...)
+
+	var walked [][]byte
+	var after []byte
+	for {
+		page, err := s.SealedSecrets(ctx, after, 2)
+		noErr(t, "SealedSecrets", err)
+		for _, p := range page {
+			walked = append(walked, p.Hash)
+			if len(p.Ciphertext) == 0 {
+				t.Errorf("SealedSecrets returned %x without a ciphertext", p.Hash)
+			}
+		}
+		if len(page) < 2 {
+			break
+		}
+		after = page[len(page)-1].Hash
+	}
+	if len(walked) != 5 || !slices.IsSortedFunc(walked, bytes.Compare) {
+		t.Errorf("walked %d sealed values (sorted: %v), want 5 in digest order", len(walked), slices.IsSortedFunc(walked, bytes.Compare))
+	}
+	inTx(t, s, w.ID, func(tx store.Tx) error { return tx.SetSecretCiphertext(ctx, sealed[0].Hash, []byte("resealed")) })
+	_, got, err := s.LookupSecret(ctx, sealed[0].Hash)
+	noErr(t, "LookupSecret", err)
+	if string(got.Ciphertext) != "resealed" {
+		t.Errorf("ciphertext after SetSecretCiphertext: %q", got.Ciphertext)
+	}
+	err = s.InTx(ctx, w.ID, func(tx store.Tx) error { return tx.SetSecretCiphertext(ctx, plain.Hash, []byte("x")) })
+	wantErr(t, "SetSecretCiphertext of a value without one", err, store.ErrNotFound)
+
+	// AllWebhooks walks every workspace's endpoints by id.
+	h1, h2, h3 := newWebhook(w, at(time.Second)), newWebhook(other, at(2*time.Second)), newWebhook(w, at(3*time.Second))
+	insertWebhooks(t, s, h1, h2, h3)
+	first, err := s.AllWebhooks(ctx, "", 2)
+	noErr(t, "AllWebhooks", err)
+	rest, err := s.AllWebhooks(ctx, first[len(first)-1].ID, 2)
+	noErr(t, "AllWebhooks", err)
+	if len(first) != 2 || len(rest) != 1 || first[0].ID != h1.ID || first[1].ID != h2.ID || rest[0].ID != h3.ID {
+		t.Errorf("AllWebhooks pages: %d then %d", len(first), len(rest))
+	}
 }
