@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -86,6 +87,14 @@ var statusOf = map[keyplane.Code]int{
 	keyplane.CodeInternal:             http.StatusInternalServerError,
 }
 
+// storeAnswers pings the store, briefly: called only for unexplained errors, to tell an outage from a
+// bug.
+func (s *Server) storeAnswers(r *http.Request) bool {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), time.Second)
+	defer cancel()
+	return s.svc.Store().Ping(ctx) == nil
+}
+
 // writeError answers err in the contract's envelope. Errors without a contract code are bugs or outages:
 // the client gets no detail, the log gets all of it under the request id.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
@@ -93,7 +102,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if !errors.As(err, &e) {
 		code := keyplane.CodeInternal
 		msg := "something went wrong on our side; the request id identifies it in our logs"
-		if errors.Is(err, verify.ErrUnavailable) {
+		if errors.Is(err, verify.ErrUnavailable) || !s.storeAnswers(r) {
+			// An error while the store does not answer is the outage, not a bug: say so, and that
+			// a retry may work.
 			code, msg = keyplane.CodeUnavailable, "the key store cannot be reached right now; try again shortly"
 		}
 		s.log.ErrorContext(r.Context(), "request failed", "err", err, "method", r.Method, "path", r.URL.Path)

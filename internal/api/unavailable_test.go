@@ -1,0 +1,84 @@
+package api_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+
+	"github.com/keyplane/keyplane"
+	"github.com/keyplane/keyplane/internal/api"
+	"github.com/keyplane/keyplane/internal/masterkey"
+	"github.com/keyplane/keyplane/internal/service"
+	"github.com/keyplane/keyplane/internal/store"
+	"github.com/keyplane/keyplane/internal/store/storetest"
+	"github.com/keyplane/keyplane/internal/verify"
+)
+
+// failing is a real store whose key listing fails, and whose Ping fails while down is set: an outage
+// as the API sees one.
+type failing struct {
+	store.Store
+	down atomic.Bool
+}
+
+func (f *failing) ListAPIKeys(context.Context, string, store.KeyFilter) ([]keyplane.APIKey, string, error) {
+	return nil, "", errors.New("connection reset by peer")
+}
+
+func (f *failing) Ping(ctx context.Context) error {
+	if f.down.Load() {
+		return errors.New("connection refused")
+	}
+	return f.Store.Ping(ctx)
+}
+
+// TestUnexplainedErrors: an error without a contract code is 503 unavailable (with Retry-After) while
+// the store does not answer, and 500 internal while it does.
+func TestUnexplainedErrors(t *testing.T) {
+	st := &failing{Store: storetest.Open(t, "sqlite")}
+	ver, err := verify.New(st, verify.Options{KeyPrefix: "kp"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	box, _ := masterkey.New(make([]byte, 32))
+	cat, _ := keyplane.NewCatalog(nil, nil)
+	svc := service.New(service.Options{Store: st, Catalog: cat, Box: box, KeyPrefix: "kp"})
+	ctx := context.Background()
+	_, root, err := svc.CreateRootKey(ctx, keyplane.System("test"), "t", []string{keyplane.ScopeAdmin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := svc.CreateWorkspace(ctx, keyplane.System("test"), service.WorkspaceInput{Name: "W", Slug: "w"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(api.New(api.Options{Service: svc, Verifier: ver, Logger: slog.New(slog.DiscardHandler)}))
+	defer srv.Close()
+	call := func() (int, string, http.Header) {
+		req, _ := http.NewRequest("GET", srv.URL+"/v1/api-keys", nil)
+		req.Header.Set("Authorization", "Bearer "+root)
+		req.Header.Set("X-Workspace-Id", w.ID)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var body struct {
+			Error struct{ Code string } `json:"error"`
+		}
+		json.NewDecoder(res.Body).Decode(&body)
+		return res.StatusCode, body.Error.Code, res.Header
+	}
+	if status, code, _ := call(); status != 500 || code != "internal" {
+		t.Errorf("a failure while the store answers: %d %s, want 500 internal", status, code)
+	}
+	st.down.Store(true)
+	if status, code, h := call(); status != 503 || code != "unavailable" || h.Get("Retry-After") == "" {
+		t.Errorf("a failure while the store is down: %d %s (Retry-After %q), want 503 unavailable", status, code, h.Get("Retry-After"))
+	}
+}
