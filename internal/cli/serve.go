@@ -17,6 +17,7 @@ import (
 	"github.com/keyplane/keyplane/internal/masterkey"
 	"github.com/keyplane/keyplane/internal/metrics"
 	"github.com/keyplane/keyplane/internal/ratelimit"
+	"github.com/keyplane/keyplane/internal/store/postgres"
 	"github.com/keyplane/keyplane/internal/replay"
 	"github.com/keyplane/keyplane/internal/reqlog"
 	"github.com/keyplane/keyplane/internal/service"
@@ -145,6 +146,11 @@ func (p *Program) serve(ctx context.Context, args []string) error {
 	go pruneSessions(ctx, e)
 	go pruneLogs(ctx, e)
 	go notifyExpiries(ctx, e)
+	if pg, ok := e.store.(*postgres.DB); ok {
+		// Other nodes' key changes reach this node's cache within a moment; the cache TTL is the
+		// safety net while the connection is down.
+		go pg.Listen(ctx, e.log, ver.Forget, ver.Purge, nil)
+	}
 	// Webhook workers stop with ctx; attempts cut short keep their lease and are made again, by this
 	// node once it restarts or by another, when the lease lapses.
 	workersDone := make(chan struct{})

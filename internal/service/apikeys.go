@@ -552,12 +552,10 @@ func (s *Service) DeleteAPIKey(ctx context.Context, c *keyplane.Caller, wsID, ke
 			audit: &keyplane.AuditRecord{Action: keyplane.EventAPIKeyDeleted, Target: keyTarget(k),
 				Changes: map[string]keyplane.Change{"name": {From: k.Name}, "deleted": {From: false, To: true}}},
 			events: []pendingEvent{{keyplane.EventAPIKeyDeleted, keyEvent(view, nil)}},
+			// mutateKey lists secrets after fn, when these are already gone.
+			forget: hashes,
 		}, nil
 	})
-	if err == nil {
-		// mutateKey lists secrets after fn, when they are already gone: forget them here.
-		s.forget(hashes...)
-	}
 	return err
 }
 

@@ -128,6 +128,13 @@ func (s *Service) change(ctx context.Context, c *keyplane.Caller, chain string, 
 			}
 			out.queued += n
 		}
+		// Other nodes forget these digests when the change commits, not before: a node that read
+		// the key meanwhile cached the old state, and drops it with the notice.
+		if len(out.forget) > 0 {
+			if err := tx.Publish(ctx, out.forget); err != nil {
+				return fmt.Errorf("publish invalidation: %w", err)
+			}
+		}
 		return nil
 	})
 	if err != nil {

@@ -18,6 +18,10 @@ var (
 	ErrConflict = errors.New("store: conflict")
 )
 
+// InvalidationChannel is the PostgreSQL channel on which committed key changes are announced: each
+// payload is a comma-separated list of hex SHA-256 digests to forget.
+const InvalidationChannel = "keyplane_invalidate"
+
 // OperatorChain is the audit chain of operator-level actions (root keys, operator users).
 const OperatorChain = ""
 
@@ -179,6 +183,11 @@ type Tx interface {
 	DeleteSession(ctx context.Context, hash []byte) error
 	// DeleteExpiredSessions removes sessions that expired before now and says how many.
 	DeleteExpiredSessions(ctx context.Context, now time.Time) (int64, error)
+
+	// Publish tells every node listening (PostgreSQL's LISTEN, see InvalidationChannel) to forget
+	// these key digests, when and only if the transaction commits. A no-op where one node is all
+	// there is (SQLite).
+	Publish(ctx context.Context, hashes [][]byte) error
 
 	InsertAudit(ctx context.Context, e *keyplane.AuditEntry) error
 	InsertEvent(ctx context.Context, e *keyplane.Event) error

@@ -197,6 +197,13 @@ func (v *Verifier) CacheStats() (hits, misses uint64, size int) {
 	return v.hits.Load(), v.misses.Load(), v.keys.EstimatedSize()
 }
 
+// Purge drops every cached lookup: after a gap in the invalidation notices, nothing cached can be
+// trusted.
+func (v *Verifier) Purge() {
+	v.keys.InvalidateAll()
+	v.values.InvalidateAll()
+}
+
 // Forget drops the cached lookups of these digests. The service calls it after every committed change
 // to a key, with every digest the key has, so that this node's next verification reads the change.
 func (v *Verifier) Forget(hashes ...[]byte) {

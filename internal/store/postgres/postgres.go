@@ -100,6 +100,7 @@ func dialect() sqlstore.Dialect {
 		// keeps these locks apart from any other advisory lock in the database.
 		LockChain:         `SELECT pg_advisory_xact_lock(hashtextextended('keyplane:audit:' || CAST(? AS TEXT), 0))`,
 		SkipLocked:        " FOR UPDATE OF d SKIP LOCKED",
+		Notify:            "SELECT pg_notify(?, ?)",
 		IsUniqueViolation: func(err error) bool { return pgCode(err) == "23505" },
 		IsRetryable:       retryable,
 	}

@@ -34,6 +34,9 @@ type Dialect struct {
 	// PrepareBatches: the driver parses every statement it runs afresh (modernc's SQLite does), so the
 	// request log's long multi-row statements are prepared once and reused.
 	PrepareBatches bool
+	// Notify, when set, is a statement that sends its two arguments (channel, payload) as a
+	// notification delivered when the transaction commits. Empty: Publish does nothing.
+	Notify string
 	// SkipLocked ends the subquery that picks the webhook attempts to lease (its attempts table is d):
 	// a row lock that concurrent workers skip rather than wait for. Empty when the database
 	// serializes all writers anyway.
