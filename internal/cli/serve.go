@@ -17,10 +17,10 @@ import (
 	"github.com/keyplane/keyplane/internal/masterkey"
 	"github.com/keyplane/keyplane/internal/metrics"
 	"github.com/keyplane/keyplane/internal/ratelimit"
-	"github.com/keyplane/keyplane/internal/store/postgres"
 	"github.com/keyplane/keyplane/internal/replay"
 	"github.com/keyplane/keyplane/internal/reqlog"
 	"github.com/keyplane/keyplane/internal/service"
+	"github.com/keyplane/keyplane/internal/store/postgres"
 	"github.com/keyplane/keyplane/internal/verify"
 )
 
