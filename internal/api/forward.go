@@ -22,14 +22,15 @@ func (s *Server) forwardAuth(w http.ResponseWriter, r *http.Request) {
 	}
 	c := &call{Caller: &keyplane.Caller{}, start: start}
 	root := r.Header.Get("X-Keyplane-Root-Key")
+	if root == "" {
+		s.log.WarnContext(r.Context(), "forward auth refused: the proxy sent no X-Keyplane-Root-Key; configure it to send a root key with the verify scope")
+		s.writeError(w, r, unauthorized("the proxy must send a root key with the verify scope in X-Keyplane-Root-Key"))
+		return
+	}
 	rk, err := s.ver.RootKey(r.Context(), root)
 	switch {
 	case err != nil:
 		s.writeError(w, r, err)
-		return
-	case root == "":
-		s.log.WarnContext(r.Context(), "forward auth refused: the proxy sent no X-Keyplane-Root-Key; configure it to send a root key with the verify scope")
-		s.writeError(w, r, unauthorized("the proxy must send a root key with the verify scope in X-Keyplane-Root-Key"))
 		return
 	case rk == nil || !rk.HasScope(keyplane.ScopeVerify):
 		s.log.WarnContext(r.Context(), "forward auth refused: X-Keyplane-Root-Key is not a root key with the verify scope (unknown, revoked, or admin only)")

@@ -151,8 +151,9 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /v1/verify", s.auth(verifier, s.verifyKey))
 	m.HandleFunc("POST /v1/verify/signature", s.auth(verifier, s.verifySignature))
 	m.HandleFunc("POST /v1/verify/jwt", s.auth(verifier, s.verifyJWT))
-	m.HandleFunc("/v1/auth", s.forwardAuth)  // any method: proxies forward the client's
-	m.HandleFunc("/v1/auth/", s.forwardAuth) // Envoy's ext_authz appends the client's path
+	m.HandleFunc("GET /v1/auth", s.forwardAuth) // the documented form
+	m.HandleFunc("/v1/auth", s.forwardAuth)     // any method: proxies forward the client's
+	m.HandleFunc("/v1/auth/", s.forwardAuth)    // Envoy's ext_authz appends the client's path
 }
 
 // ServeHTTP answers API requests, unknown routes and methods included, in the contract's envelope.

@@ -53,6 +53,10 @@ func TestDocumentIsOpenAPI31(t *testing.T) {
 		t.Errorf("servers = %+v", doc.Servers)
 	}
 	for name, s := range doc.Components.SecuritySchemes {
+		// Forward auth's root key travels in a header of its own, beside the client's Authorization.
+		if name == "proxyRootKey" && s.Type == "apiKey" {
+			continue
+		}
 		if s.Type != "http" || s.Scheme != "bearer" {
 			t.Errorf("security scheme %s = %+v, want http bearer", name, s)
 		}
