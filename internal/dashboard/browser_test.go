@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
@@ -394,5 +395,169 @@ func TestBrowserLogs(t *testing.T) {
 		t.Errorf("the logs page is %d px wide on a 390 px phone", w)
 	}
 	b.Screenshot(t, ana, "14-phone-logs")
+	noJSErrors(t, b)
+}
+
+// TestBrowserWebhooks: an admin adds an endpoint from the webhooks page, sees its secret once, sends
+// a test event and reads the answer in the terminal block, sees a real event's attempts in the
+// delivery log, retries a failed one and deletes the endpoint, confirming in a dialog. On a phone
+// the endpoint page does not overflow.
+func TestBrowserWebhooks(t *testing.T) {
+	s := startKP(t, "sqlite")
+	rc := newReceiver(t, 418, "<b>teapot</b>")
+	b := browsertest.New(t)
+	ana := btPerson(t, b)
+	signIn(t, ana, s.url, "admin@localhost", thePassword)
+
+	browsertest.Do(t, ana, "webhooks page", chromedp.Click(css(`header nav a[href="/w/default/settings/webhooks"]`)), chromedp.WaitVisible(css("#new-endpoint")))
+	if cur := browsertest.Text(t, ana, `header nav a[aria-current=page]`); cur != "Webhooks" {
+		t.Errorf("the navigation's current page: %q", cur)
+	}
+	hookURL := rc.srv.URL + "/keyplane"
+	browsertest.Do(t, ana, "add endpoint",
+		chromedp.Click(css(`a.btn.primary[href="#new-endpoint"]`)),
+		chromedp.SendKeys(css("#url"), hookURL),
+		chromedp.SendKeys(css("#description"), "Billing <service>"),
+		chromedp.Click(css(`input[name=eventTypes][value="api_key.created"]`)),
+		chromedp.Click(css("#new-endpoint button[type=submit]")),
+		chromedp.WaitVisible(css("#secret-value")),
+	)
+	secret := browsertest.Eval[string](t, ana, `document.getElementById("secret-value").value`)
+	if !strings.HasPrefix(secret, "whsec_") || !strings.Contains(browsertest.Text(t, ana, "main"), "shown only this once") {
+		t.Fatalf("secret page: %.10q", secret)
+	}
+	if browsertest.Eval[int](t, ana, `document.querySelectorAll("[data-copy=secret-value]").length`) != 1 {
+		t.Fatal("no copy button")
+	}
+	// Done leads to the endpoint's page, which does not hold the secret; nor does the list.
+	browsertest.Do(t, ana, "done", chromedp.Click(css("main a.btn.primary")), chromedp.WaitVisible(css("#send-test")))
+	endpointURL := browsertest.URL(t, ana)
+	for _, page := range []string{endpointURL, s.url + "/w/default/settings/webhooks"} {
+		browsertest.Do(t, ana, "open "+page, chromedp.Navigate(page), chromedp.WaitVisible(css("footer")))
+		if html := browsertest.Eval[string](t, ana, "document.documentElement.outerHTML"); strings.Contains(html, secret) {
+			t.Fatalf("%s shows the secret", page)
+		}
+	}
+	row := browsertest.Text(t, ana, "#endpoints tbody tr")
+	if !strings.Contains(row, hookURL) || !strings.Contains(row, "Enabled") || !strings.Contains(row, "api_key.created") || !strings.Contains(row, "Billing <service>") {
+		t.Errorf("the endpoint's row: %q", row)
+	}
+	b.Screenshot(t, ana, "15-webhooks")
+
+	// Send test event: the answer, escaped, in the terminal block.
+	browsertest.Do(t, ana, "open endpoint", chromedp.Click(css("#endpoints tbody tr a.name")), chromedp.WaitVisible(css("#send-test")))
+	browsertest.Do(t, ana, "send test event", chromedp.Click(css("#send-test")), chromedp.WaitVisible(css("#test-result")))
+	if st := browsertest.Text(t, ana, "#test-status"); st != "418 I'm a teapot" {
+		t.Errorf("the test's status: %q", st)
+	}
+	if body := browsertest.Text(t, ana, "#test-body"); body != "<b>teapot</b>" {
+		t.Errorf("the test's body: %q", body)
+	}
+	if n := browsertest.Eval[int](t, ana, `document.querySelectorAll("#test-result b").length`); n != 0 {
+		t.Errorf("the endpoint's answer became %d elements of the page", n)
+	}
+	if txt := browsertest.Text(t, ana, "#test-result"); !strings.Contains(txt, "the endpoint answered 418") || !strings.Contains(txt, " ms") {
+		t.Errorf("the terminal block: %q", txt)
+	}
+	if got := rc.posts("webhook.test"); len(got) != 1 {
+		t.Errorf("the receiver got %d test events", len(got))
+	}
+	b.Screenshot(t, ana, "16-webhook-endpoint-test")
+
+	// Reveal asks for the password first, then shows the signing secret.
+	browsertest.Do(t, ana, "reveal", chromedp.Click(css("#reveal")), chromedp.WaitVisible(css("#password")),
+		chromedp.SendKeys(css("#password"), thePassword), chromedp.Click(css("main form button[type=submit]")),
+		chromedp.WaitVisible(css("#secret-value")))
+	if got := browsertest.Eval[string](t, ana, `document.getElementById("secret-value").value`); got != secret {
+		t.Errorf("revealed %.10q, want the endpoint's secret", got)
+	}
+	browsertest.Do(t, ana, "back to the endpoint", chromedp.Navigate(endpointURL), chromedp.WaitVisible(css("#send-test")))
+
+	// A real event: its three attempts (0s,100ms,100ms) fail with 418 and show in the log.
+	s.restKey(t, "default", map[string]any{"name": "Webhook trigger", "keyType": "secret", "environment": "test"})
+	failed := `document.querySelectorAll('#delivery-table tr[data-event-type="api_key.created"][data-status=failed]').length`
+	waitRows := func(what, js string, want int) {
+		t.Helper()
+		for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+			browsertest.Do(t, ana, "reload", chromedp.Navigate(endpointURL), chromedp.WaitVisible(css("#delivery-table")))
+			if browsertest.Eval[int](t, ana, js) == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("gave up waiting for %s", what)
+			}
+		}
+	}
+	waitRows("three failed attempts", failed, 3)
+	if txt := browsertest.Text(t, ana, `#delivery-table tr[data-event-type="api_key.created"]`); !strings.Contains(txt, "418") || !strings.Contains(txt, "evt_") {
+		t.Errorf("the newest attempt's row: %q", txt)
+	}
+	// Retry the newest failed attempt, the receiver mended.
+	rc.answer(200, `{"ok": true}`)
+	browsertest.Do(t, ana, "retry",
+		chromedp.Click(css(`#delivery-table tr[data-event-type="api_key.created"][data-status=failed] button[type=submit]`)),
+		chromedp.WaitVisible(css(".notice.ok")))
+	if msg := browsertest.Text(t, ana, ".notice.ok"); !strings.Contains(msg, "Attempt 4 of event") {
+		t.Errorf("after Retry: %q", msg)
+	}
+	waitRows("the retried attempt to succeed", `document.querySelectorAll('#delivery-table tr[data-event-type="api_key.created"][data-status=succeeded]').length`, 1)
+	if txt := browsertest.Text(t, ana, `#delivery-table tbody tr`); !strings.Contains(txt, "succeeded") || !strings.Contains(txt, "4 (by hand)") {
+		t.Errorf("the retried attempt's row: %q", txt)
+	}
+	browsertest.Do(t, ana, "open a response body",
+		chromedp.Click(css(`#delivery-table tr[data-status=failed] details summary`)),
+		chromedp.WaitVisible(css(`#delivery-table tr[data-status=failed] details pre`)))
+	b.Screenshot(t, ana, "17-webhook-deliveries")
+
+	// A phone: the endpoint page fits.
+	browsertest.Do(t, ana, "phone", chromedp.EmulateViewport(390, 844), chromedp.Navigate(endpointURL), chromedp.WaitVisible(css("#delivery-table")))
+	if w := browsertest.Eval[int](t, ana, "document.documentElement.scrollWidth"); w > 400 {
+		t.Errorf("the endpoint page is %d px wide on a 390 px phone", w)
+	}
+	b.Screenshot(t, ana, "18-phone-webhook-endpoint")
+	browsertest.Do(t, ana, "phone test send", chromedp.Click(css("#send-test")), chromedp.WaitVisible(css("#test-result")))
+	if w := browsertest.Eval[int](t, ana, "document.documentElement.scrollWidth"); w > 400 {
+		t.Errorf("the test result is %d px wide on a 390 px phone", w)
+	}
+	b.Screenshot(t, ana, "19-phone-webhook-test")
+	browsertest.Do(t, ana, "desktop", chromedp.EmulateViewport(1280, 900), chromedp.Navigate(endpointURL), chromedp.WaitVisible(css("#delete")))
+
+	// Without JavaScript, a developer: errors next to their fields, and Rotate secret through its
+	// confirmation page. Developers are not offered Reveal.
+	dev := btPerson(t, b)
+	browsertest.JSOff(t, dev)
+	signIn(t, dev, s.url, "dev@example.com", thePassword)
+	browsertest.Do(t, dev, "invalid endpoint", chromedp.Navigate(s.url+"/w/default/settings/webhooks"), chromedp.WaitVisible(css("#new-endpoint")),
+		chromedp.SendKeys(css("#url"), "ftp://x"), chromedp.Click(css("#new-endpoint button[type=submit]")), chromedp.WaitVisible(css(".field.invalid .error")))
+	if e := browsertest.Text(t, dev, ".field.invalid .error"); !strings.Contains(e, "URL must be an absolute") {
+		t.Errorf("the URL's error: %q", e)
+	}
+	if e := browsertest.Text(t, dev, "fieldset.invalid .error"); !strings.Contains(e, "Events must name at least one event type") {
+		t.Errorf("the events' error: %q", e)
+	}
+	b.Screenshot(t, dev, "20-webhook-errors-no-js")
+	browsertest.Do(t, dev, "rotate page", chromedp.Navigate(endpointURL), chromedp.WaitVisible(css("#rotate")))
+	if n := browsertest.Eval[int](t, dev, `document.querySelectorAll("#reveal").length`); n != 0 {
+		t.Errorf("a developer is offered Reveal")
+	}
+	browsertest.Do(t, dev, "rotate confirmation", chromedp.Click(css("#rotate")), chromedp.WaitVisible(css("main form button.btn.primary")))
+	if txt := browsertest.Text(t, dev, "main"); !strings.Contains(txt, "The previous secret keeps signing for 24 hours") {
+		t.Errorf("the rotate confirmation: %q", txt)
+	}
+	b.Screenshot(t, dev, "21-webhook-rotate-confirm-no-js")
+	browsertest.Do(t, dev, "rotate", chromedp.Click(css("main form button.btn.primary")), chromedp.WaitVisible(css("#secret-value")))
+	if v := browsertest.Eval[string](t, dev, `document.getElementById("secret-value").value`); !strings.HasPrefix(v, "whsec_") || v == secret {
+		t.Errorf("rotate showed %.10q", v)
+	}
+	b.Screenshot(t, dev, "22-webhook-new-secret")
+
+	// Delete, confirmed in the dialog.
+	browsertest.Do(t, ana, "delete", chromedp.Click(css("#delete")), chromedp.WaitVisible(css(".notice.ok")))
+	if msg := browsertest.Text(t, ana, ".notice.ok"); !strings.Contains(msg, "is deleted") {
+		t.Errorf("after delete: %q", msg)
+	}
+	if n := browsertest.Eval[int](t, ana, `document.querySelectorAll("#endpoints tr[data-endpoint-id]").length`); n != 0 {
+		t.Errorf("%d endpoints listed after delete", n)
+	}
 	noJSErrors(t, b)
 }

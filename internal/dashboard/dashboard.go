@@ -133,6 +133,18 @@ func (d *Dashboard) routes() {
 	m.HandleFunc("POST /w/{slug}/settings/api/{id}/delete", d.inWorkspace(d.deleteKey))
 	m.HandleFunc("POST /w/{slug}/settings/api/{id}/reveal", d.inWorkspace(d.revealKey))
 
+	m.HandleFunc("GET /w/{slug}/settings/webhooks", d.inWorkspace(d.hooksPage))
+	m.HandleFunc("POST /w/{slug}/settings/webhooks", d.inWorkspace(d.createHook))
+	m.HandleFunc("GET /w/{slug}/settings/webhooks/{id}", d.inWorkspace(d.hookPage))
+	m.HandleFunc("POST /w/{slug}/settings/webhooks/{id}", d.inWorkspace(d.editHook))
+	m.HandleFunc("POST /w/{slug}/settings/webhooks/{id}/enabled", d.inWorkspace(d.toggleHook))
+	m.HandleFunc("POST /w/{slug}/settings/webhooks/{id}/test", d.inWorkspace(d.testHook))
+	m.HandleFunc("GET /w/{slug}/settings/webhooks/{id}/{action}", d.inWorkspace(d.hookConfirmPage))
+	m.HandleFunc("POST /w/{slug}/settings/webhooks/{id}/delete", d.inWorkspace(d.deleteHook))
+	m.HandleFunc("POST /w/{slug}/settings/webhooks/{id}/rotate", d.inWorkspace(d.rotateHook))
+	m.HandleFunc("POST /w/{slug}/settings/webhooks/{id}/reveal", d.inWorkspace(d.revealHook))
+	m.HandleFunc("POST /w/{slug}/settings/webhooks/{id}/deliveries/{delivery}/retry", d.inWorkspace(d.retryDelivery))
+
 	m.HandleFunc("GET /w/{slug}/audit", d.inWorkspace(d.auditPage))
 	m.HandleFunc("GET /w/{slug}/logs", d.inWorkspace(d.logsPage))
 	m.HandleFunc("GET /w/{slug}/members", d.inWorkspace(d.membersPage))
@@ -159,6 +171,7 @@ func cacheStatic(next http.Handler) http.Handler {
 // view is what every page template gets: who is signed in, where they are, and the page's own data.
 type view struct {
 	Title       string
+	Section     string // the navigation entry a page belongs to when its title is not that entry's
 	User        *keyplane.User
 	Session     *keyplane.Session
 	Memberships []keyplane.Membership

@@ -92,8 +92,8 @@ type exchange struct {
 	header       http.Header
 	body         string
 	cookies      []*http.Cookie
-	// secret is the key value this answer is allowed to show: set on the pages that show a new,
-	// regenerated or revealed value.
+	// secret is the key value or webhook signing secret this answer is allowed to show: set on the
+	// pages that show a new, regenerated, rotated or revealed value.
 	secret string
 }
 
@@ -121,6 +121,7 @@ var (
 	reErrorSpan  = regexp.MustCompile(`(?s)<span class="error"[^>]*>(.*?)</span>`)
 	reOption     = regexp.MustCompile(`<option value="([^"]*)"`)
 	reStatus     = regexp.MustCompile(`data-status="([a-z]+)"`)
+	reHookSecret = regexp.MustCompile(`whsec_[0-9A-Za-z+/]{40,}={0,2}`)
 )
 
 func first(re *regexp.Regexp, s string) string {
@@ -161,6 +162,10 @@ func (s *kpServer) getenv(k string) string {
 		return "debug"
 	case "KEYPLANE_LOG_FLUSH_INTERVAL":
 		return "50ms" // request log entries show on the logs page at once
+	case "KEYPLANE_WEBHOOK_ALLOW_PRIVATE":
+		return "true" // the webhook tests' receivers listen on 127.0.0.1
+	case "KEYPLANE_WEBHOOK_RETRY_SCHEDULE":
+		return "0s,100ms,100ms" // a failing receiver's attempts are all made within a second or two
 	}
 	return ""
 }
@@ -615,6 +620,7 @@ func TestDashboardHTTP(t *testing.T) {
 				{"Reveal", testReveal},
 				{"Members", testMembers},
 				{"Logs", testLogs},
+				{"Webhooks", testWebhooks},
 				{"Pages", testPages},
 				{"SignOut", testSignOut},
 				{"NoSecretsAnywhere", testNoSecretsAnywhere},
@@ -1169,8 +1175,14 @@ func testNoSecretsAnywhere(t *testing.T, s *kpServer) {
 				t.Errorf("%s %s (%d) shows a key value (%s…)", e.method, e.path, e.status, m[:14])
 			}
 		}
+		// Webhook signing secrets are base64, whose "+" a page escapes: look at the text too.
+		for _, m := range reHookSecret.FindAllString(e.text(), -1) {
+			if m != e.secret {
+				t.Errorf("%s %s (%d) shows a webhook signing secret (%s…)", e.method, e.path, e.status, m[:10])
+			}
+		}
 		for _, v := range values {
-			if v != e.secret && strings.Contains(e.body+e.loc(), v) {
+			if v != e.secret && (strings.Contains(e.body+e.loc(), v) || strings.Contains(e.text(), v)) {
 				t.Errorf("%s %s (%d) shows the value of %s…", e.method, e.path, e.status, v[:14])
 			}
 		}

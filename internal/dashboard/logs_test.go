@@ -1,6 +1,7 @@
 package dashboard_test
 
 import (
+	"crypto/rand"
 	"html"
 	"net/http"
 	"regexp"
@@ -48,7 +49,7 @@ func waitLogs(t *testing.T, p *kpPerson, path string, want int) *exchange {
 func testLogs(t *testing.T, s *kpServer) {
 	admin := s.as(t, "admin")
 	// A workspace of its own, so that other subtests' verifications do not count.
-	slug := "logs-" + strings.ToLower(randomToken()[:6])
+	slug := "logs-" + strings.ToLower(rand.Text()[:6]) // base32: letters and digits only, as a slug wants
 	s.createWorkspace(t, slug)
 	admin = s.as(t, "admin") // memberships are read per request, but the new workspace needs a fresh view
 	ana, anaValue := s.restKey(t, slug, map[string]any{"name": "Ana's server", "keyType": "secret", "ipAllowlist": []string{"198.51.100.0/24"}})
@@ -135,12 +136,22 @@ func testLogs(t *testing.T, s *kpServer) {
 	for range 55 {
 		s.verifyCode(t, bobValue, "")
 	}
-	e = waitLogs(t, admin, base+"?key="+bob, 50)
-	next := first(reOlder, e.body)
+	// The log is written in batches: wait until all 56 are there, 50 on the first page and 6 after.
+	var next string
+	var page2 *exchange
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		e = waitLogs(t, admin, base+"?key="+bob, 50)
+		if next = first(reOlder, e.body); next != "" {
+			if page2 = admin.get(t, next); len(logRows(page2.body)) == 6 || time.Now().After(deadline) {
+				break
+			}
+		} else if time.Now().After(deadline) {
+			break
+		}
+	}
 	if next == "" || !strings.Contains(next, "key="+bob) {
 		t.Fatalf("no link to older entries that keeps the filter: %q", next)
 	}
-	page2 := admin.get(t, next)
 	if got := len(logRows(page2.body)); got != 6 {
 		t.Errorf("the second page of Bob's entries has %d rows, want 6", got)
 	}

@@ -11,19 +11,23 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/keyplane/keyplane"
 	"github.com/keyplane/keyplane/internal/accesslog"
 	"github.com/keyplane/keyplane/internal/store"
 )
 
-var pageNames = []string{"error", "login", "logout", "status", "keys", "key", "confirm", "secret", "audit", "members", "logs"}
+var pageNames = []string{"error", "login", "logout", "status", "keys", "key", "confirm", "secret", "audit", "members", "logs", "webhooks", "webhook", "webhook-confirm", "webhook-secret"}
 
 func (d *Dashboard) parse() error {
 	funcs := template.FuncMap{
 		"when":      func(t time.Time) string { return t.UTC().Format("2 Jan 2006 15:04 UTC") },
 		"relative":  relative,
 		"exact":     func(t time.Time) string { return t.UTC().Format("2 Jan 2006 15:04:05.000") },
+		"day":       func(t time.Time) string { return t.UTC().Format("2 Jan 2006") },
+		"clock":     func(t time.Time) string { return t.UTC().Format("15:04:05.000") },
 		"join":      strings.Join,
 		"hasString": slices.Contains[[]string],
 		"fieldError": func(errs map[string]string, field string) string {
@@ -299,6 +303,7 @@ var labels = map[string]string{
 	"meta": "Metadata", "expiresAt": "Expiry", "email": "Email", "role": "Role", "password": "Password",
 	"rateLimit.limit": "Rate limit", "rateLimit.windowMs": "Rate limit window",
 	"keyId": "Key", "code": "Outcome", "source": "Source", "since": "From", "until": "To",
+	"url": "URL", "eventTypes": "Events", "eventType": "Event type", "status": "Status", "deliveryId": "This attempt",
 }
 
 // labelled puts the field's name before a message that reads as its predicate ("is required").
@@ -319,7 +324,8 @@ func sentence(s string) string {
 	if s == "" {
 		return s
 	}
-	s = strings.ToUpper(s[:1]) + s[1:]
+	first, size := utf8.DecodeRuneInString(s)
+	s = string(unicode.ToUpper(first)) + s[size:]
 	if !strings.HasSuffix(s, ".") && !strings.HasSuffix(s, "?") && !strings.HasSuffix(s, "!") {
 		s += "."
 	}

@@ -39,6 +39,28 @@
     }
   });
 
+  // A form that waits for a slow answer (a test send may take up to 15 s) says so on its button, so
+  // that nobody sends it twice. Coming back to the page through the history restores the button.
+  document.addEventListener("submit", function (ev) {
+    var form = ev.target;
+    if (!form.hasAttribute || !form.hasAttribute("data-busy")) return;
+    var btn = form.querySelector("button[type=submit]");
+    if (!btn || btn.disabled) return;
+    btn.setAttribute("data-label", btn.textContent);
+    btn.textContent = form.getAttribute("data-busy");
+    btn.setAttribute("aria-busy", "true");
+    // Disabled after the submission has started, so that the form is still sent.
+    setTimeout(function () { btn.disabled = true; }, 0);
+  });
+  window.addEventListener("pageshow", function () {
+    document.querySelectorAll("form[data-busy] button[data-label]").forEach(function (btn) {
+      btn.textContent = btn.getAttribute("data-label");
+      btn.removeAttribute("data-label");
+      btn.removeAttribute("aria-busy");
+      btn.disabled = false;
+    });
+  });
+
   // The workspace switcher navigates as soon as a workspace is chosen.
   var sw = document.getElementById("workspace-switch");
   if (sw) {
