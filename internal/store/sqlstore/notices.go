@@ -23,17 +23,7 @@ func (q *queries) KeysToNotify(ctx context.Context, kind string, after, until ti
 	if err != nil {
 		return nil, q.fail(op, err)
 	}
-	out, err := collect(rows, func(s scanner) (keyplane.APIKey, error) {
-		var r apiKeyRow
-		if err := s.Scan(r.dest()...); err != nil {
-			return keyplane.APIKey{}, err
-		}
-		k, err := r.key()
-		if err != nil {
-			return keyplane.APIKey{}, err
-		}
-		return *k, nil
-	})
+	out, err := collect(rows, scanAPIKey)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}

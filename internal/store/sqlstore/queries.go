@@ -134,17 +134,7 @@ func (q *queries) ListAPIKeys(ctx context.Context, workspaceID string, f store.K
 	if err != nil {
 		return nil, "", q.fail(op, err)
 	}
-	out, err := collect(rows, func(s scanner) (keyplane.APIKey, error) {
-		var r apiKeyRow
-		if err := s.Scan(r.dest()...); err != nil {
-			return keyplane.APIKey{}, err
-		}
-		k, err := r.key()
-		if err != nil {
-			return keyplane.APIKey{}, err
-		}
-		return *k, nil
-	})
+	out, err := collect(rows, scanAPIKey)
 	if err != nil {
 		return nil, "", q.fail(op, err)
 	}
@@ -173,13 +163,7 @@ func (q *queries) ListSecrets(ctx context.Context, keyID string) ([]keyplane.Sec
 	if err != nil {
 		return nil, q.fail("list secrets", err)
 	}
-	out, err := collect(rows, func(s scanner) (keyplane.Secret, error) {
-		var r secretRow
-		if err := s.Scan(r.dest()...); err != nil {
-			return keyplane.Secret{}, err
-		}
-		return *r.secret(), nil
-	})
+	out, err := collect(rows, scanSecret)
 	if err != nil {
 		return nil, q.fail("list secrets", err)
 	}
@@ -409,4 +393,26 @@ func page[T any](rows []T, limit int, cursor func(*T) string) ([]T, string) {
 	}
 	rows = rows[:limit]
 	return rows, cursor(&rows[limit-1])
+}
+
+// scanAPIKey reads a row of apiKeyColumns, for collect.
+func scanAPIKey(s scanner) (keyplane.APIKey, error) {
+	var r apiKeyRow
+	if err := s.Scan(r.dest()...); err != nil {
+		return keyplane.APIKey{}, err
+	}
+	k, err := r.key()
+	if err != nil {
+		return keyplane.APIKey{}, err
+	}
+	return *k, nil
+}
+
+// scanSecret reads a row of secretColumns, for collect.
+func scanSecret(s scanner) (keyplane.Secret, error) {
+	var r secretRow
+	if err := s.Scan(r.dest()...); err != nil {
+		return keyplane.Secret{}, err
+	}
+	return *r.secret(), nil
 }

@@ -22,13 +22,7 @@ func (q *queries) SealedSecrets(ctx context.Context, after []byte, limit int) ([
 	if err != nil {
 		return nil, q.fail("sealed secrets", err)
 	}
-	out, err := collect(rows, func(s scanner) (keyplane.Secret, error) {
-		var r secretRow
-		if err := s.Scan(r.dest()...); err != nil {
-			return keyplane.Secret{}, err
-		}
-		return *r.secret(), nil
-	})
+	out, err := collect(rows, scanSecret)
 	if err != nil {
 		return nil, q.fail("sealed secrets", err)
 	}
