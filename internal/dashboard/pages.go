@@ -23,13 +23,14 @@ var pageNames = []string{"error", "login", "logout", "status", "keys", "key", "c
 
 func (d *Dashboard) parse() error {
 	funcs := template.FuncMap{
-		"when":      func(t time.Time) string { return t.UTC().Format("2 Jan 2006 15:04 UTC") },
-		"relative":  relative,
-		"exact":     func(t time.Time) string { return t.UTC().Format("2 Jan 2006 15:04:05.000") },
-		"day":       func(t time.Time) string { return t.UTC().Format("2 Jan 2006") },
-		"clock":     func(t time.Time) string { return t.UTC().Format("15:04:05.000") },
-		"join":      strings.Join,
-		"hasString": slices.Contains[[]string],
+		"when":           func(t time.Time) string { return t.UTC().Format("2 Jan 2006 15:04 UTC") },
+		"relative":       relative,
+		"exact":          func(t time.Time) string { return t.UTC().Format("2 Jan 2006 15:04:05.000") },
+		"day":            func(t time.Time) string { return t.UTC().Format("2 Jan 2006") },
+		"clock":          func(t time.Time) string { return t.UTC().Format("15:04:05.000") },
+		"join":           strings.Join,
+		"hasString":      slices.Contains[[]string],
+		"webhookURLHint": d.WebhookURLHint,
 		"fieldError": func(errs map[string]string, field string) string {
 			return errs[field]
 		},
@@ -43,6 +44,17 @@ func (d *Dashboard) parse() error {
 		d.pages[name] = t
 	}
 	return nil
+}
+
+// WebhookURLHint says which endpoint URLs this deployment accepts, as the webhook forms show it.
+func (d *Dashboard) WebhookURLHint() string {
+	switch p := d.svc.WebhookPolicy(); {
+	case p.AllowPrivate:
+		return "An http:// or https:// address; this deployment allows private and loopback addresses (for development). keyplane never follows redirects."
+	case p.AllowHTTP:
+		return "An http:// or https:// address on the public internet: keyplane refuses private, loopback and link-local addresses, and never follows redirects."
+	}
+	return "An https:// address on the public internet: keyplane refuses private, loopback and link-local addresses, and never follows redirects."
 }
 
 // relative says how far t is from now the way a person would: "in 2 days", "3 hours ago".

@@ -22,6 +22,13 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/keyplane/keyplane"
+	"github.com/keyplane/keyplane/internal/dashboard"
+	"github.com/keyplane/keyplane/internal/masterkey"
+	"github.com/keyplane/keyplane/internal/service"
+	"github.com/keyplane/keyplane/internal/store/storetest"
+	"github.com/keyplane/keyplane/internal/webhook"
 )
 
 // receiver is a webhook endpoint: it answers every post with its current status and body, and keeps
@@ -766,4 +773,28 @@ func testWebhooks(t *testing.T, s *kpServer) {
 			t.Errorf("after Enable: %v", h)
 		}
 	})
+}
+
+// TestWebhookURLHint: the add form says which URLs the deployment takes.
+func TestWebhookURLHint(t *testing.T) {
+	for _, c := range []struct {
+		policy webhook.URLPolicy
+		want   string
+	}{
+		{webhook.URLPolicy{}, "An https:// address on the public internet"},
+		{webhook.URLPolicy{AllowHTTP: true}, "An http:// or https:// address on the public internet"},
+		{webhook.URLPolicy{AllowHTTP: true, AllowPrivate: true}, "allows private and loopback addresses"},
+	} {
+		st := storetest.Open(t, "sqlite")
+		box, _ := masterkey.New(make([]byte, 32))
+		cat, _ := keyplane.NewCatalog(nil, nil)
+		svc := service.New(service.Options{Store: st, Catalog: cat, Box: box, KeyPrefix: "kp", Webhooks: service.WebhookOptions{Policy: c.policy}})
+		d, err := dashboard.New(dashboard.Options{Service: svc})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := d.WebhookURLHint(); !strings.Contains(got, c.want) {
+			t.Errorf("policy %+v: hint %q, want it to contain %q", c.policy, got, c.want)
+		}
+	}
 }

@@ -73,6 +73,9 @@ func (o *WebhookOptions) fill() {
 	}
 }
 
+// WebhookPolicy is the deployment's rule for endpoint URLs, for forms that explain it.
+func (s *Service) WebhookPolicy() webhook.URLPolicy { return s.hooks.Policy }
+
 // WebhookInput is a new endpoint.
 type WebhookInput struct {
 	URL         string
