@@ -64,7 +64,7 @@
   // The workspace switcher navigates as soon as a workspace is chosen.
   var sw = document.getElementById("workspace-switch");
   if (sw) {
-    sw.addEventListener("change", function () { window.location = "/w/" + encodeURIComponent(sw.value) + "/settings/api"; });
+    sw.addEventListener("change", function () { window.location = "/w/" + encodeURIComponent(sw.value); // the first page the role may open });
     var go = document.getElementById("workspace-go");
     if (go) go.hidden = true;
   }
