@@ -64,7 +64,8 @@
   // The workspace switcher navigates as soon as a workspace is chosen.
   var sw = document.getElementById("workspace-switch");
   if (sw) {
-    sw.addEventListener("change", function () { window.location = "/w/" + encodeURIComponent(sw.value); // the first page the role may open });
+    // /w/{slug} leads to the first page the person's role may open.
+    sw.addEventListener("change", function () { window.location = "/w/" + encodeURIComponent(sw.value); });
     var go = document.getElementById("workspace-go");
     if (go) go.hidden = true;
   }
