@@ -464,9 +464,18 @@ func TestBrowserWebhooks(t *testing.T) {
 	}
 	b.Screenshot(t, ana, "16-webhook-endpoint-test")
 
-	// Reveal asks for the password first, then shows the signing secret.
-	browsertest.Do(t, ana, "reveal", chromedp.Click(css("#reveal")), chromedp.WaitVisible(css("#password")),
-		chromedp.SendKeys(css("#password"), thePassword), chromedp.Click(css("main form button[type=submit]")),
+	// Reveal asks for the password first (a wrong one is said so next to the field), then shows the
+	// signing secret.
+	browsertest.Do(t, ana, "reveal, wrong password", chromedp.Click(css("#reveal")), chromedp.WaitVisible(css("#password")),
+		chromedp.SendKeys(css("#password"), "not my password"), chromedp.Click(css("main form button[type=submit]")),
+		chromedp.WaitVisible(css("#reveal-error")))
+	if msg := browsertest.Text(t, ana, "#reveal-error"); !strings.Contains(msg, "That password is not right") {
+		t.Errorf("wrong password on reveal: %q", msg)
+	}
+	if n := browsertest.Eval[int](t, ana, `document.querySelectorAll("#secret-value").length`); n != 0 {
+		t.Errorf("a wrong password revealed the secret")
+	}
+	browsertest.Do(t, ana, "reveal", chromedp.SendKeys(css("#password"), thePassword), chromedp.Click(css("main form button[type=submit]")),
 		chromedp.WaitVisible(css("#secret-value")))
 	if got := browsertest.Eval[string](t, ana, `document.getElementById("secret-value").value`); got != secret {
 		t.Errorf("revealed %.10q, want the endpoint's secret", got)

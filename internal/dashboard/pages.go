@@ -361,7 +361,7 @@ func (d *Dashboard) userError(w http.ResponseWriter, r *http.Request, v *view, e
 	case keyplane.CodeNotFound:
 		d.fail(w, r, http.StatusNotFound, message(err))
 	case keyplane.CodeForbidden:
-		d.fail(w, r, http.StatusForbidden, forbiddenMessage(v))
+		d.fail(w, r, http.StatusForbidden, forbiddenMessage(v, err))
 	case keyplane.CodeKeyRevoked, keyplane.CodeKeyNotDeletable, keyplane.CodeKeyLimitReached, keyplane.CodeLiveModeDisabled, keyplane.CodeRateLimited:
 		d.fail(w, r, http.StatusConflict, message(err))
 	default:
@@ -369,9 +369,23 @@ func (d *Dashboard) userError(w http.ResponseWriter, r *http.Request, v *view, e
 	}
 }
 
-func forbiddenMessage(v *view) string {
-	if v.Caller != nil && v.Caller.Role != "" && v.Caller.Role != keyplane.RoleOwner && v.Caller.Role != keyplane.RoleAdmin {
-		return "Your role in this workspace (" + string(v.Caller.Role) + ") does not allow this. Only owners and admins manage API keys and members."
+// forbiddenMessage explains a refusal of the key and member pages, which only owners and admins use.
+func forbiddenMessage(v *view, err error) string {
+	lacks := v.Caller != nil && v.Caller.Role != keyplane.RoleOwner && v.Caller.Role != keyplane.RoleAdmin
+	return refusal(v, err, lacks, "Only owners and admins manage API keys and members.")
+}
+
+// refusal is the message of a forbidden page. It names the person's role, and who may do this, only
+// when that role really lacks the permission; a role that holds it was refused for another reason
+// (a password not entered recently, a secret only some roles may see), which the service's own
+// message gives.
+func refusal(v *view, err error, roleLacks bool, who string) string {
+	if v.Caller != nil && v.Caller.Role != "" && roleLacks {
+		return "Your role in this workspace (" + string(v.Caller.Role) + ") does not allow this. " + who
+	}
+	var e *keyplane.Error
+	if errors.As(err, &e) && e.Code == keyplane.CodeForbidden && e.Message != "" {
+		return sentence(e.Message)
 	}
 	return "You are not allowed to do this."
 }

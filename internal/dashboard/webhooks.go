@@ -300,7 +300,9 @@ type hookConfirmData struct {
 }
 
 // hookConfirmPage asks before deleting an endpoint or rotating its secret; it is where the buttons
-// lead without JavaScript (with it, a dialog asks and the page posts directly).
+// lead without JavaScript (with it, a dialog asks and the page posts directly). Revealing the secret
+// always goes through it, with or without JavaScript, as revealing a key does: it asks for the
+// password unless the session entered it in the last five minutes.
 func (d *Dashboard) hookConfirmPage(w http.ResponseWriter, r *http.Request, v *view) {
 	action := r.PathValue("action")
 	titles := map[string]string{"delete": "Delete this endpoint", "rotate": "Rotate the signing secret", "reveal": "Reveal the signing secret"}
@@ -312,6 +314,9 @@ func (d *Dashboard) hookConfirmPage(w http.ResponseWriter, r *http.Request, v *v
 	if err == nil && !v.Can(keyplane.PermWebhooksWrite) {
 		// No form that the service would refuse: the same answer as posting it.
 		err = keyplane.Errorf(keyplane.CodeForbidden, "this credential lacks the %s permission", keyplane.PermWebhooksWrite)
+	} else if err == nil && action == "reveal" && !mayReveal(v.Caller) {
+		// A developer changes endpoints but may not see a secret again: no password form either.
+		err = keyplane.Errorf(keyplane.CodeForbidden, "only owners and admins may reveal a signing secret")
 	}
 	if err != nil {
 		d.hookError(w, r, v, err)
@@ -349,14 +354,16 @@ func (d *Dashboard) rotateHook(w http.ResponseWriter, r *http.Request, v *view) 
 }
 
 // revealHook shows the signing secret once the person has entered their password (in the last five
-// minutes), as revealing a key does.
+// minutes), as revealing a key does: a wrong password, or too many of them, shows the confirmation
+// page again with the reason. Those whose role may not reveal are not asked for their password: the
+// service refuses them (and records the refusal) whatever they send.
 func (d *Dashboard) revealHook(w http.ResponseWriter, r *http.Request, v *view) {
 	e, err := d.svc.GetWebhook(r.Context(), v.Caller, v.Workspace.ID, r.PathValue("id"))
 	if err != nil {
 		d.hookError(w, r, v, err)
 		return
 	}
-	if !v.Caller.Reauthenticated && v.Can(keyplane.PermWebhooksWrite) {
+	if !v.Caller.Reauthenticated && mayReveal(v.Caller) {
 		if err := d.svc.Reauthenticate(r.Context(), v.Caller, v.Session, v.User, r.PostFormValue("password")); err != nil {
 			if c := keyplane.ErrorCode(err); c == keyplane.CodeInvalidRequest || c == keyplane.CodeRateLimited {
 				d.showHookConfirm(w, r, v, http.StatusBadRequest, e, "reveal", "Reveal the signing secret", message(err))
@@ -450,21 +457,13 @@ func oneLine(errs map[string]string) string {
 }
 
 // hookError answers a service error of the webhook pages. A refusal says which roles may do what was
-// asked, read from the roles' permissions; the service's own reason follows when the role holds the
-// permission yet was refused (revealing a secret).
+// asked, read from the roles' permissions, when the person's role lacks the permission; when it holds
+// it (an admin asked for a secret without a recent password), the service's own reason is shown.
 func (d *Dashboard) hookError(w http.ResponseWriter, r *http.Request, v *view, err error) {
 	switch keyplane.ErrorCode(err) {
 	case keyplane.CodeForbidden:
-		msg := "You are not allowed to do this."
-		if v.Caller != nil && v.Caller.Role != "" {
-			if !v.Can(keyplane.PermWebhooksWrite) {
-				msg = "Your role in this workspace (" + string(v.Caller.Role) + ") does not allow this. Only " +
-					rolesWith(keyplane.PermWebhooksWrite) + " change webhook endpoints."
-			} else {
-				msg = message(err) // the role may change endpoints: the service says what was missing
-			}
-		}
-		d.fail(w, r, http.StatusForbidden, msg)
+		d.fail(w, r, http.StatusForbidden, refusal(v, err, !v.Can(keyplane.PermWebhooksWrite),
+			"Only "+rolesWith(keyplane.PermWebhooksWrite)+" change webhook endpoints."))
 	case keyplane.CodeInvalidRequest:
 		if fe := hookFieldErrors(err, nil); fe != nil {
 			d.fail(w, r, http.StatusBadRequest, oneLine(fe))

@@ -18,6 +18,7 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -571,24 +572,42 @@ func testWebhooks(t *testing.T, s *kpServer) {
 	})
 
 	t.Run("Reveal", func(t *testing.T) {
+		reRevealError := regexp.MustCompile(`(?s)id="reveal-error">(.*?)</`)
+		// askedAgain checks an answer that must be the reveal confirmation page with msg next to the
+		// password field, and no secret.
+		askedAgain := func(t *testing.T, e *exchange, msg string) {
+			t.Helper()
+			expect(t, e, http.StatusBadRequest)
+			if got := first(reRevealError, e.body); !strings.Contains(got, msg) {
+				t.Errorf("%s %s: the error is %q, want %q", e.method, e.path, got, msg)
+			}
+			if strings.Contains(e.body, "whsec_") || strings.Contains(e.text(), rotated) || strings.Contains(e.body, `id="secret-value"`) {
+				t.Errorf("%s %s: a refused reveal shows the secret", e.method, e.path)
+			}
+			if !strings.Contains(e.body, `<label for="password">Password</label>`) || !strings.Contains(e.body, `action="`+okPage+`/reveal"`) {
+				t.Errorf("%s %s: the answer is not the password form: %s", e.method, e.path, e.summary())
+			}
+		}
+
 		wsadmin := s.as(t, "wsadmin")
 		page := wsadmin.get(t, okPage)
 		expect(t, page, http.StatusOK)
 		if !strings.Contains(page.body, `href="/w/hooks/settings/webhooks/`+okID+`/reveal"`) {
 			t.Errorf("an admin is not offered Reveal")
 		}
-		// Revealing asks for the password, as revealing a key does.
+		// Revealing asks for the password, as revealing a key does: a page of its own, which is where
+		// the Reveal button leads.
 		confirm := wsadmin.get(t, okPage+"/reveal")
 		expect(t, confirm, http.StatusOK)
-		if !strings.Contains(confirm.body, `<label for="password">Password</label>`) || strings.Contains(confirm.body, "whsec_") {
+		expectText(t, confirm, "Reveal the signing secret", "Enter your password again")
+		if !strings.Contains(confirm.body, `<label for="password">Password</label>`) || !strings.Contains(confirm.body, `<input type="password" id="password" name="password"`) ||
+			!strings.Contains(confirm.body, `>Reveal</button>`) || strings.Contains(confirm.body, "whsec_") {
 			t.Fatalf("the reveal page does not ask for the password: %s", confirm.summary())
 		}
+		// Without the password, with an empty or a wrong one: the page again, with the reason.
+		askedAgain(t, wsadmin.post(t, okPage+"/reveal", nil), "That password is not right.")
 		for _, pw := range []string{"", "not my password"} {
-			e := wsadmin.post(t, okPage+"/reveal", url.Values{"password": {pw}})
-			expect(t, e, http.StatusBadRequest)
-			if strings.Contains(e.body, "whsec_") || !strings.Contains(e.body, `id="reveal-error"`) {
-				t.Errorf("password %q: the answer shows the secret or no message", pw)
-			}
+			askedAgain(t, wsadmin.post(t, okPage+"/reveal", url.Values{"password": {pw}}), "That password is not right.")
 		}
 		e := wsadmin.post(t, okPage+"/reveal", url.Values{"password": {thePassword}})
 		if got := hookSecretPage(t, e); got != rotated {
@@ -596,12 +615,25 @@ func testWebhooks(t *testing.T, s *kpServer) {
 		}
 		expectText(t, e, "This reveal is recorded in the audit trail")
 		// Within five minutes, no password again.
-		if c := wsadmin.get(t, okPage+"/reveal"); strings.Contains(c.body, `id="password"`) {
-			t.Error("asked for the password again within five minutes")
+		if c := wsadmin.get(t, okPage+"/reveal"); c.status != http.StatusOK || strings.Contains(c.body, `id="password"`) || !strings.Contains(c.body, `>Reveal</button>`) {
+			t.Errorf("asked for the password again within five minutes: %s", c.summary())
 		}
 		if got := hookSecretPage(t, wsadmin.post(t, okPage+"/reveal", nil)); got != rotated {
 			t.Errorf("the second reveal showed %.10s…", got)
 		}
+
+		// Too many wrong passwords: the account is throttled, and then the right password does not
+		// reveal either. A person of its own, so that the others' sign-ins stay open.
+		s.cli(t, thePassword+"\n", "users", "create", "--email", "hookadmin@example.com", "--role", "admin", "--workspace", "hooks")
+		ha := s.newPerson("hookadmin@example.com")
+		if e := ha.login(t, ha.email, thePassword, "/status"); e.status != http.StatusSeeOther {
+			t.Fatalf("sign in as hookadmin: %s", e.summary())
+		}
+		ha.loadCSRF(t)
+		for i := 1; i <= 5; i++ {
+			askedAgain(t, ha.post(t, okPage+"/reveal", url.Values{"password": {"wrong password number " + strconv.Itoa(i)}}), "That password is not right.")
+		}
+		askedAgain(t, ha.post(t, okPage+"/reveal", url.Values{"password": {thePassword}}), "try again in")
 
 		dev := s.as(t, "developer")
 		page = dev.get(t, okPage)
@@ -612,13 +644,18 @@ func testWebhooks(t *testing.T, s *kpServer) {
 		if !strings.Contains(page.body, `href="/w/hooks/settings/webhooks/`+okID+`/rotate"`) || !strings.Contains(page.body, ">Send test event</button>") {
 			t.Errorf("a developer is not offered Rotate secret and Send test event")
 		}
-		e = dev.post(t, okPage+"/reveal", url.Values{"password": {thePassword}})
-		errorPage(t, e, http.StatusForbidden, "Only owners and admins may reveal a signing secret.")
-		if strings.Contains(e.text(), rotated) || strings.Contains(e.body, "whsec_") {
-			t.Errorf("the refusal shows the secret")
+		// A developer may not reveal: no password form, and whatever is sent, the service's refusal
+		// (not the role sentence: a developer changes endpoints).
+		errorPage(t, dev.get(t, okPage+"/reveal"), http.StatusForbidden, "Only owners and admins may reveal a signing secret.")
+		for _, form := range []url.Values{{"password": {thePassword}}, {"password": {"not my password"}}, nil} {
+			e = dev.post(t, okPage+"/reveal", form)
+			errorPage(t, e, http.StatusForbidden, "Only owners and admins may reveal a signing secret.")
+			if strings.Contains(e.text(), rotated) || strings.Contains(e.body, "whsec_") || strings.Contains(e.body, "Your role") {
+				t.Errorf("the refusal shows the secret or blames the role: %s", e.summary())
+			}
 		}
 		audit := admin.get(t, "/w/hooks/audit")
-		expectText(t, audit, "webhook.secret_revealed", "webhook.secret_reveal_denied", "webhook.secret_rotated")
+		expectText(t, audit, "webhook.secret_revealed", "webhook.secret_reveal_denied", "webhook.secret_rotated", "user.reauth_failed", "user.reauthenticated")
 	})
 
 	t.Run("Viewer", func(t *testing.T) {
