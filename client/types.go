@@ -1,0 +1,508 @@
+package client
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// KeyType is an API key's type.
+type KeyType string
+
+// Key types.
+const (
+	KeyTypeSecret      KeyType = "secret"
+	KeyTypePublishable KeyType = "publishable"
+)
+
+// Environment is an API key's environment.
+type Environment string
+
+// Environments.
+const (
+	EnvLive Environment = "live"
+	EnvTest Environment = "test"
+)
+
+// KeyStatus is an API key's status, derived by the server: revoked if revoked, else expired if past
+// expiresAt, else disabled if not enabled, else active.
+type KeyStatus string
+
+// Key statuses.
+const (
+	StatusActive   KeyStatus = "active"
+	StatusDisabled KeyStatus = "disabled"
+	StatusExpired  KeyStatus = "expired"
+	StatusRevoked  KeyStatus = "revoked"
+)
+
+// VerifyCode is a verification's outcome.
+type VerifyCode string
+
+// Verification codes.
+const (
+	VerifyValid                   VerifyCode = "VALID"
+	VerifyNotFound                VerifyCode = "NOT_FOUND"
+	VerifyDisabled                VerifyCode = "DISABLED"
+	VerifyExpired                 VerifyCode = "EXPIRED"
+	VerifyRevoked                 VerifyCode = "REVOKED"
+	VerifyForbidden               VerifyCode = "FORBIDDEN"
+	VerifyInsufficientPermissions VerifyCode = "INSUFFICIENT_PERMISSIONS"
+	VerifyRateLimited             VerifyCode = "RATE_LIMITED"
+	VerifyInvalidSignature        VerifyCode = "INVALID_SIGNATURE"
+)
+
+// LogSource is where a request log entry comes from.
+type LogSource string
+
+// Log sources.
+const (
+	SourceVerify     LogSource = "verify"     // POST /v1/verify
+	SourceSignature  LogSource = "signature"  // POST /v1/verify/signature
+	SourceJWT        LogSource = "jwt"        // POST /v1/verify/jwt
+	SourceAuth       LogSource = "auth"       // forward auth, /v1/auth
+	SourceManagement LogSource = "management" // a management call made with a workspace key
+)
+
+// Role is a person's role in a workspace.
+type Role string
+
+// Roles.
+const (
+	RoleOwner     Role = "owner"
+	RoleAdmin     Role = "admin"
+	RoleDeveloper Role = "developer"
+	RoleViewer    Role = "viewer"
+)
+
+// ActorType is who did something.
+type ActorType string
+
+// Actor types.
+const (
+	ActorUser    ActorType = "user"
+	ActorAPIKey  ActorType = "api_key"
+	ActorRootKey ActorType = "root_key"
+	ActorSystem  ActorType = "system"
+)
+
+// DeliveryStatus is a webhook delivery attempt's status.
+type DeliveryStatus string
+
+// Delivery statuses.
+const (
+	DeliveryPending   DeliveryStatus = "pending"
+	DeliverySucceeded DeliveryStatus = "succeeded"
+	DeliveryFailed    DeliveryStatus = "failed"
+)
+
+// Granularity is the width of a usage bucket.
+type Granularity string
+
+// Granularities.
+const (
+	GranularityHour Granularity = "hour"
+	GranularityDay  Granularity = "day"
+)
+
+// Page is one page of a list. NextCursor is "" on the last page; otherwise pass it as the next
+// call's Cursor (or range over the All… iterator, which does).
+type Page[T any] struct {
+	Items      []T
+	NextCursor string
+}
+
+// ListParams are the paging parameters of a list without filters.
+type ListParams struct {
+	// Limit is the page size, 1–100; 0 means the server's default (50).
+	Limit int
+	// Cursor is the NextCursor of the previous page; "" for the first.
+	Cursor string
+}
+
+// Workspaces
+
+// Workspace is a tenant and its settings.
+type Workspace struct {
+	ID                string    `json:"id"`
+	Name              string    `json:"name"`
+	Slug              string    `json:"slug"`
+	MaxKeys           int       `json:"maxKeys"`
+	TestKeyTTLSeconds int64     `json:"testKeyTtlSeconds"`
+	LiveModeEnabled   bool      `json:"liveModeEnabled"`
+	CreatedAt         time.Time `json:"createdAt"`
+	UpdatedAt         time.Time `json:"updatedAt"`
+}
+
+// CreateWorkspaceRequest is the body of POST /v1/workspaces. Nil fields take the server's defaults
+// (maxKeys 20, testKeyTtlSeconds 259200, liveModeEnabled true).
+type CreateWorkspaceRequest struct {
+	Name              string `json:"name"`
+	Slug              string `json:"slug"`
+	MaxKeys           *int   `json:"maxKeys,omitempty"`
+	TestKeyTTLSeconds *int64 `json:"testKeyTtlSeconds,omitempty"`
+	LiveModeEnabled   *bool  `json:"liveModeEnabled,omitempty"`
+}
+
+// UpdateWorkspaceRequest is the body of PATCH /v1/workspaces/{id}: only the fields that are not nil
+// change (null is refused for every workspace field, so there is nothing to clear).
+type UpdateWorkspaceRequest struct {
+	Name              *string `json:"name,omitempty"`
+	Slug              *string `json:"slug,omitempty"`
+	MaxKeys           *int    `json:"maxKeys,omitempty"`
+	TestKeyTTLSeconds *int64  `json:"testKeyTtlSeconds,omitempty"`
+	LiveModeEnabled   *bool   `json:"liveModeEnabled,omitempty"`
+}
+
+// Member is a person's role in a workspace.
+type Member struct {
+	UserID    string    `json:"userId"`
+	Email     string    `json:"email"`
+	Role      Role      `json:"role"`
+	CreatedAt time.Time `json:"createdAt"`
+}
+
+// AddMemberRequest is the body of POST /v1/workspaces/{id}/members.
+type AddMemberRequest struct {
+	Email string `json:"email"`
+	Role  Role   `json:"role"`
+}
+
+// API keys
+
+// RateLimit is at most Limit verifications per WindowMs milliseconds (a smoothed window).
+type RateLimit struct {
+	Limit    int64 `json:"limit"`
+	WindowMs int64 `json:"windowMs"`
+}
+
+// ActorRef names who created something.
+type ActorRef struct {
+	Type ActorType `json:"type"`
+	ID   string    `json:"id"`
+}
+
+// APIKey is the key object. It never holds the key's value, except KeyValue in the answers of
+// CreateAPIKey, RotateAPIKey and PublishableAPIKey.
+type APIKey struct {
+	ID             string          `json:"id"`
+	WorkspaceID    string          `json:"workspaceId"`
+	Name           string          `json:"name"`
+	Description    string          `json:"description"`
+	KeyType        KeyType         `json:"keyType"`
+	Environment    Environment     `json:"environment"`
+	Prefix         string          `json:"prefix"`
+	Start          string          `json:"start"`
+	End            string          `json:"end"`
+	Status         KeyStatus       `json:"status"`
+	Enabled        bool            `json:"enabled"`
+	Permissions    []string        `json:"permissions"`
+	IPAllowlist    []string        `json:"ipAllowlist"`
+	AllowedOrigins []string        `json:"allowedOrigins"`
+	Meta           json.RawMessage `json:"meta"`
+	RateLimit      *RateLimit      `json:"rateLimit"`
+	Recoverable    bool            `json:"recoverable"`
+	ExpiresAt      *time.Time      `json:"expiresAt"`
+	LastUsedAt     *time.Time      `json:"lastUsedAt"`
+	CreatedAt      time.Time       `json:"createdAt"`
+	UpdatedAt      time.Time       `json:"updatedAt"`
+	DisabledAt     *time.Time      `json:"disabledAt"`
+	RevokedAt      *time.Time      `json:"revokedAt"`
+	CreatedBy      ActorRef        `json:"createdBy"`
+	// KeyValue is the key's full value: only in the answers of create, rotate and the publishable
+	// key. For a secret key that is not recoverable, the answer of create is the only time it is
+	// ever shown.
+	KeyValue string `json:"keyValue,omitempty"`
+}
+
+// CreateAPIKeyRequest is the body of POST /v1/api-keys. Name and KeyType are required.
+type CreateAPIKeyRequest struct {
+	Name        string      `json:"name"`
+	KeyType     KeyType     `json:"keyType"`
+	Environment Environment `json:"environment,omitempty"` // default live
+	Description string      `json:"description,omitempty"`
+	// Permissions are names of the catalog (Client.Permissions).
+	Permissions []string `json:"permissions,omitempty"`
+	// ExpiresAt must lie in the future. A test key always expires: nil means creation time + the
+	// workspace's testKeyTtlSeconds. A live key with nil never expires.
+	ExpiresAt *time.Time `json:"expiresAt,omitempty"`
+	// IPAllowlist holds IPv4/IPv6 addresses or CIDRs.
+	IPAllowlist []string `json:"ipAllowlist,omitempty"`
+	// AllowedOrigins holds web origins (https://shop.example.com); publishable keys only.
+	AllowedOrigins []string `json:"allowedOrigins,omitempty"`
+	// Meta is any JSON object of at most 4096 bytes.
+	Meta      json.RawMessage `json:"meta,omitempty"`
+	RateLimit *RateLimit      `json:"rateLimit,omitempty"`
+	// Recoverable keeps the value sealed so that an admin root key can reveal it, and so that the
+	// key can sign requests and JWTs. Publishable keys always are.
+	Recoverable bool `json:"recoverable,omitempty"`
+}
+
+// UpdateAPIKeyRequest is the body of PATCH /v1/api-keys/{id}. Fields left zero are left alone; an
+// Optional set with Null clears its field; lists replace the old list. Name and Enabled cannot be
+// null, so they are plain pointers.
+type UpdateAPIKeyRequest struct {
+	Name           *string                   `json:"name,omitempty"`
+	Description    Optional[string]          `json:"description,omitzero"`
+	Permissions    Optional[[]string]        `json:"permissions,omitzero"`
+	IPAllowlist    Optional[[]string]        `json:"ipAllowlist,omitzero"`
+	AllowedOrigins Optional[[]string]        `json:"allowedOrigins,omitzero"`
+	Meta           Optional[json.RawMessage] `json:"meta,omitzero"` // null means {}
+	RateLimit      Optional[RateLimit]       `json:"rateLimit,omitzero"`
+	// ExpiresAt: null (live keys only) means never; a test key's expiry cannot be null.
+	ExpiresAt Optional[time.Time] `json:"expiresAt,omitzero"`
+	Enabled   *bool               `json:"enabled,omitempty"`
+}
+
+// RotateAPIKeyRequest is the body of POST /v1/api-keys/{id}/rotate.
+type RotateAPIKeyRequest struct {
+	// ExpireOldAfterSeconds is how long the old value keeps working (0–604800); 0 stops it at once.
+	ExpireOldAfterSeconds int64 `json:"expireOldAfterSeconds"`
+}
+
+// RevokedAPIKey is the answer of a revocation.
+type RevokedAPIKey struct {
+	ID        string    `json:"id"`
+	RevokedAt time.Time `json:"revokedAt"`
+}
+
+// DeletedAPIKey is the answer of a permanent delete.
+type DeletedAPIKey struct {
+	ID      string `json:"id"`
+	Deleted bool   `json:"deleted"`
+}
+
+// RevealedAPIKey is the answer of a reveal.
+type RevealedAPIKey struct {
+	ID       string `json:"id"`
+	KeyValue string `json:"keyValue"`
+}
+
+// ListAPIKeysParams are the filters and paging of GET /v1/api-keys; empty filters are not applied.
+type ListAPIKeysParams struct {
+	Environment Environment
+	KeyType     KeyType
+	Status      KeyStatus
+	Limit       int
+	Cursor      string
+}
+
+// UsageParams are the query of GET /v1/api-keys/{id}/usage; zero values take the server's defaults
+// (hourly buckets, the last 24 hours or 30 days).
+type UsageParams struct {
+	Granularity Granularity
+	Since       time.Time
+	Until       time.Time
+}
+
+// UsageBucket is a key's requests in one UTC hour or day.
+type UsageBucket struct {
+	Start time.Time            `json:"start"`
+	Total int64                `json:"total"`
+	Valid int64                `json:"valid"`
+	Codes map[VerifyCode]int64 `json:"codes"`
+}
+
+// Audit trail
+
+// AuditActor is who made a change.
+type AuditActor struct {
+	Type ActorType `json:"type"`
+	ID   string    `json:"id"`
+	Name string    `json:"name"`
+}
+
+// AuditTarget is what a change was made to.
+type AuditTarget struct {
+	Type string `json:"type"`
+	ID   string `json:"id"`
+}
+
+// Change is a field's value before and after a change, as the API shows it (From is null for a new
+// value).
+type Change struct {
+	From json.RawMessage `json:"from"`
+	To   json.RawMessage `json:"to"`
+}
+
+// AuditEntry is an entry of the audit trail.
+type AuditEntry struct {
+	ID        string            `json:"id"`
+	Timestamp time.Time         `json:"timestamp"`
+	Action    string            `json:"action"`
+	Actor     AuditActor        `json:"actor"`
+	Target    AuditTarget       `json:"target"`
+	IP        string            `json:"ip"`
+	UserAgent string            `json:"userAgent"`
+	RequestID string            `json:"requestId"`
+	Changes   map[string]Change `json:"changes"`
+	PrevHash  string            `json:"prevHash"`
+	Hash      string            `json:"hash"`
+	// Raw is the entry exactly as the API returned it: what the hash chain is computed over (see
+	// docs/api.md, "Checking the chain from the API alone"). Never sent.
+	Raw json.RawMessage `json:"-"`
+}
+
+// UnmarshalJSON decodes the entry and keeps its bytes in Raw.
+func (e *AuditEntry) UnmarshalJSON(b []byte) error {
+	type plain AuditEntry
+	var p plain
+	if err := json.Unmarshal(b, &p); err != nil {
+		return err
+	}
+	*e = AuditEntry(p)
+	e.Raw = append(json.RawMessage(nil), b...)
+	return nil
+}
+
+// ListAuditLogsParams are the filters and paging of GET /v1/audit-logs; empty filters are not
+// applied. Since is inclusive, Until exclusive.
+type ListAuditLogsParams struct {
+	Action   string
+	ActorID  string
+	TargetID string
+	Since    time.Time
+	Until    time.Time
+	Limit    int
+	Cursor   string
+}
+
+// AuditVerification is the server's check of a workspace's hash chain.
+type AuditVerification struct {
+	Valid   bool `json:"valid"`
+	Entries int  `json:"entries"`
+	// FirstBadID names the first entry that does not check out; nil when all do.
+	FirstBadID *string `json:"firstBadId"`
+}
+
+// Request log
+
+// RequestLog is an entry of the request log: a verification of one of the workspace's keys, or a
+// management call made with one.
+type RequestLog struct {
+	ID            string     `json:"id"`
+	Timestamp     time.Time  `json:"timestamp"`
+	KeyID         string     `json:"keyId"`
+	Code          VerifyCode `json:"code"`
+	Source        LogSource  `json:"source"`
+	Method        string     `json:"method"`
+	Path          string     `json:"path"`
+	IP            string     `json:"ip"`
+	UserAgent     string     `json:"userAgent"`
+	LatencyMicros int64      `json:"latencyMicros"`
+}
+
+// ListRequestLogsParams are the filters and paging of GET /v1/logs; empty filters are not applied.
+type ListRequestLogsParams struct {
+	KeyID  string
+	Code   VerifyCode
+	Source LogSource
+	Since  time.Time
+	Until  time.Time
+	Limit  int
+	Cursor string
+}
+
+// Webhooks and events
+
+// Webhook is a webhook endpoint. Secret is set only in the answers of create, rotate-secret and
+// reveal-secret; PreviousSecretExpiresAt only after a rotation.
+type Webhook struct {
+	ID                      string     `json:"id"`
+	URL                     string     `json:"url"`
+	Description             string     `json:"description"`
+	EventTypes              []string   `json:"eventTypes"`
+	Enabled                 bool       `json:"enabled"`
+	DisabledReason          *string    `json:"disabledReason"`
+	CreatedAt               time.Time  `json:"createdAt"`
+	UpdatedAt               time.Time  `json:"updatedAt"`
+	Secret                  string     `json:"secret,omitempty"`
+	PreviousSecretExpiresAt *time.Time `json:"previousSecretExpiresAt,omitempty"`
+}
+
+// CreateWebhookRequest is the body of POST /v1/webhooks. Enabled nil means true.
+type CreateWebhookRequest struct {
+	URL         string   `json:"url"`
+	EventTypes  []string `json:"eventTypes"` // event type names, or "*"
+	Description string   `json:"description,omitempty"`
+	Enabled     *bool    `json:"enabled,omitempty"`
+}
+
+// UpdateWebhookRequest is the body of PATCH /v1/webhooks/{id}: zero fields are left alone;
+// Description may be Null to clear it.
+type UpdateWebhookRequest struct {
+	URL         *string          `json:"url,omitempty"`
+	Description Optional[string] `json:"description,omitzero"`
+	EventTypes  []string         `json:"eventTypes,omitempty"`
+	Enabled     *bool            `json:"enabled,omitempty"` // true also clears DisabledReason
+}
+
+// DeletedWebhook is the answer of a webhook delete.
+type DeletedWebhook struct {
+	ID      string `json:"id"`
+	Deleted bool   `json:"deleted"`
+}
+
+// WebhookTestResult is what the endpoint answered a test send.
+type WebhookTestResult struct {
+	StatusCode   *int    `json:"statusCode"` // nil when no answer came
+	ResponseBody string  `json:"responseBody"`
+	Error        *string `json:"error"` // nil on a 2xx
+	DurationMs   int64   `json:"durationMs"`
+}
+
+// Delivery is one delivery attempt of an event to an endpoint.
+type Delivery struct {
+	ID            string         `json:"id"`
+	EventID       string         `json:"eventId"`
+	EventType     string         `json:"eventType"`
+	Attempt       int            `json:"attempt"`
+	Status        DeliveryStatus `json:"status"`
+	StatusCode    *int           `json:"statusCode"`
+	ResponseBody  string         `json:"responseBody"`
+	Error         *string        `json:"error"`
+	DurationMs    *int64         `json:"durationMs"`
+	CreatedAt     time.Time      `json:"createdAt"`
+	NextAttemptAt *time.Time     `json:"nextAttemptAt"`
+}
+
+// ListDeliveriesParams are the filter and paging of GET /v1/webhooks/{id}/deliveries.
+type ListDeliveriesParams struct {
+	Status DeliveryStatus
+	Limit  int
+	Cursor string
+}
+
+// SendEventRequest is the body of POST /v1/events: a custom event type of the deployment's
+// configuration, and an object (nil means {}).
+type SendEventRequest struct {
+	Type string          `json:"type"`
+	Data json.RawMessage `json:"data,omitempty"`
+}
+
+// SentEvent is the answer of POST /v1/events.
+type SentEvent struct {
+	ID        string    `json:"id"`
+	Type      string    `json:"type"`
+	CreatedAt time.Time `json:"createdAt"`
+	// Endpoints is how many enabled endpoints the event was queued for.
+	Endpoints int `json:"endpoints"`
+}
+
+// Catalog and status
+
+// CatalogEntry is a permission or an event type.
+type CatalogEntry struct {
+	Name        string `json:"name"`
+	Description string `json:"description"`
+}
+
+// Status is the answer of GET /v1/status.
+type Status struct {
+	Status        string `json:"status"` // "ok" or "degraded"
+	Version       string `json:"version"`
+	UptimeSeconds int64  `json:"uptimeSeconds"`
+	Store         struct {
+		Driver string `json:"driver"`
+		OK     bool   `json:"ok"`
+	} `json:"store"`
+}
