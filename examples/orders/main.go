@@ -90,7 +90,9 @@ type store struct {
 
 // newAPI is the orders API behind the middleware: reading needs orders:read, placing orders:write.
 func newAPI(v *client.Verifier, log *slog.Logger) http.Handler {
-	onError := func(r *http.Request, err error) { log.Warn("keyplane could not verify a key", "path", r.URL.Path, "err", err) }
+	onError := func(r *http.Request, err error) {
+		log.Warn("keyplane could not verify a key", "path", r.URL.Path, "err", err)
+	}
 	read := v.Middleware(client.MiddlewareOptions{Permissions: []string{"orders:read"}, OnError: onError})
 	write := v.Middleware(client.MiddlewareOptions{Permissions: []string{"orders:write"}, OnError: onError})
 	s := &store{orders: map[string][]order{}}
