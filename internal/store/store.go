@@ -248,6 +248,13 @@ type Store interface {
 	// otherwise ErrNotFound and nothing is written. It returns the endpoint's FailingSince after.
 	FinishDelivery(ctx context.Context, d *keyplane.Delivery, claim string, at time.Time, next *keyplane.Delivery) (*time.Time, error)
 
+	// ImportAPIKeys stores keys and their secrets in bulk, in one transaction: all or nothing, a
+	// duplicate id or digest failing the whole import. It writes no audit entry and no event, checks
+	// no workspace limit and tells no cache: it is for filling a store that nothing serves yet (the
+	// load harness, keyplane bench, seeds a million keys with it), never for a change a workspace
+	// should see in its audit trail.
+	ImportAPIKeys(ctx context.Context, keys []keyplane.APIKey, secrets []keyplane.Secret) error
+
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
 	// Driver names the implementation: "sqlite" or "postgres".

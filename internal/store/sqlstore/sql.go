@@ -63,12 +63,16 @@ const (
 		ORDER BY k.id DESC, s.created_at DESC
 		LIMIT 1`
 
-	sqlInsertAPIKey = `INSERT INTO api_keys (id, workspace_id, name, description, key_type, environment,
+	apiKeyInsertColumns = `id, workspace_id, name, description, key_type, environment,
 		prefix, value_start, value_end, enabled, permissions, ip_allowlist, allowed_origins, meta,
 		rate_limit, rate_window_ms, recoverable, expires_at, last_used_at, created_at, updated_at,
-		disabled_at, revoked_at, created_by)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		disabled_at, revoked_at, created_by`
+	sqlAPIKeyRow    = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	sqlInsertAPIKey = `INSERT INTO api_keys (` + apiKeyInsertColumns + `) VALUES ` + sqlAPIKeyRow + `
 		ON CONFLICT DO NOTHING`
+	// sqlImportAPIKeys and sqlImportSecrets are followed by batchRows of their row: bulk inserts
+	// without ON CONFLICT, so that a duplicate fails the whole import.
+	sqlImportAPIKeys = `INSERT INTO api_keys (` + apiKeyInsertColumns + `) VALUES `
 	// sqlUpdateAPIKey leaves alone what never changes after creation (id, workspace, type,
 	// environment, prefix, created_at and created_by) and last_used_at, which only the request log
 	// moves (sqlTouchKey): a change made from an older read must not set it back.
@@ -81,8 +85,10 @@ const (
 	// not outlive its key even on a database opened without foreign key enforcement.
 	sqlDeleteSecretsOfKey = `DELETE FROM secrets WHERE key_id = ? AND workspace_id = ?`
 	sqlDeleteAPIKey       = `DELETE FROM api_keys WHERE id = ? AND workspace_id = ?`
-	sqlInsertSecret       = `INSERT INTO secrets (hash, key_id, workspace_id, expires_at, ciphertext, created_at)
-		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`
+	secretInsertColumns   = `hash, key_id, workspace_id, expires_at, ciphertext, created_at`
+	sqlSecretRow          = `(?, ?, ?, ?, ?, ?)`
+	sqlInsertSecret       = `INSERT INTO secrets (` + secretInsertColumns + `) VALUES ` + sqlSecretRow + ` ON CONFLICT DO NOTHING`
+	sqlImportSecrets      = `INSERT INTO secrets (` + secretInsertColumns + `) VALUES `
 	// CASE rather than LEAST/MIN: the two databases spell the two-argument minimum differently.
 	sqlSupersedeSecrets = `UPDATE secrets
 		SET expires_at = CASE WHEN expires_at IS NULL OR expires_at > ? THEN ? ELSE expires_at END,

@@ -87,20 +87,34 @@ func rateLimitArgs(r *keyplane.RateLimit) (limit, windowMs any) {
 
 func (t *tx) InsertAPIKey(ctx context.Context, k *keyplane.APIKey) error {
 	const op = "insert api key"
-	perms, ips, origins, meta, err := apiKeyJSON(k)
+	args, err := appendAPIKeyValues(nil, k)
 	if err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
+	return t.insert(ctx, op, sqlInsertAPIKey, args...)
+}
+
+// appendAPIKeyValues appends k's values in the order of apiKeyInsertColumns.
+func appendAPIKeyValues(dst []any, k *keyplane.APIKey) ([]any, error) {
+	perms, ips, origins, meta, err := apiKeyJSON(k)
+	if err != nil {
+		return nil, err
+	}
 	by, err := json.Marshal(k.CreatedBy)
 	if err != nil {
-		return fmt.Errorf("%s: created by: %w", op, err)
+		return nil, fmt.Errorf("created by: %w", err)
 	}
 	limit, window := rateLimitArgs(k.RateLimit)
-	return t.insert(ctx, op, sqlInsertAPIKey, k.ID, k.WorkspaceID, k.Name, k.Description,
+	return append(dst, k.ID, k.WorkspaceID, k.Name, k.Description,
 		string(k.KeyType), string(k.Environment), k.Prefix, k.Start, k.End, k.Enabled, perms, ips,
 		origins, meta, limit, window, k.Recoverable, nullMicros(k.ExpiresAt), nullMicros(k.LastUsedAt),
 		micros(k.CreatedAt), micros(k.UpdatedAt), nullMicros(k.DisabledAt), nullMicros(k.RevokedAt),
-		string(by))
+		string(by)), nil
+}
+
+// appendSecretValues appends s's values in the order of secretInsertColumns.
+func appendSecretValues(dst []any, s *keyplane.Secret) []any {
+	return append(dst, s.Hash, s.KeyID, s.WorkspaceID, nullMicros(s.ExpiresAt), nullBytes(s.Ciphertext), micros(s.CreatedAt))
 }
 
 func (t *tx) UpdateAPIKey(ctx context.Context, k *keyplane.APIKey) error {
@@ -131,8 +145,7 @@ func (t *tx) DeleteAPIKey(ctx context.Context, workspaceID, id string) error {
 }
 
 func (t *tx) InsertSecret(ctx context.Context, s *keyplane.Secret) error {
-	return t.insert(ctx, "insert secret", sqlInsertSecret, s.Hash, s.KeyID, s.WorkspaceID,
-		nullMicros(s.ExpiresAt), nullBytes(s.Ciphertext), micros(s.CreatedAt))
+	return t.insert(ctx, "insert secret", sqlInsertSecret, appendSecretValues(nil, s)...)
 }
 
 func (t *tx) SupersedeSecrets(ctx context.Context, keyID string, keep []byte, at time.Time) error {

@@ -36,6 +36,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ListAPIKeysFilters", testListAPIKeysFilters},
 		{"ListAPIKeysPagination", testListAPIKeysPagination},
 		{"CountKeys", testCountKeys},
+		{"ImportAPIKeys", testImportAPIKeys},
 		{"Secrets", testSecrets},
 		{"SupersedeSecrets", testSupersedeSecrets},
 		{"NewestPublishableKey", testNewestPublishableKey},
