@@ -60,7 +60,9 @@ func APIKeyColumns() []string { return columns(apiKeyInsertColumns) }
 func SecretColumns() []string { return columns(secretInsertColumns) }
 
 // APIKeyValues returns k's values in the order of APIKeyColumns.
-func APIKeyValues(k *keyplane.APIKey) ([]any, error) { return appendAPIKeyValues(make([]any, 0, 24), k) }
+func APIKeyValues(k *keyplane.APIKey) ([]any, error) {
+	return appendAPIKeyValues(make([]any, 0, 24), k)
+}
 
 // SecretValues returns s's values in the order of SecretColumns.
 func SecretValues(s *keyplane.Secret) []any { return appendSecretValues(make([]any, 0, 6), s) }
