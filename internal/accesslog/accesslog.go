@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/keyplane/keyplane/internal/id"
@@ -63,11 +64,23 @@ func Wrap(log *slog.Logger, next http.Handler, onPanic func(w http.ResponseWrite
 					onPanic(sw, r)
 				}
 			}
-			log.LogAttrs(ctx, slog.LevelInfo, "http request", slog.String("request_id", rid), slog.String("method", r.Method),
+			log.LogAttrs(ctx, level(r.URL.Path, sw.status), "http request", slog.String("request_id", rid), slog.String("method", r.Method),
 				slog.String("path", r.URL.Path), slog.Int("status", sw.status), slog.Duration("duration", time.Since(start)))
 		}()
 		next.ServeHTTP(sw, r)
 	})
+}
+
+// level is the access log line's level: debug for answered verifications (a 2xx or 3xx of
+// /v1/verify… and /v1/auth…), info for everything else. Each verification is already an entry of the
+// request log, with its key, code, address and latency; and at tens of thousands a second, a log line
+// each (a write to stderr) would cost about a tenth of the node's CPU. Refusals of the caller (401
+// for a wrong root key, 400, 429) and failures stay at info.
+func level(path string, status int) slog.Level {
+	if status < 400 && (path == "/v1/verify" || path == "/v1/auth" || strings.HasPrefix(path, "/v1/verify/") || strings.HasPrefix(path, "/v1/auth/")) {
+		return slog.LevelDebug
+	}
+	return slog.LevelInfo
 }
 
 // sane accepts a caller's request id only if it cannot corrupt a log line or a header.
