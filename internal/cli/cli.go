@@ -48,6 +48,8 @@ Usage:
   keyplane migrate                                         bring the database schema up to date
   keyplane audit verify                                    check every audit chain
   keyplane master-key rotate                               new master key; re-seal every stored value
+  keyplane bench [flags]                                   load test: seed keys, drive POST /v1/verify with wrk
+                                                           against keyplane and a bare handler (docs/performance.md)
   keyplane version                                         print the version
 
 Every command takes --data-dir and --database-url; "keyplane serve -h" lists the server's flags.
@@ -85,6 +87,8 @@ func (p *Program) Run(ctx context.Context, args []string) error {
 		return p.auditVerify(ctx, rest)
 	case "master-key rotate":
 		return p.rotateMasterKey(ctx, rest)
+	case "bench":
+		return p.bench(ctx, rest)
 	case "version", "--version", "-version":
 		fmt.Fprintln(p.Stdout, "keyplane", Version)
 		return nil

@@ -12,6 +12,7 @@ import (
 	"io/fs"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
@@ -112,4 +113,29 @@ func pgCode(err error) string {
 		return e.Code
 	}
 	return ""
+}
+
+// Recreate drops the database that url names, if it exists, and creates it empty, through the server's
+// postgres database. It is for throwaway databases only: keyplane bench calls it for the database it
+// seeds, whose name must begin with keyplane_bench.
+func Recreate(ctx context.Context, url string) error {
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		return errors.New("recreate database: cannot parse the database URL")
+	}
+	name := cfg.Database
+	cfg.Database = "postgres"
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("recreate database: %w", err)
+	}
+	defer conn.Close(ctx)
+	ident := pgx.Identifier{name}.Sanitize()
+	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+ident+" WITH (FORCE)"); err != nil {
+		return fmt.Errorf("recreate database: drop %s: %w", name, err)
+	}
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+ident); err != nil {
+		return fmt.Errorf("recreate database: create %s: %w", name, err)
+	}
+	return nil
 }

@@ -1,0 +1,368 @@
+package cli
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	mrand "math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/keyplane/keyplane"
+	"github.com/keyplane/keyplane/internal/bench"
+	"github.com/keyplane/keyplane/internal/service"
+	"github.com/keyplane/keyplane/internal/store/postgres"
+)
+
+// keysPerWorkspace spreads the seeded keys over workspaces as a platform's are spread over its
+// customers.
+const keysPerWorkspace = 10_000
+
+// benchOptions are keyplane bench's flags.
+type benchOptions struct {
+	keys        int
+	draws       int
+	stores      []string
+	scenarios   map[string]bool
+	databaseURL string
+	dir         string
+	cacheSize   string
+	load        bench.Load
+}
+
+// bench seeds each store, runs keyplane serve on it as a child process, and drives every scenario
+// against it and against the ceiling handler, printing a Markdown table.
+func (p *Program) bench(ctx context.Context, args []string) error {
+	o, err := p.benchFlags(args)
+	if err != nil {
+		return helpOK(err)
+	}
+	wrk, err := bench.Wrk()
+	if err != nil {
+		return err
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	cpu := "unknown CPU"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, "model name") {
+				cpu = strings.TrimSpace(l[strings.Index(l, ":")+1:])
+				break
+			}
+		}
+	}
+	fmt.Fprintf(p.Stdout, "keyplane bench: %d keys, %d connections, %d wrk threads, %s per run; %d cores (%s), %s\n\n",
+		o.keys, o.load.Connections, o.load.Threads, o.load.Duration, runtime.NumCPU(), cpu, runtime.Version())
+	fmt.Fprintln(p.Stdout, "| store | scenario | keyplane req/s | p50 | p99 | ceiling req/s | p50 | p99 | ratio | store reads | server RSS |")
+	fmt.Fprintln(p.Stdout, "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+	for _, st := range o.stores {
+		if err := p.benchStore(ctx, o, st, exe, wrk); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (p *Program) benchFlags(args []string) (*benchOptions, error) {
+	o := &benchOptions{load: bench.Load{Connections: 64, Threads: 2, Duration: 10 * time.Second}}
+	fs := flag.NewFlagSet("keyplane bench", flag.ContinueOnError)
+	fs.SetOutput(p.Stderr)
+	var stores, scenarios string
+	fs.IntVar(&o.keys, "keys", 1_000_000, "keys to seed in each store")
+	fs.IntVar(&o.draws, "draws", 1_000_000, "requests drawn for each mix (wrk goes round them)")
+	fs.StringVar(&stores, "stores", "sqlite,postgres", "stores to measure: sqlite, postgres")
+	fs.StringVar(&scenarios, "scenarios", "hot,uniform,zipf,unknown,malformed", "scenarios to run")
+	fs.StringVar(&o.databaseURL, "database-url", "postgres://postgres@127.0.0.1:5432/keyplane_bench?sslmode=disable",
+		"PostgreSQL database to drop, recreate and seed; its name must begin with keyplane_bench")
+	fs.StringVar(&o.dir, "dir", "", "where the data dir and request files go (default: the system's temp dir); removed afterwards")
+	fs.StringVar(&o.cacheSize, "cache-size", "", "the server's --cache-size (default: its own)")
+	fs.IntVar(&o.load.Connections, "connections", o.load.Connections, "wrk connections")
+	fs.IntVar(&o.load.Threads, "threads", o.load.Threads, "wrk threads")
+	fs.DurationVar(&o.load.Duration, "duration", o.load.Duration, "length of each run")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, errHelp
+		}
+		return nil, ErrUsage
+	}
+	bad := func(f string, a ...any) (*benchOptions, error) {
+		fmt.Fprintf(p.Stderr, "keyplane bench: "+f+"\n", a...)
+		return nil, ErrUsage
+	}
+	if fs.NArg() > 0 {
+		return bad("unexpected argument %q", fs.Arg(0))
+	}
+	if o.keys < 1 || o.keys > 10_000_000 || o.draws < 1 || o.draws > 10_000_000 {
+		return bad("--keys and --draws must be from 1 to 10000000")
+	}
+	if o.load.Connections < 1 || o.load.Threads < 1 || o.load.Threads > o.load.Connections || o.load.Duration < time.Second {
+		return bad("--connections and --threads must be positive, threads at most connections, and --duration at least 1s")
+	}
+	for _, s := range strings.Split(stores, ",") {
+		if s != "sqlite" && s != "postgres" {
+			return bad("unknown store %q", s)
+		}
+		o.stores = append(o.stores, s)
+	}
+	o.scenarios = map[string]bool{}
+	for _, s := range strings.Split(scenarios, ",") {
+		switch s {
+		case "hot", "uniform", "zipf", "unknown", "malformed":
+			o.scenarios[s] = true
+		default:
+			return bad("unknown scenario %q", s)
+		}
+	}
+	return o, nil
+}
+
+// benchStore measures one store: seed, serve, drive.
+func (p *Program) benchStore(ctx context.Context, o *benchOptions, storeName, exe, wrk string) error {
+	dir, err := bench.TempDir(o.dir)
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	dbURL := ""
+	if storeName == "postgres" {
+		dbURL = o.databaseURL
+		if !strings.Contains(dbURL, "/keyplane_bench") {
+			return fmt.Errorf("bench: --database-url must name a database whose name begins with keyplane_bench: it is dropped and recreated")
+		}
+		if err := postgres.Recreate(ctx, dbURL); err != nil {
+			return err
+		}
+	}
+	env := map[string]string{"KEYPLANE_DATA_DIR": filepath.Join(dir, "data"), "KEYPLANE_DATABASE_URL": dbURL}
+	rootKey, values, seeded, err := p.benchSeed(ctx, env, o.keys)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(p.Stderr, "bench: %s: seeded %d keys in %s (%.0f keys/s)\n", storeName, o.keys, seeded.Round(time.Millisecond), float64(o.keys)/seeded.Seconds())
+
+	srv, err := startServe(ctx, exe, dir, env, o.cacheSize)
+	if err != nil {
+		return err
+	}
+	defer srv.stop()
+	ceiling := &http.Server{Handler: bench.NewCeiling(rootKey, values), ReadHeaderTimeout: 10 * time.Second}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	go ceiling.Serve(ln)
+	defer ceiling.Close()
+	ceilingURL := "http://" + ln.Addr().String()
+
+	prefix := p.Getenv("KEYPLANE_KEY_PREFIX")
+	if prefix == "" {
+		prefix = "kp"
+	}
+	for _, sc := range bench.Scenarios(prefix, values, o.draws, mrand.New(mrand.NewPCG(1, 2))) {
+		if !o.scenarios[sc.Name] {
+			continue
+		}
+		file := filepath.Join(dir, sc.Name+".keys")
+		if err := bench.WriteKeys(file, sc.Keys); err != nil {
+			return err
+		}
+		if code, err := verifyOnce(ctx, srv.url, rootKey, sc.Keys[0]); err != nil || code != sc.Want {
+			return fmt.Errorf("bench: %s: the first key answers %s (%v), want %s", sc.Name, code, err, sc.Want)
+		}
+		readsBefore, _ := srv.metric("keyplane_verify_cache_misses_total")
+		kp, err := bench.Drive(ctx, wrk, dir, srv.url, rootKey, file, o.load)
+		if err != nil {
+			return err
+		}
+		readsAfter, _ := srv.metric("keyplane_verify_cache_misses_total")
+		rss := srv.rss()
+		ceil, err := bench.Drive(ctx, wrk, dir, ceilingURL, rootKey, file, o.load)
+		if err != nil {
+			return err
+		}
+		if kp.Errors > 0 || ceil.Errors > 0 {
+			return fmt.Errorf("bench: %s: %d errors from keyplane, %d from the ceiling (see %s)", sc.Name, kp.Errors, ceil.Errors, srv.logPath)
+		}
+		os.Remove(file)
+		fmt.Fprintf(p.Stdout, "| %s | %s | %.0f | %s | %s | %.0f | %s | %s | %.2f | %.0f | %d MiB |\n", storeName, sc.Description,
+			kp.RPS, kp.P50, kp.P99, ceil.RPS, ceil.P50, ceil.P99, kp.RPS/ceil.RPS, readsAfter-readsBefore, rss>>20)
+	}
+	return nil
+}
+
+// benchSeed creates a verify root key and the workspaces, and imports n keys through the store.
+func (p *Program) benchSeed(ctx context.Context, env map[string]string, n int) (rootKey string, values []string, took time.Duration, err error) {
+	child := &Program{Stdin: strings.NewReader(""), Stdout: p.Stdout, Stderr: p.Stderr, Getenv: func(k string) string {
+		if v, ok := env[k]; ok {
+			return v
+		}
+		return p.Getenv(k)
+	}}
+	cfg, err := child.parse("bench", false, nil, nil)
+	if err != nil {
+		return "", nil, 0, err
+	}
+	e, err := child.open(ctx, cfg, nil, service.WebhookOptions{})
+	if err != nil {
+		return "", nil, 0, err
+	}
+	defer e.store.Close()
+	sys := keyplane.System("bench")
+	if _, rootKey, err = e.svc.CreateRootKey(ctx, sys, "bench", []string{"verify"}); err != nil {
+		return "", nil, 0, err
+	}
+	var ws []string
+	for i := range (n + keysPerWorkspace - 1) / keysPerWorkspace {
+		w, err := e.svc.CreateWorkspace(ctx, sys, service.WorkspaceInput{Name: fmt.Sprintf("Bench %d", i+1), Slug: fmt.Sprintf("bench-%d", i+1),
+			MaxKeys: keyplane.Optional[int]{Set: true, Value: keyplane.MaxMaxKeys}})
+		if err != nil {
+			return "", nil, 0, err
+		}
+		ws = append(ws, w.ID)
+	}
+	start := time.Now()
+	values, err = bench.Seed(ctx, e.store, cfg.KeyPrefix, ws, n)
+	return rootKey, values, time.Since(start), err
+}
+
+// benchServer is keyplane serve running as a child process.
+type benchServer struct {
+	cmd     *exec.Cmd
+	url     string
+	logPath string
+	done    chan error
+}
+
+func startServe(ctx context.Context, exe, dir string, env map[string]string, cacheSize string) (*benchServer, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	pw := make([]byte, 16)
+	rand.Read(pw)
+	args := []string{"serve", "--addr", addr}
+	if cacheSize != "" {
+		args = append(args, "--cache-size", cacheSize)
+	}
+	cmd := exec.CommandContext(ctx, exe, args...)
+	cmd.Env = append(os.Environ(), "KEYPLANE_ADMIN_PASSWORD="+hex.EncodeToString(pw))
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	logPath := filepath.Join(dir, "serve.log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("bench: start serve: %w", err)
+	}
+	s := &benchServer{cmd: cmd, url: "http://" + addr, logPath: logPath, done: make(chan error, 1)}
+	go func() { s.done <- cmd.Wait(); logf.Close() }()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		res, err := http.Get(s.url + "/readyz")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				return s, nil
+			}
+		}
+		select {
+		case err := <-s.done:
+			return nil, fmt.Errorf("bench: serve exited (%v); see %s", err, logPath)
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			s.stop()
+			return nil, fmt.Errorf("bench: serve not ready within a minute; see %s", logPath)
+		}
+	}
+}
+
+func (s *benchServer) stop() {
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.done:
+	case <-time.After(30 * time.Second):
+		s.cmd.Process.Kill()
+		<-s.done
+	}
+}
+
+// metric reads one counter of /metrics.
+func (s *benchServer) metric(name string) (float64, error) {
+	res, err := http.Get(s.url + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	defer res.Body.Close()
+	sc := bufio.NewScanner(res.Body)
+	for sc.Scan() {
+		if f := strings.Fields(sc.Text()); len(f) == 2 && f[0] == name {
+			return strconv.ParseFloat(f[1], 64)
+		}
+	}
+	return 0, fmt.Errorf("bench: no metric %s", name)
+}
+
+// rss is the server's resident memory in bytes, from /proc; 0 where there is none.
+func (s *benchServer) rss() int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// verifyOnce asks the server about one key, to check a scenario's premise before its load.
+func verifyOnce(ctx context.Context, url, rootKey, key string) (keyplane.VerifyCode, error) {
+	body, _ := json.Marshal(map[string]string{"key": key})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url+"/v1/verify", bytes.NewReader(body))
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Authorization", "Bearer "+rootKey)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer res.Body.Close()
+	var a struct {
+		Data struct {
+			Code keyplane.VerifyCode `json:"code"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&a); err != nil {
+		return "", fmt.Errorf("status %d: %w", res.StatusCode, err)
+	}
+	return a.Data.Code, nil
+}
