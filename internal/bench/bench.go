@@ -23,9 +23,10 @@ import (
 	"github.com/keyplane/keyplane/internal/store"
 )
 
-// importBatch is how many keys one ImportAPIKeys call writes: large enough that a transaction's cost
-// is spread thin, small enough that a batch's rows stay a few megabytes.
-const importBatch = 20_000
+// importBatch is how many keys one ImportAPIKeys call writes: large, because each call walks the
+// digest index once, in order (digests are random, so smaller batches mean more walks), and small
+// enough that a batch's rows stay some tens of megabytes.
+const importBatch = 100_000
 
 // Seed stores n live secret keys, spread evenly over workspaces, with ImportAPIKeys, and returns their
 // values (the only copy: the store keeps digests). Keys of index i belong to workspaces[i %
@@ -35,12 +36,15 @@ func Seed(ctx context.Context, st store.Store, prefix string, workspaces []strin
 		return nil, fmt.Errorf("bench: no workspace to seed")
 	}
 	values := make([]string, 0, n)
-	now := time.Now().UTC().Truncate(time.Microsecond)
+	start0 := time.Now().UTC().Truncate(time.Millisecond)
 	by := keyplane.Actor{Type: keyplane.ActorSystem, ID: "bench", Name: "keyplane bench"}
 	keys := make([]keyplane.APIKey, 0, importBatch)
 	secrets := make([]keyplane.Secret, 0, importBatch)
 	for start := 0; start < n; start += importBatch {
 		keys, secrets = keys[:0], secrets[:0]
+		// A millisecond a batch: ids (a millisecond and random bits) grow from batch to batch, so
+		// every batch appends to the id indexes rather than landing all over them.
+		now := start0.Add(time.Duration(start/importBatch) * time.Millisecond)
 		for i := start; i < min(n, start+importBatch); i++ {
 			ws := workspaces[i%len(workspaces)]
 			v := keyformat.Generate(prefix, "sk", "live")

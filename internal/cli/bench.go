@@ -202,10 +202,13 @@ func (p *Program) benchStore(ctx context.Context, o *benchOptions, storeName, ex
 		}
 		os.Remove(file)
 		fmt.Fprintf(p.Stdout, "| %s | %s | %.0f | %s | %s | %.0f | %s | %s | %.2f | %.0f | %d MiB |\n", storeName, sc.Description,
-			kp.RPS, kp.P50, kp.P99, ceil.RPS, ceil.P50, ceil.P99, kp.RPS/ceil.RPS, readsAfter-readsBefore, rss>>20)
+			kp.RPS, ms(kp.P50), ms(kp.P99), ceil.RPS, ms(ceil.P50), ms(ceil.P99), kp.RPS/ceil.RPS, readsAfter-readsBefore, rss>>20)
 	}
 	return nil
 }
+
+// ms writes a latency in milliseconds with two decimals.
+func ms(d time.Duration) string { return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 2, 64) + " ms" }
 
 // benchSeed creates a verify root key and the workspaces, and imports n keys through the store.
 func (p *Program) benchSeed(ctx context.Context, env map[string]string, n int) (rootKey string, values []string, took time.Duration, err error) {

@@ -2,6 +2,9 @@ package verify_test
 
 import (
 	"context"
+	"math/rand/v2"
+	"os"
+	"strconv"
 	"net/netip"
 	"strings"
 	"sync"
@@ -9,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/keyplane/keyplane"
+	"github.com/keyplane/keyplane/internal/bench"
 	"github.com/keyplane/keyplane/internal/keyformat"
 	"github.com/keyplane/keyplane/internal/masterkey"
 	"github.com/keyplane/keyplane/internal/service"
@@ -179,5 +183,40 @@ func BenchmarkVerifyUnknown(b *testing.B) {
 			b.Fatal(r.Code)
 		}
 		i++
+	}
+}
+
+// BenchmarkVerifyMiss is a verification whose digest is not cached: a store read by digest and the
+// key's compilation, with KEYPLANE_BENCH_KEYS keys stored (default 1,000,000, seeded through
+// ImportAPIKeys as keyplane bench does), each iteration a random one of them. Budget (DESIGN.md):
+// ≤ 100 µs on SQLite, ≤ 500 µs on PostgreSQL.
+func BenchmarkVerifyMiss(b *testing.B) {
+	n := 1_000_000
+	if s := os.Getenv("KEYPLANE_BENCH_KEYS"); s != "" {
+		var err error
+		if n, err = strconv.Atoi(s); err != nil || n < 1 {
+			b.Fatalf("KEYPLANE_BENCH_KEYS=%q", s)
+		}
+	}
+	for _, d := range storetest.Drivers() {
+		b.Run(d, func(b *testing.B) {
+			f := setup(b, d)
+			values, err := bench.Seed(context.Background(), f.st, "kp", []string{f.ws}, n)
+			if err != nil {
+				b.Fatal(err)
+			}
+			ctx := context.Background()
+			rnd := rand.New(rand.NewPCG(1, 2))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				v := values[rnd.IntN(n)]
+				if r, err := f.ver.Verify(ctx, v, &keyplane.VerifyRequest{}); err != nil || r.Code != keyplane.VerifyValid {
+					b.Fatal(r.Code, err)
+				}
+				h := keyformat.Hash(v)
+				f.ver.Forget(h[:])
+			}
+		})
 	}
 }

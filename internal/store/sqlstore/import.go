@@ -1,8 +1,10 @@
 package sqlstore
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/keyplane/keyplane"
@@ -10,8 +12,12 @@ import (
 )
 
 // ImportAPIKeys writes keys and their secrets in one transaction by multi-row INSERTs, without audit
-// entries or events (see store.Store).
+// entries or events (see store.Store). Rows go in primary key order, so that a large import walks each
+// b-tree once instead of landing on random pages: with a million keys that is several times faster on
+// SQLite, whose page cache is small.
 func (db *DB) ImportAPIKeys(ctx context.Context, keys []keyplane.APIKey, secrets []keyplane.Secret) error {
+	keyOrder := order(len(keys), func(i, j int) int { return strings.Compare(keys[i].ID, keys[j].ID) })
+	secretOrder := order(len(secrets), func(i, j int) int { return bytes.Compare(secrets[i].Hash, secrets[j].Hash) })
 	keySQL := func(n int) string { return sqlImportAPIKeys + batchRows(sqlAPIKeyRow, n) }
 	secretSQL := func(n int) string { return sqlImportSecrets + batchRows(sqlSecretRow, n) }
 	keyStmts, err := db.prepareChunks(ctx, len(keys), keySQL)
@@ -24,11 +30,11 @@ func (db *DB) ImportAPIKeys(ctx context.Context, keys []keyplane.APIKey, secrets
 	}
 	return db.inTx(ctx, nil, func(stx store.Tx) error {
 		t := stx.(*tx)
-		for rest := keys; len(rest) > 0; {
+		for rest := keyOrder; len(rest) > 0; {
 			n := chunkSize(len(rest))
 			args := make([]any, 0, n*24)
-			for i := range rest[:n] {
-				if args, err = appendAPIKeyValues(args, &rest[i]); err != nil {
+			for _, i := range rest[:n] {
+				if args, err = appendAPIKeyValues(args, &keys[i]); err != nil {
 					return fmt.Errorf("import api keys: %w", err)
 				}
 			}
@@ -37,11 +43,11 @@ func (db *DB) ImportAPIKeys(ctx context.Context, keys []keyplane.APIKey, secrets
 			}
 			rest = rest[n:]
 		}
-		for rest := secrets; len(rest) > 0; {
+		for rest := secretOrder; len(rest) > 0; {
 			n := chunkSize(len(rest))
 			args := make([]any, 0, n*6)
-			for i := range rest[:n] {
-				args = appendSecretValues(args, &rest[i])
+			for _, i := range rest[:n] {
+				args = appendSecretValues(args, &secrets[i])
 			}
 			if err := t.execChunk(ctx, secretStmts[n], secretSQL(n), args...); err != nil {
 				return t.fail("import secrets", err)
@@ -50,6 +56,16 @@ func (db *DB) ImportAPIKeys(ctx context.Context, keys []keyplane.APIKey, secrets
 		}
 		return nil
 	})
+}
+
+// order returns the indexes 0…n-1 sorted by cmp.
+func order(n int, cmp func(i, j int) int) []int {
+	idx := make([]int, n)
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortFunc(idx, cmp)
+	return idx
 }
 
 // APIKeyColumns and SecretColumns are the columns of APIKeyValues and SecretValues, for a driver
