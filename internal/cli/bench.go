@@ -208,7 +208,9 @@ func (p *Program) benchStore(ctx context.Context, o *benchOptions, storeName, ex
 }
 
 // ms writes a latency in milliseconds with two decimals.
-func ms(d time.Duration) string { return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 2, 64) + " ms" }
+func ms(d time.Duration) string {
+	return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 2, 64) + " ms"
+}
 
 // benchSeed creates a verify root key and the workspaces, and imports n keys through the store.
 func (p *Program) benchSeed(ctx context.Context, env map[string]string, n int) (rootKey string, values []string, took time.Duration, err error) {

@@ -3,9 +3,9 @@ package verify_test
 import (
 	"context"
 	"math/rand/v2"
+	"net/netip"
 	"os"
 	"strconv"
-	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
