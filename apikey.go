@@ -3,6 +3,7 @@ package keyplane
 import (
 	"encoding/json"
 	"net/netip"
+	"sync/atomic"
 	"time"
 )
 
@@ -162,6 +163,19 @@ type CompiledKey struct {
 	permissions map[string]struct{}
 	prefixes    []netip.Prefix
 	origins     map[string]struct{}
+	encoded     atomic.Pointer[[]byte]
+}
+
+// Encoded returns build(c.Key), built once for this compiled key: for an encoding of the key that
+// every verification answer repeats. It stays right because a change to the key compiles a new one.
+// build may run more than once when verifications race; it must not keep its argument.
+func (c *CompiledKey) Encoded(build func(*APIKey) []byte) []byte {
+	if b := c.encoded.Load(); b != nil {
+		return *b
+	}
+	b := build(c.Key)
+	c.encoded.Store(&b)
+	return b
 }
 
 // Compile prepares k for repeated checks. Entries of the allow-lists that do not parse are skipped:

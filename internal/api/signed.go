@@ -75,7 +75,7 @@ func (s *Server) verifySignature(w http.ResponseWriter, r *http.Request, c *call
 	if err != nil {
 		return err
 	}
-	writeData(w, http.StatusOK, s.verified(r, c, res, keyplane.SourceSignature, vr.IP))
+	writeVerified(w, s.verified(r, c, res, keyplane.SourceSignature, vr.IP))
 	return nil
 }
 
@@ -105,6 +105,6 @@ func (s *Server) verifyJWT(w http.ResponseWriter, r *http.Request, c *call) erro
 	if err != nil {
 		return err
 	}
-	writeData(w, http.StatusOK, s.verified(r, c, res, keyplane.SourceJWT, vr.IP))
+	writeVerified(w, s.verified(r, c, res, keyplane.SourceJWT, vr.IP))
 	return nil
 }

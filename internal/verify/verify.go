@@ -52,11 +52,14 @@ type rootEntry struct{ key *keyplane.RootKey }
 
 // Verifier checks key values against the store through the cache.
 type Verifier struct {
-	store   store.Queries
-	prefix  string
-	now     func() time.Time
-	keys    *otter.Cache[[32]byte, entry]
-	roots   *otter.Cache[[32]byte, rootEntry]
+	store  store.Queries
+	prefix string
+	now    func() time.Time
+	keys   *otter.Cache[[32]byte, entry]
+	// roots is keyed by the root key's value itself, not its digest: every verification request
+	// authenticates the platform's root key, and a hit then costs a map lookup instead of a checksum
+	// and a SHA-256. Only values that parse are ever looked up, so the entries stay small.
+	roots   *otter.Cache[string, rootEntry]
 	limiter ratelimit.Limiter
 	box     *masterkey.Box
 	replay  replay.Guard
@@ -83,9 +86,9 @@ func New(q store.Queries, o Options) (*Verifier, error) {
 	if err != nil {
 		return nil, fmt.Errorf("verify cache: %w", err)
 	}
-	roots, err := otter.New(&otter.Options[[32]byte, rootEntry]{
+	roots, err := otter.New(&otter.Options[string, rootEntry]{
 		MaximumSize:      1000,
-		ExpiryCalculator: otter.ExpiryWriting[[32]byte, rootEntry](o.TTL),
+		ExpiryCalculator: otter.ExpiryWriting[string, rootEntry](o.TTL),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("verify cache: %w", err)
@@ -167,23 +170,26 @@ func (v *Verifier) lookup(ctx context.Context, h [32]byte) (entry, error) {
 
 // RootKey authenticates a root key value; nil means unknown or revoked.
 func (v *Verifier) RootKey(ctx context.Context, value string) (*keyplane.RootKey, error) {
-	kind, err := keyformat.Parse(v.prefix, value)
-	if err != nil || !kind.Root {
-		return nil, nil
-	}
-	h := keyformat.Hash(value)
-	e, err := v.roots.Get(ctx, h, otter.LoaderFunc[[32]byte, rootEntry](func(ctx context.Context, h [32]byte) (rootEntry, error) {
-		k, err := v.store.GetRootKeyByHash(ctx, h[:])
-		if errors.Is(err, store.ErrNotFound) {
-			return rootEntry{}, nil
+	e, ok := v.roots.GetIfPresent(value)
+	if !ok {
+		kind, err := keyformat.Parse(v.prefix, value)
+		if err != nil || !kind.Root {
+			return nil, nil
 		}
+		e, err = v.roots.Get(ctx, value, otter.LoaderFunc[string, rootEntry](func(ctx context.Context, value string) (rootEntry, error) {
+			h := keyformat.Hash(value)
+			k, err := v.store.GetRootKeyByHash(ctx, h[:])
+			if errors.Is(err, store.ErrNotFound) {
+				return rootEntry{}, nil
+			}
+			if err != nil {
+				return rootEntry{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
+			}
+			return rootEntry{key: k}, nil
+		}))
 		if err != nil {
-			return rootEntry{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
+			return nil, err
 		}
-		return rootEntry{key: k}, nil
-	}))
-	if err != nil {
-		return nil, err
 	}
 	if e.key == nil || e.key.RevokedAt != nil {
 		return nil, nil
