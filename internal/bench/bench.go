@@ -1,6 +1,6 @@
 // Package bench is keyplane's load harness, behind `keyplane bench`: it seeds keys straight through the
 // store, builds the request mixes of the scenarios (one hot key, uniform over 100k, Zipf over all,
-// unknown keys, malformed keys), drives POST /v1/verify with wrk, and drives a bare net/http handler
+// unknown keys each new or repeated, malformed keys), drives POST /v1/verify with wrk, and drives a bare net/http handler
 // that does the least a verification can (decode the JSON, SHA-256 the key, look it up in a map) with
 // the same requests in the same run: the ceiling keyplane is measured against.
 package bench
@@ -95,6 +95,11 @@ func Scenarios(prefix string, values []string, draws int, rnd *rand.Rand) []Scen
 	for i := range unknown {
 		unknown[i] = keyformat.Generate(prefix, "sk", "live")
 	}
+	// A flood that repeats: 10,000 made-up keys over and over, which the negative cache absorbs.
+	repeat := make([]string, draws)
+	for i := range repeat {
+		repeat[i] = unknown[i%min(len(unknown), 10_000)]
+	}
 	malformed := make([]string, min(draws, 100_000))
 	for i := range malformed {
 		v := []byte(values[rnd.IntN(n)])
@@ -111,6 +116,7 @@ func Scenarios(prefix string, values []string, draws int, rnd *rand.Rand) []Scen
 		{"uniform", fmt.Sprintf("uniform over %d keys", uniformN), uniform, keyplane.VerifyValid},
 		{"zipf", fmt.Sprintf("Zipf (s=1.1) over all %d keys", n), zipf, keyplane.VerifyValid},
 		{"unknown", "well-formed keys that were never issued, each new", unknown, keyplane.VerifyNotFound},
+		{"unknown-repeat", "10,000 keys that were never issued, repeated", repeat, keyplane.VerifyNotFound},
 		{"malformed", "keys whose checksum fails", malformed, keyplane.VerifyNotFound},
 	}
 }

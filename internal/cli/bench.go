@@ -70,8 +70,8 @@ func (p *Program) bench(ctx context.Context, args []string) error {
 	}
 	fmt.Fprintf(p.Stdout, "keyplane bench: %d keys, %d connections, %d wrk threads, %s per run; %d cores (%s), %s\n\n",
 		o.keys, o.load.Connections, o.load.Threads, o.load.Duration, runtime.NumCPU(), cpu, runtime.Version())
-	fmt.Fprintln(p.Stdout, "| store | scenario | keyplane req/s | p50 | p99 | ceiling req/s | p50 | p99 | ratio | store reads | server RSS |")
-	fmt.Fprintln(p.Stdout, "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+	fmt.Fprintln(p.Stdout, "| store | scenario | keyplane req/s | p50 | p99 | CPU µs/req | ceiling req/s | p50 | p99 | CPU µs/req | ratio | store reads | server RSS |")
+	fmt.Fprintln(p.Stdout, "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 	for _, st := range o.stores {
 		if err := p.benchStore(ctx, o, st, exe, wrk); err != nil {
 			return err
@@ -88,7 +88,7 @@ func (p *Program) benchFlags(args []string) (*benchOptions, error) {
 	fs.IntVar(&o.keys, "keys", 1_000_000, "keys to seed in each store")
 	fs.IntVar(&o.draws, "draws", 1_000_000, "requests drawn for each mix (wrk goes round them)")
 	fs.StringVar(&stores, "stores", "sqlite,postgres", "stores to measure: sqlite, postgres")
-	fs.StringVar(&scenarios, "scenarios", "hot,uniform,zipf,unknown,malformed", "scenarios to run")
+	fs.StringVar(&scenarios, "scenarios", "hot,uniform,zipf,unknown,unknown-repeat,malformed", "scenarios to run")
 	fs.StringVar(&o.databaseURL, "database-url", "postgres://postgres@127.0.0.1:5432/keyplane_bench?sslmode=disable",
 		"PostgreSQL database to drop, recreate and seed; its name must begin with keyplane_bench")
 	fs.StringVar(&o.dir, "dir", "", "where the data dir and request files go (default: the system's temp dir); removed afterwards")
@@ -124,7 +124,7 @@ func (p *Program) benchFlags(args []string) (*benchOptions, error) {
 	o.scenarios = map[string]bool{}
 	for _, s := range strings.Split(scenarios, ",") {
 		switch s {
-		case "hot", "uniform", "zipf", "unknown", "malformed":
+		case "hot", "uniform", "zipf", "unknown", "unknown-repeat", "malformed":
 			o.scenarios[s] = true
 		default:
 			return bad("unknown scenario %q", s)
@@ -187,24 +187,54 @@ func (p *Program) benchStore(ctx context.Context, o *benchOptions, storeName, ex
 			return fmt.Errorf("bench: %s: the first key answers %s (%v), want %s", sc.Name, code, err, sc.Want)
 		}
 		readsBefore, _ := srv.metric("keyplane_verify_cache_misses_total")
+		cpu0 := cpuTime(srv.cmd.Process.Pid)
 		kp, err := bench.Drive(ctx, wrk, dir, srv.url, rootKey, file, o.load)
 		if err != nil {
 			return err
 		}
+		kpCPU := cpuTime(srv.cmd.Process.Pid) - cpu0
 		readsAfter, _ := srv.metric("keyplane_verify_cache_misses_total")
 		rss := srv.rss()
+		cpu0 = cpuTime(os.Getpid())
 		ceil, err := bench.Drive(ctx, wrk, dir, ceilingURL, rootKey, file, o.load)
 		if err != nil {
 			return err
 		}
+		ceilCPU := cpuTime(os.Getpid()) - cpu0
 		if kp.Errors > 0 || ceil.Errors > 0 {
 			return fmt.Errorf("bench: %s: %d errors from keyplane, %d from the ceiling (see %s)", sc.Name, kp.Errors, ceil.Errors, srv.logPath)
 		}
 		os.Remove(file)
-		fmt.Fprintf(p.Stdout, "| %s | %s | %.0f | %s | %s | %.0f | %s | %s | %.2f | %.0f | %d MiB |\n", storeName, sc.Description,
-			kp.RPS, ms(kp.P50), ms(kp.P99), ceil.RPS, ms(ceil.P50), ms(ceil.P99), kp.RPS/ceil.RPS, readsAfter-readsBefore, rss>>20)
+		fmt.Fprintf(p.Stdout, "| %s | %s | %.0f | %s | %s | %.1f | %.0f | %s | %s | %.1f | %.2f | %.0f | %d MiB |\n", storeName, sc.Description,
+			kp.RPS, ms(kp.P50), ms(kp.P99), perRequest(kpCPU, kp.Requests), ceil.RPS, ms(ceil.P50), ms(ceil.P99), perRequest(ceilCPU, ceil.Requests),
+			kp.RPS/ceil.RPS, readsAfter-readsBefore, rss>>20)
 	}
 	return nil
+}
+
+// cpuTime is the user and system CPU time a process has used so far, from /proc (0 where there is
+// none), in clock ticks of 10 ms: Linux's USER_HZ is 100 on every architecture Go supports.
+func cpuTime(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command name, in parentheses, may hold spaces: count the fields after its closing one.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * 10 * time.Millisecond
+}
+
+// perRequest is cpu shared out over n requests, in microseconds.
+func perRequest(cpu time.Duration, n int64) float64 {
+	if n == 0 {
+		return 0
+	}
+	return float64(cpu.Microseconds()) / float64(n)
 }
 
 // ms writes a latency in milliseconds with two decimals.
