@@ -149,6 +149,7 @@ func (p *Program) benchStore(ctx context.Context, o *benchOptions, storeName, ex
 		if err := postgres.Recreate(ctx, dbURL); err != nil {
 			return err
 		}
+		defer postgres.Drop(context.WithoutCancel(ctx), dbURL)
 	}
 	env := map[string]string{"KEYPLANE_DATA_DIR": filepath.Join(dir, "data"), "KEYPLANE_DATABASE_URL": dbURL}
 	rootKey, values, seeded, err := p.benchSeed(ctx, env, o.keys)

@@ -180,15 +180,15 @@ func (p *Program) serve(ctx context.Context, args []string) error {
 	return nil
 }
 
-// pruneSessions removes expired dashboard sessions every hour until ctx ends.
-func pruneSessions(ctx context.Context, e *env) {
-	t := time.NewTicker(time.Hour)
+// periodic runs job now and then every interval until ctx ends, one node at a time: of several nodes
+// sharing a database, the one that holds the job's lock (store.RunExclusive) runs it and the others
+// skip that turn. A job's error is logged, and the next turn runs it again.
+func periodic(ctx context.Context, e *env, name string, interval time.Duration, job func(ctx context.Context) error) {
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
-		if n, err := e.svc.PruneSessions(ctx); err != nil && ctx.Err() == nil {
-			e.log.Warn("prune sessions", "err", err)
-		} else if n > 0 {
-			e.log.Info("pruned expired sessions", "count", n)
+		if _, err := e.store.RunExclusive(ctx, name, job); err != nil && ctx.Err() == nil {
+			e.log.Warn(name, "err", err)
 		}
 		select {
 		case <-ctx.Done():
@@ -198,44 +198,40 @@ func pruneSessions(ctx context.Context, e *env) {
 	}
 }
 
-// pruneLogs deletes request log entries and usage rollups past their retention every hour until ctx
-// ends. Several nodes sharing a database each prune; deleting what another already deleted is no harm.
+// pruneSessions removes expired dashboard sessions every hour.
+func pruneSessions(ctx context.Context, e *env) {
+	periodic(ctx, e, "prune sessions", time.Hour, func(ctx context.Context) error {
+		n, err := e.svc.PruneSessions(ctx)
+		if n > 0 {
+			e.log.Info("pruned expired sessions", "count", n)
+		}
+		return err
+	})
+}
+
+// pruneLogs deletes request log entries and usage rollups past their retention every hour.
 func pruneLogs(ctx context.Context, e *env) {
-	t := time.NewTicker(time.Hour)
-	defer t.Stop()
-	for {
-		if logs, usage, err := e.svc.PruneLogs(ctx); err != nil && ctx.Err() == nil {
-			e.log.Warn("prune request logs", "err", err)
-		} else if logs > 0 || usage > 0 {
+	periodic(ctx, e, "prune request logs", time.Hour, func(ctx context.Context) error {
+		logs, usage, err := e.svc.PruneLogs(ctx)
+		if logs > 0 || usage > 0 {
 			e.log.Info("pruned request logs", "entries", logs, "usage_rollups", usage)
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+		return err
+	})
 }
 
 // expiryInterval is how often serve looks for keys to announce as expiring or expired: notices go out
 // within this of their time.
 const expiryInterval = 30 * time.Second
 
-// notifyExpiries sends api_key.expiring and api_key.expired notices until ctx ends. Every node runs
-// it; each notice still goes out once (see service.NotifyExpiries).
+// notifyExpiries sends api_key.expiring and api_key.expired notices. One node at a time looks for
+// them; should two ever overlap, each notice still goes out once (see service.NotifyExpiries).
 func notifyExpiries(ctx context.Context, e *env) {
-	t := time.NewTicker(expiryInterval)
-	defer t.Stop()
-	for {
-		if n, err := e.svc.NotifyExpiries(ctx); err != nil && ctx.Err() == nil {
-			e.log.Warn("key expiry notices", "err", err)
-		} else if n > 0 {
+	periodic(ctx, e, "key expiry notices", expiryInterval, func(ctx context.Context) error {
+		n, err := e.svc.NotifyExpiries(ctx)
+		if n > 0 {
 			e.log.Info("key expiry notices sent", "notices", n)
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+		return err
+	})
 }

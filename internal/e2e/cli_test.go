@@ -8,7 +8,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
@@ -79,11 +78,7 @@ func TestSIGTERM(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
-	bin := filepath.Join(t.TempDir(), "keyplane")
-	build := exec.Command("go", "build", "-o", bin, "../../cmd/keyplane")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := keyplaneBinary(t)
 	dir := t.TempDir()
 	rootOut, err := exec.Command(bin, "root-keys", "create", "--data-dir", dir, "--name", "v", "--scopes", "verify").Output()
 	if err != nil {

@@ -43,6 +43,9 @@ func validating(t *testing.T) http.RoundTripper {
 // TestMain fails the run when the whole suite ran but left a documented operation untested.
 func TestMain(m *testing.M) {
 	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
 	if code == 0 && !filtered() && oasValidator != nil {
 		seen := map[string]bool{}
 		for _, tr := range transports {

@@ -255,6 +255,12 @@ type Store interface {
 	// should see in its audit trail.
 	ImportAPIKeys(ctx context.Context, keys []keyplane.APIKey, secrets []keyplane.Secret) error
 
+	// RunExclusive runs fn, and reports true, unless another run of the same name holds the database's
+	// lock for it: then it reports false at once and fn does not run. The lock is the database's, so
+	// that of several nodes sharing it one runs a periodic job and the others skip their turn; a node
+	// that dies gives the lock up with its connection.
+	RunExclusive(ctx context.Context, name string, fn func(ctx context.Context) error) (bool, error)
+
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
 	// Driver names the implementation: "sqlite" or "postgres".

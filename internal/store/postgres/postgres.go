@@ -10,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -39,6 +41,7 @@ const (
 type DB struct {
 	*sqlstore.DB
 	pool *pgxpool.Pool
+	jobs *jobLocks
 }
 
 // Open connects to the database at url (postgres://…) and brings its schema up to date.
@@ -62,7 +65,7 @@ func Open(ctx context.Context, url string) (*DB, error) {
 		pool.Close()
 		return nil, err
 	}
-	return &DB{DB: sqlstore.New(dialect(), sdb, nil), pool: pool}, nil
+	return &DB{DB: sqlstore.New(dialect(), sdb, nil), pool: pool, jobs: &jobLocks{}}, nil
 }
 
 // Pool returns the pgx pool under the store, for what database/sql cannot do (LISTEN/NOTIFY).
@@ -70,6 +73,7 @@ func (db *DB) Pool() *pgxpool.Pool { return db.pool }
 
 // Close closes the store and its pool.
 func (db *DB) Close() error {
+	db.jobs.close()
 	err := db.DB.Close()
 	db.pool.Close()
 	return err
@@ -115,27 +119,109 @@ func pgCode(err error) string {
 	return ""
 }
 
-// Recreate drops the database that url names, if it exists, and creates it empty, through the server's
-// postgres database. It is for throwaway databases only: keyplane bench calls it for the database it
-// seeds, whose name must begin with keyplane_bench.
+// Recreate drops the database that url names, if it exists, and creates it empty; Drop drops it.
+// Both go through the server's postgres database, and are for throwaway databases only: keyplane
+// bench calls them for the database it seeds, whose name must begin with keyplane_bench.
 func Recreate(ctx context.Context, url string) error {
+	return onServer(ctx, url, "DROP DATABASE IF EXISTS %s WITH (FORCE)", "CREATE DATABASE %s")
+}
+
+// Drop: see Recreate.
+func Drop(ctx context.Context, url string) error {
+	return onServer(ctx, url, "DROP DATABASE IF EXISTS %s WITH (FORCE)")
+}
+
+// onServer runs statements, each with the quoted name of url's database in place of %s, on the
+// server's postgres database.
+func onServer(ctx context.Context, url string, statements ...string) error {
 	cfg, err := pgx.ParseConfig(url)
 	if err != nil {
-		return errors.New("recreate database: cannot parse the database URL")
+		return errors.New("database: cannot parse the database URL")
 	}
 	name := cfg.Database
 	cfg.Database = "postgres"
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return fmt.Errorf("recreate database: %w", err)
+		return fmt.Errorf("database %s: %w", name, err)
 	}
 	defer conn.Close(ctx)
-	ident := pgx.Identifier{name}.Sanitize()
-	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+ident+" WITH (FORCE)"); err != nil {
-		return fmt.Errorf("recreate database: drop %s: %w", name, err)
-	}
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+ident); err != nil {
-		return fmt.Errorf("recreate database: create %s: %w", name, err)
+	for _, st := range statements {
+		if _, err := conn.Exec(ctx, fmt.Sprintf(st, pgx.Identifier{name}.Sanitize())); err != nil {
+			return fmt.Errorf("database %s: %w", name, err)
+		}
 	}
 	return nil
+}
+
+// RunExclusive runs fn while this node holds a session advisory lock named for the job, taken without
+// waiting: of several nodes, the one that gets the lock runs the job and the others skip their turn.
+// The locks live on one connection of their own, outside the pool, so that jobs holding them never
+// take connections that the jobs' own queries need; the same name is also locked in process, since a
+// session may take its own advisory lock twice. If that connection dies, its locks go with it (another
+// node may then start a job still running here, which every job tolerates), and the next call opens a
+// new one.
+func (db *DB) RunExclusive(ctx context.Context, name string, fn func(ctx context.Context) error) (bool, error) {
+	v, _ := db.jobs.local.LoadOrStore(name, new(sync.Mutex))
+	local := v.(*sync.Mutex)
+	if !local.TryLock() {
+		return false, nil
+	}
+	defer local.Unlock()
+	const key = `hashtextextended('keyplane:job:' || CAST($1 AS TEXT), 0)`
+	var got bool
+	if err := db.jobs.do(ctx, db.pool, func(conn *pgx.Conn) error {
+		return conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(`+key+`)`, name).Scan(&got)
+	}); err != nil {
+		return false, fmt.Errorf("job lock %s: %w", name, err)
+	}
+	if !got {
+		return false, nil
+	}
+	defer func() {
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = db.jobs.do(uctx, db.pool, func(conn *pgx.Conn) error {
+			_, err := conn.Exec(uctx, `SELECT pg_advisory_unlock(`+key+`)`, name)
+			return err
+		})
+	}()
+	return true, fn(ctx)
+}
+
+// jobLocks is the connection that holds RunExclusive's locks.
+type jobLocks struct {
+	local sync.Map // name → *sync.Mutex
+	mu    sync.Mutex
+	conn  *pgx.Conn
+}
+
+// do runs f on the lock connection, opening it first if need be; a connection that fails is closed,
+// and with it every lock it held.
+func (j *jobLocks) do(ctx context.Context, pool *pgxpool.Pool, f func(conn *pgx.Conn) error) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.conn == nil || j.conn.IsClosed() {
+		conn, err := pgx.ConnectConfig(ctx, pool.Config().ConnConfig.Copy())
+		if err != nil {
+			return err
+		}
+		j.conn = conn
+	}
+	if err := f(j.conn); err != nil {
+		j.conn.Close(context.WithoutCancel(ctx))
+		j.conn = nil
+		return err
+	}
+	return nil
+}
+
+func (j *jobLocks) close() {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.conn != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		j.conn.Close(ctx)
+		j.conn = nil
+	}
 }

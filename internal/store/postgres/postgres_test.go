@@ -119,3 +119,64 @@ func TestOpenBadURL(t *testing.T) {
 		t.Errorf("error quotes the password: %s", got)
 	}
 }
+
+// TestRunExclusiveAcrossNodes: two nodes on one database; while one runs a job the other skips it,
+// and when the first node's connection dies in the middle of the job, the lock goes with it and the
+// other node runs the job at its next turn.
+func TestRunExclusiveAcrossNodes(t *testing.T) {
+	url := storetest.PostgresURL(t)
+	ctx := t.Context()
+	a, err := postgres.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := postgres.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+
+	inside, release := make(chan int32, 1), make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		_, err := a.RunExclusive(ctx, "expiry-notices", func(ctx context.Context) error {
+			var pid int32
+			// The session that holds the lock: the one whose advisory lock is in pg_locks.
+			err := a.Pool().QueryRow(ctx, `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted
+				AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) LIMIT 1`).Scan(&pid)
+			inside <- pid
+			<-release
+			return err
+		})
+		done <- err
+	}()
+	pid := <-inside
+	if ran, err := b.RunExclusive(ctx, "expiry-notices", func(context.Context) error { return nil }); err != nil || ran {
+		t.Fatalf("node b ran the job while node a held it: %v, %v", ran, err)
+	}
+	// Node a's connection dies with the job under way.
+	if _, err := b.Pool().Exec(ctx, `SELECT pg_terminate_backend($1)`, pid); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ran, err := b.RunExclusive(ctx, "expiry-notices", func(context.Context) error { return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ran {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the lock of a dead connection was never given up")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	close(release)
+	<-done
+	// Node a runs jobs again afterwards, on a fresh connection.
+	if ran, err := a.RunExclusive(ctx, "expiry-notices", func(context.Context) error { return nil }); err != nil || !ran {
+		t.Errorf("node a after its connection died: %v, %v", ran, err)
+	}
+}

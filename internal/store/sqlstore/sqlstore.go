@@ -68,6 +68,8 @@ type DB struct {
 	// reads outside transactions, the verification read of a cache miss first among them, which
 	// would otherwise spend about half their time parsing. Read without a lock on every query.
 	readStmts sync.Map
+	// jobs holds a mutex per name of RunExclusive.
+	jobs sync.Map
 }
 
 var _ store.Store = (*DB)(nil)

@@ -1,0 +1,110 @@
+package e2e
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/keyplane/keyplane/internal/store/storetest"
+)
+
+var (
+	binOnce sync.Once
+	binPath string
+	binErr  error
+	binDir  string
+)
+
+// keyplaneBinary builds cmd/keyplane once for the tests that run the real binary.
+func keyplaneBinary(t *testing.T) string {
+	t.Helper()
+	binOnce.Do(func() {
+		if binDir, binErr = os.MkdirTemp("", "keyplane-bin-"); binErr != nil {
+			return
+		}
+		binPath = filepath.Join(binDir, "keyplane")
+		out, err := exec.Command("go", "build", "-o", binPath, "../../cmd/keyplane").CombinedOutput()
+		if err != nil {
+			binErr = err
+			t.Logf("build:\n%s", out)
+		}
+	})
+	if binErr != nil {
+		t.Fatalf("build keyplane: %v", binErr)
+	}
+	return binPath
+}
+
+// TestBenchCommand runs `keyplane bench` small and short on both stores: every scenario answers what
+// it should (the command checks each one's first key), wrk's requests all succeed, and the table has
+// a row per store and scenario with a rate, a ratio to the ceiling, and no store reads where the
+// scenario must need none. It is the load harness's own test, not a measurement.
+func TestBenchCommand(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and runs wrk")
+	}
+	if _, err := exec.LookPath("wrk"); err != nil {
+		if os.Getenv("KEYPLANE_REQUIRE_WRK") != "" {
+			t.Fatal("wrk is not installed and KEYPLANE_REQUIRE_WRK is set")
+		}
+		t.Skip("wrk is not installed (apt-get install wrk)")
+	}
+	bin := keyplaneBinary(t)
+	stores := "sqlite"
+	args := []string{"bench", "--keys", "3000", "--draws", "5000", "--duration", "1s", "--connections", "8", "--dir", t.TempDir()}
+	// The bench database is its own: a name of this run's, dropped by the command when it is done.
+	storetest.PostgresURL(t) // skips or fails as every PostgreSQL test does when there is none
+	var b [6]byte
+	rand.Read(b[:])
+	stores += ",postgres"
+	args = append(args, "--database-url", "postgres://postgres@127.0.0.1:5432/keyplane_bench_e2e_"+hex.EncodeToString(b[:])+"?sslmode=disable")
+	cmd := exec.Command(bin, append(args, "--stores", stores)...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("keyplane bench: %v\n%s\n%s", err, out, stderr.String())
+	}
+	rows := map[string][]string{}
+	for _, l := range strings.Split(string(out), "\n") {
+		f := strings.Split(l, "|")
+		if len(f) != 15 || !strings.Contains(f[1], "sqlite") && !strings.Contains(f[1], "postgres") {
+			continue
+		}
+		for i := range f {
+			f[i] = strings.TrimSpace(f[i])
+		}
+		rows[f[1]+"/"+f[2]] = f[1:14]
+	}
+	for _, st := range strings.Split(stores, ",") {
+		for _, sc := range []string{"one key, every request", "uniform over 3000 keys", "Zipf (s=1.1) over all 3000 keys",
+			"well-formed keys that were never issued, each new", "10,000 keys that were never issued, repeated", "keys whose checksum fails"} {
+			r, ok := rows[st+"/"+sc]
+			if !ok {
+				t.Errorf("no row for %s / %s in:\n%s", st, sc, out)
+				continue
+			}
+			rps, _ := strconv.ParseFloat(r[2], 64)
+			ratio, _ := strconv.ParseFloat(r[10], 64)
+			reads, _ := strconv.ParseFloat(r[11], 64)
+			if rps <= 0 || ratio <= 0 {
+				t.Errorf("%s / %s: %v req/s, ratio %v", st, sc, rps, ratio)
+			}
+			if (sc == "one key, every request" || sc == "keys whose checksum fails") && reads != 0 {
+				t.Errorf("%s / %s: %v store reads, want none", st, sc, reads)
+			}
+			if sc == "uniform over 3000 keys" && reads > 3000 {
+				t.Errorf("%s / %s: %v store reads for 3000 keys", st, sc, reads)
+			}
+		}
+	}
+	if !strings.Contains(stderr.String(), "seeded 3000 keys") {
+		t.Errorf("no seeding report: %s", stderr.String())
+	}
+}
