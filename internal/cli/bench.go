@@ -41,6 +41,7 @@ type benchOptions struct {
 	databaseURL string
 	dir         string
 	cacheSize   string
+	warmup      time.Duration
 	load        bench.Load
 }
 
@@ -96,6 +97,7 @@ func (p *Program) benchFlags(args []string) (*benchOptions, error) {
 	fs.IntVar(&o.load.Connections, "connections", o.load.Connections, "wrk connections")
 	fs.IntVar(&o.load.Threads, "threads", o.load.Threads, "wrk threads")
 	fs.DurationVar(&o.load.Duration, "duration", o.load.Duration, "length of each run")
+	fs.DurationVar(&o.warmup, "warmup", 5*time.Second, "unmeasured run of each mix against keyplane first, so that its cache holds what a running node's would (0: none)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, errHelp
@@ -186,6 +188,13 @@ func (p *Program) benchStore(ctx context.Context, o *benchOptions, storeName, ex
 		}
 		if code, err := verifyOnce(ctx, srv.url, rootKey, sc.Keys[0]); err != nil || code != sc.Want {
 			return fmt.Errorf("bench: %s: the first key answers %s (%v), want %s", sc.Name, code, err, sc.Want)
+		}
+		if o.warmup >= time.Second {
+			warm := o.load
+			warm.Duration = o.warmup
+			if _, err := bench.Drive(ctx, wrk, dir, srv.url, rootKey, file, warm); err != nil {
+				return err
+			}
 		}
 		readsBefore, _ := srv.metric("keyplane_verify_cache_misses_total")
 		cpu0 := cpuTime(srv.cmd.Process.Pid)
