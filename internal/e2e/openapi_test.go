@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"sort"
-	"strings"
 	"sync"
 	"testing"
 
@@ -46,34 +44,14 @@ func TestMain(m *testing.M) {
 	if binDir != "" {
 		os.RemoveAll(binDir)
 	}
-	if code == 0 && !filtered() && oasValidator != nil {
-		seen := map[string]bool{}
-		for _, tr := range transports {
-			for op := range tr.Seen() {
-				seen[op] = true
-			}
-		}
-		var missing []string
-		for _, op := range oasValidator.Operations() {
-			if !seen[op] {
-				missing = append(missing, op)
-			}
-		}
-		sort.Strings(missing)
+	if code == 0 && !openapitest.Filtered(os.Args[1:]) && oasValidator != nil {
+		transportsMu.Lock()
+		missing := oasValidator.Unexercised(nil, transports...)
+		transportsMu.Unlock()
 		if len(missing) > 0 {
 			fmt.Fprintf(os.Stderr, "FAIL: documented operations no end-to-end test exercised: %v\n", missing)
 			code = 1
 		}
 	}
 	os.Exit(code)
-}
-
-// filtered reports whether -run or -skip chose a subset of the tests.
-func filtered() bool {
-	for _, a := range os.Args[1:] {
-		if strings.HasPrefix(a, "-test.run=") || strings.HasPrefix(a, "-test.skip=") {
-			return true
-		}
-	}
-	return false
 }

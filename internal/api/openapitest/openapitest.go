@@ -429,3 +429,33 @@ func (t *Transport) Seen() map[string]int {
 	defer t.mu.Unlock()
 	return maps.Clone(t.seen)
 }
+
+// Unexercised returns, sorted, the document's operations that none of the transports saw, leaving
+// out those in except: for a test suite that must call every operation it is meant to cover.
+func (v *Validator) Unexercised(except map[string]bool, transports ...*Transport) []string {
+	seen := map[string]bool{}
+	for _, t := range transports {
+		for op := range t.Seen() {
+			seen[op] = true
+		}
+	}
+	var missing []string
+	for _, op := range v.ops {
+		if !seen[op] && !except[op] {
+			missing = append(missing, op)
+		}
+	}
+	sort.Strings(missing)
+	return missing
+}
+
+// Filtered reports whether the test binary's arguments (os.Args[1:]) chose a subset of the tests
+// with -run or -skip: then some operations go uncalled on purpose.
+func Filtered(args []string) bool {
+	for _, a := range args {
+		if strings.HasPrefix(a, "-test.run=") || strings.HasPrefix(a, "-test.skip=") {
+			return true
+		}
+	}
+	return false
+}
