@@ -10,11 +10,11 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/keyplane/keyplane/internal/cli"
+	"github.com/keyplane/keyplane/internal/kptest"
 	"github.com/keyplane/keyplane/internal/store/storetest"
 )
 
@@ -32,17 +32,8 @@ type node struct {
 	stop     func()
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+// syncBuffer collects a node's output while tests read it.
+type syncBuffer = kptest.SyncBuffer
 
 // config returns a fresh data dir and, for PostgreSQL, a fresh database's URL.
 func config(t *testing.T, driver string) (dataDir, dbURL string) {
