@@ -13,6 +13,7 @@ import (
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -145,8 +146,9 @@ func (p *Program) benchStore(ctx context.Context, o *benchOptions, storeName, ex
 	dbURL := ""
 	if storeName == "postgres" {
 		dbURL = o.databaseURL
-		if !strings.Contains(dbURL, "/keyplane_bench") {
-			return fmt.Errorf("bench: --database-url must name a database whose name begins with keyplane_bench: it is dropped and recreated")
+		if u, err := url.Parse(dbURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") ||
+			!strings.HasPrefix(strings.TrimPrefix(u.Path, "/"), "keyplane_bench") {
+			return fmt.Errorf("bench: --database-url must be a postgres:// URL of a database whose name begins with keyplane_bench: it is dropped and recreated")
 		}
 		if err := postgres.Recreate(ctx, dbURL); err != nil {
 			return err
