@@ -29,12 +29,14 @@ import (
 const importBatch = 100_000
 
 // Seed stores n live secret keys, spread evenly over workspaces, with ImportAPIKeys, and returns their
-// values (the only copy: the store keeps digests). Keys of index i belong to workspaces[i %
-// len(workspaces)].
+// values (the only copy: the store keeps digests). The keys are dealt out in runs: the first
+// ceil(n / len(workspaces)) to the first workspace, and so on, so that each batch adds to a few
+// workspaces' rows in order rather than to every workspace's.
 func Seed(ctx context.Context, st store.Store, prefix string, workspaces []string, n int) ([]string, error) {
 	if len(workspaces) == 0 {
 		return nil, fmt.Errorf("bench: no workspace to seed")
 	}
+	perWorkspace := (n + len(workspaces) - 1) / len(workspaces)
 	values := make([]string, 0, n)
 	start0 := time.Now().UTC().Truncate(time.Millisecond)
 	by := keyplane.Actor{Type: keyplane.ActorSystem, ID: "bench", Name: "keyplane bench"}
@@ -46,7 +48,7 @@ func Seed(ctx context.Context, st store.Store, prefix string, workspaces []strin
 		// every batch appends to the id indexes rather than landing all over them.
 		now := start0.Add(time.Duration(start/importBatch) * time.Millisecond)
 		for i := start; i < min(n, start+importBatch); i++ {
-			ws := workspaces[i%len(workspaces)]
+			ws := workspaces[i/perWorkspace]
 			v := keyformat.Generate(prefix, "sk", "live")
 			h := keyformat.Hash(v)
 			k := keyplane.APIKey{

@@ -89,6 +89,7 @@ func dialect() sqlstore.Dialect {
 	return sqlstore.Dialect{
 		Name:              "sqlite",
 		PrepareBatches:    true,
+		ImportCacheKiB:    256 << 10,
 		IsUniqueViolation: isUniqueViolation,
 	}
 }

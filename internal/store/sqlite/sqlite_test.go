@@ -116,3 +116,35 @@ func TestOpenErrors(t *testing.T) {
 		t.Errorf("Open made the missing directory: %v", err)
 	}
 }
+
+// TestImportRestoresPageCache: an import enlarges the writer's page cache only while it runs.
+func TestImportRestoresPageCache(t *testing.T) {
+	ctx := t.Context()
+	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "keyplane.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	cacheSize := func() int64 {
+		var n int64
+		if err := db.SQLDB().QueryRowContext(ctx, "PRAGMA cache_size").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	before := cacheSize()
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	w := &keyplane.Workspace{ID: "ws_01", Name: "W", Slug: "w", MaxKeys: 20, TestKeyTTLSeconds: 259200, LiveModeEnabled: true, CreatedAt: now, UpdatedAt: now}
+	if err := db.InTx(ctx, w.ID, func(tx store.Tx) error { return tx.CreateWorkspace(ctx, w) }); err != nil {
+		t.Fatal(err)
+	}
+	k := keyplane.APIKey{ID: "apk_01", WorkspaceID: w.ID, Name: "k", KeyType: keyplane.KeyTypeSecret, Environment: keyplane.EnvLive,
+		Prefix: "kp_sk_live_", Enabled: true, CreatedAt: now, UpdatedAt: now, CreatedBy: keyplane.System("test").Actor}
+	sec := keyplane.Secret{Hash: make([]byte, 32), KeyID: k.ID, WorkspaceID: w.ID, CreatedAt: now}
+	if err := db.ImportAPIKeys(ctx, []keyplane.APIKey{k}, []keyplane.Secret{sec}); err != nil {
+		t.Fatal(err)
+	}
+	if after := cacheSize(); after != before {
+		t.Errorf("cache_size after an import = %d, want %d as before", after, before)
+	}
+}

@@ -30,6 +30,16 @@ func (db *DB) ImportAPIKeys(ctx context.Context, keys []keyplane.APIKey, secrets
 	}
 	return db.inTx(ctx, nil, func(stx store.Tx) error {
 		t := stx.(*tx)
+		if kib := db.d.ImportCacheKiB; kib > 0 {
+			var was int64
+			if err := t.q.QueryRowContext(ctx, "PRAGMA cache_size").Scan(&was); err != nil {
+				return t.fail("import api keys: read the page cache size", err)
+			}
+			if _, err := t.q.ExecContext(ctx, fmt.Sprintf("PRAGMA cache_size = %d", -kib)); err != nil {
+				return t.fail("import api keys: enlarge the page cache", err)
+			}
+			defer t.q.ExecContext(context.WithoutCancel(ctx), fmt.Sprintf("PRAGMA cache_size = %d", was))
+		}
 		for rest := keyOrder; len(rest) > 0; {
 			n := chunkSize(len(rest))
 			args := make([]any, 0, n*24)

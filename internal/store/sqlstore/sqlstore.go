@@ -34,6 +34,11 @@ type Dialect struct {
 	// PrepareBatches: the driver parses every statement it runs afresh (modernc's SQLite does), so the
 	// request log's long multi-row statements are prepared once and reused.
 	PrepareBatches bool
+	// ImportCacheKiB, when set, is the page cache (in KiB) that the connection of an ImportAPIKeys
+	// transaction gets while it runs: a large import walks b-trees far larger than SQLite's default
+	// 2 MiB cache, and a million keys go in about a quarter faster with 256 MiB. The connection's own
+	// setting is put back afterwards.
+	ImportCacheKiB int
 	// Notify, when set, is a statement that sends its two arguments (channel, payload) as a
 	// notification delivered when the transaction commits. Empty: Publish does nothing.
 	Notify string
