@@ -40,29 +40,17 @@ func (db *DB) ImportAPIKeys(ctx context.Context, keys []keyplane.APIKey, secrets
 			}
 			defer t.q.ExecContext(context.WithoutCancel(ctx), fmt.Sprintf("PRAGMA cache_size = %d", was))
 		}
-		for rest := keyOrder; len(rest) > 0; {
-			n := chunkSize(len(rest))
-			args := make([]any, 0, n*24)
-			for _, i := range rest[:n] {
-				if args, err = appendAPIKeyValues(args, &keys[i]); err != nil {
-					return fmt.Errorf("import api keys: %w", err)
-				}
-			}
-			if err := t.execChunk(ctx, keyStmts[n], keySQL(n), args...); err != nil {
-				return t.fail("import api keys", err)
-			}
-			rest = rest[n:]
+		err := t.insertChunks(ctx, keyStmts, keySQL, len(keyOrder), 24, func(args []any, i int) ([]any, error) {
+			return appendAPIKeyValues(args, &keys[keyOrder[i]])
+		})
+		if err != nil {
+			return t.fail("import api keys", err)
 		}
-		for rest := secretOrder; len(rest) > 0; {
-			n := chunkSize(len(rest))
-			args := make([]any, 0, n*6)
-			for _, i := range rest[:n] {
-				args = appendSecretValues(args, &secrets[i])
-			}
-			if err := t.execChunk(ctx, secretStmts[n], secretSQL(n), args...); err != nil {
-				return t.fail("import secrets", err)
-			}
-			rest = rest[n:]
+		err = t.insertChunks(ctx, secretStmts, secretSQL, len(secretOrder), 6, func(args []any, i int) ([]any, error) {
+			return appendSecretValues(args, &secrets[secretOrder[i]]), nil
+		})
+		if err != nil {
+			return t.fail("import secrets", err)
 		}
 		return nil
 	})

@@ -128,16 +128,11 @@ func (db *DB) WriteRequestLogs(ctx context.Context, entries []keyplane.RequestLo
 	followUps := RequestLogFollowUps(entries, touched)
 	return db.inTx(ctx, nil, func(stx store.Tx) error {
 		t := stx.(*tx)
-		for rest := entries; len(rest) > 0; {
-			n := chunkSize(len(rest))
-			args := make([]any, 0, n*11)
-			for i := range rest[:n] {
-				args = appendRequestLogValues(args, &rest[i])
-			}
-			if err := t.execChunk(ctx, stmts[n], logSQL(n), args...); err != nil {
-				return t.fail("insert request logs", err)
-			}
-			rest = rest[n:]
+		err := t.insertChunks(ctx, stmts, logSQL, len(entries), 11, func(args []any, i int) ([]any, error) {
+			return appendRequestLogValues(args, &entries[i]), nil
+		})
+		if err != nil {
+			return t.fail("insert request logs", err)
 		}
 		for _, st := range followUps {
 			if _, err := t.exec(ctx, st.Query, st.Args...); err != nil {
@@ -167,6 +162,27 @@ func (db *DB) prepareChunks(ctx context.Context, rows int, query func(n int) str
 		rows -= n
 	}
 	return out, nil
+}
+
+// insertChunks writes rows rows by multi-row statements of query's chunk sizes (stmts prepared by
+// prepareChunks, or nil), appendRow adding row i's width values to args.
+func (t *tx) insertChunks(ctx context.Context, stmts map[int]*sql.Stmt, query func(n int) string, rows, width int,
+	appendRow func(args []any, i int) ([]any, error)) error {
+	for done := 0; done < rows; {
+		n := chunkSize(rows - done)
+		args := make([]any, 0, n*width)
+		for i := done; i < done+n; i++ {
+			var err error
+			if args, err = appendRow(args, i); err != nil {
+				return err
+			}
+		}
+		if err := t.execChunk(ctx, stmts[n], query(n), args...); err != nil {
+			return err
+		}
+		done += n
+	}
+	return nil
 }
 
 // execChunk runs one chunk's statement in the transaction: st, prepared on the DB, when there is one,
