@@ -161,12 +161,11 @@ func onServer(ctx context.Context, url string, statements ...string) error {
 // node may then start a job still running here, which every job tolerates), and the next call opens a
 // new one.
 func (db *DB) RunExclusive(ctx context.Context, name string, fn func(ctx context.Context) error) (bool, error) {
-	v, _ := db.jobs.local.LoadOrStore(name, new(sync.Mutex))
-	local := v.(*sync.Mutex)
-	if !local.TryLock() {
+	unlock, ok := db.TryLocal(name)
+	if !ok {
 		return false, nil
 	}
-	defer local.Unlock()
+	defer unlock()
 	const key = `hashtextextended('keyplane:job:' || CAST($1 AS TEXT), 0)`
 	var got bool
 	if err := db.jobs.do(ctx, db.pool, func(conn *pgx.Conn) error {
@@ -190,9 +189,8 @@ func (db *DB) RunExclusive(ctx context.Context, name string, fn func(ctx context
 
 // jobLocks is the connection that holds RunExclusive's locks.
 type jobLocks struct {
-	local sync.Map // name → *sync.Mutex
-	mu    sync.Mutex
-	conn  *pgx.Conn
+	mu   sync.Mutex
+	conn *pgx.Conn
 }
 
 // do runs f on the lock connection, opening it first if need be; a connection that fails is closed,
