@@ -78,6 +78,9 @@ type Scenario struct {
 	Want        keyplane.VerifyCode
 }
 
+// ScenarioNames are the names of Scenarios' mixes, in their order.
+var ScenarioNames = []string{"hot", "uniform", "zipf", "unknown", "unknown-repeat", "malformed"}
+
 // Scenarios are the mixes over the seeded values, each drawing draws requests (fewer for the
 // single-key and malformed mixes, which need no more). rnd makes the draws repeatable.
 func Scenarios(prefix string, values []string, draws int, rnd *rand.Rand) []Scenario {

@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -90,7 +91,7 @@ func (p *Program) benchFlags(args []string) (*benchOptions, error) {
 	fs.IntVar(&o.keys, "keys", 1_000_000, "keys to seed in each store")
 	fs.IntVar(&o.draws, "draws", 1_000_000, "requests drawn for each mix (wrk goes round them)")
 	fs.StringVar(&stores, "stores", "sqlite,postgres", "stores to measure: sqlite, postgres")
-	fs.StringVar(&scenarios, "scenarios", "hot,uniform,zipf,unknown,unknown-repeat,malformed", "scenarios to run")
+	fs.StringVar(&scenarios, "scenarios", strings.Join(bench.ScenarioNames, ","), "scenarios to run")
 	fs.StringVar(&o.databaseURL, "database-url", "postgres://postgres@127.0.0.1:5432/keyplane_bench?sslmode=disable",
 		"PostgreSQL database to drop, recreate and seed; its name must begin with keyplane_bench")
 	fs.StringVar(&o.dir, "dir", "", "where the data dir and request files go (default: the system's temp dir); removed afterwards")
@@ -126,12 +127,10 @@ func (p *Program) benchFlags(args []string) (*benchOptions, error) {
 	}
 	o.scenarios = map[string]bool{}
 	for _, s := range strings.Split(scenarios, ",") {
-		switch s {
-		case "hot", "uniform", "zipf", "unknown", "unknown-repeat", "malformed":
-			o.scenarios[s] = true
-		default:
+		if !slices.Contains(bench.ScenarioNames, s) {
 			return bad("unknown scenario %q", s)
 		}
+		o.scenarios[s] = true
 	}
 	return o, nil
 }
@@ -156,7 +155,7 @@ func (p *Program) benchStore(ctx context.Context, o *benchOptions, storeName, ex
 		defer postgres.Drop(context.WithoutCancel(ctx), dbURL)
 	}
 	env := map[string]string{"KEYPLANE_DATA_DIR": filepath.Join(dir, "data"), "KEYPLANE_DATABASE_URL": dbURL}
-	rootKey, values, seeded, err := p.benchSeed(ctx, env, o.keys)
+	rootKey, prefix, values, seeded, err := p.benchSeed(ctx, env, o.keys)
 	if err != nil {
 		return err
 	}
@@ -176,10 +175,6 @@ func (p *Program) benchStore(ctx context.Context, o *benchOptions, storeName, ex
 	defer ceiling.Close()
 	ceilingURL := "http://" + ln.Addr().String()
 
-	prefix := p.Getenv("KEYPLANE_KEY_PREFIX")
-	if prefix == "" {
-		prefix = "kp"
-	}
 	for _, sc := range bench.Scenarios(prefix, values, o.draws, mrand.New(mrand.NewPCG(1, 2))) {
 		if !o.scenarios[sc.Name] {
 			continue
@@ -254,8 +249,9 @@ func ms(d time.Duration) string {
 	return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 2, 64) + " ms"
 }
 
-// benchSeed creates a verify root key and the workspaces, and imports n keys through the store.
-func (p *Program) benchSeed(ctx context.Context, env map[string]string, n int) (rootKey string, values []string, took time.Duration, err error) {
+// benchSeed creates a verify root key and the workspaces, and imports n keys through the store. It
+// returns the deployment's key prefix with them, for the made-up keys of the scenarios.
+func (p *Program) benchSeed(ctx context.Context, env map[string]string, n int) (rootKey, prefix string, values []string, took time.Duration, err error) {
 	child := &Program{Stdin: strings.NewReader(""), Stdout: p.Stdout, Stderr: p.Stderr, Getenv: func(k string) string {
 		if v, ok := env[k]; ok {
 			return v
@@ -264,29 +260,29 @@ func (p *Program) benchSeed(ctx context.Context, env map[string]string, n int) (
 	}}
 	cfg, err := child.parse("bench", false, nil, nil)
 	if err != nil {
-		return "", nil, 0, err
+		return "", "", nil, 0, err
 	}
 	e, err := child.open(ctx, cfg, nil, service.WebhookOptions{})
 	if err != nil {
-		return "", nil, 0, err
+		return "", "", nil, 0, err
 	}
 	defer e.store.Close()
 	sys := keyplane.System("bench")
 	if _, rootKey, err = e.svc.CreateRootKey(ctx, sys, "bench", []string{"verify"}); err != nil {
-		return "", nil, 0, err
+		return "", "", nil, 0, err
 	}
 	var ws []string
 	for i := range (n + keysPerWorkspace - 1) / keysPerWorkspace {
 		w, err := e.svc.CreateWorkspace(ctx, sys, service.WorkspaceInput{Name: fmt.Sprintf("Bench %d", i+1), Slug: fmt.Sprintf("bench-%d", i+1),
 			MaxKeys: keyplane.Optional[int]{Set: true, Value: keyplane.MaxMaxKeys}})
 		if err != nil {
-			return "", nil, 0, err
+			return "", "", nil, 0, err
 		}
 		ws = append(ws, w.ID)
 	}
 	start := time.Now()
 	values, err = bench.Seed(ctx, e.store, cfg.KeyPrefix, ws, n)
-	return rootKey, values, time.Since(start), err
+	return rootKey, cfg.KeyPrefix, values, time.Since(start), err
 }
 
 // benchServer is keyplane serve running as a child process.
