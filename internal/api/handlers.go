@@ -496,9 +496,21 @@ type verifyAnswer struct {
 	Valid  bool                `json:"valid"`
 	Code   keyplane.VerifyCode `json:"code"`
 	Reason *string             `json:"reason,omitempty"` // why a signature or token was refused
+	// verifiedKey is filled in from key, rateLimit and claims by withKey, only where encoding/json
+	// writes the answer: the hot path writes the key's part from its memoized encoding instead.
 	*verifiedKey
-	// key is the key verifiedKey was read from, for writeVerified.
-	key *keyplane.CompiledKey
+	key       *keyplane.CompiledKey
+	rateLimit *rateLimitState
+	claims    map[string]any
+}
+
+// withKey returns a with its key's fields filled in, as encoding/json writes them.
+func (a verifyAnswer) withKey() verifyAnswer {
+	if a.key != nil {
+		a.verifiedKey = newVerifiedKey(a.key.Key)
+		a.RateLimit, a.Claims = a.rateLimit, a.claims
+	}
+	return a
 }
 
 // verifiedKey is what a verification says of a key it found, whatever the code.
@@ -598,8 +610,8 @@ func (q *verifyRequest) decodeKeyOnly(b []byte) bool {
 // for the answers of the hot path (no reason, no claims): their key's fields come encoded once per
 // compiled key, and the rest is appended by hand.
 func writeVerified(w http.ResponseWriter, a verifyAnswer) {
-	if a.Reason != nil || (a.verifiedKey != nil && (a.Claims != nil || a.key == nil)) {
-		writeData(w, http.StatusOK, a)
+	if a.Reason != nil || a.claims != nil {
+		writeData(w, http.StatusOK, a.withKey())
 		return
 	}
 	buf := getBuffer()
@@ -608,10 +620,10 @@ func writeVerified(w http.ResponseWriter, a verifyAnswer) {
 	b = strconv.AppendBool(b, a.Valid)
 	b = append(b, `,"code":`...)
 	b = strconv.AppendQuote(b, string(a.Code)) // codes are upper-case ASCII letters and _
-	if a.verifiedKey != nil {
+	if a.key != nil {
 		b = append(b, ',')
 		b = append(b, a.key.Encoded(encodeVerifiedKey)...)
-		if rl := a.RateLimit; rl != nil {
+		if rl := a.rateLimit; rl != nil {
 			b = append(b, `,"ratelimit":{"limit":`...)
 			b = strconv.AppendInt(b, rl.Limit, 10)
 			b = append(b, `,"remaining":`...)
@@ -683,13 +695,9 @@ func (s *Server) verified(r *http.Request, c *call, res verify.Result, source ke
 		Method: r.Method, Path: r.URL.Path, IP: logged, UserAgent: truncateUA(r.UserAgent()),
 		LatencyMicros: time.Since(c.start).Microseconds(), Timestamp: c.start,
 	})
-	a.key = res.Key
-	a.verifiedKey = newVerifiedKey(k)
+	a.key, a.claims = res.Key, res.Claims
 	if d := res.RateLimit; d != nil {
-		a.RateLimit = &rateLimitState{Limit: d.Limit, Remaining: d.Remaining, ResetAt: keyplane.FormatTime(d.ResetAt)}
-	}
-	if res.Claims != nil {
-		a.Claims = res.Claims
+		a.rateLimit = &rateLimitState{Limit: d.Limit, Remaining: d.Remaining, ResetAt: keyplane.FormatTime(d.ResetAt)}
 	}
 	return a
 }
