@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/keyplane/keyplane"
+	"github.com/keyplane/keyplane/internal/store"
 	"github.com/keyplane/keyplane/internal/verify"
 )
 
@@ -125,7 +126,11 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if !errors.As(err, &e) {
 		code := keyplane.CodeInternal
 		msg := "something went wrong on our side; the request id identifies it in our logs"
-		if errors.Is(err, verify.ErrUnavailable) || !s.storeAnswers(r) {
+		switch {
+		case errors.Is(err, store.ErrFull):
+			// The operator's problem, not the caller's; the change was rolled back as a whole.
+			code, msg = keyplane.CodeUnavailable, "the key store is out of disk space, so nothing was changed; try again later"
+		case errors.Is(err, verify.ErrUnavailable) || !s.storeAnswers(r):
 			// An error while the store does not answer is the outage, not a bug: say so, and that
 			// a retry may work.
 			code, msg = keyplane.CodeUnavailable, "the key store cannot be reached right now; try again shortly"

@@ -29,6 +29,7 @@ import (
 func handler(e *env, m *metrics.Metrics, ver *verify.Verifier, limiter ratelimit.Limiter, rl *reqlog.Logger, cfg *config.Config, started time.Time) (http.Handler, error) {
 	m.CounterFunc("keyplane_verify_cache_hits_total", "Key lookups answered from the verification cache.", func() float64 { h, _, _ := ver.CacheStats(); return float64(h) })
 	m.CounterFunc("keyplane_verify_cache_misses_total", "Key lookups that read the store.", func() float64 { _, mi, _ := ver.CacheStats(); return float64(mi) })
+	m.CounterFunc("keyplane_verify_stale_answers_total", "Key lookups answered from entries past the cache TTL because the store could not be read (--cache-stale-if-error).", func() float64 { return float64(ver.StaleServed()) })
 	m.GaugeFunc("keyplane_verify_cache_entries", "Key digests held by the verification cache, known and unknown.", func() float64 { _, _, n := ver.CacheStats(); return float64(n) })
 	m.CounterFunc("keyplane_request_log_dropped_total", "Request log entries dropped because the buffer was full.", func() float64 { return float64(rl.Dropped()) })
 	m.CounterFunc("keyplane_request_log_failed_total", "Request log entries lost to a failed batch write.", func() float64 { return float64(rl.Failed()) })
@@ -91,7 +92,7 @@ func (p *Program) serve(ctx context.Context, args []string) error {
 		limiter, seen = rl, replay.NewRedis(rl.Client())
 	}
 	ver, err = verify.New(e.store, verify.Options{KeyPrefix: cfg.KeyPrefix, CacheSize: cfg.CacheSize, TTL: cfg.CacheTTL,
-		Limiter: limiter, Box: e.box, Replay: seen})
+		StaleIfError: cfg.CacheStaleIfError, Limiter: limiter, Box: e.box, Replay: seen})
 	if err != nil {
 		return err
 	}

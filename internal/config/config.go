@@ -40,6 +40,7 @@ type Config struct {
 	LogLevel             string
 	LogFormat            string
 	CacheTTL             time.Duration
+	CacheStaleIfError    time.Duration
 	CacheSize            int
 	// LogRetention is how long request log entries are kept; UsageRetention, their hourly rollups.
 	LogRetention   time.Duration
@@ -82,14 +83,14 @@ const (
 // the server. Each flag's default is its environment twin when set. Call Finish after Parse.
 type FlagSet struct {
 	*flag.FlagSet
-	cfg                                 Config
-	retry, proxies, cacheTTL, cacheSize string
-	allowPrivate, allowHTTP             string
-	logRetention, usageRetention        string
-	logFlush, logBuffer                 string
-	lease                               string
-	mgmtLimit, mgmtIPLimit              string
-	getenv                              func(string) string
+	cfg                                               Config
+	retry, proxies, cacheTTL, cacheSize, staleIfError string
+	allowPrivate, allowHTTP                           string
+	logRetention, usageRetention                      string
+	logFlush, logBuffer                               string
+	lease                                             string
+	mgmtLimit, mgmtIPLimit                            string
+	getenv                                            func(string) string
 }
 
 // NewFlagSet returns the flag set of a command; serve adds the server's flags.
@@ -114,6 +115,7 @@ func NewFlagSet(name string, serve bool, getenv func(string) string, out io.Writ
 	c.LogLevel = env("KEYPLANE_LOG_LEVEL", "info")
 	c.LogFormat = env("KEYPLANE_LOG_FORMAT", "text")
 	fs.cacheTTL = env("KEYPLANE_CACHE_TTL", "60s")
+	fs.staleIfError = env("KEYPLANE_CACHE_STALE_IF_ERROR", "0s")
 	fs.cacheSize = env("KEYPLANE_CACHE_SIZE", "100000")
 	fs.retry = env("KEYPLANE_WEBHOOK_RETRY_SCHEDULE", DefaultRetrySchedule)
 	fs.proxies = env("KEYPLANE_TRUSTED_PROXIES", DefaultTrustedProxies)
@@ -135,6 +137,7 @@ func NewFlagSet(name string, serve bool, getenv func(string) string, out io.Writ
 		fs.StringVar(&fs.proxies, "trusted-proxies", fs.proxies, "CIDRs whose X-Forwarded-For / X-Real-IP are believed (env KEYPLANE_TRUSTED_PROXIES)")
 		fs.StringVar(&c.MetricsToken, "metrics-token", env("KEYPLANE_METRICS_TOKEN", ""), "bearer token required by /metrics; empty: open (env KEYPLANE_METRICS_TOKEN)")
 		fs.StringVar(&fs.cacheTTL, "cache-ttl", fs.cacheTTL, "longest time a cached key is trusted without a read (env KEYPLANE_CACHE_TTL)")
+		fs.StringVar(&fs.staleIfError, "cache-stale-if-error", fs.staleIfError, "how long past its TTL a cached key still verifies while the database cannot be read; 0s: not at all (env KEYPLANE_CACHE_STALE_IF_ERROR)")
 		fs.StringVar(&fs.cacheSize, "cache-size", fs.cacheSize, "number of key digests cached (env KEYPLANE_CACHE_SIZE)")
 		fs.StringVar(&fs.logRetention, "log-retention", fs.logRetention, "how long request log entries are kept, e.g. 720h (env KEYPLANE_LOG_RETENTION)")
 		fs.StringVar(&fs.usageRetention, "usage-retention", fs.usageRetention, "how long hourly usage counts are kept, e.g. 9600h (env KEYPLANE_USAGE_RETENTION)")
@@ -171,6 +174,9 @@ func (fs *FlagSet) Finish() (*Config, error) {
 	}
 	if c.CacheTTL, err = time.ParseDuration(fs.cacheTTL); err != nil || c.CacheTTL < time.Second || c.CacheTTL > time.Hour {
 		bad("--cache-ttl: want a duration from 1s to 1h")
+	}
+	if c.CacheStaleIfError, err = time.ParseDuration(fs.staleIfError); err != nil || c.CacheStaleIfError < 0 || c.CacheStaleIfError > 24*time.Hour {
+		bad("--cache-stale-if-error: want a duration from 0s to 24h")
 	}
 	if c.CacheSize, err = strconv.Atoi(fs.cacheSize); err != nil || c.CacheSize < 100 {
 		bad("--cache-size: want a whole number of at least 100")

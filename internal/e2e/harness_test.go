@@ -79,6 +79,12 @@ func getenv(dataDir, dbURL string, extra map[string]string) func(string) string 
 func start(t *testing.T, driver string, extraEnv map[string]string) *node {
 	t.Helper()
 	dataDir, dbURL := config(t, driver)
+	return startOn(t, dataDir, dbURL, extraEnv)
+}
+
+// startOn is start on a given data dir and database (empty: SQLite in the data dir).
+func startOn(t *testing.T, dataDir, dbURL string, extraEnv map[string]string) *node {
+	t.Helper()
 	n := &node{t: t, dataDir: dataDir, dbURL: dbURL, stdout: &syncBuffer{}, logs: &syncBuffer{}}
 	var err error
 	if n.admin, err = run(t, dataDir, dbURL, "", "root-keys", "create", "--name", "e2e admin", "--scopes", "admin"); err != nil {

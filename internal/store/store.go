@@ -16,6 +16,9 @@ var (
 	ErrNotFound = errors.New("store: not found")
 	// ErrConflict: a unique constraint was violated (a workspace slug, a user's email, a secret hash).
 	ErrConflict = errors.New("store: conflict")
+	// ErrFull: the database is out of disk space (SQLite's file system, PostgreSQL's). The
+	// transaction was rolled back; nothing of it was written.
+	ErrFull = errors.New("store: out of disk space")
 )
 
 // InvalidationChannel is the PostgreSQL channel on which committed key changes are announced: each

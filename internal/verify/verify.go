@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/maypok86/otter/v2"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/keyplane/keyplane"
 	"github.com/keyplane/keyplane/internal/keyformat"
@@ -30,6 +31,12 @@ type Options struct {
 	// by other nodes whose notifications were lost. Changes made through this node's service are seen
 	// at once, whatever the TTL.
 	TTL time.Duration
+	// StaleIfError, when positive, lets an entry past its TTL answer for up to this much longer while
+	// the store cannot be read (an outage of PostgreSQL, say), as HTTP's stale-if-error does: keys and
+	// root keys this node knew keep verifying as they last read, instead of every verification failing
+	// with 503. Zero: a read that fails fails the verification. A failed read is tried again at most
+	// once a second per entry.
+	StaleIfError time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Limiter enforces keys' rate limits; nil: an in-process one on Now.
@@ -45,10 +52,24 @@ type Options struct {
 type entry struct {
 	key             *keyplane.CompiledKey
 	secretExpiresAt *time.Time
+	stamp
 }
 
 // rootEntry is a cached root key lookup: key is nil for an unknown digest.
-type rootEntry struct{ key *keyplane.RootKey }
+type rootEntry struct {
+	key *keyplane.RootKey
+	stamp
+}
+
+// stamp says how long a cached entry may answer, in unix nanoseconds of the Verifier's clock (the
+// cache's own expiry, on the real clock, is only the bound of its memory).
+type stamp struct {
+	fresh int64 // answers without a read until then
+	stale int64 // past fresh, answers until then while the store cannot be read
+}
+
+// retryStaleEvery is how often a stale entry's read is tried again while the store fails.
+const retryStaleEvery = time.Second
 
 // Verifier checks key values against the store through the cache.
 type Verifier struct {
@@ -66,6 +87,16 @@ type Verifier struct {
 	values  *otter.Cache[string, valueEntry] // by key id, for signatures and JWTs
 	// hits and misses count key lookups answered from the cache and from the store, for metrics.
 	hits, misses atomic.Uint64
+
+	ttl, staleIfError time.Duration
+	// reads makes the reads of stale entries one per digest at a time, as the cache's loader does for
+	// misses.
+	reads singleflight.Group
+	// generation moves on at every Forget and Purge: a stale entry's read that started before one
+	// must not put what it read back into the cache, which would undo the invalidation.
+	generation atomic.Uint64
+	// staleServed counts answers given from stale entries because the store could not be read.
+	staleServed atomic.Uint64
 }
 
 // New returns a Verifier reading from q.
@@ -79,16 +110,21 @@ func New(q store.Queries, o Options) (*Verifier, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.StaleIfError < 0 {
+		o.StaleIfError = 0
+	}
+	// With StaleIfError the cache keeps entries past the TTL, and lookups decide by their stamps.
+	keep := o.TTL + o.StaleIfError
 	keys, err := otter.New(&otter.Options[[32]byte, entry]{
 		MaximumSize:      o.CacheSize,
-		ExpiryCalculator: otter.ExpiryWriting[[32]byte, entry](o.TTL),
+		ExpiryCalculator: otter.ExpiryWriting[[32]byte, entry](keep),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("verify cache: %w", err)
 	}
 	roots, err := otter.New(&otter.Options[string, rootEntry]{
 		MaximumSize:      1000,
-		ExpiryCalculator: otter.ExpiryWriting[string, rootEntry](o.TTL),
+		ExpiryCalculator: otter.ExpiryWriting[string, rootEntry](keep),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("verify cache: %w", err)
@@ -109,7 +145,45 @@ func New(q store.Queries, o Options) (*Verifier, error) {
 		return nil, fmt.Errorf("verify cache: %w", err)
 	}
 	return &Verifier{store: q, prefix: o.KeyPrefix, now: o.Now, keys: keys, roots: roots, limiter: o.Limiter,
-		box: o.Box, replay: o.Replay, values: values}, nil
+		box: o.Box, replay: o.Replay, values: values, ttl: o.TTL, staleIfError: o.StaleIfError}, nil
+}
+
+// newStamp is the stamp of an entry read now.
+func (v *Verifier) newStamp() stamp {
+	now := v.now().UnixNano()
+	return stamp{fresh: now + int64(v.ttl), stale: now + int64(v.ttl+v.staleIfError)}
+}
+
+// fresh reports whether a cached entry answers without a read.
+func (v *Verifier) fresh(s stamp) bool {
+	return v.now().UnixNano() < s.fresh
+}
+
+// revalidate reads a stale entry again, one read per digest at a time. When the read fails and the
+// entry is still within StaleIfError, the entry answers, and is left to answer for another second
+// before the next read is tried, so that an outage does not turn every verification into a read.
+func revalidate[K comparable, V any](ctx context.Context, v *Verifier, c *otter.Cache[K, V], k K, flight string,
+	old V, oldStamp stamp, read func(context.Context) (V, error), restamp func(V, stamp) V) (V, error) {
+	gen := v.generation.Load()
+	r, err, _ := v.reads.Do(flight, func() (any, error) {
+		e, err := read(ctx)
+		if err == nil && v.generation.Load() == gen {
+			c.Set(k, e)
+		}
+		return e, err
+	})
+	if err == nil {
+		return r.(V), nil
+	}
+	now := v.now().UnixNano()
+	if now >= oldStamp.stale {
+		return old, err
+	}
+	v.staleServed.Add(1)
+	if v.generation.Load() == gen {
+		c.Set(k, restamp(old, stamp{fresh: min(now+int64(retryStaleEvery), oldStamp.stale), stale: oldStamp.stale}))
+	}
+	return old, nil
 }
 
 // Result is a verification's outcome. Key is set whenever the value matched a stored key, whatever
@@ -147,45 +221,51 @@ func (v *Verifier) Verify(ctx context.Context, value string, req *keyplane.Verif
 }
 
 func (v *Verifier) lookup(ctx context.Context, h [32]byte) (entry, error) {
-	if e, ok := v.keys.GetIfPresent(h); ok {
+	e, ok := v.keys.GetIfPresent(h)
+	if ok && v.fresh(e.stamp) {
 		v.hits.Add(1)
 		return e, nil
 	}
 	v.misses.Add(1)
-	e, err := v.keys.Get(ctx, h, otter.LoaderFunc[[32]byte, entry](func(ctx context.Context, h [32]byte) (entry, error) {
-		k, s, err := v.store.LookupSecret(ctx, h[:])
-		if errors.Is(err, store.ErrNotFound) {
-			return entry{}, nil // cached as unknown
-		}
-		if err != nil {
-			return entry{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
-		}
-		return entry{key: keyplane.Compile(k), secretExpiresAt: s.ExpiresAt}, nil
-	}))
-	if err != nil {
-		return entry{}, err
+	if ok {
+		return revalidate(ctx, v, v.keys, h, string(h[:]), e, e.stamp, func(ctx context.Context) (entry, error) { return v.readKey(ctx, h) },
+			func(e entry, s stamp) entry { e.stamp = s; return e })
 	}
-	return e, nil
+	return v.keys.Get(ctx, h, otter.LoaderFunc[[32]byte, entry](func(ctx context.Context, h [32]byte) (entry, error) {
+		return v.readKey(ctx, h)
+	}))
+}
+
+// readKey reads the key of a digest from the store.
+func (v *Verifier) readKey(ctx context.Context, h [32]byte) (entry, error) {
+	k, s, err := v.store.LookupSecret(ctx, h[:])
+	if errors.Is(err, store.ErrNotFound) {
+		return entry{stamp: v.newStamp()}, nil // cached as unknown
+	}
+	if err != nil {
+		return entry{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return entry{key: keyplane.Compile(k), secretExpiresAt: s.ExpiresAt, stamp: v.newStamp()}, nil
 }
 
 // RootKey authenticates a root key value; nil means unknown or revoked.
 func (v *Verifier) RootKey(ctx context.Context, value string) (*keyplane.RootKey, error) {
 	e, ok := v.roots.GetIfPresent(value)
-	if !ok {
+	switch {
+	case ok && !v.fresh(e.stamp):
+		var err error
+		e, err = revalidate(ctx, v, v.roots, value, "root\x00"+value, e, e.stamp, func(ctx context.Context) (rootEntry, error) { return v.readRoot(ctx, value) },
+			func(e rootEntry, s stamp) rootEntry { e.stamp = s; return e })
+		if err != nil {
+			return nil, err
+		}
+	case !ok:
 		kind, err := keyformat.Parse(v.prefix, value)
 		if err != nil || !kind.Root {
 			return nil, nil
 		}
 		e, err = v.roots.Get(ctx, value, otter.LoaderFunc[string, rootEntry](func(ctx context.Context, value string) (rootEntry, error) {
-			h := keyformat.Hash(value)
-			k, err := v.store.GetRootKeyByHash(ctx, h[:])
-			if errors.Is(err, store.ErrNotFound) {
-				return rootEntry{}, nil
-			}
-			if err != nil {
-				return rootEntry{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
-			}
-			return rootEntry{key: k}, nil
+			return v.readRoot(ctx, value)
 		}))
 		if err != nil {
 			return nil, err
@@ -197,6 +277,23 @@ func (v *Verifier) RootKey(ctx context.Context, value string) (*keyplane.RootKey
 	return e.key, nil
 }
 
+// readRoot reads the root key of a value from the store.
+func (v *Verifier) readRoot(ctx context.Context, value string) (rootEntry, error) {
+	h := keyformat.Hash(value)
+	k, err := v.store.GetRootKeyByHash(ctx, h[:])
+	if errors.Is(err, store.ErrNotFound) {
+		return rootEntry{stamp: v.newStamp()}, nil
+	}
+	if err != nil {
+		return rootEntry{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return rootEntry{key: k, stamp: v.newStamp()}, nil
+}
+
+// StaleServed is how many lookups were answered from stale entries because the store could not be
+// read (StaleIfError).
+func (v *Verifier) StaleServed() uint64 { return v.staleServed.Load() }
+
 // CacheStats returns how many key lookups the cache answered, how many went to the store, and how
 // many digests it holds.
 func (v *Verifier) CacheStats() (hits, misses uint64, size int) {
@@ -206,6 +303,7 @@ func (v *Verifier) CacheStats() (hits, misses uint64, size int) {
 // Purge drops every cached lookup: after a gap in the invalidation notices, nothing cached can be
 // trusted.
 func (v *Verifier) Purge() {
+	v.generation.Add(1)
 	v.keys.InvalidateAll()
 	v.values.InvalidateAll()
 }
@@ -213,6 +311,7 @@ func (v *Verifier) Purge() {
 // Forget drops the cached lookups of these digests. The service calls it after every committed change
 // to a key, with every digest the key has, so that this node's next verification reads the change.
 func (v *Verifier) Forget(hashes ...[]byte) {
+	v.generation.Add(1)
 	for _, h := range hashes {
 		if len(h) == 32 {
 			v.keys.Invalidate([32]byte(h))

@@ -108,6 +108,8 @@ func dialect() sqlstore.Dialect {
 		Notify:            "SELECT pg_notify(?, ?)",
 		IsUniqueViolation: func(err error) bool { return pgCode(err) == "23505" },
 		IsRetryable:       retryable,
+		// disk_full
+		IsFull: func(err error) bool { return pgCode(err) == "53100" },
 	}
 }
 

@@ -91,7 +91,24 @@ func dialect() sqlstore.Dialect {
 		PrepareBatches:    true,
 		ImportCacheKiB:    256 << 10,
 		IsUniqueViolation: isUniqueViolation,
+		IsFull:            isFull,
 	}
+}
+
+// isFull: SQLITE_FULL, or a failed write of the database or its journal, which is how a file system
+// without space shows through SQLite's VFS when the write itself fails.
+func isFull(err error) bool {
+	var e *sqlite.Error
+	if !errors.As(err, &e) {
+		return false
+	}
+	switch c := e.Code(); {
+	case c&0xff == sqlite3.SQLITE_FULL:
+		return true
+	case c == sqlite3.SQLITE_IOERR_WRITE, c == sqlite3.SQLITE_IOERR_FSYNC, c == sqlite3.SQLITE_IOERR_TRUNCATE:
+		return true
+	}
+	return false
 }
 
 func isUniqueViolation(err error) bool {

@@ -51,6 +51,8 @@ type Dialect struct {
 	// IsRetryable reports whether a transaction that failed with err may succeed if run again
 	// (serialization failure, deadlock). Nil: never.
 	IsRetryable func(error) bool
+	// IsFull reports whether err says the database is out of disk space. Nil: never.
+	IsFull func(error) bool
 }
 
 // maxRetries bounds how many times InTx runs fn again after a retryable failure.
@@ -207,6 +209,14 @@ func (db *DB) inTx(ctx context.Context, chain *string, fn func(tx store.Tx) erro
 }
 
 func (db *DB) runTx(ctx context.Context, chain *string, fn func(tx store.Tx) error) error {
+	err := db.runTxOnce(ctx, chain, fn)
+	if err != nil && db.d.IsFull != nil && db.d.IsFull(err) {
+		return fmt.Errorf("%w: %w", store.ErrFull, err)
+	}
+	return err
+}
+
+func (db *DB) runTxOnce(ctx context.Context, chain *string, fn func(tx store.Tx) error) error {
 	stx, err := db.w.BeginTx(ctx, db.d.TxOptions)
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", err)

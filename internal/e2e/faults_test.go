@@ -1,0 +1,338 @@
+package e2e
+
+import (
+	"database/sql"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/keyplane/keyplane/internal/store/storetest"
+	_ "modernc.org/sqlite" // the integrity check
+)
+
+// privatePostgres is a PostgreSQL cluster of the test's own, which it stops and starts without
+// disturbing the machine's shared server, that other tests use meanwhile.
+type privatePostgres struct {
+	t                     *testing.T
+	bin, dir, data, sock  string
+	port                  int
+	runAsPostgres         bool
+	startedOnce, stopping bool
+}
+
+// startPrivatePostgres runs initdb and starts the cluster on a free port. It fails when PostgreSQL is
+// required (KEYPLANE_REQUIRE_POSTGRES) but its server programs cannot be found, and skips otherwise.
+func startPrivatePostgres(t *testing.T) *privatePostgres {
+	t.Helper()
+	bins, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
+	if p, err := exec.LookPath("initdb"); err == nil {
+		bins = append(bins, p)
+	}
+	if len(bins) == 0 {
+		if os.Getenv(storetest.EnvRequirePostgres) == "1" {
+			t.Fatal("initdb not found: a private PostgreSQL cluster cannot be made")
+		}
+		t.Skip("skipping: initdb not found")
+	}
+	sort.Strings(bins)
+	p := &privatePostgres{t: t, bin: filepath.Dir(bins[len(bins)-1]), runAsPostgres: os.Geteuid() == 0}
+	// Not t.TempDir: PostgreSQL refuses to run as root, so the cluster runs as the postgres user, who
+	// must be able to reach the directory.
+	dir, err := os.MkdirTemp("", "keyplane-pg-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.dir, p.data, p.sock = dir, filepath.Join(dir, "data"), filepath.Join(dir, "sock")
+	t.Cleanup(func() {
+		p.stopping = true
+		p.ctl("stop", "-m", "immediate")
+		os.RemoveAll(dir)
+	})
+	if err := os.Mkdir(p.sock, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if p.runAsPostgres {
+		if out, err := exec.Command("chown", "-R", "postgres:postgres", dir).CombinedOutput(); err != nil {
+			t.Fatalf("chown %s: %v: %s", dir, err, out)
+		}
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.port = l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	if out, err := p.command("initdb", "-D", p.data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync").CombinedOutput(); err != nil {
+		t.Fatalf("initdb: %v: %s", err, out)
+	}
+	p.start()
+	return p
+}
+
+func (p *privatePostgres) command(prog string, args ...string) *exec.Cmd {
+	path := filepath.Join(p.bin, prog)
+	if p.runAsPostgres {
+		return exec.Command("runuser", append([]string{"-u", "postgres", "--", path}, args...)...)
+	}
+	return exec.Command(path, args...)
+}
+
+func (p *privatePostgres) ctl(args ...string) {
+	p.t.Helper()
+	out, err := p.command("pg_ctl", append([]string{"-D", p.data, "-w", "-t", "30"}, args...)...).CombinedOutput()
+	if err != nil && !p.stopping {
+		log, _ := os.ReadFile(filepath.Join(p.dir, "log"))
+		p.t.Fatalf("pg_ctl %s: %v: %s\n%s", strings.Join(args, " "), err, out, log)
+	}
+}
+
+// start starts the cluster and returns when it accepts connections.
+func (p *privatePostgres) start() {
+	p.t.Helper()
+	p.ctl("start", "-l", filepath.Join(p.dir, "log"), "-o",
+		fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off", p.port, p.sock))
+}
+
+// crash stops the cluster as a power cut would: no checkpoint, every connection dropped.
+func (p *privatePostgres) crash() {
+	p.t.Helper()
+	p.ctl("stop", "-m", "immediate")
+}
+
+func (p *privatePostgres) url() string {
+	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", p.port)
+}
+
+// TestPostgresRestart: PostgreSQL goes away under load and comes back. Two nodes share it: one with
+// --cache-stale-if-error, one without. While it is down both answer 503 on /readyz, management calls
+// and verifications of keys they never read answer 503 unavailable with Retry-After (never 500),
+// the first node keeps verifying the keys it had read (past their cache TTL), and the second refuses
+// them with 503. Once it is back both recover without a restart of their own: ready again, changes
+// made and seen, and the LISTEN connection re-established.
+func TestPostgresRestart(t *testing.T) {
+	pg := startPrivatePostgres(t)
+	staleEnv := map[string]string{"KEYPLANE_CACHE_TTL": "1s", "KEYPLANE_CACHE_STALE_IF_ERROR": "5m"}
+	a := startOn(t, t.TempDir(), pg.url(), staleEnv)
+	b := &node{t: t, dataDir: a.dataDir, dbURL: a.dbURL, admin: a.admin, verifier: a.verifier, stdout: &syncBuffer{}, logs: &syncBuffer{}, client: a.client}
+	b.serve(map[string]string{"KEYPLANE_CACHE_TTL": "1s"})
+	t.Cleanup(func() { b.stop() })
+
+	ws := a.workspace("outage", nil)
+	k := a.key(ws, map[string]any{"name": "read before", "keyType": "secret"})
+	cached := k["keyValue"].(string)
+	unread := a.key(ws, map[string]any{"name": "never read", "keyType": "secret"})["keyValue"].(string)
+	for _, n := range []*node{a, b} {
+		if c := n.code(cached); c != "VALID" {
+			t.Fatalf("before the outage: %s", c)
+		}
+	}
+
+	// Load on the stale-if-error node through the whole outage: every answer must be VALID.
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	var answered, bad atomic.Int64
+	var firstBad atomic.Value
+	for range 4 {
+		wg.Go(func() {
+			for !stop.Load() {
+				r := a.do(req{method: "POST", path: "/v1/verify", cred: a.verifier, body: map[string]any{"key": cached}})
+				answered.Add(1)
+				if c, _ := r.data()["code"].(string); r.Status != 200 || c != "VALID" {
+					bad.Add(1)
+					firstBad.CompareAndSwap(nil, fmt.Sprintf("%d %s", r.Status, r.Raw))
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		})
+	}
+	t.Cleanup(func() { stop.Store(true); wg.Wait() })
+
+	pg.crash()
+	down := time.Now()
+	time.Sleep(1500 * time.Millisecond) // past the cache TTL
+
+	unavailable := func(n *node, r req) {
+		t.Helper()
+		res := n.fails(503, "unavailable", r)
+		if res.Header.Get("Retry-After") == "" {
+			t.Errorf("%s %s: 503 without Retry-After", r.method, r.path)
+		}
+	}
+	for _, n := range []*node{a, b} {
+		if r := n.do(req{method: "GET", path: "/readyz"}); r.Status != 503 {
+			t.Errorf("/readyz while PostgreSQL is down: %d %s", r.Status, r.Raw)
+		}
+		unavailable(n, req{method: "POST", path: "/v1/verify", cred: n.verifier, body: map[string]any{"key": unread}})
+		unavailable(n, req{method: "POST", path: "/v1/api-keys", cred: n.admin, ws: ws, body: map[string]any{"name": "during", "keyType": "secret"}})
+		unavailable(n, req{method: "GET", path: "/v1/api-keys", cred: n.admin, ws: ws})
+	}
+	if c := a.code(cached); c != "VALID" {
+		t.Fatalf("stale-if-error node, key read before the outage: %s", c)
+	}
+	unavailable(b, req{method: "POST", path: "/v1/verify", cred: b.verifier, body: map[string]any{"key": cached}})
+
+	pg.start()
+	t.Logf("PostgreSQL was down for %s", time.Since(down).Round(time.Millisecond))
+	for _, n := range []*node{a, b} {
+		deadline := time.Now().Add(20 * time.Second)
+		for n.do(req{method: "GET", path: "/readyz"}).Status != 200 {
+			if time.Now().After(deadline) {
+				t.Fatalf("not ready 20 s after PostgreSQL came back:\n%s", tail(n.logs.String(), 3000))
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	stop.Store(true)
+	wg.Wait()
+	if bad.Load() != 0 {
+		t.Fatalf("%d of %d verifications under load on the stale-if-error node were not VALID; first: %v", bad.Load(), answered.Load(), firstBad.Load())
+	}
+	t.Logf("%d verifications under load during the outage, all VALID", answered.Load())
+
+	// Both nodes work again: a change made on one is seen by the other, which needs its LISTEN
+	// connection back (the cache TTL is 1 s, so the wait below is shorter than it).
+	made := a.key(ws, map[string]any{"name": "after", "keyType": "secret"})["keyValue"].(string)
+	if c := b.code(made); c != "VALID" {
+		t.Fatalf("key made after the outage, on the other node: %s", c)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(b.logs.String(), "listening again") || !strings.Contains(a.logs.String(), "listening again") {
+		if time.Now().After(deadline) {
+			t.Fatal("the nodes did not LISTEN again within 20 s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if c := b.code(cached); c != "VALID" {
+		t.Fatalf("strict node after the outage: %s", c)
+	}
+	a.must(200, req{method: "DELETE", path: "/v1/api-keys/" + k["id"].(string), cred: a.admin, ws: ws})
+	start := time.Now()
+	for b.code(cached) != "REVOKED" {
+		if time.Since(start) > 500*time.Millisecond {
+			t.Fatal("a revocation after the outage was not seen by the other node within 500 ms")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !strings.Contains(a.logs.String(), "not ready: store unreachable") {
+		t.Error("the outage was not logged")
+	}
+}
+
+// TestSQLiteDiskFull: the SQLite data dir is on a small file system that fills up. Changes fail with
+// 503 unavailable naming the full disk, as a whole (nothing half-written), while verifications and
+// reads go on; once space is freed, changes work again without a restart. Afterwards the database
+// passes SQLite's integrity check, holds exactly the acknowledged keys, and its audit chain verifies.
+// It needs to mount a tmpfs (root, as in CI); KEYPLANE_REQUIRE_FAULTS=1 makes that a requirement.
+func TestSQLiteDiskFull(t *testing.T) {
+	dir, err := os.MkdirTemp("", "keyplane-full-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", dir).CombinedOutput(); err != nil {
+		if os.Getenv("KEYPLANE_REQUIRE_FAULTS") == "1" {
+			t.Fatalf("mount a tmpfs for the full disk: %v: %s", err, out)
+		}
+		t.Skipf("skipping: cannot mount a tmpfs (needs root): %v: %s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", dir, err, out)
+		}
+	})
+	n := startOn(t, dir, "", nil)
+	ws := n.workspace("full", map[string]any{"maxKeys": 1000})
+	var acked []map[string]any
+	for i := range 5 {
+		acked = append(acked, n.key(ws, map[string]any{"name": fmt.Sprintf("before %d", i), "keyType": "secret"}))
+	}
+
+	// Fill the file system, then make changes until one fails.
+	ballast := filepath.Join(dir, "ballast")
+	f, err := os.Create(ballast)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunk := make([]byte, 64<<10)
+	for {
+		if _, err := f.Write(chunk); err != nil {
+			break
+		}
+	}
+	f.Close()
+	var refused *resp
+	for i := 0; i < 90 && refused == nil; i++ {
+		r := n.do(req{method: "POST", path: "/v1/api-keys", cred: n.admin, ws: ws,
+			body: map[string]any{"name": fmt.Sprintf("while full %d %s", i, strings.Repeat("x", 80)), "keyType": "secret", "description": strings.Repeat("y", 400), "meta": map[string]any{"pad": strings.Repeat("z", 3000)}}})
+		switch r.Status {
+		case 201:
+			acked = append(acked, r.data())
+		case 503:
+			refused = r
+		default:
+			t.Fatalf("a change on a full disk: %d %s", r.Status, r.Raw)
+		}
+	}
+	if refused == nil {
+		t.Fatal("90 key creations on a full disk all succeeded")
+	}
+	if refused.errCode() != "unavailable" || !strings.Contains(string(refused.Raw), "out of disk space") {
+		t.Fatalf("a change on a full disk: %s", refused.Raw)
+	}
+	t.Logf("%d keys acknowledged before the disk was full", len(acked))
+	// Reads and verifications still work.
+	if c := n.code(acked[0]["keyValue"].(string)); c != "VALID" {
+		t.Fatalf("verification on a full disk: %s", c)
+	}
+	n.must(200, req{method: "GET", path: "/v1/api-keys?limit=1", cred: n.admin, ws: ws})
+
+	// Space comes back: changes work without a restart.
+	if err := os.Remove(ballast); err != nil {
+		t.Fatal(err)
+	}
+	acked = append(acked, n.key(ws, map[string]any{"name": "after", "keyType": "secret"}))
+
+	n.stop()
+	n.stop = nil
+	db, err := sql.Open("sqlite", filepath.Join(dir, "keyplane.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var integrity string
+	if err := db.QueryRow("PRAGMA integrity_check").Scan(&integrity); err != nil || integrity != "ok" {
+		t.Fatalf("integrity_check: %q %v", integrity, err)
+	}
+	db.Close()
+
+	n.serve(nil)
+	listed := map[string]bool{}
+	for _, k := range n.must(200, req{method: "GET", path: "/v1/api-keys?limit=100", cred: n.admin, ws: ws}).list() {
+		listed[k.(map[string]any)["id"].(string)] = true
+	}
+	if len(listed) != len(acked) {
+		t.Errorf("%d keys stored, %d acknowledged", len(listed), len(acked))
+	}
+	for _, k := range acked {
+		if !listed[k["id"].(string)] {
+			t.Errorf("acknowledged key %s is gone", k["id"])
+		}
+		if c := n.code(k["keyValue"].(string)); c != "VALID" {
+			t.Errorf("acknowledged key %s: %s", k["id"], c)
+		}
+	}
+	chain := n.must(200, req{method: "GET", path: "/v1/audit-logs/verify", cred: n.admin, ws: ws}).data()
+	if chain["valid"] != true {
+		t.Fatalf("audit chain after the full disk: %v", chain)
+	}
+	if created := n.must(200, req{method: "GET", path: "/v1/audit-logs?action=api_key.created&limit=100", cred: n.admin, ws: ws}).list(); len(created) != len(acked) {
+		t.Errorf("%d api_key.created audit entries for %d keys", len(created), len(acked))
+	}
+}

@@ -1,0 +1,167 @@
+package verify_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/keyplane/keyplane"
+	"github.com/keyplane/keyplane/internal/masterkey"
+	"github.com/keyplane/keyplane/internal/service"
+	"github.com/keyplane/keyplane/internal/store"
+	"github.com/keyplane/keyplane/internal/store/storetest"
+	"github.com/keyplane/keyplane/internal/verify"
+)
+
+// outage is a real store whose verification reads fail while down is set, as PostgreSQL's do while
+// it restarts.
+type outage struct {
+	store.Store
+	down  atomic.Bool
+	reads atomic.Int64
+}
+
+var errDown = errors.New("dial tcp 127.0.0.1:5432: connect: connection refused")
+
+func (o *outage) LookupSecret(ctx context.Context, h []byte) (*keyplane.APIKey, *keyplane.Secret, error) {
+	o.reads.Add(1)
+	if o.down.Load() {
+		return nil, nil, errDown
+	}
+	return o.Store.LookupSecret(ctx, h)
+}
+
+func (o *outage) GetRootKeyByHash(ctx context.Context, h []byte) (*keyplane.RootKey, error) {
+	o.reads.Add(1)
+	if o.down.Load() {
+		return nil, errDown
+	}
+	return o.Store.GetRootKeyByHash(ctx, h)
+}
+
+// fakeClock is a clock that tests move by hand.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *fakeClock) add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// TestStaleIfError: with StaleIfError, keys and root keys read before an outage keep their last
+// answer for that long past the TTL while reads fail, one failed read a second at most; a key never
+// read fails with ErrUnavailable; once reads work, a stale entry is read again and a change made
+// meanwhile (here behind the verifier's back, as another node's would be) is seen. Without it, the
+// first failed read fails the verification.
+func TestStaleIfError(t *testing.T) {
+	ctx := context.Background()
+	st := &outage{Store: storetest.Open(t, "sqlite")}
+	clk := &fakeClock{t: time.Now()}
+	const ttl, stale = time.Minute, 10 * time.Minute
+	ver, err := verify.New(st, verify.Options{KeyPrefix: "kp", TTL: ttl, StaleIfError: stale, Now: clk.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	strict, err := verify.New(st, verify.Options{KeyPrefix: "kp", TTL: ttl, Now: clk.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	box, _ := masterkey.New(make([]byte, 32))
+	cat, _ := keyplane.NewCatalog([]keyplane.CatalogEntry{{Name: "orders:read"}}, nil)
+	svc := service.New(service.Options{Store: st, Catalog: cat, Box: box, KeyPrefix: "kp"})
+	w, err := svc.CreateWorkspace(ctx, keyplane.System("test"), service.WorkspaceInput{Name: "W", Slug: "w"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	newKey := func() (*keyplane.APIKey, string) {
+		k, v, err := svc.CreateAPIKey(ctx, keyplane.System("test"), w.ID, service.CreateKeyInput{Name: "k", KeyType: keyplane.KeyTypeSecret})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k, v
+	}
+	k, v := newKey()
+	_, unread := newKey()
+	_, root, err := svc.CreateRootKey(ctx, keyplane.System("test"), "verify", []string{keyplane.ScopeVerify})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(what string, ver *verify.Verifier, value string, want keyplane.VerifyCode, wantErr bool) {
+		t.Helper()
+		r, err := ver.Verify(ctx, value, &keyplane.VerifyRequest{})
+		if wantErr {
+			if !errors.Is(err, verify.ErrUnavailable) {
+				t.Fatalf("%s: got %s, %v; want ErrUnavailable", what, r.Code, err)
+			}
+			return
+		}
+		if err != nil || r.Code != want {
+			t.Fatalf("%s: got %s, %v; want %s", what, r.Code, err, want)
+		}
+	}
+	for _, vr := range []*verify.Verifier{ver, strict} {
+		check("before the outage", vr, v, keyplane.VerifyValid, false)
+		if rk, err := vr.RootKey(ctx, root); err != nil || rk == nil {
+			t.Fatalf("root key before the outage: %v, %v", rk, err)
+		}
+	}
+
+	st.down.Store(true)
+	// Within the TTL nothing is read, with or without StaleIfError.
+	check("cached, within the TTL", ver, v, keyplane.VerifyValid, false)
+	clk.add(ttl + time.Second)
+	check("unread key", ver, unread, "", true)
+	reads := st.reads.Load()
+	check("past the TTL", ver, v, keyplane.VerifyValid, false)
+	if rk, err := ver.RootKey(ctx, root); err != nil || rk == nil {
+		t.Fatalf("root key past the TTL: %v, %v", rk, err)
+	}
+	if got := st.reads.Load() - reads; got != 2 {
+		t.Fatalf("%d reads for one stale key and one stale root key, want 2", got)
+	}
+	if ver.StaleServed() != 2 {
+		t.Fatalf("StaleServed = %d, want 2", ver.StaleServed())
+	}
+	// The next second answers from the entries without trying the store again.
+	reads = st.reads.Load()
+	for range 50 {
+		check("stale, retry not due", ver, v, keyplane.VerifyValid, false)
+	}
+	if got := st.reads.Load() - reads; got != 0 {
+		t.Fatalf("%d reads within a second of a failed one, want 0", got)
+	}
+	clk.add(2 * time.Second)
+	check("stale, retried", ver, v, keyplane.VerifyValid, false)
+	if got := st.reads.Load() - reads; got != 1 {
+		t.Fatalf("%d reads once the retry was due, want 1", got)
+	}
+	// Without StaleIfError the same lookups fail.
+	check("strict, past the TTL", strict, v, "", true)
+	if _, err := strict.RootKey(ctx, root); !errors.Is(err, verify.ErrUnavailable) {
+		t.Fatalf("strict root key past the TTL: %v", err)
+	}
+
+	// Reads work again: the stale entry is read, and a revocation made meanwhile by another node is
+	// seen on the first verification.
+	if _, err := svc.RevokeAPIKey(ctx, keyplane.System("test"), w.ID, k.ID); err != nil {
+		t.Fatal(err)
+	}
+	check("still down, revoked behind its back", ver, v, keyplane.VerifyValid, false)
+	st.down.Store(false)
+	clk.add(2 * time.Second)
+	check("back", ver, v, keyplane.VerifyRevoked, false)
+
+	// Past TTL + StaleIfError, a failing read fails the verification.
+	_, v2 := newKey()
+	check("another key", ver, v2, keyplane.VerifyValid, false)
+	st.down.Store(true)
+	clk.add(ttl + stale + time.Second)
+	check("past the stale window", ver, v2, "", true)
+}
