@@ -80,6 +80,7 @@ func (p *Program) serve(ctx context.Context, args []string) error {
 	var limiter ratelimit.Limiter = ratelimit.NewLocal(nil)
 	var seen replay.Guard // nil: the verifier's own, in process
 	if cfg.RedisURL != "" {
+		ratelimit.QuietClientLogs(e.log)
 		rl, err := ratelimit.NewRedis(ratelimit.RedisOptions{URL: cfg.RedisURL, Logger: e.log})
 		if err != nil {
 			return err

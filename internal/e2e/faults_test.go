@@ -336,3 +336,74 @@ func TestSQLiteDiskFull(t *testing.T) {
 		t.Errorf("%d api_key.created audit entries for %d keys", len(created), len(acked))
 	}
 }
+
+// TestRedisDown: the Redis that makes rate limits exact across nodes is killed under use and started
+// again. Meanwhile verifications go on with each key's limit held by the node alone (never a 5xx),
+// and the log says so once; once Redis is back, limits are decided there again, and the log says
+// that too.
+func TestRedisDown(t *testing.T) {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		if os.Getenv("KEYPLANE_REQUIRE_REDIS") == "1" {
+			t.Fatal("redis-server not found")
+		}
+		t.Skip("skipping: redis-server not found")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	var redis *exec.Cmd
+	startRedis := func() {
+		t.Helper()
+		redis = exec.Command(bin, "--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+		if err := redis.Start(); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; ; i++ {
+			if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+				c.Close()
+				return
+			}
+			if i == 100 {
+				t.Fatal("redis-server did not listen within 5 s")
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	killRedis := func() {
+		redis.Process.Kill()
+		redis.Wait()
+	}
+	startRedis()
+	t.Cleanup(killRedis)
+
+	n := start(t, "sqlite", map[string]string{"KEYPLANE_REDIS_URL": fmt.Sprintf("redis://127.0.0.1:%d/0", port)})
+	ws := n.workspace("redis", nil)
+	// limited checks that a new key with a limit of 3 gets exactly 3 of 5 verifications.
+	limited := func(what string) {
+		t.Helper()
+		value := n.key(ws, map[string]any{"name": what, "keyType": "secret", "rateLimit": map[string]any{"limit": 3, "windowMs": 60000}})["keyValue"].(string)
+		var codes []string
+		for range 5 {
+			codes = append(codes, n.code(value))
+		}
+		if want := "VALID VALID VALID RATE_LIMITED RATE_LIMITED"; strings.Join(codes, " ") != want {
+			t.Fatalf("%s: %v, want %s", what, codes, want)
+		}
+	}
+	limited("redis up")
+	killRedis()
+	limited("redis down")
+	limited("redis still down")
+	if c := strings.Count(n.logs.String(), "Redis cannot be reached"); c != 1 {
+		t.Errorf("the fallback was logged %d times, want once", c)
+	}
+	startRedis()
+	limited("redis back")
+	if !strings.Contains(n.logs.String(), "Redis answers again") {
+		t.Errorf("the return of Redis was not logged:\n%s", tail(n.logs.String(), 2000))
+	}
+}

@@ -271,3 +271,41 @@ func TestRedisDown(t *testing.T) {
 type writerFunc func(p []byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// TestRedisUnreachableAskedOncePerInterval: a Redis that accepts connections and never answers (a
+// dropped route looks the same) costs one request its timeout per retry interval; the others are
+// decided locally at once instead of each waiting for the timeout.
+func TestRedisUnreachableAskedOncePerInterval(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var accepted atomic.Int64
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			defer c.Close() // held open, never answered
+		}
+	}()
+	r, err := NewRedis(RedisOptions{URL: "redis://" + ln.Addr().String() + "/0", Timeout: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	l := Limit{Limit: 1000, Window: time.Hour}
+	for range 50 {
+		if _, err := r.Allow(context.Background(), "k", l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Some of the 50 may straddle one retry interval on a slow machine; 50 connections would mean
+	// every request waited.
+	if n := accepted.Load(); n < 1 || n > 3 {
+		t.Fatalf("%d connections for 50 decisions while Redis hangs, want 1 to 3", n)
+	}
+}

@@ -23,7 +23,14 @@ type Redis struct {
 	// down is when Redis was first found unreachable (unix nanoseconds), 0 while it answers.
 	down     atomic.Int64
 	lastWarn atomic.Int64
+	// nextTry is when Redis is next asked while it is down (unix nanoseconds): one request at a time
+	// finds out whether it is back, so that an unreachable Redis (a dropped route, where each try
+	// waits for its timeout) delays one verification per retryDownEvery, not every one.
+	nextTry atomic.Int64
 }
+
+// retryDownEvery is how often a node asks Redis again while it does not answer.
+const retryDownEvery = 250 * time.Millisecond
 
 // RedisOptions configure a Redis limiter.
 type RedisOptions struct {
@@ -53,6 +60,17 @@ func NewRedis(o RedisOptions) (*Redis, error) {
 	return &Redis{client: c, rl: redis_rate.NewLimiter(c), fallback: NewLocal(o.Now), log: o.Logger, timeout: o.Timeout}, nil
 }
 
+// QuietClientLogs sends the Redis client library's own log lines (one per failed dial, which during an
+// outage is one per request) to log at debug level; Redis limiters log the outage themselves, once a
+// minute. The library's logger is process-wide, so the program calls this once, at start.
+func QuietClientLogs(log *slog.Logger) { redis.SetLogger(clientLogs{log}) }
+
+type clientLogs struct{ log *slog.Logger }
+
+func (c clientLogs) Printf(ctx context.Context, format string, v ...any) {
+	c.log.DebugContext(ctx, "redis client: "+fmt.Sprintf(format, v...))
+}
+
 // Client is the Redis connection, for other state shared across nodes (replayed signatures).
 func (r *Redis) Client() *redis.Client { return r.client }
 
@@ -69,6 +87,12 @@ const keyPrefix = "keyplane:rl:"
 func (r *Redis) Allow(ctx context.Context, key string, l Limit) (Decision, error) {
 	if l.Limit <= 0 || l.Window <= 0 {
 		return Decision{Allowed: true}, nil
+	}
+	if r.down.Load() != 0 {
+		now, next := time.Now().UnixNano(), r.nextTry.Load()
+		if now < next || !r.nextTry.CompareAndSwap(next, now+int64(retryDownEvery)) {
+			return r.fallback.Allow(ctx, key, l)
+		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
@@ -90,6 +114,7 @@ func (r *Redis) Allow(ctx context.Context, key string, l Limit) (Decision, error
 // failed notes that Redis could not decide, warning at most once a minute.
 func (r *Redis) failed(err error) {
 	now := time.Now().UnixNano()
+	r.nextTry.Store(now + int64(retryDownEvery))
 	r.down.CompareAndSwap(0, now)
 	last := r.lastWarn.Load()
 	if now-last >= int64(time.Minute) && r.lastWarn.CompareAndSwap(last, now) {
