@@ -4,9 +4,12 @@ import (
 	"database/sql"
 	"fmt"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -405,5 +408,105 @@ func TestRedisDown(t *testing.T) {
 	limited("redis back")
 	if !strings.Contains(n.logs.String(), "Redis answers again") {
 		t.Errorf("the return of Redis was not logged:\n%s", tail(n.logs.String(), 2000))
+	}
+}
+
+// TestHostileWebhookEndpoints: three endpoints of one workspace misbehave (one never answers, one
+// trickles a byte at a time, one answers an endless body) beside one that answers at once. The good
+// endpoint gets its event at once; the hanging and trickling attempts fail when the 15 s attempt
+// timeout ends them; the endless answer is cut after the 4 KiB kept, so the attempt succeeds without
+// the node reading the rest; and nothing of it stays in the node's memory.
+func TestHostileWebhookEndpoints(t *testing.T) {
+	t.Parallel() // most of it is waiting for the attempt timeout
+	n := start(t, "sqlite", map[string]string{"KEYPLANE_WEBHOOK_ALLOW_PRIVATE": "true", "KEYPLANE_WEBHOOK_RETRY_SCHEDULE": "0s"})
+	ws := n.workspace("hostile", nil)
+	done := make(chan struct{})
+	var endless atomic.Int64 // bytes the endless endpoint managed to write
+	servers := map[string]http.HandlerFunc{
+		"hang": func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case <-r.Context().Done():
+			case <-done:
+			}
+		},
+		"trickle": func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(200)
+			for {
+				if _, err := w.Write([]byte("x")); err != nil {
+					return
+				}
+				w.(http.Flusher).Flush()
+				select {
+				case <-r.Context().Done():
+					return
+				case <-done:
+					return
+				case <-time.After(200 * time.Millisecond):
+				}
+			}
+		},
+		"endless": func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(200)
+			chunk := []byte(strings.Repeat("gigabytes ", 6554))
+			for {
+				k, err := w.Write(chunk)
+				endless.Add(int64(k))
+				if err != nil {
+					return
+				}
+			}
+		},
+	}
+	good := newReceiver(t, nil)
+	endpoints := map[string]string{"good": n.webhook(ws, map[string]any{"url": good.URL + "/hook", "eventTypes": []string{"api_key.created"}})["id"].(string)}
+	for name, h := range servers {
+		s := httptest.NewServer(h)
+		t.Cleanup(s.Close)
+		endpoints[name] = n.webhook(ws, map[string]any{"url": s.URL + "/" + name, "eventTypes": []string{"api_key.created"}})["id"].(string)
+	}
+	t.Cleanup(func() { close(done) })
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+
+	sent := time.Now()
+	n.key(ws, map[string]any{"name": "event", "keyType": "secret"})
+	good.waitFor(t, 1)
+	if d := time.Since(sent); d > 5*time.Second {
+		t.Errorf("the good endpoint waited %s behind the hostile ones", d)
+	}
+	final := func(name string) map[string]any {
+		t.Helper()
+		deadline := time.Now().Add(40 * time.Second)
+		for {
+			if log := n.deliveries(ws, endpoints[name], ""); len(log) > 0 && log[0]["status"] != "pending" {
+				return log[0]
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: no final attempt 40 s after the event", name)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	for _, name := range []string{"hang", "trickle"} {
+		d := final(name)
+		if d["status"] != "failed" || !strings.Contains(fmt.Sprint(d["error"]), "timed out") {
+			t.Errorf("%s: %v", name, d)
+		}
+		if ms, _ := d["durationMs"].(float64); ms < 14000 || ms > 20000 {
+			t.Errorf("%s: the attempt took %v ms, want the 15 s timeout", name, d["durationMs"])
+		}
+	}
+	d := final("endless")
+	if body, _ := d["responseBody"].(string); d["status"] != "succeeded" || len(body) > 4096 || !strings.HasPrefix(body, "gigabytes") {
+		t.Errorf("endless: status %v, %d bytes of body kept", d["status"], len(fmt.Sprint(d["responseBody"])))
+	}
+	// The server could write what fits in the sockets' buffers, and no more: the rest was not read.
+	if w := endless.Load(); w > 64<<20 {
+		t.Errorf("the endless endpoint wrote %d MiB: the node read its answer", w>>20)
+	}
+	var after runtime.MemStats
+	runtime.ReadMemStats(&after)
+	if grown := int64(after.HeapInuse) - int64(before.HeapInuse); grown > 64<<20 {
+		t.Errorf("the heap grew by %d MiB during the hostile deliveries", grown>>20)
 	}
 }
