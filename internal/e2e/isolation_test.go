@@ -58,16 +58,35 @@ func TestIsolation(t *testing.T) {
 		// Every management operation must say how it is attacked: one added to the API without a
 		// fixture fails here instead of going unchecked.
 		var missing []string
+		documented := map[string]bool{}
 		for _, op := range ops {
+			documented[op.id] = true
 			if op.access != accessManagement {
 				continue // public, or not a tenant's: verification takes only the operator's root keys
 			}
-			if _, ok := fixtures[op.id]; !ok {
+			f, ok := fixtures[op.id]
+			if !ok {
 				missing = append(missing, op.String())
+				continue
+			}
+			proven := false
+			for _, at := range f {
+				if p := op.fill(at.params); strings.Contains(p, "{") {
+					t.Fatalf("%s: a fixture leaves a path parameter empty: %s", op, p)
+				}
+				proven = proven || at.as != "" && !at.mismatch
+			}
+			if !proven {
+				t.Fatalf("%s: no fixture is made by A's own credentials, so a 404 to B would prove nothing", op)
 			}
 		}
 		if len(missing) > 0 {
 			t.Fatalf("operations without an isolation fixture (add them to isolationFixtures): %v", missing)
+		}
+		for id := range fixtures {
+			if !documented[id] {
+				t.Fatalf("isolationFixtures has %s, which the OpenAPI document does not", id)
+			}
 		}
 
 		before := w.settle(t, n)
@@ -239,7 +258,11 @@ func isolationFixtures(w *world) map[string][]attack {
 			{query: "?action=webhook.created&limit=100", as: "testkey", shows: h["main"]},
 		},
 		"verifyAuditLogs": {{as: "key", shows: `"valid":true`}},
-		"listRequestLogs": {{query: "?keyId=" + k["liveSecret"], as: "key", shows: k["liveSecret"]}, {query: "?source=management", as: "operator", shows: w.intID}},
+		"listRequestLogs": {
+			{query: "?keyId=" + k["liveSecret"], as: "key", shows: k["liveSecret"]},
+			{query: "?keyId=" + w.intTestID, as: "testkey", shows: w.intTestID},
+			{query: "?source=management", as: "operator", shows: w.intID},
+		},
 		"listWebhooks":    {{query: "?limit=100", as: "key", shows: h["main"]}},
 		"createWebhook":   {{body: map[string]any{"url": w.rcNew.URL, "eventTypes": []string{"order.created"}}, as: "testkey"}},
 		"sendEvent":       {{body: map[string]any{"type": "order.created", "data": map[string]any{"order": "B-1"}}, as: "key"}},
