@@ -183,6 +183,16 @@ func (s *Server) authenticate(r *http.Request, mode authMode) (*call, error) {
 		return nil, unauthorized("publishable keys cannot call the management API; use a secret key")
 	}
 	if mode == verifier {
+		// A workspace key never verifies, but only one that would authenticate lacks a scope (403):
+		// an unknown, disabled, expired or revoked one is refused as any such credential is (401).
+		code, err := s.ver.Status(r.Context(), cred, &keyplane.VerifyRequest{IP: ip})
+		if err != nil {
+			return nil, err
+		}
+		switch code {
+		case keyplane.VerifyNotFound, keyplane.VerifyDisabled, keyplane.VerifyExpired, keyplane.VerifyRevoked:
+			return nil, unauthorized("the key is unknown, disabled, expired or revoked")
+		}
 		return nil, keyplane.Errorf(keyplane.CodeForbidden, "verification needs a root key with the verify scope")
 	}
 	res, err := s.ver.Verify(r.Context(), cred, &keyplane.VerifyRequest{IP: ip})

@@ -220,6 +220,23 @@ func (v *Verifier) Verify(ctx context.Context, value string, req *keyplane.Verif
 	return v.finish(ctx, e, req)
 }
 
+// Status is the code Verify would answer for value, before any rate limit: for a credential that
+// is checked only to choose between refusals, which must not spend the key's limit.
+func (v *Verifier) Status(ctx context.Context, value string, req *keyplane.VerifyRequest) (keyplane.VerifyCode, error) {
+	kind, err := keyformat.Parse(v.prefix, value)
+	if err != nil || kind.Root {
+		return keyplane.VerifyNotFound, nil
+	}
+	e, err := v.lookup(ctx, keyformat.Hash(value))
+	if err != nil {
+		return "", err
+	}
+	if e.key == nil {
+		return keyplane.VerifyNotFound, nil
+	}
+	return e.key.Check(v.now(), e.secretExpiresAt, req), nil
+}
+
 func (v *Verifier) lookup(ctx context.Context, h [32]byte) (entry, error) {
 	e, ok := v.keys.GetIfPresent(h)
 	if ok && v.fresh(e.stamp) {

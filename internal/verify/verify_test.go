@@ -220,3 +220,33 @@ func BenchmarkVerifyMiss(b *testing.B) {
 		})
 	}
 }
+
+// Status answers what Verify would, but spends nothing of the key's rate limit: the API uses it only
+// to choose between refusals.
+func TestStatusSpendsNoRateLimit(t *testing.T) {
+	f := setup(t, "sqlite")
+	ctx := context.Background()
+	_, v, err := f.svc.CreateAPIKey(ctx, keyplane.System("test"), f.ws, service.CreateKeyInput{
+		Name: "limited", KeyType: keyplane.KeyTypeSecret, RateLimit: &keyplane.RateLimit{Limit: 1, WindowMs: 60_000},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := &keyplane.VerifyRequest{}
+	for i := 0; i < 3; i++ {
+		if c, err := f.ver.Status(ctx, v, plain); err != nil || c != keyplane.VerifyValid {
+			t.Fatalf("status: %s %v", c, err)
+		}
+	}
+	if r, _ := f.ver.Verify(ctx, v, plain); r.Code != keyplane.VerifyValid {
+		t.Fatalf("the first verification after Status: %s; Status spent the limit", r.Code)
+	}
+	if r, _ := f.ver.Verify(ctx, v, plain); r.Code != keyplane.VerifyRateLimited {
+		t.Fatalf("the second verification: %s", r.Code)
+	}
+	for _, bad := range []string{keyformat.Generate("kp", "sk", "live"), "kp_sk_live_x", keyformat.GenerateRoot("kp")} {
+		if c, err := f.ver.Status(ctx, bad, plain); err != nil || c != keyplane.VerifyNotFound {
+			t.Errorf("status of %.20q: %s %v", bad, c, err)
+		}
+	}
+}
