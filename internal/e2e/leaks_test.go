@@ -10,13 +10,13 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -56,6 +56,7 @@ type leakChecker struct {
 // form lies inside every other of the group (a key's random part inside its whole value), so a place
 // without it holds none of the group, and the report names the largest form that is there.
 type secret struct {
+	kind   string
 	what   string // where it came from, for the report; never the value
 	value  string
 	groups [][]form
@@ -87,9 +88,12 @@ var (
 	leakCheckers sync.Map // *testing.T → *leakChecker
 
 	// What the whole run searched, for TestMain's summary line.
-	leakStats struct {
-		tests, nodes, secrets, places, bytes, findings atomic.Int64
-		nanos                                          atomic.Int64
+	leakStatsMu sync.Mutex
+	leakStats   struct {
+		tests, nodes, secrets, places, findings int
+		bytes                                   int64
+		took                                    time.Duration
+		kinds                                   map[string]int
 	}
 )
 
@@ -110,14 +114,23 @@ func leaks(t *testing.T) *leakChecker {
 		for _, f := range found {
 			t.Error(f)
 		}
-		if st.secrets > 0 {
-			leakStats.tests.Add(1)
-			leakStats.nodes.Add(int64(st.nodes))
-			leakStats.secrets.Add(int64(st.secrets))
-			leakStats.places.Add(int64(st.places))
-			leakStats.bytes.Add(st.bytes)
-			leakStats.findings.Add(int64(len(found)))
-			leakStats.nanos.Add(int64(time.Since(began)))
+		took := time.Since(began)
+		t.Logf("leak check: %s searched for in %d places (%.1f MB) in %s: %d found", st.describeSecrets(), st.places, float64(st.bytes)/1e6, took.Round(time.Millisecond), len(found))
+		leakStatsMu.Lock()
+		defer leakStatsMu.Unlock()
+		s := &leakStats
+		s.tests++
+		s.nodes += st.nodes
+		s.secrets += st.secrets
+		s.places += st.places
+		s.findings += len(found)
+		s.bytes += st.bytes
+		s.took += took
+		if s.kinds == nil {
+			s.kinds = map[string]int{}
+		}
+		for k, n := range st.kinds {
+			s.kinds[k] += n
 		}
 	})
 	return lc
@@ -131,20 +144,55 @@ func newLeakChecker(t *testing.T) *leakChecker {
 type scanStats struct {
 	nodes, secrets, places int
 	bytes                  int64
+	kinds                  map[string]int
 	placeNames             []string
 }
+
+func (st scanStats) describeSecrets() string {
+	return describeKinds(st.secrets, st.kinds)
+}
+
+// describeKinds is "12 secrets (2 root keys, 9 API keys, 1 password)".
+func describeKinds(n int, kinds map[string]int) string {
+	var parts []string
+	for _, k := range []string{kindRoot, kindAPIKey, kindWebhook, kindPassword, kindMaster, kindToken} {
+		if kinds[k] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", kinds[k], k))
+		}
+	}
+	return fmt.Sprintf("%d secrets (%s)", n, strings.Join(parts, ", "))
+}
+
+// The kinds of secrets, as the summaries count them.
+const (
+	kindRoot     = "root keys"
+	kindAPIKey   = "API keys"
+	kindWebhook  = "webhook secrets"
+	kindPassword = "passwords"
+	kindMaster   = "master keys"
+	kindToken    = "other credentials"
+)
 
 var keyValueRE = regexp.MustCompile(`^[a-z][a-z0-9]*_(root|sk_live|sk_test|pk_live|pk_test)_[0-9A-Za-z]{38}$`)
 
 // minSecretLen keeps values too short to be told from ordinary text out of the search: a password the
 // CLI must refuse as too short would otherwise be "found" in its own error message.
-const minSecretLen = 10
+const minSecretLen = 8
 
 // secret registers value as a secret. Key values are also searched for their random part alone (32
 // base62 characters, found inside the secret part and the whole value alike): logging a key without
 // its prefix leaks it just the same. Webhook secrets are searched for their base64 part and the bytes
 // it decodes to, the HMAC key itself.
 func (lc *leakChecker) secret(what, value string) {
+	lc.secretOf(kindPassword, what, value)
+}
+
+// token registers a credential that is neither a key nor a password, such as the metrics token.
+func (lc *leakChecker) token(what, value string) {
+	lc.secretOf(kindToken, what, value)
+}
+
+func (lc *leakChecker) secretOf(kind, what, value string) {
 	if len(value) < minSecretLen {
 		return
 	}
@@ -153,9 +201,13 @@ func (lc *leakChecker) secret(what, value string) {
 	if _, ok := lc.secrets[value]; ok {
 		return
 	}
-	s := &secret{what: what, value: value}
+	s := &secret{kind: kind, what: what, value: value}
 	switch {
 	case keyValueRE.MatchString(value):
+		s.kind = kindAPIKey
+		if strings.Contains(value, "_root_") {
+			s.kind = kindRoot
+		}
 		n := len(value)
 		// The hex of a value holds the hex of its random part: one hex form covers the three.
 		s.groups = [][]form{
@@ -163,6 +215,7 @@ func (lc *leakChecker) secret(what, value string) {
 			hexForm("random part", []byte(value[n-38:n-6])),
 		}
 	case strings.HasPrefix(value, "whsec_"):
+		s.kind = kindWebhook
 		b64 := strings.TrimPrefix(value, "whsec_")
 		s.groups = [][]form{{{"whole value", []byte(value)}, {"base64 part", []byte(b64)}}, hexForm("base64 part", []byte(b64))}
 		if raw, err := base64.StdEncoding.DecodeString(b64); err == nil && len(raw) >= 16 {
@@ -191,7 +244,7 @@ func (lc *leakChecker) masterKey(what, b64 string) {
 	if _, ok := lc.secrets[b64]; ok {
 		return
 	}
-	s := &secret{what: what, value: b64}
+	s := &secret{kind: kindMaster, what: what, value: b64}
 	s.groups = [][]form{{{"base64", []byte(b64)}}, {{"raw bytes", raw}}, hexForm("raw bytes", raw)}
 	lc.secrets[b64] = s
 }
@@ -199,6 +252,14 @@ func (lc *leakChecker) masterKey(what, b64 string) {
 // env registers the secrets of a node's environment.
 func (lc *leakChecker) env(getenv func(string) string) {
 	lc.secret("KEYPLANE_ADMIN_PASSWORD", getenv("KEYPLANE_ADMIN_PASSWORD"))
+	lc.token("KEYPLANE_METRICS_TOKEN", getenv("KEYPLANE_METRICS_TOKEN"))
+	for _, name := range []string{"KEYPLANE_DATABASE_URL", "KEYPLANE_REDIS_URL"} {
+		if u, err := url.Parse(getenv(name)); err == nil && u.User != nil {
+			if pw, ok := u.User.Password(); ok {
+				lc.secret("the password in "+name, pw)
+			}
+		}
+	}
 	if k := getenv("KEYPLANE_MASTER_KEY"); k != "" {
 		lc.masterKey("KEYPLANE_MASTER_KEY", k)
 	}
@@ -294,7 +355,10 @@ func (lc *leakChecker) scan() ([]finding, scanStats) {
 	sort.Slice(secrets, func(i, j int) bool { return secrets[i].what < secrets[j].what })
 
 	var out []finding
-	st := scanStats{nodes: nodes, secrets: len(secrets), places: len(places)}
+	st := scanStats{nodes: nodes, secrets: len(secrets), places: len(places), kinds: map[string]int{}}
+	for _, s := range secrets {
+		st.kinds[s.kind]++
+	}
 	for _, p := range places {
 		st.placeNames = append(st.placeNames, p.name)
 		b, err := p.read()
@@ -500,7 +564,9 @@ func (r *recording) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	resp.Body = io.NopCloser(bytes.NewReader(body))
 	name := fmt.Sprintf("the answer to %s %s (status %d)", req.Method, req.URL.Path, resp.StatusCode)
-	r.lc.text(name, r.lc.learnAnswer(req.Method+" "+req.URL.Path, body))
+	var head bytes.Buffer
+	resp.Header.Write(&head)
+	r.lc.text(name, append(head.Bytes(), r.lc.learnAnswer(req.Method+" "+req.URL.Path, body)...))
 	return resp, nil
 }
 
@@ -637,11 +703,12 @@ func (n *node) harvest(name string) {
 
 // leakSummary is TestMain's line on what the run searched.
 func leakSummary() string {
+	leakStatsMu.Lock()
+	defer leakStatsMu.Unlock()
 	s := &leakStats
-	if s.tests.Load() == 0 {
+	if s.tests == 0 {
 		return ""
 	}
-	return fmt.Sprintf("leak check: %d tests, %d nodes: %d secrets searched for in %d places (%.1f MB) in %.1fs; %d found",
-		s.tests.Load(), s.nodes.Load(), s.secrets.Load(), s.places.Load(), float64(s.bytes.Load())/1e6,
-		time.Duration(s.nanos.Load()).Seconds(), s.findings.Load())
+	return fmt.Sprintf("leak check: %d tests, %d nodes: %s searched for in %d places (%.1f MB) in %.1fs; %d found",
+		s.tests, s.nodes, describeKinds(s.secrets, s.kinds), s.places, float64(s.bytes)/1e6, s.took.Seconds(), s.findings)
 }
