@@ -81,7 +81,7 @@ func TestSIGTERM(t *testing.T) {
 	bin := keyplaneBinary(t)
 	dir := t.TempDir()
 	lc := leaks(t)
-	lc.store(dir, "")
+	lc.Store(dir, "")
 	rootOut, err := exec.Command(bin, "root-keys", "create", "--data-dir", dir, "--name", "v", "--scopes", "verify").Output()
 	if err != nil {
 		t.Fatal(err)
@@ -96,8 +96,8 @@ func TestSIGTERM(t *testing.T) {
 	stderr := &syncBuffer{}
 	cmd.Stderr = stderr
 	stdoutCopy := &syncBuffer{}
-	lc.output("keyplane serve's stderr", stderr)
-	lc.output("keyplane serve's stdout", stdoutCopy)
+	lc.Output("keyplane serve's stderr", stderr)
+	lc.Output("keyplane serve's stdout", stdoutCopy)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

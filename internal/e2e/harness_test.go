@@ -44,7 +44,7 @@ func config(t *testing.T, driver string) (dataDir, dbURL string) {
 	if driver == "postgres" {
 		dbURL = storetest.PostgresURL(t)
 	}
-	leaks(t).store(dataDir, dbURL)
+	leaks(t).Store(dataDir, dbURL)
 	return dataDir, dbURL
 }
 
@@ -64,9 +64,9 @@ func run(t *testing.T, dataDir, dbURL, stdin string, args ...string) (string, er
 	if len(args) >= 2 && args[0] == "root-keys" && args[1] == "create" && err == nil {
 		lc.secret("root key printed by "+cmd, strings.TrimSpace(out.String()))
 	} else {
-		lc.text("the stdout of "+cmd, bytes.Clone(out.Bytes()))
+		lc.Text("the stdout of "+cmd, bytes.Clone(out.Bytes()))
 	}
-	lc.text("the stderr of "+cmd, bytes.Clone(errb.Bytes()))
+	lc.Text("the stderr of "+cmd, bytes.Clone(errb.Bytes()))
 	if err != nil {
 		return out.String() + errb.String(), err
 	}
@@ -128,7 +128,7 @@ func (n *node) serve(extraEnv map[string]string) {
 		lc := leaks(t)
 		n.name = lc.node(n.logs, n.stdout)
 		if u := extraEnv["KEYPLANE_REDIS_URL"]; u != "" {
-			lc.redisURL(u)
+			lc.Redis(u)
 		}
 	}
 	p := &cli.Program{Stdin: strings.NewReader(""), Stdout: n.stdout, Stderr: n.logs, Getenv: getenv(n.dataDir, n.dbURL, extraEnv), Ready: func(a string) { ready <- a }}
@@ -145,7 +145,7 @@ func (n *node) serve(extraEnv map[string]string) {
 	}
 	n.stop = func() {
 		n.harvest(n.name)
-		leaks(t).readMasterKeys(n.dataDir) // before a master-key rotate moves it aside
+		leaks(t).ReadMasterKeys(n.dataDir) // before a master-key rotate moves it aside
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("serve returned %v", err)
