@@ -82,6 +82,7 @@ type kpServer struct {
 	mu     sync.Mutex
 	seen   []*exchange
 	values []string // key values made outside the dashboard (REST, root keys): no page may show them
+	shown  []string // values the browser tests read from the pages that show them, for the leak check
 	people map[string]*kpPerson
 	ws     map[string]string // slug → workspace id
 }
@@ -273,6 +274,9 @@ func (s *kpServer) checkLeaks(t *testing.T) {
 	s.mu.Lock()
 	for _, v := range s.values {
 		c.Secret(leakcheck.Password, "a value made outside the dashboard", v)
+	}
+	for _, v := range s.shown {
+		c.Secret(leakcheck.Password, "a value a page showed the browser", v)
 	}
 	for _, e := range s.seen {
 		if e.secret != "" {
