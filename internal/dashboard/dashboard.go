@@ -26,6 +26,7 @@ import (
 
 	"github.com/keyplane/keyplane"
 	"github.com/keyplane/keyplane/internal/accesslog"
+	"github.com/keyplane/keyplane/internal/redact"
 	"github.com/keyplane/keyplane/internal/service"
 )
 
@@ -374,7 +375,7 @@ func (d *Dashboard) fail(w http.ResponseWriter, r *http.Request, status int, msg
 }
 
 func (d *Dashboard) serverError(w http.ResponseWriter, r *http.Request, err error) {
-	d.log.ErrorContext(r.Context(), "dashboard error", "err", err, "path", r.URL.Path)
+	d.log.ErrorContext(r.Context(), "dashboard error", "err", redact.Secrets(err.Error()), "path", redact.Secrets(r.URL.Path))
 	if errors.Is(err, context.Canceled) {
 		return
 	}
