@@ -209,6 +209,7 @@ func (s *Server) authenticate(r *http.Request, mode authMode) (*call, error) {
 }
 
 func truncateUA(ua string) string {
+	ua = redact.Secrets(ua) // kept in the request log and the audit trail, which others read
 	if len(ua) > 512 {
 		return ua[:512]
 	}

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -45,19 +46,20 @@ func TestSecretsWhereTheyDoNotBelong(t *testing.T) {
 				t.Errorf("%s: %d %s", c.name, r.Status, r.Raw)
 			}
 		}
-		// A proxy forwards the client's path, which holds the key.
+		// A proxy forwards the client's path, which holds the key; a script sends it as its User-Agent.
 		res := n.do(req{method: "GET", path: "/v1/auth", headers: map[string]string{"X-Keyplane-Root-Key": n.verifier,
-			"Authorization": "Bearer " + value, "X-Forwarded-Uri": "/orders/" + value + "?x=1"}})
+			"Authorization": "Bearer " + value, "X-Forwarded-Uri": "/orders/" + value + "?x=1", "User-Agent": "curl " + value}})
 		if res.Status != 200 || res.Header.Get("X-Keyplane-Key-Id") != id {
 			t.Fatalf("forward auth: %d %s", res.Status, res.Raw)
 		}
 
 		// Both calls the request log keeps are there, without the value.
-		var paths []string
+		var paths, agents []string
 		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-			paths = nil
+			paths, agents = nil, nil
 			for _, e := range n.must(200, req{method: "GET", path: "/v1/logs?keyId=" + id, cred: n.admin, ws: ws}).list() {
 				paths = append(paths, e.(map[string]any)["path"].(string))
+				agents = append(agents, e.(map[string]any)["userAgent"].(string))
 			}
 			if len(paths) >= 2 || time.Now().After(deadline) {
 				break
@@ -69,6 +71,9 @@ func TestSecretsWhereTheyDoNotBelong(t *testing.T) {
 		}
 		if len(want) > 0 {
 			t.Errorf("request log paths %q, want both of the redacted ones", paths)
+		}
+		if !slices.Contains(agents, "curl "+shown) {
+			t.Errorf("request log user agents %q, want the redacted one", agents)
 		}
 		logs := n.logs.String()
 		if !strings.Contains(logs, "path=/v1/api-keys/"+shown) || !strings.Contains(logs, "path=/v1/workspaces/kp_root_[redacted]") {
