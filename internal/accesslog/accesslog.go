@@ -1,7 +1,7 @@
 // Package accesslog wraps HTTP handlers with what every request gets, API or dashboard alike: a
 // request id (the caller's, when it is sane, else a new req_… id) in the context and the X-Request-Id
 // header, recovery from panics, and one structured log line per request. It never logs headers,
-// query strings or bodies: they may hold credentials.
+// query strings or bodies: they may hold credentials; nor a credential a caller put in the path.
 package accesslog
 
 import (
@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/keyplane/keyplane/internal/id"
+	"github.com/keyplane/keyplane/internal/redact"
 )
 
 type infoKey struct{}
@@ -59,13 +60,13 @@ func Wrap(log *slog.Logger, next http.Handler, onPanic func(w http.ResponseWrite
 				if v == http.ErrAbortHandler {
 					panic(v)
 				}
-				log.ErrorContext(ctx, "panic", "panic", fmt.Sprint(v), "stack", string(debug.Stack()), "request_id", rid)
+				log.ErrorContext(ctx, "panic", "panic", redact.Secrets(fmt.Sprint(v)), "stack", string(debug.Stack()), "request_id", rid)
 				if !sw.wrote {
 					onPanic(sw, r)
 				}
 			}
 			log.LogAttrs(ctx, level(r.URL.Path, sw.status), "http request", slog.String("request_id", rid), slog.String("method", r.Method),
-				slog.String("path", r.URL.Path), slog.Int("status", sw.status), slog.Duration("duration", time.Since(start)))
+				slog.String("path", redact.Secrets(r.URL.Path)), slog.Int("status", sw.status), slog.Duration("duration", time.Since(start)))
 		}()
 		next.ServeHTTP(sw, r)
 	})

@@ -12,6 +12,7 @@ import (
 	"github.com/keyplane/keyplane/internal/id"
 	"github.com/keyplane/keyplane/internal/keyformat"
 	"github.com/keyplane/keyplane/internal/ratelimit"
+	"github.com/keyplane/keyplane/internal/redact"
 )
 
 // authMode says which credentials an endpoint takes.
@@ -111,7 +112,7 @@ func (s *Server) logManagement(r *http.Request, c *call, err error, start time.T
 	}
 	s.reqlog.Log(keyplane.RequestLog{
 		WorkspaceID: c.key.WorkspaceID, KeyID: c.key.ID, Code: code, Source: keyplane.SourceManagement,
-		Method: r.Method, Path: r.URL.Path, IP: c.IP, UserAgent: c.UserAgent,
+		Method: r.Method, Path: redact.Secrets(r.URL.Path), IP: c.IP, UserAgent: c.UserAgent,
 		LatencyMicros: time.Since(start).Microseconds(), Timestamp: start,
 	})
 }
@@ -218,6 +219,7 @@ func (s *Server) authenticate(r *http.Request, mode authMode) (*call, error) {
 }
 
 func truncateUA(ua string) string {
+	ua = redact.Secrets(ua) // kept in the request log and the audit trail, which others read
 	if len(ua) > 512 {
 		return ua[:512]
 	}

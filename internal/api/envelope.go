@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/keyplane/keyplane"
+	"github.com/keyplane/keyplane/internal/redact"
 	"github.com/keyplane/keyplane/internal/store"
 	"github.com/keyplane/keyplane/internal/verify"
 )
@@ -135,7 +136,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 			// a retry may work.
 			code, msg = keyplane.CodeUnavailable, "the key store cannot be reached right now; try again shortly"
 		}
-		s.log.ErrorContext(r.Context(), "request failed", "err", err, "method", r.Method, "path", r.URL.Path)
+		s.log.ErrorContext(r.Context(), "request failed", "err", redact.Secrets(err.Error()), "method", r.Method, "path", redact.Secrets(r.URL.Path))
 		e = &keyplane.Error{Code: code, Message: msg}
 	}
 	status, ok := statusOf[e.Code]
@@ -145,7 +146,28 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "1")
 	}
-	writeJSON(w, status, envelope{Error: &errorBody{Code: e.Code, Message: e.Message, RequestID: requestID(r.Context()), Details: e.Details}})
+	writeJSON(w, status, envelope{Error: &errorBody{Code: e.Code, Message: redact.Secrets(e.Message), RequestID: requestID(r.Context()), Details: redactDetails(e.Details)}})
+}
+
+// redactDetails takes credentials out of the fields and messages that name what the caller sent (an
+// unknown field, a permission not in the catalog): an error body is logged by clients and proxies
+// that would never log the request.
+func redactDetails(ds []keyplane.FieldError) []keyplane.FieldError {
+	var out []keyplane.FieldError
+	for i, d := range ds {
+		f, m := redact.Secrets(d.Field), redact.Secrets(d.Message)
+		if out == nil && (f != d.Field || m != d.Message) {
+			out = append(make([]keyplane.FieldError, 0, len(ds)), ds[:i]...)
+		}
+		if out != nil {
+			d.Field, d.Message = f, m
+			out = append(out, d)
+		}
+	}
+	if out == nil {
+		return ds
+	}
+	return out
 }
 
 func invalid(field, format string, args ...any) *keyplane.Error {

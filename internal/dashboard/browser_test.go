@@ -29,6 +29,16 @@ func btPerson(t *testing.T, b *browsertest.Browser) context.Context {
 	return ctx
 }
 
+// shownValue reads the value a page shows (a key's, a signing secret), and keeps it for the leak check.
+func (s *kpServer) shownValue(t *testing.T, ctx context.Context) string {
+	t.Helper()
+	v := browsertest.Eval[string](t, ctx, `document.getElementById("secret-value").value`)
+	s.mu.Lock()
+	s.shown = append(s.shown, v)
+	s.mu.Unlock()
+	return v
+}
+
 // noJSErrors fails the test if any page raised a script error or a CSP violation.
 func noJSErrors(t *testing.T, b *browsertest.Browser) {
 	t.Helper()
@@ -93,7 +103,7 @@ func TestBrowserKeyLifecycle(t *testing.T) {
 		chromedp.Click(css("#new-key button[type=submit]")),
 		chromedp.WaitVisible(css("#secret-value")),
 	)
-	secret := browsertest.Eval[string](t, ana, `document.getElementById("secret-value").value`)
+	secret := s.shownValue(t, ana)
 	if !strings.HasPrefix(secret, "kp_sk_live_") || !strings.Contains(browsertest.Text(t, ana, "main"), "will not be shown again") {
 		t.Fatalf("secret page: %q", secret[:12])
 	}
@@ -143,7 +153,7 @@ func TestBrowserKeyLifecycle(t *testing.T) {
 	}
 	b.Screenshot(t, ana, "04-regenerate-confirm")
 	browsertest.Do(t, ana, "regenerate confirm", chromedp.Click(css("main form button[type=submit]")), chromedp.WaitVisible(css("#secret-value")))
-	if v2 := browsertest.Eval[string](t, ana, `document.getElementById("secret-value").value`); v2 == secret || !strings.HasPrefix(v2, "kp_sk_live_") {
+	if v2 := s.shownValue(t, ana); v2 == secret || !strings.HasPrefix(v2, "kp_sk_live_") {
 		t.Fatal("regenerate did not show a new value")
 	}
 
@@ -293,7 +303,7 @@ func TestBrowserReveal(t *testing.T) {
 		chromedp.Click(css("#new-key button[type=submit]")),
 		chromedp.WaitVisible(css("#secret-value")),
 	)
-	value := browsertest.Eval[string](t, ana, `document.getElementById("secret-value").value`)
+	value := s.shownValue(t, ana)
 	if strings.Contains(browsertest.Text(t, ana, "main"), "will not be shown again") {
 		t.Error("a recoverable key's page says it will not be shown again")
 	}
@@ -307,7 +317,7 @@ func TestBrowserReveal(t *testing.T) {
 	b.Screenshot(t, ana, "12-reveal-password")
 	browsertest.Do(t, ana, "reveal", chromedp.SendKeys(css("#password"), thePassword), chromedp.Click(css("main form button[type=submit]")),
 		chromedp.WaitVisible(css("#secret-value")))
-	if got := browsertest.Eval[string](t, ana, `document.getElementById("secret-value").value`); got != value {
+	if got := s.shownValue(t, ana); got != value {
 		t.Fatal("the revealed value is not the key's")
 	}
 	// Within the re-authentication window a second reveal needs no password.
@@ -422,7 +432,7 @@ func TestBrowserWebhooks(t *testing.T) {
 		chromedp.Click(css("#new-endpoint button[type=submit]")),
 		chromedp.WaitVisible(css("#secret-value")),
 	)
-	secret := browsertest.Eval[string](t, ana, `document.getElementById("secret-value").value`)
+	secret := s.shownValue(t, ana)
 	if !strings.HasPrefix(secret, "whsec_") || !strings.Contains(browsertest.Text(t, ana, "main"), "shown only this once") {
 		t.Fatalf("secret page: %.10q", secret)
 	}
@@ -477,7 +487,7 @@ func TestBrowserWebhooks(t *testing.T) {
 	}
 	browsertest.Do(t, ana, "reveal", chromedp.SendKeys(css("#password"), thePassword), chromedp.Click(css("main form button[type=submit]")),
 		chromedp.WaitVisible(css("#secret-value")))
-	if got := browsertest.Eval[string](t, ana, `document.getElementById("secret-value").value`); got != secret {
+	if got := s.shownValue(t, ana); got != secret {
 		t.Errorf("revealed %.10q, want the endpoint's secret", got)
 	}
 	browsertest.Do(t, ana, "back to the endpoint", chromedp.Navigate(endpointURL), chromedp.WaitVisible(css("#send-test")))
@@ -555,7 +565,7 @@ func TestBrowserWebhooks(t *testing.T) {
 	}
 	b.Screenshot(t, dev, "21-webhook-rotate-confirm-no-js")
 	browsertest.Do(t, dev, "rotate", chromedp.Click(css("main form button.btn.primary")), chromedp.WaitVisible(css("#secret-value")))
-	if v := browsertest.Eval[string](t, dev, `document.getElementById("secret-value").value`); !strings.HasPrefix(v, "whsec_") || v == secret {
+	if v := s.shownValue(t, dev); !strings.HasPrefix(v, "whsec_") || v == secret {
 		t.Errorf("rotate showed %.10q", v)
 	}
 	b.Screenshot(t, dev, "22-webhook-new-secret")

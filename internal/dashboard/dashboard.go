@@ -26,6 +26,7 @@ import (
 
 	"github.com/keyplane/keyplane"
 	"github.com/keyplane/keyplane/internal/accesslog"
+	"github.com/keyplane/keyplane/internal/redact"
 	"github.com/keyplane/keyplane/internal/service"
 )
 
@@ -278,7 +279,7 @@ func (d *Dashboard) inWorkspace(h pageFunc) http.HandlerFunc {
 			d.fail(w, r, http.StatusNotFound, "There is no workspace here, or you are not one of its members.")
 			return
 		}
-		c.IP, c.UserAgent, c.RequestID = d.ip(r), truncate(r.UserAgent(), 512), v.RequestID
+		c.IP, c.UserAgent, c.RequestID = d.ip(r), userAgent(r), v.RequestID
 		v.Caller = c
 		h(w, r, v)
 	})
@@ -374,12 +375,15 @@ func (d *Dashboard) fail(w http.ResponseWriter, r *http.Request, status int, msg
 }
 
 func (d *Dashboard) serverError(w http.ResponseWriter, r *http.Request, err error) {
-	d.log.ErrorContext(r.Context(), "dashboard error", "err", err, "path", r.URL.Path)
+	d.log.ErrorContext(r.Context(), "dashboard error", "err", redact.Secrets(err.Error()), "path", redact.Secrets(r.URL.Path))
 	if errors.Is(err, context.Canceled) {
 		return
 	}
 	d.fail(w, r, http.StatusInternalServerError, "Something went wrong on our side. The request id below identifies it in our logs.")
 }
+
+// userAgent is r's User-Agent as the audit trail keeps it: bounded, and without a credential in it.
+func userAgent(r *http.Request) string { return truncate(redact.Secrets(r.UserAgent()), 512) }
 
 func truncate(s string, n int) string {
 	if len(s) > n {

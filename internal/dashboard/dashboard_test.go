@@ -32,6 +32,7 @@ import (
 	"github.com/keyplane/keyplane"
 	"github.com/keyplane/keyplane/internal/cli"
 	"github.com/keyplane/keyplane/internal/id"
+	"github.com/keyplane/keyplane/internal/kptest/leakcheck"
 	"github.com/keyplane/keyplane/internal/password"
 	"github.com/keyplane/keyplane/internal/store"
 	"github.com/keyplane/keyplane/internal/store/postgres"
@@ -81,6 +82,7 @@ type kpServer struct {
 	mu     sync.Mutex
 	seen   []*exchange
 	values []string // key values made outside the dashboard (REST, root keys): no page may show them
+	shown  []string // values the browser tests read from the pages that show them, for the leak check
 	people map[string]*kpPerson
 	ws     map[string]string // slug → workspace id
 }
@@ -215,6 +217,9 @@ func startKP(t *testing.T, driver string) *kpServer {
 	} else if err := os.MkdirAll(s.dataDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
+	// Registered before serve's stop, so run after it (cleanups run last registered first), and after
+	// the data dir and the database were made, so run before they are removed.
+	t.Cleanup(func() { s.checkLeaks(t) })
 	s.admin = s.cli(t, "", "root-keys", "create", "--name", "dashboard tests admin", "--scopes", "admin")
 	s.verifier = s.cli(t, "", "root-keys", "create", "--name", "dashboard tests verify", "--scopes", "verify")
 	s.values = append(s.values, s.admin, s.verifier)
@@ -259,6 +264,42 @@ func startKP(t *testing.T, driver string) *kpServer {
 		t.Fatalf("no default workspace: %v", body)
 	}
 	return s
+}
+
+// checkLeaks searches the program's output (every level), every file of the data dir and every row of
+// the database for every secret the test saw: the root keys and the values made through the REST API,
+// the values and signing secrets the pages showed, the people's password, and their session tokens.
+func (s *kpServer) checkLeaks(t *testing.T) {
+	c := leakcheck.New()
+	s.mu.Lock()
+	for _, v := range s.values {
+		c.Secret(leakcheck.Password, "a value made outside the dashboard", v)
+	}
+	for _, v := range s.shown {
+		c.Secret(leakcheck.Password, "a value a page showed the browser", v)
+	}
+	for _, e := range s.seen {
+		if e.secret != "" {
+			c.Secret(leakcheck.Password, "the value shown by "+e.method+" "+e.path, e.secret)
+		}
+		for _, ck := range e.cookies {
+			if ck.Name == "kp_session" && ck.Value != "" {
+				c.Secret(leakcheck.Token, "a session token", ck.Value)
+			}
+		}
+	}
+	s.mu.Unlock()
+	c.Secret(leakcheck.Password, "the people's password", thePassword)
+	c.Output("the program's output", s.logs)
+	c.Store(s.dataDir, s.dbURL)
+	found, st := c.Scan()
+	for _, err := range st.ReadErrors {
+		t.Error(err)
+	}
+	for _, f := range found {
+		t.Error(f)
+	}
+	t.Logf("leak check: %s: %d found", st, len(found))
 }
 
 // --- the REST API, with root keys ---

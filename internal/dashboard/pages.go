@@ -147,7 +147,7 @@ func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 		d.showLogin(w, r, http.StatusBadRequest, ld)
 		return
 	}
-	c := &keyplane.Caller{IP: d.ip(r), UserAgent: truncate(r.UserAgent(), 512), RequestID: accesslog.RequestID(r.Context())}
+	c := &keyplane.Caller{IP: d.ip(r), UserAgent: userAgent(r), RequestID: accesslog.RequestID(r.Context())}
 	_, token, err := d.svc.SignIn(r.Context(), c, email, pw)
 	if err == nil {
 		// A new session id at every sign-in: a session id planted before it (fixation) is worthless.
@@ -174,7 +174,7 @@ func (d *Dashboard) logoutPage(w http.ResponseWriter, r *http.Request, v *view) 
 }
 
 func (d *Dashboard) logout(w http.ResponseWriter, r *http.Request, v *view) {
-	c := &keyplane.Caller{Actor: keyplane.Actor{Type: keyplane.ActorUser, ID: v.User.ID, Name: v.User.Email}, IP: d.ip(r), UserAgent: truncate(r.UserAgent(), 512), RequestID: v.RequestID}
+	c := &keyplane.Caller{Actor: keyplane.Actor{Type: keyplane.ActorUser, ID: v.User.ID, Name: v.User.Email}, IP: d.ip(r), UserAgent: userAgent(r), RequestID: v.RequestID}
 	if err := d.svc.SignOut(r.Context(), c, v.Session); err != nil {
 		d.serverError(w, r, err)
 		return

@@ -80,16 +80,24 @@ func TestSIGTERM(t *testing.T) {
 	}
 	bin := keyplaneBinary(t)
 	dir := t.TempDir()
+	lc := leaks(t)
+	lc.Store(dir, "")
 	rootOut, err := exec.Command(bin, "root-keys", "create", "--data-dir", dir, "--name", "v", "--scopes", "verify").Output()
 	if err != nil {
 		t.Fatal(err)
 	}
 	root := strings.TrimSpace(string(rootOut))
+	lc.secret("root key printed by keyplane root-keys create", root)
+	const password = "correct horse battery staple"
+	lc.secret("KEYPLANE_ADMIN_PASSWORD", password)
 	cmd := exec.Command(bin, "serve", "--data-dir", dir, "--addr", "127.0.0.1:0")
-	cmd.Env = append(os.Environ(), "KEYPLANE_ADMIN_PASSWORD=correct horse battery staple")
+	cmd.Env = append(os.Environ(), "KEYPLANE_ADMIN_PASSWORD="+password)
 	stdout, _ := cmd.StdoutPipe()
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
+	stderr := &syncBuffer{}
+	cmd.Stderr = stderr
+	stdoutCopy := &syncBuffer{}
+	lc.Output("keyplane serve's stderr", stderr)
+	lc.Output("keyplane serve's stdout", stdoutCopy)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -99,6 +107,7 @@ func TestSIGTERM(t *testing.T) {
 		sc := bufio.NewScanner(stdout)
 		re := regexp.MustCompile(`listening on http://(\S+)`)
 		for sc.Scan() {
+			fmt.Fprintln(stdoutCopy, sc.Text())
 			if m := re.FindStringSubmatch(sc.Text()); m != nil {
 				addrc <- m[1]
 			}

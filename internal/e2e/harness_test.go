@@ -30,17 +30,21 @@ type node struct {
 	logs     *syncBuffer
 	client   *http.Client
 	stop     func()
+	env      map[string]string // the extra environment serve last ran with
+	name     string            // in the leak checker's reports; set by its first serve
 }
 
 // syncBuffer collects a node's output while tests read it.
 type syncBuffer = kptest.SyncBuffer
 
-// config returns a fresh data dir and, for PostgreSQL, a fresh database's URL.
+// config returns a fresh data dir and, for PostgreSQL, a fresh database's URL. Both are searched for
+// the test's secrets when the test ends, after its nodes stopped and before they are removed.
 func config(t *testing.T, driver string) (dataDir, dbURL string) {
 	dataDir = t.TempDir()
 	if driver == "postgres" {
 		dbURL = storetest.PostgresURL(t)
 	}
+	leaks(t).Store(dataDir, dbURL)
 	return dataDir, dbURL
 }
 
@@ -50,6 +54,19 @@ func run(t *testing.T, dataDir, dbURL, stdin string, args ...string) (string, er
 	var out, errb bytes.Buffer
 	p := &cli.Program{Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &errb, Getenv: getenv(dataDir, dbURL, nil)}
 	err := p.Run(context.Background(), args)
+	lc := leaks(t)
+	cmd := "keyplane " + strings.Join(args, " ")
+	if len(args) >= 2 && args[0] == "users" && args[1] == "create" {
+		lc.secret("password given to "+cmd, strings.TrimSpace(stdin))
+	}
+	// root-keys create prints the new key, alone, on stdout: that is its job. The rest of what any
+	// command prints is searched.
+	if len(args) >= 2 && args[0] == "root-keys" && args[1] == "create" && err == nil {
+		lc.secret("root key printed by "+cmd, strings.TrimSpace(out.String()))
+	} else {
+		lc.Text("the stdout of "+cmd, bytes.Clone(out.Bytes()))
+	}
+	lc.Text("the stderr of "+cmd, bytes.Clone(errb.Bytes()))
 	if err != nil {
 		return out.String() + errb.String(), err
 	}
@@ -95,6 +112,7 @@ func startOn(t *testing.T, dataDir, dbURL string, extraEnv map[string]string) *n
 	}
 	n.admin, n.verifier = strings.TrimSpace(n.admin), strings.TrimSpace(n.verifier)
 	n.client = &http.Client{Transport: validating(t), Timeout: 30 * time.Second}
+	leaks(t).env(getenv(dataDir, dbURL, extraEnv))
 	n.serve(extraEnv)
 	t.Cleanup(func() {
 		if n.stop != nil {
@@ -111,6 +129,14 @@ func (n *node) serve(extraEnv map[string]string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
+	n.env = extraEnv
+	if n.name == "" {
+		lc := leaks(t)
+		n.name = lc.node(n.logs, n.stdout)
+		if u := extraEnv["KEYPLANE_REDIS_URL"]; u != "" {
+			lc.Redis(u)
+		}
+	}
 	p := &cli.Program{Stdin: strings.NewReader(""), Stdout: n.stdout, Stderr: n.logs, Getenv: getenv(n.dataDir, n.dbURL, extraEnv), Ready: func(a string) { ready <- a }}
 	go func() { done <- p.Run(ctx, []string{"serve", "--addr", "127.0.0.1:0"}) }()
 	select {
@@ -124,6 +150,8 @@ func (n *node) serve(extraEnv map[string]string) {
 		t.Fatal("serve did not listen within 30s")
 	}
 	n.stop = func() {
+		n.harvest(n.name)
+		leaks(t).ReadMasterKeys(n.dataDir) // before a master-key rotate moves it aside
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("serve returned %v", err)

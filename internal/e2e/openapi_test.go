@@ -35,12 +35,15 @@ func validating(t *testing.T) http.RoundTripper {
 			t.Errorf("answer does not match the OpenAPI document: %s", e)
 		}
 	})
-	return tr
+	return leaks(t).recording(tr)
 }
 
 // TestMain fails the run when the whole suite ran but left a documented operation untested.
 func TestMain(m *testing.M) {
 	code := m.Run()
+	if s := leakSummary(); s != "" {
+		fmt.Fprintln(os.Stderr, s)
+	}
 	if binDir != "" {
 		os.RemoveAll(binDir)
 	}

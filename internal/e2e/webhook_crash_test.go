@@ -79,6 +79,7 @@ func buildKeyplaneBinary(t *testing.T) string {
 
 // kpProcess is a keyplane serve process.
 type kpProcess struct {
+	name   string // in the leak checker's reports
 	cmd    *exec.Cmd
 	url    string
 	stdout *syncBuffer
@@ -107,6 +108,7 @@ var listeningRE = regexp.MustCompile(`listening on http://(\S+)\s`)
 func startKeyplaneServe(t *testing.T, bin string, vars map[string]string) *kpProcess {
 	t.Helper()
 	p := &kpProcess{stdout: &syncBuffer{}, stderr: &syncBuffer{}, exited: make(chan struct{})}
+	p.name = leaks(t).node(p.stderr, p.stdout)
 	p.cmd = exec.Command(bin, "serve", "--addr", "127.0.0.1:0")
 	p.cmd.Env = kpEnviron(vars)
 	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
@@ -270,8 +272,17 @@ type crashNode struct {
 
 func (c *crashNode) startServe() {
 	c.t.Helper()
-	c.proc = startKeyplaneServe(c.t, c.bin, c.vars)
-	c.url = c.proc.url
+	p := startKeyplaneServe(c.t, c.bin, c.vars)
+	c.proc, c.url = p, p.url
+	// Registered after the process's kill, so run before it: a process that is still up when the test
+	// ends shows its /metrics, audit trail and request log to the leak checker first.
+	c.t.Cleanup(func() {
+		select {
+		case <-p.exited:
+		default:
+			c.node.harvest(p.name)
+		}
+	})
 }
 
 func (c *crashNode) killServe() {
@@ -386,6 +397,8 @@ func crashScenario(t *testing.T, bin, driver string) {
 	}
 	c := &crashNode{node: &node{t: t, dataDir: dataDir, dbURL: dbURL, admin: strings.TrimSpace(string(out)),
 		client: &http.Client{Transport: validating(t), Timeout: 30 * time.Second}}, bin: bin, vars: vars}
+	leaks(t).secret("root key printed by keyplane root-keys create", c.admin)
+	leaks(t).env(func(k string) string { return vars[k] })
 	c.startServe()
 
 	rc := newCrashReceiver(t)
