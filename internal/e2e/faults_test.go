@@ -405,6 +405,7 @@ func TestRedisDown(t *testing.T) {
 		t.Errorf("the fallback was logged %d times, want once", c)
 	}
 	startRedis()
+	time.Sleep(300 * time.Millisecond) // past the 250 ms within which a node does not ask a down Redis again
 	limited("redis back")
 	if !strings.Contains(n.logs.String(), "Redis answers again") {
 		t.Errorf("the return of Redis was not logged:\n%s", tail(n.logs.String(), 2000))
