@@ -13,19 +13,37 @@ import (
 	"github.com/keyplane/keyplane/internal/store/storetest"
 )
 
-// dyingStore is a store whose process dies as a transaction creates a user: that transaction
-// never commits, as under a SIGKILL.
-type dyingStore struct{ store.Store }
+// dyingStore is a store whose process dies at one kind of write (dies: "CreateUser" or
+// "InsertAudit"): the transaction that makes it never commits, as under a SIGKILL.
+type dyingStore struct {
+	store.Store
+	dies string
+}
 
 var errDied = errors.New("the process died")
 
 func (s dyingStore) InTx(ctx context.Context, chain string, fn func(tx store.Tx) error) error {
-	return s.Store.InTx(ctx, chain, func(tx store.Tx) error { return fn(dyingTx{tx}) })
+	return s.Store.InTx(ctx, chain, func(tx store.Tx) error { return fn(dyingTx{tx, s.dies}) })
 }
 
-type dyingTx struct{ store.Tx }
+type dyingTx struct {
+	store.Tx
+	dies string
+}
 
-func (dyingTx) CreateUser(context.Context, *keyplane.User) error { return errDied }
+func (t dyingTx) CreateUser(ctx context.Context, u *keyplane.User) error {
+	if t.dies == "CreateUser" {
+		return errDied
+	}
+	return t.Tx.CreateUser(ctx, u)
+}
+
+func (t dyingTx) InsertAudit(ctx context.Context, e *keyplane.AuditEntry) error {
+	if t.dies == "InsertAudit" {
+		return errDied
+	}
+	return t.Tx.InsertAudit(ctx, e)
+}
 
 // TestBootstrapAllOrNothing: a first start that dies while it prepares the deployment leaves
 // nothing, and the next start prepares all of it (the Default workspace and the admin who owns it),
@@ -37,7 +55,7 @@ func TestBootstrapAllOrNothing(t *testing.T) {
 			st := storetest.Open(t, d)
 			box, _ := masterkey.New(make([]byte, 32))
 			cat, _ := keyplane.NewCatalog(nil, nil)
-			opts := service.Options{Store: dyingStore{st}, Catalog: cat, Box: box, KeyPrefix: "kp"}
+			opts := service.Options{Store: dyingStore{st, "CreateUser"}, Catalog: cat, Box: box, KeyPrefix: "kp"}
 			if res, err := service.New(opts).Bootstrap(ctx, "", "a long enough password"); !errors.Is(err, errDied) {
 				t.Fatalf("the first start: %+v, %v; want it to die", res, err)
 			}
@@ -114,5 +132,48 @@ func checkBootstrapped(t *testing.T, svc *service.Service, st store.Store) {
 	}
 	if res, err := svc.Bootstrap(ctx, "", "another password entirely"); res != nil || err != nil {
 		t.Fatalf("a later start: %+v, %v; want nothing done", res, err)
+	}
+}
+
+// TestSessionChangesAudited: signing out and re-entering a password change a session and are audited
+// in the same transaction, so that a process that dies before the audit entry is written leaves the
+// session as it was (before, the session was gone, or allowed reveals, with no entry to say so).
+func TestSessionChangesAudited(t *testing.T) {
+	for _, d := range storetest.Drivers() {
+		t.Run(d, func(t *testing.T) {
+			ctx := context.Background()
+			svc, st := newService(t, d)
+			if _, err := svc.Bootstrap(ctx, "", "a long enough password"); err != nil {
+				t.Fatal(err)
+			}
+			ws, _, _ := st.ListWorkspaces(ctx, 1, "")
+			_, token, err := svc.SignIn(ctx, &keyplane.Caller{IP: "192.0.2.1"}, "admin@localhost", "a long enough password")
+			if err != nil {
+				t.Fatal(err)
+			}
+			box, _ := masterkey.New(make([]byte, 32))
+			cat, _ := keyplane.NewCatalog(nil, nil)
+			dying := service.New(service.Options{Store: dyingStore{st, "InsertAudit"}, Catalog: cat, Box: box, KeyPrefix: "kp"})
+			sess, u, err := svc.SessionUser(ctx, token)
+			if err != nil {
+				t.Fatal(err)
+			}
+			caller := func() *keyplane.Caller {
+				return &keyplane.Caller{Actor: keyplane.Actor{Type: keyplane.ActorUser, ID: u.ID}, WorkspaceID: ws[0].ID}
+			}
+			reauthAt := sess.ReauthAt
+			if err := dying.Reauthenticate(ctx, caller(), sess, u, "a long enough password"); !errors.Is(err, errDied) {
+				t.Fatalf("re-authentication: %v, want it to die", err)
+			}
+			if got, _, err := svc.SessionUser(ctx, token); err != nil || !got.ReauthAt.Equal(reauthAt) {
+				t.Fatalf("a re-authentication that died was stored (re-authenticated at %v, was %v): %v", got.ReauthAt, reauthAt, err)
+			}
+			if err := dying.SignOut(ctx, caller(), sess); !errors.Is(err, errDied) {
+				t.Fatalf("sign-out: %v, want it to die", err)
+			}
+			if _, _, err := svc.SessionUser(ctx, token); err != nil {
+				t.Fatalf("a sign-out that died ended the session: %v", err)
+			}
+		})
 	}
 }
