@@ -70,11 +70,9 @@ type crashChange struct {
 	events []string
 }
 
-func keyChange(action string, events ...string) *crashChange {
-	if len(events) == 0 {
-		events = []string{action}
-	}
-	return &crashChange{action: action, events: events}
+// keyChange is a change audited as action and announced by an event of the same type.
+func keyChange(action string) *crashChange {
+	return &crashChange{action: action, events: []string{action}}
 }
 
 // oldValue is a value a rotation replaced; expired once a rotation without grace came after it.
@@ -264,6 +262,7 @@ type stormWorker struct {
 	// lost counts the answers that did not come: refused of those the process never took (it was
 	// dead or not yet up), lostApplied of the rest those that applied all the same.
 	sent, acked, failed, lost, refused, lostApplied int
+	verified                                        int // new values verified during the storm
 }
 
 func (w *stormWorker) run() {
@@ -303,9 +302,26 @@ func (w *stormWorker) step() {
 		w.acked++
 		w.s.acked.Add(1)
 		w.fold(op, a.data())
+		if op.k.value != "" && (op.create || op.change != nil && op.change.action == "api_key.rotated") {
+			w.verifyNew(op)
+		}
 	default:
 		w.failed++
 		w.t.Errorf("worker %d: %s: %d %s", w.g, op.what, a.status, a.raw)
+	}
+}
+
+// verifyNew verifies the value a create or rotation just answered: while the storm goes on, and
+// the process dies and comes back, a value is usable as soon as its change was acknowledged. An answer
+// lost to a kill tells nothing.
+func (w *stormWorker) verifyNew(op *stormOp) {
+	a := w.s.call(w.url, "POST", "/v1/verify", map[string]any{"key": op.k.value}, true)
+	if a.err != nil {
+		return
+	}
+	w.verified++
+	if code, _ := a.data()["code"].(string); a.status != 200 || code != op.k.wantCode(nil) {
+		w.t.Errorf("worker %d: after %s, the new value verifies %d %s, want %s", w.g, op.what, a.status, a.raw, op.k.wantCode(nil))
 	}
 }
 
@@ -688,10 +704,11 @@ func crashConsistency(t *testing.T, bin, driver string) {
 	}
 
 	var keys []*crashKey
-	var sent, acked, failed, lost, refused, lostApplied int
+	var sent, acked, failed, lost, refused, lostApplied, stormVerified int
 	for _, w := range workers {
 		keys = append(keys, w.keys...)
 		sent, acked, failed, lost, refused, lostApplied = sent+w.sent, acked+w.acked, failed+w.failed, lost+w.lost, refused+w.refused, lostApplied+w.lostApplied
+		stormVerified += w.verified
 	}
 	if lost == 0 {
 		t.Errorf("no answer was lost in %d kills: the kills did not cut the storm", stormKills)
@@ -830,8 +847,8 @@ func crashConsistency(t *testing.T, bin, driver string) {
 		t.Errorf("%d requests failed the receiver's checks, the first: %s", len(problems), problems[0])
 	}
 
-	t.Logf("%s: %d clients sent %d changes over %d kills (after %v acknowledged): %d acknowledged, %d failed, %d answers lost (%d refused, %d cut short, of which %d applied); storm %s",
-		driver, stormWorkers, sent, stormKills, killedAt, acked, failed, lost, refused, lost-refused, lostApplied, stormTook.Round(time.Millisecond))
+	t.Logf("%s: %d clients sent %d changes over %d kills (after %v acknowledged): %d acknowledged, %d failed, %d answers lost (%d refused, %d cut short, of which %d applied); %d new values verified as they came; storm %s",
+		driver, stormWorkers, sent, stormKills, killedAt, acked, failed, lost, refused, lost-refused, lostApplied, stormVerified, stormTook.Round(time.Millisecond))
 	t.Logf("%s: %d keys checked (%d there, %d deleted), %d values verified, %d audit entries, %d events all delivered %s after the storm; %s in all",
 		driver, len(keys), present, len(keys)-present, values, len(entries), nEvents, deliveredIn.Round(time.Millisecond), time.Since(began).Round(time.Millisecond))
 }
