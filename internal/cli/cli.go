@@ -321,6 +321,16 @@ func (p *Program) rotateMasterKey(ctx context.Context, args []string) error {
 		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 			return fmt.Errorf("data dir: %w", err)
 		}
+		// A rotation cut short (killed, or its re-sealing failed) left values sealed with the key
+		// that is now the previous one. Rotating the files again would drop that key for good, and
+		// those values with it: finish that rotation first, with the keys the data dir holds now.
+		if _, err := os.Stat(filepath.Join(cfg.DataDir, masterkey.PreviousFileName)); err == nil {
+			res, err := p.rewrap(ctx, cfg)
+			if err != nil {
+				return fmt.Errorf("finish the rotation before (nothing rotated): %w", err)
+			}
+			fmt.Fprintf(p.Stdout, "finished the rotation before: re-sealed %d key values and %d webhook secrets\n", res.Secrets, res.WebhookSecrets)
+		}
 		if _, _, err := masterkey.Rotate(cfg.DataDir); err != nil {
 			return err
 		}
@@ -329,18 +339,23 @@ func (p *Program) rotateMasterKey(ctx context.Context, args []string) error {
 	} else if cfg.MasterKeyPrevious == "" {
 		return userError(errors.New("KEYPLANE_MASTER_KEY is set: put the new key there and the old one in KEYPLANE_MASTER_KEY_PREVIOUS, then run this again"))
 	}
-	e, err := p.open(ctx, cfg, nil, service.WebhookOptions{})
-	if err != nil {
-		return err
-	}
-	defer e.store.Close()
-	res, err := e.svc.Rewrap(ctx, keyplane.System("master-key rotate"))
+	res, err := p.rewrap(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(p.Stdout, "re-sealed %d key values and %d webhook secrets (%d already current)\n", res.Secrets, res.WebhookSecrets, res.AlreadyCurrent)
 	fmt.Fprintln(p.Stdout, "restart every keyplane serve so that it loads the new key; the previous key can be removed once they run")
 	return nil
+}
+
+// rewrap re-seals every stored value with the master key the configuration names now.
+func (p *Program) rewrap(ctx context.Context, cfg *config.Config) (service.RewrapResult, error) {
+	e, err := p.open(ctx, cfg, nil, service.WebhookOptions{})
+	if err != nil {
+		return service.RewrapResult{}, err
+	}
+	defer e.store.Close()
+	return e.svc.Rewrap(ctx, keyplane.System("master-key rotate"))
 }
 
 func (p *Program) auditVerify(ctx context.Context, args []string) error {

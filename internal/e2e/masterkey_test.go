@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/keyplane/keyplane/internal/masterkey"
 )
 
 // TestMasterKeyRotation: recoverable keys and webhook secrets stored under the old master key reveal
@@ -66,6 +68,42 @@ func TestMasterKeyRotation(t *testing.T) {
 		n.serve(env)
 		if d := n.must(200, req{method: "POST", path: "/v1/api-keys/" + ids[0] + "/reveal", cred: n.admin, ws: ws}).data(); d["keyValue"] != values[0] {
 			t.Errorf("after the second rotation: %v", d["keyValue"])
+		}
+	})
+}
+
+// TestMasterKeyRotationCutShort: a `keyplane master-key rotate` killed after it wrote the new key
+// files but before it re-sealed the values (here, the files rotated by hand as the command's first
+// step does) is run again, as an operator would. The second run finishes the first rotation before it
+// begins its own: the values still sealed with the first key are re-sealed while that key is still
+// in the previous key file, instead of being left sealed with a key no file holds any more.
+func TestMasterKeyRotationCutShort(t *testing.T) {
+	eachDriver(t, func(t *testing.T, driver string) {
+		env := map[string]string{"KEYPLANE_WEBHOOK_ALLOW_PRIVATE": "true"}
+		n := start(t, driver, env)
+		ws := n.workspace("rotate-cut-short", nil)
+		k := n.key(ws, map[string]any{"name": "recoverable", "keyType": "secret", "recoverable": true})
+		hook := n.webhook(ws, map[string]any{"url": "http://127.0.0.1:9/hook", "eventTypes": []string{"*"}})
+		n.stop()
+		n.stop = nil
+
+		if _, _, err := masterkey.Rotate(n.dataDir); err != nil {
+			t.Fatal(err)
+		}
+		out, err := run(t, n.dataDir, n.dbURL, "", "master-key", "rotate")
+		if err != nil || !strings.Contains(out, "finished the rotation before: re-sealed 1 key values and 1 webhook secrets") {
+			t.Fatalf("master-key rotate after one cut short: %v\n%s", err, out)
+		}
+		// Everything is sealed with the newest key: without the previous one, everything opens.
+		if err := os.Remove(filepath.Join(n.dataDir, "master.key.previous")); err != nil {
+			t.Fatal(err)
+		}
+		n.serve(env)
+		if d := n.must(200, req{method: "POST", path: "/v1/api-keys/" + k["id"].(string) + "/reveal", cred: n.admin, ws: ws}).data(); d["keyValue"] != k["keyValue"] {
+			t.Errorf("the key reveals %v after the rotations", d["keyValue"])
+		}
+		if d := n.must(200, req{method: "POST", path: "/v1/webhooks/" + hook["id"].(string) + "/reveal-secret", cred: n.admin, ws: ws}).data(); d["secret"] != hook["secret"] {
+			t.Errorf("the webhook secret after the rotations: %v", d["secret"])
 		}
 	})
 }

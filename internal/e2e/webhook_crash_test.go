@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -168,14 +169,15 @@ type crashReceiver struct {
 	mu       sync.Mutex
 	secret   string
 	problems []string
-	requests int               // all requests
-	refused  int               // answered 503
-	wire     map[string]int    // webhook-id → requests answered 2xx
-	keyEvent map[string]string // api_key.created: the key's id → the event's id
+	requests int                  // all requests
+	refused  int                  // answered 503
+	wire     map[string]int       // webhook-id → requests answered 2xx
+	keyEvent map[string]string    // api_key.created: the key's id → the event's id
+	events   map[string]delivered // webhook-id → the body first delivered with it
 }
 
 func newCrashReceiver(t *testing.T) *crashReceiver {
-	rc := &crashReceiver{wire: map[string]int{}, keyEvent: map[string]string{}}
+	rc := &crashReceiver{wire: map[string]int{}, keyEvent: map[string]string{}, events: map[string]delivered{}}
 	rc.Server = httptest.NewServer(http.HandlerFunc(rc.serve))
 	t.Cleanup(rc.Close)
 	return rc
@@ -210,6 +212,9 @@ func (rc *crashReceiver) serve(w http.ResponseWriter, r *http.Request) {
 		// Delivered: a receiver acts on the body it read whether or not the sender is still there
 		// to hear the answer.
 		rc.wire[id]++
+		if _, ok := rc.events[id]; !ok {
+			rc.events[id] = ev
+		}
 		if k, _ := ev.Data["apiKey"].(map[string]any); ev.Type == "api_key.created" && k != nil {
 			rc.keyEvent[fmt.Sprint(k["id"])] = id
 		}
@@ -375,30 +380,46 @@ func tail(s string, n int) string {
 	return s
 }
 
-func crashScenario(t *testing.T, bin, driver string) {
-	began := time.Now()
+// newCrashNode prepares a fresh data dir (and, on PostgreSQL, a fresh database) for keyplane serve
+// processes run with env, and makes its root keys with the binary itself, as an operator would: one
+// with the admin scope, one with the verify scope. It starts no process.
+func newCrashNode(t *testing.T, bin, driver string, env map[string]string) *crashNode {
+	t.Helper()
 	dataDir, dbURL := config(t, driver)
 	vars := map[string]string{"KEYPLANE_DATA_DIR": dataDir}
 	if dbURL != "" {
 		vars["KEYPLANE_DATABASE_URL"] = dbURL
 	}
-	for k, v := range crashEnv {
-		vars[k] = v
-	}
-	rootKey := exec.Command(bin, "root-keys", "create", "--name", "crash admin", "--scopes", "admin")
-	rootKey.Env = kpEnviron(vars)
-	out, err := rootKey.Output()
+	maps.Copy(vars, env)
+	leaks(t).env(func(k string) string { return vars[k] })
+	c := &crashNode{node: &node{t: t, dataDir: dataDir, dbURL: dbURL,
+		client: &http.Client{Transport: validating(t), Timeout: 30 * time.Second}}, bin: bin, vars: vars}
+	c.admin = c.rootKey("crash admin", "admin")
+	c.verifier = c.rootKey("crash verify", "verify")
+	return c
+}
+
+// rootKey runs `keyplane root-keys create` on the node's data and returns the key it prints.
+func (c *crashNode) rootKey(name, scopes string) string {
+	c.t.Helper()
+	cmd := exec.Command(c.bin, "root-keys", "create", "--name", name, "--scopes", scopes)
+	cmd.Env = kpEnviron(c.vars)
+	out, err := cmd.Output()
 	if err != nil {
 		var stderr []byte
 		if ee, ok := err.(*exec.ExitError); ok {
 			stderr = ee.Stderr
 		}
-		t.Fatalf("keyplane root-keys create: %v\n%s", err, stderr)
+		c.t.Fatalf("keyplane root-keys create: %v\n%s", err, stderr)
 	}
-	c := &crashNode{node: &node{t: t, dataDir: dataDir, dbURL: dbURL, admin: strings.TrimSpace(string(out)),
-		client: &http.Client{Transport: validating(t), Timeout: 30 * time.Second}}, bin: bin, vars: vars}
-	leaks(t).secret("root key printed by keyplane root-keys create", c.admin)
-	leaks(t).env(func(k string) string { return vars[k] })
+	key := strings.TrimSpace(string(out))
+	leaks(c.t).secret("root key printed by keyplane root-keys create", key)
+	return key
+}
+
+func crashScenario(t *testing.T, bin, driver string) {
+	began := time.Now()
+	c := newCrashNode(t, bin, driver, crashEnv)
 	c.startServe()
 
 	rc := newCrashReceiver(t)

@@ -107,23 +107,54 @@ func LoadOrCreate(encoded, dir string) (key []byte, created bool, err error) {
 	}
 	k := make([]byte, 32)
 	rand.Read(k)
-	// O_EXCL: two processes starting at once must not each write their own key.
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if errors.Is(err, fs.ErrExist) {
+	made, err := createKeyFile(dir, path, k)
+	if err != nil {
+		return nil, false, err
+	}
+	if !made {
+		// Another start made it first: its key is the one.
 		return LoadOrCreate("", dir)
 	}
+	return k, true, nil
+}
+
+// createKeyFile writes key to path unless path exists, and reports whether it did. The file appears
+// whole or not at all: it is written and synced under a temporary name, then hard-linked to path,
+// which fails if path exists. Writing path itself (O_EXCL, then the key) let another start read it
+// empty, and a start killed in between left an empty key file that no later start could read.
+func createKeyFile(dir, path string, key []byte) (bool, error) {
+	f, err := os.CreateTemp(dir, "."+FileName+".new-*") // mode 0600
 	if err != nil {
-		return nil, false, fmt.Errorf("create master key: %w", err)
+		return false, fmt.Errorf("create master key: %w", err)
 	}
-	if _, err := f.WriteString(base64.StdEncoding.EncodeToString(k) + "\n"); err != nil {
+	defer os.Remove(f.Name())
+	if _, err := f.WriteString(base64.StdEncoding.EncodeToString(key) + "\n"); err != nil {
 		f.Close()
-		return nil, false, fmt.Errorf("write master key: %w", err)
+		return false, fmt.Errorf("write master key: %w", err)
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()
-		return nil, false, fmt.Errorf("write master key: %w", err)
+		return false, fmt.Errorf("write master key: %w", err)
 	}
-	return k, true, f.Close()
+	if err := f.Close(); err != nil {
+		return false, fmt.Errorf("write master key: %w", err)
+	}
+	err = os.Link(f.Name(), path)
+	if errors.Is(err, fs.ErrExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("create master key (the data dir's file system must allow hard links, or set KEYPLANE_MASTER_KEY): %w", err)
+	}
+	// The new name must outlive a power cut too, or the next start would make another key.
+	if d, err := os.Open(dir); err == nil {
+		err = d.Sync()
+		d.Close()
+		if err != nil {
+			return false, fmt.Errorf("sync data dir: %w", err)
+		}
+	}
+	return true, nil
 }
 
 // LoadPrevious returns the previous master key given in base64 (KEYPLANE_MASTER_KEY_PREVIOUS) or, when

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 )
 
@@ -115,5 +116,52 @@ func TestRotateFiles(t *testing.T) {
 	}
 	if p, err := LoadPrevious("", t.TempDir()); p != nil || err != nil {
 		t.Errorf("no previous file: %x %v", p, err)
+	}
+}
+
+// TestLoadOrCreateConcurrent starts several processes' worth of first starts on one fresh data dir at
+// once: each gets the same key, and one of them made it. A start that finds the file must never find
+// it half written (nor could a start killed while writing leave it so).
+func TestLoadOrCreateConcurrent(t *testing.T) {
+	for trial := range 20 {
+		dir := t.TempDir()
+		const n = 8
+		keys := make([][]byte, n)
+		created := make([]bool, n)
+		errs := make([]error, n)
+		var ready, done sync.WaitGroup
+		start := make(chan struct{})
+		for i := range n {
+			ready.Add(1)
+			done.Add(1)
+			go func() {
+				defer done.Done()
+				ready.Done()
+				<-start
+				keys[i], created[i], errs[i] = LoadOrCreate("", dir)
+			}()
+		}
+		ready.Wait()
+		close(start)
+		done.Wait()
+		makers := 0
+		for i := range n {
+			if errs[i] != nil {
+				t.Fatalf("trial %d: start %d: %v", trial, i, errs[i])
+			}
+			if !bytes.Equal(keys[i], keys[0]) {
+				t.Fatalf("trial %d: starts got different keys", trial)
+			}
+			if created[i] {
+				makers++
+			}
+		}
+		if makers != 1 {
+			t.Fatalf("trial %d: %d starts say they made the key, want 1", trial, makers)
+		}
+		entries, err := os.ReadDir(dir)
+		if err != nil || len(entries) != 1 || entries[0].Name() != FileName {
+			t.Fatalf("trial %d: the data dir holds %v (%v), want the key file alone", trial, entries, err)
+		}
 	}
 }

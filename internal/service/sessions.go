@@ -157,13 +157,15 @@ func (s *Service) SessionUser(ctx context.Context, token string) (*keyplane.Sess
 	return sess, u, nil
 }
 
-// SignOut ends a session.
+// SignOut ends a session. The session goes in the transaction of its audit entry: never one without
+// the other, whenever the process dies.
 func (s *Service) SignOut(ctx context.Context, c *keyplane.Caller, sess *keyplane.Session) error {
-	err := s.store.InTx(ctx, store.OperatorChain, func(tx store.Tx) error { return tx.DeleteSession(ctx, sess.Hash) })
-	if err != nil {
-		return err
-	}
-	return s.Audit(ctx, c, store.OperatorChain, keyplane.AuditRecord{Action: "user.signed_out", Target: keyplane.Target{Type: "user", ID: sess.UserID}})
+	return s.change(ctx, c, store.OperatorChain, func(tx store.Tx, _ time.Time) (*outcome, error) {
+		if err := tx.DeleteSession(ctx, sess.Hash); err != nil {
+			return nil, err
+		}
+		return &outcome{audit: &keyplane.AuditRecord{Action: "user.signed_out", Target: keyplane.Target{Type: "user", ID: sess.UserID}}}, nil
+	})
 }
 
 // Reauthenticate checks the signed-in person's password again, which lets them reveal secrets for the
@@ -179,13 +181,23 @@ func (s *Service) Reauthenticate(ctx context.Context, c *keyplane.Caller, sess *
 		return &keyplane.Error{Code: keyplane.CodeInvalidRequest, Message: "that password is not right",
 			Details: []keyplane.FieldError{{Field: "password", Message: "is not right"}}}
 	}
-	sess.ReauthAt = s.clock()
-	err := s.store.InTx(ctx, store.OperatorChain, func(tx store.Tx) error { return tx.UpdateSession(ctx, sess) })
+	// The session's new time is written with the audit entry that records it: a session that may
+	// reveal secrets without an entry saying why is what a process dying between two transactions
+	// left.
+	updated := *sess
+	err := s.change(ctx, c, c.WorkspaceID, func(tx store.Tx, now time.Time) (*outcome, error) {
+		updated.ReauthAt = now
+		if err := tx.UpdateSession(ctx, &updated); err != nil {
+			return nil, err
+		}
+		return &outcome{audit: &keyplane.AuditRecord{Action: "user.reauthenticated", Target: keyplane.Target{Type: "user", ID: u.ID}}}, nil
+	})
 	if err != nil {
 		return err
 	}
+	*sess = updated
 	c.Reauthenticated = true
-	return s.Audit(ctx, c, c.WorkspaceID, keyplane.AuditRecord{Action: "user.reauthenticated", Target: keyplane.Target{Type: "user", ID: u.ID}})
+	return nil
 }
 
 // Memberships lists the workspaces a person may open: all of them for an operator admin.

@@ -84,6 +84,21 @@ func (s *Service) CreateWorkspace(ctx context.Context, c *keyplane.Caller, in Wo
 	if err := c.RequireOperator(); err != nil {
 		return nil, err
 	}
+	w, err := s.newWorkspace(in)
+	if err != nil {
+		return nil, err
+	}
+	err = s.change(ctx, c, w.ID, func(tx store.Tx, now time.Time) (*outcome, error) {
+		return insertWorkspace(ctx, tx, w, now)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// newWorkspace validates in and returns the workspace it describes, not yet stored.
+func (s *Service) newWorkspace(in WorkspaceInput) (*keyplane.Workspace, error) {
 	var v keyplane.Validation
 	name := checkName(&v, "name", in.Name, keyplane.MaxNameLen, true)
 	if !keyplane.ValidSlug(in.Slug) {
@@ -99,20 +114,19 @@ func (s *Service) CreateWorkspace(ctx context.Context, c *keyplane.Caller, in Wo
 		MaxKeys: keyplane.DefaultMaxKeys, TestKeyTTLSeconds: keyplane.DefaultTestKeyTTLSeconds, LiveModeEnabled: true,
 	}
 	applySettings(w, in.MaxKeys, in.TestKeyTTLSeconds, in.LiveModeEnabled)
-	err := s.change(ctx, c, w.ID, func(tx store.Tx, now time.Time) (*outcome, error) {
-		w.CreatedAt, w.UpdatedAt = now, now
-		if err := tx.CreateWorkspace(ctx, w); err != nil {
-			return nil, slugTaken(err)
-		}
-		return &outcome{audit: &keyplane.AuditRecord{
-			Action: "workspace.created", Target: keyplane.Target{Type: "workspace", ID: w.ID},
-			Changes: diff(nil, w.View(), "id", "createdAt", "updatedAt"),
-		}}, nil
-	})
-	if err != nil {
-		return nil, err
-	}
 	return w, nil
+}
+
+// insertWorkspace stores w and returns the audit record of its creation, which belongs to w's chain.
+func insertWorkspace(ctx context.Context, tx store.Tx, w *keyplane.Workspace, now time.Time) (*outcome, error) {
+	w.CreatedAt, w.UpdatedAt = now, now
+	if err := tx.CreateWorkspace(ctx, w); err != nil {
+		return nil, slugTaken(err)
+	}
+	return &outcome{audit: &keyplane.AuditRecord{
+		Action: "workspace.created", Target: keyplane.Target{Type: "workspace", ID: w.ID},
+		Changes: diff(nil, w.View(), "id", "createdAt", "updatedAt"),
+	}}, nil
 }
 
 func slugTaken(err error) error {
@@ -368,8 +382,31 @@ func (s *Service) CreateUser(ctx context.Context, c *keyplane.Caller, in UserInp
 	if err := c.RequireOperator(); err != nil {
 		return nil, err
 	}
+	email, hash, err := checkUser(in)
+	if err != nil {
+		return nil, err
+	}
+	var u *keyplane.User
+	chain := store.OperatorChain
+	if in.WorkspaceID != "" && !in.Operator {
+		chain = in.WorkspaceID
+	}
+	err = s.change(ctx, c, chain, func(tx store.Tx, now time.Time) (*outcome, error) {
+		var out *outcome
+		var err error
+		u, out, err = upsertUser(ctx, tx, in, email, hash, now)
+		return out, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+// checkUser validates in and returns its normalized email and its password's hash.
+func checkUser(in UserInput) (email, hash string, err error) {
 	var v keyplane.Validation
-	email := normalizeEmail(&v, in.Email)
+	email = normalizeEmail(&v, in.Email)
 	if n := utf8.RuneCountInString(in.Password); n < password.MinLength || len(in.Password) > password.MaxLength {
 		v.Add("password", "must be %d to %d characters", password.MinLength, password.MaxLength)
 	}
@@ -377,46 +414,39 @@ func (s *Service) CreateUser(ctx context.Context, c *keyplane.Caller, in UserInp
 		v.Add("role", "must be one of owner, admin, developer, viewer")
 	}
 	if err := v.Err(); err != nil {
-		return nil, err
+		return "", "", err
 	}
-	hash := password.Hash(in.Password)
-	var u *keyplane.User
-	chain := store.OperatorChain
-	if in.WorkspaceID != "" && !in.Operator {
-		chain = in.WorkspaceID
+	return email, password.Hash(in.Password), nil
+}
+
+// upsertUser creates the account of email, or sets its password hash and operator flag, makes it a
+// member of in.WorkspaceID if given, and returns it with the audit record of the change.
+func upsertUser(ctx context.Context, tx store.Tx, in UserInput, email, hash string, now time.Time) (*keyplane.User, *outcome, error) {
+	action := "user.updated"
+	u, err := tx.GetUserByEmail(ctx, email)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		action = "user.created"
+		u = &keyplane.User{ID: id.NewAt(id.User, now), Email: email, PasswordHash: hash, Operator: in.Operator, CreatedAt: now, UpdatedAt: now}
+		err = tx.CreateUser(ctx, u)
+	case err == nil:
+		u.PasswordHash, u.Operator, u.UpdatedAt = hash, u.Operator || in.Operator, now
+		err = tx.UpdateUser(ctx, u)
 	}
-	err := s.change(ctx, c, chain, func(tx store.Tx, now time.Time) (*outcome, error) {
-		var err error
-		action := "user.updated"
-		u, err = tx.GetUserByEmail(ctx, email)
-		switch {
-		case errors.Is(err, store.ErrNotFound):
-			action = "user.created"
-			u = &keyplane.User{ID: id.NewAt(id.User, now), Email: email, PasswordHash: hash, Operator: in.Operator, CreatedAt: now, UpdatedAt: now}
-			err = tx.CreateUser(ctx, u)
-		case err == nil:
-			u.PasswordHash, u.Operator, u.UpdatedAt = hash, u.Operator || in.Operator, now
-			err = tx.UpdateUser(ctx, u)
-		}
-		if err != nil {
-			return nil, err
-		}
-		changes := map[string]keyplane.Change{"email": {To: u.Email}, "operator": {To: u.Operator}, "password": {To: "(set)"}}
-		if in.WorkspaceID != "" {
-			if _, err := tx.GetWorkspace(ctx, in.WorkspaceID); err != nil {
-				return nil, notFound(err, "workspace")
-			}
-			if err := tx.UpsertMember(ctx, &keyplane.Member{WorkspaceID: in.WorkspaceID, UserID: u.ID, Role: in.Role, CreatedAt: now}); err != nil {
-				return nil, err
-			}
-			changes["role"] = keyplane.Change{To: in.Role}
-		}
-		return &outcome{audit: &keyplane.AuditRecord{Action: action, Target: keyplane.Target{Type: "user", ID: u.ID}, Changes: changes}}, nil
-	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return u, nil
+	changes := map[string]keyplane.Change{"email": {To: u.Email}, "operator": {To: u.Operator}, "password": {To: "(set)"}}
+	if in.WorkspaceID != "" {
+		if _, err := tx.GetWorkspace(ctx, in.WorkspaceID); err != nil {
+			return nil, nil, notFound(err, "workspace")
+		}
+		if err := tx.UpsertMember(ctx, &keyplane.Member{WorkspaceID: in.WorkspaceID, UserID: u.ID, Role: in.Role, CreatedAt: now}); err != nil {
+			return nil, nil, err
+		}
+		changes["role"] = keyplane.Change{To: in.Role}
+	}
+	return u, &outcome{audit: &keyplane.AuditRecord{Action: action, Target: keyplane.Target{Type: "user", ID: u.ID}, Changes: changes}}, nil
 }
 
 // BootstrapResult says what a first start created.
@@ -429,33 +459,80 @@ type BootstrapResult struct {
 // Bootstrap prepares an empty deployment: the operator admin and a workspace named "Default" with the
 // admin as its owner. On a deployment that already has a workspace or a user it does nothing and
 // returns nil.
+//
+// All of it is one transaction. Made in two (the workspace, then the admin after hashing the
+// password), a start killed in between left a workspace and no admin, and every later start took the
+// deployment for prepared: no one could sign in. The transaction holds the operator chain's lock and
+// looks again whether the deployment is empty, so that of several nodes starting at once on one empty
+// database one prepares it and the others find it prepared (they failed on the taken slug).
 func (s *Service) Bootstrap(ctx context.Context, email, pw string) (*BootstrapResult, error) {
-	ws, _, err := s.store.ListWorkspaces(ctx, 1, "")
-	if err != nil {
-		return nil, fmt.Errorf("bootstrap: %w", err)
-	}
-	if len(ws) > 0 {
-		return nil, nil
-	}
 	if email == "" {
 		email = "admin@localhost"
 	}
-	if _, err := s.store.GetUserByEmail(ctx, email); err == nil {
-		return nil, nil
+	// Every start but the first finds a prepared deployment: it needs no password hashed.
+	if empty, err := bootstrapNeeded(ctx, s.store, email); err != nil || !empty {
+		return nil, err
 	}
 	res := &BootstrapResult{AdminEmail: strings.ToLower(email)}
 	if pw == "" {
 		pw = password.Generate()
 		res.GeneratedPassword = pw
 	}
-	sys := keyplane.System("bootstrap")
-	w, err := s.CreateWorkspace(ctx, sys, WorkspaceInput{Name: "Default", Slug: "default"})
+	w, err := s.newWorkspace(WorkspaceInput{Name: "Default", Slug: "default"})
 	if err != nil {
 		return nil, fmt.Errorf("bootstrap workspace: %w", err)
 	}
-	res.Workspace = w
-	if _, err := s.CreateUser(ctx, sys, UserInput{Email: email, Password: pw, Operator: true, WorkspaceID: w.ID, Role: keyplane.RoleOwner}); err != nil {
+	admin := UserInput{Email: email, Password: pw, Operator: true, WorkspaceID: w.ID, Role: keyplane.RoleOwner}
+	email, hash, err := checkUser(admin)
+	if err != nil {
 		return nil, fmt.Errorf("bootstrap admin: %w", err)
 	}
+	sys := keyplane.System("bootstrap")
+	made := false
+	err = s.change(ctx, sys, store.OperatorChain, func(tx store.Tx, now time.Time) (*outcome, error) {
+		made = false // fn may run again
+		if empty, err := bootstrapNeeded(ctx, tx, email); err != nil || !empty {
+			return nil, err
+		}
+		created, err := insertWorkspace(ctx, tx, w, now)
+		if err != nil {
+			return nil, fmt.Errorf("bootstrap workspace: %w", err)
+		}
+		// The workspace's chain begins here without its lock: no other transaction can see the
+		// workspace, let alone write to its chain, before this one commits.
+		if err := s.appendAudit(ctx, tx, sys, w.ID, now, created.audit); err != nil {
+			return nil, err
+		}
+		_, out, err := upsertUser(ctx, tx, admin, email, hash, now)
+		if err != nil {
+			return nil, fmt.Errorf("bootstrap admin: %w", err)
+		}
+		made = true
+		return out, nil
+	})
+	if err != nil || !made {
+		return nil, err
+	}
+	res.Workspace = w
 	return res, nil
+}
+
+// bootstrapNeeded reports whether the deployment is empty: no workspace, and no account for the
+// admin's email.
+func bootstrapNeeded(ctx context.Context, q store.Queries, email string) (bool, error) {
+	ws, _, err := q.ListWorkspaces(ctx, 1, "")
+	if err != nil {
+		return false, fmt.Errorf("bootstrap: %w", err)
+	}
+	if len(ws) > 0 {
+		return false, nil
+	}
+	_, err = q.GetUserByEmail(ctx, email)
+	switch {
+	case err == nil:
+		return false, nil
+	case errors.Is(err, store.ErrNotFound):
+		return true, nil
+	}
+	return false, fmt.Errorf("bootstrap: %w", err)
 }
