@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // maxURLLen bounds an endpoint URL, so that a stored URL stays small and readable in the dashboard.
@@ -78,6 +79,14 @@ func (p URLPolicy) CheckURL(raw string) (*url.URL, error) {
 	if u.Hostname() == "" {
 		return nil, urlErr("must include a host name")
 	}
+	// net/http turns a non-ASCII host into its IDNA form before dialling (mapping full-width digits
+	// and dots too, so that "１２７。０。０。１" becomes 127.0.0.1), while the checks here and the
+	// resolver see the name as written: refuse it, so that every check judges the host that is dialled.
+	for i := 0; i < len(u.Hostname()); i++ {
+		if u.Hostname()[i] >= utf8.RuneSelf {
+			return nil, urlErr("must write its host name in ASCII (an internationalized name in its xn-- form)")
+		}
+	}
 	// url.Parse drops an empty fragment ("https://a/#"), so look at the text itself; '#' cannot appear
 	// unescaped anywhere else in a URL.
 	if strings.Contains(raw, "#") {
@@ -90,6 +99,11 @@ func (p URLPolicy) CheckURL(raw string) (*url.URL, error) {
 	}
 	if err := p.checkName(u.Hostname()); err != nil {
 		return nil, err
+	}
+	// The URL is stored and dialled as u.String(), which percent-encodes what raw may have written
+	// raw (up to 3 bytes per byte): bound that form too, or the delivery's own check would refuse it.
+	if len(u.String()) > maxURLLen {
+		return nil, urlErr("must be at most %d bytes once percent-encoded", maxURLLen)
 	}
 	return u, nil
 }
