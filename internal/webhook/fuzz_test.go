@@ -190,6 +190,8 @@ func FuzzWebhookURL(f *testing.F) {
 		{"https://hooks.example.com/%zz", "93.184.216.34", false, false},
 		{"", "", false, false},
 		{"\t https://hooks.example.com/", "93.184.216.34", false, false},
+		{"https://]", "93.184.216.34", false, false},
+		{"https://a!b'c/", "93.184.216.34", false, false},
 	} {
 		f.Add(s.raw, s.answer, s.http, s.priv)
 	}
@@ -244,8 +246,10 @@ func FuzzWebhookURL(f *testing.F) {
 		case res.Err == nil:
 			t.Fatalf("Post(%q) answered %d without a network", stored, res.StatusCode)
 		case refusedAtDial, errors.Is(res.Err, errNoNetwork):
-		default:
-			t.Fatalf("Post(%q) of a URL CheckURL accepted failed otherwise: %v", stored, res.Err)
+		case hostErr == nil:
+			// Only what passed both checks is ever stored and delivered to ("https://]" passes
+			// CheckURL, but CheckHost finds no host in it).
+			t.Fatalf("Post(%q) of a URL CheckURL and CheckHost accepted failed otherwise: %v", stored, res.Err)
 		}
 		probe.mu.Lock()
 		defer probe.mu.Unlock()
