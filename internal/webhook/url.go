@@ -87,6 +87,9 @@ func (p URLPolicy) CheckURL(raw string) (*url.URL, error) {
 			return nil, urlErr("must write its host name in ASCII (an internationalized name in its xn-- form)")
 		}
 	}
+	if !validHost(u.Hostname()) {
+		return nil, urlErr("must have a host name of letters, digits, hyphens and dots, or an IP address")
+	}
 	// url.Parse drops an empty fragment ("https://a/#"), so look at the text itself; '#' cannot appear
 	// unescaped anywhere else in a URL.
 	if strings.Contains(raw, "#") {
@@ -106,6 +109,22 @@ func (p URLPolicy) CheckURL(raw string) (*url.URL, error) {
 		return nil, urlErr("must be at most %d bytes once percent-encoded", maxURLLen)
 	}
 	return u, nil
+}
+
+// validHost reports whether host is an IP address or a name of the characters resolvers take. url.Parse
+// lets others through ("https://0]/" has the host "0]"), which the checks would judge as one host
+// (CheckHost strips brackets: "0") and the client would fail to dial as another.
+func validHost(host string) bool {
+	if _, err := netip.ParseAddr(host); err == nil {
+		return true
+	}
+	for i := 0; i < len(host); i++ {
+		c := host[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
 }
 
 // checkName applies the checks that need no resolution: a blocked IP literal or a localhost name.
@@ -150,7 +169,9 @@ func DefaultLookup(ctx context.Context, host string) ([]netip.Addr, error) {
 // client may pick any of the answers, and a name that mixes public and private answers is a known way
 // to slip past a check. lookup nil means DefaultLookup.
 func (p URLPolicy) CheckHost(ctx context.Context, lookup LookupFunc, host string) error {
-	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if strings.HasPrefix(host, "[") && strings.HasSuffix(host, "]") {
+		host = host[1 : len(host)-1]
+	}
 	if host == "" {
 		return urlErr("must include a host name")
 	}

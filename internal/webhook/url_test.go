@@ -46,6 +46,11 @@ func TestCheckURL(t *testing.T) {
 		{prod, "https://１２７。０。０。１/", "must write its host name in ASCII (an internationalized name in its xn-- form)"},
 		{prod, "https://b%C3%BCcher.example/", "must write its host name in ASCII (an internationalized name in its xn-- form)"},
 		{prod, "https://xn--bcher-kva.example/", ""},
+		// url.Parse takes these hosts; CheckHost stripped the bracket and judged "0".
+		{prod, "https://0]/", "must have a host name of letters, digits, hyphens and dots, or an IP address"},
+		{prod, "https://]", "must have a host name of letters, digits, hyphens and dots, or an IP address"},
+		{prod, "https://a!b/", "must have a host name of letters, digits, hyphens and dots, or an IP address"},
+		{prod, "https://_dmarc.example.com/", ""},
 		{prod, "https://hooks.example.com/in#frag", "must not contain a fragment"},
 		{prod, "https://hooks.example.com/in#", "must not contain a fragment"},
 		{prod, "https://hooks.example.com:0/", "must have a port between 1 and 65535"},
