@@ -113,10 +113,11 @@ func (p URLPolicy) CheckURL(raw string) (*url.URL, error) {
 
 // validHost reports whether host is an IP address or a name of the characters resolvers take. url.Parse
 // lets others through ("https://0]/" has the host "0]"), which the checks would judge as one host
-// (CheckHost strips brackets: "0") and the client would fail to dial as another.
+// (CheckHost strips brackets: "0") and the client would fail to dial as another. An IPv6 zone is an
+// interface name and is held to the same characters ("[::%25]]" is no address a dialer takes).
 func validHost(host string) bool {
-	if _, err := netip.ParseAddr(host); err == nil {
-		return true
+	if a, err := netip.ParseAddr(host); err == nil {
+		host = a.Zone()
 	}
 	for i := 0; i < len(host); i++ {
 		c := host[i]

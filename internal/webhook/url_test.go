@@ -51,6 +51,8 @@ func TestCheckURL(t *testing.T) {
 		{prod, "https://]", "must have a host name of letters, digits, hyphens and dots, or an IP address"},
 		{prod, "https://a!b/", "must have a host name of letters, digits, hyphens and dots, or an IP address"},
 		{prod, "https://_dmarc.example.com/", ""},
+		{private, "http://[::%25]]/", "must have a host name of letters, digits, hyphens and dots, or an IP address"},
+		{private, "http://[fe80::1%25eth0]:8080/", ""},
 		{prod, "https://hooks.example.com/in#frag", "must not contain a fragment"},
 		{prod, "https://hooks.example.com/in#", "must not contain a fragment"},
 		{prod, "https://hooks.example.com:0/", "must have a port between 1 and 65535"},
