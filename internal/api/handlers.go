@@ -596,7 +596,13 @@ func (q *verifyRequest) decodeKeyOnly(b []byte) bool {
 		i++
 	}
 	end := i
-	if !lit(`"`) || !lit("}") {
+	// The closing quote must follow the key at once: lit would skip white space first, and read
+	// {"key":"abc "} as the key "abc".
+	if i == len(b) || b[i] != '"' {
+		return false
+	}
+	i++
+	if !lit("}") {
 		return false
 	}
 	ws()

@@ -37,9 +37,6 @@ type signatureRequest struct {
 	IP          string   `json:"ip"`
 }
 
-// maxSignedPath bounds the path (with its query) a signature covers.
-const maxSignedPath = 8192
-
 func (s *Server) verifySignature(w http.ResponseWriter, r *http.Request, c *call) error {
 	var req signatureRequest
 	if err := decode(w, r, &req, maxVerifyBody, false); err != nil {
@@ -55,11 +52,11 @@ func (s *Server) verifySignature(w http.ResponseWriter, r *http.Request, c *call
 	if req.Signature == "" {
 		v.Add("signature", "is required: hex of the HMAC-SHA256")
 	}
-	if req.Method == "" || len(req.Method) > 32 || strings.ToUpper(req.Method) != req.Method {
-		v.Add("method", "is required, in capitals, such as POST")
+	if !verify.ValidMethod(req.Method) {
+		v.Add("method", "is required: an HTTP method in capitals, such as POST")
 	}
-	if !strings.HasPrefix(req.Path, "/") || len(req.Path) > maxSignedPath {
-		v.Add("path", "must start with / and be at most %d bytes", maxSignedPath)
+	if !verify.ValidPath(req.Path) {
+		v.Add("path", "must start with /, be at most %d bytes and hold no control characters", verify.MaxSignedPath)
 	}
 	if b, err := hex.DecodeString(req.BodySHA256); err != nil || len(b) != 32 || strings.ToLower(req.BodySHA256) != req.BodySHA256 {
 		v.Add("bodySha256", "must be the body's SHA-256 in lowercase hex (64 characters); of an empty body, e3b0c442…b855")

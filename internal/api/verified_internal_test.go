@@ -81,7 +81,10 @@ func TestDecodeKeyOnly(t *testing.T) {
 		{`{"key":"` + key, false},           // cut short
 		{`{"key":` + `123}`, false},         // not a string
 		{`{"key":"a","key":"b"}`, false},    // a repeated name
-		{`{"key":"` + key + `"} x`, false},  // junk after
+		{`{"key":"abc "}`, false},           // white space inside the string is part of the key
+		{`{"key":" abc"}`, false},
+		{"{\"key\":\"\t\"}", false},
+		{`{"key":"` + key + `"} x`, false}, // junk after
 		{`["key"]`, false},
 	}
 	for _, c := range cases {

@@ -11,9 +11,11 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/keyplane/keyplane"
 	"github.com/keyplane/keyplane/internal/id"
+	"github.com/keyplane/keyplane/internal/jcs"
 	"github.com/keyplane/keyplane/internal/keyformat"
 	"github.com/keyplane/keyplane/internal/store"
 )
@@ -121,6 +123,18 @@ func checkMeta(v *keyplane.Validation, meta json.RawMessage) json.RawMessage {
 	var obj map[string]json.RawMessage
 	if err := json.Unmarshal(meta, &obj); err != nil {
 		v.Add("meta", "must be a JSON object")
+		return nil
+	}
+	// encoding/json passes bytes that are not UTF-8 through a raw value untouched, and PostgreSQL
+	// refuses them as text.
+	if !utf8.Valid(meta) {
+		v.Add("meta", "must be valid UTF-8")
+		return nil
+	}
+	// The audit trail records meta in its RFC 8785 form, whose numbers are IEEE 754 doubles: a number
+	// beyond them (1e400) would fail the change at its audit entry.
+	if _, err := jcs.Canonicalize(meta); err != nil {
+		v.Add("meta", "must hold only numbers that fit an IEEE 754 double")
 		return nil
 	}
 	var buf bytes.Buffer

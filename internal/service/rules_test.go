@@ -94,11 +94,26 @@ func TestCheckMeta(t *testing.T) {
 	if checkMeta(&v, json.RawMessage(strings.Replace(big, ":", " :   ", 1))); v.Err() != nil {
 		t.Fatalf("4096 compacted bytes refused: %v", v.Err())
 	}
-	for _, bad := range []string{`[]`, `"s"`, `1`, `{"k":"` + strings.Repeat("x", keyplane.MaxMetaBytes) + `"}`} {
+	// "\xff" is what encoding/json leaves in a raw value, and PostgreSQL refuses as text; 1e400 is no
+	// double, which the audit trail's canonical JSON needs. Both were 500s once.
+	for _, bad := range []string{`[]`, `"s"`, `1`, `{"k":"` + strings.Repeat("x", keyplane.MaxMetaBytes) + `"}`, "{\"k\":\"\xff\"}",
+		`{"n":1e400}`, `{"a":[{"n":-1e309}]}`} {
 		var v keyplane.Validation
 		checkMeta(&v, json.RawMessage(bad))
 		if v.Err() == nil {
 			t.Errorf("meta %.30s accepted", bad)
+		}
+	}
+}
+
+// TestCheckDescription: a webhook description PostgreSQL cannot store as text is refused (a NUL in one
+// was a 500 once).
+func TestCheckDescription(t *testing.T) {
+	for d, ok := range map[string]bool{"": true, "line\nbreak\ttab é": true, strings.Repeat("x", maxDescription): true,
+		strings.Repeat("x", maxDescription+1): false, "a\x00b": false, "\xff": false} {
+		var v keyplane.Validation
+		if checkDescription(&v, d); (v.Err() == nil) != ok {
+			t.Errorf("description %.30q: error %v, want accepted %v", d, v.Err(), ok)
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/keyplane/keyplane"
 	"github.com/keyplane/keyplane/internal/id"
@@ -140,8 +141,12 @@ func (s *Service) checkEventTypes(v *keyplane.Validation, types []string) []stri
 }
 
 func checkDescription(v *keyplane.Validation, d string) {
-	if len(d) > maxDescription {
+	switch {
+	case len(d) > maxDescription:
 		v.Add("description", "must be at most %d bytes", maxDescription)
+	case !utf8.ValidString(d) || strings.IndexByte(d, 0) >= 0:
+		// PostgreSQL text holds neither.
+		v.Add("description", "must be valid UTF-8 without NUL characters")
 	}
 }
 
@@ -534,6 +539,10 @@ func (s *Service) SendEvent(ctx context.Context, c *keyplane.Caller, wsID, event
 		v.Add("data", "must be a JSON object")
 	} else if len(data) > maxEventData {
 		v.Add("data", "must be at most %d bytes", maxEventData)
+	} else if !utf8.Valid(data) {
+		// encoding/json passes bytes that are not UTF-8 through a raw value untouched, and
+		// PostgreSQL refuses them as text.
+		v.Add("data", "must be valid UTF-8")
 	}
 	if err := v.Err(); err != nil {
 		return nil, 0, err

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -124,8 +125,43 @@ type SignedRequest struct {
 	Req        keyplane.VerifyRequest
 }
 
+// MaxSignedPath bounds the path (with its query) a signature covers.
+const MaxSignedPath = 8192
+
+// ValidMethod reports whether m may be a signed request's method: an HTTP method token (RFC 9110) of
+// at most 32 characters, without lower-case letters. Besides matching what HTTP can carry, this keeps
+// line breaks out of the canonical string, whose lines would otherwise not say where the method ends
+// ("POST\n/a" and "/b" would sign the same string as "POST" and "/a\n/b").
+func ValidMethod(m string) bool {
+	if m == "" || len(m) > 32 {
+		return false
+	}
+	for i := 0; i < len(m); i++ {
+		c := m[i]
+		if !(c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// ValidPath reports whether p may be a signed request's path: it starts with "/", holds at most
+// MaxSignedPath bytes and no ASCII control character (a request target never does), so that it stays
+// on its one line of the canonical string.
+func ValidPath(p string) bool {
+	if !strings.HasPrefix(p, "/") || len(p) > MaxSignedPath {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		if p[i] < 0x20 || p[i] == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
 // Canonical is the string a request signature signs: timestamp, method, path and body digest,
-// each on a line.
+// each on a line. It is unambiguous only for a method and path that ValidMethod and ValidPath accept.
 func Canonical(timestamp int64, method, path, bodySHA256 string) string {
 	return strconv.FormatInt(timestamp, 10) + "\n" + method + "\n" + path + "\n" + bodySHA256
 }
@@ -155,6 +191,10 @@ func (v *Verifier) VerifySignature(ctx context.Context, sr *SignedRequest) (Resu
 	}
 	if r, done := unrecoverable(ve, "the key is not recoverable: keyplane cannot check what it signs (create it with recoverable: true)"); done {
 		return r, nil
+	}
+	// The API refuses these first; checked here too because a signature over them proves nothing.
+	if !ValidMethod(sr.Method) || !ValidPath(sr.Path) {
+		return invalid(e.key, "bad request: the method must be an HTTP method in capitals and the path must start with / and hold no control characters"), nil
 	}
 	got, err := hex.DecodeString(sr.Signature)
 	want := hmac.New(sha256.New, []byte(ve.value))
@@ -253,6 +293,9 @@ func (v *Verifier) VerifyJWT(ctx context.Context, token string, req *keyplane.Ve
 		}
 		return invalid(k, tokenReason(err)), nil
 	}
+	if !datesInRange(claims) {
+		return invalid(e.key, "bad claims: exp, nbf and iat must be unix times no later than the year 9999"), nil
+	}
 	exp, _ := claims.GetExpirationTime()
 	start := v.now()
 	if iat, _ := claims.GetIssuedAt(); iat != nil {
@@ -264,6 +307,31 @@ func (v *Verifier) VerifyJWT(ctx context.Context, token string, req *keyplane.Ve
 	res, err := v.finish(ctx, e, req)
 	res.Claims = claims
 	return res, err
+}
+
+// maxNumericDate is the last second of the year 9999. golang-jwt turns a NumericDate into a time through
+// int64 seconds, which wraps for larger values: an nbf of 1e19 would be read as long past, and the
+// token accepted now rather than never.
+const maxNumericDate = 253402300799
+
+// datesInRange reports whether the token's exp, nbf and iat, where they are numbers, lie within
+// ±maxNumericDate; claims of other types golang-jwt has already refused.
+func datesInRange(claims jwt.MapClaims) bool {
+	for _, name := range []string{"exp", "nbf", "iat"} {
+		var f float64
+		switch d := claims[name].(type) {
+		case float64:
+			f = d
+		case json.Number:
+			f, _ = d.Float64()
+		default:
+			continue
+		}
+		if math.Abs(f) > maxNumericDate {
+			return false
+		}
+	}
+	return true
 }
 
 // headerKid reads a compact JWT's kid without checking anything; "" when there is none.

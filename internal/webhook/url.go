@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // maxURLLen bounds an endpoint URL, so that a stored URL stays small and readable in the dashboard.
@@ -78,6 +79,17 @@ func (p URLPolicy) CheckURL(raw string) (*url.URL, error) {
 	if u.Hostname() == "" {
 		return nil, urlErr("must include a host name")
 	}
+	// net/http turns a non-ASCII host into its IDNA form before dialling (mapping full-width digits
+	// and dots too, so that "１２７。０。０。１" becomes 127.0.0.1), while the checks here and the
+	// resolver see the name as written: refuse it, so that every check judges the host that is dialled.
+	for i := 0; i < len(u.Hostname()); i++ {
+		if u.Hostname()[i] >= utf8.RuneSelf {
+			return nil, urlErr("must write its host name in ASCII (an internationalized name in its xn-- form)")
+		}
+	}
+	if !validHost(u.Hostname()) {
+		return nil, urlErr("must have a host name of letters, digits, hyphens and dots, or an IP address")
+	}
 	// url.Parse drops an empty fragment ("https://a/#"), so look at the text itself; '#' cannot appear
 	// unescaped anywhere else in a URL.
 	if strings.Contains(raw, "#") {
@@ -91,7 +103,29 @@ func (p URLPolicy) CheckURL(raw string) (*url.URL, error) {
 	if err := p.checkName(u.Hostname()); err != nil {
 		return nil, err
 	}
+	// The URL is stored and dialled as u.String(), which percent-encodes what raw may have written
+	// raw (up to 3 bytes per byte): bound that form too, or the delivery's own check would refuse it.
+	if len(u.String()) > maxURLLen {
+		return nil, urlErr("must be at most %d bytes once percent-encoded", maxURLLen)
+	}
 	return u, nil
+}
+
+// validHost reports whether host is an IP address or a name of the characters resolvers take. url.Parse
+// lets others through ("https://0]/" has the host "0]"), which the checks would judge as one host
+// (CheckHost strips brackets: "0") and the client would fail to dial as another. An IPv6 zone is an
+// interface name and is held to the same characters ("[::%25]]" is no address a dialer takes).
+func validHost(host string) bool {
+	if a, err := netip.ParseAddr(host); err == nil {
+		host = a.Zone()
+	}
+	for i := 0; i < len(host); i++ {
+		c := host[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
 }
 
 // checkName applies the checks that need no resolution: a blocked IP literal or a localhost name.
@@ -136,7 +170,9 @@ func DefaultLookup(ctx context.Context, host string) ([]netip.Addr, error) {
 // client may pick any of the answers, and a name that mixes public and private answers is a known way
 // to slip past a check. lookup nil means DefaultLookup.
 func (p URLPolicy) CheckHost(ctx context.Context, lookup LookupFunc, host string) error {
-	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if strings.HasPrefix(host, "[") && strings.HasSuffix(host, "]") {
+		host = host[1 : len(host)-1]
+	}
 	if host == "" {
 		return urlErr("must include a host name")
 	}

@@ -39,6 +39,20 @@ func TestCheckURL(t *testing.T) {
 		{prod, "https://user@hooks.example.com/", "must not contain credentials"},
 		{prod, long, "must be at most 2048 bytes"},
 		{prod, long[:2048], ""},
+		// Stored and dialled percent-encoded: 1000 × "é" is 2000 bytes raw, 6000 encoded.
+		{prod, "https://hooks.example.com/" + strings.Repeat("é", 1000), "must be at most 2048 bytes once percent-encoded"},
+		// net/http would dial these in IDNA form (the second is 127.0.0.1), not as checked here.
+		{prod, "https://bücher.example/", "must write its host name in ASCII (an internationalized name in its xn-- form)"},
+		{prod, "https://１２７。０。０。１/", "must write its host name in ASCII (an internationalized name in its xn-- form)"},
+		{prod, "https://b%C3%BCcher.example/", "must write its host name in ASCII (an internationalized name in its xn-- form)"},
+		{prod, "https://xn--bcher-kva.example/", ""},
+		// url.Parse takes these hosts; CheckHost stripped the bracket and judged "0".
+		{prod, "https://0]/", "must have a host name of letters, digits, hyphens and dots, or an IP address"},
+		{prod, "https://]", "must have a host name of letters, digits, hyphens and dots, or an IP address"},
+		{prod, "https://a!b/", "must have a host name of letters, digits, hyphens and dots, or an IP address"},
+		{prod, "https://_dmarc.example.com/", ""},
+		{private, "http://[::%25]]/", "must have a host name of letters, digits, hyphens and dots, or an IP address"},
+		{private, "http://[fe80::1%25eth0]:8080/", ""},
 		{prod, "https://hooks.example.com/in#frag", "must not contain a fragment"},
 		{prod, "https://hooks.example.com/in#", "must not contain a fragment"},
 		{prod, "https://hooks.example.com:0/", "must have a port between 1 and 65535"},
