@@ -46,7 +46,10 @@ type routePattern struct {
 	wildcards             []string // in order, without {$}
 }
 
-var reWildcard = regexp.MustCompile(`\{([^}]*)\}`)
+var (
+	reWildcard     = regexp.MustCompile(`\{([^}]*)\}`)
+	reChartSummary = regexp.MustCompile(`id="chart-summary">([^<]*)<`)
+)
 
 func routeTable() []routePattern {
 	var out []routePattern
@@ -660,17 +663,22 @@ func testIsolation(t *testing.T, s *kpServer) {
 			// Ids in query strings, which the route table cannot show: the logs and audit filters of B's
 			// own pages, given A's ids, show none of A's entries; the switcher sends to A's address,
 			// which answers as above, exactly as for a workspace that does not exist.
-			for _, q := range []struct{ path, empty string }{
-				{"/logs?key=" + fx.keys[0].id, "No entries match these filters."},
-				{"/audit?target=" + fx.keys[0].id, "No entries match."},
-				{"/audit?actor=" + fx.ownerAID, "No entries match."},
+			for _, q := range []struct{ param, id, empty string }{
+				{"/logs?key=", fx.keys[0].id, "No entries match these filters."},
+				{"/audit?target=", fx.keys[0].id, "No entries match."},
+				{"/audit?actor=", fx.ownerAID, "No entries match."},
 			} {
-				e := who.p.get(t, "/w/"+fx.slugB+q.path)
+				e := who.p.get(t, "/w/"+fx.slugB+q.param+q.id)
 				expect(t, e, http.StatusOK)
 				if strings.Contains(e.body, fx.marker) || len(logRows(e.body)) > 0 || !strings.Contains(e.text(), q.empty) {
 					t.Errorf("GET %s shows entries of A: %s", e.path, e.summary())
 				}
-				requests++
+				// The usage chart of the logs page counts nothing of A's key either.
+				g := who.p.get(t, "/w/"+fx.slugB+q.param+fx.ghosts[q.id[:strings.IndexByte(q.id, '_')]])
+				if a, b := first(reChartSummary, e.body), first(reChartSummary, g.body); a != b {
+					t.Errorf("GET %s: the chart says %q, for an id that exists nowhere %q", e.path, a, b)
+				}
+				requests += 2
 			}
 			for _, slug := range []string{fx.slugA, "no-such-workspace"} {
 				expectRedirect(t, who.p.get(t, "/w?slug="+slug), "/w/"+slug)
@@ -1091,6 +1099,15 @@ func TestDashboardCookiesOverTLS(t *testing.T) {
 
 // --- brute force ---
 
+// retryAfter checks a throttled sign-in's Retry-After (the contract's 429 carries one): the rest of
+// the 15-minute window, in seconds.
+func retryAfter(t *testing.T, e *exchange) {
+	t.Helper()
+	if n, err := strconv.Atoi(e.header.Get("Retry-After")); err != nil || n < 1 || n > 15*60 {
+		t.Errorf("%s %s: Retry-After %q, want the seconds left of the 15-minute window", e.method, e.path, e.header.Get("Retry-After"))
+	}
+}
+
 // testBruteForce: the documented throttle (README: 5 failures per account, 20 per address, per 15
 // minutes, with a message saying when to try again). A locked account is refused even with the right
 // password, from any address; an email without an account gets the very same answers as one with an
@@ -1150,6 +1167,7 @@ func testBruteForce(t *testing.T, s *kpServer) {
 				t.Errorf("locked account: %q, want it to say the account is locked and when to try again", msg)
 			}
 			same("locked", k, u)
+			retryAfter(t, k)
 			if c := k.cookie("kp_session"); c != nil && c.Value != "" {
 				t.Errorf("a locked account got a session")
 			}
@@ -1169,6 +1187,7 @@ func testBruteForce(t *testing.T, s *kpServer) {
 		if msg := first(reLoginError, e.body); !strings.Contains(msg, "from your network") || !strings.Contains(msg, "try again in") {
 			t.Errorf("locked address: %q, want it to say the address is locked and when to try again", msg)
 		}
+		retryAfter(t, e)
 		if c := e.cookie("kp_session"); c != nil && c.Value != "" {
 			t.Errorf("a locked address got a session")
 		}
