@@ -167,8 +167,9 @@ type isoFixture struct {
 	emailB     string // adminB's
 	keys       []isoKey
 	hooks      []isoHook
-	deliveries []string // of hooks[0]: a failed real event, a test send
-	hookB      string   // an endpoint of B
+	deliveries []string  // of hooks[0]: a failed real event, a test send
+	hookB      string    // an endpoint of B
+	second     *kpPerson // A's owner signed in a second time, made on first use
 	receiver   *receiver
 	ids        map[string]bool   // every id of A
 	ghosts     map[string]string // id prefix → an id of that type that exists nowhere
@@ -290,6 +291,18 @@ func isolationFixture(t *testing.T, s *kpServer) *isoFixture {
 	fx.ownerA, fx.adminB, fx.ownerB = signIn(fx.emailA), signIn(fx.emailB), s.as(t, "owner2")
 	isoFixtures.Store(s, fx)
 	return fx
+}
+
+// secondSession is A's owner in a second browser: another session of the same person.
+func (fx *isoFixture) secondSession(t *testing.T, s *kpServer) *kpPerson {
+	t.Helper()
+	if fx.second == nil {
+		p := s.newPerson(fx.emailA)
+		expectRedirect(t, p.login(t, fx.emailA, thePassword, "/status"), "/status")
+		p.loadCSRF(t)
+		fx.second = p
+	}
+	return fx.second
 }
 
 // isoTarget is one request to a route: its wildcards (all but slug) and, for a POST, its form.
@@ -577,8 +590,9 @@ func (fx *isoFixture) hidden(t *testing.T, e, ghost *exchange) {
 // testIsolation: as B's owner and as an admin of B only, every route of the table that names a
 // workspace is tried in A (where B is no member) and, for routes that take an id, in B with A's ids,
 // GET pages and POST forms with B's valid token alike. Every answer is the 404 of something that does
-// not exist, and A is the same afterwards. A's owner gets 200 from the same GETs, so every id was
-// real, and at the end changes A with the same POSTs, so every form would have worked.
+// not exist, and A is the same afterwards (snapshot through the API). A's owner gets 200 from the
+// same GETs, so every id was real, and at the end sends each POST route's first form and is not told
+// that anything is missing, so the forms would have reached A's resources.
 func testIsolation(t *testing.T, s *kpServer) {
 	fx := isolationFixture(t, s)
 	routes := routeTable()
@@ -745,9 +759,7 @@ func (fx *isoFixture) controlPosts(t *testing.T, r routePattern) {
 func testCSRFEveryRoute(t *testing.T, s *kpServer) {
 	fx := isolationFixture(t, s)
 	a := fx.ownerA
-	again := s.newPerson(fx.emailA) // the same person, signed in a second time
-	expectRedirect(t, again.login(t, fx.emailA, thePassword, "/status"), "/status")
-	again.loadCSRF(t)
+	again := fx.secondSession(t, s)
 	if again.csrf == a.csrf || fx.adminB.csrf == a.csrf {
 		t.Fatal("two sessions share a form token")
 	}
@@ -945,9 +957,8 @@ func testSessions(t *testing.T, s *kpServer) {
 	})
 
 	t.Run("SignOutEndsTheSessionOnTheServer", func(t *testing.T) {
-		p := s.newPerson(fx.emailA)
-		expectRedirect(t, p.login(t, fx.emailA, thePassword, "/status"), "/status")
-		p.loadCSRF(t)
+		p := fx.secondSession(t, s)
+		fx.second = nil // signed out below
 		token, csrf := sessionOf(t, s, p), p.csrf
 		key, _ := s.restKey(t, fx.slugA, map[string]any{"name": "Sign-out probe", "keyType": "secret", "environment": "test"})
 		before := s.key(t, fx.slugA, key)
