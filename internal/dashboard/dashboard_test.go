@@ -663,6 +663,11 @@ func TestDashboardHTTP(t *testing.T) {
 				{"Logs", testLogs},
 				{"Webhooks", testWebhooks},
 				{"Pages", testPages},
+				{"CSRFEveryRoute", testCSRFEveryRoute},
+				{"Isolation", testIsolation},
+				{"Sessions", testSessions},
+				{"CookieFlags", testCookieFlags},
+				{"BruteForce", testBruteForce},
 				{"SignOut", testSignOut},
 				{"NoSecretsAnywhere", testNoSecretsAnywhere},
 			} {

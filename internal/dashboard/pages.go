@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"math"
 	"net/http"
 	"net/url"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/keyplane/keyplane"
 	"github.com/keyplane/keyplane/internal/accesslog"
+	"github.com/keyplane/keyplane/internal/service"
 	"github.com/keyplane/keyplane/internal/store"
 )
 
@@ -161,6 +164,10 @@ func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 		ld.Error = "That email and password do not match an account."
 		d.showLogin(w, r, http.StatusUnauthorized, ld)
 	case keyplane.CodeRateLimited:
+		// The contract's 429 carries Retry-After, the dashboard's sign-in included.
+		if wait := service.RetryAfter(err); wait > 0 {
+			w.Header().Set("Retry-After", strconv.FormatInt(int64(math.Ceil(wait.Seconds())), 10))
+		}
 		ld.Error = message(err)
 		d.showLogin(w, r, http.StatusTooManyRequests, ld)
 	default:

@@ -95,7 +95,26 @@ func tooMany(wait time.Duration, where string) error {
 	if mins < 1 {
 		mins = 1
 	}
-	return keyplane.Errorf(keyplane.CodeRateLimited, "too many failed sign-ins %s; try again in %s", where, plural(int64(mins), "minute"))
+	return &throttled{err: keyplane.Errorf(keyplane.CodeRateLimited, "too many failed sign-ins %s; try again in %s", where, plural(int64(mins), "minute")), wait: wait}
+}
+
+// throttled is a refusal of a sign-in throttle: a rate_limited error that also keeps the wait, which
+// the message gives only in whole minutes, so that the answer can carry an exact Retry-After.
+type throttled struct {
+	err  *keyplane.Error
+	wait time.Duration
+}
+
+func (e *throttled) Error() string { return e.err.Error() }
+func (e *throttled) Unwrap() error { return e.err }
+
+// RetryAfter is how long a sign-in refused by a throttle should wait; 0 for any other error.
+func RetryAfter(err error) time.Duration {
+	var t *throttled
+	if errors.As(err, &t) {
+		return t.wait
+	}
+	return 0
 }
 
 func (s *Service) newSession(u *keyplane.User, c *keyplane.Caller) (string, *keyplane.Session) {

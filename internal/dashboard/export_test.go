@@ -1,0 +1,13 @@
+package dashboard
+
+import "slices"
+
+// Routes is the dashboard's route table: every pattern, as registered, in order. The security tests
+// (isolation_test.go) are generated from it.
+func Routes() []string {
+	d, err := New(Options{})
+	if err != nil {
+		panic(err)
+	}
+	return slices.Clone(d.mux.patterns)
+}
