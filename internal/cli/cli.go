@@ -13,6 +13,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"text/tabwriter"
+	"time"
+	"unicode"
 
 	"github.com/keyplane/keyplane"
 	"github.com/keyplane/keyplane/internal/config"
@@ -42,6 +45,8 @@ const usage = `keyplane: API key management
 Usage:
   keyplane serve [flags]                                   run the service
   keyplane root-keys create --name N --scopes admin,verify  make an operator key (printed alone on stdout)
+  keyplane root-keys list                                  list root keys: id, name, scopes, created, revoked
+  keyplane root-keys revoke --id ID                        revoke a root key for good
   keyplane workspaces create --name N --slug S             make a workspace
   keyplane users create --email E --role R [--workspace S | --operator]
                                                            make a person's account (password from stdin)
@@ -77,6 +82,10 @@ func (p *Program) Run(ctx context.Context, args []string) error {
 		return p.serve(ctx, rest)
 	case "root-keys create":
 		return p.createRootKey(ctx, rest)
+	case "root-keys list":
+		return p.listRootKeys(ctx, rest)
+	case "root-keys revoke":
+		return p.revokeRootKey(ctx, rest)
 	case "workspaces create":
 		return p.createWorkspace(ctx, rest)
 	case "users create":
@@ -232,6 +241,59 @@ func (p *Program) createRootKey(ctx context.Context, args []string) error {
 		}
 		_, value, err := e.svc.CreateRootKey(ctx, keyplane.System("cli"), name, list)
 		return value, err
+	})
+}
+
+func (p *Program) listRootKeys(ctx context.Context, args []string) error {
+	cfg, err := p.parse("root-keys list", false, args, nil)
+	if err != nil {
+		return helpOK(err)
+	}
+	return p.print(ctx, cfg, func(e *env) (string, error) {
+		keys, err := e.svc.ListRootKeys(ctx, keyplane.System("cli"))
+		if err != nil {
+			return "", err
+		}
+		var b strings.Builder
+		tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tNAME\tSCOPES\tCREATED\tREVOKED")
+		for _, k := range keys {
+			revoked := "-"
+			if k.RevokedAt != nil {
+				revoked = k.RevokedAt.UTC().Format(time.RFC3339)
+			}
+			// The name is the operator's own text: tabs and line breaks in it must not break the table.
+			name := strings.Map(func(r rune) rune {
+				if unicode.IsControl(r) {
+					return ' '
+				}
+				return r
+			}, k.Name)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", k.ID, name, strings.Join(k.Scopes, ","), k.CreatedAt.UTC().Format(time.RFC3339), revoked)
+		}
+		tw.Flush()
+		return strings.TrimSuffix(b.String(), "\n"), nil
+	})
+}
+
+func (p *Program) revokeRootKey(ctx context.Context, args []string) error {
+	var keyID string
+	cfg, err := p.parse("root-keys revoke", false, args, func(fs *config.FlagSet) {
+		fs.StringVar(&keyID, "id", "", "the root key's id, from keyplane root-keys list (required)")
+	})
+	if err != nil {
+		return helpOK(err)
+	}
+	if keyID == "" {
+		fmt.Fprintln(p.Stderr, "keyplane root-keys revoke: --id is required")
+		return ErrUsage
+	}
+	return p.print(ctx, cfg, func(e *env) (string, error) {
+		k, err := e.svc.RevokeRootKey(ctx, keyplane.System("cli"), keyID)
+		if err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("revoked %s (%s) at %s", k.ID, k.Name, k.RevokedAt.UTC().Format(time.RFC3339)), nil
 	})
 }
 

@@ -135,3 +135,53 @@ func TestSignIn(t *testing.T) {
 		})
 	}
 }
+
+// TestNewPasswordEndsSessions: setting a person's password again (keyplane users create on an
+// existing email) ends every session they had, on every device, and the audit entry says how many;
+// another person's session is untouched.
+func TestNewPasswordEndsSessions(t *testing.T) {
+	for _, d := range storetest.Drivers() {
+		t.Run(d, func(t *testing.T) {
+			svc, st := newService(t, d)
+			ctx := context.Background()
+			sys := keyplane.System("test")
+			const old, fresh = "a long enough password", "another long enough password"
+			for _, email := range []string{"ana@example.com", "bo@example.com"} {
+				if _, err := svc.CreateUser(ctx, sys, service.UserInput{Email: email, Password: old, Operator: true}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			caller := &keyplane.Caller{IP: "192.0.2.1"}
+			var tokens []string
+			for range 2 {
+				_, tok, err := svc.SignIn(ctx, caller, "ana@example.com", old)
+				if err != nil {
+					t.Fatal(err)
+				}
+				tokens = append(tokens, tok)
+			}
+			_, bo, err := svc.SignIn(ctx, caller, "bo@example.com", old)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := svc.CreateUser(ctx, sys, service.UserInput{Email: "ana@example.com", Password: fresh, Operator: true}); err != nil {
+				t.Fatal(err)
+			}
+			for _, tok := range tokens {
+				if _, _, err := svc.SessionUser(ctx, tok); keyplane.ErrorCode(err) != keyplane.CodeUnauthorized {
+					t.Fatalf("a session made with the old password: %v", err)
+				}
+			}
+			if _, _, err := svc.SessionUser(ctx, bo); err != nil {
+				t.Fatalf("another person's session: %v", err)
+			}
+			if _, _, err := svc.SignIn(ctx, caller, "ana@example.com", fresh); err != nil {
+				t.Fatalf("sign-in with the new password: %v", err)
+			}
+			entries, _, err := st.ListAudit(ctx, store.OperatorChain, store.AuditFilter{Action: "user.updated", Limit: 10})
+			if err != nil || len(entries) != 1 || !strings.Contains(string(entries[0].Body), `"sessions":{"from":2,"to":0}`) {
+				t.Fatalf("audit of the new password: %+v, %v", entries, err)
+			}
+		})
+	}
+}

@@ -368,6 +368,46 @@ func (s *Service) CreateRootKey(ctx context.Context, c *keyplane.Caller, name st
 	return rk, value, nil
 }
 
+// ListRootKeys returns every root key, revoked ones included, oldest first; never their values.
+func (s *Service) ListRootKeys(ctx context.Context, c *keyplane.Caller) ([]keyplane.RootKey, error) {
+	if err := c.RequireOperator(); err != nil {
+		return nil, err
+	}
+	return s.store.ListRootKeys(ctx)
+}
+
+// RevokeRootKey ends a root key for good. Every node refuses it once the change is published: at
+// once on this node and, on PostgreSQL, on the others too; a node on SQLite that did not make the
+// change (a serve process beside this CLI) refuses it within its cache TTL.
+func (s *Service) RevokeRootKey(ctx context.Context, c *keyplane.Caller, keyID string) (*keyplane.RootKey, error) {
+	if err := c.RequireOperator(); err != nil {
+		return nil, err
+	}
+	var rk *keyplane.RootKey
+	err := s.change(ctx, c, store.OperatorChain, func(tx store.Tx, now time.Time) (*outcome, error) {
+		var err error
+		if rk, err = tx.GetRootKey(ctx, keyID); err != nil {
+			return nil, notFound(err, "root key")
+		}
+		if rk.RevokedAt != nil {
+			return nil, keyplane.Errorf(keyplane.CodeKeyRevoked, "the root key was revoked at %s", rk.RevokedAt.UTC().Format(time.RFC3339))
+		}
+		if err := tx.RevokeRootKey(ctx, keyID, now); err != nil {
+			return nil, err
+		}
+		rk.RevokedAt = &now
+		return &outcome{
+			audit: &keyplane.AuditRecord{Action: "root_key.revoked", Target: keyplane.Target{Type: "root_key", ID: rk.ID},
+				Changes: map[string]keyplane.Change{"revokedAt": {To: now}}},
+			forget: [][]byte{rk.Hash},
+		}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return rk, nil
+}
+
 // UserInput creates a person's account or sets its password.
 type UserInput struct {
 	Email       string
@@ -423,6 +463,7 @@ func checkUser(in UserInput) (email, hash string, err error) {
 // member of in.WorkspaceID if given, and returns it with the audit record of the change.
 func upsertUser(ctx context.Context, tx store.Tx, in UserInput, email, hash string, now time.Time) (*keyplane.User, *outcome, error) {
 	action := "user.updated"
+	var ended int64
 	u, err := tx.GetUserByEmail(ctx, email)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -431,12 +472,19 @@ func upsertUser(ctx context.Context, tx store.Tx, in UserInput, email, hash stri
 		err = tx.CreateUser(ctx, u)
 	case err == nil:
 		u.PasswordHash, u.Operator, u.UpdatedAt = hash, u.Operator || in.Operator, now
-		err = tx.UpdateUser(ctx, u)
+		if err = tx.UpdateUser(ctx, u); err == nil {
+			// A new password ends every session made with the old one: a password is reset because
+			// it may be known to someone else, who may be signed in with it.
+			ended, err = tx.DeleteUserSessions(ctx, u.ID)
+		}
 	}
 	if err != nil {
 		return nil, nil, err
 	}
 	changes := map[string]keyplane.Change{"email": {To: u.Email}, "operator": {To: u.Operator}, "password": {To: "(set)"}}
+	if ended > 0 {
+		changes["sessions"] = keyplane.Change{From: ended, To: 0}
+	}
 	if in.WorkspaceID != "" {
 		if _, err := tx.GetWorkspace(ctx, in.WorkspaceID); err != nil {
 			return nil, nil, notFound(err, "workspace")

@@ -101,6 +101,9 @@ type Queries interface {
 	NewestPublishableKey(ctx context.Context, workspaceID string, env keyplane.Environment, now time.Time) (*keyplane.APIKey, *keyplane.Secret, error)
 
 	GetRootKeyByHash(ctx context.Context, hash []byte) (*keyplane.RootKey, error)
+	GetRootKey(ctx context.Context, id string) (*keyplane.RootKey, error)
+	// ListRootKeys returns every root key, revoked ones included, oldest first.
+	ListRootKeys(ctx context.Context) ([]keyplane.RootKey, error)
 
 	GetUser(ctx context.Context, id string) (*keyplane.User, error)
 	// GetUserByEmail matches the email case-insensitively (emails are stored lower-cased).
@@ -173,6 +176,9 @@ type Tx interface {
 	SupersedeSecrets(ctx context.Context, keyID string, keep []byte, at time.Time) error
 
 	CreateRootKey(ctx context.Context, k *keyplane.RootKey) error
+	// RevokeRootKey sets the key's RevokedAt to at; ErrNotFound when no key has the id or it was
+	// already revoked.
+	RevokeRootKey(ctx context.Context, id string, at time.Time) error
 
 	CreateUser(ctx context.Context, u *keyplane.User) error // ErrConflict: email taken
 	UpdateUser(ctx context.Context, u *keyplane.User) error
@@ -184,6 +190,8 @@ type Tx interface {
 	UpdateSession(ctx context.Context, s *keyplane.Session) error
 	// DeleteSession removes a session; absent is not an error.
 	DeleteSession(ctx context.Context, hash []byte) error
+	// DeleteUserSessions removes every session of a user and says how many.
+	DeleteUserSessions(ctx context.Context, userID string) (int64, error)
 	// DeleteExpiredSessions removes sessions that expired before now and says how many.
 	DeleteExpiredSessions(ctx context.Context, now time.Time) (int64, error)
 

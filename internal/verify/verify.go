@@ -57,7 +57,8 @@ type entry struct {
 
 // rootEntry is a cached root key lookup: key is nil for an unknown digest.
 type rootEntry struct {
-	key *keyplane.RootKey
+	key  *keyplane.RootKey
+	hash [32]byte // of the value: root keys are cached by value, and changes name them by digest
 	stamp
 }
 
@@ -299,12 +300,12 @@ func (v *Verifier) readRoot(ctx context.Context, value string) (rootEntry, error
 	h := keyformat.Hash(value)
 	k, err := v.store.GetRootKeyByHash(ctx, h[:])
 	if errors.Is(err, store.ErrNotFound) {
-		return rootEntry{stamp: v.newStamp()}, nil
+		return rootEntry{hash: h, stamp: v.newStamp()}, nil
 	}
 	if err != nil {
 		return rootEntry{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
-	return rootEntry{key: k, stamp: v.newStamp()}, nil
+	return rootEntry{key: k, hash: h, stamp: v.newStamp()}, nil
 }
 
 // StaleServed is how many lookups were answered from stale entries because the store could not be
@@ -325,13 +326,26 @@ func (v *Verifier) Purge() {
 	v.values.InvalidateAll()
 }
 
-// Forget drops the cached lookups of these digests. The service calls it after every committed change
-// to a key, with every digest the key has, so that this node's next verification reads the change.
+// Forget drops the cached lookups of these digests, keys' and root keys'. The service calls it after
+// every committed change to a key or a root key, with every digest the key has, so that this node's
+// next verification reads the change.
 func (v *Verifier) Forget(hashes ...[]byte) {
 	v.generation.Add(1)
 	for _, h := range hashes {
 		if len(h) == 32 {
 			v.keys.Invalidate([32]byte(h))
+		}
+	}
+	if len(hashes) == 0 {
+		return
+	}
+	// Root keys are cached by value, so a revoked one is found by its digest among them: a handful
+	// of entries in practice, at most the root cache's 1,000.
+	for value, e := range v.roots.All() {
+		for _, h := range hashes {
+			if len(h) == 32 && e.hash == [32]byte(h) {
+				v.roots.Invalidate(value)
+			}
 		}
 	}
 }

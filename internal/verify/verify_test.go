@@ -250,3 +250,32 @@ func TestStatusSpendsNoRateLimit(t *testing.T) {
 		}
 	}
 }
+
+// TestRootKeyRevokedAtOnce: root keys are cached by value, and a revocation names the key by its
+// digest; the node that revokes refuses the key on its next use, whatever the TTL.
+func TestRootKeyRevokedAtOnce(t *testing.T) {
+	f := setup(t, "sqlite")
+	ctx := context.Background()
+	rk, value, err := f.svc.CreateRootKey(ctx, keyplane.System("test"), "ops", []string{keyplane.ScopeAdmin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, other, err := f.svc.CreateRootKey(ctx, keyplane.System("test"), "other", []string{keyplane.ScopeAdmin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []string{value, other} {
+		if got, err := f.ver.RootKey(ctx, v); err != nil || got == nil {
+			t.Fatalf("root key before revocation: %v, %v", got, err)
+		}
+	}
+	if _, err := f.svc.RevokeRootKey(ctx, keyplane.System("test"), rk.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := f.ver.RootKey(ctx, value); err != nil || got != nil {
+		t.Fatalf("revoked root key: %v, %v; want refused", got, err)
+	}
+	if got, err := f.ver.RootKey(ctx, other); err != nil || got == nil {
+		t.Fatalf("another root key after a revocation: %v, %v", got, err)
+	}
+}

@@ -186,6 +186,32 @@ func (q *queries) GetRootKeyByHash(ctx context.Context, hash []byte) (*keyplane.
 	return k, nil
 }
 
+func (q *queries) GetRootKey(ctx context.Context, id string) (*keyplane.RootKey, error) {
+	k, err := scanRootKey(q.queryRow(ctx, sqlGetRootKey, id))
+	if err != nil {
+		return nil, q.fail("get root key", err)
+	}
+	return k, nil
+}
+
+func (q *queries) ListRootKeys(ctx context.Context) ([]keyplane.RootKey, error) {
+	rows, err := q.query(ctx, sqlListRootKeys)
+	if err != nil {
+		return nil, q.fail("list root keys", err)
+	}
+	out, err := collect(rows, func(s scanner) (keyplane.RootKey, error) {
+		k, err := scanRootKey(s)
+		if err != nil {
+			return keyplane.RootKey{}, err
+		}
+		return *k, nil
+	})
+	if err != nil {
+		return nil, q.fail("list root keys", err)
+	}
+	return out, nil
+}
+
 func (q *queries) GetUser(ctx context.Context, id string) (*keyplane.User, error) {
 	u, err := scanUser(q.queryRow(ctx, sqlGetUser, id))
 	if err != nil {

@@ -101,6 +101,9 @@ const (
 	rootKeyColumns = `id, name, hash, scopes, created_at, revoked_at`
 
 	sqlGetRootKeyByHash = `SELECT ` + rootKeyColumns + ` FROM root_keys WHERE hash = ?`
+	sqlGetRootKey       = `SELECT ` + rootKeyColumns + ` FROM root_keys WHERE id = ?`
+	sqlListRootKeys     = `SELECT ` + rootKeyColumns + ` FROM root_keys ORDER BY id`
+	sqlRevokeRootKey    = `UPDATE root_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`
 	sqlInsertRootKey    = `INSERT INTO root_keys (` + rootKeyColumns + `) VALUES (?, ?, ?, ?, ?, ?)
 		ON CONFLICT DO NOTHING`
 )
@@ -137,6 +140,7 @@ const (
 	sqlUpdateSession         = `UPDATE sessions SET expires_at = ?, reauth_at = ? WHERE hash = ?`
 	sqlDeleteSession         = `DELETE FROM sessions WHERE hash = ?`
 	sqlDeleteExpiredSessions = `DELETE FROM sessions WHERE expires_at < ?`
+	sqlDeleteUserSessions    = `DELETE FROM sessions WHERE user_id = ?`
 )
 
 const (

@@ -173,6 +173,10 @@ func (t *tx) CreateRootKey(ctx context.Context, k *keyplane.RootKey) error {
 		nullMicros(k.RevokedAt))
 }
 
+func (t *tx) RevokeRootKey(ctx context.Context, id string, at time.Time) error {
+	return t.update(ctx, "revoke root key", sqlRevokeRootKey, micros(at), id)
+}
+
 func (t *tx) CreateUser(ctx context.Context, u *keyplane.User) error {
 	return t.insert(ctx, "create user", sqlInsertUser, u.ID, strings.ToLower(u.Email), u.PasswordHash,
 		u.Operator, micros(u.CreatedAt), micros(u.UpdatedAt))
@@ -212,13 +216,22 @@ func (t *tx) DeleteSession(ctx context.Context, hash []byte) error {
 }
 
 func (t *tx) DeleteExpiredSessions(ctx context.Context, now time.Time) (int64, error) {
-	res, err := t.exec(ctx, sqlDeleteExpiredSessions, micros(now))
+	return t.deleteCounted(ctx, "delete expired sessions", sqlDeleteExpiredSessions, micros(now))
+}
+
+func (t *tx) DeleteUserSessions(ctx context.Context, userID string) (int64, error) {
+	return t.deleteCounted(ctx, "delete a user's sessions", sqlDeleteUserSessions, userID)
+}
+
+// deleteCounted runs a DELETE and says how many rows it removed.
+func (t *tx) deleteCounted(ctx context.Context, op, query string, args ...any) (int64, error) {
+	res, err := t.exec(ctx, query, args...)
 	if err != nil {
-		return 0, t.fail("delete expired sessions", err)
+		return 0, t.fail(op, err)
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
-		return 0, fmt.Errorf("delete expired sessions: %w", err)
+		return 0, fmt.Errorf("%s: %w", op, err)
 	}
 	return n, nil
 }

@@ -223,6 +223,29 @@ func testRootKeys(t *testing.T, s store.Store) {
 	wantErr(t, "CreateRootKey(taken id)", err, store.ErrConflict)
 	_, err = s.GetRootKeyByHash(ctx, hash("d"))
 	wantErr(t, "root key of a failed create", err, store.ErrNotFound)
+
+	got, err := s.GetRootKey(ctx, gone.ID)
+	noErr(t, "GetRootKey", err)
+	equal(t, "GetRootKey", got, gone)
+	_, err = s.GetRootKey(ctx, "root_nope")
+	wantErr(t, "GetRootKey(unknown)", err, store.ErrNotFound)
+	list, err := s.ListRootKeys(ctx)
+	noErr(t, "ListRootKeys", err)
+	equal(t, "ListRootKeys", list, []keyplane.RootKey{*admin, *gone, *bare})
+
+	// Revoking: once, of a key that exists; the revoked key stays listed and found by its hash.
+	inTx(t, s, store.OperatorChain, func(tx store.Tx) error { return tx.RevokeRootKey(ctx, admin.ID, at(2*time.Hour)) })
+	admin.RevokedAt = ptr(at(2 * time.Hour))
+	got, err = s.GetRootKeyByHash(ctx, admin.Hash)
+	noErr(t, "GetRootKeyByHash(revoked)", err)
+	equal(t, "revoked root key", got, admin)
+	for what, id := range map[string]string{"revoked again": admin.ID, "revoked before": gone.ID, "unknown": "root_nope"} {
+		err = s.InTx(ctx, store.OperatorChain, func(tx store.Tx) error { return tx.RevokeRootKey(ctx, id, at(3*time.Hour)) })
+		wantErr(t, "RevokeRootKey("+what+")", err, store.ErrNotFound)
+	}
+	got, err = s.GetRootKey(ctx, gone.ID)
+	noErr(t, "GetRootKey", err)
+	equal(t, "a revoked key revoked again keeps its time", got, gone)
 }
 
 // testSealed: the master key rotation's walk over every sealed value, and its replacement.

@@ -61,6 +61,31 @@ func testSessions(t *testing.T, s store.Store) {
 	_, err = s.GetSession(ctx, sess.Hash)
 	wantErr(t, "GetSession after delete", err, store.ErrNotFound)
 	inTx(t, s, store.OperatorChain, func(tx store.Tx) error { return tx.DeleteSession(ctx, sess.Hash) })
+
+	// Every session of one person, and no one else's.
+	grace := createUser(t, s, "grace@example.com", at(0))
+	mine := []*keyplane.Session{
+		{Hash: bytes.Repeat([]byte{5}, 32), UserID: u.ID, CreatedAt: at(0), ExpiresAt: at(time.Hour), ReauthAt: at(0)},
+		{Hash: bytes.Repeat([]byte{6}, 32), UserID: u.ID, CreatedAt: at(0), ExpiresAt: at(time.Hour), ReauthAt: at(0)},
+	}
+	theirs := &keyplane.Session{Hash: bytes.Repeat([]byte{7}, 32), UserID: grace.ID, CreatedAt: at(0), ExpiresAt: at(time.Hour), ReauthAt: at(0)}
+	for _, x := range append(mine, theirs) {
+		inTx(t, s, store.OperatorChain, func(tx store.Tx) error { return tx.CreateSession(ctx, x) })
+	}
+	inTx(t, s, store.OperatorChain, func(tx store.Tx) error {
+		var err error
+		n, err = tx.DeleteUserSessions(ctx, u.ID)
+		return err
+	})
+	if n != 2 {
+		t.Fatalf("DeleteUserSessions removed %d, want 2", n)
+	}
+	for _, x := range mine {
+		_, err = s.GetSession(ctx, x.Hash)
+		wantErr(t, "a deleted user's session", err, store.ErrNotFound)
+	}
+	_, err = s.GetSession(ctx, theirs.Hash)
+	noErr(t, "another user's session", err)
 }
 
 func testMemberships(t *testing.T, s store.Store) {
