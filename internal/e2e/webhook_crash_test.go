@@ -7,7 +7,6 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -327,23 +326,7 @@ func (c *crashNode) createEvents(ws string, from, n int) (custom, keys []string)
 // deliveryLog reads an endpoint's whole deliveries log, following the cursor.
 func (c *crashNode) deliveryLog(ws, endpoint string) []map[string]any {
 	c.t.Helper()
-	var out []map[string]any
-	cursor := ""
-	for {
-		q := "?limit=100"
-		if cursor != "" {
-			q += "&cursor=" + url.QueryEscape(cursor)
-		}
-		res := c.must(200, req{method: "GET", path: "/v1/webhooks/" + endpoint + "/deliveries" + q, cred: c.admin, ws: ws})
-		for _, d := range res.list() {
-			out = append(out, d.(map[string]any))
-		}
-		next, _ := res.Body["nextCursor"].(string)
-		if next == "" {
-			return out
-		}
-		cursor = next
-	}
+	return c.listAll("/v1/webhooks/"+endpoint+"/deliveries", ws)
 }
 
 // waitDelivered polls the receiver until every id of want was delivered, or fails after d, showing
