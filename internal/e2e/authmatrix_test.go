@@ -76,7 +76,8 @@ func TestAuthenticationMatrix(t *testing.T) {
 	}
 	eachDriver(t, func(t *testing.T, driver string) {
 		t.Parallel()
-		n := start(t, driver, nil)
+		// A 1 s cache TTL: on SQLite the CLI's revocation of a root key reaches the node through it.
+		n := start(t, driver, map[string]string{"KEYPLANE_CACHE_TTL": "1s"})
 		ws := n.workspace("matrix", nil)
 		var all []string
 		for _, p := range n.must(200, req{method: "GET", path: "/v1/permissions", cred: n.admin}).list() {
@@ -98,6 +99,16 @@ func TestAuthenticationMatrix(t *testing.T) {
 		revoked := full("revoked", nil)
 		n.must(200, req{method: "DELETE", path: "/v1/api-keys/" + revoked["id"].(string), cred: n.admin, ws: ws})
 		publishable := n.key(ws, map[string]any{"name": "browser", "keyType": "publishable"})
+		// A root key with both scopes, revoked with the CLI after the node has used (and cached) it.
+		revokedRoot, err := run(t, n.dataDir, n.dbURL, "", "root-keys", "create", "--name", "to revoke", "--scopes", "admin,verify")
+		if err != nil {
+			t.Fatalf("root-keys create: %v", err)
+		}
+		revokedRoot = strings.TrimSpace(revokedRoot)
+		n.must(200, req{method: "GET", path: "/v1/workspaces", cred: revokedRoot})
+		if _, err := revokeRootKey(t, n, "to revoke"); err != nil {
+			t.Fatal(err)
+		}
 		time.Sleep(time.Until(expiresAt.Add(100 * time.Millisecond)))
 		// Each fixture is what its name says, as the API itself reports it.
 		for status, k := range map[string]map[string]any{"active": valid, "expired": expired, "disabled": disabled, "revoked": revoked} {
@@ -125,6 +136,7 @@ func TestAuthenticationMatrix(t *testing.T) {
 			{"unknown secret key", "Bearer " + keyformat.Generate("kp", "sk", "live"), unauthorized},
 			{"unknown test secret key", "Bearer " + keyformat.Generate("kp", "sk", "test"), unauthorized},
 			{"unknown root key", "Bearer " + keyformat.GenerateRoot("kp"), unauthorized},
+			{"revoked root key", "Bearer " + revokedRoot, unauthorized},
 			{"disabled key", "Bearer " + disabled["keyValue"].(string), unauthorized},
 			{"expired key", "Bearer " + expired["keyValue"].(string), unauthorized},
 			{"revoked key", "Bearer " + revoked["keyValue"].(string), unauthorized},
