@@ -264,7 +264,7 @@ func (p *Program) benchSeed(ctx context.Context, env map[string]string, n int) (
 	if err != nil {
 		return "", "", nil, 0, err
 	}
-	e, err := child.open(ctx, cfg, nil, service.WebhookOptions{})
+	e, err := child.open(ctx, cfg, openOptions{})
 	if err != nil {
 		return "", "", nil, 0, err
 	}

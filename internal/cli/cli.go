@@ -173,8 +173,19 @@ type env struct {
 	createdMasterKey bool
 }
 
-func (p *Program) open(ctx context.Context, cfg *config.Config, forget func(...[]byte), hooks service.WebhookOptions) (*env, error) {
-	log := p.logger(cfg)
+// openOptions are what serve gives the service beyond the configuration; other commands give none.
+type openOptions struct {
+	Log      *slog.Logger // nil: one from the configuration
+	Forget   func(...[]byte)
+	Webhooks service.WebhookOptions
+	SignIn   service.SignInLimits
+}
+
+func (p *Program) open(ctx context.Context, cfg *config.Config, o openOptions) (*env, error) {
+	log, hooks := o.Log, o.Webhooks
+	if log == nil {
+		log = p.logger(cfg)
+	}
 	cat, err := cfg.Catalog()
 	if err != nil {
 		return nil, err
@@ -204,15 +215,15 @@ func (p *Program) open(ctx context.Context, cfg *config.Config, forget func(...[
 	}
 	hooks.Policy = webhook.URLPolicy{AllowHTTP: cfg.WebhookAllowHTTP, AllowPrivate: cfg.WebhookAllowPrivate}
 	hooks.Schedule = cfg.WebhookRetrySchedule
-	svc := service.New(service.Options{Store: st, Catalog: cat, Box: box, KeyPrefix: cfg.KeyPrefix, Forget: forget, Logger: log,
-		LogRetention: cfg.LogRetention, UsageRetention: cfg.UsageRetention, Webhooks: hooks})
+	svc := service.New(service.Options{Store: st, Catalog: cat, Box: box, KeyPrefix: cfg.KeyPrefix, Forget: o.Forget, Logger: log,
+		LogRetention: cfg.LogRetention, UsageRetention: cfg.UsageRetention, Webhooks: hooks, SignIn: o.SignIn})
 	return &env{cfg: cfg, store: st, svc: svc, log: log, box: box, createdMasterKey: created}, nil
 }
 
 // print opens the store and service, runs fn, and prints its result alone on a line, so that scripts
 // can capture it: $(keyplane root-keys create …).
 func (p *Program) print(ctx context.Context, cfg *config.Config, fn func(e *env) (string, error)) error {
-	e, err := p.open(ctx, cfg, nil, service.WebhookOptions{})
+	e, err := p.open(ctx, cfg, openOptions{})
 	if err != nil {
 		return err
 	}
@@ -412,7 +423,7 @@ func (p *Program) rotateMasterKey(ctx context.Context, args []string) error {
 
 // rewrap re-seals every stored value with the master key the configuration names now.
 func (p *Program) rewrap(ctx context.Context, cfg *config.Config) (service.RewrapResult, error) {
-	e, err := p.open(ctx, cfg, nil, service.WebhookOptions{})
+	e, err := p.open(ctx, cfg, openOptions{})
 	if err != nil {
 		return service.RewrapResult{}, err
 	}
@@ -425,7 +436,7 @@ func (p *Program) auditVerify(ctx context.Context, args []string) error {
 	if err != nil {
 		return helpOK(err)
 	}
-	e, err := p.open(ctx, cfg, nil, service.WebhookOptions{})
+	e, err := p.open(ctx, cfg, openOptions{})
 	if err != nil {
 		return err
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/keyplane/keyplane/internal/reqlog"
 	"github.com/keyplane/keyplane/internal/service"
 	"github.com/keyplane/keyplane/internal/store/postgres"
+	"github.com/keyplane/keyplane/internal/throttle"
 	"github.com/keyplane/keyplane/internal/verify"
 )
 
@@ -69,29 +70,35 @@ func (p *Program) serve(ctx context.Context, args []string) error {
 	var ver *verify.Verifier
 	var runner *delivery.Runner
 	m := metrics.New()
-	e, err := p.open(ctx, cfg, func(h ...[]byte) { ver.Forget(h...) }, service.WebhookOptions{
-		Kick: func() { runner.Kick() }, Delivered: m.Delivery, Lease: cfg.WebhookLease,
-	})
-	if err != nil {
-		return err
-	}
-	runner = delivery.New(e.svc, delivery.Options{Logger: e.log})
-	defer e.store.Close()
+	log := p.logger(cfg)
+	// Redis, when given, holds what every node must share: rate limits, seen signatures, and the
+	// sign-in throttles' counts.
 	var limiter ratelimit.Limiter = ratelimit.NewLocal(nil)
 	var seen replay.Guard // nil: the verifier's own, in process
+	var signIn service.SignInLimits
 	if cfg.RedisURL != "" {
-		ratelimit.QuietClientLogs(e.log)
-		rl, err := ratelimit.NewRedis(ratelimit.RedisOptions{URL: cfg.RedisURL, Logger: e.log})
+		ratelimit.QuietClientLogs(log)
+		rl, err := ratelimit.NewRedis(ratelimit.RedisOptions{URL: cfg.RedisURL, Logger: log})
 		if err != nil {
 			return err
 		}
 		defer rl.Close()
 		if err := rl.Ping(ctx); err != nil {
 			// Not fatal: limits hold per node until Redis answers, and the log says so.
-			e.log.Warn("rate limits: Redis does not answer at start; each node limits on its own until it does", "err", err)
+			log.Warn("rate limits: Redis does not answer at start; each node limits on its own until it does", "err", err)
 		}
 		limiter, seen = rl, replay.NewRedis(rl.Client())
+		signIn = service.NewSignInLimits(func(name string, max int, window time.Duration) throttle.Counter {
+			return throttle.NewRedis(rl.Client(), name, max, window, 100_000, log)
+		})
 	}
+	e, err := p.open(ctx, cfg, openOptions{Log: log, Forget: func(h ...[]byte) { ver.Forget(h...) }, SignIn: signIn,
+		Webhooks: service.WebhookOptions{Kick: func() { runner.Kick() }, Delivered: m.Delivery, Lease: cfg.WebhookLease}})
+	if err != nil {
+		return err
+	}
+	runner = delivery.New(e.svc, delivery.Options{Logger: e.log})
+	defer e.store.Close()
 	ver, err = verify.New(e.store, verify.Options{KeyPrefix: cfg.KeyPrefix, CacheSize: cfg.CacheSize, TTL: cfg.CacheTTL,
 		StaleIfError: cfg.CacheStaleIfError, Limiter: limiter, Box: e.box, Replay: seen})
 	if err != nil {

@@ -30,8 +30,17 @@ const dummyHash = "$argon2id$v=19$m=65536,t=3,p=2$c29tZXNhbHRzb21lc2FsdA$Rdescud
 
 // SignInLimits holds the sign-in throttles; nil fields get the defaults.
 type SignInLimits struct {
-	PerAccount *throttle.Limiter
-	PerIP      *throttle.Limiter
+	PerAccount throttle.Counter
+	PerIP      throttle.Counter
+}
+
+// NewSignInLimits makes the sign-in throttles with counters from newCounter (kept in Redis, say,
+// so that every node shares them); the numbers are the service's.
+func NewSignInLimits(newCounter func(name string, max int, window time.Duration) throttle.Counter) SignInLimits {
+	return SignInLimits{
+		PerAccount: newCounter("account", maxFailuresPerAccount, failureWindow),
+		PerIP:      newCounter("ip", maxFailuresPerIP, failureWindow),
+	}
 }
 
 func (l *SignInLimits) fill(now func() time.Time) {
@@ -53,14 +62,14 @@ func SessionToken(token string) []byte {
 // audited; the caller's IP and user agent are recorded with the session.
 func (s *Service) SignIn(ctx context.Context, c *keyplane.Caller, email, pw string) (*keyplane.User, string, error) {
 	email = strings.ToLower(strings.TrimSpace(email))
-	if blocked, wait := s.limits.PerIP.Blocked(c.IP); blocked {
+	if blocked, wait := s.limits.PerIP.Blocked(ctx, c.IP); blocked {
 		return nil, "", tooMany(wait, "from your network")
 	}
 	u, err := s.store.GetUserByEmail(ctx, email)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, "", err
 	}
-	if blocked, wait := s.limits.PerAccount.Blocked(email); blocked {
+	if blocked, wait := s.limits.PerAccount.Blocked(ctx, email); blocked {
 		s.auditSignIn(ctx, c, u, email, "user.sign_in_throttled")
 		return nil, "", tooMany(wait, "for this account")
 	}
@@ -74,12 +83,12 @@ func (s *Service) SignIn(ctx context.Context, c *keyplane.Caller, email, pw stri
 		ok = ok && u != nil && u.PasswordHash != ""
 	}
 	if !ok {
-		s.limits.PerAccount.Fail(email)
-		s.limits.PerIP.Fail(c.IP)
+		s.limits.PerAccount.Fail(ctx, email)
+		s.limits.PerIP.Fail(ctx, c.IP)
 		s.auditSignIn(ctx, c, u, email, "user.sign_in_failed")
 		return nil, "", keyplane.Errorf(keyplane.CodeUnauthorized, "that email and password do not match an account")
 	}
-	s.limits.PerAccount.Reset(email)
+	s.limits.PerAccount.Reset(ctx, email)
 	token, sess := s.newSession(u, c)
 	err = s.store.InTx(ctx, store.OperatorChain, func(tx store.Tx) error { return tx.CreateSession(ctx, sess) })
 	if err != nil {
@@ -190,12 +199,12 @@ func (s *Service) SignOut(ctx context.Context, c *keyplane.Caller, sess *keyplan
 // Reauthenticate checks the signed-in person's password again, which lets them reveal secrets for the
 // next few minutes. Failures count against the account's sign-in throttle.
 func (s *Service) Reauthenticate(ctx context.Context, c *keyplane.Caller, sess *keyplane.Session, u *keyplane.User, pw string) error {
-	if blocked, wait := s.limits.PerAccount.Blocked(u.Email); blocked {
+	if blocked, wait := s.limits.PerAccount.Blocked(ctx, u.Email); blocked {
 		return tooMany(wait, "for this account")
 	}
 	ok, _ := password.Check(u.PasswordHash, pw)
 	if !ok || len(pw) > password.MaxLength {
-		s.limits.PerAccount.Fail(u.Email)
+		s.limits.PerAccount.Fail(ctx, u.Email)
 		_ = s.Audit(ctx, c, c.WorkspaceID, keyplane.AuditRecord{Action: "user.reauth_failed", Target: keyplane.Target{Type: "user", ID: u.ID}})
 		return &keyplane.Error{Code: keyplane.CodeInvalidRequest, Message: "that password is not right",
 			Details: []keyplane.FieldError{{Field: "password", Message: "is not right"}}}

@@ -2,15 +2,20 @@ package service_test
 
 import (
 	"context"
+	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/keyplane/keyplane"
 	"github.com/keyplane/keyplane/internal/masterkey"
 	"github.com/keyplane/keyplane/internal/service"
 	"github.com/keyplane/keyplane/internal/store"
 	"github.com/keyplane/keyplane/internal/store/storetest"
+	"github.com/keyplane/keyplane/internal/throttle"
 )
 
 func newService(t *testing.T, driver string) (*service.Service, store.Store) {
@@ -183,5 +188,57 @@ func TestNewPasswordEndsSessions(t *testing.T) {
 				t.Fatalf("audit of the new password: %+v, %v", entries, err)
 			}
 		})
+	}
+}
+
+// TestSignInThrottleSharedThroughRedis: two nodes (services on one store) whose sign-in throttles
+// count in one Redis give an attacker one budget: five failures split between them lock the account
+// on both, even for the right password.
+func TestSignInThrottleSharedThroughRedis(t *testing.T) {
+	u := os.Getenv("KEYPLANE_TEST_REDIS_URL")
+	if u == "" {
+		u = "redis://127.0.0.1:6379/0"
+	}
+	opt, err := redis.ParseURL(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := redis.NewClient(opt)
+	defer rc.Close()
+	ctx := context.Background()
+	if err := rc.Ping(ctx).Err(); err != nil {
+		if os.Getenv("KEYPLANE_REQUIRE_REDIS") != "" {
+			t.Fatalf("Redis at %s: %v (KEYPLANE_REQUIRE_REDIS is set)", u, err)
+		}
+		t.Skipf("no Redis at %s: %v", u, err)
+	}
+	// A name of this run's own: the counts outlive the test in the shared Redis for their window.
+	run := fmt.Sprintf("test-%d-", time.Now().UnixNano())
+	limits := func() service.SignInLimits {
+		return service.NewSignInLimits(func(name string, max int, window time.Duration) throttle.Counter {
+			return throttle.NewRedis(rc, run+name, max, window, 100, nil)
+		})
+	}
+	st := storetest.Open(t, "sqlite")
+	box, _ := masterkey.New(make([]byte, 32))
+	cat, _ := keyplane.NewCatalog(nil, nil)
+	nodes := []*service.Service{
+		service.New(service.Options{Store: st, Catalog: cat, Box: box, KeyPrefix: "kp", SignIn: limits()}),
+		service.New(service.Options{Store: st, Catalog: cat, Box: box, KeyPrefix: "kp", SignIn: limits()}),
+	}
+	const pw = "a long enough password"
+	if _, err := nodes[0].CreateUser(ctx, keyplane.System("test"), service.UserInput{Email: "ana@example.com", Password: pw, Operator: true}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		ip := fmt.Sprintf("198.51.100.%d", i+1)
+		if _, _, err := nodes[i%2].SignIn(ctx, &keyplane.Caller{IP: ip}, "ana@example.com", "wrong"); keyplane.ErrorCode(err) != keyplane.CodeUnauthorized {
+			t.Fatalf("failure %d: %v", i+1, err)
+		}
+	}
+	for i, n := range nodes {
+		if _, _, err := n.SignIn(ctx, &keyplane.Caller{IP: "203.0.113.9"}, "ana@example.com", pw); keyplane.ErrorCode(err) != keyplane.CodeRateLimited {
+			t.Fatalf("node %d after 5 failures across both: %v; want rate_limited", i, err)
+		}
 	}
 }

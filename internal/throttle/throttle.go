@@ -1,16 +1,28 @@
 // Package throttle counts failures per key (an account, an IP address) in fixed windows and says when
-// a key has had too many. It is bounded: counters live in a size-limited cache and expire with their
-// window, so a flood of distinct keys cannot grow memory without limit.
+// a key has had too many. Limiter counts in process, bounded: counters live in a size-limited cache and
+// expire with their window, so a flood of distinct keys cannot grow memory without limit. Redis counts
+// in Redis, so that every node behind a load balancer shares one budget.
 package throttle
 
 import (
+	"context"
 	"sync/atomic"
 	"time"
 
 	"github.com/maypok86/otter/v2"
 )
 
-// Limiter allows at most Max failures per key per Window.
+// Counter counts failures per key in fixed windows.
+type Counter interface {
+	// Blocked reports whether key has used up its failures, and how long until its window ends.
+	Blocked(ctx context.Context, key string) (bool, time.Duration)
+	// Fail records one failure of key.
+	Fail(ctx context.Context, key string)
+	// Reset forgets key's failures (after a success).
+	Reset(ctx context.Context, key string)
+}
+
+// Limiter is a Counter in process: it allows at most Max failures per key per Window.
 type Limiter struct {
 	max    int32
 	window time.Duration
@@ -38,7 +50,7 @@ func New(max int, window time.Duration, size int, now func() time.Time) *Limiter
 }
 
 // Blocked reports whether key has used up its failures, and how long until its window ends.
-func (l *Limiter) Blocked(key string) (bool, time.Duration) {
+func (l *Limiter) Blocked(_ context.Context, key string) (bool, time.Duration) {
 	c, ok := l.c.GetIfPresent(key)
 	if !ok || c.n.Load() < l.max {
 		return false, 0
@@ -51,10 +63,10 @@ func (l *Limiter) Blocked(key string) (bool, time.Duration) {
 }
 
 // Fail records one failure of key.
-func (l *Limiter) Fail(key string) {
+func (l *Limiter) Fail(_ context.Context, key string) {
 	c, _ := l.c.SetIfAbsent(key, &counter{start: l.now()})
 	c.n.Add(1)
 }
 
 // Reset forgets key's failures (after a success).
-func (l *Limiter) Reset(key string) { l.c.Invalidate(key) }
+func (l *Limiter) Reset(_ context.Context, key string) { l.c.Invalidate(key) }
