@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -58,11 +59,27 @@ func SessionToken(token string) []byte {
 	return h[:]
 }
 
+// throttleNetwork is what the per-address sign-in throttle counts: an IPv4 address, or an IPv6
+// address's /64, which one subscriber usually holds whole and could otherwise walk through, a fresh
+// budget per address.
+func throttleNetwork(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ip
+	}
+	a = a.Unmap()
+	if a.Is4() {
+		return a.String()
+	}
+	return netip.PrefixFrom(a.WithZone(""), 64).Masked().String()
+}
+
 // SignIn checks an email and password and opens a new session, whose token it returns. Every attempt is
 // audited; the caller's IP and user agent are recorded with the session.
 func (s *Service) SignIn(ctx context.Context, c *keyplane.Caller, email, pw string) (*keyplane.User, string, error) {
 	email = strings.ToLower(strings.TrimSpace(email))
-	if blocked, wait := s.limits.PerIP.Blocked(ctx, c.IP); blocked {
+	network := throttleNetwork(c.IP)
+	if blocked, wait := s.limits.PerIP.Blocked(ctx, network); blocked {
 		return nil, "", tooMany(wait, "from your network")
 	}
 	u, err := s.store.GetUserByEmail(ctx, email)
@@ -84,7 +101,7 @@ func (s *Service) SignIn(ctx context.Context, c *keyplane.Caller, email, pw stri
 	}
 	if !ok {
 		s.limits.PerAccount.Fail(ctx, email)
-		s.limits.PerIP.Fail(ctx, c.IP)
+		s.limits.PerIP.Fail(ctx, network)
 		s.auditSignIn(ctx, c, u, email, "user.sign_in_failed")
 		return nil, "", keyplane.Errorf(keyplane.CodeUnauthorized, "that email and password do not match an account")
 	}

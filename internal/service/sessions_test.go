@@ -82,6 +82,17 @@ func TestSignIn(t *testing.T) {
 			if _, _, err := svc.SignIn(ctx, who("203.0.113.5"), "other@example.com", "x"); keyplane.ErrorCode(err) != keyplane.CodeRateLimited {
 				t.Fatalf("throttled address: %v", err)
 			}
+			// An IPv6 /64 counts as one address: walking through it gives no fresh budget; the next
+			// /64 is another network.
+			for i := 0; i < 20; i++ {
+				svc.SignIn(ctx, who(fmt.Sprintf("2001:db8:1:2::%x", i+1)), "someone"+string(rune('a'+i))+"@example.com", "wrong")
+			}
+			if _, _, err := svc.SignIn(ctx, who("2001:db8:1:2:ffff::1"), "other@example.com", "x"); keyplane.ErrorCode(err) != keyplane.CodeRateLimited {
+				t.Fatalf("another address of a throttled /64: %v", err)
+			}
+			if _, _, err := svc.SignIn(ctx, who("2001:db8:1:3::1"), "other@example.com", "x"); keyplane.ErrorCode(err) != keyplane.CodeUnauthorized {
+				t.Fatalf("the next /64: %v", err)
+			}
 			// Sign-ins and failures are in the workspace's audit trail.
 			entries, _, err := st.ListAudit(ctx, w.ID, store.AuditFilter{Limit: 100})
 			if err != nil {
