@@ -1,15 +1,14 @@
 package e2e
 
 import (
-	"net"
-	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/keyplane/keyplane/internal/redistest"
 )
 
 // TestRateLimits: a key's rateLimit is enforced by POST /v1/verify, with ratelimit in the answer;
@@ -50,20 +49,7 @@ func TestRateLimits(t *testing.T) {
 // TestRateLimitsAcrossNodes: two nodes on one PostgreSQL and one Redis allow a key's limit exactly,
 // between them.
 func TestRateLimitsAcrossNodes(t *testing.T) {
-	redis := os.Getenv("KEYPLANE_TEST_REDIS_URL")
-	if redis == "" {
-		redis = "redis://127.0.0.1:6379/0"
-	}
-	if u, err := url.Parse(redis); err == nil {
-		c, err := net.DialTimeout("tcp", u.Host, time.Second)
-		if err != nil {
-			if os.Getenv("KEYPLANE_REQUIRE_REDIS") != "" {
-				t.Fatalf("no Redis at %s: %v (KEYPLANE_REQUIRE_REDIS is set)", redis, err)
-			}
-			t.Skipf("no Redis at %s: %v", redis, err)
-		}
-		c.Close()
-	}
+	redis := redistest.URL(t)
 	env := map[string]string{"KEYPLANE_REDIS_URL": redis}
 	a := start(t, "postgres", env)
 	b := &node{t: t, dataDir: a.dataDir, dbURL: a.dbURL, admin: a.admin, verifier: a.verifier, stdout: &syncBuffer{}, logs: &syncBuffer{}, client: a.client}

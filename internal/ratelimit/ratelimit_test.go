@@ -8,12 +8,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/keyplane/keyplane/internal/redistest"
 )
 
 type clock struct {
@@ -157,28 +158,6 @@ func BenchmarkLocal(b *testing.B) {
 	})
 }
 
-// redisURL is the test Redis: KEYPLANE_TEST_REDIS_URL, else the local one. Without it the Redis tests
-// skip, unless KEYPLANE_REQUIRE_REDIS is set (CI sets it).
-func redisURL(t *testing.T) string {
-	t.Helper()
-	u := os.Getenv("KEYPLANE_TEST_REDIS_URL")
-	if u == "" {
-		u = "redis://127.0.0.1:6379/0"
-	}
-	r, err := NewRedis(RedisOptions{URL: u, Timeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	if err := r.Ping(context.Background()); err != nil {
-		if os.Getenv("KEYPLANE_REQUIRE_REDIS") != "" {
-			t.Fatalf("Redis at %s: %v (KEYPLANE_REQUIRE_REDIS is set)", u, err)
-		}
-		t.Skipf("no Redis at %s: %v", u, err)
-	}
-	return u
-}
-
 func uniqueKey() string {
 	var b [8]byte
 	rand.Read(b[:])
@@ -186,7 +165,7 @@ func uniqueKey() string {
 }
 
 func TestRedisBoundaries(t *testing.T) {
-	u := redisURL(t)
+	u := redistest.URL(t)
 	r, err := NewRedis(RedisOptions{URL: u})
 	if err != nil {
 		t.Fatal(err)
@@ -197,7 +176,7 @@ func TestRedisBoundaries(t *testing.T) {
 
 // TestRedisExactAcrossNodes: two limiters (two nodes) on one Redis share one limit exactly.
 func TestRedisExactAcrossNodes(t *testing.T) {
-	u := redisURL(t)
+	u := redistest.URL(t)
 	nodes := make([]*Redis, 2)
 	for i := range nodes {
 		r, err := NewRedis(RedisOptions{URL: u, Timeout: time.Second})

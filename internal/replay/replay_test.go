@@ -4,13 +4,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	"github.com/keyplane/keyplane/internal/redistest"
 )
 
 // once checks that of many concurrent Firsts of one signature exactly one is true, and that a second
@@ -51,23 +50,10 @@ func TestLocal(t *testing.T) {
 }
 
 func TestRedis(t *testing.T) {
-	opt, _ := redis.ParseURL("redis://127.0.0.1:6379/0")
-	if u := os.Getenv("KEYPLANE_TEST_REDIS_URL"); u != "" {
-		opt, _ = redis.ParseURL(u)
-	}
-	c := redis.NewClient(opt)
-	defer c.Close()
-	if err := c.Ping(context.Background()).Err(); err != nil {
-		if os.Getenv("KEYPLANE_REQUIRE_REDIS") != "" {
-			t.Fatalf("no Redis: %v (KEYPLANE_REQUIRE_REDIS is set)", err)
-		}
-		t.Skipf("no Redis: %v", err)
-	}
+	c := redistest.Client(t)
 	once(t, NewRedis(c))
 	// Two nodes: the second sees the first's signature.
-	other := redis.NewClient(opt)
-	defer other.Close()
-	a, b := NewRedis(c), NewRedis(other)
+	a, b := NewRedis(c), NewRedis(redistest.Client(t))
 	sig := "two-nodes-" + time.Now().String()
 	if ok, _ := a.First(context.Background(), sig, time.Minute); !ok {
 		t.Fatal("new signature not new")

@@ -3,15 +3,13 @@ package service_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/keyplane/keyplane"
 	"github.com/keyplane/keyplane/internal/masterkey"
+	"github.com/keyplane/keyplane/internal/redistest"
 	"github.com/keyplane/keyplane/internal/service"
 	"github.com/keyplane/keyplane/internal/store"
 	"github.com/keyplane/keyplane/internal/store/storetest"
@@ -206,23 +204,8 @@ func TestNewPasswordEndsSessions(t *testing.T) {
 // count in one Redis give an attacker one budget: five failures split between them lock the account
 // on both, even for the right password.
 func TestSignInThrottleSharedThroughRedis(t *testing.T) {
-	u := os.Getenv("KEYPLANE_TEST_REDIS_URL")
-	if u == "" {
-		u = "redis://127.0.0.1:6379/0"
-	}
-	opt, err := redis.ParseURL(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc := redis.NewClient(opt)
-	defer rc.Close()
+	rc := redistest.Client(t)
 	ctx := context.Background()
-	if err := rc.Ping(ctx).Err(); err != nil {
-		if os.Getenv("KEYPLANE_REQUIRE_REDIS") != "" {
-			t.Fatalf("Redis at %s: %v (KEYPLANE_REQUIRE_REDIS is set)", u, err)
-		}
-		t.Skipf("no Redis at %s: %v", u, err)
-	}
 	// A name of this run's own: the counts outlive the test in the shared Redis for their window.
 	run := fmt.Sprintf("test-%d-", time.Now().UnixNano())
 	limits := func() service.SignInLimits {

@@ -7,37 +7,15 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"net"
-	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
-)
 
-// testRedis is the test Redis: KEYPLANE_TEST_REDIS_URL, else the local one. Without it the test
-// skips, unless KEYPLANE_REQUIRE_REDIS is set (CI sets it).
-func testRedis(t *testing.T) *redis.Client {
-	t.Helper()
-	u := os.Getenv("KEYPLANE_TEST_REDIS_URL")
-	if u == "" {
-		u = "redis://127.0.0.1:6379/0"
-	}
-	opt, err := redis.ParseURL(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := redis.NewClient(opt)
-	t.Cleanup(func() { c.Close() })
-	if err := c.Ping(context.Background()).Err(); err != nil {
-		if os.Getenv("KEYPLANE_REQUIRE_REDIS") != "" {
-			t.Fatalf("Redis at %s: %v (KEYPLANE_REQUIRE_REDIS is set)", u, err)
-		}
-		t.Skipf("no Redis at %s: %v", u, err)
-	}
-	return c
-}
+	"github.com/keyplane/keyplane/internal/redistest"
+)
 
 func uniqueName() string {
 	var b [6]byte
@@ -49,7 +27,7 @@ func uniqueName() string {
 // window, and one reset; Redis holds digests, not what is counted.
 func TestRedisSharedAcrossNodes(t *testing.T) {
 	ctx := context.Background()
-	c := testRedis(t)
+	c := redistest.Client(t)
 	name := uniqueName()
 	a := NewRedis(c, name, 5, time.Minute, 100, nil)
 	b := NewRedis(c, name, 5, time.Minute, 100, nil)
@@ -89,7 +67,7 @@ func TestRedisSharedAcrossNodes(t *testing.T) {
 // TestRedisConcurrentFailuresAllCount: failures sent at once from many goroutines all count.
 func TestRedisConcurrentFailuresAllCount(t *testing.T) {
 	ctx := context.Background()
-	c := testRedis(t)
+	c := redistest.Client(t)
 	r := NewRedis(c, uniqueName(), 50, time.Minute, 100, nil)
 	var wg sync.WaitGroup
 	for range 49 {
