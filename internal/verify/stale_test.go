@@ -3,7 +3,6 @@ package verify_test
 import (
 	"context"
 	"errors"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -42,19 +41,6 @@ func (o *outage) GetRootKeyByHash(ctx context.Context, h []byte) (*keyplane.Root
 	return o.Store.GetRootKeyByHash(ctx, h)
 }
 
-// fakeClock is a clock that tests move by hand.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *fakeClock) add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // TestStaleIfError: with StaleIfError, keys and root keys read before an outage keep their last
 // answer for that long past the TTL while reads fail, one failed read a second at most; a key never
 // read fails with ErrUnavailable; once reads work, a stale entry is read again and a change made
@@ -63,7 +49,7 @@ func (c *fakeClock) add(d time.Duration) {
 func TestStaleIfError(t *testing.T) {
 	ctx := context.Background()
 	st := &outage{Store: storetest.Open(t, "sqlite")}
-	clk := &fakeClock{t: time.Now()}
+	clk := &testClock{t: time.Now()}
 	const ttl, stale = time.Minute, 10 * time.Minute
 	ver, err := verify.New(st, verify.Options{KeyPrefix: "kp", TTL: ttl, StaleIfError: stale, Now: clk.now})
 	if err != nil {
