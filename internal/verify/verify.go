@@ -207,11 +207,7 @@ var ErrUnavailable = errors.New("verify: storage unavailable")
 // Verify checks an API key value. It returns an error only when the store could not be read for a key
 // that is not cached; a malformed value is NOT_FOUND without any read.
 func (v *Verifier) Verify(ctx context.Context, value string, req *keyplane.VerifyRequest) (Result, error) {
-	kind, err := keyformat.Parse(v.prefix, value)
-	if err != nil || kind.Root {
-		return Result{Code: keyplane.VerifyNotFound}, nil
-	}
-	e, err := v.lookup(ctx, keyformat.Hash(value))
+	e, err := v.find(ctx, value)
 	if err != nil {
 		return Result{}, err
 	}
@@ -224,11 +220,7 @@ func (v *Verifier) Verify(ctx context.Context, value string, req *keyplane.Verif
 // Status is the code Verify would answer for value, before any rate limit: for a credential that
 // is checked only to choose between refusals, which must not spend the key's limit.
 func (v *Verifier) Status(ctx context.Context, value string, req *keyplane.VerifyRequest) (keyplane.VerifyCode, error) {
-	kind, err := keyformat.Parse(v.prefix, value)
-	if err != nil || kind.Root {
-		return keyplane.VerifyNotFound, nil
-	}
-	e, err := v.lookup(ctx, keyformat.Hash(value))
+	e, err := v.find(ctx, value)
 	if err != nil {
 		return "", err
 	}
@@ -236,6 +228,15 @@ func (v *Verifier) Status(ctx context.Context, value string, req *keyplane.Verif
 		return keyplane.VerifyNotFound, nil
 	}
 	return e.key.Check(v.now(), e.secretExpiresAt, req), nil
+}
+
+// find looks a key value up: one that does not parse, or a root key's, finds nothing, without a read.
+func (v *Verifier) find(ctx context.Context, value string) (entry, error) {
+	kind, err := keyformat.Parse(v.prefix, value)
+	if err != nil || kind.Root {
+		return entry{}, nil
+	}
+	return v.lookup(ctx, keyformat.Hash(value))
 }
 
 func (v *Verifier) lookup(ctx context.Context, h [32]byte) (entry, error) {
