@@ -67,17 +67,24 @@ func startPrivatePostgres(t *testing.T) *privatePostgres {
 			t.Fatalf("chown %s: %v: %s", dir, err, out)
 		}
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.port = l.Addr().(*net.TCPAddr).Port
-	l.Close()
+	p.port = freePort(t)
 	if out, err := p.command("initdb", "-D", p.data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync").CombinedOutput(); err != nil {
 		t.Fatalf("initdb: %v: %s", err, out)
 	}
 	p.start()
 	return p
+}
+
+// freePort returns a loopback TCP port that was free a moment ago, for a server the test starts that
+// must be told its port (nginx, PostgreSQL, Redis).
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }
 
 func (p *privatePostgres) command(prog string, args ...string) *exec.Cmd {
@@ -352,12 +359,7 @@ func TestRedisDown(t *testing.T) {
 		}
 		t.Skip("skipping: redis-server not found")
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
+	port := freePort(t)
 	var redis *exec.Cmd
 	startRedis := func() {
 		t.Helper()

@@ -94,12 +94,7 @@ func TestNginxAuthRequest(t *testing.T) {
 	}))
 	defer upstream.Close()
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
+	port := freePort(t)
 	dir := t.TempDir()
 	var conf strings.Builder
 	template.Must(template.New("").Parse(nginxConf)).Execute(&conf, map[string]any{
