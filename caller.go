@@ -14,6 +14,11 @@ type Caller struct {
 	Role Role
 	// Reauthenticated is set for a dashboard session whose password was entered in the last 5 minutes.
 	Reauthenticated bool
+	// KeyID and Environment are those of the workspace key that calls (empty for root keys and
+	// people): such a key may create, change and reveal only keys of its own environment that it
+	// could have made itself (see internal/service).
+	KeyID       string
+	Environment Environment
 
 	IP        string
 	UserAgent string
