@@ -14,10 +14,9 @@ type Caller struct {
 	Role Role
 	// Reauthenticated is set for a dashboard session whose password was entered in the last 5 minutes.
 	Reauthenticated bool
-	// KeyID and Environment are those of the workspace key that calls (empty for root keys and
-	// people): such a key may create, change and reveal only keys of its own environment that it
-	// could have made itself (see internal/service).
-	KeyID       string
+	// Environment is that of the workspace key that calls (Actor.Type ActorAPIKey, Actor.ID its id);
+	// empty for root keys and people. Such a key creates, changes and reveals keys of its own
+	// environment only, within what it holds itself (see internal/service, apikeys.go).
 	Environment Environment
 
 	IP        string

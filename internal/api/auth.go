@@ -217,7 +217,7 @@ func (s *Server) authenticate(r *http.Request, mode authMode) (*call, error) {
 	k := res.Key.Key
 	c.Actor = keyplane.Actor{Type: keyplane.ActorAPIKey, ID: k.ID, Name: k.Name}
 	c.WorkspaceID, c.Permissions, c.ws = k.WorkspaceID, k.Permissions, k.WorkspaceID
-	c.KeyID, c.Environment = k.ID, k.Environment
+	c.Environment = k.Environment
 	return c, nil
 }
 
