@@ -507,6 +507,30 @@ func TestKeyWritingMatrix(t *testing.T) {
 				try(c, "patch itself "+fmtJSON(body), req{method: "PATCH", path: self, body: body}, 403, "forbidden")
 			}
 		}
+		// The order of the checks: a change beyond the caller is refused before its fields are
+		// looked at, and before the key's state; a grant is judged on catalog names only.
+		if after := snapshot(); after != before {
+			t.Errorf("refused calls changed keys:\n%s", firstDiff(before, after))
+		}
+		byName := map[string]*grantee{}
+		for _, c := range creds {
+			byName[c.name] = c
+		}
+		testRW, writeOnly := byName["test api_keys:read+write, orders:read"], byName["api_keys:write only"]
+		revokedLive := mk(&grantee{name: "revoked live", env: "live", keyType: "secret"})
+		n.must(200, req{method: "DELETE", path: "/v1/api-keys/" + revokedLive.id, cred: n.admin, ws: ws})
+		targets = append(targets, revokedLive)
+		before = snapshot()
+		try(testRW, "patch a live key with bad fields", req{method: "PATCH", path: "/v1/api-keys/" + targets[0].id,
+			body: map[string]any{"name": "", "permissions": []string{"no:such"}, "rateLimit": map[string]any{"limit": 0}}}, 403, "forbidden")
+		try(testRW, "patch a revoked live key", req{method: "PATCH", path: "/v1/api-keys/" + revokedLive.id, body: map[string]any{"name": "x"}}, 403, "forbidden")
+		try(testRW, "rotate a revoked live key", req{method: "POST", path: "/v1/api-keys/" + revokedLive.id + "/rotate"}, 403, "forbidden")
+		try(testRW, "reveal a revoked live key", req{method: "POST", path: "/v1/api-keys/" + revokedLive.id + "/reveal"}, 403, "forbidden")
+		try(testRW, "get the live publishable key", req{method: "GET", path: "/v1/api-keys/publishable"}, 403, "forbidden")
+		try(testRW, "get the test publishable key", req{method: "GET", path: "/v1/api-keys/publishable?environment=test"}, 200, "")
+		try(writeOnly, "create with a permission outside the catalog", req{method: "POST", path: "/v1/api-keys",
+			body: map[string]any{"name": "x", "keyType": "secret", "permissions": []string{"no:such"}}}, 400, "invalid_request")
+
 		// Refused calls changed nothing, and made no key.
 		if after := snapshot(); after != before {
 			t.Errorf("refused calls changed keys:\n%s", firstDiff(before, after))
