@@ -14,6 +14,10 @@ type Caller struct {
 	Role Role
 	// Reauthenticated is set for a dashboard session whose password was entered in the last 5 minutes.
 	Reauthenticated bool
+	// Environment is that of the workspace key that calls (Actor.Type ActorAPIKey, Actor.ID its id);
+	// empty for root keys and people. Such a key creates, changes and reveals keys of its own
+	// environment only, within what it holds itself (see internal/service, apikeys.go).
+	Environment Environment
 
 	IP        string
 	UserAgent string

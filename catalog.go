@@ -28,7 +28,7 @@ var BuiltinPermissions = []CatalogEntry{
 	{PermAPIKeysRead, "List and read the workspace's API keys through keyplane's API."},
 	{PermAPIKeysWrite, "Create, change, rotate, revoke and delete the workspace's API keys."},
 	{PermWebhooksRead, "List webhook endpoints and their delivery logs."},
-	{PermWebhooksWrite, "Create, change and delete webhook endpoints; send test events."},
+	{PermWebhooksWrite, "Create, change and delete webhook endpoints; send test events, rotate and reveal signing secrets, retry deliveries."},
 	{PermEventsWrite, "Send the workspace's custom events to its webhook endpoints."},
 	{PermAuditRead, "Read the workspace's audit trail."},
 	{PermLogsRead, "Read the workspace's request logs and usage."},

@@ -186,17 +186,19 @@ func (s *Server) authenticate(r *http.Request, mode authMode) (*call, error) {
 	if mode == verifier {
 		// A workspace key never verifies, but only one that would authenticate lacks a scope (403):
 		// an unknown, disabled, expired or revoked one is refused as any such credential is (401).
-		code, err := s.ver.Status(r.Context(), cred, &keyplane.VerifyRequest{IP: ip})
+		res, err := s.ver.Check(r.Context(), cred, &keyplane.VerifyRequest{IP: ip})
 		if err != nil {
 			return nil, err
 		}
-		switch code {
+		switch res.Code {
 		case keyplane.VerifyNotFound, keyplane.VerifyDisabled, keyplane.VerifyExpired, keyplane.VerifyRevoked:
 			return nil, unauthorized("the key is unknown, disabled, expired or revoked")
 		}
 		return nil, keyplane.Errorf(keyplane.CodeForbidden, "verification needs a root key with the verify scope")
 	}
-	res, err := s.ver.Verify(r.Context(), cred, &keyplane.VerifyRequest{IP: ip})
+	// Checked, not verified: a management call is no verification, and must spend nothing of the
+	// key's verification rate limit (the API's own limits count it, in limitCredential).
+	res, err := s.ver.Check(r.Context(), cred, &keyplane.VerifyRequest{IP: ip})
 	if err != nil {
 		return nil, err
 	}
@@ -215,6 +217,7 @@ func (s *Server) authenticate(r *http.Request, mode authMode) (*call, error) {
 	k := res.Key.Key
 	c.Actor = keyplane.Actor{Type: keyplane.ActorAPIKey, ID: k.ID, Name: k.Name}
 	c.WorkspaceID, c.Permissions, c.ws = k.WorkspaceID, k.Permissions, k.WorkspaceID
+	c.Environment = k.Environment
 	return c, nil
 }
 

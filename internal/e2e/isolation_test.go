@@ -215,8 +215,8 @@ func isolationFixtures(w *world) map[string][]attack {
 		// API keys: every key of A, of both types and environments, whatever its state.
 		"getApiKey":      keyCalls(map[string]string{"liveSecret": "key", "testSecret": "testkey", "livePublishable": "operator", "testPublishable": "key", "recoverable": "operator", "revoked": "operator"}, "", nil),
 		"getApiKeyUsage": keyCalls(map[string]string{"liveSecret": "operator", "testSecret": "key", "testPublishable": "testkey", "revoked": "key"}, "?granularity=day", nil),
-		"updateApiKey":   keyCalls(map[string]string{"liveSecret": "testkey", "testSecret": "key", "livePublishable": "operator", "testPublishable": "key", "recoverable": "operator"}, "", map[string]any{"name": "renamed", "meta": map[string]any{"by": "caller"}}),
-		"rotateApiKey":   keyCalls(map[string]string{"liveSecret": "key", "testSecret": "operator", "livePublishable": "testkey", "testPublishable": "key", "recoverable": "operator"}, "", map[string]any{"expireOldAfterSeconds": 60}),
+		"updateApiKey":   keyCalls(map[string]string{"liveSecret": "key", "testSecret": "testkey", "livePublishable": "operator", "testPublishable": "testkey", "recoverable": "operator"}, "", map[string]any{"name": "renamed", "meta": map[string]any{"by": "caller"}}),
+		"rotateApiKey":   keyCalls(map[string]string{"liveSecret": "key", "testSecret": "operator", "livePublishable": "key", "testPublishable": "testkey", "recoverable": "operator"}, "", map[string]any{"expireOldAfterSeconds": 60}),
 		// A workspace key reveals publishable keys; a recoverable secret only to an admin root key.
 		"revealApiKey": keyCalls(map[string]string{"livePublishable": "key", "testPublishable": "testkey", "recoverable": "operator"}, "", nil),
 		"deleteApiKey": append(
@@ -250,8 +250,8 @@ func isolationFixtures(w *world) map[string][]attack {
 		// Calls without ids in the path: B acts on B, and sees nothing of A even when it names A's ids
 		// in a filter.
 		"listApiKeys":          {{query: "?limit=100", as: "key", shows: k["liveSecret"]}, {query: "?environment=test&keyType=publishable", as: "testkey", shows: k["testPublishable"]}},
-		"createApiKey":         {{body: map[string]any{"name": "made by the caller", "keyType": "secret", "environment": "test"}, as: "key"}},
-		"getPublishableApiKey": {{query: "?environment=live", as: "operator", shows: k["livePublishable"]}, {query: "?environment=test", as: "key", shows: k["testPublishable"]}},
+		"createApiKey":         {{body: map[string]any{"name": "made by the caller", "keyType": "secret", "environment": "test"}, as: "testkey"}},
+		"getPublishableApiKey": {{query: "?environment=live", as: "operator", shows: k["livePublishable"]}, {query: "?environment=test", as: "testkey", shows: k["testPublishable"]}},
 		"listAuditLogs": {
 			{query: "?targetId=" + k["liveSecret"], as: "key", shows: k["liveSecret"]},
 			{query: "?actorId=" + w.intID, as: "operator", shows: w.intID},
@@ -330,8 +330,9 @@ func buildWorld(t *testing.T, n *node) *world {
 	n.must(202, req{method: "POST", path: "/v1/events", cred: w.aKey, body: map[string]any{"type": "order.created", "data": map[string]any{"order": "A-1"}}})
 	n.must(200, req{method: "GET", path: "/v1/api-keys", cred: w.aTestKey}) // a management call in A's request log
 
-	// Modes: a key verifies in its own environment only. Management does not separate them: the
-	// contract gives a workspace key its whole workspace, and A's test key manages live keys below.
+	// Modes: a key verifies in its own environment only, and a workspace key reads every key of its
+	// workspace but creates, changes and reveals keys of its own environment only: A's live key acts
+	// on live keys below, A's test key on test keys.
 	for _, role := range []string{"liveSecret", "testSecret", "livePublishable", "testPublishable"} {
 		own, other := "live", "test"
 		if strings.HasPrefix(role, "test") {

@@ -111,3 +111,55 @@ func TestManagementRateLimits(t *testing.T) {
 		t.Errorf("verification after the management limits: %s", c)
 	}
 }
+
+// TestManagementSpendsNoVerificationLimit: a workspace key's management calls are authenticated
+// without spending its verification rate limit. They used to: with {limit: 2}, the third management
+// call answered 401 "unknown, disabled, expired or revoked", and the key's verifications were
+// RATE_LIMITED by calls that were no verifications. The calls stay in the request log as source
+// management, with the credential's code.
+func TestManagementSpendsNoVerificationLimit(t *testing.T) {
+	eachDriver(t, func(t *testing.T, driver string) {
+		t.Parallel()
+		n := start(t, driver, map[string]string{"KEYPLANE_LOG_FLUSH_INTERVAL": "20ms"})
+		ws := n.workspace("mgmt-limit", nil)
+		k := n.key(ws, map[string]any{"name": "integration", "keyType": "secret", "permissions": []string{"api_keys:read"},
+			"rateLimit": map[string]any{"limit": 2, "windowMs": 3600000}})
+		value, keyID := k["keyValue"].(string), k["id"].(string)
+		const calls = 6
+		for i := range calls {
+			if r := n.do(req{method: "GET", path: "/v1/api-keys/" + keyID, cred: value}); r.Status != 200 {
+				t.Fatalf("management call %d: %d %s", i+1, r.Status, r.Raw)
+			}
+		}
+		// The verification budget is whole: two VALID, then RATE_LIMITED with Retry-After's data.
+		for i := range 2 {
+			d := n.verify(map[string]any{"key": value})
+			if d["code"] != "VALID" || d["ratelimit"].(map[string]any)["remaining"] != float64(1-i) {
+				t.Fatalf("verification %d after %d management calls: %v", i+1, calls, d)
+			}
+		}
+		if c := n.code(value); c != "RATE_LIMITED" {
+			t.Fatalf("the third verification: %s", c)
+		}
+		// A spent verification limit does not lock the key out of the management API either.
+		n.must(200, req{method: "GET", path: "/v1/api-keys/" + keyID, cred: value})
+		// Each management call is in the log once, as source management and VALID; the
+		// verifications as source verify.
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			got := map[string]int{}
+			for _, e := range n.must(200, req{method: "GET", path: "/v1/logs?limit=100&keyId=" + keyID, cred: n.admin, ws: ws}).list() {
+				e := e.(map[string]any)
+				got[e["source"].(string)+" "+e["code"].(string)]++
+			}
+			want := map[string]int{"management VALID": calls + 1, "verify VALID": 2, "verify RATE_LIMITED": 1}
+			if sameCounts(got, want) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("request log of the key: %v, want %v", got, want)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	})
+}

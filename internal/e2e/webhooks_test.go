@@ -335,6 +335,42 @@ func TestWebhooks(t *testing.T) {
 			n.must(200, req{method: "DELETE", path: "/v1/webhooks/" + ep["id"].(string), cred: n.admin, ws: ws})
 		})
 
+		// WriteAlone: webhooks:write is enough for every webhook action, test sends and secret reveals
+		// included (they used to need webhooks:read too, which the permission table never said);
+		// webhooks:read alone is enough for none of them.
+		t.Run("WriteAlone", func(t *testing.T) {
+			rc := newReceiver(t, nil)
+			single := func(perm string) string {
+				return n.key(ws, map[string]any{"name": perm + " only", "keyType": "secret", "permissions": []string{perm}})["keyValue"].(string)
+			}
+			writer, reader := single("webhooks:write"), single("webhooks:read")
+			ep := n.must(201, req{method: "POST", path: "/v1/webhooks", cred: writer, body: map[string]any{"url": rc.URL, "eventTypes": []string{"order.created"}}}).data()
+			base := "/v1/webhooks/" + ep["id"].(string)
+			for _, r := range []req{
+				{method: "POST", path: base + "/test"},
+				{method: "POST", path: base + "/rotate-secret"},
+				{method: "POST", path: base + "/reveal-secret"},
+				{method: "PATCH", path: base, body: map[string]any{"description": "by the writer"}},
+			} {
+				r.cred = reader
+				n.fails(403, "forbidden", r)
+				r.cred = writer
+				n.must(200, r)
+			}
+			if got := rc.requests(); len(got) != 1 || decodeDelivery(t, got[0]).Type != "webhook.test" {
+				t.Errorf("the writer's test send: %d requests", len(got))
+			}
+			rotated := n.must(200, req{method: "POST", path: base + "/rotate-secret", cred: writer}).data()["secret"]
+			if shown := n.must(200, req{method: "POST", path: base + "/reveal-secret", cred: writer}).data()["secret"]; shown != rotated {
+				t.Errorf("the writer revealed %v, want the secret it rotated to", shown)
+			}
+			// Reading stays webhooks:read's.
+			n.fails(403, "forbidden", req{method: "GET", path: base, cred: writer})
+			n.fails(403, "forbidden", req{method: "GET", path: base + "/deliveries", cred: writer})
+			n.must(200, req{method: "GET", path: base, cred: reader})
+			n.must(200, req{method: "DELETE", path: base, cred: writer})
+		})
+
 		t.Run("Refusals", func(t *testing.T) {
 			bad := func(body map[string]any, field string) {
 				t.Helper()

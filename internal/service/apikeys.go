@@ -51,6 +51,54 @@ type KeyPatch struct {
 // keyAD binds a sealed key value to its key and workspace.
 func keyAD(wsID, keyID string) []byte { return keyplane.SealedKeyAD(wsID, keyID) }
 
+// A workspace key acting through the API is bounded by itself: it creates, changes and reveals keys
+// of its own environment only, gives only permissions it holds, changes only keys that hold nothing
+// it lacks (rotating one would hand it the key's new value), and never patches itself. Otherwise a
+// key with api_keys:write alone is every permission of the workspace, and a test key is a live one.
+// People and operators are bounded by their roles and scopes instead.
+
+// keyBound says whether c is a workspace key, bounded by what it holds. It goes by the actor's type,
+// so that a key caller missing its environment is refused everything rather than bounded by nothing.
+func keyBound(c *keyplane.Caller) bool { return c.Actor.Type == keyplane.ActorAPIKey && !c.Operator }
+
+// checkEnvironment refuses a workspace key a key of the other environment.
+func checkEnvironment(c *keyplane.Caller, env keyplane.Environment) error {
+	if !keyBound(c) || env == c.Environment {
+		return nil
+	}
+	return keyplane.Errorf(keyplane.CodeForbidden, "this is a %s key: it may create, change and reveal %s keys only, not %s keys", c.Environment, c.Environment, env)
+}
+
+// checkGrant refuses a workspace key permissions it does not hold itself.
+func checkGrant(c *keyplane.Caller, perms []string) error {
+	if !keyBound(c) {
+		return nil
+	}
+	for _, p := range perms {
+		if !slices.Contains(c.Permissions, p) {
+			return keyplane.Errorf(keyplane.CodeForbidden, "this key cannot grant %s, which it does not hold itself", truncate(p, 100))
+		}
+	}
+	return nil
+}
+
+// checkReach refuses a workspace key a change to k unless k is of its environment and holds no
+// permission the caller lacks.
+func checkReach(c *keyplane.Caller, k *keyplane.APIKey) error {
+	if err := checkEnvironment(c, k.Environment); err != nil {
+		return err
+	}
+	if !keyBound(c) {
+		return nil
+	}
+	for _, p := range k.Permissions {
+		if !slices.Contains(c.Permissions, p) {
+			return keyplane.Errorf(keyplane.CodeForbidden, "key %s holds %s, which this key does not: a key changes only keys that hold no permission it lacks", k.ID, truncate(p, 100))
+		}
+	}
+	return nil
+}
+
 func (s *Service) checkPermissions(v *keyplane.Validation, perms []string) []string {
 	if len(perms) > keyplane.MaxPermissions {
 		v.Add("permissions", "at most %d permissions", keyplane.MaxPermissions)
@@ -250,6 +298,12 @@ func (s *Service) CreateAPIKey(ctx context.Context, c *keyplane.Caller, wsID str
 	if err := v.Err(); err != nil {
 		return nil, "", err
 	}
+	if err := checkEnvironment(c, k.Environment); err != nil {
+		return nil, "", err
+	}
+	if err := checkGrant(c, k.Permissions); err != nil {
+		return nil, "", err
+	}
 	if k.Environment == keyplane.EnvLive && !w.LiveModeEnabled {
 		return nil, "", keyplane.Errorf(keyplane.CodeLiveModeDisabled, "live mode is off for this workspace; create a test key, or ask the operator to enable live mode")
 	}
@@ -342,8 +396,8 @@ func (s *Service) GetAPIKey(ctx context.Context, c *keyplane.Caller, wsID, keyID
 	return k, notFound(err, "API key")
 }
 
-// mutateKey loads a key inside a change, refusing revoked keys, and returns the key's digests so that
-// caches forget them.
+// mutateKey loads a key inside a change, refusing a workspace key a key beyond its reach, and returns
+// the key's digests so that caches forget them.
 func (s *Service) mutateKey(ctx context.Context, c *keyplane.Caller, wsID, keyID string, fn func(tx store.Tx, k *keyplane.APIKey, now time.Time) (*outcome, error)) error {
 	if err := c.Authorize(wsID, keyplane.PermAPIKeysWrite); err != nil {
 		return err
@@ -355,6 +409,9 @@ func (s *Service) mutateKey(ctx context.Context, c *keyplane.Caller, wsID, keyID
 		k, err := tx.GetAPIKey(ctx, wsID, keyID)
 		if err != nil {
 			return nil, notFound(err, "API key")
+		}
+		if err := checkReach(c, k); err != nil {
+			return nil, err
 		}
 		out, err := fn(tx, k, now)
 		if err != nil || out == nil {
@@ -379,6 +436,11 @@ func revokedErr(k *keyplane.APIKey) error {
 func (s *Service) UpdateAPIKey(ctx context.Context, c *keyplane.Caller, wsID, keyID string, p KeyPatch) (*keyplane.APIKey, error) {
 	var out *keyplane.APIKey
 	err := s.mutateKey(ctx, c, wsID, keyID, func(tx store.Tx, k *keyplane.APIKey, now time.Time) (*outcome, error) {
+		if keyBound(c) && k.ID == c.Actor.ID {
+			// Every setting of a key bounds it (permissions, allow-lists, limits, expiry) or is read
+			// by the platform on each verification (meta): a key is not its own administrator.
+			return nil, keyplane.Errorf(keyplane.CodeForbidden, "a key cannot change itself; use another key, a root key or the dashboard (a key may rotate or revoke itself)")
+		}
 		if k.RevokedAt != nil {
 			return nil, revokedErr(k)
 		}
@@ -433,6 +495,12 @@ func (s *Service) UpdateAPIKey(ctx context.Context, c *keyplane.Caller, wsID, ke
 		}
 		if err := v.Err(); err != nil {
 			return nil, err
+		}
+		if p.Permissions.Set {
+			// The key held nothing the caller lacks (checkReach): this refuses only what it adds.
+			if err := checkGrant(c, k.Permissions); err != nil {
+				return nil, err
+			}
 		}
 		out = k
 		after := k.View(now)
@@ -585,6 +653,9 @@ func (s *Service) GetPublishableKey(ctx context.Context, c *keyplane.Caller, wsI
 		return nil, "", &keyplane.Error{Code: keyplane.CodeInvalidRequest, Message: "invalid environment",
 			Details: []keyplane.FieldError{{Field: "environment", Message: "must be live or test"}}}
 	}
+	if err := checkEnvironment(c, env); err != nil {
+		return nil, "", err
+	}
 	k, sec, err := s.store.NewestPublishableKey(ctx, wsID, env, s.clock())
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, "", keyplane.Errorf(keyplane.CodeNotFound, "this workspace has no active %s publishable key", env)
@@ -615,21 +686,24 @@ func (s *Service) RevealAPIKey(ctx context.Context, c *keyplane.Caller, wsID, ke
 	if err != nil {
 		return nil, "", err
 	}
-	deny := func(msg string) (*keyplane.APIKey, string, error) {
+	deny := func(err error) (*keyplane.APIKey, string, error) {
 		_ = s.Audit(ctx, c, wsID, keyplane.AuditRecord{Action: "api_key.reveal_denied", Target: keyTarget(k)})
-		return nil, "", keyplane.Errorf(keyplane.CodeForbidden, "%s", msg)
+		return nil, "", err
+	}
+	if err := checkEnvironment(c, k.Environment); err != nil {
+		return deny(err)
 	}
 	if k.RevokedAt != nil {
 		return nil, "", revokedErr(k)
 	}
 	if k.KeyType == keyplane.KeyTypeSecret {
 		if !k.Recoverable {
-			return deny("this secret key is not recoverable: its value was shown once, at creation; rotate it to get a new one")
+			return deny(keyplane.Errorf(keyplane.CodeForbidden, "this secret key is not recoverable: its value was shown once, at creation; rotate it to get a new one"))
 		}
 		rootAdmin := c.Actor.Type == keyplane.ActorRootKey && c.Operator
 		person := c.Actor.Type == keyplane.ActorUser && c.Reauthenticated
 		if !rootAdmin && !person {
-			return deny("revealing a secret key needs a root key with the admin scope, or a dashboard session that entered its password in the last 5 minutes")
+			return deny(keyplane.Errorf(keyplane.CodeForbidden, "revealing a secret key needs a root key with the admin scope, or a dashboard session that entered its password in the last 5 minutes"))
 		}
 	}
 	secrets, err := s.store.ListSecrets(ctx, k.ID)

@@ -189,6 +189,12 @@ func (s *Service) GetWebhook(ctx context.Context, c *keyplane.Caller, wsID, endp
 	if err := c.Authorize(wsID, keyplane.PermWebhooksRead); err != nil {
 		return nil, err
 	}
+	return s.webhook(ctx, wsID, endpointID)
+}
+
+// webhook reads an endpoint for a caller already authorized: the actions of webhooks:write (test
+// sends, secret reveals) need no webhooks:read to find their endpoint.
+func (s *Service) webhook(ctx context.Context, wsID, endpointID string) (*keyplane.WebhookEndpoint, error) {
 	if !id.Valid(id.Webhook, endpointID) {
 		return nil, keyplane.NotFound("webhook endpoint")
 	}
@@ -338,7 +344,7 @@ func (s *Service) RevealWebhookSecret(ctx context.Context, c *keyplane.Caller, w
 	if err := c.Authorize(wsID, keyplane.PermWebhooksWrite); err != nil {
 		return nil, "", err
 	}
-	e, err := s.GetWebhook(ctx, c, wsID, endpointID)
+	e, err := s.webhook(ctx, wsID, endpointID)
 	if err != nil {
 		return nil, "", err
 	}
@@ -449,7 +455,7 @@ func (s *Service) TestWebhook(ctx context.Context, c *keyplane.Caller, wsID, end
 	if !s.catalog.HasEventType(eventType) {
 		return nil, invalidField("eventType", "is not an event type of this deployment: see GET /v1/event-types")
 	}
-	e, err := s.GetWebhook(ctx, c, wsID, endpointID)
+	e, err := s.webhook(ctx, wsID, endpointID)
 	if err != nil {
 		return nil, err
 	}

@@ -217,17 +217,17 @@ func (v *Verifier) Verify(ctx context.Context, value string, req *keyplane.Verif
 	return v.finish(ctx, e, req)
 }
 
-// Status is the code Verify would answer for value, before any rate limit: for a credential that
-// is checked only to choose between refusals, which must not spend the key's limit.
-func (v *Verifier) Status(ctx context.Context, value string, req *keyplane.VerifyRequest) (keyplane.VerifyCode, error) {
+// Check answers what Verify would, before any rate limit: for a key used as a credential of the
+// management API, whose calls are no verifications and must not spend the key's verification limit.
+func (v *Verifier) Check(ctx context.Context, value string, req *keyplane.VerifyRequest) (Result, error) {
 	e, err := v.find(ctx, value)
 	if err != nil {
-		return "", err
+		return Result{}, err
 	}
 	if e.key == nil {
-		return keyplane.VerifyNotFound, nil
+		return Result{Code: keyplane.VerifyNotFound}, nil
 	}
-	return e.key.Check(v.now(), e.secretExpiresAt, req), nil
+	return Result{Code: e.key.Check(v.now(), e.secretExpiresAt, req), Key: e.key}, nil
 }
 
 // find looks a key value up: one that does not parse, or a root key's, finds nothing, without a read.

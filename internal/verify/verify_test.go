@@ -221,9 +221,9 @@ func BenchmarkVerifyMiss(b *testing.B) {
 	}
 }
 
-// Status answers what Verify would, but spends nothing of the key's rate limit: the API uses it only
-// to choose between refusals.
-func TestStatusSpendsNoRateLimit(t *testing.T) {
+// Check answers what Verify would, but spends nothing of the key's rate limit: the API authenticates
+// management calls with it.
+func TestCheckSpendsNoRateLimit(t *testing.T) {
 	f := setup(t, "sqlite")
 	ctx := context.Background()
 	_, v, err := f.svc.CreateAPIKey(ctx, keyplane.System("test"), f.ws, service.CreateKeyInput{
@@ -234,19 +234,19 @@ func TestStatusSpendsNoRateLimit(t *testing.T) {
 	}
 	plain := &keyplane.VerifyRequest{}
 	for i := 0; i < 3; i++ {
-		if c, err := f.ver.Status(ctx, v, plain); err != nil || c != keyplane.VerifyValid {
-			t.Fatalf("status: %s %v", c, err)
+		if r, err := f.ver.Check(ctx, v, plain); err != nil || r.Code != keyplane.VerifyValid || r.Key == nil || r.RateLimit != nil {
+			t.Fatalf("check: %+v %v", r, err)
 		}
 	}
 	if r, _ := f.ver.Verify(ctx, v, plain); r.Code != keyplane.VerifyValid {
-		t.Fatalf("the first verification after Status: %s; Status spent the limit", r.Code)
+		t.Fatalf("the first verification after Check: %s; Check spent the limit", r.Code)
 	}
 	if r, _ := f.ver.Verify(ctx, v, plain); r.Code != keyplane.VerifyRateLimited {
 		t.Fatalf("the second verification: %s", r.Code)
 	}
 	for _, bad := range []string{keyformat.Generate("kp", "sk", "live"), "kp_sk_live_x", keyformat.GenerateRoot("kp")} {
-		if c, err := f.ver.Status(ctx, bad, plain); err != nil || c != keyplane.VerifyNotFound {
-			t.Errorf("status of %.20q: %s %v", bad, c, err)
+		if r, err := f.ver.Check(ctx, bad, plain); err != nil || r.Code != keyplane.VerifyNotFound || r.Key != nil {
+			t.Errorf("check of %.20q: %+v %v", bad, r, err)
 		}
 	}
 }
