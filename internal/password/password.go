@@ -2,12 +2,14 @@
 package password
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"golang.org/x/crypto/argon2"
 )
@@ -69,4 +71,71 @@ func Generate() string {
 	b := make([]byte, 18)
 	rand.Read(b)
 	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// ErrBusy is Gate's answer when every slot stayed taken for its whole wait.
+var ErrBusy = errors.New("password: too many passwords are being checked at once")
+
+// Slots is how many hashes a Gate from NewGate lets run at once. Each holds 64 MiB for as long as it
+// runs, and the garbage collector may let the heap grow to twice what is live, so two bound what
+// hashing can take to about 256 MiB on any machine, under the 400 MiB that 200 sign-ins at once
+// must stay within. Two lanes each keep four threads busy, which is as fast as a small machine
+// hashes anyway; more slots on a big one would add memory and little speed for a page people open a
+// few times a day. A constant, not GOMAXPROCS: the memory bound must not grow with the core count.
+const Slots = 2
+
+// SlotWait is how long a Gate from NewGate waits for a slot before answering ErrBusy: long enough to
+// queue a burst of sign-ins behind a few hashes, short enough that a flood is turned away instead of
+// piling up.
+const SlotWait = 2 * time.Second
+
+// Gate bounds how many hashes run at once: a semaphore of slots. Without one, every concurrent
+// sign-in holds its own 64 MiB, and a few hundred at once take the machine's memory.
+type Gate struct {
+	slots chan struct{}
+	wait  time.Duration
+}
+
+// NewGate returns a Gate of n slots (at least 1) that waits up to wait for one.
+func NewGate(n int, wait time.Duration) *Gate {
+	return &Gate{slots: make(chan struct{}, max(n, 1)), wait: wait}
+}
+
+// acquire takes a slot, waiting up to the gate's wait; release gives it back.
+func (g *Gate) acquire(ctx context.Context) error {
+	select {
+	case g.slots <- struct{}{}:
+		return nil
+	default:
+	}
+	t := time.NewTimer(g.wait)
+	defer t.Stop()
+	select {
+	case g.slots <- struct{}{}:
+		return nil
+	case <-t.C:
+		return ErrBusy
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (g *Gate) release() { <-g.slots }
+
+// Check is the package's Check in a slot: ErrBusy when none came free in time.
+func (g *Gate) Check(ctx context.Context, phc, pw string) (bool, error) {
+	if err := g.acquire(ctx); err != nil {
+		return false, err
+	}
+	defer g.release()
+	return Check(phc, pw)
+}
+
+// Hash is the package's Hash in a slot: ErrBusy when none came free in time.
+func (g *Gate) Hash(ctx context.Context, pw string) (string, error) {
+	if err := g.acquire(ctx); err != nil {
+		return "", err
+	}
+	defer g.release()
+	return Hash(pw), nil
 }
