@@ -101,22 +101,23 @@ func NewGate(n int, wait time.Duration) *Gate {
 	return &Gate{slots: make(chan struct{}, max(n, 1)), wait: wait}
 }
 
-// acquire takes a slot, waiting up to the gate's wait; release gives it back.
-func (g *Gate) acquire(ctx context.Context) error {
+// Acquire takes a slot, waiting up to the gate's wait, and returns the function that gives it back:
+// ErrBusy when none came free in time, or ctx's error when it ended first.
+func (g *Gate) Acquire(ctx context.Context) (release func(), err error) {
 	select {
 	case g.slots <- struct{}{}:
-		return nil
+		return g.release, nil
 	default:
 	}
 	t := time.NewTimer(g.wait)
 	defer t.Stop()
 	select {
 	case g.slots <- struct{}{}:
-		return nil
+		return g.release, nil
 	case <-t.C:
-		return ErrBusy
+		return nil, ErrBusy
 	case <-ctx.Done():
-		return ctx.Err()
+		return nil, ctx.Err()
 	}
 }
 
@@ -124,18 +125,20 @@ func (g *Gate) release() { <-g.slots }
 
 // Check is the package's Check in a slot: ErrBusy when none came free in time.
 func (g *Gate) Check(ctx context.Context, phc, pw string) (bool, error) {
-	if err := g.acquire(ctx); err != nil {
+	release, err := g.Acquire(ctx)
+	if err != nil {
 		return false, err
 	}
-	defer g.release()
+	defer release()
 	return Check(phc, pw)
 }
 
 // Hash is the package's Hash in a slot: ErrBusy when none came free in time.
 func (g *Gate) Hash(ctx context.Context, pw string) (string, error) {
-	if err := g.acquire(ctx); err != nil {
+	release, err := g.Acquire(ctx)
+	if err != nil {
 		return "", err
 	}
-	defer g.release()
+	defer release()
 	return Hash(pw), nil
 }

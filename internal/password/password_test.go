@@ -37,10 +37,12 @@ func TestHashCheck(t *testing.T) {
 func TestGate(t *testing.T) {
 	g := NewGate(2, time.Hour)
 	ctx := context.Background()
-	if err := g.acquire(ctx); err != nil {
+	release1, err := g.Acquire(ctx)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := g.acquire(ctx); err != nil {
+	release2, err := g.Acquire(ctx)
+	if err != nil {
 		t.Fatal(err)
 	}
 	short := &Gate{slots: g.slots, wait: time.Millisecond}
@@ -61,11 +63,11 @@ func TestGate(t *testing.T) {
 		_, err := g.Hash(ctx, "a long enough password")
 		done <- err
 	}()
-	g.release()
+	release1()
 	if err := <-done; err != nil {
 		t.Fatalf("waiting for a slot: %v", err)
 	}
-	g.release()
+	release2()
 	if len(g.slots) != 0 {
 		t.Fatalf("%d slots still taken", len(g.slots))
 	}
