@@ -16,11 +16,10 @@ import (
 type Counter interface {
 	// Blocked reports whether key has used up its failures, and how long until its window ends.
 	Blocked(ctx context.Context, key string) (bool, time.Duration)
-	// Fail records one failure of key.
-	Fail(ctx context.Context, key string)
 	// Take counts one attempt of key before it is made, in one atomic step: the attempt is a failure
-	// until the caller gives it back with Give. Checking Blocked first and counting with Fail after
-	// the attempt lets every attempt that starts before the first one fails through; Take does not.
+	// until the caller gives it back with Give. Checking Blocked first and counting a failure after
+	// the attempt (the types' Fail) lets every attempt that starts before the first one fails
+	// through; Take does not.
 	// Refused attempts count too, so Take tells the one attempt that found key locked first in its
 	// window (Taken.First) from the rest.
 	Take(ctx context.Context, key string) Taken
@@ -112,7 +111,7 @@ func (l *Limiter) add(key string) (int64, time.Time) {
 	return n, start
 }
 
-// Fail records one failure of key.
+// Fail records one failure of key, after the fact; callers that check before an attempt use Take.
 func (l *Limiter) Fail(_ context.Context, key string) { l.add(key) }
 
 // Take counts one attempt of key before it is made; see Counter.
