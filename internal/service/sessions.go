@@ -154,7 +154,7 @@ func (s *Service) busy(err error) error {
 	if err == nil || !errors.Is(err, password.ErrBusy) && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 		return nil
 	}
-	return &throttled{err: keyplane.Errorf(keyplane.CodeUnavailable, "too many sign-ins are being checked right now; try again in a few seconds"), wait: password.SlotWait}
+	return &throttled{err: keyplane.Errorf(keyplane.CodeUnavailable, "too many passwords are being checked right now; try again in a few seconds"), wait: password.SlotWait}
 }
 
 func tooMany(wait time.Duration, where string) error {
@@ -199,12 +199,12 @@ func (s *Service) newSession(u *keyplane.User, c *keyplane.Caller) (string, *key
 
 // auditSignIn writes a sign-in event to the operator's chain, and only there: signing in, failing to,
 // and being locked out are the person's, not any workspace's, and a workspace must not learn where
-// and when its members sign in, nor (through failures) who tries their accounts. throttle names the
+// and when its members sign in, nor (through failures) who tries their accounts. lock names the
 // lock of a user.sign_in_throttled entry ("account" or "network").
-func (s *Service) auditSignIn(ctx context.Context, c *keyplane.Caller, u *keyplane.User, email, action, throttle string) {
+func (s *Service) auditSignIn(ctx context.Context, c *keyplane.Caller, u *keyplane.User, email, action, lock string) {
 	rec := keyplane.AuditRecord{Action: action, Target: keyplane.Target{Type: "user"}, Changes: map[string]keyplane.Change{"email": {To: email}}}
-	if throttle != "" {
-		rec.Changes["throttle"] = keyplane.Change{To: throttle}
+	if lock != "" {
+		rec.Changes["throttle"] = keyplane.Change{To: lock}
 	}
 	if c.Actor.Type == "" {
 		c.Actor = keyplane.Actor{Type: keyplane.ActorUser, Name: email}
