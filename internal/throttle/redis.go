@@ -2,8 +2,6 @@ package throttle
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"log/slog"
 	"strconv"
@@ -67,10 +65,7 @@ func NewRedis(client *redis.Client, name string, max int, window time.Duration, 
 }
 
 // key names a counter by a digest of what it counts, so that Redis holds no email or address.
-func (r *Redis) key(k string) string {
-	h := sha256.Sum256([]byte(k))
-	return r.prefix + hex.EncodeToString(h[:16])
-}
+func (r *Redis) key(k string) string { return r.prefix + digest(k) }
 
 func (r *Redis) Blocked(ctx context.Context, key string) (bool, time.Duration) {
 	ctx, cancel := context.WithTimeout(ctx, redisTimeout)

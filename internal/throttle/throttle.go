@@ -6,6 +6,8 @@ package throttle
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"sync/atomic"
 	"time"
 
@@ -49,6 +51,14 @@ func taken(n, limit int64, wait time.Duration) Taken {
 	return Taken{First: n == limit+1, Wait: max(wait, time.Millisecond)}
 }
 
+// digest is what a counter is kept under: a fixed-size digest of what it counts, so that neither
+// memory nor Redis holds an email or an address, and a 16 KiB "email" takes no more room than a
+// short one.
+func digest(k string) string {
+	h := sha256.Sum256([]byte(k))
+	return hex.EncodeToString(h[:16])
+}
+
 // Limiter is a Counter in process: it allows at most Max failures per key per Window.
 type Limiter struct {
 	max    int64
@@ -80,7 +90,7 @@ func New(max int, window time.Duration, size int, now func() time.Time) *Limiter
 
 // Blocked reports whether key has used up its failures, and how long until its window ends.
 func (l *Limiter) Blocked(_ context.Context, key string) (bool, time.Duration) {
-	c, ok := l.c.GetIfPresent(key)
+	c, ok := l.c.GetIfPresent(digest(key))
 	if !ok || c.n.Load() < l.max {
 		return false, 0
 	}
@@ -98,7 +108,7 @@ func (l *Limiter) add(key string) (int64, time.Time) {
 	now := l.now()
 	var n int64
 	var start time.Time
-	l.c.Compute(key, func(old *counter, found bool) (*counter, otter.ComputeOp) {
+	l.c.Compute(digest(key), func(old *counter, found bool) (*counter, otter.ComputeOp) {
 		if found && now.Before(old.start.Add(l.window)) {
 			n, start = old.n.Add(1), old.start
 			return old, otter.CancelOp
@@ -122,7 +132,7 @@ func (l *Limiter) Take(_ context.Context, key string) Taken {
 
 // Give gives back one attempt of key that Take counted.
 func (l *Limiter) Give(_ context.Context, key string) {
-	l.c.ComputeIfPresent(key, func(old *counter) (*counter, otter.ComputeOp) {
+	l.c.ComputeIfPresent(digest(key), func(old *counter) (*counter, otter.ComputeOp) {
 		if old.n.Load() > 0 {
 			old.n.Add(-1)
 		}
@@ -131,4 +141,4 @@ func (l *Limiter) Give(_ context.Context, key string) {
 }
 
 // Reset forgets key's failures (after a success).
-func (l *Limiter) Reset(_ context.Context, key string) { l.c.Invalidate(key) }
+func (l *Limiter) Reset(_ context.Context, key string) { l.c.Invalidate(digest(key)) }
