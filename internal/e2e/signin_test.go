@@ -145,7 +145,7 @@ func TestSignInEnumeration(t *testing.T) {
 
 // TestSignInMemoryBound runs the real binary and sends it 200 sign-ins at once, each from an address
 // with budget left and each for an email the throttles let through, so that every one of them wants a
-// 64 MiB password hash. The hashes wait for one of a few slots (password.Slots), or are turned away
+// 64 MiB password hash. The hashes wait for the hashing slot (password.Slots), or are turned away
 // with 503 and Retry-After; the process's peak resident memory (VmHWM, read from
 // /proc/<pid>/status: its own, not this test's) stays under 400 MiB. Without the bound, 12 at once
 // took it to about 816 MiB; 200 would want 12.5 GiB.

@@ -76,13 +76,14 @@ func Generate() string {
 // ErrBusy is Gate's answer when every slot stayed taken for its whole wait.
 var ErrBusy = errors.New("password: too many passwords are being checked at once")
 
-// Slots is how many hashes a Gate from NewGate lets run at once. Each holds 64 MiB for as long as it
-// runs, and the garbage collector may let the heap grow to twice what is live, so two bound what
-// hashing can take to about 256 MiB on any machine, under the 400 MiB that 200 sign-ins at once
-// must stay within. Two lanes each keep four threads busy, which is as fast as a small machine
-// hashes anyway; more slots on a big one would add memory and little speed for a page people open a
-// few times a day. A constant, not GOMAXPROCS: the memory bound must not grow with the core count.
-const Slots = 2
+// Slots is how many hashes a Gate from NewGate lets run at once: one. Each holds 64 MiB for as long
+// as it runs, and the garbage collector lets the heap grow to about twice what is live, so the slots
+// set the process's peak: measured with 200 sign-ins at once (internal/e2e TestSignInMemoryBound),
+// one slot peaked at about 240 MiB and two at 310 to 365 MiB, too near the 400 MiB budget. One hash
+// already keeps two cores busy (two lanes), which is what a small machine has; on a big one a slot
+// still checks 10 or more passwords a second, plenty for people signing in to a dashboard. A
+// constant, not GOMAXPROCS: the memory bound must not grow with the core count.
+const Slots = 1
 
 // SlotWait is how long a Gate from NewGate waits for a slot before answering ErrBusy: long enough to
 // queue a burst of sign-ins behind a few hashes, short enough that a flood is turned away instead of
