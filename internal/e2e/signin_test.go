@@ -25,11 +25,13 @@ type loginClient struct {
 	base string
 }
 
-func newLoginClient(base string, from net.IP) *loginClient {
+func newLoginClient(t *testing.T, base string, from net.IP) *loginClient {
 	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: from}, Timeout: 10 * time.Second}
+	tr := &http.Transport{DialContext: d.DialContext, MaxIdleConnsPerHost: 4}
+	t.Cleanup(tr.CloseIdleConnections)
 	return &loginClient{base: base, c: &http.Client{
 		Timeout:       2 * time.Minute,
-		Transport:     &http.Transport{DialContext: d.DialContext, MaxIdleConnsPerHost: 4},
+		Transport:     tr,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}}
 }
@@ -98,7 +100,7 @@ func TestSignInEnumeration(t *testing.T) {
 		client := func(i int) *loginClient {
 			k := ip + i/9
 			if clients[k] == nil {
-				clients[k] = newLoginClient(n.url, net.IPv4(127, 0, byte(k/250), byte(k%250+2)))
+				clients[k] = newLoginClient(t, n.url, net.IPv4(127, 0, byte(k/250), byte(k%250+2)))
 			}
 			return clients[k]
 		}
@@ -197,7 +199,7 @@ func TestSignInMemoryBound(t *testing.T) {
 	const total, perAddress = 200, 20 // 20: the per-address budget, all of it allowed
 	var clients []*loginClient
 	for i := range total / perAddress {
-		clients = append(clients, newLoginClient(base, net.IPv4(127, 0, 1, byte(i+2))))
+		clients = append(clients, newLoginClient(t, base, net.IPv4(127, 0, 1, byte(i+2))))
 	}
 	answers := make(chan loginAnswer, total)
 	var wg sync.WaitGroup
