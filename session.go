@@ -11,9 +11,12 @@ type Session struct {
 	ExpiresAt time.Time
 	// ReauthAt is when the person last entered their password again in this session (sign-in does
 	// not count; the Unix epoch means never): revealing a secret needs it within ReauthWindow.
-	ReauthAt  time.Time
-	IP        string
-	UserAgent string
+	ReauthAt time.Time
+	// ReauthWorkspaceID is the workspace the password was entered again in: the window opens reveals
+	// there only.
+	ReauthWorkspaceID string
+	IP                string
+	UserAgent         string
 }
 
 // Session lifetimes.

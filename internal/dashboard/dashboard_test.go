@@ -929,7 +929,12 @@ func testAuthorization(t *testing.T, s *kpServer) {
 			expectRedirect(t, p.get(t, "/w?slug=default"), "/w/default/logs")
 			audit := p.get(t, "/w/default/audit")
 			expect(t, audit, http.StatusOK)
-			expectText(t, audit, "Audit trail", "user.signed_in")
+			// The workspace's trail holds its members' arrivals; their sign-ins are in the
+			// operator's chain only.
+			expectText(t, audit, "Audit trail", "member.added")
+			if strings.Contains(audit.body, "user.signed_in") || strings.Contains(audit.body, "user.sign_in_failed") {
+				t.Errorf("a workspace's audit trail shows sign-ins")
+			}
 			n := nav(audit.body)
 			if n == "" || strings.Contains(n, "API keys") || !strings.Contains(n, "Logs") || !strings.Contains(n, "Audit trail") || !strings.Contains(n, "Members") {
 				t.Errorf("%s's navigation: %q; want Logs, Audit trail and Members, no API keys", who, n)

@@ -576,6 +576,13 @@ func testReveal(t *testing.T, s *kpServer) {
 		if got := secretPage(t, p.post(t, base+keyID+"/reveal", nil), "kp_sk_test_"); got != value {
 			t.Errorf("second reveal: another value")
 		}
+		// The password entered in this workspace opens reveals here only: in another workspace of
+		// the same session it is asked for again.
+		secretPage(t, p.createKey(t, "second", url.Values{"name": {"Second's recoverable key"}, "recoverable": {"on"}}), "kp_sk_test_")
+		secondID := keyIDByName(p.get(t, "/w/second/settings/api").body, "Second's recoverable key")
+		if !strings.Contains(p.get(t, "/w/second/settings/api/"+secondID+"/reveal").body, `id="password"`) {
+			t.Errorf("the password entered in one workspace opened reveals in another")
+		}
 		// Another person's session has not entered a password: it is asked for.
 		other := s.as(t, "wsadmin")
 		if !strings.Contains(other.get(t, base+keyID+"/reveal").body, `id="password"`) {

@@ -381,8 +381,12 @@ func (d *Dashboard) revealKey(w http.ResponseWriter, r *http.Request, v *view) {
 	}
 	if k.KeyType == keyplane.KeyTypeSecret && !v.Caller.Reauthenticated {
 		if err := d.svc.Reauthenticate(r.Context(), v.Caller, v.Session, v.User, r.PostFormValue("password")); err != nil {
-			if keyplane.ErrorCode(err) == keyplane.CodeInvalidRequest || keyplane.ErrorCode(err) == keyplane.CodeRateLimited {
+			switch keyplane.ErrorCode(err) {
+			case keyplane.CodeInvalidRequest:
 				d.showConfirm(w, r, v, http.StatusBadRequest, k, "reveal", message(err))
+				return
+			case keyplane.CodeRateLimited, keyplane.CodeUnavailable:
+				d.showConfirm(w, r, v, retryLater(w, err), k, "reveal", message(err))
 				return
 			}
 			d.serverError(w, r, err)

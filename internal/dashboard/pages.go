@@ -163,16 +163,25 @@ func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 	case keyplane.CodeUnauthorized:
 		ld.Error = "That email and password do not match an account."
 		d.showLogin(w, r, http.StatusUnauthorized, ld)
-	case keyplane.CodeRateLimited:
-		// The contract's 429 carries Retry-After, the dashboard's sign-in included.
-		if wait := service.RetryAfter(err); wait > 0 {
-			w.Header().Set("Retry-After", strconv.FormatInt(int64(math.Ceil(wait.Seconds())), 10))
-		}
+	case keyplane.CodeRateLimited, keyplane.CodeUnavailable:
 		ld.Error = message(err)
-		d.showLogin(w, r, http.StatusTooManyRequests, ld)
+		d.showLogin(w, r, retryLater(w, err), ld)
 	default:
 		d.serverError(w, r, err)
 	}
+}
+
+// retryLater answers a refusal to check a password now: 429 for a sign-in throttle, 503 when every
+// hashing slot is taken. Both carry Retry-After, as the contract's 429 and 503 do, the dashboard's
+// included.
+func retryLater(w http.ResponseWriter, err error) int {
+	if wait := service.RetryAfter(err); wait > 0 {
+		w.Header().Set("Retry-After", strconv.FormatInt(max(1, int64(math.Ceil(wait.Seconds()))), 10))
+	}
+	if keyplane.ErrorCode(err) == keyplane.CodeUnavailable {
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusTooManyRequests
 }
 
 func (d *Dashboard) logoutPage(w http.ResponseWriter, r *http.Request, v *view) {

@@ -365,8 +365,12 @@ func (d *Dashboard) revealHook(w http.ResponseWriter, r *http.Request, v *view) 
 	}
 	if !v.Caller.Reauthenticated && mayReveal(v.Caller) {
 		if err := d.svc.Reauthenticate(r.Context(), v.Caller, v.Session, v.User, r.PostFormValue("password")); err != nil {
-			if c := keyplane.ErrorCode(err); c == keyplane.CodeInvalidRequest || c == keyplane.CodeRateLimited {
+			switch keyplane.ErrorCode(err) {
+			case keyplane.CodeInvalidRequest:
 				d.showHookConfirm(w, r, v, http.StatusBadRequest, e, "reveal", "Reveal the signing secret", message(err))
+				return
+			case keyplane.CodeRateLimited, keyplane.CodeUnavailable:
+				d.showHookConfirm(w, r, v, retryLater(w, err), e, "reveal", "Reveal the signing secret", message(err))
 				return
 			}
 			d.serverError(w, r, err)

@@ -575,9 +575,9 @@ func testWebhooks(t *testing.T, s *kpServer) {
 		reRevealError := regexp.MustCompile(`(?s)id="reveal-error">(.*?)</`)
 		// askedAgain checks an answer that must be the reveal confirmation page with msg next to the
 		// password field, and no secret.
-		askedAgain := func(t *testing.T, e *exchange, msg string) {
+		askedAgainWith := func(t *testing.T, e *exchange, status int, msg string) {
 			t.Helper()
-			expect(t, e, http.StatusBadRequest)
+			expect(t, e, status)
 			if got := first(reRevealError, e.body); !strings.Contains(got, msg) {
 				t.Errorf("%s %s: the error is %q, want %q", e.method, e.path, got, msg)
 			}
@@ -587,6 +587,10 @@ func testWebhooks(t *testing.T, s *kpServer) {
 			if !strings.Contains(e.body, `<label for="password">Password</label>`) || !strings.Contains(e.body, `action="`+okPage+`/reveal"`) {
 				t.Errorf("%s %s: the answer is not the password form: %s", e.method, e.path, e.summary())
 			}
+		}
+		askedAgain := func(t *testing.T, e *exchange, msg string) {
+			t.Helper()
+			askedAgainWith(t, e, http.StatusBadRequest, msg)
 		}
 
 		wsadmin := s.as(t, "wsadmin")
@@ -604,11 +608,11 @@ func testWebhooks(t *testing.T, s *kpServer) {
 			!strings.Contains(confirm.body, `>Reveal</button>`) || strings.Contains(confirm.body, "whsec_") {
 			t.Fatalf("the reveal page does not ask for the password: %s", confirm.summary())
 		}
-		// Without the password, with an empty or a wrong one: the page again, with the reason.
-		askedAgain(t, wsadmin.post(t, okPage+"/reveal", nil), "That password is not right.")
-		for _, pw := range []string{"", "not my password"} {
-			askedAgain(t, wsadmin.post(t, okPage+"/reveal", url.Values{"password": {pw}}), "That password is not right.")
-		}
+		// Without the password, with an empty or a wrong one: the page again, with the reason. A form
+		// sent without one is a missing field, not a wrong password (and counts toward no lock).
+		askedAgain(t, wsadmin.post(t, okPage+"/reveal", nil), "Enter your password.")
+		askedAgain(t, wsadmin.post(t, okPage+"/reveal", url.Values{"password": {""}}), "Enter your password.")
+		askedAgain(t, wsadmin.post(t, okPage+"/reveal", url.Values{"password": {"not my password"}}), "That password is not right.")
 		e := wsadmin.post(t, okPage+"/reveal", url.Values{"password": {thePassword}})
 		if got := hookSecretPage(t, e); got != rotated {
 			t.Errorf("revealed %.10s…, the current secret is %.10s…", got, rotated)
@@ -633,7 +637,9 @@ func testWebhooks(t *testing.T, s *kpServer) {
 		for i := 1; i <= 5; i++ {
 			askedAgain(t, ha.post(t, okPage+"/reveal", url.Values{"password": {"wrong password number " + strconv.Itoa(i)}}), "That password is not right.")
 		}
-		askedAgain(t, ha.post(t, okPage+"/reveal", url.Values{"password": {thePassword}}), "try again in")
+		locked := ha.post(t, okPage+"/reveal", url.Values{"password": {thePassword}})
+		askedAgainWith(t, locked, http.StatusTooManyRequests, "try again in")
+		retryAfter(t, locked)
 
 		dev := s.as(t, "developer")
 		page = dev.get(t, okPage)

@@ -2,12 +2,14 @@
 package password
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"golang.org/x/crypto/argon2"
 )
@@ -69,4 +71,75 @@ func Generate() string {
 	b := make([]byte, 18)
 	rand.Read(b)
 	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// ErrBusy is Gate's answer when every slot stayed taken for its whole wait.
+var ErrBusy = errors.New("password: too many passwords are being checked at once")
+
+// Slots is how many hashes a Gate from NewGate lets run at once: one. Each holds 64 MiB for as long
+// as it runs, and the garbage collector lets the heap grow to about twice what is live, so the slots
+// set the process's peak: measured with 200 sign-ins at once (internal/e2e TestSignInMemoryBound),
+// one slot peaked at about 240 MiB and two at 310 to 365 MiB, too near the 400 MiB budget. One hash
+// already keeps two cores busy (two lanes), which is what a small machine has; on a big one a slot
+// still checks 10 or more passwords a second, plenty for people signing in to a dashboard. A
+// constant, not GOMAXPROCS: the memory bound must not grow with the core count.
+const Slots = 1
+
+// SlotWait is how long a Gate from NewGate waits for a slot before answering ErrBusy: long enough to
+// queue a burst of sign-ins behind a few hashes, short enough that a flood is turned away instead of
+// piling up.
+const SlotWait = 2 * time.Second
+
+// Gate bounds how many hashes run at once: a semaphore of slots. Without one, every concurrent
+// sign-in holds its own 64 MiB, and a few hundred at once take the machine's memory.
+type Gate struct {
+	slots chan struct{}
+	wait  time.Duration
+}
+
+// NewGate returns a Gate of n slots (at least 1) that waits up to wait for one.
+func NewGate(n int, wait time.Duration) *Gate {
+	return &Gate{slots: make(chan struct{}, max(n, 1)), wait: wait}
+}
+
+// Acquire takes a slot, waiting up to the gate's wait, and returns the function that gives it back:
+// ErrBusy when none came free in time, or ctx's error when it ended first.
+func (g *Gate) Acquire(ctx context.Context) (release func(), err error) {
+	select {
+	case g.slots <- struct{}{}:
+		return g.release, nil
+	default:
+	}
+	t := time.NewTimer(g.wait)
+	defer t.Stop()
+	select {
+	case g.slots <- struct{}{}:
+		return g.release, nil
+	case <-t.C:
+		return nil, ErrBusy
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (g *Gate) release() { <-g.slots }
+
+// Check is the package's Check in a slot: ErrBusy when none came free in time.
+func (g *Gate) Check(ctx context.Context, phc, pw string) (bool, error) {
+	release, err := g.Acquire(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer release()
+	return Check(phc, pw)
+}
+
+// Hash is the package's Hash in a slot: ErrBusy when none came free in time.
+func (g *Gate) Hash(ctx context.Context, pw string) (string, error) {
+	release, err := g.Acquire(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer release()
+	return Hash(pw), nil
 }

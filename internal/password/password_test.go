@@ -1,8 +1,11 @@
 package password
 
 import (
+	"context"
+	"errors"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestHashCheck(t *testing.T) {
@@ -26,5 +29,46 @@ func TestHashCheck(t *testing.T) {
 	}
 	if g := Generate(); len(g) != 24 || g == Generate() {
 		t.Fatalf("Generate = %q", g)
+	}
+}
+
+// TestGate: no more hashes run at once than the gate has slots, and a caller who finds them all taken
+// for the whole wait is answered ErrBusy without hashing.
+func TestGate(t *testing.T) {
+	g := NewGate(2, time.Hour)
+	ctx := context.Background()
+	release1, err := g.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	release2, err := g.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	short := &Gate{slots: g.slots, wait: time.Millisecond}
+	if _, err := short.Check(ctx, Hash("x"), "x"); !errors.Is(err, ErrBusy) {
+		t.Fatalf("check with every slot taken: %v; want ErrBusy", err)
+	}
+	if _, err := short.Hash(ctx, "x"); !errors.Is(err, ErrBusy) {
+		t.Fatalf("hash with every slot taken: %v; want ErrBusy", err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := g.Check(cctx, "", ""); !errors.Is(err, context.Canceled) {
+		t.Fatalf("check with a cancelled context: %v", err)
+	}
+	// A waiting caller gets the slot given back.
+	done := make(chan error, 1)
+	go func() {
+		_, err := g.Hash(ctx, "a long enough password")
+		done <- err
+	}()
+	release1()
+	if err := <-done; err != nil {
+		t.Fatalf("waiting for a slot: %v", err)
+	}
+	release2()
+	if len(g.slots) != 0 {
+		t.Fatalf("%d slots still taken", len(g.slots))
 	}
 }

@@ -49,9 +49,11 @@ type Service struct {
 	now     func() time.Time
 	log     *slog.Logger
 	limits  SignInLimits
-	logKeep time.Duration
-	useKeep time.Duration
-	hooks   WebhookOptions
+	// checkPassword is limits.Passwords.Check; tests wrap it to see which passwords get checked.
+	checkPassword func(ctx context.Context, phc, pw string) (bool, error)
+	logKeep       time.Duration
+	useKeep       time.Duration
+	hooks         WebhookOptions
 }
 
 // New returns a Service.
@@ -74,7 +76,8 @@ func New(o Options) *Service {
 	}
 	o.Webhooks.fill()
 	return &Service{hooks: o.Webhooks, store: o.Store, catalog: o.Catalog, box: o.Box, prefix: o.KeyPrefix, forget: o.Forget, now: o.Now, log: o.Logger, limits: o.SignIn,
-		logKeep: o.LogRetention, useKeep: o.UsageRetention}
+		checkPassword: o.SignIn.Passwords.Check,
+		logKeep:       o.LogRetention, useKeep: o.UsageRetention}
 }
 
 // Catalog returns the deployment's permissions and event types.

@@ -29,10 +29,14 @@ const (
 // exists.
 const dummyHash = "$argon2id$v=19$m=65536,t=3,p=2$c29tZXNhbHRzb21lc2FsdA$RdescudvJCsgt3ub+b+dWRWJTmaaJObG1aQ4rY8wq8M"
 
-// SignInLimits holds the sign-in throttles; nil fields get the defaults.
+// SignInLimits holds the sign-in throttles and the bound on password hashes; nil fields get the
+// defaults.
 type SignInLimits struct {
 	PerAccount throttle.Counter
 	PerIP      throttle.Counter
+	// Passwords bounds how many password hashes run at once, sign-ins and re-authentications
+	// together: password.NewGate(password.Slots, password.SlotWait) by default.
+	Passwords *password.Gate
 }
 
 // NewSignInLimits makes the sign-in throttles with counters from newCounter (kept in Redis, say,
@@ -50,6 +54,9 @@ func (l *SignInLimits) fill(now func() time.Time) {
 	}
 	if l.PerIP == nil {
 		l.PerIP = throttle.New(maxFailuresPerIP, failureWindow, 100_000, now)
+	}
+	if l.Passwords == nil {
+		l.Passwords = password.NewGate(password.Slots, password.SlotWait)
 	}
 }
 
@@ -74,21 +81,39 @@ func throttleNetwork(ip string) string {
 	return netip.PrefixFrom(a.WithZone(""), 64).Masked().String()
 }
 
-// SignIn checks an email and password and opens a new session, whose token it returns. Every attempt is
-// audited; the caller's IP and user agent are recorded with the session.
+// SignIn checks an email and password and opens a new session, whose token it returns. Failures and
+// locks are audited in the operator's chain (see auditSignIn); the caller's IP and user agent are
+// recorded with the session.
+//
+// An email with an account and one without do the same work at every step until the password is
+// known to be right: one store read, the same two counter takes, the same audit writes (none, or one
+// in the operator's chain), and a hash, against a dummy when there is no account, or none when a
+// throttle refuses. Neither the answer nor its time tells which emails have accounts.
+//
+// Each attempt is counted against the address and the account before its password is hashed, in one
+// atomic step each (throttle.Counter.Take), and given back when it succeeds or was never checked:
+// attempts that arrive together cannot all be checked before the first failure is counted.
 func (s *Service) SignIn(ctx context.Context, c *keyplane.Caller, email, pw string) (*keyplane.User, string, error) {
 	email = strings.ToLower(strings.TrimSpace(email))
 	network := throttleNetwork(c.IP)
-	if blocked, wait := s.limits.PerIP.Blocked(ctx, network); blocked {
-		return nil, "", tooMany(wait, "from your network")
-	}
 	u, err := s.store.GetUserByEmail(ctx, email)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, "", err
 	}
-	if blocked, wait := s.limits.PerAccount.Blocked(ctx, email); blocked {
-		s.auditSignIn(ctx, c, u, email, "user.sign_in_throttled")
-		return nil, "", tooMany(wait, "for this account")
+	// The address first: a refused address counts nothing against the account, so that someone
+	// locked out of their network's budget cannot go on locking others' accounts. An attempt the
+	// account's lock refuses still counts against the address.
+	if t := s.limits.PerIP.Take(ctx, network); !t.Allowed {
+		if t.First {
+			s.auditSignIn(ctx, c, u, email, "user.sign_in_throttled", "network")
+		}
+		return nil, "", tooMany(t.Wait, "from your network")
+	}
+	if t := s.limits.PerAccount.Take(ctx, email); !t.Allowed {
+		if t.First {
+			s.auditSignIn(ctx, c, u, email, "user.sign_in_throttled", "account")
+		}
+		return nil, "", tooMany(t.Wait, "for this account")
 	}
 	ok := false
 	if len(pw) <= password.MaxLength {
@@ -96,24 +121,40 @@ func (s *Service) SignIn(ctx context.Context, c *keyplane.Caller, email, pw stri
 		if u != nil && u.PasswordHash != "" {
 			hash = u.PasswordHash
 		}
-		ok, _ = password.Check(hash, pw)
+		ok, err = s.checkPassword(ctx, hash, pw)
+		if busy := s.busy(err); busy != nil {
+			// Nothing was checked: the attempt is no failure.
+			s.limits.PerIP.Give(ctx, network)
+			s.limits.PerAccount.Give(ctx, email)
+			return nil, "", busy
+		}
 		ok = ok && u != nil && u.PasswordHash != ""
 	}
 	if !ok {
-		s.limits.PerAccount.Fail(ctx, email)
-		s.limits.PerIP.Fail(ctx, network)
-		s.auditSignIn(ctx, c, u, email, "user.sign_in_failed")
+		s.auditSignIn(ctx, c, u, email, "user.sign_in_failed", "")
 		return nil, "", keyplane.Errorf(keyplane.CodeUnauthorized, "that email and password do not match an account")
 	}
 	s.limits.PerAccount.Reset(ctx, email)
+	// The address's budget is not reset by a success: that would let anyone with an account of their
+	// own refill the budget of the network they attack from.
+	s.limits.PerIP.Give(ctx, network)
 	token, sess := s.newSession(u, c)
 	err = s.store.InTx(ctx, store.OperatorChain, func(tx store.Tx) error { return tx.CreateSession(ctx, sess) })
 	if err != nil {
 		return nil, "", fmt.Errorf("create session: %w", err)
 	}
 	c.Actor = keyplane.Actor{Type: keyplane.ActorUser, ID: u.ID, Name: u.Email}
-	s.auditSignIn(ctx, c, u, email, "user.signed_in")
+	s.auditSignIn(ctx, c, u, email, "user.signed_in", "")
 	return u, token, nil
+}
+
+// busy maps a password check that did not run, because every hashing slot stayed taken or the
+// request ended while it waited, to an unavailable answer with a Retry-After; nil when the check ran.
+func (s *Service) busy(err error) error {
+	if err == nil || !errors.Is(err, password.ErrBusy) && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+		return nil
+	}
+	return &throttled{err: keyplane.Errorf(keyplane.CodeUnavailable, "too many passwords are being checked right now; try again in a few seconds"), wait: password.SlotWait}
 }
 
 func tooMany(wait time.Duration, where string) error {
@@ -156,30 +197,26 @@ func (s *Service) newSession(u *keyplane.User, c *keyplane.Caller) (string, *key
 	}
 }
 
-// auditSignIn writes a sign-in event to every workspace the person belongs to, so that each
-// workspace's trail shows who entered it, and to the operator's chain.
-func (s *Service) auditSignIn(ctx context.Context, c *keyplane.Caller, u *keyplane.User, email, action string) {
+// auditSignIn writes a sign-in event to the operator's chain, and only there: signing in, failing to,
+// and being locked out are the person's, not any workspace's, and a workspace must not learn where
+// and when its members sign in, nor (through failures) who tries their accounts. lock names the
+// lock of a user.sign_in_throttled entry ("account" or "network").
+func (s *Service) auditSignIn(ctx context.Context, c *keyplane.Caller, u *keyplane.User, email, action, lock string) {
 	rec := keyplane.AuditRecord{Action: action, Target: keyplane.Target{Type: "user"}, Changes: map[string]keyplane.Change{"email": {To: email}}}
+	if lock != "" {
+		rec.Changes["throttle"] = keyplane.Change{To: lock}
+	}
 	if c.Actor.Type == "" {
 		c.Actor = keyplane.Actor{Type: keyplane.ActorUser, Name: email}
 	}
-	chains := []string{store.OperatorChain}
 	if u != nil {
 		rec.Target.ID = u.ID
 		if c.Actor.ID == "" {
 			c.Actor.ID = u.ID
 		}
-		ms, err := s.store.ListMemberships(ctx, u.ID)
-		if err == nil {
-			for _, m := range ms {
-				chains = append(chains, m.Workspace.ID)
-			}
-		}
 	}
-	for _, ch := range chains {
-		if err := s.Audit(ctx, c, ch, rec); err != nil {
-			s.log.ErrorContext(ctx, "audit sign-in", "err", err, "action", action)
-		}
+	if err := s.Audit(ctx, c, store.OperatorChain, rec); err != nil {
+		s.log.ErrorContext(ctx, "audit sign-in", "err", err, "action", action)
 	}
 }
 
@@ -213,25 +250,43 @@ func (s *Service) SignOut(ctx context.Context, c *keyplane.Caller, sess *keyplan
 	})
 }
 
-// Reauthenticate checks the signed-in person's password again, which lets them reveal secrets for the
-// next few minutes. Failures count against the account's sign-in throttle.
+// Reauthenticate checks the signed-in person's password again, which lets them reveal secrets in
+// c's workspace, and only there, for the next few minutes: the session keeps the workspace with the
+// time, and the re-authentication is audited in that workspace's chain, whose reveals it opens.
+// Failures count against the account's sign-in throttle, taken before the hash as SignIn does; an
+// empty password is a form sent without one, answered as such and counted as nothing.
 func (s *Service) Reauthenticate(ctx context.Context, c *keyplane.Caller, sess *keyplane.Session, u *keyplane.User, pw string) error {
-	if blocked, wait := s.limits.PerAccount.Blocked(ctx, u.Email); blocked {
-		return tooMany(wait, "for this account")
+	if pw == "" {
+		return &keyplane.Error{Code: keyplane.CodeInvalidRequest, Message: "enter your password",
+			Details: []keyplane.FieldError{{Field: "password", Message: "is required"}}}
 	}
-	ok, _ := password.Check(u.PasswordHash, pw)
-	if !ok || len(pw) > password.MaxLength {
-		s.limits.PerAccount.Fail(ctx, u.Email)
+	if t := s.limits.PerAccount.Take(ctx, u.Email); !t.Allowed {
+		if t.First {
+			s.auditSignIn(ctx, c, u, u.Email, "user.sign_in_throttled", "account")
+		}
+		return tooMany(t.Wait, "for this account")
+	}
+	ok := false
+	if len(pw) <= password.MaxLength {
+		var err error
+		ok, err = s.checkPassword(ctx, u.PasswordHash, pw)
+		if busy := s.busy(err); busy != nil {
+			s.limits.PerAccount.Give(ctx, u.Email)
+			return busy
+		}
+	}
+	if !ok {
 		_ = s.Audit(ctx, c, c.WorkspaceID, keyplane.AuditRecord{Action: "user.reauth_failed", Target: keyplane.Target{Type: "user", ID: u.ID}})
 		return &keyplane.Error{Code: keyplane.CodeInvalidRequest, Message: "that password is not right",
 			Details: []keyplane.FieldError{{Field: "password", Message: "is not right"}}}
 	}
+	s.limits.PerAccount.Reset(ctx, u.Email)
 	// The session's new time is written with the audit entry that records it: a session that may
 	// reveal secrets without an entry saying why is what a process dying between two transactions
 	// left.
 	updated := *sess
 	err := s.change(ctx, c, c.WorkspaceID, func(tx store.Tx, now time.Time) (*outcome, error) {
-		updated.ReauthAt = now
+		updated.ReauthAt, updated.ReauthWorkspaceID = now, c.WorkspaceID
 		if err := tx.UpdateSession(ctx, &updated); err != nil {
 			return nil, err
 		}
@@ -277,9 +332,11 @@ func (s *Service) Memberships(ctx context.Context, u *keyplane.User) ([]keyplane
 // there, or everything for an operator admin. ok is false when they may not open the workspace.
 func PersonCaller(u *keyplane.User, sess *keyplane.Session, ms []keyplane.Membership, wsID string, now time.Time) (*keyplane.Caller, bool) {
 	c := &keyplane.Caller{
-		Actor:           keyplane.Actor{Type: keyplane.ActorUser, ID: u.ID, Name: u.Email},
-		WorkspaceID:     wsID,
-		Reauthenticated: now.Sub(sess.ReauthAt) < keyplane.ReauthWindow,
+		Actor:       keyplane.Actor{Type: keyplane.ActorUser, ID: u.ID, Name: u.Email},
+		WorkspaceID: wsID,
+		// The password entered again opens reveals in the workspace it was entered in, not in the
+		// person's others.
+		Reauthenticated: sess.ReauthWorkspaceID == wsID && now.Sub(sess.ReauthAt) < keyplane.ReauthWindow,
 	}
 	for _, m := range ms {
 		if m.Workspace.ID == wsID {

@@ -91,8 +91,9 @@ func TestSignIn(t *testing.T) {
 			if _, _, err := svc.SignIn(ctx, who("2001:db8:1:3::1"), "other@example.com", "x"); keyplane.ErrorCode(err) != keyplane.CodeUnauthorized {
 				t.Fatalf("the next /64: %v", err)
 			}
-			// Sign-ins and failures are in the workspace's audit trail.
-			entries, _, err := st.ListAudit(ctx, w.ID, store.AuditFilter{Limit: 100})
+			// Sign-ins, failures and the lock (once) are in the operator's audit trail, and none of
+			// them in the workspace's: they are the person's, not the workspace's.
+			entries, _, err := st.ListAudit(ctx, store.OperatorChain, store.AuditFilter{TargetID: u.ID, Limit: 100})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -103,7 +104,16 @@ func TestSignIn(t *testing.T) {
 			if count["user.signed_in"] != 2 || count["user.sign_in_failed"] != 5 || count["user.sign_in_throttled"] != 1 {
 				t.Fatalf("audited sign-ins: %v", count)
 			}
-			for _, e := range entries {
+			inWorkspace, _, err := st.ListAudit(ctx, w.ID, store.AuditFilter{Limit: 100})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range inWorkspace {
+				if strings.HasPrefix(e.Action, "user.") || strings.Contains(string(e.Body), "192.0.2.") || strings.Contains(string(e.Body), "198.51.100.") {
+					t.Errorf("a sign-in in the workspace's chain: %s", e.Body)
+				}
+			}
+			for _, e := range append(entries, inWorkspace...) {
 				if strings.Contains(string(e.Body), "a long enough password") || strings.Contains(string(e.Body), token) {
 					t.Fatal("a password or token in the audit trail")
 				}

@@ -426,16 +426,48 @@ func (s *Service) CreateUser(ctx context.Context, c *keyplane.Caller, in UserInp
 	if err != nil {
 		return nil, err
 	}
-	var u *keyplane.User
-	chain := store.OperatorChain
-	if in.WorkspaceID != "" && !in.Operator {
-		chain = in.WorkspaceID
+	if in.WorkspaceID != "" {
+		if _, err := s.store.GetWorkspace(ctx, in.WorkspaceID); err != nil {
+			return nil, notFound(err, "workspace")
+		}
 	}
-	err = s.change(ctx, c, chain, func(tx store.Tx, now time.Time) (*outcome, error) {
+	// The account (its email, password and operator flag, and the sessions a new password ends) is
+	// the person's, audited in the operator's chain; a workspace's chain gets the membership alone.
+	// Two transactions, each whole with its entry: a process dying between them leaves an account
+	// that is no member yet, which running the command again completes.
+	var u *keyplane.User
+	err = s.change(ctx, c, store.OperatorChain, func(tx store.Tx, now time.Time) (*outcome, error) {
 		var out *outcome
 		var err error
 		u, out, err = upsertUser(ctx, tx, in, email, hash, now)
 		return out, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if in.WorkspaceID == "" {
+		return u, nil
+	}
+	err = s.change(ctx, c, in.WorkspaceID, func(tx store.Tx, now time.Time) (*outcome, error) {
+		var from any
+		members, err := tx.ListMembers(ctx, in.WorkspaceID)
+		if err != nil {
+			return nil, err
+		}
+		m := &keyplane.Member{WorkspaceID: in.WorkspaceID, UserID: u.ID, Role: in.Role, CreatedAt: now}
+		for _, old := range members {
+			if old.UserID == u.ID {
+				if old.Role == in.Role {
+					return nil, nil
+				}
+				from, m.CreatedAt = old.Role, old.CreatedAt
+			}
+		}
+		if err := tx.UpsertMember(ctx, m); err != nil {
+			return nil, err
+		}
+		return &outcome{audit: &keyplane.AuditRecord{Action: "member.added", Target: keyplane.Target{Type: "user", ID: u.ID},
+			Changes: map[string]keyplane.Change{"role": {From: from, To: in.Role}, "email": {From: nil, To: u.Email}}}}, nil
 	})
 	if err != nil {
 		return nil, err
@@ -459,8 +491,8 @@ func checkUser(in UserInput) (email, hash string, err error) {
 	return email, password.Hash(in.Password), nil
 }
 
-// upsertUser creates the account of email, or sets its password hash and operator flag, makes it a
-// member of in.WorkspaceID if given, and returns it with the audit record of the change.
+// upsertUser creates the account of email, or sets its password hash and operator flag, and returns it
+// with the audit record of the change.
 func upsertUser(ctx context.Context, tx store.Tx, in UserInput, email, hash string, now time.Time) (*keyplane.User, *outcome, error) {
 	action := "user.updated"
 	var ended int64
@@ -484,15 +516,6 @@ func upsertUser(ctx context.Context, tx store.Tx, in UserInput, email, hash stri
 	changes := map[string]keyplane.Change{"email": {To: u.Email}, "operator": {To: u.Operator}, "password": {To: "(set)"}}
 	if ended > 0 {
 		changes["sessions"] = keyplane.Change{From: ended, To: 0}
-	}
-	if in.WorkspaceID != "" {
-		if _, err := tx.GetWorkspace(ctx, in.WorkspaceID); err != nil {
-			return nil, nil, notFound(err, "workspace")
-		}
-		if err := tx.UpsertMember(ctx, &keyplane.Member{WorkspaceID: in.WorkspaceID, UserID: u.ID, Role: in.Role, CreatedAt: now}); err != nil {
-			return nil, nil, err
-		}
-		changes["role"] = keyplane.Change{To: in.Role}
 	}
 	return u, &outcome{audit: &keyplane.AuditRecord{Action: action, Target: keyplane.Target{Type: "user", ID: u.ID}, Changes: changes}}, nil
 }
@@ -551,9 +574,17 @@ func (s *Service) Bootstrap(ctx context.Context, email, pw string) (*BootstrapRe
 		if err := s.appendAudit(ctx, tx, sys, w.ID, now, created.audit); err != nil {
 			return nil, err
 		}
-		_, out, err := upsertUser(ctx, tx, admin, email, hash, now)
+		u, out, err := upsertUser(ctx, tx, admin, email, hash, now)
 		if err != nil {
 			return nil, fmt.Errorf("bootstrap admin: %w", err)
+		}
+		// The account is audited in the operator's chain (out), the membership in the workspace's.
+		if err := tx.UpsertMember(ctx, &keyplane.Member{WorkspaceID: w.ID, UserID: u.ID, Role: admin.Role, CreatedAt: now}); err != nil {
+			return nil, fmt.Errorf("bootstrap admin: %w", err)
+		}
+		if err := s.appendAudit(ctx, tx, sys, w.ID, now, &keyplane.AuditRecord{Action: "member.added", Target: keyplane.Target{Type: "user", ID: u.ID},
+			Changes: map[string]keyplane.Change{"role": {From: nil, To: admin.Role}, "email": {From: nil, To: u.Email}}}); err != nil {
+			return nil, err
 		}
 		made = true
 		return out, nil

@@ -186,7 +186,7 @@ type Tx interface {
 	UpsertMember(ctx context.Context, m *keyplane.Member) error
 
 	CreateSession(ctx context.Context, s *keyplane.Session) error // ErrConflict: digest exists
-	// UpdateSession writes ExpiresAt and ReauthAt. ErrNotFound when absent.
+	// UpdateSession writes ExpiresAt, ReauthAt and ReauthWorkspaceID. ErrNotFound when absent.
 	UpdateSession(ctx context.Context, s *keyplane.Session) error
 	// DeleteSession removes a session; absent is not an error.
 	DeleteSession(ctx context.Context, hash []byte) error

@@ -2,8 +2,6 @@ package throttle
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"log/slog"
 	"strconv"
@@ -36,6 +34,26 @@ local n = redis.call('INCR', KEYS[1])
 if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return n`)
 
+// takeScript counts an attempt before it is made and returns the count with the window's time left,
+// in one step: no other node's attempt can come between the count and the answer. A key found
+// without an expiry (none should be) gets one, so that no count outlives its window.
+var takeScript = redis.NewScript(`
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  ttl = tonumber(ARGV[1])
+end
+return {n, ttl}`)
+
+// giveScript gives an attempt back, never below zero and never making a key that is gone: DECR keeps
+// the window's expiry.
+var giveScript = redis.NewScript(`
+local n = tonumber(redis.call('GET', KEYS[1]) or '0')
+if n > 0 then return redis.call('DECR', KEYS[1]) end
+return 0`)
+
 // NewRedis returns a Counter of at most max failures per key per window in Redis. name keeps its keys
 // apart from other counters' ("account", "ip"); size bounds the in-process fallback.
 func NewRedis(client *redis.Client, name string, max int, window time.Duration, size int, log *slog.Logger) *Redis {
@@ -47,10 +65,7 @@ func NewRedis(client *redis.Client, name string, max int, window time.Duration, 
 }
 
 // key names a counter by a digest of what it counts, so that Redis holds no email or address.
-func (r *Redis) key(k string) string {
-	h := sha256.Sum256([]byte(k))
-	return r.prefix + hex.EncodeToString(h[:16])
-}
+func (r *Redis) key(k string) string { return r.prefix + digest(k) }
 
 func (r *Redis) Blocked(ctx context.Context, key string) (bool, time.Duration) {
 	ctx, cancel := context.WithTimeout(ctx, redisTimeout)
@@ -82,6 +97,32 @@ func (r *Redis) Fail(ctx context.Context, key string) {
 	if err := failScript.Run(ctx, r.client, []string{r.key(key)}, r.window.Milliseconds()).Err(); err != nil {
 		r.failed(err)
 		r.local.Fail(ctx, key)
+	}
+}
+
+// Take counts one attempt of key before it is made; see Counter. With Redis unreachable it counts in
+// process.
+func (r *Redis) Take(ctx context.Context, key string) Taken {
+	ctx, cancel := context.WithTimeout(ctx, redisTimeout)
+	defer cancel()
+	res, err := takeScript.Run(ctx, r.client, []string{r.key(key)}, r.window.Milliseconds()).Int64Slice()
+	if err != nil || len(res) != 2 {
+		if err == nil {
+			err = errors.New("take: unexpected answer")
+		}
+		r.failed(err)
+		return r.local.Take(ctx, key)
+	}
+	return taken(res[0], r.max, time.Duration(res[1])*time.Millisecond)
+}
+
+// Give gives back one attempt of key that Take counted.
+func (r *Redis) Give(ctx context.Context, key string) {
+	ctx, cancel := context.WithTimeout(ctx, redisTimeout)
+	defer cancel()
+	if err := giveScript.Run(ctx, r.client, []string{r.key(key)}).Err(); err != nil {
+		r.failed(err)
+		r.local.Give(ctx, key)
 	}
 }
 

@@ -274,7 +274,7 @@ func (q *queries) ListMemberships(ctx context.Context, userID string) ([]keyplan
 func (q *queries) GetSession(ctx context.Context, hash []byte) (*keyplane.Session, error) {
 	var s keyplane.Session
 	var created, expires, reauth int64
-	err := q.queryRow(ctx, sqlGetSession, hash).Scan(&s.Hash, &s.UserID, &created, &expires, &reauth, &s.IP, &s.UserAgent)
+	err := q.queryRow(ctx, sqlGetSession, hash).Scan(&s.Hash, &s.UserID, &created, &expires, &reauth, &s.IP, &s.UserAgent, &s.ReauthWorkspaceID)
 	if err != nil {
 		return nil, q.fail("get session", err)
 	}

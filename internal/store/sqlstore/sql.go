@@ -132,12 +132,12 @@ const (
 )
 
 const (
-	sessionColumns = `hash, user_id, created_at, expires_at, reauth_at, ip, user_agent`
+	sessionColumns = `hash, user_id, created_at, expires_at, reauth_at, ip, user_agent, reauth_workspace_id`
 
 	sqlGetSession    = `SELECT ` + sessionColumns + ` FROM sessions WHERE hash = ?`
-	sqlInsertSession = `INSERT INTO sessions (` + sessionColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?)
+	sqlInsertSession = `INSERT INTO sessions (` + sessionColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT DO NOTHING`
-	sqlUpdateSession         = `UPDATE sessions SET expires_at = ?, reauth_at = ? WHERE hash = ?`
+	sqlUpdateSession         = `UPDATE sessions SET expires_at = ?, reauth_at = ?, reauth_workspace_id = ? WHERE hash = ?`
 	sqlDeleteSession         = `DELETE FROM sessions WHERE hash = ?`
 	sqlDeleteExpiredSessions = `DELETE FROM sessions WHERE expires_at < ?`
 	sqlDeleteUserSessions    = `DELETE FROM sessions WHERE user_id = ?`

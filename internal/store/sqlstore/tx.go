@@ -201,11 +201,11 @@ func (t *tx) UpsertMember(ctx context.Context, m *keyplane.Member) error {
 
 func (t *tx) CreateSession(ctx context.Context, s *keyplane.Session) error {
 	return t.insert(ctx, "create session", sqlInsertSession, s.Hash, s.UserID, micros(s.CreatedAt),
-		micros(s.ExpiresAt), micros(s.ReauthAt), s.IP, s.UserAgent)
+		micros(s.ExpiresAt), micros(s.ReauthAt), s.IP, s.UserAgent, s.ReauthWorkspaceID)
 }
 
 func (t *tx) UpdateSession(ctx context.Context, s *keyplane.Session) error {
-	return t.update(ctx, "update session", sqlUpdateSession, micros(s.ExpiresAt), micros(s.ReauthAt), s.Hash)
+	return t.update(ctx, "update session", sqlUpdateSession, micros(s.ExpiresAt), micros(s.ReauthAt), s.ReauthWorkspaceID, s.Hash)
 }
 
 func (t *tx) DeleteSession(ctx context.Context, hash []byte) error {

@@ -15,6 +15,7 @@ func testSessions(t *testing.T, s store.Store) {
 	sess := &keyplane.Session{
 		Hash: bytes.Repeat([]byte{1}, 32), UserID: u.ID, CreatedAt: elsewhere(at(time.Second)),
 		ExpiresAt: at(12 * time.Hour), ReauthAt: at(time.Second), IP: "2001:db8::1", UserAgent: "Firefox/140 \"quoted\" é",
+		ReauthWorkspaceID: "ws_created",
 	}
 	inTx(t, s, store.OperatorChain, func(tx store.Tx) error { return tx.CreateSession(ctx, sess) })
 	want := *sess
@@ -29,10 +30,11 @@ func testSessions(t *testing.T, s store.Store) {
 	wantErr(t, "GetSession(unknown)", err, store.ErrNotFound)
 
 	upd := want
-	upd.ReauthAt, upd.ExpiresAt = at(time.Hour), at(13*time.Hour)
+	upd.ReauthAt, upd.ExpiresAt, upd.ReauthWorkspaceID = at(time.Hour), at(13*time.Hour), "ws_reauth"
 	upd.IP = "not written"
 	inTx(t, s, store.OperatorChain, func(tx store.Tx) error { return tx.UpdateSession(ctx, &upd) })
-	want.ReauthAt, want.ExpiresAt = at(time.Hour), at(13*time.Hour)
+	// The re-authentication's workspace is written with its time: the window is per workspace.
+	want.ReauthAt, want.ExpiresAt, want.ReauthWorkspaceID = at(time.Hour), at(13*time.Hour), "ws_reauth"
 	got, err = s.GetSession(ctx, sess.Hash)
 	noErr(t, "GetSession after update", err)
 	equal(t, "updated session", got, &want)
