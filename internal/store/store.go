@@ -108,10 +108,15 @@ type Queries interface {
 	GetUser(ctx context.Context, id string) (*keyplane.User, error)
 	// GetUserByEmail matches the email case-insensitively (emails are stored lower-cased).
 	GetUserByEmail(ctx context.Context, email string) (*keyplane.User, error)
-	// ListMembers returns the workspace's members, with their emails, oldest first.
+	// ListMembers returns the workspace's members, active and invited, with their emails, oldest
+	// first.
 	ListMembers(ctx context.Context, workspaceID string) ([]keyplane.Member, error)
-	// ListMemberships returns the workspaces a user belongs to, by workspace name.
+	// ListMemberships returns the workspaces a user is an active member of, by workspace name: never
+	// one they are only invited to.
 	ListMemberships(ctx context.Context, userID string) ([]keyplane.Membership, error)
+	// ListInvitations returns the workspaces a user is invited to and has not yet joined, by workspace
+	// name, with the role offered.
+	ListInvitations(ctx context.Context, userID string) ([]keyplane.Membership, error)
 
 	// GetSession returns the session with this token digest, expired or not.
 	GetSession(ctx context.Context, hash []byte) (*keyplane.Session, error)
@@ -182,8 +187,11 @@ type Tx interface {
 
 	CreateUser(ctx context.Context, u *keyplane.User) error // ErrConflict: email taken
 	UpdateUser(ctx context.Context, u *keyplane.User) error
-	// UpsertMember adds the member or changes its role.
+	// UpsertMember adds the member or changes its role and status (an empty Status is active); an
+	// existing member keeps its CreatedAt.
 	UpsertMember(ctx context.Context, m *keyplane.Member) error
+	// DeleteMember removes a member or an invitation. ErrNotFound when absent.
+	DeleteMember(ctx context.Context, workspaceID, userID string) error
 
 	CreateSession(ctx context.Context, s *keyplane.Session) error // ErrConflict: digest exists
 	// UpdateSession writes ExpiresAt and ReauthAt. ErrNotFound when absent.

@@ -192,11 +192,19 @@ func (t *tx) UpdateUser(ctx context.Context, u *keyplane.User) error {
 }
 
 func (t *tx) UpsertMember(ctx context.Context, m *keyplane.Member) error {
-	if _, err := t.exec(ctx, sqlUpsertMember, m.WorkspaceID, m.UserID, string(m.Role),
+	status := m.Status
+	if status == "" {
+		status = keyplane.MemberActive
+	}
+	if _, err := t.exec(ctx, sqlUpsertMember, m.WorkspaceID, m.UserID, string(m.Role), string(status),
 		micros(m.CreatedAt)); err != nil {
 		return t.fail("upsert member", err)
 	}
 	return nil
+}
+
+func (t *tx) DeleteMember(ctx context.Context, workspaceID, userID string) error {
+	return t.update(ctx, "delete member", sqlDeleteMember, workspaceID, userID)
 }
 
 func (t *tx) CreateSession(ctx context.Context, s *keyplane.Session) error {

@@ -100,6 +100,7 @@ func rollbackScenario(t *testing.T, s store.Store) (write func(tx store.Tx) erro
 			{"UpsertMember(add)", func() error {
 				return tx.UpsertMember(ctx, &keyplane.Member{WorkspaceID: w.ID, UserID: newUser.ID, Role: keyplane.RoleOwner, CreatedAt: at(0)})
 			}},
+			{"DeleteMember", func() error { return tx.DeleteMember(ctx, w.ID, user.ID) }},
 			{"InsertAudit", func() error { return tx.InsertAudit(ctx, newEntry(w.ID, 1, "", at(0), "x", "", "")) }},
 			{"InsertAudit(operator)", func() error {
 				return tx.InsertAudit(ctx, newEntry(store.OperatorChain, 1, "", at(0), "x", "", ""))
