@@ -240,11 +240,6 @@ func (s *Service) UpdateWorkspace(ctx context.Context, c *keyplane.Caller, wsID 
 	return w, nil
 }
 
-// canManageMembers: the operator, or an owner or admin of the workspace.
-func canManageMembers(c *keyplane.Caller, wsID string) bool {
-	return c.Operator || (c.WorkspaceID == wsID && (c.Role == keyplane.RoleOwner || c.Role == keyplane.RoleAdmin))
-}
-
 // normalizeEmail checks an address and returns it lower-cased.
 func normalizeEmail(v *keyplane.Validation, email string) string {
 	email = strings.TrimSpace(email)
@@ -254,75 +249,6 @@ func normalizeEmail(v *keyplane.Validation, email string) string {
 		return ""
 	}
 	return strings.ToLower(email)
-}
-
-// AddMember gives a person a role in a workspace, creating their account (without a password, so
-// they cannot sign in until one is set) if they have none.
-func (s *Service) AddMember(ctx context.Context, c *keyplane.Caller, wsID, email string, role keyplane.Role) (*keyplane.Member, error) {
-	if _, err := s.GetWorkspace(ctx, c, wsID); err != nil {
-		return nil, err
-	}
-	if !canManageMembers(c, wsID) {
-		return nil, keyplane.Errorf(keyplane.CodeForbidden, "only the operator or the workspace's owners and admins may manage members")
-	}
-	var v keyplane.Validation
-	email = normalizeEmail(&v, email)
-	if !role.Valid() {
-		v.Add("role", "must be one of owner, admin, developer, viewer")
-	}
-	if c.Role == keyplane.RoleAdmin && role == keyplane.RoleOwner && !c.Operator {
-		v.Add("role", "only an owner may make another owner")
-	}
-	if err := v.Err(); err != nil {
-		return nil, err
-	}
-	var m *keyplane.Member
-	err := s.change(ctx, c, wsID, func(tx store.Tx, now time.Time) (*outcome, error) {
-		u, err := tx.GetUserByEmail(ctx, email)
-		if errors.Is(err, store.ErrNotFound) {
-			u = &keyplane.User{ID: id.NewAt(id.User, now), Email: email, CreatedAt: now, UpdatedAt: now}
-			err = tx.CreateUser(ctx, u)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("member user: %w", err)
-		}
-		m = &keyplane.Member{WorkspaceID: wsID, UserID: u.ID, Email: u.Email, Role: role, CreatedAt: now}
-		var from any
-		members, err := tx.ListMembers(ctx, wsID)
-		if err != nil {
-			return nil, err
-		}
-		for _, old := range members {
-			if old.UserID == u.ID {
-				if old.Role == role {
-					m = &old
-					return nil, nil
-				}
-				from = old.Role
-				m.CreatedAt = old.CreatedAt
-			}
-		}
-		if err := tx.UpsertMember(ctx, m); err != nil {
-			return nil, err
-		}
-		return &outcome{audit: &keyplane.AuditRecord{Action: "member.added", Target: keyplane.Target{Type: "user", ID: u.ID},
-			Changes: map[string]keyplane.Change{"role": {From: from, To: role}, "email": {From: nil, To: u.Email}}}}, nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return m, nil
-}
-
-// ListMembers lists a workspace's members.
-func (s *Service) ListMembers(ctx context.Context, c *keyplane.Caller, wsID string) ([]keyplane.Member, error) {
-	if _, err := s.GetWorkspace(ctx, c, wsID); err != nil {
-		return nil, err
-	}
-	if !c.Operator && c.Role == "" {
-		return nil, keyplane.Errorf(keyplane.CodeForbidden, "members are managed by the operator and the workspace's people")
-	}
-	return s.store.ListMembers(ctx, wsID)
 }
 
 // CreateRootKey makes an operator credential and returns its value, which is never shown again.
@@ -417,10 +343,17 @@ type UserInput struct {
 	Role        keyplane.Role
 }
 
-// CreateUser creates (or, when the email exists, updates the password and operator flag of) an account.
+// CreateUser creates (or, when the email exists, sets the password of) an account, and either makes it
+// an active member of in.WorkspaceID, directly (the operator acting: no invitation), or gives it the
+// operator flag. It never takes the flag away: SetOperator does, explicitly.
 func (s *Service) CreateUser(ctx context.Context, c *keyplane.Caller, in UserInput) (*keyplane.User, error) {
 	if err := c.RequireOperator(); err != nil {
 		return nil, err
+	}
+	if in.Operator && in.WorkspaceID != "" {
+		// One transaction holds one chain's lock: the operator flag is the operator chain's, a
+		// membership the workspace's, whose lock keeps the last owner rule race-free.
+		return nil, keyplane.Errorf(keyplane.CodeInvalidRequest, "make an operator and a workspace member in two steps")
 	}
 	email, hash, err := checkUser(in)
 	if err != nil {
@@ -428,7 +361,7 @@ func (s *Service) CreateUser(ctx context.Context, c *keyplane.Caller, in UserInp
 	}
 	var u *keyplane.User
 	chain := store.OperatorChain
-	if in.WorkspaceID != "" && !in.Operator {
+	if in.WorkspaceID != "" {
 		chain = in.WorkspaceID
 	}
 	err = s.change(ctx, c, chain, func(tx store.Tx, now time.Time) (*outcome, error) {
@@ -489,10 +422,21 @@ func upsertUser(ctx context.Context, tx store.Tx, in UserInput, email, hash stri
 		if _, err := tx.GetWorkspace(ctx, in.WorkspaceID); err != nil {
 			return nil, nil, notFound(err, "workspace")
 		}
-		if err := tx.UpsertMember(ctx, &keyplane.Member{WorkspaceID: in.WorkspaceID, UserID: u.ID, Role: in.Role, CreatedAt: now}); err != nil {
+		members, err := tx.ListMembers(ctx, in.WorkspaceID)
+		if err != nil {
 			return nil, nil, err
 		}
-		changes["role"] = keyplane.Change{To: in.Role}
+		role := keyplane.Change{To: in.Role}
+		if old := findMember(members, u.ID); old != nil && old.Role != in.Role {
+			if err := keepsAnOwner(members, old); err != nil {
+				return nil, nil, err
+			}
+			role.From = old.Role
+		}
+		if err := tx.UpsertMember(ctx, &keyplane.Member{WorkspaceID: in.WorkspaceID, UserID: u.ID, Role: in.Role, Status: keyplane.MemberActive, CreatedAt: now}); err != nil {
+			return nil, nil, err
+		}
+		changes["role"] = role
 	}
 	return u, &outcome{audit: &keyplane.AuditRecord{Action: action, Target: keyplane.Target{Type: "user", ID: u.ID}, Changes: changes}}, nil
 }
