@@ -339,7 +339,7 @@ func (d *Dashboard) removeMemberPage(w http.ResponseWriter, r *http.Request, v *
 		d.userError(w, r, v, keyplane.Errorf(keyplane.CodeForbidden, "only the operator or the workspace's owners and admins may manage members"))
 		return
 	}
-	m, err := d.findMemberOf(r, v, r.PathValue("user"))
+	m, err := d.findMemberOf(r, v, r.PathValue("id"))
 	if err != nil {
 		d.userError(w, r, v, err)
 		return
@@ -349,9 +349,9 @@ func (d *Dashboard) removeMemberPage(w http.ResponseWriter, r *http.Request, v *
 }
 
 func (d *Dashboard) removeMember(w http.ResponseWriter, r *http.Request, v *view) {
-	m, err := d.svc.RemoveMember(r.Context(), v.Caller, v.Workspace.ID, r.PathValue("user"))
+	m, err := d.svc.RemoveMember(r.Context(), v.Caller, v.Workspace.ID, r.PathValue("id"))
 	if keyplane.ErrorCode(err) == keyplane.CodeLastOwner {
-		if cur, ferr := d.findMemberOf(r, v, r.PathValue("user")); ferr == nil {
+		if cur, ferr := d.findMemberOf(r, v, r.PathValue("id")); ferr == nil {
 			v.Title, v.Section, v.Data = "Remove "+cur.Email, "members", memberConfirm{Member: cur, Error: message(err)}
 			d.render(w, r, http.StatusConflict, "member-confirm", v)
 			return
