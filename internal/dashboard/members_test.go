@@ -132,7 +132,7 @@ func testMemberFlows(t *testing.T, s *kpServer) {
 	t.Run("Accept", func(t *testing.T) {
 		expectRedirect(t, owner.post(t, "/w/team/members", url.Values{"email": {"guest@example.com"}, "role": {"developer"}}), "/w/team/members")
 		e := guest.post(t, "/invitations/accept", url.Values{"workspace": {team}})
-		expectRedirect(t, e, "/w/team")
+		expectRedirect(t, e, "/w/team/logs") // a developer's first page
 		logs := guest.get(t, "/w/team/logs")
 		expect(t, logs, http.StatusOK)
 		if sw := switcher(logs.body); !slices.Contains(sw, "team") {

@@ -368,7 +368,7 @@ func (d *Dashboard) removeMember(w http.ResponseWriter, r *http.Request, v *view
 	}
 	if m.UserID == v.User.ID && !v.User.Operator {
 		// They removed themselves: this workspace is no longer theirs to open.
-		http.Redirect(w, r, "/", http.StatusSeeOther)
+		http.Redirect(w, r, d.homeOf(r, v), http.StatusSeeOther)
 		return
 	}
 	http.Redirect(w, r, v.WS("/members"), http.StatusSeeOther)
@@ -392,7 +392,24 @@ func (d *Dashboard) leave(w http.ResponseWriter, r *http.Request, v *view) {
 		return
 	}
 	d.flash(w, r, "You left "+v.Workspace.Name+".")
-	http.Redirect(w, r, "/", http.StatusSeeOther)
+	http.Redirect(w, r, d.homeOf(r, v), http.StatusSeeOther)
+}
+
+// homeOf is where home sends the person now, read again after a change of their memberships: a
+// redirect through home would take the flash with it.
+func (d *Dashboard) homeOf(r *http.Request, v *view) string {
+	if len(v.Invitations) > 0 {
+		return "/invitations"
+	}
+	ms, err := d.svc.Memberships(r.Context(), v.User)
+	if err != nil {
+		return "/"
+	}
+	if len(ms) == 0 {
+		return "/" // the status page, which shows the flash
+	}
+	v.Memberships = ms
+	return landing(v, ms[0].Workspace.Slug)
 }
 
 // Invitations
@@ -425,7 +442,14 @@ func (d *Dashboard) answerInvitation(accept bool) pageFunc {
 				return
 			}
 			d.flash(w, r, "You joined "+ws.Name+".")
-			http.Redirect(w, r, "/w/"+url.PathEscape(ws.Slug), http.StatusSeeOther)
+			// Straight to the workspace's first page for the role: a redirect in between would
+			// take the flash.
+			to := "/w/" + url.PathEscape(ws.Slug)
+			if ms, err := d.svc.Memberships(r.Context(), v.User); err == nil {
+				v.Memberships = ms
+				to = landing(v, ws.Slug)
+			}
+			http.Redirect(w, r, to, http.StatusSeeOther)
 			return
 		}
 		if err := d.svc.DeclineInvitation(r.Context(), d.personCaller(r, v), wsID); err != nil {
