@@ -307,8 +307,8 @@ func (s *Service) SetOperator(ctx context.Context, c *keyplane.Caller, email str
 		}
 		from := u.Operator
 		u.Operator, u.UpdatedAt = operator, now
-		if err := tx.UpdateUser(ctx, u); err != nil {
-			return nil, err
+		if err := tx.SetUserOperator(ctx, u.ID, operator, now); err != nil {
+			return nil, notFound(err, "user")
 		}
 		return &outcome{audit: &keyplane.AuditRecord{Action: "user.updated", Target: keyplane.Target{Type: "user", ID: u.ID},
 			Changes: map[string]keyplane.Change{"email": {To: u.Email}, "operator": {From: from, To: operator}}}}, nil

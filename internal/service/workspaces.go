@@ -404,8 +404,13 @@ func upsertUser(ctx context.Context, tx store.Tx, in UserInput, email, hash stri
 		u = &keyplane.User{ID: id.NewAt(id.User, now), Email: email, PasswordHash: hash, Operator: in.Operator, CreatedAt: now, UpdatedAt: now}
 		err = tx.CreateUser(ctx, u)
 	case err == nil:
-		u.PasswordHash, u.Operator, u.UpdatedAt = hash, u.Operator || in.Operator, now
-		if err = tx.UpdateUser(ctx, u); err == nil {
+		u.PasswordHash, u.UpdatedAt = hash, now
+		err = tx.UpdateUser(ctx, u)
+		if err == nil && in.Operator && !u.Operator {
+			u.Operator = true
+			err = tx.SetUserOperator(ctx, u.ID, true, now)
+		}
+		if err == nil {
 			// A new password ends every session made with the old one: a password is reset because
 			// it may be known to someone else, who may be signed in with it.
 			ended, err = tx.DeleteUserSessions(ctx, u.ID)

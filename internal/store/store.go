@@ -186,7 +186,14 @@ type Tx interface {
 	RevokeRootKey(ctx context.Context, id string, at time.Time) error
 
 	CreateUser(ctx context.Context, u *keyplane.User) error // ErrConflict: email taken
+	// UpdateUser writes Email, PasswordHash and UpdatedAt; ErrConflict: email taken, ErrNotFound. It
+	// never writes Operator, which SetUserOperator alone changes: a password set on a workspace's chain
+	// and operator powers taken away on the operator's chain at the same moment must not undo each
+	// other with what each read before.
 	UpdateUser(ctx context.Context, u *keyplane.User) error
+	// SetUserOperator gives or takes the user's operator flag and sets UpdatedAt. ErrNotFound when
+	// absent.
+	SetUserOperator(ctx context.Context, userID string, operator bool, at time.Time) error
 	// UpsertMember adds the member or changes its role and status (an empty Status is active); an
 	// existing member keeps its CreatedAt.
 	UpsertMember(ctx context.Context, m *keyplane.Member) error

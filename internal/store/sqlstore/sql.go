@@ -115,8 +115,9 @@ const (
 	sqlGetUserByEmail = `SELECT ` + userColumns + ` FROM users WHERE email = ?`
 	sqlInsertUser     = `INSERT INTO users (` + userColumns + `) VALUES (?, ?, ?, ?, ?, ?)
 		ON CONFLICT DO NOTHING`
-	sqlUserEmailTaken = `SELECT COUNT(*) FROM users WHERE email = ? AND id <> ?`
-	sqlUpdateUser     = `UPDATE users SET email = ?, password_hash = ?, operator = ?, updated_at = ? WHERE id = ?`
+	sqlUserEmailTaken  = `SELECT COUNT(*) FROM users WHERE email = ? AND id <> ?`
+	sqlUpdateUser      = `UPDATE users SET email = ?, password_hash = ?, updated_at = ? WHERE id = ?`
+	sqlSetUserOperator = `UPDATE users SET operator = ?, updated_at = ? WHERE id = ?`
 
 	sqlListMembers = `SELECT m.workspace_id, m.user_id, u.email, m.role, m.status, m.created_at
 		FROM members m JOIN users u ON u.id = m.user_id

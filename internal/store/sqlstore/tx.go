@@ -188,7 +188,11 @@ func (t *tx) UpdateUser(ctx context.Context, u *keyplane.User) error {
 	if err := t.taken(ctx, op, sqlUserEmailTaken, email, u.ID); err != nil {
 		return err
 	}
-	return t.update(ctx, op, sqlUpdateUser, email, u.PasswordHash, u.Operator, micros(u.UpdatedAt), u.ID)
+	return t.update(ctx, op, sqlUpdateUser, email, u.PasswordHash, micros(u.UpdatedAt), u.ID)
+}
+
+func (t *tx) SetUserOperator(ctx context.Context, userID string, operator bool, at time.Time) error {
+	return t.update(ctx, "set user operator", sqlSetUserOperator, operator, micros(at), userID)
 }
 
 func (t *tx) UpsertMember(ctx context.Context, m *keyplane.Member) error {

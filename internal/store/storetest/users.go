@@ -70,7 +70,8 @@ func testUsers(t *testing.T, s store.Store) {
 		u.CreatedAt = at(-time.Hour) // not written
 		inTx(t, s, store.OperatorChain, func(tx store.Tx) error { return tx.UpdateUser(ctx, &u) })
 		want := u
-		want.Email, want.UpdatedAt, want.CreatedAt = "robert@example.com", at(time.Hour), bob.CreatedAt
+		// Operator is not written: SetUserOperator alone changes it.
+		want.Email, want.UpdatedAt, want.CreatedAt, want.Operator = "robert@example.com", at(time.Hour), bob.CreatedAt, false
 		got, err := s.GetUserByEmail(ctx, "robert@example.com")
 		noErr(t, "GetUserByEmail after update", err)
 		equal(t, "updated user", got, &want)
@@ -88,6 +89,19 @@ func testUsers(t *testing.T, s store.Store) {
 		unknown := newUser("ghost@example.com", at(0))
 		err = s.InTx(ctx, store.OperatorChain, func(tx store.Tx) error { return tx.UpdateUser(ctx, unknown) })
 		wantErr(t, "UpdateUser(unknown)", err, store.ErrNotFound)
+	})
+
+	t.Run("SetUserOperator", func(t *testing.T) {
+		for _, op := range []bool{true, false, true} {
+			inTx(t, s, store.OperatorChain, func(tx store.Tx) error { return tx.SetUserOperator(ctx, ada.ID, op, at(2*time.Hour)) })
+			want := *ada
+			want.Email, want.Operator, want.UpdatedAt = "ada.lovelace@example.com", op, at(2*time.Hour)
+			got, err := s.GetUser(ctx, ada.ID)
+			noErr(t, "GetUser after SetUserOperator", err)
+			equal(t, "user after SetUserOperator", got, &want)
+		}
+		err := s.InTx(ctx, store.OperatorChain, func(tx store.Tx) error { return tx.SetUserOperator(ctx, "usr_nobody", false, at(0)) })
+		wantErr(t, "SetUserOperator(unknown)", err, store.ErrNotFound)
 	})
 }
 
