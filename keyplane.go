@@ -13,15 +13,18 @@ type Code string
 
 // Error codes of the API contract.
 const (
-	CodeInvalidRequest       Code = "invalid_request"
-	CodeUnauthorized         Code = "unauthorized"
-	CodeForbidden            Code = "forbidden"
-	CodeLiveModeDisabled     Code = "live_mode_disabled"
-	CodeNotFound             Code = "not_found"
-	CodeMethodNotAllowed     Code = "method_not_allowed"
-	CodeKeyLimitReached      Code = "key_limit_reached"
-	CodeKeyNotDeletable      Code = "key_not_deletable"
-	CodeKeyRevoked           Code = "key_revoked"
+	CodeInvalidRequest   Code = "invalid_request"
+	CodeUnauthorized     Code = "unauthorized"
+	CodeForbidden        Code = "forbidden"
+	CodeLiveModeDisabled Code = "live_mode_disabled"
+	CodeNotFound         Code = "not_found"
+	CodeMethodNotAllowed Code = "method_not_allowed"
+	CodeKeyLimitReached  Code = "key_limit_reached"
+	CodeKeyNotDeletable  Code = "key_not_deletable"
+	CodeKeyRevoked       Code = "key_revoked"
+	// CodeLastOwner refuses a change of role, a removal or a departure that would leave a workspace
+	// without an active owner.
+	CodeLastOwner            Code = "last_owner"
 	CodePayloadTooLarge      Code = "payload_too_large"
 	CodeUnsupportedMediaType Code = "unsupported_media_type"
 	CodeRateLimited          Code = "rate_limited"

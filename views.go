@@ -100,15 +100,16 @@ func (w *Workspace) View() *WorkspaceView {
 
 // MemberView is the API's member object.
 type MemberView struct {
-	UserID    string `json:"userId"`
-	Email     string `json:"email"`
-	Role      Role   `json:"role"`
-	CreatedAt string `json:"createdAt"`
+	UserID    string       `json:"userId"`
+	Email     string       `json:"email"`
+	Role      Role         `json:"role"`
+	Status    MemberStatus `json:"status"`
+	CreatedAt string       `json:"createdAt"`
 }
 
 // View returns the API's representation of m.
 func (m *Member) View() *MemberView {
-	return &MemberView{UserID: m.UserID, Email: m.Email, Role: m.Role, CreatedAt: FormatTime(m.CreatedAt)}
+	return &MemberView{UserID: m.UserID, Email: m.Email, Role: m.Role, Status: m.Status, CreatedAt: FormatTime(m.CreatedAt)}
 }
 
 // RequestLogView is the API's request log entry.

@@ -62,12 +62,24 @@ type User struct {
 	UpdatedAt    time.Time
 }
 
+// MemberStatus says whether a member may open the workspace.
+type MemberStatus string
+
+// Member statuses. An invited person has no access at all to the workspace, not even its name in
+// their workspace list, until they accept: an owner could otherwise make any account a member of
+// their workspace without its holder knowing.
+const (
+	MemberActive  MemberStatus = "active"
+	MemberInvited MemberStatus = "invited"
+)
+
 // Member is a user's role in one workspace.
 type Member struct {
 	WorkspaceID string
 	UserID      string
 	Email       string
 	Role        Role
+	Status      MemberStatus // empty is read as MemberActive when stored
 	CreatedAt   time.Time
 }
 

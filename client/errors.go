@@ -20,6 +20,7 @@ const (
 	CodeKeyLimitReached      = "key_limit_reached"      // 409
 	CodeKeyNotDeletable      = "key_not_deletable"      // 409
 	CodeKeyRevoked           = "key_revoked"            // 409
+	CodeLastOwner            = "last_owner"             // 409; the workspace would have no active owner
 	CodePayloadTooLarge      = "payload_too_large"      // 413
 	CodeUnsupportedMediaType = "unsupported_media_type" // 415
 	CodeRateLimited          = "rate_limited"           // 429; RetryAfter says how long to wait

@@ -121,11 +121,25 @@ func (c *Client) ListMembers(ctx context.Context, workspaceID string) ([]Member,
 	return out, nil
 }
 
-// AddMember gives a person a role in a workspace, creating their account (without a password) when
-// there is none; a member already there gets the new role.
+// AddMember invites a person to a workspace (admin root keys only), creating their account (without
+// a password) when there is none: the answer's Status is MemberInvited, and the person has no access
+// until they accept from their own dashboard session. Someone already there (member or invited) gets
+// the new role instead. Changing the last active owner's role is CodeLastOwner.
 func (c *Client) AddMember(ctx context.Context, workspaceID string, req AddMemberRequest) (*Member, error) {
 	var out Member
 	if err := c.post(ctx, "/v1/workspaces/"+seg(workspaceID)+"/members", req, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// RemoveMember ends a person's membership of a workspace, or revokes their invitation, at once
+// (DELETE /v1/workspaces/{id}/members/{userId}; admin root keys only), and answers the member as they
+// were. Removing the last active owner is CodeLastOwner; a person who is not a member of that
+// workspace is CodeNotFound.
+func (c *Client) RemoveMember(ctx context.Context, workspaceID, userID string) (*Member, error) {
+	var out Member
+	if _, err := c.do(ctx, call{method: http.MethodDelete, path: "/v1/workspaces/" + seg(workspaceID) + "/members/" + seg(userID)}, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil

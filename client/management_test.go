@@ -99,12 +99,23 @@ func TestWorkspacesAndMembers(t *testing.T) {
 	}
 
 	m, err := c.AddMember(ctx, ws.ID, client.AddMemberRequest{Email: "Ana@Example.com", Role: client.RoleDeveloper})
-	if err != nil || m.Email != "ana@example.com" || m.Role != client.RoleDeveloper || !strings.HasPrefix(m.UserID, "usr_") {
+	if err != nil || m.Email != "ana@example.com" || m.Role != client.RoleDeveloper || m.Status != client.MemberInvited || !strings.HasPrefix(m.UserID, "usr_") {
 		t.Fatalf("add member: %+v, %v", m, err)
 	}
 	ms, err := c.ListMembers(ctx, ws.ID)
-	if err != nil || len(ms) != 1 || ms[0].UserID != m.UserID {
+	if err != nil || len(ms) != 1 || ms[0].UserID != m.UserID || ms[0].Status != client.MemberInvited {
 		t.Fatalf("members: %+v, %v", ms, err)
+	}
+	gone, err := c.RemoveMember(ctx, ws.ID, m.UserID)
+	if err != nil || gone.UserID != m.UserID || gone.Status != client.MemberInvited {
+		t.Fatalf("remove member: %+v, %v", gone, err)
+	}
+	if ms, err := c.ListMembers(ctx, ws.ID); err != nil || len(ms) != 0 {
+		t.Fatalf("members after removal: %+v, %v", ms, err)
+	}
+	_, err = c.RemoveMember(ctx, ws.ID, m.UserID)
+	if e := apiError(t, err); e.Code != client.CodeNotFound || e.StatusCode != 404 {
+		t.Fatalf("removing again: %v", err)
 	}
 }
 

@@ -155,11 +155,21 @@ type UpdateWorkspaceRequest struct {
 
 // Member is a person's role in a workspace.
 type Member struct {
-	UserID    string    `json:"userId"`
-	Email     string    `json:"email"`
-	Role      Role      `json:"role"`
-	CreatedAt time.Time `json:"createdAt"`
+	UserID    string       `json:"userId"`
+	Email     string       `json:"email"`
+	Role      Role         `json:"role"`
+	Status    MemberStatus `json:"status"`
+	CreatedAt time.Time    `json:"createdAt"`
 }
+
+// MemberStatus says whether a member may open the workspace.
+type MemberStatus string
+
+// Member statuses: an invited person has no access until they accept.
+const (
+	MemberActive  MemberStatus = "active"
+	MemberInvited MemberStatus = "invited"
+)
 
 // AddMemberRequest is the body of POST /v1/workspaces/{id}/members.
 type AddMemberRequest struct {

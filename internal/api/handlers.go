@@ -181,11 +181,25 @@ func (s *Server) addMember(w http.ResponseWriter, r *http.Request, c *call) erro
 	if err := decode(w, r, &req, maxManagementBody, false); err != nil {
 		return err
 	}
-	m, err := s.svc.AddMember(r.Context(), c.Caller, r.PathValue("id"), req.Email, req.Role)
+	m, created, err := s.svc.AddMember(r.Context(), c.Caller, r.PathValue("id"), req.Email, req.Role)
 	if err != nil {
 		return err
 	}
-	writeData(w, http.StatusCreated, m.View())
+	// 201 for a new invitation; 200 for a change of role (or none) of someone already there.
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	writeData(w, status, m.View())
+	return nil
+}
+
+func (s *Server) removeMember(w http.ResponseWriter, r *http.Request, c *call) error {
+	m, err := s.svc.RemoveMember(r.Context(), c.Caller, r.PathValue("id"), r.PathValue("userId"))
+	if err != nil {
+		return err
+	}
+	writeData(w, http.StatusOK, m.View())
 	return nil
 }
 

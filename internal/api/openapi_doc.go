@@ -238,6 +238,7 @@ func schemas() map[string]schema {
 			"userId":    idOf("usr"),
 			"email":     str().format("email"),
 			"role":      ref("Role"),
+			"status":    enum(keyplane.MemberActive, keyplane.MemberInvited).desc("invited: no access until the person accepts from their own dashboard session."),
 			"createdAt": dateTime(),
 		}),
 		"AddMemberRequest": closed(props{"email": str().format("email").maxLen(254), "role": ref("Role")}, "email", "role"),
@@ -445,6 +446,7 @@ func errorResponses() []errorResponse {
 		{"KeyLimitReached", 409, "The workspace already holds maxKeys keys that are not revoked.", []keyplane.Code{keyplane.CodeKeyLimitReached}},
 		{"KeyNotDeletable", 409, "Only a disabled or revoked key can be deleted permanently.", []keyplane.Code{keyplane.CodeKeyNotDeletable}},
 		{"KeyRevoked", 409, "The key is revoked: it cannot change any more.", []keyplane.Code{keyplane.CodeKeyRevoked}},
+		{"LastOwner", 409, "The change, removal or departure would leave the workspace without an active owner.", []keyplane.Code{keyplane.CodeLastOwner}},
 		{"PayloadTooLarge", 413, "The body is over the limit: 1 MiB for management calls, 64 KiB for verification.", []keyplane.Code{keyplane.CodePayloadTooLarge}},
 		{"RateLimited", 429, "Too many management calls from this credential or address; retry after Retry-After seconds.", []keyplane.Code{keyplane.CodeRateLimited}},
 		{"UnsupportedMediaType", 415, "The body is not application/json.", []keyplane.Code{keyplane.CodeUnsupportedMediaType}},
@@ -601,9 +603,17 @@ func operations() []operation {
 		{method: "GET", path: "/v1/workspaces/{id}/members", id: "listMembers", tag: "workspaces", summary: "List a workspace's members",
 			description: "Operator only among API callers (workspace keys get 403). One page: nextCursor is always null.",
 			access:      management, status: 200, data: ref("Member"), list: true, errors: []string{"NotFound"}},
-		{method: "POST", path: "/v1/workspaces/{id}/members", id: "addMember", tag: "workspaces", summary: "Give a person a role in a workspace",
-			description: "Creates the person's account, without a password, if there is none; a member already there gets the new role.",
-			access:      management, body: "AddMemberRequest", status: 201, data: ref("Member"), errors: append([]string{"NotFound"}, keyBody...)},
+		{method: "POST", path: "/v1/workspaces/{id}/members", id: "addMember", tag: "workspaces", summary: "Invite a person to a workspace, or change a member's role",
+			description: "A person who is not a member yet is invited (201, status invited): they have no access until they accept from their own dashboard session. " +
+				"Creates the person's account, without a password, if there is none. Someone already there (member or invited) gets the new role (200); " +
+				"only an owner or the operator may change an owner's role, and the last active owner's is 409 last_owner.",
+			access: management, body: "AddMemberRequest", status: 201, data: ref("Member"), errors: append([]string{"NotFound", "LastOwner"}, keyBody...),
+			extra: map[int]any{200: map[string]any{"description": "A change of role of a member or invitation that was already there (or none, when the role is the same).",
+				"headers": requestIDHeader(), "content": jsonContent(sealed(props{"success": boolean().constant(true), "data": ref("Member")}))}}},
+		{method: "DELETE", path: "/v1/workspaces/{id}/members/{userId}", id: "removeMember", tag: "workspaces", summary: "Remove a member, or revoke an invitation",
+			description: "Ends the person's access to the workspace at once and answers the member as they were. Only an owner or the operator may remove an owner; " +
+				"removing the last active owner is 409 last_owner. A person who is not a member of this workspace is 404.",
+			access: management, status: 200, data: ref("Member"), errors: []string{"NotFound", "LastOwner"}},
 
 		{method: "GET", path: "/v1/api-keys", id: "listApiKeys", tag: "api-keys", summary: "List API keys",
 			description: "Newest first. Needs api_keys:read.",

@@ -120,6 +120,7 @@ func (s *Server) routes() {
 	m.HandleFunc("PATCH /v1/workspaces/{id}", s.auth(anyCaller, s.updateWorkspace))
 	m.HandleFunc("GET /v1/workspaces/{id}/members", s.auth(anyCaller, s.listMembers))
 	m.HandleFunc("POST /v1/workspaces/{id}/members", s.auth(anyCaller, s.addMember))
+	m.HandleFunc("DELETE /v1/workspaces/{id}/members/{userId}", s.auth(anyCaller, s.removeMember))
 
 	m.HandleFunc("GET /v1/api-keys", s.auth(inWorkspace, s.listKeys))
 	m.HandleFunc("POST /v1/api-keys", s.auth(inWorkspace, s.createKey))

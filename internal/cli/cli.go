@@ -49,7 +49,10 @@ Usage:
   keyplane root-keys revoke --id ID                        revoke a root key for good
   keyplane workspaces create --name N --slug S             make a workspace
   keyplane users create --email E --role R [--workspace S | --operator]
-                                                           make a person's account (password from stdin)
+                                                           make a person's account (password from stdin);
+                                                           with --workspace, an active member at once
+  keyplane users update --email E --operator=true|false    give or take a person's operator powers
+  keyplane members remove --workspace S --email E          end a person's membership (or invitation)
   keyplane migrate                                         bring the database schema up to date
   keyplane audit verify                                    check every audit chain
   keyplane master-key rotate                               new master key; re-seal every stored value
@@ -73,7 +76,7 @@ func (p *Program) Run(ctx context.Context, args []string) error {
 		return ErrUsage
 	}
 	cmd, rest := args[0], args[1:]
-	if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") && (cmd == "root-keys" || cmd == "workspaces" || cmd == "users" || cmd == "audit" || cmd == "master-key") {
+	if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") && (cmd == "root-keys" || cmd == "workspaces" || cmd == "users" || cmd == "members" || cmd == "audit" || cmd == "master-key") {
 		cmd += " " + rest[0]
 		rest = rest[1:]
 	}
@@ -90,6 +93,10 @@ func (p *Program) Run(ctx context.Context, args []string) error {
 		return p.createWorkspace(ctx, rest)
 	case "users create":
 		return p.createUser(ctx, rest)
+	case "users update":
+		return p.updateUser(ctx, rest)
+	case "members remove":
+		return p.removeMember(ctx, rest)
 	case "migrate":
 		return p.migrate(ctx, rest)
 	case "audit verify":
@@ -338,8 +345,9 @@ func (p *Program) createUser(ctx context.Context, args []string) error {
 	if err != nil {
 		return helpOK(err)
 	}
-	if (wsSlug == "") == !operator && !(wsSlug != "" && operator) {
-		fmt.Fprintln(p.Stderr, "keyplane users create: give --workspace S (with --role) or --operator")
+	if (wsSlug == "") == !operator {
+		// Both at once would change two audit chains in one go: make an operator, then a member.
+		fmt.Fprintln(p.Stderr, "keyplane users create: give --workspace S (with --role) or --operator, not both")
 		return ErrUsage
 	}
 	if wsSlug != "" && role == "" {
@@ -365,6 +373,71 @@ func (p *Program) createUser(ctx context.Context, args []string) error {
 			return "", err
 		}
 		return u.ID, nil
+	})
+}
+
+// updateUser changes what users create never takes away: the operator flag.
+func (p *Program) updateUser(ctx context.Context, args []string) error {
+	var email string
+	var operator, given bool
+	var flags *config.FlagSet
+	cfg, err := p.parse("users update", false, args, func(fs *config.FlagSet) {
+		flags = fs
+		fs.StringVar(&email, "email", "", "the person's email (required)")
+		fs.BoolVar(&operator, "operator", false, "true: an operator admin, who sees every workspace; false: not (required)")
+	})
+	if err != nil {
+		return helpOK(err)
+	}
+	// Required, with either value: a bare "users update --email E" must not take the flag away.
+	flags.Visit(func(f *flag.Flag) { given = given || f.Name == "operator" })
+	if email == "" || !given {
+		fmt.Fprintln(p.Stderr, "keyplane users update: give --email E and --operator=true or --operator=false")
+		return ErrUsage
+	}
+	return p.print(ctx, cfg, func(e *env) (string, error) {
+		u, err := e.svc.SetOperator(ctx, keyplane.System("cli"), email, operator)
+		if err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("%s operator=%t", u.ID, u.Operator), nil
+	})
+}
+
+// removeMember ends a person's membership of a workspace, or revokes their invitation.
+func (p *Program) removeMember(ctx context.Context, args []string) error {
+	var email, wsSlug string
+	cfg, err := p.parse("members remove", false, args, func(fs *config.FlagSet) {
+		fs.StringVar(&email, "email", "", "the person's email (required)")
+		fs.StringVar(&wsSlug, "workspace", "", "slug of the workspace (required)")
+	})
+	if err != nil {
+		return helpOK(err)
+	}
+	if email == "" || wsSlug == "" {
+		fmt.Fprintln(p.Stderr, "keyplane members remove: give --workspace S and --email E")
+		return ErrUsage
+	}
+	return p.print(ctx, cfg, func(e *env) (string, error) {
+		sys := keyplane.System("cli")
+		w, err := e.svc.GetWorkspaceBySlug(ctx, sys, wsSlug)
+		if err != nil {
+			return "", err
+		}
+		ms, err := e.svc.ListMembers(ctx, sys, w.ID)
+		if err != nil {
+			return "", err
+		}
+		for _, m := range ms {
+			if strings.EqualFold(m.Email, strings.TrimSpace(email)) {
+				gone, err := e.svc.RemoveMember(ctx, sys, w.ID, m.UserID)
+				if err != nil {
+					return "", err
+				}
+				return fmt.Sprintf("removed %s (%s, %s) from %s", gone.Email, gone.Role, gone.Status, w.Slug), nil
+			}
+		}
+		return "", keyplane.Errorf(keyplane.CodeNotFound, "%s is not a member of %s", email, w.Slug)
 	})
 }
 

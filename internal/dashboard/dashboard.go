@@ -167,6 +167,13 @@ func (d *Dashboard) routes() {
 	m.HandleFunc("GET /w/{slug}/logs", d.inWorkspace(d.logsPage))
 	m.HandleFunc("GET /w/{slug}/members", d.inWorkspace(d.membersPage))
 	m.HandleFunc("POST /w/{slug}/members", d.inWorkspace(d.addMember))
+	m.HandleFunc("GET /w/{slug}/members/{id}/remove", d.inWorkspace(d.removeMemberPage))
+	m.HandleFunc("POST /w/{slug}/members/{id}/remove", d.inWorkspace(d.removeMember))
+	m.HandleFunc("GET /w/{slug}/leave", d.inWorkspace(d.leavePage))
+	m.HandleFunc("POST /w/{slug}/leave", d.inWorkspace(d.leave))
+	m.HandleFunc("GET /invitations", d.person(d.invitationsPage))
+	m.HandleFunc("POST /invitations/accept", d.person(d.answerInvitation(true)))
+	m.HandleFunc("POST /invitations/decline", d.person(d.answerInvitation(false)))
 	m.HandleFunc("GET /w", d.person(func(w http.ResponseWriter, r *http.Request, v *view) {
 		// The workspace switcher's form, without JavaScript.
 		http.Redirect(w, r, landing(v, r.URL.Query().Get("slug")), http.StatusSeeOther)
@@ -193,6 +200,7 @@ type view struct {
 	User        *keyplane.User
 	Session     *keyplane.Session
 	Memberships []keyplane.Membership
+	Invitations []keyplane.Membership // workspaces the person is invited to, not a member of
 	Workspace   *keyplane.Workspace
 	Caller      *keyplane.Caller
 	CSRF        string
@@ -206,6 +214,12 @@ type view struct {
 
 // WS returns a path inside the current workspace.
 func (v *view) WS(path string) string { return "/w/" + v.Workspace.Slug + path }
+
+// canManageMembers: the operator, or an owner or admin of this workspace (the service decides; this
+// only chooses what the page offers).
+func (v *view) canManageMembers() bool {
+	return v.Caller != nil && (v.Caller.Operator || v.Caller.Role == keyplane.RoleOwner || v.Caller.Role == keyplane.RoleAdmin)
+}
 
 // Can reports whether the person holds a keyplane permission in this workspace.
 func (v *view) Can(perm string) bool {
@@ -273,7 +287,12 @@ func (d *Dashboard) session(w http.ResponseWriter, r *http.Request) (*view, bool
 		d.serverError(w, r, err)
 		return nil, false
 	}
-	v := &view{User: u, Session: sess, Memberships: ms, CSRF: csrfToken(ck.Value), RequestID: accesslog.RequestID(r.Context()),
+	inv, err := d.svc.Invitations(r.Context(), u)
+	if err != nil {
+		d.serverError(w, r, err)
+		return nil, false
+	}
+	v := &view{User: u, Session: sess, Memberships: ms, Invitations: inv, CSRF: csrfToken(ck.Value), RequestID: accesslog.RequestID(r.Context()),
 		Version: d.version, Now: d.now(), token: ck.Value, Flash: d.takeFlash(w, r)}
 	return v, true
 }

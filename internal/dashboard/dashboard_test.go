@@ -660,6 +660,7 @@ func TestDashboardHTTP(t *testing.T) {
 				{"KeyLifecycle", testKeyLifecycle},
 				{"Reveal", testReveal},
 				{"Members", testMembers},
+				{"MemberFlows", testMemberFlows},
 				{"Logs", testLogs},
 				{"Webhooks", testWebhooks},
 				{"Pages", testPages},

@@ -640,7 +640,7 @@ func testMembers(t *testing.T, s *kpServer) {
 		e := p.post(t, "/w/default/members", url.Values{"email": {"New.Member@example.com"}, "role": {"developer"}})
 		expectRedirect(t, e, "/w/default/members")
 		page := p.get(t, "/w/default/members")
-		if got := first(reFlash, page.body); !strings.Contains(got, "can now open this workspace as developer") {
+		if got := first(reFlash, page.body); !strings.Contains(got, "new.member@example.com is invited as developer") {
 			t.Errorf("flash %q", got)
 		}
 		if !regexp.MustCompile(`new\.member@example\.com</td><td data-label="Role"><span class="badge">developer</span>`).MatchString(page.body) {

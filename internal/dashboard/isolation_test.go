@@ -95,15 +95,19 @@ func (r routePattern) fill(vars map[string]string) string {
 // workspace holds. A new route without {slug} fails TestDashboardRouteTable until it is listed here,
 // after someone has decided it needs no isolation test.
 var outsideWorkspaces = map[string]string{
-	"GET /static/": "embedded CSS, script and images",
-	"GET /{$}":     "redirects to the person's own first workspace",
-	"GET /login":   "the sign-in form",
-	"POST /login":  "signs in; tested with the brute-force and CSRF tests",
-	"GET /logout":  "asks before signing out",
-	"POST /logout": "ends the session itself",
-	"GET /status":  "the service's version and health",
-	"GET /w":       "the switcher: redirects to /w/{slug}, which checks membership (tested below)",
-	"/":            "the not-found page, for every method",
+	"GET /static/":     "embedded CSS, script and images",
+	"GET /{$}":         "redirects to the person's own first workspace",
+	"GET /login":       "the sign-in form",
+	"POST /login":      "signs in; tested with the brute-force and CSRF tests",
+	"GET /logout":      "asks before signing out",
+	"POST /logout":     "ends the session itself",
+	"GET /status":      "the service's version and health",
+	"GET /w":           "the switcher: redirects to /w/{slug}, which checks membership (tested below)",
+	"GET /invitations": "the person's own invitations, read by their user id from the session",
+	"POST /invitations/accept": "answers the session's person's own invitation to the workspace in the form; " +
+		"anyone else's, or none, is not found (testInvitations)",
+	"POST /invitations/decline": "as accept",
+	"/":                         "the not-found page, for every method",
 }
 
 // TestDashboardRouteTable: every route either names a workspace or is one of the few that do not,
@@ -380,6 +384,9 @@ func (fx *isoFixture) idTargets() map[string][]isoTarget {
 		"POST /w/{slug}/settings/webhooks/{id}/rotate":                      perHook(nil, func(isoHook) url.Values { return empty() }),
 		"POST /w/{slug}/settings/webhooks/{id}/reveal":                      perHook(nil, func(isoHook) url.Values { return reveal() }),
 		"POST /w/{slug}/settings/webhooks/{id}/deliveries/{delivery}/retry": retries,
+		// A's owner: removing them is refused for A's owner too (the last owner), never not found.
+		"GET /w/{slug}/members/{id}/remove":  {{vars: map[string]string{"id": fx.ownerAID}}},
+		"POST /w/{slug}/members/{id}/remove": {{vars: map[string]string{"id": fx.ownerAID}, form: empty()}},
 	}
 }
 

@@ -22,7 +22,7 @@ import (
 	"github.com/keyplane/keyplane/internal/store"
 )
 
-var pageNames = []string{"error", "login", "logout", "status", "keys", "key", "confirm", "secret", "audit", "members", "logs", "webhooks", "webhook", "webhook-confirm", "webhook-secret"}
+var pageNames = []string{"error", "login", "logout", "status", "keys", "key", "confirm", "secret", "audit", "members", "member-confirm", "invitations", "logs", "webhooks", "webhook", "webhook-confirm", "webhook-secret"}
 
 func (d *Dashboard) parse() error {
 	funcs := template.FuncMap{
@@ -94,6 +94,11 @@ func count(n int, unit string) string {
 // home opens the first workspace on the first page the person's role there allows.
 func (d *Dashboard) home(w http.ResponseWriter, r *http.Request) {
 	d.person(func(w http.ResponseWriter, r *http.Request, v *view) {
+		if len(v.Invitations) > 0 {
+			// Invitations are shown first after sign-in: they are how a person joins a workspace.
+			http.Redirect(w, r, "/invitations", http.StatusSeeOther)
+			return
+		}
 		if len(v.Memberships) == 0 {
 			v.Title = "No workspace yet"
 			d.render(w, r, http.StatusOK, "status", d.statusView(r, v))
@@ -263,11 +268,12 @@ func (d *Dashboard) auditPage(w http.ResponseWriter, r *http.Request, v *view) {
 // Members
 
 type membersData struct {
-	Members []keyplane.Member
-	Email   string
-	Role    string
-	Errors  map[string]string
-	CanEdit bool
+	Members  []keyplane.Member
+	Email    string
+	Role     string
+	Errors   map[string]string
+	CanEdit  bool
+	CanLeave bool // an active member (an operator admin may open the workspace without being one)
 }
 
 func (d *Dashboard) membersPage(w http.ResponseWriter, r *http.Request, v *view) {
@@ -282,14 +288,19 @@ func (d *Dashboard) showMembers(w http.ResponseWriter, r *http.Request, v *view,
 		return
 	}
 	md.Members = ms
-	md.CanEdit = v.Caller.Operator || v.Caller.Role == keyplane.RoleOwner || v.Caller.Role == keyplane.RoleAdmin
+	md.CanEdit = v.canManageMembers()
+	for _, m := range ms {
+		if m.UserID == v.User.ID && m.Status == keyplane.MemberActive {
+			md.CanLeave = true
+		}
+	}
 	v.Data = md
 	d.render(w, r, status, "members", v)
 }
 
 func (d *Dashboard) addMember(w http.ResponseWriter, r *http.Request, v *view) {
 	md := membersData{Email: r.PostFormValue("email"), Role: r.PostFormValue("role")}
-	_, err := d.svc.AddMember(r.Context(), v.Caller, v.Workspace.ID, md.Email, keyplane.Role(md.Role))
+	m, created, err := d.svc.AddMember(r.Context(), v.Caller, v.Workspace.ID, md.Email, keyplane.Role(md.Role))
 	if err != nil {
 		if md.Errors = fieldErrors(err); md.Errors == nil {
 			d.userError(w, r, v, err)
@@ -298,8 +309,173 @@ func (d *Dashboard) addMember(w http.ResponseWriter, r *http.Request, v *view) {
 		d.showMembers(w, r, v, http.StatusBadRequest, md)
 		return
 	}
-	d.flash(w, r, md.Email+" can now open this workspace as "+md.Role+".")
+	switch {
+	case created:
+		d.flash(w, r, m.Email+" is invited as "+string(m.Role)+". They join when they accept the invitation, under Invitations once signed in.")
+	case m.Status == keyplane.MemberInvited:
+		d.flash(w, r, m.Email+"'s invitation is now for the role "+string(m.Role)+".")
+	default:
+		d.flash(w, r, m.Email+" is now "+string(m.Role)+" in this workspace.")
+	}
 	http.Redirect(w, r, v.WS("/members"), http.StatusSeeOther)
+}
+
+// memberConfirm is the page that asks before a member is removed, or before the person leaves.
+type memberConfirm struct {
+	Member *keyplane.Member
+	Leave  bool
+	Error  string
+}
+
+// findMemberOf returns the workspace's member with this user id, or a not-found error.
+func (d *Dashboard) findMemberOf(r *http.Request, v *view, userID string) (*keyplane.Member, error) {
+	ms, err := d.svc.ListMembers(r.Context(), v.Caller, v.Workspace.ID)
+	if err != nil {
+		return nil, err
+	}
+	for i := range ms {
+		if ms[i].UserID == userID {
+			return &ms[i], nil
+		}
+	}
+	return nil, keyplane.NotFound("member")
+}
+
+// removeMemberPage asks before a member is removed (or an invitation revoked): what the Remove button
+// leads to without JavaScript.
+func (d *Dashboard) removeMemberPage(w http.ResponseWriter, r *http.Request, v *view) {
+	if !v.canManageMembers() {
+		d.userError(w, r, v, keyplane.Errorf(keyplane.CodeForbidden, "only the operator or the workspace's owners and admins may manage members"))
+		return
+	}
+	m, err := d.findMemberOf(r, v, r.PathValue("id"))
+	if err != nil {
+		d.userError(w, r, v, err)
+		return
+	}
+	v.Title, v.Section, v.Data = "Remove "+m.Email, "members", memberConfirm{Member: m}
+	d.render(w, r, http.StatusOK, "member-confirm", v)
+}
+
+func (d *Dashboard) removeMember(w http.ResponseWriter, r *http.Request, v *view) {
+	m, err := d.svc.RemoveMember(r.Context(), v.Caller, v.Workspace.ID, r.PathValue("id"))
+	if keyplane.ErrorCode(err) == keyplane.CodeLastOwner {
+		if cur, ferr := d.findMemberOf(r, v, r.PathValue("id")); ferr == nil {
+			v.Title, v.Section, v.Data = "Remove "+cur.Email, "members", memberConfirm{Member: cur, Error: message(err)}
+			d.render(w, r, http.StatusConflict, "member-confirm", v)
+			return
+		}
+	}
+	if err != nil {
+		d.userError(w, r, v, err)
+		return
+	}
+	if m.Status == keyplane.MemberInvited {
+		d.flash(w, r, m.Email+"'s invitation is revoked.")
+	} else {
+		d.flash(w, r, m.Email+" is no longer a member of this workspace.")
+	}
+	if m.UserID == v.User.ID && !v.User.Operator {
+		// They removed themselves: this workspace is no longer theirs to open.
+		http.Redirect(w, r, d.homeOf(r, v), http.StatusSeeOther)
+		return
+	}
+	http.Redirect(w, r, v.WS("/members"), http.StatusSeeOther)
+}
+
+// leavePage asks before the person leaves the workspace.
+func (d *Dashboard) leavePage(w http.ResponseWriter, r *http.Request, v *view) {
+	v.Title, v.Section, v.Data = "Leave "+v.Workspace.Name, "members", memberConfirm{Leave: true}
+	d.render(w, r, http.StatusOK, "member-confirm", v)
+}
+
+func (d *Dashboard) leave(w http.ResponseWriter, r *http.Request, v *view) {
+	err := d.svc.LeaveWorkspace(r.Context(), v.Caller, v.Workspace.ID)
+	if keyplane.ErrorCode(err) == keyplane.CodeLastOwner {
+		v.Title, v.Section, v.Data = "Leave "+v.Workspace.Name, "members", memberConfirm{Leave: true, Error: message(err)}
+		d.render(w, r, http.StatusConflict, "member-confirm", v)
+		return
+	}
+	if err != nil {
+		d.userError(w, r, v, err)
+		return
+	}
+	d.flash(w, r, "You left "+v.Workspace.Name+".")
+	http.Redirect(w, r, d.homeOf(r, v), http.StatusSeeOther)
+}
+
+// homeOf is where home sends the person now, read again after a change of their memberships: a
+// redirect through home would take the flash with it.
+func (d *Dashboard) homeOf(r *http.Request, v *view) string {
+	if len(v.Invitations) > 0 {
+		return "/invitations"
+	}
+	ms, err := d.svc.Memberships(r.Context(), v.User)
+	if err != nil {
+		return "/"
+	}
+	if len(ms) == 0 {
+		return "/" // the status page, which shows the flash
+	}
+	v.Memberships = ms
+	return landing(v, ms[0].Workspace.Slug)
+}
+
+// Invitations
+
+// personCaller is the signed-in person acting outside any workspace: answering an invitation.
+func (d *Dashboard) personCaller(r *http.Request, v *view) *keyplane.Caller {
+	return &keyplane.Caller{Actor: keyplane.Actor{Type: keyplane.ActorUser, ID: v.User.ID, Name: v.User.Email},
+		IP: d.ip(r), UserAgent: userAgent(r), RequestID: v.RequestID}
+}
+
+func (d *Dashboard) invitationsPage(w http.ResponseWriter, r *http.Request, v *view) {
+	v.Title = "Invitations"
+	d.render(w, r, http.StatusOK, "invitations", v)
+}
+
+// answerInvitation accepts or declines the invitation named by the form's workspace field.
+func (d *Dashboard) answerInvitation(accept bool) pageFunc {
+	return func(w http.ResponseWriter, r *http.Request, v *view) {
+		wsID := r.PostFormValue("workspace")
+		var name string
+		for _, inv := range v.Invitations {
+			if inv.Workspace.ID == wsID {
+				name = inv.Workspace.Name
+			}
+		}
+		if accept {
+			ws, err := d.svc.AcceptInvitation(r.Context(), d.personCaller(r, v), wsID)
+			if err != nil {
+				d.invitationError(w, r, v, err)
+				return
+			}
+			d.flash(w, r, "You joined "+ws.Name+".")
+			// Straight to the workspace's first page for the role: a redirect in between would
+			// take the flash.
+			to := "/w/" + url.PathEscape(ws.Slug)
+			if ms, err := d.svc.Memberships(r.Context(), v.User); err == nil {
+				v.Memberships = ms
+				to = landing(v, ws.Slug)
+			}
+			http.Redirect(w, r, to, http.StatusSeeOther)
+			return
+		}
+		if err := d.svc.DeclineInvitation(r.Context(), d.personCaller(r, v), wsID); err != nil {
+			d.invitationError(w, r, v, err)
+			return
+		}
+		d.flash(w, r, "You declined the invitation to "+name+".")
+		http.Redirect(w, r, "/invitations", http.StatusSeeOther)
+	}
+}
+
+func (d *Dashboard) invitationError(w http.ResponseWriter, r *http.Request, v *view, err error) {
+	if keyplane.ErrorCode(err) == keyplane.CodeNotFound {
+		d.fail(w, r, http.StatusNotFound, "There is no such invitation: it was answered or revoked already.")
+		return
+	}
+	d.userError(w, r, v, err)
 }
 
 // fieldErrors maps a validation error's details to the form fields they concern; nil when err is not
@@ -378,7 +554,7 @@ func (d *Dashboard) userError(w http.ResponseWriter, r *http.Request, v *view, e
 		d.fail(w, r, http.StatusNotFound, message(err))
 	case keyplane.CodeForbidden:
 		d.fail(w, r, http.StatusForbidden, forbiddenMessage(v, err))
-	case keyplane.CodeKeyRevoked, keyplane.CodeKeyNotDeletable, keyplane.CodeKeyLimitReached, keyplane.CodeLiveModeDisabled, keyplane.CodeRateLimited:
+	case keyplane.CodeKeyRevoked, keyplane.CodeKeyNotDeletable, keyplane.CodeKeyLimitReached, keyplane.CodeLiveModeDisabled, keyplane.CodeRateLimited, keyplane.CodeLastOwner:
 		d.fail(w, r, http.StatusConflict, message(err))
 	default:
 		d.serverError(w, r, err)

@@ -185,6 +185,10 @@ func testWebhooks(t *testing.T, s *kpServer) {
 		if st, body := s.call(t, s.admin, "POST", "/v1/workspaces/"+wsID+"/members", "", map[string]any{"email": emails[who], "role": role}); st != 201 && st != 200 {
 			t.Fatalf("make %s a %s of hooks: %d %v", who, role, st, body)
 		}
+		// An invitation: they join by accepting it.
+		if e := s.as(t, who).post(t, "/invitations/accept", url.Values{"workspace": {wsID}}); e.status != http.StatusSeeOther || !strings.HasPrefix(e.loc(), "/w/hooks/") {
+			t.Fatalf("%s accepts the invitation to hooks: %d %s", who, e.status, e.summary())
+		}
 	}
 	admin := s.as(t, "admin")
 	hooks := "/w/hooks/settings/webhooks"

@@ -19,6 +19,7 @@ var unknownIDs = map[string]string{
 	"api-keys":   "apk_01ARZ3NDEKTSV4RRFFQ69G5FAV",
 	"webhooks":   "whk_01ARZ3NDEKTSV4RRFFQ69G5FAV",
 	"deliveries": "dlv_01ARZ3NDEKTSV4RRFFQ69G5FAV",
+	"members":    "usr_01ARZ3NDEKTSV4RRFFQ69G5FAV",
 }
 
 // matrixParams fills each path parameter with an id of the resource type its path names; the

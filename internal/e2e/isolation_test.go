@@ -43,6 +43,7 @@ type world struct {
 	intID, intTestID        string
 	hooks                   map[string]string // A's endpoints' ids by role
 	d1, d2, bHook, bDeliver string
+	memberVictim            string // a member of A that removeMember may remove
 	rcA                     *receiver
 	rcNew                   *receiver // the URL of endpoints the calls create, A's or B's
 	since, until            string    // the usage range snapshots read: fixed, so that the clock cannot move it
@@ -245,7 +246,13 @@ func isolationFixtures(w *world) map[string][]attack {
 		"getWorkspace":    {{params: ws, as: "key"}, {params: ws, as: "operator"}},
 		"updateWorkspace": {{params: ws, body: map[string]any{"maxKeys": 99, "name": "Renamed"}, as: "operator"}},
 		"listMembers":     {{params: ws, as: "operator", shows: "ana@example.com"}},
-		"addMember":       {{params: ws, body: map[string]any{"email": "mallory@example.com", "role": "owner"}, as: "operator"}},
+		// A change of role (200, the status the document lists first); B's attempt would have been an
+		// invitation of mallory as an owner, had it reached A.
+		"addMember": {
+			{params: ws, body: map[string]any{"email": "mallory@example.com", "role": "owner"}},
+			{params: ws, body: map[string]any{"email": "ana@example.com", "role": "viewer"}, as: "operator"},
+		},
+		"removeMember": {{params: map[string]string{"id": w.a, "userId": w.memberVictim}, as: "operator"}},
 
 		// Calls without ids in the path: B acts on B, and sees nothing of A even when it names A's ids
 		// in a filter.
@@ -327,6 +334,7 @@ func buildWorld(t *testing.T, n *node) *world {
 	admin("PATCH", "/v1/api-keys/"+w.keys["deleteVictim"], map[string]any{"enabled": false})
 	admin("PATCH", "/v1/api-keys/"+w.keys["deleteVictim2"], map[string]any{"enabled": false})
 	n.must(201, req{method: "POST", path: "/v1/workspaces/" + w.a + "/members", cred: n.admin, body: map[string]any{"email": "ana@example.com", "role": "developer"}})
+	w.memberVictim = n.must(201, req{method: "POST", path: "/v1/workspaces/" + w.a + "/members", cred: n.admin, body: map[string]any{"email": "bo@example.com", "role": "viewer"}}).data()["userId"].(string)
 	n.must(202, req{method: "POST", path: "/v1/events", cred: w.aKey, body: map[string]any{"type": "order.created", "data": map[string]any{"order": "A-1"}}})
 	n.must(200, req{method: "GET", path: "/v1/api-keys", cred: w.aTestKey}) // a management call in A's request log
 

@@ -240,11 +240,6 @@ func (s *Service) UpdateWorkspace(ctx context.Context, c *keyplane.Caller, wsID 
 	return w, nil
 }
 
-// canManageMembers: the operator, or an owner or admin of the workspace.
-func canManageMembers(c *keyplane.Caller, wsID string) bool {
-	return c.Operator || (c.WorkspaceID == wsID && (c.Role == keyplane.RoleOwner || c.Role == keyplane.RoleAdmin))
-}
-
 // normalizeEmail checks an address and returns it lower-cased.
 func normalizeEmail(v *keyplane.Validation, email string) string {
 	email = strings.TrimSpace(email)
@@ -254,75 +249,6 @@ func normalizeEmail(v *keyplane.Validation, email string) string {
 		return ""
 	}
 	return strings.ToLower(email)
-}
-
-// AddMember gives a person a role in a workspace, creating their account (without a password, so
-// they cannot sign in until one is set) if they have none.
-func (s *Service) AddMember(ctx context.Context, c *keyplane.Caller, wsID, email string, role keyplane.Role) (*keyplane.Member, error) {
-	if _, err := s.GetWorkspace(ctx, c, wsID); err != nil {
-		return nil, err
-	}
-	if !canManageMembers(c, wsID) {
-		return nil, keyplane.Errorf(keyplane.CodeForbidden, "only the operator or the workspace's owners and admins may manage members")
-	}
-	var v keyplane.Validation
-	email = normalizeEmail(&v, email)
-	if !role.Valid() {
-		v.Add("role", "must be one of owner, admin, developer, viewer")
-	}
-	if c.Role == keyplane.RoleAdmin && role == keyplane.RoleOwner && !c.Operator {
-		v.Add("role", "only an owner may make another owner")
-	}
-	if err := v.Err(); err != nil {
-		return nil, err
-	}
-	var m *keyplane.Member
-	err := s.change(ctx, c, wsID, func(tx store.Tx, now time.Time) (*outcome, error) {
-		u, err := tx.GetUserByEmail(ctx, email)
-		if errors.Is(err, store.ErrNotFound) {
-			u = &keyplane.User{ID: id.NewAt(id.User, now), Email: email, CreatedAt: now, UpdatedAt: now}
-			err = tx.CreateUser(ctx, u)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("member user: %w", err)
-		}
-		m = &keyplane.Member{WorkspaceID: wsID, UserID: u.ID, Email: u.Email, Role: role, CreatedAt: now}
-		var from any
-		members, err := tx.ListMembers(ctx, wsID)
-		if err != nil {
-			return nil, err
-		}
-		for _, old := range members {
-			if old.UserID == u.ID {
-				if old.Role == role {
-					m = &old
-					return nil, nil
-				}
-				from = old.Role
-				m.CreatedAt = old.CreatedAt
-			}
-		}
-		if err := tx.UpsertMember(ctx, m); err != nil {
-			return nil, err
-		}
-		return &outcome{audit: &keyplane.AuditRecord{Action: "member.added", Target: keyplane.Target{Type: "user", ID: u.ID},
-			Changes: map[string]keyplane.Change{"role": {From: from, To: role}, "email": {From: nil, To: u.Email}}}}, nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return m, nil
-}
-
-// ListMembers lists a workspace's members.
-func (s *Service) ListMembers(ctx context.Context, c *keyplane.Caller, wsID string) ([]keyplane.Member, error) {
-	if _, err := s.GetWorkspace(ctx, c, wsID); err != nil {
-		return nil, err
-	}
-	if !c.Operator && c.Role == "" {
-		return nil, keyplane.Errorf(keyplane.CodeForbidden, "members are managed by the operator and the workspace's people")
-	}
-	return s.store.ListMembers(ctx, wsID)
 }
 
 // CreateRootKey makes an operator credential and returns its value, which is never shown again.
@@ -417,10 +343,17 @@ type UserInput struct {
 	Role        keyplane.Role
 }
 
-// CreateUser creates (or, when the email exists, updates the password and operator flag of) an account.
+// CreateUser creates (or, when the email exists, sets the password of) an account, and either gives it
+// the operator flag or makes it an active member of in.WorkspaceID: directly, the
+// operator acting, with no invitation. It never takes the flag away: SetOperator does, explicitly.
 func (s *Service) CreateUser(ctx context.Context, c *keyplane.Caller, in UserInput) (*keyplane.User, error) {
 	if err := c.RequireOperator(); err != nil {
 		return nil, err
+	}
+	if in.Operator && in.WorkspaceID != "" {
+		// Operator powers and a membership are two decisions, each with its own audit entry; the CLI
+		// asks for them in two commands, and so does the service.
+		return nil, keyplane.Errorf(keyplane.CodeInvalidRequest, "make an operator and a workspace member in two steps")
 	}
 	email, hash, err := checkUser(in)
 	if err != nil {
@@ -432,9 +365,10 @@ func (s *Service) CreateUser(ctx context.Context, c *keyplane.Caller, in UserInp
 		}
 	}
 	// The account (its email, password and operator flag, and the sessions a new password ends) is
-	// the person's, audited in the operator's chain; a workspace's chain gets the membership alone.
-	// Two transactions, each whole with its entry: a process dying between them leaves an account
-	// that is no member yet, which running the command again completes.
+	// the person's, audited in the operator's chain; a workspace's chain gets the membership alone,
+	// under that workspace's lock, which keeps the last owner rule race-free. Two transactions, each
+	// whole with its entry: a process dying between them leaves an account that is no member yet,
+	// which running the command again completes.
 	var u *keyplane.User
 	err = s.change(ctx, c, store.OperatorChain, func(tx store.Tx, now time.Time) (*outcome, error) {
 		var out *outcome
@@ -442,32 +376,33 @@ func (s *Service) CreateUser(ctx context.Context, c *keyplane.Caller, in UserInp
 		u, out, err = upsertUser(ctx, tx, in, email, hash, now)
 		return out, err
 	})
-	if err != nil {
-		return nil, err
-	}
-	if in.WorkspaceID == "" {
-		return u, nil
+	if err != nil || in.WorkspaceID == "" {
+		return u, err
 	}
 	err = s.change(ctx, c, in.WorkspaceID, func(tx store.Tx, now time.Time) (*outcome, error) {
-		var from any
 		members, err := tx.ListMembers(ctx, in.WorkspaceID)
 		if err != nil {
 			return nil, err
 		}
-		m := &keyplane.Member{WorkspaceID: in.WorkspaceID, UserID: u.ID, Role: in.Role, CreatedAt: now}
-		for _, old := range members {
-			if old.UserID == u.ID {
-				if old.Role == in.Role {
-					return nil, nil
-				}
-				from, m.CreatedAt = old.Role, old.CreatedAt
+		role := keyplane.Change{To: in.Role}
+		m := &keyplane.Member{WorkspaceID: in.WorkspaceID, UserID: u.ID, Role: in.Role, Status: keyplane.MemberActive, CreatedAt: now}
+		if old := findMember(members, u.ID); old != nil {
+			if old.Role == in.Role && old.Status == keyplane.MemberActive {
+				return nil, nil
 			}
+			if old.Role != in.Role {
+				if err := keepsAnOwner(members, old); err != nil {
+					return nil, err
+				}
+				role.From = old.Role
+			}
+			m.CreatedAt = old.CreatedAt
 		}
 		if err := tx.UpsertMember(ctx, m); err != nil {
 			return nil, err
 		}
 		return &outcome{audit: &keyplane.AuditRecord{Action: "member.added", Target: keyplane.Target{Type: "user", ID: u.ID},
-			Changes: map[string]keyplane.Change{"role": {From: from, To: in.Role}, "email": {From: nil, To: u.Email}}}}, nil
+			Changes: map[string]keyplane.Change{"role": role, "email": {From: nil, To: u.Email}}}}, nil
 	})
 	if err != nil {
 		return nil, err
@@ -491,8 +426,8 @@ func checkUser(in UserInput) (email, hash string, err error) {
 	return email, password.Hash(in.Password), nil
 }
 
-// upsertUser creates the account of email, or sets its password hash and operator flag, and returns it
-// with the audit record of the change.
+// upsertUser creates the account of email, or sets its password hash and, when asked, its operator
+// flag, and returns it with the audit record of the change.
 func upsertUser(ctx context.Context, tx store.Tx, in UserInput, email, hash string, now time.Time) (*keyplane.User, *outcome, error) {
 	action := "user.updated"
 	var ended int64
@@ -503,8 +438,13 @@ func upsertUser(ctx context.Context, tx store.Tx, in UserInput, email, hash stri
 		u = &keyplane.User{ID: id.NewAt(id.User, now), Email: email, PasswordHash: hash, Operator: in.Operator, CreatedAt: now, UpdatedAt: now}
 		err = tx.CreateUser(ctx, u)
 	case err == nil:
-		u.PasswordHash, u.Operator, u.UpdatedAt = hash, u.Operator || in.Operator, now
-		if err = tx.UpdateUser(ctx, u); err == nil {
+		u.PasswordHash, u.UpdatedAt = hash, now
+		err = tx.UpdateUser(ctx, u)
+		if err == nil && in.Operator && !u.Operator {
+			u.Operator = true
+			err = tx.SetUserOperator(ctx, u.ID, true, now)
+		}
+		if err == nil {
 			// A new password ends every session made with the old one: a password is reset because
 			// it may be known to someone else, who may be signed in with it.
 			ended, err = tx.DeleteUserSessions(ctx, u.ID)
@@ -579,7 +519,7 @@ func (s *Service) Bootstrap(ctx context.Context, email, pw string) (*BootstrapRe
 			return nil, fmt.Errorf("bootstrap admin: %w", err)
 		}
 		// The account is audited in the operator's chain (out), the membership in the workspace's.
-		if err := tx.UpsertMember(ctx, &keyplane.Member{WorkspaceID: w.ID, UserID: u.ID, Role: admin.Role, CreatedAt: now}); err != nil {
+		if err := tx.UpsertMember(ctx, &keyplane.Member{WorkspaceID: w.ID, UserID: u.ID, Role: admin.Role, Status: keyplane.MemberActive, CreatedAt: now}); err != nil {
 			return nil, fmt.Errorf("bootstrap admin: %w", err)
 		}
 		if err := s.appendAudit(ctx, tx, sys, w.ID, now, &keyplane.AuditRecord{Action: "member.added", Target: keyplane.Target{Type: "user", ID: u.ID},

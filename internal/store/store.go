@@ -108,10 +108,15 @@ type Queries interface {
 	GetUser(ctx context.Context, id string) (*keyplane.User, error)
 	// GetUserByEmail matches the email case-insensitively (emails are stored lower-cased).
 	GetUserByEmail(ctx context.Context, email string) (*keyplane.User, error)
-	// ListMembers returns the workspace's members, with their emails, oldest first.
+	// ListMembers returns the workspace's members, active and invited, with their emails, oldest
+	// first.
 	ListMembers(ctx context.Context, workspaceID string) ([]keyplane.Member, error)
-	// ListMemberships returns the workspaces a user belongs to, by workspace name.
+	// ListMemberships returns the workspaces a user is an active member of, by workspace name: never
+	// one they are only invited to.
 	ListMemberships(ctx context.Context, userID string) ([]keyplane.Membership, error)
+	// ListInvitations returns the workspaces a user is invited to and has not yet joined, by workspace
+	// name, with the role offered.
+	ListInvitations(ctx context.Context, userID string) ([]keyplane.Membership, error)
 
 	// GetSession returns the session with this token digest, expired or not.
 	GetSession(ctx context.Context, hash []byte) (*keyplane.Session, error)
@@ -181,9 +186,19 @@ type Tx interface {
 	RevokeRootKey(ctx context.Context, id string, at time.Time) error
 
 	CreateUser(ctx context.Context, u *keyplane.User) error // ErrConflict: email taken
+	// UpdateUser writes Email, PasswordHash and UpdatedAt; ErrConflict: email taken, ErrNotFound. It
+	// never writes Operator, which SetUserOperator alone changes: a password set on a workspace's chain
+	// and operator powers taken away on the operator's chain at the same moment must not undo each
+	// other with what each read before.
 	UpdateUser(ctx context.Context, u *keyplane.User) error
-	// UpsertMember adds the member or changes its role.
+	// SetUserOperator gives or takes the user's operator flag and sets UpdatedAt. ErrNotFound when
+	// absent.
+	SetUserOperator(ctx context.Context, userID string, operator bool, at time.Time) error
+	// UpsertMember adds the member or changes its role and status (an empty Status is active); an
+	// existing member keeps its CreatedAt.
 	UpsertMember(ctx context.Context, m *keyplane.Member) error
+	// DeleteMember removes a member or an invitation. ErrNotFound when absent.
+	DeleteMember(ctx context.Context, workspaceID, userID string) error
 
 	CreateSession(ctx context.Context, s *keyplane.Session) error // ErrConflict: digest exists
 	// UpdateSession writes ExpiresAt, ReauthAt and ReauthWorkspaceID. ErrNotFound when absent.

@@ -279,7 +279,7 @@ func TestGoodAnswersValidate(t *testing.T) {
 		{"audit", "GET", "/v1/audit-logs", 200, list(audit), ""},
 		{"audit verify", "GET", "/v1/audit-logs/verify", 200, envelope(map[string]any{"valid": false, "entries": 3, "firstBadId": "aud_01JD3K5Q7W8X9Y0Z1A2B3C4D5E"}), ""},
 		{"members", "GET", "/v1/workspaces/" + wsID + "/members", 200, list(map[string]any{"userId": "usr_01JD3K5Q7W8X9Y0Z1A2B3C4D5E",
-			"email": "admin@localhost", "role": "owner", "createdAt": "2030-01-31T12:00:00Z"}), ""},
+			"email": "admin@localhost", "role": "owner", "status": "active", "createdAt": "2030-01-31T12:00:00Z"}), ""},
 		{"unknown route", "GET", "/v1/nope", 404, errorBody("not_found"), ""},
 		{"unknown method", "PUT", "/v1/api-keys", 405, errorBody("method_not_allowed"), ""},
 	} {

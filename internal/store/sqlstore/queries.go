@@ -235,12 +235,12 @@ func (q *queries) ListMembers(ctx context.Context, workspaceID string) ([]keypla
 	}
 	out, err := collect(rows, func(s scanner) (keyplane.Member, error) {
 		var m keyplane.Member
-		var role string
+		var role, status string
 		var created int64
-		if err := s.Scan(&m.WorkspaceID, &m.UserID, &m.Email, &role, &created); err != nil {
+		if err := s.Scan(&m.WorkspaceID, &m.UserID, &m.Email, &role, &status, &created); err != nil {
 			return m, err
 		}
-		m.Role, m.CreatedAt = keyplane.Role(role), fromMicros(created)
+		m.Role, m.Status, m.CreatedAt = keyplane.Role(role), keyplane.MemberStatus(status), fromMicros(created)
 		return m, nil
 	})
 	if err != nil {
@@ -250,9 +250,17 @@ func (q *queries) ListMembers(ctx context.Context, workspaceID string) ([]keypla
 }
 
 func (q *queries) ListMemberships(ctx context.Context, userID string) ([]keyplane.Membership, error) {
-	rows, err := q.query(ctx, sqlListMemberships, userID)
+	return q.listMemberships(ctx, "list memberships", userID, keyplane.MemberActive)
+}
+
+func (q *queries) ListInvitations(ctx context.Context, userID string) ([]keyplane.Membership, error) {
+	return q.listMemberships(ctx, "list invitations", userID, keyplane.MemberInvited)
+}
+
+func (q *queries) listMemberships(ctx context.Context, op, userID string, status keyplane.MemberStatus) ([]keyplane.Membership, error) {
+	rows, err := q.query(ctx, sqlListMemberships, userID, string(status))
 	if err != nil {
-		return nil, q.fail("list memberships", err)
+		return nil, q.fail(op, err)
 	}
 	out, err := collect(rows, func(s scanner) (keyplane.Membership, error) {
 		var m keyplane.Membership
@@ -266,7 +274,7 @@ func (q *queries) ListMemberships(ctx context.Context, userID string) ([]keyplan
 		return m, nil
 	})
 	if err != nil {
-		return nil, q.fail("list memberships", err)
+		return nil, q.fail(op, err)
 	}
 	return out, nil
 }

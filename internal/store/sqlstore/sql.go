@@ -115,20 +115,24 @@ const (
 	sqlGetUserByEmail = `SELECT ` + userColumns + ` FROM users WHERE email = ?`
 	sqlInsertUser     = `INSERT INTO users (` + userColumns + `) VALUES (?, ?, ?, ?, ?, ?)
 		ON CONFLICT DO NOTHING`
-	sqlUserEmailTaken = `SELECT COUNT(*) FROM users WHERE email = ? AND id <> ?`
-	sqlUpdateUser     = `UPDATE users SET email = ?, password_hash = ?, operator = ?, updated_at = ? WHERE id = ?`
+	sqlUserEmailTaken  = `SELECT COUNT(*) FROM users WHERE email = ? AND id <> ?`
+	sqlUpdateUser      = `UPDATE users SET email = ?, password_hash = ?, updated_at = ? WHERE id = ?`
+	sqlSetUserOperator = `UPDATE users SET operator = ?, updated_at = ? WHERE id = ?`
 
-	sqlListMembers = `SELECT m.workspace_id, m.user_id, u.email, m.role, m.created_at
+	sqlListMembers = `SELECT m.workspace_id, m.user_id, u.email, m.role, m.status, m.created_at
 		FROM members m JOIN users u ON u.id = m.user_id
 		WHERE m.workspace_id = ?
 		ORDER BY m.created_at, m.user_id`
+	// The workspaces of a user in one status: active ones are the memberships, invited ones the
+	// invitations.
 	sqlListMemberships = `SELECT w.id, w.name, w.slug, w.max_keys, w.test_key_ttl_seconds, w.live_mode_enabled,
 		w.created_at, w.updated_at, m.role
 		FROM members m JOIN workspaces w ON w.id = m.workspace_id
-		WHERE m.user_id = ?
+		WHERE m.user_id = ? AND m.status = ?
 		ORDER BY w.name, w.id`
-	sqlUpsertMember = `INSERT INTO members (workspace_id, user_id, role, created_at) VALUES (?, ?, ?, ?)
-		ON CONFLICT (workspace_id, user_id) DO UPDATE SET role = excluded.role`
+	sqlUpsertMember = `INSERT INTO members (workspace_id, user_id, role, status, created_at) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (workspace_id, user_id) DO UPDATE SET role = excluded.role, status = excluded.status`
+	sqlDeleteMember = `DELETE FROM members WHERE workspace_id = ? AND user_id = ?`
 )
 
 const (

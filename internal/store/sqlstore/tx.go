@@ -188,15 +188,27 @@ func (t *tx) UpdateUser(ctx context.Context, u *keyplane.User) error {
 	if err := t.taken(ctx, op, sqlUserEmailTaken, email, u.ID); err != nil {
 		return err
 	}
-	return t.update(ctx, op, sqlUpdateUser, email, u.PasswordHash, u.Operator, micros(u.UpdatedAt), u.ID)
+	return t.update(ctx, op, sqlUpdateUser, email, u.PasswordHash, micros(u.UpdatedAt), u.ID)
+}
+
+func (t *tx) SetUserOperator(ctx context.Context, userID string, operator bool, at time.Time) error {
+	return t.update(ctx, "set user operator", sqlSetUserOperator, operator, micros(at), userID)
 }
 
 func (t *tx) UpsertMember(ctx context.Context, m *keyplane.Member) error {
-	if _, err := t.exec(ctx, sqlUpsertMember, m.WorkspaceID, m.UserID, string(m.Role),
+	status := m.Status
+	if status == "" {
+		status = keyplane.MemberActive
+	}
+	if _, err := t.exec(ctx, sqlUpsertMember, m.WorkspaceID, m.UserID, string(m.Role), string(status),
 		micros(m.CreatedAt)); err != nil {
 		return t.fail("upsert member", err)
 	}
 	return nil
+}
+
+func (t *tx) DeleteMember(ctx context.Context, workspaceID, userID string) error {
+	return t.update(ctx, "delete member", sqlDeleteMember, workspaceID, userID)
 }
 
 func (t *tx) CreateSession(ctx context.Context, s *keyplane.Session) error {

@@ -114,4 +114,32 @@ func testMemberships(t *testing.T, s store.Store) {
 	if len(none) != 0 || none == nil {
 		t.Fatalf("memberships of nobody: %#v, want an empty slice", none)
 	}
+	inv, err := s.ListInvitations(ctx, u.ID)
+	noErr(t, "ListInvitations", err)
+	if len(inv) != 0 || inv == nil {
+		t.Fatalf("invitations of an active member: %#v, want an empty slice", inv)
+	}
+
+	// An invitation is no membership: the workspace is listed among the invitations only, until it
+	// is accepted.
+	beta := createWorkspace(t, s, "beta", at(3*time.Second))
+	invite := &keyplane.Member{WorkspaceID: beta.ID, UserID: u.ID, Role: keyplane.RoleAdmin, Status: keyplane.MemberInvited, CreatedAt: at(0)}
+	inTx(t, s, beta.ID, func(tx store.Tx) error { return tx.UpsertMember(ctx, invite) })
+	got, err = s.ListMemberships(ctx, u.ID)
+	noErr(t, "ListMemberships with an invitation", err)
+	equal(t, "memberships with an invitation", got, []keyplane.Membership{{Workspace: *alpha, Role: keyplane.RoleOwner}, {Workspace: *zeta, Role: keyplane.RoleViewer}})
+	inv, err = s.ListInvitations(ctx, u.ID)
+	noErr(t, "ListInvitations", err)
+	equal(t, "invitations", inv, []keyplane.Membership{{Workspace: *beta, Role: keyplane.RoleAdmin}})
+
+	invite.Status = keyplane.MemberActive
+	inTx(t, s, beta.ID, func(tx store.Tx) error { return tx.UpsertMember(ctx, invite) })
+	got, err = s.ListMemberships(ctx, u.ID)
+	noErr(t, "ListMemberships after accepting", err)
+	equal(t, "memberships after accepting", got, []keyplane.Membership{{Workspace: *alpha, Role: keyplane.RoleOwner}, {Workspace: *beta, Role: keyplane.RoleAdmin}, {Workspace: *zeta, Role: keyplane.RoleViewer}})
+	inv, err = s.ListInvitations(ctx, u.ID)
+	noErr(t, "ListInvitations after accepting", err)
+	if len(inv) != 0 {
+		t.Fatalf("invitations after accepting: %#v", inv)
+	}
 }

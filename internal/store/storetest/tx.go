@@ -94,12 +94,14 @@ func rollbackScenario(t *testing.T, s store.Store) (write func(tx store.Tx) erro
 			{"CreateRootKey", func() error { return tx.CreateRootKey(ctx, root) }},
 			{"CreateUser", func() error { return tx.CreateUser(ctx, newUser) }},
 			{"UpdateUser", func() error { u := *user; u.Email = "changed@example.com"; return tx.UpdateUser(ctx, &u) }},
+			{"SetUserOperator", func() error { return tx.SetUserOperator(ctx, user.ID, true, at(time.Hour)) }},
 			{"UpsertMember(change)", func() error {
 				return tx.UpsertMember(ctx, &keyplane.Member{WorkspaceID: w.ID, UserID: user.ID, Role: keyplane.RoleOwner, CreatedAt: at(0)})
 			}},
 			{"UpsertMember(add)", func() error {
 				return tx.UpsertMember(ctx, &keyplane.Member{WorkspaceID: w.ID, UserID: newUser.ID, Role: keyplane.RoleOwner, CreatedAt: at(0)})
 			}},
+			{"DeleteMember", func() error { return tx.DeleteMember(ctx, w.ID, user.ID) }},
 			{"InsertAudit", func() error { return tx.InsertAudit(ctx, newEntry(w.ID, 1, "", at(0), "x", "", "")) }},
 			{"InsertAudit(operator)", func() error {
 				return tx.InsertAudit(ctx, newEntry(store.OperatorChain, 1, "", at(0), "x", "", ""))

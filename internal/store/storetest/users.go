@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -69,7 +70,8 @@ func testUsers(t *testing.T, s store.Store) {
 		u.CreatedAt = at(-time.Hour) // not written
 		inTx(t, s, store.OperatorChain, func(tx store.Tx) error { return tx.UpdateUser(ctx, &u) })
 		want := u
-		want.Email, want.UpdatedAt, want.CreatedAt = "robert@example.com", at(time.Hour), bob.CreatedAt
+		// Operator is not written: SetUserOperator alone changes it.
+		want.Email, want.UpdatedAt, want.CreatedAt, want.Operator = "robert@example.com", at(time.Hour), bob.CreatedAt, false
 		got, err := s.GetUserByEmail(ctx, "robert@example.com")
 		noErr(t, "GetUserByEmail after update", err)
 		equal(t, "updated user", got, &want)
@@ -87,6 +89,19 @@ func testUsers(t *testing.T, s store.Store) {
 		unknown := newUser("ghost@example.com", at(0))
 		err = s.InTx(ctx, store.OperatorChain, func(tx store.Tx) error { return tx.UpdateUser(ctx, unknown) })
 		wantErr(t, "UpdateUser(unknown)", err, store.ErrNotFound)
+	})
+
+	t.Run("SetUserOperator", func(t *testing.T) {
+		for _, op := range []bool{true, false, true} {
+			inTx(t, s, store.OperatorChain, func(tx store.Tx) error { return tx.SetUserOperator(ctx, ada.ID, op, at(2*time.Hour)) })
+			want := *ada
+			want.Email, want.Operator, want.UpdatedAt = "ada.lovelace@example.com", op, at(2*time.Hour)
+			got, err := s.GetUser(ctx, ada.ID)
+			noErr(t, "GetUser after SetUserOperator", err)
+			equal(t, "user after SetUserOperator", got, &want)
+		}
+		err := s.InTx(ctx, store.OperatorChain, func(tx store.Tx) error { return tx.SetUserOperator(ctx, "usr_nobody", false, at(0)) })
+		wantErr(t, "SetUserOperator(unknown)", err, store.ErrNotFound)
 	})
 }
 
@@ -117,17 +132,44 @@ func testMembers(t *testing.T, s store.Store) {
 	upsert(keyplane.Member{WorkspaceID: w.ID, UserID: alice.ID, Role: keyplane.RoleOwner, CreatedAt: at(time.Second)})
 	upsert(keyplane.Member{WorkspaceID: other.ID, UserID: carol.ID, Role: keyplane.RoleViewer, CreatedAt: at(0)})
 
+	// A member stored without a status is active.
 	want := []keyplane.Member{
-		{WorkspaceID: w.ID, UserID: alice.ID, Email: "alice@example.com", Role: keyplane.RoleOwner, CreatedAt: at(time.Second)},
-		{WorkspaceID: w.ID, UserID: bob.ID, Email: "bob@example.com", Role: keyplane.RoleDeveloper, CreatedAt: at(2 * time.Second)},
+		{WorkspaceID: w.ID, UserID: alice.ID, Email: "alice@example.com", Role: keyplane.RoleOwner, Status: keyplane.MemberActive, CreatedAt: at(time.Second)},
+		{WorkspaceID: w.ID, UserID: bob.ID, Email: "bob@example.com", Role: keyplane.RoleDeveloper, Status: keyplane.MemberActive, CreatedAt: at(2 * time.Second)},
 	}
 	equal(t, "ListMembers", list(w.ID), want)
 
-	// Upserting an existing member changes the role only.
-	upsert(keyplane.Member{WorkspaceID: w.ID, UserID: alice.ID, Role: keyplane.RoleViewer, CreatedAt: at(time.Hour)})
+	// Upserting an existing member changes the role and status only.
+	upsert(keyplane.Member{WorkspaceID: w.ID, UserID: alice.ID, Role: keyplane.RoleViewer, Status: keyplane.MemberActive, CreatedAt: at(time.Hour)})
 	want[0].Role = keyplane.RoleViewer
 	equal(t, "ListMembers after a role change", list(w.ID), want)
 	equal(t, "ListMembers of the other workspace", list(other.ID), []keyplane.Member{
-		{WorkspaceID: other.ID, UserID: carol.ID, Email: "carol@example.com", Role: keyplane.RoleViewer, CreatedAt: at(0)},
+		{WorkspaceID: other.ID, UserID: carol.ID, Email: "carol@example.com", Role: keyplane.RoleViewer, Status: keyplane.MemberActive, CreatedAt: at(0)},
 	})
+
+	// An invitation is listed with its status; accepting it (an upsert to active) keeps the time it
+	// was made.
+	upsert(keyplane.Member{WorkspaceID: w.ID, UserID: carol.ID, Role: keyplane.RoleAdmin, Status: keyplane.MemberInvited, CreatedAt: at(3 * time.Second)})
+	invited := keyplane.Member{WorkspaceID: w.ID, UserID: carol.ID, Email: "carol@example.com", Role: keyplane.RoleAdmin, Status: keyplane.MemberInvited, CreatedAt: at(3 * time.Second)}
+	equal(t, "ListMembers with an invitation", list(w.ID), append(slices.Clone(want), invited))
+	upsert(keyplane.Member{WorkspaceID: w.ID, UserID: carol.ID, Role: keyplane.RoleAdmin, Status: keyplane.MemberActive, CreatedAt: at(time.Hour)})
+	invited.Status = keyplane.MemberActive
+	equal(t, "ListMembers after accepting", list(w.ID), append(slices.Clone(want), invited))
+
+	// DeleteMember removes one member of one workspace; the same person elsewhere stays.
+	inTx(t, s, w.ID, func(tx store.Tx) error { return tx.DeleteMember(ctx, w.ID, carol.ID) })
+	equal(t, "ListMembers after DeleteMember", list(w.ID), want)
+	if got := list(other.ID); len(got) != 1 || got[0].UserID != carol.ID {
+		t.Errorf("DeleteMember removed the person from another workspace too: %v", got)
+	}
+	for _, c := range []struct{ name, ws, user string }{
+		{"again", w.ID, carol.ID},
+		{"unknown user", w.ID, "usr_nobody"},
+		{"unknown workspace", "ws_nothing", alice.ID},
+		{"a member of another workspace, named in this one", other.ID, alice.ID},
+	} {
+		err := s.InTx(ctx, w.ID, func(tx store.Tx) error { return tx.DeleteMember(ctx, c.ws, c.user) })
+		wantErr(t, "DeleteMember("+c.name+")", err, store.ErrNotFound)
+	}
+	equal(t, "ListMembers after refused deletes", list(w.ID), want)
 }
