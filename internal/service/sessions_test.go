@@ -16,7 +16,7 @@ import (
 	"github.com/keyplane/keyplane/internal/throttle"
 )
 
-func newService(t *testing.T, driver string) (*service.Service, store.Store) {
+func newService(t testing.TB, driver string) (*service.Service, store.Store) {
 	t.Helper()
 	st := storetest.Open(t, driver)
 	box, _ := masterkey.New(make([]byte, 32))
