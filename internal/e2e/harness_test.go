@@ -15,8 +15,8 @@ import (
 
 	"github.com/keyplane/keyplane/internal/cli"
 	"github.com/keyplane/keyplane/internal/kptest"
-	"github.com/keyplane/keyplane/internal/webhook"
 	"github.com/keyplane/keyplane/internal/store/storetest"
+	"github.com/keyplane/keyplane/internal/webhook"
 )
 
 // node is a running keyplane serve with an admin root key and a verify root key.

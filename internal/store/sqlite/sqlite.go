@@ -97,7 +97,9 @@ func dialect() sqlstore.Dialect {
 		// checkpoint syncs the WAL: a power cut may lose the last such commits, and frames are
 		// checksummed, so it can never lose a FULL commit made before them nor leave one half
 		// written.
-		RelaxSync:         "PRAGMA synchronous = NORMAL",
+		RelaxSync: "PRAGMA synchronous = NORMAL",
+		// Every commit waits for an fsync of the WAL: concurrent changes share one.
+		GroupCommit:       true,
 		RestoreSync:       "PRAGMA synchronous = FULL",
 		IsUniqueViolation: isUniqueViolation,
 		IsFull:            isFull,

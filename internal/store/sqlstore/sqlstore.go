@@ -53,6 +53,11 @@ type Dialect struct {
 	// a row lock that concurrent workers skip rather than wait for. Empty when the database
 	// serializes all writers anyway.
 	SkipLocked string
+	// GroupCommit: InTx's transactions that arrive while another runs wait, then run together, each
+	// in a savepoint of one transaction that commits once (see groupCommit). For a database with one
+	// writer whose every commit waits for the disk (SQLite, synchronous FULL): N concurrent changes
+	// then cost one sync, not N. It assumes no LockChain and no retries.
+	GroupCommit bool
 	// IsUniqueViolation reports whether err is a unique or primary key constraint violation.
 	IsUniqueViolation func(error) bool
 	// IsRetryable reports whether a transaction that failed with err may succeed if run again
@@ -84,6 +89,8 @@ type DB struct {
 	readStmts sync.Map
 	// jobs holds a mutex per name of RunExclusive.
 	jobs sync.Map
+	// group queues InTx's transactions when the dialect groups commits.
+	group groupCommit
 }
 
 var _ store.Store = (*DB)(nil)
@@ -200,6 +207,9 @@ func numberPlaceholders(query string) string {
 // otherwise, also when fn panics (the panic goes on). fn's own error is returned as it is. A
 // retryable failure (see Dialect.IsRetryable) runs fn again, at most maxRetries more times.
 func (db *DB) InTx(ctx context.Context, chain string, fn func(tx store.Tx) error) error {
+	if db.d.GroupCommit {
+		return db.groupTx(ctx, chain, fn)
+	}
 	return db.inTx(ctx, &chain, fn)
 }
 
@@ -228,11 +238,7 @@ func (db *DB) retryTx(ctx context.Context, chain *string, relax bool, fn func(tx
 }
 
 func (db *DB) runTx(ctx context.Context, chain *string, relax bool, fn func(tx store.Tx) error) error {
-	err := db.runTxOnce(ctx, chain, relax, fn)
-	if err != nil && db.d.IsFull != nil && db.d.IsFull(err) {
-		return fmt.Errorf("%w: %w", store.ErrFull, err)
-	}
-	return err
+	return db.full(db.runTxOnce(ctx, chain, relax, fn))
 }
 
 func (db *DB) runTxOnce(ctx context.Context, chain *string, relax bool, fn func(tx store.Tx) error) error {
@@ -310,13 +316,22 @@ type querier interface {
 type queries struct {
 	db *DB
 	q  querier
+	// detached: statements ignore their context's cancellation, because the transaction is shared
+	// by a group commit's callers (see runBatch).
+	detached bool
 }
 
 func (q *queries) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if q.detached {
+		ctx = context.WithoutCancel(ctx)
+	}
 	return q.q.ExecContext(ctx, q.db.Rebind(query), args...)
 }
 
 func (q *queries) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if q.detached {
+		ctx = context.WithoutCancel(ctx)
+	}
 	if st := q.readStmt(ctx, query); st != nil {
 		return st.QueryContext(ctx, args...)
 	}
@@ -324,6 +339,9 @@ func (q *queries) query(ctx context.Context, query string, args ...any) (*sql.Ro
 }
 
 func (q *queries) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	if q.detached {
+		ctx = context.WithoutCancel(ctx)
+	}
 	if st := q.readStmt(ctx, query); st != nil {
 		return st.QueryRowContext(ctx, args...)
 	}
