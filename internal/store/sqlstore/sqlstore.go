@@ -42,9 +42,9 @@ type Dialect struct {
 	ImportCacheKiB int
 	// RelaxSync and RestoreSync, when set, are statements run on the writer's connection before and
 	// after a transaction of the request log or of webhook delivery bookkeeping (see relaxedTx),
-	// outside it: they lower the durability of its commit and
-	// put it back (SQLite's PRAGMA synchronous, which belongs to the connection and may not change
-	// inside a transaction). Empty: those commit as everything else does.
+	// outside it: they lower the durability of its commit and put it back (SQLite's PRAGMA
+	// synchronous, which belongs to the connection and may not change inside a transaction). Empty:
+	// those commit as everything else does.
 	RelaxSync, RestoreSync string
 	// Notify, when set, is a statement that sends its two arguments (channel, payload) as a
 	// notification delivered when the transaction commits. Empty: Publish does nothing.
