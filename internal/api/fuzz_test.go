@@ -91,8 +91,15 @@ func newFuzzNode(f *testing.F, driver string) *fuzzNode {
 	loopback := func(context.Context, string) ([]netip.Addr, error) {
 		return []netip.Addr{netip.MustParseAddr("127.0.0.1")}, nil
 	}
+	// The api package's tests cannot use kptest.Guard (kptest runs serve, which imports this package).
+	guard := &webhook.Guard{}
+	f.Cleanup(func() {
+		if r := guard.Refused(); len(r) > 0 {
+			f.Errorf("webhooks tried to reach %q, off this machine", r)
+		}
+	})
 	svc := service.New(service.Options{Store: st, Catalog: cat, Box: box, KeyPrefix: "kp", Forget: ver.Forget,
-		Webhooks: service.WebhookOptions{Lookup: public, Client: webhook.NewClient(webhook.ClientOptions{Lookup: loopback})}})
+		Webhooks: service.WebhookOptions{Lookup: public, Guard: guard, Client: webhook.NewClient(webhook.ClientOptions{Lookup: loopback, Guard: guard})}})
 	_, root, err := svc.CreateRootKey(ctx, sys, "fuzz", []string{keyplane.ScopeAdmin, keyplane.ScopeVerify})
 	if err != nil {
 		f.Fatal(err)

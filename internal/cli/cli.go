@@ -38,6 +38,9 @@ type Program struct {
 	Getenv func(string) string
 	// Ready, if set, receives the server's address once it listens (tests use --addr 127.0.0.1:0).
 	Ready func(addr string)
+	// WebhookGuard, set by tests only, keeps webhook URL checks and deliveries on this machine (see
+	// webhook.Guard).
+	WebhookGuard *webhook.Guard
 }
 
 const usage = `keyplane: API key management
@@ -190,6 +193,7 @@ type openOptions struct {
 
 func (p *Program) open(ctx context.Context, cfg *config.Config, o openOptions) (*env, error) {
 	log, hooks := o.Log, o.Webhooks
+	hooks.Guard = p.WebhookGuard
 	if log == nil {
 		log = p.logger(cfg)
 	}

@@ -32,6 +32,7 @@ import (
 	"github.com/keyplane/keyplane"
 	"github.com/keyplane/keyplane/internal/cli"
 	"github.com/keyplane/keyplane/internal/id"
+	"github.com/keyplane/keyplane/internal/kptest"
 	"github.com/keyplane/keyplane/internal/kptest/leakcheck"
 	"github.com/keyplane/keyplane/internal/password"
 	"github.com/keyplane/keyplane/internal/store"
@@ -176,7 +177,7 @@ func (s *kpServer) getenv(k string) string {
 func (s *kpServer) cli(t *testing.T, stdin string, args ...string) string {
 	t.Helper()
 	var out, errb bytes.Buffer
-	p := &cli.Program{Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &errb, Getenv: s.getenv}
+	p := &cli.Program{Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &errb, Getenv: s.getenv, WebhookGuard: kptest.Guard(t)}
 	err := p.Run(context.Background(), args)
 	s.logs.Write(errb.Bytes())
 	if err != nil {
@@ -227,7 +228,8 @@ func startKP(t *testing.T, driver string) *kpServer {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	ready, done := make(chan string, 1), make(chan error, 1)
-	p := &cli.Program{Stdin: strings.NewReader(""), Stdout: s.logs, Stderr: s.logs, Getenv: s.getenv, Ready: func(a string) { ready <- a }}
+	p := &cli.Program{Stdin: strings.NewReader(""), Stdout: s.logs, Stderr: s.logs, Getenv: s.getenv, Ready: func(a string) { ready <- a },
+		WebhookGuard: kptest.Guard(t)}
 	go func() { done <- p.Run(ctx, []string{"serve", "--addr", "127.0.0.1:0"}) }()
 	select {
 	case a := <-ready:

@@ -26,6 +26,7 @@ import (
 
 	"github.com/keyplane/keyplane"
 	"github.com/keyplane/keyplane/internal/dashboard"
+	"github.com/keyplane/keyplane/internal/kptest"
 	"github.com/keyplane/keyplane/internal/masterkey"
 	"github.com/keyplane/keyplane/internal/service"
 	"github.com/keyplane/keyplane/internal/store/storetest"
@@ -835,7 +836,7 @@ func TestWebhookURLHint(t *testing.T) {
 		st := storetest.Open(t, "sqlite")
 		box, _ := masterkey.New(make([]byte, 32))
 		cat, _ := keyplane.NewCatalog(nil, nil)
-		svc := service.New(service.Options{Store: st, Catalog: cat, Box: box, KeyPrefix: "kp", Webhooks: service.WebhookOptions{Policy: c.policy}})
+		svc := service.New(service.Options{Store: st, Catalog: cat, Box: box, KeyPrefix: "kp", Webhooks: service.WebhookOptions{Policy: c.policy, Guard: kptest.Guard(t)}})
 		d, err := dashboard.New(dashboard.Options{Service: svc})
 		if err != nil {
 			t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/keyplane/keyplane"
 	"github.com/keyplane/keyplane/internal/delivery"
+	"github.com/keyplane/keyplane/internal/kptest"
 	"github.com/keyplane/keyplane/internal/masterkey"
 	"github.com/keyplane/keyplane/internal/service"
 	"github.com/keyplane/keyplane/internal/store/storetest"
@@ -55,6 +56,7 @@ func newRig(tb testing.TB, driver string, o delivery.Options, eventTypes ...stri
 		Policy:   webhook.URLPolicy{AllowHTTP: true, AllowPrivate: true}, // httptest: http:// on loopback
 		Schedule: []time.Duration{0},                                     // one attempt, due at once
 		Kick:     func() { r.runner.Kick() },
+		Guard:    kptest.Guard(tb),
 	}})
 	r.runner = delivery.New(r.svc, o)
 	w, err := r.svc.CreateWorkspace(context.Background(), r.sys, service.WorkspaceInput{Name: "W", Slug: "w"})

@@ -16,6 +16,7 @@ import (
 	"github.com/keyplane/keyplane/internal/cli"
 	"github.com/keyplane/keyplane/internal/kptest"
 	"github.com/keyplane/keyplane/internal/store/storetest"
+	"github.com/keyplane/keyplane/internal/webhook"
 )
 
 // node is a running keyplane serve with an admin root key and a verify root key.
@@ -32,6 +33,7 @@ type node struct {
 	stop     func()
 	env      map[string]string // the extra environment serve last ran with
 	name     string            // in the leak checker's reports; set by its first serve
+	guard    *webhook.Guard    // keeps the running serve's webhooks on this machine
 }
 
 // syncBuffer collects a node's output while tests read it.
@@ -52,7 +54,8 @@ func config(t *testing.T, driver string) (dataDir, dbURL string) {
 func run(t *testing.T, dataDir, dbURL, stdin string, args ...string) (string, error) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	p := &cli.Program{Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &errb, Getenv: getenv(dataDir, dbURL, nil)}
+	p := &cli.Program{Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &errb, Getenv: getenv(dataDir, dbURL, nil),
+		WebhookGuard: kptest.Guard(t)}
 	err := p.Run(context.Background(), args)
 	lc := leaks(t)
 	cmd := "keyplane " + strings.Join(args, " ")
@@ -137,7 +140,9 @@ func (n *node) serve(extraEnv map[string]string) {
 			lc.Redis(u)
 		}
 	}
-	p := &cli.Program{Stdin: strings.NewReader(""), Stdout: n.stdout, Stderr: n.logs, Getenv: getenv(n.dataDir, n.dbURL, extraEnv), Ready: func(a string) { ready <- a }}
+	n.guard = kptest.Guard(t)
+	p := &cli.Program{Stdin: strings.NewReader(""), Stdout: n.stdout, Stderr: n.logs, Getenv: getenv(n.dataDir, n.dbURL, extraEnv), Ready: func(a string) { ready <- a },
+		WebhookGuard: n.guard}
 	go func() { done <- p.Run(ctx, []string{"serve", "--addr", "127.0.0.1:0"}) }()
 	select {
 	case a := <-ready:

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -442,5 +443,32 @@ func TestWebhookSSRF(t *testing.T) {
 	}
 	if len(rc.requests()) != 0 {
 		t.Error("the receiver was contacted")
+	}
+}
+
+// TestWebhookGuard: the harness's serve runs with a webhook.Guard, so that no test sends a packet off
+// the machine. A test send to a documentation address (public to the URL policy) stops before
+// connect(2) with the guard's reason, and creating an endpoint on a public name resolves nothing: the
+// guard refuses the lookup, which would have asked a DNS server. The guard keeps both, and would fail
+// the test if this test did not take them.
+func TestWebhookGuard(t *testing.T) {
+	n := start(t, "sqlite", webhookEnv)
+	ws := n.workspace("guarded", nil)
+	for _, u := range []string{"https://203.0.113.1:9/hook", "https://[2001:db8::1]:9/hook"} {
+		ep := n.webhook(ws, map[string]any{"url": u, "eventTypes": []string{"order.created"}})
+		res := n.must(200, req{method: "POST", path: "/v1/webhooks/" + ep["id"].(string) + "/test", cred: n.admin, ws: ws}).data()
+		if e, _ := res["error"].(string); res["statusCode"] != nil || !strings.Contains(e, "refused by the test guard") {
+			t.Errorf("a test send to %s answered %v", u, res)
+		}
+		n.must(200, req{method: "DELETE", path: "/v1/webhooks/" + ep["id"].(string), cred: n.admin, ws: ws})
+	}
+	res := n.fails(400, "invalid_request", req{method: "POST", path: "/v1/webhooks", cred: n.admin, ws: ws,
+		body: map[string]any{"url": "https://hooks.example.com/in", "eventTypes": []string{"*"}}})
+	if f := res.detailFields(); len(f) != 1 || f[0] != "url" {
+		t.Errorf("an endpoint on a public name: details %v", f)
+	}
+	want := []string{"203.0.113.1:9", "[2001:db8::1]:9", "hooks.example.com"}
+	if got := n.guard.Take(); !slices.Equal(got, want) {
+		t.Errorf("the guard refused %q, want %q", got, want)
 	}
 }

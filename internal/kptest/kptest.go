@@ -6,6 +6,7 @@ package kptest
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/keyplane/keyplane/internal/cli"
+	"github.com/keyplane/keyplane/internal/webhook"
 )
 
 // Password is the first operator admin's password.
@@ -26,6 +28,8 @@ type Server struct {
 	Verify string // root key, verify scope
 	// Logs holds what serve wrote to stdout and stderr.
 	Logs *SyncBuffer
+	// Guard keeps serve's webhooks on this machine; Close fails if it refused anything.
+	Guard *webhook.Guard
 
 	dataDir string
 	cancel  context.CancelFunc
@@ -66,14 +70,14 @@ func Start(env map[string]string) (*Server, error) {
 		}
 		return ""
 	}
-	s := &Server{Logs: &SyncBuffer{}, dataDir: dir, done: make(chan error, 1)}
+	s := &Server{Logs: &SyncBuffer{}, Guard: &webhook.Guard{}, dataDir: dir, done: make(chan error, 1)}
 	fail := func(err error) (*Server, error) {
 		os.RemoveAll(dir)
 		return nil, err
 	}
 	rootKey := func(name, scopes string) (string, error) {
 		var out, errb bytes.Buffer
-		p := &cli.Program{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, Getenv: getenv}
+		p := &cli.Program{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, Getenv: getenv, WebhookGuard: s.Guard}
 		if err := p.Run(context.Background(), []string{"root-keys", "create", "--name", name, "--scopes", scopes}); err != nil {
 			return "", fmt.Errorf("root-keys create: %w: %s", err, errb.String())
 		}
@@ -88,7 +92,8 @@ func Start(env map[string]string) (*Server, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	ready := make(chan string, 1)
-	p := &cli.Program{Stdin: strings.NewReader(""), Stdout: s.Logs, Stderr: s.Logs, Getenv: getenv, Ready: func(a string) { ready <- a }}
+	p := &cli.Program{Stdin: strings.NewReader(""), Stdout: s.Logs, Stderr: s.Logs, Getenv: getenv, Ready: func(a string) { ready <- a },
+		WebhookGuard: s.Guard}
 	go func() { s.done <- p.Run(ctx, []string{"serve", "--addr", "127.0.0.1:0"}) }()
 	select {
 	case a := <-ready:
@@ -104,11 +109,15 @@ func Start(env map[string]string) (*Server, error) {
 	}
 }
 
-// Close stops serve as SIGTERM would, and removes its data. It returns serve's error.
+// Close stops serve as SIGTERM would, and removes its data. It returns serve's error, or an error if
+// a webhook tried to leave the machine.
 func (s *Server) Close() error {
 	s.cancel()
 	err := <-s.done
 	os.RemoveAll(s.dataDir)
+	if r := s.Guard.Refused(); len(r) > 0 {
+		err = errors.Join(err, fmt.Errorf("webhooks tried to reach %q, off this machine", r))
+	}
 	return err
 }
 
@@ -126,4 +135,17 @@ func StartT(t testing.TB, env map[string]string) *Server {
 		}
 	})
 	return s
+}
+
+// Guard returns a webhook.Guard for what the test builds (a service, a client, a serve or CLI run in
+// process), and fails the test, when it ends, if the guard refused anything: some webhook tried to
+// leave the machine, by a connection or by a DNS lookup.
+func Guard(t testing.TB) *webhook.Guard {
+	g := &webhook.Guard{}
+	t.Cleanup(func() {
+		if r := g.Refused(); len(r) > 0 {
+			t.Errorf("webhooks tried to reach %q, off this machine", r)
+		}
+	})
+	return g
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/keyplane/keyplane"
+	"github.com/keyplane/keyplane/internal/kptest"
 	"github.com/keyplane/keyplane/internal/masterkey"
 	"github.com/keyplane/keyplane/internal/redistest"
 	"github.com/keyplane/keyplane/internal/service"
@@ -16,12 +17,13 @@ import (
 	"github.com/keyplane/keyplane/internal/throttle"
 )
 
-func newService(t *testing.T, driver string) (*service.Service, store.Store) {
+func newService(t testing.TB, driver string) (*service.Service, store.Store) {
 	t.Helper()
 	st := storetest.Open(t, driver)
 	box, _ := masterkey.New(make([]byte, 32))
 	cat, _ := keyplane.NewCatalog(nil, nil)
-	return service.New(service.Options{Store: st, Catalog: cat, Box: box, KeyPrefix: "kp"}), st
+	return service.New(service.Options{Store: st, Catalog: cat, Box: box, KeyPrefix: "kp",
+		Webhooks: service.WebhookOptions{Guard: kptest.Guard(t)}}), st
 }
 
 func TestSignIn(t *testing.T) {

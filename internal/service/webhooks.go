@@ -38,8 +38,11 @@ const (
 // WebhookOptions configure webhook endpoints and their delivery.
 type WebhookOptions struct {
 	Policy webhook.URLPolicy
-	// Lookup resolves host names for the SSRF guard; nil: the system resolver.
+	// Lookup resolves host names for the SSRF guard; nil: the system resolver, or Guard's.
 	Lookup webhook.LookupFunc
+	// Guard, set by tests only, keeps URL checks and deliveries on this machine (see webhook.Guard):
+	// it resolves names when Lookup is nil and guards the Client made here.
+	Guard *webhook.Guard
 	// Schedule of attempts; nil: DefaultRetrySchedule.
 	Schedule []time.Duration
 	// Client sends deliveries; nil: one made from Policy and Lookup.
@@ -56,12 +59,16 @@ type WebhookOptions struct {
 func (o *WebhookOptions) fill() {
 	if o.Lookup == nil {
 		o.Lookup = webhook.DefaultLookup
+		if o.Guard != nil {
+			o.Lookup = o.Guard.Lookup
+		}
 	}
 	if o.Schedule == nil {
 		o.Schedule = DefaultRetrySchedule
 	}
 	if o.Client == nil {
-		o.Client = webhook.NewClient(webhook.ClientOptions{Policy: o.Policy, Lookup: o.Lookup, Timeout: keyplane.WebhookTimeout, MaxBody: keyplane.WebhookResponseKept})
+		o.Client = webhook.NewClient(webhook.ClientOptions{Policy: o.Policy, Lookup: o.Lookup, Timeout: keyplane.WebhookTimeout,
+			MaxBody: keyplane.WebhookResponseKept, Guard: o.Guard})
 	}
 	if o.Lease <= 0 {
 		o.Lease = deliveryLease

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/keyplane/keyplane"
+	"github.com/keyplane/keyplane/internal/kptest"
 	"github.com/keyplane/keyplane/internal/masterkey"
 	"github.com/keyplane/keyplane/internal/service"
 	"github.com/keyplane/keyplane/internal/store"
@@ -59,7 +60,7 @@ func TestWebhookFailingForFiveDays(t *testing.T) {
 		schedule = append(schedule, 24*time.Hour)
 	}
 	svc := service.New(service.Options{Store: st, Catalog: cat, Box: box, KeyPrefix: "kp", Now: clk.Now,
-		Webhooks: service.WebhookOptions{Policy: webhook.URLPolicy{AllowPrivate: true, AllowHTTP: true}, Schedule: schedule}})
+		Webhooks: service.WebhookOptions{Policy: webhook.URLPolicy{AllowPrivate: true, AllowHTTP: true}, Schedule: schedule, Guard: kptest.Guard(t)}})
 	ctx := context.Background()
 	sys := keyplane.System("test")
 	w, err := svc.CreateWorkspace(ctx, sys, service.WorkspaceInput{Name: "Shop", Slug: "shop"})
@@ -163,7 +164,7 @@ func TestWebhookRetrySchedule(t *testing.T) {
 	cat, _ := keyplane.NewCatalog(nil, []keyplane.CatalogEntry{{Name: "order.created"}})
 	svc := service.New(service.Options{Store: st, Catalog: cat, Box: box, KeyPrefix: "kp", Now: clk.Now,
 		Webhooks: service.WebhookOptions{Policy: webhook.URLPolicy{AllowPrivate: true, AllowHTTP: true},
-			Schedule: []time.Duration{0, 10 * time.Minute, 10 * time.Minute, 10 * time.Minute}}})
+			Schedule: []time.Duration{0, 10 * time.Minute, 10 * time.Minute, 10 * time.Minute}, Guard: kptest.Guard(t)}})
 	ctx := context.Background()
 	sys := keyplane.System("test")
 	w, _ := svc.CreateWorkspace(ctx, sys, service.WorkspaceInput{Name: "Shop", Slug: "shop"})

@@ -24,6 +24,9 @@ type ClientOptions struct {
 	MaxBody   int           // bytes of the response body kept; default 4096
 	UserAgent string        // default "keyplane-webhooks"
 	TLSConfig *tls.Config   // nil: system roots; tests pass an httptest server's client config
+	// Guard, set by tests only, refuses every connection off this machine, and stands in for the
+	// resolver when Lookup is nil: see Guard.
+	Guard *Guard
 }
 
 // Client posts webhook deliveries. It never uses a proxy, never follows redirects and never connects
@@ -35,6 +38,7 @@ type Client struct {
 	timeout   time.Duration
 	maxBody   int
 	userAgent string
+	guard     *Guard
 	dialer    *net.Dialer
 	transport *http.Transport
 	http      *http.Client
@@ -64,9 +68,13 @@ func NewClient(o ClientOptions) *Client {
 		timeout:   o.Timeout,
 		maxBody:   o.MaxBody,
 		userAgent: o.UserAgent,
+		guard:     o.Guard,
 	}
 	if c.lookup == nil {
 		c.lookup = DefaultLookup
+		if c.guard != nil {
+			c.lookup = c.guard.Lookup
+		}
 	}
 	if c.timeout <= 0 {
 		c.timeout = 15 * time.Second
@@ -249,7 +257,14 @@ func (c *Client) dialContext(ctx context.Context, network, address string) (net.
 // control runs just before connect(2) with the address actually being connected to. dialContext has
 // already checked it; this second check is what still holds if a future change dials some other way
 // (a different dial path, a resolver inside the dialer), since nothing reaches the network without it.
+//
+// A Guard is checked first, and whatever the policy: a test's connection must not leave the machine.
 func (c *Client) control(_, address string, _ syscall.RawConn) error {
+	if c.guard != nil {
+		if err := c.guard.checkAddr(address); err != nil {
+			return err
+		}
+	}
 	if c.policy.AllowPrivate {
 		return nil
 	}

@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
-	"time"
 )
 
 func TestCheckURL(t *testing.T) {
@@ -179,7 +178,8 @@ func TestCheckHost(t *testing.T) {
 
 // Numeric spellings of 127.0.0.1 pass CheckURL as host names. They are refused by the lookup path,
 // whatever the resolver makes of them: glibc's getaddrinfo (inet_aton) turns them into 127.0.0.1,
-// while Go's own resolver asks DNS and finds nothing.
+// while Go's own resolver asks DNS and finds nothing. Both answers come from tables: a test must not
+// ask a DNS server, which is off the machine.
 func TestCheckHostNumericNames(t *testing.T) {
 	asInetAton := mapLookup(map[string][]string{
 		"2130706433": {"127.0.0.1"},
@@ -196,12 +196,8 @@ func TestCheckHostNumericNames(t *testing.T) {
 			!strings.Contains(err.Error(), privateMsg) {
 			t.Errorf("CheckHost(%s) with an inet_aton resolver = %v, want refused as private", host, err)
 		}
-		// The real resolver: either answer is a refusal.
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		err = URLPolicy{}.CheckHost(ctx, nil, u.Hostname())
-		cancel()
-		if err == nil {
-			t.Errorf("CheckHost(%s) with DefaultLookup accepted it", host)
+		if err := (URLPolicy{}).CheckHost(context.Background(), mapLookup(nil), u.Hostname()); err == nil {
+			t.Errorf("CheckHost(%s) with a resolver that finds nothing accepted it", host)
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/keyplane/keyplane"
@@ -179,4 +180,67 @@ func TestRunExclusiveAcrossNodes(t *testing.T) {
 	if ran, err := a.RunExclusive(ctx, "expiry-notices", func(context.Context) error { return nil }); err != nil || !ran {
 		t.Errorf("node a after its connection died: %v, %v", ran, err)
 	}
+}
+
+// TestSynchronousCommit reads, from inside each transaction, the synchronous_commit its commit has:
+// only the request log's batches run with it off; keys, audit entries, events and the webhook
+// bookkeeping wait for the flush. Triggers record current_setting as each row goes in, so a setting
+// made for every connection (the connection string's options, an AfterConnect) shows as well as one
+// made in the code. The database's own default is set on first, so that a server configured with
+// synchronous_commit off does not fail the test for the wrong reason.
+func TestSynchronousCommit(t *testing.T) {
+	ctx := t.Context()
+	url := storetest.PostgresURL(t)
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = conn.Exec(ctx, "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET synchronous_commit = on', current_database()); END $$")
+	conn.Close(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := postgres.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	p := db.Pool()
+	stmts := []string{
+		"CREATE TABLE seen (n bigserial PRIMARY KEY, tbl text NOT NULL, level text NOT NULL)",
+		`CREATE FUNCTION seen() RETURNS trigger LANGUAGE plpgsql AS $$
+			BEGIN
+				INSERT INTO seen (tbl, level) VALUES (TG_TABLE_NAME, current_setting('synchronous_commit'));
+				RETURN NULL;
+			END $$`,
+	}
+	for _, tbl := range storetest.DurabilityTables {
+		stmts = append(stmts, fmt.Sprintf("CREATE TRIGGER seen AFTER INSERT OR UPDATE ON %s FOR EACH ROW EXECUTE FUNCTION seen()", tbl))
+	}
+	for _, s := range stmts {
+		if _, err := p.Exec(ctx, s); err != nil {
+			t.Fatalf("%s: %v", s, err)
+		}
+	}
+	seen := func() map[string][]string {
+		t.Helper()
+		rows, err := p.Query(ctx, "DELETE FROM seen RETURNING tbl, level")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		got := map[string][]string{}
+		for rows.Next() {
+			var tbl, level string
+			if err := rows.Scan(&tbl, &level); err != nil {
+				t.Fatal(err)
+			}
+			got[tbl] = append(got[tbl], level)
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	storetest.CheckDurability(t, db, storetest.Durability{Full: "on", Log: "off", Hooks: "on"}, seen)
 }

@@ -25,9 +25,12 @@ import (
 var migrations embed.FS
 
 // pragmas apply to every connection. busy_timeout covers another process (keyplane migrate, a
-// backup) holding the file; synchronous NORMAL is durable enough in WAL mode and much faster.
+// backup) holding the file. synchronous FULL makes a commit wait until the WAL is on disk: with
+// NORMAL, a power cut (not a crash of the process, which the page cache survives) could lose commits
+// that were already acknowledged, such as a revocation or an audit entry. The request log's batches
+// and the webhook workers' bookkeeping lower it for their own transactions (sqlstore's relaxedTx).
 const pragmas = "_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)" +
-	"&_pragma=synchronous(NORMAL)"
+	"&_pragma=synchronous(FULL)"
 
 // Open opens (creating if needed) the database file at path and brings its schema up to date. The
 // directory must exist.
@@ -87,9 +90,17 @@ func migrate(ctx context.Context, db *sql.DB) error {
 // BEGIN IMMEDIATE already serialize every transaction.
 func dialect() sqlstore.Dialect {
 	return sqlstore.Dialect{
-		Name:              "sqlite",
-		PrepareBatches:    true,
-		ImportCacheKiB:    256 << 10,
+		Name:           "sqlite",
+		PrepareBatches: true,
+		ImportCacheKiB: 256 << 10,
+		// NORMAL, in WAL mode, leaves a commit's frames unsynced until the next FULL commit or
+		// checkpoint syncs the WAL: a power cut may lose the last such commits, and frames are
+		// checksummed, so it can never lose a FULL commit made before them nor leave one half
+		// written.
+		RelaxSync: "PRAGMA synchronous = NORMAL",
+		// Every commit waits for an fsync of the WAL: concurrent changes share one.
+		GroupCommit:       true,
+		RestoreSync:       "PRAGMA synchronous = FULL",
 		IsUniqueViolation: isUniqueViolation,
 		IsFull:            isFull,
 	}

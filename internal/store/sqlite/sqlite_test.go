@@ -51,6 +51,12 @@ func TestReopenKeepsData(t *testing.T) {
 	if err := s.SQLDB().QueryRowContext(ctx, "PRAGMA foreign_keys").Scan(&fk); err != nil || fk != 1 {
 		t.Errorf("foreign_keys = %d, %v; want 1", fk, err)
 	}
+	// The setting is the connection's, not the file's: a data dir written before keys committed
+	// with FULL gets it on its next start, with no migration.
+	var sync int
+	if err := s.SQLDB().QueryRowContext(ctx, "PRAGMA synchronous").Scan(&sync); err != nil || sync != 2 {
+		t.Errorf("synchronous = %d, %v; want 2 (FULL)", sync, err)
+	}
 }
 
 // TestTwoHandlesOneFile has two stores on one file, as when a CLI command runs beside the server,
@@ -147,4 +153,72 @@ func TestImportRestoresPageCache(t *testing.T) {
 	if after := cacheSize(); after != before {
 		t.Errorf("cache_size after an import = %d, want %d as before", after, before)
 	}
+}
+
+// TestSynchronousPerTransaction reads, from inside each transaction, the durability its commit has:
+// keys, audit entries and events commit with synchronous FULL (2), which waits for the WAL to reach
+// the disk, so that a power cut cannot take back an acknowledged revocation; only the request log's
+// batches and the webhook workers' bookkeeping commit with NORMAL (1), and the writer is FULL again
+// after one. Temporary triggers on the writer's one connection record the setting as each row goes in.
+func TestSynchronousPerTransaction(t *testing.T) {
+	ctx := t.Context()
+	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "keyplane.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	w := db.SQLDB()
+	if n := w.Stats().MaxOpenConnections; n != 1 {
+		t.Fatalf("the writer has up to %d connections; the triggers below see only one", n)
+	}
+	level := func() int {
+		t.Helper()
+		var n int
+		if err := w.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := level(); n != 2 {
+		t.Fatalf("the writer opens with synchronous = %d, want 2 (FULL)", n)
+	}
+	stmts := []string{"CREATE TEMP TABLE seen (tbl TEXT NOT NULL, level TEXT NOT NULL)"}
+	for _, tbl := range storetest.DurabilityTables {
+		for _, op := range []string{"INSERT", "UPDATE"} {
+			stmts = append(stmts, fmt.Sprintf(`CREATE TEMP TRIGGER seen_%[1]s_%[2]s AFTER %[2]s ON main.%[1]s
+				BEGIN INSERT INTO seen SELECT '%[1]s', CAST(synchronous AS TEXT) FROM pragma_synchronous; END`, tbl, op))
+		}
+	}
+	for _, s := range stmts {
+		if _, err := w.ExecContext(ctx, s); err != nil {
+			t.Fatalf("%s: %v", s, err)
+		}
+	}
+	seen := func() map[string][]string {
+		t.Helper()
+		if n := level(); n != 2 {
+			t.Errorf("between transactions the writer has synchronous = %d, want 2 (FULL)", n)
+		}
+		rows, err := w.QueryContext(ctx, "SELECT tbl, level FROM seen ORDER BY rowid")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		got := map[string][]string{}
+		for rows.Next() {
+			var tbl, v string
+			if err := rows.Scan(&tbl, &v); err != nil {
+				t.Fatal(err)
+			}
+			got[tbl] = append(got[tbl], v)
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.ExecContext(ctx, "DELETE FROM seen"); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	storetest.CheckDurability(t, db, storetest.Durability{Full: "2", Log: "1", Hooks: "1"}, seen)
 }

@@ -112,8 +112,8 @@ func RequestLogFollowUps(entries []keyplane.RequestLog, touched map[string]time.
 	return out
 }
 
-// WriteRequestLogs writes the batch in one transaction without a chain lock: the entries by
-// multi-row INSERTs, then RequestLogFollowUps.
+// WriteRequestLogs writes the batch in one transaction without a chain lock, and with the dialect's
+// relaxed durability: the entries by multi-row INSERTs, then RequestLogFollowUps.
 func (db *DB) WriteRequestLogs(ctx context.Context, entries []keyplane.RequestLog, touched map[string]time.Time) error {
 	if len(entries) == 0 && len(touched) == 0 {
 		return nil
@@ -126,7 +126,7 @@ func (db *DB) WriteRequestLogs(ctx context.Context, entries []keyplane.RequestLo
 		return fmt.Errorf("insert request logs: %w", err)
 	}
 	followUps := RequestLogFollowUps(entries, touched)
-	return db.inTx(ctx, nil, func(stx store.Tx) error {
+	return db.relaxedTx(ctx, func(stx store.Tx) error {
 		t := stx.(*tx)
 		err := t.insertChunks(ctx, stmts, logSQL, len(entries), 11, func(args []any, i int) ([]any, error) {
 			return appendRequestLogValues(args, &entries[i]), nil

@@ -7,6 +7,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -39,6 +40,12 @@ type Dialect struct {
 	// 2 MiB cache, and a million keys go in about a quarter faster with 256 MiB. The connection's own
 	// setting is put back afterwards.
 	ImportCacheKiB int
+	// RelaxSync and RestoreSync, when set, are statements run on the writer's connection before and
+	// after a transaction of the request log or of webhook delivery bookkeeping (see relaxedTx),
+	// outside it: they lower the durability of its commit and put it back (SQLite's PRAGMA
+	// synchronous, which belongs to the connection and may not change inside a transaction). Empty:
+	// those commit as everything else does.
+	RelaxSync, RestoreSync string
 	// Notify, when set, is a statement that sends its two arguments (channel, payload) as a
 	// notification delivered when the transaction commits. Empty: Publish does nothing.
 	Notify string
@@ -46,6 +53,11 @@ type Dialect struct {
 	// a row lock that concurrent workers skip rather than wait for. Empty when the database
 	// serializes all writers anyway.
 	SkipLocked string
+	// GroupCommit: InTx's transactions that arrive while another runs wait, then run together, each
+	// in a savepoint of one transaction that commits once (see groupCommit). For a database with one
+	// writer whose every commit waits for the disk (SQLite, synchronous FULL): N concurrent changes
+	// then cost one sync, not N. It assumes no LockChain and no retries.
+	GroupCommit bool
 	// IsUniqueViolation reports whether err is a unique or primary key constraint violation.
 	IsUniqueViolation func(error) bool
 	// IsRetryable reports whether a transaction that failed with err may succeed if run again
@@ -77,6 +89,8 @@ type DB struct {
 	readStmts sync.Map
 	// jobs holds a mutex per name of RunExclusive.
 	jobs sync.Map
+	// group queues InTx's transactions when the dialect groups commits.
+	group groupCommit
 }
 
 var _ store.Store = (*DB)(nil)
@@ -193,14 +207,29 @@ func numberPlaceholders(query string) string {
 // otherwise, also when fn panics (the panic goes on). fn's own error is returned as it is. A
 // retryable failure (see Dialect.IsRetryable) runs fn again, at most maxRetries more times.
 func (db *DB) InTx(ctx context.Context, chain string, fn func(tx store.Tx) error) error {
+	if db.d.GroupCommit {
+		return db.groupTx(ctx, chain, fn)
+	}
 	return db.inTx(ctx, &chain, fn)
 }
 
 // inTx is InTx, taking chain's lock unless chain is nil: writes that belong to no audit chain (the
 // request log) neither wait for nor hold up the chains' writers.
 func (db *DB) inTx(ctx context.Context, chain *string, fn func(tx store.Tx) error) error {
+	return db.retryTx(ctx, chain, false, fn)
+}
+
+// relaxedTx is inTx without a chain, committed with the dialect's relaxed durability
+// (Dialect.RelaxSync), for the writes that a power cut may take back without harm: the request log,
+// and the webhook workers' bookkeeping, whose loss means only that an attempt is made again, which
+// at-least-once delivery allows. Never for keys, audit entries or events.
+func (db *DB) relaxedTx(ctx context.Context, fn func(tx store.Tx) error) error {
+	return db.retryTx(ctx, nil, true, fn)
+}
+
+func (db *DB) retryTx(ctx context.Context, chain *string, relax bool, fn func(tx store.Tx) error) error {
 	for retries := 0; ; retries++ {
-		err := db.runTx(ctx, chain, fn)
+		err := db.runTx(ctx, chain, relax, fn)
 		if err == nil || retries == maxRetries || db.d.IsRetryable == nil || !db.d.IsRetryable(err) ||
 			ctx.Err() != nil {
 			return err
@@ -208,16 +237,27 @@ func (db *DB) inTx(ctx context.Context, chain *string, fn func(tx store.Tx) erro
 	}
 }
 
-func (db *DB) runTx(ctx context.Context, chain *string, fn func(tx store.Tx) error) error {
-	err := db.runTxOnce(ctx, chain, fn)
-	if err != nil && db.d.IsFull != nil && db.d.IsFull(err) {
-		return fmt.Errorf("%w: %w", store.ErrFull, err)
-	}
-	return err
+func (db *DB) runTx(ctx context.Context, chain *string, relax bool, fn func(tx store.Tx) error) error {
+	return db.full(db.runTxOnce(ctx, chain, relax, fn))
 }
 
-func (db *DB) runTxOnce(ctx context.Context, chain *string, fn func(tx store.Tx) error) error {
-	stx, err := db.w.BeginTx(ctx, db.d.TxOptions)
+func (db *DB) runTxOnce(ctx context.Context, chain *string, relax bool, fn func(tx store.Tx) error) error {
+	begin := db.w.BeginTx
+	if relax && db.d.RelaxSync != "" {
+		// The setting belongs to the connection, so the transaction must run on the one that was
+		// relaxed, and that one must be put back before anything else commits on it. Deferred
+		// first, the restore runs after the rollback below, outside the transaction.
+		conn, err := db.w.Conn(ctx)
+		if err != nil {
+			return fmt.Errorf("begin transaction: %w", err)
+		}
+		defer db.restoreSync(ctx, conn)
+		if _, err := conn.ExecContext(ctx, db.d.RelaxSync); err != nil {
+			return fmt.Errorf("relax durability: %w", err)
+		}
+		begin = conn.BeginTx
+	}
+	stx, err := begin(ctx, db.d.TxOptions)
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
 	}
@@ -236,6 +276,17 @@ func (db *DB) runTxOnce(ctx context.Context, chain *string, fn func(tx store.Tx)
 		return fmt.Errorf("commit: %w", err)
 	}
 	return nil
+}
+
+// restoreSync runs Dialect.RestoreSync on conn, which a relaxed transaction used, and gives conn back
+// to the pool. Should that fail, conn is discarded rather than given back: left relaxed, it would
+// commit keys and audit entries without waiting for the disk. A new connection starts with the full
+// setting of the connection string.
+func (db *DB) restoreSync(ctx context.Context, conn *sql.Conn) {
+	if _, err := conn.ExecContext(context.WithoutCancel(ctx), db.d.RestoreSync); err != nil {
+		_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+	}
+	_ = conn.Close()
 }
 
 // prepare returns query (written with ?) prepared on the writer handle, once. It must be called
@@ -265,13 +316,22 @@ type querier interface {
 type queries struct {
 	db *DB
 	q  querier
+	// detached: statements ignore their context's cancellation, because the transaction is shared
+	// by a group commit's callers (see runBatch).
+	detached bool
 }
 
 func (q *queries) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if q.detached {
+		ctx = context.WithoutCancel(ctx)
+	}
 	return q.q.ExecContext(ctx, q.db.Rebind(query), args...)
 }
 
 func (q *queries) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if q.detached {
+		ctx = context.WithoutCancel(ctx)
+	}
 	if st := q.readStmt(ctx, query); st != nil {
 		return st.QueryContext(ctx, args...)
 	}
@@ -279,6 +339,9 @@ func (q *queries) query(ctx context.Context, query string, args ...any) (*sql.Ro
 }
 
 func (q *queries) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	if q.detached {
+		ctx = context.WithoutCancel(ctx)
+	}
 	if st := q.readStmt(ctx, query); st != nil {
 		return st.QueryRowContext(ctx, args...)
 	}

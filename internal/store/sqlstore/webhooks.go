@@ -265,6 +265,8 @@ func (t *tx) FailPendingDeliveries(ctx context.Context, endpointID, reason strin
 	return res.RowsAffected()
 }
 
+// ClaimDeliveries and FinishDelivery commit with relaxed durability (see relaxedTx): a lease or an
+// outcome lost to a power cut means the attempt is made again.
 func (db *DB) ClaimDeliveries(ctx context.Context, now, until time.Time, claim string, limit int, exclude []string) ([]keyplane.Delivery, error) {
 	const op = "claim deliveries"
 	var b strings.Builder
@@ -281,7 +283,7 @@ func (db *DB) ClaimDeliveries(ctx context.Context, now, until time.Time, claim s
 	b.WriteString(sqlClaimReturning)
 	args = append(args, limit)
 	var out []keyplane.Delivery
-	err := db.inTx(ctx, nil, func(stx store.Tx) error {
+	err := db.relaxedTx(ctx, func(stx store.Tx) error {
 		t := stx.(*tx)
 		rows, err := t.query(ctx, b.String(), args...)
 		if err != nil {
@@ -305,7 +307,7 @@ func (db *DB) ClaimDeliveries(ctx context.Context, now, until time.Time, claim s
 
 func (db *DB) FinishDelivery(ctx context.Context, d *keyplane.Delivery, claim string, at time.Time, next *keyplane.Delivery) (*time.Time, error) {
 	var failing *time.Time
-	err := db.inTx(ctx, nil, func(stx store.Tx) error {
+	err := db.relaxedTx(ctx, func(stx store.Tx) error {
 		t := stx.(*tx)
 		if err := t.update(ctx, "finish delivery", sqlFinishDelivery, string(d.Status), d.StatusCode, d.ResponseBody, d.Error,
 			nullInt64(d.DurationMs), d.ID, claim); err != nil {
