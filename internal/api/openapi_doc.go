@@ -853,7 +853,7 @@ func buildOpenAPI() map[string]any {
 					"The workspace a root key acts on; required for root keys, ignored for workspace keys (they act on their own).", idOf("ws")),
 			},
 			"headers": map[string]any{
-				"X-Request-Id": map[string]any{"description": "The request's id: the caller's own if it is sane (≤ 64 of [A-Za-z0-9._-]), else a new req_ id.", "schema": str()},
+				"X-Request-Id": map[string]any{"description": "The request's id: the caller's own if it is sane (≤ 64 of [A-Za-z0-9._-]) and not a credential, else a new req_ id.", "schema": str()},
 			},
 			"securitySchemes": map[string]any{
 				"rootKey": map[string]any{"type": "http", "scheme": "bearer", "bearerFormat": "kp_root_…",
