@@ -168,6 +168,8 @@ func (s *kpServer) getenv(k string) string {
 		return "true" // the webhook tests' receivers listen on 127.0.0.1
 	case "KEYPLANE_WEBHOOK_RETRY_SCHEDULE":
 		return "0s,100ms,100ms" // a failing receiver's attempts are all made within a second or two
+	case "KEYPLANE_TRUSTED_PROXIES":
+		return "127.0.0.1/8,::1/128" // the tests play a TLS proxy and give each sign-in case an address of its own
 	}
 	return ""
 }
