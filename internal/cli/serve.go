@@ -49,7 +49,7 @@ func handler(e *env, m *metrics.Metrics, ver *verify.Verifier, limiter ratelimit
 	}
 	mux.Handle("/", dash)
 	mux.Handle("GET /metrics", m.Handler(cfg.MetricsToken))
-	return accesslog.Wrap(e.log, m.Middleware(mux), func(w http.ResponseWriter, r *http.Request) {
+	return accesslog.Wrap(e.log, apiSrv.StrictTransport(m.Middleware(mux)), func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/v1/") {
 			apiSrv.Panic(w, r)
 		} else {

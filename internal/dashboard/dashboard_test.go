@@ -733,6 +733,18 @@ func testSignIn(t *testing.T, s *kpServer) {
 		if c == nil || !c.Secure || !c.HttpOnly || c.SameSite != http.SameSiteLaxMode || c.Path != "/" {
 			t.Errorf("session cookie behind a TLS proxy: %+v; want Secure, HttpOnly, Lax, /", c)
 		}
+		// HSTS on every answer over TLS, pages and API alike; none over plain HTTP.
+		const hsts = "max-age=63072000; includeSubDomains"
+		for _, x := range []*exchange{lp, e, p.get(t, "/v1/status", "X-Forwarded-Proto", "https"), p.get(t, "/nowhere", "X-Forwarded-Proto", "https")} {
+			if got := x.header.Get("Strict-Transport-Security"); got != hsts {
+				t.Errorf("%s %s behind a TLS proxy: Strict-Transport-Security %q, want %q", x.method, x.path, got, hsts)
+			}
+		}
+		for _, x := range []*exchange{p.get(t, "/login"), p.get(t, "/v1/status")} {
+			if got := x.header.Get("Strict-Transport-Security"); got != "" {
+				t.Errorf("%s %s over plain HTTP: Strict-Transport-Security %q, want none", x.method, x.path, got)
+			}
+		}
 	})
 
 	t.Run("WrongPassword", func(t *testing.T) {
