@@ -106,20 +106,20 @@ func TestCheckMeta(t *testing.T) {
 	}
 }
 
-// TestCheckDescription: a webhook description PostgreSQL cannot store as text is refused (a NUL in one
-// was a 500 once).
+// TestCheckDescription: a description PostgreSQL cannot store as text is refused (a NUL in a webhook's
+// was a 500 once), and so are bidi controls and zero-width characters.
 func TestCheckDescription(t *testing.T) {
-	for d, ok := range map[string]bool{"": true, "line\nbreak\ttab é": true, strings.Repeat("x", maxDescription): true,
-		strings.Repeat("x", maxDescription+1): false, "a\x00b": false, "\xff": false} {
+	for d, ok := range map[string]bool{"": true, "line\nbreak\ttab é": true, strings.Repeat("é", keyplane.MaxDescriptionLen): true,
+		strings.Repeat("x", keyplane.MaxDescriptionLen+1): false, "a\x00b": false, "\xff": false, "a\u202eb": false, "a\u200bb": false, "\ufeffa": false} {
 		var v keyplane.Validation
-		if checkDescription(&v, d); (v.Err() == nil) != ok {
+		if checkName(&v, "description", d, keyplane.MaxDescriptionLen, false); (v.Err() == nil) != ok {
 			t.Errorf("description %.30q: error %v, want accepted %v", d, v.Err(), ok)
 		}
 	}
 }
 
 func TestCheckName(t *testing.T) {
-	for in, ok := range map[string]bool{"Mobile App": true, "  trimmed  ": true, "": false, "   ": false, "tab\there": false, strings.Repeat("é", 100): true, strings.Repeat("é", 101): false} {
+	for in, ok := range map[string]bool{"Mobile App": true, "  trimmed  ": true, "": false, "   ": false, "tab\there": false, "Pay\u202Elap": false, "a\u2066b": false, "zero\u200bwidth": false, "a\u061cb": false, "a\u2060b": false, strings.Repeat("é", 100): true, strings.Repeat("é", 101): false} {
 		var v keyplane.Validation
 		checkName(&v, "name", in, keyplane.MaxNameLen, true)
 		if (v.Err() == nil) != ok {

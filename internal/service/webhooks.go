@@ -30,9 +30,8 @@ const (
 	// could outlast its lease). A node that dies leaves its attempts to others after this.
 	deliveryLease = 2 * time.Minute
 	// maxRetryAfter bounds how long an endpoint's Retry-After may push its next attempt.
-	maxRetryAfter  = 6 * time.Hour
-	maxDescription = 500
-	maxEventData   = 256 << 10
+	maxRetryAfter = 6 * time.Hour
+	maxEventData  = 256 << 10
 )
 
 // WebhookOptions configure webhook endpoints and their delivery.
@@ -140,16 +139,6 @@ func (s *Service) checkEventTypes(v *keyplane.Validation, types []string) []stri
 	return out
 }
 
-func checkDescription(v *keyplane.Validation, d string) {
-	switch {
-	case len(d) > maxDescription:
-		v.Add("description", "must be at most %d bytes", maxDescription)
-	case !utf8.ValidString(d) || strings.IndexByte(d, 0) >= 0:
-		// PostgreSQL text holds neither.
-		v.Add("description", "must be valid UTF-8 without NUL characters")
-	}
-}
-
 // CreateWebhook subscribes a URL to events and returns it with its signing secret, shown here once
 // (and later to those who may reveal it).
 func (s *Service) CreateWebhook(ctx context.Context, c *keyplane.Caller, wsID string, in WebhookInput) (*keyplane.WebhookEndpoint, string, error) {
@@ -159,7 +148,7 @@ func (s *Service) CreateWebhook(ctx context.Context, c *keyplane.Caller, wsID st
 	var v keyplane.Validation
 	u := s.checkURL(ctx, &v, in.URL)
 	types := s.checkEventTypes(&v, in.EventTypes)
-	checkDescription(&v, in.Description)
+	in.Description = checkName(&v, "description", in.Description, keyplane.MaxDescriptionLen, false)
 	if err := v.Err(); err != nil {
 		return nil, "", err
 	}
@@ -247,7 +236,7 @@ func (s *Service) UpdateWebhook(ctx context.Context, c *keyplane.Caller, wsID, e
 		types = s.checkEventTypes(&v, p.EventTypes.Value)
 	}
 	if p.Description.Set {
-		checkDescription(&v, p.Description.Value)
+		p.Description.Value = checkName(&v, "description", p.Description.Value, keyplane.MaxDescriptionLen, false)
 	}
 	if p.Enabled.Set && p.Enabled.Null {
 		v.Add("enabled", "cannot be null")
