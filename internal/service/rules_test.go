@@ -54,11 +54,12 @@ func ptr(t time.Time) *time.Time { return &t }
 
 func TestCheckOrigins(t *testing.T) {
 	var v keyplane.Validation
-	got := checkOrigins(&v, []string{"https://Shop.Example.com", "https://shop.example.com/", "http://localhost:3000"})
+	got := checkOrigins(&v, []string{"https://Shop.Example.com", "https://shop.example.com/", "http://localhost:3000", "https://shop.example.com:443", " http://localhost:3000 "})
 	if v.Err() != nil || strings.Join(got, " ") != "https://shop.example.com http://localhost:3000" {
 		t.Fatalf("origins %v, %v", got, v.Err())
 	}
-	for _, bad := range []string{"shop.example.com", "ftp://x.example", "https://", "https://u:p@x.example", "https://x.example/path", "https://x.example?q", "https://x.example#f", "null", "*"} {
+	for _, bad := range []string{"shop.example.com", "ftp://x.example", "https://", "https://u:p@x.example", "https://x.example/path", "https://x.example?q", "https://x.example#f", "null", "*",
+		"https://*.example", "https://x.example:99999", "https://x.example:0"} {
 		var v keyplane.Validation
 		checkOrigins(&v, []string{bad})
 		if v.Err() == nil {
