@@ -105,6 +105,7 @@ var statusOf = map[keyplane.Code]int{
 	keyplane.CodeKeyLimitReached:      http.StatusConflict,
 	keyplane.CodeKeyNotDeletable:      http.StatusConflict,
 	keyplane.CodeKeyRevoked:           http.StatusConflict,
+	keyplane.CodeDeliveryNotRetryable: http.StatusConflict,
 	keyplane.CodePayloadTooLarge:      http.StatusRequestEntityTooLarge,
 	keyplane.CodeUnsupportedMediaType: http.StatusUnsupportedMediaType,
 	keyplane.CodeRateLimited:          http.StatusTooManyRequests,

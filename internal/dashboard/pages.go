@@ -369,7 +369,8 @@ func (d *Dashboard) userError(w http.ResponseWriter, r *http.Request, v *view, e
 		d.fail(w, r, http.StatusNotFound, message(err))
 	case keyplane.CodeForbidden:
 		d.fail(w, r, http.StatusForbidden, forbiddenMessage(v, err))
-	case keyplane.CodeKeyRevoked, keyplane.CodeKeyNotDeletable, keyplane.CodeKeyLimitReached, keyplane.CodeLiveModeDisabled, keyplane.CodeRateLimited:
+	case keyplane.CodeKeyRevoked, keyplane.CodeKeyNotDeletable, keyplane.CodeKeyLimitReached, keyplane.CodeLiveModeDisabled, keyplane.CodeRateLimited,
+		keyplane.CodeDeliveryNotRetryable:
 		d.fail(w, r, http.StatusConflict, message(err))
 	default:
 		d.serverError(w, r, err)

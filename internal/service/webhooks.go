@@ -490,6 +490,12 @@ func (s *Service) RetryDelivery(ctx context.Context, c *keyplane.Caller, wsID, e
 		if old.EventType == keyplane.EventWebhookTest {
 			return nil, invalidField("deliveryId", "is a test send, which is not retried: send a new test event")
 		}
+		// Only a failure is retried, as the dashboard offers: re-sending one that succeeded would
+		// replay an old event (a key's full object) to wherever the endpoint points now, and one
+		// still pending would be sent twice.
+		if old.Status != keyplane.DeliveryFailed {
+			return nil, keyplane.Errorf(keyplane.CodeDeliveryNotRetryable, "attempt %s is %s: only a failed attempt can be retried", old.ID, old.Status)
+		}
 		if !e.Enabled {
 			return nil, invalidField("deliveryId", "belongs to a disabled endpoint: enable the endpoint first")
 		}
