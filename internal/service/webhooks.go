@@ -102,14 +102,16 @@ func webhookTarget(e *keyplane.WebhookEndpoint) keyplane.Target {
 }
 
 // checkURL validates an endpoint's URL, resolving its host: the SSRF guard at creation.
-func (s *Service) checkURL(ctx context.Context, v *keyplane.Validation, raw string) string {
+func (s *Service) checkURL(ctx context.Context, wsID string, v *keyplane.Validation, raw string) string {
 	u, err := s.hooks.Policy.CheckURL(raw)
 	if err != nil {
 		v.Add("url", "%s", err.Error())
 		return raw
 	}
 	if err := s.hooks.Policy.CheckHost(ctx, s.hooks.Lookup, u.Hostname()); err != nil {
+		// The tenant reads a generic reason; what the resolver answered is for the operator only.
 		v.Add("url", "%s", err.Error())
+		s.log.InfoContext(ctx, "webhook URL refused", "workspace_id", wsID, "reason", webhook.Detail(err))
 	}
 	return u.String()
 }
@@ -146,7 +148,7 @@ func (s *Service) CreateWebhook(ctx context.Context, c *keyplane.Caller, wsID st
 		return nil, "", err
 	}
 	var v keyplane.Validation
-	u := s.checkURL(ctx, &v, in.URL)
+	u := s.checkURL(ctx, wsID, &v, in.URL)
 	types := s.checkEventTypes(&v, in.EventTypes)
 	in.Description = checkName(&v, "description", in.Description, keyplane.MaxDescriptionLen, false)
 	if err := v.Err(); err != nil {
@@ -228,7 +230,7 @@ func (s *Service) UpdateWebhook(ctx context.Context, c *keyplane.Caller, wsID, e
 		if p.URL.Null {
 			v.Add("url", "cannot be null")
 		} else {
-			u = s.checkURL(ctx, &v, p.URL.Value)
+			u = s.checkURL(ctx, wsID, &v, p.URL.Value)
 		}
 	}
 	var types []string
@@ -400,7 +402,15 @@ func (s *Service) attempt(ctx context.Context, e *keyplane.WebhookEndpoint, msgI
 	}
 	h := http.Header{}
 	webhook.Headers(h, secrets, msgID, now, body)
-	return s.hooks.Client.Post(ctx, e.URL, h, body), nil
+	r := s.hooks.Client.Post(ctx, e.URL, h, body)
+	// The deliveries log gets webhook.Describe's generic reason; where the resolver's answer was left
+	// out of it, the operator's log has it.
+	if r.Err != nil {
+		if detail := webhook.Detail(r.Err); detail != webhook.Describe(r.Err) {
+			s.log.InfoContext(ctx, "webhook attempt refused", "workspace_id", e.WorkspaceID, "endpoint_id", e.ID, "reason", detail)
+		}
+	}
+	return r, nil
 }
 
 // record fills an attempt's outcome from what the endpoint answered.
