@@ -280,7 +280,9 @@ func schemas() map[string]schema {
 		"DeletedApiKey":       sealed(props{"id": idOf("apk"), "deleted": boolean().constant(true)}),
 		"RevealedApiKey":      sealed(props{"id": idOf("apk"), "keyValue": str().pattern(keyValuePattern)}),
 
-		"AuditEntry": sealed(props{
+		"AuditEntry": closed(props{
+			"redacted": boolean().constant(true).desc("Present for a caller without api_keys:read (developers, viewers, keys): the values of an API key's " +
+				"changed fields and an API key actor's name read \"[redacted]\", so the entry no longer hashes to its hash; GET /v1/audit-logs/verify checks the stored entries."),
 			"id":        idOf("aud"),
 			"timestamp": dateTime(),
 			"action":    str().example("api_key.created"),
@@ -293,7 +295,7 @@ func schemas() map[string]schema {
 				desc("Each changed field's value before and after, as the API shows it."),
 			"prevHash": str().pattern("^(?:[0-9a-f]{64})?$").desc("The previous entry's hash; empty for the first entry."),
 			"hash":     str().pattern("^[0-9a-f]{64}$").desc("hex(SHA-256(prevHash + JCS(this entry without hash)))."),
-		}),
+		}, "id", "timestamp", "action", "actor", "target", "ip", "userAgent", "requestId", "changes", "prevHash", "hash"),
 		"AuditVerification": sealed(props{
 			"valid":      boolean(),
 			"entries":    integer().set("minimum", 0),
@@ -646,7 +648,7 @@ func operations() []operation {
 			errors: append([]string{"KeyRevoked"}, keyBody...)},
 
 		{method: "GET", path: "/v1/audit-logs", id: "listAuditLogs", tag: "audit", summary: "List the audit trail",
-			description: "Newest first. Needs audit:read.",
+			description: "Newest first. Needs audit:read. Without api_keys:read, entries about API keys come with the values of the key's fields hidden (redacted: true).",
 			access:      workspaced, status: 200, data: ref("AuditEntry"), list: true,
 			query: []map[string]any{
 				param("action", "query", "Only entries of this action, such as api_key.created.", str()),

@@ -944,6 +944,19 @@ func testAuthorization(t *testing.T, s *kpServer) {
 			audit := p.get(t, "/w/default/audit")
 			expect(t, audit, http.StatusOK)
 			expectText(t, audit, "Audit trail", "user.signed_in")
+			// The trail's entries about keys, without the keys' names and settings: README says
+			// developers and viewers see no API keys.
+			probeName := s.key(t, "default", probeID)["name"].(string)
+			if !strings.Contains(audit.body, probeID) || strings.Contains(audit.body, html.EscapeString(probeName)) || !strings.Contains(audit.body, `id="keys-hidden"`) {
+				t.Errorf("%s's audit page: probe id shown %v, its name %q shown %v, the notice shown %v", who,
+					strings.Contains(audit.body, probeID), probeName, strings.Contains(audit.body, html.EscapeString(probeName)), strings.Contains(audit.body, `id="keys-hidden"`))
+			}
+			// The page does not check the chain by itself; "Verify chain" does, and may be pressed by all.
+			e = p.post(t, "/w/default/audit/verify", nil)
+			expectRedirect(t, e, "/w/default/audit")
+			if after := p.get(t, "/w/default/audit"); !strings.Contains(first(reFlash, after.body), "Chain verified") || !strings.Contains(after.body, "✓ Chain verified") {
+				t.Errorf("%s: after Verify chain, flash %q", who, first(reFlash, after.body))
+			}
 			n := nav(audit.body)
 			if n == "" || strings.Contains(n, "API keys") || !strings.Contains(n, "Logs") || !strings.Contains(n, "Audit trail") || !strings.Contains(n, "Members") {
 				t.Errorf("%s's navigation: %q; want Logs, Audit trail and Members, no API keys", who, n)
