@@ -13,17 +13,16 @@ type Code string
 
 // Error codes of the API contract.
 const (
-	CodeInvalidRequest   Code = "invalid_request"
-	CodeUnauthorized     Code = "unauthorized"
-	CodeForbidden        Code = "forbidden"
-	CodeLiveModeDisabled Code = "live_mode_disabled"
-	CodeNotFound         Code = "not_found"
-	CodeMethodNotAllowed Code = "method_not_allowed"
-	CodeKeyLimitReached  Code = "key_limit_reached"
-	CodeKeyNotDeletable  Code = "key_not_deletable"
-	CodeKeyRevoked       Code = "key_revoked"
-	// CodeDeliveryNotRetryable: a manual retry of a webhook attempt that did not fail.
-	CodeDeliveryNotRetryable Code = "delivery_not_retryable"
+	CodeInvalidRequest       Code = "invalid_request"
+	CodeUnauthorized         Code = "unauthorized"
+	CodeForbidden            Code = "forbidden"
+	CodeLiveModeDisabled     Code = "live_mode_disabled"
+	CodeNotFound             Code = "not_found"
+	CodeMethodNotAllowed     Code = "method_not_allowed"
+	CodeKeyLimitReached      Code = "key_limit_reached"
+	CodeKeyNotDeletable      Code = "key_not_deletable"
+	CodeKeyRevoked           Code = "key_revoked"
+	CodeDeliveryNotRetryable Code = "delivery_not_retryable" // a manual retry of an attempt that did not fail
 	CodePayloadTooLarge      Code = "payload_too_large"
 	CodeUnsupportedMediaType Code = "unsupported_media_type"
 	CodeRateLimited          Code = "rate_limited"

@@ -178,7 +178,8 @@ func invalid(field, format string, args ...any) *keyplane.Error {
 }
 
 // decode reads a JSON object body into dst, strictly: JSON media type, size limit, no unknown fields,
-// no member given twice or in another letter case than its field's (checkMembers), no trailing data. An empty body decodes as {} when optional.
+// no member given twice or in another letter case than its field's (checkMembers), no trailing data.
+// An empty body decodes as {} when optional.
 func decode(w http.ResponseWriter, r *http.Request, dst any, limit int64, optional bool) error {
 	return decodeFast(w, r, dst, limit, optional, nil)
 }
