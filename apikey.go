@@ -3,6 +3,8 @@ package keyplane
 import (
 	"encoding/json"
 	"net/netip"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -193,10 +195,101 @@ func Compile(k *APIKey) *CompiledKey {
 	if len(k.AllowedOrigins) > 0 {
 		c.origins = make(map[string]struct{}, len(k.AllowedOrigins))
 		for _, o := range k.AllowedOrigins {
+			if n, ok := NormalizeOrigin(o); ok {
+				o = n // a key stored before origins were normalised may hold https://x:443
+			}
 			c.origins[o] = struct{}{}
 		}
 	}
 	return c
+}
+
+// allowsOrigin compares origins normalised. A browser's Origin header already is, so the first look
+// finds it; a caller's "https://Shop.example:443" is normalised only when that misses.
+func (c *CompiledKey) allowsOrigin(o string) bool {
+	if _, ok := c.origins[o]; ok {
+		return true
+	}
+	n, ok := NormalizeOrigin(o)
+	if !ok || n == o {
+		return false
+	}
+	_, ok = c.origins[n]
+	return ok
+}
+
+// NormalizeOrigin returns an origin as a browser sends it (scheme and host in lower case, the
+// scheme's default port dropped, a port without leading zeros) and whether s is one: http or https,
+// a host of ASCII letters, digits, '-' and '.' (an internationalised name in its xn-- form) or an IP
+// address (IPv6 in brackets, without zone), a port from 1 to 65535, nothing else but a trailing "/".
+// Wildcards are no origin: a browser never sends one, and keyplane does not define them.
+func NormalizeOrigin(s string) (string, bool) {
+	scheme, rest, ok := strings.Cut(s, "://")
+	scheme = strings.ToLower(scheme)
+	if !ok || scheme != "http" && scheme != "https" {
+		return "", false
+	}
+	rest = strings.TrimSuffix(rest, "/")
+	var host, port string
+	if strings.HasPrefix(rest, "[") {
+		end := strings.IndexByte(rest, ']')
+		if end < 0 {
+			return "", false
+		}
+		a, err := netip.ParseAddr(rest[1:end])
+		if err != nil || !a.Is6() || a.Zone() != "" {
+			return "", false
+		}
+		host, rest = "["+a.String()+"]", rest[end+1:]
+		if rest != "" {
+			if rest[0] != ':' {
+				return "", false
+			}
+			port = rest[1:]
+			if port == "" {
+				return "", false
+			}
+		}
+	} else {
+		host = rest
+		if i := strings.IndexByte(rest, ':'); i >= 0 {
+			host, port = rest[:i], rest[i+1:]
+			if port == "" {
+				return "", false
+			}
+		}
+		if host == "" {
+			return "", false
+		}
+		for i := 0; i < len(host); i++ {
+			b := host[i]
+			if !(b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '-' || b == '.') {
+				return "", false
+			}
+		}
+		host = strings.ToLower(host)
+	}
+	if port != "" {
+		n := 0
+		for i := 0; i < len(port); i++ {
+			if port[i] < '0' || port[i] > '9' || i >= 5 {
+				return "", false
+			}
+			n = n*10 + int(port[i]-'0')
+		}
+		if n < 1 || n > 65535 {
+			return "", false
+		}
+		if n == 443 && scheme == "https" || n == 80 && scheme == "http" {
+			port = ""
+		} else {
+			port = strconv.Itoa(n)
+		}
+	}
+	if port == "" {
+		return scheme + "://" + host, true
+	}
+	return scheme + "://" + host + ":" + port, true
 }
 
 // HasPermission reports whether the key was granted p.
@@ -230,10 +323,8 @@ func (c *CompiledKey) Check(now time.Time, secretExpiresAt *time.Time, req *Veri
 	if len(c.prefixes) > 0 && !c.allowsIP(req.IP) {
 		return VerifyForbidden
 	}
-	if c.origins != nil {
-		if _, ok := c.origins[req.Origin]; !ok {
-			return VerifyForbidden
-		}
+	if c.origins != nil && !c.allowsOrigin(req.Origin) {
+		return VerifyForbidden
 	}
 	for _, p := range req.Permissions {
 		if _, ok := c.permissions[p]; !ok {

@@ -36,6 +36,8 @@ func TestCheck(t *testing.T) {
 	withIPs.IPAllowlist = []string{"203.0.113.0/24", "2001:db8::/32", "198.51.100.7"}
 	withOrigins := base
 	withOrigins.AllowedOrigins = []string{"https://shop.example.com"}
+	withStoredPort := base // as keys made before origins were normalised may hold them
+	withStoredPort.AllowedOrigins = []string{"https://shop.example.com:443"}
 	ip := func(s string) netip.Addr { return netip.MustParseAddr(s) }
 	cases := []struct {
 		name   string
@@ -64,6 +66,12 @@ func TestCheck(t *testing.T) {
 		{"origin allowed", withOrigins, nil, VerifyRequest{Origin: "https://shop.example.com"}, VerifyValid},
 		{"origin other", withOrigins, nil, VerifyRequest{Origin: "https://evil.example.com"}, VerifyForbidden},
 		{"no origin fails closed", withOrigins, nil, VerifyRequest{}, VerifyForbidden},
+		// Compared normalised: a caller naming the origin another way names the same origin.
+		{"origin with its default port", withOrigins, nil, VerifyRequest{Origin: "https://shop.example.com:443"}, VerifyValid},
+		{"origin in capitals", withOrigins, nil, VerifyRequest{Origin: "HTTPS://Shop.Example.COM"}, VerifyValid},
+		{"origin with another port", withOrigins, nil, VerifyRequest{Origin: "https://shop.example.com:8443"}, VerifyForbidden},
+		{"origin over http", withOrigins, nil, VerifyRequest{Origin: "http://shop.example.com"}, VerifyForbidden},
+		{"a stored origin with its default port", withStoredPort, nil, VerifyRequest{Origin: "https://shop.example.com"}, VerifyValid},
 		{"forbidden before permissions", withIPs, nil, VerifyRequest{IP: ip("192.0.2.1"), Permissions: []string{"x:y"}}, VerifyForbidden},
 	}
 	for _, c := range cases {
@@ -159,6 +167,35 @@ func BenchmarkCheck(b *testing.B) {
 	for b.Loop() {
 		if c.Check(t0, nil, req) != VerifyValid {
 			b.Fatal("not valid")
+		}
+	}
+}
+
+func TestNormalizeOrigin(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://shop.example.com":      "https://shop.example.com",
+		"https://Shop.Example.com/":     "https://shop.example.com",
+		"HTTPS://shop.example.com:443":  "https://shop.example.com",
+		"http://shop.example.com:80":    "http://shop.example.com",
+		"http://shop.example.com:443":   "http://shop.example.com:443",
+		"https://shop.example.com:0443": "https://shop.example.com",
+		"http://localhost:3000":         "http://localhost:3000",
+		"https://[2001:DB8::1]:443":     "https://[2001:db8::1]",
+		"https://[2001:db8::1]:8443":    "https://[2001:db8::1]:8443",
+		"https://203.0.113.7:65535":     "https://203.0.113.7:65535",
+		"https://xn--caf-dma.example":   "https://xn--caf-dma.example",
+	} {
+		if got, ok := NormalizeOrigin(in); !ok || got != want {
+			t.Errorf("NormalizeOrigin(%q) = %q, %v; want %q", in, got, ok, want)
+		}
+	}
+	for _, bad := range []string{"", "shop.example.com", "ftp://x.example", "https://", "https://u:p@x.example", "https://x.example/path",
+		"https://x.example?q", "https://x.example#f", "null", "*", "https://*.example", "https://*", "https://x.example:99999",
+		"https://x.example:0", "https://x.example:", "https://x.example:-1", "https://x.example:8a", "https://x.example:123456",
+		"https://[2001:db8::1", "https://[fe80::1%25eth0]", "https://[not-ip]", "https://café.example", "https://x.example\\y",
+		"https://x .example", "https://x.example:443:443", "https://2001:db8::1"} {
+		if got, ok := NormalizeOrigin(bad); ok {
+			t.Errorf("NormalizeOrigin(%q) = %q, accepted", bad, got)
 		}
 	}
 }

@@ -25,6 +25,7 @@ const (
 	// CodeLastOwner refuses a change of role, a removal or a departure that would leave a workspace
 	// without an active owner.
 	CodeLastOwner            Code = "last_owner"
+	CodeDeliveryNotRetryable Code = "delivery_not_retryable" // a manual retry of an attempt that did not fail
 	CodePayloadTooLarge      Code = "payload_too_large"
 	CodeUnsupportedMediaType Code = "unsupported_media_type"
 	CodeRateLimited          Code = "rate_limited"

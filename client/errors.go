@@ -21,6 +21,7 @@ const (
 	CodeKeyNotDeletable      = "key_not_deletable"      // 409
 	CodeKeyRevoked           = "key_revoked"            // 409
 	CodeLastOwner            = "last_owner"             // 409; the workspace would have no active owner
+	CodeDeliveryNotRetryable = "delivery_not_retryable" // 409; only a failed webhook attempt is retried
 	CodePayloadTooLarge      = "payload_too_large"      // 413
 	CodeUnsupportedMediaType = "unsupported_media_type" // 415
 	CodeRateLimited          = "rate_limited"           // 429; RetryAfter says how long to wait

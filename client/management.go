@@ -407,7 +407,8 @@ func (c *Client) AllDeliveries(ctx context.Context, webhookID string, p ListDeli
 }
 
 // RetryDelivery queues a new attempt of a delivery's event, due now, and answers it, pending
-// (webhooks:write). Test sends are not retried.
+// (webhooks:write). Only a failed attempt is retried (CodeDeliveryNotRetryable otherwise); test
+// sends are not retried.
 func (c *Client) RetryDelivery(ctx context.Context, webhookID, deliveryID string) (*Delivery, error) {
 	var out Delivery
 	if err := c.post(ctx, "/v1/webhooks/"+seg(webhookID)+"/deliveries/"+seg(deliveryID)+"/retry", nil, &out); err != nil {

@@ -454,19 +454,11 @@ func TestWebhooks(t *testing.T) {
 		delivered.NextAttemptAt != nil || delivered.DurationMs == nil {
 		t.Errorf("delivery: %+v", delivered)
 	}
-	retry, err := w.RetryDelivery(ctx, wh.ID, delivered.ID)
-	if err != nil || retry.Status != client.DeliveryPending || retry.Attempt != 2 || retry.EventID != ev.ID || retry.ID == delivered.ID {
-		t.Fatalf("retry: %+v, %v", retry, err)
+	// Only a failed attempt is retried: this one succeeded.
+	_, err = w.RetryDelivery(ctx, wh.ID, delivered.ID)
+	if e := apiError(t, err); e.StatusCode != 409 || e.Code != client.CodeDeliveryNotRetryable {
+		t.Errorf("retry of a succeeded delivery: %v", e)
 	}
-	eventually(t, 15*time.Second, "the retry delivered", func() bool {
-		n := 0
-		for _, id := range h.ids() {
-			if id == ev.ID {
-				n++
-			}
-		}
-		return n == 2
-	})
 	var types []string
 	for d, err := range w.AllDeliveries(ctx, wh.ID, client.ListDeliveriesParams{Limit: 1}) {
 		if err != nil {
@@ -474,8 +466,42 @@ func TestWebhooks(t *testing.T) {
 		}
 		types = append(types, d.EventType)
 	}
-	if len(types) != 3 || !slices.Contains(types, "webhook.test") {
+	if len(types) != 2 || !slices.Contains(types, "webhook.test") {
 		t.Errorf("deliveries: %v", types)
+	}
+
+	// A failed attempt is retried: an endpoint nobody listens on.
+	gone := httptest.NewServer(http.NotFoundHandler())
+	goneURL := gone.URL
+	gone.Close()
+	wd, err := w.CreateWebhook(ctx, client.CreateWebhookRequest{URL: goneURL + "/hook", EventTypes: []string{"order.created"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev2, err := w.SendEvent(ctx, client.SendEventRequest{Type: "order.created", Data: json.RawMessage(`{"orderId":43}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var failed *client.Delivery
+	eventually(t, 15*time.Second, "a failed delivery of the event", func() bool {
+		p, err := w.ListDeliveries(ctx, wd.ID, client.ListDeliveriesParams{Status: client.DeliveryFailed})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range p.Items {
+			if d.EventID == ev2.ID {
+				failed = &d
+				return true
+			}
+		}
+		return false
+	})
+	retry, err := w.RetryDelivery(ctx, wd.ID, failed.ID)
+	if err != nil || retry.Status != client.DeliveryPending || retry.Attempt != failed.Attempt+1 || retry.EventID != ev2.ID || retry.ID == failed.ID {
+		t.Fatalf("retry: %+v, %v", retry, err)
+	}
+	if _, err := w.DeleteWebhook(ctx, wd.ID); err != nil {
+		t.Fatal(err)
 	}
 
 	del, err := w.DeleteWebhook(ctx, wh.ID)

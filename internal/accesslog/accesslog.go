@@ -1,5 +1,5 @@
 // Package accesslog wraps HTTP handlers with what every request gets, API or dashboard alike: a
-// request id (the caller's, when it is sane, else a new req_… id) in the context and the X-Request-Id
+// request id (the caller's, when it is sane and holds no credential, else a new req_… id) in the context and the X-Request-Id
 // header, recovery from panics, and one structured log line per request. It never logs headers,
 // query strings or bodies: they may hold credentials; nor a credential a caller put in the path.
 package accesslog
@@ -84,9 +84,11 @@ func level(path string, status int) slog.Level {
 	return slog.LevelInfo
 }
 
-// sane accepts a caller's request id only if it cannot corrupt a log line or a header.
+// sane accepts a caller's request id only if it cannot corrupt a log line or a header, and holds
+// nothing redact would cut: a key value sent as a request id would otherwise be kept whole in the
+// access log, in error bodies and in the audit trail's requestId, where it can never be removed.
 func sane(s string) bool {
-	if s == "" || len(s) > 64 {
+	if s == "" || len(s) > 64 || redact.Secrets(s) != s {
 		return false
 	}
 	for _, c := range s {

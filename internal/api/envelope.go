@@ -106,6 +106,7 @@ var statusOf = map[keyplane.Code]int{
 	keyplane.CodeKeyNotDeletable:      http.StatusConflict,
 	keyplane.CodeKeyRevoked:           http.StatusConflict,
 	keyplane.CodeLastOwner:            http.StatusConflict,
+	keyplane.CodeDeliveryNotRetryable: http.StatusConflict,
 	keyplane.CodePayloadTooLarge:      http.StatusRequestEntityTooLarge,
 	keyplane.CodeUnsupportedMediaType: http.StatusUnsupportedMediaType,
 	keyplane.CodeRateLimited:          http.StatusTooManyRequests,
@@ -178,7 +179,8 @@ func invalid(field, format string, args ...any) *keyplane.Error {
 }
 
 // decode reads a JSON object body into dst, strictly: JSON media type, size limit, no unknown fields,
-// no trailing data. An empty body decodes as {} when optional.
+// no member given twice or in another letter case than its field's (checkMembers), no trailing data.
+// An empty body decodes as {} when optional.
 func decode(w http.ResponseWriter, r *http.Request, dst any, limit int64, optional bool) error {
 	return decodeFast(w, r, dst, limit, optional, nil)
 }
@@ -217,6 +219,9 @@ func decodeFast(w http.ResponseWriter, r *http.Request, dst any, limit int64, op
 	}
 	if fast != nil && fast(body) {
 		return nil
+	}
+	if err := checkMembers(body, dst); err != nil {
+		return err
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()

@@ -281,7 +281,9 @@ func schemas() map[string]schema {
 		"DeletedApiKey":       sealed(props{"id": idOf("apk"), "deleted": boolean().constant(true)}),
 		"RevealedApiKey":      sealed(props{"id": idOf("apk"), "keyValue": str().pattern(keyValuePattern)}),
 
-		"AuditEntry": sealed(props{
+		"AuditEntry": closed(props{
+			"redacted": boolean().constant(true).desc("Present for a caller without api_keys:read (developers, viewers, keys): the values of an API key's " +
+				"changed fields and an API key actor's name read \"[redacted]\", so the entry no longer hashes to its hash; GET /v1/audit-logs/verify checks the stored entries."),
 			"id":        idOf("aud"),
 			"timestamp": dateTime(),
 			"action":    str().example("api_key.created"),
@@ -294,7 +296,7 @@ func schemas() map[string]schema {
 				desc("Each changed field's value before and after, as the API shows it."),
 			"prevHash": str().pattern("^(?:[0-9a-f]{64})?$").desc("The previous entry's hash; empty for the first entry."),
 			"hash":     str().pattern("^[0-9a-f]{64}$").desc("hex(SHA-256(prevHash + JCS(this entry without hash)))."),
-		}),
+		}, "id", "timestamp", "action", "actor", "target", "ip", "userAgent", "requestId", "changes", "prevHash", "hash"),
 		"AuditVerification": sealed(props{
 			"valid":      boolean(),
 			"entries":    integer().set("minimum", 0),
@@ -447,6 +449,7 @@ func errorResponses() []errorResponse {
 		{"KeyNotDeletable", 409, "Only a disabled or revoked key can be deleted permanently.", []keyplane.Code{keyplane.CodeKeyNotDeletable}},
 		{"KeyRevoked", 409, "The key is revoked: it cannot change any more.", []keyplane.Code{keyplane.CodeKeyRevoked}},
 		{"LastOwner", 409, "The change, removal or departure would leave the workspace without an active owner.", []keyplane.Code{keyplane.CodeLastOwner}},
+		{"DeliveryNotRetryable", 409, "Only a failed attempt is retried: this one succeeded or is still pending.", []keyplane.Code{keyplane.CodeDeliveryNotRetryable}},
 		{"PayloadTooLarge", 413, "The body is over the limit: 1 MiB for management calls, 64 KiB for verification.", []keyplane.Code{keyplane.CodePayloadTooLarge}},
 		{"RateLimited", 429, "Too many management calls from this credential or address; retry after Retry-After seconds.", []keyplane.Code{keyplane.CodeRateLimited}},
 		{"UnsupportedMediaType", 415, "The body is not application/json.", []keyplane.Code{keyplane.CodeUnsupportedMediaType}},
@@ -659,7 +662,7 @@ func operations() []operation {
 			errors: append([]string{"KeyRevoked"}, keyBody...)},
 
 		{method: "GET", path: "/v1/audit-logs", id: "listAuditLogs", tag: "audit", summary: "List the audit trail",
-			description: "Newest first. Needs audit:read.",
+			description: "Newest first. Needs audit:read. Without api_keys:read, entries about API keys come with the values of the key's fields hidden (redacted: true).",
 			access:      workspaced, status: 200, data: ref("AuditEntry"), list: true,
 			query: []map[string]any{
 				param("action", "query", "Only entries of this action, such as api_key.created.", str()),
@@ -726,8 +729,8 @@ func operations() []operation {
 				paramRef("limit"), paramRef("cursor"),
 			}},
 		{method: "POST", path: "/v1/webhooks/{id}/deliveries/{deliveryId}/retry", id: "retryDelivery", tag: "webhooks", summary: "Queue a new attempt of a delivery",
-			description: "Answers 202 with the new, pending attempt. Test sends are not retried; a disabled endpoint must be enabled first. Needs webhooks:write.",
-			access:      workspaced, body: "EmptyRequest", bodyOptional: true, status: 202, data: ref("Delivery"), errors: keyBody},
+			description: "Answers 202 with the new, pending attempt. Only a failed attempt is retried (409 delivery_not_retryable for one that succeeded or is pending); test sends are not retried; a disabled endpoint must be enabled first. Needs webhooks:write.",
+			access:      workspaced, body: "EmptyRequest", bodyOptional: true, status: 202, data: ref("Delivery"), errors: append([]string{"DeliveryNotRetryable"}, keyBody...)},
 		{method: "POST", path: "/v1/events", id: "sendEvent", tag: "webhooks", summary: "Send a custom event",
 			description: "Queues it for every enabled endpoint subscribed to its type; answers 202. Needs events:write.",
 			access:      workspaced, body: "SendEventRequest", status: 202, data: ref("SentEvent"), errors: keyBody},
@@ -867,7 +870,7 @@ func buildOpenAPI() map[string]any {
 					"The workspace a root key acts on; required for root keys, ignored for workspace keys (they act on their own).", idOf("ws")),
 			},
 			"headers": map[string]any{
-				"X-Request-Id": map[string]any{"description": "The request's id: the caller's own if it is sane (≤ 64 of [A-Za-z0-9._-]), else a new req_ id.", "schema": str()},
+				"X-Request-Id": map[string]any{"description": "The request's id: the caller's own if it is sane (≤ 64 of [A-Za-z0-9._-]) and not a credential, else a new req_ id.", "schema": str()},
 			},
 			"securitySchemes": map[string]any{
 				"rootKey": map[string]any{"type": "http", "scheme": "bearer", "bearerFormat": "kp_root_…",

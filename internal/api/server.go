@@ -222,6 +222,28 @@ func (s *Server) ClientIP(r *http.Request) netip.Addr {
 	return peer
 }
 
+// HSTS is the Strict-Transport-Security header StrictTransport sends: two years, subdomains too.
+const HSTS = "max-age=63072000; includeSubDomains"
+
+// StrictTransport sends HSTS with every answer, API and dashboard alike, to a request that came over
+// TLS: directly, or through a trusted proxy that says so with X-Forwarded-Proto. Over plain HTTP it
+// sends nothing: browsers ignore the header there, and a local deployment must stay reachable.
+func (s *Server) StrictTransport(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.OverTLS(r) {
+			w.Header().Set("Strict-Transport-Security", HSTS)
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// OverTLS reports whether the client reached keyplane over TLS, directly or through a trusted proxy
+// whose X-Forwarded-Proto says https. The header is looked at first: most requests have none, and
+// then the peer's address is never parsed.
+func (s *Server) OverTLS(r *http.Request) bool {
+	return r.TLS != nil || len(s.proxies) > 0 && strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https") && s.FromTrustedProxy(r)
+}
+
 // FromTrustedProxy reports whether the request's peer is one of the trusted proxies.
 func (s *Server) FromTrustedProxy(r *http.Request) bool {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)

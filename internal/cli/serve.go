@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/keyplane/keyplane/internal/accesslog"
@@ -49,7 +50,7 @@ func handler(e *env, m *metrics.Metrics, ver *verify.Verifier, limiter ratelimit
 	}
 	mux.Handle("/", dash)
 	mux.Handle("GET /metrics", m.Handler(cfg.MetricsToken))
-	return accesslog.Wrap(e.log, m.Middleware(mux), func(w http.ResponseWriter, r *http.Request) {
+	return accesslog.Wrap(e.log, apiSrv.StrictTransport(m.Middleware(mux)), func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/v1/") {
 			apiSrv.Panic(w, r)
 		} else {
@@ -60,6 +61,10 @@ func handler(e *env, m *metrics.Metrics, ver *verify.Verifier, limiter ratelimit
 
 // shutdownGrace bounds how long serve waits for requests in flight after SIGTERM.
 const shutdownGrace = 30 * time.Second
+
+// listenWait bounds how long serve waits for its first LISTEN on PostgreSQL before it says it is
+// ready: long enough for a slow database, short of keeping a node down when LISTEN alone fails.
+const listenWait = 10 * time.Second
 
 func (p *Program) serve(ctx context.Context, args []string) error {
 	started := time.Now()
@@ -136,6 +141,20 @@ func (p *Program) serve(ctx context.Context, args []string) error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	addr := ln.Addr().String()
+	if pg, ok := e.store.(*postgres.DB); ok {
+		// Other nodes' key changes reach this node's cache within a moment; the cache TTL is the
+		// safety net while the connection is down. The node says it is ready only once it listens:
+		// a key it read before, revoked by another node before it listened, would stay valid for the
+		// cache TTL.
+		listening, once := make(chan struct{}), sync.Once{}
+		go pg.Listen(ctx, e.log, ver.Forget, ver.Purge, func() { once.Do(func() { close(listening) }) })
+		select {
+		case <-listening:
+		case <-ctx.Done():
+		case <-time.After(listenWait):
+			e.log.Warn("cache invalidation: not listening yet; starting anyway, changes made on other nodes are seen after the cache TTL until it is", "waited", listenWait)
+		}
+	}
 	e.log.Info("keyplane started", "addr", addr, "store", e.store.Driver(), "version", Version, "startup", time.Since(started).Round(time.Millisecond))
 	fmt.Fprintf(p.Stdout, "keyplane %s listening on http://%s (store: %s)\n", Version, addr, e.store.Driver())
 	if e.createdMasterKey {
@@ -155,11 +174,6 @@ func (p *Program) serve(ctx context.Context, args []string) error {
 	go pruneSessions(ctx, e)
 	go pruneLogs(ctx, e)
 	go notifyExpiries(ctx, e)
-	if pg, ok := e.store.(*postgres.DB); ok {
-		// Other nodes' key changes reach this node's cache within a moment; the cache TTL is the
-		// safety net while the connection is down.
-		go pg.Listen(ctx, e.log, ver.Forget, ver.Purge, nil)
-	}
 	// Webhook workers stop with ctx; attempts cut short keep their lease and are made again, by this
 	// node once it restarts or by another, when the lease lapses.
 	workersDone := make(chan struct{})

@@ -69,7 +69,7 @@ const (
 	DefaultDataDir        = "./keyplane-data"
 	DefaultKeyPrefix      = "kp"
 	DefaultRetrySchedule  = "0s,5s,5m,30m,2h,5h,10h,10h"
-	DefaultTrustedProxies = "127.0.0.1/8,::1/128"
+	DefaultTrustedProxies = ""      // no peer: a local client must not pick its address
 	DefaultLogRetention   = "720h"  // 30 days
 	DefaultUsageRetention = "9600h" // 400 days
 	DefaultLogFlush       = "1s"

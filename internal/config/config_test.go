@@ -26,8 +26,10 @@ func TestDefaultsEnvAndFlags(t *testing.T) {
 	if c.Addr != DefaultAddr || c.DataDir != DefaultDataDir || c.KeyPrefix != "kp" || c.DatabaseURL != "" || c.WebhookAllowHTTP || len(c.WebhookRetrySchedule) != 8 || c.WebhookRetrySchedule[2] != 5*time.Minute {
 		t.Fatalf("defaults: %+v", c)
 	}
-	if len(c.TrustedProxies) != 2 || c.TrustedProxies[0].String() != "127.0.0.0/8" {
-		t.Fatalf("trusted proxies: %v", c.TrustedProxies)
+	// No proxy is trusted unless named: trusting loopback would let any local client pick its
+	// address with X-Forwarded-For, past an ipAllowlist and the sign-in throttle.
+	if len(c.TrustedProxies) != 0 {
+		t.Fatalf("trusted proxies by default: %v, want none", c.TrustedProxies)
 	}
 	if c.LogRetention != 30*24*time.Hour || c.UsageRetention != 400*24*time.Hour || c.LogFlushInterval != time.Second || c.LogBufferSize != 10000 {
 		t.Fatalf("request log defaults: retention %s, usage %s, flush %s, buffer %d", c.LogRetention, c.UsageRetention, c.LogFlushInterval, c.LogBufferSize)

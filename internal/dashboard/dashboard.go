@@ -22,6 +22,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/keyplane/keyplane"
@@ -69,6 +70,7 @@ type Dashboard struct {
 	pages    map[string]*template.Template
 	mux      *routeMux
 	handler  http.Handler
+	checks   sync.Map // workspace id → chainCheck, the last full check of its audit chain on this node
 }
 
 // New parses the templates and builds the routes.
@@ -164,6 +166,7 @@ func (d *Dashboard) routes() {
 	m.HandleFunc("POST /w/{slug}/settings/webhooks/{id}/deliveries/{delivery}/retry", d.inWorkspace(d.retryDelivery))
 
 	m.HandleFunc("GET /w/{slug}/audit", d.inWorkspace(d.auditPage))
+	m.HandleFunc("POST /w/{slug}/audit/verify", d.inWorkspace(d.verifyChain))
 	m.HandleFunc("GET /w/{slug}/logs", d.inWorkspace(d.logsPage))
 	m.HandleFunc("GET /w/{slug}/members", d.inWorkspace(d.membersPage))
 	m.HandleFunc("POST /w/{slug}/members", d.inWorkspace(d.addMember))

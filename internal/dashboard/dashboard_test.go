@@ -169,6 +169,8 @@ func (s *kpServer) getenv(k string) string {
 		return "true" // the webhook tests' receivers listen on 127.0.0.1
 	case "KEYPLANE_WEBHOOK_RETRY_SCHEDULE":
 		return "0s,100ms,100ms" // a failing receiver's attempts are all made within a second or two
+	case "KEYPLANE_TRUSTED_PROXIES":
+		return "127.0.0.1/8,::1/128" // the tests play a TLS proxy and give each sign-in case an address of its own
 	}
 	return ""
 }
@@ -734,6 +736,18 @@ func testSignIn(t *testing.T, s *kpServer) {
 		if c == nil || !c.Secure || !c.HttpOnly || c.SameSite != http.SameSiteLaxMode || c.Path != "/" {
 			t.Errorf("session cookie behind a TLS proxy: %+v; want Secure, HttpOnly, Lax, /", c)
 		}
+		// HSTS on every answer over TLS, pages and API alike; none over plain HTTP.
+		const hsts = "max-age=63072000; includeSubDomains"
+		for _, x := range []*exchange{lp, e, p.get(t, "/v1/status", "X-Forwarded-Proto", "https"), p.get(t, "/nowhere", "X-Forwarded-Proto", "https")} {
+			if got := x.header.Get("Strict-Transport-Security"); got != hsts {
+				t.Errorf("%s %s behind a TLS proxy: Strict-Transport-Security %q, want %q", x.method, x.path, got, hsts)
+			}
+		}
+		for _, x := range []*exchange{p.get(t, "/login"), p.get(t, "/v1/status")} {
+			if got := x.header.Get("Strict-Transport-Security"); got != "" {
+				t.Errorf("%s %s over plain HTTP: Strict-Transport-Security %q, want none", x.method, x.path, got)
+			}
+		}
 	})
 
 	t.Run("WrongPassword", func(t *testing.T) {
@@ -937,6 +951,19 @@ func testAuthorization(t *testing.T, s *kpServer) {
 			expectText(t, audit, "Audit trail", "member.added")
 			if strings.Contains(audit.body, "user.signed_in") || strings.Contains(audit.body, "user.sign_in_failed") {
 				t.Errorf("a workspace's audit trail shows sign-ins")
+			}
+			// The trail's entries about keys, without the keys' names and settings: README says
+			// developers and viewers see no API keys.
+			probeName := s.key(t, "default", probeID)["name"].(string)
+			if !strings.Contains(audit.body, probeID) || strings.Contains(audit.body, html.EscapeString(probeName)) || !strings.Contains(audit.body, `id="keys-hidden"`) {
+				t.Errorf("%s's audit page: probe id shown %v, its name %q shown %v, the notice shown %v", who,
+					strings.Contains(audit.body, probeID), probeName, strings.Contains(audit.body, html.EscapeString(probeName)), strings.Contains(audit.body, `id="keys-hidden"`))
+			}
+			// The page does not check the chain by itself; "Verify chain" does, and may be pressed by all.
+			e = p.post(t, "/w/default/audit/verify", nil)
+			expectRedirect(t, e, "/w/default/audit")
+			if after := p.get(t, "/w/default/audit"); !strings.Contains(first(reFlash, after.body), "Chain verified") || !strings.Contains(after.body, "✓ Chain verified") {
+				t.Errorf("%s: after Verify chain, flash %q", who, first(reFlash, after.body))
 			}
 			n := nav(audit.body)
 			if n == "" || strings.Contains(n, "API keys") || !strings.Contains(n, "Logs") || !strings.Contains(n, "Audit trail") || !strings.Contains(n, "Members") {

@@ -1131,7 +1131,7 @@ func retryAfter(t *testing.T, e *exchange) {
 // password, from any address; an email without an account gets the very same answers as one with an
 // account, failure by failure and once locked; a locked address is refused whatever account it tries,
 // and that account still signs in from elsewhere. Each case comes from an address of its own
-// (X-Forwarded-For, which the test deployment trusts from loopback), so that the run's other sign-ins
+// (X-Forwarded-For, which the test deployment is told to trust from loopback), so that the run's other sign-ins
 // from 127.0.0.1 are not throttled. After the first failure, the failures use a password longer than
 // any password may be: it counts as a failure like any other (checked) but costs no argon2 hash, which
 // keeps the test fast.

@@ -230,16 +230,30 @@ type auditRow struct {
 }
 
 type auditData struct {
-	Rows       []auditRow
-	Action     string
-	ActorID    string
-	TargetID   string
-	Next       string
-	ChainValid bool
-	Entries    int
-	FirstBad   string
+	Rows     []auditRow
+	Action   string
+	ActorID  string
+	TargetID string
+	Next     string
+	// Check is the last full check of the chain this node made, nil before the first: the page does
+	// not scan the whole chain on every view, the "Verify chain" button does.
+	Check *chainCheck
+	// KeysHidden: the person sees no API keys, so the entries about keys come without their values.
+	KeysHidden bool
 	Error      string
 }
+
+// chainCheck is the outcome of a full check of a workspace's audit chain, and when it was made.
+type chainCheck struct {
+	Valid    bool
+	Entries  int
+	FirstBad string
+	At       time.Time
+}
+
+// recheckAfter is how long a chain check is reused: pressing "Verify chain" again sooner answers the
+// same result instead of scanning the whole chain again.
+const recheckAfter = 10 * time.Second
 
 func (d *Dashboard) auditPage(w http.ResponseWriter, r *http.Request, v *view) {
 	v.Title = "Audit trail"
@@ -258,11 +272,42 @@ func (d *Dashboard) auditPage(w http.ResponseWriter, r *http.Request, v *view) {
 	for _, e := range entries {
 		ad.Rows = append(ad.Rows, auditRowOf(e))
 	}
-	if res, err := d.svc.VerifyAudit(r.Context(), v.Caller, v.Workspace.ID); err == nil {
-		ad.ChainValid, ad.Entries, ad.FirstBad = res.Valid, res.Entries, res.FirstBadID
+	if c, ok := d.checks.Load(v.Workspace.ID); ok {
+		cc := c.(chainCheck)
+		ad.Check = &cc
 	}
+	ad.KeysHidden = !v.Can(keyplane.PermAPIKeysRead)
 	v.Data = ad
 	d.render(w, r, http.StatusOK, "audit", v)
+}
+
+// verifyChain checks the workspace's whole chain, on the stored entries (whatever the person may
+// read of them), and shows the audit page with the result.
+func (d *Dashboard) verifyChain(w http.ResponseWriter, r *http.Request, v *view) {
+	if err := v.Caller.Authorize(v.Workspace.ID, keyplane.PermAuditRead); err != nil {
+		d.userError(w, r, v, err)
+		return
+	}
+	cc, fresh := chainCheck{}, false
+	if c, ok := d.checks.Load(v.Workspace.ID); ok {
+		cc = c.(chainCheck)
+		fresh = d.now().Sub(cc.At) < recheckAfter
+	}
+	if !fresh {
+		res, err := d.svc.VerifyAudit(r.Context(), v.Caller, v.Workspace.ID)
+		if err != nil {
+			d.userError(w, r, v, err)
+			return
+		}
+		cc = chainCheck{Valid: res.Valid, Entries: res.Entries, FirstBad: res.FirstBadID, At: d.now().UTC()}
+		d.checks.Store(v.Workspace.ID, cc)
+	}
+	if cc.Valid {
+		d.flash(w, r, "Chain verified: all "+strconv.Itoa(cc.Entries)+" entries are intact.")
+	} else {
+		d.flash(w, r, "Chain broken at entry "+cc.FirstBad+": it or one before it was changed or removed.")
+	}
+	http.Redirect(w, r, v.WS("/audit"), http.StatusSeeOther)
 }
 
 // Members
@@ -554,7 +599,8 @@ func (d *Dashboard) userError(w http.ResponseWriter, r *http.Request, v *view, e
 		d.fail(w, r, http.StatusNotFound, message(err))
 	case keyplane.CodeForbidden:
 		d.fail(w, r, http.StatusForbidden, forbiddenMessage(v, err))
-	case keyplane.CodeKeyRevoked, keyplane.CodeKeyNotDeletable, keyplane.CodeKeyLimitReached, keyplane.CodeLiveModeDisabled, keyplane.CodeRateLimited, keyplane.CodeLastOwner:
+	case keyplane.CodeKeyRevoked, keyplane.CodeKeyNotDeletable, keyplane.CodeKeyLimitReached, keyplane.CodeLiveModeDisabled, keyplane.CodeRateLimited, keyplane.CodeLastOwner,
+		keyplane.CodeDeliveryNotRetryable:
 		d.fail(w, r, http.StatusConflict, message(err))
 	default:
 		d.serverError(w, r, err)

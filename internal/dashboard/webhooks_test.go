@@ -250,7 +250,8 @@ func testWebhooks(t *testing.T, s *kpServer) {
 			{"URL with credentials", url.Values{"url": {"https://user:pw@example.com/hook"}}, "url", "URL must not contain credentials."},
 			{"no events", url.Values{"eventTypes": nil}, "eventTypes", "Events must name at least one event type, or *."},
 			{"unknown event", url.Values{"eventTypes": {"api_key.created", "billing.paid"}}, "eventTypes", "“billing.paid” is not an event type of this deployment"},
-			{"long description", url.Values{"description": {strings.Repeat("d", 501)}}, "description", "Description must be at most 500 bytes."},
+			{"long description", url.Values{"description": {strings.Repeat("d", 501)}}, "description", "Description must be at most 500 characters."},
+			{"bidi override in the description", url.Values{"description": {"ops \u202egnip"}}, "description", "Description must not contain bidirectional controls or zero-width characters."},
 		} {
 			t.Run(c.name, func(t *testing.T) {
 				f := url.Values{"url": {ok.srv.URL + "/hook"}, "description": {"Invalid: " + c.name}, "eventTypes": {"api_key.created"}, "enabled": {"on"}}
@@ -404,6 +405,18 @@ func testWebhooks(t *testing.T, s *kpServer) {
 		posts := failing.posts("")
 		if len(posts) != before+1 || posts[len(posts)-1].id != posts[0].id {
 			t.Errorf("the retry posted %d times, webhook-id %q (first %q)", len(posts)-before, posts[len(posts)-1].id, posts[0].id)
+		}
+		// The attempt that succeeded offers no Retry, and a hand-made post to retry it is refused.
+		if strings.Contains(admin.get(t, page).body, "/deliveries/"+rows[0].id+"/retry") {
+			t.Errorf("a succeeded attempt offers Retry")
+		}
+		e = admin.post(t, page+"/deliveries/"+rows[0].id+"/retry", nil)
+		expect(t, e, http.StatusConflict)
+		if !strings.Contains(e.text(), "only a failed attempt can be retried") {
+			t.Errorf("the refusal of a succeeded attempt's retry says %q", e.text())
+		}
+		if n := len(deliveries(admin.get(t, page).body)); n != 4 {
+			t.Errorf("%d attempts after a refused retry, want 4", n)
 		}
 		// The status filter.
 		f := admin.get(t, page+"?status=failed")

@@ -58,6 +58,19 @@ func TestCredentials(t *testing.T) {
 		n.fails(403, "forbidden", req{method: "POST", path: "/v1/api-keys", cred: readOnlyA, body: map[string]any{"name": "x", "keyType": "secret"}})
 		n.fails(403, "forbidden", req{method: "GET", path: "/v1/audit-logs", cred: intA})
 		n.must(200, req{method: "GET", path: "/v1/api-keys", cred: readOnlyA})
+		// A key with audit:read but not api_keys:read reads the trail without the keys' names and
+		// settings, and the chain still checks out.
+		auditorA := n.key(a, map[string]any{"name": "auditor", "keyType": "secret", "permissions": []string{"audit:read"}})["keyValue"].(string)
+		trail := n.must(200, req{method: "GET", path: "/v1/audit-logs?limit=100&action=api_key.created", cred: auditorA})
+		if raw := string(trail.Raw); strings.Contains(raw, "made by integration") || strings.Contains(raw, `"integration"`) || !strings.Contains(raw, `"redacted":true`) {
+			t.Errorf("audit trail read by a key without api_keys:read: %s", raw)
+		}
+		if v := n.must(200, req{method: "GET", path: "/v1/audit-logs/verify", cred: auditorA}).data(); v["valid"] != true {
+			t.Errorf("chain check for a key without api_keys:read: %v", v)
+		}
+		if raw := string(n.must(200, req{method: "GET", path: "/v1/audit-logs?limit=100&action=api_key.created", cred: n.admin, ws: a}).Raw); !strings.Contains(raw, "made by integration") || strings.Contains(raw, `"redacted"`) {
+			t.Errorf("audit trail read by the admin root key: %s", raw)
+		}
 
 		// Credentials that must not work, each with its status.
 		n.fails(401, "unauthorized", req{method: "GET", path: "/v1/api-keys", cred: pkA})

@@ -98,6 +98,17 @@ func TestHostileInput(t *testing.T) {
 			{"body over 1 MiB", create(`{"name":"` + strings.Repeat("a", 1<<20) + `"}`), 413, "payload_too_large", ""},
 			{"text/plain body", req{method: "POST", path: "/v1/api-keys", cred: n.admin, ws: a, body: `{"name":"x","keyType":"secret"}`, ctype: "text/plain"}, 415, "unsupported_media_type", ""},
 			{"form body", req{method: "POST", path: "/v1/api-keys", cred: n.admin, ws: a, body: `name=x`, ctype: "application/x-www-form-urlencoded"}, 415, "unsupported_media_type", ""},
+			// encoding/json would take either the last duplicate or a member in another letter case:
+			// not what a gateway filtering on exact names saw.
+			{"member given twice", create(`{"name":"x","keyType":"secret","permissions":[],"permissions":["api_keys:read"]}`), 400, "invalid_request", "permissions"},
+			{"member in capitals", create(`{"name":"x","keyType":"secret","PERMISSIONS":["orders:read"]}`), 400, "invalid_request", "PERMISSIONS"},
+			{"member in capitals, escaped", create(`{"name":"x","keyType":"secret","\u0050ermissions":["orders:read"]}`), 400, "invalid_request", "Permissions"},
+			{"nested member in capitals", create(`{"name":"x","keyType":"secret","rateLimit":{"limit":5,"windowMs":1000,"LIMIT":1000000}}`), 400, "invalid_request", "rateLimit.LIMIT"},
+			{"meta member twice", create(`{"name":"x","keyType":"secret","meta":{"plan":"free","plan":"enterprise"}}`), 400, "invalid_request", "meta.plan"},
+			{"patch member in other case", patch(`{"Enabled":false}`), 400, "invalid_request", "Enabled"},
+			{"patch nested member twice", patch(`{"rateLimit":{"limit":5,"windowMs":1000,"limit":6}}`), 400, "invalid_request", "rateLimit.limit"},
+			{"verify member twice", req{method: "POST", path: "/v1/verify", cred: n.verifier, body: `{"key":"x","permissions":[],"key":"y"}`}, 400, "invalid_request", "key"},
+			{"verify key in capitals", req{method: "POST", path: "/v1/verify", cred: n.verifier, body: `{"KEY":"x"}`}, 400, "invalid_request", "KEY"},
 			{"patch keyType", patch(map[string]any{"keyType": "publishable"}), 400, "invalid_request", "keyType"},
 			{"patch environment", patch(map[string]any{"environment": "test"}), 400, "invalid_request", "environment"},
 			{"patch name null", patch(map[string]any{"name": nil}), 400, "invalid_request", "name"},

@@ -10,7 +10,8 @@ import (
 // TestForwardAuth: GET /v1/auth answers a proxy's subrequest with a status and X-Keyplane-* headers.
 func TestForwardAuth(t *testing.T) {
 	eachDriver(t, func(t *testing.T, driver string) {
-		n := start(t, driver, map[string]string{"KEYPLANE_CONFIG": "../../examples/keyplane.json", "KEYPLANE_LOG_FLUSH_INTERVAL": "20ms"})
+		n := start(t, driver, map[string]string{"KEYPLANE_CONFIG": "../../examples/keyplane.json", "KEYPLANE_LOG_FLUSH_INTERVAL": "20ms",
+			"KEYPLANE_TRUSTED_PROXIES": "127.0.0.1/8,::1/128"}) // the test plays the proxy, from loopback
 		ws := n.workspace("proxied", nil)
 		k := n.key(ws, map[string]any{"name": "behind nginx", "keyType": "secret", "permissions": []string{"orders:read"},
 			"ipAllowlist": []string{"198.51.100.0/24"}, "rateLimit": map[string]any{"limit": 4, "windowMs": 60000}})
@@ -92,6 +93,28 @@ func TestForwardAuth(t *testing.T) {
 				t.Fatalf("%d VALID auth entries logged, want 4", len(logs))
 			}
 			time.Sleep(20 * time.Millisecond)
+		}
+	})
+}
+
+// TestForwardedForNotTrustedByDefault: with no --trusted-proxies, a client on the same host (or any
+// other) cannot pick its address with X-Forwarded-For or X-Real-IP: not past a key's ipAllowlist, and
+// not into the audit trail.
+func TestForwardedForNotTrustedByDefault(t *testing.T) {
+	eachDriver(t, func(t *testing.T, driver string) {
+		n := start(t, driver, nil)
+		ws := n.workspace("no-proxy", nil)
+		forged := map[string]string{"X-Forwarded-For": "198.51.100.20", "X-Real-IP": "198.51.100.20"}
+		k := n.must(201, req{method: "POST", path: "/v1/api-keys", cred: n.admin, ws: ws, headers: forged,
+			body: map[string]any{"name": "allow-listed", "keyType": "secret", "ipAllowlist": []string{"198.51.100.0/24"}}}).data()
+		res := n.do(req{method: "GET", path: "/v1/auth", headers: map[string]string{"X-Keyplane-Root-Key": n.verifier,
+			"X-API-Key": k["keyValue"].(string), "X-Forwarded-For": "198.51.100.20", "X-Real-IP": "198.51.100.20"}})
+		if res.Status != 403 {
+			t.Errorf("a forged X-Forwarded-For from an untrusted peer passed the ipAllowlist: %d %s", res.Status, res.Raw)
+		}
+		entries := n.must(200, req{method: "GET", path: "/v1/audit-logs?action=api_key.created", cred: n.admin, ws: ws}).list()
+		if len(entries) != 1 || entries[0].(map[string]any)["ip"] != "127.0.0.1" {
+			t.Errorf("audit entry of a request with a forged X-Forwarded-For: %v, want ip 127.0.0.1", entries)
 		}
 	})
 }

@@ -83,7 +83,7 @@ func TestNginxAuthRequest(t *testing.T) {
 			t.Skip("nginx is not installed (apt-get install nginx-light)")
 		}
 	}
-	n := start(t, "sqlite", map[string]string{"KEYPLANE_CONFIG": "../../examples/keyplane.json"})
+	n := start(t, "sqlite", map[string]string{"KEYPLANE_CONFIG": "../../examples/keyplane.json", "KEYPLANE_TRUSTED_PROXIES": "127.0.0.1/32"})
 	ws := n.workspace("nginx", nil)
 	reader := n.key(ws, map[string]any{"name": "reader", "keyType": "secret", "permissions": []string{"orders:read"},
 		"rateLimit": map[string]any{"limit": 3, "windowMs": 60000}})

@@ -193,6 +193,11 @@ func TestWebhooks(t *testing.T) {
 			if len(log) != 2 || log[0]["status"] != "succeeded" || log[0]["statusCode"] != float64(204) || log[0]["attempt"] != float64(1) {
 				t.Errorf("deliveries log: %v", log)
 			}
+			// A delivery that succeeded is not sent again by hand: only failures are retried.
+			n.fails(409, "delivery_not_retryable", req{method: "POST", path: "/v1/webhooks/" + ep["id"].(string) + "/deliveries/" + log[0]["id"].(string) + "/retry", cred: n.admin, ws: ws})
+			if got := len(n.deliveries(ws, ep["id"].(string), "")); got != 2 {
+				t.Errorf("%d attempts after a refused retry, want 2", got)
+			}
 		})
 
 		t.Run("RetriesWithTheSameID", func(t *testing.T) {

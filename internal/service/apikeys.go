@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -150,13 +149,11 @@ func checkOrigins(v *keyplane.Validation, list []string) []string {
 	}
 	out := make([]string, 0, len(list))
 	for _, o := range list {
-		u, err := url.Parse(strings.TrimSpace(o))
-		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil ||
-			(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || len(o) > 300 {
-			v.Add("allowedOrigins", "%q is not an origin such as https://shop.example.com", truncate(o, 60))
+		norm, ok := keyplane.NormalizeOrigin(strings.TrimSpace(o))
+		if !ok || len(o) > 300 {
+			v.Add("allowedOrigins", "%q is not an origin such as https://shop.example.com (http or https, a host, a port from 1 to 65535; no path or wildcard)", truncate(o, 60))
 			continue
 		}
-		norm := strings.ToLower(u.Scheme + "://" + u.Host)
 		if !slices.Contains(out, norm) {
 			out = append(out, norm)
 		}

@@ -1,10 +1,13 @@
 package service
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 
 	"github.com/keyplane/keyplane"
 	"github.com/keyplane/keyplane/internal/auditchain"
+	"github.com/keyplane/keyplane/internal/redact"
 	"github.com/keyplane/keyplane/internal/store"
 )
 
@@ -21,7 +24,60 @@ func (s *Service) ListAudit(ctx context.Context, c *keyplane.Caller, wsID string
 			Details: []keyplane.FieldError{{Field: "until", Message: "must be after since"}}}
 	}
 	entries, next, err := s.store.ListAudit(ctx, wsID, f)
-	return entries, next, badCursor(err)
+	if err != nil {
+		return nil, "", badCursor(err)
+	}
+	// Those who see no API keys (developers, viewers, keys without api_keys:read) read every entry,
+	// but not what a key's fields hold: the README promises them no keys.
+	if c.Authorize(wsID, keyplane.PermAPIKeysRead) != nil {
+		for i := range entries {
+			entries[i].Body = withoutKeyValues(entries[i].Body)
+		}
+	}
+	return entries, next, nil
+}
+
+// withoutKeyValues returns an entry's body with the values of an API key's changed fields (name,
+// permissions, meta, allow-lists, …) and an API key actor's name replaced by redact.Marker, and
+// "redacted": true added; the action, actor and target ids, time, address and which fields changed
+// stay. Such an entry no longer hashes to its "hash": the chain is checked on the stored entries, by
+// VerifyAudit. A body with nothing to hide is returned as it is.
+func withoutKeyValues(body json.RawMessage) json.RawMessage {
+	var e map[string]any
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber() // numbers stay as they were written
+	if dec.Decode(&e) != nil {
+		return json.RawMessage(`{"redacted":true}`) // fail closed; stored entries always decode
+	}
+	hidden := false
+	if a, ok := e["actor"].(map[string]any); ok && a["type"] == string(keyplane.ActorAPIKey) {
+		a["name"], hidden = redact.Marker, true
+	}
+	if tg, ok := e["target"].(map[string]any); ok && tg["type"] == "api_key" {
+		if ch, ok := e["changes"].(map[string]any); ok {
+			for field, c := range ch {
+				cm, ok := c.(map[string]any)
+				if !ok {
+					ch[field], hidden = redact.Marker, true
+					continue
+				}
+				for _, side := range []string{"from", "to"} {
+					if v, ok := cm[side]; ok && v != nil {
+						cm[side], hidden = redact.Marker, true
+					}
+				}
+			}
+		}
+	}
+	if !hidden {
+		return body
+	}
+	e["redacted"] = true
+	out, err := json.Marshal(e)
+	if err != nil {
+		return json.RawMessage(`{"redacted":true}`)
+	}
+	return out
 }
 
 // ChainResult is the outcome of checking an audit chain.

@@ -54,11 +54,12 @@ func ptr(t time.Time) *time.Time { return &t }
 
 func TestCheckOrigins(t *testing.T) {
 	var v keyplane.Validation
-	got := checkOrigins(&v, []string{"https://Shop.Example.com", "https://shop.example.com/", "http://localhost:3000"})
+	got := checkOrigins(&v, []string{"https://Shop.Example.com", "https://shop.example.com/", "http://localhost:3000", "https://shop.example.com:443", " http://localhost:3000 "})
 	if v.Err() != nil || strings.Join(got, " ") != "https://shop.example.com http://localhost:3000" {
 		t.Fatalf("origins %v, %v", got, v.Err())
 	}
-	for _, bad := range []string{"shop.example.com", "ftp://x.example", "https://", "https://u:p@x.example", "https://x.example/path", "https://x.example?q", "https://x.example#f", "null", "*"} {
+	for _, bad := range []string{"shop.example.com", "ftp://x.example", "https://", "https://u:p@x.example", "https://x.example/path", "https://x.example?q", "https://x.example#f", "null", "*",
+		"https://*.example", "https://x.example:99999", "https://x.example:0"} {
 		var v keyplane.Validation
 		checkOrigins(&v, []string{bad})
 		if v.Err() == nil {
@@ -106,20 +107,20 @@ func TestCheckMeta(t *testing.T) {
 	}
 }
 
-// TestCheckDescription: a webhook description PostgreSQL cannot store as text is refused (a NUL in one
-// was a 500 once).
+// TestCheckDescription: a description PostgreSQL cannot store as text is refused (a NUL in a webhook's
+// was a 500 once), and so are bidi controls and zero-width characters.
 func TestCheckDescription(t *testing.T) {
-	for d, ok := range map[string]bool{"": true, "line\nbreak\ttab é": true, strings.Repeat("x", maxDescription): true,
-		strings.Repeat("x", maxDescription+1): false, "a\x00b": false, "\xff": false} {
+	for d, ok := range map[string]bool{"": true, "line\nbreak\ttab é": true, strings.Repeat("é", keyplane.MaxDescriptionLen): true,
+		strings.Repeat("x", keyplane.MaxDescriptionLen+1): false, "a\x00b": false, "\xff": false, "a\u202eb": false, "a\u200bb": false, "\ufeffa": false} {
 		var v keyplane.Validation
-		if checkDescription(&v, d); (v.Err() == nil) != ok {
+		if checkName(&v, "description", d, keyplane.MaxDescriptionLen, false); (v.Err() == nil) != ok {
 			t.Errorf("description %.30q: error %v, want accepted %v", d, v.Err(), ok)
 		}
 	}
 }
 
 func TestCheckName(t *testing.T) {
-	for in, ok := range map[string]bool{"Mobile App": true, "  trimmed  ": true, "": false, "   ": false, "tab\there": false, strings.Repeat("é", 100): true, strings.Repeat("é", 101): false} {
+	for in, ok := range map[string]bool{"Mobile App": true, "  trimmed  ": true, "": false, "   ": false, "tab\there": false, "Pay\u202Elap": false, "a\u2066b": false, "zero\u200bwidth": false, "a\u061cb": false, "a\u2060b": false, strings.Repeat("é", 100): true, strings.Repeat("é", 101): false} {
 		var v keyplane.Validation
 		checkName(&v, "name", in, keyplane.MaxNameLen, true)
 		if (v.Err() == nil) != ok {

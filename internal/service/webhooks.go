@@ -30,9 +30,8 @@ const (
 	// could outlast its lease). A node that dies leaves its attempts to others after this.
 	deliveryLease = 2 * time.Minute
 	// maxRetryAfter bounds how long an endpoint's Retry-After may push its next attempt.
-	maxRetryAfter  = 6 * time.Hour
-	maxDescription = 500
-	maxEventData   = 256 << 10
+	maxRetryAfter = 6 * time.Hour
+	maxEventData  = 256 << 10
 )
 
 // WebhookOptions configure webhook endpoints and their delivery.
@@ -110,14 +109,16 @@ func webhookTarget(e *keyplane.WebhookEndpoint) keyplane.Target {
 }
 
 // checkURL validates an endpoint's URL, resolving its host: the SSRF guard at creation.
-func (s *Service) checkURL(ctx context.Context, v *keyplane.Validation, raw string) string {
+func (s *Service) checkURL(ctx context.Context, wsID string, v *keyplane.Validation, raw string) string {
 	u, err := s.hooks.Policy.CheckURL(raw)
 	if err != nil {
 		v.Add("url", "%s", err.Error())
 		return raw
 	}
 	if err := s.hooks.Policy.CheckHost(ctx, s.hooks.Lookup, u.Hostname()); err != nil {
+		// The tenant reads a generic reason; what the resolver answered is for the operator only.
 		v.Add("url", "%s", err.Error())
+		s.log.InfoContext(ctx, "webhook URL refused", "workspace_id", wsID, "reason", webhook.Detail(err))
 	}
 	return u.String()
 }
@@ -147,16 +148,6 @@ func (s *Service) checkEventTypes(v *keyplane.Validation, types []string) []stri
 	return out
 }
 
-func checkDescription(v *keyplane.Validation, d string) {
-	switch {
-	case len(d) > maxDescription:
-		v.Add("description", "must be at most %d bytes", maxDescription)
-	case !utf8.ValidString(d) || strings.IndexByte(d, 0) >= 0:
-		// PostgreSQL text holds neither.
-		v.Add("description", "must be valid UTF-8 without NUL characters")
-	}
-}
-
 // CreateWebhook subscribes a URL to events and returns it with its signing secret, shown here once
 // (and later to those who may reveal it).
 func (s *Service) CreateWebhook(ctx context.Context, c *keyplane.Caller, wsID string, in WebhookInput) (*keyplane.WebhookEndpoint, string, error) {
@@ -164,9 +155,9 @@ func (s *Service) CreateWebhook(ctx context.Context, c *keyplane.Caller, wsID st
 		return nil, "", err
 	}
 	var v keyplane.Validation
-	u := s.checkURL(ctx, &v, in.URL)
+	u := s.checkURL(ctx, wsID, &v, in.URL)
 	types := s.checkEventTypes(&v, in.EventTypes)
-	checkDescription(&v, in.Description)
+	in.Description = checkName(&v, "description", in.Description, keyplane.MaxDescriptionLen, false)
 	if err := v.Err(); err != nil {
 		return nil, "", err
 	}
@@ -252,7 +243,7 @@ func (s *Service) UpdateWebhook(ctx context.Context, c *keyplane.Caller, wsID, e
 		if p.URL.Null {
 			v.Add("url", "cannot be null")
 		} else {
-			u = s.checkURL(ctx, &v, p.URL.Value)
+			u = s.checkURL(ctx, wsID, &v, p.URL.Value)
 		}
 	}
 	var types []string
@@ -260,7 +251,7 @@ func (s *Service) UpdateWebhook(ctx context.Context, c *keyplane.Caller, wsID, e
 		types = s.checkEventTypes(&v, p.EventTypes.Value)
 	}
 	if p.Description.Set {
-		checkDescription(&v, p.Description.Value)
+		p.Description.Value = checkName(&v, "description", p.Description.Value, keyplane.MaxDescriptionLen, false)
 	}
 	if p.Enabled.Set && p.Enabled.Null {
 		v.Add("enabled", "cannot be null")
@@ -424,7 +415,15 @@ func (s *Service) attempt(ctx context.Context, e *keyplane.WebhookEndpoint, msgI
 	}
 	h := http.Header{}
 	webhook.Headers(h, secrets, msgID, now, body)
-	return s.hooks.Client.Post(ctx, e.URL, h, body), nil
+	r := s.hooks.Client.Post(ctx, e.URL, h, body)
+	// The deliveries log gets webhook.Describe's generic reason; where the resolver's answer was left
+	// out of it, the operator's log has it.
+	if r.Err != nil {
+		if detail := webhook.Detail(r.Err); detail != webhook.Describe(r.Err) {
+			s.log.InfoContext(ctx, "webhook attempt refused", "workspace_id", e.WorkspaceID, "endpoint_id", e.ID, "reason", detail)
+		}
+	}
+	return r, nil
 }
 
 // record fills an attempt's outcome from what the endpoint answered.
@@ -513,6 +512,12 @@ func (s *Service) RetryDelivery(ctx context.Context, c *keyplane.Caller, wsID, e
 		}
 		if old.EventType == keyplane.EventWebhookTest {
 			return nil, invalidField("deliveryId", "is a test send, which is not retried: send a new test event")
+		}
+		// Only a failure is retried, as the dashboard offers: re-sending one that succeeded would
+		// replay an old event (a key's full object) to wherever the endpoint points now, and one
+		// still pending would be sent twice.
+		if old.Status != keyplane.DeliveryFailed {
+			return nil, keyplane.Errorf(keyplane.CodeDeliveryNotRetryable, "attempt %s is %s: only a failed attempt can be retried", old.ID, old.Status)
 		}
 		if !e.Enabled {
 			return nil, invalidField("deliveryId", "belongs to a disabled endpoint: enable the endpoint first")

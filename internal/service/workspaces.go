@@ -35,7 +35,9 @@ type WorkspacePatch struct {
 	LiveModeEnabled   keyplane.Optional[bool]
 }
 
-// checkName validates a human-readable name: trimmed, 1 to max characters, no control characters.
+// checkName validates a human-readable name or description: trimmed, 1 to max characters, no
+// control characters (descriptions may break lines), no bidi controls or zero-width characters. It is
+// the one check of every name and description: keys, webhooks, workspaces, root keys.
 func checkName(v *keyplane.Validation, field, s string, max int, required bool) string {
 	s = strings.TrimSpace(s)
 	n := utf8.RuneCountInString(s)
@@ -50,8 +52,20 @@ func checkName(v *keyplane.Validation, field, s string, max int, required bool) 
 		return unicode.IsControl(r) && !(field == "description" && (r == '\n' || r == '\t'))
 	}) >= 0:
 		v.Add(field, "must not contain control characters")
+	case strings.IndexFunc(s, invisible) >= 0:
+		v.Add(field, "must not contain bidirectional controls or zero-width characters")
 	}
 	return s
+}
+
+// invisible reports the bidi controls and zero-width characters that make text read other than it
+// is, in the dashboard, the audit trail or a terminal: "Pay\u202Elap" shows as "Paypal".
+func invisible(r rune) bool {
+	switch {
+	case r >= '\u202A' && r <= '\u202E', r >= '\u2066' && r <= '\u2069', r >= '\u200B' && r <= '\u200F':
+		return true // embeddings and overrides, isolates, zero-width space, non-joiner, joiner, LRM, RLM
+	}
+	return r == '\u061C' || r == '\u2060' || r == '\uFEFF' // Arabic letter mark, word joiner, BOM
 }
 
 func checkSettings(v *keyplane.Validation, maxKeys keyplane.Optional[int], ttl keyplane.Optional[int64], live keyplane.Optional[bool]) {

@@ -173,6 +173,14 @@ func Sign(value string, timestamp int64, method, path, bodySHA256 string) string
 	return hex.EncodeToString(m.Sum(nil))
 }
 
+// skewText says how far off a timestamp is, given in seconds that may be past a Duration's range.
+func skewText(seconds uint64) string {
+	if seconds > uint64(math.MaxInt64/int64(time.Second)) {
+		return strconv.FormatUint(seconds, 10) + "s"
+	}
+	return (time.Duration(seconds) * time.Second).String()
+}
+
 // invalid is an INVALID_SIGNATURE result for a key that was found.
 func invalid(k *keyplane.CompiledKey, reason string) Result {
 	return Result{Code: keyplane.VerifyInvalidSignature, Key: k, Reason: reason}
@@ -202,12 +210,13 @@ func (v *Verifier) VerifySignature(ctx context.Context, sr *SignedRequest) (Resu
 	if err != nil || !hmac.Equal(got, want.Sum(nil)) {
 		return invalid(e.key, "bad signature: it does not match the method, path, body digest and timestamp under this key"), nil
 	}
-	now := v.now()
-	switch skew := now.Sub(time.Unix(sr.Timestamp, 0)); {
-	case skew > SignatureWindow:
-		return invalid(e.key, fmt.Sprintf("stale timestamp: %s old, more than the %s allowed", skew.Round(time.Second), SignatureWindow)), nil
-	case skew < -SignatureWindow:
-		return invalid(e.key, fmt.Sprintf("timestamp in the future: %s ahead, more than the %s allowed", (-skew).Round(time.Second), SignatureWindow)), nil
+	// Compared in whole seconds: time.Unix of a far-future stamp wraps into the distant past.
+	now, window := v.now().Unix(), int64(SignatureWindow/time.Second)
+	switch {
+	case sr.Timestamp < now && uint64(now)-uint64(sr.Timestamp) > uint64(window):
+		return invalid(e.key, fmt.Sprintf("stale timestamp: %s old, more than the %s allowed", skewText(uint64(now)-uint64(sr.Timestamp)), SignatureWindow)), nil
+	case sr.Timestamp > now && uint64(sr.Timestamp)-uint64(now) > uint64(window):
+		return invalid(e.key, fmt.Sprintf("timestamp in the future: %s ahead, more than the %s allowed", skewText(uint64(sr.Timestamp)-uint64(now)), SignatureWindow)), nil
 	}
 	// Remembered as bytes: the same signature in other letter case is the same signature.
 	first, err := v.replay.First(ctx, sr.KeyID+":"+hex.EncodeToString(got), 2*SignatureWindow+time.Minute)

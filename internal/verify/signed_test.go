@@ -7,6 +7,8 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -120,6 +122,15 @@ func testSignatures(t *testing.T, driver string) {
 	want("stale", signed(ts, "GET", "/a", emptyBody, sig), keyplane.VerifyInvalidSignature, "stale timestamp")
 	ts, sig = fresh(301)
 	want("future", signed(ts, "GET", "/a", emptyBody, sig), keyplane.VerifyInvalidSignature, "in the future")
+	// Far off: the time arithmetic must not wrap a far-future stamp into a stale one, or back.
+	for _, far := range []int64{1 << 40, math.MaxInt64 - now, math.MaxInt64/2 - now} {
+		ts, sig = fresh(far)
+		want(fmt.Sprintf("future by %d s", far), signed(ts, "GET", "/a", emptyBody, sig), keyplane.VerifyInvalidSignature, "timestamp in the future")
+	}
+	for _, far := range []int64{-(1 << 40), math.MinInt64 - now, -now} {
+		ts, sig = fresh(far)
+		want(fmt.Sprintf("past by %d s", -far), signed(ts, "GET", "/a", emptyBody, sig), keyplane.VerifyInvalidSignature, "stale timestamp")
+	}
 	ts, sig = fresh(-299)
 	want("inside the window", signed(ts, "GET", "/a", emptyBody, sig), keyplane.VerifyValid, "")
 

@@ -319,12 +319,13 @@ func (v *Verifier) CacheStats() (hits, misses uint64, size int) {
 	return v.hits.Load(), v.misses.Load(), v.keys.EstimatedSize()
 }
 
-// Purge drops every cached lookup: after a gap in the invalidation notices, nothing cached can be
-// trusted.
+// Purge drops every cached lookup, root keys' too: after a gap in the invalidation notices, nothing
+// cached can be trusted, and a root key revoked during the gap must not live on for a TTL.
 func (v *Verifier) Purge() {
 	v.generation.Add(1)
 	v.keys.InvalidateAll()
 	v.values.InvalidateAll()
+	v.roots.InvalidateAll()
 }
 
 // Forget drops the cached lookups of these digests, keys' and root keys'. The service calls it after

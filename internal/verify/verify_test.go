@@ -279,3 +279,45 @@ func TestRootKeyRevokedAtOnce(t *testing.T) {
 		t.Fatalf("another root key after a revocation: %v, %v", got, err)
 	}
 }
+
+// TestPurgeDropsRootKeys: Purge runs when a node's invalidation feed comes back after a gap, so a
+// root key revoked on another node meanwhile must be read again, not trusted for another TTL.
+func TestPurgeDropsRootKeys(t *testing.T) {
+	for _, d := range storetest.Drivers() {
+		t.Run(d, func(t *testing.T) {
+			f := setup(t, d)
+			ctx := context.Background()
+			rk, value, err := f.svc.CreateRootKey(ctx, keyplane.System("test"), "ops", []string{keyplane.ScopeAdmin})
+			if err != nil {
+				t.Fatal(err)
+			}
+			k, kv := f.key(t)
+			if got, err := f.ver.RootKey(ctx, value); err != nil || got == nil {
+				t.Fatalf("root key before revocation: %v, %v", got, err)
+			}
+			if r, err := f.ver.Verify(ctx, kv, req); err != nil || r.Code != keyplane.VerifyValid {
+				t.Fatalf("key before revocation: %v, %v", r.Code, err)
+			}
+			// Another node revokes both; its notices never reach this one.
+			box, _ := masterkey.New(make([]byte, 32))
+			cat, _ := keyplane.NewCatalog([]keyplane.CatalogEntry{{Name: "orders:read"}}, nil)
+			other := service.New(service.Options{Store: f.st, Catalog: cat, Box: box, KeyPrefix: "kp"})
+			if _, err := other.RevokeRootKey(ctx, keyplane.System("test"), rk.ID); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := other.RevokeAPIKey(ctx, keyplane.System("test"), f.ws, k.ID); err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := f.ver.RootKey(ctx, value); got == nil {
+				t.Fatal("the cache did not hold the root key: this test proves nothing")
+			}
+			f.ver.Purge()
+			if got, err := f.ver.RootKey(ctx, value); err != nil || got != nil {
+				t.Fatalf("root key revoked during the gap, after Purge: %v, %v; want refused", got, err)
+			}
+			if r, err := f.ver.Verify(ctx, kv, req); err != nil || r.Code != keyplane.VerifyRevoked {
+				t.Fatalf("key revoked during the gap, after Purge: %v, %v; want REVOKED", r.Code, err)
+			}
+		})
+	}
+}

@@ -171,8 +171,10 @@ func (c *Client) wrap(parent context.Context, err error, during string) error {
 	}
 	msg := Describe(err)
 	// Our own deadline, as opposed to the caller's, is reported with its length: "timed out after 15s"
-	// tells the receiver's owner what they need to fix.
-	if parent.Err() == nil && isTimeout(err) {
+	// tells the receiver's owner what they need to fix. Not for a lookup that timed out, which says
+	// no more than any other failed lookup (see HostMsg).
+	var rse *resolveError
+	if parent.Err() == nil && isTimeout(err) && !errors.As(err, &rse) {
 		msg = "timed out after " + c.timeout.String()
 	}
 	return &postError{msg: msg + during, err: err}
@@ -221,10 +223,10 @@ func (c *Client) dialContext(ctx context.Context, network, address string) (net.
 	} else {
 		addrs, err = c.lookup(ctx, host)
 		if err != nil {
-			return nil, &resolveError{host: host, err: err}
+			return nil, &resolveError{host: host, err: err, allowPrivate: c.policy.AllowPrivate}
 		}
 		if len(addrs) == 0 {
-			return nil, &resolveError{host: host, err: errors.New("no addresses")}
+			return nil, &resolveError{host: host, err: errors.New("no addresses"), allowPrivate: c.policy.AllowPrivate}
 		}
 	}
 	// A copy, since the lookup may hand the same slice to concurrent callers.

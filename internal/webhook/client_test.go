@@ -282,17 +282,23 @@ func TestPostRefusesPrivate(t *testing.T) {
 		"numeric.test": {"::ffff:127.0.0.1"},
 	})
 	c := newClient(t, ClientOptions{Policy: URLPolicy{AllowHTTP: true}, Lookup: lookup})
-	for _, tc := range []struct{ url, want string }{
-		{s.URL, privateMsg},
-		{"http://localhost:" + s.port(), "must not point to localhost"},
-		{"http://inside.test:" + s.port(), "refused: inside.test resolves to a private address 127.0.0.1"},
-		{"http://mixed.test:" + s.port(), "refused: mixed.test resolves to a private address 127.0.0.1"},
-		{"http://numeric.test:" + s.port(), "refused: numeric.test resolves to a private address 127.0.0.1"},
-		{"http://nowhere.test:" + s.port(), "could not resolve nowhere.test: no such host"},
+	// The delivery log (Describe, res.Err) says the same of a name that does not resolve and of one
+	// that resolves to a blocked address, and names neither the address nor the resolver's error;
+	// the server's log (Detail) has both.
+	for _, tc := range []struct{ url, want, detail string }{
+		{s.URL, privateMsg, privateMsg},
+		{"http://localhost:" + s.port(), "must not point to localhost", "must not point to localhost"},
+		{"http://inside.test:" + s.port(), deliveryHostMsg, "refused: inside.test resolves to the blocked address 127.0.0.1"},
+		{"http://mixed.test:" + s.port(), deliveryHostMsg, "refused: mixed.test resolves to the blocked address 127.0.0.1"},
+		{"http://numeric.test:" + s.port(), deliveryHostMsg, "refused: numeric.test resolves to the blocked address 127.0.0.1"},
+		{"http://nowhere.test:" + s.port(), deliveryHostMsg, "could not resolve nowhere.test: no such host"},
 	} {
 		res := c.Post(context.Background(), tc.url, nil, nil)
-		if res.Err == nil || res.Err.Error() != tc.want || res.StatusCode != 0 {
+		if res.Err == nil || res.Err.Error() != tc.want || Describe(res.Err) != tc.want || res.StatusCode != 0 {
 			t.Errorf("Post(%s) = %d, %v; want %q", tc.url, res.StatusCode, res.Err, tc.want)
+		}
+		if got := Detail(res.Err); got != tc.detail {
+			t.Errorf("Detail of Post(%s) = %q, want %q", tc.url, got, tc.detail)
 		}
 	}
 	// Numeric spellings of 127.0.0.1 are refused whatever a resolver makes of them: glibc's (inet_aton)
@@ -333,7 +339,7 @@ func TestPostDNSRebinding(t *testing.T) {
 	}
 	c := newClient(t, ClientOptions{Policy: policy, Lookup: lookup})
 	res := c.Post(context.Background(), u.String(), nil, nil)
-	if res.Err == nil || !strings.Contains(res.Err.Error(), "refused: rebind.test resolves to a private address 127.0.0.1") {
+	if res.Err == nil || res.Err.Error() != deliveryHostMsg || Detail(res.Err) != "refused: rebind.test resolves to the blocked address 127.0.0.1" {
 		t.Fatalf("Post = %d, %v", res.StatusCode, res.Err)
 	}
 	if n := s.hits.Load(); n != 0 {
@@ -364,7 +370,8 @@ func TestDialControl(t *testing.T) {
 			t.Errorf("Control(%s) = %v", tc.addr, err)
 		}
 	}
-	if err := c.dialer.Control("tcp", "127.0.0.1:80", nil); Describe(&net.OpError{Op: "dial", Err: err}) != "refused: 127.0.0.1 is a private address" {
+	if err := c.dialer.Control("tcp", "127.0.0.1:80", nil); Describe(&net.OpError{Op: "dial", Err: err}) != deliveryHostMsg ||
+		Detail(&net.OpError{Op: "dial", Err: err}) != "refused: 127.0.0.1 is a blocked address" {
 		t.Errorf("Describe(control error) = %q", Describe(&net.OpError{Op: "dial", Err: err}))
 	}
 	open := NewClient(ClientOptions{Policy: URLPolicy{AllowPrivate: true}})
@@ -445,7 +452,7 @@ func TestDescribe(t *testing.T) {
 		{&URLError{Msg: "must not contain credentials"}, "must not contain credentials"},
 		{context.Canceled, "canceled"},
 		{context.DeadlineExceeded, "timed out"},
-		{&net.DNSError{Name: "x.test", Err: "no such host", IsNotFound: true}, "could not resolve x.test: no such host"},
+		{&net.DNSError{Name: "x.test", Err: "no such host", IsNotFound: true}, "could not resolve the URL's host"},
 		{&net.OpError{Op: "read", Err: errors.New("something odd")}, "something odd"},
 		{io.ErrUnexpectedEOF, "connection closed by the server"},
 		{&net.OpError{Op: "remote error", Err: errors.New("tls: handshake failure")}, "TLS: handshake failure"},

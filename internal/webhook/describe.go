@@ -29,23 +29,62 @@ type refusedError struct {
 	addr netip.Addr
 }
 
-func (e *refusedError) Error() string {
+// Error is what the tenant's delivery log shows: nothing of what the resolver answered (see HostMsg).
+func (e *refusedError) Error() string { return deliveryHostMsg }
+
+func (e *refusedError) detail() string {
 	if e.host == "" || e.host == e.addr.String() {
-		return "refused: " + e.addr.String() + " is a private address"
+		return "refused: " + e.addr.String() + " is a blocked address"
 	}
-	return "refused: " + e.host + " resolves to a private address " + e.addr.String()
+	return "refused: " + e.host + " resolves to the blocked address " + e.addr.String()
 }
+
+// deliveryHostMsg is HostMsg as a delivery log's sentence. A host that does not resolve reads the
+// same as one that resolves to a blocked address, so that the log does not tell the two apart.
+const deliveryHostMsg = "refused: the URL's host " + HostMsg
 
 // resolveError is a host name that could not be turned into addresses at dial time.
 type resolveError struct {
-	host string
-	err  error
+	host         string
+	err          error
+	allowPrivate bool
 }
 
+// Error is what the tenant's delivery log shows: no resolver answer ("no such host"), which would tell
+// an internal name from an unknown one.
 func (e *resolveError) Error() string {
+	if e.allowPrivate {
+		return "could not resolve the URL's host"
+	}
+	return deliveryHostMsg
+}
+
+func (e *resolveError) detail() string {
 	return "could not resolve " + e.host + ": " + resolveReason(e.err)
 }
 func (e *resolveError) Unwrap() error { return e.err }
+
+// Detail is Describe with what the resolver answered, for the server's log only: the name looked up
+// and its addresses or error. It is Describe(err) where there is nothing more to say.
+func Detail(err error) string {
+	var (
+		ue  *URLError
+		re  *refusedError
+		rse *resolveError
+		dns *net.DNSError
+	)
+	switch {
+	case errors.As(err, &re):
+		return re.detail()
+	case errors.As(err, &rse):
+		return rse.detail()
+	case errors.As(err, &ue) && ue.Detail != "":
+		return ue.Detail
+	case errors.As(err, &dns):
+		return "could not resolve " + dns.Name + ": " + resolveReason(dns)
+	}
+	return Describe(err)
+}
 
 // Describe turns an error from a delivery into a short sentence for a delivery log, without the
 // "Post \"https://…\": dial tcp 1.2.3.4:443:" preamble that net/http adds. nil gives "".
@@ -80,7 +119,7 @@ func Describe(err error) string {
 	case isTimeout(err):
 		return "timed out"
 	case errors.As(err, &dnsE):
-		return "could not resolve " + dnsE.Name + ": " + resolveReason(dnsE)
+		return "could not resolve the URL's host"
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return "connection refused"
 	case errors.Is(err, syscall.ECONNRESET):

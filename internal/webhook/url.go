@@ -23,8 +23,9 @@ type URLPolicy struct {
 }
 
 // URLError is a refused endpoint URL. Msg reads as the predicate of the field ("must not contain
-// credentials"), so the API can show "url must not contain credentials" to a user.
-type URLError struct{ Msg string }
+// credentials"), so the API can show "url must not contain credentials" to a user. Detail, when set,
+// is what the resolver answered: for the server's log only (see HostMsg).
+type URLError struct{ Msg, Detail string }
 
 func (e URLError) Error() string { return e.Msg }
 
@@ -43,6 +44,15 @@ func urlErr(format string, args ...any) *URLError {
 }
 
 const privateMsg = "must not point to a private, loopback or link-local address"
+
+// HostMsg is all a tenant learns when a host name fails the address check, whether it does not
+// resolve, times out or resolves to a blocked address: naming the answer ("resolves to 10.0.3.7",
+// "no such host") would let a tenant map the deployment's own network through its resolver. The
+// server logs the detail.
+const HostMsg = "must resolve to public addresses only: the host could not be resolved, or points to a private, loopback, link-local or metadata address"
+
+// unresolvedMsg is what a tenant learns of a failed lookup where private addresses are allowed.
+const unresolvedMsg = "could not be resolved"
 
 // CheckURL parses raw and checks it against the policy without any network access. Host names are
 // not resolved here: CheckHost does that, and the Client checks again when it connects.
@@ -185,19 +195,23 @@ func (p URLPolicy) CheckHost(ctx context.Context, lookup LookupFunc, host string
 	if lookup == nil {
 		lookup = DefaultLookup
 	}
+	unresolved := HostMsg
+	if p.AllowPrivate {
+		unresolved = unresolvedMsg
+	}
 	addrs, err := lookup(ctx, host)
 	if err != nil {
-		return urlErr("could not be resolved: %s", resolveReason(err))
+		return &URLError{Msg: unresolved, Detail: host + " could not be resolved: " + resolveReason(err)}
 	}
 	if len(addrs) == 0 {
-		return urlErr("could not be resolved: no addresses")
+		return &URLError{Msg: unresolved, Detail: host + " could not be resolved: no addresses"}
 	}
 	if p.AllowPrivate {
 		return nil
 	}
 	for _, a := range addrs {
 		if Blocked(a) {
-			return urlErr("%s (%s resolves to %s)", privateMsg, host, a.Unmap())
+			return &URLError{Msg: HostMsg, Detail: host + " resolves to the blocked address " + a.Unmap().String()}
 		}
 	}
 	return nil

@@ -139,28 +139,32 @@ func TestCheckHost(t *testing.T) {
 	})
 	empty := func(context.Context, string) ([]netip.Addr, error) { return nil, nil }
 	ctx := context.Background()
+	// What a name resolves to, or that it does not, is for the server's log (Detail) only: the
+	// tenant's message (Msg) is the same for every such refusal, so that it cannot map the
+	// deployment's network through keyplane's resolver.
 	for _, tc := range []struct {
 		policy URLPolicy
 		lookup LookupFunc
 		host   string
-		want   string // "" accepted, else a substring of the message
+		want   string // "" accepted, else the message
+		detail string // a substring of Detail
 	}{
-		{URLPolicy{}, lookup, "public.test", ""},
-		{URLPolicy{}, lookup, "docs.test", ""},
-		{URLPolicy{}, lookup, "private.test", privateMsg + " (private.test resolves to 10.1.2.3)"},
-		{URLPolicy{}, lookup, "mixed.test", "resolves to 127.0.0.1"},
-		{URLPolicy{}, lookup, "mixed6.test", "resolves to fd00:ec2::254"},
-		{URLPolicy{}, lookup, "mapped.test", "resolves to 169.254.169.254"},
-		{URLPolicy{}, lookup, "metadata.test", privateMsg},
-		{URLPolicy{}, lookup, "nowhere.test", "could not be resolved: no such host"},
-		{URLPolicy{}, empty, "public.test", "could not be resolved: no addresses"},
-		{URLPolicy{}, lookup, "127.0.0.1", privateMsg},
-		{URLPolicy{}, lookup, "[::1]", privateMsg},
-		{URLPolicy{}, lookup, "93.184.216.34", ""},
-		{URLPolicy{}, lookup, "localhost", "must not point to localhost"},
-		{URLPolicy{AllowPrivate: true}, lookup, "mixed.test", ""},
-		{URLPolicy{AllowPrivate: true}, lookup, "127.0.0.1", ""},
-		{URLPolicy{AllowPrivate: true}, lookup, "nowhere.test", "could not be resolved"},
+		{URLPolicy{}, lookup, "public.test", "", ""},
+		{URLPolicy{}, lookup, "docs.test", "", ""},
+		{URLPolicy{}, lookup, "private.test", HostMsg, "private.test resolves to the blocked address 10.1.2.3"},
+		{URLPolicy{}, lookup, "mixed.test", HostMsg, "resolves to the blocked address 127.0.0.1"},
+		{URLPolicy{}, lookup, "mixed6.test", HostMsg, "resolves to the blocked address fd00:ec2::254"},
+		{URLPolicy{}, lookup, "mapped.test", HostMsg, "resolves to the blocked address 169.254.169.254"},
+		{URLPolicy{}, lookup, "metadata.test", HostMsg, "169.254.169.254"},
+		{URLPolicy{}, lookup, "nowhere.test", HostMsg, "nowhere.test could not be resolved: no such host"},
+		{URLPolicy{}, empty, "public.test", HostMsg, "could not be resolved: no addresses"},
+		{URLPolicy{}, lookup, "127.0.0.1", privateMsg, ""}, // the tenant's own literal: nothing resolved
+		{URLPolicy{}, lookup, "[::1]", privateMsg, ""},
+		{URLPolicy{}, lookup, "93.184.216.34", "", ""},
+		{URLPolicy{}, lookup, "localhost", "must not point to localhost", ""},
+		{URLPolicy{AllowPrivate: true}, lookup, "mixed.test", "", ""},
+		{URLPolicy{AllowPrivate: true}, lookup, "127.0.0.1", "", ""},
+		{URLPolicy{AllowPrivate: true}, lookup, "nowhere.test", "could not be resolved", "no such host"},
 	} {
 		err := tc.policy.CheckHost(ctx, tc.lookup, tc.host)
 		if tc.want == "" {
@@ -170,8 +174,11 @@ func TestCheckHost(t *testing.T) {
 			continue
 		}
 		var ue *URLError
-		if !errors.As(err, &ue) || !strings.Contains(ue.Msg, tc.want) {
-			t.Errorf("%+v CheckHost(%q) = %v, want a URLError containing %q", tc.policy, tc.host, err, tc.want)
+		if !errors.As(err, &ue) || ue.Msg != tc.want || !strings.Contains(ue.Detail, tc.detail) {
+			t.Errorf("%+v CheckHost(%q) = %v (detail %q), want a URLError %q (detail with %q)", tc.policy, tc.host, err, ue.Detail, tc.want, tc.detail)
+		}
+		if tc.detail != "" && (strings.Contains(ue.Msg, tc.host) || strings.Contains(err.Error(), "resolves") || strings.Contains(err.Error(), "no such")) {
+			t.Errorf("CheckHost(%q): the tenant's message names the resolver's answer: %q", tc.host, err)
 		}
 	}
 }
@@ -193,7 +200,7 @@ func TestCheckHostNumericNames(t *testing.T) {
 			t.Fatalf("CheckURL(%s): %v", host, err)
 		}
 		if err := (URLPolicy{}).CheckHost(context.Background(), asInetAton, u.Hostname()); err == nil ||
-			!strings.Contains(err.Error(), privateMsg) {
+			!strings.Contains(Detail(err), "resolves to the blocked address 127.0.0.1") {
 			t.Errorf("CheckHost(%s) with an inet_aton resolver = %v, want refused as private", host, err)
 		}
 		if err := (URLPolicy{}).CheckHost(context.Background(), mapLookup(nil), u.Hostname()); err == nil {
