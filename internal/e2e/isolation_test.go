@@ -15,6 +15,9 @@ var isolationEnv = map[string]string{
 	"KEYPLANE_CONFIG":                "../../examples/keyplane.json",
 	"KEYPLANE_WEBHOOK_ALLOW_PRIVATE": "true",
 	"KEYPLANE_LOG_FLUSH_INTERVAL":    "20ms",
+	// One attempt per event: A's receiver fails every delivery (only a failed attempt may be retried
+	// by hand), and no automatic retry may change A while B's calls are made.
+	"KEYPLANE_WEBHOOK_RETRY_SCHEDULE": "0s",
 }
 
 // attack is one call of an operation on workspace A's resources.
@@ -296,7 +299,8 @@ func buildWorld(t *testing.T, n *node) *world {
 	}
 
 	// Endpoints first, so that every change below is an event delivered to them.
-	w.rcA, w.rcNew = newReceiver(t, nil), newReceiver(t, nil)
+	w.rcA = newReceiver(t, func(_ int, w http.ResponseWriter) { w.WriteHeader(http.StatusServiceUnavailable) })
+	w.rcNew = newReceiver(t, nil)
 	for _, role := range []string{"main", "second", "victim", "victim2"} {
 		types := []string{"api_key.created"}
 		if role == "main" {
@@ -360,23 +364,23 @@ func buildWorld(t *testing.T, n *node) *world {
 	w.bHook = n.webhook(w.b, map[string]any{"url": rcB.URL, "eventTypes": []string{"api_key.created"}})["id"].(string)
 	w.bTestKey = n.key(w.b, map[string]any{"name": "b test integration", "keyType": "secret", "environment": "test", "permissions": all})["keyValue"].(string)
 
-	w.d1 = settledDelivery(t, n, w.a, w.hooks["main"])
-	w.d2 = settledDelivery(t, n, w.a, w.hooks["second"])
-	w.bDeliver = settledDelivery(t, n, w.b, w.bHook)
+	w.d1 = settledDelivery(t, n, w.a, w.hooks["main"], "failed")
+	w.d2 = settledDelivery(t, n, w.a, w.hooks["second"], "failed")
+	w.bDeliver = settledDelivery(t, n, w.b, w.bHook, "succeeded")
 	return w
 }
 
-// settledDelivery waits for an endpoint's first delivery to succeed and returns its id.
-func settledDelivery(t *testing.T, n *node, ws, hook string) string {
+// settledDelivery waits for an endpoint's first delivery to end with status and returns its id.
+func settledDelivery(t *testing.T, n *node, ws, hook, status string) string {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		ds := n.deliveries(ws, hook, "?status=succeeded")
+		ds := n.deliveries(ws, hook, "?status="+status)
 		if len(ds) > 0 {
 			return ds[len(ds)-1]["id"].(string)
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no delivery of %s succeeded", hook)
+			t.Fatalf("no delivery of %s %s", hook, status)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

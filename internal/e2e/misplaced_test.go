@@ -14,7 +14,8 @@ import (
 // the leak check that ends the test searches for it there, in the database and in every answer.
 func TestSecretsWhereTheyDoNotBelong(t *testing.T) {
 	eachDriver(t, func(t *testing.T, driver string) {
-		n := start(t, driver, map[string]string{"KEYPLANE_WEBHOOK_ALLOW_PRIVATE": "true", "KEYPLANE_LOG_FLUSH_INTERVAL": "20ms"})
+		n := start(t, driver, map[string]string{"KEYPLANE_WEBHOOK_ALLOW_PRIVATE": "true", "KEYPLANE_LOG_FLUSH_INTERVAL": "20ms",
+			"KEYPLANE_TRUSTED_PROXIES": "127.0.0.1/8"}) // the test plays the proxy that forwards X-Forwarded-Uri
 		ws := n.workspace("misplaced", nil)
 		k := n.key(ws, map[string]any{"name": "confused", "keyType": "secret", "permissions": []string{"api_keys:read"}})
 		id, value := k["id"].(string), k["keyValue"].(string)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/keyplane/keyplane"
+	"github.com/keyplane/keyplane/internal/kptest"
 	"github.com/keyplane/keyplane/internal/masterkey"
 	"github.com/keyplane/keyplane/internal/service"
 	"github.com/keyplane/keyplane/internal/store"
@@ -37,7 +38,7 @@ func TestRetryOnlyFailedAttempts(t *testing.T) {
 			box, _ := masterkey.New(make([]byte, 32))
 			cat, _ := keyplane.NewCatalog(nil, nil)
 			svc := service.New(service.Options{Store: st, Catalog: cat, Box: box, KeyPrefix: "kp",
-				Webhooks: service.WebhookOptions{Policy: webhook.URLPolicy{AllowPrivate: true, AllowHTTP: true}, Schedule: []time.Duration{0}}})
+				Webhooks: service.WebhookOptions{Policy: webhook.URLPolicy{AllowPrivate: true, AllowHTTP: true}, Schedule: []time.Duration{0}, Guard: kptest.Guard(t)}})
 			ctx := context.Background()
 			sys := keyplane.System("test")
 			w, err := svc.CreateWorkspace(ctx, sys, service.WorkspaceInput{Name: "Shop", Slug: "shop"})

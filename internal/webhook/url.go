@@ -200,6 +200,9 @@ func (p URLPolicy) CheckHost(ctx context.Context, lookup LookupFunc, host string
 		unresolved = unresolvedMsg
 	}
 	addrs, err := lookup(ctx, host)
+	if errors.Is(err, ErrOffMachine) {
+		return &URLError{Msg: err.Error(), Detail: err.Error()} // a test's guard, never production's
+	}
 	if err != nil {
 		return &URLError{Msg: unresolved, Detail: host + " could not be resolved: " + resolveReason(err)}
 	}
