@@ -50,6 +50,15 @@ type AuditEntry struct {
 	Hash        string
 }
 
+// JSON is the entry as the API returns it: the stored canonical body with its hash added last.
+func (e *AuditEntry) JSON() json.RawMessage {
+	b := make([]byte, 0, len(e.Body)+80)
+	b = append(b, e.Body[:len(e.Body)-1]...)
+	b = append(b, `,"hash":"`...)
+	b = append(b, e.Hash...)
+	return append(b, `"}`...)
+}
+
 // AuditRecord is what a service call says about a change; the service turns it into an AuditEntry.
 type AuditRecord struct {
 	Action  string

@@ -405,15 +405,6 @@ func (s *Server) revealKey(w http.ResponseWriter, r *http.Request, c *call) erro
 
 // Audit
 
-// auditJSON is an entry as the API returns it: the stored canonical body with its hash added last.
-func auditJSON(e *keyplane.AuditEntry) json.RawMessage {
-	b := make([]byte, 0, len(e.Body)+80)
-	b = append(b, e.Body[:len(e.Body)-1]...)
-	b = append(b, `,"hash":"`...)
-	b = append(b, e.Hash...)
-	return append(b, `"}`...)
-}
-
 func (s *Server) listAudit(w http.ResponseWriter, r *http.Request, c *call) error {
 	lq, err := readList(r, "action", "actorId", "targetId")
 	if err != nil {
@@ -428,7 +419,7 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request, c *call) erro
 	}
 	out := make([]json.RawMessage, len(entries))
 	for i := range entries {
-		out[i] = auditJSON(&entries[i])
+		out[i] = entries[i].JSON()
 	}
 	writeList(w, out, next)
 	return nil

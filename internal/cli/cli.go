@@ -58,6 +58,10 @@ Usage:
   keyplane members remove --workspace S --email E          end a person's membership (or invitation)
   keyplane migrate                                         bring the database schema up to date
   keyplane audit verify                                    check every audit chain
+  keyplane audit list [--workspace S] [--action A] [--limit N]
+                                                           print a chain's entries, newest first, one JSON
+                                                           object a line; without --workspace the operator's
+                                                           chain (sign-ins, root keys, operator users)
   keyplane master-key rotate                               new master key; re-seal every stored value
   keyplane bench [flags]                                   load test: seed keys, drive POST /v1/verify with wrk
                                                            against keyplane and a bare handler (docs/performance.md)
@@ -104,6 +108,8 @@ func (p *Program) Run(ctx context.Context, args []string) error {
 		return p.migrate(ctx, rest)
 	case "audit verify":
 		return p.auditVerify(ctx, rest)
+	case "audit list":
+		return p.auditList(ctx, rest)
 	case "master-key rotate":
 		return p.rotateMasterKey(ctx, rest)
 	case "bench":
@@ -539,6 +545,58 @@ func (p *Program) auditVerify(ctx context.Context, args []string) error {
 		return fmt.Errorf("%d audit chain(s) failed verification", bad)
 	}
 	fmt.Fprintf(p.Stdout, "all %d chains verify\n", len(results))
+	return nil
+}
+
+func (p *Program) auditList(ctx context.Context, args []string) error {
+	var wsSlug, action string
+	limit := 50
+	cfg, err := p.parse("audit list", false, args, func(fs *config.FlagSet) {
+		fs.StringVar(&wsSlug, "workspace", "", "slug of the workspace whose trail to print (default: the operator's chain)")
+		fs.StringVar(&action, "action", "", "only entries of this action, such as user.sign_in_failed")
+		fs.IntVar(&limit, "limit", limit, "how many entries, newest first (1–10000)")
+	})
+	if err != nil {
+		return helpOK(err)
+	}
+	if limit < 1 || limit > 10_000 {
+		fmt.Fprintln(p.Stderr, "keyplane audit list: --limit must be 1 to 10000")
+		return ErrUsage
+	}
+	e, err := p.open(ctx, cfg, openOptions{})
+	if err != nil {
+		return err
+	}
+	defer e.store.Close()
+	sys := keyplane.System("cli")
+	list := func(f store.AuditFilter) ([]keyplane.AuditEntry, string, error) {
+		return e.svc.ListOperatorAudit(ctx, sys, f)
+	}
+	if wsSlug != "" {
+		w, err := e.svc.GetWorkspaceBySlug(ctx, sys, wsSlug)
+		if err != nil {
+			return err
+		}
+		list = func(f store.AuditFilter) ([]keyplane.AuditEntry, string, error) {
+			return e.svc.ListAudit(ctx, sys, w.ID, f)
+		}
+	}
+	f := store.AuditFilter{Action: action}
+	for left := limit; left > 0; {
+		f.Limit = min(left, 100)
+		entries, next, err := list(f)
+		if err != nil {
+			return err
+		}
+		for _, en := range entries {
+			fmt.Fprintf(p.Stdout, "%s\n", en.JSON())
+		}
+		left -= len(entries)
+		if next == "" {
+			break
+		}
+		f.Cursor = next
+	}
 	return nil
 }
 

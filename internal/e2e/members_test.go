@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 )
@@ -171,5 +172,33 @@ func TestMembersCLI(t *testing.T) {
 	}
 	if out := must("", "audit", "verify"); !strings.Contains(out, "chains verify") {
 		t.Errorf("audit verify: %q", out)
+	}
+
+	// The operator's chain, which holds what no workspace's trail does (the operator flag taken away
+	// above, people's sign-ins), is read with audit list; a workspace's trail with --workspace.
+	lines := func(out string) []map[string]any {
+		t.Helper()
+		var es []map[string]any
+		for _, l := range strings.Split(out, "\n") {
+			var e map[string]any
+			if err := json.Unmarshal([]byte(l), &e); err != nil {
+				t.Fatalf("audit list printed %q: %v", l, err)
+			}
+			es = append(es, e)
+		}
+		return es
+	}
+	op := lines(must("", "audit", "list", "--action", "user.updated", "--limit", "1"))
+	if len(op) != 1 || op[0]["target"].(map[string]any)["id"] != opID || op[0]["changes"].(map[string]any)["operator"].(map[string]any)["to"] != false || op[0]["hash"] == "" {
+		t.Errorf("audit list (operator chain): %v", op)
+	}
+	ws := lines(must("", "audit", "list", "--workspace", "acme", "--action", "member.removed"))
+	if len(ws) != 1 || ws[0]["action"] != "member.removed" {
+		t.Errorf("audit list --workspace acme: %v", ws)
+	}
+	for _, args := range [][]string{{"audit", "list", "--limit", "0"}, {"audit", "list", "--workspace", "nope"}} {
+		if _, err := run1("", args...); err == nil {
+			t.Errorf("keyplane %s succeeded", strings.Join(args, " "))
+		}
 	}
 }

@@ -37,6 +37,19 @@ func (s *Service) ListAudit(ctx context.Context, c *keyplane.Caller, wsID string
 	return entries, next, nil
 }
 
+// ListOperatorAudit lists the operator's chain, newest first: root keys, operator users, and every
+// person's sign-ins, failed sign-ins, locks and sign-outs, which no workspace's trail holds.
+func (s *Service) ListOperatorAudit(ctx context.Context, c *keyplane.Caller, f store.AuditFilter) ([]keyplane.AuditEntry, string, error) {
+	if err := c.RequireOperator(); err != nil {
+		return nil, "", err
+	}
+	entries, next, err := s.store.ListAudit(ctx, store.OperatorChain, f)
+	if err != nil {
+		return nil, "", badCursor(err)
+	}
+	return entries, next, nil
+}
+
 // withoutKeyValues returns an entry's body with the values of an API key's changed fields (name,
 // permissions, meta, allow-lists, …) and an API key actor's name replaced by redact.Marker, and
 // "redacted": true added; the action, actor and target ids, time, address and which fields changed
