@@ -31,7 +31,7 @@ func (s *Service) ListAudit(ctx context.Context, c *keyplane.Caller, wsID string
 	// but not what a key's fields hold: the README promises them no keys.
 	if c.Authorize(wsID, keyplane.PermAPIKeysRead) != nil {
 		for i := range entries {
-			entries[i].Body = withoutKeyValues(entries[i].Body)
+			entries[i].Body, entries[i].Hash = withoutKeyValues(entries[i].Body), ""
 		}
 	}
 	return entries, next, nil
@@ -53,8 +53,10 @@ func (s *Service) ListOperatorAudit(ctx context.Context, c *keyplane.Caller, f s
 // withoutKeyValues returns an entry's body with the values of an API key's changed fields (name,
 // permissions, meta, allow-lists, …) and an API key actor's name replaced by redact.Marker, and
 // "redacted": true added; the action, actor and target ids, time, address and which fields changed
-// stay. Such an entry no longer hashes to its "hash": the chain is checked on the stored entries, by
-// VerifyAudit. A body with nothing to hide is returned as it is.
+// stay. Every entry of such an answer also loses its links (prevHash here, hash in ListAudit): a
+// hash of the unredacted entry would let its reader test guesses of the hidden values offline (a
+// key's name from a dictionary, its permissions from the catalog). The chain is checked on the stored
+// entries, by VerifyAudit.
 func withoutKeyValues(body json.RawMessage) json.RawMessage {
 	var e map[string]any
 	dec := json.NewDecoder(bytes.NewReader(body))
@@ -62,6 +64,7 @@ func withoutKeyValues(body json.RawMessage) json.RawMessage {
 	if dec.Decode(&e) != nil {
 		return json.RawMessage(`{"redacted":true}`) // fail closed; stored entries always decode
 	}
+	e["prevHash"] = ""
 	hidden := false
 	if a, ok := e["actor"].(map[string]any); ok && a["type"] == string(keyplane.ActorAPIKey) {
 		a["name"], hidden = redact.Marker, true
@@ -82,10 +85,9 @@ func withoutKeyValues(body json.RawMessage) json.RawMessage {
 			}
 		}
 	}
-	if !hidden {
-		return body
+	if hidden {
+		e["redacted"] = true
 	}
-	e["redacted"] = true
 	out, err := json.Marshal(e)
 	if err != nil {
 		return json.RawMessage(`{"redacted":true}`)

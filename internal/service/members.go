@@ -35,6 +35,28 @@ func mayChangeOwner(c *keyplane.Caller, wsID string) bool {
 	return c.Operator || (c.WorkspaceID == wsID && c.Role == keyplane.RoleOwner)
 }
 
+// errManageMembers refuses a caller who may not manage the workspace's members.
+var errManageMembers = keyplane.Errorf(keyplane.CodeForbidden, "only the operator or the workspace's owners and admins may manage members")
+
+// asOfNow returns c as it stands in members, read in the change's transaction: a person's role is
+// read before that transaction begins, and one demoted or removed in between must act with what they
+// hold now, not with what they held when their request arrived.
+func asOfNow(c *keyplane.Caller, wsID string, members []keyplane.Member) (*keyplane.Caller, error) {
+	if c.Operator || c.Actor.Type != keyplane.ActorUser {
+		return c, nil
+	}
+	me := findMember(members, c.Actor.ID)
+	if me == nil || me.Status != keyplane.MemberActive {
+		return nil, keyplane.NotFound("workspace")
+	}
+	now := *c
+	now.Role = me.Role
+	if !canManageMembers(&now, wsID) {
+		return nil, errManageMembers
+	}
+	return &now, nil
+}
+
 func findMember(members []keyplane.Member, userID string) *keyplane.Member {
 	for i := range members {
 		if members[i].UserID == userID {
@@ -76,7 +98,7 @@ func (s *Service) AddMember(ctx context.Context, c *keyplane.Caller, wsID, email
 		return nil, false, err
 	}
 	if !canManageMembers(c, wsID) {
-		return nil, false, keyplane.Errorf(keyplane.CodeForbidden, "only the operator or the workspace's owners and admins may manage members")
+		return nil, false, errManageMembers
 	}
 	var v keyplane.Validation
 	email = normalizeEmail(&v, email)
@@ -102,6 +124,13 @@ func (s *Service) AddMember(ctx context.Context, c *keyplane.Caller, wsID, email
 		members, err := tx.ListMembers(ctx, wsID)
 		if err != nil {
 			return nil, err
+		}
+		c, err := asOfNow(c, wsID, members)
+		if err != nil {
+			return nil, err
+		}
+		if role == keyplane.RoleOwner && !mayChangeOwner(c, wsID) {
+			return nil, ownerOnly("make")
 		}
 		target := keyplane.Target{Type: "user", ID: u.ID}
 		old := findMember(members, u.ID)
@@ -157,7 +186,7 @@ func (s *Service) RemoveMember(ctx context.Context, c *keyplane.Caller, wsID, us
 		return nil, err
 	}
 	if !canManageMembers(c, wsID) {
-		return nil, keyplane.Errorf(keyplane.CodeForbidden, "only the operator or the workspace's owners and admins may manage members")
+		return nil, errManageMembers
 	}
 	if !id.Valid(id.User, userID) {
 		return nil, keyplane.NotFound("member")
@@ -165,6 +194,10 @@ func (s *Service) RemoveMember(ctx context.Context, c *keyplane.Caller, wsID, us
 	var m *keyplane.Member
 	err := s.change(ctx, c, wsID, func(tx store.Tx, now time.Time) (*outcome, error) {
 		members, err := tx.ListMembers(ctx, wsID)
+		if err != nil {
+			return nil, err
+		}
+		c, err := asOfNow(c, wsID, members)
 		if err != nil {
 			return nil, err
 		}

@@ -507,3 +507,39 @@ func TestRoleChangeOfInvitation(t *testing.T) {
 		t.Errorf("%d member entries for an invitation and one change, want 2", n)
 	}
 }
+
+// TestStaleRoleActsAsNow: a person's role is read when their request arrives, before the change's
+// transaction; one demoted or removed in between acts with what they hold when the change is made.
+// Owners A, B and C: B's caller is made while B is an owner, then A demotes B to viewer; B's
+// request, still carrying the owner's role, may neither remove C nor invite anyone. Removed, B is
+// not found.
+func TestStaleRoleActsAsNow(t *testing.T) {
+	for _, d := range storetest.Drivers() {
+		t.Run(d, func(t *testing.T) {
+			w := newMemberWorld(t, d)
+			ws := w.workspace("shop")
+			a := w.person("a@example.com", ws, keyplane.RoleOwner)
+			b := w.person("b@example.com", ws, keyplane.RoleOwner)
+			c := w.person("c@example.com", ws, keyplane.RoleOwner)
+			stale := w.as(b, ws)
+			if _, _, err := w.svc.AddMember(w.ctx, w.as(a, ws), ws.ID, b.Email, keyplane.RoleViewer); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := w.svc.RemoveMember(w.ctx, stale, ws.ID, c.ID); keyplane.ErrorCode(err) != keyplane.CodeForbidden {
+				t.Errorf("a demoted owner's request removed an owner: %v", err)
+			}
+			if _, _, err := w.svc.AddMember(w.ctx, stale, ws.ID, "new@example.com", keyplane.RoleOwner); keyplane.ErrorCode(err) != keyplane.CodeForbidden {
+				t.Errorf("a demoted owner's request invited an owner: %v", err)
+			}
+			if _, err := w.svc.RemoveMember(w.ctx, w.as(a, ws), ws.ID, b.ID); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := w.svc.RemoveMember(w.ctx, stale, ws.ID, c.ID); keyplane.ErrorCode(err) != keyplane.CodeNotFound {
+				t.Errorf("a removed owner's request: %v, want not found", err)
+			}
+			if n := w.activeOwners(ws); n != 2 {
+				t.Errorf("active owners: %d, want 2 (a and c)", n)
+			}
+		})
+	}
+}

@@ -118,7 +118,9 @@ func (r *Redis) Take(ctx context.Context, key string) Taken {
 
 // Give gives back one attempt of key that Take counted.
 func (r *Redis) Give(ctx context.Context, key string) {
-	ctx, cancel := context.WithTimeout(ctx, redisTimeout)
+	// A caller that gave up (the client went away mid-hash) still owes the attempt back: the giving
+	// must not end with the request.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), redisTimeout)
 	defer cancel()
 	if err := giveScript.Run(ctx, r.client, []string{r.key(key)}).Err(); err != nil {
 		r.failed(err)
@@ -128,7 +130,7 @@ func (r *Redis) Give(ctx context.Context, key string) {
 
 func (r *Redis) Reset(ctx context.Context, key string) {
 	r.local.Reset(ctx, key)
-	ctx, cancel := context.WithTimeout(ctx, redisTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), redisTimeout) // as Give
 	defer cancel()
 	if err := r.client.Del(ctx, r.key(key)).Err(); err != nil {
 		r.failed(err)

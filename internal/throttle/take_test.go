@@ -148,3 +148,27 @@ func TestTakeNewWindow(t *testing.T) {
 		t.Fatalf("the new window's lock: %+v", tk)
 	}
 }
+
+// TestGiveAfterCancel: an attempt given back by a caller whose request has ended (a client gone
+// mid-hash) is given back all the same, and a reset from such a caller resets.
+func TestGiveAfterCancel(t *testing.T) {
+	for name, c := range counters(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			for range 5 {
+				c.Take(ctx, "k")
+			}
+			cancel()
+			c.Give(ctx, "k")
+			if tk := c.Take(context.Background(), "k"); !tk.Allowed {
+				t.Fatalf("the attempt given back after the caller's end still counts: %+v", tk)
+			}
+			c.Reset(ctx, "k")
+			for i := range 5 {
+				if tk := c.Take(context.Background(), "k"); !tk.Allowed {
+					t.Fatalf("attempt %d after a reset from an ended caller: %+v", i+1, tk)
+				}
+			}
+		})
+	}
+}
