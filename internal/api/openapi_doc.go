@@ -283,7 +283,7 @@ func schemas() map[string]schema {
 
 		"AuditEntry": closed(props{
 			"redacted": boolean().constant(true).desc("Present for a caller without api_keys:read (developers, viewers, keys): the values of an API key's " +
-				"changed fields and an API key actor's name read \"[redacted]\", so the entry no longer hashes to its hash; GET /v1/audit-logs/verify checks the stored entries."),
+				"changed fields and an API key actor's name read \"[redacted]\"; GET /v1/audit-logs/verify checks the stored entries."),
 			"id":        idOf("aud"),
 			"timestamp": dateTime(),
 			"action":    str().example("api_key.created"),
@@ -294,8 +294,9 @@ func schemas() map[string]schema {
 			"requestId": str(),
 			"changes": object().set("additionalProperties", sealed(props{"from": anyJSON(), "to": anyJSON()})).
 				desc("Each changed field's value before and after, as the API shows it."),
-			"prevHash": str().pattern("^(?:[0-9a-f]{64})?$").desc("The previous entry's hash; empty for the first entry."),
-			"hash":     str().pattern("^[0-9a-f]{64}$").desc("hex(SHA-256(prevHash + JCS(this entry without hash)))."),
+			"prevHash": str().pattern("^(?:[0-9a-f]{64})?$").desc("The previous entry's hash; empty for the first entry, and in every entry answered to a caller without api_keys:read."),
+			"hash": str().pattern("^(?:[0-9a-f]{64})?$").desc("hex(SHA-256(prevHash + JCS(this entry without hash))); empty in every entry answered to a caller without api_keys:read, " +
+				"whose hashes would let it test guesses of the hidden values."),
 		}, "id", "timestamp", "action", "actor", "target", "ip", "userAgent", "requestId", "changes", "prevHash", "hash"),
 		"AuditVerification": sealed(props{
 			"valid":      boolean(),
@@ -662,7 +663,7 @@ func operations() []operation {
 			errors: append([]string{"KeyRevoked"}, keyBody...)},
 
 		{method: "GET", path: "/v1/audit-logs", id: "listAuditLogs", tag: "audit", summary: "List the audit trail",
-			description: "Newest first. Needs audit:read. Without api_keys:read, entries about API keys come with the values of the key's fields hidden (redacted: true).",
+			description: "Newest first. Needs audit:read. Without api_keys:read, entries about API keys come with the values of the key's fields hidden (redacted: true), and no entry carries hash or prevHash.",
 			access:      workspaced, status: 200, data: ref("AuditEntry"), list: true,
 			query: []map[string]any{
 				param("action", "query", "Only entries of this action, such as api_key.created.", str()),
