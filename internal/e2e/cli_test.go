@@ -88,37 +88,7 @@ func TestSIGTERM(t *testing.T) {
 	}
 	root := strings.TrimSpace(string(rootOut))
 	lc.secret("root key printed by keyplane root-keys create", root)
-	const password = "correct horse battery staple"
-	lc.secret("KEYPLANE_ADMIN_PASSWORD", password)
-	cmd := exec.Command(bin, "serve", "--data-dir", dir, "--addr", "127.0.0.1:0")
-	cmd.Env = append(os.Environ(), "KEYPLANE_ADMIN_PASSWORD="+password)
-	stdout, _ := cmd.StdoutPipe()
-	stderr := &syncBuffer{}
-	cmd.Stderr = stderr
-	stdoutCopy := &syncBuffer{}
-	lc.Output("keyplane serve's stderr", stderr)
-	lc.Output("keyplane serve's stdout", stdoutCopy)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
-	addrc := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		re := regexp.MustCompile(`listening on http://(\S+)`)
-		for sc.Scan() {
-			fmt.Fprintln(stdoutCopy, sc.Text())
-			if m := re.FindStringSubmatch(sc.Text()); m != nil {
-				addrc <- m[1]
-			}
-		}
-	}()
-	var addr string
-	select {
-	case addr = <-addrc:
-	case <-time.After(30 * time.Second):
-		t.Fatalf("no address printed; stderr:\n%s", stderr.String())
-	}
+	cmd, addr, stderr := serveBinary(t, lc, bin, dir)
 	waited := make(chan error, 1)
 	go func() { waited <- cmd.Wait() }()
 	conn, err := net.Dial("tcp", addr)
@@ -164,5 +134,44 @@ func TestSIGTERM(t *testing.T) {
 	}
 	if strings.Contains(stderr.String(), root) {
 		t.Fatal("the root key appears in the server's log")
+	}
+}
+
+// serveBinary starts the built binary's serve on dir, on a free loopback port, with an admin password
+// and its output under the leak check, and returns the process, once it prints its address, and its
+// stderr. The test ends it; cleanup kills it if the test did not.
+func serveBinary(t *testing.T, lc *leakChecker, bin, dir string) (*exec.Cmd, string, *syncBuffer) {
+	t.Helper()
+	const password = "correct horse battery staple"
+	lc.secret("KEYPLANE_ADMIN_PASSWORD", password)
+	cmd := exec.Command(bin, "serve", "--data-dir", dir, "--addr", "127.0.0.1:0")
+	cmd.Env = append(os.Environ(), "KEYPLANE_ADMIN_PASSWORD="+password)
+	stdout, _ := cmd.StdoutPipe()
+	stderr := &syncBuffer{}
+	cmd.Stderr = stderr
+	stdoutCopy := &syncBuffer{}
+	lc.Output("keyplane serve's stderr", stderr)
+	lc.Output("keyplane serve's stdout", stdoutCopy)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	addrc := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		re := regexp.MustCompile(`listening on http://(\S+)`)
+		for sc.Scan() {
+			fmt.Fprintln(stdoutCopy, sc.Text())
+			if m := re.FindStringSubmatch(sc.Text()); m != nil {
+				addrc <- m[1]
+			}
+		}
+	}()
+	select {
+	case addr := <-addrc:
+		return cmd, addr, stderr
+	case <-time.After(60 * time.Second):
+		t.Fatalf("no address printed; stderr:\n%s", stderr.String())
+		return nil, "", nil
 	}
 }

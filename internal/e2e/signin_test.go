@@ -1,14 +1,12 @@
 package e2e
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
@@ -162,37 +160,8 @@ func TestSignInMemoryBound(t *testing.T) {
 	dir := t.TempDir()
 	lc := leaks(t)
 	lc.Store(dir, "")
-	const password = "correct horse battery staple"
-	lc.secret("KEYPLANE_ADMIN_PASSWORD", password)
-	cmd := exec.Command(bin, "serve", "--data-dir", dir, "--addr", "127.0.0.1:0")
-	cmd.Env = append(os.Environ(), "KEYPLANE_ADMIN_PASSWORD="+password)
-	stdout, _ := cmd.StdoutPipe()
-	stderr := &syncBuffer{}
-	cmd.Stderr = stderr
-	stdoutCopy := &syncBuffer{}
-	lc.Output("keyplane serve's stderr", stderr)
-	lc.Output("keyplane serve's stdout", stdoutCopy)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, addr, _ := serveBinary(t, lc, bin, dir)
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	addrc := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		re := regexp.MustCompile(`listening on http://(\S+)`)
-		for sc.Scan() {
-			fmt.Fprintln(stdoutCopy, sc.Text())
-			if m := re.FindStringSubmatch(sc.Text()); m != nil {
-				addrc <- m[1]
-			}
-		}
-	}()
-	var addr string
-	select {
-	case addr = <-addrc:
-	case <-time.After(60 * time.Second):
-		t.Fatalf("no address printed; stderr:\n%s", stderr.String())
-	}
 	base := "http://" + addr
 	before := vmHWM(t, cmd.Process.Pid)
 
