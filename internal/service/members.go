@@ -57,6 +57,17 @@ func asOfNow(c *keyplane.Caller, wsID string, members []keyplane.Member) (*keypl
 	return &now, nil
 }
 
+// membersAsOfNow reads the workspace's members in the change's transaction, and the caller as it
+// stands among them (asOfNow).
+func membersAsOfNow(ctx context.Context, tx store.Tx, c *keyplane.Caller, wsID string) ([]keyplane.Member, *keyplane.Caller, error) {
+	members, err := tx.ListMembers(ctx, wsID)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err = asOfNow(c, wsID, members)
+	return members, c, err
+}
+
 func findMember(members []keyplane.Member, userID string) *keyplane.Member {
 	for i := range members {
 		if members[i].UserID == userID {
@@ -121,11 +132,7 @@ func (s *Service) AddMember(ctx context.Context, c *keyplane.Caller, wsID, email
 		if err != nil {
 			return nil, fmt.Errorf("member user: %w", err)
 		}
-		members, err := tx.ListMembers(ctx, wsID)
-		if err != nil {
-			return nil, err
-		}
-		c, err := asOfNow(c, wsID, members)
+		members, c, err := membersAsOfNow(ctx, tx, c, wsID)
 		if err != nil {
 			return nil, err
 		}
@@ -193,11 +200,7 @@ func (s *Service) RemoveMember(ctx context.Context, c *keyplane.Caller, wsID, us
 	}
 	var m *keyplane.Member
 	err := s.change(ctx, c, wsID, func(tx store.Tx, now time.Time) (*outcome, error) {
-		members, err := tx.ListMembers(ctx, wsID)
-		if err != nil {
-			return nil, err
-		}
-		c, err := asOfNow(c, wsID, members)
+		members, c, err := membersAsOfNow(ctx, tx, c, wsID)
 		if err != nil {
 			return nil, err
 		}
