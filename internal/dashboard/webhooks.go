@@ -77,9 +77,21 @@ type hookPageData struct {
 	LogError   string
 }
 
-// eventChoices are the event type checkboxes: every event, then the catalog.
-func (d *Dashboard) eventChoices() []keyplane.CatalogEntry {
-	return append([]keyplane.CatalogEntry{{Name: keyplane.AllEvents, Description: "Every event type, those added later included."}}, d.svc.Catalog().EventTypes()...)
+// eventChoices are the event type checkboxes: every event, then the catalog. Those who may not read
+// keys are not offered * and the api_key events, which the service refuses them, unless the form
+// shows an endpoint that already has them (its checkboxes then tell the truth; saving is refused).
+func (d *Dashboard) eventChoices(v *view, current []string) []keyplane.CatalogEntry {
+	all := append([]keyplane.CatalogEntry{{Name: keyplane.AllEvents, Description: "Every event type, those added later included."}}, d.svc.Catalog().EventTypes()...)
+	if v.Can(keyplane.PermAPIKeysRead) || service.CarriesKeyEvents(current) {
+		return all
+	}
+	out := make([]keyplane.CatalogEntry, 0, len(all))
+	for _, e := range all {
+		if !service.CarriesKeyEvents([]string{e.Name}) {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 func (d *Dashboard) readHookForm(r *http.Request) hookForm {
@@ -103,7 +115,7 @@ func (d *Dashboard) showHooks(w http.ResponseWriter, r *http.Request, v *view, s
 		d.hookError(w, r, v, err)
 		return
 	}
-	hd := hooksData{Hooks: hooks, Form: f, Errors: errs, Events: d.eventChoices()}
+	hd := hooksData{Hooks: hooks, Form: f, Errors: errs, Events: d.eventChoices(v, f.EventTypes)}
 	if next != "" {
 		hd.Next = withQuery(r.URL, "cursor", next)
 	}
@@ -143,7 +155,7 @@ func formOfHook(e *keyplane.WebhookEndpoint) hookForm {
 // outcome of a test send just made (or its refusal) into the page's data.
 func (d *Dashboard) showHook(w http.ResponseWriter, r *http.Request, v *view, status int, e *keyplane.WebhookEndpoint, f hookForm, errs map[string]string, test func(*hookPageData)) {
 	v.Title, v.Section = e.URL, "webhooks"
-	hd := hookPageData{Hook: e, Base: hookPath(v, e.ID), Form: f, Errors: errs, Events: d.eventChoices(),
+	hd := hookPageData{Hook: e, Base: hookPath(v, e.ID), Form: f, Errors: errs, Events: d.eventChoices(v, e.EventTypes),
 		CanWrite: v.Can(keyplane.PermWebhooksWrite), CanReveal: mayReveal(v.Caller),
 		TestTypes: d.svc.Catalog().EventTypes(), TestType: keyplane.EventWebhookTest,
 		Statuses: []keyplane.DeliveryStatus{keyplane.DeliveryPending, keyplane.DeliverySucceeded, keyplane.DeliveryFailed}}

@@ -148,9 +148,9 @@ func (s *Service) checkEventTypes(v *keyplane.Validation, types []string) []stri
 	return out
 }
 
-// carriesKeyEvents tells whether an endpoint with these event types receives keyplane's api_key.*
+// CarriesKeyEvents tells whether an endpoint with these event types receives keyplane's api_key.*
 // events, whose payloads are whole key objects (name, permissions, meta, allow-lists).
-func carriesKeyEvents(types []string) bool {
+func CarriesKeyEvents(types []string) bool {
 	for _, t := range types {
 		if t == keyplane.AllEvents {
 			return true
@@ -171,9 +171,9 @@ func carriesKeyEvents(types []string) bool {
 // a developer could subscribe, or repoint an admin's endpoint, and receive every key.
 func checkKeyEvents(c *keyplane.Caller, wsID string, types ...[]string) error {
 	for _, ts := range types {
-		if carriesKeyEvents(ts) {
+		if CarriesKeyEvents(ts) {
 			if c.Authorize(wsID, keyplane.PermAPIKeysRead) != nil {
-				return keyplane.Errorf(keyplane.CodeForbidden, "subscribing to api_key events (or *) needs the %s permission: their payloads are whole API keys; an endpoint that receives them is created and changed only by those who may read keys", keyplane.PermAPIKeysRead)
+				return keyplane.Errorf(keyplane.CodeForbidden, "an endpoint that receives api_key events (or *) is created and changed only with the %s permission: those events carry whole API keys", keyplane.PermAPIKeysRead)
 			}
 			return nil
 		}
