@@ -701,14 +701,16 @@ func operations() []operation {
 			query: []map[string]any{paramRef("limit"), paramRef("cursor")}},
 		{method: "POST", path: "/v1/webhooks", id: "createWebhook", tag: "webhooks", summary: "Subscribe a URL to events",
 			description: "Answers the endpoint with its signing secret. The URL's host is resolved: one that resolves to a loopback, private, " +
-				"link-local, CGNAT, multicast or metadata address is refused (unless the deployment allows private addresses). Needs webhooks:write.",
+				"link-local, CGNAT, multicast or metadata address is refused (unless the deployment allows private addresses). Needs webhooks:write; " +
+				"subscribing to api_key.* events or * also needs api_keys:read (403 otherwise), since those events carry whole keys.",
 			access: workspaced, body: "CreateWebhookRequest", status: 201, data: ref("WebhookEndpointWithSecret"), errors: keyBody},
 		{method: "GET", path: "/v1/webhooks/{id}", id: "getWebhook", tag: "webhooks", summary: "Get a webhook endpoint",
 			description: "Never holds the secret. Needs webhooks:read.",
 			access:      workspaced, status: 200, data: ref("WebhookEndpoint")},
 		{method: "PATCH", path: "/v1/webhooks/{id}", id: "updateWebhook", tag: "webhooks", summary: "Change, enable or disable an endpoint",
-			description: "Disabling ends its pending attempts. Needs webhooks:write.",
-			access:      workspaced, body: "UpdateWebhookRequest", status: 200, data: ref("WebhookEndpoint"), errors: keyBody},
+			description: "Disabling ends its pending attempts. Needs webhooks:write; an endpoint that receives api_key.* events or * " +
+				"(before or after the change) is changed only with api_keys:read too (403 otherwise).",
+			access: workspaced, body: "UpdateWebhookRequest", status: 200, data: ref("WebhookEndpoint"), errors: keyBody},
 		{method: "DELETE", path: "/v1/webhooks/{id}", id: "deleteWebhook", tag: "webhooks", summary: "Delete an endpoint and its deliveries log",
 			description: "Needs webhooks:write.",
 			access:      workspaced, status: 200, data: ref("DeletedWebhook")},
