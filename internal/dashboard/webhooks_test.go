@@ -596,9 +596,15 @@ func testWebhooks(t *testing.T, s *kpServer) {
 		if now, _ := json.Marshal(rest()); string(now) != string(was) {
 			t.Errorf("a developer's refused posts changed the endpoints:\n%s\n→ %s", was, now)
 		}
-		// The admin's endpoint page shows the developer what it receives; only saving is refused.
-		if page := dev.get(t, okPage); !strings.Contains(page.body, `name="eventTypes" value="*" checked`) {
-			t.Errorf("a developer's view of an endpoint of * does not show it ticked")
+		// The admin's endpoint page shows the developer its settings, not a form to change them nor
+		// Disable, and says why; rotating, testing and retrying stay theirs.
+		page := dev.get(t, okPage)
+		expectText(t, page, "all events (*)", "only those who may see API keys (owners and admins) change it", "Send test event")
+		if strings.Contains(page.body, "Save changes") || strings.Contains(page.body, `action="`+okPage+`/enabled"`) || strings.Contains(page.body, `name="eventTypes"`) {
+			t.Errorf("a developer is offered to change an endpoint of *")
+		}
+		if !strings.Contains(admin.get(t, okPage).body, "Save changes") {
+			t.Errorf("an admin is not offered to change an endpoint of *")
 		}
 		mine := hookSecretPage(t, dev.post(t, hooks, url.Values{"url": {ok.srv.URL + "/dev"}, "eventTypes": {"order.created"}, "enabled": {"on"}}))
 		if mine == "" || len(rest()) != len(before)+1 {
