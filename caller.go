@@ -1,5 +1,7 @@
 package keyplane
 
+import "time"
+
 // Caller is who makes a service call and from where: the principal that is authorized, and the request
 // facts that go into the audit trail.
 type Caller struct {
@@ -18,6 +20,12 @@ type Caller struct {
 	// empty for root keys and people. Such a key creates, changes and reveals keys of its own
 	// environment only, within what it holds itself (see internal/service, apikeys.go).
 	Environment Environment
+	// ExpiresAt, IPAllowlist and RateLimit are those of the workspace key that calls (nil or empty
+	// when it has none): they bound the key, and so every key it creates or changes, which must be
+	// at least as bounded (see internal/service, apikeys.go).
+	ExpiresAt   *time.Time
+	IPAllowlist []string
+	RateLimit   *RateLimit
 
 	IP        string
 	UserAgent string

@@ -218,6 +218,7 @@ func (s *Server) authenticate(r *http.Request, mode authMode) (*call, error) {
 	c.Actor = keyplane.Actor{Type: keyplane.ActorAPIKey, ID: k.ID, Name: k.Name}
 	c.WorkspaceID, c.Permissions, c.ws = k.WorkspaceID, k.Permissions, k.WorkspaceID
 	c.Environment = k.Environment
+	c.ExpiresAt, c.IPAllowlist, c.RateLimit = k.ExpiresAt, k.IPAllowlist, k.RateLimit
 	return c, nil
 }
 

@@ -630,7 +630,8 @@ func operations() []operation {
 			}},
 		{method: "POST", path: "/v1/api-keys", id: "createApiKey", tag: "api-keys", summary: "Create an API key",
 			description: "Answers the key object plus keyValue: the only time a secret key's value is shown (unless recoverable). Needs api_keys:write; " +
-				"a workspace key creates keys of its own environment only, with permissions it holds itself (403 otherwise).",
+				"a workspace key creates keys of its own environment only, with permissions it holds itself, and at least as bounded as itself " +
+				"(expiresAt no later, ipAllowlist within, rateLimit no looser, when it has them; 403 otherwise).",
 			access: workspaced, body: "CreateApiKeyRequest", status: 201, data: ref("ApiKeyWithValue"),
 			errors: append([]string{"ForbiddenOrLiveModeOff", "KeyLimitReached"}, keyBody...)},
 		{method: "GET", path: "/v1/api-keys/publishable", id: "getPublishableApiKey", tag: "api-keys", summary: "Get the newest active publishable key",
@@ -642,18 +643,19 @@ func operations() []operation {
 			access:      workspaced, status: 200, data: ref("ApiKey")},
 		{method: "PATCH", path: "/v1/api-keys/{id}", id: "updateApiKey", tag: "api-keys", summary: "Change an API key, or enable or disable it",
 			description: "Needs api_keys:write. A revoked key cannot change (409 key_revoked). A workspace key changes only keys of its own environment " +
-				"holding no permission it lacks, gives only permissions it holds, and never changes itself (403 otherwise).",
+				"holding no permission it lacks and at least as bounded as itself (expiresAt, ipAllowlist, rateLimit), gives only permissions it holds " +
+				"and bounds no looser than its own, and never changes itself (403 otherwise).",
 			access: workspaced, body: "UpdateApiKeyRequest", status: 200, data: ref("ApiKey"), errors: append([]string{"KeyRevoked"}, keyBody...)},
 		{method: "DELETE", path: "/v1/api-keys/{id}", id: "deleteApiKey", tag: "api-keys", summary: "Revoke an API key, or delete it permanently",
 			description: "Without permanent=true: revokes, irreversibly; again answers the same. With permanent=true: deletes a disabled or revoked key " +
 				"and its stored values (409 key_not_deletable otherwise); the audit trail keeps its record. Needs api_keys:write; a workspace key " +
-				"acts only on keys of its own environment holding no permission it lacks (403 otherwise).",
+				"acts only on keys of its own environment holding no permission it lacks and at least as bounded as itself (403 otherwise).",
 			access: workspaced, status: 200, data: schema{"oneOf": []any{ref("RevokedApiKey"), ref("DeletedApiKey")}},
 			query:  []map[string]any{param("permanent", "query", "true to delete rather than revoke.", enum("true", "false").def("false"))},
 			errors: []string{"KeyNotDeletable"}},
 		{method: "POST", path: "/v1/api-keys/{id}/rotate", id: "rotateApiKey", tag: "api-keys", summary: "Give an API key a new value",
 			description: "Same id, name and settings; the old value stops at once or after expireOldAfterSeconds (then verifies EXPIRED). Needs api_keys:write; " +
-				"a workspace key rotates itself, or keys of its own environment holding no permission it lacks (403 otherwise).",
+				"a workspace key rotates itself, or keys of its own environment holding no permission it lacks and at least as bounded as itself (403 otherwise).",
 			access: workspaced, body: "RotateApiKeyRequest", bodyOptional: true, status: 200, data: ref("ApiKeyWithValue"),
 			errors: append([]string{"KeyRevoked"}, keyBody...)},
 		{method: "POST", path: "/v1/api-keys/{id}/reveal", id: "revealApiKey", tag: "api-keys", summary: "Reveal a key's current value",
@@ -702,14 +704,16 @@ func operations() []operation {
 			query: []map[string]any{paramRef("limit"), paramRef("cursor")}},
 		{method: "POST", path: "/v1/webhooks", id: "createWebhook", tag: "webhooks", summary: "Subscribe a URL to events",
 			description: "Answers the endpoint with its signing secret. The URL's host is resolved: one that resolves to a loopback, private, " +
-				"link-local, CGNAT, multicast or metadata address is refused (unless the deployment allows private addresses). Needs webhooks:write.",
+				"link-local, CGNAT, multicast or metadata address is refused (unless the deployment allows private addresses). Needs webhooks:write; " +
+				"subscribing to api_key.* events or * also needs api_keys:read (403 otherwise), since those events carry whole keys.",
 			access: workspaced, body: "CreateWebhookRequest", status: 201, data: ref("WebhookEndpointWithSecret"), errors: keyBody},
 		{method: "GET", path: "/v1/webhooks/{id}", id: "getWebhook", tag: "webhooks", summary: "Get a webhook endpoint",
 			description: "Never holds the secret. Needs webhooks:read.",
 			access:      workspaced, status: 200, data: ref("WebhookEndpoint")},
 		{method: "PATCH", path: "/v1/webhooks/{id}", id: "updateWebhook", tag: "webhooks", summary: "Change, enable or disable an endpoint",
-			description: "Disabling ends its pending attempts. Needs webhooks:write.",
-			access:      workspaced, body: "UpdateWebhookRequest", status: 200, data: ref("WebhookEndpoint"), errors: keyBody},
+			description: "Disabling ends its pending attempts. Needs webhooks:write; an endpoint that receives api_key.* events or * " +
+				"(before or after the change) is changed only with api_keys:read too (403 otherwise).",
+			access: workspaced, body: "UpdateWebhookRequest", status: 200, data: ref("WebhookEndpoint"), errors: keyBody},
 		{method: "DELETE", path: "/v1/webhooks/{id}", id: "deleteWebhook", tag: "webhooks", summary: "Delete an endpoint and its deliveries log",
 			description: "Needs webhooks:write.",
 			access:      workspaced, status: 200, data: ref("DeletedWebhook")},

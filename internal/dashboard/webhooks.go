@@ -56,12 +56,15 @@ type deliveryRow struct {
 }
 
 type hookPageData struct {
-	Hook      *keyplane.WebhookEndpoint
-	Base      string // the endpoint page's path
-	Form      hookForm
-	Errors    map[string]string
-	Events    []keyplane.CatalogEntry
-	CanWrite  bool
+	Hook     *keyplane.WebhookEndpoint
+	Base     string // the endpoint page's path
+	Form     hookForm
+	Errors   map[string]string
+	Events   []keyplane.CatalogEntry
+	CanWrite bool
+	// CanEdit: CanWrite, and the endpoint receives no api_key events or the person may read keys
+	// (the service refuses the others any change to it).
+	CanEdit   bool
 	CanReveal bool
 
 	TestTypes []keyplane.CatalogEntry
@@ -77,9 +80,21 @@ type hookPageData struct {
 	LogError   string
 }
 
-// eventChoices are the event type checkboxes: every event, then the catalog.
-func (d *Dashboard) eventChoices() []keyplane.CatalogEntry {
-	return append([]keyplane.CatalogEntry{{Name: keyplane.AllEvents, Description: "Every event type, those added later included."}}, d.svc.Catalog().EventTypes()...)
+// eventChoices are the event type checkboxes: every event, then the catalog. Those who may not read
+// keys are not offered * and the api_key events, which the service refuses them (and they see no
+// form for an endpoint that has them, see CanEdit).
+func (d *Dashboard) eventChoices(v *view) []keyplane.CatalogEntry {
+	all := append([]keyplane.CatalogEntry{{Name: keyplane.AllEvents, Description: "Every event type, those added later included."}}, d.svc.Catalog().EventTypes()...)
+	if v.Can(keyplane.PermAPIKeysRead) {
+		return all
+	}
+	out := make([]keyplane.CatalogEntry, 0, len(all))
+	for _, e := range all {
+		if !service.CarriesKeyEvents([]string{e.Name}) {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 func (d *Dashboard) readHookForm(r *http.Request) hookForm {
@@ -103,7 +118,7 @@ func (d *Dashboard) showHooks(w http.ResponseWriter, r *http.Request, v *view, s
 		d.hookError(w, r, v, err)
 		return
 	}
-	hd := hooksData{Hooks: hooks, Form: f, Errors: errs, Events: d.eventChoices()}
+	hd := hooksData{Hooks: hooks, Form: f, Errors: errs, Events: d.eventChoices(v)}
 	if next != "" {
 		hd.Next = withQuery(r.URL, "cursor", next)
 	}
@@ -143,8 +158,9 @@ func formOfHook(e *keyplane.WebhookEndpoint) hookForm {
 // outcome of a test send just made (or its refusal) into the page's data.
 func (d *Dashboard) showHook(w http.ResponseWriter, r *http.Request, v *view, status int, e *keyplane.WebhookEndpoint, f hookForm, errs map[string]string, test func(*hookPageData)) {
 	v.Title, v.Section = e.URL, "webhooks"
-	hd := hookPageData{Hook: e, Base: hookPath(v, e.ID), Form: f, Errors: errs, Events: d.eventChoices(),
+	hd := hookPageData{Hook: e, Base: hookPath(v, e.ID), Form: f, Errors: errs, Events: d.eventChoices(v),
 		CanWrite: v.Can(keyplane.PermWebhooksWrite), CanReveal: mayReveal(v.Caller),
+		CanEdit:   v.Can(keyplane.PermWebhooksWrite) && (v.Can(keyplane.PermAPIKeysRead) || !service.CarriesKeyEvents(e.EventTypes)),
 		TestTypes: d.svc.Catalog().EventTypes(), TestType: keyplane.EventWebhookTest,
 		Statuses: []keyplane.DeliveryStatus{keyplane.DeliveryPending, keyplane.DeliverySucceeded, keyplane.DeliveryFailed}}
 	if test != nil {

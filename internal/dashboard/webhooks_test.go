@@ -560,6 +560,66 @@ func testWebhooks(t *testing.T, s *kpServer) {
 		}
 	})
 
+	// DeveloperAndKeyEvents: api_key events carry whole keys, which developers may not see. Their
+	// form offers neither * nor the api_key events; posting them anyway, or changing an admin's
+	// endpoint that receives them (repointing it at their own URL), is refused with the service's
+	// reason and changes nothing. Endpoints of other events stay theirs to make.
+	t.Run("DeveloperAndKeyEvents", func(t *testing.T) {
+		dev := s.as(t, "developer")
+		e := dev.get(t, hooks)
+		expect(t, e, http.StatusOK)
+		if strings.Contains(e.body, `value="api_key.`) || strings.Contains(e.body, `name="eventTypes" value="*"`) {
+			t.Errorf("a developer's form offers * or api_key events")
+		}
+		if !strings.Contains(e.body, `value="order.created"`) || !strings.Contains(e.body, `value="webhook.test"`) {
+			t.Errorf("a developer's form does not offer the other events")
+		}
+		before := rest()
+		const why = "An endpoint that receives api_key events (or *) is created and changed only with the api_keys:read permission"
+		for _, c := range []struct {
+			path string
+			form url.Values
+		}{
+			{hooks, url.Values{"url": {ok.srv.URL + "/dev"}, "eventTypes": {"*"}, "enabled": {"on"}}},
+			{hooks, url.Values{"url": {ok.srv.URL + "/dev"}, "eventTypes": {"order.created", "api_key.created"}, "enabled": {"on"}}},
+			{okPage, url.Values{"url": {ok.srv.URL + "/dev"}, "eventTypes": {"order.created"}, "enabled": {"on"}}},
+			{okPage, url.Values{"url": {restHook(okID)["url"].(string)}, "description": {"just a description"}, "eventTypes": {"*"}, "enabled": {"on"}}},
+			{okPage + "/enabled", url.Values{"enabled": {"false"}}},
+		} {
+			e := dev.post(t, c.path, c.form)
+			errorPage(t, e, http.StatusForbidden, why)
+			if strings.Contains(e.body, "whsec_") || strings.Contains(e.body, "Your role") {
+				t.Errorf("POST %s: the refusal shows a secret or blames the role: %s", c.path, e.summary())
+			}
+		}
+		was, _ := json.Marshal(before)
+		if now, _ := json.Marshal(rest()); string(now) != string(was) {
+			t.Errorf("a developer's refused posts changed the endpoints:\n%s\n→ %s", was, now)
+		}
+		// The admin's endpoint page shows the developer its settings, not a form to change them nor
+		// Disable, and says why; rotating, testing and retrying stay theirs.
+		page := dev.get(t, okPage)
+		expectText(t, page, "all events (*)", "only those who may see API keys (owners and admins) change it", "Send test event")
+		if strings.Contains(page.body, "Save changes") || strings.Contains(page.body, `action="`+okPage+`/enabled"`) || strings.Contains(page.body, `name="eventTypes"`) {
+			t.Errorf("a developer is offered to change an endpoint of *")
+		}
+		if !strings.Contains(admin.get(t, okPage).body, "Save changes") {
+			t.Errorf("an admin is not offered to change an endpoint of *")
+		}
+		mine := hookSecretPage(t, dev.post(t, hooks, url.Values{"url": {ok.srv.URL + "/dev"}, "eventTypes": {"order.created"}, "enabled": {"on"}}))
+		if mine == "" || len(rest()) != len(before)+1 {
+			t.Fatalf("a developer could not create an endpoint of order.created")
+		}
+		var devID string
+		for _, h := range rest() {
+			if h["url"] == ok.srv.URL+"/dev" {
+				devID = h["id"].(string)
+			}
+		}
+		errorPage(t, dev.post(t, hooks+"/"+devID, url.Values{"url": {ok.srv.URL + "/dev"}, "eventTypes": {"api_key.revoked"}, "enabled": {"on"}}), http.StatusForbidden, why)
+		expectRedirect(t, dev.post(t, hooks+"/"+devID+"/delete", nil), hooks)
+	})
+
 	var rotated string
 	t.Run("RotateSecret", func(t *testing.T) {
 		confirm := admin.get(t, okPage+"/rotate")

@@ -262,11 +262,16 @@ type grantee struct {
 	perms              []string
 	disabled           bool
 	recoverable        bool
+	expiresAt          string // "" omits it
 	id, value          string
 }
 
 func (g *grantee) body() map[string]any {
-	return map[string]any{"name": g.name, "keyType": g.keyType, "environment": g.env, "permissions": g.perms, "recoverable": g.recoverable}
+	b := map[string]any{"name": g.name, "keyType": g.keyType, "environment": g.env, "permissions": g.perms, "recoverable": g.recoverable}
+	if g.expiresAt != "" {
+		b["expiresAt"] = g.expiresAt
+	}
+	return b
 }
 
 // keyOp is a key-writing (or value-revealing) operation on one key.
@@ -363,7 +368,13 @@ func TestKeyWritingMatrix(t *testing.T) {
 			{name: "live, audit:read, disabled", env: "live", keyType: "secret", perms: []string{"audit:read"}, disabled: true},
 			{name: "test, none, disabled", env: "test", keyType: "secret", disabled: true},
 		}
+		// Test keys always expire, and a key changes only keys that expire no later than itself
+		// (TestKeyBounds): the test targets expire before the test credentials made above.
+		soon := time.Now().Add(24 * time.Hour).UTC().Format(time.RFC3339)
 		for _, g := range targets {
+			if g.env == "test" {
+				g.expiresAt = soon
+			}
 			mk(g)
 		}
 		snapshot := func() string {
@@ -479,7 +490,7 @@ func TestKeyWritingMatrix(t *testing.T) {
 					if status == 200 && o.name != "reveal" {
 						// A change that must succeed is made on a fresh copy, so that the targets
 						// stay as they are for the credentials that follow.
-						on = mk(&grantee{name: g.name, env: g.env, keyType: g.keyType, perms: g.perms, disabled: g.disabled, recoverable: g.recoverable})
+						on = mk(&grantee{name: g.name, env: g.env, keyType: g.keyType, perms: g.perms, disabled: g.disabled, recoverable: g.recoverable, expiresAt: g.expiresAt})
 						made[on.id] = true
 					}
 					var body any

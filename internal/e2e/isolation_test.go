@@ -318,16 +318,19 @@ func buildWorld(t *testing.T, n *node) *world {
 	w.aKey, w.aTestKey = integration["keyValue"].(string), testIntegration["keyValue"].(string)
 	w.intID, w.intTestID = w.keys["integration"], w.keys["testIntegration"]
 	values := map[string]string{}
+	// A test key reaches only test keys that expire no later than itself: those below expire before
+	// the test integration key.
+	day := time.Now().Add(24 * time.Hour).UTC().Format(time.RFC3339)
 	for role, body := range map[string]map[string]any{
 		"liveSecret":      {"name": "live secret", "keyType": "secret", "permissions": []string{"orders:read"}, "meta": map[string]any{"tier": "gold"}},
-		"testSecret":      {"name": "test secret", "keyType": "secret", "environment": "test"},
+		"testSecret":      {"name": "test secret", "keyType": "secret", "environment": "test", "expiresAt": day},
 		"livePublishable": {"name": "live publishable", "keyType": "publishable"},
-		"testPublishable": {"name": "test publishable", "keyType": "publishable", "environment": "test"},
+		"testPublishable": {"name": "test publishable", "keyType": "publishable", "environment": "test", "expiresAt": day},
 		"recoverable":     {"name": "recoverable", "keyType": "secret", "recoverable": true},
 		"revoked":         {"name": "revoked", "keyType": "secret"},
 		"revokeVictim":    {"name": "to revoke", "keyType": "secret"},
 		"deleteVictim":    {"name": "to delete", "keyType": "secret"},
-		"deleteVictim2":   {"name": "to delete too", "keyType": "secret", "environment": "test"},
+		"deleteVictim2":   {"name": "to delete too", "keyType": "secret", "environment": "test", "expiresAt": day},
 	} {
 		values[role] = mk(role, body)["keyValue"].(string)
 	}

@@ -370,6 +370,18 @@ func TestWebhooks(t *testing.T) {
 			if shown := n.must(200, req{method: "POST", path: base + "/reveal-secret", cred: writer}).data()["secret"]; shown != rotated {
 				t.Errorf("the writer revealed %v, want the secret it rotated to", shown)
 			}
+			// Key events carry whole keys: without api_keys:read the writer neither subscribes to
+			// them nor changes (repoints) an endpoint that receives them.
+			for _, types := range [][]string{{"*"}, {"api_key.created"}} {
+				n.fails(403, "forbidden", req{method: "POST", path: "/v1/webhooks", cred: writer, body: map[string]any{"url": rc.URL, "eventTypes": types}})
+			}
+			n.fails(403, "forbidden", req{method: "PATCH", path: base, cred: writer, body: map[string]any{"eventTypes": []string{"*"}}})
+			adminHook := n.webhook(ws, map[string]any{"url": rc.URL + "/admin", "eventTypes": []string{"*"}})["id"].(string)
+			n.fails(403, "forbidden", req{method: "PATCH", path: "/v1/webhooks/" + adminHook, cred: writer, body: map[string]any{"url": rc.URL + "/mine"}})
+			if u := n.must(200, req{method: "GET", path: "/v1/webhooks/" + adminHook, cred: n.admin, ws: ws}).data()["url"]; u != rc.URL+"/admin" {
+				t.Errorf("the writer repointed an endpoint of *: %v", u)
+			}
+			n.must(200, req{method: "DELETE", path: "/v1/webhooks/" + adminHook, cred: n.admin, ws: ws})
 			// Reading stays webhooks:read's.
 			n.fails(403, "forbidden", req{method: "GET", path: base, cred: writer})
 			n.fails(403, "forbidden", req{method: "GET", path: base + "/deliveries", cred: writer})

@@ -95,7 +95,51 @@ func checkReach(c *keyplane.Caller, k *keyplane.APIKey) error {
 			return keyplane.Errorf(keyplane.CodeForbidden, "key %s holds %s, which this key does not: a key changes only keys that hold no permission it lacks", k.ID, truncate(p, 100))
 		}
 	}
+	return checkBounds(c, k, "key "+k.ID)
+}
+
+// checkBounds refuses a workspace key a key that is less bounded than itself: one that outlives it,
+// is usable from addresses it is not, or may be verified more often. Otherwise a key that expires in
+// an hour, limited to one address, mints a copy with neither, which can then change the original.
+// whose names k in the refusal ("the new key", "key apk_…").
+func checkBounds(c *keyplane.Caller, k *keyplane.APIKey, whose string) error {
+	if !keyBound(c) {
+		return nil
+	}
+	const tail = ": a key creates and changes only keys at least as bounded as itself"
+	if c.ExpiresAt != nil && (k.ExpiresAt == nil || k.ExpiresAt.After(*c.ExpiresAt)) {
+		return keyplane.Errorf(keyplane.CodeForbidden, "expiresAt: %s must expire no later than this key, at %s%s", whose, keyplane.FormatTime(*c.ExpiresAt), tail)
+	}
+	if len(c.IPAllowlist) > 0 {
+		if len(k.IPAllowlist) == 0 {
+			return keyplane.Errorf(keyplane.CodeForbidden, "ipAllowlist: %s must have an IP allow-list within this key's%s", whose, tail)
+		}
+		for _, e := range k.IPAllowlist {
+			if !withinAllowlist(c.IPAllowlist, e) {
+				return keyplane.Errorf(keyplane.CodeForbidden, "ipAllowlist: %s allows %s, outside this key's allow-list%s", whose, truncate(e, 60), tail)
+			}
+		}
+	}
+	if rl := c.RateLimit; rl != nil && (k.RateLimit == nil || k.RateLimit.Limit > rl.Limit || k.RateLimit.WindowMs < rl.WindowMs) {
+		return keyplane.Errorf(keyplane.CodeForbidden, "rateLimit: %s must have a rate limit no looser than this key's: at most %d requests, in a window of at least %d ms%s", whose, rl.Limit, rl.WindowMs, tail)
+	}
 	return nil
+}
+
+// withinAllowlist says whether the allow-list entry e (an address or a prefix) lies inside one of
+// list's entries. An entry that does not parse is within nothing.
+func withinAllowlist(list []string, e string) bool {
+	q, err := keyplane.ParseIPOrPrefix(e)
+	if err != nil {
+		return false
+	}
+	for _, s := range list {
+		p, err := keyplane.ParseIPOrPrefix(s)
+		if err == nil && p.Bits() <= q.Bits() && p.Contains(q.Addr()) {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Service) checkPermissions(v *keyplane.Validation, perms []string) []string {
@@ -292,6 +336,12 @@ func (s *Service) CreateAPIKey(ctx context.Context, c *keyplane.Caller, wsID str
 	k.Meta = checkMeta(&v, in.Meta)
 	checkRateLimit(&v, in.RateLimit)
 	k.ExpiresAt = checkExpiry(&v, in.Environment, in.ExpiresAt, now, now, w.TestKeyTTLSeconds)
+	if keyBound(c) && c.ExpiresAt != nil && !in.ExpiresAt.Set && k.ExpiresAt != nil && k.ExpiresAt.After(*c.ExpiresAt) {
+		// A test key's default expiry, made by a key that expires sooner, ends with that key: else
+		// no test key could make one without giving a date (checkBounds).
+		end := *c.ExpiresAt
+		k.ExpiresAt = &end
+	}
 	if err := v.Err(); err != nil {
 		return nil, "", err
 	}
@@ -299,6 +349,9 @@ func (s *Service) CreateAPIKey(ctx context.Context, c *keyplane.Caller, wsID str
 		return nil, "", err
 	}
 	if err := checkGrant(c, k.Permissions); err != nil {
+		return nil, "", err
+	}
+	if err := checkBounds(c, k, "the new key"); err != nil {
 		return nil, "", err
 	}
 	if k.Environment == keyplane.EnvLive && !w.LiveModeEnabled {
@@ -498,6 +551,10 @@ func (s *Service) UpdateAPIKey(ctx context.Context, c *keyplane.Caller, wsID, ke
 			if err := checkGrant(c, k.Permissions); err != nil {
 				return nil, err
 			}
+		}
+		// The key was at least as bounded as the caller (checkReach): this refuses what loosens it.
+		if err := checkBounds(c, k, "key "+k.ID); err != nil {
+			return nil, err
 		}
 		out = k
 		after := k.View(now)

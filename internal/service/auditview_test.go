@@ -45,7 +45,7 @@ func TestAuditHidesKeysFromThoseWhoSeeNoKeys(t *testing.T) {
 			// A key acting on the trail makes the key's name the actor's.
 			auditor := &keyplane.Caller{Actor: keyplane.Actor{Type: keyplane.ActorAPIKey, ID: k.ID, Name: secrets[0]}, WorkspaceID: w.ID,
 				Permissions: []string{keyplane.PermWebhooksWrite, keyplane.PermAuditRead}}
-			if _, _, err := svc.CreateWebhook(ctx, auditor, w.ID, service.WebhookInput{URL: "https://203.0.113.9/hook", EventTypes: []string{"*"}}); err != nil && !strings.Contains(err.Error(), "url") {
+			if _, _, err := svc.CreateWebhook(ctx, auditor, w.ID, service.WebhookInput{URL: "https://203.0.113.9/hook", EventTypes: []string{keyplane.EventEndpointDisabled}}); err != nil && !strings.Contains(err.Error(), "url") {
 				t.Fatal(err)
 			}
 			person := func(role keyplane.Role) *keyplane.Caller {

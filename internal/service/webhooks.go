@@ -148,10 +148,47 @@ func (s *Service) checkEventTypes(v *keyplane.Validation, types []string) []stri
 	return out
 }
 
+// CarriesKeyEvents tells whether an endpoint with these event types receives keyplane's api_key.*
+// events, whose payloads are whole key objects (name, permissions, meta, allow-lists).
+func CarriesKeyEvents(types []string) bool {
+	for _, t := range types {
+		if t == keyplane.AllEvents {
+			return true
+		}
+		// keyplane's own only: a deployment's custom type may share the prefix but carries its
+		// sender's data.
+		for _, b := range keyplane.BuiltinEventTypes {
+			if t == b.Name && strings.HasPrefix(t, "api_key.") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// checkKeyEvents keeps key objects from those who may not read keys: an endpoint that carries key
+// events (before or after a change) is created and changed only by a caller with api_keys:read, or
+// a developer could subscribe, or repoint an admin's endpoint, and receive every key.
+func checkKeyEvents(c *keyplane.Caller, wsID string, types ...[]string) error {
+	for _, ts := range types {
+		if CarriesKeyEvents(ts) {
+			if c.Authorize(wsID, keyplane.PermAPIKeysRead) != nil {
+				return keyplane.Errorf(keyplane.CodeForbidden, "an endpoint that receives api_key events (or *) is created and changed only with the %s permission: those events carry whole API keys", keyplane.PermAPIKeysRead)
+			}
+			return nil
+		}
+	}
+	return nil
+}
+
 // CreateWebhook subscribes a URL to events and returns it with its signing secret, shown here once
 // (and later to those who may reveal it).
 func (s *Service) CreateWebhook(ctx context.Context, c *keyplane.Caller, wsID string, in WebhookInput) (*keyplane.WebhookEndpoint, string, error) {
 	if err := c.Authorize(wsID, keyplane.PermWebhooksWrite); err != nil {
+		return nil, "", err
+	}
+	// Before the URL check: a refused caller does not make keyplane resolve host names.
+	if err := checkKeyEvents(c, wsID, in.EventTypes); err != nil {
 		return nil, "", err
 	}
 	var v keyplane.Validation
@@ -261,6 +298,11 @@ func (s *Service) UpdateWebhook(ctx context.Context, c *keyplane.Caller, wsID, e
 	}
 	var out *keyplane.WebhookEndpoint
 	err := s.mutateWebhook(ctx, c, wsID, endpointID, func(tx store.Tx, e *keyplane.WebhookEndpoint, now time.Time) (*outcome, error) {
+		// Any field: a new URL, a re-enabled endpoint or a new description all act on where key
+		// objects go.
+		if err := checkKeyEvents(c, wsID, e.EventTypes, types); err != nil {
+			return nil, err
+		}
 		changes := map[string]keyplane.Change{}
 		if p.URL.Set && u != e.URL {
 			changes["url"] = keyplane.Change{From: e.URL, To: u}
