@@ -343,12 +343,17 @@ func URL(t testing.TB, ctx context.Context) string {
 // turned it off: the dashboard must work without it.
 func JSOff(t testing.TB, ctx context.Context) {
 	t.Helper()
+	setScripts(t, ctx, false)
+}
+
+func setScripts(t testing.TB, ctx context.Context, on bool) {
+	t.Helper()
 	err := within(ctx, func(ctx context.Context) error {
-		_, err := chromedp.Call(ctx, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true})
+		_, err := chromedp.Call(ctx, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: !on})
 		return err
 	})
 	if err != nil {
-		t.Fatalf("browsertest: disable JavaScript: %v", err)
+		t.Fatalf("browsertest: set JavaScript on=%v: %v", on, err)
 	}
 }
 
