@@ -503,6 +503,7 @@ func TestBrowserWebhooks(t *testing.T) {
 	if msg := browsertest.Text(t, ana, "#reveal-error"); !strings.Contains(msg, "That password is not right") {
 		t.Errorf("wrong password on reveal: %q", msg)
 	}
+	checkA11y(t, ana, "an endpoint's reveal password page with an error")
 	if n := browsertest.Eval[int](t, ana, `document.querySelectorAll("#secret-value").length`); n != 0 {
 		t.Errorf("a wrong password revealed the secret")
 	}
