@@ -12,9 +12,13 @@ import (
 
 // a11yProblems checks what axe's WCAG rules leave out: the page has a heading, nothing is wider than
 // the window (reflow, WCAG 1.4.10, which axe cannot judge), and every id that aria-describedby or
-// aria-labelledby names is on the page (axe leaves a missing one for review rather than failing it).
+// aria-labelledby names is on the page (axe leaves a missing one for review rather than failing it),
+// and each field's error is tied to its field by aria-describedby, so a screen reader says it there.
 const a11yProblems = `(() => {
   const out = [];
+  document.querySelectorAll(".field .error, fieldset .error").forEach(el => {
+    if (!el.id || !document.querySelector("[aria-describedby~='" + CSS.escape(el.id) + "']")) out.push("an error that no field's aria-describedby names: " + el.outerHTML.slice(0, 120));
+  });
   document.querySelectorAll("[aria-describedby], [aria-labelledby]").forEach(el => {
     for (const a of ["aria-describedby", "aria-labelledby"]) {
       for (const id of (el.getAttribute(a) || "").split(/\s+/).filter(Boolean)) {
