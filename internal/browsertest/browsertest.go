@@ -12,6 +12,9 @@
 // also matches text, so the helpers convert with chromedp.CSS; in raw chromedp actions, write
 // chromedp.CSS("#id") or use Label.
 //
+// CheckAccessibility runs axe-core (embedded from testdata/axe-core) in the page and fails the test
+// for each WCAG 2.1 A or AA violation.
+//
 // Without chromium the tests skip, unless KEYPLANE_REQUIRE_BROWSER=1 (set by .ci/run): then they
 // fail. KEYPLANE_CHROMIUM names another binary.
 package browsertest
