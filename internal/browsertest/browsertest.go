@@ -12,6 +12,9 @@
 // also matches text, so the helpers convert with chromedp.CSS; in raw chromedp actions, write
 // chromedp.CSS("#id") or use Label.
 //
+// CheckAccessibility runs axe-core (embedded from testdata/axe-core) in the page and fails the test
+// for each WCAG 2.1 A or AA violation.
+//
 // Without chromium the tests skip, unless KEYPLANE_REQUIRE_BROWSER=1 (set by .ci/run): then they
 // fail. KEYPLANE_CHROMIUM names another binary.
 package browsertest
@@ -343,12 +346,17 @@ func URL(t testing.TB, ctx context.Context) string {
 // turned it off: the dashboard must work without it.
 func JSOff(t testing.TB, ctx context.Context) {
 	t.Helper()
+	setScripts(t, ctx, false)
+}
+
+func setScripts(t testing.TB, ctx context.Context, on bool) {
+	t.Helper()
 	err := within(ctx, func(ctx context.Context) error {
-		_, err := chromedp.Call(ctx, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true})
+		_, err := chromedp.Call(ctx, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: !on})
 		return err
 	})
 	if err != nil {
-		t.Fatalf("browsertest: disable JavaScript: %v", err)
+		t.Fatalf("browsertest: set JavaScript on=%v: %v", on, err)
 	}
 }
 

@@ -53,6 +53,19 @@ func site(t *testing.T) *httptest.Server {
 	mux.HandleFunc("GET /tall", func(w http.ResponseWriter, r *http.Request) {
 		page(w, `<div id="tall" style="height:3000px;background:linear-gradient(#fff,#36c)">tall</div>`)
 	})
+	// Two pages for axe: one that meets WCAG 2.1 AA, under a CSP that allows no script (as the
+	// dashboard's allows only its own), and one that breaks three of its rules.
+	mux.HandleFunc("GET /a11y-good", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Security-Policy", "default-src 'none'; script-src 'none'")
+		fmt.Fprint(w, `<!doctype html><html lang="en"><head><title>good</title></head><body><main><h1 id="good">Good</h1>
+<form><label for="q">Search</label> <input id="q" name="q"> <button type="submit">Go</button></form></main></body></html>`)
+	})
+	mux.HandleFunc("GET /a11y-bad", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `<!doctype html><html lang="en"><head><title>bad</title></head><body><main><h1 id="bad">Bad</h1>
+<p style="color:#aaa;background:#fff">faint 1</p><p style="color:#bbb;background:#fff">faint 2</p>
+<p style="color:#ccc;background:#fff">faint 3</p><p style="color:#ddd;background:#fff">faint 4</p>
+<input id="nolabel" name="x"><img src="/nothing.png"></main></body></html>`)
+	})
 	s := httptest.NewServer(mux) // unknown paths, such as /favicon.ico, are 404s
 	t.Cleanup(s.Close)
 	return s
@@ -126,6 +139,51 @@ func TestBrowser(t *testing.T) {
 		}
 		if w, h := pngSize(t, b.Screenshot(t, tab, "phone")); w != 390 || h < 844 {
 			t.Fatalf("phone screenshot is %dx%d", w, h)
+		}
+	})
+
+	t.Run("axe", func(t *testing.T) {
+		for _, js := range []bool{true, false} {
+			tab := b.Tab(t)
+			if !js {
+				JSOff(t, tab)
+			}
+			Do(t, tab, "good page", chromedp.Navigate(s.URL+"/a11y-good"), WaitVisible("#good"))
+			if v := Axe(t, tab); len(v) != 0 {
+				t.Errorf("JavaScript %v: violations on a page that has none: %v", js, v)
+			}
+			// A second run on the same document reuses the axe it loaded.
+			if v := Axe(t, tab); len(v) != 0 {
+				t.Errorf("JavaScript %v: the second run found %v", js, v)
+			}
+			Do(t, tab, "bad page", chromedp.Navigate(s.URL+"/a11y-bad"), WaitVisible("#bad"))
+			got := map[string]AxeViolation{}
+			for _, v := range Axe(t, tab) {
+				got[v.ID] = v
+			}
+			for _, id := range []string{"color-contrast", "label", "image-alt"} {
+				if _, ok := got[id]; !ok {
+					t.Errorf("JavaScript %v: axe did not report %s; it reported %v", js, id, got)
+				}
+			}
+			if len(got) != 3 {
+				t.Errorf("JavaScript %v: %d rules broken, want 3: %v", js, len(got), got)
+			}
+			// The report names the rule, its impact and the first three elements of four.
+			msg := got["color-contrast"].String()
+			for _, want := range []string{"axe color-contrast (serious)", "4 element(s)", "p:nth-child(2)", "p:nth-child(4)", "#aaaaaa", " ...", "https://dequeuniversity.com/rules/axe/"} {
+				if !strings.Contains(msg, want) {
+					t.Errorf("the report %q lacks %q", msg, want)
+				}
+			}
+			if strings.Contains(msg, "p:nth-child(5)") {
+				t.Errorf("the report names more than three elements: %q", msg)
+			}
+			// JavaScript stays as the tab had it, for this page and the next.
+			Do(t, tab, "form", chromedp.Navigate(s.URL+"/form"), WaitVisible("#email"))
+			if got := Text(t, tab, "#js"); (got == "written by JS") != js {
+				t.Errorf("JavaScript %v: after Axe, the next page's script wrote %q", js, got)
+			}
 		}
 	})
 

@@ -10,27 +10,32 @@ import (
 	"github.com/keyplane/keyplane/internal/browsertest"
 )
 
-// a11yProblems checks the open page for what a screen reader or a keyboard user needs, a subset of
-// axe's rules (the module bundles no axe): every control and link has an accessible name, ids are
-// unique, the page has a language and a heading, tables have headers, and nothing is wider than the
-// window.
+// a11yProblems checks what axe's WCAG rules leave out: the page has a heading, nothing is wider than
+// the window (reflow, WCAG 1.4.10, which axe cannot judge), and every id that aria-describedby or
+// aria-labelledby names is on the page (axe leaves a missing one for review rather than failing it),
+// and each field's error is tied to its field by aria-describedby, so a screen reader says it there.
 const a11yProblems = `(() => {
   const out = [];
-  const name = el => ((el.getAttribute("aria-label") || "") + " " + (el.labels ? [...el.labels].map(l => l.textContent).join(" ") : "") + " " + (el.textContent || "") + " " + (el.tagName === "INPUT" && el.type === "submit" ? el.value : "")).trim();
-  document.querySelectorAll("button, a[href], input:not([type=hidden]), select, textarea").forEach(el => {
-    if (!name(el)) out.push("no accessible name: " + el.outerHTML.slice(0, 120));
+  document.querySelectorAll(".field .error, fieldset .error").forEach(el => {
+    if (!el.id || !document.querySelector("[aria-describedby~='" + CSS.escape(el.id) + "']")) out.push("an error that no field's aria-describedby names: " + el.outerHTML.slice(0, 120));
   });
-  const ids = {};
-  document.querySelectorAll("[id]").forEach(el => { if (ids[el.id]) out.push("duplicate id " + el.id); ids[el.id] = true; });
-  if (!document.documentElement.lang) out.push("no lang on <html>");
+  document.querySelectorAll("[aria-describedby], [aria-labelledby]").forEach(el => {
+    for (const a of ["aria-describedby", "aria-labelledby"]) {
+      for (const id of (el.getAttribute(a) || "").split(/\s+/).filter(Boolean)) {
+        if (!document.getElementById(id)) out.push(a + " names a missing id " + id + ": " + el.outerHTML.slice(0, 120));
+      }
+    }
+  });
   if (!document.querySelector("h1")) out.push("no <h1>");
-  document.querySelectorAll("table").forEach(t => { if (!t.querySelector("th")) out.push("a table without headers"); });
   if (document.documentElement.scrollWidth > window.innerWidth + 1) out.push("the page is " + document.documentElement.scrollWidth + " px wide in a " + window.innerWidth + " px window");
   return out;
 })()`
 
+// checkA11y fails the test for each WCAG 2.1 A or AA violation that axe-core finds on the open page,
+// and for each of a11yProblems.
 func checkA11y(t *testing.T, ctx context.Context, page string) {
 	t.Helper()
+	browsertest.CheckAccessibility(t, ctx, page)
 	for _, p := range browsertest.Eval[[]string](t, ctx, a11yProblems) {
 		t.Errorf("%s: %s", page, p)
 	}

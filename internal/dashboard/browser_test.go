@@ -85,6 +85,7 @@ func TestBrowserKeyLifecycle(t *testing.T) {
 		t.Fatalf("wrong password message: %q", msg)
 	}
 	b.Screenshot(t, ana, "01-login-wrong-password")
+	checkA11y(t, ana, "the login page with an error")
 
 	signIn(t, ana, s.url, "admin@localhost", thePassword)
 	if loc := browsertest.Eval[string](t, ana, "location.pathname"); loc != "/w/default/settings/api" {
@@ -111,6 +112,7 @@ func TestBrowserKeyLifecycle(t *testing.T) {
 		t.Fatal("no copy button")
 	}
 	b.Screenshot(t, ana, "02-secret-shown-once")
+	checkA11y(t, ana, "the key's secret page")
 
 	// Back on the list (and after a reload) only the masked value is there.
 	browsertest.Do(t, ana, "back to list", chromedp.Click(css("a.btn.primary")), chromedp.WaitVisible(css("#new-key")), chromedp.Reload(), chromedp.WaitVisible(css("#new-key")))
@@ -123,6 +125,7 @@ func TestBrowserKeyLifecycle(t *testing.T) {
 		t.Fatalf("row: %q", row)
 	}
 	b.Screenshot(t, ana, "03-keys-list")
+	checkA11y(t, ana, "the API keys page")
 
 	// Edit: name and permissions.
 	browsertest.Do(t, ana, "edit", clickInRow("Mobile App Integration", "Edit"), chromedp.WaitVisible(css("#edit-title")),
@@ -152,6 +155,7 @@ func TestBrowserKeyLifecycle(t *testing.T) {
 		t.Fatalf("regenerate page: %q", txt)
 	}
 	b.Screenshot(t, ana, "04-regenerate-confirm")
+	checkA11y(t, ana, "the regenerate confirmation")
 	browsertest.Do(t, ana, "regenerate confirm", chromedp.Click(css("main form button[type=submit]")), chromedp.WaitVisible(css("#secret-value")))
 	if v2 := s.shownValue(t, ana); v2 == secret || !strings.HasPrefix(v2, "kp_sk_live_") {
 		t.Fatal("regenerate did not show a new value")
@@ -177,6 +181,7 @@ func TestBrowserKeyLifecycle(t *testing.T) {
 		t.Fatalf("audit page: %.400q", txt)
 	}
 	b.Screenshot(t, ana, "06-audit")
+	checkA11y(t, ana, "the audit page")
 	if strings.Contains(s.logs.String(), secret) {
 		t.Fatal("a secret in the server's log")
 	}
@@ -201,6 +206,7 @@ func TestBrowserWithoutJavaScript(t *testing.T) {
 		t.Fatalf("revoke confirmation: %q", txt)
 	}
 	b.Screenshot(t, ana, "07-revoke-confirm-no-js")
+	checkA11y(t, ana, "the revoke confirmation without JavaScript")
 	browsertest.Do(t, ana, "revoke", chromedp.Click(css("button.danger")), chromedp.WaitVisible(css(".notice.ok")))
 	if row := rowText(t, ana, "No script"); !strings.Contains(row, "revoked") {
 		t.Fatalf("after revoke without JS: %q", row)
@@ -212,6 +218,7 @@ func TestBrowserWithoutJavaScript(t *testing.T) {
 		t.Fatalf("field error: %q", e)
 	}
 	b.Screenshot(t, ana, "08-field-error")
+	checkA11y(t, ana, "the API keys page with a field error")
 	noJSErrors(t, b)
 }
 
@@ -228,11 +235,15 @@ func TestBrowserViewerAndPhone(t *testing.T) {
 		t.Fatalf("viewer on the keys page: %q", msg)
 	}
 	b.Screenshot(t, vic, "09-viewer-refused")
+	checkA11y(t, vic, "the error page")
 	browsertest.Do(t, vic, "phone", chromedp.EmulateViewport(390, 844), chromedp.Navigate(s.url+"/w/default/audit"), chromedp.WaitVisible(css("#chain-status")))
 	if w := browsertest.Eval[int](t, vic, "document.documentElement.scrollWidth"); w > 400 {
 		t.Errorf("the audit page is %d px wide on a 390 px phone", w)
 	}
 	b.Screenshot(t, vic, "10-phone-audit")
+	checkA11y(t, vic, "the audit page at 390 px")
+	browsertest.Do(t, vic, "status page", chromedp.Navigate(s.url+"/status"), chromedp.WaitVisible(css("footer")))
+	checkA11y(t, vic, "the status page at 390 px")
 	noJSErrors(t, b)
 }
 
@@ -288,7 +299,9 @@ func TestBrowserCSRFAndFixation(t *testing.T) {
 	}
 
 	// Signing out ends the session.
-	browsertest.Do(t, ana, "sign out", chromedp.Navigate(s.url+"/logout"), chromedp.Click(css("main form button[type=submit]")), chromedp.WaitVisible(css("#email")))
+	browsertest.Do(t, ana, "sign out page", chromedp.Navigate(s.url+"/logout"), chromedp.WaitVisible(css("main form button[type=submit]")))
+	checkA11y(t, ana, "the sign-out page")
+	browsertest.Do(t, ana, "sign out", chromedp.Click(css("main form button[type=submit]")), chromedp.WaitVisible(css("#email")))
 	browsertest.Do(t, ana, "after sign out", chromedp.Navigate(s.url+"/w/default/settings/api"), chromedp.WaitVisible(css("#email")))
 	noJSErrors(t, b)
 }
@@ -316,6 +329,7 @@ func TestBrowserReveal(t *testing.T) {
 		t.Fatalf("wrong password on reveal: %q", msg)
 	}
 	b.Screenshot(t, ana, "12-reveal-password")
+	checkA11y(t, ana, "the reveal password page with an error")
 	browsertest.Do(t, ana, "reveal", chromedp.SendKeys(css("#password"), thePassword), chromedp.Click(css("main form button[type=submit]")),
 		chromedp.WaitVisible(css("#secret-value")))
 	if got := s.shownValue(t, ana); got != value {
@@ -369,6 +383,7 @@ func TestBrowserLogs(t *testing.T) {
 		t.Errorf("legend: %q", legend)
 	}
 	b.Screenshot(t, ana, "11-logs")
+	checkA11y(t, ana, "the logs page")
 
 	// Filter from the form: Checkout's FORBIDDEN entries.
 	browsertest.Do(t, ana, "filter",
@@ -392,6 +407,7 @@ func TestBrowserLogs(t *testing.T) {
 		t.Errorf("30 days drawn as %d bars", n)
 	}
 	b.Screenshot(t, ana, "12-logs-filtered")
+	checkA11y(t, ana, "the filtered logs page")
 
 	// The key's page has its own chart.
 	browsertest.Do(t, ana, "key page", chromedp.Navigate(s.url+"/w/default/settings/api/"+checkout), chromedp.WaitVisible(css("#usage-chart")))
@@ -399,6 +415,7 @@ func TestBrowserLogs(t *testing.T) {
 		t.Errorf("the key page's last bar: %q", tip)
 	}
 	b.Screenshot(t, ana, "13-key-usage")
+	checkA11y(t, ana, "a key's page")
 
 	// A phone: the table becomes cards and the chart shrinks to fit.
 	browsertest.Do(t, ana, "phone", chromedp.EmulateViewport(390, 844), chromedp.Navigate(s.url+"/w/default/logs"), chromedp.WaitVisible(css("#log-table")))
@@ -406,6 +423,7 @@ func TestBrowserLogs(t *testing.T) {
 		t.Errorf("the logs page is %d px wide on a 390 px phone", w)
 	}
 	b.Screenshot(t, ana, "14-phone-logs")
+	checkA11y(t, ana, "the logs page at 390 px")
 	noJSErrors(t, b)
 }
 
@@ -454,6 +472,7 @@ func TestBrowserWebhooks(t *testing.T) {
 		t.Errorf("the endpoint's row: %q", row)
 	}
 	b.Screenshot(t, ana, "15-webhooks")
+	checkA11y(t, ana, "the webhooks page")
 
 	// Send test event: the answer, escaped, in the terminal block.
 	browsertest.Do(t, ana, "open endpoint", chromedp.Click(css("#endpoints tbody tr a.name")), chromedp.WaitVisible(css("#send-test")))
@@ -474,6 +493,7 @@ func TestBrowserWebhooks(t *testing.T) {
 		t.Errorf("the receiver got %d test events", len(got))
 	}
 	b.Screenshot(t, ana, "16-webhook-endpoint-test")
+	checkA11y(t, ana, "an endpoint's page with a test result")
 
 	// Reveal asks for the password first (a wrong one is said so next to the field), then shows the
 	// signing secret.
@@ -483,6 +503,7 @@ func TestBrowserWebhooks(t *testing.T) {
 	if msg := browsertest.Text(t, ana, "#reveal-error"); !strings.Contains(msg, "That password is not right") {
 		t.Errorf("wrong password on reveal: %q", msg)
 	}
+	checkA11y(t, ana, "an endpoint's reveal password page with an error")
 	if n := browsertest.Eval[int](t, ana, `document.querySelectorAll("#secret-value").length`); n != 0 {
 		t.Errorf("a wrong password revealed the secret")
 	}
@@ -528,6 +549,7 @@ func TestBrowserWebhooks(t *testing.T) {
 		chromedp.Click(css(`#delivery-table tr[data-status=failed] details summary`)),
 		chromedp.WaitVisible(css(`#delivery-table tr[data-status=failed] details pre`)))
 	b.Screenshot(t, ana, "17-webhook-deliveries")
+	checkA11y(t, ana, "an endpoint's deliveries")
 
 	// A phone: the endpoint page fits.
 	browsertest.Do(t, ana, "phone", chromedp.EmulateViewport(390, 844), chromedp.Navigate(endpointURL), chromedp.WaitVisible(css("#delivery-table")))
@@ -535,6 +557,7 @@ func TestBrowserWebhooks(t *testing.T) {
 		t.Errorf("the endpoint page is %d px wide on a 390 px phone", w)
 	}
 	b.Screenshot(t, ana, "18-phone-webhook-endpoint")
+	checkA11y(t, ana, "an endpoint's page at 390 px")
 	browsertest.Do(t, ana, "phone test send", chromedp.Click(css("#send-test")), chromedp.WaitVisible(css("#test-result")))
 	if w := browsertest.Eval[int](t, ana, "document.documentElement.scrollWidth"); w > 400 {
 		t.Errorf("the test result is %d px wide on a 390 px phone", w)
@@ -556,6 +579,7 @@ func TestBrowserWebhooks(t *testing.T) {
 		t.Errorf("the events' error: %q", e)
 	}
 	b.Screenshot(t, dev, "20-webhook-errors-no-js")
+	checkA11y(t, dev, "the webhooks page with field errors, without JavaScript")
 	browsertest.Do(t, dev, "rotate page", chromedp.Navigate(endpointURL), chromedp.WaitVisible(css("#rotate")))
 	if n := browsertest.Eval[int](t, dev, `document.querySelectorAll("#reveal").length`); n != 0 {
 		t.Errorf("a developer is offered Reveal")
@@ -565,11 +589,13 @@ func TestBrowserWebhooks(t *testing.T) {
 		t.Errorf("the rotate confirmation: %q", txt)
 	}
 	b.Screenshot(t, dev, "21-webhook-rotate-confirm-no-js")
+	checkA11y(t, dev, "the rotate confirmation without JavaScript")
 	browsertest.Do(t, dev, "rotate", chromedp.Click(css("main form button.btn.primary")), chromedp.WaitVisible(css("#secret-value")))
 	if v := s.shownValue(t, dev); !strings.HasPrefix(v, "whsec_") || v == secret {
 		t.Errorf("rotate showed %.10q", v)
 	}
 	b.Screenshot(t, dev, "22-webhook-new-secret")
+	checkA11y(t, dev, "an endpoint's secret page")
 
 	// Delete, confirmed in the dialog.
 	browsertest.Do(t, ana, "delete", chromedp.Click(css("#delete")), chromedp.WaitVisible(css(".notice.ok")))
