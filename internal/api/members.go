@@ -239,22 +239,28 @@ func (sc *memberScanner) array(s *shape, depth int) {
 		if sc.err != nil || sc.bad {
 			return
 		}
-		sc.ws()
-		if sc.i >= len(sc.b) {
-			sc.bad = true
-			return
-		}
-		switch sc.b[sc.i] {
-		case ',':
-			sc.i++
-		case ']':
-			sc.i++
-			return
-		default:
-			sc.bad = true
+		if !sc.more(']') {
 			return
 		}
 	}
+}
+
+// more reads what follows an array element or an object member: a comma, after which the container
+// goes on, or its closing byte, which ends it. Anything else, or the body's end, makes it malformed.
+func (sc *memberScanner) more(closing byte) bool {
+	sc.ws()
+	if sc.i < len(sc.b) {
+		switch sc.b[sc.i] {
+		case ',':
+			sc.i++
+			return true
+		case closing:
+			sc.i++
+			return false
+		}
+	}
+	sc.bad = true
+	return false
 }
 
 // smallObject is how many names an object's duplicate check keeps in a slice before it takes a map.
@@ -349,19 +355,7 @@ func (sc *memberScanner) object(s *shape, depth int) {
 		if sc.err != nil || sc.bad {
 			return
 		}
-		sc.ws()
-		if sc.i >= len(sc.b) {
-			sc.bad = true
-			return
-		}
-		switch sc.b[sc.i] {
-		case ',':
-			sc.i++
-		case '}':
-			sc.i++
-			return
-		default:
-			sc.bad = true
+		if !sc.more('}') {
 			return
 		}
 	}
