@@ -19,9 +19,9 @@ import (
 // discard is a Writer that stores nothing: the cost left is the Logger's own.
 type discard struct{}
 
-func (discard) WriteRequestLogs(context.Context, []keyplane.RequestLog, map[string]time.Time) error {
-	return nil
-}
+func (discard) WriteRequestLogs(context.Context, []keyplane.RequestLog) error { return nil }
+
+func (discard) AddUsage(context.Context, []store.UsageCount, map[string]time.Time) error { return nil }
 
 // BenchmarkVerifyLogging is the in-process hot path (a cached valid key with an IP allow-list and a
 // permission to check) without and with request logging, done as the server does it. Both read the
@@ -123,7 +123,11 @@ func BenchmarkVerifyLogging(b *testing.B) {
 // stuckWriter is a Writer that answers only once it is closed.
 type stuckWriter chan struct{}
 
-func (s stuckWriter) WriteRequestLogs(ctx context.Context, _ []keyplane.RequestLog, _ map[string]time.Time) error {
+func (s stuckWriter) AddUsage(context.Context, []store.UsageCount, map[string]time.Time) error {
+	return nil
+}
+
+func (s stuckWriter) WriteRequestLogs(ctx context.Context, _ []keyplane.RequestLog) error {
 	select {
 	case <-s:
 	case <-ctx.Done():
@@ -167,7 +171,10 @@ func BenchmarkStoreBatch(b *testing.B) {
 						Code: keyplane.VerifyValid, Source: keyplane.SourceVerify, Method: "POST", Path: "/v1/verify",
 						IP: "203.0.113.9", UserAgent: "acme-backend/2.3", LatencyMicros: 120, Timestamp: ts}
 				}
-				if err := st.WriteRequestLogs(ctx, batch, map[string]time.Time{keys[0].ID: start}); err != nil {
+				if err := st.WriteRequestLogs(ctx, batch); err != nil {
+					b.Fatal(err)
+				}
+				if err := st.AddUsage(ctx, store.CountUsage(batch), map[string]time.Time{keys[0].ID: start}); err != nil {
 					b.Fatal(err)
 				}
 			}

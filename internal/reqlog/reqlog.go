@@ -26,14 +26,17 @@ import (
 
 	"github.com/keyplane/keyplane"
 	"github.com/keyplane/keyplane/internal/id"
+	"github.com/keyplane/keyplane/internal/store"
 )
 
-// Writer stores batches: store.Store is one. It must not keep entries or touched after it returns;
-// their memory is reused.
+// Writer stores batches: store.Store is one. It must not keep entries, counts or touched after it
+// returns; their memory is reused.
 type Writer interface {
-	// WriteRequestLogs stores the entries, counts them into their keys' usage rollups and moves the
-	// touched keys' last-used times forward, all in one transaction.
-	WriteRequestLogs(ctx context.Context, entries []keyplane.RequestLog, touched map[string]time.Time) error
+	// WriteRequestLogs stores the entries in one transaction.
+	WriteRequestLogs(ctx context.Context, entries []keyplane.RequestLog) error
+	// AddUsage adds counts of written entries to their keys' usage rollups and moves the touched keys'
+	// last-used times forward, in one transaction.
+	AddUsage(ctx context.Context, counts []store.UsageCount, touched map[string]time.Time) error
 }
 
 // Options tune a Logger; zero fields take the defaults.
@@ -310,7 +313,11 @@ func (l *Logger) flush(ctx context.Context) {
 	}
 	wctx, cancel := context.WithTimeout(ctx, l.o.WriteTimeout)
 	defer cancel()
-	if err := l.w.WriteRequestLogs(wctx, batch, touched); err != nil {
+	err := l.w.WriteRequestLogs(wctx, batch)
+	if err == nil {
+		err = l.w.AddUsage(wctx, store.CountUsage(batch), touched)
+	}
+	if err != nil {
 		// Not retried: the buffer keeps filling meanwhile, and a batch the store refuses once (a bug,
 		// a full disk) would block every later one. The loss is counted and said.
 		l.failed.Add(uint64(len(batch)))

@@ -13,6 +13,7 @@ import (
 
 	"github.com/keyplane/keyplane"
 	"github.com/keyplane/keyplane/internal/id"
+	"github.com/keyplane/keyplane/internal/store"
 )
 
 // recorder is a Writer that keeps copies of what it was given. When block is set, every write first
@@ -26,7 +27,7 @@ type recorder struct {
 	entered chan int
 }
 
-func (r *recorder) WriteRequestLogs(ctx context.Context, entries []keyplane.RequestLog, touched map[string]time.Time) error {
+func (r *recorder) WriteRequestLogs(ctx context.Context, entries []keyplane.RequestLog) error {
 	if r.block != nil {
 		r.entered <- len(entries)
 		select {
@@ -42,6 +43,12 @@ func (r *recorder) WriteRequestLogs(ctx context.Context, entries []keyplane.Requ
 		return errors.New("store down")
 	}
 	r.batches = append(r.batches, slices.Clone(entries))
+	return nil
+}
+
+func (r *recorder) AddUsage(ctx context.Context, counts []store.UsageCount, touched map[string]time.Time) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	r.touches = append(r.touches, maps.Clone(touched))
 	return nil
 }

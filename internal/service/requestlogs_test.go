@@ -79,7 +79,7 @@ func TestRequestLogsAndUsage(t *testing.T) {
 		logged(now.Add(-2*time.Hour), keyplane.VerifyValid),
 		logged(now.Add(-72*time.Hour), keyplane.VerifyValid),
 	}
-	if err := st.WriteRequestLogs(ctx, entries, nil); err != nil {
+	if err := writeLogs(ctx, st, entries); err != nil {
 		t.Fatal(err)
 	}
 
@@ -243,7 +243,7 @@ func TestWorkspaceUsage(t *testing.T) {
 		entries = append(entries, keyplane.RequestLog{ID: id.NewAt(id.Request, ts), WorkspaceID: k.WorkspaceID, KeyID: k.ID, Code: c,
 			Source: keyplane.SourceVerify, Method: "POST", Path: "/v1/verify", Timestamp: ts})
 	}
-	if err := st.WriteRequestLogs(ctx, entries, nil); err != nil {
+	if err := writeLogs(ctx, st, entries); err != nil {
 		t.Fatal(err)
 	}
 	hours, err := svc.WorkspaceUsage(ctx, sys, wss[0].ID, service.UsageQuery{})
@@ -264,4 +264,12 @@ func TestWorkspaceUsage(t *testing.T) {
 	keysOnly := &keyplane.Caller{Actor: keyplane.Actor{Type: keyplane.ActorAPIKey, ID: keys[0].ID}, WorkspaceID: wss[0].ID, Permissions: []string{keyplane.PermAPIKeysRead}}
 	_, err = svc.WorkspaceUsage(ctx, keysOnly, wss[0].ID, service.UsageQuery{})
 	wantCode(t, "a caller without logs:read", err, keyplane.CodeForbidden)
+}
+
+// writeLogs writes entries as the request log does: the entries, then their usage counts.
+func writeLogs(ctx context.Context, st store.Store, entries []keyplane.RequestLog) error {
+	if err := st.WriteRequestLogs(ctx, entries); err != nil {
+		return err
+	}
+	return st.AddUsage(ctx, store.CountUsage(entries), nil)
 }

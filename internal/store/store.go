@@ -170,7 +170,7 @@ type Tx interface {
 
 	InsertAPIKey(ctx context.Context, k *keyplane.APIKey) error
 	// UpdateAPIKey writes every field of k except ID, WorkspaceID, KeyType, Environment, Prefix,
-	// CreatedAt, CreatedBy and LastUsedAt (which only WriteRequestLogs moves, so that a change made
+	// CreatedAt, CreatedBy and LastUsedAt (which only AddUsage moves, so that a change made
 	// from a stale read cannot set it back). ErrNotFound when no key has k's id in k's workspace.
 	UpdateAPIKey(ctx context.Context, k *keyplane.APIKey) error
 	// DeleteAPIKey removes the key and all its secrets. ErrNotFound when absent.
@@ -238,6 +238,16 @@ type Tx interface {
 	FailPendingDeliveries(ctx context.Context, endpointID, reason string) (int64, error)
 }
 
+// UsageCount is a number of requests of one key, in one UTC hour, answered with one code: what
+// AddUsage adds to the key's hourly rollup.
+type UsageCount struct {
+	WorkspaceID string
+	KeyID       string
+	Hour        time.Time // the start of the UTC hour
+	Code        keyplane.VerifyCode
+	Requests    int64
+}
+
 // ErrBadCursor is wrapped by list calls given a cursor they did not make.
 var ErrBadCursor = errors.New("store: bad cursor")
 
@@ -249,13 +259,18 @@ type Store interface {
 	// as of its own start. fn may be retried on a serialization failure; it must not have effects
 	// outside tx.
 	InTx(ctx context.Context, chain string, fn func(tx Tx) error) error
-	// WriteRequestLogs stores a batch of the request log in one transaction: the entries (each with its
-	// id set), the entries counted into their keys' hourly usage rollups (added to what is stored, so
-	// that the rollups always equal the raw counts), and each key's last-used time from touched, moved
-	// forward only (a key that is gone is skipped). It takes no audit chain lock: request logs belong to
-	// no chain, and must neither wait for nor hold up the writers of one. It never goes through
-	// UpdateAPIKey: a key's last use is not a change (no audit entry, no event, nothing to forget).
-	WriteRequestLogs(ctx context.Context, entries []keyplane.RequestLog, touched map[string]time.Time) error
+	// WriteRequestLogs stores a batch of request log entries (each with its id set) in one
+	// transaction, and nothing else: the usage rollups and last-used times go by AddUsage, which the
+	// request log calls less often. It takes no audit chain lock: request logs belong to no chain, and
+	// must neither wait for nor hold up the writers of one. Its commit may be relaxed (a power cut may
+	// lose the last batches), never half applied.
+	WriteRequestLogs(ctx context.Context, entries []keyplane.RequestLog) error
+	// AddUsage adds counts to their keys' hourly usage rollups and moves each touched key's last-used
+	// time forward only (a key that is gone is skipped), in one transaction. The counts are of entries
+	// already written by WriteRequestLogs, so that once every count is added the rollups equal the
+	// raw log. Like WriteRequestLogs it takes no chain lock, and it never goes through UpdateAPIKey: a
+	// key's last use is not a change (no audit entry, no event, nothing to forget).
+	AddUsage(ctx context.Context, counts []UsageCount, touched map[string]time.Time) error
 	// PruneRequestLogs deletes at most limit request log entries older than before and says how many;
 	// the caller repeats until fewer than limit go, so that no transaction grows large.
 	PruneRequestLogs(ctx context.Context, before time.Time, limit int) (int64, error)
@@ -292,4 +307,28 @@ type Store interface {
 	// Driver names the implementation: "sqlite" or "postgres".
 	Driver() string
 	Close() error
+}
+
+// CountUsage sums entries into usage counts, one per key, hour and code: what AddUsage takes for
+// them.
+func CountUsage(entries []keyplane.RequestLog) []UsageCount {
+	type bucket struct {
+		keyID string
+		hour  int64
+		code  keyplane.VerifyCode
+	}
+	index := map[bucket]int{}
+	var out []UsageCount
+	for i := range entries {
+		e := &entries[i]
+		hour := e.Timestamp.UTC().Truncate(time.Hour)
+		b := bucket{e.KeyID, hour.Unix(), e.Code}
+		if j, ok := index[b]; ok {
+			out[j].Requests++
+			continue
+		}
+		index[b] = len(out)
+		out = append(out, UsageCount{WorkspaceID: e.WorkspaceID, KeyID: e.KeyID, Hour: hour, Code: e.Code, Requests: 1})
+	}
+	return out
 }

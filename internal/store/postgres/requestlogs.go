@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/keyplane/keyplane"
+	"github.com/keyplane/keyplane/internal/store"
 	"github.com/keyplane/keyplane/internal/store/sqlstore"
 )
 
@@ -15,45 +16,60 @@ import (
 // failure, as sqlstore does for other transactions.
 const maxLogRetries = 3
 
-// WriteRequestLogs writes a batch of the request log in one transaction, as sqlstore's does, but
-// inserts the entries with COPY, PostgreSQL's bulk path: it costs the server about half of what
-// multi-row INSERTs do, and the log is written all the time.
+// WriteRequestLogs writes a batch of request log entries in one transaction with COPY, PostgreSQL's
+// bulk path: it costs the server about half of what multi-row INSERTs do, and the log is written all
+// the time.
 //
 // The transaction's commit does not wait for the disk (synchronous_commit off, for it alone): a crash
 // of the database may lose its last fraction of a second of entries, as a crash of keyplane loses
 // those still buffered in memory anyway, and in exchange the log's writer does not wait for a flush
-// per batch. It is never inconsistent: entries, rollups and last-used times commit together or not.
-func (db *DB) WriteRequestLogs(ctx context.Context, entries []keyplane.RequestLog, touched map[string]time.Time) error {
-	if len(entries) == 0 && len(touched) == 0 {
+// per batch. It is never half applied.
+func (db *DB) WriteRequestLogs(ctx context.Context, entries []keyplane.RequestLog) error {
+	if len(entries) == 0 {
 		return nil
 	}
 	rows := make([][]any, len(entries))
 	for i := range entries {
 		rows[i] = sqlstore.RequestLogValues(&entries[i])
 	}
-	followUps := sqlstore.RequestLogFollowUps(entries, touched)
+	return db.relaxedTx(ctx, "write request logs", func(tx pgx.Tx) error {
+		_, err := tx.CopyFrom(ctx, pgx.Identifier{"request_logs"}, sqlstore.RequestLogColumns(), pgx.CopyFromRows(rows))
+		return err
+	})
+}
+
+// AddUsage adds counts to the hourly rollups and moves last-used times in one transaction whose
+// commit, like the log's, does not wait for the disk.
+func (db *DB) AddUsage(ctx context.Context, counts []store.UsageCount, touched map[string]time.Time) error {
+	if len(counts) == 0 && len(touched) == 0 {
+		return nil
+	}
+	stmts := sqlstore.UsageStatements(counts, touched)
+	return db.relaxedTx(ctx, "add usage", func(tx pgx.Tx) error {
+		for _, st := range stmts {
+			if _, err := tx.Exec(ctx, db.Rebind(st.Query), st.Args...); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// relaxedTx runs fn in a transaction with synchronous_commit off, again on a deadlock or
+// serialization failure.
+func (db *DB) relaxedTx(ctx context.Context, op string, fn func(pgx.Tx) error) error {
 	for retries := 0; ; retries++ {
 		err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
 			if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit TO OFF`); err != nil {
 				return err
 			}
-			if len(rows) > 0 {
-				if _, err := tx.CopyFrom(ctx, pgx.Identifier{"request_logs"}, sqlstore.RequestLogColumns(), pgx.CopyFromRows(rows)); err != nil {
-					return err
-				}
-			}
-			for _, st := range followUps {
-				if _, err := tx.Exec(ctx, db.Rebind(st.Query), st.Args...); err != nil {
-					return err
-				}
-			}
-			return nil
+			return fn(tx)
 		})
 		if err == nil {
 			return nil
 		}
 		if retries == maxLogRetries || !retryable(err) || ctx.Err() != nil {
-			return fmt.Errorf("write request logs: %w", err)
+			return fmt.Errorf("%s: %w", op, err)
 		}
 	}
 }

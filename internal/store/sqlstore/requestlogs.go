@@ -79,18 +79,16 @@ type Statement struct {
 	Args  []any
 }
 
-// RequestLogFollowUps returns what writing a batch of the request log takes besides inserting its
-// entries, to run in the same transaction: adding the entries to their keys' hourly rollups, and
-// moving the touched keys' last-used times forward. Rollups are summed here, once per (key, hour,
-// code), and rows are locked in a fixed order, so that two nodes writing batches at once cannot
-// deadlock.
-func RequestLogFollowUps(entries []keyplane.RequestLog, touched map[string]time.Time) []Statement {
+// UsageStatements returns what AddUsage runs in one transaction: the counts added to their keys'
+// hourly rollups, and the touched keys' last-used times moved forward. Counts are summed here, once
+// per (key, hour, code), and rows are locked in a fixed order, so that two nodes writing at once
+// cannot deadlock.
+func UsageStatements(counts []store.UsageCount, touched map[string]time.Time) []Statement {
 	usage := map[usageKey]int64{}
 	workspaceOf := map[string]string{}
-	for i := range entries {
-		e := &entries[i]
-		usage[usageKey{e.KeyID, hourOf(e.Timestamp), string(e.Code)}]++
-		workspaceOf[e.KeyID] = e.WorkspaceID
+	for _, c := range counts {
+		usage[usageKey{c.KeyID, hourOf(c.Hour), string(c.Code)}] += c.Requests
+		workspaceOf[c.KeyID] = c.WorkspaceID
 	}
 	rows := slices.SortedFunc(maps.Keys(usage), func(a, b usageKey) int {
 		return cmp.Or(cmp.Compare(a.keyID, b.keyID), cmp.Compare(a.hour, b.hour), cmp.Compare(a.code, b.code))
@@ -112,10 +110,10 @@ func RequestLogFollowUps(entries []keyplane.RequestLog, touched map[string]time.
 	return out
 }
 
-// WriteRequestLogs writes the batch in one transaction without a chain lock, and with the dialect's
-// relaxed durability: the entries by multi-row INSERTs, then RequestLogFollowUps.
-func (db *DB) WriteRequestLogs(ctx context.Context, entries []keyplane.RequestLog, touched map[string]time.Time) error {
-	if len(entries) == 0 && len(touched) == 0 {
+// WriteRequestLogs writes the entries in one transaction without a chain lock, and with the
+// dialect's relaxed durability, by multi-row INSERTs.
+func (db *DB) WriteRequestLogs(ctx context.Context, entries []keyplane.RequestLog) error {
+	if len(entries) == 0 {
 		return nil
 	}
 	logSQL := func(n int) string { return sqlInsertRequestLogs + batchRows(sqlRequestLogRow, n) }
@@ -125,7 +123,6 @@ func (db *DB) WriteRequestLogs(ctx context.Context, entries []keyplane.RequestLo
 	if err != nil {
 		return fmt.Errorf("insert request logs: %w", err)
 	}
-	followUps := RequestLogFollowUps(entries, touched)
 	return db.relaxedTx(ctx, func(stx store.Tx) error {
 		t := stx.(*tx)
 		err := t.insertChunks(ctx, stmts, logSQL, len(entries), 11, func(args []any, i int) ([]any, error) {
@@ -134,9 +131,22 @@ func (db *DB) WriteRequestLogs(ctx context.Context, entries []keyplane.RequestLo
 		if err != nil {
 			return t.fail("insert request logs", err)
 		}
-		for _, st := range followUps {
+		return nil
+	})
+}
+
+// AddUsage runs UsageStatements in one transaction without a chain lock, with the dialect's relaxed
+// durability.
+func (db *DB) AddUsage(ctx context.Context, counts []store.UsageCount, touched map[string]time.Time) error {
+	if len(counts) == 0 && len(touched) == 0 {
+		return nil
+	}
+	stmts := UsageStatements(counts, touched)
+	return db.relaxedTx(ctx, func(stx store.Tx) error {
+		t := stx.(*tx)
+		for _, st := range stmts {
 			if _, err := t.exec(ctx, st.Query, st.Args...); err != nil {
-				return t.fail("request log usage and last use", err)
+				return t.fail("usage and last use", err)
 			}
 		}
 		return nil

@@ -25,7 +25,8 @@ func logEntry(k *keyplane.APIKey, ts time.Time, code keyplane.VerifyCode, source
 
 func writeLogs(t testing.TB, s store.Store, entries []keyplane.RequestLog, touched map[string]time.Time) {
 	t.Helper()
-	noErr(t, "WriteRequestLogs", s.WriteRequestLogs(t.Context(), entries, touched))
+	noErr(t, "WriteRequestLogs", s.WriteRequestLogs(t.Context(), entries))
+	noErr(t, "AddUsage", s.AddUsage(t.Context(), store.CountUsage(entries), touched))
 }
 
 // allLogs pages through a workspace's log with f, limit per page, and returns every entry.
@@ -107,9 +108,9 @@ func testRequestLogs(t *testing.T, s store.Store) {
 	_, _, err = s.ListRequestLogs(ctx, w.ID, store.LogFilter{Limit: 10, Cursor: keyCursor})
 	wantErr(t, "ListRequestLogs(a key list's cursor)", err, store.ErrBadCursor)
 
-	// A batch goes in whole or not at all: a duplicate id fails it, rollups and last use included.
+	// A batch goes in whole or not at all: a duplicate id fails it.
 	dup := []keyplane.RequestLog{logEntry(kb, at(2*time.Hour), keyplane.VerifyValid, keyplane.SourceVerify), mine[0]}
-	if err := s.WriteRequestLogs(ctx, dup, map[string]time.Time{kb.ID: at(2 * time.Hour)}); err == nil {
+	if err := s.WriteRequestLogs(ctx, dup); err == nil {
 		t.Fatal("WriteRequestLogs accepted an entry whose id is taken")
 	}
 	equal(t, "log after a failed batch", allLogs(t, s, w.ID, store.LogFilter{}, 100), newestFirst(mine))
@@ -215,7 +216,7 @@ func testRequestLogPagination(t *testing.T, s store.Store) {
 				ts := at(time.Duration(r.IntN(400_000)-50_000) * time.Millisecond)
 				batch = append(batch, logEntry(k, ts, keyplane.VerifyDisabled, keyplane.SourceVerify))
 			}
-			if err := s.WriteRequestLogs(ctx, batch, nil); err != nil {
+			if err := s.WriteRequestLogs(ctx, batch); err != nil {
 				writerErr = err
 				return
 			}
