@@ -27,7 +27,7 @@ import (
 )
 
 // handler routes the API's paths to the API and everything else to the dashboard, all behind request
-// ids, access logs and panic recovery.
+// ids, access logs, panic recovery and HSTS.
 func handler(e *env, m *metrics.Metrics, ver *verify.Verifier, limiter ratelimit.Limiter, rl *reqlog.Logger, cfg *config.Config, started time.Time) (http.Handler, error) {
 	m.CounterFunc("keyplane_verify_cache_hits_total", "Key lookups answered from the verification cache.", func() float64 { h, _, _ := ver.CacheStats(); return float64(h) })
 	m.CounterFunc("keyplane_verify_cache_misses_total", "Key lookups that read the store.", func() float64 { _, mi, _ := ver.CacheStats(); return float64(mi) })
@@ -50,7 +50,9 @@ func handler(e *env, m *metrics.Metrics, ver *verify.Verifier, limiter ratelimit
 	}
 	mux.Handle("/", dash)
 	mux.Handle("GET /metrics", m.Handler(cfg.MetricsToken))
-	return accesslog.Wrap(e.log, apiSrv.StrictTransport(m.Middleware(mux)), func(w http.ResponseWriter, r *http.Request) {
+	// Verifications skip the generic HTTP metrics and the routing (api.Server.Lean): the
+	// verification metrics count them.
+	return accesslog.Wrap(e.log, apiSrv.StrictTransport(apiSrv.Lean(m.Middleware(mux))), func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/v1/") {
 			apiSrv.Panic(w, r)
 		} else {
