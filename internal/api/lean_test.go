@@ -221,6 +221,9 @@ func TestLeanVerification(t *testing.T) {
 // TestLeanVerificationAllocations: the lean route's allocations per verification, counted so that one
 // added by mistake shows; the budget is what the route needed when written (see docs/performance.md).
 func TestLeanVerificationAllocations(t *testing.T) {
+	if raceDetector {
+		t.Skip("the race detector allocates")
+	}
 	c := newLeanChain(t)
 	body := `{"key":"` + c.good + `"}`
 	c.do("POST", "/v1/verify", c.verifyRoot, body, nil) // fills the cache

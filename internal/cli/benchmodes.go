@@ -164,7 +164,9 @@ type soakSample struct {
 }
 
 // soakInterval is how often the soak samples the server: every 10 s, or a third of a shorter soak.
-func soakInterval(soak time.Duration) time.Duration { return min(10*time.Second, max(soak/3, time.Second)) }
+func soakInterval(soak time.Duration) time.Duration {
+	return min(10*time.Second, max(soak/3, time.Second))
+}
 
 // benchSoak finds the highest rate keyplane serves the Zipf mix at (a wrk run of --duration), then
 // drives 70 % of it at a constant rate for o.soak, sampling the server's memory, how far the request

@@ -60,7 +60,7 @@ func TestBenchCommand(t *testing.T) {
 	bin := keyplaneBinary(t)
 	stores := "sqlite"
 	args := []string{"bench", "--keys", "3000", "--draws", "5000", "--duration", "1s", "--connections", "8", "--dir", t.TempDir(),
-		"--runs", "2", "--rate", "500", "--create-rate", "5"}
+		"--runs", "2", "--rate", "500", "--create-rate", "5", "--warmup", "1s"}
 	// The bench database is its own: a name of this run's, dropped by the command when it is done.
 	storetest.PostgresURL(t) // skips or fails as every PostgreSQL test does when there is none
 	var b [6]byte
