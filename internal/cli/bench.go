@@ -43,6 +43,7 @@ type benchOptions struct {
 	databaseURL string
 	dir         string
 	cacheSize   string
+	cpuProfile  string
 	warmup      time.Duration
 	load        bench.Load
 	runs        int
@@ -151,6 +152,7 @@ func (p *Program) benchFlags(args []string) (*benchOptions, error) {
 		"PostgreSQL database to drop, recreate and seed; its name must begin with keyplane_bench")
 	fs.StringVar(&o.dir, "dir", "", "where the data dir and request files go (default: the system's temp dir); removed afterwards")
 	fs.StringVar(&o.cacheSize, "cache-size", "", "the server's --cache-size (default: its own)")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write the server's CPU profile, over all of a store's runs, to this file (with several stores: the store's name before its extension)")
 	fs.IntVar(&o.load.Connections, "connections", o.load.Connections, "wrk connections")
 	fs.IntVar(&o.load.Threads, "threads", o.load.Threads, "wrk threads")
 	fs.DurationVar(&o.load.Duration, "duration", o.load.Duration, "length of each run")
@@ -226,7 +228,7 @@ func (p *Program) benchStore(ctx context.Context, o *benchOptions, storeName, ex
 	fmt.Fprintf(p.Stderr, "bench: %s: seeded %d keys in %s (%.0f keys/s)\n", storeName, o.keys, seed.took.Round(time.Millisecond), float64(o.keys)/seed.took.Seconds())
 	rootKey := seed.verifyRoot
 
-	srv, err := startServe(ctx, exe, dir, env, o.cacheSize)
+	srv, err := startServe(ctx, exe, dir, env, o.cacheSize, o.profileFile(storeName))
 	if err != nil {
 		return err
 	}
@@ -411,7 +413,16 @@ type benchServer struct {
 	done    chan error
 }
 
-func startServe(ctx context.Context, exe, dir string, env map[string]string, cacheSize string) (*benchServer, error) {
+// profileFile is where the server of store writes its CPU profile, or "" for none.
+func (o *benchOptions) profileFile(store string) string {
+	if o.cpuProfile == "" || len(o.stores) == 1 {
+		return o.cpuProfile
+	}
+	ext := filepath.Ext(o.cpuProfile)
+	return strings.TrimSuffix(o.cpuProfile, ext) + "." + store + ext
+}
+
+func startServe(ctx context.Context, exe, dir string, env map[string]string, cacheSize, cpuProfile string) (*benchServer, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -423,6 +434,13 @@ func startServe(ctx context.Context, exe, dir string, env map[string]string, cac
 	args := []string{"serve", "--addr", addr}
 	if cacheSize != "" {
 		args = append(args, "--cache-size", cacheSize)
+	}
+	if cpuProfile != "" {
+		p, err := filepath.Abs(cpuProfile)
+		if err != nil {
+			return nil, err
+		}
+		args = append(args, "--cpuprofile", p)
 	}
 	cmd := exec.CommandContext(ctx, exe, args...)
 	cmd.Env = append(os.Environ(), "KEYPLANE_ADMIN_PASSWORD="+hex.EncodeToString(pw))

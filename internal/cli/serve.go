@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"time"
@@ -143,6 +145,14 @@ func (p *Program) serve(ctx context.Context, args []string) error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	addr := ln.Addr().String()
+	if cfg.CPUProfile != "" {
+		stop, err := startCPUProfile(cfg.CPUProfile)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer stop()
+	}
 	if pg, ok := e.store.(*postgres.DB); ok {
 		// Other nodes' key changes reach this node's cache within a moment; the cache TTL is the
 		// safety net while the connection is down. The node says it is ready only once it listens:
@@ -203,6 +213,19 @@ func (p *Program) serve(ctx context.Context, args []string) error {
 	}
 	e.log.Info("stopped")
 	return nil
+}
+
+// startCPUProfile profiles the process's CPU into the file at path until stop is called.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 // periodic runs job now and then every interval until ctx ends, one node at a time: of several nodes

@@ -41,13 +41,10 @@ func keyplaneBinary(t *testing.T) string {
 	return binPath
 }
 
-// TestBenchCommand runs `keyplane bench` small and short on both stores: every scenario answers what
-// it should (the command checks each one's first key), wrk's requests all succeed, and the table has
-// a row per store and scenario with a rate, a ratio to the ceiling, and no store reads where the
-// scenario must need none; the constant-rate and management tables have a row per store, with two
-// runs each; and a soak of a few seconds reports its samples and checks. It is the load harness's own
-// test, not a measurement: no budget is asserted.
-func TestBenchCommand(t *testing.T) {
+// needWrk skips a test of the load harness in -short mode or where wrk is not installed (fails when
+// KEYPLANE_REQUIRE_WRK says it must be).
+func needWrk(t *testing.T) {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("builds the binary and runs wrk")
 	}
@@ -57,6 +54,16 @@ func TestBenchCommand(t *testing.T) {
 		}
 		t.Skip("wrk is not installed (apt-get install wrk)")
 	}
+}
+
+// TestBenchCommand runs `keyplane bench` small and short on both stores: every scenario answers what
+// it should (the command checks each one's first key), wrk's requests all succeed, and the table has
+// a row per store and scenario with a rate, a ratio to the ceiling, and no store reads where the
+// scenario must need none; the constant-rate and management tables have a row per store, with two
+// runs each. It is the load harness's own
+// test, not a measurement: no budget is asserted.
+func TestBenchCommand(t *testing.T) {
+	needWrk(t)
 	bin := keyplaneBinary(t)
 	stores := "sqlite"
 	args := []string{"bench", "--keys", "3000", "--draws", "5000", "--duration", "1s", "--connections", "8", "--dir", t.TempDir(),
@@ -134,19 +141,13 @@ func TestBenchCommand(t *testing.T) {
 }
 
 // TestBenchSoak runs `keyplane bench --soak` for a few seconds: it finds a rate, drives it, samples
-// the server, and reports its checks and the log's size on disk.
+// the server, and reports its checks and the log's size on disk; the server writes the CPU profile
+// asked for.
 func TestBenchSoak(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary and runs wrk")
-	}
-	if _, err := exec.LookPath("wrk"); err != nil {
-		if os.Getenv("KEYPLANE_REQUIRE_WRK") != "" {
-			t.Fatal("wrk is not installed and KEYPLANE_REQUIRE_WRK is set")
-		}
-		t.Skip("wrk is not installed (apt-get install wrk)")
-	}
+	needWrk(t)
+	profile := filepath.Join(t.TempDir(), "serve.pprof")
 	cmd := exec.Command(keyplaneBinary(t), "bench", "--keys", "3000", "--draws", "5000", "--duration", "1s", "--connections", "8",
-		"--dir", t.TempDir(), "--soak", "3s")
+		"--dir", t.TempDir(), "--soak", "3s", "--cpuprofile", profile)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -158,5 +159,8 @@ func TestBenchSoak(t *testing.T) {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("no %q in:\n%s", want, out)
 		}
+	}
+	if fi, err := os.Stat(profile); err != nil || fi.Size() == 0 {
+		t.Errorf("--cpuprofile: the server wrote no profile (%v)", err)
 	}
 }
