@@ -192,6 +192,11 @@ func TestLeanVerification(t *testing.T) {
 	if rec.Code != 200 || rec.Header().Get("X-Request-Id") == "" {
 		t.Errorf("forward auth: %d %s", rec.Code, rec.Body)
 	}
+	for _, p := range []string{"/v1/auth", "/v1/auth/", "/v1/auth/orders/"} {
+		if rec := c.do("GET", p, "", "", map[string]string{"X-Keyplane-Root-Key": c.verifyRoot, "X-API-Key": c.good}); rec.Code != 200 {
+			t.Errorf("forward auth on %s: %d %s", p, rec.Code, rec.Body)
+		}
+	}
 	// A path ServeMux would clean is still redirected, as before.
 	if rec := c.do("GET", "/v1/auth/a/../b", "", "", map[string]string{"X-Keyplane-Root-Key": c.verifyRoot, "X-API-Key": c.good}); rec.Code != http.StatusTemporaryRedirect || rec.Header().Get("Location") != "/v1/auth/b" {
 		t.Errorf("forward auth on an unclean path: %d to %q, want ServeMux's 307 to /v1/auth/b", rec.Code, rec.Header().Get("Location"))
@@ -206,7 +211,7 @@ func TestLeanVerification(t *testing.T) {
 	for _, want := range []string{
 		// The key whose log entry panicked was counted before the panic.
 		`keyplane_verifications_total{code="VALID",source="verify"} 2`,
-		`keyplane_verifications_total{code="VALID",source="auth"} 1`,
+		`keyplane_verifications_total{code="VALID",source="auth"} 4`,
 		`keyplane_http_requests_total{method="GET",route="GET /v1/api-keys",status="200"} 1`,
 	} {
 		if !strings.Contains(body, want) {

@@ -180,7 +180,7 @@ func (s *Server) Lean(rest http.Handler) http.Handler {
 		switch p := r.URL.Path; {
 		case p == "/v1/verify" && r.Method == http.MethodPost:
 			s.verifyRoute(w, r)
-		case (p == "/v1/auth" || strings.HasPrefix(p, "/v1/auth/") && path.Clean(p) == p) && r.Method != http.MethodConnect:
+		case (p == "/v1/auth" || strings.HasPrefix(p, "/v1/auth/") && clean(p)) && r.Method != http.MethodConnect:
 			// A path ServeMux would clean (and redirect to), or CONNECT, which it routes by host,
 			// is left to it, so that the answer is the same either way.
 			s.forwardAuth(w, r)
@@ -188,6 +188,13 @@ func (s *Server) Lean(rest http.Handler) http.Handler {
 			rest.ServeHTTP(w, r)
 		}
 	})
+}
+
+// clean reports whether ServeMux would serve p as it is, without redirecting to a cleaner path: p is
+// what path.Clean makes of it, but for a trailing slash, which ServeMux keeps.
+func clean(p string) bool {
+	c := path.Clean(p)
+	return c == p || len(p) == len(c)+1 && p[len(c)] == '/' && p[:len(c)] == c
 }
 
 // verifyRoute is POST /v1/verify as auth(verifier, s.verifyKey) serves it, called directly: the call
