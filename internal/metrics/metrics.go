@@ -6,8 +6,8 @@ package metrics
 
 import (
 	"crypto/subtle"
-	"net/http"
 	"maps"
+	"net/http"
 	"strconv"
 	"sync"
 	"sync/atomic"
