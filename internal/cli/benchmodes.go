@@ -31,12 +31,21 @@ func benchClient() *http.Client {
 }
 
 // verifySender returns a send function for bench.Paced that verifies a key of keys, drawn uniformly
-// (from its own random stream, so that keyplane and the ceiling are sent the same draws), at baseURL.
+// by the request's number (so that keyplane and the ceiling are sent the same draws), at baseURL.
 func verifySender(client *http.Client, baseURL, rootKey string, keys []string) func(context.Context, int64) error {
 	return func(ctx context.Context, i int64) error {
-		k := keys[mrand.New(mrand.NewPCG(uint64(i), 7)).IntN(len(keys))]
+		k := keys[splitmix(uint64(i))%uint64(len(keys))]
 		return post(ctx, client, baseURL+"/v1/verify", rootKey, "", `{"key":"`+k+`"}`, http.StatusOK)
 	}
+}
+
+// splitmix is SplitMix64's mix of x: a uniform, repeatable draw per request number, without a
+// generator's state or an allocation.
+func splitmix(x uint64) uint64 {
+	x += 0x9e3779b97f4a7c15
+	x = (x ^ x>>30) * 0xbf58476d1ce4e5b9
+	x = (x ^ x>>27) * 0x94d049bb133111eb
+	return x ^ x>>31
 }
 
 // post sends body and fails unless the answer has the status want; the answer is read to its end, so
