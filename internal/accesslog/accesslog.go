@@ -19,16 +19,27 @@ import (
 
 type infoKey struct{}
 
-// info is what Wrap puts in a request's context.
-type info struct {
-	id    string
-	start time.Time
+// request is what Wrap keeps of a request: its context, which answers RequestID and Start, and the
+// writer that notes its status. One allocation holds all three, where context.WithValue, an info
+// value and a status writer would be three: every verification pays for them.
+type request struct {
+	context.Context
+	id     string
+	start  time.Time
+	writer statusWriter
+}
+
+func (q *request) Value(key any) any {
+	if key == (infoKey{}) {
+		return q
+	}
+	return q.Context.Value(key)
 }
 
 // RequestID returns the request id of ctx, or "".
 func RequestID(ctx context.Context) string {
-	if i, ok := ctx.Value(infoKey{}).(*info); ok {
-		return i.id
+	if q, ok := ctx.Value(infoKey{}).(*request); ok {
+		return q.id
 	}
 	return ""
 }
@@ -36,8 +47,8 @@ func RequestID(ctx context.Context) string {
 // Start returns when the request of ctx arrived, or the zero time outside a request. Handlers that
 // measure their own latency (the request log) use it rather than reading the clock again.
 func Start(ctx context.Context) time.Time {
-	if i, ok := ctx.Value(infoKey{}).(*info); ok {
-		return i.start
+	if q, ok := ctx.Value(infoKey{}).(*request); ok {
+		return q.start
 	}
 	return time.Time{}
 }
@@ -51,10 +62,11 @@ func Wrap(log *slog.Logger, next http.Handler, onPanic func(w http.ResponseWrite
 		if !sane(rid) {
 			rid = id.New(id.Request)
 		}
-		ctx := context.WithValue(r.Context(), infoKey{}, &info{id: rid, start: start})
+		q := &request{Context: r.Context(), id: rid, start: start, writer: statusWriter{ResponseWriter: w, status: http.StatusOK}}
+		ctx := context.Context(q)
 		r = r.WithContext(ctx)
 		w.Header().Set("X-Request-Id", rid)
-		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		sw := &q.writer
 		defer func() {
 			if v := recover(); v != nil {
 				if v == http.ErrAbortHandler {
@@ -65,7 +77,11 @@ func Wrap(log *slog.Logger, next http.Handler, onPanic func(w http.ResponseWrite
 					onPanic(sw, r)
 				}
 			}
-			log.LogAttrs(ctx, level(r.URL.Path, sw.status), "http request", slog.String("request_id", rid), slog.String("method", r.Method),
+			lvl := level(r.URL.Path, sw.status)
+			if !log.Enabled(ctx, lvl) {
+				return
+			}
+			log.LogAttrs(ctx, lvl, "http request", slog.String("request_id", rid), slog.String("method", r.Method),
 				slog.String("path", redact.Secrets(r.URL.Path)), slog.Int("status", sw.status), slog.Duration("duration", time.Since(start)))
 		}()
 		next.ServeHTTP(sw, r)

@@ -117,6 +117,12 @@ func (s *Server) logManagement(r *http.Request, c *call, err error, start time.T
 	})
 }
 
+// isRootKey reports whether cred looks like a root key (its form is checked on a miss).
+func (s *Server) isRootKey(cred string) bool {
+	prefix := s.svc.KeyPrefix()
+	return strings.HasPrefix(cred, prefix) && strings.HasPrefix(cred[len(prefix):], "_root_")
+}
+
 func unauthorized(msg string) error { return keyplane.Errorf(keyplane.CodeUnauthorized, "%s", msg) }
 
 // authenticate finds the caller of r. When it fails after finding a workspace key (disabled, revoked,
@@ -141,7 +147,7 @@ func (s *Server) authenticate(r *http.Request, mode authMode) (*call, error) {
 	// root key of a platform authenticates every verification.
 	var kind keyformat.Kind
 	var err error
-	if strings.HasPrefix(cred, prefix) && strings.HasPrefix(cred[len(prefix):], "_root_") {
+	if s.isRootKey(cred) {
 		kind.Root = true
 	} else if kind, err = keyformat.Parse(prefix, cred); err != nil {
 		return nil, unauthorized("the credential is not a valid key")

@@ -647,13 +647,23 @@ func writeVerified(w http.ResponseWriter, a verifyAnswer) {
 	}
 	b = append(b, "}}\n"...)
 	buf.Write(b) // where b outgrew the buffer, the buffer grows to hold it next time
+	// The same headers as writeJSON's, from shared values rather than a new slice each: net/http
+	// only reads them, and a handler that added to one would append to a full slice, so copy it.
 	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
+	h["Content-Type"] = jsonContentType
+	h["Cache-Control"] = noStore
+	h["X-Content-Type-Options"] = noSniff
 	w.WriteHeader(http.StatusOK)
 	w.Write(buf.Bytes())
 }
+
+// Header values of every verification answer, shared; their capacity is their length (see
+// writeVerified).
+var (
+	jsonContentType = []string{"application/json"}
+	noStore         = []string{"no-store"}
+	noSniff         = []string{"nosniff"}
+)
 
 // encodeVerifiedKey is the key's part of a verification answer, as encoding/json writes it, without
 // the braces: "keyId":…,…,"expiresAt":….
@@ -690,7 +700,8 @@ func newVerifiedKey(k *keyplane.APIKey) *verifiedKey {
 func (s *Server) verified(r *http.Request, c *call, res verify.Result, source keyplane.LogSource, ip netip.Addr) verifyAnswer {
 	a := verifyAnswer{Valid: res.Code == keyplane.VerifyValid, Code: res.Code}
 	if res.Reason != "" {
-		a.Reason = &res.Reason
+		reason := res.Reason // a copy, so that res itself stays on the stack
+		a.Reason = &reason
 	}
 	s.observe(string(res.Code), string(source), time.Since(c.start))
 	if res.Key == nil {

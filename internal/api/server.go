@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"path"
 	"strings"
 	"time"
 
@@ -166,6 +167,68 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mux.ServeHTTP(w, r)
+}
+
+// Lean sends the verification routes, POST /v1/verify and forward auth (/v1/auth…), straight to
+// their handlers, and every other request to rest. Verifications are the node's hot path, tens of
+// thousands a second, and are counted by the verification metrics (Options.Observe) already: they
+// skip what rest puts around the others (serve's generic HTTP metrics, the dashboard's and the API's
+// routing). What every request needs, request ids, access logs, panic recovery and HSTS, stays
+// around Lean.
+func (s *Server) Lean(rest http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch p := r.URL.Path; {
+		case p == "/v1/verify" && r.Method == http.MethodPost:
+			s.verifyRoute(w, r)
+		case (p == "/v1/auth" || strings.HasPrefix(p, "/v1/auth/") && clean(p)) && r.Method != http.MethodConnect:
+			// A path ServeMux would clean (and redirect to), or CONNECT, which it routes by host,
+			// is left to it, so that the answer is the same either way.
+			s.forwardAuth(w, r)
+		default:
+			rest.ServeHTTP(w, r)
+		}
+	})
+}
+
+// clean reports whether ServeMux would serve p as it is, without redirecting to a cleaner path: p is
+// what path.Clean makes of it, but for a trailing slash, which ServeMux keeps.
+func clean(p string) bool {
+	c := path.Clean(p)
+	return c == p || len(p) == len(c)+1 && p[len(c)] == '/' && p[:len(c)] == c
+}
+
+// verifyRoute is POST /v1/verify as auth(verifier, s.verifyKey) serves it, called directly: the call
+// stays on the stack, and a verify root key, the credential of nearly every verification, is checked
+// without building the caller a management call needs. Any other credential goes to authenticate,
+// for its answer.
+func (s *Server) verifyRoute(w http.ResponseWriter, r *http.Request) {
+	c := call{start: accesslog.Start(r.Context())}
+	if c.start.IsZero() {
+		c.start = time.Now()
+	}
+	err := s.verifierRootKey(r)
+	if err == nil {
+		err = s.verifyKey(w, r, &c)
+	}
+	if err != nil {
+		s.writeError(w, r, err)
+	}
+}
+
+// verifierRootKey accepts a request whose bearer is a root key with the verify scope, and answers any
+// other as authenticate(r, verifier) does.
+func (s *Server) verifierRootKey(r *http.Request) error {
+	if scheme, cred, ok := strings.Cut(r.Header.Get("Authorization"), " "); ok && strings.EqualFold(scheme, "Bearer") && s.isRootKey(cred) {
+		rk, err := s.ver.RootKey(r.Context(), cred)
+		if err != nil {
+			return err
+		}
+		if rk != nil && rk.HasScope(keyplane.ScopeVerify) {
+			return nil
+		}
+	}
+	_, err := s.authenticate(r, verifier)
+	return err
 }
 
 // Panic answers a request whose handler panicked: a 500 in the envelope, nothing of the panic.

@@ -43,8 +43,30 @@ type benchOptions struct {
 	databaseURL string
 	dir         string
 	cacheSize   string
+	cpuProfile  string
 	warmup      time.Duration
 	load        bench.Load
+	runs        int
+	rate        float64 // the constant-rate mode's verifications a second
+	rateKeys    int     // and the keys it draws from, uniformly
+	createRate  float64 // key creations a second under the flood
+	soak        time.Duration
+	// rateRows and manageRows are the tables of the constant-rate mode and of management under a
+	// flood, printed after the main one.
+	rateRows, manageRows []string
+}
+
+// modeNames are the scenarios of --scenarios that are not a wrk mix: the constant-rate latencies and
+// management under a flood.
+var modeNames = []string{"rate", "manage"}
+
+// benchSeeded is what benchSeed made.
+type benchSeeded struct {
+	verifyRoot, adminRoot string
+	prefix                string
+	values                []string
+	workspaces            []string
+	took                  time.Duration
 }
 
 // bench seeds each store, runs keyplane serve on it as a child process, and drives every scenario
@@ -71,16 +93,44 @@ func (p *Program) bench(ctx context.Context, args []string) error {
 			}
 		}
 	}
-	fmt.Fprintf(p.Stdout, "keyplane bench: %d keys, %d connections, %d wrk threads, %s per run; %d cores (%s), %s\n\n",
-		o.keys, o.load.Connections, o.load.Threads, o.load.Duration, runtime.NumCPU(), cpu, runtime.Version())
-	fmt.Fprintln(p.Stdout, "| store | scenario | keyplane req/s | p50 | p99 | CPU µs/req | ceiling req/s | p50 | p99 | CPU µs/req | ratio | store reads | server RSS |")
-	fmt.Fprintln(p.Stdout, "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+	fmt.Fprintf(p.Stdout, "keyplane bench: %d keys, %d connections, %d wrk threads, %s per run, median of %d; %d cores (%s), %s; load average %s\n\n",
+		o.keys, o.load.Connections, o.load.Threads, o.load.Duration, o.runs, runtime.NumCPU(), cpu, runtime.Version(), loadAverage())
+	if o.soak == 0 && slices.ContainsFunc(bench.ScenarioNames, func(n string) bool { return o.scenarios[n] }) {
+		fmt.Fprintln(p.Stdout, "| store | scenario | keyplane req/s | p50 | p99 | CPU µs/req | ceiling req/s | p50 | p99 | CPU µs/req | ratio | store reads | server RSS |")
+		fmt.Fprintln(p.Stdout, "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+	}
 	for _, st := range o.stores {
 		if err := p.benchStore(ctx, o, st, exe, wrk); err != nil {
 			return err
 		}
 	}
+	if len(o.rateRows) > 0 {
+		fmt.Fprintf(p.Stdout, "\nLatency at a constant rate (open loop: each request timed from when it was due), %s per run:\n\n", o.load.Duration)
+		fmt.Fprintln(p.Stdout, "| store | load | keyplane req/s | p50 | p99 | p99.9 | ceiling p50 | p99 | p99.9 | p99 ratio | sent late |")
+		fmt.Fprintln(p.Stdout, "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+		for _, r := range o.rateRows {
+			fmt.Fprintln(p.Stdout, r)
+		}
+	}
+	if len(o.manageRows) > 0 {
+		fmt.Fprintf(p.Stdout, "\nKey creation through the API while wrk verifies flat out (uniform mix, %d connections), %s per run:\n\n", o.load.Connections, o.load.Duration)
+		fmt.Fprintln(p.Stdout, "| store | creations | made | p50 | p99 | max | verifications/s meanwhile |")
+		fmt.Fprintln(p.Stdout, "| --- | --- | --- | --- | --- | --- | --- |")
+		for _, r := range o.manageRows {
+			fmt.Fprintln(p.Stdout, r)
+		}
+	}
 	return nil
+}
+
+// loadAverage is the machine's 1, 5 and 15 minute load averages, from /proc; "unknown" where there
+// is none.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) >= 3 {
+		return strings.Join(f[:3], " ")
+	}
+	return "unknown"
 }
 
 func (p *Program) benchFlags(args []string) (*benchOptions, error) {
@@ -91,11 +141,18 @@ func (p *Program) benchFlags(args []string) (*benchOptions, error) {
 	fs.IntVar(&o.keys, "keys", 1_000_000, "keys to seed in each store")
 	fs.IntVar(&o.draws, "draws", 1_000_000, "requests drawn for each mix (wrk goes round them)")
 	fs.StringVar(&stores, "stores", "sqlite,postgres", "stores to measure: sqlite, postgres")
-	fs.StringVar(&scenarios, "scenarios", strings.Join(bench.ScenarioNames, ","), "scenarios to run")
+	fs.StringVar(&scenarios, "scenarios", strings.Join(slices.Concat(bench.ScenarioNames, modeNames), ","),
+		"scenarios to run: wrk's mixes, and rate (latency at a constant rate) and manage (key creation under a flood)")
+	fs.IntVar(&o.runs, "runs", 1, "runs of each scenario; the tables show each figure's median")
+	fs.Float64Var(&o.rate, "rate", 2500, "verifications a second of the constant-rate scenario")
+	fs.IntVar(&o.rateKeys, "rate-keys", 20_000, "keys the constant-rate scenario draws from, uniformly")
+	fs.Float64Var(&o.createRate, "create-rate", 10, "key creations a second of the manage scenario")
+	fs.DurationVar(&o.soak, "soak", 0, "instead of the scenarios: find the Zipf mix's highest rate, drive 70 % of it for this long on SQLite, and check the log keeps up and memory stays flat (0: no soak)")
 	fs.StringVar(&o.databaseURL, "database-url", "postgres://postgres@127.0.0.1:5432/keyplane_bench?sslmode=disable",
 		"PostgreSQL database to drop, recreate and seed; its name must begin with keyplane_bench")
 	fs.StringVar(&o.dir, "dir", "", "where the data dir and request files go (default: the system's temp dir); removed afterwards")
 	fs.StringVar(&o.cacheSize, "cache-size", "", "the server's --cache-size (default: its own)")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write the server's CPU profile, over all of a store's runs, to this file (with several stores: the store's name before its extension)")
 	fs.IntVar(&o.load.Connections, "connections", o.load.Connections, "wrk connections")
 	fs.IntVar(&o.load.Threads, "threads", o.load.Threads, "wrk threads")
 	fs.DurationVar(&o.load.Duration, "duration", o.load.Duration, "length of each run")
@@ -119,6 +176,9 @@ func (p *Program) benchFlags(args []string) (*benchOptions, error) {
 	if o.load.Connections < 1 || o.load.Threads < 1 || o.load.Threads > o.load.Connections || o.load.Duration < time.Second {
 		return bad("--connections and --threads must be positive, threads at most connections, and --duration at least 1s")
 	}
+	if o.soak != 0 && !setFlags(fs)["stores"] {
+		stores = "sqlite" // the soak's budget is SQLite's
+	}
 	for _, s := range strings.Split(stores, ",") {
 		if s != "sqlite" && s != "postgres" {
 			return bad("unknown store %q", s)
@@ -126,8 +186,14 @@ func (p *Program) benchFlags(args []string) (*benchOptions, error) {
 		o.stores = append(o.stores, s)
 	}
 	o.scenarios = map[string]bool{}
+	if o.runs < 1 || o.runs > 100 || o.rate <= 0 || o.rate > 1e6 || o.rateKeys < 1 || o.createRate <= 0 || o.createRate > 1000 {
+		return bad("--runs must be from 1 to 100, --rate from 1 to 1000000, --create-rate from 1 to 1000, --rate-keys positive")
+	}
+	if o.soak != 0 && (o.soak < time.Second || !slices.Equal(o.stores, []string{"sqlite"})) {
+		return bad("--soak must be at least 1s, with --stores sqlite")
+	}
 	for _, s := range strings.Split(scenarios, ",") {
-		if !slices.Contains(bench.ScenarioNames, s) {
+		if !slices.Contains(bench.ScenarioNames, s) && !slices.Contains(modeNames, s) {
 			return bad("unknown scenario %q", s)
 		}
 		o.scenarios[s] = true
@@ -155,18 +221,22 @@ func (p *Program) benchStore(ctx context.Context, o *benchOptions, storeName, ex
 		defer postgres.Drop(context.WithoutCancel(ctx), dbURL)
 	}
 	env := map[string]string{"KEYPLANE_DATA_DIR": filepath.Join(dir, "data"), "KEYPLANE_DATABASE_URL": dbURL}
-	rootKey, prefix, values, seeded, err := p.benchSeed(ctx, env, o.keys)
+	seed, err := p.benchSeed(ctx, env, o.keys)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(p.Stderr, "bench: %s: seeded %d keys in %s (%.0f keys/s)\n", storeName, o.keys, seeded.Round(time.Millisecond), float64(o.keys)/seeded.Seconds())
+	fmt.Fprintf(p.Stderr, "bench: %s: seeded %d keys in %s (%.0f keys/s)\n", storeName, o.keys, seed.took.Round(time.Millisecond), float64(o.keys)/seed.took.Seconds())
+	rootKey := seed.verifyRoot
 
-	srv, err := startServe(ctx, exe, dir, env, o.cacheSize)
+	srv, err := startServe(ctx, exe, dir, env, o.cacheSize, o.profileFile(storeName))
 	if err != nil {
 		return err
 	}
 	defer srv.stop()
-	ceiling := &http.Server{Handler: bench.NewCeiling(rootKey, values), ReadHeaderTimeout: 10 * time.Second}
+	if o.soak > 0 {
+		return p.benchSoak(ctx, o, storeName, seed, srv, wrk, dir, env["KEYPLANE_DATA_DIR"])
+	}
+	ceiling := &http.Server{Handler: bench.NewCeiling(rootKey, seed.values), ReadHeaderTimeout: 10 * time.Second}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
@@ -175,8 +245,8 @@ func (p *Program) benchStore(ctx context.Context, o *benchOptions, storeName, ex
 	defer ceiling.Close()
 	ceilingURL := "http://" + ln.Addr().String()
 
-	for _, sc := range bench.Scenarios(prefix, values, o.draws, mrand.New(mrand.NewPCG(1, 2))) {
-		if !o.scenarios[sc.Name] {
+	for _, sc := range bench.Scenarios(seed.prefix, seed.values, o.draws, mrand.New(mrand.NewPCG(1, 2))) {
+		if !o.scenarios[sc.Name] && !(sc.Name == "uniform" && o.scenarios["manage"]) {
 			continue
 		}
 		file := filepath.Join(dir, sc.Name+".keys")
@@ -185,6 +255,16 @@ func (p *Program) benchStore(ctx context.Context, o *benchOptions, storeName, ex
 		}
 		if code, err := verifyOnce(ctx, srv.url, rootKey, sc.Keys[0]); err != nil || code != sc.Want {
 			return fmt.Errorf("bench: %s: the first key answers %s (%v), want %s", sc.Name, code, err, sc.Want)
+		}
+		if sc.Name == "uniform" && o.scenarios["manage"] {
+			row, err := p.benchManage(ctx, o, storeName, seed, srv.url, wrk, dir, file)
+			if err != nil {
+				return err
+			}
+			o.manageRows = append(o.manageRows, row)
+			if !o.scenarios[sc.Name] {
+				continue
+			}
 		}
 		// No warm-up for the each-new unknown keys: it would show them to the cache before the
 		// measured run goes round the same file.
@@ -195,30 +275,63 @@ func (p *Program) benchStore(ctx context.Context, o *benchOptions, storeName, ex
 				return err
 			}
 		}
-		readsBefore, _ := srv.metric("keyplane_verify_cache_misses_total")
-		cpu0 := cpuTime(srv.cmd.Process.Pid)
-		kp, err := bench.Drive(ctx, wrk, dir, srv.url, rootKey, file, o.load)
-		if err != nil {
-			return err
-		}
-		kpCPU := cpuTime(srv.cmd.Process.Pid) - cpu0
-		readsAfter, _ := srv.metric("keyplane_verify_cache_misses_total")
-		rss := srv.rss()
-		cpu0 = cpuTime(os.Getpid())
-		ceil, err := bench.Drive(ctx, wrk, dir, ceilingURL, rootKey, file, o.load)
-		if err != nil {
-			return err
-		}
-		ceilCPU := cpuTime(os.Getpid()) - cpu0
-		if kp.Errors > 0 || ceil.Errors > 0 {
-			return fmt.Errorf("bench: %s: %d errors from keyplane, %d from the ceiling (see %s)", sc.Name, kp.Errors, ceil.Errors, srv.logPath)
+		var runs []wrkRun
+		for range o.runs {
+			r, err := p.wrkRun(ctx, o, srv, wrk, dir, rootKey, ceilingURL, file)
+			if err != nil {
+				return fmt.Errorf("bench: %s: %w", sc.Name, err)
+			}
+			runs = append(runs, r)
 		}
 		os.Remove(file)
+		med := func(f func(wrkRun) float64) float64 { return bench.Median(mapSlice(runs, f)) }
+		medD := func(f func(wrkRun) time.Duration) time.Duration { return bench.Median(mapSlice(runs, f)) }
 		fmt.Fprintf(p.Stdout, "| %s | %s | %.0f | %s | %s | %.1f | %.0f | %s | %s | %.1f | %.2f | %.0f | %d MiB |\n", storeName, sc.Description,
-			kp.RPS, ms(kp.P50), ms(kp.P99), perRequest(kpCPU, kp.Requests), ceil.RPS, ms(ceil.P50), ms(ceil.P99), perRequest(ceilCPU, ceil.Requests),
-			kp.RPS/ceil.RPS, readsAfter-readsBefore, rss>>20)
+			med(func(r wrkRun) float64 { return r.kp.RPS }), ms(medD(func(r wrkRun) time.Duration { return r.kp.P50 })),
+			ms(medD(func(r wrkRun) time.Duration { return r.kp.P99 })), med(func(r wrkRun) float64 { return r.kpCPU }),
+			med(func(r wrkRun) float64 { return r.ceil.RPS }), ms(medD(func(r wrkRun) time.Duration { return r.ceil.P50 })),
+			ms(medD(func(r wrkRun) time.Duration { return r.ceil.P99 })), med(func(r wrkRun) float64 { return r.ceilCPU }),
+			med(func(r wrkRun) float64 { return r.kp.RPS / r.ceil.RPS }), med(func(r wrkRun) float64 { return r.reads }),
+			int64(med(func(r wrkRun) float64 { return float64(r.rss) }))>>20)
+	}
+	if o.scenarios["rate"] {
+		row, err := p.benchRate(ctx, o, storeName, seed, srv.url, ceilingURL)
+		if err != nil {
+			return err
+		}
+		o.rateRows = append(o.rateRows, row)
 	}
 	return nil
+}
+
+// wrkRun is one measured run of a wrk scenario, on keyplane and on the ceiling.
+type wrkRun struct {
+	kp, ceil       bench.Result
+	kpCPU, ceilCPU float64 // µs a request
+	reads          float64
+	rss            int64
+}
+
+func (p *Program) wrkRun(ctx context.Context, o *benchOptions, srv *benchServer, wrk, dir, rootKey, ceilingURL, file string) (wrkRun, error) {
+	var r wrkRun
+	readsBefore, _ := srv.metric("keyplane_verify_cache_misses_total")
+	cpu0 := cpuTime(srv.cmd.Process.Pid)
+	var err error
+	if r.kp, err = bench.Drive(ctx, wrk, dir, srv.url, rootKey, file, o.load); err != nil {
+		return r, err
+	}
+	r.kpCPU = perRequest(cpuTime(srv.cmd.Process.Pid)-cpu0, r.kp.Requests)
+	readsAfter, _ := srv.metric("keyplane_verify_cache_misses_total")
+	r.reads, r.rss = readsAfter-readsBefore, srv.rss()
+	cpu0 = cpuTime(os.Getpid())
+	if r.ceil, err = bench.Drive(ctx, wrk, dir, ceilingURL, rootKey, file, o.load); err != nil {
+		return r, err
+	}
+	r.ceilCPU = perRequest(cpuTime(os.Getpid())-cpu0, r.ceil.Requests)
+	if r.kp.Errors > 0 || r.ceil.Errors > 0 {
+		return r, fmt.Errorf("%d errors from keyplane, %d from the ceiling (see %s)", r.kp.Errors, r.ceil.Errors, srv.logPath)
+	}
+	return r, nil
 }
 
 // cpuTime is the user and system CPU time a process has used so far, from /proc (0 where there is
@@ -251,9 +364,10 @@ func ms(d time.Duration) string {
 	return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 2, 64) + " ms"
 }
 
-// benchSeed creates a verify root key and the workspaces, and imports n keys through the store. It
-// returns the deployment's key prefix with them, for the made-up keys of the scenarios.
-func (p *Program) benchSeed(ctx context.Context, env map[string]string, n int) (rootKey, prefix string, values []string, took time.Duration, err error) {
+// benchSeed creates a verify root key, an admin root key (for the API's management calls and the
+// request log's reads) and the workspaces, and imports n keys through the store. It returns the
+// deployment's key prefix with them, for the made-up keys of the scenarios.
+func (p *Program) benchSeed(ctx context.Context, env map[string]string, n int) (*benchSeeded, error) {
 	child := &Program{Stdin: strings.NewReader(""), Stdout: p.Stdout, Stderr: p.Stderr, Getenv: func(k string) string {
 		if v, ok := env[k]; ok {
 			return v
@@ -262,29 +376,33 @@ func (p *Program) benchSeed(ctx context.Context, env map[string]string, n int) (
 	}}
 	cfg, err := child.parse("bench", false, nil, nil)
 	if err != nil {
-		return "", "", nil, 0, err
+		return nil, err
 	}
 	e, err := child.open(ctx, cfg, openOptions{})
 	if err != nil {
-		return "", "", nil, 0, err
+		return nil, err
 	}
 	defer e.store.Close()
 	sys := keyplane.System("bench")
-	if _, rootKey, err = e.svc.CreateRootKey(ctx, sys, "bench", []string{"verify"}); err != nil {
-		return "", "", nil, 0, err
+	s := &benchSeeded{prefix: cfg.KeyPrefix}
+	if _, s.verifyRoot, err = e.svc.CreateRootKey(ctx, sys, "bench", []string{keyplane.ScopeVerify}); err != nil {
+		return nil, err
 	}
-	var ws []string
+	if _, s.adminRoot, err = e.svc.CreateRootKey(ctx, sys, "bench admin", []string{keyplane.ScopeAdmin}); err != nil {
+		return nil, err
+	}
 	for i := range (n + keysPerWorkspace - 1) / keysPerWorkspace {
 		w, err := e.svc.CreateWorkspace(ctx, sys, service.WorkspaceInput{Name: fmt.Sprintf("Bench %d", i+1), Slug: fmt.Sprintf("bench-%d", i+1),
 			MaxKeys: keyplane.Optional[int]{Set: true, Value: keyplane.MaxMaxKeys}})
 		if err != nil {
-			return "", "", nil, 0, err
+			return nil, err
 		}
-		ws = append(ws, w.ID)
+		s.workspaces = append(s.workspaces, w.ID)
 	}
 	start := time.Now()
-	values, err = bench.Seed(ctx, e.store, cfg.KeyPrefix, ws, n)
-	return rootKey, cfg.KeyPrefix, values, time.Since(start), err
+	s.values, err = bench.Seed(ctx, e.store, cfg.KeyPrefix, s.workspaces, n)
+	s.took = time.Since(start)
+	return s, err
 }
 
 // benchServer is keyplane serve running as a child process.
@@ -295,7 +413,16 @@ type benchServer struct {
 	done    chan error
 }
 
-func startServe(ctx context.Context, exe, dir string, env map[string]string, cacheSize string) (*benchServer, error) {
+// profileFile is where the server of store writes its CPU profile, or "" for none.
+func (o *benchOptions) profileFile(store string) string {
+	if o.cpuProfile == "" || len(o.stores) == 1 {
+		return o.cpuProfile
+	}
+	ext := filepath.Ext(o.cpuProfile)
+	return strings.TrimSuffix(o.cpuProfile, ext) + "." + store + ext
+}
+
+func startServe(ctx context.Context, exe, dir string, env map[string]string, cacheSize, cpuProfile string) (*benchServer, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -307,6 +434,13 @@ func startServe(ctx context.Context, exe, dir string, env map[string]string, cac
 	args := []string{"serve", "--addr", addr}
 	if cacheSize != "" {
 		args = append(args, "--cache-size", cacheSize)
+	}
+	if cpuProfile != "" {
+		p, err := filepath.Abs(cpuProfile)
+		if err != nil {
+			return nil, err
+		}
+		args = append(args, "--cpuprofile", p)
 	}
 	cmd := exec.CommandContext(ctx, exe, args...)
 	cmd.Env = append(os.Environ(), "KEYPLANE_ADMIN_PASSWORD="+hex.EncodeToString(pw))
@@ -410,4 +544,11 @@ func verifyOnce(ctx context.Context, url, rootKey, key string) (keyplane.VerifyC
 		return "", fmt.Errorf("status %d: %w", res.StatusCode, err)
 	}
 	return a.Data.Code, nil
+}
+
+// setFlags are the names of the flags given on the command line.
+func setFlags(fs *flag.FlagSet) map[string]bool {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	return set
 }

@@ -64,7 +64,8 @@ Usage:
                                                            chain (sign-ins, root keys, operator users)
   keyplane master-key rotate                               new master key; re-seal every stored value
   keyplane bench [flags]                                   load test: seed keys, drive POST /v1/verify with wrk
-                                                           against keyplane and a bare handler (docs/performance.md)
+                                                           against keyplane and a bare handler, at a constant
+                                                           rate, beside key creation, or --soak (docs/performance.md)
   keyplane version                                         print the version
 
 Every command takes --data-dir and --database-url; "keyplane serve -h" lists the server's flags.

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"time"
@@ -27,7 +29,7 @@ import (
 )
 
 // handler routes the API's paths to the API and everything else to the dashboard, all behind request
-// ids, access logs and panic recovery.
+// ids, access logs, panic recovery and HSTS.
 func handler(e *env, m *metrics.Metrics, ver *verify.Verifier, limiter ratelimit.Limiter, rl *reqlog.Logger, cfg *config.Config, started time.Time) (http.Handler, error) {
 	m.CounterFunc("keyplane_verify_cache_hits_total", "Key lookups answered from the verification cache.", func() float64 { h, _, _ := ver.CacheStats(); return float64(h) })
 	m.CounterFunc("keyplane_verify_cache_misses_total", "Key lookups that read the store.", func() float64 { _, mi, _ := ver.CacheStats(); return float64(mi) })
@@ -50,7 +52,9 @@ func handler(e *env, m *metrics.Metrics, ver *verify.Verifier, limiter ratelimit
 	}
 	mux.Handle("/", dash)
 	mux.Handle("GET /metrics", m.Handler(cfg.MetricsToken))
-	return accesslog.Wrap(e.log, apiSrv.StrictTransport(m.Middleware(mux)), func(w http.ResponseWriter, r *http.Request) {
+	// Verifications skip the generic HTTP metrics and the routing (api.Server.Lean): the
+	// verification metrics count them.
+	return accesslog.Wrap(e.log, apiSrv.StrictTransport(apiSrv.Lean(m.Middleware(mux))), func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/v1/") {
 			apiSrv.Panic(w, r)
 		} else {
@@ -141,6 +145,14 @@ func (p *Program) serve(ctx context.Context, args []string) error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	addr := ln.Addr().String()
+	if cfg.CPUProfile != "" {
+		stop, err := startCPUProfile(cfg.CPUProfile)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer stop()
+	}
 	if pg, ok := e.store.(*postgres.DB); ok {
 		// Other nodes' key changes reach this node's cache within a moment; the cache TTL is the
 		// safety net while the connection is down. The node says it is ready only once it listens:
@@ -201,6 +213,19 @@ func (p *Program) serve(ctx context.Context, args []string) error {
 	}
 	e.log.Info("stopped")
 	return nil
+}
+
+// startCPUProfile profiles the process's CPU into the file at path until stop is called.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 // periodic runs job now and then every interval until ctx ends, one node at a time: of several nodes

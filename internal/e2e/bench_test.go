@@ -41,11 +41,10 @@ func keyplaneBinary(t *testing.T) string {
 	return binPath
 }
 
-// TestBenchCommand runs `keyplane bench` small and short on both stores: every scenario answers what
-// it should (the command checks each one's first key), wrk's requests all succeed, and the table has
-// a row per store and scenario with a rate, a ratio to the ceiling, and no store reads where the
-// scenario must need none. It is the load harness's own test, not a measurement.
-func TestBenchCommand(t *testing.T) {
+// needWrk skips a test of the load harness in -short mode or where wrk is not installed (fails when
+// KEYPLANE_REQUIRE_WRK says it must be).
+func needWrk(t *testing.T) {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("builds the binary and runs wrk")
 	}
@@ -55,9 +54,20 @@ func TestBenchCommand(t *testing.T) {
 		}
 		t.Skip("wrk is not installed (apt-get install wrk)")
 	}
+}
+
+// TestBenchCommand runs `keyplane bench` small and short on both stores: every scenario answers what
+// it should (the command checks each one's first key), wrk's requests all succeed, and the table has
+// a row per store and scenario with a rate, a ratio to the ceiling, and no store reads where the
+// scenario must need none; the constant-rate and management tables have a row per store, with two
+// runs each. It is the load harness's own
+// test, not a measurement: no budget is asserted.
+func TestBenchCommand(t *testing.T) {
+	needWrk(t)
 	bin := keyplaneBinary(t)
 	stores := "sqlite"
-	args := []string{"bench", "--keys", "3000", "--draws", "5000", "--duration", "1s", "--connections", "8", "--dir", t.TempDir()}
+	args := []string{"bench", "--keys", "3000", "--draws", "5000", "--duration", "1s", "--connections", "8", "--dir", t.TempDir(),
+		"--runs", "2", "--rate", "500", "--create-rate", "5", "--warmup", "1s"}
 	// The bench database is its own: a name of this run's, dropped by the command when it is done.
 	storetest.PostgresURL(t) // skips or fails as every PostgreSQL test does when there is none
 	var b [6]byte
@@ -72,8 +82,18 @@ func TestBenchCommand(t *testing.T) {
 		t.Fatalf("keyplane bench: %v\n%s\n%s", err, out, stderr.String())
 	}
 	rows := map[string][]string{}
+	rateRows, manageRows := map[string][]string{}, map[string][]string{}
 	for _, l := range strings.Split(string(out), "\n") {
 		f := strings.Split(l, "|")
+		for i := range f {
+			f[i] = strings.TrimSpace(f[i])
+		}
+		switch {
+		case len(f) == 13 && f[2] == "500/s over 3000 keys":
+			rateRows[f[1]] = f[1:12]
+		case len(f) == 9 && f[2] == "5/s":
+			manageRows[f[1]] = f[1:8]
+		}
 		if len(f) != 15 || !strings.Contains(f[1], "sqlite") && !strings.Contains(f[1], "postgres") {
 			continue
 		}
@@ -104,7 +124,43 @@ func TestBenchCommand(t *testing.T) {
 			}
 		}
 	}
+	for _, st := range strings.Split(stores, ",") {
+		if r, ok := rateRows[st]; !ok || !strings.HasSuffix(r[3], " ms") || !strings.HasSuffix(r[7], " ms") || r[9] == "" {
+			t.Errorf("%s: constant-rate row %q in:\n%s", st, r, out)
+		}
+		if r, ok := manageRows[st]; !ok || r[2] == "0" || !strings.HasSuffix(r[4], " ms") {
+			t.Errorf("%s: management row %q in:\n%s", st, r, out)
+		}
+	}
+	if n := strings.Count(stderr.String(), "constant rate, run "); n != 2*len(strings.Split(stores, ",")) {
+		t.Errorf("%d constant-rate runs, want 2 a store: %s", n, stderr.String())
+	}
 	if !strings.Contains(stderr.String(), "seeded 3000 keys") {
 		t.Errorf("no seeding report: %s", stderr.String())
+	}
+}
+
+// TestBenchSoak runs `keyplane bench --soak` for a few seconds: it finds a rate, drives it, samples
+// the server, and reports its checks and the log's size on disk; the server writes the CPU profile
+// asked for.
+func TestBenchSoak(t *testing.T) {
+	needWrk(t)
+	profile := filepath.Join(t.TempDir(), "serve.pprof")
+	cmd := exec.Command(keyplaneBinary(t), "bench", "--keys", "3000", "--draws", "5000", "--duration", "1s", "--connections", "8",
+		"--dir", t.TempDir(), "--soak", "3s", "--cpuprofile", profile)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("keyplane bench --soak: %v\n%s\n%s", err, out, stderr.String())
+	}
+	for _, want := range []string{"Soak on sqlite", "| time | server RSS | request log lag |", "(end) |", "| no entry lost |",
+		"| RSS flat |", "| request log lag |", "per million entries", "| keyplane.db |"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("no %q in:\n%s", want, out)
+		}
+	}
+	if fi, err := os.Stat(profile); err != nil || fi.Size() == 0 {
+		t.Errorf("--cpuprofile: the server wrote no profile (%v)", err)
 	}
 }

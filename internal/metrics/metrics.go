@@ -6,8 +6,11 @@ package metrics
 
 import (
 	"crypto/subtle"
+	"maps"
 	"net/http"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,11 +26,24 @@ type Metrics struct {
 	httpRequests  *prometheus.CounterVec
 	httpDuration  *prometheus.HistogramVec
 	deliveries    *prometheus.CounterVec
+	// verified holds the series of each code and source met so far, so that a verification does
+	// not hash its labels and take the vectors' locks: a map replaced, never changed, on the rare
+	// first meeting of a pair.
+	verified atomic.Pointer[map[verificationLabels]verificationSeries]
+	mu       sync.Mutex // serializes replacing verified
+}
+
+type verificationLabels struct{ code, source string }
+
+type verificationSeries struct {
+	count   prometheus.Counter
+	latency prometheus.Observer
 }
 
 // New returns metrics with the Go runtime and process collectors registered.
 func New() *Metrics {
 	m := &Metrics{reg: prometheus.NewRegistry()}
+	m.verified.Store(&map[verificationLabels]verificationSeries{})
 	m.verifications = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "keyplane_verifications_total", Help: "Verifications answered, by outcome code and source.",
 	}, []string{"code", "source"})
@@ -52,8 +68,30 @@ func New() *Metrics {
 
 // Verification records one verification's outcome and how long it took.
 func (m *Metrics) Verification(code, source string, d time.Duration) {
-	m.verifications.WithLabelValues(code, source).Inc()
-	m.verifyLatency.WithLabelValues(source).Observe(d.Seconds())
+	k := verificationLabels{code, source}
+	s, ok := (*m.verified.Load())[k]
+	if !ok {
+		s = m.verificationSeries(k)
+	}
+	s.count.Inc()
+	s.latency.Observe(d.Seconds())
+}
+
+// verificationSeries adds the series of k to verified. Codes and sources are a few constants each,
+// so the map stays small.
+func (m *Metrics) verificationSeries(k verificationLabels) verificationSeries {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	old := *m.verified.Load()
+	if s, ok := old[k]; ok {
+		return s
+	}
+	s := verificationSeries{count: m.verifications.WithLabelValues(k.code, k.source), latency: m.verifyLatency.WithLabelValues(k.source)}
+	next := make(map[verificationLabels]verificationSeries, len(old)+1)
+	maps.Copy(next, old)
+	next[k] = s
+	m.verified.Store(&next)
+	return s
 }
 
 // Delivery records one webhook delivery attempt.

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -77,4 +78,46 @@ func TestToken(t *testing.T) {
 			t.Errorf("Authorization %q: %d, want %d", auth, code, want)
 		}
 	}
+}
+
+// TestVerificationConcurrent: goroutines meeting new codes and sources at the same time each count in
+// the one series of their pair; none is lost to a map replaced under it.
+func TestVerificationConcurrent(t *testing.T) {
+	m := New()
+	codes := []string{"VALID", "NOT_FOUND", "EXPIRED", "REVOKED"}
+	sources := []string{"verify", "auth"}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 400 {
+				m.Verification(codes[(g+i)%len(codes)], sources[i%len(sources)], time.Microsecond)
+			}
+		}()
+	}
+	wg.Wait()
+	_, body := scrape(t, m.Handler(""), "")
+	for _, want := range []string{
+		// 8 goroutines × 400 over 4 codes and 2 sources, evenly: 400 each pair, 1,600 each source.
+		`keyplane_verifications_total{code="VALID",source="verify"} 400`,
+		`keyplane_verifications_total{code="REVOKED",source="auth"} 400`,
+		`keyplane_verification_duration_seconds_count{source="verify"} 1600`,
+		`keyplane_verification_duration_seconds_count{source="auth"} 1600`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+}
+
+// BenchmarkVerification is the metrics' share of a verification.
+func BenchmarkVerification(b *testing.B) {
+	m := New()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			m.Verification("VALID", "verify", 300*time.Microsecond)
+		}
+	})
 }
