@@ -73,7 +73,7 @@ func TestUsageAfterSIGTERM(t *testing.T) {
 				t.Fatalf("the log holds %d of %d entries after 60s", c.logTally(ws).total(), total)
 			}
 		}
-		if time.Since(began) < 50*time.Second { // else the usage interval may have come: nothing to see
+		if time.Since(began) < 45*time.Second { // else the usage interval (from the start) may have come
 			if n := c.metric("keyplane_usage_uncounted_requests"); n != float64(total) {
 				t.Errorf("keyplane_usage_uncounted_requests = %v with the log written and no usage write yet, want %d", n, total)
 			}

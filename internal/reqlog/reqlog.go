@@ -444,6 +444,10 @@ func (l *Logger) count(batch []keyplane.RequestLog) {
 	}
 }
 
+// keepSpare is the most counts whose maps are kept for the next usage write: more than an interval
+// of a busy node with many keys makes.
+const keepSpare = 100_000
+
 // closeRetry is how long the usage writer waits between tries of its last write on Close.
 const closeRetry = 250 * time.Millisecond
 
@@ -540,6 +544,11 @@ func (l *Logger) writeUsage(ctx context.Context) error {
 		l.touchedAt[k] = t
 	}
 	l.uncounted.Add(-requests)
+	if len(counts) > keepSpare {
+		// Maps never shrink: after an outage's backlog, start small again rather than hold its
+		// memory for good.
+		counts, touched, l.counts = map[usageBucket]usageValue{}, map[string]time.Time{}, nil
+	}
 	clear(counts)
 	clear(touched)
 	l.spareCounts, l.spareTouched = counts, touched
