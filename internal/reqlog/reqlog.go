@@ -305,10 +305,12 @@ func (l *Logger) UsageAge() time.Duration {
 	return max(0, l.o.Now().Sub(time.Unix(0, l.usageOK.Load())))
 }
 
-// Close writes what is buffered and stops the flusher; entries logged after Close began are dropped
-// and counted. The server closes its Logger once it has stopped taking requests and finished those in
-// flight, so that every answered request's entry is written. When ctx ends first, Close returns its
-// error and what was not written yet may be lost. Calling Close again waits for the same end.
+// Close writes what is buffered, then every count still waiting (tried again until ctx ends), and
+// stops both goroutines; entries logged after Close began are dropped and counted. The server closes
+// its Logger once it has stopped taking requests and finished those in flight, so that every answered
+// request's entry is written and counted: after a clean Close the usage counts equal the log. When ctx
+// ends first, Close returns its error and what was not written yet may be lost. Calling Close again
+// waits for the same end.
 func (l *Logger) Close(ctx context.Context) error {
 	l.closeOnce.Do(func() {
 		l.closed.Store(true)
