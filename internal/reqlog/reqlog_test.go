@@ -350,10 +350,10 @@ func TestLastUsedAtOncePerMinute(t *testing.T) {
 		{"apk_a", 0}, {"apk_b", 30 * time.Second}, {"apk_a", 30 * time.Second}, {"apk_a", 59*time.Second + 999*time.Millisecond},
 		{"apk_a", time.Minute}, {"apk_b", 80 * time.Second}, {"apk_a", 61 * time.Second}, {"apk_b", 90 * time.Second},
 	}
-	for i, s := range steps {
+	for _, s := range steps {
 		clk.Set(t0.Add(s.at))
 		l.Log(keyplane.RequestLog{KeyID: s.key, WorkspaceID: "ws_1", Code: keyplane.VerifyValid, Source: keyplane.SourceVerify}) // no time: the clock's
-		waitFor(t, "the step's batch", func() bool { return len(rec.sizes()) == i+1 })
+		waitCounted(t, l, 1)
 		if err := l.syncUsage(); err != nil {
 			t.Fatal(err)
 		}
@@ -458,6 +458,13 @@ func TestClean(t *testing.T) {
 	}
 }
 
+// waitCounted waits until n written entries wait for the usage writer: the recorder has a batch as
+// soon as WriteRequestLogs is called, its counts come once it returned.
+func waitCounted(t *testing.T, l *Logger, n int64) {
+	t.Helper()
+	waitFor(t, fmt.Sprintf("%d entries written and counted", n), func() bool { return l.uncounted.Load() == n && l.taking.Load() == 0 })
+}
+
 func keyHourCode(key string, ts time.Time, code keyplane.VerifyCode) string {
 	return key + " " + ts.UTC().Truncate(time.Hour).Format(time.RFC3339) + " " + string(code)
 }
@@ -477,7 +484,7 @@ func TestUsageOnTheIntervalNotPerBatch(t *testing.T) {
 	for i := range 6 {
 		l.Log(coded(fmt.Sprintf("apk_%d", i%2), t0.Add(time.Duration(i)*20*time.Minute), []keyplane.VerifyCode{keyplane.VerifyValid, keyplane.VerifyRateLimited, keyplane.VerifyForbidden}[i%3]))
 	}
-	waitFor(t, "three batches", func() bool { return len(rec.sizes()) == 3 })
+	waitCounted(t, l, 6)
 	if n := rec.usageWrites(); n != 0 {
 		t.Fatalf("%d usage writes before the usage interval, want none: counts must not go with every batch", n)
 	}
@@ -554,7 +561,7 @@ func TestUsageRetriedMerged(t *testing.T) {
 	l := New(rec, Options{FlushInterval: never, UsageInterval: never, BatchSize: 2, Shards: 1, Now: clk.Now})
 	l.Log(entry("apk_a", t0.Add(time.Second)))
 	l.Log(coded("apk_b", t0.Add(2*time.Second), keyplane.VerifyRateLimited))
-	waitFor(t, "the first batch", func() bool { return len(rec.sizes()) == 1 })
+	waitCounted(t, l, 2)
 	if err := l.syncUsage(); err == nil {
 		t.Fatal("a refused usage write answered nil")
 	}
@@ -564,7 +571,7 @@ func TestUsageRetriedMerged(t *testing.T) {
 	}
 	l.Log(entry("apk_a", t0.Add(3*time.Second)))
 	l.Log(entry("apk_c", t0.Add(2*time.Hour)))
-	waitFor(t, "the second batch", func() bool { return len(rec.sizes()) == 2 })
+	waitCounted(t, l, 4)
 	if err := l.syncUsage(); err == nil {
 		t.Fatal("a refused usage write answered nil")
 	}
@@ -643,7 +650,7 @@ func TestPendingCountsAreBounded(t *testing.T) {
 	for _, k := range []string{"apk_a", "apk_b", "apk_a", "apk_c", "apk_b"} {
 		l.Log(entry(k, t0))
 	}
-	waitFor(t, "the batch", func() bool { return len(rec.sizes()) == 1 })
+	waitCounted(t, l, 4)
 	if l.UsageLost() != 1 || l.Uncounted() != 4 {
 		t.Fatalf("UsageLost() %d, Uncounted() %d; want apk_c's 1 lost and 4 waiting", l.UsageLost(), l.Uncounted())
 	}
