@@ -690,7 +690,8 @@ func operations() []operation {
 			}},
 		{method: "GET", path: "/v1/api-keys/{id}/usage", id: "getApiKeyUsage", tag: "logs", summary: "A key's usage per hour or per day",
 			description: "Requests of the key's request log counted per bucket, oldest first, every bucket of the range included (empty " +
-				"ones as zeros), at most 1000. Counts are kept longer than the log itself (400 days by default). Needs logs:read.",
+				"ones as zeros), at most 1000. Counts may lag the log by up to the server's usage flush interval (5 s by default) and " +
+				"never exceed it; after a clean stop they equal it. They are kept longer than the log itself (400 days by default). Needs logs:read.",
 			access: workspaced, status: 200, data: array(ref("UsageBucket")),
 			query: []map[string]any{
 				param("granularity", "query", "The width of a bucket: a UTC hour or day.", enum(keyplane.GranularityHour, keyplane.GranularityDay).def(string(keyplane.GranularityHour))),

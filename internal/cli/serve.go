@@ -37,6 +37,10 @@ func handler(e *env, m *metrics.Metrics, ver *verify.Verifier, limiter ratelimit
 	m.GaugeFunc("keyplane_verify_cache_entries", "Key digests held by the verification cache, known and unknown.", func() float64 { _, _, n := ver.CacheStats(); return float64(n) })
 	m.CounterFunc("keyplane_request_log_dropped_total", "Request log entries dropped because the buffer was full.", func() float64 { return float64(rl.Dropped()) })
 	m.CounterFunc("keyplane_request_log_failed_total", "Request log entries lost to a failed batch write.", func() float64 { return float64(rl.Failed()) })
+	m.GaugeFunc("keyplane_request_log_waiting_entries", "Request log entries logged and not yet written.", func() float64 { return float64(rl.Waiting()) })
+	m.GaugeFunc("keyplane_usage_uncounted_requests", "Requests logged and not yet in the usage rollups: entries waiting to be written, and written ones whose counts wait for the next usage write (--usage-flush-interval). A kill loses at most these.", func() float64 { return float64(rl.Uncounted()) })
+	m.GaugeFunc("keyplane_usage_write_age_seconds", "Seconds since the usage counts waiting were last written (or none waited); grows while the store refuses them.", func() float64 { return rl.UsageAge().Seconds() })
+	m.CounterFunc("keyplane_usage_lost_total", "Requests logged whose usage counts were dropped: too many waited while the store refused them, or a shutdown gave up.", func() float64 { return float64(rl.UsageLost()) })
 	apiSrv := api.New(api.Options{
 		Service: e.svc, Verifier: ver, Logger: e.log, TrustedProxies: cfg.TrustedProxies, Version: Version, Started: started,
 		RequestLog: rl, Observe: m.Verification, Limiter: limiter,
@@ -120,7 +124,8 @@ func (p *Program) serve(ctx context.Context, args []string) error {
 	// The request log outlives the HTTP server: it is closed after Shutdown has finished the requests
 	// in flight, so that their entries are written too. The deferred Close covers early returns; it
 	// runs before the store's, which was deferred first.
-	rl := reqlog.New(e.store, reqlog.Options{BufferSize: cfg.LogBufferSize, FlushInterval: cfg.LogFlushInterval, Logger: e.log})
+	rl := reqlog.New(e.store, reqlog.Options{BufferSize: cfg.LogBufferSize, FlushInterval: cfg.LogFlushInterval,
+		UsageInterval: cfg.UsageFlushInterval, Logger: e.log})
 	closeLog := func() error {
 		cctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 		defer cancel()
@@ -208,8 +213,8 @@ func (p *Program) serve(ctx context.Context, args []string) error {
 	if err := closeLog(); err != nil {
 		return err
 	}
-	if n := rl.Dropped() + rl.Failed(); n > 0 {
-		e.log.Warn("request log entries were lost while running", "dropped", rl.Dropped(), "failed", rl.Failed())
+	if n := rl.Dropped() + rl.Failed() + rl.UsageLost(); n > 0 {
+		e.log.Warn("request log entries or usage counts were lost while running", "dropped", rl.Dropped(), "failed", rl.Failed(), "usage_lost", rl.UsageLost())
 	}
 	e.log.Info("stopped")
 	return nil

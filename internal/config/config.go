@@ -49,6 +49,9 @@ type Config struct {
 	// be written, and how many may wait before new ones are dropped.
 	LogFlushInterval time.Duration
 	LogBufferSize    int
+	// UsageFlushInterval is how often each node adds the usage counts and last-used times of the
+	// entries it wrote: the most the usage rollups lag the request log.
+	UsageFlushInterval time.Duration
 	// WebhookLease is how long a node holds the webhook attempts it takes; after a crash, another
 	// node (or this one, restarted) makes them once it lapses.
 	WebhookLease time.Duration
@@ -76,6 +79,7 @@ const (
 	DefaultLogRetention   = "720h"  // 30 days
 	DefaultUsageRetention = "9600h" // 400 days
 	DefaultLogFlush       = "1s"
+	DefaultUsageFlush     = "5s"
 	DefaultLogBufferSize  = "10000"
 	DefaultWebhookLease   = "2m"
 	DefaultMgmtRateLimit  = "1000/10s"
@@ -90,7 +94,7 @@ type FlagSet struct {
 	retry, proxies, cacheTTL, cacheSize, staleIfError string
 	allowPrivate, allowHTTP                           string
 	logRetention, usageRetention                      string
-	logFlush, logBuffer                               string
+	logFlush, logBuffer, usageFlush                   string
 	lease                                             string
 	mgmtLimit, mgmtIPLimit                            string
 	getenv                                            func(string) string
@@ -131,6 +135,7 @@ func NewFlagSet(name string, serve bool, getenv func(string) string, out io.Writ
 	fs.mgmtLimit = env("KEYPLANE_MANAGEMENT_RATE_LIMIT", DefaultMgmtRateLimit)
 	fs.mgmtIPLimit = env("KEYPLANE_MANAGEMENT_IP_RATE_LIMIT", DefaultMgmtIPLimit)
 	fs.logBuffer = env("KEYPLANE_LOG_BUFFER_SIZE", DefaultLogBufferSize)
+	fs.usageFlush = env("KEYPLANE_USAGE_FLUSH_INTERVAL", DefaultUsageFlush)
 	if serve {
 		fs.StringVar(&c.Addr, "addr", env("KEYPLANE_ADDR", DefaultAddr), "address to listen on (env KEYPLANE_ADDR)")
 		fs.StringVar(&c.RedisURL, "redis-url", env("KEYPLANE_REDIS_URL", ""), "redis://… for rate limits exact across nodes (env KEYPLANE_REDIS_URL)")
@@ -150,6 +155,7 @@ func NewFlagSet(name string, serve bool, getenv func(string) string, out io.Writ
 		fs.StringVar(&fs.logFlush, "log-flush-interval", fs.logFlush, "longest wait of a request log entry before it is written (env KEYPLANE_LOG_FLUSH_INTERVAL)")
 		fs.StringVar(&c.CPUProfile, "cpuprofile", env("KEYPLANE_CPUPROFILE", ""), "file to write a CPU profile of the whole run to, on a clean stop; for measuring (env KEYPLANE_CPUPROFILE)")
 		fs.StringVar(&fs.logBuffer, "log-buffer-size", fs.logBuffer, "request log entries held for writing; more are dropped and counted (env KEYPLANE_LOG_BUFFER_SIZE)")
+		fs.StringVar(&fs.usageFlush, "usage-flush-interval", fs.usageFlush, "how often usage counts and last-used times are written: the most usage lags the request log (env KEYPLANE_USAGE_FLUSH_INTERVAL)")
 	}
 	return fs
 }
@@ -193,6 +199,9 @@ func (fs *FlagSet) Finish() (*Config, error) {
 	}
 	if c.LogFlushInterval, err = time.ParseDuration(fs.logFlush); err != nil || c.LogFlushInterval < time.Millisecond || c.LogFlushInterval > time.Minute {
 		bad("--log-flush-interval: want a duration from 1ms to 1m")
+	}
+	if c.UsageFlushInterval, err = time.ParseDuration(fs.usageFlush); err != nil || c.UsageFlushInterval < 10*time.Millisecond || c.UsageFlushInterval > time.Minute {
+		bad("--usage-flush-interval: want a duration from 10ms to 1m, such as 5s")
 	}
 	if c.ManagementRateLimit, err = ParseRateLimit(fs.mgmtLimit); err != nil {
 		bad("--management-rate-limit: %v", err)

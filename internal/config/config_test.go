@@ -31,8 +31,8 @@ func TestDefaultsEnvAndFlags(t *testing.T) {
 	if len(c.TrustedProxies) != 0 {
 		t.Fatalf("trusted proxies by default: %v, want none", c.TrustedProxies)
 	}
-	if c.LogRetention != 30*24*time.Hour || c.UsageRetention != 400*24*time.Hour || c.LogFlushInterval != time.Second || c.LogBufferSize != 10000 {
-		t.Fatalf("request log defaults: retention %s, usage %s, flush %s, buffer %d", c.LogRetention, c.UsageRetention, c.LogFlushInterval, c.LogBufferSize)
+	if c.LogRetention != 30*24*time.Hour || c.UsageRetention != 400*24*time.Hour || c.LogFlushInterval != time.Second || c.LogBufferSize != 10000 || c.UsageFlushInterval != 5*time.Second {
+		t.Fatalf("request log defaults: retention %s, usage %s, flush %s, buffer %d, usage flush %s", c.LogRetention, c.UsageRetention, c.LogFlushInterval, c.LogBufferSize, c.UsageFlushInterval)
 	}
 	env := map[string]string{"KEYPLANE_ADDR": "0.0.0.0:9000", "KEYPLANE_KEY_PREFIX": "acme", "KEYPLANE_WEBHOOK_ALLOW_PRIVATE": "true", "KEYPLANE_MASTER_KEY": "k"}
 	c, err = parse(t, env)
@@ -53,20 +53,20 @@ func TestDefaultsEnvAndFlags(t *testing.T) {
 
 func TestRequestLogSettings(t *testing.T) {
 	env := map[string]string{"KEYPLANE_LOG_RETENTION": "48h", "KEYPLANE_USAGE_RETENTION": "8760h",
-		"KEYPLANE_LOG_FLUSH_INTERVAL": "10ms", "KEYPLANE_LOG_BUFFER_SIZE": "500"}
+		"KEYPLANE_LOG_FLUSH_INTERVAL": "10ms", "KEYPLANE_LOG_BUFFER_SIZE": "500", "KEYPLANE_USAGE_FLUSH_INTERVAL": "2s"}
 	c, err := parse(t, env)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.LogRetention != 48*time.Hour || c.UsageRetention != 365*24*time.Hour || c.LogFlushInterval != 10*time.Millisecond || c.LogBufferSize != 500 {
-		t.Fatalf("environment not read: %s %s %s %d", c.LogRetention, c.UsageRetention, c.LogFlushInterval, c.LogBufferSize)
+	if c.LogRetention != 48*time.Hour || c.UsageRetention != 365*24*time.Hour || c.LogFlushInterval != 10*time.Millisecond || c.LogBufferSize != 500 || c.UsageFlushInterval != 2*time.Second {
+		t.Fatalf("environment not read: %s %s %s %d %s", c.LogRetention, c.UsageRetention, c.LogFlushInterval, c.LogBufferSize, c.UsageFlushInterval)
 	}
-	c, err = parse(t, env, "--log-retention", "1h", "--usage-retention", "24h", "--log-flush-interval", "2s", "--log-buffer-size", "100")
+	c, err = parse(t, env, "--log-retention", "1h", "--usage-retention", "24h", "--log-flush-interval", "2s", "--log-buffer-size", "100", "--usage-flush-interval", "500ms")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.LogRetention != time.Hour || c.UsageRetention != 24*time.Hour || c.LogFlushInterval != 2*time.Second || c.LogBufferSize != 100 {
-		t.Fatalf("flags must win over the environment: %s %s %s %d", c.LogRetention, c.UsageRetention, c.LogFlushInterval, c.LogBufferSize)
+	if c.LogRetention != time.Hour || c.UsageRetention != 24*time.Hour || c.LogFlushInterval != 2*time.Second || c.LogBufferSize != 100 || c.UsageFlushInterval != 500*time.Millisecond {
+		t.Fatalf("flags must win over the environment: %s %s %s %d %s", c.LogRetention, c.UsageRetention, c.LogFlushInterval, c.LogBufferSize, c.UsageFlushInterval)
 	}
 	for name, args := range map[string][]string{
 		"retention in days":    {"--log-retention", "30d"},
@@ -77,10 +77,18 @@ func TestRequestLogSettings(t *testing.T) {
 		"flush of an hour":     {"--log-flush-interval", "1h"},
 		"buffer too small":     {"--log-buffer-size", "10"},
 		"buffer not a number":  {"--log-buffer-size", "lots"},
+		"usage flush of zero":  {"--usage-flush-interval", "0s"},
+		"usage flush too long": {"--usage-flush-interval", "2m"},
+		"usage flush in days":  {"--usage-flush-interval", "1d"},
 	} {
 		if _, err := parse(t, nil, args...); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+	// The error names the flag and what it takes, from the environment too.
+	_, err = parse(t, map[string]string{"KEYPLANE_USAGE_FLUSH_INTERVAL": "soon"})
+	if err == nil || !strings.Contains(err.Error(), "--usage-flush-interval: want a duration from 10ms to 1m") {
+		t.Errorf("a bad KEYPLANE_USAGE_FLUSH_INTERVAL: %v", err)
 	}
 }
 

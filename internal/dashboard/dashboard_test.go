@@ -165,6 +165,8 @@ func (s *kpServer) getenv(k string) string {
 		return "debug"
 	case "KEYPLANE_LOG_FLUSH_INTERVAL":
 		return "50ms" // request log entries show on the logs page at once
+	case "KEYPLANE_USAGE_FLUSH_INTERVAL":
+		return "50ms" // and their counts in the charts
 	case "KEYPLANE_WEBHOOK_ALLOW_PRIVATE":
 		return "true" // the webhook tests' receivers listen on 127.0.0.1
 	case "KEYPLANE_WEBHOOK_RETRY_SCHEDULE":

@@ -36,6 +36,8 @@ func stormEnv() map[string]string {
 	env := maps.Clone(crashEnv)
 	env["KEYPLANE_MANAGEMENT_RATE_LIMIT"] = "1000000/10s"
 	env["KEYPLANE_MANAGEMENT_IP_RATE_LIMIT"] = "1000000/10s"
+	// Several usage writes per round, so that a kill finds counts written and counts waiting.
+	env["KEYPLANE_USAGE_FLUSH_INTERVAL"] = "1s"
 	return env
 }
 
@@ -55,6 +57,9 @@ func stormEnv() map[string]string {
 //   - Each key's audit entries are exactly its changes, in order, the last one stamped with the
 //     key's updatedAt; the hash chain verifies through the API and `keyplane audit verify`.
 //   - A webhook receiver gets every event those changes imply, and none else: the outbox lost none.
+//   - Verifications run throughout, in a workspace of their own (see stormUsage): a kill loses at most
+//     the request log entries and usage counts that were waiting, and after a last, clean stop the
+//     usage counts never exceed the raw log.
 func TestCrashConsistency(t *testing.T) {
 	bin := buildKeyplaneBinary(t)
 	eachDriver(t, func(t *testing.T, driver string) {
@@ -62,6 +67,106 @@ func TestCrashConsistency(t *testing.T) {
 		t.Parallel()
 		crashConsistency(t, bin, driver)
 	})
+}
+
+// stormVerifiers is how many clients verify during the storm, each one request at a time with a
+// pause between: a load that leaves the storm's changes most of the machine.
+const stormVerifiers = 2
+
+// stormUsage verifies keys of a workspace of its own during the storm, and checks afterwards what the
+// kills may have cost the request log and its usage counts.
+//
+// The bound is counted, not timed, so that a slow machine cannot make it flake: just before each kill
+// it reads how many verifications were answered (A), then the process's
+// keyplane_usage_uncounted_requests (U: entries logged and not yet in the rollups, an over-count) and
+// keyplane_request_log_waiting_entries (W: logged, not yet written), and just after the kill how many
+// verifications were started (S). An entry whose answer came before A was read was logged before the
+// scrape, so it is in U (and W, if unwritten) or safe; any other entry the killed process logged is of
+// a request started before the kill and not answered before A: one of S-A. So, over the kills:
+//
+//   - the rollups miss at most Σ(U + S - A) entries of the raw log (log - counts), and exceed it
+//     never, per key and code;
+//   - the log misses at most Σ(W + S - A) of the verifications answered.
+//
+// U and W are what waited at that moment: the entries of the last log flush interval and the counts
+// of the last usage interval (1 s here). After the storm the last process is stopped with SIGTERM,
+// which writes everything, so its share is exact.
+type stormUsage struct {
+	s    *storm
+	load *usageLoad
+	ws   string
+
+	started, answered atomic.Int64
+	mu                sync.Mutex
+	// Over the kills: Σ(U + S - A) and Σ(W + S - A).
+	countsBound, logBound int64
+	sumU, sumW            int64 // Σ U and Σ W: what the bounds would be without requests in flight
+	pendingA              int64
+	pendingU, pendingW    int64
+}
+
+// run verifies until the storm stops, at whichever process runs now; a verification whose answer is
+// lost to a kill is one started and not answered. One refused is taken back: S read just after a
+// kill may still count it, which only loosens the bound.
+func (su *stormUsage) run(rng *rand.Rand) {
+	client := &http.Client{Timeout: 30 * time.Second}
+	for !su.s.stop.Load() {
+		base, _ := su.s.current()
+		v := su.load.variants[rng.IntN(len(su.load.variants))]
+		su.started.Add(1)
+		_, err := su.load.verify(client, base, v)
+		switch {
+		case err == nil:
+			su.answered.Add(1)
+		case errors.Is(err, syscall.ECONNREFUSED):
+			su.started.Add(-1) // no process took it (between a kill and the restart): it cannot be logged
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func (su *stormUsage) beforeKill(c *crashNode) {
+	a := su.answered.Load() // before the scrape: see the type's comment
+	m := c.metrics("keyplane_usage_uncounted_requests", "keyplane_request_log_waiting_entries")
+	su.mu.Lock()
+	defer su.mu.Unlock()
+	su.pendingA, su.pendingU, su.pendingW = a, int64(m["keyplane_usage_uncounted_requests"]), int64(m["keyplane_request_log_waiting_entries"])
+}
+
+func (su *stormUsage) afterKill() {
+	s := su.started.Load()
+	su.mu.Lock()
+	defer su.mu.Unlock()
+	su.countsBound += su.pendingU + s - su.pendingA
+	su.logBound += su.pendingW + s - su.pendingA
+	su.sumU += su.pendingU
+	su.sumW += su.pendingW
+}
+
+// check stops the last process cleanly, starts another, and compares the raw log with the usage
+// counts and the answers.
+func (su *stormUsage) check(c *crashNode, driver string) {
+	t := c.t
+	t.Helper()
+	c.termServe()
+	c.startServe()
+	logged, counted := c.logTally(su.ws), c.usageTally(su.ws, su.load.keyIDs())
+	if !counted.within(logged) {
+		t.Errorf("usage counts exceed the raw log after the kills:\ncounts:\n%vlog:\n%v", counted, logged)
+	}
+	started, answered := su.started.Load(), su.answered.Load()
+	gap, missing := logged.total()-counted.total(), answered-logged.total()
+	if gap > su.countsBound {
+		t.Errorf("the usage counts miss %d entries of the raw log; the kills may cost at most %d", gap, su.countsBound)
+	}
+	if missing > su.logBound || logged.total() > started {
+		t.Errorf("the raw log holds %d entries of %d verifications started, %d answered: it may miss at most %d", logged.total(), started, answered, su.logBound)
+	}
+	if answered == 0 || counted.total() == 0 {
+		t.Errorf("%d verifications answered, %d counted: the storm's verifications did not run", answered, counted.total())
+	}
+	t.Logf("%s: %d verifications started, %d answered; the raw log holds %d, the usage counts %d: %d entries missing from the log (at most %d; %d waited to be written at the kills), %d from the counts (at most %d; %d waited to be counted)",
+		driver, started, answered, logged.total(), counted.total(), max(0, missing), su.logBound, su.sumW, gap, su.countsBound, su.sumU)
 }
 
 // crashChange is what a change must leave behind: its audit entry's action and its events' types.
@@ -653,6 +758,8 @@ func crashConsistency(t *testing.T, bin, driver string) {
 	rc.mu.Unlock()
 
 	s := newStorm(c, ws)
+	uws := c.workspace("storm-usage", nil)
+	su := &stormUsage{s: s, load: newUsageLoad(c, uws), ws: uws}
 	stormBegan := time.Now()
 	workers := make([]*stormWorker, stormWorkers)
 	var wg sync.WaitGroup
@@ -665,11 +772,16 @@ func crashConsistency(t *testing.T, bin, driver string) {
 			w.run()
 		}()
 	}
+	var verifiers sync.WaitGroup
+	for g := range stormVerifiers {
+		verifiers.Go(func() { su.run(rand.New(rand.NewPCG(uint64(g), 0x0ce))) })
+	}
 	stopped := false
 	defer func() {
 		if !stopped {
 			s.end()
 			wg.Wait()
+			verifiers.Wait()
 		}
 	}()
 
@@ -690,13 +802,16 @@ func crashConsistency(t *testing.T, bin, driver string) {
 		if round == stormKills {
 			break
 		}
+		su.beforeKill(c)
 		c.killServe()
+		su.afterKill()
 		killedAt = append(killedAt, s.acked.Load())
 		c.startServe()
 		s.restarted(c.url)
 	}
 	s.end()
 	wg.Wait()
+	verifiers.Wait()
 	stopped = true
 	stormTook := time.Since(stormBegan)
 	if t.Failed() {
@@ -847,6 +962,7 @@ func crashConsistency(t *testing.T, bin, driver string) {
 		t.Errorf("%d requests failed the receiver's checks, the first: %s", len(problems), problems[0])
 	}
 
+	su.check(c, driver)
 	t.Logf("%s: %d clients sent %d changes over %d kills (after %v acknowledged): %d acknowledged, %d failed, %d answers lost (%d refused, %d cut short, of which %d applied); %d new values verified as they came; storm %s",
 		driver, stormWorkers, sent, stormKills, killedAt, acked, failed, lost, refused, lost-refused, lostApplied, stormVerified, stormTook.Round(time.Millisecond))
 	t.Logf("%s: %d keys checked (%d there, %d deleted), %d values verified, %d audit entries, %d events all delivered %s after the storm; %s in all",

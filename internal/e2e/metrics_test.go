@@ -42,6 +42,10 @@ func TestMetrics(t *testing.T) {
 		`keyplane_verify_cache_misses_total 1`,
 		`keyplane_verify_cache_hits_total 2`,
 		`keyplane_request_log_dropped_total 0`,
+		`keyplane_request_log_waiting_entries `,
+		`keyplane_usage_uncounted_requests `,
+		`keyplane_usage_write_age_seconds `,
+		`keyplane_usage_lost_total 0`,
 		`go_goroutines`,
 	} {
 		if !strings.Contains(body, want) {

@@ -1,9 +1,17 @@
-// Package reqlog writes the request log without slowing what it logs. Log appends an entry to a
-// bounded in-memory buffer and returns at once; one goroutine takes what is buffered and writes it in
-// batches, each through one store call (the entries, their hourly usage rollups and their keys'
-// last-used times in one transaction), when about a batch has gathered, when the flush interval
-// passes, and once more on Close. When the buffer is full, because the store is slow or down, an entry
-// is dropped and counted rather than waited for: a verification must never wait for its log.
+// Package reqlog writes the request log and its usage counts without slowing what it logs. Log appends
+// an entry to a bounded in-memory buffer and returns at once; one goroutine, the flusher, takes what is
+// buffered and writes the entries in batches (WriteRequestLogs), when about a batch has gathered, when
+// the flush interval passes, and once more on Close. When the buffer is full, because the store is slow
+// or down, an entry is dropped and counted rather than waited for: a verification must never wait for
+// its log.
+//
+// The usage counts (per key, UTC hour and code) and the keys' last-used times are not written with
+// every batch: each written batch is summed into counts held in memory, and a second goroutine, the
+// usage writer, adds them to the store (AddUsage) every usage interval (5 s by default) and once more
+// on Close, after the flusher's last batch. Counts come only from batches that were written, so the
+// rollups never exceed the log; after a clean Close they equal it. A failed AddUsage keeps its counts,
+// merged with those that came since, for the next try. A crash loses at most the counts of one usage
+// interval, as it loses the entries of the buffer.
 //
 // The buffer is split into shards, each behind its own lock, and Log picks one at random: callers on
 // different cores seldom meet on a lock, and the flusher takes a whole shard's entries per lock rather
@@ -52,8 +60,15 @@ type Options struct {
 	// Shards splits the buffer; default four per GOMAXPROCS, so that two callers seldom pick the
 	// same. Tests use 1 to make batches exact.
 	Shards int
+	// UsageInterval is how often the counts of written entries, and the keys' last-used times, are
+	// added to the store. Default 5 s.
+	UsageInterval time.Duration
+	// MaxPendingCounts bounds the counts (one per key, hour and code) held while the store refuses
+	// them. Beyond it the counts of newly written entries are dropped and counted (UsageLost): the
+	// rollups then fall short of the log, never exceed it. Default 250,000 (some 50 MB).
+	MaxPendingCounts int
 	// TouchInterval: a key's last-used time is written at most once per interval (per process), so
-	// that a busy key does not cost a row update per request. Default 1 min.
+	// that a key used in every usage interval does not cost a row update in each. Default 1 min.
 	TouchInterval time.Duration
 	// WriteTimeout bounds one batch write. Default 30 s.
 	WriteTimeout time.Duration
@@ -68,6 +83,8 @@ const (
 	DefaultBatchSize     = 500
 	DefaultFlushInterval = time.Second
 	DefaultTouchInterval = time.Minute
+	DefaultUsageInterval = 5 * time.Second
+	DefaultMaxPending    = 250_000
 	DefaultWriteTimeout  = 30 * time.Second
 )
 
@@ -80,6 +97,12 @@ func (o *Options) fill() {
 	}
 	if o.FlushInterval <= 0 {
 		o.FlushInterval = DefaultFlushInterval
+	}
+	if o.UsageInterval <= 0 {
+		o.UsageInterval = DefaultUsageInterval
+	}
+	if o.MaxPendingCounts <= 0 {
+		o.MaxPendingCounts = DefaultMaxPending
 	}
 	if o.TouchInterval <= 0 {
 		o.TouchInterval = DefaultTouchInterval
@@ -115,18 +138,54 @@ type Logger struct {
 	closed atomic.Bool // read by every Log
 	failed atomic.Uint64
 
+	// taking is how many entries the flusher has taken from the shards and not yet written (or
+	// failed); uncounted, how many written entries wait for their counts to be added; usageLost, the
+	// requests whose counts were dropped (MaxPendingCounts, or a Close that gave up); usageOK, when
+	// the usage writer last wrote what waited, or found nothing waiting (UnixNano of Options.Now).
+	taking, uncounted atomic.Int64
+	usageLost         atomic.Uint64
+	usageOK           atomic.Int64
+
 	closeOnce sync.Once
 	stop      chan context.Context // Close's context, for the last flush
-	done      chan struct{}        // closed when the flusher has returned
+	usageStop chan context.Context // the flusher's last batch is written: write every count
+	usageNow  chan chan error      // tests: write the counts now
+	done      chan struct{}        // closed when both goroutines have returned
+
+	// pending is what the flusher hands to the usage writer: the counts and last uses of written
+	// entries.
+	pending struct {
+		mu      sync.Mutex
+		counts  map[usageBucket]usageValue
+		touched map[string]time.Time // per key, its latest written use
+	}
 
 	// Owned by the flusher goroutine, and reused from one flush to the next.
 	spare        [][]keyplane.RequestLog // an empty buffer per shard, swapped with the shard's own
 	batch        []keyplane.RequestLog   // the batch being gathered from the shards' entries
-	touched      map[string]time.Time    // the batch's last-used times to write
 	random       []byte                  // the batch's ids' random parts, read in one call
-	touchedAt    map[string]time.Time    // per key, the last-used time last written
-	lastSweep    time.Time
 	droppedShown uint64
+
+	// Owned by the usage writer goroutine.
+	spareCounts  map[usageBucket]usageValue
+	spareTouched map[string]time.Time
+	counts       []store.UsageCount   // what one AddUsage takes
+	touched      map[string]time.Time // the last-used times one AddUsage moves
+	touchedAt    map[string]time.Time // per key, the last-used time last written
+	lastSweep    time.Time
+}
+
+// usageBucket is one count of the usage rollups: a key's requests in one UTC hour (its start, in
+// Unix seconds) answered with one code.
+type usageBucket struct {
+	keyID string
+	hour  int64
+	code  keyplane.VerifyCode
+}
+
+type usageValue struct {
+	workspaceID string
+	requests    int64
 }
 
 // shard is a part of the buffer. buf never grows past its capacity: Log drops instead, and counts
@@ -145,21 +204,28 @@ func New(w Writer, o Options) *Logger {
 	per := (o.BufferSize + o.Shards - 1) / o.Shards
 	l := &Logger{
 		w: w, o: o, log: o.Logger,
-		shards:    make([]shard, o.Shards),
-		full:      max(1, o.BatchSize/o.Shards),
-		kick:      make(chan struct{}, 1),
-		stop:      make(chan context.Context, 1),
-		done:      make(chan struct{}),
-		spare:     make([][]keyplane.RequestLog, o.Shards),
-		batch:     make([]keyplane.RequestLog, 0, o.BatchSize),
-		touched:   map[string]time.Time{},
-		touchedAt: map[string]time.Time{},
+		shards:       make([]shard, o.Shards),
+		full:         max(1, o.BatchSize/o.Shards),
+		kick:         make(chan struct{}, 1),
+		stop:         make(chan context.Context, 1),
+		usageStop:    make(chan context.Context, 1),
+		usageNow:     make(chan chan error),
+		done:         make(chan struct{}),
+		spare:        make([][]keyplane.RequestLog, o.Shards),
+		batch:        make([]keyplane.RequestLog, 0, o.BatchSize),
+		spareCounts:  map[usageBucket]usageValue{},
+		spareTouched: map[string]time.Time{},
+		touched:      map[string]time.Time{},
+		touchedAt:    map[string]time.Time{},
 	}
+	l.pending.counts, l.pending.touched = map[usageBucket]usageValue{}, map[string]time.Time{}
+	l.usageOK.Store(o.Now().UnixNano())
 	for i := range l.shards {
 		l.shards[i].buf = make([]keyplane.RequestLog, 0, per)
 		l.spare[i] = make([]keyplane.RequestLog, 0, per)
 	}
 	go l.run()
+	go l.runUsage()
 	return l
 }
 
@@ -205,10 +271,46 @@ func (l *Logger) Dropped() uint64 {
 // Failed is how many entries were lost because the store refused or timed out their batch.
 func (l *Logger) Failed() uint64 { return l.failed.Load() }
 
-// Close writes what is buffered and stops the flusher; entries logged after Close began are dropped
-// and counted. The server closes its Logger once it has stopped taking requests and finished those in
-// flight, so that every answered request's entry is written. When ctx ends first, Close returns its
-// error and what was not written yet may be lost. Calling Close again waits for the same end.
+// Waiting is how many entries were logged and are not written yet: in the buffer, or in the batch
+// being written.
+func (l *Logger) Waiting() int64 {
+	var n int64
+	for i := range l.shards {
+		s := &l.shards[i]
+		s.mu.Lock()
+		n += int64(len(s.buf))
+		s.mu.Unlock()
+	}
+	return n + l.taking.Load()
+}
+
+// Uncounted is how many entries were logged and are not yet in the usage rollups: those Waiting to
+// be written, and those written whose counts wait for the next usage write. It never counts too few:
+// an entry moving from one stage to the next while it is read may be counted twice. A kill loses the
+// log's share of these entries, and the rollups' share of all of them.
+func (l *Logger) Uncounted() int64 {
+	// In the order an entry goes through them, each stage read before the one it goes to: an entry
+	// seen in none of them was in the rollups, or not yet logged, when it was read.
+	n := l.Waiting()
+	return n + l.uncounted.Load()
+}
+
+// UsageLost is how many requests were logged but whose counts were dropped: beyond MaxPendingCounts
+// while the store refused them, or still waiting when Close gave up.
+func (l *Logger) UsageLost() uint64 { return l.usageLost.Load() }
+
+// UsageAge is how long ago the usage writer last wrote the counts that waited (or found none): about
+// the usage interval at most while the store takes them, growing while it refuses them.
+func (l *Logger) UsageAge() time.Duration {
+	return max(0, l.o.Now().Sub(time.Unix(0, l.usageOK.Load())))
+}
+
+// Close writes what is buffered, then every count still waiting (tried again until ctx ends), and
+// stops both goroutines; entries logged after Close began are dropped and counted. The server closes
+// its Logger once it has stopped taking requests and finished those in flight, so that every answered
+// request's entry is written and counted: after a clean Close the usage counts equal the log. When ctx
+// ends first, Close returns its error and what was not written yet may be lost. Calling Close again
+// waits for the same end.
 func (l *Logger) Close(ctx context.Context) error {
 	l.closeOnce.Do(func() {
 		l.closed.Store(true)
@@ -223,9 +325,8 @@ func (l *Logger) Close(ctx context.Context) error {
 }
 
 // run is the flusher: it takes the shards' entries and writes them when asked, on the interval, and
-// on Close.
+// on Close, after which it hands Close's context to the usage writer.
 func (l *Logger) run() {
-	defer close(l.done)
 	tick := time.NewTicker(l.o.FlushInterval)
 	defer tick.Stop()
 	for {
@@ -233,10 +334,11 @@ func (l *Logger) run() {
 		select {
 		case <-l.kick:
 		case <-tick.C:
-			l.housekeep()
+			l.reportDrops()
 		case ctx = <-l.stop:
 			l.drain(ctx)
-			l.housekeep()
+			l.reportDrops()
+			l.usageStop <- ctx
 			return
 		}
 		l.drain(ctx)
@@ -250,6 +352,7 @@ func (l *Logger) drain(ctx context.Context) {
 		s := &l.shards[i]
 		s.mu.Lock()
 		s.buf, l.spare[i] = l.spare[i], s.buf
+		l.taking.Add(int64(len(l.spare[i]))) // before the lock goes: Waiting never misses them
 		s.mu.Unlock()
 	}
 	for i, taken := range l.spare {
@@ -267,15 +370,13 @@ func (l *Logger) drain(ctx context.Context) {
 	}
 }
 
-// flush writes the batch and empties it. Entries get their ids here, off the verification path; a
-// key's last-used time goes with the batch when the key's was last written at least a touch interval
-// before.
+// flush writes the batch and empties it, and hands a written batch's counts and last uses to the
+// usage writer. Entries get their ids here, off the verification path.
 func (l *Logger) flush(ctx context.Context) {
-	batch, touched := l.batch, l.touched
+	batch := l.batch
 	defer func() {
 		clear(batch)
 		l.batch = batch[:0]
-		clear(touched)
 	}()
 	if n := len(batch) * id.RandomSize; cap(l.random) < n {
 		l.random = make([]byte, n)
@@ -300,34 +401,168 @@ func (l *Logger) flush(ctx context.Context) {
 			increment(r)
 		}
 		e.ID = id.NewAtWith(id.Request, e.Timestamp, r)
-		if t, ok := touched[e.KeyID]; ok {
-			if e.Timestamp.After(t) {
-				touched[e.KeyID] = e.Timestamp
-			}
-			continue
-		}
-		if last, ok := l.touchedAt[e.KeyID]; ok && e.Timestamp.Sub(last) < l.o.TouchInterval {
-			continue
-		}
-		touched[e.KeyID] = e.Timestamp
 	}
 	wctx, cancel := context.WithTimeout(ctx, l.o.WriteTimeout)
 	defer cancel()
-	err := l.w.WriteRequestLogs(wctx, batch)
-	if err == nil {
-		err = l.w.AddUsage(wctx, store.CountUsage(batch), touched)
-	}
-	if err != nil {
+	if err := l.w.WriteRequestLogs(wctx, batch); err != nil {
 		// Not retried: the buffer keeps filling meanwhile, and a batch the store refuses once (a bug,
-		// a full disk) would block every later one. The loss is counted and said.
+		// a full disk) would block every later one. The loss is counted and said; the batch is
+		// counted in no rollup.
 		l.failed.Add(uint64(len(batch)))
 		l.log.Error("request log: a batch could not be written; its entries are lost", "entries", len(batch), "err", err)
 	} else {
-		// Only once written: a batch that failed leaves its keys to be touched by the next one.
-		for k, t := range touched {
-			l.touchedAt[k] = t
+		l.count(batch)
+	}
+	l.taking.Add(-int64(len(batch))) // after count: Uncounted never misses them
+}
+
+// count adds a written batch to the counts and last uses that wait for the usage writer.
+func (l *Logger) count(batch []keyplane.RequestLog) {
+	var lost int64
+	p := &l.pending
+	p.mu.Lock()
+	for i := range batch {
+		e := &batch[i]
+		unix := e.Timestamp.Unix()
+		b := usageBucket{keyID: e.KeyID, hour: unix - unix%3600, code: e.Code}
+		v, ok := p.counts[b]
+		if !ok && len(p.counts) >= l.o.MaxPendingCounts {
+			lost++
+			continue
+		}
+		v.workspaceID = e.WorkspaceID
+		v.requests++
+		p.counts[b] = v
+		if t, ok := p.touched[e.KeyID]; !ok || e.Timestamp.After(t) {
+			p.touched[e.KeyID] = e.Timestamp
 		}
 	}
+	p.mu.Unlock()
+	l.uncounted.Add(int64(len(batch)) - lost)
+	if lost > 0 {
+		l.usageLost.Add(uint64(lost))
+		l.log.Error("usage: counts dropped: too many wait while the store refuses them; the rollups fall short of the log",
+			"requests", lost, "waiting_counts", l.o.MaxPendingCounts)
+	}
+}
+
+// keepSpare is the most counts whose maps are kept for the next usage write: more than an interval
+// of a busy node with many keys makes.
+const keepSpare = 100_000
+
+// closeRetry is how long the usage writer waits between tries of its last write on Close.
+const closeRetry = 250 * time.Millisecond
+
+// runUsage is the usage writer: it adds the waiting counts to the store every usage interval, and on
+// Close once the flusher has written its last batch, trying again until Close's context ends.
+func (l *Logger) runUsage() {
+	defer close(l.done)
+	tick := time.NewTicker(l.o.UsageInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+			l.writeUsage(context.Background())
+			l.sweep()
+		case reply := <-l.usageNow:
+			reply <- l.writeUsage(context.Background())
+		case ctx := <-l.usageStop:
+			for {
+				err := l.writeUsage(ctx)
+				if err == nil {
+					break
+				}
+				select {
+				case <-ctx.Done():
+					n := l.uncounted.Load()
+					l.usageLost.Add(uint64(n))
+					l.log.Error("usage: counts lost on close: the store did not take them", "requests", n, "err", err)
+					return
+				case <-time.After(closeRetry):
+				}
+			}
+			l.sweep()
+			return
+		}
+	}
+}
+
+// writeUsage adds every waiting count to the store, with the last-used times of keys whose last
+// written one is at least a touch interval older. When the store refuses them, they wait again,
+// merged with those that came meanwhile, for the next try.
+func (l *Logger) writeUsage(ctx context.Context) error {
+	p := &l.pending
+	p.mu.Lock()
+	counts, touched := p.counts, p.touched
+	p.counts, p.touched = l.spareCounts, l.spareTouched
+	p.mu.Unlock()
+	if len(counts) == 0 && len(touched) == 0 {
+		l.spareCounts, l.spareTouched = counts, touched
+		l.usageOK.Store(l.o.Now().UnixNano())
+		return nil
+	}
+	var requests int64
+	l.counts = l.counts[:0]
+	for b, v := range counts {
+		requests += v.requests
+		l.counts = append(l.counts, store.UsageCount{WorkspaceID: v.workspaceID, KeyID: b.keyID,
+			Hour: time.Unix(b.hour, 0).UTC(), Code: b.code, Requests: v.requests})
+	}
+	clear(l.touched)
+	for k, t := range touched {
+		if last, ok := l.touchedAt[k]; ok && t.Sub(last) < l.o.TouchInterval {
+			continue
+		}
+		l.touched[k] = t
+	}
+	wctx, cancel := context.WithTimeout(ctx, l.o.WriteTimeout)
+	err := l.w.AddUsage(wctx, l.counts, l.touched)
+	cancel()
+	clear(l.counts) // let the strings go
+	if err != nil {
+		p.mu.Lock()
+		// The new ones into the old, which are usually the more: the merge is as large as what came
+		// during one write.
+		for b, v := range p.counts {
+			old := counts[b]
+			v.requests += old.requests
+			counts[b] = v
+		}
+		for k, t := range p.touched {
+			if old, ok := touched[k]; !ok || t.After(old) {
+				touched[k] = t
+			}
+		}
+		clear(p.counts)
+		clear(p.touched)
+		l.spareCounts, l.spareTouched = p.counts, p.touched
+		p.counts, p.touched = counts, touched
+		p.mu.Unlock()
+		l.log.Warn("usage: counts could not be written; they are kept for the next try",
+			"counts", len(counts), "keys", len(touched), "err", err)
+		return fmt.Errorf("usage: %w", err)
+	}
+	for k, t := range l.touched {
+		l.touchedAt[k] = t
+	}
+	l.uncounted.Add(-requests)
+	if len(counts) > keepSpare {
+		// Maps never shrink: after an outage's backlog, start small again rather than hold its
+		// memory for good.
+		counts, touched, l.counts = map[usageBucket]usageValue{}, map[string]time.Time{}, nil
+	}
+	clear(counts)
+	clear(touched)
+	l.spareCounts, l.spareTouched = counts, touched
+	l.usageOK.Store(l.o.Now().UnixNano())
+	return nil
+}
+
+// syncUsage makes the usage writer write the waiting counts now, and returns its error: for tests.
+func (l *Logger) syncUsage() error {
+	reply := make(chan error)
+	l.usageNow <- reply
+	return <-reply
 }
 
 // increment adds one to b, a big-endian number. It wraps around only after 2^80 entries of one
@@ -341,9 +576,9 @@ func increment(b []byte) {
 	}
 }
 
-// housekeep forgets last-used times older than the touch interval (they no longer hold a write back,
-// and the map would otherwise grow with every key ever used), and reports new drops.
-func (l *Logger) housekeep() {
+// sweep forgets last-used times older than the touch interval: they no longer hold a write back, and
+// the map would otherwise grow with every key ever used.
+func (l *Logger) sweep() {
 	now := l.o.Now()
 	if now.Sub(l.lastSweep) >= l.o.TouchInterval {
 		for k, t := range l.touchedAt {
@@ -353,6 +588,10 @@ func (l *Logger) housekeep() {
 		}
 		l.lastSweep = now
 	}
+}
+
+// reportDrops says how many entries were dropped since it last said.
+func (l *Logger) reportDrops() {
 	if d := l.Dropped(); d > l.droppedShown {
 		l.log.Warn("request log: entries dropped because the buffer was full; the store is too slow or down",
 			"dropped", d-l.droppedShown, "total", d, "buffer", l.o.BufferSize)

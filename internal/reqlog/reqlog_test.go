@@ -21,8 +21,11 @@ import (
 type recorder struct {
 	mu      sync.Mutex
 	batches [][]keyplane.RequestLog
-	touches []map[string]time.Time
-	fail    int // fail this many writes first
+	touches []map[string]time.Time // of each AddUsage taken
+	counts  [][]store.UsageCount   // of each AddUsage taken
+	tries   int                    // AddUsage calls, refused ones included
+	fail    int                    // fail this many writes first
+	refuse  bool                   // AddUsage fails while set
 	block   chan struct{}
 	entered chan int
 }
@@ -49,8 +52,47 @@ func (r *recorder) WriteRequestLogs(ctx context.Context, entries []keyplane.Requ
 func (r *recorder) AddUsage(ctx context.Context, counts []store.UsageCount, touched map[string]time.Time) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.tries++
+	if r.refuse {
+		return errors.New("store down")
+	}
 	r.touches = append(r.touches, maps.Clone(touched))
+	r.counts = append(r.counts, slices.Clone(counts))
 	return nil
+}
+
+func (r *recorder) setRefuse(v bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.refuse = v
+}
+
+func (r *recorder) usageWrites() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.counts)
+}
+
+// counted sums every count taken, per key and code.
+func (r *recorder) counted() map[string]int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := map[string]int64{}
+	for _, cs := range r.counts {
+		for _, c := range cs {
+			out[c.KeyID+" "+c.Hour.Format(time.RFC3339)+" "+string(c.Code)] += c.Requests
+		}
+	}
+	return out
+}
+
+// logged counts the entries written, as counted sums them.
+func (r *recorder) logged() map[string]int64 {
+	out := map[string]int64{}
+	for _, e := range r.all() {
+		out[e.KeyID+" "+e.Timestamp.UTC().Truncate(time.Hour).Format(time.RFC3339)+" "+string(e.Code)]++
+	}
+	return out
 }
 
 func (r *recorder) sizes() []int {
@@ -272,6 +314,10 @@ func TestFailedBatchIsCountedAndTheNextWritten(t *testing.T) {
 	if l.Failed() != 2 || !slices.Equal(rec.sizes(), []int{2}) {
 		t.Fatalf("Failed() = %d, batches %v; want 2 and [2]", l.Failed(), rec.sizes())
 	}
+	// The failed batch is in no count: the counts are the written batch's.
+	if got, want := rec.counted(), rec.logged(); !maps.Equal(got, want) || len(want) != 1 || want[keyHourCode("apk_1", t0, keyplane.VerifyValid)] != 2 {
+		t.Errorf("counted %v, want the written entries' %v", got, want)
+	}
 	// The failed batch touched nothing, so the next one touches the key.
 	if got := rec.touches[0]; !maps.Equal(got, map[string]time.Time{"apk_1": t0.Add(3 * time.Second)}) {
 		t.Errorf("touches after a failed batch: %v", got)
@@ -291,12 +337,12 @@ func (c *clock) Set(t time.Time) {
 	c.now = t
 }
 
-// TestLastUsedAtOncePerMinute: a key's last-used time is written with the first batch that has the
-// key, then not again until a minute after the time written.
+// TestLastUsedAtOncePerMinute: a key's last-used time is written with the first usage write after a
+// batch that has the key, then not again until a minute after the time written.
 func TestLastUsedAtOncePerMinute(t *testing.T) {
 	clk := &clock{}
 	rec := &recorder{}
-	l := New(rec, Options{FlushInterval: never, BatchSize: 1, Shards: 1, Now: clk.Now})
+	l := New(rec, Options{FlushInterval: never, UsageInterval: never, BatchSize: 1, Shards: 1, Now: clk.Now})
 	steps := []struct {
 		key string
 		at  time.Duration
@@ -307,6 +353,10 @@ func TestLastUsedAtOncePerMinute(t *testing.T) {
 	for _, s := range steps {
 		clk.Set(t0.Add(s.at))
 		l.Log(keyplane.RequestLog{KeyID: s.key, WorkspaceID: "ws_1", Code: keyplane.VerifyValid, Source: keyplane.SourceVerify}) // no time: the clock's
+		waitCounted(t, l, 1)
+		if err := l.syncUsage(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	closeLogger(t, l)
 	want := []map[string]time.Time{
@@ -314,11 +364,11 @@ func TestLastUsedAtOncePerMinute(t *testing.T) {
 		{"apk_a": t0.Add(time.Minute)}, {}, {}, {"apk_b": t0.Add(90 * time.Second)},
 	}
 	if len(rec.touches) != len(want) {
-		t.Fatalf("%d batches, want %d", len(rec.touches), len(want))
+		t.Fatalf("%d usage writes, want %d", len(rec.touches), len(want))
 	}
 	for i := range want {
 		if !maps.Equal(rec.touches[i], want[i]) {
-			t.Errorf("batch %d (%s at +%s) touched %v, want %v", i, steps[i].key, steps[i].at, rec.touches[i], want[i])
+			t.Errorf("usage write %d (%s at +%s) touched %v, want %v", i, steps[i].key, steps[i].at, rec.touches[i], want[i])
 		}
 	}
 	for i, e := range rec.all() {
@@ -328,7 +378,7 @@ func TestLastUsedAtOncePerMinute(t *testing.T) {
 	}
 }
 
-// TestLastUsedAtWithinABatch: one write per key per batch, with the key's latest time in it.
+// TestLastUsedAtWithinABatch: one write per key per usage write, with the key's latest time in it.
 func TestLastUsedAtWithinABatch(t *testing.T) {
 	rec := &recorder{}
 	l := New(rec, Options{FlushInterval: never, BatchSize: 4, Shards: 1})
@@ -405,5 +455,209 @@ func TestClean(t *testing.T) {
 		if got := clean(c.in, c.max); got != c.want {
 			t.Errorf("clean(%q, %d) = %q, want %q", c.in, c.max, got, c.want)
 		}
+	}
+}
+
+// waitCounted waits until n written entries wait for the usage writer: the recorder has a batch as
+// soon as WriteRequestLogs is called, its counts come once it returned.
+func waitCounted(t *testing.T, l *Logger, n int64) {
+	t.Helper()
+	waitFor(t, fmt.Sprintf("%d entries written and counted", n), func() bool { return l.uncounted.Load() == n && l.taking.Load() == 0 })
+}
+
+func keyHourCode(key string, ts time.Time, code keyplane.VerifyCode) string {
+	return key + " " + ts.UTC().Truncate(time.Hour).Format(time.RFC3339) + " " + string(code)
+}
+
+// coded is an entry of key with code.
+func coded(key string, ts time.Time, code keyplane.VerifyCode) keyplane.RequestLog {
+	e := entry(key, ts)
+	e.Code = code
+	return e
+}
+
+// TestUsageOnTheIntervalNotPerBatch: written batches add no counts to the store until the usage
+// interval comes (or Close), and then all of them in one write.
+func TestUsageOnTheIntervalNotPerBatch(t *testing.T) {
+	rec := &recorder{}
+	l := New(rec, Options{FlushInterval: never, UsageInterval: never, BatchSize: 2, Shards: 1})
+	for i := range 6 {
+		l.Log(coded(fmt.Sprintf("apk_%d", i%2), t0.Add(time.Duration(i)*20*time.Minute), []keyplane.VerifyCode{keyplane.VerifyValid, keyplane.VerifyRateLimited, keyplane.VerifyForbidden}[i%3]))
+	}
+	waitCounted(t, l, 6)
+	if n := rec.usageWrites(); n != 0 {
+		t.Fatalf("%d usage writes before the usage interval, want none: counts must not go with every batch", n)
+	}
+	if n := l.Uncounted(); n != 6 {
+		t.Errorf("Uncounted() = %d with 6 entries written and none counted", n)
+	}
+	closeLogger(t, l)
+	if n := rec.usageWrites(); n != 1 {
+		t.Fatalf("%d usage writes on Close, want 1", n)
+	}
+	if got, want := rec.counted(), rec.logged(); !maps.Equal(got, want) {
+		t.Fatalf("counted %v, logged %v", got, want)
+	}
+	if n := len(rec.counts[0]); n != 6 {
+		t.Errorf("one write of %d counts, want 6: one per key, hour and code", n)
+	}
+	if n := l.Uncounted(); n != 0 {
+		t.Errorf("Uncounted() = %d after Close", n)
+	}
+
+	// With an interval that comes, the counts are written without Close.
+	rec = &recorder{}
+	l = New(rec, Options{FlushInterval: never, UsageInterval: 10 * time.Millisecond, BatchSize: 2, Shards: 1})
+	defer closeLogger(t, l)
+	for i := range 4 {
+		l.Log(entry("apk_1", t0.Add(time.Duration(i)*time.Second)))
+	}
+	waitFor(t, "the interval's usage write", func() bool { return rec.counted()[keyHourCode("apk_1", t0, keyplane.VerifyValid)] == 4 })
+}
+
+// TestCountsEqualTheLogAfterClose: entries logged from many goroutines at once, over keys, hours and
+// codes, while batches and usage writes come and go; after Close the counts equal the written log.
+func TestCountsEqualTheLogAfterClose(t *testing.T) {
+	rec := &recorder{}
+	l := New(rec, Options{FlushInterval: time.Millisecond, UsageInterval: 3 * time.Millisecond, BatchSize: 64, BufferSize: 100_000})
+	codes := []keyplane.VerifyCode{keyplane.VerifyValid, keyplane.VerifyRateLimited, keyplane.VerifyInsufficientPermissions}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 2000 {
+				l.Log(coded(fmt.Sprintf("apk_%d", (g+i)%5), t0.Add(time.Duration(i)*3*time.Second), codes[i%len(codes)]))
+			}
+		})
+	}
+	wg.Wait()
+	closeLogger(t, l)
+	logged, counted := rec.logged(), rec.counted()
+	var total int64
+	for _, n := range logged {
+		total += n
+	}
+	if total != 16000 || l.Dropped() != 0 {
+		t.Fatalf("written %d of 16000, dropped %d", total, l.Dropped())
+	}
+	if !maps.Equal(counted, logged) {
+		for k, n := range logged {
+			if counted[k] != n {
+				t.Errorf("%s: counted %d, logged %d", k, counted[k], n)
+			}
+		}
+		t.Fatalf("%d counts, %d in the log", len(counted), len(logged))
+	}
+	if l.Uncounted() != 0 || l.UsageLost() != 0 {
+		t.Errorf("after Close: Uncounted() %d, UsageLost() %d", l.Uncounted(), l.UsageLost())
+	}
+	t.Logf("%d batches, %d usage writes", len(rec.sizes()), rec.usageWrites())
+}
+
+// TestUsageRetriedMerged: counts the store refuses wait, merged with those that come after, and are
+// all written once it takes them; last-used times likewise, moved forward only.
+func TestUsageRetriedMerged(t *testing.T) {
+	clk := &clock{now: t0}
+	rec := &recorder{refuse: true}
+	l := New(rec, Options{FlushInterval: never, UsageInterval: never, BatchSize: 2, Shards: 1, Now: clk.Now})
+	l.Log(entry("apk_a", t0.Add(time.Second)))
+	l.Log(coded("apk_b", t0.Add(2*time.Second), keyplane.VerifyRateLimited))
+	waitCounted(t, l, 2)
+	if err := l.syncUsage(); err == nil {
+		t.Fatal("a refused usage write answered nil")
+	}
+	clk.Set(t0.Add(time.Minute))
+	if age := l.UsageAge(); age != time.Minute {
+		t.Errorf("UsageAge() = %s a minute after the start with every write refused, want 1m", age)
+	}
+	l.Log(entry("apk_a", t0.Add(3*time.Second)))
+	l.Log(entry("apk_c", t0.Add(2*time.Hour)))
+	waitCounted(t, l, 4)
+	if err := l.syncUsage(); err == nil {
+		t.Fatal("a refused usage write answered nil")
+	}
+	if n := l.Uncounted(); n != 4 {
+		t.Errorf("Uncounted() = %d with 4 entries written and every usage write refused", n)
+	}
+	rec.setRefuse(false)
+	if err := l.syncUsage(); err != nil {
+		t.Fatal(err)
+	}
+	if age := l.UsageAge(); age != 0 {
+		t.Errorf("UsageAge() = %s right after a write", age)
+	}
+	if rec.usageWrites() != 1 || rec.tries != 3 {
+		t.Fatalf("%d usage writes taken of %d tries, want 1 of 3", rec.usageWrites(), rec.tries)
+	}
+	want := map[string]int64{
+		keyHourCode("apk_a", t0, keyplane.VerifyValid): 2, keyHourCode("apk_b", t0, keyplane.VerifyRateLimited): 1,
+		keyHourCode("apk_c", t0.Add(2*time.Hour), keyplane.VerifyValid): 1,
+	}
+	if got := rec.counted(); !maps.Equal(got, want) || !maps.Equal(got, rec.logged()) {
+		t.Errorf("counted %v, want %v", got, want)
+	}
+	wantTouched := map[string]time.Time{"apk_a": t0.Add(3 * time.Second), "apk_b": t0.Add(2 * time.Second), "apk_c": t0.Add(2 * time.Hour)}
+	if !maps.Equal(rec.touches[0], wantTouched) {
+		t.Errorf("touched %v, want %v", rec.touches[0], wantTouched)
+	}
+	closeLogger(t, l)
+	if rec.usageWrites() != 1 || l.Uncounted() != 0 || l.UsageLost() != 0 {
+		t.Errorf("after Close: %d usage writes, Uncounted() %d, UsageLost() %d; want 1, 0, 0", rec.usageWrites(), l.Uncounted(), l.UsageLost())
+	}
+}
+
+// TestCloseRetriesUsage: on Close the counts are tried again until the store takes them (or Close's
+// context ends), so that a clean stop leaves the counts equal to the log.
+func TestCloseRetriesUsage(t *testing.T) {
+	rec := &recorder{refuse: true}
+	l := New(rec, Options{FlushInterval: never, UsageInterval: never, BatchSize: 10, Shards: 1})
+	for i := range 3 {
+		l.Log(entry("apk_a", t0.Add(time.Duration(i)*time.Second)))
+	}
+	closed := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		closed <- l.Close(ctx)
+	}()
+	waitFor(t, "two refused tries", func() bool { rec.mu.Lock(); defer rec.mu.Unlock(); return rec.tries >= 2 })
+	rec.setRefuse(false)
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	if got, want := rec.counted(), rec.logged(); !maps.Equal(got, want) || len(rec.all()) != 3 {
+		t.Fatalf("counted %v, logged %v", got, want)
+	}
+
+	// A store that never takes them: Close gives up when its context ends, and says they are lost.
+	rec = &recorder{refuse: true}
+	l = New(rec, Options{FlushInterval: never, UsageInterval: never, BatchSize: 10, Shards: 1})
+	l.Log(entry("apk_a", t0))
+	l.Log(entry("apk_b", t0))
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if err := l.Close(ctx); err == nil {
+		t.Fatal("Close with a store refusing the counts answered nil")
+	}
+	waitFor(t, "the loss counted", func() bool { return l.UsageLost() == 2 })
+}
+
+// TestPendingCountsAreBounded: while the store refuses counts, at most MaxPendingCounts wait; the
+// counts of entries beyond are dropped and counted, never added later: the rollups fall short of the
+// log, never exceed it.
+func TestPendingCountsAreBounded(t *testing.T) {
+	rec := &recorder{refuse: true}
+	l := New(rec, Options{FlushInterval: never, UsageInterval: never, BatchSize: 5, Shards: 1, MaxPendingCounts: 2})
+	for _, k := range []string{"apk_a", "apk_b", "apk_a", "apk_c", "apk_b"} {
+		l.Log(entry(k, t0))
+	}
+	waitCounted(t, l, 4)
+	if l.UsageLost() != 1 || l.Uncounted() != 4 {
+		t.Fatalf("UsageLost() %d, Uncounted() %d; want apk_c's 1 lost and 4 waiting", l.UsageLost(), l.Uncounted())
+	}
+	rec.setRefuse(false)
+	closeLogger(t, l)
+	want := map[string]int64{keyHourCode("apk_a", t0, keyplane.VerifyValid): 2, keyHourCode("apk_b", t0, keyplane.VerifyValid): 2}
+	if got := rec.counted(); !maps.Equal(got, want) {
+		t.Fatalf("counted %v, want %v", got, want)
 	}
 }
