@@ -1,6 +1,7 @@
 package sqlite_test
 
 import (
+	"database/sql"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -158,8 +159,9 @@ func TestImportRestoresPageCache(t *testing.T) {
 // TestSynchronousPerTransaction reads, from inside each transaction, the durability its commit has:
 // keys, audit entries and events commit with synchronous FULL (2), which waits for the WAL to reach
 // the disk, so that a power cut cannot take back an acknowledged revocation; only the request log's
-// batches and the webhook workers' bookkeeping commit with NORMAL (1), and the writer is FULL again
-// after one. Temporary triggers on the writer's one connection record the setting as each row goes in.
+// batches (in their own file), the last-used times and the webhook workers' bookkeeping commit with
+// NORMAL (1), and the main file's writer is FULL again after one. Temporary triggers on each file's
+// one writer connection record the setting as each row goes in.
 func TestSynchronousPerTransaction(t *testing.T) {
 	ctx := t.Context()
 	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "keyplane.db"))
@@ -167,56 +169,72 @@ func TestSynchronousPerTransaction(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	w := db.SQLDB()
-	if n := w.Stats().MaxOpenConnections; n != 1 {
-		t.Fatalf("the writer has up to %d connections; the triggers below see only one", n)
+	w, lw := db.SQLDB(), db.LogSQLDB()
+	for _, h := range []*sql.DB{w, lw} {
+		if n := h.Stats().MaxOpenConnections; n != 1 {
+			t.Fatalf("a writer has up to %d connections; the triggers below see only one", n)
+		}
 	}
-	level := func() int {
+	level := func(h *sql.DB) int {
 		t.Helper()
 		var n int
-		if err := w.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&n); err != nil {
+		if err := h.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&n); err != nil {
 			t.Fatal(err)
 		}
 		return n
 	}
-	if n := level(); n != 2 {
+	if n := level(w); n != 2 {
 		t.Fatalf("the writer opens with synchronous = %d, want 2 (FULL)", n)
 	}
-	stmts := []string{"CREATE TEMP TABLE seen (tbl TEXT NOT NULL, level TEXT NOT NULL)"}
-	for _, tbl := range storetest.DurabilityTables {
-		for _, op := range []string{"INSERT", "UPDATE"} {
-			stmts = append(stmts, fmt.Sprintf(`CREATE TEMP TRIGGER seen_%[1]s_%[2]s AFTER %[2]s ON main.%[1]s
-				BEGIN INSERT INTO seen SELECT '%[1]s', CAST(synchronous AS TEXT) FROM pragma_synchronous; END`, tbl, op))
-		}
+	if n := level(lw); n != 1 {
+		t.Fatalf("the request log's writer opens with synchronous = %d, want 1 (NORMAL)", n)
 	}
-	for _, s := range stmts {
-		if _, err := w.ExecContext(ctx, s); err != nil {
-			t.Fatalf("%s: %v", s, err)
+	for _, h := range []*sql.DB{w, lw} {
+		stmts := []string{"CREATE TEMP TABLE seen (tbl TEXT NOT NULL, level TEXT NOT NULL)"}
+		for _, tbl := range storetest.DurabilityTables {
+			var n int
+			if err := h.QueryRowContext(ctx, "SELECT COUNT(*) FROM main.sqlite_schema WHERE type = 'table' AND name = ?", tbl).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			if n == 0 {
+				continue // in the other file
+			}
+			for _, op := range []string{"INSERT", "UPDATE"} {
+				stmts = append(stmts, fmt.Sprintf(`CREATE TEMP TRIGGER seen_%[1]s_%[2]s AFTER %[2]s ON main.%[1]s
+					BEGIN INSERT INTO seen SELECT '%[1]s', CAST(synchronous AS TEXT) FROM pragma_synchronous; END`, tbl, op))
+			}
+		}
+		for _, s := range stmts {
+			if _, err := h.ExecContext(ctx, s); err != nil {
+				t.Fatalf("%s: %v", s, err)
+			}
 		}
 	}
 	seen := func() map[string][]string {
 		t.Helper()
-		if n := level(); n != 2 {
+		if n := level(w); n != 2 {
 			t.Errorf("between transactions the writer has synchronous = %d, want 2 (FULL)", n)
 		}
-		rows, err := w.QueryContext(ctx, "SELECT tbl, level FROM seen ORDER BY rowid")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer rows.Close()
 		got := map[string][]string{}
-		for rows.Next() {
-			var tbl, v string
-			if err := rows.Scan(&tbl, &v); err != nil {
+		for _, h := range []*sql.DB{w, lw} {
+			rows, err := h.QueryContext(ctx, "SELECT tbl, level FROM seen ORDER BY rowid")
+			if err != nil {
 				t.Fatal(err)
 			}
-			got[tbl] = append(got[tbl], v)
-		}
-		if err := rows.Err(); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := w.ExecContext(ctx, "DELETE FROM seen"); err != nil {
-			t.Fatal(err)
+			for rows.Next() {
+				var tbl, v string
+				if err := rows.Scan(&tbl, &v); err != nil {
+					t.Fatal(err)
+				}
+				got[tbl] = append(got[tbl], v)
+			}
+			if err := rows.Err(); err != nil {
+				t.Fatal(err)
+			}
+			rows.Close()
+			if _, err := h.ExecContext(ctx, "DELETE FROM seen"); err != nil {
+				t.Fatal(err)
+			}
 		}
 		return got
 	}
