@@ -249,6 +249,7 @@ func logDialect() sqlstore.Dialect {
 	return sqlstore.Dialect{
 		Name:              "sqlite",
 		PrepareBatches:    true,
+		LogKeyIndex:       " INDEXED BY request_logs_key_id",
 		IsUniqueViolation: isUniqueViolation,
 		IsFull:            isFull,
 	}

@@ -1,6 +1,7 @@
 package sqlite_test
 
 import (
+	"context"
 	"database/sql"
 	"fmt"
 	"os"
@@ -239,4 +240,61 @@ func TestSynchronousPerTransaction(t *testing.T) {
 		return got
 	}
 	storetest.CheckDurability(t, db, storetest.Durability{Full: "2", Log: "1", Hooks: "1"}, seen)
+}
+
+// TestKeysDoNotWaitForTheLog holds a transaction of the request log open, with a row written and so
+// the log file's write lock taken, and creates a workspace and a key meanwhile: the creation
+// completes, because keys and the log share neither a connection nor a lock. With the log in the
+// main file it would wait for the log's transaction, which ends only after it (or after a minute).
+func TestKeysDoNotWaitForTheLog(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	db, err := sqlite.Open(ctx, filepath.Join(dir, "keyplane.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := os.Stat(filepath.Join(dir, sqlite.LogFileName)); err != nil {
+		t.Fatalf("the request log's file: %v", err)
+	}
+	logTx, err := db.LogSQLDB().BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logTx.Rollback()
+	if _, err := logTx.ExecContext(ctx, `INSERT INTO request_logs (workspace_id, id, key_id, ts, code, source, method, path,
+		ip, user_agent, latency_us) VALUES ('ws_held', 'req_held', 'apk_held', 1, 'VALID', 'verify', 'POST', '/v1/verify', '', '', 1)`); err != nil {
+		t.Fatal(err)
+	}
+
+	cctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	w := &keyplane.Workspace{ID: "ws_1", Name: "A", Slug: "a", MaxKeys: 1, CreatedAt: now, UpdatedAt: now}
+	k := &keyplane.APIKey{ID: "apk_1", WorkspaceID: w.ID, Name: "k", KeyType: keyplane.KeyTypeSecret, Environment: keyplane.EnvLive,
+		Prefix: "kp_sk_live_", Enabled: true, CreatedAt: now, UpdatedAt: now, CreatedBy: keyplane.System("test").Actor}
+	err = db.InTx(cctx, w.ID, func(tx store.Tx) error {
+		if err := tx.CreateWorkspace(cctx, w); err != nil {
+			return err
+		}
+		if err := tx.InsertAPIKey(cctx, k); err != nil {
+			return err
+		}
+		return tx.InsertSecret(cctx, &keyplane.Secret{Hash: make([]byte, 32), KeyID: k.ID, WorkspaceID: w.ID, CreatedAt: now})
+	})
+	if err != nil {
+		t.Fatalf("a key's creation while the log's writer is held: %v", err)
+	}
+	// A second process's store (the CLI beside the server) is not held up either.
+	other, err := sqlite.Open(cctx, filepath.Join(dir, "keyplane.db"))
+	if err != nil {
+		t.Fatalf("open beside a held log: %v", err)
+	}
+	defer other.Close()
+	if got, err := other.GetAPIKey(cctx, w.ID, k.ID); err != nil || got.ID != k.ID {
+		t.Fatalf("the key, read by another store: %+v, %v", got, err)
+	}
+	if err := logTx.Commit(); err != nil {
+		t.Fatal(err)
+	}
 }

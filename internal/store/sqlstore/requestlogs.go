@@ -289,6 +289,10 @@ func (q *queries) listRequestLogs(ctx context.Context, workspaceID string, f sto
 	}
 	var b strings.Builder
 	b.WriteString(sqlListRequestLogs)
+	if f.KeyID != "" {
+		b.WriteString(q.db.d.LogKeyIndex)
+	}
+	b.WriteString(sqlLogWorkspace)
 	args := []any{workspaceID}
 	if f.KeyID != "" {
 		b.WriteString(sqlLogKey)

@@ -189,7 +189,8 @@ const (
 	// sqlListRequestLogs is followed by the optional filters below, then sqlListRequestLogsEnd. A time
 	// bound is given twice: as an id bound (ids begin with their millisecond), which the indexes
 	// serve, and on ts, which is exact to the microsecond.
-	sqlListRequestLogs    = `SELECT ` + requestLogColumns + ` FROM request_logs WHERE workspace_id = ?`
+	sqlListRequestLogs    = `SELECT ` + requestLogColumns + ` FROM request_logs`
+	sqlLogWorkspace       = ` WHERE workspace_id = ?`
 	sqlLogKey             = ` AND key_id = ?`
 	sqlLogCode            = ` AND code = ?`
 	sqlLogSource          = ` AND source = ?`

@@ -58,6 +58,10 @@ type Dialect struct {
 	// writer whose every commit waits for the disk (SQLite, synchronous FULL): N concurrent changes
 	// then cost one sync, not N. It assumes no LockChain and no retries.
 	GroupCommit bool
+	// LogKeyIndex, when set, follows the request log's table in the list of one key's entries: a hint
+	// that it be read by its key index. Without statistics, SQLite would rather scan the workspace's
+	// whole log by the primary key, newest first, to find the key's entries among every other's.
+	LogKeyIndex string
 	// IsUniqueViolation reports whether err is a unique or primary key constraint violation.
 	IsUniqueViolation func(error) bool
 	// IsRetryable reports whether a transaction that failed with err may succeed if run again
