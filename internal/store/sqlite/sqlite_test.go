@@ -53,6 +53,9 @@ func TestReopenKeepsData(t *testing.T) {
 	if err := s.SQLDB().QueryRowContext(ctx, "PRAGMA foreign_keys").Scan(&fk); err != nil || fk != 1 {
 		t.Errorf("foreign_keys = %d, %v; want 1", fk, err)
 	}
+	if err := s.LogSQLDB().QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil || mode != "wal" {
+		t.Errorf("the request log's journal_mode = %q, %v; want wal", mode, err)
+	}
 	// The setting is the connection's, not the file's: a data dir written before keys committed
 	// with FULL gets it on its next start, with no migration.
 	var sync int
