@@ -209,9 +209,13 @@ func moveLog(ctx context.Context, w *sql.DB, path, logPath string) error {
 	if err != nil {
 		return fmt.Errorf("move the request log: %w", err)
 	}
-	if done, err := res.RowsAffected(); err != nil || done == 0 {
+	done, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("move the request log: %w", err)
+	}
+	if done == 0 {
 		// Copied already: a crash came before the drop.
-		return err
+		return nil
 	}
 	for _, q := range []string{
 		`INSERT INTO main.request_logs (workspace_id, id, key_id, ts, code, source, method, path, ip, user_agent, latency_us)
