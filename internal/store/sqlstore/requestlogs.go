@@ -249,7 +249,11 @@ func (t *tx) execChunk(ctx context.Context, st *sql.Stmt, query string, args ...
 // PruneRequestLogs deletes up to limit entries older than before, by id: an id begins with its
 // entry's millisecond.
 func (db *DB) PruneRequestLogs(ctx context.Context, before time.Time, limit int) (int64, error) {
-	return db.logs.prune(ctx, "prune request logs", sqlPruneRequestLogs, id.Floor(id.Request, before), limit)
+	query := sqlPruneRequestLogs
+	if db.logs != db {
+		query = sqlPruneRequestLogsApart
+	}
+	return db.logs.prune(ctx, "prune request logs", query, id.Floor(id.Request, before), limit)
 }
 
 // PruneUsage deletes up to limit rollups of hours that ended by before: the hour before falls in

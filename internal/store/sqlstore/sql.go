@@ -239,9 +239,15 @@ const (
 	// Pruning deletes a bounded number of rows per statement, oldest first, so that no transaction
 	// holds the writer (SQLite) or many row locks (PostgreSQL) for long.
 	// The log's primary key leads with the workspace: the rows to prune are found by a range scan of
-	// each workspace's part of it, the workspaces found by skipping from one to the next in that key
-	// (the log's database may hold no workspaces table, and a deleted workspace's log ages out too).
+	// each workspace's part of it.
 	sqlPruneRequestLogs = `DELETE FROM request_logs WHERE (workspace_id, id) IN (
+		SELECT l.workspace_id, l.id FROM workspaces w JOIN request_logs l ON l.workspace_id = w.id
+		WHERE l.id < ? LIMIT ?)`
+	// sqlPruneRequestLogsApart is sqlPruneRequestLogs for a log in a database of its own, without the
+	// workspaces: they are found by skipping from one to the next in the log's primary key. (On
+	// PostgreSQL, which knows how many workspaces there are, the join above is planned as a range scan
+	// per workspace; this one, whose count it cannot guess, as a scan of the whole table.)
+	sqlPruneRequestLogsApart = `DELETE FROM request_logs WHERE (workspace_id, id) IN (
 		WITH RECURSIVE w(id) AS (
 			SELECT MIN(workspace_id) FROM request_logs
 			UNION ALL
