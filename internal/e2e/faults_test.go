@@ -312,15 +312,17 @@ func TestSQLiteDiskFull(t *testing.T) {
 
 	n.stop()
 	n.stop = nil
-	db, err := sql.Open("sqlite", filepath.Join(dir, "keyplane.db"))
-	if err != nil {
-		t.Fatal(err)
+	for _, file := range []string{"keyplane.db", "requestlog.db"} {
+		db, err := sql.Open("sqlite", filepath.Join(dir, file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var integrity string
+		if err := db.QueryRow("PRAGMA integrity_check").Scan(&integrity); err != nil || integrity != "ok" {
+			t.Fatalf("integrity_check of %s: %q %v", file, integrity, err)
+		}
+		db.Close()
 	}
-	var integrity string
-	if err := db.QueryRow("PRAGMA integrity_check").Scan(&integrity); err != nil || integrity != "ok" {
-		t.Fatalf("integrity_check: %q %v", integrity, err)
-	}
-	db.Close()
 
 	n.serve(nil)
 	listed := map[string]bool{}

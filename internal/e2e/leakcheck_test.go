@@ -51,9 +51,10 @@ func TestLeakCheckerFindsPlantedLeaks(t *testing.T) {
 		lc := leaks(t)
 		found, st := lc.Scan()
 		lc.Forgive(inMeta, asRequestID, asUserAgent, hookSecret, password) // the end-of-test search is this one
-		database := "data dir file keyplane.db"
+		// On SQLite the request log has a file of its own.
+		database, logDatabase := "data dir file keyplane.db", "data dir file requestlog.db"
 		if driver == "postgres" {
-			database = "PostgreSQL table "
+			database, logDatabase = "PostgreSQL table ", "PostgreSQL table "
 		}
 		want := []struct{ secret, form, place string }{
 			{inMeta, "whole value", database},
@@ -61,7 +62,7 @@ func TestLeakCheckerFindsPlantedLeaks(t *testing.T) {
 			{inMeta, "whole value", "the answer to POST /v1/api-keys (status 201)"},
 			{asRequestID, "secret part", n.name + "'s log"},
 			{asUserAgent, "secret part", "the request log of " + ws},
-			{asUserAgent, "secret part", database},
+			{asUserAgent, "secret part", logDatabase},
 			{hookSecret, "base64 part", database},
 			{hookSecret, "base64 part", "the answer to POST /v1/webhooks (status 201)"},
 			{password, "whole value", database},
@@ -80,7 +81,7 @@ func TestLeakCheckerFindsPlantedLeaks(t *testing.T) {
 		}
 		// Every kind of place is searched, those the plants above cannot reach included.
 		for _, p := range []string{n.name + "'s log", n.name + "'s stdout", "/metrics of " + n.name, "the audit trail of ",
-			"the request log of ", "the answer to ", "the stdout of keyplane ", "the stderr of keyplane ", database} {
+			"the request log of ", "the answer to ", "the stdout of keyplane ", "the stderr of keyplane ", database, logDatabase} {
 			ok := false
 			for _, name := range st.Places {
 				ok = ok || strings.HasPrefix(name, p)

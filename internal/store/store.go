@@ -130,15 +130,6 @@ type Queries interface {
 	// AuditChains returns every chain that has entries (OperatorChain included when it has any).
 	AuditChains(ctx context.Context) ([]string, error)
 
-	// ListRequestLogs returns a workspace's request log entries, newest first (by id). Entries written
-	// while a caller pages through the list never make a page repeat or skip an entry that was there
-	// when the first page was read.
-	ListRequestLogs(ctx context.Context, workspaceID string, f LogFilter) ([]keyplane.RequestLog, string, error)
-	// Usage returns the buckets that hold requests of a key of the workspace, or of all its keys when
-	// keyID is empty, oldest first, summed from the hourly rollups. A key of another workspace has
-	// none.
-	Usage(ctx context.Context, workspaceID, keyID string, f UsageFilter) ([]keyplane.UsageBucket, error)
-
 	// GetWebhook returns the endpoint only if it belongs to workspaceID; otherwise ErrNotFound.
 	GetWebhook(ctx context.Context, workspaceID, id string) (*keyplane.WebhookEndpoint, error)
 	// ListWebhooks lists a workspace's endpoints, newest first.
@@ -266,11 +257,22 @@ type Store interface {
 	// lose the last batches), never half applied.
 	WriteRequestLogs(ctx context.Context, entries []keyplane.RequestLog) error
 	// AddUsage adds counts to their keys' hourly usage rollups and moves each touched key's last-used
-	// time forward only (a key that is gone is skipped), in one transaction. The counts are of entries
-	// already written by WriteRequestLogs, so that once every count is added the rollups equal the
-	// raw log. Like WriteRequestLogs it takes no chain lock, and it never goes through UpdateAPIKey: a
-	// key's last use is not a change (no audit entry, no event, nothing to forget).
+	// time forward only (a key that is gone is skipped). The counts are of entries already written by
+	// WriteRequestLogs, so that once every count is added the rollups equal the raw log. The counts go
+	// in one transaction, and last: a call that failed has added none of them and may be made again
+	// whole (moving a last-used time twice does no harm). Like WriteRequestLogs it takes no chain
+	// lock, and it never goes through UpdateAPIKey: a key's last use is not a change (no audit entry,
+	// no event, nothing to forget).
 	AddUsage(ctx context.Context, counts []UsageCount, touched map[string]time.Time) error
+	// ListRequestLogs returns a workspace's request log entries, newest first (by id). Entries written
+	// while a caller pages through the list never make a page repeat or skip an entry that was there
+	// when the first page was read. Not part of Queries: the log may live in a database of its own,
+	// which no transaction of the keys sees.
+	ListRequestLogs(ctx context.Context, workspaceID string, f LogFilter) ([]keyplane.RequestLog, string, error)
+	// Usage returns the buckets that hold requests of a key of the workspace, or of all its keys when
+	// keyID is empty, oldest first, summed from the hourly rollups. A key of another workspace has
+	// none.
+	Usage(ctx context.Context, workspaceID, keyID string, f UsageFilter) ([]keyplane.UsageBucket, error)
 	// PruneRequestLogs deletes at most limit request log entries older than before and says how many;
 	// the caller repeats until fewer than limit go, so that no transaction grows large.
 	PruneRequestLogs(ctx context.Context, before time.Time, limit int) (int64, error)

@@ -44,7 +44,7 @@ func (db *DB) AddUsage(ctx context.Context, counts []store.UsageCount, touched m
 	if len(counts) == 0 && len(touched) == 0 {
 		return nil
 	}
-	stmts := sqlstore.UsageStatements(counts, touched)
+	stmts := append(sqlstore.UsageStatements(counts), sqlstore.TouchStatements(touched)...)
 	return db.relaxedTx(ctx, "add usage", func(tx pgx.Tx) error {
 		for _, st := range stmts {
 			if _, err := tx.Exec(ctx, db.Rebind(st.Query), st.Args...); err != nil {

@@ -3,13 +3,16 @@ package postgres_test
 import (
 	"context"
 	"database/sql"
+	"maps"
 	"os"
 	"testing"
+	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 
 	"github.com/keyplane/keyplane"
+	"github.com/keyplane/keyplane/internal/store"
 	"github.com/keyplane/keyplane/internal/store/postgres"
 	"github.com/keyplane/keyplane/internal/store/storetest"
 )
@@ -56,5 +59,56 @@ func TestUpgradeKeepsMembersActive(t *testing.T) {
 	}
 	if got, err := st.ListMemberships(ctx, "usr_old"); err != nil || len(got) != 1 {
 		t.Fatalf("memberships after the upgrade: %+v, %v", got, err)
+	}
+}
+
+// TestUpgradeKeepsUsage: rollups written before they were keyed by hour first (migration 9) are read
+// as before, and new counts add to them.
+func TestUpgradeKeepsUsage(t *testing.T) {
+	ctx := context.Background()
+	url := storetest.PostgresURL(t)
+	db, err := sql.Open("pgx", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := goose.NewProvider(goose.DialectPostgres, db, os.DirFS("migrations"), goose.WithDisableGlobalRegistry(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.UpTo(ctx, 8); err != nil {
+		t.Fatalf("migrate to 8: %v", err)
+	}
+	hour := time.Now().UTC().Truncate(time.Hour).Add(-2 * time.Hour)
+	for i, q := range []string{"VALID", "VALID", "RATE_LIMITED"} {
+		if _, err := db.ExecContext(ctx, `INSERT INTO key_usage (key_id, hour, code, workspace_id, requests) VALUES ($1, $2, $3, 'ws_old', $4)`,
+			"apk_old", hour.Add(time.Duration(i)*time.Hour).UnixMicro(), q, 10+i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+
+	st, err := postgres.Open(ctx, url)
+	if err != nil {
+		t.Fatalf("open and upgrade: %v", err)
+	}
+	defer st.Close()
+	if err := st.AddUsage(ctx, []store.UsageCount{{WorkspaceID: "ws_old", KeyID: "apk_old", Hour: hour, Code: keyplane.VerifyValid, Requests: 5}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	want := map[keyplane.VerifyCode]int64{keyplane.VerifyValid: 10 + 11 + 5, keyplane.VerifyRateLimited: 12}
+	for _, keyID := range []string{"apk_old", ""} {
+		buckets, err := st.Usage(ctx, "ws_old", keyID, store.UsageFilter{Bucket: 24 * time.Hour, Since: hour.Add(-24 * time.Hour), Until: hour.Add(24 * time.Hour)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[keyplane.VerifyCode]int64{}
+		for _, b := range buckets {
+			for c, n := range b.Codes {
+				got[c] += n
+			}
+		}
+		if !maps.Equal(got, want) {
+			t.Errorf("usage of %q after the upgrade: %v, want %v", keyID, got, want)
+		}
 	}
 }

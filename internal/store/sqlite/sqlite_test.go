@@ -1,6 +1,8 @@
 package sqlite_test
 
 import (
+	"context"
+	"database/sql"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -50,6 +52,9 @@ func TestReopenKeepsData(t *testing.T) {
 	var fk int
 	if err := s.SQLDB().QueryRowContext(ctx, "PRAGMA foreign_keys").Scan(&fk); err != nil || fk != 1 {
 		t.Errorf("foreign_keys = %d, %v; want 1", fk, err)
+	}
+	if err := s.LogSQLDB().QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil || mode != "wal" {
+		t.Errorf("the request log's journal_mode = %q, %v; want wal", mode, err)
 	}
 	// The setting is the connection's, not the file's: a data dir written before keys committed
 	// with FULL gets it on its next start, with no migration.
@@ -158,8 +163,9 @@ func TestImportRestoresPageCache(t *testing.T) {
 // TestSynchronousPerTransaction reads, from inside each transaction, the durability its commit has:
 // keys, audit entries and events commit with synchronous FULL (2), which waits for the WAL to reach
 // the disk, so that a power cut cannot take back an acknowledged revocation; only the request log's
-// batches and the webhook workers' bookkeeping commit with NORMAL (1), and the writer is FULL again
-// after one. Temporary triggers on the writer's one connection record the setting as each row goes in.
+// batches (in their own file), the last-used times and the webhook workers' bookkeeping commit with
+// NORMAL (1), and the main file's writer is FULL again after one. Temporary triggers on each file's
+// one writer connection record the setting as each row goes in.
 func TestSynchronousPerTransaction(t *testing.T) {
 	ctx := t.Context()
 	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "keyplane.db"))
@@ -167,58 +173,131 @@ func TestSynchronousPerTransaction(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	w := db.SQLDB()
-	if n := w.Stats().MaxOpenConnections; n != 1 {
-		t.Fatalf("the writer has up to %d connections; the triggers below see only one", n)
+	w, lw := db.SQLDB(), db.LogSQLDB()
+	for _, h := range []*sql.DB{w, lw} {
+		if n := h.Stats().MaxOpenConnections; n != 1 {
+			t.Fatalf("a writer has up to %d connections; the triggers below see only one", n)
+		}
 	}
-	level := func() int {
+	level := func(h *sql.DB) int {
 		t.Helper()
 		var n int
-		if err := w.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&n); err != nil {
+		if err := h.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&n); err != nil {
 			t.Fatal(err)
 		}
 		return n
 	}
-	if n := level(); n != 2 {
+	if n := level(w); n != 2 {
 		t.Fatalf("the writer opens with synchronous = %d, want 2 (FULL)", n)
 	}
-	stmts := []string{"CREATE TEMP TABLE seen (tbl TEXT NOT NULL, level TEXT NOT NULL)"}
-	for _, tbl := range storetest.DurabilityTables {
-		for _, op := range []string{"INSERT", "UPDATE"} {
-			stmts = append(stmts, fmt.Sprintf(`CREATE TEMP TRIGGER seen_%[1]s_%[2]s AFTER %[2]s ON main.%[1]s
-				BEGIN INSERT INTO seen SELECT '%[1]s', CAST(synchronous AS TEXT) FROM pragma_synchronous; END`, tbl, op))
-		}
+	if n := level(lw); n != 1 {
+		t.Fatalf("the request log's writer opens with synchronous = %d, want 1 (NORMAL)", n)
 	}
-	for _, s := range stmts {
-		if _, err := w.ExecContext(ctx, s); err != nil {
-			t.Fatalf("%s: %v", s, err)
+	for _, h := range []*sql.DB{w, lw} {
+		stmts := []string{"CREATE TEMP TABLE seen (tbl TEXT NOT NULL, level TEXT NOT NULL)"}
+		for _, tbl := range storetest.DurabilityTables {
+			var n int
+			if err := h.QueryRowContext(ctx, "SELECT COUNT(*) FROM main.sqlite_schema WHERE type = 'table' AND name = ?", tbl).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			if n == 0 {
+				continue // in the other file
+			}
+			for _, op := range []string{"INSERT", "UPDATE"} {
+				stmts = append(stmts, fmt.Sprintf(`CREATE TEMP TRIGGER seen_%[1]s_%[2]s AFTER %[2]s ON main.%[1]s
+					BEGIN INSERT INTO seen SELECT '%[1]s', CAST(synchronous AS TEXT) FROM pragma_synchronous; END`, tbl, op))
+			}
+		}
+		for _, s := range stmts {
+			if _, err := h.ExecContext(ctx, s); err != nil {
+				t.Fatalf("%s: %v", s, err)
+			}
 		}
 	}
 	seen := func() map[string][]string {
 		t.Helper()
-		if n := level(); n != 2 {
+		if n := level(w); n != 2 {
 			t.Errorf("between transactions the writer has synchronous = %d, want 2 (FULL)", n)
 		}
-		rows, err := w.QueryContext(ctx, "SELECT tbl, level FROM seen ORDER BY rowid")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer rows.Close()
 		got := map[string][]string{}
-		for rows.Next() {
-			var tbl, v string
-			if err := rows.Scan(&tbl, &v); err != nil {
+		for _, h := range []*sql.DB{w, lw} {
+			rows, err := h.QueryContext(ctx, "SELECT tbl, level FROM seen ORDER BY rowid")
+			if err != nil {
 				t.Fatal(err)
 			}
-			got[tbl] = append(got[tbl], v)
-		}
-		if err := rows.Err(); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := w.ExecContext(ctx, "DELETE FROM seen"); err != nil {
-			t.Fatal(err)
+			for rows.Next() {
+				var tbl, v string
+				if err := rows.Scan(&tbl, &v); err != nil {
+					t.Fatal(err)
+				}
+				got[tbl] = append(got[tbl], v)
+			}
+			if err := rows.Err(); err != nil {
+				t.Fatal(err)
+			}
+			rows.Close()
+			if _, err := h.ExecContext(ctx, "DELETE FROM seen"); err != nil {
+				t.Fatal(err)
+			}
 		}
 		return got
 	}
 	storetest.CheckDurability(t, db, storetest.Durability{Full: "2", Log: "1", Hooks: "1"}, seen)
+}
+
+// TestKeysDoNotWaitForTheLog holds a transaction of the request log open, with a row written and so
+// the log file's write lock taken, and creates a workspace and a key meanwhile: the creation
+// completes, because keys and the log share neither a connection nor a lock. With the log in the
+// main file it would wait for the log's transaction, which ends only after it (or after a minute).
+func TestKeysDoNotWaitForTheLog(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	db, err := sqlite.Open(ctx, filepath.Join(dir, "keyplane.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := os.Stat(filepath.Join(dir, sqlite.LogFileName)); err != nil {
+		t.Fatalf("the request log's file: %v", err)
+	}
+	logTx, err := db.LogSQLDB().BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logTx.Rollback()
+	if _, err := logTx.ExecContext(ctx, `INSERT INTO request_logs (workspace_id, id, key_id, ts, code, source, method, path,
+		ip, user_agent, latency_us) VALUES ('ws_held', 'req_held', 'apk_held', 1, 'VALID', 'verify', 'POST', '/v1/verify', '', '', 1)`); err != nil {
+		t.Fatal(err)
+	}
+
+	cctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	w := &keyplane.Workspace{ID: "ws_1", Name: "A", Slug: "a", MaxKeys: 1, CreatedAt: now, UpdatedAt: now}
+	k := &keyplane.APIKey{ID: "apk_1", WorkspaceID: w.ID, Name: "k", KeyType: keyplane.KeyTypeSecret, Environment: keyplane.EnvLive,
+		Prefix: "kp_sk_live_", Enabled: true, CreatedAt: now, UpdatedAt: now, CreatedBy: keyplane.System("test").Actor}
+	err = db.InTx(cctx, w.ID, func(tx store.Tx) error {
+		if err := tx.CreateWorkspace(cctx, w); err != nil {
+			return err
+		}
+		if err := tx.InsertAPIKey(cctx, k); err != nil {
+			return err
+		}
+		return tx.InsertSecret(cctx, &keyplane.Secret{Hash: make([]byte, 32), KeyID: k.ID, WorkspaceID: w.ID, CreatedAt: now})
+	})
+	if err != nil {
+		t.Fatalf("a key's creation while the log's writer is held: %v", err)
+	}
+	// A second process's store (the CLI beside the server) is not held up either.
+	other, err := sqlite.Open(cctx, filepath.Join(dir, "keyplane.db"))
+	if err != nil {
+		t.Fatalf("open beside a held log: %v", err)
+	}
+	defer other.Close()
+	if got, err := other.GetAPIKey(cctx, w.ID, k.ID); err != nil || got.ID != k.ID {
+		t.Fatalf("the key, read by another store: %+v, %v", got, err)
+	}
+	if err := logTx.Commit(); err != nil {
+		t.Fatal(err)
+	}
 }

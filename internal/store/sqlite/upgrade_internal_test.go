@@ -2,14 +2,20 @@ package sqlite
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
 	"io/fs"
+	"maps"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/pressly/goose/v3"
 
 	"github.com/keyplane/keyplane"
+	"github.com/keyplane/keyplane/internal/id"
+	"github.com/keyplane/keyplane/internal/store"
+	"github.com/keyplane/keyplane/internal/store/sqlstore"
 )
 
 // TestUpgradeKeepsMembersActive: a database made before members had a status (migration 6) is
@@ -56,4 +62,173 @@ func TestUpgradeKeepsMembersActive(t *testing.T) {
 	if got, err := st.ListMemberships(ctx, "usr_old"); err != nil || len(got) != 1 {
 		t.Fatalf("memberships after the upgrade: %+v, %v", got, err)
 	}
+}
+
+// oldDataDir makes a main file as the last version with the request log inside it left it
+// (migration 8): a workspace, a key with its secret, and entries of its log with their hourly
+// rollups, in the layout of then. It returns the file's path, the key's secret's digest and the
+// entries.
+func oldDataDir(t *testing.T) (path string, hash []byte, entries []keyplane.RequestLog) {
+	t.Helper()
+	ctx := t.Context()
+	path = filepath.Join(t.TempDir(), "keyplane.db")
+	w, err := sql.Open("sqlite", path+"?"+pragmas+"&_txlock=immediate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.SetMaxOpenConns(1)
+	if err := sqlstore.MigrateTo(ctx, w, goose.DialectSQLite3, mustSub(t, migrations, "migrations"), lastVersionWithLog); err != nil {
+		t.Fatalf("migrate to %d: %v", lastVersionWithLog, err)
+	}
+	// The store of today over the file of then: its writes of keys are the same; only the log's
+	// rollups are written below by hand, in their old layout.
+	old := sqlstore.New(dialect(), w, nil)
+	defer old.Close()
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	ws := &keyplane.Workspace{ID: id.NewAt(id.Workspace, now), Name: "Old", Slug: "old", MaxKeys: 20,
+		TestKeyTTLSeconds: 259200, LiveModeEnabled: true, CreatedAt: now, UpdatedAt: now}
+	k := &keyplane.APIKey{ID: id.NewAt(id.APIKey, now), WorkspaceID: ws.ID, Name: "k", KeyType: keyplane.KeyTypeSecret,
+		Environment: keyplane.EnvLive, Prefix: "kp_sk_live_", Enabled: true, Permissions: []string{}, IPAllowlist: []string{},
+		CreatedAt: now, UpdatedAt: now, CreatedBy: keyplane.System("test").Actor}
+	sum := sha256.Sum256([]byte("kp_sk_live_old"))
+	hash = sum[:]
+	err = old.InTx(ctx, ws.ID, func(tx store.Tx) error {
+		if err := tx.CreateWorkspace(ctx, ws); err != nil {
+			return err
+		}
+		if err := tx.InsertAPIKey(ctx, k); err != nil {
+			return err
+		}
+		return tx.InsertSecret(ctx, &keyplane.Secret{Hash: hash, KeyID: k.ID, WorkspaceID: ws.ID, CreatedAt: now})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 300 entries over the last three hours, of two codes.
+	start := now.Add(-3 * time.Hour)
+	for i := range 300 {
+		ts := start.Add(time.Duration(i) * 36 * time.Second)
+		code := keyplane.VerifyValid
+		if i%7 == 0 {
+			code = keyplane.VerifyRateLimited
+		}
+		entries = append(entries, keyplane.RequestLog{ID: id.NewAt(id.Request, ts), WorkspaceID: ws.ID, KeyID: k.ID,
+			Code: code, Source: keyplane.SourceVerify, Method: "POST", Path: "/v1/verify", IP: "203.0.113.9",
+			UserAgent: "old/1.0", LatencyMicros: int64(i), Timestamp: ts})
+	}
+	if err := old.WriteRequestLogs(ctx, entries); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range store.CountUsage(entries) {
+		if _, err := w.ExecContext(ctx, `INSERT INTO key_usage (key_id, hour, code, workspace_id, requests) VALUES (?, ?, ?, ?, ?)`,
+			c.KeyID, c.Hour.UnixMicro(), string(c.Code), c.WorkspaceID, c.Requests); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return path, hash, entries
+}
+
+func mustSub(t *testing.T, fsys fs.FS, dir string) fs.FS {
+	t.Helper()
+	sub, err := fs.Sub(fsys, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sub
+}
+
+// checkMoved opens the data dir and checks that the old file's log and rollups are all in the log's
+// file, once, that the main file no longer holds them, and that the key still verifies.
+func checkMoved(t *testing.T, path string, hash []byte, entries []keyplane.RequestLog) {
+	t.Helper()
+	ctx := t.Context()
+	st, err := Open(ctx, path)
+	if err != nil {
+		t.Fatalf("open and upgrade: %v", err)
+	}
+	defer st.Close()
+	k, _, err := st.LookupSecret(ctx, hash)
+	if err != nil {
+		t.Fatalf("the key after the upgrade: %v", err)
+	}
+	var got []keyplane.RequestLog
+	f := store.LogFilter{Limit: 100}
+	for {
+		page, next, err := st.ListRequestLogs(ctx, k.WorkspaceID, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, page...)
+		if next == "" {
+			break
+		}
+		f.Cursor = next
+	}
+	if len(got) != len(entries) {
+		t.Fatalf("%d entries after the upgrade, want %d", len(got), len(entries))
+	}
+	for i := range got {
+		want := entries[len(entries)-1-i]
+		if got[i].ID != want.ID || got[i].Code != want.Code || got[i].LatencyMicros != want.LatencyMicros ||
+			!got[i].Timestamp.Equal(want.Timestamp) {
+			t.Fatalf("entry %d after the upgrade: %+v, want %+v", i, got[i], want)
+		}
+	}
+	wantCodes := map[keyplane.VerifyCode]int64{}
+	for _, e := range entries {
+		wantCodes[e.Code]++
+	}
+	for _, keyID := range []string{k.ID, ""} {
+		buckets, err := st.Usage(ctx, k.WorkspaceID, keyID, store.UsageFilter{Bucket: time.Hour,
+			Since: entries[0].Timestamp.Add(-time.Hour), Until: time.Now().Add(time.Hour)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		codes := map[keyplane.VerifyCode]int64{}
+		for _, b := range buckets {
+			for c, n := range b.Codes {
+				codes[c] += n
+			}
+		}
+		if !maps.Equal(codes, wantCodes) {
+			t.Errorf("usage of %q after the upgrade: %v, want %v", keyID, codes, wantCodes)
+		}
+	}
+	var n int
+	if err := st.SQLDB().QueryRowContext(ctx,
+		`SELECT COUNT(*) FROM sqlite_schema WHERE name IN ('request_logs', 'key_usage')`).Scan(&n); err != nil || n != 0 {
+		t.Errorf("the main file still holds %d of the log's tables (%v)", n, err)
+	}
+}
+
+// TestUpgradeMovesRequestLog: a data dir of the version before the log had a file of its own keeps
+// its log and usage, moved to the log's file, and its keys; a second start changes nothing.
+func TestUpgradeMovesRequestLog(t *testing.T) {
+	path, hash, entries := oldDataDir(t)
+	checkMoved(t, path, hash, entries)
+	checkMoved(t, path, hash, entries)
+}
+
+// TestUpgradeMoveResumes: a start that copied the log but crashed before it dropped the old tables
+// is followed by one that drops them without copying the rows again.
+func TestUpgradeMoveResumes(t *testing.T) {
+	ctx := t.Context()
+	path, hash, entries := oldDataDir(t)
+	lw, err := openWriter(ctx, LogPath(path), logPragmas)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := migrate(ctx, lw, logMigrations, "logmigrations", 0); err != nil {
+		t.Fatal(err)
+	}
+	lw.Close()
+	w, err := openWriter(ctx, path, pragmas)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := moveLog(ctx, w, path, LogPath(path)); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	checkMoved(t, path, hash, entries)
 }

@@ -50,11 +50,12 @@ func hourOf(t time.Time) int64 {
 	return m - ((m%hour)+hour)%hour
 }
 
-// usageKey is one hourly rollup row.
+// usageKey is one hourly rollup row, its fields in the order of key_usage's primary key.
 type usageKey struct {
-	keyID string
-	hour  int64
-	code  string
+	hour        int64
+	workspaceID string
+	keyID       string
+	code        string
 }
 
 // RequestLogColumns are the request log's columns, in the order RequestLogValues gives them: for a
@@ -79,30 +80,35 @@ type Statement struct {
 	Args  []any
 }
 
-// UsageStatements returns what AddUsage runs in one transaction: the counts added to their keys'
-// hourly rollups, and the touched keys' last-used times moved forward. Counts are summed here, once
-// per (key, hour, code), and rows are locked in a fixed order, so that two nodes writing at once
-// cannot deadlock.
-func UsageStatements(counts []store.UsageCount, touched map[string]time.Time) []Statement {
+// UsageStatements returns what adds counts to their keys' hourly rollups, to run in one
+// transaction. Counts are summed here, once per (hour, workspace, key, code), and rows are locked in
+// the order of key_usage's primary key, so that two nodes writing at once cannot deadlock.
+func UsageStatements(counts []store.UsageCount) []Statement {
 	usage := map[usageKey]int64{}
-	workspaceOf := map[string]string{}
 	for _, c := range counts {
-		usage[usageKey{c.KeyID, hourOf(c.Hour), string(c.Code)}] += c.Requests
-		workspaceOf[c.KeyID] = c.WorkspaceID
+		usage[usageKey{hourOf(c.Hour), c.WorkspaceID, c.KeyID, string(c.Code)}] += c.Requests
 	}
 	rows := slices.SortedFunc(maps.Keys(usage), func(a, b usageKey) int {
-		return cmp.Or(cmp.Compare(a.keyID, b.keyID), cmp.Compare(a.hour, b.hour), cmp.Compare(a.code, b.code))
+		return cmp.Or(cmp.Compare(a.hour, b.hour), cmp.Compare(a.workspaceID, b.workspaceID),
+			cmp.Compare(a.keyID, b.keyID), cmp.Compare(a.code, b.code))
 	})
 	var out []Statement
 	for rest := rows; len(rest) > 0; {
 		n := chunkSize(len(rest))
 		args := make([]any, 0, n*5)
 		for _, u := range rest[:n] {
-			args = append(args, u.keyID, u.hour, u.code, workspaceOf[u.keyID], usage[u])
+			args = append(args, u.hour, u.workspaceID, u.keyID, u.code, usage[u])
 		}
 		out = append(out, Statement{sqlAddUsage + batchRows(sqlUsageRow, n) + sqlAddUsageEnd, args})
 		rest = rest[n:]
 	}
+	return out
+}
+
+// TouchStatements returns what moves the touched keys' last-used times forward, one statement per
+// key, in the order of their ids (the order their rows are locked in).
+func TouchStatements(touched map[string]time.Time) []Statement {
+	out := make([]Statement, 0, len(touched))
 	for _, k := range slices.Sorted(maps.Keys(touched)) {
 		at := micros(touched[k])
 		out = append(out, Statement{sqlTouchKey, []any{at, k, at}})
@@ -110,9 +116,18 @@ func UsageStatements(counts []store.UsageCount, touched map[string]time.Time) []
 	return out
 }
 
-// WriteRequestLogs writes the entries in one transaction without a chain lock, and with the
-// dialect's relaxed durability, by multi-row INSERTs.
+// touchesPerTx bounds the last-used times one transaction of the key's database moves when the log
+// has a database of its own: that writer is the keys' too, and a change waits for at most one such
+// transaction.
+const touchesPerTx = 256
+
+// WriteRequestLogs writes the entries in one transaction of the log's database, without a chain
+// lock, and with the dialect's relaxed durability, by multi-row INSERTs.
 func (db *DB) WriteRequestLogs(ctx context.Context, entries []keyplane.RequestLog) error {
+	return db.logs.writeRequestLogs(ctx, entries)
+}
+
+func (db *DB) writeRequestLogs(ctx context.Context, entries []keyplane.RequestLog) error {
 	if len(entries) == 0 {
 		return nil
 	}
@@ -135,14 +150,35 @@ func (db *DB) WriteRequestLogs(ctx context.Context, entries []keyplane.RequestLo
 	})
 }
 
-// AddUsage runs UsageStatements in one transaction without a chain lock, with the dialect's relaxed
-// durability.
+// AddUsage adds the counts and moves the last-used times with the dialect's relaxed durability,
+// without a chain lock. In one database, that is one transaction. When the log has a database of its
+// own, the last-used times, which live with the keys, go first, in transactions of at most
+// touchesPerTx keys, and the counts last, in one transaction of the log's database: moving a time
+// again does no harm, so a call that failed may be made again whole without counting twice.
 func (db *DB) AddUsage(ctx context.Context, counts []store.UsageCount, touched map[string]time.Time) error {
 	if len(counts) == 0 && len(touched) == 0 {
 		return nil
 	}
-	stmts := UsageStatements(counts, touched)
-	return db.relaxedTx(ctx, func(stx store.Tx) error {
+	if db.logs == db {
+		return db.relaxedTx(ctx, execAll(ctx, append(UsageStatements(counts), TouchStatements(touched)...)))
+	}
+	touch := TouchStatements(touched)
+	for len(touch) > 0 {
+		n := min(len(touch), touchesPerTx)
+		if err := db.relaxedTx(ctx, execAll(ctx, touch[:n])); err != nil {
+			return err
+		}
+		touch = touch[n:]
+	}
+	if len(counts) == 0 {
+		return nil
+	}
+	return db.logs.relaxedTx(ctx, execAll(ctx, UsageStatements(counts)))
+}
+
+// execAll returns a transaction's body that runs stmts in order.
+func execAll(ctx context.Context, stmts []Statement) func(store.Tx) error {
+	return func(stx store.Tx) error {
 		t := stx.(*tx)
 		for _, st := range stmts {
 			if _, err := t.exec(ctx, st.Query, st.Args...); err != nil {
@@ -150,7 +186,7 @@ func (db *DB) AddUsage(ctx context.Context, counts []store.UsageCount, touched m
 			}
 		}
 		return nil
-	})
+	}
 }
 
 // prepareChunks prepares the statement of every chunk size that writing rows rows takes, by size; nil
@@ -213,13 +249,17 @@ func (t *tx) execChunk(ctx context.Context, st *sql.Stmt, query string, args ...
 // PruneRequestLogs deletes up to limit entries older than before, by id: an id begins with its
 // entry's millisecond.
 func (db *DB) PruneRequestLogs(ctx context.Context, before time.Time, limit int) (int64, error) {
-	return db.prune(ctx, "prune request logs", sqlPruneRequestLogs, id.Floor(id.Request, before), limit)
+	query := sqlPruneRequestLogs
+	if db.logs != db {
+		query = sqlPruneRequestLogsApart
+	}
+	return db.logs.prune(ctx, "prune request logs", query, id.Floor(id.Request, before), limit)
 }
 
 // PruneUsage deletes up to limit rollups of hours that ended by before: the hour before falls in
 // holds requests that are not that old yet.
 func (db *DB) PruneUsage(ctx context.Context, before time.Time, limit int) (int64, error) {
-	return db.prune(ctx, "prune usage", sqlPruneUsage, hourOf(before), limit)
+	return db.logs.prune(ctx, "prune usage", sqlPruneUsage, hourOf(before), limit)
 }
 
 func (db *DB) prune(ctx context.Context, op, query string, before any, limit int) (int64, error) {
@@ -241,13 +281,22 @@ func (db *DB) prune(ctx context.Context, op, query string, before any, limit int
 	return n, err
 }
 
-func (q *queries) ListRequestLogs(ctx context.Context, workspaceID string, f store.LogFilter) ([]keyplane.RequestLog, string, error) {
+// ListRequestLogs reads the log's database, outside any transaction.
+func (db *DB) ListRequestLogs(ctx context.Context, workspaceID string, f store.LogFilter) ([]keyplane.RequestLog, string, error) {
+	return db.logs.queries.listRequestLogs(ctx, workspaceID, f)
+}
+
+func (q *queries) listRequestLogs(ctx context.Context, workspaceID string, f store.LogFilter) ([]keyplane.RequestLog, string, error) {
 	const op = "list request logs"
 	if f.Limit < 1 {
 		return nil, "", fmt.Errorf("%s: limit %d is not positive", op, f.Limit)
 	}
 	var b strings.Builder
 	b.WriteString(sqlListRequestLogs)
+	if f.KeyID != "" {
+		b.WriteString(q.db.d.LogKeyIndex)
+	}
+	b.WriteString(sqlLogWorkspace)
 	args := []any{workspaceID}
 	if f.KeyID != "" {
 		b.WriteString(sqlLogKey)
@@ -303,14 +352,29 @@ func (q *queries) ListRequestLogs(ctx context.Context, workspaceID string, f sto
 	return out, next, nil
 }
 
-func (q *queries) Usage(ctx context.Context, workspaceID, keyID string, f store.UsageFilter) ([]keyplane.UsageBucket, error) {
+// Usage reads the log's database, outside any transaction.
+func (db *DB) Usage(ctx context.Context, workspaceID, keyID string, f store.UsageFilter) ([]keyplane.UsageBucket, error) {
+	return db.logs.queries.usage(ctx, workspaceID, keyID, f)
+}
+
+func (q *queries) usage(ctx context.Context, workspaceID, keyID string, f store.UsageFilter) ([]keyplane.UsageBucket, error) {
 	const op = "usage"
 	if f.Bucket < time.Hour || f.Bucket%time.Hour != 0 {
 		return nil, fmt.Errorf("%s: bucket %s is not a whole number of hours", op, f.Bucket)
 	}
-	query, args := sqlKeyUsage, []any{f.Bucket.Microseconds(), keyID, workspaceID, micros(f.Since), micros(f.Until)}
+	// The rollups are read hour by hour (see sqlUsageHours): the first hour at or after since, then
+	// every hour before until.
+	const hour = int64(time.Hour / time.Microsecond)
+	first, until := hourOf(f.Since), micros(f.Until)
+	if first < micros(f.Since) {
+		first += hour
+	}
+	if first >= until {
+		return []keyplane.UsageBucket{}, nil
+	}
+	query, args := sqlKeyUsage, []any{first, until, f.Bucket.Microseconds(), workspaceID, keyID}
 	if keyID == "" {
-		query, args = sqlWorkspaceUsage, []any{f.Bucket.Microseconds(), workspaceID, micros(f.Since), micros(f.Until)}
+		query, args = sqlWorkspaceUsage, []any{first, until, f.Bucket.Microseconds(), workspaceID}
 	}
 	rows, err := q.query(ctx, query, args...)
 	if err != nil {

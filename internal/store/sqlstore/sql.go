@@ -189,7 +189,8 @@ const (
 	// sqlListRequestLogs is followed by the optional filters below, then sqlListRequestLogsEnd. A time
 	// bound is given twice: as an id bound (ids begin with their millisecond), which the indexes
 	// serve, and on ts, which is exact to the microsecond.
-	sqlListRequestLogs    = `SELECT ` + requestLogColumns + ` FROM request_logs WHERE workspace_id = ?`
+	sqlListRequestLogs    = `SELECT ` + requestLogColumns + ` FROM request_logs`
+	sqlLogWorkspace       = ` WHERE workspace_id = ?`
 	sqlLogKey             = ` AND key_id = ?`
 	sqlLogCode            = ` AND code = ?`
 	sqlLogSource          = ` AND source = ?`
@@ -199,25 +200,39 @@ const (
 	sqlListRequestLogsEnd = ` ORDER BY id DESC LIMIT ?`
 
 	// sqlAddUsage is followed by batchRows(sqlUsageRow, n), then sqlAddUsageEnd. A batch holds each
-	// (key, hour, code) once: PostgreSQL refuses to update one row twice in a statement.
-	sqlAddUsage    = `INSERT INTO key_usage (key_id, hour, code, workspace_id, requests) VALUES `
+	// row once: PostgreSQL refuses to update one row twice in a statement. The hour leads the primary
+	// key, so that the rows written are the current hour's, together at the end of the table.
+	sqlAddUsage    = `INSERT INTO key_usage (hour, workspace_id, key_id, code, requests) VALUES `
 	sqlUsageRow    = `(?, ?, ?, ?, ?)`
-	sqlAddUsageEnd = ` ON CONFLICT (key_id, hour, code) DO UPDATE SET requests = key_usage.requests + excluded.requests`
+	sqlAddUsageEnd = ` ON CONFLICT (hour, workspace_id, key_id, code) DO UPDATE SET requests = key_usage.requests + excluded.requests`
 
 	// sqlTouchKey moves a key's last use forward only: nodes and batches may write out of order.
 	sqlTouchKey = `UPDATE api_keys SET last_used_at = ? WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)`
 
-	// sqlKeyUsage sums hourly rollups into buckets of the first argument's width (microseconds; a
-	// multiple of an hour), aligned on the epoch. CAST: PostgreSQL's SUM of bigint is numeric.
-	sqlKeyUsage = `SELECT hour - (hour % ?) AS bucket, code, CAST(SUM(requests) AS BIGINT)
-		FROM key_usage
-		WHERE key_id = ? AND workspace_id = ? AND hour >= ? AND hour < ?
+	// sqlUsageHours lists the hours from the first argument (an hour's start, unix microseconds) to
+	// before the second. The rollups are read by a seek per hour to its (hour, workspace[, key]) part
+	// of the primary key, which then serves both reads without an index of its own: CROSS JOIN keeps
+	// the hours the outer loop on SQLite, and on PostgreSQL a nested loop over the primary key is what
+	// a few thousand hours cost least with.
+	sqlUsageHours = `WITH RECURSIVE h(hour) AS (
+			SELECT CAST(? AS BIGINT)
+			UNION ALL
+			SELECT hour + 3600000000 FROM h WHERE hour + 3600000000 < ?
+		)`
+	// sqlKeyUsage sums a key's hourly rollups into buckets of the third argument's width
+	// (microseconds; a multiple of an hour), aligned on the epoch. CAST: PostgreSQL's SUM of bigint is
+	// numeric.
+	sqlKeyUsage = sqlUsageHours + `
+		SELECT u.hour - (u.hour % ?) AS bucket, u.code, CAST(SUM(u.requests) AS BIGINT)
+		FROM h CROSS JOIN key_usage u
+		WHERE u.hour = h.hour AND u.workspace_id = ? AND u.key_id = ?
 		GROUP BY 1, 2
 		ORDER BY 1, 2`
 	// sqlWorkspaceUsage is sqlKeyUsage over every key of a workspace.
-	sqlWorkspaceUsage = `SELECT hour - (hour % ?) AS bucket, code, CAST(SUM(requests) AS BIGINT)
-		FROM key_usage
-		WHERE workspace_id = ? AND hour >= ? AND hour < ?
+	sqlWorkspaceUsage = sqlUsageHours + `
+		SELECT u.hour - (u.hour % ?) AS bucket, u.code, CAST(SUM(u.requests) AS BIGINT)
+		FROM h CROSS JOIN key_usage u
+		WHERE u.hour = h.hour AND u.workspace_id = ?
 		GROUP BY 1, 2
 		ORDER BY 1, 2`
 
@@ -228,8 +243,21 @@ const (
 	sqlPruneRequestLogs = `DELETE FROM request_logs WHERE (workspace_id, id) IN (
 		SELECT l.workspace_id, l.id FROM workspaces w JOIN request_logs l ON l.workspace_id = w.id
 		WHERE l.id < ? LIMIT ?)`
-	sqlPruneUsage = `DELETE FROM key_usage WHERE (key_id, hour, code) IN (
-		SELECT key_id, hour, code FROM key_usage WHERE hour < ? ORDER BY hour LIMIT ?)`
+	// sqlPruneRequestLogsApart is sqlPruneRequestLogs for a log in a database of its own, without the
+	// workspaces: they are found by skipping from one to the next in the log's primary key. (On
+	// PostgreSQL, which knows how many workspaces there are, the join above is planned as a range scan
+	// per workspace; this one, whose count it cannot guess, as a scan of the whole table.)
+	sqlPruneRequestLogsApart = `DELETE FROM request_logs WHERE (workspace_id, id) IN (
+		WITH RECURSIVE w(id) AS (
+			SELECT MIN(workspace_id) FROM request_logs
+			UNION ALL
+			SELECT (SELECT MIN(workspace_id) FROM request_logs WHERE workspace_id > w.id) FROM w WHERE w.id IS NOT NULL
+		)
+		SELECT l.workspace_id, l.id FROM w JOIN request_logs l ON l.workspace_id = w.id
+		WHERE w.id IS NOT NULL AND l.id < ? LIMIT ?)`
+	// The hour leads the rollups' primary key: the oldest rows are its first ones.
+	sqlPruneUsage = `DELETE FROM key_usage WHERE (hour, workspace_id, key_id, code) IN (
+		SELECT hour, workspace_id, key_id, code FROM key_usage WHERE hour < ? ORDER BY hour LIMIT ?)`
 )
 
 // keyStatusClause returns the filter that selects the keys whose Status(now) is s, and whether it

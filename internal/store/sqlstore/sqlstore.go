@@ -58,6 +58,10 @@ type Dialect struct {
 	// writer whose every commit waits for the disk (SQLite, synchronous FULL): N concurrent changes
 	// then cost one sync, not N. It assumes no LockChain and no retries.
 	GroupCommit bool
+	// LogKeyIndex, when set, follows the request log's table in the list of one key's entries: a hint
+	// that it be read by its key index. Without statistics, SQLite would rather scan the workspace's
+	// whole log by the primary key, newest first, to find the key's entries among every other's.
+	LogKeyIndex string
 	// IsUniqueViolation reports whether err is a unique or primary key constraint violation.
 	IsUniqueViolation func(error) bool
 	// IsRetryable reports whether a transaction that failed with err may succeed if run again
@@ -91,6 +95,10 @@ type DB struct {
 	jobs sync.Map
 	// group queues InTx's transactions when the dialect groups commits.
 	group groupCommit
+	// logs holds the request log and its usage rollups: db itself, or a store over a database of
+	// their own (SQLite's log file, see NewWithLog), so that the log's writes never take the write
+	// lock, or wait for the fsync, of keys, audit entries and events.
+	logs *DB
 }
 
 var _ store.Store = (*DB)(nil)
@@ -106,18 +114,38 @@ func New(d Dialect, write, read *sql.DB) *DB {
 	}
 	db := &DB{w: write, r: read, d: d, stmts: map[string]*sql.Stmt{}}
 	db.queries = queries{db: db, q: read}
+	db.logs = db
+	return db
+}
+
+// NewWithLog is New with the request log and the usage rollups in another database: logs, a store
+// over it (made by New, and owned from now on: Close closes it). Request log entries and rollups are
+// written and read there; last-used times stay with the keys.
+func NewWithLog(d Dialect, write, read *sql.DB, logs *DB) *DB {
+	db := New(d, write, read)
+	db.logs = logs
 	return db
 }
 
 // Migrate applies the embedded migrations of fsys (its *.sql files, goose-annotated) to db. Options
 // add, for example, a session locker so that concurrent nodes migrate one at a time.
 func Migrate(ctx context.Context, db *sql.DB, dialect goose.Dialect, fsys fs.FS, opts ...goose.ProviderOption) error {
+	return MigrateTo(ctx, db, dialect, fsys, 0, opts...)
+}
+
+// MigrateTo is Migrate up to version to only (0: every migration).
+func MigrateTo(ctx context.Context, db *sql.DB, dialect goose.Dialect, fsys fs.FS, to int64, opts ...goose.ProviderOption) error {
 	opts = append([]goose.ProviderOption{goose.WithDisableGlobalRegistry(true)}, opts...)
 	p, err := goose.NewProvider(dialect, db, fsys, opts...)
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
-	if _, err := p.Up(ctx); err != nil {
+	if to == 0 {
+		_, err = p.Up(ctx)
+	} else {
+		_, err = p.UpTo(ctx, to)
+	}
+	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
 	return nil
@@ -126,8 +154,13 @@ func Migrate(ctx context.Context, db *sql.DB, dialect goose.Dialect, fsys fs.FS,
 // Driver names the database: "sqlite" or "postgres".
 func (db *DB) Driver() string { return db.d.Name }
 
-// Ping checks that both handles answer.
+// Ping checks that every handle answers.
 func (db *DB) Ping(ctx context.Context) error {
+	if db.logs != db {
+		if err := db.logs.Ping(ctx); err != nil {
+			return fmt.Errorf("request log: %w", err)
+		}
+	}
 	if err := db.w.PingContext(ctx); err != nil {
 		return fmt.Errorf("ping: %w", err)
 	}
@@ -139,9 +172,12 @@ func (db *DB) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close closes the prepared statements and the database handles.
+// Close closes the prepared statements and the database handles, the log's included.
 func (db *DB) Close() error {
 	var errs []error
+	if db.logs != db {
+		errs = append(errs, db.logs.Close())
+	}
 	db.stmtMu.Lock()
 	for _, st := range db.stmts {
 		errs = append(errs, st.Close())
@@ -163,6 +199,10 @@ func (db *DB) Close() error {
 // SQLDB returns the handle transactions use, for tools and tests that need SQL the Store does not
 // offer. Statements written with ? must go through Rebind.
 func (db *DB) SQLDB() *sql.DB { return db.w }
+
+// LogSQLDB is SQLDB of the database that holds the request log and the usage rollups: SQLDB's own
+// unless the log has a database of its own.
+func (db *DB) LogSQLDB() *sql.DB { return db.logs.w }
 
 // Rebind returns query with its ? placeholders in the dialect's form.
 func (db *DB) Rebind(query string) string {

@@ -23,7 +23,9 @@ type Durability struct {
 	Hooks string
 }
 
-// DurabilityTables are the tables CheckDurability writes and expects seen to report.
+// DurabilityTables are the tables CheckDurability writes and expects seen to report. On SQLite,
+// request_logs and key_usage are in the request log's file, the others in the main one: seen must
+// watch both.
 var DurabilityTables = []string{"workspaces", "api_keys", "secrets", "audit_entries", "events", "request_logs",
 	"key_usage", "webhook_endpoints", "webhook_deliveries"}
 
@@ -82,7 +84,8 @@ func CheckDurability(t *testing.T, s store.Store, want Durability, seen func() m
 	check("a key's creation", want.Full, "workspaces", "api_keys", "secrets", "audit_entries", "events")
 
 	writeLogs(t, s, []keyplane.RequestLog{logEntry(k, now, keyplane.VerifyValid, keyplane.SourceVerify)}, map[string]time.Time{k.ID: now})
-	// The batch moves the key's last use too: that may be lost with it.
+	// The batch's counts and the key's last use may be lost with it (on SQLite the last use is in the
+	// main file, committed relaxed on its writer, which the revocation below must find restored).
 	check("a request log batch", want.Log, "request_logs", "key_usage", "api_keys")
 
 	// A revocation after the log's batch: whatever the batch relaxed must be back.
