@@ -13,8 +13,9 @@ import (
 // Listen calls forget with the digests of every key change any node commits (store.Publish, on
 // store.InvalidationChannel) until ctx ends. When its connection breaks it connects again, backing off
 // up to 5 s, and then calls resync: notifications sent while it was away are lost, so whatever the
-// node cached must go. ready, when not nil, is called each time it is listening.
-func (db *DB) Listen(ctx context.Context, log *slog.Logger, forget func(hashes ...[]byte), resync func(), ready func()) {
+// node cached must go. ready, when not nil, is called each time it is listening (after resync), and
+// lost, when not nil, each time it stops: from then until ready, changes may go unseen.
+func (db *DB) Listen(ctx context.Context, log *slog.Logger, forget func(hashes ...[]byte), resync, ready, lost func()) {
 	backoff := 100 * time.Millisecond
 	for first := true; ctx.Err() == nil; first = false {
 		err := db.listenOnce(ctx, forget, func() {
@@ -27,6 +28,9 @@ func (db *DB) Listen(ctx context.Context, log *slog.Logger, forget func(hashes .
 				ready()
 			}
 		})
+		if lost != nil {
+			lost()
+		}
 		if ctx.Err() != nil {
 			return
 		}
