@@ -3,8 +3,8 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
-	"fmt"
 	"encoding/hex"
+	"fmt"
 	"strings"
 	"time"
 
