@@ -139,13 +139,13 @@ func TestSIGTERM(t *testing.T) {
 
 // serveBinary starts the built binary's serve on dir, on a free loopback port, with an admin password
 // and its output under the leak check, and returns the process, once it prints its address, and its
-// stderr. The test ends it; cleanup kills it if the test did not.
-func serveBinary(t *testing.T, lc *leakChecker, bin, dir string) (*exec.Cmd, string, *syncBuffer) {
+// stderr. The test ends it; cleanup kills it if the test did not. env adds KEY=value settings.
+func serveBinary(t *testing.T, lc *leakChecker, bin, dir string, env ...string) (*exec.Cmd, string, *syncBuffer) {
 	t.Helper()
 	const password = "correct horse battery staple"
 	lc.secret("KEYPLANE_ADMIN_PASSWORD", password)
 	cmd := exec.Command(bin, "serve", "--data-dir", dir, "--addr", "127.0.0.1:0")
-	cmd.Env = append(os.Environ(), "KEYPLANE_ADMIN_PASSWORD="+password)
+	cmd.Env = append(append(os.Environ(), "KEYPLANE_ADMIN_PASSWORD="+password), env...)
 	stdout, _ := cmd.StdoutPipe()
 	stderr := &syncBuffer{}
 	cmd.Stderr = stderr
