@@ -164,3 +164,45 @@ func TestCreateThenVerifyStorm(t *testing.T) {
 	close(stop)
 	flood.Wait()
 }
+
+// BenchmarkFilter: Has of digests never added (the flood's case, which stops at the first clear
+// bit) and of digests added (every probe), and Add, with a million digests in the filter.
+func BenchmarkFilter(b *testing.B) {
+	f := verify.NewFilter(1<<20, 0.01)
+	for i := range 1_000_000 {
+		f.Add(digest(uint64(i)))
+	}
+	absent := make([][32]byte, 1<<16)
+	for i := range absent {
+		absent[i] = digest(uint64(1<<40 + i))
+	}
+	b.Run("Has/absent", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			f.Has(absent[i&(1<<16-1)])
+			i++
+		}
+	})
+	b.Run("Has/present", func(b *testing.B) {
+		present := make([][32]byte, 1<<16)
+		for i := range present {
+			present[i] = digest(uint64(i * 7))
+		}
+		b.ResetTimer()
+		i := 0
+		for b.Loop() {
+			if !f.Has(present[i&(1<<16-1)]) {
+				b.Fatal("false negative")
+			}
+			i++
+		}
+	})
+	b.Run("Add", func(b *testing.B) {
+		g := verify.NewFilter(1<<20, 0.01)
+		i := 0
+		for b.Loop() {
+			g.Add(absent[i&(1<<16-1)])
+			i++
+		}
+	})
+}
