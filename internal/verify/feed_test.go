@@ -45,8 +45,9 @@ func (f *fixture) verifyCode(t *testing.T, v string) keyplane.VerifyCode {
 }
 
 // TestFeedTrustedMeansNoTTL: while the feed is trusted, a cached key, known or unknown, is not read
-// again however old it is; once the feed is down, an entry read more than the TTL ago is read again
-// (a change made behind the verifier's back is then seen within the TTL), and one read since is not;
+// again however old it is; once the feed is down, an entry answers for the TTL from then and is read
+// again after (a change made behind the verifier's back is seen within the TTL of the break), and one
+// read since answers for the TTL from its read;
 // when the feed is back after a Purge, entries answer again without a TTL.
 func TestFeedTrustedMeansNoTTL(t *testing.T) {
 	for _, d := range storetest.Drivers() {
@@ -75,11 +76,18 @@ func TestFeedTrustedMeansNoTTL(t *testing.T) {
 				t.Fatalf("%d store reads a day later while the feed is trusted, want 0", n)
 			}
 
-			// The feed breaks, and a change is made that this verifier is not told of.
+			// The feed breaks, and a change is made that this verifier is not told of. What the
+			// feed confirmed until it broke answers for a TTL from then, and is read again after.
 			f.ver.FeedDown()
 			disableBehindTheBack(t, f.st.Store, f.ws, k.ID)
+			reads = f.st.lookups.Load()
+			clk.add(ttl - time.Second)
+			if c := f.verifyCode(t, v); c != keyplane.VerifyValid || f.st.lookups.Load() != reads {
+				t.Fatalf("feed down less than a TTL ago: %s after %d reads, want VALID without a read", c, f.st.lookups.Load()-reads)
+			}
+			clk.add(time.Second)
 			if c := f.verifyCode(t, v); c != keyplane.VerifyDisabled {
-				t.Fatalf("feed down, entry a day old: %s, want DISABLED (read again)", c)
+				t.Fatalf("feed down a TTL ago: %s, want DISABLED (read again)", c)
 			}
 			reads = f.st.lookups.Load()
 			clk.add(ttl / 2)

@@ -36,8 +36,8 @@ type Options struct {
 	// estimate of each entry's weight (entryWeight); 0: DefaultCacheMemory.
 	CacheMemory int64
 	// TTL bounds how long an entry answers without a storage read while the change feed is not
-	// trusted (see FeedUp): the safety net for changes made elsewhere whose notices were lost. While
-	// the feed is trusted, entries have no expiry. Changes made through this node's service are seen
+	// trusted (see FeedUp, FeedDown): the safety net for changes made elsewhere whose notices were
+	// lost. While the feed is trusted, entries have no expiry. Changes made through this node's service are seen
 	// at once, whatever the TTL.
 	TTL time.Duration
 	// Filter, when set, holds every stored key digest (see Filter): a miss whose digest it rules
@@ -103,8 +103,10 @@ type Verifier struct {
 	// filtered those the filter answered.
 	hits, misses, filtered atomic.Uint64
 	filter                 atomic.Pointer[Filter]
-	// trusted is set while the change feed is: then entries answer whatever their age.
+	// trusted is set while the change feed is: then entries answer whatever their age. downAt is
+	// when it last went down, on the Verifier's clock (unix ns; 0: never up).
 	trusted atomic.Bool
+	downAt  atomic.Int64
 
 	ttl, staleIfError time.Duration
 	// reads makes the reads of stale entries one per digest at a time, as the cache's loader does for
@@ -178,7 +180,19 @@ func (v *Verifier) newStamp() stamp {
 // fresh reports whether a cached entry answers without a read: always while the feed is trusted,
 // which costs an atomic load and no clock.
 func (v *Verifier) fresh(s stamp) bool {
-	return v.trusted.Load() || v.now().UnixNano() < s.fresh
+	return v.trusted.Load() || v.now().UnixNano() < v.lift(s).fresh
+}
+
+// lift is an entry's stamp once the feed is down: an entry was confirmed by the feed until it went
+// down, as if read then. So the TTL bounds staleness from the moment changes may have been missed,
+// and a node whose database fails along with the feed keeps answering for the TTL (and
+// StaleIfError) from then, as it did before entries lived past their TTL.
+func (v *Verifier) lift(s stamp) stamp {
+	if d := v.downAt.Load(); d != 0 {
+		s.fresh = max(s.fresh, d+int64(v.ttl))
+		s.stale = max(s.stale, d+int64(v.ttl+v.staleIfError))
+	}
+	return s
 }
 
 // FeedUp says that every change committed from now on reaches Forget (or Purge) within moments:
@@ -186,9 +200,15 @@ func (v *Verifier) fresh(s stamp) bool {
 // the replay of a journal) that covers what it may have missed.
 func (v *Verifier) FeedUp() { v.trusted.Store(true) }
 
-// FeedDown says that changes may be missed: from now on, entries read more than the TTL ago are
-// read again. It is the state a Verifier starts in.
-func (v *Verifier) FeedDown() { v.trusted.Store(false) }
+// FeedDown says that changes may be missed from now on: an entry answers until the TTL has passed
+// since it was read or since the feed went down, whichever is later, and is read again after that.
+// A Verifier starts down, with entries bound by the TTL from their reads.
+func (v *Verifier) FeedDown() {
+	if v.trusted.Load() {
+		v.downAt.Store(v.now().UnixNano())
+		v.trusted.Store(false)
+	}
+}
 
 // FeedTrusted reports whether entries answer without a TTL.
 func (v *Verifier) FeedTrusted() bool { return v.trusted.Load() }
@@ -246,6 +266,7 @@ func flightName(name string, gen uint64) string {
 func revalidate[K comparable, V any](ctx context.Context, v *Verifier, c *otter.Cache[K, V], k K, h [32]byte, root bool,
 	name string, old V, oldStamp stamp, load func(context.Context) (V, error), restamp func(V, stamp) V) (V, error) {
 	gen := v.generation(h, root)
+	oldStamp = v.lift(oldStamp)
 	e, err := read(ctx, v, c, k, h, root, name, load)
 	if err == nil {
 		return e, nil

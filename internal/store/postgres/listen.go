@@ -3,8 +3,10 @@ package postgres
 import (
 	"context"
 	"encoding/hex"
+	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/keyplane/keyplane/internal/store"
@@ -45,6 +47,14 @@ func (db *DB) Listen(ctx context.Context, log *slog.Logger, forget func(hashes .
 	}
 }
 
+// heartbeatEvery is how often a listening node notifies itself, and heartbeatLost how long it waits
+// for any notice before it takes its connection for broken: a silent break is noticed within about
+// 15 s, after which the cache TTL bounds staleness again.
+const (
+	heartbeatEvery = 5 * time.Second
+	heartbeatLost  = 3 * heartbeatEvery
+)
+
 func (db *DB) listenOnce(ctx context.Context, forget func(hashes ...[]byte), listening func()) error {
 	conn, err := db.pool.Acquire(ctx)
 	if err != nil {
@@ -60,10 +70,46 @@ func (db *DB) listenOnce(ctx context.Context, forget func(hashes ...[]byte), lis
 		return err
 	}
 	listening()
+	// The node trusts its cache for as long as it listens, so a connection that died without a word
+	// (half-open TCP, a firewall that drops idle flows) must not pass for a listening one: it sends
+	// itself an empty notice now and then, and takes the connection for broken when no notice at all
+	// has come for a while.
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var last atomic.Int64
+	last.Store(time.Now().UnixNano())
+	silent := atomic.Bool{}
+	go func() {
+		t := time.NewTicker(heartbeatEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-wctx.Done():
+				return
+			case <-t.C:
+			}
+			if time.Since(time.Unix(0, last.Load())) > heartbeatLost {
+				silent.Store(true)
+				cancel()
+				return
+			}
+			hctx, hcancel := context.WithTimeout(wctx, heartbeatEvery)
+			// An error is the watchdog's to judge: the notice does not come.
+			_, _ = db.pool.Exec(hctx, "SELECT pg_notify($1, '')", store.InvalidationChannel)
+			hcancel()
+		}
+	}()
 	for {
-		n, err := conn.Conn().WaitForNotification(ctx)
+		n, err := conn.Conn().WaitForNotification(wctx)
 		if err != nil {
+			if silent.Load() {
+				return fmt.Errorf("no notice, not even the node's own heartbeat, for %s: %w", heartbeatLost, err)
+			}
 			return err
+		}
+		last.Store(time.Now().UnixNano())
+		if n.Payload == "" {
+			continue // a heartbeat
 		}
 		var hashes [][]byte
 		for _, h := range strings.Split(n.Payload, ",") {
