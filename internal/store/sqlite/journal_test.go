@@ -90,20 +90,7 @@ func TestJournalSeesOtherHandlesCommits(t *testing.T) {
 // TestJournalGap: rows pruned before they were read are reported, and reading goes on after them.
 func TestJournalGap(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "keyplane.db")
-	writer, err := sqlite.Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer writer.Close()
-	j, err := sqlite.OpenJournal(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer j.Close()
-	if _, err := j.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
+	path, writer, j := openJournal(t)
 	publish(t, writer, false, h(1), h(2))
 	rawExec(t, path, "DELETE FROM changes WHERE seq = 1")
 	got, err := j.Poll(ctx)
@@ -138,29 +125,15 @@ func TestJournalPrunesOldRows(t *testing.T) {
 }
 
 // TestWatchAppliesAndReportsState: Watch polls at its interval, applies what other handles commit,
-// says Up once it reads, and Down when the file cannot be read. The bound of a second on how soon
-// another process's change is applied is DefaultWatchEvery plus one poll: checked here as a constant,
-// not timed.
+// and says Up once it has read. The bound of a second on how soon another process's change is
+// applied is DefaultWatchEvery plus one poll: checked here as a constant, not timed.
 func TestWatchAppliesAndReportsState(t *testing.T) {
 	if sqlite.DefaultWatchEvery > 250*time.Millisecond {
 		t.Fatalf("DefaultWatchEvery %v: another process's change must be applied within 1 s", sqlite.DefaultWatchEvery)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	path := filepath.Join(t.TempDir(), "keyplane.db")
-	writer, err := sqlite.Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer writer.Close()
-	j, err := sqlite.OpenJournal(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer j.Close()
-	if _, err := j.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
+	_, writer, j := openJournal(t)
 	var mu sync.Mutex
 	var applied [][]byte
 	up := make(chan struct{}, 10)
@@ -203,4 +176,25 @@ func rawExec(t *testing.T, path, query string) {
 	if _, err := rawDB(t, path).Exec(query); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// openJournal opens a store on a new file and a journal on it, started.
+func openJournal(t *testing.T) (string, *sqlstore.DB, *sqlite.Journal) {
+	t.Helper()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "keyplane.db")
+	writer, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { writer.Close() })
+	j, err := sqlite.OpenJournal(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { j.Close() })
+	if _, err := j.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return path, writer, j
 }
