@@ -6,8 +6,8 @@
 //
 // Entries carry no expiry while the node's change feed is trusted (PostgreSQL's LISTEN, SQLite's
 // change journal): every committed change reaches Forget, so an entry is right until it is forgotten
-// or evicted. While the feed is down, an entry read more than the TTL ago is read again, which bounds
-// how stale an answer can be.
+// or evicted. While the feed is down, an entry is read again once the TTL has passed since its read
+// or since the feed went down, whichever is later, which bounds how stale an answer can be.
 package verify
 
 import (
@@ -37,8 +37,8 @@ type Options struct {
 	CacheMemory int64
 	// TTL bounds how long an entry answers without a storage read while the change feed is not
 	// trusted (see FeedUp, FeedDown): the safety net for changes made elsewhere whose notices were
-	// lost. While the feed is trusted, entries have no expiry. Changes made through this node's service are seen
-	// at once, whatever the TTL.
+	// lost. While the feed is trusted, entries have no expiry. Changes made through this node's
+	// service are seen at once, whatever the TTL.
 	TTL time.Duration
 	// Filter, when set, holds every stored key digest (see Filter): a miss whose digest it rules
 	// out answers NOT_FOUND without a read and is not cached. Only where every new digest reaches
@@ -109,8 +109,7 @@ type Verifier struct {
 	downAt  atomic.Int64
 
 	ttl, staleIfError time.Duration
-	// reads makes the reads of stale entries one per digest at a time, as the cache's loader does for
-	// misses.
+	// reads makes the reads of missing and stale entries one per digest (and generation) at a time.
 	reads singleflight.Group
 	// gens move on at every Forget (the shard of each digest, by its first byte; rootGen for root
 	// keys, cached by value) and every Purge (all): a read that started before one must not leave
@@ -367,11 +366,10 @@ func (v *Verifier) readKey(ctx context.Context, h [32]byte) (entry, error) {
 // RootKey authenticates a root key value; nil means unknown or revoked.
 func (v *Verifier) RootKey(ctx context.Context, value string) (*keyplane.RootKey, error) {
 	e, ok := v.roots.GetIfPresent(value)
-	load := func(ctx context.Context) (rootEntry, error) { return v.readRoot(ctx, value) }
 	switch {
 	case ok && !v.fresh(e.stamp):
 		var err error
-		e, err = revalidate(ctx, v, v.roots, value, [32]byte{}, true, "root\x00"+value, e, e.stamp, load,
+		e, err = revalidate(ctx, v, v.roots, value, [32]byte{}, true, "root\x00"+value, e, e.stamp, v.rootLoader(value),
 			func(e rootEntry, s stamp) rootEntry { e.stamp = s; return e })
 		if err != nil {
 			return nil, err
@@ -381,7 +379,7 @@ func (v *Verifier) RootKey(ctx context.Context, value string) (*keyplane.RootKey
 		if err != nil || !kind.Root {
 			return nil, nil
 		}
-		if e, err = read(ctx, v, v.roots, value, [32]byte{}, true, "root\x00"+value, load); err != nil {
+		if e, err = read(ctx, v, v.roots, value, [32]byte{}, true, "root\x00"+value, v.rootLoader(value)); err != nil {
 			return nil, err
 		}
 	}
@@ -389,6 +387,11 @@ func (v *Verifier) RootKey(ctx context.Context, value string) (*keyplane.RootKey
 		return nil, nil
 	}
 	return e.key, nil
+}
+
+// rootLoader is readRoot of value, for read and revalidate: made on misses only, off the hot path.
+func (v *Verifier) rootLoader(value string) func(context.Context) (rootEntry, error) {
+	return func(ctx context.Context) (rootEntry, error) { return v.readRoot(ctx, value) }
 }
 
 // readRoot reads the root key of a value from the store.
