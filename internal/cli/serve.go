@@ -146,12 +146,19 @@ func (p *Program) serve(ctx context.Context, args []string) error {
 		return err
 	}
 	if journal != nil {
-		go journal.Watch(ctx, sqlite.WatchOptions{Log: e.log,
-			// Admitted before forgotten: once a digest's cached "unknown" is gone, the filter
-			// must let its next lookup through to the store.
-			Apply: func(h ...[]byte) { ver.Admit(h...); ver.Forget(h...) },
-			Up:    ver.FeedUp, Down: ver.FeedDown,
-			Gap: func() { ver.DropFilter(); ver.Purge() }})
+		// The watcher stops before the journal closes (defers run last first), however serve ends.
+		wctx, stop := context.WithCancel(ctx)
+		watched := make(chan struct{})
+		defer func() { stop(); <-watched }()
+		go func() {
+			defer close(watched)
+			journal.Watch(wctx, sqlite.WatchOptions{Log: e.log,
+				// Admitted before forgotten: once a digest's cached "unknown" is gone, the filter
+				// must let its next lookup through to the store.
+				Apply: func(h ...[]byte) { ver.Admit(h...); ver.Forget(h...) },
+				Up:    ver.FeedUp, Down: ver.FeedDown,
+				Gap: func() { ver.DropFilter(); ver.Purge() }})
+		}()
 	}
 	boot, err := e.svc.Bootstrap(ctx, cfg.AdminEmail, cfg.AdminPassword)
 	if err != nil {
