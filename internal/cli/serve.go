@@ -198,7 +198,10 @@ func (p *Program) serve(ctx context.Context, args []string) error {
 		// a key it read before, revoked by another node before it listened, would stay valid for the
 		// cache TTL.
 		listening, once := make(chan struct{}), sync.Once{}
-		go pg.Listen(ctx, e.log, ver.Forget, ver.Purge, func() { ver.FeedUp(); once.Do(func() { close(listening) }) }, ver.FeedDown)
+		// Trusted only once listening, and then with nothing in the cache read before: when LISTEN
+		// came up late (after listenWait), entries read meanwhile may have missed a change.
+		trust := func() { ver.Purge(); ver.FeedUp(); once.Do(func() { close(listening) }) }
+		go pg.Listen(ctx, e.log, ver.Forget, ver.Purge, trust, ver.FeedDown)
 		select {
 		case <-listening:
 		case <-ctx.Done():
