@@ -103,9 +103,11 @@ func (j *Journal) Poll(ctx context.Context) ([][]byte, error) {
 	}
 	var out [][]byte
 	var gap error
+	from := j.last
 	for {
 		n, err := j.read(ctx, &out, &gap)
 		if err != nil {
+			j.last = from // what was read is not returned: the next poll reads it again
 			return nil, err
 		}
 		if n < journalBatch {
