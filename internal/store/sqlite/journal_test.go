@@ -40,12 +40,7 @@ func h(b byte) []byte { return bytes.Repeat([]byte{b}, 32) }
 // with no commit since, a poll returns nothing; nothing published before Start is returned.
 func TestJournalSeesOtherHandlesCommits(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "keyplane.db")
-	writer, err := sqlite.Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer writer.Close()
+	path, writer := openFile(t)
 	publish(t, writer, false, h(1))
 	j, err := sqlite.OpenJournal(ctx, path)
 	if err != nil {
@@ -105,12 +100,7 @@ func TestJournalGap(t *testing.T) {
 // TestJournalPrunesOldRows: Publish removes rows older than an hour as it adds new ones.
 func TestJournalPrunesOldRows(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "keyplane.db")
-	writer, err := sqlite.Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer writer.Close()
+	path, writer := openFile(t)
 	publish(t, writer, false, h(1), h(2), h(3))
 	rawExec(t, path, "UPDATE changes SET at = at - 7200 WHERE seq <= 2")
 	publish(t, writer, false, h(4))
@@ -178,16 +168,23 @@ func rawExec(t *testing.T, path, query string) {
 	}
 }
 
-// openJournal opens a store on a new file and a journal on it, started.
-func openJournal(t *testing.T) (string, *sqlstore.DB, *sqlite.Journal) {
+// openFile opens a store on a new file.
+func openFile(t *testing.T) (string, *sqlstore.DB) {
 	t.Helper()
-	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "keyplane.db")
-	writer, err := sqlite.Open(ctx, path)
+	writer, err := sqlite.Open(context.Background(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { writer.Close() })
+	return path, writer
+}
+
+// openJournal opens a store on a new file and a journal on it, started.
+func openJournal(t *testing.T) (string, *sqlstore.DB, *sqlite.Journal) {
+	t.Helper()
+	ctx := context.Background()
+	path, writer := openFile(t)
 	j, err := sqlite.OpenJournal(ctx, path)
 	if err != nil {
 		t.Fatal(err)
