@@ -75,13 +75,7 @@ func TestCommands(t *testing.T) {
 // TestSIGTERM runs the real binary: a request in flight when SIGTERM arrives is answered, and the
 // process exits 0.
 func TestSIGTERM(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
-	bin := keyplaneBinary(t)
-	dir := t.TempDir()
-	lc := leaks(t)
-	lc.Store(dir, "")
+	bin, dir, lc := binaryOnEmptyDir(t)
 	rootOut, err := exec.Command(bin, "root-keys", "create", "--data-dir", dir, "--name", "v", "--scopes", "verify").Output()
 	if err != nil {
 		t.Fatal(err)
@@ -135,6 +129,20 @@ func TestSIGTERM(t *testing.T) {
 	if strings.Contains(stderr.String(), root) {
 		t.Fatal("the root key appears in the server's log")
 	}
+}
+
+// binaryOnEmptyDir builds the binary (skipping in -short) and returns it with an empty data dir,
+// under the leak check.
+func binaryOnEmptyDir(t *testing.T) (string, string, *leakChecker) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := keyplaneBinary(t)
+	dir := t.TempDir()
+	lc := leaks(t)
+	lc.Store(dir, "")
+	return bin, dir, lc
 }
 
 // serveBinary starts the built binary's serve on dir, on a free loopback port, with an admin password

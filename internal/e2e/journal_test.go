@@ -15,13 +15,7 @@ import (
 // and the server refuses it: the change journal brought the revocation, not a TTL. A root key made
 // by the CLI after the server started is accepted.
 func TestCLIRevocationReachesRunningBinary(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
-	bin := keyplaneBinary(t)
-	dir := t.TempDir()
-	lc := leaks(t)
-	lc.Store(dir, "")
+	bin, dir, lc := binaryOnEmptyDir(t)
 	cli := func(args ...string) string {
 		t.Helper()
 		out, err := exec.Command(bin, append(args, "--data-dir", dir)...).Output()
