@@ -206,3 +206,23 @@ func BenchmarkFilter(b *testing.B) {
 		}
 	})
 }
+
+// TestDropFilter: once the filter is dropped (the journal lost rows, so it may lack digests), every
+// miss reads the store again, and a key it never learned verifies.
+func TestDropFilter(t *testing.T) {
+	f, _ := feedSetup(t, "sqlite", verify.Options{Filter: verify.NewFilter(1024, 0.01)})
+	f.ver.FeedUp()
+	// A key stored behind the filter's back, as one whose journal row was lost would be.
+	_, v, err := service.New(service.Options{Store: f.st.Store, Catalog: f.svc.Catalog(), Box: nil, KeyPrefix: "kp"}).
+		CreateAPIKey(context.Background(), keyplane.System("test"), f.ws, service.CreateKeyInput{Name: "unseen", KeyType: keyplane.KeyTypeSecret, Permissions: []string{"orders:read"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := f.verifyCode(t, v); c != keyplane.VerifyNotFound {
+		t.Fatalf("a key the filter never learned, filter in use: %s (the test's premise)", c)
+	}
+	f.ver.DropFilter()
+	if c := f.verifyCode(t, v); c != keyplane.VerifyValid {
+		t.Fatalf("after DropFilter: %s, want VALID", c)
+	}
+}
