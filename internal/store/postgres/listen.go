@@ -76,11 +76,15 @@ func (db *DB) listenOnce(ctx context.Context, forget func(hashes ...[]byte), lis
 	// has come for a while.
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	every, lost := heartbeatEvery, heartbeatLost
+	if db.heartbeat > 0 {
+		every, lost = db.heartbeat, db.silence
+	}
 	var last atomic.Int64
 	last.Store(time.Now().UnixNano())
 	silent := atomic.Bool{}
 	go func() {
-		t := time.NewTicker(heartbeatEvery)
+		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
 			select {
@@ -88,12 +92,12 @@ func (db *DB) listenOnce(ctx context.Context, forget func(hashes ...[]byte), lis
 				return
 			case <-t.C:
 			}
-			if time.Since(time.Unix(0, last.Load())) > heartbeatLost {
+			if time.Since(time.Unix(0, last.Load())) > lost {
 				silent.Store(true)
 				cancel()
 				return
 			}
-			hctx, hcancel := context.WithTimeout(wctx, heartbeatEvery)
+			hctx, hcancel := context.WithTimeout(wctx, every)
 			// An error is the watchdog's to judge: the notice does not come.
 			_, _ = db.pool.Exec(hctx, "SELECT pg_notify($1, '')", store.InvalidationChannel)
 			hcancel()
@@ -103,7 +107,7 @@ func (db *DB) listenOnce(ctx context.Context, forget func(hashes ...[]byte), lis
 		n, err := conn.Conn().WaitForNotification(wctx)
 		if err != nil {
 			if silent.Load() {
-				return fmt.Errorf("no notice, not even the node's own heartbeat, for %s: %w", heartbeatLost, err)
+				return fmt.Errorf("no notice, not even the node's own heartbeat, for %s: %w", lost, err)
 			}
 			return err
 		}
