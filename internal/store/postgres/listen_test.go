@@ -101,6 +101,9 @@ func TestListenNoticesSilentBreak(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
+	// Before the pool closes (defers run last first), even when the test fails: a connection the
+	// freeze left mid-query is not waited for.
+	defer f.close()
 	postgres.SetHeartbeat(db, 20*time.Millisecond, 200*time.Millisecond)
 	ready, lost := make(chan struct{}, 10), make(chan struct{}, 10)
 	done := make(chan struct{})
@@ -133,6 +136,5 @@ func TestListenNoticesSilentBreak(t *testing.T) {
 	wait("listening again", ready)
 	cancel()
 	<-done
-	f.close() // before the pool closes: a connection the freeze left mid-query is not waited for
 
 }
