@@ -172,12 +172,15 @@ func openStore(ctx context.Context, cfg *config.Config) (store.Store, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
-	s, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "keyplane.db"))
+	s, err := sqlite.Open(ctx, sqlitePath(cfg))
 	if err != nil {
 		return nil, fmt.Errorf("open SQLite: %w", err)
 	}
 	return s, nil
 }
+
+// sqlitePath is the SQLite database file of a configuration without a database URL.
+func sqlitePath(cfg *config.Config) string { return filepath.Join(cfg.DataDir, "keyplane.db") }
 
 // env is a command's opened surroundings: store, catalog, master key and service.
 type env struct {
@@ -194,6 +197,7 @@ type env struct {
 type openOptions struct {
 	Log      *slog.Logger // nil: one from the configuration
 	Forget   func(...[]byte)
+	Admit    func(...[]byte)
 	Webhooks service.WebhookOptions
 	SignIn   service.SignInLimits
 }
@@ -233,7 +237,7 @@ func (p *Program) open(ctx context.Context, cfg *config.Config, o openOptions) (
 	}
 	hooks.Policy = webhook.URLPolicy{AllowHTTP: cfg.WebhookAllowHTTP, AllowPrivate: cfg.WebhookAllowPrivate}
 	hooks.Schedule = cfg.WebhookRetrySchedule
-	svc := service.New(service.Options{Store: st, Catalog: cat, Box: box, KeyPrefix: cfg.KeyPrefix, Forget: o.Forget, Logger: log,
+	svc := service.New(service.Options{Store: st, Catalog: cat, Box: box, KeyPrefix: cfg.KeyPrefix, Forget: o.Forget, Admit: o.Admit, Logger: log,
 		LogRetention: cfg.LogRetention, UsageRetention: cfg.UsageRetention, Webhooks: hooks, SignIn: o.SignIn})
 	return &env{cfg: cfg, store: st, svc: svc, log: log, box: box, createdMasterKey: created}, nil
 }

@@ -24,6 +24,8 @@ import (
 	"github.com/keyplane/keyplane/internal/reqlog"
 	"github.com/keyplane/keyplane/internal/service"
 	"github.com/keyplane/keyplane/internal/store/postgres"
+	"github.com/keyplane/keyplane/internal/store/sqlite"
+	"github.com/keyplane/keyplane/internal/store/sqlstore"
 	"github.com/keyplane/keyplane/internal/throttle"
 	"github.com/keyplane/keyplane/internal/verify"
 )
@@ -34,7 +36,15 @@ func handler(e *env, m *metrics.Metrics, ver *verify.Verifier, limiter ratelimit
 	m.CounterFunc("keyplane_verify_cache_hits_total", "Key lookups answered from the verification cache.", func() float64 { h, _, _ := ver.CacheStats(); return float64(h) })
 	m.CounterFunc("keyplane_verify_cache_misses_total", "Key lookups that read the store.", func() float64 { _, mi, _ := ver.CacheStats(); return float64(mi) })
 	m.CounterFunc("keyplane_verify_stale_answers_total", "Key lookups answered from entries past the cache TTL because the store could not be read (--cache-stale-if-error).", func() float64 { return float64(ver.StaleServed()) })
+	m.CounterFunc("keyplane_verify_filtered_total", "Key lookups answered NOT_FOUND by the membership filter, without a read (SQLite).", func() float64 { return float64(ver.Filtered()) })
 	m.GaugeFunc("keyplane_verify_cache_entries", "Key digests held by the verification cache, known and unknown.", func() float64 { _, _, n := ver.CacheStats(); return float64(n) })
+	m.GaugeFunc("keyplane_verify_cache_bytes", "Estimated bytes held by the verification cache (bounded by --cache-memory).", func() float64 { return float64(ver.CacheWeight()) })
+	m.GaugeFunc("keyplane_verify_feed_trusted", "1 while the change feed (LISTEN, or SQLite's change journal) is trusted and cached keys need no TTL.", func() float64 {
+		if ver.FeedTrusted() {
+			return 1
+		}
+		return 0
+	})
 	m.CounterFunc("keyplane_request_log_dropped_total", "Request log entries dropped because the buffer was full.", func() float64 { return float64(rl.Dropped()) })
 	m.CounterFunc("keyplane_request_log_failed_total", "Request log entries lost to a failed batch write.", func() float64 { return float64(rl.Failed()) })
 	m.GaugeFunc("keyplane_request_log_waiting_entries", "Request log entries logged and not yet written.", func() float64 { return float64(rl.Waiting()) })
@@ -66,6 +76,13 @@ func handler(e *env, m *metrics.Metrics, ver *verify.Verifier, limiter ratelimit
 		}
 	}), nil
 }
+
+// filterCapacity and filterRate size the membership filter's first stage: 2 MiB for the first
+// million digests at a false-positive rate well under 1 %; past that, it grows by stages.
+const (
+	filterCapacity = 1 << 20
+	filterRate     = 0.01
+)
 
 // shutdownGrace bounds how long serve waits for requests in flight after SIGTERM.
 const shutdownGrace = 30 * time.Second
@@ -105,17 +122,51 @@ func (p *Program) serve(ctx context.Context, args []string) error {
 			return throttle.NewRedis(rl.Client(), name, max, window, 100_000, log)
 		})
 	}
-	e, err := p.open(ctx, cfg, openOptions{Log: log, Forget: func(h ...[]byte) { ver.Forget(h...) }, SignIn: signIn,
+	e, err := p.open(ctx, cfg, openOptions{Log: log, Forget: func(h ...[]byte) { ver.Forget(h...) }, Admit: func(h ...[]byte) { ver.Admit(h...) }, SignIn: signIn,
 		Webhooks: service.WebhookOptions{Kick: func() { runner.Kick() }, Delivered: m.Delivery, Lease: cfg.WebhookLease}})
 	if err != nil {
 		return err
 	}
 	runner = delivery.New(e.svc, delivery.Options{Logger: e.log})
 	defer e.store.Close()
-	ver, err = verify.New(e.store, verify.Options{KeyPrefix: cfg.KeyPrefix, CacheSize: cfg.CacheSize, TTL: cfg.CacheTTL,
-		StaleIfError: cfg.CacheStaleIfError, Limiter: limiter, Box: e.box, Replay: seen})
+	// On SQLite, this process is the only one serving the file, and other processes' changes (the
+	// CLI's) reach it through the change journal: it keeps a filter of every stored digest. The
+	// journal's end is noted before the filter reads the digests, so that a key made in between is
+	// in the journal's later rows.
+	var journal *sqlite.Journal
+	var filter *verify.Filter
+	if db, ok := e.store.(*sqlstore.DB); ok && e.store.Driver() == "sqlite" {
+		if journal, err = sqlite.OpenJournal(ctx, sqlitePath(cfg)); err != nil {
+			return err
+		}
+		defer journal.Close()
+		if _, err := journal.Start(ctx); err != nil {
+			return err
+		}
+		filter = verify.NewFilter(filterCapacity, filterRate)
+		if err := db.EachSecretHash(ctx, func(h []byte) { filter.Add([32]byte(h)) }); err != nil {
+			return err
+		}
+	}
+	ver, err = verify.New(e.store, verify.Options{KeyPrefix: cfg.KeyPrefix, CacheMemory: cfg.CacheMemory, TTL: cfg.CacheTTL,
+		StaleIfError: cfg.CacheStaleIfError, Limiter: limiter, Box: e.box, Replay: seen, Filter: filter})
 	if err != nil {
 		return err
+	}
+	if journal != nil {
+		// The watcher stops before the journal closes (defers run last first), however serve ends.
+		wctx, stop := context.WithCancel(ctx)
+		watched := make(chan struct{})
+		defer func() { stop(); <-watched }()
+		go func() {
+			defer close(watched)
+			journal.Watch(wctx, sqlite.WatchOptions{Log: e.log,
+				// Admitted before forgotten: once a digest's cached "unknown" is gone, the filter
+				// must let its next lookup through to the store.
+				Apply: func(h ...[]byte) { ver.Admit(h...); ver.Forget(h...) },
+				Up:    ver.FeedUp, Down: ver.FeedDown,
+				Gap: func() { ver.DropFilter(); ver.Purge() }})
+		}()
 	}
 	boot, err := e.svc.Bootstrap(ctx, cfg.AdminEmail, cfg.AdminPassword)
 	if err != nil {
@@ -164,7 +215,10 @@ func (p *Program) serve(ctx context.Context, args []string) error {
 		// a key it read before, revoked by another node before it listened, would stay valid for the
 		// cache TTL.
 		listening, once := make(chan struct{}), sync.Once{}
-		go pg.Listen(ctx, e.log, ver.Forget, ver.Purge, func() { once.Do(func() { close(listening) }) })
+		// Trusted only once listening, and then with nothing in the cache read before: when LISTEN
+		// came up late (after listenWait), entries read meanwhile may have missed a change.
+		trust := func() { ver.Purge(); ver.FeedUp(); once.Do(func() { close(listening) }) }
+		go pg.Listen(ctx, e.log, ver.Forget, ver.Purge, trust, ver.FeedDown)
 		select {
 		case <-listening:
 		case <-ctx.Done():

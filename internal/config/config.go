@@ -41,7 +41,8 @@ type Config struct {
 	LogFormat            string
 	CacheTTL             time.Duration
 	CacheStaleIfError    time.Duration
-	CacheSize            int
+	// CacheMemory bounds the verification cache, in bytes (--cache-memory, in MiB).
+	CacheMemory int64
 	// LogRetention is how long request log entries are kept; UsageRetention, their hourly rollups.
 	LogRetention   time.Duration
 	UsageRetention time.Duration
@@ -81,9 +82,11 @@ const (
 	DefaultLogFlush       = "1s"
 	DefaultUsageFlush     = "5s"
 	DefaultLogBufferSize  = "10000"
-	DefaultWebhookLease   = "2m"
-	DefaultMgmtRateLimit  = "1000/10s"
-	DefaultMgmtIPLimit    = "2000/10s"
+	// DefaultCacheMemory is the verification cache's bound, in bytes (see verify.DefaultCacheMemory).
+	DefaultCacheMemory   = 128 << 20
+	DefaultWebhookLease  = "2m"
+	DefaultMgmtRateLimit = "1000/10s"
+	DefaultMgmtIPLimit   = "2000/10s"
 )
 
 // FlagSet declares the flags shared by every command (where the data is) and, with serve, those of
@@ -92,6 +95,7 @@ type FlagSet struct {
 	*flag.FlagSet
 	cfg                                               Config
 	retry, proxies, cacheTTL, cacheSize, staleIfError string
+	cacheMemory                                       string
 	allowPrivate, allowHTTP                           string
 	logRetention, usageRetention                      string
 	logFlush, logBuffer, usageFlush                   string
@@ -123,7 +127,8 @@ func NewFlagSet(name string, serve bool, getenv func(string) string, out io.Writ
 	c.LogFormat = env("KEYPLANE_LOG_FORMAT", "text")
 	fs.cacheTTL = env("KEYPLANE_CACHE_TTL", "60s")
 	fs.staleIfError = env("KEYPLANE_CACHE_STALE_IF_ERROR", "0s")
-	fs.cacheSize = env("KEYPLANE_CACHE_SIZE", "100000")
+	fs.cacheSize = env("KEYPLANE_CACHE_SIZE", "")
+	fs.cacheMemory = env("KEYPLANE_CACHE_MEMORY", "")
 	fs.retry = env("KEYPLANE_WEBHOOK_RETRY_SCHEDULE", DefaultRetrySchedule)
 	fs.proxies = env("KEYPLANE_TRUSTED_PROXIES", DefaultTrustedProxies)
 	fs.allowPrivate = env("KEYPLANE_WEBHOOK_ALLOW_PRIVATE", "false")
@@ -146,7 +151,8 @@ func NewFlagSet(name string, serve bool, getenv func(string) string, out io.Writ
 		fs.StringVar(&c.MetricsToken, "metrics-token", env("KEYPLANE_METRICS_TOKEN", ""), "bearer token required by /metrics; empty: open (env KEYPLANE_METRICS_TOKEN)")
 		fs.StringVar(&fs.cacheTTL, "cache-ttl", fs.cacheTTL, "longest time a cached key is trusted without a read (env KEYPLANE_CACHE_TTL)")
 		fs.StringVar(&fs.staleIfError, "cache-stale-if-error", fs.staleIfError, "how long past its TTL a cached key still verifies while the database cannot be read; 0s: not at all (env KEYPLANE_CACHE_STALE_IF_ERROR)")
-		fs.StringVar(&fs.cacheSize, "cache-size", fs.cacheSize, "number of key digests cached (env KEYPLANE_CACHE_SIZE)")
+		fs.StringVar(&fs.cacheMemory, "cache-memory", fs.cacheMemory, "MiB of memory the verification cache holds, about 1 KiB a key; default 128 (env KEYPLANE_CACHE_MEMORY)")
+		fs.StringVar(&fs.cacheSize, "cache-size", fs.cacheSize, "deprecated: use --cache-memory; N keys means N KiB (env KEYPLANE_CACHE_SIZE)")
 		fs.StringVar(&fs.logRetention, "log-retention", fs.logRetention, "how long request log entries are kept, e.g. 720h (env KEYPLANE_LOG_RETENTION)")
 		fs.StringVar(&fs.usageRetention, "usage-retention", fs.usageRetention, "how long hourly usage counts are kept, e.g. 9600h (env KEYPLANE_USAGE_RETENTION)")
 		fs.StringVar(&fs.mgmtLimit, "management-rate-limit", fs.mgmtLimit, "management calls allowed per credential, as N/duration (env KEYPLANE_MANAGEMENT_RATE_LIMIT)")
@@ -188,8 +194,24 @@ func (fs *FlagSet) Finish() (*Config, error) {
 	if c.CacheStaleIfError, err = time.ParseDuration(fs.staleIfError); err != nil || c.CacheStaleIfError < 0 || c.CacheStaleIfError > 24*time.Hour {
 		bad("--cache-stale-if-error: want a duration from 0s to 24h")
 	}
-	if c.CacheSize, err = strconv.Atoi(fs.cacheSize); err != nil || c.CacheSize < 100 {
-		bad("--cache-size: want a whole number of at least 100")
+	// The cache is bounded by bytes since entries weigh from about 120 bytes (an unknown digest) to
+	// kilobytes (a key with long lists); --cache-size, its count bound before, still works, at the
+	// 1 KiB a typical key weighs, unless --cache-memory is given too.
+	switch {
+	case fs.cacheMemory != "":
+		mib, err := strconv.Atoi(fs.cacheMemory)
+		if err != nil || mib < 1 || mib > 1<<20 {
+			bad("--cache-memory: want a whole number of MiB from 1 to 1048576")
+		}
+		c.CacheMemory = int64(mib) << 20
+	case fs.cacheSize != "":
+		n, err := strconv.Atoi(fs.cacheSize)
+		if err != nil || n < 100 || n > 1<<30 {
+			bad("--cache-size: want a whole number of at least 100")
+		}
+		c.CacheMemory = int64(n) << 10
+	default:
+		c.CacheMemory = DefaultCacheMemory
 	}
 	if c.LogRetention, err = time.ParseDuration(fs.logRetention); err != nil || c.LogRetention < time.Hour {
 		bad("--log-retention: want a duration of at least 1h, such as 720h")

@@ -144,3 +144,33 @@ func TestCatalogFile(t *testing.T) {
 		t.Error("a missing file was accepted")
 	}
 }
+
+// TestCacheMemory: --cache-memory is in MiB, 128 by default; the deprecated --cache-size N still
+// works as N KiB unless --cache-memory is given too.
+func TestCacheMemory(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		args []string
+		want int64
+	}{
+		{"default", nil, nil, 128 << 20},
+		{"flag", nil, []string{"--cache-memory", "64"}, 64 << 20},
+		{"environment", map[string]string{"KEYPLANE_CACHE_MEMORY": "32"}, nil, 32 << 20},
+		{"deprecated count", nil, []string{"--cache-size", "100000"}, 100000 << 10},
+		{"memory wins over count", nil, []string{"--cache-size", "100000", "--cache-memory", "16"}, 16 << 20},
+	} {
+		c, err := parse(t, tc.env, tc.args...)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if c.CacheMemory != tc.want {
+			t.Errorf("%s: %d bytes, want %d", tc.name, c.CacheMemory, tc.want)
+		}
+	}
+	for _, bad := range [][]string{{"--cache-memory", "0"}, {"--cache-memory", "lots"}, {"--cache-size", "10"}} {
+		if _, err := parse(t, nil, bad...); err == nil {
+			t.Errorf("%v: accepted", bad)
+		}
+	}
+}

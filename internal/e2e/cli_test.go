@@ -75,13 +75,7 @@ func TestCommands(t *testing.T) {
 // TestSIGTERM runs the real binary: a request in flight when SIGTERM arrives is answered, and the
 // process exits 0.
 func TestSIGTERM(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
-	bin := keyplaneBinary(t)
-	dir := t.TempDir()
-	lc := leaks(t)
-	lc.Store(dir, "")
+	bin, dir, lc := binaryOnEmptyDir(t)
 	rootOut, err := exec.Command(bin, "root-keys", "create", "--data-dir", dir, "--name", "v", "--scopes", "verify").Output()
 	if err != nil {
 		t.Fatal(err)
@@ -137,15 +131,29 @@ func TestSIGTERM(t *testing.T) {
 	}
 }
 
+// binaryOnEmptyDir builds the binary (skipping in -short) and returns it with an empty data dir,
+// under the leak check.
+func binaryOnEmptyDir(t *testing.T) (string, string, *leakChecker) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := keyplaneBinary(t)
+	dir := t.TempDir()
+	lc := leaks(t)
+	lc.Store(dir, "")
+	return bin, dir, lc
+}
+
 // serveBinary starts the built binary's serve on dir, on a free loopback port, with an admin password
 // and its output under the leak check, and returns the process, once it prints its address, and its
-// stderr. The test ends it; cleanup kills it if the test did not.
-func serveBinary(t *testing.T, lc *leakChecker, bin, dir string) (*exec.Cmd, string, *syncBuffer) {
+// stderr. The test ends it; cleanup kills it if the test did not. env adds KEY=value settings.
+func serveBinary(t *testing.T, lc *leakChecker, bin, dir string, env ...string) (*exec.Cmd, string, *syncBuffer) {
 	t.Helper()
 	const password = "correct horse battery staple"
 	lc.secret("KEYPLANE_ADMIN_PASSWORD", password)
 	cmd := exec.Command(bin, "serve", "--data-dir", dir, "--addr", "127.0.0.1:0")
-	cmd.Env = append(os.Environ(), "KEYPLANE_ADMIN_PASSWORD="+password)
+	cmd.Env = append(append(os.Environ(), "KEYPLANE_ADMIN_PASSWORD="+password), env...)
 	stdout, _ := cmd.StdoutPipe()
 	stderr := &syncBuffer{}
 	cmd.Stderr = stderr

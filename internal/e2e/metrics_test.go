@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/keyplane/keyplane/internal/keyformat"
 )
 
 func scrape(t *testing.T, n *node, token string) (int, string) {
@@ -30,17 +32,24 @@ func TestMetrics(t *testing.T) {
 		n.code(k["keyValue"].(string))
 	}
 	n.code("kp_sk_live_" + strings.Repeat("A", 38))
+	// A well-formed key never issued: the membership filter answers it, without a read.
+	if c := n.code(keyformat.Generate("kp", "sk", "live")); c != "NOT_FOUND" {
+		t.Fatalf("a key never issued: %s", c)
+	}
 	status, body := scrape(t, n, "")
 	if status != 200 {
 		t.Fatalf("/metrics: %d", status)
 	}
 	for _, want := range []string{
 		`keyplane_verifications_total{code="VALID",source="verify"} 3`,
-		`keyplane_verifications_total{code="NOT_FOUND",source="verify"} 1`,
-		`keyplane_verification_duration_seconds_count{source="verify"} 4`,
+		`keyplane_verifications_total{code="NOT_FOUND",source="verify"} 2`,
+		`keyplane_verification_duration_seconds_count{source="verify"} 5`,
 		`keyplane_http_requests_total{method="POST",route="POST /v1/api-keys",status="201"} 1`,
 		`keyplane_verify_cache_misses_total 1`,
 		`keyplane_verify_cache_hits_total 2`,
+		`keyplane_verify_filtered_total 1`,
+		`keyplane_verify_cache_bytes`,
+		`keyplane_verify_feed_trusted`,
 		`keyplane_request_log_dropped_total 0`,
 		`keyplane_request_log_waiting_entries `,
 		`keyplane_usage_uncounted_requests `,

@@ -381,6 +381,7 @@ func (s *Service) CreateAPIKey(ctx context.Context, c *keyplane.Caller, wsID str
 		if k.Recoverable {
 			sec.Ciphertext = s.box.Seal([]byte(value), keyAD(wsID, k.ID))
 		}
+		s.admit(h[:]) // before the value can reach anyone: a filter must never refuse it
 		if err := tx.InsertSecret(ctx, sec); err != nil {
 			return nil, err
 		}
@@ -609,6 +610,7 @@ func (s *Service) RotateAPIKey(ctx context.Context, c *keyplane.Caller, wsID, ke
 		if k.Recoverable {
 			sec.Ciphertext = s.box.Seal([]byte(value), keyAD(wsID, k.ID))
 		}
+		s.admit(h[:]) // before the value can reach anyone: a filter must never refuse it
 		if err := tx.InsertSecret(ctx, sec); err != nil {
 			return nil, err
 		}

@@ -27,6 +27,10 @@ type Options struct {
 	// Forget is called after every committed change to a key with all the key's digests, so that
 	// verification caches drop what they hold. Nil: nothing to tell.
 	Forget func(hashes ...[]byte)
+	// Admit is called with a new key value's digest before the change that stores it commits, so
+	// that a membership filter of stored digests holds it before anyone can be given the value. Nil:
+	// nothing to tell.
+	Admit  func(hashes ...[]byte)
 	Now    func() time.Time
 	Logger *slog.Logger
 	// SignIn throttles; nil fields get defaults.
@@ -46,6 +50,7 @@ type Service struct {
 	box     *masterkey.Box
 	prefix  string
 	forget  func(hashes ...[]byte)
+	admit   func(hashes ...[]byte)
 	now     func() time.Time
 	log     *slog.Logger
 	limits  SignInLimits
@@ -64,6 +69,9 @@ func New(o Options) *Service {
 	if o.Forget == nil {
 		o.Forget = func(...[]byte) {}
 	}
+	if o.Admit == nil {
+		o.Admit = func(...[]byte) {}
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -75,7 +83,7 @@ func New(o Options) *Service {
 		o.UsageRetention = DefaultUsageRetention
 	}
 	o.Webhooks.fill()
-	return &Service{hooks: o.Webhooks, store: o.Store, catalog: o.Catalog, box: o.Box, prefix: o.KeyPrefix, forget: o.Forget, now: o.Now, log: o.Logger, limits: o.SignIn,
+	return &Service{hooks: o.Webhooks, store: o.Store, catalog: o.Catalog, box: o.Box, prefix: o.KeyPrefix, forget: o.Forget, admit: o.Admit, now: o.Now, log: o.Logger, limits: o.SignIn,
 		checkPassword: o.SignIn.Passwords.Check,
 		logKeep:       o.LogRetention, useKeep: o.UsageRetention}
 }

@@ -300,7 +300,9 @@ func (s *Service) CreateRootKey(ctx context.Context, c *keyplane.Caller, name st
 			return nil, err
 		}
 		return &outcome{audit: &keyplane.AuditRecord{Action: "root_key.created", Target: keyplane.Target{Type: "root_key", ID: rk.ID},
-			Changes: map[string]keyplane.Change{"name": {To: rk.Name}, "scopes": {To: rk.Scopes}}}}, nil
+			Changes: map[string]keyplane.Change{"name": {To: rk.Name}, "scopes": {To: rk.Scopes}}},
+			// a cached "unknown" for this value, however unlikely, must go, on every node
+			forget: [][]byte{rk.Hash}}, nil
 	})
 	if err != nil {
 		return nil, "", err
@@ -317,8 +319,8 @@ func (s *Service) ListRootKeys(ctx context.Context, c *keyplane.Caller) ([]keypl
 }
 
 // RevokeRootKey ends a root key for good. Every node refuses it once the change is published: at
-// once on this node and, on PostgreSQL, on the others too; a node on SQLite that did not make the
-// change (a serve process beside this CLI) refuses it within its cache TTL.
+// once on this node and, within a second, on the others: PostgreSQL's nodes by NOTIFY, a SQLite
+// serve process beside this CLI by the change journal.
 func (s *Service) RevokeRootKey(ctx context.Context, c *keyplane.Caller, keyID string) (*keyplane.RootKey, error) {
 	if err := c.RequireOperator(); err != nil {
 		return nil, err

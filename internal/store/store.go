@@ -202,8 +202,10 @@ type Tx interface {
 	DeleteExpiredSessions(ctx context.Context, now time.Time) (int64, error)
 
 	// Publish tells every node listening (PostgreSQL's LISTEN, see InvalidationChannel) to forget
-	// these key digests, when and only if the transaction commits. A no-op where one node is all
-	// there is (SQLite).
+	// these key digests, when and only if the transaction commits. On SQLite it appends them to the
+	// change journal in the same transaction, which a serve process beside the CLI reads (see
+	// sqlite.Journal). Every change that matters to verification publishes the digests it touches:
+	// a new digest too, so that cached "unknown" answers go and membership filters learn it.
 	Publish(ctx context.Context, hashes [][]byte) error
 
 	InsertAudit(ctx context.Context, e *keyplane.AuditEntry) error

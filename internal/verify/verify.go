@@ -1,11 +1,18 @@
 // Package verify answers whether a key is good: the hot path. A value is parsed and its checksum
-// checked before anything else, then looked up by its SHA-256 digest in a bounded in-memory cache that
-// also remembers unknown digests (negative caching), so that a flood of made-up keys costs one storage
-// read per distinct key per TTL. Concurrent misses of one digest share one storage read.
+// checked before anything else, then looked up by its SHA-256 digest in an in-memory cache bounded by
+// bytes, which also remembers unknown digests (negative caching). Where one process owns the writes
+// (SQLite), a membership filter answers most made-up keys before the cache, with no read at all.
+// Concurrent misses of one digest share one storage read.
+//
+// Entries carry no expiry while the node's change feed is trusted (PostgreSQL's LISTEN, SQLite's
+// change journal): every committed change reaches Forget, so an entry is right until it is forgotten
+// or evicted. While the feed is down, an entry is read again once the TTL has passed since its read
+// or since the feed went down, whichever is later, which bounds how stale an answer can be.
 package verify
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync/atomic"
@@ -25,12 +32,18 @@ import (
 // Options configure a Verifier.
 type Options struct {
 	KeyPrefix string
-	// CacheSize bounds the number of cached digests, known and unknown together.
-	CacheSize int
-	// TTL bounds how long an entry is trusted without a storage read: the safety net for changes made
-	// by other nodes whose notifications were lost. Changes made through this node's service are seen
-	// at once, whatever the TTL.
+	// CacheMemory bounds the bytes the key cache holds, known and unknown digests together, by an
+	// estimate of each entry's weight (entryWeight); 0: DefaultCacheMemory.
+	CacheMemory int64
+	// TTL bounds how long an entry answers without a storage read while the change feed is not
+	// trusted (see FeedUp, FeedDown): the safety net for changes made elsewhere whose notices were
+	// lost. While the feed is trusted, entries have no expiry. Changes made through this node's
+	// service are seen at once, whatever the TTL.
 	TTL time.Duration
+	// Filter, when set, holds every stored key digest (see Filter): a miss whose digest it rules
+	// out answers NOT_FOUND without a read and is not cached. Only where every new digest reaches
+	// it before anyone can use it: one writer process, and the journal of the others (SQLite).
+	Filter *Filter
 	// StaleIfError, when positive, lets an entry past its TTL answer for up to this much longer while
 	// the store cannot be read (an outage of PostgreSQL, say), as HTTP's stale-if-error does: keys and
 	// root keys this node knew keep verifying as they last read, instead of every verification failing
@@ -86,24 +99,31 @@ type Verifier struct {
 	box     *masterkey.Box
 	replay  replay.Guard
 	values  *otter.Cache[string, valueEntry] // by key id, for signatures and JWTs
-	// hits and misses count key lookups answered from the cache and from the store, for metrics.
-	hits, misses atomic.Uint64
+	// hits and misses count key lookups answered from the cache and from the store, for metrics;
+	// filtered those the filter answered.
+	hits, misses, filtered atomic.Uint64
+	filter                 atomic.Pointer[Filter]
+	// trusted is set while the change feed is: then entries answer whatever their age. downAt is
+	// when it last went down, on the Verifier's clock (unix ns; 0: never up).
+	trusted atomic.Bool
+	downAt  atomic.Int64
 
 	ttl, staleIfError time.Duration
-	// reads makes the reads of stale entries one per digest at a time, as the cache's loader does for
-	// misses.
+	// reads makes the reads of missing and stale entries one per digest (and generation) at a time.
 	reads singleflight.Group
-	// generation moves on at every Forget and Purge: a stale entry's read that started before one
-	// must not put what it read back into the cache, which would undo the invalidation.
-	generation atomic.Uint64
+	// gens move on at every Forget (the shard of each digest, by its first byte; rootGen for root
+	// keys, cached by value) and every Purge (all): a read that started before one must not leave
+	// what it read in the cache, where, with no TTL, it would outlive the invalidation for good.
+	gens    [256]atomic.Uint64
+	rootGen atomic.Uint64
 	// staleServed counts answers given from stale entries because the store could not be read.
 	staleServed atomic.Uint64
 }
 
 // New returns a Verifier reading from q.
 func New(q store.Queries, o Options) (*Verifier, error) {
-	if o.CacheSize <= 0 {
-		o.CacheSize = 100_000
+	if o.CacheMemory <= 0 {
+		o.CacheMemory = DefaultCacheMemory
 	}
 	if o.TTL <= 0 {
 		o.TTL = time.Minute
@@ -114,18 +134,17 @@ func New(q store.Queries, o Options) (*Verifier, error) {
 	if o.StaleIfError < 0 {
 		o.StaleIfError = 0
 	}
-	// With StaleIfError the cache keeps entries past the TTL, and lookups decide by their stamps.
-	keep := o.TTL + o.StaleIfError
+	// No expiry in the caches: lookups decide by their entries' stamps, and only while the feed is
+	// down (see FeedUp).
 	keys, err := otter.New(&otter.Options[[32]byte, entry]{
-		MaximumSize:      o.CacheSize,
-		ExpiryCalculator: otter.ExpiryWriting[[32]byte, entry](keep),
+		MaximumWeight: uint64(o.CacheMemory),
+		Weigher:       func(_ [32]byte, e entry) uint32 { return entryWeight(e) },
 	})
 	if err != nil {
 		return nil, fmt.Errorf("verify cache: %w", err)
 	}
 	roots, err := otter.New(&otter.Options[string, rootEntry]{
-		MaximumSize:      1000,
-		ExpiryCalculator: otter.ExpiryWriting[string, rootEntry](keep),
+		MaximumSize: 1000,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("verify cache: %w", err)
@@ -139,14 +158,16 @@ func New(q store.Queries, o Options) (*Verifier, error) {
 		}
 	}
 	values, err := otter.New(&otter.Options[string, valueEntry]{
-		MaximumSize:      o.CacheSize,
+		MaximumSize:      10_000,
 		ExpiryCalculator: otter.ExpiryWriting[string, valueEntry](o.TTL),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("verify cache: %w", err)
 	}
-	return &Verifier{store: q, prefix: o.KeyPrefix, now: o.Now, keys: keys, roots: roots, limiter: o.Limiter,
-		box: o.Box, replay: o.Replay, values: values, ttl: o.TTL, staleIfError: o.StaleIfError}, nil
+	v := &Verifier{store: q, prefix: o.KeyPrefix, now: o.Now, keys: keys, roots: roots, limiter: o.Limiter,
+		box: o.Box, replay: o.Replay, values: values, ttl: o.TTL, staleIfError: o.StaleIfError}
+	v.filter.Store(o.Filter)
+	return v, nil
 }
 
 // newStamp is the stamp of an entry read now.
@@ -155,35 +176,106 @@ func (v *Verifier) newStamp() stamp {
 	return stamp{fresh: now + int64(v.ttl), stale: now + int64(v.ttl+v.staleIfError)}
 }
 
-// fresh reports whether a cached entry answers without a read.
+// fresh reports whether a cached entry answers without a read: always while the feed is trusted,
+// which costs an atomic load and no clock.
 func (v *Verifier) fresh(s stamp) bool {
-	return v.now().UnixNano() < s.fresh
+	return v.trusted.Load() || v.now().UnixNano() < v.lift(s).fresh
 }
 
-// revalidate reads a stale entry again, one read per digest at a time. When the read fails and the
-// entry is still within StaleIfError, the entry answers, and is left to answer for another second
-// before the next read is tried, so that an outage does not turn every verification into a read.
-func revalidate[K comparable, V any](ctx context.Context, v *Verifier, c *otter.Cache[K, V], k K, flight string,
-	old V, oldStamp stamp, read func(context.Context) (V, error), restamp func(V, stamp) V) (V, error) {
-	gen := v.generation.Load()
-	r, err, _ := v.reads.Do(flight, func() (any, error) {
-		e, err := read(ctx)
-		if err == nil && v.generation.Load() == gen {
-			c.Set(k, e)
+// lift is an entry's stamp once the feed is down: an entry was confirmed by the feed until it went
+// down, as if read then. So the TTL bounds staleness from the moment changes may have been missed,
+// and a node whose database fails along with the feed keeps answering for the TTL (and
+// StaleIfError) from then, as it did before entries lived past their TTL.
+func (v *Verifier) lift(s stamp) stamp {
+	if d := v.downAt.Load(); d != 0 {
+		s.fresh = max(s.fresh, d+int64(v.ttl))
+		s.stale = max(s.stale, d+int64(v.ttl+v.staleIfError))
+	}
+	return s
+}
+
+// FeedUp says that every change committed from now on reaches Forget (or Purge) within moments:
+// entries then answer without a TTL. The feed's owner calls it once it listens, after the Purge (or
+// the replay of a journal) that covers what it may have missed.
+func (v *Verifier) FeedUp() { v.trusted.Store(true) }
+
+// FeedDown says that changes may be missed from now on: an entry answers until the TTL has passed
+// since it was read or since the feed went down, whichever is later, and is read again after that.
+// A Verifier starts down, with entries bound by the TTL from their reads.
+func (v *Verifier) FeedDown() {
+	if v.trusted.Load() {
+		v.downAt.Store(v.now().UnixNano())
+		v.trusted.Store(false)
+	}
+}
+
+// FeedTrusted reports whether entries answer without a TTL.
+func (v *Verifier) FeedTrusted() bool { return v.trusted.Load() }
+
+// generation is the invalidation count covering a key digest and, with root, root keys.
+func (v *Verifier) generation(h [32]byte, root bool) uint64 {
+	if root {
+		return v.rootGen.Load()
+	}
+	return v.gens[h[0]].Load()
+}
+
+// fill puts what a read found into the cache unless an invalidation of it came after the read
+// began (gen, from generation before the read). It checks again after the write: a Forget that
+// moved the count in between may have run its Invalidate before this Set.
+func fill[K comparable, V any](v *Verifier, c *otter.Cache[K, V], k K, e V, h [32]byte, root bool, gen uint64) {
+	if v.generation(h, root) != gen {
+		return
+	}
+	c.Set(k, e)
+	if v.generation(h, root) != gen {
+		c.Invalidate(k)
+	}
+}
+
+// read reads a digest's entry for the cache, one read per digest at a time, and fills the cache with
+// it unless an invalidation came meanwhile (see fill). The flight is named by the generation too, so
+// that a lookup that starts after a Forget never joins a read that began before it.
+func read[K comparable, V any](ctx context.Context, v *Verifier, c *otter.Cache[K, V], k K, h [32]byte, root bool,
+	name string, load func(context.Context) (V, error)) (V, error) {
+	gen := v.generation(h, root)
+	r, err, _ := v.reads.Do(flightName(name, gen), func() (any, error) {
+		e, err := load(ctx)
+		if err == nil {
+			fill(v, c, k, e, h, root, gen)
 		}
 		return e, err
 	})
+	if err != nil {
+		var zero V
+		return zero, err
+	}
+	return r.(V), nil
+}
+
+func flightName(name string, gen uint64) string {
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], gen)
+	return name + string(b[:])
+}
+
+// revalidate reads a stale entry again (see read). When the read fails and the entry is still within
+// StaleIfError, the entry answers, and is left to answer for another second before the next read is
+// tried, so that an outage does not turn every verification into a read.
+func revalidate[K comparable, V any](ctx context.Context, v *Verifier, c *otter.Cache[K, V], k K, h [32]byte, root bool,
+	name string, old V, oldStamp stamp, load func(context.Context) (V, error), restamp func(V, stamp) V) (V, error) {
+	gen := v.generation(h, root)
+	oldStamp = v.lift(oldStamp)
+	e, err := read(ctx, v, c, k, h, root, name, load)
 	if err == nil {
-		return r.(V), nil
+		return e, nil
 	}
 	now := v.now().UnixNano()
 	if now >= oldStamp.stale {
 		return old, err
 	}
 	v.staleServed.Add(1)
-	if v.generation.Load() == gen {
-		c.Set(k, restamp(old, stamp{fresh: min(now+int64(retryStaleEvery), oldStamp.stale), stale: oldStamp.stale}))
-	}
+	fill(v, c, k, restamp(old, stamp{fresh: min(now+int64(retryStaleEvery), oldStamp.stale), stale: oldStamp.stale}), h, root, gen)
 	return old, nil
 }
 
@@ -245,14 +337,18 @@ func (v *Verifier) lookup(ctx context.Context, h [32]byte) (entry, error) {
 		v.hits.Add(1)
 		return e, nil
 	}
+	if f := v.filter.Load(); !ok && f != nil && !f.Has(h) {
+		// Never stored: not cached either, so that a flood of made-up keys leaves the cache alone.
+		v.filtered.Add(1)
+		return entry{}, nil
+	}
 	v.misses.Add(1)
+	load := func(ctx context.Context) (entry, error) { return v.readKey(ctx, h) }
 	if ok {
-		return revalidate(ctx, v, v.keys, h, string(h[:]), e, e.stamp, func(ctx context.Context) (entry, error) { return v.readKey(ctx, h) },
+		return revalidate(ctx, v, v.keys, h, h, false, string(h[:]), e, e.stamp, load,
 			func(e entry, s stamp) entry { e.stamp = s; return e })
 	}
-	return v.keys.Get(ctx, h, otter.LoaderFunc[[32]byte, entry](func(ctx context.Context, h [32]byte) (entry, error) {
-		return v.readKey(ctx, h)
-	}))
+	return read(ctx, v, v.keys, h, h, false, string(h[:]), load)
 }
 
 // readKey reads the key of a digest from the store.
@@ -273,7 +369,7 @@ func (v *Verifier) RootKey(ctx context.Context, value string) (*keyplane.RootKey
 	switch {
 	case ok && !v.fresh(e.stamp):
 		var err error
-		e, err = revalidate(ctx, v, v.roots, value, "root\x00"+value, e, e.stamp, func(ctx context.Context) (rootEntry, error) { return v.readRoot(ctx, value) },
+		e, err = revalidate(ctx, v, v.roots, value, [32]byte{}, true, "root\x00"+value, e, e.stamp, v.rootLoader(value),
 			func(e rootEntry, s stamp) rootEntry { e.stamp = s; return e })
 		if err != nil {
 			return nil, err
@@ -283,10 +379,7 @@ func (v *Verifier) RootKey(ctx context.Context, value string) (*keyplane.RootKey
 		if err != nil || !kind.Root {
 			return nil, nil
 		}
-		e, err = v.roots.Get(ctx, value, otter.LoaderFunc[string, rootEntry](func(ctx context.Context, value string) (rootEntry, error) {
-			return v.readRoot(ctx, value)
-		}))
-		if err != nil {
+		if e, err = read(ctx, v, v.roots, value, [32]byte{}, true, "root\x00"+value, v.rootLoader(value)); err != nil {
 			return nil, err
 		}
 	}
@@ -294,6 +387,11 @@ func (v *Verifier) RootKey(ctx context.Context, value string) (*keyplane.RootKey
 		return nil, nil
 	}
 	return e.key, nil
+}
+
+// rootLoader is readRoot of value, for read and revalidate: made on misses only, off the hot path.
+func (v *Verifier) rootLoader(value string) func(context.Context) (rootEntry, error) {
+	return func(ctx context.Context) (rootEntry, error) { return v.readRoot(ctx, value) }
 }
 
 // readRoot reads the root key of a value from the store.
@@ -319,10 +417,38 @@ func (v *Verifier) CacheStats() (hits, misses uint64, size int) {
 	return v.hits.Load(), v.misses.Load(), v.keys.EstimatedSize()
 }
 
+// Admit adds a digest to the filter, if there is one: the service calls it with a new key's digest
+// before the change that stores it commits, and the change feed with the digests other processes
+// publish.
+func (v *Verifier) Admit(hashes ...[]byte) {
+	f := v.filter.Load()
+	if f == nil {
+		return
+	}
+	for _, h := range hashes {
+		if len(h) == 32 {
+			f.Add([32]byte(h))
+		}
+	}
+}
+
+// DropFilter stops using the filter for good: when the digests it holds can no longer be known to be
+// all of them (the change journal lost rows before they were read).
+func (v *Verifier) DropFilter() { v.filter.Store(nil) }
+
+// Filtered is how many key lookups the filter answered NOT_FOUND without a read.
+func (v *Verifier) Filtered() uint64 { return v.filtered.Load() }
+
+// CacheWeight is the estimated bytes the key cache holds (see entryWeight).
+func (v *Verifier) CacheWeight() uint64 { return v.keys.WeightedSize() }
+
 // Purge drops every cached lookup, root keys' too: after a gap in the invalidation notices, nothing
 // cached can be trusted, and a root key revoked during the gap must not live on for a TTL.
 func (v *Verifier) Purge() {
-	v.generation.Add(1)
+	for i := range v.gens {
+		v.gens[i].Add(1)
+	}
+	v.rootGen.Add(1)
 	v.keys.InvalidateAll()
 	v.values.InvalidateAll()
 	v.roots.InvalidateAll()
@@ -332,14 +458,15 @@ func (v *Verifier) Purge() {
 // every committed change to a key or a root key, with every digest the key has, so that this node's
 // next verification reads the change.
 func (v *Verifier) Forget(hashes ...[]byte) {
-	v.generation.Add(1)
-	for _, h := range hashes {
-		if len(h) == 32 {
-			v.keys.Invalidate([32]byte(h))
-		}
-	}
 	if len(hashes) == 0 {
 		return
+	}
+	v.rootGen.Add(1)
+	for _, h := range hashes {
+		if len(h) == 32 {
+			v.gens[h[0]].Add(1)
+			v.keys.Invalidate([32]byte(h))
+		}
 	}
 	// Root keys are cached by value, so a revoked one is found by its digest among them: a handful
 	// of entries in practice, at most the root cache's 1,000.

@@ -145,23 +145,66 @@ func TestConcurrentMissesCoalesce(t *testing.T) {
 }
 
 // BenchmarkVerifyCached is the in-process hot path: a valid key already in the cache, with an IP
-// allow-list and a permission to check. Budget (DESIGN.md): ≤ 1 µs/op, ≤ 3 allocs/op.
+// allow-list and a permission to check, while the change feed is trusted (an atomic load decides
+// the entry is good) and while it is down (the entry's age is checked on the clock). Budget
+// (DESIGN.md): ≤ 1 µs/op, ≤ 3 allocs/op.
 func BenchmarkVerifyCached(b *testing.B) {
-	f := setup(b, "sqlite")
-	_, v := f.key(b)
-	ctx := context.Background()
-	if r, _ := f.ver.Verify(ctx, v, req); r.Code != keyplane.VerifyValid {
-		b.Fatal(r.Code)
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
+	for _, trusted := range []bool{true, false} {
+		name := "feed=down"
+		if trusted {
+			name = "feed=trusted"
+		}
+		b.Run(name, func(b *testing.B) {
+			f := setup(b, "sqlite")
+			if trusted {
+				f.ver.FeedUp()
+			}
+			_, v := f.key(b)
+			ctx := context.Background()
 			if r, _ := f.ver.Verify(ctx, v, req); r.Code != keyplane.VerifyValid {
 				b.Fatal(r.Code)
 			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if r, _ := f.ver.Verify(ctx, v, req); r.Code != keyplane.VerifyValid {
+						b.Fatal(r.Code)
+					}
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkVerifyNeverIssued is a flood of well-formed keys never issued, each new, that the
+// membership filter answers (with a million digests in it): no read, nothing cached.
+func BenchmarkVerifyNeverIssued(b *testing.B) {
+	filter := verify.NewFilter(1<<20, 0.01)
+	for i := range 1_000_000 {
+		filter.Add(keyformat.Hash(strconv.Itoa(i)))
+	}
+	st := &counting{Store: storetest.Open(b, "sqlite")}
+	ver, err := verify.New(st, verify.Options{KeyPrefix: "kp", Filter: filter})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ver.FeedUp()
+	keys := make([]string, 1<<16)
+	for i := range keys {
+		keys[i] = keyformat.Generate("kp", "sk", "live")
+	}
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	i := 0
+	for b.Loop() {
+		if r, _ := ver.Verify(ctx, keys[i&(1<<16-1)], req); r.Code != keyplane.VerifyNotFound {
+			b.Fatal(r.Code)
 		}
-	})
+		i++
+	}
+	b.ReportMetric(float64(st.lookups.Load())/float64(b.N), "reads/op")
 }
 
 // BenchmarkVerifyUnknown is a flood of well-formed unknown keys served from the negative cache.

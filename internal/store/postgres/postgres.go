@@ -42,6 +42,8 @@ type DB struct {
 	*sqlstore.DB
 	pool *pgxpool.Pool
 	jobs *jobLocks
+	// heartbeat and silence are Listen's heartbeatEvery and heartbeatLost; tests shorten them.
+	heartbeat, silence time.Duration
 }
 
 // Open connects to the database at url (postgres://…) and brings its schema up to date.

@@ -247,8 +247,11 @@ func dialect() sqlstore.Dialect {
 		// written.
 		RelaxSync: "PRAGMA synchronous = NORMAL",
 		// Every commit waits for an fsync of the WAL: concurrent changes share one.
-		GroupCommit:       true,
-		RestoreSync:       "PRAGMA synchronous = FULL",
+		GroupCommit: true,
+		RestoreSync: "PRAGMA synchronous = FULL",
+		// Changes go to the journal in the database (migration 00010), which Journal reads.
+		Journal:           "INSERT INTO changes (at, hash) VALUES (unixepoch(), ?)",
+		JournalPrune:      "DELETE FROM changes WHERE seq IN (SELECT seq FROM changes ORDER BY seq LIMIT ?2) AND at < ?1",
 		IsUniqueViolation: isUniqueViolation,
 		IsFull:            isFull,
 	}

@@ -49,6 +49,10 @@ type Dialect struct {
 	// Notify, when set, is a statement that sends its two arguments (channel, payload) as a
 	// notification delivered when the transaction commits. Empty: Publish does nothing.
 	Notify string
+	// Journal, when set, is a statement that appends its one argument, a digest, to the change
+	// journal (SQLite's changes table), in the transaction, and JournalPrune one that deletes some of
+	// the journal's oldest rows written before its one argument, a unix time. Publish runs them.
+	Journal, JournalPrune string
 	// SkipLocked ends the subquery that picks the webhook attempts to lease (its attempts table is d):
 	// a row lock that concurrent workers skip rather than wait for. Empty when the database
 	// serializes all writers anyway.
