@@ -42,6 +42,7 @@ func TestMain(m *testing.M) {
 		"KEYPLANE_CONFIG":                "../examples/keyplane.json",
 		"KEYPLANE_WEBHOOK_ALLOW_PRIVATE": "true",
 		"KEYPLANE_LOG_FLUSH_INTERVAL":    "100ms",
+		"KEYPLANE_USAGE_FLUSH_INTERVAL":  "100ms",
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "starting keyplane:", err)

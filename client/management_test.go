@@ -237,14 +237,19 @@ func TestAPIKeyLifecycle(t *testing.T) {
 	if p, err := w.ListRequestLogs(ctx, client.ListRequestLogsParams{Since: time.Now().Add(time.Hour)}); err != nil || len(p.Items) != 0 {
 		t.Errorf("entries since an hour from now: %+v, %v", p, err)
 	}
-	usage, err := w.APIKeyUsage(ctx, k.ID, client.UsageParams{})
-	if err != nil || len(usage) != 25 && len(usage) != 24 {
-		t.Fatalf("usage: %d buckets, %v", len(usage), err)
-	}
+	// Usage counts are written every usage flush interval, after the entries: they catch up.
 	var total, valid, disabled int64
-	for _, b := range usage {
-		total, valid, disabled = total+b.Total, valid+b.Valid, disabled+b.Codes[client.VerifyDisabled]
-	}
+	eventually(t, 30*time.Second, "the verifications in the usage counts", func() bool {
+		usage, err := w.APIKeyUsage(ctx, k.ID, client.UsageParams{})
+		if err != nil || len(usage) != 25 && len(usage) != 24 {
+			t.Fatalf("usage: %d buckets, %v", len(usage), err)
+		}
+		total, valid, disabled = 0, 0, 0
+		for _, b := range usage {
+			total, valid, disabled = total+b.Total, valid+b.Valid, disabled+b.Codes[client.VerifyDisabled]
+		}
+		return total >= 3
+	})
 	if total != 3 || valid != 2 || disabled != 1 {
 		t.Errorf("usage: total %d valid %d disabled %d", total, valid, disabled)
 	}
