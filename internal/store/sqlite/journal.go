@@ -29,11 +29,10 @@ const journalBatch = 1000
 
 // OpenJournal opens a read-only connection on the database file at path, which Open has migrated.
 func OpenJournal(ctx context.Context, path string) (*Journal, error) {
-	db, err := sql.Open("sqlite", path+"?"+pragmas+"&_pragma=query_only(1)")
+	db, err := openReader(ctx, path, pragmas, 1)
 	if err != nil {
 		return nil, fmt.Errorf("open change journal: %w", err)
 	}
-	db.SetMaxOpenConns(1)
 	j := &Journal{db: db, version: -1}
 	if err := j.connect(ctx); err != nil {
 		db.Close()
