@@ -17,3 +17,10 @@ build:
 
 run:
 	$(GO) run ./cmd/keyplane serve
+
+# docs/openapi.json, linted by an independent OpenAPI 3.1 implementation: Redocly CLI, pinned, run by
+# npx (needs Node.js and the npm registry). redocly.yaml says which rules apply and why.
+REDOCLY ?= npx --yes @redocly/cli@2.77.0
+.PHONY: lint-openapi
+lint-openapi:
+	$(REDOCLY) lint docs/openapi.json

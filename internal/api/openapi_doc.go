@@ -20,15 +20,25 @@ import (
 // server's answers against it. The copy keeps the served bytes immutable.
 func OpenAPI() []byte { return bytes.Clone(openAPIDocument()) }
 
-// openAPIDocument is built once: the document depends on nothing but this file, and every request for
-// it gets the same bytes.
-var openAPIDocument = sync.OnceValue(func() []byte {
-	b, err := json.Marshal(buildOpenAPI())
-	if err != nil {
-		panic("openapi: " + err.Error()) // only maps, slices and scalars: cannot fail
-	}
-	return b
-})
+// openAPIDocument is built once: the document depends on nothing but the route table and this file,
+// and every request for it gets the same bytes. (A sync.Once rather than a sync.OnceValue variable:
+// the table names the handler that serves the document, and a variable's initializer may not lead
+// back to itself.)
+func openAPIDocument() []byte {
+	builtOpenAPI.once.Do(func() {
+		b, err := json.Marshal(buildOpenAPI())
+		if err != nil {
+			panic("openapi: " + err.Error()) // only maps, slices and scalars: cannot fail
+		}
+		builtOpenAPI.doc = b
+	})
+	return builtOpenAPI.doc
+}
+
+var builtOpenAPI struct {
+	once sync.Once
+	doc  []byte
+}
 
 // schema is a JSON Schema (draft 2020-12, the dialect of OpenAPI 3.1) under construction. Each
 // constructor returns a fresh map for the chained setters to fill in; once a schema is placed inside
@@ -228,7 +238,7 @@ func schemas() map[string]schema {
 			"store":         sealed(props{"driver": str().example("sqlite"), "ok": boolean()}),
 		}),
 		"OpenAPIDocument": object().set("required", []string{"openapi", "info", "paths"}).
-			set("properties", props{"openapi": str().constant("3.1.0")}),
+			set("properties", props{"openapi": str().constant("3.1.0"), "info": object(), "paths": object()}),
 		"CatalogEntry": sealed(props{"name": str(), "description": str()}),
 
 		"Workspace":              sealed(workspace),
@@ -467,27 +477,42 @@ func requestIDHeader() map[string]any {
 	return map[string]any{"X-Request-Id": map[string]any{"$ref": "#/components/headers/X-Request-Id"}}
 }
 
-func responseComponents() map[string]any {
+// errorAnswer is the response of the error answers named name (see errorResponses).
+func errorAnswer(name string) map[string]any {
+	i := slices.IndexFunc(errorResponses(), func(e errorResponse) bool { return e.name == name })
+	if i < 0 {
+		panic("openapi: no error response " + name)
+	}
+	e := errorResponses()[i]
+	s := schema{"allOf": []any{
+		ref("ErrorEnvelope"),
+		schema{"properties": props{"error": schema{"properties": props{"code": enum(e.codes...)}}}},
+	}}
+	r := map[string]any{"description": e.desc, "headers": requestIDHeader(), "content": jsonContent(s)}
+	if e.status == http.StatusServiceUnavailable || e.status == http.StatusTooManyRequests {
+		r["headers"] = map[string]any{
+			"X-Request-Id": requestIDHeader()["X-Request-Id"],
+			"Retry-After":  map[string]any{"description": "Seconds to wait before retrying.", "schema": integer()},
+		}
+	}
+	if e.status == http.StatusMethodNotAllowed {
+		r["headers"] = map[string]any{
+			"X-Request-Id": requestIDHeader()["X-Request-Id"],
+			"Allow":        map[string]any{"description": "The methods the path has.", "schema": str()},
+		}
+	}
+	return r
+}
+
+// responseComponents are the error answers that operations refer to; the others (405, which only
+// requests outside the paths get) are written out where they are used, so that the document holds no
+// component that nothing refers to.
+func responseComponents(ops []operation) map[string]any {
 	out := map[string]any{}
-	for _, e := range errorResponses() {
-		s := schema{"allOf": []any{
-			ref("ErrorEnvelope"),
-			schema{"properties": props{"error": schema{"properties": props{"code": enum(e.codes...)}}}},
-		}}
-		r := map[string]any{"description": e.desc, "headers": requestIDHeader(), "content": jsonContent(s)}
-		if e.status == http.StatusServiceUnavailable || e.status == http.StatusTooManyRequests {
-			r["headers"] = map[string]any{
-				"X-Request-Id": requestIDHeader()["X-Request-Id"],
-				"Retry-After":  map[string]any{"description": "Seconds to wait before retrying.", "schema": integer()},
-			}
+	for _, o := range ops {
+		for _, name := range o.errorAnswers() {
+			out[name] = errorAnswer(name)
 		}
-		if e.status == http.StatusMethodNotAllowed {
-			r["headers"] = map[string]any{
-				"X-Request-Id": requestIDHeader()["X-Request-Id"],
-				"Allow":        map[string]any{"description": "The methods the path has.", "schema": str()},
-			}
-		}
-		out[e.name] = r
 	}
 	return out
 }
@@ -500,18 +525,6 @@ func errorStatus(name string) int {
 	}
 	panic("openapi: no error response " + name)
 }
-
-// access is who may call an operation; it decides the security requirement and the errors that
-// authentication alone can answer (see auth.go).
-type access int
-
-const (
-	public       access = iota // no credential
-	management                 // anyCaller: admin root key or workspace secret key
-	workspaced                 // inWorkspace: the same, acting on one workspace
-	verification               // verifier: root key with the verify scope
-	forwarded                  // forward auth: a verify root key in X-Keyplane-Root-Key, the key in the client's headers
-)
 
 func (a access) errors() []string {
 	switch a {
@@ -541,231 +554,12 @@ func (a access) security() []any {
 	return []any{}
 }
 
-type operation struct {
-	method, path string
-	id, tag      string
-	summary      string
-	description  string
-	access       access
-	query        []map[string]any
-	body         string // a components/schemas name; "" for none
-	bodyOptional bool   // the body may be left out (decode's optional)
-	status       int    // the success status
-	data         schema // the success answer's data (or whole answer, see raw)
-	list         bool   // data is a page: the list envelope
-	raw          bool   // the answer is data itself, without the envelope
-	errors       []string
-	extra        map[int]any // further non-error answers (readyz's 503)
-}
-
 func param(name, in, desc string, s schema) map[string]any {
 	return map[string]any{"name": name, "in": in, "description": desc, "schema": s}
 }
 
 func paramRef(name string) map[string]any {
 	return map[string]any{"$ref": "#/components/parameters/" + name}
-}
-
-func operations() []operation {
-	keyBody := []string{"BadRequest", "PayloadTooLarge", "UnsupportedMediaType"}
-	since := param("since", "query", "Only entries at or after this time (RFC 3339).", dateTime())
-	until := param("until", "query", "Only entries before this time (RFC 3339); must be after since.", dateTime())
-	return []operation{
-		{method: "GET", path: "/healthz", id: "healthz", tag: "health", summary: "Liveness",
-			description: "Answers while the process serves HTTP. Not enveloped.",
-			access:      public, status: 200, data: ref("Health"), raw: true},
-		{method: "GET", path: "/readyz", id: "readyz", tag: "health", summary: "Readiness",
-			description: "200 when the store answers within 2 s, else 503. Not enveloped.",
-			access:      public, status: 200, data: ref("Ready"), raw: true,
-			extra: map[int]any{503: map[string]any{"description": "The store does not answer.", "headers": requestIDHeader(), "content": jsonContent(ref("NotReady"))}}},
-		{method: "GET", path: "/v1/status", id: "getStatus", tag: "health", summary: "Service status",
-			description: "Version, uptime and whether the store answers; always 200.",
-			access:      public, status: 200, data: ref("Status")},
-		{method: "GET", path: "/v1/openapi.json", id: "getOpenAPIDocument", tag: "health", summary: "This document",
-			description: "The OpenAPI 3.1 document, raw: the one /v1 answer without the envelope.",
-			access:      public, status: 200, data: ref("OpenAPIDocument"), raw: true},
-
-		{method: "GET", path: "/v1/permissions", id: "listPermissions", tag: "catalog", summary: "List the permission catalog",
-			description: "keyplane's own permissions and the deployment's, sorted by name. Not paginated.",
-			access:      management, status: 200, data: array(ref("CatalogEntry"))},
-		{method: "GET", path: "/v1/event-types", id: "listEventTypes", tag: "catalog", summary: "List the event types",
-			description: "keyplane's own event types and the deployment's, sorted by name. Not paginated.",
-			access:      management, status: 200, data: array(ref("CatalogEntry"))},
-
-		{method: "GET", path: "/v1/workspaces", id: "listWorkspaces", tag: "workspaces", summary: "List workspaces",
-			description: "Every workspace for an admin root key, newest first; a workspace key sees only its own (one page).",
-			access:      management, query: []map[string]any{paramRef("limit"), paramRef("cursor")},
-			status: 200, data: ref("Workspace"), list: true, errors: []string{"BadRequest"}},
-		{method: "POST", path: "/v1/workspaces", id: "createWorkspace", tag: "workspaces", summary: "Create a workspace",
-			description: "Operator only (admin root key). A slug already in use is 400 with details on slug.",
-			access:      management, body: "CreateWorkspaceRequest", status: 201, data: ref("Workspace"), errors: keyBody},
-		{method: "GET", path: "/v1/workspaces/{id}", id: "getWorkspace", tag: "workspaces", summary: "Get a workspace",
-			access: management, status: 200, data: ref("Workspace"), errors: []string{"NotFound"}},
-		{method: "PATCH", path: "/v1/workspaces/{id}", id: "updateWorkspace", tag: "workspaces", summary: "Change a workspace's name, slug or settings",
-			description: "Operator only: a workspace key gets 403 on its own workspace and 404 on any other.",
-			access:      management, body: "UpdateWorkspaceRequest", status: 200, data: ref("Workspace"), errors: append([]string{"NotFound"}, keyBody...)},
-		{method: "GET", path: "/v1/workspaces/{id}/members", id: "listMembers", tag: "workspaces", summary: "List a workspace's members",
-			description: "Operator only among API callers (workspace keys get 403). One page: nextCursor is always null.",
-			access:      management, status: 200, data: ref("Member"), list: true, errors: []string{"NotFound"}},
-		{method: "POST", path: "/v1/workspaces/{id}/members", id: "addMember", tag: "workspaces", summary: "Invite a person to a workspace, or change a member's role",
-			description: "A person who is not a member yet is invited (201, status invited): they have no access until they accept from their own dashboard session. " +
-				"Creates the person's account, without a password, if there is none. Someone already there (member or invited) gets the new role (200); " +
-				"only an owner or the operator may change an owner's role, and the last active owner's is 409 last_owner.",
-			access: management, body: "AddMemberRequest", status: 201, data: ref("Member"), errors: append([]string{"NotFound", "LastOwner"}, keyBody...),
-			extra: map[int]any{200: map[string]any{"description": "A change of role of a member or invitation that was already there (or none, when the role is the same).",
-				"headers": requestIDHeader(), "content": jsonContent(sealed(props{"success": boolean().constant(true), "data": ref("Member")}))}}},
-		{method: "DELETE", path: "/v1/workspaces/{id}/members/{userId}", id: "removeMember", tag: "workspaces", summary: "Remove a member, or revoke an invitation",
-			description: "Ends the person's access to the workspace at once and answers the member as they were. Only an owner or the operator may remove an owner; " +
-				"removing the last active owner is 409 last_owner. A person who is not a member of this workspace is 404.",
-			access: management, status: 200, data: ref("Member"), errors: []string{"NotFound", "LastOwner"}},
-
-		{method: "GET", path: "/v1/api-keys", id: "listApiKeys", tag: "api-keys", summary: "List API keys",
-			description: "Newest first. Needs api_keys:read.",
-			access:      workspaced, status: 200, data: ref("ApiKey"), list: true,
-			query: []map[string]any{
-				param("environment", "query", "Only keys of this environment.", ref("Environment")),
-				param("keyType", "query", "Only keys of this type.", ref("KeyType")),
-				param("status", "query", "Only keys of this status.", enum(keyplane.StatusActive, keyplane.StatusDisabled, keyplane.StatusExpired, keyplane.StatusRevoked)),
-				paramRef("limit"), paramRef("cursor"),
-			}},
-		{method: "POST", path: "/v1/api-keys", id: "createApiKey", tag: "api-keys", summary: "Create an API key",
-			description: "Answers the key object plus keyValue: the only time a secret key's value is shown (unless recoverable). Needs api_keys:write; " +
-				"a workspace key creates keys of its own environment only, with permissions it holds itself, and at least as bounded as itself " +
-				"(expiresAt no later, ipAllowlist within, rateLimit no looser, when it has them; 403 otherwise).",
-			access: workspaced, body: "CreateApiKeyRequest", status: 201, data: ref("ApiKeyWithValue"),
-			errors: append([]string{"ForbiddenOrLiveModeOff", "KeyLimitReached"}, keyBody...)},
-		{method: "GET", path: "/v1/api-keys/publishable", id: "getPublishableApiKey", tag: "api-keys", summary: "Get the newest active publishable key",
-			description: "With its keyValue; 404 when the environment has none. Needs api_keys:read; a workspace key, of its own environment (403 otherwise).",
-			access:      workspaced, status: 200, data: ref("ApiKeyWithValue"),
-			query: []map[string]any{param("environment", "query", "The environment; live when absent.", ref("Environment").def(string(keyplane.EnvLive)))}},
-		{method: "GET", path: "/v1/api-keys/{id}", id: "getApiKey", tag: "api-keys", summary: "Get an API key",
-			description: "Never holds the value. Needs api_keys:read.",
-			access:      workspaced, status: 200, data: ref("ApiKey")},
-		{method: "PATCH", path: "/v1/api-keys/{id}", id: "updateApiKey", tag: "api-keys", summary: "Change an API key, or enable or disable it",
-			description: "Needs api_keys:write. A revoked key cannot change (409 key_revoked). A workspace key changes only keys of its own environment " +
-				"holding no permission it lacks and at least as bounded as itself (expiresAt, ipAllowlist, rateLimit), gives only permissions it holds " +
-				"and bounds no looser than its own, and never changes itself (403 otherwise).",
-			access: workspaced, body: "UpdateApiKeyRequest", status: 200, data: ref("ApiKey"), errors: append([]string{"KeyRevoked"}, keyBody...)},
-		{method: "DELETE", path: "/v1/api-keys/{id}", id: "deleteApiKey", tag: "api-keys", summary: "Revoke an API key, or delete it permanently",
-			description: "Without permanent=true: revokes, irreversibly; again answers the same. With permanent=true: deletes a disabled or revoked key " +
-				"and its stored values (409 key_not_deletable otherwise); the audit trail keeps its record. Needs api_keys:write; a workspace key " +
-				"acts only on keys of its own environment holding no permission it lacks and at least as bounded as itself (403 otherwise).",
-			access: workspaced, status: 200, data: schema{"oneOf": []any{ref("RevokedApiKey"), ref("DeletedApiKey")}},
-			query:  []map[string]any{param("permanent", "query", "true to delete rather than revoke.", enum("true", "false").def("false"))},
-			errors: []string{"KeyNotDeletable"}},
-		{method: "POST", path: "/v1/api-keys/{id}/rotate", id: "rotateApiKey", tag: "api-keys", summary: "Give an API key a new value",
-			description: "Same id, name and settings; the old value stops at once or after expireOldAfterSeconds (then verifies EXPIRED). Needs api_keys:write; " +
-				"a workspace key rotates itself, or keys of its own environment holding no permission it lacks and at least as bounded as itself (403 otherwise).",
-			access: workspaced, body: "RotateApiKeyRequest", bodyOptional: true, status: 200, data: ref("ApiKeyWithValue"),
-			errors: append([]string{"KeyRevoked"}, keyBody...)},
-		{method: "POST", path: "/v1/api-keys/{id}/reveal", id: "revealApiKey", tag: "api-keys", summary: "Reveal a key's current value",
-			description: "A publishable key's value for anyone with api_keys:read (a workspace key: of its own environment); a recoverable secret key's only for an admin root key " +
-				"(403 otherwise, and for secret keys that are not recoverable). Every reveal and refusal is audited.",
-			access: workspaced, body: "RevealApiKeyRequest", bodyOptional: true, status: 200, data: ref("RevealedApiKey"),
-			errors: append([]string{"KeyRevoked"}, keyBody...)},
-
-		{method: "GET", path: "/v1/audit-logs", id: "listAuditLogs", tag: "audit", summary: "List the audit trail",
-			description: "Newest first. Needs audit:read. Without api_keys:read, entries about API keys come with the values of the key's fields hidden (redacted: true), and no entry carries hash or prevHash.",
-			access:      workspaced, status: 200, data: ref("AuditEntry"), list: true,
-			query: []map[string]any{
-				param("action", "query", "Only entries of this action, such as api_key.created.", str()),
-				param("actorId", "query", "Only entries by this actor.", str()),
-				param("targetId", "query", "Only entries about this resource.", str()),
-				since, until, paramRef("limit"), paramRef("cursor"),
-			}},
-		{method: "GET", path: "/v1/audit-logs/verify", id: "verifyAuditLogs", tag: "audit", summary: "Check the audit trail's hash chain",
-			description: "Recomputes the workspace's chain from the stored entries. Needs audit:read.",
-			access:      workspaced, status: 200, data: ref("AuditVerification")},
-
-		{method: "GET", path: "/v1/logs", id: "listRequestLogs", tag: "logs", summary: "List the request log",
-			description: "Every verification of one of the workspace's keys and every management call made with one, newest first. " +
-				"Entries are written in batches, within about a second. A verification of an unknown key (NOT_FOUND) belongs to no " +
-				"workspace and is in no log. Pages never repeat or skip an entry while new ones arrive. Needs logs:read.",
-			access: workspaced, status: 200, data: ref("RequestLog"), list: true,
-			query: []map[string]any{
-				param("keyId", "query", "Only entries of this key.", idOf("apk")),
-				param("code", "query", "Only entries with this code.", ref("VerifyCode")),
-				param("source", "query", "Only entries of this source.", ref("LogSource")),
-				since, until, paramRef("limit"), paramRef("cursor"),
-			}},
-		{method: "GET", path: "/v1/api-keys/{id}/usage", id: "getApiKeyUsage", tag: "logs", summary: "A key's usage per hour or per day",
-			description: "Requests of the key's request log counted per bucket, oldest first, every bucket of the range included (empty " +
-				"ones as zeros), at most 1000. Counts may lag the log by up to the server's usage flush interval (5 s by default) and " +
-				"never exceed it; after a clean stop they equal it. They are kept longer than the log itself (400 days by default). Needs logs:read.",
-			access: workspaced, status: 200, data: array(ref("UsageBucket")),
-			query: []map[string]any{
-				param("granularity", "query", "The width of a bucket: a UTC hour or day.", enum(keyplane.GranularityHour, keyplane.GranularityDay).def(string(keyplane.GranularityHour))),
-				param("since", "query", "The range's start (RFC 3339), rounded down to its bucket; by default 24 hours or 30 days before until.", dateTime()),
-				param("until", "query", "The range's end (RFC 3339), rounded up to a bucket's end; by default the end of the current bucket.", dateTime()),
-			}},
-
-		{method: "GET", path: "/v1/webhooks", id: "listWebhooks", tag: "webhooks", summary: "List webhook endpoints",
-			description: "Newest first. Needs webhooks:read.",
-			access:      workspaced, status: 200, data: ref("WebhookEndpoint"), list: true,
-			query: []map[string]any{paramRef("limit"), paramRef("cursor")}},
-		{method: "POST", path: "/v1/webhooks", id: "createWebhook", tag: "webhooks", summary: "Subscribe a URL to events",
-			description: "Answers the endpoint with its signing secret. The URL's host is resolved: one that resolves to a loopback, private, " +
-				"link-local, CGNAT, multicast or metadata address is refused (unless the deployment allows private addresses). Needs webhooks:write; " +
-				"subscribing to api_key.* events or * also needs api_keys:read (403 otherwise), since those events carry whole keys.",
-			access: workspaced, body: "CreateWebhookRequest", status: 201, data: ref("WebhookEndpointWithSecret"), errors: keyBody},
-		{method: "GET", path: "/v1/webhooks/{id}", id: "getWebhook", tag: "webhooks", summary: "Get a webhook endpoint",
-			description: "Never holds the secret. Needs webhooks:read.",
-			access:      workspaced, status: 200, data: ref("WebhookEndpoint")},
-		{method: "PATCH", path: "/v1/webhooks/{id}", id: "updateWebhook", tag: "webhooks", summary: "Change, enable or disable an endpoint",
-			description: "Disabling ends its pending attempts. Needs webhooks:write; an endpoint that receives api_key.* events or * " +
-				"(before or after the change) is changed only with api_keys:read too (403 otherwise).",
-			access: workspaced, body: "UpdateWebhookRequest", status: 200, data: ref("WebhookEndpoint"), errors: keyBody},
-		{method: "DELETE", path: "/v1/webhooks/{id}", id: "deleteWebhook", tag: "webhooks", summary: "Delete an endpoint and its deliveries log",
-			description: "Needs webhooks:write.",
-			access:      workspaced, status: 200, data: ref("DeletedWebhook")},
-		{method: "POST", path: "/v1/webhooks/{id}/rotate-secret", id: "rotateWebhookSecret", tag: "webhooks", summary: "Give an endpoint a new signing secret",
-			description: "The previous secret keeps signing, as a second signature, for 24 hours. Needs webhooks:write.",
-			access:      workspaced, body: "EmptyRequest", bodyOptional: true, status: 200, data: ref("WebhookEndpointWithSecret"), errors: keyBody},
-		{method: "POST", path: "/v1/webhooks/{id}/reveal-secret", id: "revealWebhookSecret", tag: "webhooks", summary: "Reveal an endpoint's signing secret",
-			description: "Needs webhooks:write; people need the owner or admin role. Audited.",
-			access:      workspaced, body: "EmptyRequest", bodyOptional: true, status: 200, data: ref("WebhookEndpointWithSecret"), errors: keyBody},
-		{method: "POST", path: "/v1/webhooks/{id}/test", id: "testWebhook", tag: "webhooks", summary: "Send a test event now",
-			description: "Synchronous: answers what the endpoint answered, within 15 s. Logged as a webhook.test delivery, never retried. Needs webhooks:write.",
-			access:      workspaced, body: "TestWebhookRequest", bodyOptional: true, status: 200, data: ref("WebhookTestResult"), errors: keyBody},
-		{method: "GET", path: "/v1/webhooks/{id}/deliveries", id: "listDeliveries", tag: "webhooks", summary: "An endpoint's delivery attempts",
-			description: "Newest first; each retry is an attempt of its own. Needs webhooks:read.",
-			access:      workspaced, status: 200, data: ref("Delivery"), list: true,
-			query: []map[string]any{
-				param("status", "query", "Only attempts of this status.", enum(keyplane.DeliveryPending, keyplane.DeliverySucceeded, keyplane.DeliveryFailed)),
-				paramRef("limit"), paramRef("cursor"),
-			}},
-		{method: "POST", path: "/v1/webhooks/{id}/deliveries/{deliveryId}/retry", id: "retryDelivery", tag: "webhooks", summary: "Queue a new attempt of a delivery",
-			description: "Answers 202 with the new, pending attempt. Only a failed attempt is retried (409 delivery_not_retryable for one that succeeded or is pending); test sends are not retried; a disabled endpoint must be enabled first. Needs webhooks:write.",
-			access:      workspaced, body: "EmptyRequest", bodyOptional: true, status: 202, data: ref("Delivery"), errors: append([]string{"DeliveryNotRetryable"}, keyBody...)},
-		{method: "POST", path: "/v1/events", id: "sendEvent", tag: "webhooks", summary: "Send a custom event",
-			description: "Queues it for every enabled endpoint subscribed to its type; answers 202. Needs events:write.",
-			access:      workspaced, body: "SendEventRequest", status: 202, data: ref("SentEvent"), errors: keyBody},
-
-		{method: "POST", path: "/v1/verify", id: "verifyApiKey", tag: "verification", summary: "Verify an API key",
-			description: "A well-formed request always answers 200: the outcome is data.code. Needs a root key with the verify scope. " +
-				"A verification of a key that exists is logged in its workspace's request log (GET /v1/logs).",
-			access: verification, body: "VerifyRequest", status: 200, data: ref("VerifyAnswer"), errors: keyBody},
-		{method: "GET", path: "/v1/auth", id: "forwardAuth", tag: "verification", summary: "Forward auth for a reverse proxy",
-			description: "For nginx auth_request, Traefik ForwardAuth and Envoy ext_authz (HTTP); any method is answered alike. The key comes from " +
-				"Authorization: Bearer or X-API-Key, the required permissions from X-Required-Permissions (comma-separated), the client's address " +
-				"from X-Forwarded-For or X-Real-IP when the peer is a trusted proxy, the origin from Origin. 200 sets X-Keyplane-Key-Id, " +
-				"X-Keyplane-Workspace-Id, X-Keyplane-Environment and X-Keyplane-Permissions for the upstream; 401 for an unknown, disabled, expired " +
-				"or revoked key (and a missing or wrong X-Keyplane-Root-Key, which the server logs); 403 for FORBIDDEN and INSUFFICIENT_PERMISSIONS; " +
-				"429 with Retry-After when the key's rate limit is used up. Logged under source auth.",
-			access: forwarded, status: 200, data: sealed(props{"valid": boolean().constant(true), "code": str().constant(string(keyplane.VerifyValid))}),
-			query: []map[string]any{
-				param("X-API-Key", "header", "The client's key, when it does not send Authorization: Bearer.", str()),
-				param("X-Required-Permissions", "header", "Permissions the key must hold, comma-separated.", str()),
-			}},
-		{method: "POST", path: "/v1/verify/signature", id: "verifySignature", tag: "verification", summary: "Verify a request signed with a key",
-			description: "Checks an HMAC-SHA256 request signature made with a recoverable key's value: constant-time, within ±300 s, each " +
-				"signature once (replays are INVALID_SIGNATURE). The key's status is told only for a good signature. Needs a root key with the verify scope.",
-			access: verification, body: "VerifySignatureRequest", status: 200, data: ref("SignedAnswer"), errors: keyBody},
-		{method: "POST", path: "/v1/verify/jwt", id: "verifyJwt", tag: "verification", summary: "Verify a JWT signed with a key",
-			description: "HS256 only; kid names the key, which must be recoverable; exp required and at most 1 hour after iat (or now); nbf honoured; " +
-				"30 s of leeway. Answers the claims. Needs a root key with the verify scope.",
-			access: verification, body: "VerifyJWTRequest", status: 200, data: ref("SignedAnswer"), errors: keyBody},
-	}
 }
 
 var pathParam = regexp.MustCompile(`\{([^}]+)\}`)
@@ -811,7 +605,16 @@ func (o operation) build() map[string]any {
 	for status, r := range o.extra {
 		responses[strconv.Itoa(status)] = r
 	}
-	// An operation's own errors win over authentication's for the same status (createApiKey's 403).
+	for status, name := range o.errorAnswers() {
+		responses[strconv.Itoa(status)] = map[string]any{"$ref": "#/components/responses/" + name}
+	}
+	op["responses"] = responses
+	return op
+}
+
+// errorAnswers are the error responses o lists, by status. An operation's own errors win over
+// authentication's for the same status (createApiKey's 403).
+func (o operation) errorAnswers() map[int]string {
 	byStatus := map[int]string{}
 	for _, name := range o.access.errors() {
 		byStatus[errorStatus(name)] = name
@@ -819,17 +622,14 @@ func (o operation) build() map[string]any {
 	for _, name := range o.errors {
 		byStatus[errorStatus(name)] = name
 	}
-	for status, name := range byStatus {
-		responses[strconv.Itoa(status)] = map[string]any{"$ref": "#/components/responses/" + name}
-	}
-	op["responses"] = responses
-	return op
+	return byStatus
 }
 
 func buildOpenAPI() map[string]any {
 	paths := map[string]map[string]any{}
 	ids := map[string]bool{}
-	for _, o := range operations() {
+	ops := operations()
+	for _, o := range ops {
 		if ids[o.id] {
 			panic(fmt.Sprintf("openapi: operationId %s twice", o.id))
 		}
@@ -863,12 +663,12 @@ func buildOpenAPI() map[string]any {
 		"paths": paths,
 		// The server answers requests outside paths too; OpenAPI has no place for that, so it is said here.
 		"x-unrouted-responses": map[string]any{
-			"404": map[string]any{"$ref": "#/components/responses/NotFound"},
-			"405": map[string]any{"$ref": "#/components/responses/MethodNotAllowed"},
+			"404": errorAnswer("NotFound"),
+			"405": errorAnswer("MethodNotAllowed"),
 		},
 		"components": map[string]any{
 			"schemas":   schemas(),
-			"responses": responseComponents(),
+			"responses": responseComponents(ops),
 			"parameters": map[string]any{
 				"limit":  param("limit", "query", "Page size.", integer().bounds(1, 100).def(50)),
 				"cursor": param("cursor", "query", "The nextCursor of the previous page.", str().maxLen(200)),

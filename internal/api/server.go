@@ -72,7 +72,7 @@ type Server struct {
 	proxies []netip.Prefix
 	version string
 	started time.Time
-	mux     *http.ServeMux
+	mux     *routeMux
 	limiter ratelimit.Limiter
 	credLim ratelimit.Limit
 	addrLim ratelimit.Limit
@@ -80,7 +80,7 @@ type Server struct {
 
 // New returns a Server with its routes.
 func New(o Options) *Server {
-	s := &Server{svc: o.Service, ver: o.Verifier, log: o.Logger, reqlog: o.RequestLog, proxies: o.TrustedProxies, version: o.Version, started: o.Started, mux: http.NewServeMux()}
+	s := &Server{svc: o.Service, ver: o.Verifier, log: o.Logger, reqlog: o.RequestLog, proxies: o.TrustedProxies, version: o.Version, started: o.Started, mux: &routeMux{ServeMux: http.NewServeMux()}}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -103,59 +103,6 @@ func New(o Options) *Server {
 	}
 	s.routes()
 	return s
-}
-
-func (s *Server) routes() {
-	m := s.mux
-	m.HandleFunc("GET /healthz", s.healthz)
-	m.HandleFunc("GET /readyz", s.readyz)
-	m.HandleFunc("GET /v1/status", s.status)
-	m.HandleFunc("GET /v1/openapi.json", s.openapi)
-
-	m.HandleFunc("GET /v1/permissions", s.auth(anyCaller, s.listPermissions))
-	m.HandleFunc("GET /v1/event-types", s.auth(anyCaller, s.listEventTypes))
-
-	m.HandleFunc("GET /v1/workspaces", s.auth(anyCaller, s.listWorkspaces))
-	m.HandleFunc("POST /v1/workspaces", s.auth(anyCaller, s.createWorkspace))
-	m.HandleFunc("GET /v1/workspaces/{id}", s.auth(anyCaller, s.getWorkspace))
-	m.HandleFunc("PATCH /v1/workspaces/{id}", s.auth(anyCaller, s.updateWorkspace))
-	m.HandleFunc("GET /v1/workspaces/{id}/members", s.auth(anyCaller, s.listMembers))
-	m.HandleFunc("POST /v1/workspaces/{id}/members", s.auth(anyCaller, s.addMember))
-	m.HandleFunc("DELETE /v1/workspaces/{id}/members/{userId}", s.auth(anyCaller, s.removeMember))
-
-	m.HandleFunc("GET /v1/api-keys", s.auth(inWorkspace, s.listKeys))
-	m.HandleFunc("POST /v1/api-keys", s.auth(inWorkspace, s.createKey))
-	m.HandleFunc("GET /v1/api-keys/publishable", s.auth(inWorkspace, s.publishableKey))
-	m.HandleFunc("GET /v1/api-keys/{id}", s.auth(inWorkspace, s.getKey))
-	m.HandleFunc("PATCH /v1/api-keys/{id}", s.auth(inWorkspace, s.updateKey))
-	m.HandleFunc("DELETE /v1/api-keys/{id}", s.auth(inWorkspace, s.deleteKey))
-	m.HandleFunc("POST /v1/api-keys/{id}/rotate", s.auth(inWorkspace, s.rotateKey))
-	m.HandleFunc("POST /v1/api-keys/{id}/reveal", s.auth(inWorkspace, s.revealKey))
-	m.HandleFunc("GET /v1/api-keys/{id}/usage", s.auth(inWorkspace, s.keyUsage))
-
-	m.HandleFunc("GET /v1/audit-logs", s.auth(inWorkspace, s.listAudit))
-	m.HandleFunc("GET /v1/audit-logs/verify", s.auth(inWorkspace, s.verifyAudit))
-
-	m.HandleFunc("GET /v1/logs", s.auth(inWorkspace, s.listLogs))
-
-	m.HandleFunc("GET /v1/webhooks", s.auth(inWorkspace, s.listWebhooks))
-	m.HandleFunc("POST /v1/webhooks", s.auth(inWorkspace, s.createWebhook))
-	m.HandleFunc("GET /v1/webhooks/{id}", s.auth(inWorkspace, s.getWebhook))
-	m.HandleFunc("PATCH /v1/webhooks/{id}", s.auth(inWorkspace, s.updateWebhook))
-	m.HandleFunc("DELETE /v1/webhooks/{id}", s.auth(inWorkspace, s.deleteWebhook))
-	m.HandleFunc("POST /v1/webhooks/{id}/rotate-secret", s.auth(inWorkspace, s.rotateWebhookSecret))
-	m.HandleFunc("POST /v1/webhooks/{id}/reveal-secret", s.auth(inWorkspace, s.revealWebhookSecret))
-	m.HandleFunc("POST /v1/webhooks/{id}/test", s.auth(inWorkspace, s.testWebhook))
-	m.HandleFunc("GET /v1/webhooks/{id}/deliveries", s.auth(inWorkspace, s.listDeliveries))
-	m.HandleFunc("POST /v1/webhooks/{id}/deliveries/{deliveryId}/retry", s.auth(inWorkspace, s.retryDelivery))
-	m.HandleFunc("POST /v1/events", s.auth(inWorkspace, s.sendEvent))
-
-	m.HandleFunc("POST /v1/verify", s.auth(verifier, s.verifyKey))
-	m.HandleFunc("POST /v1/verify/signature", s.auth(verifier, s.verifySignature))
-	m.HandleFunc("POST /v1/verify/jwt", s.auth(verifier, s.verifyJWT))
-	m.HandleFunc("GET /v1/auth", s.forwardAuth) // the documented form
-	m.HandleFunc("/v1/auth", s.forwardAuth)     // any method: proxies forward the client's
-	m.HandleFunc("/v1/auth/", s.forwardAuth)    // Envoy's ext_authz appends the client's path
 }
 
 // ServeHTTP answers API requests, unknown routes and methods included, in the contract's envelope.

@@ -1,0 +1,57 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/keyplane/keyplane"
+	"github.com/keyplane/keyplane/internal/service"
+	"github.com/keyplane/keyplane/internal/store"
+)
+
+func (s *Server) listLogs(w http.ResponseWriter, r *http.Request, c *call) error {
+	lq, err := readList(r, "keyId", "code", "source")
+	if err != nil {
+		return err
+	}
+	q := lq.q
+	entries, next, err := s.svc.ListLogs(r.Context(), c.Caller, c.ws, store.LogFilter{
+		KeyID: q.Get("keyId"), Code: keyplane.VerifyCode(q.Get("code")), Source: keyplane.LogSource(q.Get("source")),
+		Since: lq.since, Until: lq.until, Limit: lq.limit, Cursor: lq.cursor,
+	})
+	if err != nil {
+		return err
+	}
+	out := make([]*keyplane.RequestLogView, len(entries))
+	for i := range entries {
+		out[i] = entries[i].View()
+	}
+	writeList(w, out, next)
+	return nil
+}
+
+func (s *Server) keyUsage(w http.ResponseWriter, r *http.Request, c *call) error {
+	since, err := timeParam(r, "since")
+	if err != nil {
+		return err
+	}
+	until, err := timeParam(r, "until")
+	if err != nil {
+		return err
+	}
+	g := r.URL.Query().Get("granularity")
+	if !filterValue(g) {
+		return invalid("granularity", "must be hour or day")
+	}
+	buckets, err := s.svc.KeyUsage(r.Context(), c.Caller, c.ws, r.PathValue("id"), service.UsageQuery{
+		Granularity: keyplane.Granularity(g), Since: since, Until: until,
+	})
+	if err != nil {
+		return err
+	}
+	out := make([]*keyplane.UsageBucketView, len(buckets))
+	for i := range buckets {
+		out[i] = buckets[i].View()
+	}
+	writeData(w, http.StatusOK, out)
+	return nil
+}
