@@ -375,8 +375,8 @@ func (s *Service) RevealWebhookSecret(ctx context.Context, c *keyplane.Caller, w
 			deny = "revealing a signing secret needs your password, entered in the last 5 minutes"
 		}
 		if deny != "" {
-			_ = s.Audit(ctx, c, wsID, keyplane.AuditRecord{Action: "webhook.secret_reveal_denied", Target: webhookTarget(e)})
-			return nil, "", keyplane.Errorf(keyplane.CodeForbidden, "%s", deny)
+			return nil, "", s.auditRefusal(ctx, c, wsID, keyplane.AuditRecord{Action: "webhook.secret_reveal_denied", Target: webhookTarget(e)},
+				keyplane.Errorf(keyplane.CodeForbidden, "%s", deny))
 		}
 	}
 	secret, err := s.box.Open(e.Secret, webhookAD(wsID, e.ID))
