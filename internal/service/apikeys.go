@@ -743,8 +743,7 @@ func (s *Service) RevealAPIKey(ctx context.Context, c *keyplane.Caller, wsID, ke
 		return nil, "", err
 	}
 	deny := func(err error) (*keyplane.APIKey, string, error) {
-		_ = s.Audit(ctx, c, wsID, keyplane.AuditRecord{Action: "api_key.reveal_denied", Target: keyTarget(k)})
-		return nil, "", err
+		return nil, "", s.auditRefusal(ctx, c, wsID, keyplane.AuditRecord{Action: "api_key.reveal_denied", Target: keyTarget(k)}, err)
 	}
 	if err := checkEnvironment(c, k.Environment); err != nil {
 		return deny(err)

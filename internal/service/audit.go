@@ -4,12 +4,25 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 
 	"github.com/keyplane/keyplane"
 	"github.com/keyplane/keyplane/internal/auditchain"
 	"github.com/keyplane/keyplane/internal/redact"
 	"github.com/keyplane/keyplane/internal/store"
 )
+
+// auditRefusal records a refused action (a denied reveal, a wrong password entered again) and returns
+// refusal. The docs promise an entry for every one (docs/api.md: "every refused reveal writes an
+// audit entry"; user.reauth_failed is in the workspace's chain), so a refusal whose entry could not be
+// written does not answer as a refusal: the call fails with the store's error instead, which the API
+// and the dashboard log under the request id and answer as an outage. Nothing is revealed either way.
+func (s *Service) auditRefusal(ctx context.Context, c *keyplane.Caller, chain string, r keyplane.AuditRecord, refusal error) error {
+	if err := s.Audit(ctx, c, chain, r); err != nil {
+		return fmt.Errorf("audit %s: %w", r.Action, err)
+	}
+	return refusal
+}
 
 // ListAudit lists a workspace's audit trail, newest first.
 func (s *Service) ListAudit(ctx context.Context, c *keyplane.Caller, wsID string, f store.AuditFilter) ([]keyplane.AuditEntry, string, error) {

@@ -319,38 +319,3 @@ func (s *Service) answerInvitation(ctx context.Context, c *keyplane.Caller, wsID
 		return fn(tx, m)
 	})
 }
-
-// SetOperator gives or takes a person's operator powers (every workspace, as an owner). Taking them
-// works at once on every node: a session's person is read from the store on every request. Recorded
-// in the operator's chain.
-func (s *Service) SetOperator(ctx context.Context, c *keyplane.Caller, email string, operator bool) (*keyplane.User, error) {
-	if err := c.RequireOperator(); err != nil {
-		return nil, err
-	}
-	var v keyplane.Validation
-	email = normalizeEmail(&v, email)
-	if err := v.Err(); err != nil {
-		return nil, err
-	}
-	var u *keyplane.User
-	err := s.change(ctx, c, store.OperatorChain, func(tx store.Tx, now time.Time) (*outcome, error) {
-		var err error
-		if u, err = tx.GetUserByEmail(ctx, email); err != nil {
-			return nil, notFound(err, "user")
-		}
-		if u.Operator == operator {
-			return nil, nil
-		}
-		from := u.Operator
-		u.Operator, u.UpdatedAt = operator, now
-		if err := tx.SetUserOperator(ctx, u.ID, operator, now); err != nil {
-			return nil, notFound(err, "user")
-		}
-		return &outcome{audit: &keyplane.AuditRecord{Action: "user.updated", Target: keyplane.Target{Type: "user", ID: u.ID},
-			Changes: map[string]keyplane.Change{"email": {To: u.Email}, "operator": {From: from, To: operator}}}}, nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return u, nil
-}

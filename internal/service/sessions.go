@@ -276,9 +276,9 @@ func (s *Service) Reauthenticate(ctx context.Context, c *keyplane.Caller, sess *
 		}
 	}
 	if !ok {
-		_ = s.Audit(ctx, c, c.WorkspaceID, keyplane.AuditRecord{Action: "user.reauth_failed", Target: keyplane.Target{Type: "user", ID: u.ID}})
-		return &keyplane.Error{Code: keyplane.CodeInvalidRequest, Message: "that password is not right",
-			Details: []keyplane.FieldError{{Field: "password", Message: "is not right"}}}
+		return s.auditRefusal(ctx, c, c.WorkspaceID, keyplane.AuditRecord{Action: "user.reauth_failed", Target: keyplane.Target{Type: "user", ID: u.ID}},
+			&keyplane.Error{Code: keyplane.CodeInvalidRequest, Message: "that password is not right",
+				Details: []keyplane.FieldError{{Field: "password", Message: "is not right"}}})
 	}
 	s.limits.PerAccount.Reset(ctx, u.Email)
 	// The session's new time is written with the audit entry that records it: a session that may

@@ -16,6 +16,88 @@ import (
 	"github.com/keyplane/keyplane/internal/store"
 )
 
+const (
+	requestLogColumns = `id, workspace_id, key_id, ts, code, source, method, path, ip, user_agent, latency_us`
+
+	// sqlInsertRequestLogs is followed by batchRows(sqlRequestLogRow, n): one statement writes n
+	// entries. No ON CONFLICT: ids are fresh, and a batch either goes in whole, rollups included, or not.
+	sqlInsertRequestLogs = `INSERT INTO request_logs (` + requestLogColumns + `) VALUES `
+	sqlRequestLogRow     = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+
+	// sqlListRequestLogs is followed by the optional filters below, then sqlListRequestLogsEnd. A time
+	// bound is given twice: as an id bound (ids begin with their millisecond), which the indexes
+	// serve, and on ts, which is exact to the microsecond.
+	sqlListRequestLogs    = `SELECT ` + requestLogColumns + ` FROM request_logs`
+	sqlLogWorkspace       = ` WHERE workspace_id = ?`
+	sqlLogKey             = ` AND key_id = ?`
+	sqlLogCode            = ` AND code = ?`
+	sqlLogSource          = ` AND source = ?`
+	sqlLogSince           = ` AND id >= ? AND ts >= ?`
+	sqlLogUntil           = ` AND id < ? AND ts < ?`
+	sqlLogBefore          = ` AND id < ?`
+	sqlListRequestLogsEnd = ` ORDER BY id DESC LIMIT ?`
+
+	// sqlAddUsage is followed by batchRows(sqlUsageRow, n), then sqlAddUsageEnd. A batch holds each
+	// row once: PostgreSQL refuses to update one row twice in a statement. The hour leads the primary
+	// key, so that the rows written are the current hour's, together at the end of the table.
+	sqlAddUsage    = `INSERT INTO key_usage (hour, workspace_id, key_id, code, requests) VALUES `
+	sqlUsageRow    = `(?, ?, ?, ?, ?)`
+	sqlAddUsageEnd = ` ON CONFLICT (hour, workspace_id, key_id, code) DO UPDATE SET requests = key_usage.requests + excluded.requests`
+
+	// sqlTouchKey moves a key's last use forward only: nodes and batches may write out of order.
+	sqlTouchKey = `UPDATE api_keys SET last_used_at = ? WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)`
+
+	// sqlUsageHours lists the hours from the first argument (an hour's start, unix microseconds) to
+	// before the second. The rollups are read by a seek per hour to its (hour, workspace[, key]) part
+	// of the primary key, which then serves both reads without an index of its own: CROSS JOIN keeps
+	// the hours the outer loop on SQLite, and on PostgreSQL a nested loop over the primary key is what
+	// a few thousand hours cost least with.
+	sqlUsageHours = `WITH RECURSIVE h(hour) AS (
+			SELECT CAST(? AS BIGINT)
+			UNION ALL
+			SELECT hour + 3600000000 FROM h WHERE hour + 3600000000 < ?
+		)`
+	// sqlKeyUsage sums a key's hourly rollups into buckets of the third argument's width
+	// (microseconds; a multiple of an hour), aligned on the epoch. CAST: PostgreSQL's SUM of bigint is
+	// numeric.
+	sqlKeyUsage = sqlUsageHours + `
+		SELECT u.hour - (u.hour % ?) AS bucket, u.code, CAST(SUM(u.requests) AS BIGINT)
+		FROM h CROSS JOIN key_usage u
+		WHERE u.hour = h.hour AND u.workspace_id = ? AND u.key_id = ?
+		GROUP BY 1, 2
+		ORDER BY 1, 2`
+	// sqlWorkspaceUsage is sqlKeyUsage over every key of a workspace.
+	sqlWorkspaceUsage = sqlUsageHours + `
+		SELECT u.hour - (u.hour % ?) AS bucket, u.code, CAST(SUM(u.requests) AS BIGINT)
+		FROM h CROSS JOIN key_usage u
+		WHERE u.hour = h.hour AND u.workspace_id = ?
+		GROUP BY 1, 2
+		ORDER BY 1, 2`
+
+	// Pruning deletes a bounded number of rows per statement, oldest first, so that no transaction
+	// holds the writer (SQLite) or many row locks (PostgreSQL) for long.
+	// The log's primary key leads with the workspace: the rows to prune are found by a range scan of
+	// each workspace's part of it.
+	sqlPruneRequestLogs = `DELETE FROM request_logs WHERE (workspace_id, id) IN (
+		SELECT l.workspace_id, l.id FROM workspaces w JOIN request_logs l ON l.workspace_id = w.id
+		WHERE l.id < ? LIMIT ?)`
+	// sqlPruneRequestLogsApart is sqlPruneRequestLogs for a log in a database of its own, without the
+	// workspaces: they are found by skipping from one to the next in the log's primary key. (On
+	// PostgreSQL, which knows how many workspaces there are, the join above is planned as a range scan
+	// per workspace; this one, whose count it cannot guess, as a scan of the whole table.)
+	sqlPruneRequestLogsApart = `DELETE FROM request_logs WHERE (workspace_id, id) IN (
+		WITH RECURSIVE w(id) AS (
+			SELECT MIN(workspace_id) FROM request_logs
+			UNION ALL
+			SELECT (SELECT MIN(workspace_id) FROM request_logs WHERE workspace_id > w.id) FROM w WHERE w.id IS NOT NULL
+		)
+		SELECT l.workspace_id, l.id FROM w JOIN request_logs l ON l.workspace_id = w.id
+		WHERE w.id IS NOT NULL AND l.id < ? LIMIT ?)`
+	// The hour leads the rollups' primary key: the oldest rows are its first ones.
+	sqlPruneUsage = `DELETE FROM key_usage WHERE (hour, workspace_id, key_id, code) IN (
+		SELECT hour, workspace_id, key_id, code FROM key_usage WHERE hour < ? ORDER BY hour LIMIT ?)`
+)
+
 // maxBatchRows bounds the rows of one multi-row INSERT. A batch is written in chunks whose sizes are
 // powers of two up to it, so that only a handful of distinct statements ever exist (each prepared and
 // cached once), and a chunk's placeholders (11 per log row) stay far below both databases' limits.

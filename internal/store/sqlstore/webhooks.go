@@ -59,6 +59,9 @@ const (
 	sqlWebhookFailing   = `SELECT failing_since FROM webhook_endpoints WHERE id = ?`
 
 	sqlGetEvent = `SELECT id, workspace_id, type, data, created_at FROM events WHERE id = ? AND workspace_id = ?`
+
+	sqlInsertEvent = `INSERT INTO events (id, workspace_id, type, data, created_at) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT DO NOTHING`
 )
 
 func scanWebhook(s scanner) (*keyplane.WebhookEndpoint, error) {
@@ -263,6 +266,11 @@ func (t *tx) FailPendingDeliveries(ctx context.Context, endpointID, reason strin
 		return 0, t.fail("fail pending deliveries", err)
 	}
 	return res.RowsAffected()
+}
+
+func (t *tx) InsertEvent(ctx context.Context, e *keyplane.Event) error {
+	return t.insert(ctx, "insert event", sqlInsertEvent, e.ID, e.WorkspaceID, e.Type, jsonObject(e.Data),
+		micros(e.CreatedAt))
 }
 
 // ClaimDeliveries and FinishDelivery commit with relaxed durability (see relaxedTx): a lease or an

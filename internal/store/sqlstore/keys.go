@@ -1,0 +1,405 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/keyplane/keyplane"
+	"github.com/keyplane/keyplane/internal/store"
+)
+
+const (
+	apiKeyColumns = `k.id, k.workspace_id, k.name, k.description, k.key_type, k.environment, k.prefix,
+		k.value_start, k.value_end, k.enabled, k.permissions, k.ip_allowlist, k.allowed_origins, k.meta,
+		k.rate_limit, k.rate_window_ms, k.recoverable, k.expires_at, k.last_used_at, k.created_at,
+		k.updated_at, k.disabled_at, k.revoked_at, k.created_by`
+	secretColumns = `s.hash, s.key_id, s.workspace_id, s.expires_at, s.ciphertext, s.created_at`
+
+	sqlGetAPIKey  = `SELECT ` + apiKeyColumns + ` FROM api_keys k WHERE k.id = ? AND k.workspace_id = ?`
+	sqlFindAPIKey = `SELECT ` + apiKeyColumns + ` FROM api_keys k WHERE k.id = ?`
+
+	// sqlListAPIKeys is followed by the optional filters below, then sqlListAPIKeysEnd.
+	sqlListAPIKeys       = `SELECT ` + apiKeyColumns + ` FROM api_keys k WHERE k.workspace_id = ?`
+	sqlKeyEnvironment    = ` AND k.environment = ?`
+	sqlKeyType           = ` AND k.key_type = ?`
+	sqlKeyBefore         = ` AND k.id < ?`
+	sqlListAPIKeysEnd    = ` ORDER BY k.id DESC LIMIT ?`
+	sqlKeyStatusRevoked  = ` AND k.revoked_at IS NOT NULL`
+	sqlKeyStatusExpired  = ` AND k.revoked_at IS NULL AND k.expires_at IS NOT NULL AND k.expires_at <= ?`
+	sqlKeyStatusDisabled = ` AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > ?) AND NOT k.enabled`
+	sqlKeyStatusActive   = ` AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > ?) AND k.enabled`
+
+	sqlCountKeys = `SELECT COUNT(*) FROM api_keys WHERE workspace_id = ? AND revoked_at IS NULL`
+
+	sqlLookupSecret = `SELECT ` + apiKeyColumns + `, ` + secretColumns + `
+		FROM secrets s JOIN api_keys k ON k.id = s.key_id
+		WHERE s.hash = ?`
+	sqlListSecrets = `SELECT ` + secretColumns + ` FROM secrets s WHERE s.key_id = ?
+		ORDER BY s.created_at DESC, s.hash DESC`
+	sqlNewestPublishableKey = `SELECT ` + apiKeyColumns + `, ` + secretColumns + `
+		FROM api_keys k JOIN secrets s ON s.key_id = k.id AND s.expires_at IS NULL
+		WHERE k.workspace_id = ? AND k.environment = ? AND k.key_type = 'publishable'
+			AND k.revoked_at IS NULL AND k.enabled AND (k.expires_at IS NULL OR k.expires_at > ?)
+		ORDER BY k.id DESC, s.created_at DESC
+		LIMIT 1`
+
+	apiKeyInsertColumns = `id, workspace_id, name, description, key_type, environment,
+		prefix, value_start, value_end, enabled, permissions, ip_allowlist, allowed_origins, meta,
+		rate_limit, rate_window_ms, recoverable, expires_at, last_used_at, created_at, updated_at,
+		disabled_at, revoked_at, created_by`
+	sqlAPIKeyRow    = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	sqlInsertAPIKey = `INSERT INTO api_keys (` + apiKeyInsertColumns + `) VALUES ` + sqlAPIKeyRow + `
+		ON CONFLICT DO NOTHING`
+	// sqlImportAPIKeys and sqlImportSecrets are followed by batchRows of their row: bulk inserts
+	// without ON CONFLICT, so that a duplicate fails the whole import.
+	sqlImportAPIKeys = `INSERT INTO api_keys (` + apiKeyInsertColumns + `) VALUES `
+	// sqlUpdateAPIKey leaves alone what never changes after creation (id, workspace, type,
+	// environment, prefix, created_at and created_by) and last_used_at, which only the request log
+	// moves (sqlTouchKey): a change made from an older read must not set it back.
+	sqlUpdateAPIKey = `UPDATE api_keys SET name = ?, description = ?, value_start = ?, value_end = ?,
+		enabled = ?, permissions = ?, ip_allowlist = ?, allowed_origins = ?, meta = ?, rate_limit = ?,
+		rate_window_ms = ?, recoverable = ?, expires_at = ?, updated_at = ?,
+		disabled_at = ?, revoked_at = ?
+		WHERE id = ? AND workspace_id = ?`
+	// Secrets go first and explicitly, although the foreign key cascades too: secret material must
+	// not outlive its key even on a database opened without foreign key enforcement.
+	sqlDeleteSecretsOfKey = `DELETE FROM secrets WHERE key_id = ? AND workspace_id = ?`
+	sqlDeleteAPIKey       = `DELETE FROM api_keys WHERE id = ? AND workspace_id = ?`
+	secretInsertColumns   = `hash, key_id, workspace_id, expires_at, ciphertext, created_at`
+	sqlSecretRow          = `(?, ?, ?, ?, ?, ?)`
+	sqlInsertSecret       = `INSERT INTO secrets (` + secretInsertColumns + `) VALUES ` + sqlSecretRow + ` ON CONFLICT DO NOTHING`
+	sqlImportSecrets      = `INSERT INTO secrets (` + secretInsertColumns + `) VALUES `
+	// CASE rather than LEAST/MIN: the two databases spell the two-argument minimum differently.
+	sqlSupersedeSecrets = `UPDATE secrets
+		SET expires_at = CASE WHEN expires_at IS NULL OR expires_at > ? THEN ? ELSE expires_at END,
+			ciphertext = NULL
+		WHERE key_id = ?`
+	sqlSecretNotKept = ` AND hash <> ?`
+)
+
+// keyStatusClause returns the filter that selects the keys whose Status(now) is s, and whether it
+// takes now as its one argument. It mirrors keyplane.APIKey.Status: revoked, else expired
+// (expires_at <= now), else disabled, else active.
+func keyStatusClause(s keyplane.Status) (clause string, takesNow, ok bool) {
+	switch s {
+	case keyplane.StatusRevoked:
+		return sqlKeyStatusRevoked, false, true
+	case keyplane.StatusExpired:
+		return sqlKeyStatusExpired, true, true
+	case keyplane.StatusDisabled:
+		return sqlKeyStatusDisabled, true, true
+	case keyplane.StatusActive:
+		return sqlKeyStatusActive, true, true
+	}
+	return "", false, false
+}
+
+// apiKeyRow receives the columns of apiKeyColumns.
+type apiKeyRow struct {
+	k                                            keyplane.APIKey
+	keyType, env                                 string
+	permissions, ipAllowlist, origins, meta, by  string
+	rateLimit, rateWindow                        sql.NullInt64
+	expiresAt, lastUsedAt, disabledAt, revokedAt sql.NullInt64
+	createdAt, updatedAt                         int64
+}
+
+func (r *apiKeyRow) dest() []any {
+	k := &r.k
+	return []any{&k.ID, &k.WorkspaceID, &k.Name, &k.Description, &r.keyType, &r.env, &k.Prefix,
+		&k.Start, &k.End, &k.Enabled, &r.permissions, &r.ipAllowlist, &r.origins, &r.meta,
+		&r.rateLimit, &r.rateWindow, &k.Recoverable, &r.expiresAt, &r.lastUsedAt, &r.createdAt,
+		&r.updatedAt, &r.disabledAt, &r.revokedAt, &r.by}
+}
+
+func (r *apiKeyRow) key() (*keyplane.APIKey, error) {
+	k := r.k
+	k.KeyType, k.Environment = keyplane.KeyType(r.keyType), keyplane.Environment(r.env)
+	var err error
+	if k.Permissions, err = decodeList(r.permissions); err != nil {
+		return nil, fmt.Errorf("api key %s: permissions: %w", k.ID, err)
+	}
+	if k.IPAllowlist, err = decodeList(r.ipAllowlist); err != nil {
+		return nil, fmt.Errorf("api key %s: ip allowlist: %w", k.ID, err)
+	}
+	if k.AllowedOrigins, err = decodeList(r.origins); err != nil {
+		return nil, fmt.Errorf("api key %s: allowed origins: %w", k.ID, err)
+	}
+	if err := json.Unmarshal([]byte(r.by), &k.CreatedBy); err != nil {
+		return nil, fmt.Errorf("api key %s: created by: %w", k.ID, err)
+	}
+	k.Meta = json.RawMessage(r.meta)
+	if r.rateLimit.Valid {
+		k.RateLimit = &keyplane.RateLimit{Limit: r.rateLimit.Int64, WindowMs: r.rateWindow.Int64}
+	}
+	k.ExpiresAt, k.LastUsedAt = fromNullMicros(r.expiresAt), fromNullMicros(r.lastUsedAt)
+	k.DisabledAt, k.RevokedAt = fromNullMicros(r.disabledAt), fromNullMicros(r.revokedAt)
+	k.CreatedAt, k.UpdatedAt = fromMicros(r.createdAt), fromMicros(r.updatedAt)
+	return &k, nil
+}
+
+// secretRow receives the columns of secretColumns.
+type secretRow struct {
+	s         keyplane.Secret
+	expiresAt sql.NullInt64
+	createdAt int64
+}
+
+func (r *secretRow) dest() []any {
+	return []any{&r.s.Hash, &r.s.KeyID, &r.s.WorkspaceID, &r.expiresAt, &r.s.Ciphertext, &r.createdAt}
+}
+
+func (r *secretRow) secret() *keyplane.Secret {
+	s := r.s
+	s.ExpiresAt, s.CreatedAt = fromNullMicros(r.expiresAt), fromMicros(r.createdAt)
+	return &s
+}
+
+// scanKeyAndSecret reads a row of apiKeyColumns followed by secretColumns.
+func scanKeyAndSecret(s scanner) (*keyplane.APIKey, *keyplane.Secret, error) {
+	var kr apiKeyRow
+	var sr secretRow
+	if err := s.Scan(append(kr.dest(), sr.dest()...)...); err != nil {
+		return nil, nil, err
+	}
+	k, err := kr.key()
+	if err != nil {
+		return nil, nil, err
+	}
+	return k, sr.secret(), nil
+}
+
+// scanAPIKey reads a row of apiKeyColumns, for collect.
+func scanAPIKey(s scanner) (keyplane.APIKey, error) {
+	var r apiKeyRow
+	if err := s.Scan(r.dest()...); err != nil {
+		return keyplane.APIKey{}, err
+	}
+	k, err := r.key()
+	if err != nil {
+		return keyplane.APIKey{}, err
+	}
+	return *k, nil
+}
+
+// scanSecret reads a row of secretColumns, for collect.
+func scanSecret(s scanner) (keyplane.Secret, error) {
+	var r secretRow
+	if err := s.Scan(r.dest()...); err != nil {
+		return keyplane.Secret{}, err
+	}
+	return *r.secret(), nil
+}
+
+func (q *queries) GetAPIKey(ctx context.Context, workspaceID, id string) (*keyplane.APIKey, error) {
+	var r apiKeyRow
+	if err := q.queryRow(ctx, sqlGetAPIKey, id, workspaceID).Scan(r.dest()...); err != nil {
+		return nil, q.fail("get api key", err)
+	}
+	k, err := r.key()
+	if err != nil {
+		return nil, fmt.Errorf("get api key: %w", err)
+	}
+	return k, nil
+}
+
+func (q *queries) FindAPIKey(ctx context.Context, id string) (*keyplane.APIKey, error) {
+	var r apiKeyRow
+	if err := q.queryRow(ctx, sqlFindAPIKey, id).Scan(r.dest()...); err != nil {
+		return nil, q.fail("find api key", err)
+	}
+	k, err := r.key()
+	if err != nil {
+		return nil, fmt.Errorf("find api key: %w", err)
+	}
+	return k, nil
+}
+
+func (q *queries) ListAPIKeys(ctx context.Context, workspaceID string, f store.KeyFilter) ([]keyplane.APIKey, string, error) {
+	const op = "list api keys"
+	if f.Limit < 1 {
+		return nil, "", fmt.Errorf("%s: limit %d is not positive", op, f.Limit)
+	}
+	var b strings.Builder
+	b.WriteString(sqlListAPIKeys)
+	args := []any{workspaceID}
+	if f.Environment != "" {
+		b.WriteString(sqlKeyEnvironment)
+		args = append(args, string(f.Environment))
+	}
+	if f.KeyType != "" {
+		b.WriteString(sqlKeyType)
+		args = append(args, string(f.KeyType))
+	}
+	if f.Status != "" {
+		clause, takesNow, ok := keyStatusClause(f.Status)
+		if !ok {
+			return nil, "", fmt.Errorf("%s: unknown status %q", op, f.Status)
+		}
+		b.WriteString(clause)
+		if takesNow {
+			args = append(args, micros(f.Now))
+		}
+	}
+	if f.Cursor != "" {
+		after, err := decodeCursor(cursorAPIKey, f.Cursor)
+		if err != nil {
+			return nil, "", fmt.Errorf("%s: %w", op, err)
+		}
+		b.WriteString(sqlKeyBefore)
+		args = append(args, after)
+	}
+	b.WriteString(sqlListAPIKeysEnd)
+	args = append(args, f.Limit+1)
+
+	rows, err := q.query(ctx, b.String(), args...)
+	if err != nil {
+		return nil, "", q.fail(op, err)
+	}
+	out, err := collect(rows, scanAPIKey)
+	if err != nil {
+		return nil, "", q.fail(op, err)
+	}
+	out, next := page(out, f.Limit, func(k *keyplane.APIKey) string { return encodeCursor(cursorAPIKey, k.ID) })
+	return out, next, nil
+}
+
+func (q *queries) CountKeys(ctx context.Context, workspaceID string) (int, error) {
+	var n int
+	if err := q.queryRow(ctx, sqlCountKeys, workspaceID).Scan(&n); err != nil {
+		return 0, q.fail("count keys", err)
+	}
+	return n, nil
+}
+
+func (q *queries) LookupSecret(ctx context.Context, hash []byte) (*keyplane.APIKey, *keyplane.Secret, error) {
+	k, s, err := scanKeyAndSecret(q.queryRow(ctx, sqlLookupSecret, hash))
+	if err != nil {
+		return nil, nil, q.fail("lookup secret", err)
+	}
+	return k, s, nil
+}
+
+func (q *queries) ListSecrets(ctx context.Context, keyID string) ([]keyplane.Secret, error) {
+	rows, err := q.query(ctx, sqlListSecrets, keyID)
+	if err != nil {
+		return nil, q.fail("list secrets", err)
+	}
+	out, err := collect(rows, scanSecret)
+	if err != nil {
+		return nil, q.fail("list secrets", err)
+	}
+	return out, nil
+}
+
+func (q *queries) NewestPublishableKey(ctx context.Context, workspaceID string, env keyplane.Environment, now time.Time) (*keyplane.APIKey, *keyplane.Secret, error) {
+	k, s, err := scanKeyAndSecret(q.queryRow(ctx, sqlNewestPublishableKey, workspaceID, string(env), micros(now)))
+	if err != nil {
+		return nil, nil, q.fail("newest publishable key", err)
+	}
+	return k, s, nil
+}
+
+// apiKeyJSON encodes the JSON-ish fields of k in column order: permissions, ip allowlist, allowed
+// origins, meta.
+func apiKeyJSON(k *keyplane.APIKey) (perms, ips, origins, meta string, err error) {
+	if perms, err = encodeList(k.Permissions); err != nil {
+		return "", "", "", "", fmt.Errorf("permissions: %w", err)
+	}
+	if ips, err = encodeList(k.IPAllowlist); err != nil {
+		return "", "", "", "", fmt.Errorf("ip allowlist: %w", err)
+	}
+	if origins, err = encodeList(k.AllowedOrigins); err != nil {
+		return "", "", "", "", fmt.Errorf("allowed origins: %w", err)
+	}
+	return perms, ips, origins, jsonObject(k.Meta), nil
+}
+
+func rateLimitArgs(r *keyplane.RateLimit) (limit, windowMs any) {
+	if r == nil {
+		return nil, nil
+	}
+	return r.Limit, r.WindowMs
+}
+
+func (t *tx) InsertAPIKey(ctx context.Context, k *keyplane.APIKey) error {
+	const op = "insert api key"
+	args, err := appendAPIKeyValues(nil, k)
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	return t.insert(ctx, op, sqlInsertAPIKey, args...)
+}
+
+// appendAPIKeyValues appends k's values in the order of apiKeyInsertColumns.
+func appendAPIKeyValues(dst []any, k *keyplane.APIKey) ([]any, error) {
+	perms, ips, origins, meta, err := apiKeyJSON(k)
+	if err != nil {
+		return nil, err
+	}
+	by, err := json.Marshal(k.CreatedBy)
+	if err != nil {
+		return nil, fmt.Errorf("created by: %w", err)
+	}
+	limit, window := rateLimitArgs(k.RateLimit)
+	return append(dst, k.ID, k.WorkspaceID, k.Name, k.Description,
+		string(k.KeyType), string(k.Environment), k.Prefix, k.Start, k.End, k.Enabled, perms, ips,
+		origins, meta, limit, window, k.Recoverable, nullMicros(k.ExpiresAt), nullMicros(k.LastUsedAt),
+		micros(k.CreatedAt), micros(k.UpdatedAt), nullMicros(k.DisabledAt), nullMicros(k.RevokedAt),
+		string(by)), nil
+}
+
+// appendSecretValues appends s's values in the order of secretInsertColumns.
+func appendSecretValues(dst []any, s *keyplane.Secret) []any {
+	return append(dst, s.Hash, s.KeyID, s.WorkspaceID, nullMicros(s.ExpiresAt), nullBytes(s.Ciphertext), micros(s.CreatedAt))
+}
+
+func (t *tx) UpdateAPIKey(ctx context.Context, k *keyplane.APIKey) error {
+	const op = "update api key"
+	perms, ips, origins, meta, err := apiKeyJSON(k)
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	limit, window := rateLimitArgs(k.RateLimit)
+	return t.update(ctx, op, sqlUpdateAPIKey, k.Name, k.Description, k.Start, k.End, k.Enabled, perms,
+		ips, origins, meta, limit, window, k.Recoverable, nullMicros(k.ExpiresAt),
+		micros(k.UpdatedAt), nullMicros(k.DisabledAt), nullMicros(k.RevokedAt),
+		k.ID, k.WorkspaceID)
+}
+
+func (t *tx) DeleteAPIKey(ctx context.Context, workspaceID, id string) error {
+	const op = "delete api key"
+	if _, err := t.exec(ctx, sqlDeleteSecretsOfKey, id, workspaceID); err != nil {
+		return t.fail(op, err)
+	}
+	if err := t.update(ctx, op, sqlDeleteAPIKey, id, workspaceID); err != nil {
+		return err
+	}
+	if _, err := t.exec(ctx, sqlDeleteKeyNotices, id); err != nil {
+		return t.fail(op, err)
+	}
+	return nil
+}
+
+func (t *tx) InsertSecret(ctx context.Context, s *keyplane.Secret) error {
+	return t.insert(ctx, "insert secret", sqlInsertSecret, appendSecretValues(nil, s)...)
+}
+
+func (t *tx) SupersedeSecrets(ctx context.Context, keyID string, keep []byte, at time.Time) error {
+	a := micros(at)
+	var err error
+	if len(keep) == 0 {
+		// Nothing to keep; and "hash <> NULL" would match no row at all.
+		_, err = t.exec(ctx, sqlSupersedeSecrets, a, a, keyID)
+	} else {
+		_, err = t.exec(ctx, sqlSupersedeSecrets+sqlSecretNotKept, a, a, keyID, keep)
+	}
+	if err != nil {
+		return t.fail("supersede secrets", err)
+	}
+	return nil
+}

@@ -1,0 +1,85 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/keyplane/keyplane"
+)
+
+const (
+	rootKeyColumns = `id, name, hash, scopes, created_at, revoked_at`
+
+	sqlGetRootKeyByHash = `SELECT ` + rootKeyColumns + ` FROM root_keys WHERE hash = ?`
+	sqlGetRootKey       = `SELECT ` + rootKeyColumns + ` FROM root_keys WHERE id = ?`
+	sqlListRootKeys     = `SELECT ` + rootKeyColumns + ` FROM root_keys ORDER BY id`
+	sqlRevokeRootKey    = `UPDATE root_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`
+	sqlInsertRootKey    = `INSERT INTO root_keys (` + rootKeyColumns + `) VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT DO NOTHING`
+)
+
+func scanRootKey(s scanner) (*keyplane.RootKey, error) {
+	var k keyplane.RootKey
+	var scopes string
+	var created int64
+	var revoked sql.NullInt64
+	if err := s.Scan(&k.ID, &k.Name, &k.Hash, &scopes, &created, &revoked); err != nil {
+		return nil, err
+	}
+	var err error
+	if k.Scopes, err = decodeList(scopes); err != nil {
+		return nil, fmt.Errorf("root key %s: scopes: %w", k.ID, err)
+	}
+	k.CreatedAt, k.RevokedAt = fromMicros(created), fromNullMicros(revoked)
+	return &k, nil
+}
+
+func (q *queries) GetRootKeyByHash(ctx context.Context, hash []byte) (*keyplane.RootKey, error) {
+	k, err := scanRootKey(q.queryRow(ctx, sqlGetRootKeyByHash, hash))
+	if err != nil {
+		return nil, q.fail("get root key", err)
+	}
+	return k, nil
+}
+
+func (q *queries) GetRootKey(ctx context.Context, id string) (*keyplane.RootKey, error) {
+	k, err := scanRootKey(q.queryRow(ctx, sqlGetRootKey, id))
+	if err != nil {
+		return nil, q.fail("get root key", err)
+	}
+	return k, nil
+}
+
+func (q *queries) ListRootKeys(ctx context.Context) ([]keyplane.RootKey, error) {
+	rows, err := q.query(ctx, sqlListRootKeys)
+	if err != nil {
+		return nil, q.fail("list root keys", err)
+	}
+	out, err := collect(rows, func(s scanner) (keyplane.RootKey, error) {
+		k, err := scanRootKey(s)
+		if err != nil {
+			return keyplane.RootKey{}, err
+		}
+		return *k, nil
+	})
+	if err != nil {
+		return nil, q.fail("list root keys", err)
+	}
+	return out, nil
+}
+
+func (t *tx) CreateRootKey(ctx context.Context, k *keyplane.RootKey) error {
+	const op = "create root key"
+	scopes, err := encodeList(k.Scopes)
+	if err != nil {
+		return fmt.Errorf("%s: scopes: %w", op, err)
+	}
+	return t.insert(ctx, op, sqlInsertRootKey, k.ID, k.Name, k.Hash, scopes, micros(k.CreatedAt),
+		nullMicros(k.RevokedAt))
+}
+
+func (t *tx) RevokeRootKey(ctx context.Context, id string, at time.Time) error {
+	return t.update(ctx, "revoke root key", sqlRevokeRootKey, micros(at), id)
+}

@@ -1,0 +1,97 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+
+	"github.com/keyplane/keyplane"
+)
+
+const (
+	workspaceColumns = `id, name, slug, max_keys, test_key_ttl_seconds, live_mode_enabled, created_at, updated_at`
+
+	sqlGetWorkspace       = `SELECT ` + workspaceColumns + ` FROM workspaces WHERE id = ?`
+	sqlGetWorkspaceBySlug = `SELECT ` + workspaceColumns + ` FROM workspaces WHERE slug = ?`
+	sqlListWorkspaces     = `SELECT ` + workspaceColumns + ` FROM workspaces ORDER BY id DESC LIMIT ?`
+	sqlListWorkspacesFrom = `SELECT ` + workspaceColumns + ` FROM workspaces WHERE id < ? ORDER BY id DESC LIMIT ?`
+	sqlInsertWorkspace    = `INSERT INTO workspaces (` + workspaceColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT DO NOTHING`
+	sqlWorkspaceSlugTaken = `SELECT COUNT(*) FROM workspaces WHERE slug = ? AND id <> ?`
+	sqlUpdateWorkspace    = `UPDATE workspaces SET name = ?, slug = ?, max_keys = ?, test_key_ttl_seconds = ?,
+		live_mode_enabled = ?, updated_at = ? WHERE id = ?`
+)
+
+func scanWorkspace(s scanner) (*keyplane.Workspace, error) {
+	var w keyplane.Workspace
+	var created, updated int64
+	if err := s.Scan(&w.ID, &w.Name, &w.Slug, &w.MaxKeys, &w.TestKeyTTLSeconds, &w.LiveModeEnabled,
+		&created, &updated); err != nil {
+		return nil, err
+	}
+	w.CreatedAt, w.UpdatedAt = fromMicros(created), fromMicros(updated)
+	return &w, nil
+}
+
+func (q *queries) GetWorkspace(ctx context.Context, id string) (*keyplane.Workspace, error) {
+	w, err := scanWorkspace(q.queryRow(ctx, sqlGetWorkspace, id))
+	if err != nil {
+		return nil, q.fail("get workspace", err)
+	}
+	return w, nil
+}
+
+func (q *queries) GetWorkspaceBySlug(ctx context.Context, slug string) (*keyplane.Workspace, error) {
+	w, err := scanWorkspace(q.queryRow(ctx, sqlGetWorkspaceBySlug, slug))
+	if err != nil {
+		return nil, q.fail("get workspace by slug", err)
+	}
+	return w, nil
+}
+
+func (q *queries) ListWorkspaces(ctx context.Context, limit int, cursor string) ([]keyplane.Workspace, string, error) {
+	const op = "list workspaces"
+	if limit < 1 {
+		return nil, "", fmt.Errorf("%s: limit %d is not positive", op, limit)
+	}
+	var rows *sql.Rows
+	var err error
+	if cursor == "" {
+		rows, err = q.query(ctx, sqlListWorkspaces, limit+1)
+	} else {
+		after, cerr := decodeCursor(cursorWorkspace, cursor)
+		if cerr != nil {
+			return nil, "", fmt.Errorf("%s: %w", op, cerr)
+		}
+		rows, err = q.query(ctx, sqlListWorkspacesFrom, after, limit+1)
+	}
+	if err != nil {
+		return nil, "", q.fail(op, err)
+	}
+	out, err := collect(rows, func(s scanner) (keyplane.Workspace, error) {
+		w, err := scanWorkspace(s)
+		if err != nil {
+			return keyplane.Workspace{}, err
+		}
+		return *w, nil
+	})
+	if err != nil {
+		return nil, "", q.fail(op, err)
+	}
+	out, next := page(out, limit, func(w *keyplane.Workspace) string { return encodeCursor(cursorWorkspace, w.ID) })
+	return out, next, nil
+}
+
+func (t *tx) CreateWorkspace(ctx context.Context, w *keyplane.Workspace) error {
+	return t.insert(ctx, "create workspace", sqlInsertWorkspace, w.ID, w.Name, w.Slug, w.MaxKeys,
+		w.TestKeyTTLSeconds, w.LiveModeEnabled, micros(w.CreatedAt), micros(w.UpdatedAt))
+}
+
+func (t *tx) UpdateWorkspace(ctx context.Context, w *keyplane.Workspace) error {
+	const op = "update workspace"
+	if err := t.taken(ctx, op, sqlWorkspaceSlugTaken, w.Slug, w.ID); err != nil {
+		return err
+	}
+	return t.update(ctx, op, sqlUpdateWorkspace, w.Name, w.Slug, w.MaxKeys, w.TestKeyTTLSeconds,
+		w.LiveModeEnabled, micros(w.UpdatedAt), w.ID)
+}
