@@ -3,6 +3,7 @@ package keyplane
 import (
 	"encoding/json"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -161,7 +162,9 @@ type VerifyRequest struct {
 // CompiledKey is the verification view of a key: everything Check needs, parsed once so that the hot
 // path allocates nothing. It is immutable once built and shared between goroutines.
 type CompiledKey struct {
-	Key         *APIKey
+	Key *APIKey
+	// permissions is a set only for keys with many: a short list is faster to scan than a map is to
+	// hash, and a map costs a cached key ~200 bytes (docs/performance.md, "Memory").
 	permissions map[string]struct{}
 	prefixes    []netip.Prefix
 	origins     map[string]struct{}
@@ -183,9 +186,12 @@ func (c *CompiledKey) Encoded(build func(*APIKey) []byte) []byte {
 // Compile prepares k for repeated checks. Entries of the allow-lists that do not parse are skipped:
 // they were validated on the way in, so this only guards against a hand-edited database.
 func Compile(k *APIKey) *CompiledKey {
-	c := &CompiledKey{Key: k, permissions: make(map[string]struct{}, len(k.Permissions))}
-	for _, p := range k.Permissions {
-		c.permissions[p] = struct{}{}
+	c := &CompiledKey{Key: k}
+	if len(k.Permissions) > permissionSetMin {
+		c.permissions = make(map[string]struct{}, len(k.Permissions))
+		for _, p := range k.Permissions {
+			c.permissions[p] = struct{}{}
+		}
 	}
 	for _, s := range k.IPAllowlist {
 		if p, err := ParseIPOrPrefix(s); err == nil {
@@ -292,10 +298,16 @@ func NormalizeOrigin(s string) (string, bool) {
 	return scheme + "://" + host + ":" + port, true
 }
 
+// permissionSetMin is the number of permissions above which a compiled key keeps them as a set.
+const permissionSetMin = 8
+
 // HasPermission reports whether the key was granted p.
 func (c *CompiledKey) HasPermission(p string) bool {
-	_, ok := c.permissions[p]
-	return ok
+	if c.permissions != nil {
+		_, ok := c.permissions[p]
+		return ok
+	}
+	return slices.Contains(c.Key.Permissions, p)
 }
 
 // Check decides a verification for a key whose value matched, given when that value stops working
@@ -327,7 +339,7 @@ func (c *CompiledKey) Check(now time.Time, secretExpiresAt *time.Time, req *Veri
 		return VerifyForbidden
 	}
 	for _, p := range req.Permissions {
-		if _, ok := c.permissions[p]; !ok {
+		if !c.HasPermission(p) {
 			return VerifyInsufficientPermissions
 		}
 	}

@@ -22,6 +22,12 @@ func TestWriteVerifiedMatchesEncodingJSON(t *testing.T) {
 			Meta: json.RawMessage(`{ "currency" : "fiat",  "tier": [1, 2], "html": "<x>" }`), ExpiresAt: &exp},
 		{ID: "apk_3", WorkspaceID: "ws_2", Name: "empty lists", KeyType: keyplane.KeyTypeSecret, Environment: keyplane.EnvLive,
 			Permissions: []string{}, Meta: json.RawMessage(`{}`)},
+		{ID: "apk_4", WorkspaceID: "ws_2", Name: "compact meta", KeyType: keyplane.KeyTypeSecret, Environment: keyplane.EnvLive,
+			Permissions: []string{"a", "b:c"}, Meta: json.RawMessage(`{"a":"x y","q":"say \"hi\" \\","n":[1,2.5e3,null,true]}`), ExpiresAt: &exp},
+		{ID: "apk_5", WorkspaceID: "ws_2", Name: "odd permission", KeyType: keyplane.KeyTypeSecret, Environment: keyplane.EnvLive,
+			Permissions: []string{"a&b"}, Meta: json.RawMessage(`{"a":"\u003c"}`)},
+		{ID: "apk_6", WorkspaceID: "ws_2", Name: "é", KeyType: keyplane.KeyTypeSecret, Environment: keyplane.EnvLive, Meta: json.RawMessage(`{"a":1 }`)},
+		{ID: "apk_7", WorkspaceID: "ws_2", Name: "non-ASCII meta", KeyType: keyplane.KeyTypeSecret, Environment: keyplane.EnvLive, Meta: json.RawMessage(`{"a":"\u2028` + "\u2028" + `"}`)},
 	}
 	rl := &rateLimitState{Limit: 100, Remaining: 0, ResetAt: keyplane.FormatTime(exp)}
 	var answers []verifyAnswer
@@ -102,4 +108,25 @@ func TestDecodeKeyOnly(t *testing.T) {
 			}
 		}
 	}
+}
+
+// FuzzAppendVerifiedKey: the hand-appended part of an answer is what encoding/json makes, for any
+// name, permission and (valid) meta.
+func FuzzAppendVerifiedKey(f *testing.F) {
+	f.Add("plain", "orders:read", `{}`)
+	f.Add(`a"b`, "x&y", `{"a":"x y"}`)
+	f.Add("tab\t", "p", `{ "a" : 1 }`)
+	f.Add("ok", "ok", `{"a":"\"<\\"}`)
+	f.Add("\xff", "\u2028", `{"a":[1,{"b":null}]}`)
+	f.Fuzz(func(t *testing.T, name, perm, meta string) {
+		if !json.Valid([]byte(meta)) || !strings.HasPrefix(strings.TrimSpace(meta), "{") {
+			return // the store holds only validated objects
+		}
+		k := &keyplane.APIKey{ID: "apk_1", WorkspaceID: "ws_1", Name: name, KeyType: keyplane.KeyTypeSecret,
+			Environment: keyplane.EnvLive, Permissions: []string{perm}, Meta: json.RawMessage(meta)}
+		got := string(appendVerifiedKey(nil, keyplane.Compile(k)))
+		if want := string(encodeVerifiedKey(k)); got != want {
+			t.Fatalf("appended %s\nencoding/json %s", got, want)
+		}
+	})
 }

@@ -156,7 +156,7 @@ func writeVerified(w http.ResponseWriter, a verifyAnswer) {
 	b = strconv.AppendQuote(b, string(a.Code)) // codes are upper-case ASCII letters and _
 	if a.key != nil {
 		b = append(b, ',')
-		b = append(b, a.key.Encoded(encodeVerifiedKey)...)
+		b = appendVerifiedKey(b, a.key)
 		if rl := a.rateLimit; rl != nil {
 			b = append(b, `,"ratelimit":{"limit":`...)
 			b = strconv.AppendInt(b, rl.Limit, 10)
@@ -186,6 +186,88 @@ var (
 	noStore         = []string{"no-store"}
 	noSniff         = []string{"nosniff"}
 )
+
+// appendVerifiedKey appends the key's part of a verification answer, the bytes encodeVerifiedKey
+// makes. A key whose strings need no escaping and whose meta is compact (nearly all) is appended
+// by hand, with nothing kept: a cached key would otherwise hold a copy of its fields, a fifth of
+// its weight in the cache (docs/performance.md, "Memory"). Any other key's encoding is made by
+// encoding/json, once per compiled key.
+func appendVerifiedKey(b []byte, c *keyplane.CompiledKey) []byte {
+	k := c.Key
+	if !plainJSON(k.ID) || !plainJSON(k.WorkspaceID) || !plainJSON(k.Name) || !plainJSON(string(k.KeyType)) ||
+		!plainJSON(string(k.Environment)) || !compactPlainJSON(k.Meta) {
+		return append(b, c.Encoded(encodeVerifiedKey)...)
+	}
+	for _, p := range k.Permissions {
+		if !plainJSON(p) {
+			return append(b, c.Encoded(encodeVerifiedKey)...)
+		}
+	}
+	b = append(b, `"keyId":"`...)
+	b = append(b, k.ID...)
+	b = append(b, `","workspaceId":"`...)
+	b = append(b, k.WorkspaceID...)
+	b = append(b, `","name":"`...)
+	b = append(b, k.Name...)
+	b = append(b, `","keyType":"`...)
+	b = append(b, k.KeyType...)
+	b = append(b, `","environment":"`...)
+	b = append(b, k.Environment...)
+	b = append(b, `","permissions":[`...)
+	for i, p := range k.Permissions {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '"')
+		b = append(b, p...)
+		b = append(b, '"')
+	}
+	b = append(b, `],"meta":`...)
+	if len(k.Meta) == 0 {
+		b = append(b, "{}"...)
+	} else {
+		b = append(b, k.Meta...)
+	}
+	b = append(b, `,"expiresAt":`...)
+	if k.ExpiresAt == nil {
+		return append(b, "null"...)
+	}
+	b = append(b, '"')
+	b = k.ExpiresAt.UTC().AppendFormat(b, time.RFC3339Nano) // keyplane.FormatTime: ASCII, nothing to escape
+	return append(b, '"')
+}
+
+// plainJSON reports whether encoding/json writes s as it is between quotes: printable ASCII other
+// than the quote, the backslash and the three characters it escapes for HTML.
+func plainJSON(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
+}
+
+// compactPlainJSON reports whether encoding/json writes the raw JSON m as it is: no white space
+// outside strings (it compacts), nothing it escapes for HTML, only ASCII (so no U+2028 or U+2029 to
+// escape). Escapes inside strings stay as they are, so a backslash is fine; empty m is written as
+// {} by the caller.
+func compactPlainJSON(m json.RawMessage) bool {
+	in := false
+	for i := 0; i < len(m); i++ {
+		switch c := m[i]; {
+		case c >= 0x7f || c == '<' || c == '>' || c == '&':
+			return false
+		case in && c == '\\':
+			i++ // the escaped character, a quote perhaps, does not end the string
+		case c == '"':
+			in = !in
+		case !in && (c == ' ' || c == '\t' || c == '\n' || c == '\r'):
+			return false
+		}
+	}
+	return true
+}
 
 // encodeVerifiedKey is the key's part of a verification answer, as encoding/json writes it, without
 // the braces: "keyId":…,…,"expiresAt":….
