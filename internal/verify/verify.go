@@ -118,6 +118,7 @@ type Verifier struct {
 	rootGen atomic.Uint64
 	// staleServed counts answers given from stale entries because the store could not be read.
 	staleServed atomic.Uint64
+	intern      interner
 }
 
 // New returns a Verifier reading from q.
@@ -360,6 +361,7 @@ func (v *Verifier) readKey(ctx context.Context, h [32]byte) (entry, error) {
 	if err != nil {
 		return entry{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
+	v.intern.key(k)
 	return entry{key: keyplane.Compile(k), secretExpiresAt: s.ExpiresAt, stamp: v.newStamp()}, nil
 }
 

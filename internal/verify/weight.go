@@ -4,17 +4,19 @@ import (
 	"github.com/keyplane/keyplane"
 )
 
-// DefaultCacheMemory is the key cache's default bound: 128 MiB holds about 115,000 typical keys
-// (entryWeight), the hot set of a million-key deployment, with the rest of a node's memory inside
-// the 300 MiB budget (docs/performance.md).
-const DefaultCacheMemory = 128 << 20
+// DefaultCacheMemory is the key cache's default bound: 96 MiB holds about 135,000 typical keys
+// (entryWeight), the hot set of a million-key deployment, with the rest of a node's memory and the
+// collector's headroom inside the 300 MiB budget (docs/performance.md, "Memory").
+const DefaultCacheMemory = 96 << 20
 
 // Weights, in bytes, measured with TestEntryWeight (heap growth per entry over 100,000 entries, on
-// 64-bit Go): a cache node and its entry, and on top of it a key's compiled form with short fields.
+// 64-bit Go): a cache node and its entry, and on top of it a key's compiled form with short fields,
+// its repeated strings interned (interner). A key whose answer needs escaping also keeps its
+// encoding (api.appendVerifiedKey), ~25 % more; such keys are rare, and not weighed apart.
 const (
 	weightNegative = 120 // an unknown digest: the node, its 32-byte key and an entry with no key
-	weightKey      = 700 // a compiled key with a few permissions, a name and no metadata
-	// Per string byte and per list element of a key's fields, for keys larger than most.
+	weightKey      = 490 // a compiled key, without the bytes of its own strings
+	// Per list element of a key's fields, on top of the element's bytes.
 	weightPerElement = 56
 )
 
@@ -28,10 +30,16 @@ func entryWeight(e entry) uint32 {
 }
 
 func keyWeight(k *keyplane.APIKey) uint32 {
-	n := weightKey + len(k.Name) + len(k.Description) + len(k.Meta) + len(k.ID) + len(k.WorkspaceID)
-	for _, l := range [][]string{k.Permissions, k.IPAllowlist, k.AllowedOrigins} {
+	n := weightKey + len(k.Description) + len(k.Name) + len(k.Meta) + len(k.ID) + len(k.Start) + len(k.End)
+	// A permission is a slice element; its string is interned, shared with other keys.
+	n += len(k.Permissions) * weightPerElement / 2
+	if len(k.Permissions) > 8 {
+		// Many permissions are a set as well (keyplane.Compile).
+		n += len(k.Permissions) * weightPerElement
+	}
+	for _, l := range [][]string{k.IPAllowlist, k.AllowedOrigins} {
 		for _, s := range l {
-			// A permission is a slice element, a map entry and its string.
+			// A slice element, a parsed prefix or a set entry, and its string.
 			n += 2*weightPerElement + len(s)
 		}
 	}
