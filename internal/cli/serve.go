@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/debug"
 	"runtime/pprof"
 	"strings"
 	"sync"
@@ -201,6 +202,10 @@ func (p *Program) serve(ctx context.Context, args []string) error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	addr := ln.Addr().String()
+	if cfg.MemoryLimit > 0 {
+		// A process-wide setting, like GOMEMLIMIT, which it stands for: serve is the process.
+		debug.SetMemoryLimit(cfg.MemoryLimit)
+	}
 	if cfg.CPUProfile != "" {
 		stop, err := startCPUProfile(cfg.CPUProfile)
 		if err != nil {
@@ -274,7 +279,8 @@ func (p *Program) serve(ctx context.Context, args []string) error {
 	return nil
 }
 
-// startCPUProfile profiles the process's CPU into the file at path until stop is called.
+// startCPUProfile profiles the process's CPU into the file at path until stop is called, which also
+// writes a heap profile to path.heap.
 func startCPUProfile(path string) (stop func(), err error) {
 	f, err := os.Create(path)
 	if err != nil {
@@ -284,7 +290,15 @@ func startCPUProfile(path string) (stop func(), err error) {
 		f.Close()
 		return nil, fmt.Errorf("--cpuprofile: %w", err)
 	}
-	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+		// What the heap holds at the end, beside: where a node's memory goes (docs/performance.md).
+		if h, err := os.Create(path + ".heap"); err == nil {
+			pprof.Lookup("heap").WriteTo(h, 0)
+			h.Close()
+		}
+	}, nil
 }
 
 // periodic runs job now and then every interval until ctx ends, one node at a time: of several nodes

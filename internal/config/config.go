@@ -43,6 +43,11 @@ type Config struct {
 	CacheStaleIfError    time.Duration
 	// CacheMemory bounds the verification cache, in bytes (--cache-memory, in MiB).
 	CacheMemory int64
+	// MemoryLimit is the soft limit, in bytes, serve gives Go's collector (--memory-limit, in MiB):
+	// by default the cache's bound plus MemoryOverhead, so that the collector's headroom does not
+	// double a full cache's footprint. 0: none (Go's default, or the GOMEMLIMIT environment variable,
+	// which wins when the flag is not given).
+	MemoryLimit int64
 	// LogRetention is how long request log entries are kept; UsageRetention, their hourly rollups.
 	LogRetention   time.Duration
 	UsageRetention time.Duration
@@ -83,7 +88,12 @@ const (
 	DefaultUsageFlush     = "5s"
 	DefaultLogBufferSize  = "10000"
 	// DefaultCacheMemory is the verification cache's bound, in bytes (see verify.DefaultCacheMemory).
-	DefaultCacheMemory   = 128 << 20
+	DefaultCacheMemory = 96 << 20
+	// MemoryOverhead is what a node holds besides its cache (request log buffers, usage counts, the
+	// membership filter, connections) plus the collector's headroom: the default memory limit is
+	// the cache's bound plus this. MinMemoryOverhead is the least --memory-limit may leave.
+	MemoryOverhead       = 104 << 20
+	MinMemoryOverhead    = 64 << 20
 	DefaultWebhookLease  = "2m"
 	DefaultMgmtRateLimit = "1000/10s"
 	DefaultMgmtIPLimit   = "2000/10s"
@@ -95,7 +105,7 @@ type FlagSet struct {
 	*flag.FlagSet
 	cfg                                               Config
 	retry, proxies, cacheTTL, cacheSize, staleIfError string
-	cacheMemory                                       string
+	cacheMemory, memoryLimit                          string
 	allowPrivate, allowHTTP                           string
 	logRetention, usageRetention                      string
 	logFlush, logBuffer, usageFlush                   string
@@ -129,6 +139,7 @@ func NewFlagSet(name string, serve bool, getenv func(string) string, out io.Writ
 	fs.staleIfError = env("KEYPLANE_CACHE_STALE_IF_ERROR", "0s")
 	fs.cacheSize = env("KEYPLANE_CACHE_SIZE", "")
 	fs.cacheMemory = env("KEYPLANE_CACHE_MEMORY", "")
+	fs.memoryLimit = env("KEYPLANE_MEMORY_LIMIT", "")
 	fs.retry = env("KEYPLANE_WEBHOOK_RETRY_SCHEDULE", DefaultRetrySchedule)
 	fs.proxies = env("KEYPLANE_TRUSTED_PROXIES", DefaultTrustedProxies)
 	fs.allowPrivate = env("KEYPLANE_WEBHOOK_ALLOW_PRIVATE", "false")
@@ -151,7 +162,8 @@ func NewFlagSet(name string, serve bool, getenv func(string) string, out io.Writ
 		fs.StringVar(&c.MetricsToken, "metrics-token", env("KEYPLANE_METRICS_TOKEN", ""), "bearer token required by /metrics; empty: open (env KEYPLANE_METRICS_TOKEN)")
 		fs.StringVar(&fs.cacheTTL, "cache-ttl", fs.cacheTTL, "longest time a cached key is trusted without a read (env KEYPLANE_CACHE_TTL)")
 		fs.StringVar(&fs.staleIfError, "cache-stale-if-error", fs.staleIfError, "how long past its TTL a cached key still verifies while the database cannot be read; 0s: not at all (env KEYPLANE_CACHE_STALE_IF_ERROR)")
-		fs.StringVar(&fs.cacheMemory, "cache-memory", fs.cacheMemory, "MiB of memory the verification cache holds, about 1 KiB a key; default 128 (env KEYPLANE_CACHE_MEMORY)")
+		fs.StringVar(&fs.cacheMemory, "cache-memory", fs.cacheMemory, "MiB of memory the verification cache holds, about 0.7 KiB a key; default 96 (env KEYPLANE_CACHE_MEMORY)")
+		fs.StringVar(&fs.memoryLimit, "memory-limit", fs.memoryLimit, "MiB of memory the Go collector aims to stay under; 0: no limit; default --cache-memory + 104, unless GOMEMLIMIT is set (env KEYPLANE_MEMORY_LIMIT)")
 		fs.StringVar(&fs.cacheSize, "cache-size", fs.cacheSize, "deprecated: use --cache-memory; N keys means N KiB (env KEYPLANE_CACHE_SIZE)")
 		fs.StringVar(&fs.logRetention, "log-retention", fs.logRetention, "how long request log entries are kept, e.g. 720h (env KEYPLANE_LOG_RETENTION)")
 		fs.StringVar(&fs.usageRetention, "usage-retention", fs.usageRetention, "how long hourly usage counts are kept, e.g. 9600h (env KEYPLANE_USAGE_RETENTION)")
@@ -159,7 +171,7 @@ func NewFlagSet(name string, serve bool, getenv func(string) string, out io.Writ
 		fs.StringVar(&fs.mgmtIPLimit, "management-ip-rate-limit", fs.mgmtIPLimit, "management calls allowed per client address, as N/duration (env KEYPLANE_MANAGEMENT_IP_RATE_LIMIT)")
 		fs.StringVar(&fs.lease, "webhook-lease", fs.lease, "how long a node holds the webhook attempts it takes; after a crash they are made again once it lapses (env KEYPLANE_WEBHOOK_LEASE)")
 		fs.StringVar(&fs.logFlush, "log-flush-interval", fs.logFlush, "longest wait of a request log entry before it is written (env KEYPLANE_LOG_FLUSH_INTERVAL)")
-		fs.StringVar(&c.CPUProfile, "cpuprofile", env("KEYPLANE_CPUPROFILE", ""), "file to write a CPU profile of the whole run to, on a clean stop; for measuring (env KEYPLANE_CPUPROFILE)")
+		fs.StringVar(&c.CPUProfile, "cpuprofile", env("KEYPLANE_CPUPROFILE", ""), "file to write a CPU profile of the whole run to, on a clean stop, and its heap profile to FILE.heap; for measuring (env KEYPLANE_CPUPROFILE)")
 		fs.StringVar(&fs.logBuffer, "log-buffer-size", fs.logBuffer, "request log entries held for writing; more are dropped and counted (env KEYPLANE_LOG_BUFFER_SIZE)")
 		fs.StringVar(&fs.usageFlush, "usage-flush-interval", fs.usageFlush, "how often usage counts and last-used times are written: the most usage lags the request log (env KEYPLANE_USAGE_FLUSH_INTERVAL)")
 	}
@@ -212,6 +224,20 @@ func (fs *FlagSet) Finish() (*Config, error) {
 		c.CacheMemory = int64(n) << 10
 	default:
 		c.CacheMemory = DefaultCacheMemory
+	}
+	switch {
+	case fs.memoryLimit != "":
+		mib, err := strconv.Atoi(fs.memoryLimit)
+		if err != nil || mib < 0 || mib > 1<<24 {
+			bad("--memory-limit: want a whole number of MiB, 0 for none")
+		} else if mib > 0 && int64(mib)<<20 < c.CacheMemory+MinMemoryOverhead {
+			bad("--memory-limit: want at least --cache-memory + %d MiB, or 0 for none", MinMemoryOverhead>>20)
+		}
+		c.MemoryLimit = int64(mib) << 20
+	case fs.getenv("GOMEMLIMIT") != "":
+		c.MemoryLimit = 0 // Go's own setting, already in force
+	default:
+		c.MemoryLimit = c.CacheMemory + MemoryOverhead
 	}
 	if c.LogRetention, err = time.ParseDuration(fs.logRetention); err != nil || c.LogRetention < time.Hour {
 		bad("--log-retention: want a duration of at least 1h, such as 720h")

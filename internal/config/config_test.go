@@ -154,7 +154,7 @@ func TestCacheMemory(t *testing.T) {
 		args []string
 		want int64
 	}{
-		{"default", nil, nil, 128 << 20},
+		{"default", nil, nil, 96 << 20},
 		{"flag", nil, []string{"--cache-memory", "64"}, 64 << 20},
 		{"environment", map[string]string{"KEYPLANE_CACHE_MEMORY": "32"}, nil, 32 << 20},
 		{"deprecated count", nil, []string{"--cache-size", "100000"}, 100000 << 10},
@@ -169,6 +169,39 @@ func TestCacheMemory(t *testing.T) {
 		}
 	}
 	for _, bad := range [][]string{{"--cache-memory", "0"}, {"--cache-memory", "lots"}, {"--cache-size", "10"}} {
+		if _, err := parse(t, nil, bad...); err == nil {
+			t.Errorf("%v: accepted", bad)
+		}
+	}
+}
+
+// TestMemoryLimit: serve's soft memory limit follows the cache's bound unless given, yields to
+// GOMEMLIMIT, and is refused when it would leave the node no room beside its cache.
+func TestMemoryLimit(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		args []string
+		want int64
+	}{
+		{"default", nil, nil, 200 << 20},
+		{"follows the cache", nil, []string{"--cache-memory", "512"}, 616 << 20},
+		{"flag", nil, []string{"--memory-limit", "1024"}, 1024 << 20},
+		{"none", nil, []string{"--memory-limit", "0"}, 0},
+		{"environment", map[string]string{"KEYPLANE_MEMORY_LIMIT": "300"}, nil, 300 << 20},
+		{"GOMEMLIMIT wins over the default", map[string]string{"GOMEMLIMIT": "1GiB"}, nil, 0},
+		{"the flag wins over GOMEMLIMIT", map[string]string{"GOMEMLIMIT": "1GiB"}, []string{"--memory-limit", "400"}, 400 << 20},
+	} {
+		c, err := parse(t, tc.env, tc.args...)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if c.MemoryLimit != tc.want {
+			t.Errorf("%s: %d bytes, want %d", tc.name, c.MemoryLimit, tc.want)
+		}
+	}
+	for _, bad := range [][]string{{"--memory-limit", "-1"}, {"--memory-limit", "lots"}, {"--memory-limit", "150"},
+		{"--cache-memory", "512", "--memory-limit", "560"}} {
 		if _, err := parse(t, nil, bad...); err == nil {
 			t.Errorf("%v: accepted", bad)
 		}
