@@ -10,6 +10,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
@@ -323,6 +324,7 @@ func (p *Program) wrkRun(ctx context.Context, o *benchOptions, srv *benchServer,
 	r.kpCPU = perRequest(cpuTime(srv.cmd.Process.Pid)-cpu0, r.kp.Requests)
 	readsAfter, _ := srv.metric("keyplane_verify_cache_misses_total")
 	r.reads, r.rss = readsAfter-readsBefore, srv.rss()
+	srv.reportMemory(p.Stderr, file)
 	cpu0 = cpuTime(os.Getpid())
 	if r.ceil, err = bench.Drive(ctx, wrk, dir, ceilingURL, rootKey, file, o.load); err != nil {
 		return r, err
@@ -504,6 +506,16 @@ func (s *benchServer) metric(name string) (float64, error) {
 		}
 	}
 	return 0, fmt.Errorf("bench: no metric %s", name)
+}
+
+// reportMemory says where the server's resident memory is, after a scenario: Go's heap (live at the
+// last collection, and held), all Go's memory, and the cache's estimate of itself; the rest of the
+// RSS is SQLite's page caches and the binary.
+func (s *benchServer) reportMemory(w io.Writer, scenario string) {
+	mib := func(name string) float64 { v, _ := s.metric(name); return v / (1 << 20) }
+	fmt.Fprintf(w, "bench: %s: RSS %.0f MiB; Go heap live %.0f MiB, held %.0f MiB, all Go %.0f MiB; cache estimate %.0f MiB\n",
+		filepath.Base(scenario), float64(s.rss())/(1<<20), mib("go_memstats_heap_alloc_bytes"), mib("go_memstats_heap_inuse_bytes"),
+		mib("go_memstats_sys_bytes"), mib("keyplane_verify_cache_bytes"))
 }
 
 // rss is the server's resident memory in bytes, from /proc; 0 where there is none.
