@@ -22,6 +22,7 @@ import (
 	"github.com/keyplane/keyplane/internal/ratelimit"
 	"github.com/keyplane/keyplane/internal/service"
 	"github.com/keyplane/keyplane/internal/store/storetest"
+	"github.com/keyplane/keyplane/internal/testkit"
 	"github.com/keyplane/keyplane/internal/verify"
 	"github.com/keyplane/keyplane/internal/webhook"
 )
@@ -139,7 +140,7 @@ func newFuzzNode(f *testing.F, driver string) *fuzzNode {
 // postgresUp reports whether the tests' PostgreSQL answers, without skipping the test when it does
 // not (storetest.Open would): the target then fuzzes SQLite alone.
 func postgresUp() bool {
-	if os.Getenv(storetest.EnvRequirePostgres) == "1" {
+	if testkit.Required(storetest.RequirePostgres) {
 		return true
 	}
 	raw := os.Getenv(storetest.EnvDatabaseURL)

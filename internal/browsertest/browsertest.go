@@ -15,8 +15,8 @@
 // CheckAccessibility runs axe-core (embedded from testdata/axe-core) in the page and fails the test
 // for each WCAG 2.1 A or AA violation.
 //
-// Without chromium the tests skip, unless KEYPLANE_REQUIRE_BROWSER=1 (set by .ci/run): then they
-// fail. KEYPLANE_CHROMIUM names another binary.
+// Without chromium the tests skip, unless KEYPLANE_REQUIRE_BROWSER is set (as testkit.Required
+// reads it; .ci/run sets it): then they fail. KEYPLANE_CHROMIUM names another binary.
 package browsertest
 
 import (
@@ -41,6 +41,8 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+
+	"github.com/keyplane/keyplane/internal/testkit"
 )
 
 // ActionTimeout bounds each helper call (one Do, one Text, one Screenshot...).
@@ -56,7 +58,7 @@ type Browser struct {
 }
 
 // New starts a headless chromium for t and stops it when t ends. Without a chromium binary the test
-// skips, or fails when KEYPLANE_REQUIRE_BROWSER=1.
+// skips, or fails when KEYPLANE_REQUIRE_BROWSER is set.
 func New(t testing.TB) *Browser {
 	t.Helper()
 	bin := findChromium(t)
@@ -133,10 +135,7 @@ func findChromium(t testing.TB) string {
 		}
 	}
 	const msg = "chromium is not installed (apt-get install chromium, or set KEYPLANE_CHROMIUM)"
-	if os.Getenv("KEYPLANE_REQUIRE_BROWSER") == "1" {
-		t.Fatal("browsertest: " + msg + "; KEYPLANE_REQUIRE_BROWSER=1 forbids skipping")
-	}
-	t.Skip("browsertest: " + msg + ": browser test skipped")
+	testkit.Require(t, "BROWSER", "browsertest: "+msg)
 	return ""
 }
 

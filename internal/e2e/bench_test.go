@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/keyplane/keyplane/internal/store/storetest"
+	"github.com/keyplane/keyplane/internal/testkit"
 )
 
 var (
@@ -49,10 +50,7 @@ func needWrk(t *testing.T) {
 		t.Skip("builds the binary and runs wrk")
 	}
 	if _, err := exec.LookPath("wrk"); err != nil {
-		if os.Getenv("KEYPLANE_REQUIRE_WRK") != "" {
-			t.Fatal("wrk is not installed and KEYPLANE_REQUIRE_WRK is set")
-		}
-		t.Skip("wrk is not installed (apt-get install wrk)")
+		testkit.Require(t, "WRK", "wrk is not installed (apt-get install wrk)")
 	}
 }
 

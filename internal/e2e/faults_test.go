@@ -17,8 +17,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keyplane/keyplane/internal/store/storetest"
 	_ "modernc.org/sqlite" // the integrity check
+
+	"github.com/keyplane/keyplane/internal/store/storetest"
+	"github.com/keyplane/keyplane/internal/testkit"
 )
 
 // privatePostgres is a PostgreSQL cluster of the test's own, which it stops and starts without
@@ -40,10 +42,7 @@ func startPrivatePostgres(t *testing.T) *privatePostgres {
 		bins = append(bins, p)
 	}
 	if len(bins) == 0 {
-		if os.Getenv(storetest.EnvRequirePostgres) == "1" {
-			t.Fatal("initdb not found: a private PostgreSQL cluster cannot be made")
-		}
-		t.Skip("skipping: initdb not found")
+		testkit.Require(t, storetest.RequirePostgres, "initdb not found: a private PostgreSQL cluster cannot be made")
 	}
 	sort.Strings(bins)
 	p := &privatePostgres{t: t, bin: filepath.Dir(bins[len(bins)-1]), runAsPostgres: os.Geteuid() == 0}
@@ -240,7 +239,7 @@ func TestPostgresRestart(t *testing.T) {
 // 503 unavailable naming the full disk, as a whole (nothing half-written), while verifications and
 // reads go on; once space is freed, changes work again without a restart. Afterwards the database
 // passes SQLite's integrity check, holds exactly the acknowledged keys, and its audit chain verifies.
-// It needs to mount a tmpfs (root, as in CI); KEYPLANE_REQUIRE_FAULTS=1 makes that a requirement.
+// It needs to mount a tmpfs (root, as in CI); KEYPLANE_REQUIRE_FAULTS makes that a requirement.
 func TestSQLiteDiskFull(t *testing.T) {
 	dir, err := os.MkdirTemp("", "keyplane-full-")
 	if err != nil {
@@ -248,10 +247,7 @@ func TestSQLiteDiskFull(t *testing.T) {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", dir).CombinedOutput(); err != nil {
-		if os.Getenv("KEYPLANE_REQUIRE_FAULTS") == "1" {
-			t.Fatalf("mount a tmpfs for the full disk: %v: %s", err, out)
-		}
-		t.Skipf("skipping: cannot mount a tmpfs (needs root): %v: %s", err, out)
+		testkit.Require(t, "FAULTS", fmt.Sprintf("cannot mount a tmpfs for the full disk (needs root): %v: %s", err, out))
 	}
 	t.Cleanup(func() {
 		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
@@ -356,10 +352,7 @@ func TestSQLiteDiskFull(t *testing.T) {
 func TestRedisDown(t *testing.T) {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
-		if os.Getenv("KEYPLANE_REQUIRE_REDIS") == "1" {
-			t.Fatal("redis-server not found")
-		}
-		t.Skip("skipping: redis-server not found")
+		testkit.Require(t, "REDIS", "redis-server not found")
 	}
 	port := freePort(t)
 	var redis *exec.Cmd

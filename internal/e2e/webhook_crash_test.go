@@ -18,6 +18,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/keyplane/keyplane/internal/testkit"
 )
 
 // crashEnv is the configuration of the crashed nodes: every attempt's failure is retried 200 ms later,
@@ -59,7 +61,8 @@ func TestWebhookCrash(t *testing.T) {
 }
 
 // buildKeyplaneBinary builds cmd/keyplane once for the test. The test is skipped only when no go
-// toolchain can be run; a build that fails is a failure.
+// toolchain can be run, and fails then too when KEYPLANE_REQUIRE_FAULTS is set (the crash tests are
+// fault tests); a build that fails is a failure.
 func buildKeyplaneBinary(t *testing.T) string {
 	t.Helper()
 	gobin, err := exec.LookPath("go")
@@ -67,7 +70,7 @@ func buildKeyplaneBinary(t *testing.T) string {
 		err = exec.Command(gobin, "env", "GOROOT").Run()
 	}
 	if err != nil {
-		t.Skipf("skipping: the go toolchain cannot be run to build the keyplane binary: %v", err)
+		testkit.Require(t, "FAULTS", fmt.Sprintf("the go toolchain cannot be run to build the keyplane binary: %v", err))
 	}
 	bin := filepath.Join(t.TempDir(), "keyplane")
 	build := exec.Command(gobin, "build", "-o", bin, "../../cmd/keyplane")
