@@ -176,15 +176,13 @@ func zombie(stat []byte) bool {
 // killLeftovers kills what still runs in dir, until none is left or 5 s passed. chromedp does this
 // only for the profile directories that it makes itself; this one is under t.TempDir.
 func killLeftovers(dir string) {
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+	testkit.Wait(5*time.Second, func() bool {
 		pids := processes(dir)
-		if len(pids) == 0 {
-			return
-		}
 		for _, pid := range pids {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
-	}
+		return len(pids) == 0
+	})
 }
 
 // Tab opens a new tab in a new browser context: a person with their own cookies. It records the

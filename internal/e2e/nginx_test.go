@@ -124,17 +124,14 @@ func TestNginxAuthRequest(t *testing.T) {
 	})
 	stderr := func() string { b, _ := os.ReadFile(logPath); return string(b) }
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	if !testkit.Wait(10*time.Second, func() bool {
 		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 		if err == nil {
 			c.Close()
-			break
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("nginx did not listen: %s", stderr())
-		}
-		time.Sleep(50 * time.Millisecond)
+		return err == nil
+	}) {
+		t.Fatalf("nginx did not listen: %s", stderr())
 	}
 
 	get := func(key string) (int, string, http.Header) {

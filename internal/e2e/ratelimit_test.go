@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 	"sync"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/keyplane/keyplane/internal/redistest"
+	"github.com/keyplane/keyplane/internal/testkit"
 )
 
 // TestRateLimits: a key's rateLimit is enforced by POST /v1/verify, with ratelimit in the answer;
@@ -145,21 +147,17 @@ func TestManagementSpendsNoVerificationLimit(t *testing.T) {
 		n.must(200, req{method: "GET", path: "/v1/api-keys/" + keyID, cred: value})
 		// Each management call is in the log once, as source management and VALID; the
 		// verifications as source verify.
-		deadline := time.Now().Add(20 * time.Second)
-		for {
+		testkit.EventuallyNil(t, 20*time.Second, func() error {
 			got := map[string]int{}
 			for _, e := range n.must(200, req{method: "GET", path: "/v1/logs?limit=100&keyId=" + keyID, cred: n.admin, ws: ws}).list() {
 				e := e.(map[string]any)
 				got[e["source"].(string)+" "+e["code"].(string)]++
 			}
 			want := map[string]int{"management VALID": calls + 1, "verify VALID": 2, "verify RATE_LIMITED": 1}
-			if sameCounts(got, want) {
-				break
+			if !sameCounts(got, want) {
+				return fmt.Errorf("request log of the key: %v, want %v", got, want)
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("request log of the key: %v, want %v", got, want)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+			return nil
+		})
 	})
 }

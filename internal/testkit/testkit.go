@@ -66,6 +66,18 @@ func EventuallyNil(t testing.TB, timeout time.Duration, cond func() error) {
 	}
 }
 
+// Wait is Eventually for a test that says itself what is wrong when the condition does not hold (in
+// detail, or as several errors): it calls cond until it returns true or timeout has passed, and
+// reports whether it held.
+func Wait(timeout time.Duration, cond func() bool) bool {
+	return poll(timeout, func() error {
+		if cond() {
+			return nil
+		}
+		return errNotYet
+	}) == nil
+}
+
 var errNotYet = errors.New("not yet")
 
 // poll returns nil as soon as cond does, or cond's last error once timeout has passed. cond runs at

@@ -37,3 +37,13 @@ func TestPoll(t *testing.T) {
 		t.Fatalf("poll = %v after %d calls in %s, want the last error, after the timeout", err, n, time.Since(began))
 	}
 }
+
+func TestWait(t *testing.T) {
+	n := 0
+	if !Wait(time.Minute, func() bool { n++; return n == 3 }) || n != 3 {
+		t.Errorf("Wait on a condition that holds the third time: called %d times", n)
+	}
+	if Wait(10*time.Millisecond, func() bool { return false }) {
+		t.Error("Wait on a condition that never holds reports it held")
+	}
+}
