@@ -33,9 +33,8 @@ import (
 	"github.com/keyplane/keyplane"
 	"github.com/keyplane/keyplane/internal/dashboard"
 	"github.com/keyplane/keyplane/internal/id"
-	"github.com/keyplane/keyplane/internal/masterkey"
 	"github.com/keyplane/keyplane/internal/service"
-	"github.com/keyplane/keyplane/internal/store/storetest"
+	"github.com/keyplane/keyplane/internal/service/servicetest"
 	"github.com/keyplane/keyplane/internal/testkit"
 )
 
@@ -1034,10 +1033,7 @@ func testCookieFlags(t *testing.T, s *kpServer) {
 // TestDashboardCookiesOverTLS: served over TLS itself, the dashboard marks every cookie Secure; over
 // plain HTTP, an X-Forwarded-Proto from a peer that is not a trusted proxy does not.
 func TestDashboardCookiesOverTLS(t *testing.T) {
-	db := storetest.Open(t, "sqlite")
-	box, _ := masterkey.New(make([]byte, 32))
-	cat, _ := keyplane.NewCatalog(nil, nil)
-	svc := service.New(service.Options{Store: db, Catalog: cat, Box: box, KeyPrefix: "kp"})
+	svc, _ := servicetest.Open(t, "sqlite", service.Options{})
 	const email = "tls@example.com"
 	if _, err := svc.CreateUser(t.Context(), keyplane.System("test"), service.UserInput{Email: email, Password: thePassword, Operator: true}); err != nil {
 		t.Fatal(err)

@@ -24,12 +24,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keyplane/keyplane"
 	"github.com/keyplane/keyplane/internal/dashboard"
 	"github.com/keyplane/keyplane/internal/kptest"
-	"github.com/keyplane/keyplane/internal/masterkey"
 	"github.com/keyplane/keyplane/internal/service"
-	"github.com/keyplane/keyplane/internal/store/storetest"
+	"github.com/keyplane/keyplane/internal/service/servicetest"
 	"github.com/keyplane/keyplane/internal/testkit"
 	"github.com/keyplane/keyplane/internal/webhook"
 )
@@ -897,10 +895,7 @@ func TestWebhookURLHint(t *testing.T) {
 		{webhook.URLPolicy{AllowHTTP: true}, "An http:// or https:// address on the public internet"},
 		{webhook.URLPolicy{AllowHTTP: true, AllowPrivate: true}, "allows private and loopback addresses"},
 	} {
-		st := storetest.Open(t, "sqlite")
-		box, _ := masterkey.New(make([]byte, 32))
-		cat, _ := keyplane.NewCatalog(nil, nil)
-		svc := service.New(service.Options{Store: st, Catalog: cat, Box: box, KeyPrefix: "kp", Webhooks: service.WebhookOptions{Policy: c.policy, Guard: kptest.Guard(t)}})
+		svc, _ := servicetest.Open(t, "sqlite", service.Options{Webhooks: service.WebhookOptions{Policy: c.policy, Guard: kptest.Guard(t)}})
 		d, err := dashboard.New(dashboard.Options{Service: svc})
 		if err != nil {
 			t.Fatal(err)
