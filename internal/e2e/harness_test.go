@@ -34,6 +34,9 @@ type node struct {
 	env      map[string]string // the extra environment serve last ran with
 	name     string            // in the leak checker's reports; set by its first serve
 	guard    *webhook.Guard    // keeps the running serve's webhooks on this machine
+	// limitsSpent, when set, says why the test used up the management API's rate limits: the leak
+	// check's harvest then expects 429 from it, instead of failing the test.
+	limitsSpent string
 }
 
 // syncBuffer collects a node's output while tests read it.

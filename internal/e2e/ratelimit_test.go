@@ -86,6 +86,7 @@ func TestRateLimitsAcrossNodes(t *testing.T) {
 // with 429 rate_limited and Retry-After; verification calls are not counted.
 func TestManagementRateLimits(t *testing.T) {
 	n := start(t, "sqlite", map[string]string{"KEYPLANE_MANAGEMENT_RATE_LIMIT": "5/1m", "KEYPLANE_MANAGEMENT_IP_RATE_LIMIT": "9/1m"})
+	n.limitsSpent = "the test spends the address's management allowance for the minute"
 	for range 20 {
 		n.code("kp_sk_live_notakey") // verification: not a management call
 	}

@@ -65,15 +65,22 @@ func Open(t testing.TB, driver string) store.Store {
 	return s
 }
 
+// AdminURL is the URL of the tests' PostgreSQL server, as a role that may create databases:
+// KEYPLANE_TEST_DATABASE_URL, else DefaultDatabaseURL. Tests that make a database of their own (or
+// have a command make one) make it there.
+func AdminURL() string {
+	if u := os.Getenv(EnvDatabaseURL); u != "" {
+		return u
+	}
+	return DefaultDatabaseURL
+}
+
 // PostgresURL creates an empty database for the test and returns its URL; the database is dropped
 // when the test ends, after the test's own cleanups that were registered later (closing a store on
 // it, say). The test is skipped when PostgreSQL cannot be reached, unless KEYPLANE_REQUIRE_POSTGRES is set.
 func PostgresURL(t testing.TB) string {
 	t.Helper()
-	admin := os.Getenv(EnvDatabaseURL)
-	if admin == "" {
-		admin = DefaultDatabaseURL
-	}
+	admin := AdminURL()
 	u, err := url.Parse(admin)
 	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
 		t.Fatalf("storetest: %s must be a postgres:// URL", EnvDatabaseURL)
