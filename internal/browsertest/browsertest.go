@@ -58,9 +58,13 @@ type Browser struct {
 }
 
 // New starts a headless chromium for t and stops it when t ends. Without a chromium binary the test
-// skips, or fails when KEYPLANE_REQUIRE_BROWSER is set.
+// skips, or fails when KEYPLANE_REQUIRE_BROWSER is set. With go test -short (make test-short, the
+// inner loop) it skips: a browser is seconds a test.
 func New(t testing.TB) *Browser {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("browsertest: a browser test, skipped in -short mode")
+	}
 	bin := findChromium(t)
 	b := &Browser{dir: t.TempDir()}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],

@@ -53,11 +53,10 @@ func waitLogs(t *testing.T, p *kpPerson, path string, want int) *exchange {
 }
 
 func testLogs(t *testing.T, s *kpServer) {
-	admin := s.as(t, "admin")
 	// A workspace of its own, so that other subtests' verifications do not count.
 	slug := "logs-" + strings.ToLower(rand.Text()[:6]) // base32: letters and digits only, as a slug wants
 	s.createWorkspace(t, slug)
-	admin = s.as(t, "admin") // memberships are read per request, but the new workspace needs a fresh view
+	admin := s.as(t, "admin") // memberships are read per request, but the new workspace needs a fresh view
 	ana, anaValue := s.restKey(t, slug, map[string]any{"name": "Ana's server", "keyType": "secret", "ipAllowlist": []string{"198.51.100.0/24"}})
 	bob, bobValue := s.restKey(t, slug, map[string]any{"name": "Bob's <script>", "keyType": "secret"})
 	base := "/w/" + slug + "/logs"

@@ -26,11 +26,11 @@ import (
 // privatePostgres is a PostgreSQL cluster of the test's own, which it stops and starts without
 // disturbing the machine's shared server, that other tests use meanwhile.
 type privatePostgres struct {
-	t                     *testing.T
-	bin, dir, data, sock  string
-	port                  int
-	runAsPostgres         bool
-	startedOnce, stopping bool
+	t                    *testing.T
+	bin, dir, data, sock string
+	port                 int
+	runAsPostgres        bool
+	stopping             bool
 }
 
 // startPrivatePostgres runs initdb and starts the cluster on a free port. It fails when PostgreSQL is

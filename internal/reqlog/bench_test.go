@@ -82,7 +82,7 @@ func BenchmarkVerifyLogging(b *testing.B) {
 	for _, c := range []struct {
 		name string
 		w    reqlog.Writer
-	}{{"on", discard{}}, {"on-sqlite", st.(store.Store)}, {"on-stuck", stuck}} {
+	}{{"on", discard{}}, {"on-sqlite", st}, {"on-stuck", stuck}} {
 		b.Run(c.name, func(b *testing.B) {
 			l := reqlog.New(c.w, reqlog.Options{})
 			if c.name == "on-stuck" {

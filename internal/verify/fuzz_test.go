@@ -34,10 +34,10 @@ func (everFirst) First(context.Context, string, time.Duration) (bool, error) { r
 // fuzzKeys is a verifier on a SQLite store holding a recoverable key (signer) and one that is not
 // (plain), on the fixed clock.
 type fuzzKeys struct {
-	ver                      *verify.Verifier
-	signer, plain            *keyplane.APIKey
-	signerValue, plainValue  string
-	signerValueAlt, otherKID string
+	ver                     *verify.Verifier
+	signer, plain           *keyplane.APIKey
+	signerValue, plainValue string
+	otherKID                string
 }
 
 func newFuzzKeys(f *testing.F) *fuzzKeys {
