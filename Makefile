@@ -1,9 +1,19 @@
-# keyplane's developer commands. `make test` is the one test command: CI runs exactly it.
+# keyplane's developer commands. `make test` is the one test command: CI runs `make lint` and it.
 GO ?= go
+# staticcheck, run with go run at this version (no install needed).
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: test vet bench run build
+.PHONY: test test-short lint vet bench run build
 test: vet
 	$(GO) test -race -count=1 -timeout 20m ./...
+
+# The inner loop: every package but internal/e2e (the end-to-end, crash and fault tests, which run
+# the whole program), in -short mode (no browser tests, no load harness), without -race.
+test-short: vet
+	$(GO) test -short -count=1 $$($(GO) list ./... | grep -v '/internal/e2e$$')
+
+lint:
+	$(GO) run $(STATICCHECK) ./...
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || (echo "gofmt needed:"; gofmt -l .; exit 1)

@@ -119,18 +119,6 @@ func (c *counting) RoundTrip(r *http.Request) (*http.Response, error) {
 
 func newCounting() *counting { return &counting{rt: checked} }
 
-// eventually polls f every 50 ms until it returns true or d has passed.
-func eventually(t testing.TB, d time.Duration, what string, f func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !f() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s", what, d)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // apiError returns err as an *client.Error or fails the test.
 func apiError(t testing.TB, err error) *client.Error {
 	t.Helper()

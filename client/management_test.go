@@ -16,6 +16,7 @@ import (
 
 	"github.com/keyplane/keyplane/client"
 	"github.com/keyplane/keyplane/internal/jcs"
+	"github.com/keyplane/keyplane/internal/testkit"
 )
 
 // TestCatalogAndHealth: the calls that need no workspace.
@@ -219,7 +220,7 @@ func TestAPIKeyLifecycle(t *testing.T) {
 
 	// The request log holds the verifications (written within the flush interval); usage counts them.
 	var logs []client.RequestLog
-	eventually(t, 5*time.Second, "verifications in the request log", func() bool {
+	testkit.Eventually(t, 5*time.Second, "verifications in the request log", func() bool {
 		p, err := w.ListRequestLogs(ctx, client.ListRequestLogsParams{KeyID: k.ID, Source: client.SourceVerify})
 		if err != nil {
 			t.Fatal(err)
@@ -239,7 +240,7 @@ func TestAPIKeyLifecycle(t *testing.T) {
 	}
 	// Usage counts are written every usage flush interval, after the entries: they catch up.
 	var total, valid, disabled int64
-	eventually(t, 30*time.Second, "the verifications in the usage counts", func() bool {
+	testkit.Eventually(t, 30*time.Second, "the verifications in the usage counts", func() bool {
 		usage, err := w.APIKeyUsage(ctx, k.ID, client.UsageParams{})
 		if err != nil || len(usage) != 25 && len(usage) != 24 {
 			t.Fatalf("usage: %d buckets, %v", len(usage), err)
@@ -356,7 +357,7 @@ func TestWorkspaceKeyCredential(t *testing.T) {
 		t.Errorf("create without api_keys:write: %v", e)
 	}
 	// Its calls are in its workspace's request log, as management calls.
-	eventually(t, 5*time.Second, "management calls in the log", func() bool {
+	testkit.Eventually(t, 5*time.Second, "management calls in the log", func() bool {
 		p, err := w.ListRequestLogs(ctx, client.ListRequestLogsParams{KeyID: ik.ID, Source: client.SourceManagement})
 		return err == nil && len(p.Items) == 3
 	})
@@ -439,10 +440,10 @@ func TestWebhooks(t *testing.T) {
 	if err != nil || !strings.HasPrefix(ev.ID, "evt_") || ev.Type != "order.created" || ev.Endpoints != 1 || ev.CreatedAt.IsZero() {
 		t.Fatalf("send event: %+v, %v", ev, err)
 	}
-	eventually(t, 15*time.Second, "the event delivered", func() bool { return slices.Contains(h.ids(), ev.ID) })
+	testkit.Eventually(t, 15*time.Second, "the event delivered", func() bool { return slices.Contains(h.ids(), ev.ID) })
 
 	var delivered *client.Delivery
-	eventually(t, 5*time.Second, "a succeeded delivery of the event", func() bool {
+	testkit.Eventually(t, 5*time.Second, "a succeeded delivery of the event", func() bool {
 		p, err := w.ListDeliveries(ctx, wh.ID, client.ListDeliveriesParams{Status: client.DeliverySucceeded})
 		if err != nil {
 			t.Fatal(err)
@@ -488,7 +489,7 @@ func TestWebhooks(t *testing.T) {
 		t.Fatal(err)
 	}
 	var failed *client.Delivery
-	eventually(t, 15*time.Second, "a failed delivery of the event", func() bool {
+	testkit.Eventually(t, 15*time.Second, "a failed delivery of the event", func() bool {
 		p, err := w.ListDeliveries(ctx, wd.ID, client.ListDeliveriesParams{Status: client.DeliveryFailed})
 		if err != nil {
 			t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/keyplane/keyplane/client"
+	"github.com/keyplane/keyplane/internal/testkit"
 )
 
 // TestVerify: POST /v1/verify's outcomes, typed.
@@ -172,7 +173,7 @@ func TestVerifySignatureAndJWT(t *testing.T) {
 	}
 
 	// Both are logged under their own sources.
-	eventually(t, 5*time.Second, "signature and jwt entries", func() bool {
+	testkit.Eventually(t, 5*time.Second, "signature and jwt entries", func() bool {
 		s, err1 := w.ListRequestLogs(ctx, client.ListRequestLogsParams{Source: client.SourceSignature})
 		j, err2 := w.ListRequestLogs(ctx, client.ListRequestLogsParams{Source: client.SourceJWT})
 		return err1 == nil && err2 == nil && len(s.Items) >= 1 && len(j.Items) >= 1

@@ -14,10 +14,10 @@ import (
 	"github.com/keyplane/keyplane"
 	"github.com/keyplane/keyplane/internal/accesslog"
 	"github.com/keyplane/keyplane/internal/api"
-	"github.com/keyplane/keyplane/internal/masterkey"
 	"github.com/keyplane/keyplane/internal/metrics"
 	"github.com/keyplane/keyplane/internal/reqlog"
 	"github.com/keyplane/keyplane/internal/service"
+	"github.com/keyplane/keyplane/internal/service/servicetest"
 	"github.com/keyplane/keyplane/internal/store/storetest"
 	"github.com/keyplane/keyplane/internal/verify"
 )
@@ -40,9 +40,7 @@ func benchVerifyHTTP(b *testing.B, driver string) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	box, _ := masterkey.New(make([]byte, 32))
-	cat, _ := keyplane.NewCatalog([]keyplane.CatalogEntry{{Name: "orders:read"}}, nil)
-	svc := service.New(service.Options{Store: st, Catalog: cat, Box: box, KeyPrefix: "kp", Forget: ver.Forget})
+	svc := servicetest.New(b, st, service.Options{Catalog: servicetest.Catalog(b, []string{"orders:read"}, nil), Forget: ver.Forget})
 	ctx := context.Background()
 	sys := keyplane.System("bench")
 	_, root, err := svc.CreateRootKey(ctx, sys, "bench", []string{keyplane.ScopeVerify})

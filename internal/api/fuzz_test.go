@@ -18,10 +18,11 @@ import (
 
 	"github.com/keyplane/keyplane"
 	"github.com/keyplane/keyplane/internal/id"
-	"github.com/keyplane/keyplane/internal/masterkey"
 	"github.com/keyplane/keyplane/internal/ratelimit"
 	"github.com/keyplane/keyplane/internal/service"
+	"github.com/keyplane/keyplane/internal/service/servicetest"
 	"github.com/keyplane/keyplane/internal/store/storetest"
+	"github.com/keyplane/keyplane/internal/testkit"
 	"github.com/keyplane/keyplane/internal/verify"
 	"github.com/keyplane/keyplane/internal/webhook"
 )
@@ -75,13 +76,7 @@ type fuzzNode struct {
 func newFuzzNode(f *testing.F, driver string) *fuzzNode {
 	ctx, sys := context.Background(), keyplane.System("fuzz")
 	st := storetest.Open(f, driver)
-	box, _ := masterkey.New(make([]byte, 32))
-	ver, err := verify.New(st, verify.Options{KeyPrefix: "kp", Box: box})
-	if err != nil {
-		f.Fatal(err)
-	}
-	cat, err := keyplane.NewCatalog([]keyplane.CatalogEntry{{Name: "orders:read"}, {Name: "orders:write"}},
-		[]keyplane.CatalogEntry{{Name: "order.created"}})
+	ver, err := verify.New(st, verify.Options{KeyPrefix: servicetest.KeyPrefix, Box: servicetest.Box(f)})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -98,7 +93,7 @@ func newFuzzNode(f *testing.F, driver string) *fuzzNode {
 			f.Errorf("webhooks tried to reach %q, off this machine", r)
 		}
 	})
-	svc := service.New(service.Options{Store: st, Catalog: cat, Box: box, KeyPrefix: "kp", Forget: ver.Forget,
+	svc := servicetest.New(f, st, service.Options{Catalog: servicetest.Catalog(f, []string{"orders:read", "orders:write"}, []string{"order.created"}), Forget: ver.Forget,
 		Webhooks: service.WebhookOptions{Lookup: public, Guard: guard, Client: webhook.NewClient(webhook.ClientOptions{Lookup: loopback, Guard: guard})}})
 	_, root, err := svc.CreateRootKey(ctx, sys, "fuzz", []string{keyplane.ScopeAdmin, keyplane.ScopeVerify})
 	if err != nil {
@@ -139,7 +134,7 @@ func newFuzzNode(f *testing.F, driver string) *fuzzNode {
 // postgresUp reports whether the tests' PostgreSQL answers, without skipping the test when it does
 // not (storetest.Open would): the target then fuzzes SQLite alone.
 func postgresUp() bool {
-	if os.Getenv(storetest.EnvRequirePostgres) == "1" {
+	if testkit.Required(storetest.RequirePostgres) {
 		return true
 	}
 	raw := os.Getenv(storetest.EnvDatabaseURL)

@@ -15,9 +15,9 @@ import (
 	"github.com/keyplane/keyplane"
 	"github.com/keyplane/keyplane/internal/accesslog"
 	"github.com/keyplane/keyplane/internal/api"
-	"github.com/keyplane/keyplane/internal/masterkey"
 	"github.com/keyplane/keyplane/internal/metrics"
 	"github.com/keyplane/keyplane/internal/service"
+	"github.com/keyplane/keyplane/internal/service/servicetest"
 	"github.com/keyplane/keyplane/internal/store/storetest"
 	"github.com/keyplane/keyplane/internal/verify"
 )
@@ -50,9 +50,7 @@ func newLeanChain(t testing.TB) *leanChain {
 	if err != nil {
 		t.Fatal(err)
 	}
-	box, _ := masterkey.New(make([]byte, 32))
-	cat, _ := keyplane.NewCatalog(nil, nil)
-	svc := service.New(service.Options{Store: st, Catalog: cat, Box: box, KeyPrefix: "kp", Forget: ver.Forget})
+	svc := servicetest.New(t, st, service.Options{Forget: ver.Forget})
 	ctx, sys := context.Background(), keyplane.System("test")
 	c := &leanChain{m: metrics.New(), logs: &bytes.Buffer{}}
 	if _, c.verifyRoot, err = svc.CreateRootKey(ctx, sys, "v", []string{keyplane.ScopeVerify}); err != nil {

@@ -12,8 +12,8 @@ import (
 
 	"github.com/keyplane/keyplane"
 	"github.com/keyplane/keyplane/internal/api"
-	"github.com/keyplane/keyplane/internal/masterkey"
 	"github.com/keyplane/keyplane/internal/service"
+	"github.com/keyplane/keyplane/internal/service/servicetest"
 	"github.com/keyplane/keyplane/internal/store"
 	"github.com/keyplane/keyplane/internal/store/storetest"
 	"github.com/keyplane/keyplane/internal/verify"
@@ -45,9 +45,7 @@ func TestUnexplainedErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	box, _ := masterkey.New(make([]byte, 32))
-	cat, _ := keyplane.NewCatalog(nil, nil)
-	svc := service.New(service.Options{Store: st, Catalog: cat, Box: box, KeyPrefix: "kp"})
+	svc := servicetest.New(t, st, service.Options{})
 	ctx := context.Background()
 	_, root, err := svc.CreateRootKey(ctx, keyplane.System("test"), "t", []string{keyplane.ScopeAdmin})
 	if err != nil {

@@ -15,8 +15,8 @@
 // CheckAccessibility runs axe-core (embedded from testdata/axe-core) in the page and fails the test
 // for each WCAG 2.1 A or AA violation.
 //
-// Without chromium the tests skip, unless KEYPLANE_REQUIRE_BROWSER=1 (set by .ci/run): then they
-// fail. KEYPLANE_CHROMIUM names another binary.
+// Without chromium the tests skip, unless KEYPLANE_REQUIRE_BROWSER is set (as testkit.Required
+// reads it; .ci/run sets it): then they fail. KEYPLANE_CHROMIUM names another binary.
 package browsertest
 
 import (
@@ -41,6 +41,8 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+
+	"github.com/keyplane/keyplane/internal/testkit"
 )
 
 // ActionTimeout bounds each helper call (one Do, one Text, one Screenshot...).
@@ -56,9 +58,13 @@ type Browser struct {
 }
 
 // New starts a headless chromium for t and stops it when t ends. Without a chromium binary the test
-// skips, or fails when KEYPLANE_REQUIRE_BROWSER=1.
+// skips, or fails when KEYPLANE_REQUIRE_BROWSER is set. With go test -short (make test-short, the
+// inner loop) it skips: a browser is seconds a test.
 func New(t testing.TB) *Browser {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("browsertest: a browser test, skipped in -short mode")
+	}
 	bin := findChromium(t)
 	b := &Browser{dir: t.TempDir()}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
@@ -133,10 +139,7 @@ func findChromium(t testing.TB) string {
 		}
 	}
 	const msg = "chromium is not installed (apt-get install chromium, or set KEYPLANE_CHROMIUM)"
-	if os.Getenv("KEYPLANE_REQUIRE_BROWSER") == "1" {
-		t.Fatal("browsertest: " + msg + "; KEYPLANE_REQUIRE_BROWSER=1 forbids skipping")
-	}
-	t.Skip("browsertest: " + msg + ": browser test skipped")
+	testkit.Require(t, "BROWSER", "browsertest: "+msg)
 	return ""
 }
 
@@ -177,15 +180,13 @@ func zombie(stat []byte) bool {
 // killLeftovers kills what still runs in dir, until none is left or 5 s passed. chromedp does this
 // only for the profile directories that it makes itself; this one is under t.TempDir.
 func killLeftovers(dir string) {
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+	testkit.Wait(5*time.Second, func() bool {
 		pids := processes(dir)
-		if len(pids) == 0 {
-			return
-		}
 		for _, pid := range pids {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
-	}
+		return len(pids) == 0
+	})
 }
 
 // Tab opens a new tab in a new browser context: a person with their own cookies. It records the

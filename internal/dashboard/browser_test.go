@@ -17,6 +17,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/keyplane/keyplane/internal/browsertest"
+	"github.com/keyplane/keyplane/internal/testkit"
 )
 
 type css = chromedp.CSS
@@ -519,15 +520,10 @@ func TestBrowserWebhooks(t *testing.T) {
 	failed := `document.querySelectorAll('#delivery-table tr[data-event-type="api_key.created"][data-status=failed]').length`
 	waitRows := func(what, js string, want int) {
 		t.Helper()
-		for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		testkit.Eventually(t, 15*time.Second, what, func() bool {
 			browsertest.Do(t, ana, "reload", chromedp.Navigate(endpointURL), chromedp.WaitVisible(css("#delivery-table")))
-			if browsertest.Eval[int](t, ana, js) == want {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("gave up waiting for %s", what)
-			}
-		}
+			return browsertest.Eval[int](t, ana, js) == want
+		})
 	}
 	waitRows("three failed attempts", failed, 3)
 	if txt := browsertest.Text(t, ana, `#delivery-table tr[data-event-type="api_key.created"]`); !strings.Contains(txt, "418") || !strings.Contains(txt, "evt_") {

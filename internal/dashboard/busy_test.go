@@ -14,9 +14,9 @@ import (
 
 	"github.com/keyplane/keyplane"
 	"github.com/keyplane/keyplane/internal/dashboard"
-	"github.com/keyplane/keyplane/internal/masterkey"
 	"github.com/keyplane/keyplane/internal/password"
 	"github.com/keyplane/keyplane/internal/service"
+	"github.com/keyplane/keyplane/internal/service/servicetest"
 	"github.com/keyplane/keyplane/internal/store/storetest"
 )
 
@@ -28,10 +28,8 @@ func TestDashboardPasswordSlotsFull(t *testing.T) {
 	for _, driver := range storetest.Drivers() {
 		t.Run(driver, func(t *testing.T) {
 			db := storetest.Open(t, driver)
-			box, _ := masterkey.New(make([]byte, 32))
-			cat, _ := keyplane.NewCatalog(nil, nil)
 			gate := password.NewGate(1, 10*time.Millisecond)
-			svc := service.New(service.Options{Store: db, Catalog: cat, Box: box, KeyPrefix: "kp", SignIn: service.SignInLimits{Passwords: gate}})
+			svc := servicetest.New(t, db, service.Options{SignIn: service.SignInLimits{Passwords: gate}})
 			ctx := context.Background()
 			sys := keyplane.System("test")
 			w, err := svc.CreateWorkspace(ctx, sys, service.WorkspaceInput{Name: "Busy", Slug: "busy"})

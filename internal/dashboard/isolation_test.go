@@ -33,9 +33,9 @@ import (
 	"github.com/keyplane/keyplane"
 	"github.com/keyplane/keyplane/internal/dashboard"
 	"github.com/keyplane/keyplane/internal/id"
-	"github.com/keyplane/keyplane/internal/masterkey"
 	"github.com/keyplane/keyplane/internal/service"
-	"github.com/keyplane/keyplane/internal/store/storetest"
+	"github.com/keyplane/keyplane/internal/service/servicetest"
+	"github.com/keyplane/keyplane/internal/testkit"
 )
 
 // --- the route table ---
@@ -255,7 +255,7 @@ func isolationFixture(t *testing.T, s *kpServer) *isoFixture {
 	if st, body := s.call(t, s.admin, "POST", "/v1/webhooks/"+fx.hooks[0].id+"/test", fx.wsA, map[string]any{}); st != 200 {
 		t.Fatalf("test send: %d %v", st, body)
 	}
-	eventually(t, "A's deliveries to finish", func() bool {
+	testkit.Eventually(t, 15*time.Second, "A's deliveries to finish", func() bool {
 		st, body := s.call(t, s.admin, "GET", "/v1/webhooks/"+fx.hooks[0].id+"/deliveries?limit=100", fx.wsA, nil)
 		if st != 200 {
 			t.Fatalf("deliveries: %d %v", st, body)
@@ -523,18 +523,21 @@ func (fx *isoFixture) snapshot(t *testing.T, s *kpServer) string {
 // returns it.
 func (fx *isoFixture) settled(t *testing.T, s *kpServer) string {
 	t.Helper()
-	prev := fx.snapshot(t, s)
-	for deadline := time.Now().Add(15 * time.Second); ; {
-		time.Sleep(200 * time.Millisecond)
-		cur := fx.snapshot(t, s)
-		if cur == prev && !strings.Contains(cur, `"status": "pending"`) {
-			return cur
+	// Holding still is the same snapshot twice, 200 ms apart.
+	const still = 200 * time.Millisecond
+	prev, prevAt := fx.snapshot(t, s), time.Now()
+	var before, cur string
+	if !testkit.Wait(15*time.Second, func() bool {
+		if time.Since(prevAt) < still {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("workspace A keeps changing on its own: %s", firstDiff(prev, cur))
-		}
-		prev = cur
+		cur = fx.snapshot(t, s)
+		before, prev, prevAt = prev, cur, time.Now()
+		return cur == before && !strings.Contains(cur, `"status": "pending"`)
+	}) {
+		t.Fatalf("workspace A keeps changing on its own: %s", firstDiff(before, cur))
 	}
+	return cur
 }
 
 // firstDiff shows where two snapshots part.
@@ -1030,10 +1033,7 @@ func testCookieFlags(t *testing.T, s *kpServer) {
 // TestDashboardCookiesOverTLS: served over TLS itself, the dashboard marks every cookie Secure; over
 // plain HTTP, an X-Forwarded-Proto from a peer that is not a trusted proxy does not.
 func TestDashboardCookiesOverTLS(t *testing.T) {
-	db := storetest.Open(t, "sqlite")
-	box, _ := masterkey.New(make([]byte, 32))
-	cat, _ := keyplane.NewCatalog(nil, nil)
-	svc := service.New(service.Options{Store: db, Catalog: cat, Box: box, KeyPrefix: "kp"})
+	svc, _ := servicetest.Open(t, "sqlite", service.Options{})
 	const email = "tls@example.com"
 	if _, err := svc.CreateUser(t.Context(), keyplane.System("test"), service.UserInput{Email: email, Password: thePassword, Operator: true}); err != nil {
 		t.Fatal(err)

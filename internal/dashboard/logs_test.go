@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/keyplane/keyplane/internal/testkit"
 )
 
 var (
@@ -33,30 +35,28 @@ func logRows(body string) []string {
 // returns the last answer.
 func waitLogs(t *testing.T, p *kpPerson, path string, want int) *exchange {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		e := p.get(t, path)
+	var e *exchange
+	got := 0
+	if testkit.Wait(10*time.Second, func() bool {
+		e = p.get(t, path)
 		expect(t, e, http.StatusOK)
-		got := len(logRows(e.body))
-		if got == want && strings.Contains(p.get(t, "/metrics").body, "\nkeyplane_usage_uncounted_requests 0\n") {
-			return p.get(t, path) // the page again: its chart read once the counts were in
-		}
-		if time.Now().After(deadline) {
-			if got != want {
-				t.Fatalf("%s shows %d log rows, want %d:\n%s", path, got, want, strings.Join(logRows(e.body), "\n"))
-			}
-			t.Fatalf("%s: the usage counts were not written within 10s", path)
-		}
-		time.Sleep(50 * time.Millisecond)
+		got = len(logRows(e.body))
+		return got == want && strings.Contains(p.get(t, "/metrics").body, "\nkeyplane_usage_uncounted_requests 0\n")
+	}) {
+		return p.get(t, path) // the page again: its chart read once the counts were in
 	}
+	if got != want {
+		t.Fatalf("%s shows %d log rows, want %d:\n%s", path, got, want, strings.Join(logRows(e.body), "\n"))
+	}
+	t.Fatalf("%s: the usage counts were not written within 10s", path)
+	return nil
 }
 
 func testLogs(t *testing.T, s *kpServer) {
-	admin := s.as(t, "admin")
 	// A workspace of its own, so that other subtests' verifications do not count.
 	slug := "logs-" + strings.ToLower(rand.Text()[:6]) // base32: letters and digits only, as a slug wants
 	s.createWorkspace(t, slug)
-	admin = s.as(t, "admin") // memberships are read per request, but the new workspace needs a fresh view
+	admin := s.as(t, "admin") // memberships are read per request, but the new workspace needs a fresh view
 	ana, anaValue := s.restKey(t, slug, map[string]any{"name": "Ana's server", "keyType": "secret", "ipAllowlist": []string{"198.51.100.0/24"}})
 	bob, bobValue := s.restKey(t, slug, map[string]any{"name": "Bob's <script>", "keyType": "secret"})
 	base := "/w/" + slug + "/logs"
@@ -144,16 +144,14 @@ func testLogs(t *testing.T, s *kpServer) {
 	// The log is written in batches: wait until all 56 are there, 50 on the first page and 6 after.
 	var next string
 	var page2 *exchange
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+	testkit.Wait(10*time.Second, func() bool { // the checks below say what is missing
 		e = waitLogs(t, admin, base+"?key="+bob, 50)
-		if next = first(reOlder, e.body); next != "" {
-			if page2 = admin.get(t, next); len(logRows(page2.body)) == 6 || time.Now().After(deadline) {
-				break
-			}
-		} else if time.Now().After(deadline) {
-			break
+		if next = first(reOlder, e.body); next == "" {
+			return false
 		}
-	}
+		page2 = admin.get(t, next)
+		return len(logRows(page2.body)) == 6
+	})
 	if next == "" || !strings.Contains(next, "key="+bob) {
 		t.Fatalf("no link to older entries that keeps the filter: %q", next)
 	}

@@ -24,12 +24,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keyplane/keyplane"
 	"github.com/keyplane/keyplane/internal/dashboard"
 	"github.com/keyplane/keyplane/internal/kptest"
-	"github.com/keyplane/keyplane/internal/masterkey"
 	"github.com/keyplane/keyplane/internal/service"
-	"github.com/keyplane/keyplane/internal/store/storetest"
+	"github.com/keyplane/keyplane/internal/service/servicetest"
+	"github.com/keyplane/keyplane/internal/testkit"
 	"github.com/keyplane/keyplane/internal/webhook"
 )
 
@@ -99,16 +98,6 @@ func (g received) signedWith(t *testing.T, secret string) bool {
 	m.Write([]byte(g.id + "." + g.timestamp + "." + string(g.body)))
 	want := "v1," + base64.StdEncoding.EncodeToString(m.Sum(nil))
 	return slices.Contains(strings.Fields(g.signature), want)
-}
-
-// eventually polls cond for up to 15 s.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(15 * time.Second); !cond(); time.Sleep(100 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting: %s", what)
-		}
-	}
 }
 
 var (
@@ -338,7 +327,7 @@ func testWebhooks(t *testing.T, s *kpServer) {
 
 	t.Run("EventIsDelivered", func(t *testing.T) {
 		keyID, _ := s.restKey(t, "hooks", map[string]any{"name": "Webhook trigger", "keyType": "secret", "environment": "test"})
-		eventually(t, "api_key.created reaching the receiver", func() bool { return len(ok.posts("api_key.created")) > 0 })
+		testkit.Eventually(t, 15*time.Second, "api_key.created reaching the receiver", func() bool { return len(ok.posts("api_key.created")) > 0 })
 		got := ok.posts("api_key.created")[0]
 		if !strings.HasPrefix(got.id, "evt_") || got.id != got.event.ID || !strings.Contains(string(got.body), keyID) {
 			t.Errorf("the delivery: webhook-id %q, body %s", got.id, got.body)
@@ -347,7 +336,7 @@ func testWebhooks(t *testing.T, s *kpServer) {
 			t.Errorf("the delivery is not signed with the secret the page showed: %q", got.signature)
 		}
 		var rows []deliveryRow
-		eventually(t, "the attempt in the log", func() bool {
+		testkit.Eventually(t, 15*time.Second, "the attempt in the log", func() bool {
 			rows = deliveries(admin.get(t, okPage).body)
 			return len(rows) == 1 && rows[0].status == "succeeded"
 		})
@@ -372,7 +361,7 @@ func testWebhooks(t *testing.T, s *kpServer) {
 		page := hooks + "/" + failID
 		// The schedule is 0s,100ms,100ms: three attempts, all failed, and no more.
 		var rows []deliveryRow
-		eventually(t, "three failed attempts", func() bool {
+		testkit.Eventually(t, 15*time.Second, "three failed attempts", func() bool {
 			rows = deliveries(admin.get(t, page).body)
 			return len(rows) == 3 && rows[0].status == "failed" && rows[2].status == "failed" && rows[1].status == "failed"
 		})
@@ -395,7 +384,7 @@ func testWebhooks(t *testing.T, s *kpServer) {
 		if msg := first(reFlash, after.body); !strings.Contains(msg, "Attempt 4 of event") || !strings.Contains(msg, "is queued") {
 			t.Errorf("flash after retry: %q", msg)
 		}
-		eventually(t, "the retried attempt to succeed", func() bool {
+		testkit.Eventually(t, 15*time.Second, "the retried attempt to succeed", func() bool {
 			rows = deliveries(admin.get(t, page).body)
 			return len(rows) == 4 && rows[0].status == "succeeded"
 		})
@@ -875,7 +864,7 @@ func testWebhooks(t *testing.T, s *kpServer) {
 		goneID := endpointIDs(admin.get(t, hooks).body)[gone.srv.URL]
 		s.restKey(t, "hooks", map[string]any{"name": "Gone trigger", "keyType": "secret", "environment": "test"})
 		var page *exchange
-		eventually(t, "the endpoint answering 410 to be disabled", func() bool {
+		testkit.Eventually(t, 15*time.Second, "the endpoint answering 410 to be disabled", func() bool {
 			page = admin.get(t, hooks)
 			return endpointStatus(page.body, goneID) == "disabled"
 		})
@@ -906,10 +895,7 @@ func TestWebhookURLHint(t *testing.T) {
 		{webhook.URLPolicy{AllowHTTP: true}, "An http:// or https:// address on the public internet"},
 		{webhook.URLPolicy{AllowHTTP: true, AllowPrivate: true}, "allows private and loopback addresses"},
 	} {
-		st := storetest.Open(t, "sqlite")
-		box, _ := masterkey.New(make([]byte, 32))
-		cat, _ := keyplane.NewCatalog(nil, nil)
-		svc := service.New(service.Options{Store: st, Catalog: cat, Box: box, KeyPrefix: "kp", Webhooks: service.WebhookOptions{Policy: c.policy, Guard: kptest.Guard(t)}})
+		svc, _ := servicetest.Open(t, "sqlite", service.Options{Webhooks: service.WebhookOptions{Policy: c.policy, Guard: kptest.Guard(t)}})
 		d, err := dashboard.New(dashboard.Options{Service: svc})
 		if err != nil {
 			t.Fatal(err)

@@ -16,8 +16,8 @@ import (
 	"github.com/keyplane/keyplane"
 	"github.com/keyplane/keyplane/internal/delivery"
 	"github.com/keyplane/keyplane/internal/kptest"
-	"github.com/keyplane/keyplane/internal/masterkey"
 	"github.com/keyplane/keyplane/internal/service"
+	"github.com/keyplane/keyplane/internal/service/servicetest"
 	"github.com/keyplane/keyplane/internal/store/storetest"
 	"github.com/keyplane/keyplane/internal/webhook"
 )
@@ -39,20 +39,8 @@ type rig struct {
 func newRig(tb testing.TB, driver string, o delivery.Options, eventTypes ...string) *rig {
 	tb.Helper()
 	st := storetest.Open(tb, driver)
-	box, err := masterkey.New(make([]byte, 32))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	var entries []keyplane.CatalogEntry
-	for _, t := range eventTypes {
-		entries = append(entries, keyplane.CatalogEntry{Name: t})
-	}
-	cat, err := keyplane.NewCatalog(nil, entries)
-	if err != nil {
-		tb.Fatal(err)
-	}
 	r := &rig{tb: tb, sys: keyplane.System("bench")}
-	r.svc = service.New(service.Options{Store: st, Catalog: cat, Box: box, KeyPrefix: "kp", Webhooks: service.WebhookOptions{
+	r.svc = servicetest.New(tb, st, service.Options{Catalog: servicetest.Catalog(tb, nil, eventTypes), Webhooks: service.WebhookOptions{
 		Policy:   webhook.URLPolicy{AllowHTTP: true, AllowPrivate: true}, // httptest: http:// on loopback
 		Schedule: []time.Duration{0},                                     // one attempt, due at once
 		Kick:     func() { r.runner.Kick() },

@@ -12,6 +12,7 @@ import (
 
 	"github.com/keyplane/keyplane/internal/delivery"
 	"github.com/keyplane/keyplane/internal/store/storetest"
+	"github.com/keyplane/keyplane/internal/testkit"
 )
 
 // TestSlowEndpointHoldsOnlyItsBound: an endpoint that hangs, with a backlog larger than the node's
@@ -79,16 +80,12 @@ func TestSlowEndpointHoldsOnlyItsBound(t *testing.T) {
 
 			start := time.Now()
 			r.start()
-			deadline := start.Add(1500 * time.Millisecond) // "within ~1 s", with room for a loaded machine
-			for {
+			const bound = 1500 * time.Millisecond               // "within ~1 s", with room for a loaded machine
+			testkit.Wait(bound-time.Since(start), func() bool { // OthersNotHeldUp says which did not arrive
 				mu.Lock()
-				got := len(fastAt)
-				mu.Unlock()
-				if got == fastEvents || time.Now().After(deadline) {
-					break
-				}
-				time.Sleep(10 * time.Millisecond)
-			}
+				defer mu.Unlock()
+				return len(fastAt) == fastEvents
+			})
 			mu.Lock()
 			arrived := maps.Clone(fastAt)
 			mu.Unlock()
@@ -117,7 +114,7 @@ func TestSlowEndpointHoldsOnlyItsBound(t *testing.T) {
 					switch {
 					case !ok:
 						t.Errorf("fast endpoint: event %s had not arrived %s after the workers started, while the slow endpoint hung (%d of its requests in flight)",
-							id, deadline.Sub(start), slowNow)
+							id, bound, slowNow)
 					case at.Sub(start) > time.Second:
 						t.Logf("fast endpoint: event %s arrived after %s", id, at.Sub(start).Round(time.Millisecond))
 					}

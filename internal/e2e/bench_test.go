@@ -3,6 +3,7 @@ package e2e
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/keyplane/keyplane/internal/store/storetest"
+	"github.com/keyplane/keyplane/internal/testkit"
 )
 
 var (
@@ -49,10 +51,7 @@ func needWrk(t *testing.T) {
 		t.Skip("builds the binary and runs wrk")
 	}
 	if _, err := exec.LookPath("wrk"); err != nil {
-		if os.Getenv("KEYPLANE_REQUIRE_WRK") != "" {
-			t.Fatal("wrk is not installed and KEYPLANE_REQUIRE_WRK is set")
-		}
-		t.Skip("wrk is not installed (apt-get install wrk)")
+		testkit.Require(t, "WRK", "wrk is not installed (apt-get install wrk)")
 	}
 }
 
@@ -68,12 +67,18 @@ func TestBenchCommand(t *testing.T) {
 	stores := "sqlite"
 	args := []string{"bench", "--keys", "3000", "--draws", "5000", "--duration", "1s", "--connections", "8", "--dir", t.TempDir(),
 		"--runs", "2", "--rate", "500", "--create-rate", "5", "--warmup", "1s"}
-	// The bench database is its own: a name of this run's, dropped by the command when it is done.
+	// The bench database is its own, on the suite's server (KEYPLANE_TEST_DATABASE_URL): a name of
+	// this run's, which the command creates and drops when it is done.
 	storetest.PostgresURL(t) // skips or fails as every PostgreSQL test does when there is none
 	var b [6]byte
 	rand.Read(b[:])
+	u, err := url.Parse(storetest.AdminURL())
+	if err != nil {
+		t.Fatalf("%s: %v", storetest.EnvDatabaseURL, err)
+	}
+	u.Path = "/keyplane_bench_e2e_" + hex.EncodeToString(b[:])
 	stores += ",postgres"
-	args = append(args, "--database-url", "postgres://postgres@127.0.0.1:5432/keyplane_bench_e2e_"+hex.EncodeToString(b[:])+"?sslmode=disable")
+	args = append(args, "--database-url", u.String())
 	cmd := exec.Command(bin, append(args, "--stores", stores)...)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr

@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/keyplane/keyplane/internal/testkit"
 )
 
 // The storm's shape.
@@ -793,11 +795,9 @@ func crashConsistency(t *testing.T, bin, driver string) {
 	for round := 0; ; round++ {
 		from := s.acked.Load()
 		want := from + 30 + int64(rng.IntN(50))
-		for deadline := time.Now().Add(stormStall); s.acked.Load() < want; time.Sleep(2 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("round %d: the storm made %d acknowledged changes in %s, want %d\nserve's log:\n%s",
-					round, s.acked.Load()-from, stormStall, want-from, tail(c.proc.stderr.String(), 4000))
-			}
+		if !testkit.Wait(stormStall, func() bool { return s.acked.Load() >= want }) {
+			t.Fatalf("round %d: the storm made %d acknowledged changes in %s, want %d\nserve's log:\n%s",
+				round, s.acked.Load()-from, stormStall, want-from, tail(c.proc.stderr.String(), 4000))
 		}
 		if round == stormKills {
 			break
@@ -920,19 +920,16 @@ func crashConsistency(t *testing.T, bin, driver string) {
 	}
 	waited := time.Now()
 	var got map[string][]delivered
-	for deadline := time.Now().Add(crashWait); ; time.Sleep(100 * time.Millisecond) {
+	// The checks below say, key by key, what is missing when the wait runs out.
+	testkit.Wait(crashWait, func() bool {
 		got = received()
-		all := true
 		for id, w := range want {
 			if !slices.Equal(types(got[id]), w) {
-				all = false
-				break
+				return false
 			}
 		}
-		if all || time.Now().After(deadline) {
-			break
-		}
-	}
+		return true
+	})
 	deliveredIn := time.Since(waited)
 	for _, k := range keys {
 		evs := got[k.id]

@@ -17,18 +17,20 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keyplane/keyplane/internal/store/storetest"
 	_ "modernc.org/sqlite" // the integrity check
+
+	"github.com/keyplane/keyplane/internal/store/storetest"
+	"github.com/keyplane/keyplane/internal/testkit"
 )
 
 // privatePostgres is a PostgreSQL cluster of the test's own, which it stops and starts without
 // disturbing the machine's shared server, that other tests use meanwhile.
 type privatePostgres struct {
-	t                     *testing.T
-	bin, dir, data, sock  string
-	port                  int
-	runAsPostgres         bool
-	startedOnce, stopping bool
+	t                    *testing.T
+	bin, dir, data, sock string
+	port                 int
+	runAsPostgres        bool
+	stopping             bool
 }
 
 // startPrivatePostgres runs initdb and starts the cluster on a free port. It fails when PostgreSQL is
@@ -40,10 +42,7 @@ func startPrivatePostgres(t *testing.T) *privatePostgres {
 		bins = append(bins, p)
 	}
 	if len(bins) == 0 {
-		if os.Getenv(storetest.EnvRequirePostgres) == "1" {
-			t.Fatal("initdb not found: a private PostgreSQL cluster cannot be made")
-		}
-		t.Skip("skipping: initdb not found")
+		testkit.Require(t, storetest.RequirePostgres, "initdb not found: a private PostgreSQL cluster cannot be made")
 	}
 	sort.Strings(bins)
 	p := &privatePostgres{t: t, bin: filepath.Dir(bins[len(bins)-1]), runAsPostgres: os.Geteuid() == 0}
@@ -192,12 +191,8 @@ func TestPostgresRestart(t *testing.T) {
 	pg.start()
 	t.Logf("PostgreSQL was down for %s", time.Since(down).Round(time.Millisecond))
 	for _, n := range []*node{a, b} {
-		deadline := time.Now().Add(20 * time.Second)
-		for n.do(req{method: "GET", path: "/readyz"}).Status != 200 {
-			if time.Now().After(deadline) {
-				t.Fatalf("not ready 20 s after PostgreSQL came back:\n%s", tail(n.logs.String(), 3000))
-			}
-			time.Sleep(100 * time.Millisecond)
+		if !testkit.Wait(20*time.Second, func() bool { return n.do(req{method: "GET", path: "/readyz"}).Status == 200 }) {
+			t.Fatalf("not ready 20 s after PostgreSQL came back:\n%s", tail(n.logs.String(), 3000))
 		}
 	}
 	stop.Store(true)
@@ -213,24 +208,14 @@ func TestPostgresRestart(t *testing.T) {
 	if c := b.code(made); c != "VALID" {
 		t.Fatalf("key made after the outage, on the other node: %s", c)
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(b.logs.String(), "listening again") || !strings.Contains(a.logs.String(), "listening again") {
-		if time.Now().After(deadline) {
-			t.Fatal("the nodes did not LISTEN again within 20 s")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	testkit.Eventually(t, 20*time.Second, "both nodes LISTENing again", func() bool {
+		return strings.Contains(b.logs.String(), "listening again") && strings.Contains(a.logs.String(), "listening again")
+	})
 	if c := b.code(cached); c != "VALID" {
 		t.Fatalf("strict node after the outage: %s", c)
 	}
 	a.must(200, req{method: "DELETE", path: "/v1/api-keys/" + k["id"].(string), cred: a.admin, ws: ws})
-	start := time.Now()
-	for b.code(cached) != "REVOKED" {
-		if time.Since(start) > 500*time.Millisecond {
-			t.Fatal("a revocation after the outage was not seen by the other node within 500 ms")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testkit.Eventually(t, 500*time.Millisecond, "a revocation after the outage seen by the other node", func() bool { return b.code(cached) == "REVOKED" })
 	if !strings.Contains(a.logs.String(), "not ready: store unreachable") {
 		t.Error("the outage was not logged")
 	}
@@ -240,7 +225,7 @@ func TestPostgresRestart(t *testing.T) {
 // 503 unavailable naming the full disk, as a whole (nothing half-written), while verifications and
 // reads go on; once space is freed, changes work again without a restart. Afterwards the database
 // passes SQLite's integrity check, holds exactly the acknowledged keys, and its audit chain verifies.
-// It needs to mount a tmpfs (root, as in CI); KEYPLANE_REQUIRE_FAULTS=1 makes that a requirement.
+// It needs to mount a tmpfs (root, as in CI); KEYPLANE_REQUIRE_FAULTS makes that a requirement.
 func TestSQLiteDiskFull(t *testing.T) {
 	dir, err := os.MkdirTemp("", "keyplane-full-")
 	if err != nil {
@@ -248,10 +233,7 @@ func TestSQLiteDiskFull(t *testing.T) {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", dir).CombinedOutput(); err != nil {
-		if os.Getenv("KEYPLANE_REQUIRE_FAULTS") == "1" {
-			t.Fatalf("mount a tmpfs for the full disk: %v: %s", err, out)
-		}
-		t.Skipf("skipping: cannot mount a tmpfs (needs root): %v: %s", err, out)
+		testkit.Require(t, "FAULTS", fmt.Sprintf("cannot mount a tmpfs for the full disk (needs root): %v: %s", err, out))
 	}
 	t.Cleanup(func() {
 		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
@@ -356,10 +338,7 @@ func TestSQLiteDiskFull(t *testing.T) {
 func TestRedisDown(t *testing.T) {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
-		if os.Getenv("KEYPLANE_REQUIRE_REDIS") == "1" {
-			t.Fatal("redis-server not found")
-		}
-		t.Skip("skipping: redis-server not found")
+		testkit.Require(t, "REDIS", "redis-server not found")
 	}
 	port := freePort(t)
 	var redis *exec.Cmd
@@ -369,16 +348,13 @@ func TestRedisDown(t *testing.T) {
 		if err := redis.Start(); err != nil {
 			t.Fatal(err)
 		}
-		for i := 0; ; i++ {
-			if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+		testkit.Eventually(t, 5*time.Second, "redis-server listening", func() bool {
+			c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+			if err == nil {
 				c.Close()
-				return
 			}
-			if i == 100 {
-				t.Fatal("redis-server did not listen within 5 s")
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+			return err == nil
+		})
 	}
 	killRedis := func() {
 		redis.Process.Kill()
@@ -481,16 +457,15 @@ func TestHostileWebhookEndpoints(t *testing.T) {
 	}
 	final := func(name string) map[string]any {
 		t.Helper()
-		deadline := time.Now().Add(40 * time.Second)
-		for {
-			if log := n.deliveries(ws, endpoints[name], ""); len(log) > 0 && log[0]["status"] != "pending" {
-				return log[0]
+		var last map[string]any
+		testkit.Eventually(t, 40*time.Second, name+": a final attempt", func() bool {
+			log := n.deliveries(ws, endpoints[name], "")
+			if len(log) > 0 && log[0]["status"] != "pending" {
+				last = log[0]
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: no final attempt 40 s after the event", name)
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
+			return last != nil
+		})
+		return last
 	}
 	for _, name := range []string{"hang", "trickle"} {
 		d := final(name)

@@ -1,10 +1,13 @@
 package e2e
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/keyplane/keyplane/internal/testkit"
 )
 
 // TestForwardAuth: GET /v1/auth answers a proxy's subrequest with a status and X-Keyplane-* headers.
@@ -79,20 +82,15 @@ func TestForwardAuth(t *testing.T) {
 			t.Errorf("disabled: %d", res.Status)
 		}
 		// The log shows the client's request as the proxy described it, from the client's address.
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			logs := n.must(200, req{method: "GET", path: "/v1/logs?source=auth&code=VALID", cred: n.admin, ws: ws}).list()
-			if len(logs) == 4 {
-				last := logs[len(logs)-1].(map[string]any)
-				if last["path"] != "/orders/7" || last["method"] != "DELETE" || last["ip"] != "198.51.100.20" {
-					t.Errorf("the first auth entry: %v", last)
-				}
-				break
+		var logs []any
+		testkit.EventuallyNil(t, 5*time.Second, func() error {
+			if logs = n.must(200, req{method: "GET", path: "/v1/logs?source=auth&code=VALID", cred: n.admin, ws: ws}).list(); len(logs) != 4 {
+				return fmt.Errorf("%d VALID auth entries logged, want 4", len(logs))
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%d VALID auth entries logged, want 4", len(logs))
-			}
-			time.Sleep(20 * time.Millisecond)
+			return nil
+		})
+		if last := logs[len(logs)-1].(map[string]any); last["path"] != "/orders/7" || last["method"] != "DELETE" || last["ip"] != "198.51.100.20" {
+			t.Errorf("the first auth entry: %v", last)
 		}
 	})
 }

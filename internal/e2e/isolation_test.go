@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/keyplane/keyplane/internal/testkit"
 )
 
 // isolationEnv: custom event types to send, endpoints on this machine, and request logs written
@@ -377,17 +379,12 @@ func buildWorld(t *testing.T, n *node) *world {
 // settledDelivery waits for an endpoint's first delivery to end with status and returns its id.
 func settledDelivery(t *testing.T, n *node, ws, hook, status string) string {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		ds := n.deliveries(ws, hook, "?status="+status)
-		if len(ds) > 0 {
-			return ds[len(ds)-1]["id"].(string)
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no delivery of %s %s", hook, status)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	var ds []map[string]any
+	testkit.Eventually(t, 15*time.Second, "a delivery of "+hook+" "+status, func() bool {
+		ds = n.deliveries(ws, hook, "?status="+status)
+		return len(ds) > 0
+	})
+	return ds[len(ds)-1]["id"].(string)
 }
 
 // snapshotA is everything of A that the API shows its operator, read as the operator (root key calls
@@ -450,22 +447,23 @@ func (w *world) snapshotA(n *node) string {
 // written, and returns it.
 func (w *world) settle(t *testing.T, n *node) string {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	prev := ""
-	for {
+	// Holding still is the same snapshot twice, 150 ms apart.
+	const still = 150 * time.Millisecond
+	var s, prev string
+	var prevAt time.Time
+	testkit.Eventually(t, 15*time.Second, "workspace A settled", func() bool {
+		if time.Since(prevAt) < still {
+			return false
+		}
 		// Every logged request counted before the snapshot: root keys' reads log nothing, so the
 		// counts cannot move after it.
 		_, m := scrape(t, n, "")
-		s := w.snapshotA(n)
-		if s == prev && !strings.Contains(s, `"status":"pending"`) && strings.Contains(m, "\nkeyplane_usage_uncounted_requests 0\n") {
-			return s
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("workspace A did not settle")
-		}
-		prev = s
-		time.Sleep(150 * time.Millisecond)
-	}
+		s = w.snapshotA(n)
+		settled := s == prev && !strings.Contains(s, `"status":"pending"`) && strings.Contains(m, "\nkeyplane_usage_uncounted_requests 0\n")
+		prev, prevAt = s, time.Now()
+		return settled
+	})
+	return s
 }
 
 var idRE = regexp.MustCompile(`\b(?:ws|apk|whk|evt|dlv|aud|req|usr)_[0-9A-HJKMNP-TV-Z]{26}\b`)

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"net/http"
 	"os/exec"
 	"strings"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/keyplane/keyplane/internal/keyformat"
+	"github.com/keyplane/keyplane/internal/testkit"
 )
 
 // TestCLIRevocationReachesRunningBinary: the real binary serves SQLite with a cache TTL of an hour;
@@ -55,13 +57,7 @@ func TestCLIRevocationReachesRunningBinary(t *testing.T) {
 	cli("root-keys", "revoke", "--id", id)
 	// Within a second by design (the journal is polled every 250 ms, shown by the watcher's test);
 	// waited for with a bound generous enough for a busy machine.
-	deadline := time.Now().Add(30 * time.Second)
-	for status(doomed) != 401 {
-		if time.Now().After(deadline) {
-			t.Fatal("the revoked root key is still accepted 30 s after `keyplane root-keys revoke`")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testkit.Eventually(t, 30*time.Second, "the root key revoked by `keyplane root-keys revoke` refused", func() bool { return status(doomed) == 401 })
 	if s := status(later); s != 200 {
 		t.Fatalf("a root key made by the CLI while the server runs: %d", s)
 	}
@@ -80,13 +76,12 @@ func TestSQLiteKeyChangesAcrossProcesses(t *testing.T) {
 	ws := a.workspace("two-processes", nil)
 	seen := func(what, value, want string) {
 		t.Helper()
-		deadline := time.Now().Add(30 * time.Second)
-		for got := b.code(value); got != want; got = b.code(value) {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: the other process still answers %s after 30 s, want %s", what, got, want)
+		testkit.EventuallyNil(t, 30*time.Second, func() error {
+			if got := b.code(value); got != want {
+				return fmt.Errorf("%s: the other process still answers %s, want %s", what, got, want)
 			}
-			time.Sleep(20 * time.Millisecond)
-		}
+			return nil
+		})
 	}
 	k := a.key(ws, map[string]any{"name": "made on a", "keyType": "secret"})
 	seen("create", k["keyValue"].(string), "VALID")

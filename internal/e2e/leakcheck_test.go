@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/keyplane/keyplane/internal/testkit"
 )
 
 // The leak checker runs at the end of every test that starts keyplane and finds nothing when keyplane
@@ -34,12 +36,9 @@ func TestLeakCheckerFindsPlantedLeaks(t *testing.T) {
 			headers: map[string]string{"X-Request-Id": asRequestID[len(asRequestID)-38:], "User-Agent": "agent/" + asUserAgent[len(asUserAgent)-38:]}})
 		hookSecret := n.webhook(ws, map[string]any{"url": "http://127.0.0.1:9/a", "eventTypes": []string{"*"}})["secret"].(string)
 		n.webhook(ws, map[string]any{"url": "http://127.0.0.1:9/b", "eventTypes": []string{"*"}, "description": strings.TrimPrefix(hookSecret, "whsec_")})
-		for deadline := time.Now().Add(10 * time.Second); len(n.must(200, req{method: "GET", path: "/v1/logs?source=verify", cred: n.admin, ws: ws}).list()) == 0; {
-			if time.Now().After(deadline) {
-				t.Fatal("the verification is not in the request log after 10s")
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		testkit.Eventually(t, 10*time.Second, "the verification in the request log", func() bool {
+			return len(n.must(200, req{method: "GET", path: "/v1/logs?source=verify", cred: n.admin, ws: ws}).list()) > 0
+		})
 		password := getenv("", "", nil)("KEYPLANE_ADMIN_PASSWORD")
 		n.must(201, req{method: "POST", path: "/v1/workspaces", cred: n.admin, body: map[string]any{"name": password, "slug": "pw"}})
 		n.stop() // flushes the request log; shows /metrics, the audit trail and the request log first

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/keyplane/keyplane/internal/testkit"
 )
 
 // TestSecretsWhereTheyDoNotBelong: callers who put a key value or a signing secret where an id, a
@@ -56,16 +58,15 @@ func TestSecretsWhereTheyDoNotBelong(t *testing.T) {
 
 		// Both calls the request log keeps are there, without the value.
 		var paths, agents []string
-		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		// The checks below say what is missing when the wait runs out.
+		testkit.Wait(10*time.Second, func() bool {
 			paths, agents = nil, nil
 			for _, e := range n.must(200, req{method: "GET", path: "/v1/logs?keyId=" + id, cred: n.admin, ws: ws}).list() {
 				paths = append(paths, e.(map[string]any)["path"].(string))
 				agents = append(agents, e.(map[string]any)["userAgent"].(string))
 			}
-			if len(paths) >= 2 || time.Now().After(deadline) {
-				break
-			}
-		}
+			return len(paths) >= 2
+		})
 		want := map[string]bool{"/v1/api-keys/" + shown: true, "/orders/" + shown: true}
 		for _, p := range paths {
 			delete(want, p)

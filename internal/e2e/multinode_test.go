@@ -3,11 +3,14 @@ package e2e
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx", to reach the listeners' backends
+
+	"github.com/keyplane/keyplane/internal/testkit"
 )
 
 // TestMultiNodeInvalidation: two nodes on one PostgreSQL, with a cache TTL of an hour so that only
@@ -25,17 +28,13 @@ func TestMultiNodeInvalidation(t *testing.T) {
 	seenWithin := func(what, value, want string) {
 		t.Helper()
 		start := time.Now()
-		for {
-			got := b.code(value)
-			if got == want {
-				t.Logf("%s: seen by the other node after %s", what, time.Since(start).Round(time.Millisecond))
-				return
+		testkit.EventuallyNil(t, time.Second, func() error {
+			if got := b.code(value); got != want {
+				return fmt.Errorf("%s: the other node still answers %s, want %s", what, got, want)
 			}
-			if time.Since(start) > time.Second {
-				t.Fatalf("%s: the other node still answers %s after 1s, want %s", what, got, want)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+			return nil
+		})
+		t.Logf("%s: seen by the other node after %s", what, time.Since(start).Round(time.Millisecond))
 	}
 	key := func(name string) (string, string) {
 		k := a.key(ws, map[string]any{"name": name, "keyType": "secret"})
@@ -76,12 +75,8 @@ func TestMultiNodeInvalidation(t *testing.T) {
 		t.Fatalf("killed %d LISTEN connections, want the two nodes'", killed)
 	}
 	a.must(200, req{method: "PATCH", path: "/v1/api-keys/" + id, cred: a.admin, ws: ws, body: map[string]any{"enabled": false}})
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(b.logs.String(), "listening again") {
-		if time.Now().After(deadline) {
-			t.Fatalf("the other node did not listen again:\n%s", b.logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !testkit.Wait(10*time.Second, func() bool { return strings.Contains(b.logs.String(), "listening again") }) {
+		t.Fatalf("the other node did not listen again:\n%s", b.logs.String())
 	}
 	seenWithin("a change made while the connection was down", value, "DISABLED")
 	id, value = key("after the reconnection")

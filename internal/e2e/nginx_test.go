@@ -14,6 +14,8 @@ import (
 	"testing"
 	"text/template"
 	"time"
+
+	"github.com/keyplane/keyplane/internal/testkit"
 )
 
 // nginxConf is the configuration docs/forward-auth.md shows, with the test's addresses: every request
@@ -77,10 +79,7 @@ func TestNginxAuthRequest(t *testing.T) {
 	if err != nil {
 		bin = "/usr/sbin/nginx"
 		if _, err := os.Stat(bin); err != nil {
-			if os.Getenv("KEYPLANE_REQUIRE_NGINX") != "" {
-				t.Fatal("nginx is not installed and KEYPLANE_REQUIRE_NGINX is set")
-			}
-			t.Skip("nginx is not installed (apt-get install nginx-light)")
+			testkit.Require(t, "NGINX", "nginx is not installed (apt-get install nginx-light)")
 		}
 	}
 	n := start(t, "sqlite", map[string]string{"KEYPLANE_CONFIG": "../../examples/keyplane.json", "KEYPLANE_TRUSTED_PROXIES": "127.0.0.1/32"})
@@ -125,17 +124,14 @@ func TestNginxAuthRequest(t *testing.T) {
 	})
 	stderr := func() string { b, _ := os.ReadFile(logPath); return string(b) }
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	if !testkit.Wait(10*time.Second, func() bool {
 		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 		if err == nil {
 			c.Close()
-			break
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("nginx did not listen: %s", stderr())
-		}
-		time.Sleep(50 * time.Millisecond)
+		return err == nil
+	}) {
+		t.Fatalf("nginx did not listen: %s", stderr())
 	}
 
 	get := func(key string) (int, string, http.Header) {

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 	"sync"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/keyplane/keyplane/internal/redistest"
+	"github.com/keyplane/keyplane/internal/testkit"
 )
 
 // TestRateLimits: a key's rateLimit is enforced by POST /v1/verify, with ratelimit in the answer;
@@ -84,6 +86,7 @@ func TestRateLimitsAcrossNodes(t *testing.T) {
 // with 429 rate_limited and Retry-After; verification calls are not counted.
 func TestManagementRateLimits(t *testing.T) {
 	n := start(t, "sqlite", map[string]string{"KEYPLANE_MANAGEMENT_RATE_LIMIT": "5/1m", "KEYPLANE_MANAGEMENT_IP_RATE_LIMIT": "9/1m"})
+	n.limitsSpent = "the test spends the address's management allowance for the minute"
 	for range 20 {
 		n.code("kp_sk_live_notakey") // verification: not a management call
 	}
@@ -145,21 +148,17 @@ func TestManagementSpendsNoVerificationLimit(t *testing.T) {
 		n.must(200, req{method: "GET", path: "/v1/api-keys/" + keyID, cred: value})
 		// Each management call is in the log once, as source management and VALID; the
 		// verifications as source verify.
-		deadline := time.Now().Add(20 * time.Second)
-		for {
+		testkit.EventuallyNil(t, 20*time.Second, func() error {
 			got := map[string]int{}
 			for _, e := range n.must(200, req{method: "GET", path: "/v1/logs?limit=100&keyId=" + keyID, cred: n.admin, ws: ws}).list() {
 				e := e.(map[string]any)
 				got[e["source"].(string)+" "+e["code"].(string)]++
 			}
 			want := map[string]int{"management VALID": calls + 1, "verify VALID": 2, "verify RATE_LIMITED": 1}
-			if sameCounts(got, want) {
-				break
+			if !sameCounts(got, want) {
+				return fmt.Errorf("request log of the key: %v, want %v", got, want)
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("request log of the key: %v, want %v", got, want)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+			return nil
+		})
 	})
 }

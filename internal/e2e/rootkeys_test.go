@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/keyplane/keyplane/internal/testkit"
 )
 
 // TestRootKeyRevocation: an operator lists root keys and revokes one with the CLI beside a running
@@ -97,12 +99,6 @@ func revokeRootKey(t *testing.T, n *node, name string) (string, error) {
 // generous so that a busy machine does not fail the test.
 func waitRefused(t *testing.T, n *node, what string, r req) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for n.do(r).Status != 401 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s still accepted 30 s after its revocation", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testkit.Eventually(t, 30*time.Second, what+" refused after its revocation", func() bool { return n.do(r).Status == 401 })
 	n.fails(401, "unauthorized", r)
 }

@@ -6,10 +6,13 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/keyplane/keyplane/internal/testkit"
 )
 
 // TestSignedVerification: request signatures and JWTs over HTTP, as a platform's backend would send
@@ -78,8 +81,7 @@ func TestSignedVerification(t *testing.T) {
 		n.fails(400, "invalid_request", req{method: "POST", path: "/v1/verify/jwt", cred: n.verifier, body: map[string]any{"token": ""}})
 
 		// Logged under their sources, with the IP the request named.
-		deadline := time.Now().Add(5 * time.Second)
-		for {
+		testkit.EventuallyNil(t, 5*time.Second, func() error {
 			logs := n.must(200, req{method: "GET", path: "/v1/logs?keyId=" + keyID, cred: n.admin, ws: ws}).list()
 			sources := map[string]int{}
 			for _, l := range logs {
@@ -89,13 +91,10 @@ func TestSignedVerification(t *testing.T) {
 					t.Errorf("signature log entry ip %v", e["ip"])
 				}
 			}
-			if sources["signature"] == 3 && sources["jwt"] == 2 {
-				break
+			if sources["signature"] != 3 || sources["jwt"] != 2 {
+				return fmt.Errorf("logged sources %v; want 3 signature, 2 jwt", sources)
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("logged sources %v; want 3 signature, 2 jwt", sources)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+			return nil
+		})
 	})
 }

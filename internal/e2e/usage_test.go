@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/keyplane/keyplane/internal/testkit"
 )
 
 // TestUsageAfterSIGTERM: the usage counts and last-used times are written every
@@ -65,14 +67,13 @@ func TestUsageAfterSIGTERM(t *testing.T) {
 
 		// The log is written within its flush interval; the counts wait for theirs (a minute).
 		total := answered.total()
-		for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-			if c.metric("keyplane_request_log_waiting_entries") == 0 && c.logTally(ws).total() == total {
-				break
+		testkit.EventuallyNil(t, 60*time.Second, func() error {
+			waiting, logged := c.metric("keyplane_request_log_waiting_entries"), c.logTally(ws).total()
+			if waiting != 0 || logged != total {
+				return fmt.Errorf("the log holds %d of %d entries (%v waiting)", logged, total, waiting)
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("the log holds %d of %d entries after 60s", c.logTally(ws).total(), total)
-			}
-		}
+			return nil
+		})
 		if time.Since(began) < 45*time.Second { // else the usage interval (from the start) may have come
 			if n := c.metric("keyplane_usage_uncounted_requests"); n != float64(total) {
 				t.Errorf("keyplane_usage_uncounted_requests = %v with the log written and no usage write yet, want %d", n, total)

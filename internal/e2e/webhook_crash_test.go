@@ -18,6 +18,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/keyplane/keyplane/internal/testkit"
 )
 
 // crashEnv is the configuration of the crashed nodes: every attempt's failure is retried 200 ms later,
@@ -59,7 +61,8 @@ func TestWebhookCrash(t *testing.T) {
 }
 
 // buildKeyplaneBinary builds cmd/keyplane once for the test. The test is skipped only when no go
-// toolchain can be run; a build that fails is a failure.
+// toolchain can be run, and fails then too when KEYPLANE_REQUIRE_FAULTS is set (the crash tests are
+// fault tests); a build that fails is a failure.
 func buildKeyplaneBinary(t *testing.T) string {
 	t.Helper()
 	gobin, err := exec.LookPath("go")
@@ -67,7 +70,7 @@ func buildKeyplaneBinary(t *testing.T) string {
 		err = exec.Command(gobin, "env", "GOROOT").Run()
 	}
 	if err != nil {
-		t.Skipf("skipping: the go toolchain cannot be run to build the keyplane binary: %v", err)
+		testkit.Require(t, "FAULTS", fmt.Sprintf("the go toolchain cannot be run to build the keyplane binary: %v", err))
 	}
 	bin := filepath.Join(t.TempDir(), "keyplane")
 	build := exec.Command(gobin, "build", "-o", bin, "../../cmd/keyplane")
@@ -117,21 +120,21 @@ func startKeyplaneServe(t *testing.T, bin string, vars map[string]string) *kpPro
 	}
 	go func() { _ = p.cmd.Wait(); close(p.exited) }()
 	t.Cleanup(func() { p.kill(t) })
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	if !testkit.Wait(30*time.Second, func() bool {
 		if m := listeningRE.FindStringSubmatch(p.stdout.String()); m != nil {
 			p.url = "http://" + m[1]
-			return p
+			return true
 		}
 		select {
 		case <-p.exited:
 			t.Fatalf("keyplane serve exited before listening: %v\nstdout:\n%s\nstderr:\n%s", p.cmd.ProcessState, p.stdout.String(), p.stderr.String())
-		case <-time.After(10 * time.Millisecond):
+		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("keyplane serve printed no address within 30s\nstderr:\n%s", p.stderr.String())
-		}
+		return false
+	}) {
+		t.Fatalf("keyplane serve printed no address within 30s\nstderr:\n%s", p.stderr.String())
 	}
+	return p
 }
 
 // kill sends SIGKILL and waits for the process to be gone.
@@ -334,26 +337,22 @@ func (c *crashNode) deliveryLog(ws, endpoint string) []map[string]any {
 func (c *crashNode) waitDelivered(rc *crashReceiver, ws, endpoint string, want map[string]bool, d time.Duration, what string) time.Duration {
 	c.t.Helper()
 	start := time.Now()
-	for {
-		miss := rc.missing(want)
-		if len(miss) == 0 {
-			return time.Since(start)
-		}
-		if time.Since(start) > d {
-			byEvent := map[string][]string{}
-			for _, a := range c.deliveryLog(ws, endpoint) {
-				id := a["eventId"].(string)
-				byEvent[id] = append(byEvent[id], fmt.Sprintf("#%v %v %v", a["attempt"], a["status"], a["error"]))
-			}
-			var lines []string
-			for _, id := range miss {
-				lines = append(lines, fmt.Sprintf("  %s: %v", id, byEvent[id]))
-			}
-			c.t.Fatalf("%s: %d of %d events not delivered within %s; their attempts, newest first:\n%s\nserve's log:\n%s",
-				what, len(miss), len(want), d, strings.Join(lines, "\n"), tail(c.proc.stderr.String(), 4000))
-		}
-		time.Sleep(50 * time.Millisecond)
+	var miss []string
+	if testkit.Wait(d, func() bool { miss = rc.missing(want); return len(miss) == 0 }) {
+		return time.Since(start)
 	}
+	byEvent := map[string][]string{}
+	for _, a := range c.deliveryLog(ws, endpoint) {
+		id := a["eventId"].(string)
+		byEvent[id] = append(byEvent[id], fmt.Sprintf("#%v %v %v", a["attempt"], a["status"], a["error"]))
+	}
+	var lines []string
+	for _, id := range miss {
+		lines = append(lines, fmt.Sprintf("  %s: %v", id, byEvent[id]))
+	}
+	c.t.Fatalf("%s: %d of %d events not delivered within %s; their attempts, newest first:\n%s\nserve's log:\n%s",
+		what, len(miss), len(want), d, strings.Join(lines, "\n"), tail(c.proc.stderr.String(), 4000))
+	return 0
 }
 
 func tail(s string, n int) string {
@@ -422,15 +421,12 @@ func crashScenario(t *testing.T, bin, driver string) {
 	// Kill after two rounds of the endpoint's 8 attempts at once, well before the schedule could run
 	// out for any event: 10 attempts of at least 200 ms each with 200 ms between them, 8 at a time.
 	const refusals = 16
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		if _, refused, _ := rc.counts(); refused >= refusals {
-			break
+	testkit.EventuallyNil(t, 10*time.Second, func() error {
+		if _, refused, _ := rc.counts(); refused < refusals {
+			return fmt.Errorf("the down receiver got %d requests, want %d", refused, refusals)
 		}
-		if time.Now().After(deadline) {
-			_, refused, _ := rc.counts()
-			t.Fatalf("the down receiver got %d requests in 10s, want %d", refused, refusals)
-		}
-	}
+		return nil
+	})
 	inFlightAtKill := rc.inFlight.Load()
 	c.killServe()
 	_, refusedAtKill, _ := rc.counts()
@@ -460,11 +456,12 @@ func crashScenario(t *testing.T, bin, driver string) {
 	// 2. Slow receiver, killed with requests in flight.
 	rc.mode.Store(rcvSlow)
 	custom2, keys2 := c.createEvents(ws, phase1, phase2)
-	for deadline := time.Now().Add(10 * time.Second); rc.inFlight.Load() < 4; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the slow receiver never had 4 requests in flight (it has %d)", rc.inFlight.Load())
+	testkit.EventuallyNil(t, 10*time.Second, func() error {
+		if n := rc.inFlight.Load(); n < 4 {
+			return fmt.Errorf("the slow receiver never had 4 requests in flight (it has %d)", n)
 		}
-	}
+		return nil
+	})
 	inFlightAtKill = rc.inFlight.Load()
 	c.killServe()
 	c.startServe()
@@ -517,20 +514,17 @@ func crashScenario(t *testing.T, bin, driver string) {
 	// so the wait above may be over while they are still leased to the dead node: poll until they
 	// have been made again and recorded.
 	var log []map[string]any
-	for deadline := time.Now().Add(crashWait); ; time.Sleep(50 * time.Millisecond) {
-		log = c.deliveryLog(ws, epID)
-		pending := 0
+	pending := 0
+	if !testkit.Wait(crashWait, func() bool {
+		log, pending = c.deliveryLog(ws, epID), 0
 		for _, a := range log {
 			if a["status"] == "pending" {
 				pending++
 			}
 		}
-		if pending == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d attempts still pending %s after every event arrived\nserve's log:\n%s", pending, crashWait, tail(c.proc.stderr.String(), 4000))
-		}
+		return pending == 0
+	}) {
+		t.Fatalf("%d attempts still pending %s after every event arrived\nserve's log:\n%s", pending, crashWait, tail(c.proc.stderr.String(), 4000))
 	}
 	t.Logf("%s: killed with %d requests in flight at the slow receiver; all received %s and all recorded %s after the restart",
 		driver, inFlightAtKill, took2.Round(time.Millisecond), time.Since(restarted).Round(time.Millisecond))

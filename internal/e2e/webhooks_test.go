@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/keyplane/keyplane/internal/testkit"
 )
 
 // received is one request a receiver got.
@@ -60,17 +62,14 @@ func (rc *receiver) requests() []received {
 // waitFor polls until the receiver holds at least n requests.
 func (rc *receiver) waitFor(t *testing.T, n int) []received {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		got := rc.requests()
-		if len(got) >= n {
-			return got
+	var got []received
+	testkit.EventuallyNil(t, 15*time.Second, func() error {
+		if got = rc.requests(); len(got) < n {
+			return fmt.Errorf("the receiver got %d requests, want %d", len(got), n)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the receiver got %d requests, want %d", len(got), n)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
+	return got
 }
 
 // verifySignature checks a delivery the way the Standard Webhooks specification tells receivers to,
@@ -420,20 +419,16 @@ func TestWebhooks(t *testing.T) {
 // waitStatus polls an endpoint's deliveries log until its statuses, newest first, are want.
 func waitStatus(t *testing.T, n *node, ws, endpoint string, want []string) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
+	testkit.EventuallyNil(t, 15*time.Second, func() error {
 		var got []string
 		for _, d := range n.deliveries(ws, endpoint, "") {
 			got = append(got, d["status"].(string))
 		}
-		if strings.Join(got, ",") == strings.Join(want, ",") {
-			return
+		if strings.Join(got, ",") != strings.Join(want, ",") {
+			return fmt.Errorf("deliveries %v, want %v", got, want)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("deliveries %v, want %v", got, want)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // TestWebhookSSRF: without --webhook-allow-private, loopback and private URLs are refused, and so is

@@ -1,15 +1,18 @@
 // Package redistest gives tests the Redis they run against: KEYPLANE_TEST_REDIS_URL, else the local
-// one. When it does not answer the test skips, or fails when KEYPLANE_REQUIRE_REDIS is set (CI sets
-// it), so that a missing Redis cannot pass for a green run.
+// one. When it does not answer the test skips, or fails when KEYPLANE_REQUIRE_REDIS is set (as
+// testkit.Required reads it; CI sets it), so that a missing Redis cannot pass for a green run.
 package redistest
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/keyplane/keyplane/internal/testkit"
 )
 
 // URL returns the test Redis's URL once it has answered a PING.
@@ -28,10 +31,7 @@ func URL(t testing.TB) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if err := c.Ping(ctx).Err(); err != nil {
-		if os.Getenv("KEYPLANE_REQUIRE_REDIS") != "" {
-			t.Fatalf("Redis at %s: %v (KEYPLANE_REQUIRE_REDIS is set)", u, err)
-		}
-		t.Skipf("no Redis at %s: %v", u, err)
+		testkit.Require(t, "REDIS", fmt.Sprintf("no Redis at %s: %v", u, err))
 	}
 	return u
 }

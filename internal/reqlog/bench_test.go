@@ -9,9 +9,9 @@ import (
 
 	"github.com/keyplane/keyplane"
 	"github.com/keyplane/keyplane/internal/id"
-	"github.com/keyplane/keyplane/internal/masterkey"
 	"github.com/keyplane/keyplane/internal/reqlog"
 	"github.com/keyplane/keyplane/internal/service"
+	"github.com/keyplane/keyplane/internal/service/servicetest"
 	"github.com/keyplane/keyplane/internal/store"
 	"github.com/keyplane/keyplane/internal/store/storetest"
 	"github.com/keyplane/keyplane/internal/verify"
@@ -48,9 +48,7 @@ func BenchmarkVerifyLogging(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	box, _ := masterkey.New(make([]byte, 32))
-	cat, _ := keyplane.NewCatalog([]keyplane.CatalogEntry{{Name: "orders:read"}}, nil)
-	svc := service.New(service.Options{Store: st, Catalog: cat, Box: box, KeyPrefix: "kp", Forget: ver.Forget})
+	svc := servicetest.New(b, st, service.Options{Catalog: servicetest.Catalog(b, []string{"orders:read"}, nil), Forget: ver.Forget})
 	ctx := context.Background()
 	sys := keyplane.System("bench")
 	w, err := svc.CreateWorkspace(ctx, sys, service.WorkspaceInput{Name: "W", Slug: "w"})
@@ -84,7 +82,7 @@ func BenchmarkVerifyLogging(b *testing.B) {
 	for _, c := range []struct {
 		name string
 		w    reqlog.Writer
-	}{{"on", discard{}}, {"on-sqlite", st.(store.Store)}, {"on-stuck", stuck}} {
+	}{{"on", discard{}}, {"on-sqlite", st}, {"on-stuck", stuck}} {
 		b.Run(c.name, func(b *testing.B) {
 			l := reqlog.New(c.w, reqlog.Options{})
 			if c.name == "on-stuck" {
@@ -145,9 +143,7 @@ func BenchmarkStoreBatch(b *testing.B) {
 			st := storetest.Open(b, driver)
 			ctx := context.Background()
 			sys := keyplane.System("bench")
-			box, _ := masterkey.New(make([]byte, 32))
-			cat, _ := keyplane.NewCatalog(nil, nil)
-			svc := service.New(service.Options{Store: st, Catalog: cat, Box: box, KeyPrefix: "kp"})
+			svc := servicetest.New(b, st, service.Options{})
 			w, err := svc.CreateWorkspace(ctx, sys, service.WorkspaceInput{Name: "W", Slug: "w"})
 			if err != nil {
 				b.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	"github.com/keyplane/keyplane"
 	"github.com/keyplane/keyplane/internal/id"
 	"github.com/keyplane/keyplane/internal/store"
+	"github.com/keyplane/keyplane/internal/testkit"
 )
 
 // recorder is a Writer that keeps copies of what it was given. When block is set, every write first
@@ -109,18 +110,6 @@ func (r *recorder) all() []keyplane.RequestLog {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return slices.Concat(r.batches...)
-}
-
-// waitFor polls cond for up to five seconds.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
 }
 
 func closeLogger(t *testing.T, l *Logger) {
@@ -229,7 +218,7 @@ func TestBatchesBySize(t *testing.T) {
 		l.Log(entry("apk_1", t0.Add(time.Duration(i)*time.Millisecond)))
 	}
 	// A full batch is written without waiting for the interval (which never comes here).
-	waitFor(t, "a full batch", func() bool { return len(rec.sizes()) > 0 })
+	testkit.Eventually(t, 5*time.Second, "a full batch", func() bool { return len(rec.sizes()) > 0 })
 	if got := rec.sizes(); got[0] != 3 {
 		t.Fatalf("first batch of %d entries, want 3", got[0])
 	}
@@ -252,7 +241,7 @@ func TestBatchesByTime(t *testing.T) {
 	defer closeLogger(t, l)
 	l.Log(entry("apk_1", t0))
 	l.Log(entry("apk_2", t0))
-	waitFor(t, "the interval's batch", func() bool { return len(rec.sizes()) == 1 })
+	testkit.Eventually(t, 5*time.Second, "the interval's batch", func() bool { return len(rec.sizes()) == 1 })
 	if got := rec.sizes(); !slices.Equal(got, []int{2}) {
 		t.Fatalf("batches %v, want [2]", got)
 	}
@@ -462,7 +451,7 @@ func TestClean(t *testing.T) {
 // soon as WriteRequestLogs is called, its counts come once it returned.
 func waitCounted(t *testing.T, l *Logger, n int64) {
 	t.Helper()
-	waitFor(t, fmt.Sprintf("%d entries written and counted", n), func() bool { return l.uncounted.Load() == n && l.taking.Load() == 0 })
+	testkit.Eventually(t, 5*time.Second, fmt.Sprintf("%d entries written and counted", n), func() bool { return l.uncounted.Load() == n && l.taking.Load() == 0 })
 }
 
 func keyHourCode(key string, ts time.Time, code keyplane.VerifyCode) string {
@@ -512,7 +501,7 @@ func TestUsageOnTheIntervalNotPerBatch(t *testing.T) {
 	for i := range 4 {
 		l.Log(entry("apk_1", t0.Add(time.Duration(i)*time.Second)))
 	}
-	waitFor(t, "the interval's usage write", func() bool { return rec.counted()[keyHourCode("apk_1", t0, keyplane.VerifyValid)] == 4 })
+	testkit.Eventually(t, 5*time.Second, "the interval's usage write", func() bool { return rec.counted()[keyHourCode("apk_1", t0, keyplane.VerifyValid)] == 4 })
 }
 
 // TestCountsEqualTheLogAfterClose: entries logged from many goroutines at once, over keys, hours and
@@ -619,7 +608,7 @@ func TestCloseRetriesUsage(t *testing.T) {
 		defer cancel()
 		closed <- l.Close(ctx)
 	}()
-	waitFor(t, "two refused tries", func() bool { rec.mu.Lock(); defer rec.mu.Unlock(); return rec.tries >= 2 })
+	testkit.Eventually(t, 5*time.Second, "two refused tries", func() bool { rec.mu.Lock(); defer rec.mu.Unlock(); return rec.tries >= 2 })
 	rec.setRefuse(false)
 	if err := <-closed; err != nil {
 		t.Fatal(err)
@@ -638,7 +627,7 @@ func TestCloseRetriesUsage(t *testing.T) {
 	if err := l.Close(ctx); err == nil {
 		t.Fatal("Close with a store refusing the counts answered nil")
 	}
-	waitFor(t, "the loss counted", func() bool { return l.UsageLost() == 2 })
+	testkit.Eventually(t, 5*time.Second, "the loss counted", func() bool { return l.UsageLost() == 2 })
 }
 
 // TestPendingCountsAreBounded: while the store refuses counts, at most MaxPendingCounts wait; the

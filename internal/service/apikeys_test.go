@@ -5,8 +5,8 @@ import (
 	"testing"
 
 	"github.com/keyplane/keyplane"
-	"github.com/keyplane/keyplane/internal/masterkey"
 	"github.com/keyplane/keyplane/internal/service"
+	"github.com/keyplane/keyplane/internal/service/servicetest"
 	"github.com/keyplane/keyplane/internal/store/storetest"
 )
 
@@ -16,12 +16,7 @@ import (
 func TestKeyCallersAreBounded(t *testing.T) {
 	for _, d := range storetest.Drivers() {
 		t.Run(d, func(t *testing.T) {
-			box, _ := masterkey.New(make([]byte, 32))
-			cat, err := keyplane.NewCatalog([]keyplane.CatalogEntry{{Name: "orders:read", Description: "Read orders"}}, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			svc := service.New(service.Options{Store: storetest.Open(t, d), Catalog: cat, Box: box, KeyPrefix: "kp"})
+			svc, _ := servicetest.Open(t, d, service.Options{Catalog: servicetest.Catalog(t, []string{"orders:read"}, nil)})
 			ctx := context.Background()
 			sys := keyplane.System("test")
 			w, err := svc.CreateWorkspace(ctx, sys, service.WorkspaceInput{Name: "Shop", Slug: "shop"})

@@ -7,8 +7,8 @@ import (
 	"testing"
 
 	"github.com/keyplane/keyplane"
-	"github.com/keyplane/keyplane/internal/masterkey"
 	"github.com/keyplane/keyplane/internal/service"
+	"github.com/keyplane/keyplane/internal/service/servicetest"
 	"github.com/keyplane/keyplane/internal/store"
 	"github.com/keyplane/keyplane/internal/store/storetest"
 )
@@ -20,10 +20,7 @@ import (
 func TestAuditHidesKeysFromThoseWhoSeeNoKeys(t *testing.T) {
 	for _, d := range storetest.Drivers() {
 		t.Run(d, func(t *testing.T) {
-			st := storetest.Open(t, d)
-			box, _ := masterkey.New(make([]byte, 32))
-			cat, _ := keyplane.NewCatalog([]keyplane.CatalogEntry{{Name: "orders:read"}}, nil)
-			svc := service.New(service.Options{Store: st, Catalog: cat, Box: box, KeyPrefix: "kp"})
+			svc, _ := servicetest.Open(t, d, service.Options{Catalog: servicetest.Catalog(t, []string{"orders:read"}, nil)})
 			ctx := context.Background()
 			sys := keyplane.System("test")
 			w, err := svc.CreateWorkspace(ctx, sys, service.WorkspaceInput{Name: "Shop", Slug: "shop"})

@@ -7,8 +7,8 @@ import (
 	"testing"
 
 	"github.com/keyplane/keyplane"
-	"github.com/keyplane/keyplane/internal/masterkey"
 	"github.com/keyplane/keyplane/internal/service"
+	"github.com/keyplane/keyplane/internal/service/servicetest"
 	"github.com/keyplane/keyplane/internal/store"
 	"github.com/keyplane/keyplane/internal/store/storetest"
 )
@@ -53,14 +53,10 @@ func TestBootstrapAllOrNothing(t *testing.T) {
 		t.Run(d, func(t *testing.T) {
 			ctx := context.Background()
 			st := storetest.Open(t, d)
-			box, _ := masterkey.New(make([]byte, 32))
-			cat, _ := keyplane.NewCatalog(nil, nil)
-			opts := service.Options{Store: dyingStore{st, "CreateUser"}, Catalog: cat, Box: box, KeyPrefix: "kp"}
-			if res, err := service.New(opts).Bootstrap(ctx, "", "a long enough password"); !errors.Is(err, errDied) {
+			if res, err := servicetest.New(t, dyingStore{st, "CreateUser"}, service.Options{}).Bootstrap(ctx, "", "a long enough password"); !errors.Is(err, errDied) {
 				t.Fatalf("the first start: %+v, %v; want it to die", res, err)
 			}
-			opts.Store = st
-			svc := service.New(opts)
+			svc := servicetest.New(t, st, service.Options{})
 			res, err := svc.Bootstrap(ctx, "", "a long enough password")
 			if err != nil || res == nil || res.Workspace == nil || res.AdminEmail != "admin@localhost" {
 				t.Fatalf("the start after: %+v, %v; want it to prepare the deployment", res, err)
@@ -151,9 +147,7 @@ func TestSessionChangesAudited(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			box, _ := masterkey.New(make([]byte, 32))
-			cat, _ := keyplane.NewCatalog(nil, nil)
-			dying := service.New(service.Options{Store: dyingStore{st, "InsertAudit"}, Catalog: cat, Box: box, KeyPrefix: "kp"})
+			dying := servicetest.New(t, dyingStore{st, "InsertAudit"}, service.Options{})
 			sess, u, err := svc.SessionUser(ctx, token)
 			if err != nil {
 				t.Fatal(err)

@@ -8,8 +8,8 @@ import (
 
 	"github.com/keyplane/keyplane"
 	"github.com/keyplane/keyplane/internal/kptest"
-	"github.com/keyplane/keyplane/internal/masterkey"
 	"github.com/keyplane/keyplane/internal/service"
+	"github.com/keyplane/keyplane/internal/service/servicetest"
 	"github.com/keyplane/keyplane/internal/store"
 	"github.com/keyplane/keyplane/internal/store/storetest"
 	"github.com/keyplane/keyplane/internal/webhook"
@@ -70,9 +70,7 @@ func TestNotifyExpiries(t *testing.T) {
 func testNotifyExpiries(t *testing.T, driver string) {
 	clk := &fakeClock{now: time.Date(2030, 1, 31, 10, 0, 0, 0, time.UTC)}
 	st := &listBarrier{Store: storetest.Open(t, driver), nodes: 4, seen: map[string]int{}, ready: map[string]chan struct{}{}}
-	box, _ := masterkey.New(make([]byte, 32))
-	cat, _ := keyplane.NewCatalog(nil, nil)
-	svc := service.New(service.Options{Store: st, Catalog: cat, Box: box, KeyPrefix: "kp", Now: clk.Now,
+	svc := servicetest.New(t, st, service.Options{Now: clk.Now,
 		Webhooks: service.WebhookOptions{Policy: webhook.URLPolicy{AllowPrivate: true, AllowHTTP: true}, Guard: kptest.Guard(t)}})
 	ctx := context.Background()
 	sys := keyplane.System("test")

@@ -7,8 +7,8 @@ import (
 
 	"github.com/keyplane/keyplane"
 	"github.com/keyplane/keyplane/internal/kptest"
-	"github.com/keyplane/keyplane/internal/masterkey"
 	"github.com/keyplane/keyplane/internal/service"
+	"github.com/keyplane/keyplane/internal/service/servicetest"
 	"github.com/keyplane/keyplane/internal/store/storetest"
 	"github.com/keyplane/keyplane/internal/webhook"
 )
@@ -24,10 +24,7 @@ var invisible = []rune{'\u202A', '\u202B', '\u202C', '\u202D', '\u202E', '\u2066
 func TestNamesRefuseInvisibleCharacters(t *testing.T) {
 	for _, d := range storetest.Drivers() {
 		t.Run(d, func(t *testing.T) {
-			st := storetest.Open(t, d)
-			box, _ := masterkey.New(make([]byte, 32))
-			cat, _ := keyplane.NewCatalog(nil, nil)
-			svc := service.New(service.Options{Store: st, Catalog: cat, Box: box, KeyPrefix: "kp",
+			svc, _ := servicetest.Open(t, d, service.Options{
 				Webhooks: service.WebhookOptions{Policy: webhook.URLPolicy{AllowPrivate: true, AllowHTTP: true}, Guard: kptest.Guard(t)}})
 			ctx := context.Background()
 			sys := keyplane.System("test")

@@ -9,10 +9,9 @@ import (
 
 	"github.com/keyplane/keyplane"
 	"github.com/keyplane/keyplane/internal/id"
-	"github.com/keyplane/keyplane/internal/masterkey"
 	"github.com/keyplane/keyplane/internal/service"
+	"github.com/keyplane/keyplane/internal/service/servicetest"
 	"github.com/keyplane/keyplane/internal/store"
-	"github.com/keyplane/keyplane/internal/store/storetest"
 )
 
 type fakeClock struct {
@@ -45,10 +44,7 @@ func wantCode(t *testing.T, what string, err error, code keyplane.Code) {
 
 func TestRequestLogsAndUsage(t *testing.T) {
 	clk := &fakeClock{now: time.Date(2030, 1, 31, 10, 30, 0, 0, time.UTC)}
-	st := storetest.Open(t, "sqlite")
-	box, _ := masterkey.New(make([]byte, 32))
-	cat, _ := keyplane.NewCatalog(nil, nil)
-	svc := service.New(service.Options{Store: st, Catalog: cat, Box: box, KeyPrefix: "kp", Now: clk.Now,
+	svc, st := servicetest.Open(t, "sqlite", service.Options{Now: clk.Now,
 		LogRetention: 48 * time.Hour, UsageRetention: 72 * time.Hour})
 	ctx := context.Background()
 	sys := keyplane.System("test")
@@ -214,10 +210,7 @@ func TestRequestLogsAndUsage(t *testing.T) {
 
 func TestWorkspaceUsage(t *testing.T) {
 	clk := &fakeClock{now: time.Date(2030, 1, 31, 10, 30, 0, 0, time.UTC)}
-	st := storetest.Open(t, "sqlite")
-	box, _ := masterkey.New(make([]byte, 32))
-	cat, _ := keyplane.NewCatalog(nil, nil)
-	svc := service.New(service.Options{Store: st, Catalog: cat, Box: box, KeyPrefix: "kp", Now: clk.Now})
+	svc, st := servicetest.Open(t, "sqlite", service.Options{Now: clk.Now})
 	ctx := context.Background()
 	sys := keyplane.System("test")
 	var keys []*keyplane.APIKey

@@ -11,8 +11,8 @@ import (
 
 	"github.com/keyplane/keyplane"
 	"github.com/keyplane/keyplane/internal/kptest"
-	"github.com/keyplane/keyplane/internal/masterkey"
 	"github.com/keyplane/keyplane/internal/service"
+	"github.com/keyplane/keyplane/internal/service/servicetest"
 	"github.com/keyplane/keyplane/internal/store"
 	"github.com/keyplane/keyplane/internal/store/storetest"
 	"github.com/keyplane/keyplane/internal/webhook"
@@ -34,10 +34,7 @@ func TestRetryOnlyFailedAttempts(t *testing.T) {
 				w.WriteHeader(http.StatusNoContent)
 			}))
 			defer rc.Close()
-			st := storetest.Open(t, d)
-			box, _ := masterkey.New(make([]byte, 32))
-			cat, _ := keyplane.NewCatalog(nil, nil)
-			svc := service.New(service.Options{Store: st, Catalog: cat, Box: box, KeyPrefix: "kp",
+			svc, _ := servicetest.Open(t, d, service.Options{
 				Webhooks: service.WebhookOptions{Policy: webhook.URLPolicy{AllowPrivate: true, AllowHTTP: true}, Schedule: []time.Duration{0}, Guard: kptest.Guard(t)}})
 			ctx := context.Background()
 			sys := keyplane.System("test")

@@ -9,9 +9,9 @@ import (
 
 	"github.com/keyplane/keyplane"
 	"github.com/keyplane/keyplane/internal/kptest"
-	"github.com/keyplane/keyplane/internal/masterkey"
 	"github.com/keyplane/keyplane/internal/redistest"
 	"github.com/keyplane/keyplane/internal/service"
+	"github.com/keyplane/keyplane/internal/service/servicetest"
 	"github.com/keyplane/keyplane/internal/store"
 	"github.com/keyplane/keyplane/internal/store/storetest"
 	"github.com/keyplane/keyplane/internal/throttle"
@@ -20,9 +20,7 @@ import (
 func newService(t testing.TB, driver string) (*service.Service, store.Store) {
 	t.Helper()
 	st := storetest.Open(t, driver)
-	box, _ := masterkey.New(make([]byte, 32))
-	cat, _ := keyplane.NewCatalog(nil, nil)
-	return service.New(service.Options{Store: st, Catalog: cat, Box: box, KeyPrefix: "kp",
+	return servicetest.New(t, st, service.Options{
 		Webhooks: service.WebhookOptions{Guard: kptest.Guard(t)}}), st
 }
 
@@ -226,11 +224,9 @@ func TestSignInThrottleSharedThroughRedis(t *testing.T) {
 		})
 	}
 	st := storetest.Open(t, "sqlite")
-	box, _ := masterkey.New(make([]byte, 32))
-	cat, _ := keyplane.NewCatalog(nil, nil)
 	nodes := []*service.Service{
-		service.New(service.Options{Store: st, Catalog: cat, Box: box, KeyPrefix: "kp", SignIn: limits()}),
-		service.New(service.Options{Store: st, Catalog: cat, Box: box, KeyPrefix: "kp", SignIn: limits()}),
+		servicetest.New(t, st, service.Options{SignIn: limits()}),
+		servicetest.New(t, st, service.Options{SignIn: limits()}),
 	}
 	const pw = "a long enough password"
 	if _, err := nodes[0].CreateUser(ctx, keyplane.System("test"), service.UserInput{Email: "ana@example.com", Password: pw, Operator: true}); err != nil {

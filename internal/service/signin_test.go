@@ -11,10 +11,10 @@ import (
 	"time"
 
 	"github.com/keyplane/keyplane"
-	"github.com/keyplane/keyplane/internal/masterkey"
 	"github.com/keyplane/keyplane/internal/password"
 	"github.com/keyplane/keyplane/internal/redistest"
 	"github.com/keyplane/keyplane/internal/service"
+	"github.com/keyplane/keyplane/internal/service/servicetest"
 	"github.com/keyplane/keyplane/internal/store"
 	"github.com/keyplane/keyplane/internal/store/storetest"
 	"github.com/keyplane/keyplane/internal/throttle"
@@ -45,9 +45,7 @@ func newServiceWith(t *testing.T, st store.Store, limits service.SignInLimits) *
 	if limits.Passwords == nil {
 		limits.Passwords = password.NewGate(password.Slots, 5*time.Minute)
 	}
-	box, _ := masterkey.New(make([]byte, 32))
-	cat, _ := keyplane.NewCatalog(nil, nil)
-	return service.New(service.Options{Store: st, Catalog: cat, Box: box, KeyPrefix: "kp", SignIn: limits})
+	return servicetest.New(t, st, service.Options{SignIn: limits})
 }
 
 // auditCount counts a chain's entries of action about target ("" for any).

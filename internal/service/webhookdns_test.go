@@ -14,8 +14,8 @@ import (
 
 	"github.com/keyplane/keyplane"
 	"github.com/keyplane/keyplane/internal/kptest"
-	"github.com/keyplane/keyplane/internal/masterkey"
 	"github.com/keyplane/keyplane/internal/service"
+	"github.com/keyplane/keyplane/internal/service/servicetest"
 	"github.com/keyplane/keyplane/internal/store"
 	"github.com/keyplane/keyplane/internal/store/storetest"
 	"github.com/keyplane/keyplane/internal/webhook"
@@ -53,10 +53,7 @@ func TestWebhookURLErrorsNameNoDNSAnswer(t *testing.T) {
 				return nil, errors.New("lookup " + host + " on 10.0.0.2:53: no such host")
 			}
 			logs := &lockedBuffer{}
-			st := storetest.Open(t, d)
-			box, _ := masterkey.New(make([]byte, 32))
-			cat, _ := keyplane.NewCatalog(nil, nil)
-			svc := service.New(service.Options{Store: st, Catalog: cat, Box: box, KeyPrefix: "kp", Logger: slog.New(slog.NewTextHandler(logs, nil)),
+			svc, _ := servicetest.Open(t, d, service.Options{Logger: slog.New(slog.NewTextHandler(logs, nil)),
 				Webhooks: service.WebhookOptions{Policy: webhook.URLPolicy{}, Lookup: lookup, Schedule: []time.Duration{0}, Guard: kptest.Guard(t)}})
 			ctx := context.Background()
 			sys := keyplane.System("test")

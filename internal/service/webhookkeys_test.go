@@ -7,8 +7,8 @@ import (
 
 	"github.com/keyplane/keyplane"
 	"github.com/keyplane/keyplane/internal/kptest"
-	"github.com/keyplane/keyplane/internal/masterkey"
 	"github.com/keyplane/keyplane/internal/service"
+	"github.com/keyplane/keyplane/internal/service/servicetest"
 	"github.com/keyplane/keyplane/internal/store/storetest"
 	"github.com/keyplane/keyplane/internal/webhook"
 )
@@ -21,10 +21,7 @@ import (
 func TestKeyEventsNeedKeyReaders(t *testing.T) {
 	for _, d := range storetest.Drivers() {
 		t.Run(d, func(t *testing.T) {
-			st := storetest.Open(t, d)
-			box, _ := masterkey.New(make([]byte, 32))
-			cat, _ := keyplane.NewCatalog(nil, []keyplane.CatalogEntry{{Name: "order.created"}})
-			svc := service.New(service.Options{Store: st, Catalog: cat, Box: box, KeyPrefix: "kp",
+			svc, _ := servicetest.Open(t, d, service.Options{Catalog: servicetest.Catalog(t, nil, []string{"order.created"}),
 				Webhooks: service.WebhookOptions{Policy: webhook.URLPolicy{AllowPrivate: true, AllowHTTP: true}, Guard: kptest.Guard(t)}})
 			ctx := context.Background()
 			sys := keyplane.System("test")

@@ -11,8 +11,8 @@ import (
 
 	"github.com/keyplane/keyplane"
 	"github.com/keyplane/keyplane/internal/kptest"
-	"github.com/keyplane/keyplane/internal/masterkey"
 	"github.com/keyplane/keyplane/internal/service"
+	"github.com/keyplane/keyplane/internal/service/servicetest"
 	"github.com/keyplane/keyplane/internal/store"
 	"github.com/keyplane/keyplane/internal/store/storetest"
 	"github.com/keyplane/keyplane/internal/webhook"
@@ -52,14 +52,12 @@ func TestWebhookFailingForFiveDays(t *testing.T) {
 	defer watcher.Close()
 
 	st := storetest.Open(t, "sqlite")
-	box, _ := masterkey.New(make([]byte, 32))
-	cat, _ := keyplane.NewCatalog(nil, []keyplane.CatalogEntry{{Name: "order.created"}})
 	// Twenty attempts a day apart: enough to fail for longer than 5 days.
 	schedule := []time.Duration{0}
 	for range 20 {
 		schedule = append(schedule, 24*time.Hour)
 	}
-	svc := service.New(service.Options{Store: st, Catalog: cat, Box: box, KeyPrefix: "kp", Now: clk.Now,
+	svc := servicetest.New(t, st, service.Options{Catalog: servicetest.Catalog(t, nil, []string{"order.created"}), Now: clk.Now,
 		Webhooks: service.WebhookOptions{Policy: webhook.URLPolicy{AllowPrivate: true, AllowHTTP: true}, Schedule: schedule, Guard: kptest.Guard(t)}})
 	ctx := context.Background()
 	sys := keyplane.System("test")
@@ -159,10 +157,7 @@ func TestWebhookRetrySchedule(t *testing.T) {
 		answer.Load().(func(http.ResponseWriter))(w)
 	}))
 	defer rc.Close()
-	st := storetest.Open(t, "sqlite")
-	box, _ := masterkey.New(make([]byte, 32))
-	cat, _ := keyplane.NewCatalog(nil, []keyplane.CatalogEntry{{Name: "order.created"}})
-	svc := service.New(service.Options{Store: st, Catalog: cat, Box: box, KeyPrefix: "kp", Now: clk.Now,
+	svc, _ := servicetest.Open(t, "sqlite", service.Options{Catalog: servicetest.Catalog(t, nil, []string{"order.created"}), Now: clk.Now,
 		Webhooks: service.WebhookOptions{Policy: webhook.URLPolicy{AllowPrivate: true, AllowHTTP: true},
 			Schedule: []time.Duration{0, 10 * time.Minute, 10 * time.Minute, 10 * time.Minute}, Guard: kptest.Guard(t)}})
 	ctx := context.Background()

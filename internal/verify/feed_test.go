@@ -8,8 +8,8 @@ import (
 
 	"github.com/keyplane/keyplane"
 	"github.com/keyplane/keyplane/internal/keyformat"
-	"github.com/keyplane/keyplane/internal/masterkey"
 	"github.com/keyplane/keyplane/internal/service"
+	"github.com/keyplane/keyplane/internal/service/servicetest"
 	"github.com/keyplane/keyplane/internal/store"
 	"github.com/keyplane/keyplane/internal/store/storetest"
 	"github.com/keyplane/keyplane/internal/verify"
@@ -25,9 +25,7 @@ func feedSetup(t *testing.T, driver string, o verify.Options) (*fixture, *testCl
 	if err != nil {
 		t.Fatal(err)
 	}
-	box, _ := masterkey.New(make([]byte, 32))
-	cat, _ := keyplane.NewCatalog([]keyplane.CatalogEntry{{Name: "orders:read"}}, nil)
-	svc := service.New(service.Options{Store: st, Catalog: cat, Box: box, KeyPrefix: "kp", Forget: ver.Forget, Admit: ver.Admit})
+	svc := servicetest.New(t, st, service.Options{Catalog: servicetest.Catalog(t, []string{"orders:read"}, nil), Forget: ver.Forget, Admit: ver.Admit})
 	w, err := svc.CreateWorkspace(context.Background(), keyplane.System("test"), service.WorkspaceInput{Name: "W", Slug: "w"})
 	if err != nil {
 		t.Fatal(err)
@@ -163,9 +161,7 @@ func TestForgetDuringReadIsNotUndone(t *testing.T) {
 				t.Fatal(err)
 			}
 			ver.FeedUp()
-			box, _ := masterkey.New(make([]byte, 32))
-			cat, _ := keyplane.NewCatalog([]keyplane.CatalogEntry{{Name: "orders:read"}}, nil)
-			svc := service.New(service.Options{Store: g, Catalog: cat, Box: box, KeyPrefix: "kp", Forget: ver.Forget})
+			svc := servicetest.New(t, g, service.Options{Catalog: servicetest.Catalog(t, []string{"orders:read"}, nil), Forget: ver.Forget})
 			w, err := svc.CreateWorkspace(ctx, keyplane.System("test"), service.WorkspaceInput{Name: "W", Slug: "w"})
 			if err != nil {
 				t.Fatal(err)

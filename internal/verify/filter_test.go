@@ -10,6 +10,7 @@ import (
 	"github.com/keyplane/keyplane"
 	"github.com/keyplane/keyplane/internal/keyformat"
 	"github.com/keyplane/keyplane/internal/service"
+	"github.com/keyplane/keyplane/internal/service/servicetest"
 	"github.com/keyplane/keyplane/internal/verify"
 )
 
@@ -213,7 +214,7 @@ func TestDropFilter(t *testing.T) {
 	f, _ := feedSetup(t, "sqlite", verify.Options{Filter: verify.NewFilter(1024, 0.01)})
 	f.ver.FeedUp()
 	// A key stored behind the filter's back, as one whose journal row was lost would be.
-	_, v, err := service.New(service.Options{Store: f.st.Store, Catalog: f.svc.Catalog(), Box: nil, KeyPrefix: "kp"}).
+	_, v, err := servicetest.New(t, f.st.Store, service.Options{Catalog: f.svc.Catalog()}).
 		CreateAPIKey(context.Background(), keyplane.System("test"), f.ws, service.CreateKeyInput{Name: "unseen", KeyType: keyplane.KeyTypeSecret, Permissions: []string{"orders:read"}})
 	if err != nil {
 		t.Fatal(err)

@@ -16,8 +16,8 @@ import (
 
 	"github.com/keyplane/keyplane"
 	"github.com/keyplane/keyplane/client"
-	"github.com/keyplane/keyplane/internal/masterkey"
 	"github.com/keyplane/keyplane/internal/service"
+	"github.com/keyplane/keyplane/internal/service/servicetest"
 	"github.com/keyplane/keyplane/internal/store/storetest"
 	"github.com/keyplane/keyplane/internal/verify"
 )
@@ -34,22 +34,21 @@ func (everFirst) First(context.Context, string, time.Duration) (bool, error) { r
 // fuzzKeys is a verifier on a SQLite store holding a recoverable key (signer) and one that is not
 // (plain), on the fixed clock.
 type fuzzKeys struct {
-	ver                      *verify.Verifier
-	signer, plain            *keyplane.APIKey
-	signerValue, plainValue  string
-	signerValueAlt, otherKID string
+	ver                     *verify.Verifier
+	signer, plain           *keyplane.APIKey
+	signerValue, plainValue string
+	otherKID                string
 }
 
 func newFuzzKeys(f *testing.F) *fuzzKeys {
 	clock := func() time.Time { return fuzzNow }
 	st := storetest.Open(f, "sqlite")
-	box, _ := masterkey.New(make([]byte, 32))
+	box := servicetest.Box(f)
 	ver, err := verify.New(st, verify.Options{KeyPrefix: "kp", Box: box, Now: clock, Replay: everFirst{}})
 	if err != nil {
 		f.Fatal(err)
 	}
-	cat, _ := keyplane.NewCatalog(nil, nil)
-	svc := service.New(service.Options{Store: st, Catalog: cat, Box: box, KeyPrefix: "kp", Forget: ver.Forget, Now: clock})
+	svc := servicetest.New(f, st, service.Options{Forget: ver.Forget, Now: clock})
 	ctx, sys := context.Background(), keyplane.System("fuzz")
 	w, err := svc.CreateWorkspace(ctx, sys, service.WorkspaceInput{Name: "W", Slug: "w"})
 	if err != nil {

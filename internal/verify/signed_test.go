@@ -16,8 +16,8 @@ import (
 	"time"
 
 	"github.com/keyplane/keyplane"
-	"github.com/keyplane/keyplane/internal/masterkey"
 	"github.com/keyplane/keyplane/internal/service"
+	"github.com/keyplane/keyplane/internal/service/servicetest"
 	"github.com/keyplane/keyplane/internal/store/storetest"
 	"github.com/keyplane/keyplane/internal/verify"
 )
@@ -41,13 +41,12 @@ func signedSetup(t *testing.T, driver string) *signedFixture {
 	t.Helper()
 	clk := &testClock{t: time.Now().UTC().Truncate(time.Second)}
 	st := storetest.Open(t, driver)
-	box, _ := masterkey.New(make([]byte, 32))
+	box := servicetest.Box(t)
 	ver, err := verify.New(st, verify.Options{KeyPrefix: "kp", Box: box, Now: clk.now})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cat, _ := keyplane.NewCatalog([]keyplane.CatalogEntry{{Name: "orders:read"}}, nil)
-	svc := service.New(service.Options{Store: st, Catalog: cat, Box: box, KeyPrefix: "kp", Forget: ver.Forget, Now: clk.now})
+	svc := servicetest.New(t, st, service.Options{Catalog: servicetest.Catalog(t, []string{"orders:read"}, nil), Forget: ver.Forget, Now: clk.now})
 	w, err := svc.CreateWorkspace(context.Background(), keyplane.System("test"), service.WorkspaceInput{Name: "W", Slug: "w"})
 	if err != nil {
 		t.Fatal(err)

@@ -14,8 +14,8 @@ import (
 	"github.com/keyplane/keyplane"
 	"github.com/keyplane/keyplane/internal/bench"
 	"github.com/keyplane/keyplane/internal/keyformat"
-	"github.com/keyplane/keyplane/internal/masterkey"
 	"github.com/keyplane/keyplane/internal/service"
+	"github.com/keyplane/keyplane/internal/service/servicetest"
 	"github.com/keyplane/keyplane/internal/store"
 	"github.com/keyplane/keyplane/internal/store/storetest"
 	"github.com/keyplane/keyplane/internal/verify"
@@ -46,9 +46,7 @@ func setup(tb testing.TB, driver string) *fixture {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	box, _ := masterkey.New(make([]byte, 32))
-	cat, _ := keyplane.NewCatalog([]keyplane.CatalogEntry{{Name: "orders:read"}}, nil)
-	svc := service.New(service.Options{Store: st, Catalog: cat, Box: box, KeyPrefix: "kp", Forget: ver.Forget})
+	svc := servicetest.New(tb, st, service.Options{Catalog: servicetest.Catalog(tb, []string{"orders:read"}, nil), Forget: ver.Forget})
 	w, err := svc.CreateWorkspace(context.Background(), keyplane.System("test"), service.WorkspaceInput{Name: "W", Slug: "w"})
 	if err != nil {
 		tb.Fatal(err)
@@ -342,9 +340,7 @@ func TestPurgeDropsRootKeys(t *testing.T) {
 				t.Fatalf("key before revocation: %v, %v", r.Code, err)
 			}
 			// Another node revokes both; its notices never reach this one.
-			box, _ := masterkey.New(make([]byte, 32))
-			cat, _ := keyplane.NewCatalog([]keyplane.CatalogEntry{{Name: "orders:read"}}, nil)
-			other := service.New(service.Options{Store: f.st, Catalog: cat, Box: box, KeyPrefix: "kp"})
+			other := servicetest.New(t, f.st, service.Options{Catalog: servicetest.Catalog(t, []string{"orders:read"}, nil)})
 			if _, err := other.RevokeRootKey(ctx, keyplane.System("test"), rk.ID); err != nil {
 				t.Fatal(err)
 			}

@@ -88,6 +88,9 @@ type Checker struct {
 	dataDirs  []string
 	dbURLs    []string
 	redisURLs []string
+	// readErrors are what was to be searched for but could not be read (a master key file), for
+	// the next Scan's Stats.
+	readErrors []error
 }
 
 // New returns an empty Checker.
@@ -160,12 +163,25 @@ func (c *Checker) add(s *Secret) {
 }
 
 // ReadMasterKeys adds the master keys kept in a data dir: serve generates one there on first start,
-// and `master-key rotate` moves it aside.
+// and `master-key rotate` moves it aside. A key file that is there but cannot be read, or holds no
+// master key, is a read error of the next Scan: the key it should hold would not be searched for.
 func (c *Checker) ReadMasterKeys(dir string) {
 	for _, name := range []string{masterkey.FileName, masterkey.PreviousFileName} {
-		if b, err := os.ReadFile(filepath.Join(dir, name)); err == nil {
-			c.MasterKey("master key ("+name+")", string(b))
+		path := filepath.Join(dir, name)
+		b, err := os.ReadFile(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
 		}
+		if err == nil {
+			_, err = masterkey.Parse(strings.TrimSpace(string(b)))
+		}
+		if err != nil {
+			c.mu.Lock()
+			c.readErrors = append(c.readErrors, fmt.Errorf("leak check: reading the master key %s: %w", path, err))
+			c.mu.Unlock()
+			continue
+		}
+		c.MasterKey("master key ("+name+")", string(b))
 	}
 }
 
@@ -279,7 +295,10 @@ func (c *Checker) Scan() ([]Finding, Stats) {
 	c.mu.Unlock()
 	sort.Slice(secrets, func(i, j int) bool { return secrets[i].What < secrets[j].What })
 
-	st := Stats{Secrets: len(secrets), Kinds: map[Kind]int{}}
+	c.mu.Lock()
+	st := Stats{Secrets: len(secrets), Kinds: map[Kind]int{}, ReadErrors: c.readErrors}
+	c.readErrors = nil
+	c.mu.Unlock()
 	for _, s := range secrets {
 		st.Kinds[s.Kind]++
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/keyplane/keyplane/internal/store"
 	"github.com/keyplane/keyplane/internal/store/postgres"
 	"github.com/keyplane/keyplane/internal/store/storetest"
+	"github.com/keyplane/keyplane/internal/testkit"
 )
 
 func TestConformance(t *testing.T) {
@@ -160,20 +161,13 @@ func TestRunExclusiveAcrossNodes(t *testing.T) {
 	if _, err := b.Pool().Exec(ctx, `SELECT pg_terminate_backend($1)`, pid); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testkit.Eventually(t, 10*time.Second, "the lock of a dead connection given up", func() bool {
 		ran, err := b.RunExclusive(ctx, "expiry-notices", func(context.Context) error { return nil })
 		if err != nil {
 			t.Fatal(err)
 		}
-		if ran {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the lock of a dead connection was never given up")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return ran
+	})
 	close(release)
 	<-done
 	// Node a runs jobs again afterwards, on a fresh connection.

@@ -64,7 +64,7 @@ func (db *DB) runBatch(batch []*pendingTx) {
 	}()
 	if len(batch) == 1 {
 		p := batch[0]
-		p.err, p.panicked = catch(func() error { return db.runTx(p.ctx, &p.chain, false, p.fn) })
+		p.panicked, p.err = catch(func() error { return db.runTx(p.ctx, &p.chain, false, p.fn) })
 		return
 	}
 	// The batch's transaction belongs to no caller: one that gives up must not end the others' work.
@@ -88,7 +88,7 @@ func (db *DB) runBatch(batch []*pendingTx) {
 		if broken = savepoint(stx, "SAVEPOINT tx"); broken != nil {
 			break
 		}
-		err, panicked := catch(func() error { return p.fn(&tx{queries{db: db, q: stx, detached: true}}) })
+		panicked, err := catch(func() error { return p.fn(&tx{queries{db: db, q: stx, detached: true}}) })
 		if err != nil || panicked != nil {
 			p.err, p.panicked = db.full(err), panicked
 			// Undo p's work alone. Should that fail, the transaction is in no state to go on.
@@ -129,13 +129,13 @@ func savepoint(stx *sql.Tx, stmt string) error {
 }
 
 // catch runs fn and returns its error, or what it panicked with.
-func catch(fn func() error) (err error, panicked any) {
+func catch(fn func() error) (panicked any, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err, panicked = nil, r
+			panicked, err = r, nil
 		}
 	}()
-	return fn(), nil
+	return nil, fn()
 }
 
 // full marks err as store.ErrFull when the dialect says it means a full disk, as runTx does.

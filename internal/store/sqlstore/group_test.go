@@ -14,6 +14,7 @@ import (
 	_ "modernc.org/sqlite"
 
 	"github.com/keyplane/keyplane/internal/store"
+	"github.com/keyplane/keyplane/internal/testkit"
 )
 
 // groupDB is a DB over a SQLite file with one table, grouping commits, as the sqlite package opens
@@ -184,16 +185,15 @@ func TestGroupTxShares(t *testing.T) {
 	for i := range n {
 		wg.Go(func() { errs[i] = db.InTx(context.Background(), "chain", insert(fmt.Sprintf("%02d", i))) })
 	}
-	deadline := time.Now().Add(time.Minute)
-	for queued := 0; queued < n; {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d transactions queued after a minute", queued, n)
-		}
-		time.Sleep(time.Millisecond)
+	testkit.EventuallyNil(t, time.Minute, func() error {
 		db.group.mu.Lock()
-		queued = len(db.group.queue)
+		queued := len(db.group.queue)
 		db.group.mu.Unlock()
-	}
+		if queued < n {
+			return fmt.Errorf("%d of %d transactions queued", queued, n)
+		}
+		return nil
+	})
 	db.group.leader.Unlock()
 	wg.Wait()
 	for i, err := range errs {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"github.com/keyplane/keyplane/internal/store"
 	"github.com/keyplane/keyplane/internal/store/postgres"
 	"github.com/keyplane/keyplane/internal/store/sqlite"
+	"github.com/keyplane/keyplane/internal/testkit"
 )
 
 // Environment of the PostgreSQL tests.
@@ -22,9 +24,12 @@ const (
 	// EnvDatabaseURL overrides DefaultDatabaseURL: a postgres:// URL of a role that may create
 	// databases. Each test gets a database of its own, made there and dropped afterwards.
 	EnvDatabaseURL = "KEYPLANE_TEST_DATABASE_URL"
-	// EnvRequirePostgres set to 1 turns "PostgreSQL is unreachable" from a skip into a failure. CI
-	// sets it, so that the PostgreSQL half of the suite cannot silently not run.
-	EnvRequirePostgres = "KEYPLANE_REQUIRE_POSTGRES"
+	// EnvRequirePostgres set (as testkit.Required reads it: anything but "", "0" or "false") turns
+	// "PostgreSQL is unreachable" from a skip into a failure. CI sets it, so that the PostgreSQL half
+	// of the suite cannot silently not run.
+	EnvRequirePostgres = testkit.EnvPrefix + RequirePostgres
+	// RequirePostgres is the name testkit.Require and testkit.Required take for PostgreSQL.
+	RequirePostgres = "POSTGRES"
 	// DefaultDatabaseURL is where the tests look for PostgreSQL by default.
 	DefaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
 )
@@ -34,7 +39,7 @@ func Drivers() []string { return []string{"sqlite", "postgres"} }
 
 // Open returns a fresh, empty, migrated store of the given driver, closed (and its database removed)
 // when the test ends. For "postgres" the test is skipped when PostgreSQL cannot be reached, unless
-// KEYPLANE_REQUIRE_POSTGRES=1.
+// KEYPLANE_REQUIRE_POSTGRES is set.
 func Open(t testing.TB, driver string) store.Store {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -60,15 +65,22 @@ func Open(t testing.TB, driver string) store.Store {
 	return s
 }
 
+// AdminURL is the URL of the tests' PostgreSQL server, as a role that may create databases:
+// KEYPLANE_TEST_DATABASE_URL, else DefaultDatabaseURL. Tests that make a database of their own (or
+// have a command make one) make it there.
+func AdminURL() string {
+	if u := os.Getenv(EnvDatabaseURL); u != "" {
+		return u
+	}
+	return DefaultDatabaseURL
+}
+
 // PostgresURL creates an empty database for the test and returns its URL; the database is dropped
 // when the test ends, after the test's own cleanups that were registered later (closing a store on
-// it, say). The test is skipped when PostgreSQL cannot be reached, unless KEYPLANE_REQUIRE_POSTGRES=1.
+// it, say). The test is skipped when PostgreSQL cannot be reached, unless KEYPLANE_REQUIRE_POSTGRES is set.
 func PostgresURL(t testing.TB) string {
 	t.Helper()
-	admin := os.Getenv(EnvDatabaseURL)
-	if admin == "" {
-		admin = DefaultDatabaseURL
-	}
+	admin := AdminURL()
 	u, err := url.Parse(admin)
 	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
 		t.Fatalf("storetest: %s must be a postgres:// URL", EnvDatabaseURL)
@@ -77,11 +89,8 @@ func PostgresURL(t testing.TB) string {
 	defer cancel()
 	conn, err := pgx.Connect(ctx, admin)
 	if err != nil {
-		msg := "storetest: PostgreSQL is not reachable at %s (set %s to point elsewhere): %v"
-		if os.Getenv(EnvRequirePostgres) == "1" {
-			t.Fatalf(msg, u.Redacted(), EnvDatabaseURL, err)
-		}
-		t.Skipf(msg+"; skipping (set %s=1 to fail instead)", u.Redacted(), EnvDatabaseURL, err, EnvRequirePostgres)
+		testkit.Require(t, RequirePostgres, fmt.Sprintf("storetest: PostgreSQL is not reachable at %s (set %s to point elsewhere): %v",
+			u.Redacted(), EnvDatabaseURL, err))
 	}
 	defer conn.Close(ctx)
 
