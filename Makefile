@@ -12,7 +12,8 @@ test: vet
 test-short: vet
 	$(GO) test -short -count=1 $$($(GO) list ./... | grep -v '/internal/e2e$$')
 
-lint:
+# staticcheck over the Go code, and Redocly over the OpenAPI document (lint-openapi, below).
+lint: lint-openapi
 	$(GO) run $(STATICCHECK) ./...
 
 vet:
