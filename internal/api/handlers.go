@@ -14,7 +14,6 @@ import (
 	"github.com/keyplane/keyplane"
 	"github.com/keyplane/keyplane/internal/redact"
 	"github.com/keyplane/keyplane/internal/service"
-	"github.com/keyplane/keyplane/internal/store"
 	"github.com/keyplane/keyplane/internal/verify"
 )
 
@@ -267,7 +266,7 @@ func (s *Server) listKeys(w http.ResponseWriter, r *http.Request, c *call) error
 		return err
 	}
 	q := r.URL.Query()
-	keys, next, err := s.svc.ListAPIKeys(r.Context(), c.Caller, c.ws, store.KeyFilter{
+	keys, next, err := s.svc.ListAPIKeys(r.Context(), c.Caller, c.ws, keyplane.KeyFilter{
 		Environment: keyplane.Environment(q.Get("environment")), KeyType: keyplane.KeyType(q.Get("keyType")),
 		Status: keyplane.Status(q.Get("status")), Limit: limit, Cursor: cursor,
 	})
@@ -411,7 +410,7 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request, c *call) erro
 		return err
 	}
 	q := lq.q
-	entries, next, err := s.svc.ListAudit(r.Context(), c.Caller, c.ws, store.AuditFilter{
+	entries, next, err := s.svc.ListAudit(r.Context(), c.Caller, c.ws, keyplane.AuditFilter{
 		Action: q.Get("action"), ActorID: q.Get("actorId"), TargetID: q.Get("targetId"), Since: lq.since, Until: lq.until, Limit: lq.limit, Cursor: lq.cursor,
 	})
 	if err != nil {
@@ -446,7 +445,7 @@ func (s *Server) listLogs(w http.ResponseWriter, r *http.Request, c *call) error
 		return err
 	}
 	q := lq.q
-	entries, next, err := s.svc.ListLogs(r.Context(), c.Caller, c.ws, store.LogFilter{
+	entries, next, err := s.svc.ListLogs(r.Context(), c.Caller, c.ws, keyplane.LogFilter{
 		KeyID: q.Get("keyId"), Code: keyplane.VerifyCode(q.Get("code")), Source: keyplane.LogSource(q.Get("source")),
 		Since: lq.since, Until: lq.until, Limit: lq.limit, Cursor: lq.cursor,
 	})
