@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 
-	"github.com/keyplane/keyplane/internal/store"
+	"github.com/keyplane/keyplane"
 )
 
 func (s *Server) listAudit(w http.ResponseWriter, r *http.Request, c *call) error {
@@ -13,7 +13,7 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request, c *call) erro
 		return err
 	}
 	q := lq.q
-	entries, next, err := s.svc.ListAudit(r.Context(), c.Caller, c.ws, store.AuditFilter{
+	entries, next, err := s.svc.ListAudit(r.Context(), c.Caller, c.ws, keyplane.AuditFilter{
 		Action: q.Get("action"), ActorID: q.Get("actorId"), TargetID: q.Get("targetId"), Since: lq.since, Until: lq.until, Limit: lq.limit, Cursor: lq.cursor,
 	})
 	if err != nil {

@@ -138,7 +138,7 @@ func (s *Server) authenticate(r *http.Request, mode authMode) (*call, error) {
 		return nil, unauthorized("the Authorization header must be Bearer <key>")
 	}
 	ip := s.ClientIP(r)
-	c := &call{Caller: &keyplane.Caller{UserAgent: truncateUA(r.UserAgent()), RequestID: requestID(r.Context())}}
+	c := &call{Caller: &keyplane.Caller{UserAgent: redact.UserAgent(r.UserAgent()), RequestID: requestID(r.Context())}}
 	if ip.IsValid() {
 		c.IP = ip.String()
 	}
@@ -226,12 +226,4 @@ func (s *Server) authenticate(r *http.Request, mode authMode) (*call, error) {
 	c.Environment = k.Environment
 	c.ExpiresAt, c.IPAllowlist, c.RateLimit = k.ExpiresAt, k.IPAllowlist, k.RateLimit
 	return c, nil
-}
-
-func truncateUA(ua string) string {
-	ua = redact.Secrets(ua) // kept in the request log and the audit trail, which others read
-	if len(ua) > 512 {
-		return ua[:512]
-	}
-	return ua
 }

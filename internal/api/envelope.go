@@ -16,7 +16,6 @@ import (
 
 	"github.com/keyplane/keyplane"
 	"github.com/keyplane/keyplane/internal/redact"
-	"github.com/keyplane/keyplane/internal/store"
 	"github.com/keyplane/keyplane/internal/verify"
 )
 
@@ -119,7 +118,7 @@ var statusOf = map[keyplane.Code]int{
 func (s *Server) storeAnswers(r *http.Request) bool {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), time.Second)
 	defer cancel()
-	return s.svc.Store().Ping(ctx) == nil
+	return s.svc.Health(ctx) == nil
 }
 
 // writeError answers err in the contract's envelope. Errors without a contract code are bugs or outages:
@@ -130,9 +129,6 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		code := keyplane.CodeInternal
 		msg := "something went wrong on our side; the request id identifies it in our logs"
 		switch {
-		case errors.Is(err, store.ErrFull):
-			// The operator's problem, not the caller's; the change was rolled back as a whole.
-			code, msg = keyplane.CodeUnavailable, "the key store is out of disk space, so nothing was changed; try again later"
 		case errors.Is(err, verify.ErrUnavailable) || !s.storeAnswers(r):
 			// An error while the store does not answer is the outage, not a bug: say so, and that
 			// a retry may work.

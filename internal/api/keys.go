@@ -7,7 +7,6 @@ import (
 
 	"github.com/keyplane/keyplane"
 	"github.com/keyplane/keyplane/internal/service"
-	"github.com/keyplane/keyplane/internal/store"
 )
 
 // writeKeyValue answers a key object with its value: the answers that show a value (create, rotate,
@@ -59,7 +58,7 @@ func (s *Server) listKeys(w http.ResponseWriter, r *http.Request, c *call) error
 		return err
 	}
 	q := r.URL.Query()
-	keys, next, err := s.svc.ListAPIKeys(r.Context(), c.Caller, c.ws, store.KeyFilter{
+	keys, next, err := s.svc.ListAPIKeys(r.Context(), c.Caller, c.ws, keyplane.KeyFilter{
 		Environment: keyplane.Environment(q.Get("environment")), KeyType: keyplane.KeyType(q.Get("keyType")),
 		Status: keyplane.Status(q.Get("status")), Limit: limit, Cursor: cursor,
 	})

@@ -5,7 +5,6 @@ import (
 
 	"github.com/keyplane/keyplane"
 	"github.com/keyplane/keyplane/internal/service"
-	"github.com/keyplane/keyplane/internal/store"
 )
 
 func (s *Server) listLogs(w http.ResponseWriter, r *http.Request, c *call) error {
@@ -14,7 +13,7 @@ func (s *Server) listLogs(w http.ResponseWriter, r *http.Request, c *call) error
 		return err
 	}
 	q := lq.q
-	entries, next, err := s.svc.ListLogs(r.Context(), c.Caller, c.ws, store.LogFilter{
+	entries, next, err := s.svc.ListLogs(r.Context(), c.Caller, c.ws, keyplane.LogFilter{
 		KeyID: q.Get("keyId"), Code: keyplane.VerifyCode(q.Get("code")), Source: keyplane.LogSource(q.Get("source")),
 		Since: lq.since, Until: lq.until, Limit: lq.limit, Cursor: lq.cursor,
 	})

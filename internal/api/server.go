@@ -280,7 +280,7 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	if err := s.svc.Store().Ping(ctx); err != nil {
+	if err := s.svc.Health(ctx); err != nil {
 		s.log.WarnContext(ctx, "not ready: store unreachable", "err", err)
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "store": "unreachable"})
 		return
@@ -303,8 +303,8 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	var v statusView
 	v.Version, v.UptimeSeconds = s.version, int64(time.Since(s.started).Seconds())
-	v.Store.Driver = s.svc.Store().Driver()
-	v.Store.OK = s.svc.Store().Ping(ctx) == nil
+	v.Store.Driver = s.svc.StoreDriver()
+	v.Store.OK = s.svc.Health(ctx) == nil
 	v.Status = "ok"
 	if !v.Store.OK {
 		v.Status = "degraded"

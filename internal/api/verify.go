@@ -319,7 +319,7 @@ func (s *Server) verified(r *http.Request, c *call, res verify.Result, source ke
 	// Logged once the outcome is known and before the answer is written; Log never waits.
 	s.reqlog.Log(keyplane.RequestLog{
 		WorkspaceID: k.WorkspaceID, KeyID: k.ID, Code: res.Code, Source: source,
-		Method: r.Method, Path: redact.Secrets(r.URL.Path), IP: logged, UserAgent: truncateUA(r.UserAgent()),
+		Method: r.Method, Path: redact.Secrets(r.URL.Path), IP: logged, UserAgent: redact.UserAgent(r.UserAgent()),
 		LatencyMicros: time.Since(c.start).Microseconds(), Timestamp: c.start,
 	})
 	a.key, a.claims = res.Key, res.Claims

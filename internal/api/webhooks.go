@@ -6,7 +6,6 @@ import (
 
 	"github.com/keyplane/keyplane"
 	"github.com/keyplane/keyplane/internal/service"
-	"github.com/keyplane/keyplane/internal/store"
 )
 
 // webhookView is an endpoint as the API shows it; Secret only on creation, rotation and reveal.
@@ -213,7 +212,7 @@ func (s *Server) listDeliveries(w http.ResponseWriter, r *http.Request, c *call)
 	if err != nil {
 		return err
 	}
-	ds, next, err := s.svc.ListDeliveries(r.Context(), c.Caller, c.ws, r.PathValue("id"), store.DeliveryFilter{
+	ds, next, err := s.svc.ListDeliveries(r.Context(), c.Caller, c.ws, r.PathValue("id"), keyplane.DeliveryFilter{
 		Status: keyplane.DeliveryStatus(r.URL.Query().Get("status")), Limit: limit, Cursor: cursor,
 	})
 	if err != nil {

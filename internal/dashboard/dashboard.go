@@ -421,12 +421,5 @@ func (d *Dashboard) serverError(w http.ResponseWriter, r *http.Request, err erro
 	d.fail(w, r, http.StatusInternalServerError, "Something went wrong on our side. The request id below identifies it in our logs.")
 }
 
-// userAgent is r's User-Agent as the audit trail keeps it: bounded, and without a credential in it.
-func userAgent(r *http.Request) string { return truncate(redact.Secrets(r.UserAgent()), 512) }
-
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
-}
+// userAgent is r's User-Agent as the audit trail and the session keep it.
+func userAgent(r *http.Request) string { return redact.UserAgent(r.UserAgent()) }

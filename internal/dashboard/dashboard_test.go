@@ -658,6 +658,7 @@ func TestDashboardHTTP(t *testing.T) {
 				fn   func(*testing.T, *kpServer)
 			}{
 				{"SignIn", testSignIn},
+				{"SignInOddUserAgent", testSignInOddUserAgent},
 				{"Authorization", testAuthorization},
 				{"CSRF", testCSRF},
 				{"CreateKeyValidation", testCreateKeyValidation},

@@ -10,7 +10,6 @@ import (
 
 	"github.com/keyplane/keyplane"
 	"github.com/keyplane/keyplane/internal/service"
-	"github.com/keyplane/keyplane/internal/store"
 )
 
 // keyForm is the create and edit form as the person filled it in, kept to show it again with errors.
@@ -59,7 +58,7 @@ func (d *Dashboard) keysPage(w http.ResponseWriter, r *http.Request, v *view) {
 
 func (d *Dashboard) showKeys(w http.ResponseWriter, r *http.Request, v *view, status int, form keyForm, errs map[string]string) {
 	v.Title = "API keys"
-	keys, next, err := d.svc.ListAPIKeys(r.Context(), v.Caller, v.Workspace.ID, store.KeyFilter{Limit: 100, Cursor: r.URL.Query().Get("cursor")})
+	keys, next, err := d.svc.ListAPIKeys(r.Context(), v.Caller, v.Workspace.ID, keyplane.KeyFilter{Limit: 100, Cursor: r.URL.Query().Get("cursor")})
 	if err != nil {
 		d.userError(w, r, v, err)
 		return

@@ -11,7 +11,6 @@ import (
 
 	"github.com/keyplane/keyplane"
 	"github.com/keyplane/keyplane/internal/service"
-	"github.com/keyplane/keyplane/internal/store"
 )
 
 // The logs page's time filters are typed as <input type="datetime-local">, read as UTC like every
@@ -65,7 +64,7 @@ func (d *Dashboard) logsPage(w http.ResponseWriter, r *http.Request, v *view) {
 	q := r.URL.Query()
 	ld := logsData{Key: q.Get("key"), Code: q.Get("code"), Source: q.Get("source"), Since: q.Get("since"), Until: q.Get("until"),
 		Codes: keyplane.VerifyCodes, Sources: keyplane.LogSources}
-	f := store.LogFilter{KeyID: ld.Key, Code: keyplane.VerifyCode(ld.Code), Source: keyplane.LogSource(ld.Source), Limit: 50, Cursor: q.Get("cursor")}
+	f := keyplane.LogFilter{KeyID: ld.Key, Code: keyplane.VerifyCode(ld.Code), Source: keyplane.LogSource(ld.Source), Limit: 50, Cursor: q.Get("cursor")}
 	since, okSince := readTime(ld.Since)
 	until, okUntil := readTime(ld.Until)
 	f.Since, f.Until = since, until
@@ -73,7 +72,7 @@ func (d *Dashboard) logsPage(w http.ResponseWriter, r *http.Request, v *view) {
 	names := map[string]string{}
 	if v.Can(keyplane.PermAPIKeysRead) {
 		// The filter offers the workspace's newest keys by name; an older key's id still filters.
-		keys, _, err := d.svc.ListAPIKeys(r.Context(), v.Caller, v.Workspace.ID, store.KeyFilter{Limit: 100})
+		keys, _, err := d.svc.ListAPIKeys(r.Context(), v.Caller, v.Workspace.ID, keyplane.KeyFilter{Limit: 100})
 		if err != nil {
 			d.userError(w, r, v, err)
 			return

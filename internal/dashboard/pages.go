@@ -19,7 +19,6 @@ import (
 	"github.com/keyplane/keyplane"
 	"github.com/keyplane/keyplane/internal/accesslog"
 	"github.com/keyplane/keyplane/internal/service"
-	"github.com/keyplane/keyplane/internal/store"
 )
 
 var pageNames = []string{"error", "login", "logout", "status", "keys", "key", "confirm", "secret", "audit", "members", "member-confirm", "invitations", "logs", "webhooks", "webhook", "webhook-confirm", "webhook-secret"}
@@ -212,8 +211,7 @@ type statusData struct {
 }
 
 func (d *Dashboard) statusView(r *http.Request, v *view) *view {
-	st := d.svc.Store()
-	v.Data = statusData{Version: d.version, Uptime: time.Since(d.started).Round(time.Second).String(), Driver: st.Driver(), StoreOK: st.Ping(r.Context()) == nil}
+	v.Data = statusData{Version: d.version, Uptime: time.Since(d.started).Round(time.Second).String(), Driver: d.svc.StoreDriver(), StoreOK: d.svc.Health(r.Context()) == nil}
 	return v
 }
 
@@ -259,7 +257,7 @@ func (d *Dashboard) auditPage(w http.ResponseWriter, r *http.Request, v *view) {
 	v.Title = "Audit trail"
 	q := r.URL.Query()
 	ad := auditData{Action: q.Get("action"), ActorID: q.Get("actor"), TargetID: q.Get("target")}
-	f := store.AuditFilter{Action: ad.Action, ActorID: ad.ActorID, TargetID: ad.TargetID, Limit: 50, Cursor: q.Get("cursor")}
+	f := keyplane.AuditFilter{Action: ad.Action, ActorID: ad.ActorID, TargetID: ad.TargetID, Limit: 50, Cursor: q.Get("cursor")}
 	entries, next, err := d.svc.ListAudit(r.Context(), v.Caller, v.Workspace.ID, f)
 	if err != nil {
 		if keyplane.ErrorCode(err) != keyplane.CodeInvalidRequest {

@@ -12,7 +12,6 @@ import (
 
 	"github.com/keyplane/keyplane"
 	"github.com/keyplane/keyplane/internal/service"
-	"github.com/keyplane/keyplane/internal/store"
 )
 
 // The webhooks pages: the workspace's endpoints and a form to add one, and each endpoint's own page
@@ -174,7 +173,7 @@ func (d *Dashboard) showHook(w http.ResponseWriter, r *http.Request, v *view, st
 	hd.Status = q.Get("status")
 	cursor := q.Get("cursor")
 	ds, next, err := d.svc.ListDeliveries(r.Context(), v.Caller, v.Workspace.ID, e.ID,
-		store.DeliveryFilter{Status: keyplane.DeliveryStatus(hd.Status), Limit: deliveriesPerPage, Cursor: cursor})
+		keyplane.DeliveryFilter{Status: keyplane.DeliveryStatus(hd.Status), Limit: deliveriesPerPage, Cursor: cursor})
 	if err != nil {
 		if keyplane.ErrorCode(err) != keyplane.CodeInvalidRequest {
 			d.hookError(w, r, v, err)

@@ -26,14 +26,13 @@ import (
 	mathrand "math/rand/v2"
 	"runtime"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/keyplane/keyplane"
 	"github.com/keyplane/keyplane/internal/id"
+	"github.com/keyplane/keyplane/internal/redact"
 	"github.com/keyplane/keyplane/internal/store"
 )
 
@@ -392,8 +391,8 @@ func (l *Logger) flush(ctx context.Context) {
 		e := &batch[i]
 		// What the client sent must not fail the batch: PostgreSQL refuses text with NUL bytes or
 		// invalid UTF-8, and a request path can carry both (%00, %FF).
-		e.Method, e.Path = clean(e.Method, maxMethod), clean(e.Path, maxPath)
-		e.IP, e.UserAgent = clean(e.IP, maxIP), clean(e.UserAgent, maxUserAgent)
+		e.Method, e.Path = redact.Clean(e.Method, maxMethod), redact.Clean(e.Path, maxPath)
+		e.IP, e.UserAgent = redact.Clean(e.IP, maxIP), redact.UserAgent(e.UserAgent)
 		e.Timestamp = e.Timestamp.UTC().Truncate(time.Microsecond) // the store's precision
 		r := random[i*id.RandomSize : (i+1)*id.RandomSize]
 		if i > 0 && batch[i-1].Timestamp.UnixMilli() == e.Timestamp.UnixMilli() {
@@ -599,27 +598,9 @@ func (l *Logger) reportDrops() {
 	}
 }
 
-// Longest text fields kept, in bytes.
+// Longest text fields kept, in bytes; a User-Agent is kept to redact.MaxUserAgent.
 const (
-	maxMethod    = 32
-	maxPath      = 1024
-	maxIP        = 64
-	maxUserAgent = 512
+	maxMethod = 32
+	maxPath   = 1024
+	maxIP     = 64
 )
-
-// clean returns s as valid UTF-8 without NUL bytes, cut to at most max bytes on a character boundary.
-// The common case, already clean, costs no allocation.
-func clean(s string, max int) string {
-	if len(s) <= max && utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 {
-		return s
-	}
-	s = strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
-	if len(s) > max {
-		cut := max
-		for cut > 0 && !utf8.RuneStart(s[cut]) {
-			cut--
-		}
-		s = s[:cut]
-	}
-	return s
-}

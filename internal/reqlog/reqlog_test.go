@@ -428,25 +428,6 @@ func TestConcurrentLogs(t *testing.T) {
 	}
 }
 
-func TestClean(t *testing.T) {
-	for _, c := range []struct {
-		in   string
-		max  int
-		want string
-	}{
-		{"/v1/api-keys", 100, "/v1/api-keys"},
-		{"/v1/\x00x", 100, "/v1/\uFFFDx"},
-		{"/v1/\xffx", 100, "/v1/\uFFFDx"},
-		{"abcdef", 4, "abcd"},
-		{"ab☕", 4, "ab"}, // the cut never splits a character
-		{"", 4, ""},
-	} {
-		if got := clean(c.in, c.max); got != c.want {
-			t.Errorf("clean(%q, %d) = %q, want %q", c.in, c.max, got, c.want)
-		}
-	}
-}
-
 // waitCounted waits until n written entries wait for the usage writer: the recorder has a batch as
 // soon as WriteRequestLogs is called, its counts come once it returned.
 func waitCounted(t *testing.T, l *Logger, n int64) {

@@ -410,7 +410,7 @@ func keyEvent(view *keyplane.APIKeyView, extra map[string]any) map[string]any {
 }
 
 // ListAPIKeys lists a workspace's keys, newest first.
-func (s *Service) ListAPIKeys(ctx context.Context, c *keyplane.Caller, wsID string, f store.KeyFilter) ([]keyplane.APIKey, string, error) {
+func (s *Service) ListAPIKeys(ctx context.Context, c *keyplane.Caller, wsID string, f keyplane.KeyFilter) ([]keyplane.APIKey, string, error) {
 	if err := c.Authorize(wsID, keyplane.PermAPIKeysRead); err != nil {
 		return nil, "", err
 	}
@@ -430,8 +430,7 @@ func (s *Service) ListAPIKeys(ctx context.Context, c *keyplane.Caller, wsID stri
 	if err := v.Err(); err != nil {
 		return nil, "", err
 	}
-	f.Now = s.clock()
-	keys, next, err := s.store.ListAPIKeys(ctx, wsID, f)
+	keys, next, err := s.store.ListAPIKeys(ctx, wsID, store.KeyFilter{KeyFilter: f, Now: s.clock()})
 	return keys, next, badCursor(err)
 }
 

@@ -25,7 +25,7 @@ func (s *Service) auditRefusal(ctx context.Context, c *keyplane.Caller, chain st
 }
 
 // ListAudit lists a workspace's audit trail, newest first.
-func (s *Service) ListAudit(ctx context.Context, c *keyplane.Caller, wsID string, f store.AuditFilter) ([]keyplane.AuditEntry, string, error) {
+func (s *Service) ListAudit(ctx context.Context, c *keyplane.Caller, wsID string, f keyplane.AuditFilter) ([]keyplane.AuditEntry, string, error) {
 	if err := c.Authorize(wsID, keyplane.PermAuditRead); err != nil {
 		return nil, "", err
 	}
@@ -52,7 +52,7 @@ func (s *Service) ListAudit(ctx context.Context, c *keyplane.Caller, wsID string
 
 // ListOperatorAudit lists the operator's chain, newest first: root keys, operator users, and every
 // person's sign-ins, failed sign-ins, locks and sign-outs, which no workspace's trail holds.
-func (s *Service) ListOperatorAudit(ctx context.Context, c *keyplane.Caller, f store.AuditFilter) ([]keyplane.AuditEntry, string, error) {
+func (s *Service) ListOperatorAudit(ctx context.Context, c *keyplane.Caller, f keyplane.AuditFilter) ([]keyplane.AuditEntry, string, error) {
 	if err := c.RequireOperator(); err != nil {
 		return nil, "", err
 	}

@@ -31,7 +31,7 @@ func defaultBuckets(g keyplane.Granularity) int {
 }
 
 // ListLogs lists a workspace's request log, newest first. Needs logs:read.
-func (s *Service) ListLogs(ctx context.Context, c *keyplane.Caller, wsID string, f store.LogFilter) ([]keyplane.RequestLog, string, error) {
+func (s *Service) ListLogs(ctx context.Context, c *keyplane.Caller, wsID string, f keyplane.LogFilter) ([]keyplane.RequestLog, string, error) {
 	if err := c.Authorize(wsID, keyplane.PermLogsRead); err != nil {
 		return nil, "", err
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/keyplane/keyplane/internal/auditchain"
 	"github.com/keyplane/keyplane/internal/id"
 	"github.com/keyplane/keyplane/internal/masterkey"
+	"github.com/keyplane/keyplane/internal/redact"
 	"github.com/keyplane/keyplane/internal/store"
 )
 
@@ -91,8 +92,11 @@ func New(o Options) *Service {
 // Catalog returns the deployment's permissions and event types.
 func (s *Service) Catalog() *keyplane.Catalog { return s.catalog }
 
-// Store returns the store, for health checks.
-func (s *Service) Store() store.Store { return s.store }
+// Health says whether the store answers: nil when it does. The readiness and status pages ask it.
+func (s *Service) Health(ctx context.Context) error { return s.store.Ping(ctx) }
+
+// StoreDriver names the store's driver, which the status pages show.
+func (s *Service) StoreDriver() string { return s.store.Driver() }
 
 // clock returns now at the store's precision, so that what is returned equals what is read back.
 func (s *Service) clock() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
@@ -116,7 +120,7 @@ type pendingEvent struct {
 // the same transaction. Nothing fn did is visible unless all of it commits.
 func (s *Service) change(ctx context.Context, c *keyplane.Caller, chain string, fn func(tx store.Tx, now time.Time) (*outcome, error)) error {
 	var out *outcome
-	err := s.store.InTx(ctx, chain, func(tx store.Tx) error {
+	err := s.inTx(ctx, chain, func(tx store.Tx) error {
 		now := s.clock()
 		var err error
 		out, err = fn(tx, now)
@@ -158,6 +162,18 @@ func (s *Service) change(ctx context.Context, c *keyplane.Caller, chain string, 
 		s.hooks.Kick()
 	}
 	return nil
+}
+
+// inTx runs fn in one transaction on the chain's lock, as store.InTx does. A store out of disk space
+// is the contract's unavailable, not a bug: the change was rolled back as a whole, and may be tried
+// again once the operator has made room. The operator learns of it from this log.
+func (s *Service) inTx(ctx context.Context, chain string, fn func(tx store.Tx) error) error {
+	err := s.store.InTx(ctx, chain, fn)
+	if errors.Is(err, store.ErrFull) {
+		s.log.ErrorContext(ctx, "change refused: the store is out of disk space", "err", redact.Secrets(err.Error()))
+		return fmt.Errorf("%w: %w", keyplane.Errorf(keyplane.CodeUnavailable, "the key store is out of disk space, so nothing was changed; try again later"), err)
+	}
+	return err
 }
 
 func (s *Service) appendAudit(ctx context.Context, tx store.Tx, c *keyplane.Caller, chain string, now time.Time, r *keyplane.AuditRecord) error {

@@ -139,7 +139,7 @@ func (s *Service) SignIn(ctx context.Context, c *keyplane.Caller, email, pw stri
 	// own refill the budget of the network they attack from.
 	s.limits.PerIP.Give(ctx, network)
 	token, sess := s.newSession(u, c)
-	err = s.store.InTx(ctx, store.OperatorChain, func(tx store.Tx) error { return tx.CreateSession(ctx, sess) })
+	err = s.inTx(ctx, store.OperatorChain, func(tx store.Tx) error { return tx.CreateSession(ctx, sess) })
 	if err != nil {
 		return nil, "", fmt.Errorf("create session: %w", err)
 	}

@@ -141,7 +141,7 @@ func (s *Service) TestWebhook(ctx context.Context, c *keyplane.Caller, wsID, end
 	d := &keyplane.Delivery{ID: id.NewAt(id.Delivery, now), WorkspaceID: wsID, EndpointID: e.ID, EventID: ev.ID,
 		EventType: keyplane.EventWebhookTest, Attempt: 1, CreatedAt: now, Manual: true}
 	record(d, r)
-	if err := s.store.InTx(ctx, wsID, func(tx store.Tx) error { return tx.InsertDelivery(ctx, d) }); err != nil {
+	if err := s.inTx(ctx, wsID, func(tx store.Tx) error { return tx.InsertDelivery(ctx, d) }); err != nil {
 		return nil, err
 	}
 	s.hooks.Delivered(string(d.Status))
@@ -149,7 +149,7 @@ func (s *Service) TestWebhook(ctx context.Context, c *keyplane.Caller, wsID, end
 }
 
 // ListDeliveries lists an endpoint's attempts, newest first.
-func (s *Service) ListDeliveries(ctx context.Context, c *keyplane.Caller, wsID, endpointID string, f store.DeliveryFilter) ([]keyplane.Delivery, string, error) {
+func (s *Service) ListDeliveries(ctx context.Context, c *keyplane.Caller, wsID, endpointID string, f keyplane.DeliveryFilter) ([]keyplane.Delivery, string, error) {
 	if _, err := s.GetWebhook(ctx, c, wsID, endpointID); err != nil {
 		return nil, "", err
 	}

@@ -28,39 +28,20 @@ const InvalidationChannel = "keyplane_invalidate"
 // OperatorChain is the audit chain of operator-level actions (root keys, operator users).
 const OperatorChain = ""
 
-// KeyFilter selects API keys of one workspace. Empty fields do not filter. Status is derived from the
-// key's fields at Now, exactly as keyplane.APIKey.Status does.
+// KeyFilter is the caller's filter of API keys with the time the keys' Status is judged at, which
+// the service sets. Status is derived from the key's fields at Now, exactly as
+// keyplane.APIKey.Status does.
 type KeyFilter struct {
-	Environment keyplane.Environment
-	KeyType     keyplane.KeyType
-	Status      keyplane.Status
-	Now         time.Time
-	Limit       int    // 1–100; the caller has validated it
-	Cursor      string // opaque, from a previous page's next cursor; "" for the first page
+	keyplane.KeyFilter
+	Now time.Time
 }
 
-// AuditFilter selects entries of one audit chain. Since is inclusive, Until exclusive.
-type AuditFilter struct {
-	Action   string
-	ActorID  string
-	TargetID string
-	Since    *time.Time
-	Until    *time.Time
-	Limit    int
-	Cursor   string
-}
-
-// LogFilter selects entries of one workspace's request log. Empty fields do not filter. Since is
-// inclusive, Until exclusive.
-type LogFilter struct {
-	KeyID  string
-	Code   keyplane.VerifyCode
-	Source keyplane.LogSource
-	Since  *time.Time
-	Until  *time.Time
-	Limit  int
-	Cursor string
-}
+// The other filters are the callers' own: the store applies them as they are.
+type (
+	AuditFilter    = keyplane.AuditFilter
+	LogFilter      = keyplane.LogFilter
+	DeliveryFilter = keyplane.DeliveryFilter
+)
 
 // UsageFilter selects a key's usage buckets: those of width Bucket (an hour or a day; buckets are
 // aligned on the unix epoch, so days are UTC days) whose hours lie in [Since, Until).
@@ -68,13 +49,6 @@ type UsageFilter struct {
 	Bucket time.Duration
 	Since  time.Time
 	Until  time.Time
-}
-
-// DeliveryFilter selects attempts of one endpoint's deliveries log. Empty fields do not filter.
-type DeliveryFilter struct {
-	Status keyplane.DeliveryStatus
-	Limit  int
-	Cursor string
 }
 
 // Queries are the reads. Lists are newest first and return the cursor of the next page, or "" when

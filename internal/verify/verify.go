@@ -61,6 +61,19 @@ type Options struct {
 	Replay replay.Guard
 }
 
+// Lookups are the reads of the store a Verifier makes: verification needs no more of the store, and
+// takes no more. A miss is an error wrapping store.ErrNotFound. store.Queries has them all.
+type Lookups interface {
+	// LookupSecret finds the secret with this SHA-256 digest and its key.
+	LookupSecret(ctx context.Context, hash []byte) (*keyplane.APIKey, *keyplane.Secret, error)
+	// GetRootKeyByHash finds the root key with this SHA-256 digest.
+	GetRootKeyByHash(ctx context.Context, hash []byte) (*keyplane.RootKey, error)
+	// FindAPIKey returns the key with this id, in whatever workspace: signatures and JWTs name it.
+	FindAPIKey(ctx context.Context, id string) (*keyplane.APIKey, error)
+	// ListSecrets returns every stored value of a key, newest first.
+	ListSecrets(ctx context.Context, keyID string) ([]keyplane.Secret, error)
+}
+
 // entry is a cached lookup: key is nil for an unknown digest.
 type entry struct {
 	key             *keyplane.CompiledKey
@@ -87,7 +100,7 @@ const retryStaleEvery = time.Second
 
 // Verifier checks key values against the store through the cache.
 type Verifier struct {
-	store  store.Queries
+	store  Lookups
 	prefix string
 	now    func() time.Time
 	keys   *otter.Cache[[32]byte, entry]
@@ -122,7 +135,7 @@ type Verifier struct {
 }
 
 // New returns a Verifier reading from q.
-func New(q store.Queries, o Options) (*Verifier, error) {
+func New(q Lookups, o Options) (*Verifier, error) {
 	if o.CacheMemory <= 0 {
 		o.CacheMemory = DefaultCacheMemory
 	}

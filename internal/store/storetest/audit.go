@@ -187,7 +187,7 @@ func testAuditFilters(t *testing.T, s store.Store) {
 	t.Run("BadCursor", func(t *testing.T) {
 		w := createWorkspace(t, s, "acme", at(0))
 		insertKeys(t, s, newKey(w, at(0)), newKey(w, at(time.Millisecond)))
-		_, keyCursor, err := s.ListAPIKeys(ctx, w.ID, store.KeyFilter{Limit: 1})
+		_, keyCursor, err := s.ListAPIKeys(ctx, w.ID, store.KeyFilter{KeyFilter: keyplane.KeyFilter{Limit: 1}})
 		noErr(t, "ListAPIKeys", err)
 		for _, c := range badCursors(keyCursor) {
 			_, _, err := s.ListAudit(ctx, chain, store.AuditFilter{Limit: 2, Cursor: c})

@@ -262,7 +262,7 @@ func testListAPIKeysFilters(t *testing.T, s store.Store) {
 	for _, env := range []keyplane.Environment{"", keyplane.EnvLive, keyplane.EnvTest} {
 		for _, typ := range []keyplane.KeyType{"", keyplane.KeyTypeSecret, keyplane.KeyTypePublishable} {
 			for _, st := range statuses {
-				f := store.KeyFilter{Environment: env, KeyType: typ, Status: st, Now: now, Limit: 100}
+				f := store.KeyFilter{KeyFilter: keyplane.KeyFilter{Environment: env, KeyType: typ, Status: st, Limit: 100}, Now: now}
 				t.Run(fmt.Sprintf("env=%s,type=%s,status=%s", env, typ, st), func(t *testing.T) {
 					var want []*keyplane.APIKey
 					for _, k := range keys {
@@ -293,7 +293,7 @@ func testListAPIKeysFilters(t *testing.T, s store.Store) {
 
 	t.Run("StatusFollowsNow", func(t *testing.T) {
 		// At t0 nothing has expired yet: the expired keys of the zoo are listed by what else they are.
-		got, _, err := s.ListAPIKeys(ctx, w.ID, store.KeyFilter{Status: keyplane.StatusExpired, Now: at(0), Limit: 100})
+		got, _, err := s.ListAPIKeys(ctx, w.ID, store.KeyFilter{KeyFilter: keyplane.KeyFilter{Status: keyplane.StatusExpired, Limit: 100}, Now: at(0)})
 		noErr(t, "ListAPIKeys", err)
 		if len(got) != 0 {
 			t.Errorf("expired keys at t0 = %v, want none", ids(got, keyID))
@@ -301,7 +301,7 @@ func testListAPIKeysFilters(t *testing.T, s store.Store) {
 	})
 
 	t.Run("UnknownStatus", func(t *testing.T) {
-		_, _, err := s.ListAPIKeys(ctx, w.ID, store.KeyFilter{Status: "sleeping", Now: now, Limit: 10})
+		_, _, err := s.ListAPIKeys(ctx, w.ID, store.KeyFilter{KeyFilter: keyplane.KeyFilter{Status: "sleeping", Limit: 10}, Now: now})
 		if err == nil {
 			t.Error("ListAPIKeys with an unknown status succeeded")
 		}
@@ -320,9 +320,9 @@ func testListAPIKeysPagination(t *testing.T, s store.Store) {
 
 	filters := []store.KeyFilter{
 		{},
-		{Environment: keyplane.EnvLive},
-		{KeyType: keyplane.KeyTypePublishable, Status: keyplane.StatusRevoked},
-		{Status: keyplane.StatusActive},
+		{KeyFilter: keyplane.KeyFilter{Environment: keyplane.EnvLive}},
+		{KeyFilter: keyplane.KeyFilter{KeyType: keyplane.KeyTypePublishable, Status: keyplane.StatusRevoked}},
+		{KeyFilter: keyplane.KeyFilter{Status: keyplane.StatusActive}},
 	}
 	for _, f := range filters {
 		var want []string
@@ -349,7 +349,7 @@ func testListAPIKeysPagination(t *testing.T, s store.Store) {
 	}
 
 	t.Run("InsertBetweenPages", func(t *testing.T) {
-		first, next, err := s.ListAPIKeys(ctx, w.ID, store.KeyFilter{Limit: 3})
+		first, next, err := s.ListAPIKeys(ctx, w.ID, store.KeyFilter{KeyFilter: keyplane.KeyFilter{Limit: 3}})
 		noErr(t, "ListAPIKeys", err)
 		// A key made after the first page was read is newer than all: it must not shift the pages.
 		insertKeys(t, s, newKey(w, at(time.Hour)))
@@ -357,7 +357,7 @@ func testListAPIKeysPagination(t *testing.T, s store.Store) {
 			if cursor == "" {
 				cursor = next
 			}
-			ks, next, err := s.ListAPIKeys(ctx, w.ID, store.KeyFilter{Limit: 3, Cursor: cursor})
+			ks, next, err := s.ListAPIKeys(ctx, w.ID, store.KeyFilter{KeyFilter: keyplane.KeyFilter{Limit: 3, Cursor: cursor}})
 			return ids(ks, keyID), next, err
 		})
 		var all []string
@@ -374,16 +374,16 @@ func testListAPIKeysPagination(t *testing.T, s store.Store) {
 			t.Fatal("ListWorkspaces of two with limit 1 gave no next cursor")
 		}
 		for _, c := range badCursors(wsCursor) {
-			_, _, err := s.ListAPIKeys(ctx, w.ID, store.KeyFilter{Limit: 2, Cursor: c})
+			_, _, err := s.ListAPIKeys(ctx, w.ID, store.KeyFilter{KeyFilter: keyplane.KeyFilter{Limit: 2, Cursor: c}})
 			wantErr(t, fmt.Sprintf("ListAPIKeys(cursor %q)", c), err, store.ErrBadCursor)
 		}
 	})
 
 	t.Run("CursorStaysInWorkspace", func(t *testing.T) {
 		// A cursor of one workspace's list used on another's lists that workspace's keys only.
-		_, next, err := s.ListAPIKeys(ctx, w.ID, store.KeyFilter{Limit: 2})
+		_, next, err := s.ListAPIKeys(ctx, w.ID, store.KeyFilter{KeyFilter: keyplane.KeyFilter{Limit: 2}})
 		noErr(t, "ListAPIKeys", err)
-		got, _, err := s.ListAPIKeys(ctx, other.ID, store.KeyFilter{Limit: 100, Cursor: next})
+		got, _, err := s.ListAPIKeys(ctx, other.ID, store.KeyFilter{KeyFilter: keyplane.KeyFilter{Limit: 100, Cursor: next}})
 		if err != nil && !errors.Is(err, store.ErrBadCursor) {
 			t.Fatalf("ListAPIKeys: %v", err)
 		}

@@ -103,7 +103,7 @@ func testRequestLogs(t *testing.T, s store.Store) {
 
 	_, _, err = s.ListRequestLogs(ctx, w.ID, store.LogFilter{Limit: 10, Cursor: "garbage!"})
 	wantErr(t, "ListRequestLogs(bad cursor)", err, store.ErrBadCursor)
-	_, keyCursor, err := s.ListAPIKeys(ctx, w.ID, store.KeyFilter{Limit: 1})
+	_, keyCursor, err := s.ListAPIKeys(ctx, w.ID, store.KeyFilter{KeyFilter: keyplane.KeyFilter{Limit: 1}})
 	noErr(t, "ListAPIKeys", err)
 	_, _, err = s.ListRequestLogs(ctx, w.ID, store.LogFilter{Limit: 10, Cursor: keyCursor})
 	wantErr(t, "ListRequestLogs(a key list's cursor)", err, store.ErrBadCursor)

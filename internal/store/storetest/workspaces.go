@@ -127,7 +127,7 @@ func testListWorkspaces(t *testing.T, s store.Store) {
 
 	t.Run("BadCursor", func(t *testing.T) {
 		insertKeys(t, s, newKey(all[0], at(0)), newKey(all[0], at(time.Millisecond)))
-		_, keyCursor, err := s.ListAPIKeys(ctx, all[0].ID, store.KeyFilter{Limit: 1})
+		_, keyCursor, err := s.ListAPIKeys(ctx, all[0].ID, store.KeyFilter{KeyFilter: keyplane.KeyFilter{Limit: 1}})
 		noErr(t, "ListAPIKeys", err)
 		if keyCursor == "" {
 			t.Fatal("ListAPIKeys of two keys with limit 1 gave no next cursor")

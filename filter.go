@@ -1,0 +1,47 @@
+package keyplane
+
+import "time"
+
+// The filters of the lists. They are what a caller asks for, plain data shared by the REST API, the
+// dashboard, the service that checks them and the store that applies them. Empty fields do not
+// filter; Limit (1–100) has been validated by the caller, and Cursor is opaque, from a previous
+// page's next cursor ("" for the first page).
+
+// KeyFilter selects API keys of one workspace. Status is derived from the key's fields at the time
+// of the listing, exactly as APIKey.Status does; the service supplies that time, not the caller.
+type KeyFilter struct {
+	Environment Environment
+	KeyType     KeyType
+	Status      Status
+	Limit       int
+	Cursor      string
+}
+
+// AuditFilter selects entries of one audit chain. Since is inclusive, Until exclusive.
+type AuditFilter struct {
+	Action   string
+	ActorID  string
+	TargetID string
+	Since    *time.Time
+	Until    *time.Time
+	Limit    int
+	Cursor   string
+}
+
+// LogFilter selects entries of one workspace's request log. Since is inclusive, Until exclusive.
+type LogFilter struct {
+	KeyID  string
+	Code   VerifyCode
+	Source LogSource
+	Since  *time.Time
+	Until  *time.Time
+	Limit  int
+	Cursor string
+}
+
+// DeliveryFilter selects attempts of one endpoint's deliveries log.
+type DeliveryFilter struct {
+	Status DeliveryStatus
+	Limit  int
+	Cursor string
+}
