@@ -34,34 +34,46 @@ func isStore(path string) bool {
 
 // TestWebLayersStayOffTheStore holds the line between the web layers and the store: the REST API
 // and the dashboard ask the service, which keeps the rules, and never the store behind its back.
-// Their code (tests aside: they build stores to serve) imports neither internal/store nor a package
-// under it, and nothing they depend on brings in a driver or the SQL: the store's interface reaches
-// them only through the service and the verifier, which take one.
+// Neither their code nor their tests import internal/store or a package under it (the tests build
+// the stores they serve on through internal/service/servicetest, which names each thing they do to a
+// store), and nothing their code depends on brings in a driver or the SQL: the store's interface
+// reaches them only through the service and the verifier, which take one.
 func TestWebLayersStayOffTheStore(t *testing.T) {
 	web := []string{module + "/internal/api/...", module + "/internal/dashboard/..."}
 
-	// Direct imports. internal/service is listed too, as the case that must be found: it owns the
-	// store, so a check that does not flag it would flag nothing.
+	// Direct imports, of the code and of the tests (in the package and in package _test), apart.
+	// internal/service is listed too, as the case that must be found in both: it owns the store, and
+	// its tests open stores, so a check that does not flag it would flag nothing.
+	const format = `{{.ImportPath}}|{{join .Imports " "}}|{{join .TestImports " "}} {{join .XTestImports " "}}`
 	listed := map[string]bool{}
-	for _, line := range goList(t, append([]string{"-f", "{{.ImportPath}}{{range .Imports}} {{.}}{{end}}", module + "/internal/service"}, web...)...) {
-		fields := strings.Fields(line)
-		if len(fields) == 0 {
+	for _, line := range goList(t, append([]string{"-f", format, module + "/internal/service"}, web...)...) {
+		parts := strings.Split(line, "|")
+		if len(parts) != 3 {
+			t.Fatalf("go list printed %q, not path|imports|test imports", line)
+		}
+		pkg := parts[0]
+		listed[pkg] = true
+		stores := func(imports string) []string {
+			var bad []string
+			for _, imp := range strings.Fields(imports) {
+				if isStore(imp) {
+					bad = append(bad, imp)
+				}
+			}
+			return bad
+		}
+		code, tests := stores(parts[1]), stores(parts[2])
+		if pkg == module+"/internal/service" {
+			if len(code) == 0 || len(tests) == 0 {
+				t.Errorf("internal/service (code %v, tests %v) imports no store package by this check: the check is broken", code, tests)
+			}
 			continue
 		}
-		pkg, bad := fields[0], []string{}
-		listed[pkg] = true
-		for _, imp := range fields[1:] {
-			if isStore(imp) {
-				bad = append(bad, imp)
-			}
+		if len(code) > 0 {
+			t.Errorf("%s imports %s: ask the service instead", pkg, strings.Join(code, ", "))
 		}
-		switch {
-		case pkg == module+"/internal/service":
-			if len(bad) == 0 {
-				t.Errorf("internal/service imports no store package by this check: the check is broken")
-			}
-		case len(bad) > 0:
-			t.Errorf("%s imports %s: ask the service instead", pkg, strings.Join(bad, ", "))
+		if len(tests) > 0 {
+			t.Errorf("the tests of %s import %s: go through internal/service/servicetest instead", pkg, strings.Join(tests, ", "))
 		}
 	}
 	for _, pkg := range []string{module + "/internal/api", module + "/internal/dashboard"} {

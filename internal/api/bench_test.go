@@ -18,7 +18,6 @@ import (
 	"github.com/keyplane/keyplane/internal/reqlog"
 	"github.com/keyplane/keyplane/internal/service"
 	"github.com/keyplane/keyplane/internal/service/servicetest"
-	"github.com/keyplane/keyplane/internal/store/storetest"
 	"github.com/keyplane/keyplane/internal/verify"
 )
 
@@ -29,18 +28,18 @@ import (
 // its own log lines are discarded. PostgreSQL's work is in
 // another process, so on it compare ns/op, not cpu-ns/op.
 func BenchmarkVerifyHTTP(b *testing.B) {
-	for _, driver := range storetest.Drivers() {
+	for _, driver := range servicetest.Drivers() {
 		b.Run(driver, func(b *testing.B) { benchVerifyHTTP(b, driver) })
 	}
 }
 
 func benchVerifyHTTP(b *testing.B, driver string) {
-	st := storetest.Open(b, driver)
-	ver, err := verify.New(st, verify.Options{KeyPrefix: "kp"})
+	db := servicetest.OpenDB(b, driver)
+	ver, err := verify.New(db.Lookups(), verify.Options{KeyPrefix: "kp"})
 	if err != nil {
 		b.Fatal(err)
 	}
-	svc := servicetest.New(b, st, service.Options{Catalog: servicetest.Catalog(b, []string{"orders:read"}, nil), Forget: ver.Forget})
+	svc := db.Service(b, service.Options{Catalog: servicetest.Catalog(b, []string{"orders:read"}, nil), Forget: ver.Forget})
 	ctx := context.Background()
 	sys := keyplane.System("bench")
 	_, root, err := svc.CreateRootKey(ctx, sys, "bench", []string{keyplane.ScopeVerify})
@@ -69,7 +68,7 @@ func benchVerifyHTTP(b *testing.B, driver string) {
 			o := api.Options{Service: svc, Verifier: ver, Logger: quiet}
 			var rl *reqlog.Logger
 			if logging {
-				rl = reqlog.New(st, reqlog.Options{Logger: quiet})
+				rl = reqlog.New(db.RequestLogWriter(), reqlog.Options{Logger: quiet})
 				o.RequestLog = rl
 			}
 			srv := api.New(o)

@@ -5,12 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
-	"net/url"
-	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -21,8 +18,6 @@ import (
 	"github.com/keyplane/keyplane/internal/ratelimit"
 	"github.com/keyplane/keyplane/internal/service"
 	"github.com/keyplane/keyplane/internal/service/servicetest"
-	"github.com/keyplane/keyplane/internal/store/storetest"
-	"github.com/keyplane/keyplane/internal/testkit"
 	"github.com/keyplane/keyplane/internal/verify"
 	"github.com/keyplane/keyplane/internal/webhook"
 )
@@ -75,8 +70,8 @@ type fuzzNode struct {
 // rate limits are out of reach.
 func newFuzzNode(f *testing.F, driver string) *fuzzNode {
 	ctx, sys := context.Background(), keyplane.System("fuzz")
-	st := storetest.Open(f, driver)
-	ver, err := verify.New(st, verify.Options{KeyPrefix: servicetest.KeyPrefix, Box: servicetest.Box(f)})
+	db := servicetest.OpenDB(f, driver)
+	ver, err := verify.New(db.Lookups(), verify.Options{KeyPrefix: servicetest.KeyPrefix, Box: servicetest.Box(f)})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -93,7 +88,7 @@ func newFuzzNode(f *testing.F, driver string) *fuzzNode {
 			f.Errorf("webhooks tried to reach %q, off this machine", r)
 		}
 	})
-	svc := servicetest.New(f, st, service.Options{Catalog: servicetest.Catalog(f, []string{"orders:read", "orders:write"}, []string{"order.created"}), Forget: ver.Forget,
+	svc := db.Service(f, service.Options{Catalog: servicetest.Catalog(f, []string{"orders:read", "orders:write"}, []string{"order.created"}), Forget: ver.Forget,
 		Webhooks: service.WebhookOptions{Lookup: public, Guard: guard, Client: webhook.NewClient(webhook.ClientOptions{Lookup: loopback, Guard: guard})}})
 	_, root, err := svc.CreateRootKey(ctx, sys, "fuzz", []string{keyplane.ScopeAdmin, keyplane.ScopeVerify})
 	if err != nil {
@@ -129,32 +124,6 @@ func newFuzzNode(f *testing.F, driver string) *fuzzNode {
 	return &fuzzNode{driver: driver, srv: srv, root: root, repl: strings.NewReplacer(
 		"{ws}", w.ID, "{ws2}", w2.ID, "{key}", k.ID, "{hook}", hook.ID, "{probe}", probe.ID, "{delivery}", id.New(id.Delivery),
 		"$VKEYID", vk.ID, "$VKEY", vvalue)}
-}
-
-// postgresUp reports whether the tests' PostgreSQL answers, without skipping the test when it does
-// not (storetest.Open would): the target then fuzzes SQLite alone.
-func postgresUp() bool {
-	if testkit.Required(storetest.RequirePostgres) {
-		return true
-	}
-	raw := os.Getenv(storetest.EnvDatabaseURL)
-	if raw == "" {
-		raw = storetest.DefaultDatabaseURL
-	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		return false
-	}
-	host := u.Host
-	if u.Port() == "" {
-		host = net.JoinHostPort(u.Hostname(), "5432")
-	}
-	c, err := net.DialTimeout("tcp", host, time.Second)
-	if err != nil {
-		return false
-	}
-	c.Close()
-	return true
 }
 
 // fuzzAnswer is what a fuzzed request got: its status and the envelope's success and error code.
@@ -227,7 +196,7 @@ func (n *fuzzNode) do(t *testing.T, ep fuzzEndpoint, ct string, body []byte) fuz
 // code); and for POST /v1/verify, the hand-written fast path decodes exactly as encoding/json does.
 func FuzzRequestBodies(f *testing.F) {
 	nodes := []*fuzzNode{newFuzzNode(f, "sqlite")}
-	if postgresUp() {
+	if servicetest.PostgresUp() {
 		nodes = append(nodes, newFuzzNode(f, "postgres"))
 	}
 	nasty := []string{

@@ -18,7 +18,6 @@ import (
 	"github.com/keyplane/keyplane/internal/metrics"
 	"github.com/keyplane/keyplane/internal/service"
 	"github.com/keyplane/keyplane/internal/service/servicetest"
-	"github.com/keyplane/keyplane/internal/store/storetest"
 	"github.com/keyplane/keyplane/internal/verify"
 )
 
@@ -45,12 +44,12 @@ type leanChain struct {
 
 func newLeanChain(t testing.TB) *leanChain {
 	t.Helper()
-	st := storetest.Open(t, "sqlite")
-	ver, err := verify.New(st, verify.Options{KeyPrefix: "kp"})
+	db := servicetest.OpenDB(t, "sqlite")
+	ver, err := verify.New(db.Lookups(), verify.Options{KeyPrefix: "kp"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := servicetest.New(t, st, service.Options{Forget: ver.Forget})
+	svc := db.Service(t, service.Options{Forget: ver.Forget})
 	ctx, sys := context.Background(), keyplane.System("test")
 	c := &leanChain{m: metrics.New(), logs: &bytes.Buffer{}}
 	if _, c.verifyRoot, err = svc.CreateRootKey(ctx, sys, "v", []string{keyplane.ScopeVerify}); err != nil {

@@ -3,49 +3,28 @@ package api_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"sync/atomic"
 	"testing"
 
 	"github.com/keyplane/keyplane"
 	"github.com/keyplane/keyplane/internal/api"
 	"github.com/keyplane/keyplane/internal/service"
 	"github.com/keyplane/keyplane/internal/service/servicetest"
-	"github.com/keyplane/keyplane/internal/store"
-	"github.com/keyplane/keyplane/internal/store/storetest"
 	"github.com/keyplane/keyplane/internal/verify"
 )
-
-// failing is a real store whose key listing fails, and whose Ping fails while down is set: an outage
-// as the API sees one.
-type failing struct {
-	store.Store
-	down atomic.Bool
-}
-
-func (f *failing) ListAPIKeys(context.Context, string, store.KeyFilter) ([]keyplane.APIKey, string, error) {
-	return nil, "", errors.New("connection reset by peer")
-}
-
-func (f *failing) Ping(ctx context.Context) error {
-	if f.down.Load() {
-		return errors.New("connection refused")
-	}
-	return f.Store.Ping(ctx)
-}
 
 // TestUnexplainedErrors: an error without a contract code is 503 unavailable (with Retry-After) while
 // the store does not answer, and 500 internal while it does.
 func TestUnexplainedErrors(t *testing.T) {
-	st := &failing{Store: storetest.Open(t, "sqlite")}
-	ver, err := verify.New(st, verify.Options{KeyPrefix: "kp"})
+	// An outage as the API sees one: the key listing fails, and the store stops answering on cue.
+	db, down := servicetest.OpenDB(t, "sqlite").Failing()
+	ver, err := verify.New(db.Lookups(), verify.Options{KeyPrefix: "kp"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := servicetest.New(t, st, service.Options{})
+	svc := db.Service(t, service.Options{})
 	ctx := context.Background()
 	_, root, err := svc.CreateRootKey(ctx, keyplane.System("test"), "t", []string{keyplane.ScopeAdmin})
 	if err != nil {
@@ -75,7 +54,7 @@ func TestUnexplainedErrors(t *testing.T) {
 	if status, code, _ := call(); status != 500 || code != "internal" {
 		t.Errorf("a failure while the store answers: %d %s, want 500 internal", status, code)
 	}
-	st.down.Store(true)
+	down()
 	if status, code, h := call(); status != 503 || code != "unavailable" || h.Get("Retry-After") == "" {
 		t.Errorf("a failure while the store is down: %d %s (Retry-After %q), want 503 unavailable", status, code, h.Get("Retry-After"))
 	}

@@ -17,7 +17,6 @@ import (
 	"github.com/keyplane/keyplane/internal/password"
 	"github.com/keyplane/keyplane/internal/service"
 	"github.com/keyplane/keyplane/internal/service/servicetest"
-	"github.com/keyplane/keyplane/internal/store/storetest"
 )
 
 // TestDashboardPasswordSlotsFull: when every password-hashing slot stays taken, the sign-in form and
@@ -25,11 +24,11 @@ import (
 // seconds; nothing counts against the account, which signs in and reveals once a slot is free. An
 // empty password on a reveal is a missing field (400), never counted.
 func TestDashboardPasswordSlotsFull(t *testing.T) {
-	for _, driver := range storetest.Drivers() {
+	for _, driver := range servicetest.Drivers() {
 		t.Run(driver, func(t *testing.T) {
-			db := storetest.Open(t, driver)
+			db := servicetest.OpenDB(t, driver)
 			gate := password.NewGate(1, 10*time.Millisecond)
-			svc := servicetest.New(t, db, service.Options{SignIn: service.SignInLimits{Passwords: gate}})
+			svc := db.Service(t, service.Options{SignIn: service.SignInLimits{Passwords: gate}})
 			ctx := context.Background()
 			sys := keyplane.System("test")
 			w, err := svc.CreateWorkspace(ctx, sys, service.WorkspaceInput{Name: "Busy", Slug: "busy"})

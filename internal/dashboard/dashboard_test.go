@@ -21,7 +21,6 @@ import (
 	"net/http/cookiejar"
 	"net/url"
 	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -35,10 +34,7 @@ import (
 	"github.com/keyplane/keyplane/internal/kptest"
 	"github.com/keyplane/keyplane/internal/kptest/leakcheck"
 	"github.com/keyplane/keyplane/internal/password"
-	"github.com/keyplane/keyplane/internal/store"
-	"github.com/keyplane/keyplane/internal/store/postgres"
-	"github.com/keyplane/keyplane/internal/store/sqlite"
-	"github.com/keyplane/keyplane/internal/store/storetest"
+	"github.com/keyplane/keyplane/internal/service/servicetest"
 )
 
 // thePassword is every test person's password, the operator admin's included.
@@ -194,21 +190,11 @@ func (s *kpServer) cli(t *testing.T, stdin string, args ...string) string {
 // makes a member or an operator.
 func (s *kpServer) addLoner(t *testing.T) {
 	t.Helper()
-	ctx := context.Background()
-	var st store.Store
-	var err error
-	if s.dbURL != "" {
-		st, err = postgres.Open(ctx, s.dbURL)
-	} else {
-		st, err = sqlite.Open(ctx, filepath.Join(s.dataDir, "keyplane.db"))
-	}
-	if err != nil {
-		t.Fatalf("open store: %v", err)
-	}
-	defer st.Close()
+	db := servicetest.AttachDB(t, s.dataDir, s.dbURL)
+	defer db.Close()
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	u := &keyplane.User{ID: id.NewAt(id.User, now), Email: emails["loner"], PasswordHash: password.Hash(thePassword), CreatedAt: now, UpdatedAt: now}
-	if err := st.InTx(ctx, store.OperatorChain, func(tx store.Tx) error { return tx.CreateUser(ctx, u) }); err != nil {
+	if err := db.InsertUser(context.Background(), u); err != nil {
 		t.Fatalf("create loner: %v", err)
 	}
 }
@@ -218,7 +204,7 @@ func startKP(t *testing.T, driver string) *kpServer {
 	t.Helper()
 	s := &kpServer{driver: driver, dataDir: t.TempDir(), logs: &syncLog{}, people: map[string]*kpPerson{}, ws: map[string]string{}}
 	if driver == "postgres" {
-		s.dbURL = storetest.PostgresURL(t)
+		s.dbURL = servicetest.PostgresURL(t)
 	} else if err := os.MkdirAll(s.dataDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -647,7 +633,7 @@ func randomToken() string {
 // --- the tests ---
 
 func TestDashboardHTTP(t *testing.T) {
-	for _, driver := range storetest.Drivers() {
+	for _, driver := range servicetest.Drivers() {
 		t.Run(driver, func(t *testing.T) {
 			t.Parallel()
 			s := startKP(t, driver)

@@ -3,15 +3,12 @@ package dashboard_test
 import (
 	"context"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 	"unicode/utf8"
 
 	"github.com/keyplane/keyplane/internal/service"
-	"github.com/keyplane/keyplane/internal/store"
-	"github.com/keyplane/keyplane/internal/store/postgres"
-	"github.com/keyplane/keyplane/internal/store/sqlite"
+	"github.com/keyplane/keyplane/internal/service/servicetest"
 )
 
 // testSignInOddUserAgent: a browser's User-Agent is whatever bytes it sends. One that is not UTF-8,
@@ -31,30 +28,11 @@ func testSignInOddUserAgent(t *testing.T, s *kpServer) {
 	}
 	expect(t, p.get(t, "/status", "User-Agent", ua), http.StatusOK)
 
-	st := s.openStore(t)
-	sess, err := st.GetSession(context.Background(), service.SessionToken(c.Value))
+	sess, err := servicetest.AttachDB(t, s.dataDir, s.dbURL).GetSession(context.Background(), service.SessionToken(c.Value))
 	if err != nil {
 		t.Fatalf("read the session: %v", err)
 	}
 	if sess.UserAgent != want || !utf8.ValidString(sess.UserAgent) {
 		t.Errorf("the session keeps the User-Agent %q (%d bytes), want %q (%d bytes)", sess.UserAgent, len(sess.UserAgent), want, len(want))
 	}
-}
-
-// openStore opens the running program's store beside it, closed when the test ends.
-func (s *kpServer) openStore(t *testing.T) store.Store {
-	t.Helper()
-	ctx := context.Background()
-	var st store.Store
-	var err error
-	if s.dbURL != "" {
-		st, err = postgres.Open(ctx, s.dbURL)
-	} else {
-		st, err = sqlite.Open(ctx, filepath.Join(s.dataDir, "keyplane.db"))
-	}
-	if err != nil {
-		t.Fatalf("open store: %v", err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return st
 }

@@ -1,6 +1,7 @@
 // Package servicetest builds a service.Service on a real store for tests: the tests' master key,
 // catalog and key prefix, so that a test names only what it is about (a clock, a store wrapper, a
-// webhook policy). It is test-support code: only _test.go files import it. Tests inside package
+// webhook policy). Tests that must not see the store's interface (the web layers') hold their
+// stores as a DB. It is test-support code: only _test.go files import it. Tests inside package
 // service cannot (this package imports service); none of them builds a service today.
 package servicetest
 
