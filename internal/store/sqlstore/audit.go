@@ -108,38 +108,17 @@ func (q *queries) ListAudit(ctx context.Context, chain string, f store.AuditFilt
 		args = append(args, before)
 	}
 	b.WriteString(sqlListAuditEnd)
-	args = append(args, f.Limit+1)
-
-	rows, err := q.query(ctx, b.String(), args...)
-	if err != nil {
-		return nil, "", q.fail(op, err)
-	}
-	out, err := collect(rows, func(s scanner) (keyplane.AuditEntry, error) {
-		e, err := scanAudit(s)
-		if err != nil {
-			return keyplane.AuditEntry{}, err
-		}
-		return *e, nil
-	})
-	if err != nil {
-		return nil, "", q.fail(op, err)
-	}
-	out, next := page(out, f.Limit, func(e *keyplane.AuditEntry) string {
+	return listPage(ctx, q, op, b.String(), f.Limit, values(scanAudit), func(e *keyplane.AuditEntry) string {
 		return encodeCursor(cursorAudit, strconv.FormatInt(e.Seq, 10))
-	})
-	return out, next, nil
+	}, args...)
 }
 
 func (q *queries) ScanAudit(ctx context.Context, chain string, fn func(*keyplane.AuditEntry) error) error {
 	var after int64
 	for {
-		rows, err := q.query(ctx, sqlScanAudit, chain, after, scanAuditBatch)
+		batch, err := list(ctx, q, "scan audit entries", sqlScanAudit, scanAudit, chain, after, scanAuditBatch)
 		if err != nil {
-			return q.fail("scan audit entries", err)
-		}
-		batch, err := collect(rows, scanAudit)
-		if err != nil {
-			return q.fail("scan audit entries", err)
+			return err
 		}
 		for _, e := range batch {
 			if err := fn(e); err != nil {
@@ -154,19 +133,11 @@ func (q *queries) ScanAudit(ctx context.Context, chain string, fn func(*keyplane
 }
 
 func (q *queries) AuditChains(ctx context.Context) ([]string, error) {
-	rows, err := q.query(ctx, sqlAuditChains)
-	if err != nil {
-		return nil, q.fail("audit chains", err)
-	}
-	out, err := collect(rows, func(s scanner) (string, error) {
+	return list(ctx, q, "audit chains", sqlAuditChains, func(s scanner) (string, error) {
 		var c string
 		err := s.Scan(&c)
 		return c, err
 	})
-	if err != nil {
-		return nil, q.fail("audit chains", err)
-	}
-	return out, nil
 }
 
 func (t *tx) InsertAudit(ctx context.Context, e *keyplane.AuditEntry) error {

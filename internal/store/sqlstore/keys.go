@@ -254,18 +254,8 @@ func (q *queries) ListAPIKeys(ctx context.Context, workspaceID string, f store.K
 		args = append(args, after)
 	}
 	b.WriteString(sqlListAPIKeysEnd)
-	args = append(args, f.Limit+1)
-
-	rows, err := q.query(ctx, b.String(), args...)
-	if err != nil {
-		return nil, "", q.fail(op, err)
-	}
-	out, err := collect(rows, scanAPIKey)
-	if err != nil {
-		return nil, "", q.fail(op, err)
-	}
-	out, next := page(out, f.Limit, func(k *keyplane.APIKey) string { return encodeCursor(cursorAPIKey, k.ID) })
-	return out, next, nil
+	return listPage(ctx, q, op, b.String(), f.Limit, scanAPIKey,
+		func(k *keyplane.APIKey) string { return encodeCursor(cursorAPIKey, k.ID) }, args...)
 }
 
 func (q *queries) CountKeys(ctx context.Context, workspaceID string) (int, error) {
@@ -285,15 +275,7 @@ func (q *queries) LookupSecret(ctx context.Context, hash []byte) (*keyplane.APIK
 }
 
 func (q *queries) ListSecrets(ctx context.Context, keyID string) ([]keyplane.Secret, error) {
-	rows, err := q.query(ctx, sqlListSecrets, keyID)
-	if err != nil {
-		return nil, q.fail("list secrets", err)
-	}
-	out, err := collect(rows, scanSecret)
-	if err != nil {
-		return nil, q.fail("list secrets", err)
-	}
-	return out, nil
+	return list(ctx, q, "list secrets", sqlListSecrets, scanSecret, keyID)
 }
 
 func (q *queries) NewestPublishableKey(ctx context.Context, workspaceID string, env keyplane.Environment, now time.Time) (*keyplane.APIKey, *keyplane.Secret, error) {

@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"context"
 	"database/sql"
 
 	"github.com/keyplane/keyplane/internal/store"
@@ -34,4 +35,42 @@ func page[T any](rows []T, limit int, cursor func(*T) string) ([]T, string) {
 	}
 	rows = rows[:limit]
 	return rows, cursor(&rows[limit-1])
+}
+
+// values adapts a scan that returns a pointer (as the single-row getters want) to collect, which keeps
+// the rows by value.
+func values[T any](scan func(scanner) (*T, error)) func(scanner) (T, error) {
+	return func(s scanner) (T, error) {
+		v, err := scan(s)
+		if err != nil {
+			var zero T
+			return zero, err
+		}
+		return *v, nil
+	}
+}
+
+// list runs query and reads every row with scan; either failure is reported as op's.
+func list[T any](ctx context.Context, q *queries, op, query string, scan func(scanner) (T, error), args ...any) ([]T, error) {
+	rows, err := q.query(ctx, query, args...)
+	if err != nil {
+		return nil, q.fail(op, err)
+	}
+	out, err := collect(rows, scan)
+	if err != nil {
+		return nil, q.fail(op, err)
+	}
+	return out, nil
+}
+
+// listPage runs a list query whose last parameter is the row limit: it fetches limit+1 rows, so that
+// page can tell whether there is a next page, and returns that page's cursor ("" on the last).
+func listPage[T any](ctx context.Context, q *queries, op, query string, limit int, scan func(scanner) (T, error),
+	cursor func(*T) string, args ...any) ([]T, string, error) {
+	out, err := list(ctx, q, op, query, scan, append(args, limit+1)...)
+	if err != nil {
+		return nil, "", err
+	}
+	out, next := page(out, limit, cursor)
+	return out, next, nil
 }

@@ -410,13 +410,7 @@ func (q *queries) listRequestLogs(ctx context.Context, workspaceID string, f sto
 		args = append(args, before)
 	}
 	b.WriteString(sqlListRequestLogsEnd)
-	args = append(args, f.Limit+1)
-
-	rows, err := q.query(ctx, b.String(), args...)
-	if err != nil {
-		return nil, "", q.fail(op, err)
-	}
-	out, err := collect(rows, func(s scanner) (keyplane.RequestLog, error) {
+	return listPage(ctx, q, op, b.String(), f.Limit, func(s scanner) (keyplane.RequestLog, error) {
 		var e keyplane.RequestLog
 		var ts int64
 		var code, source string
@@ -426,12 +420,7 @@ func (q *queries) listRequestLogs(ctx context.Context, workspaceID string, f sto
 		}
 		e.Timestamp, e.Code, e.Source = fromMicros(ts), keyplane.VerifyCode(code), keyplane.LogSource(source)
 		return e, nil
-	})
-	if err != nil {
-		return nil, "", q.fail(op, err)
-	}
-	out, next := page(out, f.Limit, func(e *keyplane.RequestLog) string { return encodeCursor(cursorRequestLog, e.ID) })
-	return out, next, nil
+	}, func(e *keyplane.RequestLog) string { return encodeCursor(cursorRequestLog, e.ID) }, args...)
 }
 
 // Usage reads the log's database, outside any transaction.

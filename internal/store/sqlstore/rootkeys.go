@@ -53,21 +53,7 @@ func (q *queries) GetRootKey(ctx context.Context, id string) (*keyplane.RootKey,
 }
 
 func (q *queries) ListRootKeys(ctx context.Context) ([]keyplane.RootKey, error) {
-	rows, err := q.query(ctx, sqlListRootKeys)
-	if err != nil {
-		return nil, q.fail("list root keys", err)
-	}
-	out, err := collect(rows, func(s scanner) (keyplane.RootKey, error) {
-		k, err := scanRootKey(s)
-		if err != nil {
-			return keyplane.RootKey{}, err
-		}
-		return *k, nil
-	})
-	if err != nil {
-		return nil, q.fail("list root keys", err)
-	}
-	return out, nil
+	return list(ctx, q, "list root keys", sqlListRootKeys, values(scanRootKey))
 }
 
 func (t *tx) CreateRootKey(ctx context.Context, k *keyplane.RootKey) error {

@@ -131,39 +131,15 @@ func (q *queries) ListWebhooks(ctx context.Context, workspaceID string, limit in
 		query += sqlWebhookBefore
 		args = append(args, after)
 	}
-	rows, err := q.query(ctx, query+sqlListWebhooksEnd, append(args, limit+1)...)
-	if err != nil {
-		return nil, "", q.fail(op, err)
-	}
-	out, err := collect(rows, func(s scanner) (keyplane.WebhookEndpoint, error) {
-		e, err := scanWebhook(s)
-		if err != nil {
-			return keyplane.WebhookEndpoint{}, err
-		}
-		return *e, nil
-	})
-	if err != nil {
-		return nil, "", q.fail(op, err)
-	}
-	out, next := page(out, limit, func(e *keyplane.WebhookEndpoint) string { return encodeCursor(cursorWebhook, e.ID) })
-	return out, next, nil
+	return listPage(ctx, q, op, query+sqlListWebhooksEnd, limit, values(scanWebhook),
+		func(e *keyplane.WebhookEndpoint) string { return encodeCursor(cursorWebhook, e.ID) }, args...)
 }
 
 func (q *queries) SubscribedWebhooks(ctx context.Context, workspaceID, eventType string) ([]keyplane.WebhookEndpoint, error) {
 	const op = "subscribed webhooks"
-	rows, err := q.query(ctx, sqlEnabledWebhooks, workspaceID)
+	all, err := list(ctx, q, op, sqlEnabledWebhooks, values(scanWebhook), workspaceID)
 	if err != nil {
-		return nil, q.fail(op, err)
-	}
-	all, err := collect(rows, func(s scanner) (keyplane.WebhookEndpoint, error) {
-		e, err := scanWebhook(s)
-		if err != nil {
-			return keyplane.WebhookEndpoint{}, err
-		}
-		return *e, nil
-	})
-	if err != nil {
-		return nil, q.fail(op, err)
+		return nil, err
 	}
 	// A workspace has few endpoints: their subscriptions are matched here rather than in JSON SQL,
 	// which the two databases spell differently.
@@ -205,16 +181,8 @@ func (q *queries) ListDeliveries(ctx context.Context, workspaceID, endpointID st
 		args = append(args, after)
 	}
 	b.WriteString(sqlListDeliveriesEnd)
-	rows, err := q.query(ctx, b.String(), append(args, f.Limit+1)...)
-	if err != nil {
-		return nil, "", q.fail(op, err)
-	}
-	out, err := collect(rows, scanDelivery)
-	if err != nil {
-		return nil, "", q.fail(op, err)
-	}
-	out, next := page(out, f.Limit, func(d *keyplane.Delivery) string { return encodeCursor(cursorDelivery, d.ID) })
-	return out, next, nil
+	return listPage(ctx, q, op, b.String(), f.Limit, scanDelivery,
+		func(d *keyplane.Delivery) string { return encodeCursor(cursorDelivery, d.ID) }, args...)
 }
 
 func (q *queries) GetEvent(ctx context.Context, workspaceID, id string) (*keyplane.Event, error) {

@@ -2,7 +2,6 @@ package sqlstore
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 
 	"github.com/keyplane/keyplane"
@@ -54,32 +53,16 @@ func (q *queries) ListWorkspaces(ctx context.Context, limit int, cursor string) 
 	if limit < 1 {
 		return nil, "", fmt.Errorf("%s: limit %d is not positive", op, limit)
 	}
-	var rows *sql.Rows
-	var err error
-	if cursor == "" {
-		rows, err = q.query(ctx, sqlListWorkspaces, limit+1)
-	} else {
-		after, cerr := decodeCursor(cursorWorkspace, cursor)
-		if cerr != nil {
-			return nil, "", fmt.Errorf("%s: %w", op, cerr)
-		}
-		rows, err = q.query(ctx, sqlListWorkspacesFrom, after, limit+1)
-	}
-	if err != nil {
-		return nil, "", q.fail(op, err)
-	}
-	out, err := collect(rows, func(s scanner) (keyplane.Workspace, error) {
-		w, err := scanWorkspace(s)
+	query, args := sqlListWorkspaces, []any{}
+	if cursor != "" {
+		after, err := decodeCursor(cursorWorkspace, cursor)
 		if err != nil {
-			return keyplane.Workspace{}, err
+			return nil, "", fmt.Errorf("%s: %w", op, err)
 		}
-		return *w, nil
-	})
-	if err != nil {
-		return nil, "", q.fail(op, err)
+		query, args = sqlListWorkspacesFrom, []any{after}
 	}
-	out, next := page(out, limit, func(w *keyplane.Workspace) string { return encodeCursor(cursorWorkspace, w.ID) })
-	return out, next, nil
+	return listPage(ctx, q, op, query, limit, values(scanWorkspace),
+		func(w *keyplane.Workspace) string { return encodeCursor(cursorWorkspace, w.ID) }, args...)
 }
 
 func (t *tx) CreateWorkspace(ctx context.Context, w *keyplane.Workspace) error {
