@@ -200,6 +200,17 @@ func checkOrigins(v *keyplane.Validation, list []string) []string {
 	})
 }
 
+// insertSecret stores value (whose digest is h) as a secret of k, sealed when k is recoverable. The
+// digest is admitted first, before the value can reach anyone: a filter must never refuse it.
+func (s *Service) insertSecret(ctx context.Context, tx store.Tx, wsID string, k *keyplane.APIKey, value string, h []byte, now time.Time) error {
+	sec := &keyplane.Secret{Hash: h, KeyID: k.ID, WorkspaceID: wsID, CreatedAt: now}
+	if k.Recoverable {
+		sec.Ciphertext = s.box.Seal([]byte(value), keyAD(wsID, k.ID))
+	}
+	s.admit(h)
+	return tx.InsertSecret(ctx, sec)
+}
+
 func checkMeta(v *keyplane.Validation, meta json.RawMessage) json.RawMessage {
 	if len(meta) == 0 || bytes.Equal(bytes.TrimSpace(meta), []byte("null")) {
 		return json.RawMessage("{}")
@@ -372,12 +383,7 @@ func (s *Service) CreateAPIKey(ctx context.Context, c *keyplane.Caller, wsID str
 		if err := tx.InsertAPIKey(ctx, k); err != nil {
 			return nil, err
 		}
-		sec := &keyplane.Secret{Hash: h[:], KeyID: k.ID, WorkspaceID: wsID, CreatedAt: now}
-		if k.Recoverable {
-			sec.Ciphertext = s.box.Seal([]byte(value), keyAD(wsID, k.ID))
-		}
-		s.admit(h[:]) // before the value can reach anyone: a filter must never refuse it
-		if err := tx.InsertSecret(ctx, sec); err != nil {
+		if err := s.insertSecret(ctx, tx, wsID, k, value, h[:], now); err != nil {
 			return nil, err
 		}
 		view := k.View(now)
@@ -600,12 +606,7 @@ func (s *Service) RotateAPIKey(ctx context.Context, c *keyplane.Caller, wsID, ke
 		}
 		value = keyformat.Generate(s.prefix, k.KeyType.Short(), string(k.Environment))
 		h := keyformat.Hash(value)
-		sec := &keyplane.Secret{Hash: h[:], KeyID: k.ID, WorkspaceID: wsID, CreatedAt: now}
-		if k.Recoverable {
-			sec.Ciphertext = s.box.Seal([]byte(value), keyAD(wsID, k.ID))
-		}
-		s.admit(h[:]) // before the value can reach anyone: a filter must never refuse it
-		if err := tx.InsertSecret(ctx, sec); err != nil {
+		if err := s.insertSecret(ctx, tx, wsID, k, value, h[:], now); err != nil {
 			return nil, err
 		}
 		oldEnds := now.Add(grace)

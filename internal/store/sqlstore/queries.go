@@ -3,6 +3,8 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"fmt"
+	"strings"
 
 	"github.com/keyplane/keyplane/internal/store"
 )
@@ -73,4 +75,45 @@ func listPage[T any](ctx context.Context, q *queries, op, query string, limit in
 	}
 	out, next := page(out, limit, cursor)
 	return out, next, nil
+}
+
+// listSQL builds a filtered list's query: its start, a clause and the parameters of each filter set,
+// the keyset cursor's clause, and its end.
+type listSQL struct {
+	b    strings.Builder
+	args []any
+}
+
+func newListSQL(start string, args ...any) *listSQL {
+	l := &listSQL{args: args}
+	l.b.WriteString(start)
+	return l
+}
+
+// add appends clause and its parameters.
+func (l *listSQL) add(clause string, args ...any) {
+	l.b.WriteString(clause)
+	l.args = append(l.args, args...)
+}
+
+// after adds clause with the id a cursor of kind holds, when there is a cursor; a cursor that this
+// list did not make is op's error.
+func (l *listSQL) after(op string, kind byte, cursor, clause string) error {
+	if cursor == "" {
+		return nil
+	}
+	id, err := decodeCursor(kind, cursor)
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	l.add(clause, id)
+	return nil
+}
+
+// checkLimit refuses a page of no rows: page needs at least one.
+func checkLimit(op string, limit int) error {
+	if limit < 1 {
+		return fmt.Errorf("%s: limit %d is not positive", op, limit)
+	}
+	return nil
 }

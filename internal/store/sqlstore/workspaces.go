@@ -50,8 +50,8 @@ func (q *queries) GetWorkspaceBySlug(ctx context.Context, slug string) (*keyplan
 
 func (q *queries) ListWorkspaces(ctx context.Context, limit int, cursor string) ([]keyplane.Workspace, string, error) {
 	const op = "list workspaces"
-	if limit < 1 {
-		return nil, "", fmt.Errorf("%s: limit %d is not positive", op, limit)
+	if err := checkLimit(op, limit); err != nil {
+		return nil, "", err
 	}
 	query, args := sqlListWorkspaces, []any{}
 	if cursor != "" {
