@@ -117,3 +117,13 @@ func checkLimit(op string, limit int) error {
 	}
 	return nil
 }
+
+// get runs a query of one row and reads it with scan; a failure (store.ErrNotFound when there is no
+// row) is reported as op's.
+func get[T any](ctx context.Context, q *queries, op, query string, scan func(scanner) (*T, error), args ...any) (*T, error) {
+	v, err := scan(q.queryRow(ctx, query, args...))
+	if err != nil {
+		return nil, q.fail(op, err)
+	}
+	return v, nil
+}

@@ -37,19 +37,11 @@ func scanRootKey(s scanner) (*keyplane.RootKey, error) {
 }
 
 func (q *queries) GetRootKeyByHash(ctx context.Context, hash []byte) (*keyplane.RootKey, error) {
-	k, err := scanRootKey(q.queryRow(ctx, sqlGetRootKeyByHash, hash))
-	if err != nil {
-		return nil, q.fail("get root key", err)
-	}
-	return k, nil
+	return get(ctx, q, "get root key", sqlGetRootKeyByHash, scanRootKey, hash)
 }
 
 func (q *queries) GetRootKey(ctx context.Context, id string) (*keyplane.RootKey, error) {
-	k, err := scanRootKey(q.queryRow(ctx, sqlGetRootKey, id))
-	if err != nil {
-		return nil, q.fail("get root key", err)
-	}
-	return k, nil
+	return get(ctx, q, "get root key", sqlGetRootKey, scanRootKey, id)
 }
 
 func (q *queries) ListRootKeys(ctx context.Context) ([]keyplane.RootKey, error) {

@@ -110,11 +110,7 @@ func nullInt64(p *int64) any {
 }
 
 func (q *queries) GetWebhook(ctx context.Context, workspaceID, id string) (*keyplane.WebhookEndpoint, error) {
-	e, err := scanWebhook(q.queryRow(ctx, sqlGetWebhook, id, workspaceID))
-	if err != nil {
-		return nil, q.fail("get webhook", err)
-	}
-	return e, nil
+	return get(ctx, q, "get webhook", sqlGetWebhook, scanWebhook, id, workspaceID)
 }
 
 func (q *queries) ListWebhooks(ctx context.Context, workspaceID string, limit int, cursor string) ([]keyplane.WebhookEndpoint, string, error) {

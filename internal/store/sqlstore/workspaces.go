@@ -33,19 +33,11 @@ func scanWorkspace(s scanner) (*keyplane.Workspace, error) {
 }
 
 func (q *queries) GetWorkspace(ctx context.Context, id string) (*keyplane.Workspace, error) {
-	w, err := scanWorkspace(q.queryRow(ctx, sqlGetWorkspace, id))
-	if err != nil {
-		return nil, q.fail("get workspace", err)
-	}
-	return w, nil
+	return get(ctx, q, "get workspace", sqlGetWorkspace, scanWorkspace, id)
 }
 
 func (q *queries) GetWorkspaceBySlug(ctx context.Context, slug string) (*keyplane.Workspace, error) {
-	w, err := scanWorkspace(q.queryRow(ctx, sqlGetWorkspaceBySlug, slug))
-	if err != nil {
-		return nil, q.fail("get workspace by slug", err)
-	}
-	return w, nil
+	return get(ctx, q, "get workspace by slug", sqlGetWorkspaceBySlug, scanWorkspace, slug)
 }
 
 func (q *queries) ListWorkspaces(ctx context.Context, limit int, cursor string) ([]keyplane.Workspace, string, error) {
