@@ -524,14 +524,22 @@ func (d *Dashboard) invitationError(w http.ResponseWriter, r *http.Request, v *v
 // fieldErrors maps a validation error's details to the form fields they concern; nil when err is not
 // a validation error.
 func fieldErrors(err error) map[string]string {
+	return formErrors(err, func(fe keyplane.FieldError) (string, string) {
+		return strings.SplitN(fe.Field, ".", 2)[0], sentence(labelled(fe.Field, fe.Message))
+	})
+}
+
+// formErrors maps a validation error's details to form fields, each detail's field and message as
+// message says; a field's messages are joined, and an error of no details is the form's. Nil when err
+// is not a validation error.
+func formErrors(err error, message func(keyplane.FieldError) (field, msg string)) map[string]string {
 	var e *keyplane.Error
 	if !errors.As(err, &e) || e.Code != keyplane.CodeInvalidRequest {
 		return nil
 	}
 	out := map[string]string{}
 	for _, fe := range e.Details {
-		field := strings.SplitN(fe.Field, ".", 2)[0]
-		msg := sentence(labelled(fe.Field, fe.Message))
+		field, msg := message(fe)
 		if out[field] != "" {
 			msg = out[field] + " " + msg
 		}

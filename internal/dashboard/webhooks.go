@@ -1,7 +1,6 @@
 package dashboard
 
 import (
-	"errors"
 	"maps"
 	"net/http"
 	"net/url"
@@ -433,12 +432,7 @@ func ellipsis(s string, n int) string {
 // not one. The service names an unknown event type by its place in the list ("eventTypes[2]"): the
 // dashboard names it by the value the person sent, next to the events.
 func hookFieldErrors(err error, types []string) map[string]string {
-	var e *keyplane.Error
-	if !errors.As(err, &e) || e.Code != keyplane.CodeInvalidRequest {
-		return nil
-	}
-	out := map[string]string{}
-	for _, fe := range e.Details {
+	return formErrors(err, func(fe keyplane.FieldError) (string, string) {
 		field, msg := fe.Field, ""
 		if rest, ok := strings.CutPrefix(field, "eventTypes["); ok {
 			field = "eventTypes"
@@ -455,15 +449,8 @@ func hookFieldErrors(err error, types []string) map[string]string {
 				msg = sentence(labelled(field, fe.Message))
 			}
 		}
-		if out[field] != "" {
-			msg = out[field] + " " + msg
-		}
-		out[field] = msg
-	}
-	if len(out) == 0 {
-		out["form"] = sentence(e.Message)
-	}
-	return out
+		return field, msg
+	})
 }
 
 // oneLine joins a form's errors into one message, in a stable order.

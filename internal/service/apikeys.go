@@ -142,67 +142,73 @@ func withinAllowlist(list []string, e string) bool {
 	return false
 }
 
-func (s *Service) checkPermissions(v *keyplane.Validation, perms []string) []string {
-	if len(perms) > keyplane.MaxPermissions {
-		v.Add("permissions", "at most %d permissions", keyplane.MaxPermissions)
+// checkList checks a list field of at most max entries (noun names them in the refusal): each entry
+// is written as norm returns it, or refused with norm's reason; an entry given twice is kept once, in
+// its first place.
+func checkList(v *keyplane.Validation, field string, list []string, max int, noun string, norm func(string) (string, string)) []string {
+	if len(list) > max {
+		v.Add(field, "at most %d %s", max, noun)
 		return nil
 	}
-	out := make([]string, 0, len(perms))
-	for _, p := range perms {
-		if !s.catalog.HasPermission(p) {
-			v.Add("permissions", "%q is not in the permission catalog (GET /v1/permissions lists it)", truncate(p, 100))
+	out := make([]string, 0, len(list))
+	for _, e := range list {
+		n, reason := norm(e)
+		if reason != "" {
+			v.Add(field, "%s", reason)
 			continue
 		}
-		if !slices.Contains(out, p) {
-			out = append(out, p)
+		if !slices.Contains(out, n) {
+			out = append(out, n)
 		}
 	}
+	return out
+}
+
+func (s *Service) checkPermissions(v *keyplane.Validation, perms []string) []string {
+	out := checkList(v, "permissions", perms, keyplane.MaxPermissions, "permissions", func(p string) (string, string) {
+		if !s.catalog.HasPermission(p) {
+			return "", fmt.Sprintf("%q is not in the permission catalog (GET /v1/permissions lists it)", truncate(p, 100))
+		}
+		return p, ""
+	})
 	slices.Sort(out)
 	return out
 }
 
 func checkIPAllowlist(v *keyplane.Validation, list []string) []string {
-	if len(list) > keyplane.MaxIPAllowlist {
-		v.Add("ipAllowlist", "at most %d entries", keyplane.MaxIPAllowlist)
-		return nil
-	}
-	out := make([]string, 0, len(list))
-	for _, s := range list {
+	return checkList(v, "ipAllowlist", list, keyplane.MaxIPAllowlist, "entries", func(s string) (string, string) {
 		p, err := keyplane.ParseIPOrPrefix(strings.TrimSpace(s))
 		if err != nil {
-			v.Add("ipAllowlist", "%q: %s", truncate(s, 60), err.(*keyplane.Error).Message)
-			continue
+			return "", fmt.Sprintf("%q: %s", truncate(s, 60), err.(*keyplane.Error).Message)
 		}
-		norm := p.String()
 		if p.IsSingleIP() {
-			norm = p.Addr().String()
+			return p.Addr().String(), ""
 		}
-		if !slices.Contains(out, norm) {
-			out = append(out, norm)
-		}
-	}
-	return out
+		return p.String(), ""
+	})
 }
 
 // checkOrigins accepts web origins such as https://shop.example.com or http://localhost:3000 and
 // writes them as browsers send them in the Origin header: lower-case scheme and host, no path.
 func checkOrigins(v *keyplane.Validation, list []string) []string {
-	if len(list) > keyplane.MaxOrigins {
-		v.Add("allowedOrigins", "at most %d origins", keyplane.MaxOrigins)
-		return nil
-	}
-	out := make([]string, 0, len(list))
-	for _, o := range list {
+	return checkList(v, "allowedOrigins", list, keyplane.MaxOrigins, "origins", func(o string) (string, string) {
 		norm, ok := keyplane.NormalizeOrigin(strings.TrimSpace(o))
 		if !ok || len(o) > 300 {
-			v.Add("allowedOrigins", "%q is not an origin such as https://shop.example.com (http or https, a host, a port from 1 to 65535; no path or wildcard)", truncate(o, 60))
-			continue
+			return "", fmt.Sprintf("%q is not an origin such as https://shop.example.com (http or https, a host, a port from 1 to 65535; no path or wildcard)", truncate(o, 60))
 		}
-		if !slices.Contains(out, norm) {
-			out = append(out, norm)
-		}
+		return norm, ""
+	})
+}
+
+// insertSecret stores value (whose digest is h) as a secret of k, sealed when k is recoverable. The
+// digest is admitted first, before the value can reach anyone: a filter must never refuse it.
+func (s *Service) insertSecret(ctx context.Context, tx store.Tx, wsID string, k *keyplane.APIKey, value string, h []byte, now time.Time) error {
+	sec := &keyplane.Secret{Hash: h, KeyID: k.ID, WorkspaceID: wsID, CreatedAt: now}
+	if k.Recoverable {
+		sec.Ciphertext = s.box.Seal([]byte(value), keyAD(wsID, k.ID))
 	}
-	return out
+	s.admit(h)
+	return tx.InsertSecret(ctx, sec)
 }
 
 func checkMeta(v *keyplane.Validation, meta json.RawMessage) json.RawMessage {
@@ -377,12 +383,7 @@ func (s *Service) CreateAPIKey(ctx context.Context, c *keyplane.Caller, wsID str
 		if err := tx.InsertAPIKey(ctx, k); err != nil {
 			return nil, err
 		}
-		sec := &keyplane.Secret{Hash: h[:], KeyID: k.ID, WorkspaceID: wsID, CreatedAt: now}
-		if k.Recoverable {
-			sec.Ciphertext = s.box.Seal([]byte(value), keyAD(wsID, k.ID))
-		}
-		s.admit(h[:]) // before the value can reach anyone: a filter must never refuse it
-		if err := tx.InsertSecret(ctx, sec); err != nil {
+		if err := s.insertSecret(ctx, tx, wsID, k, value, h[:], now); err != nil {
 			return nil, err
 		}
 		view := k.View(now)
@@ -605,12 +606,7 @@ func (s *Service) RotateAPIKey(ctx context.Context, c *keyplane.Caller, wsID, ke
 		}
 		value = keyformat.Generate(s.prefix, k.KeyType.Short(), string(k.Environment))
 		h := keyformat.Hash(value)
-		sec := &keyplane.Secret{Hash: h[:], KeyID: k.ID, WorkspaceID: wsID, CreatedAt: now}
-		if k.Recoverable {
-			sec.Ciphertext = s.box.Seal([]byte(value), keyAD(wsID, k.ID))
-		}
-		s.admit(h[:]) // before the value can reach anyone: a filter must never refuse it
-		if err := tx.InsertSecret(ctx, sec); err != nil {
+		if err := s.insertSecret(ctx, tx, wsID, k, value, h[:], now); err != nil {
 			return nil, err
 		}
 		oldEnds := now.Add(grace)

@@ -9,8 +9,8 @@ import (
 
 	"github.com/keyplane/keyplane"
 	"github.com/keyplane/keyplane/internal/kptest"
-	"github.com/keyplane/keyplane/internal/masterkey"
 	"github.com/keyplane/keyplane/internal/service"
+	"github.com/keyplane/keyplane/internal/service/servicetest"
 	"github.com/keyplane/keyplane/internal/store"
 	"github.com/keyplane/keyplane/internal/store/storetest"
 	"github.com/keyplane/keyplane/internal/webhook"
@@ -45,10 +45,7 @@ func TestRefusalsFailWithoutTheirAuditEntry(t *testing.T) {
 	for _, d := range storetest.Drivers() {
 		t.Run(d, func(t *testing.T) {
 			ctx := context.Background()
-			st := storetest.Open(t, d)
-			box, _ := masterkey.New(make([]byte, 32))
-			cat, _ := keyplane.NewCatalog(nil, nil)
-			svc := service.New(service.Options{Store: st, Catalog: cat, Box: box, KeyPrefix: "kp",
+			svc, st := servicetest.Open(t, d, service.Options{
 				Webhooks: service.WebhookOptions{Policy: webhook.URLPolicy{AllowPrivate: true, AllowHTTP: true}, Guard: kptest.Guard(t)}})
 			sys := keyplane.System("test")
 			w, err := svc.CreateWorkspace(ctx, sys, service.WorkspaceInput{Name: "Shop", Slug: "shop"})

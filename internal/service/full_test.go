@@ -10,8 +10,8 @@ import (
 	"testing"
 
 	"github.com/keyplane/keyplane"
-	"github.com/keyplane/keyplane/internal/masterkey"
 	"github.com/keyplane/keyplane/internal/service"
+	"github.com/keyplane/keyplane/internal/service/servicetest"
 	"github.com/keyplane/keyplane/internal/store"
 	"github.com/keyplane/keyplane/internal/store/storetest"
 )
@@ -31,11 +31,8 @@ func TestFullDiskIsUnavailable(t *testing.T) {
 		t.Run(d, func(t *testing.T) {
 			ctx := context.Background()
 			st := storetest.Open(t, d)
-			box, _ := masterkey.New(make([]byte, 32))
-			cat, _ := keyplane.NewCatalog(nil, nil)
 			var logs bytes.Buffer
-			svc := service.New(service.Options{Store: fullStore{st}, Catalog: cat, Box: box, KeyPrefix: "kp",
-				Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+			svc := servicetest.New(t, fullStore{st}, service.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 
 			err := svc.Audit(ctx, keyplane.System("test"), store.OperatorChain, keyplane.AuditRecord{Action: "test.full", Target: keyplane.Target{Type: "test"}})
 			var e *keyplane.Error

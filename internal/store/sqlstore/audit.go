@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 
 	"github.com/keyplane/keyplane"
 	"github.com/keyplane/keyplane/internal/store"
@@ -73,73 +72,45 @@ func (q *queries) LastAudit(ctx context.Context, chain string) (int64, string, e
 
 func (q *queries) ListAudit(ctx context.Context, chain string, f store.AuditFilter) ([]keyplane.AuditEntry, string, error) {
 	const op = "list audit entries"
-	if f.Limit < 1 {
-		return nil, "", fmt.Errorf("%s: limit %d is not positive", op, f.Limit)
+	if err := checkLimit(op, f.Limit); err != nil {
+		return nil, "", err
 	}
-	var b strings.Builder
-	b.WriteString(sqlListAudit)
-	args := []any{chain}
+	l := newListSQL(sqlListAudit, chain)
 	if f.Action != "" {
-		b.WriteString(sqlAuditAction)
-		args = append(args, f.Action)
+		l.add(sqlAuditAction, f.Action)
 	}
 	if f.ActorID != "" {
-		b.WriteString(sqlAuditActor)
-		args = append(args, f.ActorID)
+		l.add(sqlAuditActor, f.ActorID)
 	}
 	if f.TargetID != "" {
-		b.WriteString(sqlAuditTarget)
-		args = append(args, f.TargetID)
+		l.add(sqlAuditTarget, f.TargetID)
 	}
 	if f.Since != nil {
-		b.WriteString(sqlAuditSince)
-		args = append(args, micros(*f.Since))
+		l.add(sqlAuditSince, micros(*f.Since))
 	}
 	if f.Until != nil {
-		b.WriteString(sqlAuditUntil)
-		args = append(args, micros(*f.Until))
+		l.add(sqlAuditUntil, micros(*f.Until))
 	}
 	if f.Cursor != "" {
+		// The audit log's cursor is a sequence number, not an id.
 		before, err := decodeSeqCursor(f.Cursor)
 		if err != nil {
 			return nil, "", fmt.Errorf("%s: %w", op, err)
 		}
-		b.WriteString(sqlAuditBefore)
-		args = append(args, before)
+		l.add(sqlAuditBefore, before)
 	}
-	b.WriteString(sqlListAuditEnd)
-	args = append(args, f.Limit+1)
-
-	rows, err := q.query(ctx, b.String(), args...)
-	if err != nil {
-		return nil, "", q.fail(op, err)
-	}
-	out, err := collect(rows, func(s scanner) (keyplane.AuditEntry, error) {
-		e, err := scanAudit(s)
-		if err != nil {
-			return keyplane.AuditEntry{}, err
-		}
-		return *e, nil
-	})
-	if err != nil {
-		return nil, "", q.fail(op, err)
-	}
-	out, next := page(out, f.Limit, func(e *keyplane.AuditEntry) string {
+	l.add(sqlListAuditEnd)
+	return listPage(ctx, q, op, l.b.String(), f.Limit, values(scanAudit), func(e *keyplane.AuditEntry) string {
 		return encodeCursor(cursorAudit, strconv.FormatInt(e.Seq, 10))
-	})
-	return out, next, nil
+	}, l.args...)
 }
 
 func (q *queries) ScanAudit(ctx context.Context, chain string, fn func(*keyplane.AuditEntry) error) error {
 	var after int64
 	for {
-		rows, err := q.query(ctx, sqlScanAudit, chain, after, scanAuditBatch)
+		batch, err := list(ctx, q, "scan audit entries", sqlScanAudit, scanAudit, chain, after, scanAuditBatch)
 		if err != nil {
-			return q.fail("scan audit entries", err)
-		}
-		batch, err := collect(rows, scanAudit)
-		if err != nil {
-			return q.fail("scan audit entries", err)
+			return err
 		}
 		for _, e := range batch {
 			if err := fn(e); err != nil {
@@ -154,19 +125,11 @@ func (q *queries) ScanAudit(ctx context.Context, chain string, fn func(*keyplane
 }
 
 func (q *queries) AuditChains(ctx context.Context) ([]string, error) {
-	rows, err := q.query(ctx, sqlAuditChains)
-	if err != nil {
-		return nil, q.fail("audit chains", err)
-	}
-	out, err := collect(rows, func(s scanner) (string, error) {
+	return list(ctx, q, "audit chains", sqlAuditChains, func(s scanner) (string, error) {
 		var c string
 		err := s.Scan(&c)
 		return c, err
 	})
-	if err != nil {
-		return nil, q.fail("audit chains", err)
-	}
-	return out, nil
 }
 
 func (t *tx) InsertAudit(ctx context.Context, e *keyplane.AuditEntry) error {

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/keyplane/keyplane"
@@ -221,51 +220,33 @@ func (q *queries) FindAPIKey(ctx context.Context, id string) (*keyplane.APIKey, 
 
 func (q *queries) ListAPIKeys(ctx context.Context, workspaceID string, f store.KeyFilter) ([]keyplane.APIKey, string, error) {
 	const op = "list api keys"
-	if f.Limit < 1 {
-		return nil, "", fmt.Errorf("%s: limit %d is not positive", op, f.Limit)
+	if err := checkLimit(op, f.Limit); err != nil {
+		return nil, "", err
 	}
-	var b strings.Builder
-	b.WriteString(sqlListAPIKeys)
-	args := []any{workspaceID}
+	l := newListSQL(sqlListAPIKeys, workspaceID)
 	if f.Environment != "" {
-		b.WriteString(sqlKeyEnvironment)
-		args = append(args, string(f.Environment))
+		l.add(sqlKeyEnvironment, string(f.Environment))
 	}
 	if f.KeyType != "" {
-		b.WriteString(sqlKeyType)
-		args = append(args, string(f.KeyType))
+		l.add(sqlKeyType, string(f.KeyType))
 	}
 	if f.Status != "" {
 		clause, takesNow, ok := keyStatusClause(f.Status)
 		if !ok {
 			return nil, "", fmt.Errorf("%s: unknown status %q", op, f.Status)
 		}
-		b.WriteString(clause)
 		if takesNow {
-			args = append(args, micros(f.Now))
+			l.add(clause, micros(f.Now))
+		} else {
+			l.add(clause)
 		}
 	}
-	if f.Cursor != "" {
-		after, err := decodeCursor(cursorAPIKey, f.Cursor)
-		if err != nil {
-			return nil, "", fmt.Errorf("%s: %w", op, err)
-		}
-		b.WriteString(sqlKeyBefore)
-		args = append(args, after)
+	if err := l.after(op, cursorAPIKey, f.Cursor, sqlKeyBefore); err != nil {
+		return nil, "", err
 	}
-	b.WriteString(sqlListAPIKeysEnd)
-	args = append(args, f.Limit+1)
-
-	rows, err := q.query(ctx, b.String(), args...)
-	if err != nil {
-		return nil, "", q.fail(op, err)
-	}
-	out, err := collect(rows, scanAPIKey)
-	if err != nil {
-		return nil, "", q.fail(op, err)
-	}
-	out, next := page(out, f.Limit, func(k *keyplane.APIKey) string { return encodeCursor(cursorAPIKey, k.ID) })
-	return out, next, nil
+	l.add(sqlListAPIKeysEnd)
+	return listPage(ctx, q, op, l.b.String(), f.Limit, scanAPIKey,
+		func(k *keyplane.APIKey) string { return encodeCursor(cursorAPIKey, k.ID) }, l.args...)
 }
 
 func (q *queries) CountKeys(ctx context.Context, workspaceID string) (int, error) {
@@ -285,15 +266,7 @@ func (q *queries) LookupSecret(ctx context.Context, hash []byte) (*keyplane.APIK
 }
 
 func (q *queries) ListSecrets(ctx context.Context, keyID string) ([]keyplane.Secret, error) {
-	rows, err := q.query(ctx, sqlListSecrets, keyID)
-	if err != nil {
-		return nil, q.fail("list secrets", err)
-	}
-	out, err := collect(rows, scanSecret)
-	if err != nil {
-		return nil, q.fail("list secrets", err)
-	}
-	return out, nil
+	return list(ctx, q, "list secrets", sqlListSecrets, scanSecret, keyID)
 }
 
 func (q *queries) NewestPublishableKey(ctx context.Context, workspaceID string, env keyplane.Environment, now time.Time) (*keyplane.APIKey, *keyplane.Secret, error) {

@@ -24,11 +24,7 @@ const (
 )
 
 func (q *queries) ListMembers(ctx context.Context, workspaceID string) ([]keyplane.Member, error) {
-	rows, err := q.query(ctx, sqlListMembers, workspaceID)
-	if err != nil {
-		return nil, q.fail("list members", err)
-	}
-	out, err := collect(rows, func(s scanner) (keyplane.Member, error) {
+	return list(ctx, q, "list members", sqlListMembers, func(s scanner) (keyplane.Member, error) {
 		var m keyplane.Member
 		var role, status string
 		var created int64
@@ -37,11 +33,7 @@ func (q *queries) ListMembers(ctx context.Context, workspaceID string) ([]keypla
 		}
 		m.Role, m.Status, m.CreatedAt = keyplane.Role(role), keyplane.MemberStatus(status), fromMicros(created)
 		return m, nil
-	})
-	if err != nil {
-		return nil, q.fail("list members", err)
-	}
-	return out, nil
+	}, workspaceID)
 }
 
 func (q *queries) ListMemberships(ctx context.Context, userID string) ([]keyplane.Membership, error) {
@@ -53,11 +45,7 @@ func (q *queries) ListInvitations(ctx context.Context, userID string) ([]keyplan
 }
 
 func (q *queries) listMemberships(ctx context.Context, op, userID string, status keyplane.MemberStatus) ([]keyplane.Membership, error) {
-	rows, err := q.query(ctx, sqlListMemberships, userID, string(status))
-	if err != nil {
-		return nil, q.fail(op, err)
-	}
-	out, err := collect(rows, func(s scanner) (keyplane.Membership, error) {
+	return list(ctx, q, op, sqlListMemberships, func(s scanner) (keyplane.Membership, error) {
 		var m keyplane.Membership
 		var role string
 		var created, updated int64
@@ -67,11 +55,7 @@ func (q *queries) listMemberships(ctx context.Context, op, userID string, status
 		}
 		w.CreatedAt, w.UpdatedAt, m.Role = fromMicros(created), fromMicros(updated), keyplane.Role(role)
 		return m, nil
-	})
-	if err != nil {
-		return nil, q.fail(op, err)
-	}
-	return out, nil
+	}, userID, string(status))
 }
 
 func (t *tx) UpsertMember(ctx context.Context, m *keyplane.Member) error {

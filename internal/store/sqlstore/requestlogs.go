@@ -345,8 +345,8 @@ func (db *DB) PruneUsage(ctx context.Context, before time.Time, limit int) (int6
 }
 
 func (db *DB) prune(ctx context.Context, op, query string, before any, limit int) (int64, error) {
-	if limit < 1 {
-		return 0, fmt.Errorf("%s: limit %d is not positive", op, limit)
+	if err := checkLimit(op, limit); err != nil {
+		return 0, err
 	}
 	var n int64
 	err := db.inTx(ctx, nil, func(stx store.Tx) error {
@@ -370,53 +370,35 @@ func (db *DB) ListRequestLogs(ctx context.Context, workspaceID string, f store.L
 
 func (q *queries) listRequestLogs(ctx context.Context, workspaceID string, f store.LogFilter) ([]keyplane.RequestLog, string, error) {
 	const op = "list request logs"
-	if f.Limit < 1 {
-		return nil, "", fmt.Errorf("%s: limit %d is not positive", op, f.Limit)
+	if err := checkLimit(op, f.Limit); err != nil {
+		return nil, "", err
 	}
-	var b strings.Builder
-	b.WriteString(sqlListRequestLogs)
+	l := newListSQL(sqlListRequestLogs)
 	if f.KeyID != "" {
-		b.WriteString(q.db.d.LogKeyIndex)
+		l.add(q.db.d.LogKeyIndex)
 	}
-	b.WriteString(sqlLogWorkspace)
-	args := []any{workspaceID}
+	l.add(sqlLogWorkspace, workspaceID)
 	if f.KeyID != "" {
-		b.WriteString(sqlLogKey)
-		args = append(args, f.KeyID)
+		l.add(sqlLogKey, f.KeyID)
 	}
 	if f.Code != "" {
-		b.WriteString(sqlLogCode)
-		args = append(args, string(f.Code))
+		l.add(sqlLogCode, string(f.Code))
 	}
 	if f.Source != "" {
-		b.WriteString(sqlLogSource)
-		args = append(args, string(f.Source))
+		l.add(sqlLogSource, string(f.Source))
 	}
 	if f.Since != nil {
-		b.WriteString(sqlLogSince)
-		args = append(args, id.Floor(id.Request, *f.Since), micros(*f.Since))
+		l.add(sqlLogSince, id.Floor(id.Request, *f.Since), micros(*f.Since))
 	}
 	if f.Until != nil {
 		// Entries of until's own millisecond have ids at or after its floor: bound by the next one.
-		b.WriteString(sqlLogUntil)
-		args = append(args, id.Floor(id.Request, f.Until.Add(time.Millisecond)), micros(*f.Until))
+		l.add(sqlLogUntil, id.Floor(id.Request, f.Until.Add(time.Millisecond)), micros(*f.Until))
 	}
-	if f.Cursor != "" {
-		before, err := decodeCursor(cursorRequestLog, f.Cursor)
-		if err != nil {
-			return nil, "", fmt.Errorf("%s: %w", op, err)
-		}
-		b.WriteString(sqlLogBefore)
-		args = append(args, before)
+	if err := l.after(op, cursorRequestLog, f.Cursor, sqlLogBefore); err != nil {
+		return nil, "", err
 	}
-	b.WriteString(sqlListRequestLogsEnd)
-	args = append(args, f.Limit+1)
-
-	rows, err := q.query(ctx, b.String(), args...)
-	if err != nil {
-		return nil, "", q.fail(op, err)
-	}
-	out, err := collect(rows, func(s scanner) (keyplane.RequestLog, error) {
+	l.add(sqlListRequestLogsEnd)
+	return listPage(ctx, q, op, l.b.String(), f.Limit, func(s scanner) (keyplane.RequestLog, error) {
 		var e keyplane.RequestLog
 		var ts int64
 		var code, source string
@@ -426,12 +408,7 @@ func (q *queries) listRequestLogs(ctx context.Context, workspaceID string, f sto
 		}
 		e.Timestamp, e.Code, e.Source = fromMicros(ts), keyplane.VerifyCode(code), keyplane.LogSource(source)
 		return e, nil
-	})
-	if err != nil {
-		return nil, "", q.fail(op, err)
-	}
-	out, next := page(out, f.Limit, func(e *keyplane.RequestLog) string { return encodeCursor(cursorRequestLog, e.ID) })
-	return out, next, nil
+	}, func(e *keyplane.RequestLog) string { return encodeCursor(cursorRequestLog, e.ID) }, l.args...)
 }
 
 // Usage reads the log's database, outside any transaction.

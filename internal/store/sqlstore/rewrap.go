@@ -18,33 +18,11 @@ func (q *queries) SealedSecrets(ctx context.Context, after []byte, limit int) ([
 	if after == nil {
 		after = []byte{}
 	}
-	rows, err := q.query(ctx, sqlSealedSecrets, after, limit)
-	if err != nil {
-		return nil, q.fail("sealed secrets", err)
-	}
-	out, err := collect(rows, scanSecret)
-	if err != nil {
-		return nil, q.fail("sealed secrets", err)
-	}
-	return out, nil
+	return list(ctx, q, "sealed secrets", sqlSealedSecrets, scanSecret, after, limit)
 }
 
 func (q *queries) AllWebhooks(ctx context.Context, after string, limit int) ([]keyplane.WebhookEndpoint, error) {
-	rows, err := q.query(ctx, sqlAllWebhooks, after, limit)
-	if err != nil {
-		return nil, q.fail("all webhooks", err)
-	}
-	out, err := collect(rows, func(s scanner) (keyplane.WebhookEndpoint, error) {
-		e, err := scanWebhook(s)
-		if err != nil {
-			return keyplane.WebhookEndpoint{}, err
-		}
-		return *e, nil
-	})
-	if err != nil {
-		return nil, q.fail("all webhooks", err)
-	}
-	return out, nil
+	return list(ctx, q, "all webhooks", sqlAllWebhooks, values(scanWebhook), after, limit)
 }
 
 func (t *tx) SetSecretCiphertext(ctx context.Context, hash, ciphertext []byte) error {

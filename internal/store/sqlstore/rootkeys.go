@@ -37,37 +37,15 @@ func scanRootKey(s scanner) (*keyplane.RootKey, error) {
 }
 
 func (q *queries) GetRootKeyByHash(ctx context.Context, hash []byte) (*keyplane.RootKey, error) {
-	k, err := scanRootKey(q.queryRow(ctx, sqlGetRootKeyByHash, hash))
-	if err != nil {
-		return nil, q.fail("get root key", err)
-	}
-	return k, nil
+	return get(ctx, q, "get root key", sqlGetRootKeyByHash, scanRootKey, hash)
 }
 
 func (q *queries) GetRootKey(ctx context.Context, id string) (*keyplane.RootKey, error) {
-	k, err := scanRootKey(q.queryRow(ctx, sqlGetRootKey, id))
-	if err != nil {
-		return nil, q.fail("get root key", err)
-	}
-	return k, nil
+	return get(ctx, q, "get root key", sqlGetRootKey, scanRootKey, id)
 }
 
 func (q *queries) ListRootKeys(ctx context.Context) ([]keyplane.RootKey, error) {
-	rows, err := q.query(ctx, sqlListRootKeys)
-	if err != nil {
-		return nil, q.fail("list root keys", err)
-	}
-	out, err := collect(rows, func(s scanner) (keyplane.RootKey, error) {
-		k, err := scanRootKey(s)
-		if err != nil {
-			return keyplane.RootKey{}, err
-		}
-		return *k, nil
-	})
-	if err != nil {
-		return nil, q.fail("list root keys", err)
-	}
-	return out, nil
+	return list(ctx, q, "list root keys", sqlListRootKeys, values(scanRootKey))
 }
 
 func (t *tx) CreateRootKey(ctx context.Context, k *keyplane.RootKey) error {

@@ -31,19 +31,11 @@ func scanUser(s scanner) (*keyplane.User, error) {
 }
 
 func (q *queries) GetUser(ctx context.Context, id string) (*keyplane.User, error) {
-	u, err := scanUser(q.queryRow(ctx, sqlGetUser, id))
-	if err != nil {
-		return nil, q.fail("get user", err)
-	}
-	return u, nil
+	return get(ctx, q, "get user", sqlGetUser, scanUser, id)
 }
 
 func (q *queries) GetUserByEmail(ctx context.Context, email string) (*keyplane.User, error) {
-	u, err := scanUser(q.queryRow(ctx, sqlGetUserByEmail, strings.ToLower(email)))
-	if err != nil {
-		return nil, q.fail("get user by email", err)
-	}
-	return u, nil
+	return get(ctx, q, "get user by email", sqlGetUserByEmail, scanUser, strings.ToLower(email))
 }
 
 func (t *tx) CreateUser(ctx context.Context, u *keyplane.User) error {

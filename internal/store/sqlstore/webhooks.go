@@ -110,60 +110,28 @@ func nullInt64(p *int64) any {
 }
 
 func (q *queries) GetWebhook(ctx context.Context, workspaceID, id string) (*keyplane.WebhookEndpoint, error) {
-	e, err := scanWebhook(q.queryRow(ctx, sqlGetWebhook, id, workspaceID))
-	if err != nil {
-		return nil, q.fail("get webhook", err)
-	}
-	return e, nil
+	return get(ctx, q, "get webhook", sqlGetWebhook, scanWebhook, id, workspaceID)
 }
 
 func (q *queries) ListWebhooks(ctx context.Context, workspaceID string, limit int, cursor string) ([]keyplane.WebhookEndpoint, string, error) {
 	const op = "list webhooks"
-	if limit < 1 {
-		return nil, "", fmt.Errorf("%s: limit %d is not positive", op, limit)
+	if err := checkLimit(op, limit); err != nil {
+		return nil, "", err
 	}
-	query, args := sqlListWebhooks, []any{workspaceID}
-	if cursor != "" {
-		after, err := decodeCursor(cursorWebhook, cursor)
-		if err != nil {
-			return nil, "", fmt.Errorf("%s: %w", op, err)
-		}
-		query += sqlWebhookBefore
-		args = append(args, after)
+	l := newListSQL(sqlListWebhooks, workspaceID)
+	if err := l.after(op, cursorWebhook, cursor, sqlWebhookBefore); err != nil {
+		return nil, "", err
 	}
-	rows, err := q.query(ctx, query+sqlListWebhooksEnd, append(args, limit+1)...)
-	if err != nil {
-		return nil, "", q.fail(op, err)
-	}
-	out, err := collect(rows, func(s scanner) (keyplane.WebhookEndpoint, error) {
-		e, err := scanWebhook(s)
-		if err != nil {
-			return keyplane.WebhookEndpoint{}, err
-		}
-		return *e, nil
-	})
-	if err != nil {
-		return nil, "", q.fail(op, err)
-	}
-	out, next := page(out, limit, func(e *keyplane.WebhookEndpoint) string { return encodeCursor(cursorWebhook, e.ID) })
-	return out, next, nil
+	l.add(sqlListWebhooksEnd)
+	return listPage(ctx, q, op, l.b.String(), limit, values(scanWebhook),
+		func(e *keyplane.WebhookEndpoint) string { return encodeCursor(cursorWebhook, e.ID) }, l.args...)
 }
 
 func (q *queries) SubscribedWebhooks(ctx context.Context, workspaceID, eventType string) ([]keyplane.WebhookEndpoint, error) {
 	const op = "subscribed webhooks"
-	rows, err := q.query(ctx, sqlEnabledWebhooks, workspaceID)
+	all, err := list(ctx, q, op, sqlEnabledWebhooks, values(scanWebhook), workspaceID)
 	if err != nil {
-		return nil, q.fail(op, err)
-	}
-	all, err := collect(rows, func(s scanner) (keyplane.WebhookEndpoint, error) {
-		e, err := scanWebhook(s)
-		if err != nil {
-			return keyplane.WebhookEndpoint{}, err
-		}
-		return *e, nil
-	})
-	if err != nil {
-		return nil, q.fail(op, err)
+		return nil, err
 	}
 	// A workspace has few endpoints: their subscriptions are matched here rather than in JSON SQL,
 	// which the two databases spell differently.
@@ -186,35 +154,19 @@ func (q *queries) GetDelivery(ctx context.Context, workspaceID, endpointID, id s
 
 func (q *queries) ListDeliveries(ctx context.Context, workspaceID, endpointID string, f store.DeliveryFilter) ([]keyplane.Delivery, string, error) {
 	const op = "list deliveries"
-	if f.Limit < 1 {
-		return nil, "", fmt.Errorf("%s: limit %d is not positive", op, f.Limit)
+	if err := checkLimit(op, f.Limit); err != nil {
+		return nil, "", err
 	}
-	var b strings.Builder
-	b.WriteString(sqlListDeliveries)
-	args := []any{endpointID, workspaceID}
+	l := newListSQL(sqlListDeliveries, endpointID, workspaceID)
 	if f.Status != "" {
-		b.WriteString(sqlDeliveryStatus)
-		args = append(args, string(f.Status))
+		l.add(sqlDeliveryStatus, string(f.Status))
 	}
-	if f.Cursor != "" {
-		after, err := decodeCursor(cursorDelivery, f.Cursor)
-		if err != nil {
-			return nil, "", fmt.Errorf("%s: %w", op, err)
-		}
-		b.WriteString(sqlDeliveryBefore)
-		args = append(args, after)
+	if err := l.after(op, cursorDelivery, f.Cursor, sqlDeliveryBefore); err != nil {
+		return nil, "", err
 	}
-	b.WriteString(sqlListDeliveriesEnd)
-	rows, err := q.query(ctx, b.String(), append(args, f.Limit+1)...)
-	if err != nil {
-		return nil, "", q.fail(op, err)
-	}
-	out, err := collect(rows, scanDelivery)
-	if err != nil {
-		return nil, "", q.fail(op, err)
-	}
-	out, next := page(out, f.Limit, func(d *keyplane.Delivery) string { return encodeCursor(cursorDelivery, d.ID) })
-	return out, next, nil
+	l.add(sqlListDeliveriesEnd)
+	return listPage(ctx, q, op, l.b.String(), f.Limit, scanDelivery,
+		func(d *keyplane.Delivery) string { return encodeCursor(cursorDelivery, d.ID) }, l.args...)
 }
 
 func (q *queries) GetEvent(ctx context.Context, workspaceID, id string) (*keyplane.Event, error) {

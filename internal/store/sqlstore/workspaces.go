@@ -2,7 +2,6 @@ package sqlstore
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 
 	"github.com/keyplane/keyplane"
@@ -34,52 +33,28 @@ func scanWorkspace(s scanner) (*keyplane.Workspace, error) {
 }
 
 func (q *queries) GetWorkspace(ctx context.Context, id string) (*keyplane.Workspace, error) {
-	w, err := scanWorkspace(q.queryRow(ctx, sqlGetWorkspace, id))
-	if err != nil {
-		return nil, q.fail("get workspace", err)
-	}
-	return w, nil
+	return get(ctx, q, "get workspace", sqlGetWorkspace, scanWorkspace, id)
 }
 
 func (q *queries) GetWorkspaceBySlug(ctx context.Context, slug string) (*keyplane.Workspace, error) {
-	w, err := scanWorkspace(q.queryRow(ctx, sqlGetWorkspaceBySlug, slug))
-	if err != nil {
-		return nil, q.fail("get workspace by slug", err)
-	}
-	return w, nil
+	return get(ctx, q, "get workspace by slug", sqlGetWorkspaceBySlug, scanWorkspace, slug)
 }
 
 func (q *queries) ListWorkspaces(ctx context.Context, limit int, cursor string) ([]keyplane.Workspace, string, error) {
 	const op = "list workspaces"
-	if limit < 1 {
-		return nil, "", fmt.Errorf("%s: limit %d is not positive", op, limit)
+	if err := checkLimit(op, limit); err != nil {
+		return nil, "", err
 	}
-	var rows *sql.Rows
-	var err error
-	if cursor == "" {
-		rows, err = q.query(ctx, sqlListWorkspaces, limit+1)
-	} else {
-		after, cerr := decodeCursor(cursorWorkspace, cursor)
-		if cerr != nil {
-			return nil, "", fmt.Errorf("%s: %w", op, cerr)
-		}
-		rows, err = q.query(ctx, sqlListWorkspacesFrom, after, limit+1)
-	}
-	if err != nil {
-		return nil, "", q.fail(op, err)
-	}
-	out, err := collect(rows, func(s scanner) (keyplane.Workspace, error) {
-		w, err := scanWorkspace(s)
+	query, args := sqlListWorkspaces, []any{}
+	if cursor != "" {
+		after, err := decodeCursor(cursorWorkspace, cursor)
 		if err != nil {
-			return keyplane.Workspace{}, err
+			return nil, "", fmt.Errorf("%s: %w", op, err)
 		}
-		return *w, nil
-	})
-	if err != nil {
-		return nil, "", q.fail(op, err)
+		query, args = sqlListWorkspacesFrom, []any{after}
 	}
-	out, next := page(out, limit, func(w *keyplane.Workspace) string { return encodeCursor(cursorWorkspace, w.ID) })
-	return out, next, nil
+	return listPage(ctx, q, op, query, limit, values(scanWorkspace),
+		func(w *keyplane.Workspace) string { return encodeCursor(cursorWorkspace, w.ID) }, args...)
 }
 
 func (t *tx) CreateWorkspace(ctx context.Context, w *keyplane.Workspace) error {
