@@ -7,23 +7,6 @@ import (
 	"github.com/keyplane/keyplane"
 )
 
-// routeMux is a ServeMux that remembers its patterns in the order they were registered, as the
-// dashboard's does: the tests compare them with the route table, so that a route registered any other
-// way fails them.
-type routeMux struct {
-	*http.ServeMux
-	patterns []string
-}
-
-func (m *routeMux) Handle(pattern string, h http.Handler) {
-	m.patterns = append(m.patterns, pattern)
-	m.ServeMux.Handle(pattern, h)
-}
-
-func (m *routeMux) HandleFunc(pattern string, h func(http.ResponseWriter, *http.Request)) {
-	m.Handle(pattern, http.HandlerFunc(h))
-}
-
 // routes registers the route table.
 func (s *Server) routes() {
 	for _, o := range operations() {

@@ -29,7 +29,7 @@ func tablePatterns() []string {
 // registration (of the table or not) shadows it.
 func TestRoutesAreTheTable(t *testing.T) {
 	s := New(Options{})
-	got, want := s.mux.patterns, tablePatterns()
+	got, want := s.mux.Patterns(), tablePatterns()
 	if !slices.Equal(got, want) {
 		t.Fatalf("registered patterns differ from the route table's:\n got  %q\n want %q", got, want)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/keyplane/keyplane"
 	"github.com/keyplane/keyplane/internal/accesslog"
 	"github.com/keyplane/keyplane/internal/ratelimit"
+	"github.com/keyplane/keyplane/internal/routemux"
 	"github.com/keyplane/keyplane/internal/service"
 	"github.com/keyplane/keyplane/internal/verify"
 )
@@ -72,7 +73,7 @@ type Server struct {
 	proxies []netip.Prefix
 	version string
 	started time.Time
-	mux     *routeMux
+	mux     *routemux.Mux
 	limiter ratelimit.Limiter
 	credLim ratelimit.Limit
 	addrLim ratelimit.Limit
@@ -80,7 +81,7 @@ type Server struct {
 
 // New returns a Server with its routes.
 func New(o Options) *Server {
-	s := &Server{svc: o.Service, ver: o.Verifier, log: o.Logger, reqlog: o.RequestLog, proxies: o.TrustedProxies, version: o.Version, started: o.Started, mux: &routeMux{ServeMux: http.NewServeMux()}}
+	s := &Server{svc: o.Service, ver: o.Verifier, log: o.Logger, reqlog: o.RequestLog, proxies: o.TrustedProxies, version: o.Version, started: o.Started, mux: routemux.New()}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

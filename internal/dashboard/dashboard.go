@@ -28,6 +28,7 @@ import (
 	"github.com/keyplane/keyplane"
 	"github.com/keyplane/keyplane/internal/accesslog"
 	"github.com/keyplane/keyplane/internal/redact"
+	"github.com/keyplane/keyplane/internal/routemux"
 	"github.com/keyplane/keyplane/internal/service"
 )
 
@@ -68,7 +69,7 @@ type Dashboard struct {
 	trusted  func(r *http.Request) bool
 	now      func() time.Time
 	pages    map[string]*template.Template
-	mux      *routeMux
+	mux      *routemux.Mux
 	handler  http.Handler
 	checks   sync.Map // workspace id → chainCheck, the last full check of its audit chain on this node
 }
@@ -81,7 +82,7 @@ func New(o Options) (*Dashboard, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	d := &Dashboard{svc: o.Service, log: o.Logger, version: o.Version, started: o.Started, clientIP: o.ClientIP, trusted: o.FromTrustedProxy, now: o.Now, mux: &routeMux{ServeMux: http.NewServeMux()}}
+	d := &Dashboard{svc: o.Service, log: o.Logger, version: o.Version, started: o.Started, clientIP: o.ClientIP, trusted: o.FromTrustedProxy, now: o.Now, mux: routemux.New()}
 	if err := d.parse(); err != nil {
 		return nil, err
 	}
@@ -97,23 +98,6 @@ func New(o Options) (*Dashboard, error) {
 }
 
 func (d *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) { d.handler.ServeHTTP(w, r) }
-
-// routeMux is a ServeMux that remembers its patterns in the order they were registered: the route
-// table that the isolation and CSRF tests are generated from, so that a route added later is tested
-// (or fails for want of a fixture) without anyone having to remember to list it.
-type routeMux struct {
-	*http.ServeMux
-	patterns []string
-}
-
-func (m *routeMux) Handle(pattern string, h http.Handler) {
-	m.patterns = append(m.patterns, pattern)
-	m.ServeMux.Handle(pattern, h)
-}
-
-func (m *routeMux) HandleFunc(pattern string, h func(http.ResponseWriter, *http.Request)) {
-	m.Handle(pattern, http.HandlerFunc(h))
-}
 
 // Panic answers a request whose handler panicked.
 func (d *Dashboard) Panic(w http.ResponseWriter, r *http.Request) {
