@@ -10,19 +10,27 @@ import (
 	"github.com/keyplane/keyplane/internal/store/storetest"
 )
 
+// openShopWithOrders opens a service on driver d whose catalog holds orders:read, with one workspace,
+// Shop, made by the system.
+func openShopWithOrders(t *testing.T, d string) (*service.Service, *keyplane.Workspace) {
+	t.Helper()
+	svc, _ := servicetest.Open(t, d, service.Options{Catalog: servicetest.Catalog(t, []string{"orders:read"}, nil)})
+	w, err := svc.CreateWorkspace(context.Background(), keyplane.System("test"), service.WorkspaceInput{Name: "Shop", Slug: "shop"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc, w
+}
+
 // TestKeyCallersAreBounded: the rules that bound a workspace key (internal/e2e's TestKeyWritingMatrix
 // tries them over HTTP) spare people and operators, and fail closed for a key caller that names no
 // environment.
 func TestKeyCallersAreBounded(t *testing.T) {
 	for _, d := range storetest.Drivers() {
 		t.Run(d, func(t *testing.T) {
-			svc, _ := servicetest.Open(t, d, service.Options{Catalog: servicetest.Catalog(t, []string{"orders:read"}, nil)})
+			svc, w := openShopWithOrders(t, d)
 			ctx := context.Background()
 			sys := keyplane.System("test")
-			w, err := svc.CreateWorkspace(ctx, sys, service.WorkspaceInput{Name: "Shop", Slug: "shop"})
-			if err != nil {
-				t.Fatal(err)
-			}
 			every := []string{keyplane.PermAPIKeysRead, keyplane.PermAPIKeysWrite, keyplane.PermAuditRead, "orders:read"}
 			live := service.CreateKeyInput{Name: "live", KeyType: keyplane.KeyTypeSecret, Permissions: every}
 			test := service.CreateKeyInput{Name: "test", KeyType: keyplane.KeyTypeSecret, Environment: keyplane.EnvTest, Permissions: every}
