@@ -6,21 +6,8 @@ import (
 
 	"github.com/keyplane/keyplane"
 	"github.com/keyplane/keyplane/internal/service"
-	"github.com/keyplane/keyplane/internal/service/servicetest"
 	"github.com/keyplane/keyplane/internal/store/storetest"
 )
-
-// openShopWithOrders opens a service on driver d whose catalog holds orders:read, with one workspace,
-// Shop, made by the system.
-func openShopWithOrders(t *testing.T, d string) (*service.Service, *keyplane.Workspace) {
-	t.Helper()
-	svc, _ := servicetest.Open(t, d, service.Options{Catalog: servicetest.Catalog(t, []string{"orders:read"}, nil)})
-	w, err := svc.CreateWorkspace(context.Background(), keyplane.System("test"), service.WorkspaceInput{Name: "Shop", Slug: "shop"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return svc, w
-}
 
 // TestKeyCallersAreBounded: the rules that bound a workspace key (internal/e2e's TestKeyWritingMatrix
 // tries them over HTTP) spare people and operators, and fail closed for a key caller that names no
