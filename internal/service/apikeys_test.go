@@ -6,7 +6,6 @@ import (
 
 	"github.com/keyplane/keyplane"
 	"github.com/keyplane/keyplane/internal/service"
-	"github.com/keyplane/keyplane/internal/service/servicetest"
 	"github.com/keyplane/keyplane/internal/store/storetest"
 )
 
@@ -16,13 +15,9 @@ import (
 func TestKeyCallersAreBounded(t *testing.T) {
 	for _, d := range storetest.Drivers() {
 		t.Run(d, func(t *testing.T) {
-			svc, _ := servicetest.Open(t, d, service.Options{Catalog: servicetest.Catalog(t, []string{"orders:read"}, nil)})
+			svc, w := openShopWithOrders(t, d)
 			ctx := context.Background()
 			sys := keyplane.System("test")
-			w, err := svc.CreateWorkspace(ctx, sys, service.WorkspaceInput{Name: "Shop", Slug: "shop"})
-			if err != nil {
-				t.Fatal(err)
-			}
 			every := []string{keyplane.PermAPIKeysRead, keyplane.PermAPIKeysWrite, keyplane.PermAuditRead, "orders:read"}
 			live := service.CreateKeyInput{Name: "live", KeyType: keyplane.KeyTypeSecret, Permissions: every}
 			test := service.CreateKeyInput{Name: "test", KeyType: keyplane.KeyTypeSecret, Environment: keyplane.EnvTest, Permissions: every}

@@ -8,12 +8,10 @@ import (
 	"time"
 
 	"github.com/keyplane/keyplane"
-	"github.com/keyplane/keyplane/internal/kptest"
 	"github.com/keyplane/keyplane/internal/service"
 	"github.com/keyplane/keyplane/internal/service/servicetest"
 	"github.com/keyplane/keyplane/internal/store"
 	"github.com/keyplane/keyplane/internal/store/storetest"
-	"github.com/keyplane/keyplane/internal/webhook"
 )
 
 // refuseAudit makes the database itself refuse every new audit entry, as a database that lost the
@@ -46,12 +44,9 @@ func TestRefusalsFailWithoutTheirAuditEntry(t *testing.T) {
 		t.Run(d, func(t *testing.T) {
 			ctx := context.Background()
 			svc, st := servicetest.Open(t, d, service.Options{
-				Webhooks: service.WebhookOptions{Policy: webhook.URLPolicy{AllowPrivate: true, AllowHTTP: true}, Guard: kptest.Guard(t)}})
+				Webhooks: localWebhooks(t)})
 			sys := keyplane.System("test")
-			w, err := svc.CreateWorkspace(ctx, sys, service.WorkspaceInput{Name: "Shop", Slug: "shop"})
-			if err != nil {
-				t.Fatal(err)
-			}
+			w := shop(t, svc)
 			k, _, err := svc.CreateAPIKey(ctx, sys, w.ID, service.CreateKeyInput{Name: "not recoverable", KeyType: keyplane.KeyTypeSecret})
 			if err != nil {
 				t.Fatal(err)

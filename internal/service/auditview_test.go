@@ -8,7 +8,6 @@ import (
 
 	"github.com/keyplane/keyplane"
 	"github.com/keyplane/keyplane/internal/service"
-	"github.com/keyplane/keyplane/internal/service/servicetest"
 	"github.com/keyplane/keyplane/internal/store"
 	"github.com/keyplane/keyplane/internal/store/storetest"
 )
@@ -20,13 +19,9 @@ import (
 func TestAuditHidesKeysFromThoseWhoSeeNoKeys(t *testing.T) {
 	for _, d := range storetest.Drivers() {
 		t.Run(d, func(t *testing.T) {
-			svc, _ := servicetest.Open(t, d, service.Options{Catalog: servicetest.Catalog(t, []string{"orders:read"}, nil)})
+			svc, w := openShopWithOrders(t, d)
 			ctx := context.Background()
 			sys := keyplane.System("test")
-			w, err := svc.CreateWorkspace(ctx, sys, service.WorkspaceInput{Name: "Shop", Slug: "shop"})
-			if err != nil {
-				t.Fatal(err)
-			}
 			secrets := []string{"Project Nightingale", "tier-gold-7731", "198.51.100.77", "https://nightingale.example"}
 			k, _, err := svc.CreateAPIKey(ctx, sys, w.ID, service.CreateKeyInput{Name: secrets[0], KeyType: keyplane.KeyTypeSecret,
 				Permissions: []string{"orders:read"}, Meta: json.RawMessage(`{"plan":"` + secrets[1] + `"}`), IPAllowlist: []string{secrets[2]}})

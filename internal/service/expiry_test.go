@@ -7,12 +7,10 @@ import (
 	"time"
 
 	"github.com/keyplane/keyplane"
-	"github.com/keyplane/keyplane/internal/kptest"
 	"github.com/keyplane/keyplane/internal/service"
 	"github.com/keyplane/keyplane/internal/service/servicetest"
 	"github.com/keyplane/keyplane/internal/store"
 	"github.com/keyplane/keyplane/internal/store/storetest"
-	"github.com/keyplane/keyplane/internal/webhook"
 )
 
 // queuedTypes lists the event types queued for an endpoint, oldest first: every event of a type it
@@ -71,13 +69,10 @@ func testNotifyExpiries(t *testing.T, driver string) {
 	clk := &fakeClock{now: time.Date(2030, 1, 31, 10, 0, 0, 0, time.UTC)}
 	st := &listBarrier{Store: storetest.Open(t, driver), nodes: 4, seen: map[string]int{}, ready: map[string]chan struct{}{}}
 	svc := servicetest.New(t, st, service.Options{Now: clk.Now,
-		Webhooks: service.WebhookOptions{Policy: webhook.URLPolicy{AllowPrivate: true, AllowHTTP: true}, Guard: kptest.Guard(t)}})
+		Webhooks: localWebhooks(t)})
 	ctx := context.Background()
 	sys := keyplane.System("test")
-	w, err := svc.CreateWorkspace(ctx, sys, service.WorkspaceInput{Name: "Shop", Slug: "shop"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := shop(t, svc)
 	ep, _, err := svc.CreateWebhook(ctx, sys, w.ID, service.WebhookInput{URL: "http://127.0.0.1:9/hook", EventTypes: []string{keyplane.EventAPIKeyExpiring, keyplane.EventAPIKeyExpired}})
 	if err != nil {
 		t.Fatal(err)

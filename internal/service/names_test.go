@@ -6,11 +6,9 @@ import (
 	"testing"
 
 	"github.com/keyplane/keyplane"
-	"github.com/keyplane/keyplane/internal/kptest"
 	"github.com/keyplane/keyplane/internal/service"
 	"github.com/keyplane/keyplane/internal/service/servicetest"
 	"github.com/keyplane/keyplane/internal/store/storetest"
-	"github.com/keyplane/keyplane/internal/webhook"
 )
 
 // invisible are the bidi controls and zero-width characters that make a name read other than it is
@@ -25,13 +23,10 @@ func TestNamesRefuseInvisibleCharacters(t *testing.T) {
 	for _, d := range storetest.Drivers() {
 		t.Run(d, func(t *testing.T) {
 			svc, _ := servicetest.Open(t, d, service.Options{
-				Webhooks: service.WebhookOptions{Policy: webhook.URLPolicy{AllowPrivate: true, AllowHTTP: true}, Guard: kptest.Guard(t)}})
+				Webhooks: localWebhooks(t)})
 			ctx := context.Background()
 			sys := keyplane.System("test")
-			w, err := svc.CreateWorkspace(ctx, sys, service.WorkspaceInput{Name: "Shop", Slug: "shop"})
-			if err != nil {
-				t.Fatal(err)
-			}
+			w := shop(t, svc)
 			k, _, err := svc.CreateAPIKey(ctx, sys, w.ID, service.CreateKeyInput{Name: "k", KeyType: keyplane.KeyTypeSecret})
 			if err != nil {
 				t.Fatal(err)

@@ -48,10 +48,7 @@ func TestRequestLogsAndUsage(t *testing.T) {
 		LogRetention: 48 * time.Hour, UsageRetention: 72 * time.Hour})
 	ctx := context.Background()
 	sys := keyplane.System("test")
-	w, err := svc.CreateWorkspace(ctx, sys, service.WorkspaceInput{Name: "Shop", Slug: "shop"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := shop(t, svc)
 	other, err := svc.CreateWorkspace(ctx, sys, service.WorkspaceInput{Name: "Other", Slug: "other"})
 	if err != nil {
 		t.Fatal(err)

@@ -38,10 +38,7 @@ func TestRetryOnlyFailedAttempts(t *testing.T) {
 				Webhooks: service.WebhookOptions{Policy: webhook.URLPolicy{AllowPrivate: true, AllowHTTP: true}, Schedule: []time.Duration{0}, Guard: kptest.Guard(t)}})
 			ctx := context.Background()
 			sys := keyplane.System("test")
-			w, err := svc.CreateWorkspace(ctx, sys, service.WorkspaceInput{Name: "Shop", Slug: "shop"})
-			if err != nil {
-				t.Fatal(err)
-			}
+			w := shop(t, svc)
 			ep, _, err := svc.CreateWebhook(ctx, sys, w.ID, service.WebhookInput{URL: rc.URL, EventTypes: []string{"*"}})
 			if err != nil {
 				t.Fatal(err)

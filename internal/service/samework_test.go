@@ -109,16 +109,7 @@ func TestSignInSameWorkKnownUnknown(t *testing.T) {
 			st := &tracingStore{Store: storetest.Open(t, d)}
 			svc := newServiceWith(t, st, service.SignInLimits{})
 			ctx := context.Background()
-			sys := keyplane.System("test")
-			for _, slug := range []string{"one", "two", "three"} {
-				w, err := svc.CreateWorkspace(ctx, sys, service.WorkspaceInput{Name: slug, Slug: slug})
-				if err != nil {
-					t.Fatal(err)
-				}
-				if _, err := svc.CreateUser(ctx, sys, service.UserInput{Email: "ana@example.com", Password: rightPassword, WorkspaceID: w.ID, Role: keyplane.RoleAdmin}); err != nil {
-					t.Fatal(err)
-				}
-			}
+			anaIn(t, svc, keyplane.RoleAdmin, "one", "two", "three")
 			var checks int
 			service.WrapPasswordCheck(svc, func(_ string, check func() (bool, error)) (bool, error) {
 				checks++

@@ -30,10 +30,7 @@ func TestSignIn(t *testing.T) {
 			svc, st := newService(t, d)
 			ctx := context.Background()
 			sys := keyplane.System("test")
-			w, err := svc.CreateWorkspace(ctx, sys, service.WorkspaceInput{Name: "Shop", Slug: "shop"})
-			if err != nil {
-				t.Fatal(err)
-			}
+			w := shop(t, svc)
 			if _, err := svc.CreateUser(ctx, sys, service.UserInput{Email: "Ana@Example.com", Password: "a long enough password", WorkspaceID: w.ID, Role: keyplane.RoleAdmin}); err != nil {
 				t.Fatal(err)
 			}

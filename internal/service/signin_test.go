@@ -58,6 +58,42 @@ func auditCount(t *testing.T, st store.Store, chain, action, target string) int 
 	return len(entries)
 }
 
+// anaIn makes one workspace a slug, named after it, with ana@example.com (password rightPassword) a
+// member of each in role, and returns them in order.
+func anaIn(t *testing.T, svc *service.Service, role keyplane.Role, slugs ...string) []*keyplane.Workspace {
+	t.Helper()
+	ctx := context.Background()
+	sys := keyplane.System("test")
+	var ws []*keyplane.Workspace
+	for _, slug := range slugs {
+		w, err := svc.CreateWorkspace(ctx, sys, service.WorkspaceInput{Name: slug, Slug: slug})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := svc.CreateUser(ctx, sys, service.UserInput{Email: "ana@example.com", Password: rightPassword, WorkspaceID: w.ID, Role: role}); err != nil {
+			t.Fatal(err)
+		}
+		ws = append(ws, w)
+	}
+	return ws
+}
+
+// signInAna signs ana@example.com in with the right password as c, and returns her session as
+// stored, herself and the session's token.
+func signInAna(t *testing.T, svc *service.Service, c *keyplane.Caller) (*keyplane.Session, *keyplane.User, string) {
+	t.Helper()
+	ctx := context.Background()
+	_, token, err := svc.SignIn(ctx, c, "ana@example.com", rightPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, u, err := svc.SessionUser(ctx, token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sess, u, token
+}
+
 // TestSignInConcurrentAttempts: attempts on one account that arrive together are counted before
 // their passwords are hashed. Of 12 wrong passwords sent at once, at most 5 are ever checked; the
 // right one, sent while they are still being checked and again after, is refused without being
@@ -166,19 +202,8 @@ func TestReauthEmptyPasswordIsNotAFailure(t *testing.T) {
 			st := storetest.Open(t, d)
 			svc := newServiceWith(t, st, service.SignInLimits{})
 			ctx := context.Background()
-			sys := keyplane.System("test")
-			w, err := svc.CreateWorkspace(ctx, sys, service.WorkspaceInput{Name: "Shop", Slug: "shop"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := svc.CreateUser(ctx, sys, service.UserInput{Email: "ana@example.com", Password: rightPassword, WorkspaceID: w.ID, Role: keyplane.RoleAdmin}); err != nil {
-				t.Fatal(err)
-			}
-			_, token, err := svc.SignIn(ctx, &keyplane.Caller{IP: "192.0.2.1"}, "ana@example.com", rightPassword)
-			if err != nil {
-				t.Fatal(err)
-			}
-			sess, u, _ := svc.SessionUser(ctx, token)
+			w := anaIn(t, svc, keyplane.RoleAdmin, "shop")[0]
+			sess, u, _ := signInAna(t, svc, &keyplane.Caller{IP: "192.0.2.1"})
 			ms, _ := svc.Memberships(ctx, u)
 			c, _ := service.PersonCaller(u, sess, ms, w.ID, time.Now())
 			for i := range 8 {
@@ -211,23 +236,8 @@ func TestReauthPerWorkspace(t *testing.T) {
 			st := storetest.Open(t, d)
 			svc := newServiceWith(t, st, service.SignInLimits{})
 			ctx := context.Background()
-			sys := keyplane.System("test")
-			var ws []*keyplane.Workspace
-			for _, slug := range []string{"one", "two"} {
-				w, err := svc.CreateWorkspace(ctx, sys, service.WorkspaceInput{Name: slug, Slug: slug})
-				if err != nil {
-					t.Fatal(err)
-				}
-				if _, err := svc.CreateUser(ctx, sys, service.UserInput{Email: "ana@example.com", Password: rightPassword, WorkspaceID: w.ID, Role: keyplane.RoleOwner}); err != nil {
-					t.Fatal(err)
-				}
-				ws = append(ws, w)
-			}
-			_, token, err := svc.SignIn(ctx, &keyplane.Caller{IP: "192.0.2.1"}, "ana@example.com", rightPassword)
-			if err != nil {
-				t.Fatal(err)
-			}
-			sess, u, _ := svc.SessionUser(ctx, token)
+			ws := anaIn(t, svc, keyplane.RoleOwner, "one", "two")
+			sess, u, token := signInAna(t, svc, &keyplane.Caller{IP: "192.0.2.1"})
 			ms, _ := svc.Memberships(ctx, u)
 			opened := func(sess *keyplane.Session) [2]bool {
 				var out [2]bool
@@ -276,24 +286,13 @@ func TestPersonEventsInOperatorChain(t *testing.T) {
 			ctx := context.Background()
 			sys := keyplane.System("test")
 			var ws []string
-			for _, slug := range []string{"one", "two", "three"} {
-				w, err := svc.CreateWorkspace(ctx, sys, service.WorkspaceInput{Name: slug, Slug: slug})
-				if err != nil {
-					t.Fatal(err)
-				}
-				if _, err := svc.CreateUser(ctx, sys, service.UserInput{Email: "ana@example.com", Password: rightPassword, WorkspaceID: w.ID, Role: keyplane.RoleAdmin}); err != nil {
-					t.Fatal(err)
-				}
+			for _, w := range anaIn(t, svc, keyplane.RoleAdmin, "one", "two", "three") {
 				ws = append(ws, w.ID)
 			}
 			const ip, ua = "198.51.100.77", "Secret-Browser/1.0"
 			who := &keyplane.Caller{IP: ip, UserAgent: ua}
 			svc.SignIn(ctx, who, "ana@example.com", "wrong")
-			u, token, err := svc.SignIn(ctx, &keyplane.Caller{IP: ip, UserAgent: ua}, "ana@example.com", rightPassword)
-			if err != nil {
-				t.Fatal(err)
-			}
-			sess, _, _ := svc.SessionUser(ctx, token)
+			sess, u, _ := signInAna(t, svc, &keyplane.Caller{IP: ip, UserAgent: ua})
 			if err := svc.SignOut(ctx, &keyplane.Caller{Actor: keyplane.Actor{Type: keyplane.ActorUser, ID: u.ID, Name: u.Email}, IP: ip, UserAgent: ua}, sess); err != nil {
 				t.Fatal(err)
 			}

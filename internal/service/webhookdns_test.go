@@ -57,10 +57,7 @@ func TestWebhookURLErrorsNameNoDNSAnswer(t *testing.T) {
 				Webhooks: service.WebhookOptions{Policy: webhook.URLPolicy{}, Lookup: lookup, Schedule: []time.Duration{0}, Guard: kptest.Guard(t)}})
 			ctx := context.Background()
 			sys := keyplane.System("test")
-			w, err := svc.CreateWorkspace(ctx, sys, service.WorkspaceInput{Name: "Shop", Slug: "shop"})
-			if err != nil {
-				t.Fatal(err)
-			}
+			w := shop(t, svc)
 			leaky := []string{"10.0.3.7", "10.0.0.2", "no such host", "resolves"}
 			generic := func(what, msg string) {
 				t.Helper()

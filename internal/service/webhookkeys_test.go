@@ -6,11 +6,9 @@ import (
 	"testing"
 
 	"github.com/keyplane/keyplane"
-	"github.com/keyplane/keyplane/internal/kptest"
 	"github.com/keyplane/keyplane/internal/service"
 	"github.com/keyplane/keyplane/internal/service/servicetest"
 	"github.com/keyplane/keyplane/internal/store/storetest"
-	"github.com/keyplane/keyplane/internal/webhook"
 )
 
 // TestKeyEventsNeedKeyReaders: api_key.* events carry whole key objects, so a caller who may not read
@@ -22,13 +20,10 @@ func TestKeyEventsNeedKeyReaders(t *testing.T) {
 	for _, d := range storetest.Drivers() {
 		t.Run(d, func(t *testing.T) {
 			svc, _ := servicetest.Open(t, d, service.Options{Catalog: servicetest.Catalog(t, nil, []string{"order.created"}),
-				Webhooks: service.WebhookOptions{Policy: webhook.URLPolicy{AllowPrivate: true, AllowHTTP: true}, Guard: kptest.Guard(t)}})
+				Webhooks: localWebhooks(t)})
 			ctx := context.Background()
 			sys := keyplane.System("test")
-			w, err := svc.CreateWorkspace(ctx, sys, service.WorkspaceInput{Name: "Shop", Slug: "shop"})
-			if err != nil {
-				t.Fatal(err)
-			}
+			w := shop(t, svc)
 			person := func(role keyplane.Role) *keyplane.Caller {
 				return &keyplane.Caller{Actor: keyplane.Actor{Type: keyplane.ActorUser, ID: "usr_" + string(role)}, WorkspaceID: w.ID, Role: role, Permissions: keyplane.RolePermissions(role)}
 			}

@@ -61,10 +61,7 @@ func TestWebhookFailingForFiveDays(t *testing.T) {
 		Webhooks: service.WebhookOptions{Policy: webhook.URLPolicy{AllowPrivate: true, AllowHTTP: true}, Schedule: schedule, Guard: kptest.Guard(t)}})
 	ctx := context.Background()
 	sys := keyplane.System("test")
-	w, err := svc.CreateWorkspace(ctx, sys, service.WorkspaceInput{Name: "Shop", Slug: "shop"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := shop(t, svc)
 	ep, _, err := svc.CreateWebhook(ctx, sys, w.ID, service.WebhookInput{URL: rc.URL, EventTypes: []string{"order.created"}})
 	if err != nil {
 		t.Fatal(err)
