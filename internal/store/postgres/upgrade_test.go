@@ -3,7 +3,6 @@ package postgres_test
 import (
 	"context"
 	"database/sql"
-	"maps"
 	"os"
 	"testing"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"github.com/keyplane/keyplane/internal/store"
 	"github.com/keyplane/keyplane/internal/store/postgres"
 	"github.com/keyplane/keyplane/internal/store/storetest"
+	"github.com/keyplane/keyplane/internal/store/storetest/usagecheck"
 )
 
 // TestUpgradeKeepsMembersActive: a database made before members had a status (migration 6) is
@@ -96,19 +96,6 @@ func TestUpgradeKeepsUsage(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[keyplane.VerifyCode]int64{keyplane.VerifyValid: 10 + 11 + 5, keyplane.VerifyRateLimited: 12}
-	for _, keyID := range []string{"apk_old", ""} {
-		buckets, err := st.Usage(ctx, "ws_old", keyID, store.UsageFilter{Bucket: 24 * time.Hour, Since: hour.Add(-24 * time.Hour), Until: hour.Add(24 * time.Hour)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := map[keyplane.VerifyCode]int64{}
-		for _, b := range buckets {
-			for c, n := range b.Codes {
-				got[c] += n
-			}
-		}
-		if !maps.Equal(got, want) {
-			t.Errorf("usage of %q after the upgrade: %v, want %v", keyID, got, want)
-		}
-	}
+	usagecheck.AfterUpgrade(ctx, t, st, "ws_old", []string{"apk_old", ""},
+		store.UsageFilter{Bucket: 24 * time.Hour, Since: hour.Add(-24 * time.Hour), Until: hour.Add(24 * time.Hour)}, want)
 }

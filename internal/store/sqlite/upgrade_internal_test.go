@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"io/fs"
-	"maps"
 	"path/filepath"
 	"testing"
 	"time"
@@ -16,6 +15,7 @@ import (
 	"github.com/keyplane/keyplane/internal/id"
 	"github.com/keyplane/keyplane/internal/store"
 	"github.com/keyplane/keyplane/internal/store/sqlstore"
+	"github.com/keyplane/keyplane/internal/store/storetest/usagecheck"
 )
 
 // TestUpgradeKeepsMembersActive: a database made before members had a status (migration 6) is
@@ -178,22 +178,8 @@ func checkMoved(t *testing.T, path string, hash []byte, entries []keyplane.Reque
 	for _, e := range entries {
 		wantCodes[e.Code]++
 	}
-	for _, keyID := range []string{k.ID, ""} {
-		buckets, err := st.Usage(ctx, k.WorkspaceID, keyID, store.UsageFilter{Bucket: time.Hour,
-			Since: entries[0].Timestamp.Add(-time.Hour), Until: time.Now().Add(time.Hour)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		codes := map[keyplane.VerifyCode]int64{}
-		for _, b := range buckets {
-			for c, n := range b.Codes {
-				codes[c] += n
-			}
-		}
-		if !maps.Equal(codes, wantCodes) {
-			t.Errorf("usage of %q after the upgrade: %v, want %v", keyID, codes, wantCodes)
-		}
-	}
+	usagecheck.AfterUpgrade(ctx, t, st, k.WorkspaceID, []string{k.ID, ""}, store.UsageFilter{Bucket: time.Hour,
+		Since: entries[0].Timestamp.Add(-time.Hour), Until: time.Now().Add(time.Hour)}, wantCodes)
 	var n int
 	if err := st.SQLDB().QueryRowContext(ctx,
 		`SELECT COUNT(*) FROM sqlite_schema WHERE name IN ('request_logs', 'key_usage')`).Scan(&n); err != nil || n != 0 {
