@@ -14,7 +14,7 @@ import (
 	"github.com/keyplane/keyplane/internal/store"
 	"github.com/keyplane/keyplane/internal/store/postgres"
 	"github.com/keyplane/keyplane/internal/store/storetest"
-	"github.com/keyplane/keyplane/internal/store/storetest/usagecheck"
+	"github.com/keyplane/keyplane/internal/store/storetest/upgradecheck"
 )
 
 // TestUpgradeKeepsMembersActive: a database made before members had a status (migration 6) is
@@ -53,13 +53,7 @@ func TestUpgradeKeepsMembersActive(t *testing.T) {
 		t.Fatalf("open and upgrade: %v", err)
 	}
 	defer st.Close()
-	ms, err := st.ListMembers(ctx, "ws_old")
-	if err != nil || len(ms) != 1 || ms[0].Status != keyplane.MemberActive || ms[0].Role != keyplane.RoleOwner {
-		t.Fatalf("members after the upgrade: %+v, %v", ms, err)
-	}
-	if got, err := st.ListMemberships(ctx, "usr_old"); err != nil || len(got) != 1 {
-		t.Fatalf("memberships after the upgrade: %+v, %v", got, err)
-	}
+	upgradecheck.MembersActive(ctx, t, st, "ws_old", "usr_old")
 }
 
 // TestUpgradeKeepsUsage: rollups written before they were keyed by hour first (migration 9) are read
@@ -96,6 +90,6 @@ func TestUpgradeKeepsUsage(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[keyplane.VerifyCode]int64{keyplane.VerifyValid: 10 + 11 + 5, keyplane.VerifyRateLimited: 12}
-	usagecheck.AfterUpgrade(ctx, t, st, "ws_old", []string{"apk_old", ""},
+	upgradecheck.Usage(ctx, t, st, "ws_old", []string{"apk_old", ""},
 		store.UsageFilter{Bucket: 24 * time.Hour, Since: hour.Add(-24 * time.Hour), Until: hour.Add(24 * time.Hour)}, want)
 }

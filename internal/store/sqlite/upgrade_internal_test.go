@@ -15,7 +15,7 @@ import (
 	"github.com/keyplane/keyplane/internal/id"
 	"github.com/keyplane/keyplane/internal/store"
 	"github.com/keyplane/keyplane/internal/store/sqlstore"
-	"github.com/keyplane/keyplane/internal/store/storetest/usagecheck"
+	"github.com/keyplane/keyplane/internal/store/storetest/upgradecheck"
 )
 
 // TestUpgradeKeepsMembersActive: a database made before members had a status (migration 6) is
@@ -55,13 +55,7 @@ func TestUpgradeKeepsMembersActive(t *testing.T) {
 		t.Fatalf("open and upgrade: %v", err)
 	}
 	defer st.Close()
-	ms, err := st.ListMembers(ctx, "ws_old")
-	if err != nil || len(ms) != 1 || ms[0].Status != keyplane.MemberActive || ms[0].Role != keyplane.RoleOwner {
-		t.Fatalf("members after the upgrade: %+v, %v", ms, err)
-	}
-	if got, err := st.ListMemberships(ctx, "usr_old"); err != nil || len(got) != 1 {
-		t.Fatalf("memberships after the upgrade: %+v, %v", got, err)
-	}
+	upgradecheck.MembersActive(ctx, t, st, "ws_old", "usr_old")
 }
 
 // oldDataDir makes a main file as the last version with the request log inside it left it
@@ -178,7 +172,7 @@ func checkMoved(t *testing.T, path string, hash []byte, entries []keyplane.Reque
 	for _, e := range entries {
 		wantCodes[e.Code]++
 	}
-	usagecheck.AfterUpgrade(ctx, t, st, k.WorkspaceID, []string{k.ID, ""}, store.UsageFilter{Bucket: time.Hour,
+	upgradecheck.Usage(ctx, t, st, k.WorkspaceID, []string{k.ID, ""}, store.UsageFilter{Bucket: time.Hour,
 		Since: entries[0].Timestamp.Add(-time.Hour), Until: time.Now().Add(time.Hour)}, wantCodes)
 	var n int
 	if err := st.SQLDB().QueryRowContext(ctx,
