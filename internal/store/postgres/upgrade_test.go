@@ -13,6 +13,7 @@ import (
 	"github.com/keyplane/keyplane"
 	"github.com/keyplane/keyplane/internal/store"
 	"github.com/keyplane/keyplane/internal/store/postgres"
+	"github.com/keyplane/keyplane/internal/store/sqlstore"
 	"github.com/keyplane/keyplane/internal/store/storetest"
 	"github.com/keyplane/keyplane/internal/store/storetest/upgradecheck"
 )
@@ -29,11 +30,7 @@ func TestUpgradeKeepsMembersActive(t *testing.T) {
 	// The files that are embedded, read from the source tree: this test is outside the package, as
 	// storetest (PostgresURL) imports it.
 	fsys := os.DirFS("migrations")
-	p, err := goose.NewProvider(goose.DialectPostgres, db, fsys, goose.WithDisableGlobalRegistry(true))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.UpTo(ctx, 6); err != nil {
+	if err := sqlstore.MigrateTo(ctx, db, goose.DialectPostgres, fsys, 6); err != nil {
 		t.Fatalf("migrate to 6: %v", err)
 	}
 	for _, q := range []string{
@@ -65,11 +62,7 @@ func TestUpgradeKeepsUsage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := goose.NewProvider(goose.DialectPostgres, db, os.DirFS("migrations"), goose.WithDisableGlobalRegistry(true))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.UpTo(ctx, 8); err != nil {
+	if err := sqlstore.MigrateTo(ctx, db, goose.DialectPostgres, os.DirFS("migrations"), 8); err != nil {
 		t.Fatalf("migrate to 8: %v", err)
 	}
 	hour := time.Now().UTC().Truncate(time.Hour).Add(-2 * time.Hour)

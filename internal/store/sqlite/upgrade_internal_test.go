@@ -31,11 +31,7 @@ func TestUpgradeKeepsMembersActive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := goose.NewProvider(goose.DialectSQLite3, db, fsys, goose.WithDisableGlobalRegistry(true))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.UpTo(ctx, 6); err != nil {
+	if err := sqlstore.MigrateTo(ctx, db, goose.DialectSQLite3, fsys, 6); err != nil {
 		t.Fatalf("migrate to 6: %v", err)
 	}
 	for _, q := range []string{
