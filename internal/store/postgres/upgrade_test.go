@@ -3,7 +3,6 @@ package postgres_test
 import (
 	"context"
 	"database/sql"
-	"maps"
 	"os"
 	"testing"
 	"time"
@@ -14,7 +13,9 @@ import (
 	"github.com/keyplane/keyplane"
 	"github.com/keyplane/keyplane/internal/store"
 	"github.com/keyplane/keyplane/internal/store/postgres"
+	"github.com/keyplane/keyplane/internal/store/sqlstore"
 	"github.com/keyplane/keyplane/internal/store/storetest"
+	"github.com/keyplane/keyplane/internal/store/storetest/upgradecheck"
 )
 
 // TestUpgradeKeepsMembersActive: a database made before members had a status (migration 6) is
@@ -29,11 +30,7 @@ func TestUpgradeKeepsMembersActive(t *testing.T) {
 	// The files that are embedded, read from the source tree: this test is outside the package, as
 	// storetest (PostgresURL) imports it.
 	fsys := os.DirFS("migrations")
-	p, err := goose.NewProvider(goose.DialectPostgres, db, fsys, goose.WithDisableGlobalRegistry(true))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.UpTo(ctx, 6); err != nil {
+	if err := sqlstore.MigrateTo(ctx, db, goose.DialectPostgres, fsys, 6); err != nil {
 		t.Fatalf("migrate to 6: %v", err)
 	}
 	for _, q := range []string{
@@ -53,13 +50,7 @@ func TestUpgradeKeepsMembersActive(t *testing.T) {
 		t.Fatalf("open and upgrade: %v", err)
 	}
 	defer st.Close()
-	ms, err := st.ListMembers(ctx, "ws_old")
-	if err != nil || len(ms) != 1 || ms[0].Status != keyplane.MemberActive || ms[0].Role != keyplane.RoleOwner {
-		t.Fatalf("members after the upgrade: %+v, %v", ms, err)
-	}
-	if got, err := st.ListMemberships(ctx, "usr_old"); err != nil || len(got) != 1 {
-		t.Fatalf("memberships after the upgrade: %+v, %v", got, err)
-	}
+	upgradecheck.MembersActive(ctx, t, st, "ws_old", "usr_old")
 }
 
 // TestUpgradeKeepsUsage: rollups written before they were keyed by hour first (migration 9) are read
@@ -71,11 +62,7 @@ func TestUpgradeKeepsUsage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := goose.NewProvider(goose.DialectPostgres, db, os.DirFS("migrations"), goose.WithDisableGlobalRegistry(true))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.UpTo(ctx, 8); err != nil {
+	if err := sqlstore.MigrateTo(ctx, db, goose.DialectPostgres, os.DirFS("migrations"), 8); err != nil {
 		t.Fatalf("migrate to 8: %v", err)
 	}
 	hour := time.Now().UTC().Truncate(time.Hour).Add(-2 * time.Hour)
@@ -96,19 +83,6 @@ func TestUpgradeKeepsUsage(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[keyplane.VerifyCode]int64{keyplane.VerifyValid: 10 + 11 + 5, keyplane.VerifyRateLimited: 12}
-	for _, keyID := range []string{"apk_old", ""} {
-		buckets, err := st.Usage(ctx, "ws_old", keyID, store.UsageFilter{Bucket: 24 * time.Hour, Since: hour.Add(-24 * time.Hour), Until: hour.Add(24 * time.Hour)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := map[keyplane.VerifyCode]int64{}
-		for _, b := range buckets {
-			for c, n := range b.Codes {
-				got[c] += n
-			}
-		}
-		if !maps.Equal(got, want) {
-			t.Errorf("usage of %q after the upgrade: %v, want %v", keyID, got, want)
-		}
-	}
+	upgradecheck.Usage(ctx, t, st, "ws_old", []string{"apk_old", ""},
+		store.UsageFilter{Bucket: 24 * time.Hour, Since: hour.Add(-24 * time.Hour), Until: hour.Add(24 * time.Hour)}, want)
 }

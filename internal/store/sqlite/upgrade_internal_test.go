@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"io/fs"
-	"maps"
 	"path/filepath"
 	"testing"
 	"time"
@@ -16,6 +15,7 @@ import (
 	"github.com/keyplane/keyplane/internal/id"
 	"github.com/keyplane/keyplane/internal/store"
 	"github.com/keyplane/keyplane/internal/store/sqlstore"
+	"github.com/keyplane/keyplane/internal/store/storetest/upgradecheck"
 )
 
 // TestUpgradeKeepsMembersActive: a database made before members had a status (migration 6) is
@@ -31,11 +31,7 @@ func TestUpgradeKeepsMembersActive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := goose.NewProvider(goose.DialectSQLite3, db, fsys, goose.WithDisableGlobalRegistry(true))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.UpTo(ctx, 6); err != nil {
+	if err := sqlstore.MigrateTo(ctx, db, goose.DialectSQLite3, fsys, 6); err != nil {
 		t.Fatalf("migrate to 6: %v", err)
 	}
 	for _, q := range []string{
@@ -55,13 +51,7 @@ func TestUpgradeKeepsMembersActive(t *testing.T) {
 		t.Fatalf("open and upgrade: %v", err)
 	}
 	defer st.Close()
-	ms, err := st.ListMembers(ctx, "ws_old")
-	if err != nil || len(ms) != 1 || ms[0].Status != keyplane.MemberActive || ms[0].Role != keyplane.RoleOwner {
-		t.Fatalf("members after the upgrade: %+v, %v", ms, err)
-	}
-	if got, err := st.ListMemberships(ctx, "usr_old"); err != nil || len(got) != 1 {
-		t.Fatalf("memberships after the upgrade: %+v, %v", got, err)
-	}
+	upgradecheck.MembersActive(ctx, t, st, "ws_old", "usr_old")
 }
 
 // oldDataDir makes a main file as the last version with the request log inside it left it
@@ -178,22 +168,8 @@ func checkMoved(t *testing.T, path string, hash []byte, entries []keyplane.Reque
 	for _, e := range entries {
 		wantCodes[e.Code]++
 	}
-	for _, keyID := range []string{k.ID, ""} {
-		buckets, err := st.Usage(ctx, k.WorkspaceID, keyID, store.UsageFilter{Bucket: time.Hour,
-			Since: entries[0].Timestamp.Add(-time.Hour), Until: time.Now().Add(time.Hour)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		codes := map[keyplane.VerifyCode]int64{}
-		for _, b := range buckets {
-			for c, n := range b.Codes {
-				codes[c] += n
-			}
-		}
-		if !maps.Equal(codes, wantCodes) {
-			t.Errorf("usage of %q after the upgrade: %v, want %v", keyID, codes, wantCodes)
-		}
-	}
+	upgradecheck.Usage(ctx, t, st, k.WorkspaceID, []string{k.ID, ""}, store.UsageFilter{Bucket: time.Hour,
+		Since: entries[0].Timestamp.Add(-time.Hour), Until: time.Now().Add(time.Hour)}, wantCodes)
 	var n int
 	if err := st.SQLDB().QueryRowContext(ctx,
 		`SELECT COUNT(*) FROM sqlite_schema WHERE name IN ('request_logs', 'key_usage')`).Scan(&n); err != nil || n != 0 {

@@ -1,0 +1,47 @@
+// Package upgradecheck holds the checks the drivers' upgrade tests share on what an upgrade kept.
+// It is a package of its own, apart from storetest, because storetest imports the drivers and the
+// SQLite upgrade test is internal to its driver: importing storetest from it would be a cycle.
+package upgradecheck
+
+import (
+	"context"
+	"maps"
+	"testing"
+
+	"github.com/keyplane/keyplane"
+	"github.com/keyplane/keyplane/internal/store"
+)
+
+// Usage checks that, for each of keyIDs ("" for the whole workspace), the usage of
+// workspaceID within f sums to want per code.
+func Usage(ctx context.Context, t testing.TB, s store.Store, workspaceID string, keyIDs []string, f store.UsageFilter, want map[keyplane.VerifyCode]int64) {
+	t.Helper()
+	for _, keyID := range keyIDs {
+		buckets, err := s.Usage(ctx, workspaceID, keyID, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[keyplane.VerifyCode]int64{}
+		for _, b := range buckets {
+			for c, n := range b.Codes {
+				got[c] += n
+			}
+		}
+		if !maps.Equal(got, want) {
+			t.Errorf("usage of %q after the upgrade: %v, want %v", keyID, got, want)
+		}
+	}
+}
+
+// MembersActive checks that the one member of workspaceID, userID, came through the upgrade as an
+// active owner: members made before they had a status must not lose access.
+func MembersActive(ctx context.Context, t testing.TB, s store.Store, workspaceID, userID string) {
+	t.Helper()
+	ms, err := s.ListMembers(ctx, workspaceID)
+	if err != nil || len(ms) != 1 || ms[0].Status != keyplane.MemberActive || ms[0].Role != keyplane.RoleOwner {
+		t.Fatalf("members after the upgrade: %+v, %v", ms, err)
+	}
+	if got, err := s.ListMemberships(ctx, userID); err != nil || len(got) != 1 {
+		t.Fatalf("memberships after the upgrade: %+v, %v", got, err)
+	}
+}
