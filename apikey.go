@@ -187,7 +187,7 @@ func (c *CompiledKey) Encoded(build func(*APIKey) []byte) []byte {
 // they were validated on the way in, so this only guards against a hand-edited database.
 func Compile(k *APIKey) *CompiledKey {
 	c := &CompiledKey{Key: k}
-	if len(k.Permissions) > permissionSetMin {
+	if len(k.Permissions) > PermissionSetMin {
 		c.permissions = make(map[string]struct{}, len(k.Permissions))
 		for _, p := range k.Permissions {
 			c.permissions[p] = struct{}{}
@@ -298,8 +298,9 @@ func NormalizeOrigin(s string) (string, bool) {
 	return scheme + "://" + host + ":" + port, true
 }
 
-// permissionSetMin is the number of permissions above which a compiled key keeps them as a set.
-const permissionSetMin = 8
+// PermissionSetMin is the number of permissions above which a compiled key keeps them as a set (and
+// the verification cache weighs the set).
+const PermissionSetMin = 8
 
 // HasPermission reports whether the key was granted p.
 func (c *CompiledKey) HasPermission(p string) bool {

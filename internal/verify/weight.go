@@ -33,7 +33,7 @@ func keyWeight(k *keyplane.APIKey) uint32 {
 	n := weightKey + len(k.Description) + len(k.Name) + len(k.Meta) + len(k.ID) + len(k.Start) + len(k.End)
 	// A permission is a slice element; its string is interned, shared with other keys.
 	n += len(k.Permissions) * weightPerElement / 2
-	if len(k.Permissions) > 8 {
+	if len(k.Permissions) > keyplane.PermissionSetMin {
 		// Many permissions are a set as well (keyplane.Compile).
 		n += len(k.Permissions) * weightPerElement
 	}
