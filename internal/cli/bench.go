@@ -494,25 +494,43 @@ func (s *benchServer) stop() {
 
 // metric reads one counter of /metrics.
 func (s *benchServer) metric(name string) (float64, error) {
-	res, err := http.Get(s.url + "/metrics")
+	m, err := s.metrics(name)
 	if err != nil {
 		return 0, err
 	}
+	v, ok := m[name]
+	if !ok {
+		return 0, fmt.Errorf("bench: no metric %s", name)
+	}
+	return v, nil
+}
+
+// metrics reads the named series of one scrape of /metrics; those it does not find are missing.
+func (s *benchServer) metrics(names ...string) (map[string]float64, error) {
+	res, err := http.Get(s.url + "/metrics")
+	if err != nil {
+		return nil, err
+	}
 	defer res.Body.Close()
+	m := make(map[string]float64, len(names))
 	sc := bufio.NewScanner(res.Body)
 	for sc.Scan() {
-		if f := strings.Fields(sc.Text()); len(f) == 2 && f[0] == name {
-			return strconv.ParseFloat(f[1], 64)
+		if f := strings.Fields(sc.Text()); len(f) == 2 && slices.Contains(names, f[0]) {
+			if v, err := strconv.ParseFloat(f[1], 64); err == nil {
+				m[f[0]] = v
+			}
 		}
 	}
-	return 0, fmt.Errorf("bench: no metric %s", name)
+	return m, sc.Err()
 }
 
 // reportMemory says where the server's resident memory is, after a scenario: Go's heap (live at the
 // last collection, and held), all Go's memory, and the cache's estimate of itself; the rest of the
 // RSS is SQLite's page caches and the binary.
 func (s *benchServer) reportMemory(w io.Writer, scenario string) {
-	mib := func(name string) float64 { v, _ := s.metric(name); return v / (1 << 20) }
+	// One scrape, so that the figures are of one moment.
+	m, _ := s.metrics("go_memstats_heap_alloc_bytes", "go_memstats_heap_inuse_bytes", "go_memstats_sys_bytes", "keyplane_verify_cache_bytes")
+	mib := func(name string) float64 { return m[name] / (1 << 20) }
 	fmt.Fprintf(w, "bench: %s: RSS %.0f MiB; Go heap live %.0f MiB, held %.0f MiB, all Go %.0f MiB; cache estimate %.0f MiB\n",
 		filepath.Base(scenario), float64(s.rss())/(1<<20), mib("go_memstats_heap_alloc_bytes"), mib("go_memstats_heap_inuse_bytes"),
 		mib("go_memstats_sys_bytes"), mib("keyplane_verify_cache_bytes"))
