@@ -97,16 +97,22 @@ type APIKey struct {
 	Permissions    []string
 	IPAllowlist    []string
 	AllowedOrigins []string
-	Meta           json.RawMessage // a JSON object, "{}" when empty
-	RateLimit      *RateLimit
-	Recoverable    bool
-	ExpiresAt      *time.Time
-	LastUsedAt     *time.Time
-	CreatedAt      time.Time
-	UpdatedAt      time.Time
-	DisabledAt     *time.Time
-	RevokedAt      *time.Time
-	CreatedBy      Actor
+	Meta           json.RawMessage  // a JSON object, "{}" when empty
+	RateLimit      *RateLimit       // the limit named "default", auto-applied
+	RateLimits     []NamedRateLimit // the key's other named limits (never "default")
+	Credits        *Credits         // nil: unlimited
+	IdentityID     string           // "" when the key belongs to no identity
+	// Identity is the key's identity as read with it, for verification: set by the lookups that
+	// verify (LookupSecret, FindAPIKey) and by GetAPIKey, never written back through the key.
+	Identity    *Identity
+	Recoverable bool
+	ExpiresAt   *time.Time
+	LastUsedAt  *time.Time
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+	DisabledAt  *time.Time
+	RevokedAt   *time.Time
+	CreatedBy   Actor
 }
 
 // Status derives the key's status at now: revoked, else expired, else disabled, else active.
@@ -148,6 +154,7 @@ const (
 	VerifyForbidden               VerifyCode = "FORBIDDEN"
 	VerifyInsufficientPermissions VerifyCode = "INSUFFICIENT_PERMISSIONS"
 	VerifyRateLimited             VerifyCode = "RATE_LIMITED"
+	VerifyUsageExceeded           VerifyCode = "USAGE_EXCEEDED" // fewer credits left than the cost
 	VerifyInvalidSignature        VerifyCode = "INVALID_SIGNATURE"
 )
 
@@ -157,6 +164,19 @@ type VerifyRequest struct {
 	IP          netip.Addr // zero when the caller did not say
 	Origin      string
 	Environment Environment // empty: any
+	// Cost is what the verification spends of the key's (and its identity's) credits when it is
+	// otherwise VALID: DefaultCreditCost unless the request said; 0 checks without spending.
+	Cost int64
+	// Limits are the named limits to apply besides the auto-applied ones, with their cost.
+	Limits []LimitCost
+	// Tags are stored with the request log entry.
+	Tags []string
+}
+
+// LimitCost names a rate limit a verification applies, and what it counts against it.
+type LimitCost struct {
+	Name string
+	Cost int64
 }
 
 // CompiledKey is the verification view of a key: everything Check needs, parsed once so that the hot

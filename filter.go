@@ -13,6 +13,7 @@ type KeyFilter struct {
 	Environment Environment
 	KeyType     KeyType
 	Status      Status
+	IdentityID  string // keys of this identity only
 	Limit       int
 	Cursor      string
 }
@@ -33,6 +34,7 @@ type LogFilter struct {
 	KeyID  string
 	Code   VerifyCode
 	Source LogSource
+	Tag    string // entries that carry this tag
 	Since  *time.Time
 	Until  *time.Time
 	Limit  int
@@ -44,4 +46,26 @@ type DeliveryFilter struct {
 	Status DeliveryStatus
 	Limit  int
 	Cursor string
+}
+
+// UsageGroup says what the usage export sums by.
+type UsageGroup string
+
+// Usage export groupings of the contract.
+const (
+	GroupByKey      UsageGroup = "key"
+	GroupByIdentity UsageGroup = "identity"
+)
+
+// Valid reports whether g is a known grouping.
+func (g UsageGroup) Valid() bool { return g == GroupByKey || g == GroupByIdentity }
+
+// ExportFilter selects a workspace's usage export: sums per key (or per identity; keys without one
+// are left out) and per period of Granularity (hour, day or month, UTC) whose start lies in
+// [Since, Until).
+type ExportFilter struct {
+	GroupBy     UsageGroup
+	Granularity Granularity
+	Since       time.Time
+	Until       time.Time
 }

@@ -30,14 +30,14 @@ func (s LogSource) Valid() bool {
 // VerifyCodes lists every verification outcome of the contract.
 var VerifyCodes = []VerifyCode{
 	VerifyValid, VerifyNotFound, VerifyDisabled, VerifyExpired, VerifyRevoked, VerifyForbidden,
-	VerifyInsufficientPermissions, VerifyRateLimited, VerifyInvalidSignature,
+	VerifyInsufficientPermissions, VerifyRateLimited, VerifyUsageExceeded, VerifyInvalidSignature,
 }
 
 // Valid reports whether c is a verification outcome of the contract.
 func (c VerifyCode) Valid() bool {
 	switch c {
 	case VerifyValid, VerifyNotFound, VerifyDisabled, VerifyExpired, VerifyRevoked, VerifyForbidden,
-		VerifyInsufficientPermissions, VerifyRateLimited, VerifyInvalidSignature:
+		VerifyInsufficientPermissions, VerifyRateLimited, VerifyUsageExceeded, VerifyInvalidSignature:
 		return true
 	}
 	return false
@@ -64,6 +64,12 @@ type RequestLog struct {
 	UserAgent     string
 	LatencyMicros int64     // from the request's arrival to its answer
 	Timestamp     time.Time // when the request arrived
+	// IdentityID is the key's identity at the time, "" without one.
+	IdentityID string
+	// CreditsSpent is what the verification spent of the key's (or its identity's) credits.
+	CreditsSpent int64
+	// Tags are the verification request's tags (at most MaxTags of MaxTagLen bytes).
+	Tags []string
 }
 
 // Granularity is the width of a usage bucket.
@@ -73,10 +79,24 @@ type Granularity string
 const (
 	GranularityHour Granularity = "hour"
 	GranularityDay  Granularity = "day"
+	// GranularityMonth is for the usage export only (a key's usage is by hour or day).
+	GranularityMonth Granularity = "month"
 )
 
-// Valid reports whether g is a known granularity.
+// Valid reports whether g is a granularity of a key's usage: hour or day.
 func (g Granularity) Valid() bool { return g == GranularityHour || g == GranularityDay }
+
+// Start returns the start of the UTC period of g that t falls in.
+func (g Granularity) Start(t time.Time) time.Time {
+	t = t.UTC()
+	switch g {
+	case GranularityMonth:
+		return time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC)
+	case GranularityDay:
+		return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+	}
+	return t.Truncate(time.Hour)
+}
 
 // Duration returns the width of a bucket of g.
 func (g Granularity) Duration() time.Duration {
@@ -105,4 +125,17 @@ func (b *UsageBucket) Add(code VerifyCode, n int64) {
 	if code == VerifyValid {
 		b.Valid += n
 	}
+}
+
+// UsageRow is one line of the usage export: a key's (or an identity's) requests in one period, the
+// VALID ones, each code's, and the credits they spent.
+type UsageRow struct {
+	KeyID        string // empty when grouped by identity
+	IdentityID   string // the key's identity, or the group's
+	ExternalID   string // the identity's externalId, empty without one
+	Start        time.Time
+	Total        int64
+	Valid        int64
+	CreditsSpent int64
+	Codes        map[VerifyCode]int64
 }

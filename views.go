@@ -19,31 +19,35 @@ func formatTimePtr(t *time.Time) *string {
 // APIKeyView is the API's key object. It is also the data of key events, so that webhook receivers see
 // exactly what the API shows. KeyValue is set only in the answers that reveal a value.
 type APIKeyView struct {
-	ID             string          `json:"id"`
-	WorkspaceID    string          `json:"workspaceId"`
-	Name           string          `json:"name"`
-	Description    string          `json:"description"`
-	KeyType        KeyType         `json:"keyType"`
-	Environment    Environment     `json:"environment"`
-	Prefix         string          `json:"prefix"`
-	Start          string          `json:"start"`
-	End            string          `json:"end"`
-	Status         Status          `json:"status"`
-	Enabled        bool            `json:"enabled"`
-	Permissions    []string        `json:"permissions"`
-	IPAllowlist    []string        `json:"ipAllowlist"`
-	AllowedOrigins []string        `json:"allowedOrigins"`
-	Meta           json.RawMessage `json:"meta"`
-	RateLimit      *RateLimit      `json:"rateLimit"`
-	Recoverable    bool            `json:"recoverable"`
-	ExpiresAt      *string         `json:"expiresAt"`
-	LastUsedAt     *string         `json:"lastUsedAt"`
-	CreatedAt      string          `json:"createdAt"`
-	UpdatedAt      string          `json:"updatedAt"`
-	DisabledAt     *string         `json:"disabledAt"`
-	RevokedAt      *string         `json:"revokedAt"`
-	CreatedBy      ActorRef        `json:"createdBy"`
-	KeyValue       string          `json:"keyValue,omitempty"`
+	ID             string           `json:"id"`
+	WorkspaceID    string           `json:"workspaceId"`
+	Name           string           `json:"name"`
+	Description    string           `json:"description"`
+	KeyType        KeyType          `json:"keyType"`
+	Environment    Environment      `json:"environment"`
+	Prefix         string           `json:"prefix"`
+	Start          string           `json:"start"`
+	End            string           `json:"end"`
+	Status         Status           `json:"status"`
+	Enabled        bool             `json:"enabled"`
+	Permissions    []string         `json:"permissions"`
+	IPAllowlist    []string         `json:"ipAllowlist"`
+	AllowedOrigins []string         `json:"allowedOrigins"`
+	Meta           json.RawMessage  `json:"meta"`
+	RateLimit      *RateLimit       `json:"rateLimit"`
+	RateLimits     []NamedRateLimit `json:"rateLimits"` // rateLimit as "default" first, then the named ones
+	Credits        *CreditsView     `json:"credits"`
+	IdentityID     *string          `json:"identityId"`
+	ExternalID     *string          `json:"externalId"`
+	Recoverable    bool             `json:"recoverable"`
+	ExpiresAt      *string          `json:"expiresAt"`
+	LastUsedAt     *string          `json:"lastUsedAt"`
+	CreatedAt      string           `json:"createdAt"`
+	UpdatedAt      string           `json:"updatedAt"`
+	DisabledAt     *string          `json:"disabledAt"`
+	RevokedAt      *string          `json:"revokedAt"`
+	CreatedBy      ActorRef         `json:"createdBy"`
+	KeyValue       string           `json:"keyValue,omitempty"`
 }
 
 // ActorRef is who created something, without the name (names change; ids do not).
@@ -58,17 +62,25 @@ func (k *APIKey) View(now time.Time) *APIKeyView {
 	if len(meta) == 0 {
 		meta = json.RawMessage("{}")
 	}
-	return &APIKeyView{
+	v := &APIKeyView{
 		ID: k.ID, WorkspaceID: k.WorkspaceID, Name: k.Name, Description: k.Description,
 		KeyType: k.KeyType, Environment: k.Environment, Prefix: k.Prefix, Start: k.Start, End: k.End,
 		Status: k.Status(now), Enabled: k.Enabled,
 		Permissions: nonNil(k.Permissions), IPAllowlist: nonNil(k.IPAllowlist), AllowedOrigins: nonNil(k.AllowedOrigins),
-		Meta: meta, RateLimit: k.RateLimit, Recoverable: k.Recoverable,
+		Meta: meta, RateLimit: k.RateLimit, RateLimits: KeyRateLimits(k.RateLimit, k.RateLimits),
+		Credits: k.Credits.View(), Recoverable: k.Recoverable,
 		ExpiresAt: formatTimePtr(k.ExpiresAt), LastUsedAt: formatTimePtr(k.LastUsedAt),
 		CreatedAt: FormatTime(k.CreatedAt), UpdatedAt: FormatTime(k.UpdatedAt),
 		DisabledAt: formatTimePtr(k.DisabledAt), RevokedAt: formatTimePtr(k.RevokedAt),
 		CreatedBy: ActorRef{Type: k.CreatedBy.Type, ID: k.CreatedBy.ID},
 	}
+	if k.IdentityID != "" {
+		v.IdentityID = &k.IdentityID
+		if k.Identity != nil {
+			v.ExternalID = &k.Identity.ExternalID
+		}
+	}
+	return v
 }
 
 func nonNil(s []string) []string {

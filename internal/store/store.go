@@ -124,6 +124,26 @@ type Queries interface {
 	AllWebhooks(ctx context.Context, after string, limit int) ([]keyplane.WebhookEndpoint, error)
 	// GetEvent returns an event of the workspace; otherwise ErrNotFound.
 	GetEvent(ctx context.Context, workspaceID, id string) (*keyplane.Event, error)
+
+	// GetIdentity returns the identity only if it belongs to workspaceID; otherwise ErrNotFound.
+	GetIdentity(ctx context.Context, workspaceID, id string) (*keyplane.Identity, error)
+	// GetIdentityByExternalID returns the workspace's identity of this externalId; otherwise
+	// ErrNotFound.
+	GetIdentityByExternalID(ctx context.Context, workspaceID, externalID string) (*keyplane.Identity, error)
+	// ListIdentities lists a workspace's identities, newest first.
+	ListIdentities(ctx context.Context, workspaceID string, limit int, cursor string) ([]keyplane.Identity, string, error)
+	// CountIdentityKeys counts the keys of an identity, revoked ones included: an identity is in use
+	// while any key names it.
+	CountIdentityKeys(ctx context.Context, identityID string) (int, error)
+	// IdentityKeyHashes returns the digests of every stored value of every key of the identity: what
+	// a change to the identity publishes, since verification caches a key with its identity.
+	IdentityKeyHashes(ctx context.Context, identityID string) ([][]byte, error)
+	// GetCredits returns an account's balance; nil (and no error) when it is unlimited; ErrNotFound
+	// when the key or identity is not in the account's workspace.
+	GetCredits(ctx context.Context, a keyplane.CreditAccount) (*keyplane.Credits, error)
+	// DueRefills returns up to limit accounts, of every workspace, whose NextRefillAt is at or
+	// before now, soonest first.
+	DueRefills(ctx context.Context, now time.Time, limit int) ([]keyplane.CreditAccount, error)
 }
 
 // Tx is one transaction: every change and its audit entry and event commit together or not at all.
@@ -203,16 +223,46 @@ type Tx interface {
 	// FailPendingDeliveries ends the endpoint's pending attempts as failed with reason, leased ones
 	// included, and says how many.
 	FailPendingDeliveries(ctx context.Context, endpointID, reason string) (int64, error)
+
+	// InsertIdentity adds an identity; ErrConflict when the workspace has one of its ExternalID.
+	InsertIdentity(ctx context.Context, i *keyplane.Identity) error
+	// UpdateIdentity writes ExternalID, Meta, RateLimits and UpdatedAt, never the credits (see
+	// SetCredits). ErrConflict: externalId taken; ErrNotFound when absent from i's workspace.
+	UpdateIdentity(ctx context.Context, i *keyplane.Identity) error
+	// DeleteIdentity removes an identity. ErrNotFound when absent.
+	DeleteIdentity(ctx context.Context, workspaceID, id string) error
+
+	// SetCredits replaces an account's balance whole (nil: unlimited): Remaining, Refill,
+	// LastRefillAt, NextRefillAt, ExhaustedAt, and Epoch moves on by one whatever c says (c.Epoch is
+	// set to the new one). Key and identity rows are written with their credits only through the
+	// credit calls, never by UpdateAPIKey or UpdateIdentity: a change made from a stale read must not
+	// write back a balance that verifications have spent since. ErrNotFound when absent.
+	SetCredits(ctx context.Context, a keyplane.CreditAccount, c *keyplane.Credits) error
+	// AdjustCredits adds delta to a limited balance, at least 0 and at most keyplane.MaxCredits
+	// after, atomically with concurrent takes, clears ExhaustedAt when delta > 0, and returns the
+	// balance after. The epoch does not move: credits nodes hold stay good. ErrNotFound when absent
+	// or unlimited.
+	AdjustCredits(ctx context.Context, a keyplane.CreditAccount, delta int64) (*keyplane.Credits, error)
+	// RefillCredits applies the refill due at due, once: when the account's NextRefillAt is due, it
+	// sets Remaining to amount, LastRefillAt to due, NextRefillAt to next, clears ExhaustedAt and
+	// moves the epoch on, and reports true; otherwise (another node refilled first, the refill
+	// changed) it changes nothing and reports false.
+	RefillCredits(ctx context.Context, a keyplane.CreditAccount, due time.Time, amount int64, next *time.Time) (bool, error)
+	// MarkCreditsExhausted sets ExhaustedAt to at when the balance is at 0, of this epoch, and not
+	// marked yet, and reports whether it did: one api_key.credits_exhausted event per exhaustion.
+	MarkCreditsExhausted(ctx context.Context, a keyplane.CreditAccount, epoch int64, at time.Time) (bool, error)
 }
 
 // UsageCount is a number of requests of one key, in one UTC hour, answered with one code: what
 // AddUsage adds to the key's hourly rollup.
 type UsageCount struct {
-	WorkspaceID string
-	KeyID       string
-	Hour        time.Time // the start of the UTC hour
-	Code        keyplane.VerifyCode
-	Requests    int64
+	WorkspaceID  string
+	KeyID        string
+	IdentityID   string    // the key's identity when the requests were made
+	Hour         time.Time // the start of the UTC hour
+	Code         keyplane.VerifyCode
+	Requests     int64
+	CreditsSpent int64
 }
 
 // ErrBadCursor is wrapped by list calls given a cursor they did not make.
@@ -249,6 +299,10 @@ type Store interface {
 	// keyID is empty, oldest first, summed from the hourly rollups. A key of another workspace has
 	// none.
 	Usage(ctx context.Context, workspaceID, keyID string, f UsageFilter) ([]keyplane.UsageBucket, error)
+	// ExportUsage calls fn with the workspace's usage rows, summed from the hourly rollups, ordered by
+	// period then group (key or identity id), stopping at fn's first error: a stream, so that an
+	// export of any size holds one row in memory.
+	ExportUsage(ctx context.Context, workspaceID string, f keyplane.ExportFilter, fn func(*keyplane.UsageRow) error) error
 	// PruneRequestLogs deletes at most limit request log entries older than before and says how many;
 	// the caller repeats until fewer than limit go, so that no transaction grows large.
 	PruneRequestLogs(ctx context.Context, before time.Time, limit int) (int64, error)
@@ -274,6 +328,15 @@ type Store interface {
 	// should see in its audit trail.
 	ImportAPIKeys(ctx context.Context, keys []keyplane.APIKey, secrets []keyplane.Secret) error
 
+	// TakeCredits takes credits out of a limited balance, atomically, in one statement of its own
+	// (no transaction, no chain lock: it is the slow path of verifications): when at least need are
+	// left, min(want, remaining) but at least need, else none. want ≥ need ≥ 0. ErrNotFound when
+	// the account is absent or unlimited.
+	TakeCredits(ctx context.Context, a keyplane.CreditAccount, need, want int64) (keyplane.CreditGrant, error)
+	// ReturnCredits gives n credits back to a balance that is still at epoch, atomically, and reports
+	// whether it did: credits taken before a set or a refill are not given back to the new balance.
+	ReturnCredits(ctx context.Context, a keyplane.CreditAccount, n, epoch int64) (bool, error)
+
 	// RunExclusive runs fn, and reports true, unless another run of the same name holds the database's
 	// lock for it: then it reports false at once and fn does not run. The lock is the database's, so
 	// that of several nodes sharing it one runs a periodic job and the others skip their turn; a node
@@ -291,22 +354,25 @@ type Store interface {
 // them.
 func CountUsage(entries []keyplane.RequestLog) []UsageCount {
 	type bucket struct {
-		keyID string
-		hour  int64
-		code  keyplane.VerifyCode
+		keyID      string
+		identityID string
+		hour       int64
+		code       keyplane.VerifyCode
 	}
 	index := map[bucket]int{}
 	var out []UsageCount
 	for i := range entries {
 		e := &entries[i]
 		hour := e.Timestamp.UTC().Truncate(time.Hour)
-		b := bucket{e.KeyID, hour.Unix(), e.Code}
+		b := bucket{e.KeyID, e.IdentityID, hour.Unix(), e.Code}
 		if j, ok := index[b]; ok {
 			out[j].Requests++
+			out[j].CreditsSpent += e.CreditsSpent
 			continue
 		}
 		index[b] = len(out)
-		out = append(out, UsageCount{WorkspaceID: e.WorkspaceID, KeyID: e.KeyID, Hour: hour, Code: e.Code, Requests: 1})
+		out = append(out, UsageCount{WorkspaceID: e.WorkspaceID, KeyID: e.KeyID, IdentityID: e.IdentityID, Hour: hour,
+			Code: e.Code, Requests: 1, CreditsSpent: e.CreditsSpent})
 	}
 	return out
 }
