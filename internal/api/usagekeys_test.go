@@ -2,18 +2,22 @@ package api_test
 
 import (
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keyplane/keyplane"
 	"github.com/keyplane/keyplane/internal/api"
 	"github.com/keyplane/keyplane/internal/api/openapitest"
+	"github.com/keyplane/keyplane/internal/id"
 	"github.com/keyplane/keyplane/internal/service"
 	"github.com/keyplane/keyplane/internal/service/servicetest"
+	"github.com/keyplane/keyplane/internal/store"
 	"github.com/keyplane/keyplane/internal/verify"
 )
 
@@ -21,11 +25,13 @@ import (
 // checked against the OpenAPI document.
 type usageAPI struct {
 	t     *testing.T
+	db    *servicetest.DB
 	h     http.Handler
 	oas   *openapitest.Validator
 	admin string
 	ws    string
 	other string
+	last  *httptest.ResponseRecorder
 }
 
 func newUsageAPI(t *testing.T) *usageAPI {
@@ -37,7 +43,7 @@ func newUsageAPI(t *testing.T) *usageAPI {
 	}
 	svc := db.Service(t, service.Options{Forget: ver.Forget})
 	ctx, sys := context.Background(), keyplane.System("test")
-	a := &usageAPI{t: t}
+	a := &usageAPI{t: t, db: db}
 	if _, a.admin, err = svc.CreateRootKey(ctx, sys, "a", []string{keyplane.ScopeAdmin}); err != nil {
 		t.Fatal(err)
 	}
@@ -70,6 +76,7 @@ func (a *usageAPI) call(ws, method, path, body string) (int, map[string]any) {
 	}
 	rec := httptest.NewRecorder()
 	a.h.ServeHTTP(rec, r)
+	a.last = rec
 	p := path
 	if i := strings.IndexByte(p, '?'); i >= 0 {
 		p = p[:i]
@@ -210,4 +217,103 @@ func TestUsageKeysAPI(t *testing.T) {
 	a.refused(a.ws, "GET", "/v1/usage?groupBy=team&granularity=week&format=xml&since=yesterday", "", 400, "invalid_request",
 		"groupBy", "granularity", "format", "since")
 	a.refused(a.ws, "GET", "/v1/usage?since=2030-02-01T00:00:00Z&until=2030-01-01T00:00:00Z", "", 400, "invalid_request", "until")
+}
+
+// TestUsageExportAPI: GET /v1/usage in JSON and CSV, by key and by identity, and GET /v1/logs?tag.
+func TestUsageExportAPI(t *testing.T) {
+	a := newUsageAPI(t)
+	ctx := context.Background()
+	k1 := a.ok(201, "POST", "/v1/api-keys", `{"name": "k1", "keyType": "secret", "externalId": "customer_1"}`)
+	k2 := a.ok(201, "POST", "/v1/api-keys", `{"name": "k2", "keyType": "secret"}`)
+	k1ID, k2ID, idnID := k1["id"].(string), k2["id"].(string), k1["identityId"].(string)
+	jan := time.Date(2030, 1, 15, 10, 0, 0, 0, time.UTC)
+	var entries []keyplane.RequestLog
+	add := func(keyID, identityID string, code keyplane.VerifyCode, at time.Time, spent int64, tags ...string) {
+		entries = append(entries, keyplane.RequestLog{ID: id.NewAt(id.Request, at), WorkspaceID: a.ws, KeyID: keyID, IdentityID: identityID,
+			Code: code, Source: keyplane.SourceVerify, Method: "POST", Path: "/v1/verify", Timestamp: at, CreditsSpent: spent, Tags: tags})
+	}
+	add(k1ID, idnID, keyplane.VerifyValid, jan, 3, "checkout")
+	add(k1ID, idnID, keyplane.VerifyUsageExceeded, jan.Add(time.Minute), 0)
+	add(k1ID, idnID, keyplane.VerifyValid, jan.AddDate(0, 0, 1), 2)
+	add(k2ID, "", keyplane.VerifyRateLimited, jan.Add(2*time.Hour), 0, "checkout", "beta")
+	w := a.db.RequestLogWriter()
+	if err := w.WriteRequestLogs(ctx, entries); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.AddUsage(ctx, store.CountUsage(entries), nil); err != nil {
+		t.Fatal(err)
+	}
+
+	_, env := a.call(a.ws, "GET", "/v1/logs?tag=checkout", "")
+	if l := env["data"].([]any); len(l) != 2 {
+		t.Fatalf("entries tagged checkout: %v", l)
+	}
+	_, env = a.call(a.ws, "GET", "/v1/logs?tag=beta", "")
+	if l := env["data"].([]any); len(l) != 1 || l[0].(map[string]any)["keyId"] != k2ID {
+		t.Fatalf("entries tagged beta: %v", l)
+	}
+
+	window := "&since=2030-01-01T00:00:00Z&until=2030-02-01T00:00:00Z"
+	_, env = a.call(a.ws, "GET", "/v1/usage?granularity=month"+window, "")
+	rows := env["data"].([]any)
+	if len(rows) != 2 {
+		t.Fatalf("monthly rows by key: %v", rows)
+	}
+	byKey := map[string]map[string]any{}
+	for _, r := range rows {
+		m := r.(map[string]any)
+		byKey[m["keyId"].(string)] = m
+	}
+	if r := byKey[k1ID]; r["total"] != float64(3) || r["valid"] != float64(2) || r["creditsSpent"] != float64(5) || r["externalId"] != "customer_1" ||
+		r["start"] != "2030-01-01T00:00:00Z" || r["codes"].(map[string]any)["USAGE_EXCEEDED"] != float64(1) {
+		t.Fatalf("k1's month: %v", r)
+	}
+	if r := byKey[k2ID]; r["total"] != float64(1) || r["externalId"] != nil {
+		t.Fatalf("k2's month: %v", r)
+	}
+	_, env = a.call(a.ws, "GET", "/v1/usage?groupBy=identity&granularity=day"+window, "")
+	rows = env["data"].([]any)
+	if len(rows) != 2 || rows[0].(map[string]any)["identityId"] != idnID || rows[0].(map[string]any)["total"] != float64(2) ||
+		rows[1].(map[string]any)["start"] != "2030-01-16T00:00:00Z" {
+		t.Fatalf("daily rows by identity: %v", rows)
+	}
+	// Nothing in the window: an empty list.
+	_, env = a.call(a.ws, "GET", "/v1/usage", "")
+	if rows := env["data"].([]any); len(rows) != 0 {
+		t.Fatalf("this month: %v", rows)
+	}
+
+	code, _ := a.call(a.ws, "GET", "/v1/usage?granularity=hour&format=csv"+window, "")
+	if code != 200 || !strings.HasPrefix(a.last.Header().Get("Content-Type"), "text/csv") {
+		t.Fatalf("csv: %d %v", code, a.last.Header())
+	}
+	recs, err := csv.NewReader(a.last.Body).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	head := append([]string{"keyId", "externalId", "start", "total", "valid", "creditsSpent"}, codeNames()...)
+	if !slices.Equal(recs[0], head) || len(recs) != 4 {
+		t.Fatalf("csv: %q", recs)
+	}
+	col := slices.Index(head, "USAGE_EXCEEDED")
+	if r := recs[1]; r[0] != k1ID || r[1] != "customer_1" || r[2] != "2030-01-15T10:00:00Z" || r[3] != "2" || r[4] != "1" || r[5] != "3" || r[col] != "1" {
+		t.Fatalf("first csv row %q", r)
+	}
+	code, _ = a.call(a.ws, "GET", "/v1/usage?groupBy=identity&format=csv&since=2031-01-01T00:00:00Z&until=2031-02-01T00:00:00Z", "")
+	if code != 200 || !strings.HasPrefix(a.last.Body.String(), "identityId,externalId,start,") || strings.Count(a.last.Body.String(), "\n") != 1 {
+		t.Fatalf("empty csv: %d %q", code, a.last.Body)
+	}
+	// Another workspace's export has none of these.
+	_, env = a.call(a.other, "GET", "/v1/usage?granularity=month"+window, "")
+	if rows := env["data"].([]any); len(rows) != 0 {
+		t.Fatalf("another workspace's export: %v", rows)
+	}
+}
+
+func codeNames() []string {
+	var out []string
+	for _, c := range keyplane.VerifyCodes {
+		out = append(out, string(c))
+	}
+	return out
 }
