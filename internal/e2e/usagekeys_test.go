@@ -36,7 +36,7 @@ func TestUsageBasedKeysManagement(t *testing.T) {
 			t.Fatalf("key %v", k)
 		}
 		res := n.fails(400, "invalid_request", as(req{method: "PATCH", path: "/v1/api-keys/" + keyID, body: map[string]any{
-			"credits": map[string]any{"remaining": -1, "refill": map[string]any{"interval": "monthly", "amount": 1, "refillDay": 32}},
+			"credits":    map[string]any{"remaining": -1, "refill": map[string]any{"interval": "monthly", "amount": 1, "refillDay": 32}},
 			"rateLimits": []any{map[string]any{"name": "x", "limit": 1, "windowMs": 1000, "autoApply": true}, map[string]any{"name": "x", "limit": 1, "windowMs": 1000, "autoApply": true}}}}))
 		got := res.detailFields()
 		slices.Sort(got)
