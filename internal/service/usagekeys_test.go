@@ -427,8 +427,10 @@ func testCreditRefills(t *testing.T, driver string) {
 	if g, err := svc.TakeCredits(ctx, acct, 1, 2); err != nil || g.Got != 2 || g.Remaining != 0 {
 		t.Fatalf("take: %+v, %v", g, err)
 	}
-	if g, err := svc.TakeCredits(ctx, acct, 1, 1); err != nil || g.Got != 0 {
-		t.Fatalf("take from nothing: %+v, %v", g, err)
+	for range 2 { // one exhaustion, one event, however many takes find nothing
+		if g, err := svc.TakeCredits(ctx, acct, 1, 1); err != nil || g.Got != 0 {
+			t.Fatalf("take from nothing: %+v, %v", g, err)
+		}
 	}
 	if c := remaining(daily); c.ExhaustedAt == nil {
 		t.Fatalf("not marked exhausted: %+v", c)
