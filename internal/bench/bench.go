@@ -33,6 +33,28 @@ const importBatch = 100_000
 // ceil(n / len(workspaces)) to the first workspace, and so on, so that each batch adds to a few
 // workspaces' rows in order rather than to every workspace's.
 func Seed(ctx context.Context, st store.Store, prefix string, workspaces []string, n int) ([]string, error) {
+	return seed(ctx, st, prefix, workspaces, n, false)
+}
+
+// Metered credits and limits: what SeedMetered gives each key. The balance and the limits are far
+// more than any run can spend (a hot key at 100,000 verifications a second for a minute spends
+// 6·10^6), so that every verification of the metered mixes is VALID and each still spends a credit
+// and counts against two limits.
+var (
+	MeteredCredits = keyplane.Credits{Remaining: keyplane.MaxCredits}
+	MeteredLimits  = []keyplane.NamedRateLimit{
+		{Name: "per-second", Limit: keyplane.MaxRateLimit, WindowMs: 1000, AutoApply: true},
+		{Name: "per-10s", Limit: keyplane.MaxRateLimit, WindowMs: 10_000, AutoApply: true},
+	}
+)
+
+// SeedMetered is Seed with keys that have credits and two auto-applied named limits (MeteredCredits,
+// MeteredLimits): the population of the metered mixes.
+func SeedMetered(ctx context.Context, st store.Store, prefix string, workspaces []string, n int) ([]string, error) {
+	return seed(ctx, st, prefix, workspaces, n, true)
+}
+
+func seed(ctx context.Context, st store.Store, prefix string, workspaces []string, n int, metered bool) ([]string, error) {
 	if len(workspaces) == 0 {
 		return nil, fmt.Errorf("bench: no workspace to seed")
 	}
@@ -58,6 +80,10 @@ func Seed(ctx context.Context, st store.Store, prefix string, workspaces []strin
 				Enabled: true, Permissions: []string{}, IPAllowlist: []string{}, AllowedOrigins: []string{},
 				Meta: json.RawMessage(`{}`), CreatedAt: now, UpdatedAt: now, CreatedBy: by,
 			}
+			if metered {
+				c := MeteredCredits
+				k.Credits, k.RateLimits = &c, MeteredLimits
+			}
 			keys = append(keys, k)
 			secrets = append(secrets, keyplane.Secret{Hash: h[:], KeyID: k.ID, WorkspaceID: ws, CreatedAt: now})
 			values = append(values, v)
@@ -78,8 +104,22 @@ type Scenario struct {
 	Want        keyplane.VerifyCode
 }
 
-// ScenarioNames are the names of Scenarios' mixes, in their order.
-var ScenarioNames = []string{"hot", "uniform", "zipf", "unknown", "unknown-repeat", "malformed"}
+// ScenarioNames are the names of Scenarios' mixes, in their order, then MeteredScenarios'.
+var ScenarioNames = []string{"hot", "uniform", "zipf", "unknown", "unknown-repeat", "malformed", "metered-hot", "metered-zipf"}
+
+// MeteredScenarios are the mixes over keys seeded by SeedMetered: one hot key, and Zipf over all.
+func MeteredScenarios(values []string, draws int, rnd *rand.Rand) []Scenario {
+	n := len(values)
+	zipf := make([]string, draws)
+	z := rand.NewZipf(rnd, 1.1, 1, uint64(n-1))
+	for i := range zipf {
+		zipf[i] = values[z.Uint64()]
+	}
+	return []Scenario{
+		{"metered-hot", "one key with credits and two named limits, every request", values[:1], keyplane.VerifyValid},
+		{"metered-zipf", fmt.Sprintf("Zipf (s=1.1) over %d keys with credits and two named limits", n), zipf, keyplane.VerifyValid},
+	}
+}
 
 // Scenarios are the mixes over the seeded values, each drawing draws requests (fewer for the
 // single-key and malformed mixes, which need no more). rnd makes the draws repeatable.

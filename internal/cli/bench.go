@@ -66,6 +66,7 @@ type benchSeeded struct {
 	verifyRoot, adminRoot string
 	prefix                string
 	values                []string
+	metered               []string // keys with credits and named limits (bench.SeedMetered), when a metered mix runs
 	workspaces            []string
 	took                  time.Duration
 }
@@ -222,7 +223,7 @@ func (p *Program) benchStore(ctx context.Context, o *benchOptions, storeName, ex
 		defer postgres.Drop(context.WithoutCancel(ctx), dbURL)
 	}
 	env := map[string]string{"KEYPLANE_DATA_DIR": filepath.Join(dir, "data"), "KEYPLANE_DATABASE_URL": dbURL}
-	seed, err := p.benchSeed(ctx, env, o.keys)
+	seed, err := p.benchSeed(ctx, env, o.keys, o.scenarios["metered-hot"] || o.scenarios["metered-zipf"])
 	if err != nil {
 		return err
 	}
@@ -237,7 +238,7 @@ func (p *Program) benchStore(ctx context.Context, o *benchOptions, storeName, ex
 	if o.soak > 0 {
 		return p.benchSoak(ctx, o, storeName, seed, srv, wrk, dir, env["KEYPLANE_DATA_DIR"])
 	}
-	ceiling := &http.Server{Handler: bench.NewCeiling(rootKey, seed.values), ReadHeaderTimeout: 10 * time.Second}
+	ceiling := &http.Server{Handler: bench.NewCeiling(rootKey, slices.Concat(seed.values, seed.metered)), ReadHeaderTimeout: 10 * time.Second}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
@@ -246,7 +247,11 @@ func (p *Program) benchStore(ctx context.Context, o *benchOptions, storeName, ex
 	defer ceiling.Close()
 	ceilingURL := "http://" + ln.Addr().String()
 
-	for _, sc := range bench.Scenarios(seed.prefix, seed.values, o.draws, mrand.New(mrand.NewPCG(1, 2))) {
+	mixes := bench.Scenarios(seed.prefix, seed.values, o.draws, mrand.New(mrand.NewPCG(1, 2)))
+	if len(seed.metered) > 0 {
+		mixes = append(mixes, bench.MeteredScenarios(seed.metered, o.draws, mrand.New(mrand.NewPCG(3, 4)))...)
+	}
+	for _, sc := range mixes {
 		if !o.scenarios[sc.Name] && !(sc.Name == "uniform" && o.scenarios["manage"]) {
 			continue
 		}
@@ -369,7 +374,7 @@ func ms(d time.Duration) string {
 // benchSeed creates a verify root key, an admin root key (for the API's management calls and the
 // request log's reads) and the workspaces, and imports n keys through the store. It returns the
 // deployment's key prefix with them, for the made-up keys of the scenarios.
-func (p *Program) benchSeed(ctx context.Context, env map[string]string, n int) (*benchSeeded, error) {
+func (p *Program) benchSeed(ctx context.Context, env map[string]string, n int, metered bool) (*benchSeeded, error) {
 	child := &Program{Stdin: strings.NewReader(""), Stdout: p.Stdout, Stderr: p.Stderr, Getenv: func(k string) string {
 		if v, ok := env[k]; ok {
 			return v
@@ -402,9 +407,18 @@ func (p *Program) benchSeed(ctx context.Context, env map[string]string, n int) (
 		s.workspaces = append(s.workspaces, w.ID)
 	}
 	start := time.Now()
-	s.values, err = bench.Seed(ctx, e.store, cfg.KeyPrefix, s.workspaces, n)
+	if s.values, err = bench.Seed(ctx, e.store, cfg.KeyPrefix, s.workspaces, n); err != nil {
+		return nil, err
+	}
+	if metered {
+		// A population of their own, as many as the others: the metered Zipf mix then draws over as
+		// many keys, each with its own balance, as the plain one.
+		if s.metered, err = bench.SeedMetered(ctx, e.store, cfg.KeyPrefix, s.workspaces, n); err != nil {
+			return nil, err
+		}
+	}
 	s.took = time.Since(start)
-	return s, err
+	return s, nil
 }
 
 // benchServer is keyplane serve running as a child process.
