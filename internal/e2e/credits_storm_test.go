@@ -24,8 +24,8 @@ import (
 //     back to the balance within seconds once the nodes go idle;
 //   - a kill strands at most what the killed node held, never hands spent credits back.
 const (
-	stormCredits   = 1000
-	stormVerifiers = 64
+	creditStormGrant   = 1000
+	creditStormVerifiers = 64
 )
 
 func TestCreditsStorm(t *testing.T) {
@@ -63,17 +63,17 @@ func creditsStorm(t *testing.T, bin string, env map[string]string, kill bool) {
 	b.startServe()
 
 	ws := a.workspace("storm", nil)
-	k := a.key(ws, map[string]any{"name": "metered", "keyType": "secret", "credits": map[string]any{"remaining": stormCredits}})
+	k := a.key(ws, map[string]any{"name": "metered", "keyType": "secret", "credits": map[string]any{"remaining": creditStormGrant}})
 	id, value := k["id"].(string), k["keyValue"].(string)
 
 	var valid, exceeded, other atomic.Int64
 	var killedAt atomic.Int64 // VALID answers seen when b was killed
 	var killOnce sync.Once
 	body, _ := json.Marshal(map[string]any{"key": value})
-	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: stormVerifiers}}
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: creditStormVerifiers}}
 	var wg sync.WaitGroup
 	start := time.Now()
-	for i := range stormVerifiers {
+	for i := range creditStormVerifiers {
 		wg.Go(func() {
 			n := a
 			if i%2 == 1 {
@@ -95,7 +95,7 @@ func creditsStorm(t *testing.T, bin string, env map[string]string, kill bool) {
 					return
 				case code == "VALID":
 					misses = 0
-					if v := valid.Add(1); kill && v == stormCredits/2 {
+					if v := valid.Add(1); kill && v == creditStormGrant/2 {
 						killOnce.Do(func() {
 							killedAt.Store(v)
 							b.proc.kill(t) // SIGKILL, and waits for the exit
@@ -116,15 +116,15 @@ func creditsStorm(t *testing.T, bin string, env map[string]string, kill bool) {
 	spent := valid.Load()
 	t.Logf("storm over in %s: %d VALID, %d USAGE_EXCEEDED, %d other; killed after %d VALID",
 		time.Since(start).Round(time.Millisecond), spent, exceeded.Load(), other.Load(), killedAt.Load())
-	if spent > stormCredits {
-		t.Fatalf("overspend: %d VALID answers spent credits, of %d granted", spent, stormCredits)
+	if spent > creditStormGrant {
+		t.Fatalf("overspend: %d VALID answers spent credits, of %d granted", spent, creditStormGrant)
 	}
 	if kill && killedAt.Load() == 0 {
 		t.Fatal("the storm ended before b was killed")
 	}
-	stranded := stormCredits - spent
-	if !kill && stranded > stormCredits/100 {
-		t.Errorf("%d credits stranded at exhaustion, more than 1 %% of %d", stranded, stormCredits)
+	stranded := creditStormGrant - spent
+	if !kill && stranded > creditStormGrant/100 {
+		t.Errorf("%d credits stranded at exhaustion, more than 1 %% of %d", stranded, creditStormGrant)
 	}
 
 	// Once the nodes are idle, what they hold goes back: the balance is what was not spent, except
@@ -152,7 +152,7 @@ func creditsStorm(t *testing.T, bin string, env map[string]string, kill bool) {
 	}
 	if kill {
 		lost := stranded - remaining
-		t.Logf("credits the killed node held and took with it: %d (%.1f %%)", lost, float64(lost)*100/stormCredits)
+		t.Logf("credits the killed node held and took with it: %d (%.1f %%)", lost, float64(lost)*100/creditStormGrant)
 		// What is left is still spendable, and exactly once.
 		for range remaining {
 			if code, err := stormVerify(client, a.url, a.verifier, body); err != nil || code != "VALID" {
