@@ -24,7 +24,7 @@ import (
 //     back to the balance within seconds once the nodes go idle;
 //   - a kill strands at most what the killed node held, never hands spent credits back.
 const (
-	creditStormGrant   = 1000
+	creditStormGrant     = 1000
 	creditStormVerifiers = 64
 )
 
