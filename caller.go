@@ -67,7 +67,7 @@ func (c *Caller) RequireOperator() error {
 func RolePermissions(r Role) []string {
 	switch r {
 	case RoleOwner, RoleAdmin:
-		return []string{PermAPIKeysRead, PermAPIKeysWrite, PermWebhooksRead, PermWebhooksWrite, PermEventsWrite, PermAuditRead, PermLogsRead}
+		return []string{PermAPIKeysRead, PermAPIKeysWrite, PermIdentitiesRead, PermIdentitiesWrite, PermWebhooksRead, PermWebhooksWrite, PermEventsWrite, PermAuditRead, PermLogsRead}
 	case RoleDeveloper:
 		return []string{PermWebhooksRead, PermWebhooksWrite, PermEventsWrite, PermAuditRead, PermLogsRead}
 	case RoleViewer:

@@ -14,13 +14,15 @@ type CatalogEntry struct {
 
 // Permissions keyplane itself checks on workspace keys calling its management API.
 const (
-	PermAPIKeysRead   = "api_keys:read"
-	PermAPIKeysWrite  = "api_keys:write"
-	PermWebhooksRead  = "webhooks:read"
-	PermWebhooksWrite = "webhooks:write"
-	PermEventsWrite   = "events:write"
-	PermAuditRead     = "audit:read"
-	PermLogsRead      = "logs:read"
+	PermAPIKeysRead     = "api_keys:read"
+	PermAPIKeysWrite    = "api_keys:write"
+	PermWebhooksRead    = "webhooks:read"
+	PermWebhooksWrite   = "webhooks:write"
+	PermEventsWrite     = "events:write"
+	PermAuditRead       = "audit:read"
+	PermLogsRead        = "logs:read"
+	PermIdentitiesRead  = "identities:read"
+	PermIdentitiesWrite = "identities:write"
 )
 
 // BuiltinPermissions are keyplane's own permissions, always in the catalog.
@@ -32,6 +34,8 @@ var BuiltinPermissions = []CatalogEntry{
 	{PermEventsWrite, "Send the workspace's custom events to its webhook endpoints."},
 	{PermAuditRead, "Read the workspace's audit trail."},
 	{PermLogsRead, "Read the workspace's request logs and usage."},
+	{PermIdentitiesRead, "List and read the workspace's identities (the platform's customers, whose keys share credits and rate limits)."},
+	{PermIdentitiesWrite, "Create, change and delete identities, and set their credits."},
 }
 
 // Event types keyplane emits.
@@ -45,6 +49,8 @@ const (
 	EventAPIKeyDeleted    = "api_key.deleted"
 	EventAPIKeyExpiring   = "api_key.expiring"
 	EventAPIKeyExpired    = "api_key.expired"
+	EventCreditsExhausted = "api_key.credits_exhausted"
+	EventCreditsRefilled  = "api_key.credits_refilled"
 	EventEndpointDisabled = "endpoint.disabled"
 	EventWebhookTest      = "webhook.test"
 )
@@ -60,6 +66,8 @@ var BuiltinEventTypes = []CatalogEntry{
 	{EventAPIKeyDeleted, "An API key was permanently deleted."},
 	{EventAPIKeyExpiring, "An API key expires in 24 hours."},
 	{EventAPIKeyExpired, "An API key expired."},
+	{EventCreditsExhausted, "An API key's credits (or its identity's, shared by all its keys) reached 0."},
+	{EventCreditsRefilled, "An API key's credits (or its identity's) were refilled."},
 	{EventEndpointDisabled, "A webhook endpoint was disabled after failing for 5 days."},
 	{EventWebhookTest, "A test event sent from the dashboard or the API."},
 }

@@ -106,6 +106,8 @@ var statusOf = map[keyplane.Code]int{
 	keyplane.CodeKeyRevoked:           http.StatusConflict,
 	keyplane.CodeLastOwner:            http.StatusConflict,
 	keyplane.CodeDeliveryNotRetryable: http.StatusConflict,
+	keyplane.CodeIdentityInUse:        http.StatusConflict,
+	keyplane.CodeIdentityExists:       http.StatusConflict,
 	keyplane.CodePayloadTooLarge:      http.StatusRequestEntityTooLarge,
 	keyplane.CodeUnsupportedMediaType: http.StatusUnsupportedMediaType,
 	keyplane.CodeRateLimited:          http.StatusTooManyRequests,

@@ -3,7 +3,10 @@ package api
 import (
 	"encoding/json"
 	"net/http"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/keyplane/keyplane"
 	"github.com/keyplane/keyplane/internal/service"
@@ -29,6 +32,10 @@ type createKeyRequest struct {
 	Meta           json.RawMessage           `json:"meta"`
 	RateLimit      *keyplane.RateLimit       `json:"rateLimit"`
 	Recoverable    bool                      `json:"recoverable"`
+	Credits        *service.CreditsInput     `json:"credits"`
+	RateLimits     []keyplane.NamedRateLimit `json:"rateLimits"`
+	ExternalID     keyplane.Optional[string] `json:"externalId"`
+	IdentityID     keyplane.Optional[string] `json:"identityId"`
 }
 
 func (s *Server) createKey(w http.ResponseWriter, r *http.Request, c *call) error {
@@ -44,6 +51,7 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request, c *call) erro
 		Name: req.Name, Description: req.Description, KeyType: req.KeyType, Environment: req.Environment,
 		Permissions: req.Permissions, ExpiresAt: exp, IPAllowlist: req.IPAllowlist, AllowedOrigins: req.AllowedOrigins,
 		Meta: req.Meta, RateLimit: req.RateLimit, Recoverable: req.Recoverable,
+		Credits: req.Credits, RateLimits: req.RateLimits, ExternalID: req.ExternalID, IdentityID: req.IdentityID,
 	})
 	if err != nil {
 		return err
@@ -58,10 +66,20 @@ func (s *Server) listKeys(w http.ResponseWriter, r *http.Request, c *call) error
 		return err
 	}
 	q := r.URL.Query()
-	keys, next, err := s.svc.ListAPIKeys(r.Context(), c.Caller, c.ws, keyplane.KeyFilter{
+	var v keyplane.Validation
+	if e := q.Get("externalId"); utf8.RuneCountInString(e) > keyplane.MaxExternalIDLen || !utf8.ValidString(e) || strings.IndexFunc(e, unicode.IsControl) >= 0 {
+		v.Add("externalId", "must be an externalId: 1 to %d printable characters", keyplane.MaxExternalIDLen)
+	}
+	if !filterValue(q.Get("identityId")) {
+		v.Add("identityId", "must be an identity's id (idn_…)")
+	}
+	if err := v.Err(); err != nil {
+		return err
+	}
+	keys, next, err := s.svc.ListAPIKeysOf(r.Context(), c.Caller, c.ws, keyplane.KeyFilter{
 		Environment: keyplane.Environment(q.Get("environment")), KeyType: keyplane.KeyType(q.Get("keyType")),
 		Status: keyplane.Status(q.Get("status")), Limit: limit, Cursor: cursor,
-	})
+	}, q.Get("externalId"), q.Get("identityId"))
 	if err != nil {
 		return err
 	}
@@ -84,15 +102,19 @@ func (s *Server) getKey(w http.ResponseWriter, r *http.Request, c *call) error {
 }
 
 type patchKeyRequest struct {
-	Name           keyplane.Optional[string]             `json:"name"`
-	Description    keyplane.Optional[string]             `json:"description"`
-	Permissions    keyplane.Optional[[]string]           `json:"permissions"`
-	IPAllowlist    keyplane.Optional[[]string]           `json:"ipAllowlist"`
-	AllowedOrigins keyplane.Optional[[]string]           `json:"allowedOrigins"`
-	Meta           keyplane.Optional[json.RawMessage]    `json:"meta"`
-	RateLimit      keyplane.Optional[keyplane.RateLimit] `json:"rateLimit"`
-	ExpiresAt      keyplane.Optional[string]             `json:"expiresAt"`
-	Enabled        keyplane.Optional[bool]               `json:"enabled"`
+	Name           keyplane.Optional[string]                    `json:"name"`
+	Description    keyplane.Optional[string]                    `json:"description"`
+	Permissions    keyplane.Optional[[]string]                  `json:"permissions"`
+	IPAllowlist    keyplane.Optional[[]string]                  `json:"ipAllowlist"`
+	AllowedOrigins keyplane.Optional[[]string]                  `json:"allowedOrigins"`
+	Meta           keyplane.Optional[json.RawMessage]           `json:"meta"`
+	RateLimit      keyplane.Optional[keyplane.RateLimit]        `json:"rateLimit"`
+	ExpiresAt      keyplane.Optional[string]                    `json:"expiresAt"`
+	Enabled        keyplane.Optional[bool]                      `json:"enabled"`
+	Credits        keyplane.Optional[service.CreditsInput]      `json:"credits"`
+	RateLimits     keyplane.Optional[[]keyplane.NamedRateLimit] `json:"rateLimits"`
+	ExternalID     keyplane.Optional[string]                    `json:"externalId"`
+	IdentityID     keyplane.Optional[string]                    `json:"identityId"`
 	// Present only to say why they cannot be changed.
 	KeyType     json.RawMessage `json:"keyType"`
 	Environment json.RawMessage `json:"environment"`
@@ -120,6 +142,7 @@ func (s *Server) updateKey(w http.ResponseWriter, r *http.Request, c *call) erro
 	k, err := s.svc.UpdateAPIKey(r.Context(), c.Caller, c.ws, r.PathValue("id"), service.KeyPatch{
 		Name: req.Name, Description: req.Description, Permissions: req.Permissions, IPAllowlist: req.IPAllowlist,
 		AllowedOrigins: req.AllowedOrigins, Meta: req.Meta, RateLimit: req.RateLimit, ExpiresAt: exp, Enabled: req.Enabled,
+		Credits: req.Credits, RateLimits: req.RateLimits, ExternalID: req.ExternalID, IdentityID: req.IdentityID,
 	})
 	if err != nil {
 		return err

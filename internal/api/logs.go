@@ -2,6 +2,8 @@ package api
 
 import (
 	"net/http"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/keyplane/keyplane"
 	"github.com/keyplane/keyplane/internal/service"
@@ -13,8 +15,12 @@ func (s *Server) listLogs(w http.ResponseWriter, r *http.Request, c *call) error
 		return err
 	}
 	q := lq.q
+	if t := q.Get("tag"); len(t) > keyplane.MaxTagLen || !utf8.ValidString(t) || strings.ContainsRune(t, 0) {
+		return invalid("tag", "must be at most %d bytes of UTF-8", keyplane.MaxTagLen)
+	}
 	entries, next, err := s.svc.ListLogs(r.Context(), c.Caller, c.ws, keyplane.LogFilter{
 		KeyID: q.Get("keyId"), Code: keyplane.VerifyCode(q.Get("code")), Source: keyplane.LogSource(q.Get("source")),
+		Tag:   q.Get("tag"),
 		Since: lq.since, Until: lq.until, Limit: lq.limit, Cursor: lq.cursor,
 	})
 	if err != nil {

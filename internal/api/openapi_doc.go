@@ -152,6 +152,10 @@ func schemas() map[string]schema {
 			"disabledAt":     nullable(dateTime()),
 			"revokedAt":      nullable(dateTime()),
 			"createdBy":      sealed(props{"type": ref("ActorType"), "id": str()}),
+			"rateLimits":     array(ref("NamedRateLimit")).maxItems(keyplane.MaxNamedLimits).desc("Every limit of the key: rateLimit as the one named default (autoApply true) first, then the named ones."),
+			"credits":        nullable(ref("Credits")).desc("The key's own balance; null: unlimited (an identity's credits are on the identity)."),
+			"identityId":     nullable(idOf("idn")).desc("The identity the key belongs to."),
+			"externalId":     nullable(str()).desc("That identity's externalId."),
 		}
 	}
 	withValue := keyProps()
@@ -269,6 +273,11 @@ func schemas() map[string]schema {
 			"meta":        nullable(object()).desc("At most 4096 bytes once compacted; null is {}."),
 			"rateLimit":   nullable(ref("RateLimit")),
 			"recoverable": boolean().def(false).desc("Also keep the value, sealed, so that it can be revealed. Publishable keys always are."),
+			"credits":     nullable(ref("CreditsRequest")).desc("The key's own balance; absent or null: unlimited."),
+			"rateLimits": array(ref("NamedRateLimit")).maxItems(keyplane.MaxNamedLimits).desc("Named limits; an entry named default is the key's rateLimit " +
+				"(autoApply must be true; not with rateLimit). At most 10 in all, rateLimit included."),
+			"externalId": str().length(1, keyplane.MaxExternalIDLen).desc("The key belongs to the identity of this externalId, made on first use. Not with identityId."),
+			"identityId": idOf("idn").desc("The key belongs to this identity of the workspace. Not with externalId."),
 		}, "name", "keyType"),
 		"UpdateApiKeyRequest": closed(props{
 			"name":           str().length(1, keyplane.MaxNameLen),
@@ -281,6 +290,12 @@ func schemas() map[string]schema {
 			"expiresAt": nullable(dateTime()).desc("Must be in the future; test keys: at most creation + testKeyTtlSeconds, " +
 				"and never null. Live keys: null means never."),
 			"enabled": boolean(),
+			"credits": nullable(ref("CreditsRequest")).desc("Replaces the key's balance (the epoch moves: credits nodes hold are not given back); null: unlimited. " +
+				"To add or take credits, use POST /v1/api-keys/{id}/credits."),
+			"rateLimits": nullable(array(ref("NamedRateLimit")).maxItems(keyplane.MaxNamedLimits)).desc("Replaces every limit of the key, rateLimit included " +
+				"(as the entry named default) unless rateLimit is given too; null removes them all but rateLimit."),
+			"externalId": nullable(str().length(1, keyplane.MaxExternalIDLen)).desc("Moves the key to the identity of this externalId (made on first use); null: to none."),
+			"identityId": nullable(idOf("idn")).desc("Moves the key to this identity; null: to none."),
 		}).desc("Only the fields given change. keyType and environment cannot change: sending them is refused, naming them."),
 		"RotateApiKeyRequest": closed(props{
 			"expireOldAfterSeconds": integer().bounds(0, keyplane.MaxRotationGrace).def(0).
@@ -415,6 +430,63 @@ func schemas() map[string]schema {
 			"createdAt": dateTime(),
 			"endpoints": integer().set("minimum", 0).desc("How many enabled endpoints it was queued for."),
 		}),
+		"NamedRateLimit": sealed(props{
+			"name":      str().pattern(`^[a-z0-9_.:-]{1,64}$`),
+			"limit":     integer().bounds(1, keyplane.MaxRateLimit),
+			"windowMs":  integer().bounds(keyplane.MinRateWindowMs, keyplane.MaxRateWindowMs),
+			"autoApply": boolean().desc("Applies to every verification; otherwise only to those that name it."),
+		}).desc("At most limit verifications (or units of cost) per windowMs milliseconds."),
+		"Refill": closed(props{
+			"interval":  enum(keyplane.RefillDaily, keyplane.RefillMonthly),
+			"amount":    integer().bounds(1, keyplane.MaxCredits).desc("What each refill sets the balance to."),
+			"refillDay": integer().bounds(1, 31).desc("Monthly only (default 1): the day of the month, clamped to its last day. Absent for daily refills."),
+		}, "interval", "amount").desc("Sets the balance to amount at 00:00 UTC of each day it is due; refills missed while no node ran are one refill."),
+		"Credits": sealed(props{
+			"remaining":    integer().bounds(0, keyplane.MaxCredits),
+			"refill":       nullable(ref("Refill")),
+			"lastRefillAt": nullable(dateTime()).desc("00:00 UTC of the day of the last refill."),
+		}).desc("A balance that verifications spend."),
+		"CreditsRequest": closed(props{
+			"remaining": integer().bounds(0, keyplane.MaxCredits).desc("Required unless there is a refill: then the balance starts at its amount."),
+			"refill":    nullable(ref("Refill")),
+		}),
+		"CreditsOperation": closed(props{
+			"op":    enum(keyplane.CreditSet, keyplane.CreditIncrement, keyplane.CreditDecrement),
+			"value": integer().bounds(0, keyplane.MaxCredits),
+		}, "op", "value"),
+		"Identity": sealed(props{
+			"id":         idOf("idn"),
+			"externalId": str().length(1, keyplane.MaxExternalIDLen).desc("The platform's own id for the customer; unique in the workspace."),
+			"meta":       object(),
+			"credits":    nullable(ref("Credits")).desc("Shared by all the identity's keys; null: unlimited."),
+			"rateLimits": array(ref("NamedRateLimit")).maxItems(keyplane.MaxNamedLimits).desc("Shared by all the identity's keys."),
+			"createdAt":  dateTime(),
+			"updatedAt":  dateTime(),
+		}),
+		"CreateIdentityRequest": closed(props{
+			"externalId": str().length(1, keyplane.MaxExternalIDLen),
+			"meta":       nullable(object()).desc("At most 4096 bytes once compacted; null is {}."),
+			"credits":    nullable(ref("CreditsRequest")).desc("Absent or null: unlimited."),
+			"rateLimits": array(ref("NamedRateLimit")).maxItems(keyplane.MaxNamedLimits),
+		}, "externalId"),
+		"UpdateIdentityRequest": closed(props{
+			"externalId": str().length(1, keyplane.MaxExternalIDLen),
+			"meta":       nullable(object()).desc("Replaces meta; null is {}."),
+			"credits":    nullable(ref("CreditsRequest")).desc("Replaces the balance; null: unlimited."),
+			"rateLimits": nullable(array(ref("NamedRateLimit")).maxItems(keyplane.MaxNamedLimits)).desc("Replaces the list; null empties it."),
+		}).desc("Only the fields given change."),
+		"DeletedIdentity": sealed(props{"id": idOf("idn"), "deleted": boolean().constant(true)}),
+		"UsageRow": closed(props{
+			"keyId":        idOf("apk").desc("groupBy=key."),
+			"identityId":   idOf("idn").desc("groupBy=identity."),
+			"externalId":   nullable(str()).desc("The identity's externalId; null for a key without one."),
+			"start":        dateTime().desc("The period's first instant: a UTC hour, midnight, or the first of a month."),
+			"total":        integer().set("minimum", 0),
+			"valid":        integer().set("minimum", 0),
+			"creditsSpent": integer().set("minimum", 0),
+			"codes": object().set("propertyNames", ref("VerifyCode")).set("additionalProperties", integer().set("minimum", 1)).
+				desc("Requests per code; codes without requests are absent."),
+		}, "externalId", "start", "total", "valid", "creditsSpent", "codes"),
 		"UsageBucket": sealed(props{
 			"start": dateTime().desc("The bucket's first instant: a UTC hour or midnight."),
 			"total": integer().set("minimum", 0).desc("Requests logged in the bucket."),
@@ -460,6 +532,8 @@ func errorResponses() []errorResponse {
 		{"KeyNotDeletable", 409, "Only a disabled or revoked key can be deleted permanently.", []keyplane.Code{keyplane.CodeKeyNotDeletable}},
 		{"KeyRevoked", 409, "The key is revoked: it cannot change any more.", []keyplane.Code{keyplane.CodeKeyRevoked}},
 		{"LastOwner", 409, "The change, removal or departure would leave the workspace without an active owner.", []keyplane.Code{keyplane.CodeLastOwner}},
+		{"IdentityInUse", 409, "Keys still belong to the identity (revoked ones count).", []keyplane.Code{keyplane.CodeIdentityInUse}},
+		{"IdentityExists", 409, "Another identity of the workspace has this externalId.", []keyplane.Code{keyplane.CodeIdentityExists}},
 		{"DeliveryNotRetryable", 409, "Only a failed attempt is retried: this one succeeded or is still pending.", []keyplane.Code{keyplane.CodeDeliveryNotRetryable}},
 		{"PayloadTooLarge", 413, "The body is over the limit: 1 MiB for management calls, 64 KiB for verification.", []keyplane.Code{keyplane.CodePayloadTooLarge}},
 		{"RateLimited", 429, "Too many management calls from this credential or address; retry after Retry-After seconds.", []keyplane.Code{keyplane.CodeRateLimited}},
@@ -656,6 +730,7 @@ func buildOpenAPI() map[string]any {
 			map[string]any{"name": "workspaces", "description": "Tenants and their settings; mostly operator only."},
 			map[string]any{"name": "api-keys", "description": "A workspace's keys: lifecycle, rotation, reveal."},
 			map[string]any{"name": "audit", "description": "The tamper-evident audit trail."},
+			map[string]any{"name": "identities", "description": "The platform's customers: their keys share their credits and rate limits."},
 			map[string]any{"name": "logs", "description": "The request log of key uses, and usage counted from it."},
 			map[string]any{"name": "webhooks", "description": "Endpoints that receive the workspace's events, signed per Standard Webhooks, and their deliveries."},
 			map[string]any{"name": "verification", "description": "The hot path: is this key good?"},

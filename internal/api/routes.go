@@ -165,6 +165,8 @@ func operations() []operation {
 				param("environment", "query", "Only keys of this environment.", ref("Environment")),
 				param("keyType", "query", "Only keys of this type.", ref("KeyType")),
 				param("status", "query", "Only keys of this status.", enum(keyplane.StatusActive, keyplane.StatusDisabled, keyplane.StatusExpired, keyplane.StatusRevoked)),
+				param("externalId", "query", "Only keys of the identity with this externalId (none when the workspace has no such identity). Not with identityId.", str().length(1, keyplane.MaxExternalIDLen)),
+				param("identityId", "query", "Only keys of this identity. Not with externalId.", idOf("idn")),
 				paramRef("limit"), paramRef("cursor"),
 			}},
 		{method: "POST", path: "/v1/api-keys", access: workspaced, handle: (*Server).createKey,
@@ -235,8 +237,64 @@ func operations() []operation {
 				param("keyId", "query", "Only entries of this key.", idOf("apk")),
 				param("code", "query", "Only entries with this code.", ref("VerifyCode")),
 				param("source", "query", "Only entries of this source.", ref("LogSource")),
+				param("tag", "query", "Only verifications whose request carried this tag.", str().maxLen(keyplane.MaxTagLen)),
 				since, until, paramRef("limit"), paramRef("cursor"),
 			}},
+		{method: "GET", path: "/v1/usage", access: workspaced, handle: (*Server).exportUsage,
+			id: "exportUsage", tag: "logs", summary: "Usage export for billing",
+			description: "The workspace's requests summed per key (or per identity: keys without one are left out) and per UTC hour, day or month, " +
+				"ordered by period then group; only groups with requests in a period have a row. JSON: the envelope, data an array of rows. " +
+				"CSV (format=csv): a header row (keyId or identityId, externalId, start, total, valid, creditsSpent, then one column per verification code) " +
+				"and a row per group and period. Streamed: an export of any size is answered without being held in memory; a failure after the answer " +
+				"began cuts it short. Counts come from the hourly rollups, as GET /v1/api-keys/{id}/usage's do. Needs logs:read.",
+			status: 200, data: array(ref("UsageRow")),
+			query: []map[string]any{
+				param("groupBy", "query", "What a row sums: one key's requests, or one identity's (all its keys).", enum(keyplane.GroupByKey, keyplane.GroupByIdentity).def(string(keyplane.GroupByKey))),
+				param("granularity", "query", "The period of a row: a UTC hour, day or month.", enum(keyplane.GranularityHour, keyplane.GranularityDay, keyplane.GranularityMonth).def(string(keyplane.GranularityDay))),
+				param("since", "query", "The first period: the one this time (RFC 3339) falls in; by default the start of the current UTC month.", dateTime()),
+				param("until", "query", "Periods that start before this time (RFC 3339); by default now.", dateTime()),
+				param("format", "query", "json (the envelope) or csv (text/csv, not enveloped).", enum("json", "csv").def("json")),
+			},
+			extra: map[int]any{200: map[string]any{"description": "The rows, as JSON or CSV.", "headers": requestIDHeader(), "content": map[string]any{
+				"application/json": map[string]any{"schema": sealed(props{"success": boolean().constant(true), "data": array(ref("UsageRow"))})},
+				"text/csv":         map[string]any{"schema": str().desc("A header row, then a row per group and period (RFC 4180).")},
+			}}}},
+
+		{method: "GET", path: "/v1/identities", access: workspaced, handle: (*Server).listIdentities,
+			id: "listIdentities", tag: "identities", summary: "List identities",
+			description: "Newest first. Needs identities:read.",
+			status:      200, data: ref("Identity"), list: true,
+			query: []map[string]any{paramRef("limit"), paramRef("cursor")}},
+		{method: "POST", path: "/v1/identities", access: workspaced, handle: (*Server).createIdentity,
+			id: "createIdentity", tag: "identities", summary: "Create an identity",
+			description: "An identity is a customer of the platform, by the platform's own id for it (externalId, unique in the workspace: 409 identity_exists): " +
+				"its keys share its credits and rate limits. A key created or changed with an externalId no identity has yet makes one. Needs identities:write.",
+			body: "CreateIdentityRequest", status: 201, data: ref("Identity"), errors: append([]string{"IdentityExists"}, keyBody...)},
+		{method: "GET", path: "/v1/identities/{id}", access: workspaced, handle: (*Server).getIdentity,
+			id: "getIdentity", tag: "identities", summary: "Get an identity",
+			description: "Needs identities:read.",
+			status:      200, data: ref("Identity")},
+		{method: "PATCH", path: "/v1/identities/{id}", access: workspaced, handle: (*Server).updateIdentity,
+			id: "updateIdentity", tag: "identities", summary: "Change an identity",
+			description: "Only the fields given change; credits null makes the identity's keys unlimited by it, rateLimits replaces the list. " +
+				"Every key of the identity sees the change at once. Needs identities:write.",
+			body: "UpdateIdentityRequest", status: 200, data: ref("Identity"), errors: append([]string{"IdentityExists"}, keyBody...)},
+		{method: "DELETE", path: "/v1/identities/{id}", access: workspaced, handle: (*Server).deleteIdentity,
+			id: "deleteIdentity", tag: "identities", summary: "Delete an identity",
+			description: "Only an identity no key belongs to any more (revoked keys count): 409 identity_in_use otherwise; delete its keys permanently, " +
+				"or move them (PATCH the key's identityId or externalId, or null), first. Needs identities:write.",
+			status: 200, data: ref("DeletedIdentity"), errors: []string{"IdentityInUse"}},
+		{method: "POST", path: "/v1/identities/{id}/credits", access: workspaced, handle: (*Server).changeIdentityCredits,
+			id: "changeIdentityCredits", tag: "identities", summary: "Set, increment or decrement an identity's credits",
+			description: "Answers the balance after. set keeps the refill and makes an unlimited identity limited; increment and decrement need a balance " +
+				"(400 on op otherwise); a decrement stops at 0, an increment at 10^12. Audited; reaching 0 sends api_key.credits_exhausted. Needs identities:write.",
+			body: "CreditsOperation", status: 200, data: ref("Credits"), errors: keyBody},
+		{method: "POST", path: "/v1/api-keys/{id}/credits", access: workspaced, handle: (*Server).changeKeyCredits,
+			id: "changeApiKeyCredits", tag: "api-keys", summary: "Set, increment or decrement a key's credits",
+			description: "Answers the balance after. set keeps the refill and makes an unlimited key limited; increment and decrement need a balance " +
+				"(400 on op otherwise); a decrement stops at 0, an increment at 10^12. Audited; reaching 0 sends api_key.credits_exhausted. " +
+				"Needs api_keys:write; a workspace key, on keys within its reach (as PATCH), never itself.",
+			body: "CreditsOperation", status: 200, data: ref("Credits"), errors: append([]string{"KeyRevoked"}, keyBody...)},
 		{method: "GET", path: "/v1/api-keys/{id}/usage", access: workspaced, handle: (*Server).keyUsage,
 			id: "getApiKeyUsage", tag: "logs", summary: "A key's usage per hour or per day",
 			description: "Requests of the key's request log counted per bucket, oldest first, every bucket of the range included (empty " +

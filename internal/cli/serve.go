@@ -261,6 +261,7 @@ func (p *Program) serve(ctx context.Context, args []string) error {
 	go pruneSessions(ctx, e)
 	go pruneLogs(ctx, e)
 	go notifyExpiries(ctx, e)
+	go refillCredits(ctx, e)
 	// Webhook workers stop with ctx; attempts cut short keep their lease and are made again, by this
 	// node once it restarts or by another, when the lease lapses.
 	workersDone := make(chan struct{})
@@ -366,6 +367,22 @@ func notifyExpiries(ctx context.Context, e *env) {
 		n, err := e.svc.NotifyExpiries(ctx)
 		if n > 0 {
 			e.log.Info("key expiry notices sent", "notices", n)
+		}
+		return err
+	})
+}
+
+// refillInterval is how often serve looks for credit balances whose refill is due. A balance in use
+// is refilled by the verification that finds it due (service.TakeCredits); the job refills the
+// others, so that what the API shows is current within this.
+const refillInterval = time.Minute
+
+// refillCredits applies due refills of credit balances, on one node at a time.
+func refillCredits(ctx context.Context, e *env) {
+	periodic(ctx, e, "credit refills", refillInterval, func(ctx context.Context) error {
+		n, err := e.svc.RefillDue(ctx)
+		if n > 0 {
+			e.log.Info("credit balances refilled", "balances", n)
 		}
 		return err
 	})

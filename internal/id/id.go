@@ -22,6 +22,7 @@ const (
 	Request   = "req"
 	User      = "usr"
 	RootKey   = "rk"
+	Identity  = "idn"
 )
 
 // New returns a new id of the given type, e.g. New(APIKey) = "apk_01JD…".

@@ -32,6 +32,13 @@ type CreateKeyInput struct {
 	Meta           json.RawMessage
 	RateLimit      *keyplane.RateLimit
 	Recoverable    bool
+	// Usage-based keys: the key's own credits (nil: unlimited), its named limits (an entry named
+	// "default" is its RateLimit), and the identity it belongs to, by externalId (made on first use)
+	// or by identityId, not both.
+	Credits    *CreditsInput
+	RateLimits []keyplane.NamedRateLimit
+	ExternalID keyplane.Optional[string]
+	IdentityID keyplane.Optional[string]
 }
 
 // KeyPatch changes a key; absent fields are left alone, null clears the nullable ones.
@@ -45,6 +52,13 @@ type KeyPatch struct {
 	RateLimit      keyplane.Optional[keyplane.RateLimit]
 	ExpiresAt      keyplane.Optional[time.Time]
 	Enabled        keyplane.Optional[bool]
+	// Credits null makes the key unlimited. RateLimits replaces the key's whole list, its rateLimit
+	// included (as the entry named "default") unless RateLimit is given too. ExternalID or IdentityID
+	// moves the key to that identity; null takes it out of its identity.
+	Credits    keyplane.Optional[CreditsInput]
+	RateLimits keyplane.Optional[[]keyplane.NamedRateLimit]
+	ExternalID keyplane.Optional[string]
+	IdentityID keyplane.Optional[string]
 }
 
 // keyAD binds a sealed key value to its key and workspace.
@@ -341,6 +355,18 @@ func (s *Service) CreateAPIKey(ctx context.Context, c *keyplane.Caller, wsID str
 	k.AllowedOrigins = checkOrigins(&v, in.AllowedOrigins)
 	k.Meta = checkMeta(&v, in.Meta)
 	checkRateLimit(&v, in.RateLimit)
+	if in.RateLimits != nil {
+		def, named := splitKeyLimits(&v, "rateLimits", in.RateLimits)
+		if def != nil && in.RateLimit != nil {
+			v.Add("rateLimits", "has a limit named default, which is the key's rateLimit: give rateLimit or that entry, not both")
+		} else if def != nil {
+			k.RateLimit = def
+		}
+		k.RateLimits = named
+	}
+	checkLimitCount(&v, k)
+	credits := checkCredits(&v, "credits", in.Credits, now)
+	externalID, identityID := checkKeyIdentity(&v, in.ExternalID, in.IdentityID)
 	k.ExpiresAt = checkExpiry(&v, in.Environment, in.ExpiresAt, now, now, w.TestKeyTTLSeconds)
 	if keyBound(c) && c.ExpiresAt != nil && !in.ExpiresAt.Set && k.ExpiresAt != nil && k.ExpiresAt.After(*c.ExpiresAt) {
 		// A test key's default expiry, made by a key that expires sooner, ends with that key: else
@@ -380,8 +406,22 @@ func (s *Service) CreateAPIKey(ctx context.Context, c *keyplane.Caller, wsID str
 			return nil, keyplane.Errorf(keyplane.CodeKeyLimitReached, "this workspace already has %d keys, its limit; revoke one (revoked keys do not count) or ask for a higher limit", n)
 		}
 		k.CreatedAt, k.UpdatedAt = now, now
+		if externalID != "" || identityID != "" {
+			i, err := s.resolveIdentity(ctx, tx, c, wsID, externalID, identityID, now)
+			if err != nil {
+				return nil, err
+			}
+			k.IdentityID, k.Identity = i.ID, i
+		}
 		if err := tx.InsertAPIKey(ctx, k); err != nil {
 			return nil, err
+		}
+		// Balances are written by the credit calls alone (store.Tx.SetCredits).
+		if credits != nil {
+			if err := tx.SetCredits(ctx, keyAccount(k), credits); err != nil {
+				return nil, err
+			}
+			k.Credits = credits
 		}
 		if err := s.insertSecret(ctx, tx, wsID, k, value, h[:], now); err != nil {
 			return nil, err
@@ -408,6 +448,32 @@ func keyEvent(view *keyplane.APIKeyView, extra map[string]any) map[string]any {
 		m[k] = v
 	}
 	return m
+}
+
+// ListAPIKeysOf lists the keys of the identity an externalId or an identityId names (not both),
+// newest first: none when the workspace has no such identity.
+func (s *Service) ListAPIKeysOf(ctx context.Context, c *keyplane.Caller, wsID string, f keyplane.KeyFilter, externalID, identityID string) ([]keyplane.APIKey, string, error) {
+	switch {
+	case externalID != "" && identityID != "":
+		return nil, "", &keyplane.Error{Code: keyplane.CodeInvalidRequest, Message: "invalid filter",
+			Details: []keyplane.FieldError{{Field: "identityId", Message: "filter by externalId or identityId, not both"}}}
+	case externalID != "":
+		if err := c.Authorize(wsID, keyplane.PermAPIKeysRead); err != nil {
+			return nil, "", err
+		}
+		i, err := s.store.GetIdentityByExternalID(ctx, wsID, externalID)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, "", nil
+		}
+		if err != nil {
+			return nil, "", err
+		}
+		identityID = i.ID
+	case identityID != "" && !id.Valid(id.Identity, identityID):
+		return nil, "", nil
+	}
+	f.IdentityID = identityID
+	return s.ListAPIKeys(ctx, c, wsID, f)
 }
 
 // ListAPIKeys lists a workspace's keys, newest first.
@@ -530,6 +596,27 @@ func (s *Service) UpdateAPIKey(ctx context.Context, c *keyplane.Caller, wsID, ke
 				k.RateLimit = &rl
 			}
 		}
+		if p.RateLimits.Set {
+			def, named := splitKeyLimits(&v, "rateLimits", p.RateLimits.Value)
+			switch {
+			case def != nil && p.RateLimit.Set:
+				v.Add("rateLimits", "has a limit named default, which is the key's rateLimit: give rateLimit or that entry, not both")
+			case !p.RateLimit.Set:
+				k.RateLimit = def // the list is the key's whole list: without a default entry, no rateLimit
+			}
+			k.RateLimits = named
+		}
+		if p.RateLimit.Set || p.RateLimits.Set {
+			checkLimitCount(&v, k)
+		}
+		creditsSet := p.Credits.Set
+		if p.Credits.Set {
+			k.Credits = nil
+			if !p.Credits.Null {
+				k.Credits = checkCredits(&v, "credits", &p.Credits.Value, now)
+			}
+		}
+		externalID, identityID := checkKeyIdentity(&v, p.ExternalID, p.IdentityID)
 		if p.ExpiresAt.Set {
 			k.ExpiresAt = checkExpiry(&v, k.Environment, p.ExpiresAt, k.CreatedAt, now, w.TestKeyTTLSeconds)
 		}
@@ -546,6 +633,16 @@ func (s *Service) UpdateAPIKey(ctx context.Context, c *keyplane.Caller, wsID, ke
 		}
 		if err := v.Err(); err != nil {
 			return nil, err
+		}
+		switch {
+		case externalID != "" || identityID != "":
+			i, err := s.resolveIdentity(ctx, tx, c, wsID, externalID, identityID, now)
+			if err != nil {
+				return nil, err
+			}
+			k.IdentityID, k.Identity = i.ID, i
+		case (p.ExternalID.Set && p.ExternalID.Null) || (p.IdentityID.Set && p.IdentityID.Null):
+			k.IdentityID, k.Identity = "", nil
 		}
 		if p.Permissions.Set {
 			// The key held nothing the caller lacks (checkReach): this refuses only what it adds.
@@ -567,6 +664,11 @@ func (s *Service) UpdateAPIKey(ctx context.Context, c *keyplane.Caller, wsID, ke
 		after.UpdatedAt = keyplane.FormatTime(now)
 		if err := tx.UpdateAPIKey(ctx, k); err != nil {
 			return nil, notFound(err, "API key")
+		}
+		if _, changed := changes["credits"]; changed && creditsSet {
+			if err := tx.SetCredits(ctx, keyAccount(k), k.Credits); err != nil {
+				return nil, notFound(err, "API key")
+			}
 		}
 		o := &outcome{audit: &keyplane.AuditRecord{Action: keyplane.EventAPIKeyUpdated, Target: keyTarget(k), Changes: changes}}
 		others := maps.Clone(changes)

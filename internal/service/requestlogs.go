@@ -43,7 +43,10 @@ func (s *Service) ListLogs(ctx context.Context, c *keyplane.Caller, wsID string,
 		v.Add("keyId", "must be an API key id (apk_…)")
 	}
 	if f.Code != "" && !f.Code.Valid() {
-		v.Add("code", "must be a verification code: VALID, NOT_FOUND, DISABLED, EXPIRED, REVOKED, FORBIDDEN, INSUFFICIENT_PERMISSIONS, RATE_LIMITED or INVALID_SIGNATURE")
+		v.Add("code", "must be a verification code: VALID, NOT_FOUND, DISABLED, EXPIRED, REVOKED, FORBIDDEN, INSUFFICIENT_PERMISSIONS, RATE_LIMITED, USAGE_EXCEEDED or INVALID_SIGNATURE")
+	}
+	if len(f.Tag) > keyplane.MaxTagLen {
+		v.Add("tag", "must be at most %d bytes", keyplane.MaxTagLen)
 	}
 	if f.Source != "" && !f.Source.Valid() {
 		v.Add("source", "must be verify, signature, jwt, auth or management")
