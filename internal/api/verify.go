@@ -20,13 +20,13 @@ type verifyRequest struct {
 	IP          string               `json:"ip"`
 	Origin      string               `json:"origin"`
 	Environment keyplane.Environment `json:"environment"`
-	Credits     *creditsRequest      `json:"credits"`
+	Credits     *verifyCredits       `json:"credits"`
 	RateLimits  []limitRequest       `json:"rateLimits"`
 	Tags        []string             `json:"tags"`
 }
 
-// creditsRequest is what a verification spends of the key's credits.
-type creditsRequest struct {
+// verifyCredits is what a verification spends of the key's credits.
+type verifyCredits struct {
 	Cost *int64 `json:"cost"`
 }
 

@@ -150,10 +150,11 @@ func (p *Program) serve(ctx context.Context, args []string) error {
 			return err
 		}
 	}
-	// Credits are spent from blocks this node takes from the balances (docs/scaling.md, "Credits");
+	// Credits are spent from blocks this node takes from the balances (docs/scaling.md, "Credits"),
+	// through the service, which applies due refills and notes exhaustions around each take;
 	// a clean shutdown gives back what it holds, after the requests in flight have finished. The
 	// deferred Close covers early returns, and runs before the store's.
-	bank := credits.NewBank(e.store, credits.Options{Logger: e.log})
+	bank := credits.NewBank(e.svc, credits.Options{Logger: e.log})
 	closeBank := sync.OnceValue(func() error {
 		cctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 		defer cancel()

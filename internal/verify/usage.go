@@ -67,7 +67,8 @@ func (d *Decisions) At(i int) LimitDecision {
 	return d.more[i-d.n]
 }
 
-func (d *Decisions) add(x LimitDecision) {
+// Add appends a decision.
+func (d *Decisions) Add(x LimitDecision) {
 	if d.n < inlineDecisions && len(d.more) == 0 {
 		d.inline[d.n] = x
 		d.n++
@@ -210,7 +211,7 @@ func (v *Verifier) applyLimits(ctx context.Context, res *Result, limits []limitR
 		if err != nil {
 			return false, fmt.Errorf("%w: rate limit: %w", ErrUnavailable, err)
 		}
-		res.Limits.add(LimitDecision{Name: l.name, Decision: d})
+		res.Limits.Add(LimitDecision{Name: l.name, Decision: d})
 		if !d.Allowed {
 			res.Code = keyplane.VerifyRateLimited
 		}
