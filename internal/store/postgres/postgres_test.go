@@ -238,3 +238,19 @@ func TestSynchronousCommit(t *testing.T) {
 	}
 	storetest.CheckDurability(t, db, storetest.Durability{Full: "on", Log: "off", Hooks: "on"}, seen)
 }
+
+// TestNoOverspendAcrossNodes: two nodes on one database take credits of one balance at once without
+// ever taking more than it held.
+func TestNoOverspendAcrossNodes(t *testing.T) {
+	url := storetest.PostgresURL(t)
+	var nodes []store.Store
+	for range 2 {
+		db, err := postgres.Open(t.Context(), url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		nodes = append(nodes, db)
+	}
+	storetest.CheckNoOverspend(t, nodes...)
+}

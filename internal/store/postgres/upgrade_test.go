@@ -86,3 +86,46 @@ func TestUpgradeKeepsUsage(t *testing.T) {
 	upgradecheck.Usage(ctx, t, st, "ws_old", []string{"apk_old", ""},
 		store.UsageFilter{Bucket: 24 * time.Hour, Since: hour.Add(-24 * time.Hour), Until: hour.Add(24 * time.Hour)}, want)
 }
+
+// TestUpgradeKeepsKeys: a key written before usage-based keys (migration 11) verifies as it was, with
+// no identity, no named limits and unlimited credits.
+func TestUpgradeKeepsKeys(t *testing.T) {
+	ctx := context.Background()
+	url := storetest.PostgresURL(t)
+	db, err := sql.Open("pgx", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sqlstore.MigrateTo(ctx, db, goose.DialectPostgres, os.DirFS("migrations"), 9); err != nil {
+		t.Fatalf("migrate to 9: %v", err)
+	}
+	hash := []byte("0123456789abcdef0123456789abcdef")
+	for _, q := range []string{
+		`INSERT INTO workspaces (id, name, slug, max_keys, test_key_ttl_seconds, live_mode_enabled, created_at, updated_at)
+			VALUES ('ws_old', 'Old', 'old', 20, 259200, true, 1, 1)`,
+		`INSERT INTO api_keys (id, workspace_id, name, description, key_type, environment, prefix, value_start,
+			value_end, enabled, permissions, ip_allowlist, allowed_origins, meta, rate_limit, rate_window_ms,
+			recoverable, created_at, updated_at, created_by)
+			VALUES ('apk_old', 'ws_old', 'k', '', 'secret', 'live', 'kp_sk_live_', 'kp_sk_live_old', 'xold', true, '["a:b"]',
+			'[]', '[]', '{"plan":"pro"}', 10, 1000, false, 1, 1, '{"type":"system","id":"test"}')`,
+	} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	if _, err := db.ExecContext(ctx, `INSERT INTO secrets (hash, key_id, workspace_id, created_at) VALUES ($1, 'apk_old', 'ws_old', 1)`, hash); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	st, err := postgres.Open(ctx, url)
+	if err != nil {
+		t.Fatalf("open and upgrade: %v", err)
+	}
+	defer st.Close()
+	k, _, err := st.LookupSecret(ctx, hash)
+	if err != nil {
+		t.Fatalf("the key after the upgrade: %v", err)
+	}
+	upgradecheck.KeyUnchanged(t, k)
+}

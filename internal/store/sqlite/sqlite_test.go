@@ -301,3 +301,19 @@ func TestKeysDoNotWaitForTheLog(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestNoOverspendAcrossHandles: two stores on one file (keyplane serve beside another process) take
+// credits of one balance at once without ever taking more than it held.
+func TestNoOverspendAcrossHandles(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "keyplane.db")
+	var stores []store.Store
+	for range 2 {
+		s, err := sqlite.Open(t.Context(), path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		stores = append(stores, s)
+	}
+	storetest.CheckNoOverspend(t, stores...)
+}

@@ -70,29 +70,33 @@ func oldDataDir(t *testing.T) (path string, hash []byte, entries []keyplane.Requ
 	if err := sqlstore.MigrateTo(ctx, w, goose.DialectSQLite3, mustSub(t, migrations, "migrations"), lastVersionWithLog); err != nil {
 		t.Fatalf("migrate to %d: %v", lastVersionWithLog, err)
 	}
-	// The store of today over the file of then: its writes of keys are the same; only the log's
-	// rollups are written below by hand, in their old layout.
+	// The store of today over the file of then creates the workspace; the key, its secret and the
+	// log are written by hand, in the layout of then, since today's writes have columns added since.
 	old := sqlstore.New(dialect(), w, nil)
 	defer old.Close()
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	ws := &keyplane.Workspace{ID: id.NewAt(id.Workspace, now), Name: "Old", Slug: "old", MaxKeys: 20,
 		TestKeyTTLSeconds: 259200, LiveModeEnabled: true, CreatedAt: now, UpdatedAt: now}
-	k := &keyplane.APIKey{ID: id.NewAt(id.APIKey, now), WorkspaceID: ws.ID, Name: "k", KeyType: keyplane.KeyTypeSecret,
-		Environment: keyplane.EnvLive, Prefix: "kp_sk_live_", Enabled: true, Permissions: []string{}, IPAllowlist: []string{},
-		CreatedAt: now, UpdatedAt: now, CreatedBy: keyplane.System("test").Actor}
+	keyID := id.NewAt(id.APIKey, now)
 	sum := sha256.Sum256([]byte("kp_sk_live_old"))
 	hash = sum[:]
-	err = old.InTx(ctx, ws.ID, func(tx store.Tx) error {
-		if err := tx.CreateWorkspace(ctx, ws); err != nil {
-			return err
-		}
-		if err := tx.InsertAPIKey(ctx, k); err != nil {
-			return err
-		}
-		return tx.InsertSecret(ctx, &keyplane.Secret{Hash: hash, KeyID: k.ID, WorkspaceID: ws.ID, CreatedAt: now})
-	})
-	if err != nil {
+	if err := old.InTx(ctx, ws.ID, func(tx store.Tx) error { return tx.CreateWorkspace(ctx, ws) }); err != nil {
 		t.Fatal(err)
+	}
+	for _, q := range []struct {
+		sql  string
+		args []any
+	}{
+		{`INSERT INTO api_keys (id, workspace_id, name, description, key_type, environment, prefix, value_start,
+			value_end, enabled, permissions, ip_allowlist, allowed_origins, meta, rate_limit, rate_window_ms,
+			recoverable, created_at, updated_at, created_by)
+			VALUES (?, ?, 'k', '', 'secret', 'live', 'kp_sk_live_', 'kp_sk_live_old', 'xold', 1, '["a:b"]', '[]', '[]',
+			'{"plan":"pro"}', 10, 1000, 0, ?, ?, '{"type":"system","id":"test"}')`, []any{keyID, ws.ID, now.UnixMicro(), now.UnixMicro()}},
+		{`INSERT INTO secrets (hash, key_id, workspace_id, created_at) VALUES (?, ?, ?, ?)`, []any{hash, keyID, ws.ID, now.UnixMicro()}},
+	} {
+		if _, err := w.ExecContext(ctx, q.sql, q.args...); err != nil {
+			t.Fatal(err)
+		}
 	}
 	// 300 entries over the last three hours, of two codes.
 	start := now.Add(-3 * time.Hour)
@@ -102,12 +106,15 @@ func oldDataDir(t *testing.T) (path string, hash []byte, entries []keyplane.Requ
 		if i%7 == 0 {
 			code = keyplane.VerifyRateLimited
 		}
-		entries = append(entries, keyplane.RequestLog{ID: id.NewAt(id.Request, ts), WorkspaceID: ws.ID, KeyID: k.ID,
+		e := keyplane.RequestLog{ID: id.NewAt(id.Request, ts), WorkspaceID: ws.ID, KeyID: keyID,
 			Code: code, Source: keyplane.SourceVerify, Method: "POST", Path: "/v1/verify", IP: "203.0.113.9",
-			UserAgent: "old/1.0", LatencyMicros: int64(i), Timestamp: ts})
-	}
-	if err := old.WriteRequestLogs(ctx, entries); err != nil {
-		t.Fatal(err)
+			UserAgent: "old/1.0", LatencyMicros: int64(i), Timestamp: ts}
+		entries = append(entries, e)
+		if _, err := w.ExecContext(ctx, `INSERT INTO request_logs (workspace_id, id, key_id, ts, code, source, method, path,
+			ip, user_agent, latency_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, e.WorkspaceID, e.ID, e.KeyID, ts.UnixMicro(),
+			string(e.Code), string(e.Source), e.Method, e.Path, e.IP, e.UserAgent, e.LatencyMicros); err != nil {
+			t.Fatal(err)
+		}
 	}
 	for _, c := range store.CountUsage(entries) {
 		if _, err := w.ExecContext(ctx, `INSERT INTO key_usage (key_id, hour, code, workspace_id, requests) VALUES (?, ?, ?, ?, ?)`,
@@ -141,6 +148,7 @@ func checkMoved(t *testing.T, path string, hash []byte, entries []keyplane.Reque
 	if err != nil {
 		t.Fatalf("the key after the upgrade: %v", err)
 	}
+	upgradecheck.KeyUnchanged(t, k)
 	var got []keyplane.RequestLog
 	f := store.LogFilter{Limit: 100}
 	for {

@@ -40,7 +40,7 @@ func (db *DB) ImportAPIKeys(ctx context.Context, keys []keyplane.APIKey, secrets
 			}
 			defer t.q.ExecContext(context.WithoutCancel(ctx), fmt.Sprintf("PRAGMA cache_size = %d", was))
 		}
-		err := t.insertChunks(ctx, keyStmts, keySQL, len(keyOrder), 24, func(args []any, i int) ([]any, error) {
+		err := t.insertChunks(ctx, keyStmts, keySQL, len(keyOrder), apiKeyWidth, func(args []any, i int) ([]any, error) {
 			return appendAPIKeyValues(args, &keys[keyOrder[i]])
 		})
 		if err != nil {
@@ -75,7 +75,7 @@ func SecretColumns() []string { return columns(secretInsertColumns) }
 
 // APIKeyValues returns k's values in the order of APIKeyColumns.
 func APIKeyValues(k *keyplane.APIKey) ([]any, error) {
-	return appendAPIKeyValues(make([]any, 0, 24), k)
+	return appendAPIKeyValues(make([]any, 0, apiKeyWidth), k)
 }
 
 // SecretValues returns s's values in the order of SecretColumns.

@@ -15,14 +15,19 @@ const (
 	apiKeyColumns = `k.id, k.workspace_id, k.name, k.description, k.key_type, k.environment, k.prefix,
 		k.value_start, k.value_end, k.enabled, k.permissions, k.ip_allowlist, k.allowed_origins, k.meta,
 		k.rate_limit, k.rate_window_ms, k.recoverable, k.expires_at, k.last_used_at, k.created_at,
-		k.updated_at, k.disabled_at, k.revoked_at, k.created_by`
+		k.updated_at, k.disabled_at, k.revoked_at, k.created_by, k.rate_limits, k.identity_id,
+		k.credits_remaining, k.refill_interval, k.refill_amount, k.refill_day, k.last_refill_at,
+		k.next_refill_at, k.credits_epoch, k.exhausted_at, ` + identityColumns
+	// keysFrom reads keys with their identity.
+	keysFrom      = ` FROM api_keys k LEFT JOIN identities i ON i.id = k.identity_id`
 	secretColumns = `s.hash, s.key_id, s.workspace_id, s.expires_at, s.ciphertext, s.created_at`
 
-	sqlGetAPIKey  = `SELECT ` + apiKeyColumns + ` FROM api_keys k WHERE k.id = ? AND k.workspace_id = ?`
-	sqlFindAPIKey = `SELECT ` + apiKeyColumns + ` FROM api_keys k WHERE k.id = ?`
+	sqlGetAPIKey  = `SELECT ` + apiKeyColumns + keysFrom + ` WHERE k.id = ? AND k.workspace_id = ?`
+	sqlFindAPIKey = `SELECT ` + apiKeyColumns + keysFrom + ` WHERE k.id = ?`
 
 	// sqlListAPIKeys is followed by the optional filters below, then sqlListAPIKeysEnd.
-	sqlListAPIKeys       = `SELECT ` + apiKeyColumns + ` FROM api_keys k WHERE k.workspace_id = ?`
+	sqlListAPIKeys       = `SELECT ` + apiKeyColumns + keysFrom + ` WHERE k.workspace_id = ?`
+	sqlKeyIdentity       = ` AND k.identity_id = ?`
 	sqlKeyEnvironment    = ` AND k.environment = ?`
 	sqlKeyType           = ` AND k.key_type = ?`
 	sqlKeyBefore         = ` AND k.id < ?`
@@ -35,12 +40,13 @@ const (
 	sqlCountKeys = `SELECT COUNT(*) FROM api_keys WHERE workspace_id = ? AND revoked_at IS NULL`
 
 	sqlLookupSecret = `SELECT ` + apiKeyColumns + `, ` + secretColumns + `
-		FROM secrets s JOIN api_keys k ON k.id = s.key_id
+		FROM secrets s JOIN api_keys k ON k.id = s.key_id LEFT JOIN identities i ON i.id = k.identity_id
 		WHERE s.hash = ?`
 	sqlListSecrets = `SELECT ` + secretColumns + ` FROM secrets s WHERE s.key_id = ?
 		ORDER BY s.created_at DESC, s.hash DESC`
 	sqlNewestPublishableKey = `SELECT ` + apiKeyColumns + `, ` + secretColumns + `
 		FROM api_keys k JOIN secrets s ON s.key_id = k.id AND s.expires_at IS NULL
+			LEFT JOIN identities i ON i.id = k.identity_id
 		WHERE k.workspace_id = ? AND k.environment = ? AND k.key_type = 'publishable'
 			AND k.revoked_at IS NULL AND k.enabled AND (k.expires_at IS NULL OR k.expires_at > ?)
 		ORDER BY k.id DESC, s.created_at DESC
@@ -49,8 +55,12 @@ const (
 	apiKeyInsertColumns = `id, workspace_id, name, description, key_type, environment,
 		prefix, value_start, value_end, enabled, permissions, ip_allowlist, allowed_origins, meta,
 		rate_limit, rate_window_ms, recoverable, expires_at, last_used_at, created_at, updated_at,
-		disabled_at, revoked_at, created_by`
-	sqlAPIKeyRow    = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+		disabled_at, revoked_at, created_by, rate_limits, identity_id, credits_remaining, refill_interval,
+		refill_amount, refill_day, last_refill_at, next_refill_at, credits_epoch, exhausted_at`
+	sqlAPIKeyRow = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
+		?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	// apiKeyWidth is the number of apiKeyInsertColumns.
+	apiKeyWidth     = 34
 	sqlInsertAPIKey = `INSERT INTO api_keys (` + apiKeyInsertColumns + `) VALUES ` + sqlAPIKeyRow + `
 		ON CONFLICT DO NOTHING`
 	// sqlImportAPIKeys and sqlImportSecrets are followed by batchRows of their row: bulk inserts
@@ -58,11 +68,12 @@ const (
 	sqlImportAPIKeys = `INSERT INTO api_keys (` + apiKeyInsertColumns + `) VALUES `
 	// sqlUpdateAPIKey leaves alone what never changes after creation (id, workspace, type,
 	// environment, prefix, created_at and created_by) and last_used_at, which only the request log
-	// moves (sqlTouchKey): a change made from an older read must not set it back.
+	// moves (sqlTouchKey): a change made from an older read must not set it back. Nor does it write
+	// the credits (see store.Tx.SetCredits).
 	sqlUpdateAPIKey = `UPDATE api_keys SET name = ?, description = ?, value_start = ?, value_end = ?,
 		enabled = ?, permissions = ?, ip_allowlist = ?, allowed_origins = ?, meta = ?, rate_limit = ?,
 		rate_window_ms = ?, recoverable = ?, expires_at = ?, updated_at = ?,
-		disabled_at = ?, revoked_at = ?
+		disabled_at = ?, revoked_at = ?, rate_limits = ?, identity_id = ?
 		WHERE id = ? AND workspace_id = ?`
 	// Secrets go first and explicitly, although the foreign key cascades too: secret material must
 	// not outlive its key even on a database opened without foreign key enforcement.
@@ -105,14 +116,19 @@ type apiKeyRow struct {
 	rateLimit, rateWindow                        sql.NullInt64
 	expiresAt, lastUsedAt, disabledAt, revokedAt sql.NullInt64
 	createdAt, updatedAt                         int64
+	rateLimits                                   string
+	identityID                                   sql.NullString
+	credits                                      creditsRow
+	identity                                     identityRow
 }
 
 func (r *apiKeyRow) dest() []any {
 	k := &r.k
-	return []any{&k.ID, &k.WorkspaceID, &k.Name, &k.Description, &r.keyType, &r.env, &k.Prefix,
+	d := []any{&k.ID, &k.WorkspaceID, &k.Name, &k.Description, &r.keyType, &r.env, &k.Prefix,
 		&k.Start, &k.End, &k.Enabled, &r.permissions, &r.ipAllowlist, &r.origins, &r.meta,
 		&r.rateLimit, &r.rateWindow, &k.Recoverable, &r.expiresAt, &r.lastUsedAt, &r.createdAt,
-		&r.updatedAt, &r.disabledAt, &r.revokedAt, &r.by}
+		&r.updatedAt, &r.disabledAt, &r.revokedAt, &r.by, &r.rateLimits, &r.identityID}
+	return append(append(d, r.credits.dest()...), r.identity.dest()...)
 }
 
 func (r *apiKeyRow) key() (*keyplane.APIKey, error) {
@@ -138,6 +154,14 @@ func (r *apiKeyRow) key() (*keyplane.APIKey, error) {
 	k.ExpiresAt, k.LastUsedAt = fromNullMicros(r.expiresAt), fromNullMicros(r.lastUsedAt)
 	k.DisabledAt, k.RevokedAt = fromNullMicros(r.disabledAt), fromNullMicros(r.revokedAt)
 	k.CreatedAt, k.UpdatedAt = fromMicros(r.createdAt), fromMicros(r.updatedAt)
+	if k.RateLimits, err = decodeLimits(r.rateLimits); err != nil {
+		return nil, fmt.Errorf("api key %s: rate limits: %w", k.ID, err)
+	}
+	k.IdentityID = r.identityID.String
+	k.Credits = r.credits.credits()
+	if k.Identity, err = r.identity.identity(); err != nil {
+		return nil, fmt.Errorf("api key %s: %w", k.ID, err)
+	}
 	return &k, nil
 }
 
@@ -230,6 +254,9 @@ func (q *queries) ListAPIKeys(ctx context.Context, workspaceID string, f store.K
 	if f.KeyType != "" {
 		l.add(sqlKeyType, string(f.KeyType))
 	}
+	if f.IdentityID != "" {
+		l.add(sqlKeyIdentity, f.IdentityID)
+	}
 	if f.Status != "" {
 		clause, takesNow, ok := keyStatusClause(f.Status)
 		if !ok {
@@ -318,12 +345,17 @@ func appendAPIKeyValues(dst []any, k *keyplane.APIKey) ([]any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("created by: %w", err)
 	}
+	limits, err := encodeLimits(k.RateLimits)
+	if err != nil {
+		return nil, fmt.Errorf("rate limits: %w", err)
+	}
 	limit, window := rateLimitArgs(k.RateLimit)
-	return append(dst, k.ID, k.WorkspaceID, k.Name, k.Description,
+	dst = append(dst, k.ID, k.WorkspaceID, k.Name, k.Description,
 		string(k.KeyType), string(k.Environment), k.Prefix, k.Start, k.End, k.Enabled, perms, ips,
 		origins, meta, limit, window, k.Recoverable, nullMicros(k.ExpiresAt), nullMicros(k.LastUsedAt),
 		micros(k.CreatedAt), micros(k.UpdatedAt), nullMicros(k.DisabledAt), nullMicros(k.RevokedAt),
-		string(by)), nil
+		string(by), limits, nullString(k.IdentityID))
+	return append(appendCreditValues(dst, k.Credits), creditEpoch(k.Credits), creditExhausted(k.Credits)), nil
 }
 
 // appendSecretValues appends s's values in the order of secretInsertColumns.
@@ -337,10 +369,14 @@ func (t *tx) UpdateAPIKey(ctx context.Context, k *keyplane.APIKey) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
+	limits, err := encodeLimits(k.RateLimits)
+	if err != nil {
+		return fmt.Errorf("%s: rate limits: %w", op, err)
+	}
 	limit, window := rateLimitArgs(k.RateLimit)
 	return t.update(ctx, op, sqlUpdateAPIKey, k.Name, k.Description, k.Start, k.End, k.Enabled, perms,
 		ips, origins, meta, limit, window, k.Recoverable, nullMicros(k.ExpiresAt),
-		micros(k.UpdatedAt), nullMicros(k.DisabledAt), nullMicros(k.RevokedAt),
+		micros(k.UpdatedAt), nullMicros(k.DisabledAt), nullMicros(k.RevokedAt), limits, nullString(k.IdentityID),
 		k.ID, k.WorkspaceID)
 }
 

@@ -9,7 +9,7 @@ import (
 )
 
 const (
-	sqlKeysToNotify = `SELECT ` + apiKeyColumns + ` FROM api_keys k
+	sqlKeysToNotify = `SELECT ` + apiKeyColumns + keysFrom + `
 		WHERE k.revoked_at IS NULL AND k.expires_at IS NOT NULL AND k.expires_at > ? AND k.expires_at <= ?
 		AND NOT EXISTS (SELECT 1 FROM key_notices n WHERE n.key_id = k.id AND n.kind = ? AND n.expires_at = k.expires_at)
 		ORDER BY k.expires_at, k.id LIMIT ?`

@@ -32,6 +32,14 @@ func fromNullMicros(v sql.NullInt64) *time.Time {
 	return &t
 }
 
+// nullString makes "" NULL: an optional reference (a key's identity).
+func nullString(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
 // nullBytes makes a nil slice NULL: drivers differ on whether they bind it as NULL or as empty.
 func nullBytes(b []byte) any {
 	if b == nil {

@@ -45,3 +45,17 @@ func MembersActive(ctx context.Context, t testing.TB, s store.Store, workspaceID
 		t.Fatalf("memberships after the upgrade: %+v, %v", got, err)
 	}
 }
+
+// KeyUnchanged checks a key written before usage-based keys (migration 11) as the fixtures of the
+// upgrade tests write it: its fields as they were, no identity, no named limits, unlimited credits.
+func KeyUnchanged(t testing.TB, k *keyplane.APIKey) {
+	t.Helper()
+	if k.Name != "k" || k.Start != "kp_sk_live_old" || !k.Enabled || len(k.Permissions) != 1 || k.Permissions[0] != "a:b" ||
+		string(k.Meta) != `{"plan":"pro"}` || k.RateLimit == nil || *k.RateLimit != (keyplane.RateLimit{Limit: 10, WindowMs: 1000}) {
+		t.Errorf("the key after the upgrade: %+v", k)
+	}
+	if k.RateLimits != nil || k.Credits != nil || k.IdentityID != "" || k.Identity != nil {
+		t.Errorf("the key after the upgrade has limits %v, credits %+v, identity %q %+v; want none", k.RateLimits, k.Credits,
+			k.IdentityID, k.Identity)
+	}
+}
