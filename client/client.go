@@ -181,6 +181,20 @@ func (c *Client) do(ctx context.Context, k call, out any) (next string, err erro
 
 // raw makes the call and returns the answer's body, status and headers, whatever the status.
 func (c *Client) raw(ctx context.Context, k call) ([]byte, int, http.Header, error) {
+	res, err := c.send(ctx, k, "application/json")
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(res.Body, maxAnswer))
+	if err != nil {
+		return nil, 0, nil, fmt.Errorf("keyplane: %s %s: reading the answer: %w", k.method, k.path, err)
+	}
+	return b, res.StatusCode, res.Header, nil
+}
+
+// send makes the call and returns the answer unread: the caller closes its body.
+func (c *Client) send(ctx context.Context, k call, accept string) (*http.Response, error) {
 	u := c.base + k.path
 	if len(k.query) > 0 {
 		u += "?" + k.query.Encode()
@@ -189,13 +203,13 @@ func (c *Client) raw(ctx context.Context, k call) ([]byte, int, http.Header, err
 	if k.body != nil {
 		b, err := json.Marshal(k.body)
 		if err != nil {
-			return nil, 0, nil, fmt.Errorf("keyplane: encoding the request: %w", err)
+			return nil, fmt.Errorf("keyplane: encoding the request: %w", err)
 		}
 		body = bytes.NewReader(b)
 	}
 	req, err := http.NewRequestWithContext(ctx, k.method, u, body)
 	if err != nil {
-		return nil, 0, nil, fmt.Errorf("keyplane: %w", err)
+		return nil, fmt.Errorf("keyplane: %w", err)
 	}
 	h := req.Header
 	if c.cred != "" {
@@ -207,7 +221,7 @@ func (c *Client) raw(ctx context.Context, k call) ([]byte, int, http.Header, err
 	if body != nil {
 		h.Set("Content-Type", "application/json")
 	}
-	h.Set("Accept", "application/json")
+	h.Set("Accept", accept)
 	if c.ua != "" {
 		h.Set("User-Agent", c.ua)
 	}
@@ -216,14 +230,9 @@ func (c *Client) raw(ctx context.Context, k call) ([]byte, int, http.Header, err
 	}
 	res, err := c.hc.Do(req)
 	if err != nil {
-		return nil, 0, nil, fmt.Errorf("keyplane: %w", err)
+		return nil, fmt.Errorf("keyplane: %w", err)
 	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(res.Body, maxAnswer))
-	if err != nil {
-		return nil, 0, nil, fmt.Errorf("keyplane: %s %s: reading the answer: %w", k.method, k.path, err)
-	}
-	return b, res.StatusCode, res.Header, nil
+	return res, nil
 }
 
 // get, post, patch and del are do with the method filled in.

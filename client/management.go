@@ -149,7 +149,8 @@ func (c *Client) RemoveMember(ctx context.Context, workspaceID, userID string) (
 
 // ListAPIKeys lists one page of the workspace's keys, newest first (api_keys:read).
 func (c *Client) ListAPIKeys(ctx context.Context, p ListAPIKeysParams) (*Page[APIKey], error) {
-	q := query("environment", string(p.Environment), "keyType", string(p.KeyType), "status", string(p.Status))
+	q := query("environment", string(p.Environment), "keyType", string(p.KeyType), "status", string(p.Status),
+		"externalId", p.ExternalID, "identityId", p.IdentityID)
 	addPage(q, p.Limit, p.Cursor)
 	return list[APIKey](ctx, c, "/v1/api-keys", q)
 }
@@ -289,7 +290,7 @@ func (c *Client) VerifyAuditLogs(ctx context.Context) (*AuditVerification, error
 // ListRequestLogs lists one page of the workspace's request log, newest first (logs:read). Entries
 // are written in batches, within about a second of the request.
 func (c *Client) ListRequestLogs(ctx context.Context, p ListRequestLogsParams) (*Page[RequestLog], error) {
-	q := query("keyId", p.KeyID, "code", string(p.Code), "source", string(p.Source))
+	q := query("keyId", p.KeyID, "code", string(p.Code), "source", string(p.Source), "tag", p.Tag)
 	addTime(q, "since", p.Since)
 	addTime(q, "until", p.Until)
 	addPage(q, p.Limit, p.Cursor)

@@ -199,7 +199,8 @@ func (m *middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 func cacheable(res *VerifyResult) bool {
 	switch res.Code {
 	case VerifyValid:
-		return res.RateLimit == nil
+		// Nor answers that spent credits or counted against a named limit: each must reach keyplane.
+		return res.RateLimit == nil && res.Credits == nil && len(res.RateLimits) == 0
 	case VerifyNotFound:
 		return true
 	}
@@ -221,6 +222,8 @@ func (m *middleware) answer(w http.ResponseWriter, r *http.Request, next http.Ha
 		}
 		w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
 		m.refuse(w, r, http.StatusTooManyRequests, CodeRateLimited, "the API key's rate limit is used up; retry after "+strconv.FormatInt(secs, 10)+" s", res)
+	case VerifyUsageExceeded:
+		m.refuse(w, r, http.StatusTooManyRequests, CodeRateLimited, "the API key's credits are used up", res)
 	case VerifyDisabled:
 		m.refuse(w, r, http.StatusUnauthorized, CodeUnauthorized, "the API key is disabled", res)
 	case VerifyExpired:

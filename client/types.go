@@ -48,6 +48,7 @@ const (
 	VerifyForbidden               VerifyCode = "FORBIDDEN"
 	VerifyInsufficientPermissions VerifyCode = "INSUFFICIENT_PERMISSIONS"
 	VerifyRateLimited             VerifyCode = "RATE_LIMITED"
+	VerifyUsageExceeded           VerifyCode = "USAGE_EXCEEDED" // fewer credits left than the cost
 	VerifyInvalidSignature        VerifyCode = "INVALID_SIGNATURE"
 )
 
@@ -102,6 +103,8 @@ type Granularity string
 const (
 	GranularityHour Granularity = "hour"
 	GranularityDay  Granularity = "day"
+	// GranularityMonth is for the usage export only (ExportUsage).
+	GranularityMonth Granularity = "month"
 )
 
 // Page is one page of a list. NextCursor is "" on the last page; otherwise pass it as the next
@@ -218,6 +221,14 @@ type APIKey struct {
 	DisabledAt     *time.Time      `json:"disabledAt"`
 	RevokedAt      *time.Time      `json:"revokedAt"`
 	CreatedBy      ActorRef        `json:"createdBy"`
+	// RateLimits are every limit of the key: RateLimit as the one named "default" (AutoApply true)
+	// first, then its named ones.
+	RateLimits []NamedRateLimit `json:"rateLimits"`
+	// Credits is the key's own balance; nil: unlimited (an identity's balance is on the identity).
+	Credits *Credits `json:"credits"`
+	// IdentityID and ExternalID name the identity the key belongs to; nil without one.
+	IdentityID *string `json:"identityId"`
+	ExternalID *string `json:"externalId"`
 	// KeyValue is the key's full value: only in the answers of create, rotate and the publishable
 	// key. For a secret key that is not recoverable, the answer of create is the only time it is
 	// ever shown.
@@ -245,6 +256,15 @@ type CreateAPIKeyRequest struct {
 	// Recoverable keeps the value sealed so that an admin root key can reveal it, and so that the
 	// key can sign requests and JWTs. Publishable keys always are.
 	Recoverable bool `json:"recoverable,omitempty"`
+	// Credits is the key's own balance; nil: unlimited.
+	Credits *CreditsRequest `json:"credits,omitempty"`
+	// RateLimits are named limits; one named "default" is the key's RateLimit (AutoApply must be
+	// true, and RateLimit must then be nil). At most 10 in all.
+	RateLimits []NamedRateLimit `json:"rateLimits,omitempty"`
+	// ExternalID puts the key in the identity of this externalId, made on first use; IdentityID in
+	// this identity. Not both.
+	ExternalID string `json:"externalId,omitempty"`
+	IdentityID string `json:"identityId,omitempty"`
 }
 
 // UpdateAPIKeyRequest is the body of PATCH /v1/api-keys/{id}. Fields left zero are left alone; an
@@ -261,6 +281,15 @@ type UpdateAPIKeyRequest struct {
 	// ExpiresAt: null (live keys only) means never; a test key's expiry cannot be null.
 	ExpiresAt Optional[time.Time] `json:"expiresAt,omitzero"`
 	Enabled   *bool               `json:"enabled,omitempty"`
+	// Credits replaces the key's balance; Null makes it unlimited. To add or take credits, use
+	// ChangeAPIKeyCredits.
+	Credits Optional[CreditsRequest] `json:"credits,omitzero"`
+	// RateLimits replaces every limit of the key, RateLimit included (as the entry named "default")
+	// unless RateLimit is set too; Null removes them all but RateLimit.
+	RateLimits Optional[[]NamedRateLimit] `json:"rateLimits,omitzero"`
+	// ExternalID or IdentityID moves the key to that identity; Null takes it out of its identity.
+	ExternalID Optional[string] `json:"externalId,omitzero"`
+	IdentityID Optional[string] `json:"identityId,omitzero"`
 }
 
 // RotateAPIKeyRequest is the body of POST /v1/api-keys/{id}/rotate.
@@ -292,8 +321,11 @@ type ListAPIKeysParams struct {
 	Environment Environment
 	KeyType     KeyType
 	Status      KeyStatus
-	Limit       int
-	Cursor      string
+	// ExternalID or IdentityID: only the keys of that identity (not both).
+	ExternalID string
+	IdentityID string
+	Limit      int
+	Cursor     string
 }
 
 // UsageParams are the query of GET /v1/api-keys/{id}/usage; zero values take the server's defaults
@@ -310,6 +342,131 @@ type UsageBucket struct {
 	Total int64                `json:"total"`
 	Valid int64                `json:"valid"`
 	Codes map[VerifyCode]int64 `json:"codes"`
+}
+
+// Usage-based keys: credits, named rate limits, identities
+
+// NamedRateLimit is one of a key's or an identity's limits: Limit verifications (or units of cost)
+// per WindowMs. An AutoApply limit applies to every verification; the others only to those that
+// name it (VerifyRequest.RateLimits).
+type NamedRateLimit struct {
+	Name      string `json:"name"` // [a-z0-9_.:-]{1,64}, unique per key or identity
+	Limit     int64  `json:"limit"`
+	WindowMs  int64  `json:"windowMs"`
+	AutoApply bool   `json:"autoApply"`
+}
+
+// RefillInterval is how often credits are refilled.
+type RefillInterval string
+
+// Refill intervals.
+const (
+	RefillDaily   RefillInterval = "daily"
+	RefillMonthly RefillInterval = "monthly"
+)
+
+// Refill sets a balance back to Amount at 00:00 UTC of each day it is due: every day, or each
+// month on RefillDay (1–31, clamped to the month's last day; 0 when sending means 1).
+type Refill struct {
+	Interval  RefillInterval `json:"interval"`
+	Amount    int64          `json:"amount"`
+	RefillDay int            `json:"refillDay,omitempty"` // monthly only
+}
+
+// Credits is a balance that verifications spend.
+type Credits struct {
+	Remaining int64   `json:"remaining"`
+	Refill    *Refill `json:"refill"`
+	// LastRefillAt is 00:00 UTC of the day of the last refill; nil before the first.
+	LastRefillAt *time.Time `json:"lastRefillAt"`
+}
+
+// CreditsRequest sets a balance. Remaining nil with a Refill starts the balance at the refill's
+// amount.
+type CreditsRequest struct {
+	Remaining *int64  `json:"remaining,omitempty"`
+	Refill    *Refill `json:"refill,omitempty"`
+}
+
+// CreditOp is an operation of ChangeAPIKeyCredits and ChangeIdentityCredits.
+type CreditOp string
+
+// Credit operations.
+const (
+	CreditSet       CreditOp = "set"
+	CreditIncrement CreditOp = "increment"
+	CreditDecrement CreditOp = "decrement"
+)
+
+// CreditsOperation is the body of POST /v1/api-keys/{id}/credits and /v1/identities/{id}/credits.
+type CreditsOperation struct {
+	Op    CreditOp `json:"op"`
+	Value int64    `json:"value"` // 0–10^12
+}
+
+// Identity is a customer of the platform, by the platform's own id for it: its keys share its
+// credits and its rate limits.
+type Identity struct {
+	ID         string           `json:"id"`
+	ExternalID string           `json:"externalId"`
+	Meta       json.RawMessage  `json:"meta"`
+	Credits    *Credits         `json:"credits"`
+	RateLimits []NamedRateLimit `json:"rateLimits"`
+	CreatedAt  time.Time        `json:"createdAt"`
+	UpdatedAt  time.Time        `json:"updatedAt"`
+}
+
+// CreateIdentityRequest is the body of POST /v1/identities. ExternalID is required.
+type CreateIdentityRequest struct {
+	ExternalID string           `json:"externalId"`
+	Meta       json.RawMessage  `json:"meta,omitempty"`
+	Credits    *CreditsRequest  `json:"credits,omitempty"` // nil: unlimited
+	RateLimits []NamedRateLimit `json:"rateLimits,omitempty"`
+}
+
+// UpdateIdentityRequest is the body of PATCH /v1/identities/{id}: zero fields are left alone.
+type UpdateIdentityRequest struct {
+	ExternalID *string                    `json:"externalId,omitempty"`
+	Meta       Optional[json.RawMessage]  `json:"meta,omitzero"`       // null means {}
+	Credits    Optional[CreditsRequest]   `json:"credits,omitzero"`    // null: unlimited
+	RateLimits Optional[[]NamedRateLimit] `json:"rateLimits,omitzero"` // replaces the list
+}
+
+// DeletedIdentity is the answer of an identity's delete.
+type DeletedIdentity struct {
+	ID      string `json:"id"`
+	Deleted bool   `json:"deleted"`
+}
+
+// UsageGroup says what a usage export row sums.
+type UsageGroup string
+
+// Usage export groupings.
+const (
+	GroupByKey      UsageGroup = "key"
+	GroupByIdentity UsageGroup = "identity"
+)
+
+// ExportUsageParams are the query of GET /v1/usage; zero values take the server's defaults
+// (grouped by key, per day, from the start of the current UTC month until now).
+type ExportUsageParams struct {
+	GroupBy     UsageGroup
+	Granularity Granularity // hour, day or month
+	Since       time.Time
+	Until       time.Time
+}
+
+// UsageRow is a key's (or an identity's) requests in one period: KeyID is set when grouped by
+// key, IdentityID when grouped by identity.
+type UsageRow struct {
+	KeyID        string               `json:"keyId,omitempty"`
+	IdentityID   string               `json:"identityId,omitempty"`
+	ExternalID   *string              `json:"externalId"`
+	Start        time.Time            `json:"start"`
+	Total        int64                `json:"total"`
+	Valid        int64                `json:"valid"`
+	CreditsSpent int64                `json:"creditsSpent"`
+	Codes        map[VerifyCode]int64 `json:"codes"`
 }
 
 // Audit trail
@@ -406,6 +563,7 @@ type ListRequestLogsParams struct {
 	KeyID  string
 	Code   VerifyCode
 	Source LogSource
+	Tag    string // only verifications whose request carried this tag
 	Since  time.Time
 	Until  time.Time
 	Limit  int

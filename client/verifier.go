@@ -45,6 +45,45 @@ type VerifyRequest struct {
 	IP          string      `json:"ip,omitempty"`
 	Origin      string      `json:"origin,omitempty"`
 	Environment Environment `json:"environment,omitempty"`
+	// Credits is what the verification spends of the key's (or its identity's) credits when it is
+	// otherwise VALID; nil: the server's default cost, 1. Cost 0 checks without spending.
+	Credits *VerifyCredits `json:"credits,omitempty"`
+	// RateLimits are named limits to apply besides the auto-applied ones, each with its cost.
+	RateLimits []LimitCost `json:"rateLimits,omitempty"`
+	// Tags (at most 10 of at most 128 bytes) are stored with the request log entry.
+	Tags []string `json:"tags,omitempty"`
+}
+
+// VerifyCredits is the cost of a verification in credits (0–1000).
+type VerifyCredits struct {
+	Cost int64 `json:"cost"`
+}
+
+// LimitCost names a rate limit to apply, and what the verification counts against it (0–1000).
+type LimitCost struct {
+	Name string `json:"name"`
+	Cost int64  `json:"cost"`
+}
+
+// CreditsState is a balance after a verification.
+type CreditsState struct {
+	Remaining int64 `json:"remaining"`
+}
+
+// NamedLimitState is a named limit after a verification.
+type NamedLimitState struct {
+	Name      string    `json:"name"`
+	Limit     int64     `json:"limit"`
+	Remaining int64     `json:"remaining"`
+	ResetAt   time.Time `json:"resetAt"`
+	Exceeded  bool      `json:"exceeded"`
+}
+
+// IdentityRef is what a verification says of the key's identity.
+type IdentityRef struct {
+	ID         string          `json:"id"`
+	ExternalID string          `json:"externalId"`
+	Meta       json.RawMessage `json:"meta"`
 }
 
 type verifyBody struct {
@@ -81,6 +120,12 @@ type VerifyResult struct {
 	// RateLimit is set when the key has a rate limit and the request counted against it (it would
 	// otherwise have been VALID).
 	RateLimit *RateLimitState `json:"ratelimit,omitempty"`
+	// Credits is the balance after the verification, where the key (or its identity) has credits.
+	Credits *CreditsState `json:"credits,omitempty"`
+	// RateLimits are the named limits the verification was counted against.
+	RateLimits []NamedLimitState `json:"ratelimits,omitempty"`
+	// Identity is the key's identity, where it has one.
+	Identity *IdentityRef `json:"identity,omitempty"`
 	// Claims are a JWT's claims, once its signature and claims checked out (VerifyJWT).
 	Claims json.RawMessage `json:"claims,omitempty"`
 }

@@ -58,10 +58,20 @@ func (s *Server) exportUsage(w http.ResponseWriter, r *http.Request, c *call) er
 			v.Add("until", "%s", e.Details[0].Message)
 		}
 	}
-	if err := v.Err(); err != nil {
-		return err
-	}
+	// The service checks the rest; one answer names every bad parameter, the query's and its.
 	f, err := s.svc.CheckExport(r.Context(), c.Caller, c.ws, eq)
+	if verr := v.Err(); verr != nil {
+		var e *keyplane.Error
+		if err != nil && (!errors.As(err, &e) || e.Code != keyplane.CodeInvalidRequest) {
+			return err // not allowed, or not there: that comes first
+		}
+		if e != nil {
+			for _, d := range e.Details {
+				v.Add(d.Field, "%s", d.Message)
+			}
+		}
+		return v.Err()
+	}
 	if err != nil {
 		return err
 	}

@@ -156,7 +156,7 @@ func (s *Service) TakeCredits(ctx context.Context, a keyplane.CreditAccount, nee
 		return keyplane.CreditGrant{}, err
 	}
 	if cur != nil && refillDue(cur, s.clock()) {
-		if _, err := s.refill(ctx, a, cur); err != nil {
+		if _, err := s.refill(ctx, a); err != nil {
 			return keyplane.CreditGrant{}, err
 		}
 	}
@@ -238,11 +238,13 @@ func lastDue(r *keyplane.Refill, next, now time.Time) time.Time {
 // refill applies the refill of cur that is due, once however many nodes try: the store refills only
 // a balance whose NextRefillAt is still due. It is audited (actor system) and sends
 // api_key.credits_refilled.
-func (s *Service) refill(ctx context.Context, a keyplane.CreditAccount, cur *keyplane.Credits) (bool, error) {
+func (s *Service) refill(ctx context.Context, a keyplane.CreditAccount) (bool, error) {
 	applied := false
 	err := s.change(ctx, keyplane.System("credits refill"), a.WorkspaceID, func(tx store.Tx, now time.Time) (*outcome, error) {
-		if !refillDue(cur, now) {
-			return nil, nil
+		// Read again under the workspace's lock: a change since may have set other credits.
+		cur, err := tx.GetCredits(ctx, a)
+		if err != nil || cur == nil || !refillDue(cur, now) {
+			return nil, err
 		}
 		due := lastDue(cur.Refill, *cur.NextRefillAt, now)
 		next := cur.Refill.Next(now)
@@ -312,7 +314,7 @@ func (s *Service) RefillDue(ctx context.Context) (int, error) {
 			if err != nil {
 				return done, err
 			}
-			ok, err := s.refill(ctx, a, cur)
+			ok, err := s.refill(ctx, a)
 			if err != nil {
 				return done, err
 			}

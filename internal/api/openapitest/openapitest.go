@@ -355,6 +355,13 @@ func (r *response) validate(contentType string, body []byte, head bool) error {
 		sort.Strings(have)
 		return fmt.Errorf("Content-Type %s is not documented (%s has %s)", mt, r.where, strings.Join(have, ", "))
 	}
+	if mt != "application/json" && !strings.HasSuffix(mt, "+json") {
+		// A text answer (the usage export's CSV) is checked as the string its schema describes.
+		if err := s.Validate(string(body)); err != nil {
+			return fmt.Errorf("the %s body does not match %s: %w", mt, r.where, err)
+		}
+		return nil
+	}
 	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(body))
 	if err != nil {
 		return fmt.Errorf("the body is not JSON: %w: %.200q", err, body)

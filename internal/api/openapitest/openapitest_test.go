@@ -186,7 +186,9 @@ func keyObject() map[string]any {
 		"allowedOrigins": []string{}, "meta": map[string]any{"currency": "fiat"}, "rateLimit": map[string]any{"limit": 100, "windowMs": 60000},
 		"recoverable": false, "expiresAt": nil, "lastUsedAt": nil, "createdAt": "2030-01-31T12:00:00.123456Z",
 		"updatedAt": "2030-01-31T12:00:00Z", "disabledAt": nil, "revokedAt": nil,
-		"createdBy": map[string]any{"type": "root_key", "id": "rk_01JD3K5Q7W8X9Y0Z1A2B3C4D5E"},
+		"createdBy":  map[string]any{"type": "root_key", "id": "rk_01JD3K5Q7W8X9Y0Z1A2B3C4D5E"},
+		"rateLimits": []any{map[string]any{"name": "default", "limit": 100, "windowMs": 60000, "autoApply": true}},
+		"credits":    nil, "identityId": nil, "externalId": nil,
 	}
 }
 

@@ -105,9 +105,14 @@ func dialect() sqlstore.Dialect {
 		TxOptions:            &sql.TxOptions{Isolation: sql.LevelReadCommitted},
 		// hashtextextended maps the chain to the bigint key space of advisory locks; the prefix
 		// keeps these locks apart from any other advisory lock in the database.
-		LockChain:         `SELECT pg_advisory_xact_lock(hashtextextended('keyplane:audit:' || CAST(? AS TEXT), 0))`,
-		SkipLocked:        " FOR UPDATE OF d SKIP LOCKED",
-		Notify:            "SELECT pg_notify(?, ?)",
+		LockChain:  `SELECT pg_advisory_xact_lock(hashtextextended('keyplane:audit:' || CAST(? AS TEXT), 0))`,
+		SkipLocked: " FOR UPDATE OF d SKIP LOCKED",
+		Notify:     "SELECT pg_notify(?, ?)",
+		// Containment of a one-element array: an exact match of one element, string against string.
+		// (jsonb's ? operator would be taken for a placeholder.)
+		LogTagFilter: ` AND CAST(tags AS jsonb) @> jsonb_build_array(CAST(? AS TEXT))`,
+		// EXTRACT(EPOCH FROM a timestamp without time zone) reads it as UTC.
+		MonthStart:        `CAST(EXTRACT(EPOCH FROM date_trunc('month', to_timestamp(u.hour / 1000000) AT TIME ZONE 'UTC')) AS BIGINT) * 1000000`,
 		IsUniqueViolation: func(err error) bool { return pgCode(err) == "23505" },
 		IsRetryable:       retryable,
 		// disk_full

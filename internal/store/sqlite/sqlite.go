@@ -254,8 +254,17 @@ func dialect() sqlstore.Dialect {
 		JournalPrune:      "DELETE FROM changes WHERE seq IN (SELECT seq FROM changes ORDER BY seq LIMIT ?2) AND at < ?1",
 		IsUniqueViolation: isUniqueViolation,
 		IsFull:            isFull,
+		// The log lives in its own file (logDialect), but a store made by New alone keeps it here.
+		LogTagFilter: logTagFilter,
+		MonthStart:   monthStart,
 	}
 }
+
+// logTagFilter and monthStart: see sqlstore.Dialect.
+const (
+	logTagFilter = ` AND EXISTS (SELECT 1 FROM json_each(tags) t WHERE t.value = ?)`
+	monthStart   = `CAST(strftime('%s', u.hour / 1000000, 'unixepoch', 'start of month') AS INTEGER) * 1000000`
+)
 
 // logDialect describes the request log's file to sqlstore: its connections commit with NORMAL
 // already, and it has no InTx transactions to group.
@@ -264,6 +273,8 @@ func logDialect() sqlstore.Dialect {
 		Name:              "sqlite",
 		PrepareBatches:    true,
 		LogKeyIndex:       " INDEXED BY request_logs_key_id",
+		LogTagFilter:      logTagFilter,
+		MonthStart:        monthStart,
 		IsUniqueViolation: isUniqueViolation,
 		IsFull:            isFull,
 	}

@@ -168,7 +168,7 @@ func checkMoved(t *testing.T, path string, hash []byte, entries []keyplane.Reque
 	for i := range got {
 		want := entries[len(entries)-1-i]
 		if got[i].ID != want.ID || got[i].Code != want.Code || got[i].LatencyMicros != want.LatencyMicros ||
-			!got[i].Timestamp.Equal(want.Timestamp) {
+			!got[i].Timestamp.Equal(want.Timestamp) || got[i].IdentityID != "" || got[i].CreditsSpent != 0 || got[i].Tags != nil {
 			t.Fatalf("entry %d after the upgrade: %+v, want %+v", i, got[i], want)
 		}
 	}

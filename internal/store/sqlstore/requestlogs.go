@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -17,21 +18,26 @@ import (
 )
 
 const (
-	requestLogColumns = `id, workspace_id, key_id, ts, code, source, method, path, ip, user_agent, latency_us`
+	requestLogColumns = `id, workspace_id, key_id, ts, code, source, method, path, ip, user_agent, latency_us,
+		identity_id, credits_spent, tags`
+	// requestLogWidth is the number of requestLogColumns.
+	requestLogWidth = 14
 
 	// sqlInsertRequestLogs is followed by batchRows(sqlRequestLogRow, n): one statement writes n
 	// entries. No ON CONFLICT: ids are fresh, and a batch either goes in whole, rollups included, or not.
 	sqlInsertRequestLogs = `INSERT INTO request_logs (` + requestLogColumns + `) VALUES `
-	sqlRequestLogRow     = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	sqlRequestLogRow     = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 	// sqlListRequestLogs is followed by the optional filters below, then sqlListRequestLogsEnd. A time
 	// bound is given twice: as an id bound (ids begin with their millisecond), which the indexes
 	// serve, and on ts, which is exact to the microsecond.
-	sqlListRequestLogs    = `SELECT ` + requestLogColumns + ` FROM request_logs`
-	sqlLogWorkspace       = ` WHERE workspace_id = ?`
-	sqlLogKey             = ` AND key_id = ?`
-	sqlLogCode            = ` AND code = ?`
-	sqlLogSource          = ` AND source = ?`
+	sqlListRequestLogs = `SELECT ` + requestLogColumns + ` FROM request_logs`
+	sqlLogWorkspace    = ` WHERE workspace_id = ?`
+	sqlLogKey          = ` AND key_id = ?`
+	sqlLogCode         = ` AND code = ?`
+	sqlLogSource       = ` AND source = ?`
+	// The tag filter is the dialect's (Dialect.LogTagFilter): an exact match of one element of the
+	// entry's JSON array of tags.
 	sqlLogSince           = ` AND id >= ? AND ts >= ?`
 	sqlLogUntil           = ` AND id < ? AND ts < ?`
 	sqlLogBefore          = ` AND id < ?`
@@ -40,9 +46,10 @@ const (
 	// sqlAddUsage is followed by batchRows(sqlUsageRow, n), then sqlAddUsageEnd. A batch holds each
 	// row once: PostgreSQL refuses to update one row twice in a statement. The hour leads the primary
 	// key, so that the rows written are the current hour's, together at the end of the table.
-	sqlAddUsage    = `INSERT INTO key_usage (hour, workspace_id, key_id, code, requests) VALUES `
-	sqlUsageRow    = `(?, ?, ?, ?, ?)`
-	sqlAddUsageEnd = ` ON CONFLICT (hour, workspace_id, key_id, code) DO UPDATE SET requests = key_usage.requests + excluded.requests`
+	sqlAddUsage    = `INSERT INTO key_usage (hour, workspace_id, key_id, code, identity_id, requests, credits_spent) VALUES `
+	sqlUsageRow    = `(?, ?, ?, ?, ?, ?, ?)`
+	sqlAddUsageEnd = ` ON CONFLICT (hour, workspace_id, key_id, code, identity_id) DO UPDATE
+		SET requests = key_usage.requests + excluded.requests, credits_spent = key_usage.credits_spent + excluded.credits_spent`
 
 	// sqlTouchKey moves a key's last use forward only: nodes and batches may write out of order.
 	sqlTouchKey = `UPDATE api_keys SET last_used_at = ? WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)`
@@ -94,13 +101,13 @@ const (
 		SELECT l.workspace_id, l.id FROM w JOIN request_logs l ON l.workspace_id = w.id
 		WHERE w.id IS NOT NULL AND l.id < ? LIMIT ?)`
 	// The hour leads the rollups' primary key: the oldest rows are its first ones.
-	sqlPruneUsage = `DELETE FROM key_usage WHERE (hour, workspace_id, key_id, code) IN (
-		SELECT hour, workspace_id, key_id, code FROM key_usage WHERE hour < ? ORDER BY hour LIMIT ?)`
+	sqlPruneUsage = `DELETE FROM key_usage WHERE (hour, workspace_id, key_id, code, identity_id) IN (
+		SELECT hour, workspace_id, key_id, code, identity_id FROM key_usage WHERE hour < ? ORDER BY hour LIMIT ?)`
 )
 
 // maxBatchRows bounds the rows of one multi-row INSERT. A batch is written in chunks whose sizes are
 // powers of two up to it, so that only a handful of distinct statements ever exist (each prepared and
-// cached once), and a chunk's placeholders (11 per log row) stay far below both databases' limits.
+// cached once), and a chunk's placeholders (14 per log row, 34 per key) stay far below both databases' limits.
 const maxBatchRows = 128
 
 // chunkSize returns the largest power of two that is at most n and maxBatchRows.
@@ -138,22 +145,44 @@ type usageKey struct {
 	workspaceID string
 	keyID       string
 	code        string
+	identityID  string
 }
+
+// usageSums are what a rollup row adds up.
+type usageSums struct{ requests, credits int64 }
 
 // RequestLogColumns are the request log's columns, in the order RequestLogValues gives them: for a
 // driver that inserts rows its own way (PostgreSQL's COPY).
 func RequestLogColumns() []string {
-	return []string{"id", "workspace_id", "key_id", "ts", "code", "source", "method", "path", "ip", "user_agent", "latency_us"}
+	return columns(requestLogColumns)
 }
 
 // RequestLogValues returns e's values in the order of RequestLogColumns.
 func RequestLogValues(e *keyplane.RequestLog) []any {
-	return appendRequestLogValues(make([]any, 0, 11), e)
+	return appendRequestLogValues(make([]any, 0, requestLogWidth), e)
 }
 
 func appendRequestLogValues(dst []any, e *keyplane.RequestLog) []any {
 	return append(dst, e.ID, e.WorkspaceID, e.KeyID, micros(e.Timestamp), string(e.Code), string(e.Source), e.Method,
-		e.Path, e.IP, e.UserAgent, e.LatencyMicros)
+		e.Path, e.IP, e.UserAgent, e.LatencyMicros, e.IdentityID, e.CreditsSpent, encodeTags(e.Tags))
+}
+
+// encodeTags stores tags as a JSON array, [] without. Strings always encode.
+func encodeTags(tags []string) string {
+	s, _ := encodeList(tags)
+	return s
+}
+
+// decodeTags returns nil for none, as entries without tags are written.
+func decodeTags(s string) ([]string, error) {
+	var v []string
+	if err := json.Unmarshal([]byte(s), &v); err != nil {
+		return nil, err
+	}
+	if len(v) == 0 {
+		return nil, nil
+	}
+	return v, nil
 }
 
 // Statement is a statement, written with ?, and its arguments.
@@ -166,20 +195,24 @@ type Statement struct {
 // transaction. Counts are summed here, once per (hour, workspace, key, code), and rows are locked in
 // the order of key_usage's primary key, so that two nodes writing at once cannot deadlock.
 func UsageStatements(counts []store.UsageCount) []Statement {
-	usage := map[usageKey]int64{}
+	usage := map[usageKey]usageSums{}
 	for _, c := range counts {
-		usage[usageKey{hourOf(c.Hour), c.WorkspaceID, c.KeyID, string(c.Code)}] += c.Requests
+		k := usageKey{hourOf(c.Hour), c.WorkspaceID, c.KeyID, string(c.Code), c.IdentityID}
+		u := usage[k]
+		u.requests += c.Requests
+		u.credits += c.CreditsSpent
+		usage[k] = u
 	}
 	rows := slices.SortedFunc(maps.Keys(usage), func(a, b usageKey) int {
 		return cmp.Or(cmp.Compare(a.hour, b.hour), cmp.Compare(a.workspaceID, b.workspaceID),
-			cmp.Compare(a.keyID, b.keyID), cmp.Compare(a.code, b.code))
+			cmp.Compare(a.keyID, b.keyID), cmp.Compare(a.code, b.code), cmp.Compare(a.identityID, b.identityID))
 	})
 	var out []Statement
 	for rest := rows; len(rest) > 0; {
 		n := chunkSize(len(rest))
-		args := make([]any, 0, n*5)
+		args := make([]any, 0, n*7)
 		for _, u := range rest[:n] {
-			args = append(args, u.hour, u.workspaceID, u.keyID, u.code, usage[u])
+			args = append(args, u.hour, u.workspaceID, u.keyID, u.code, u.identityID, usage[u].requests, usage[u].credits)
 		}
 		out = append(out, Statement{sqlAddUsage + batchRows(sqlUsageRow, n) + sqlAddUsageEnd, args})
 		rest = rest[n:]
@@ -222,7 +255,7 @@ func (db *DB) writeRequestLogs(ctx context.Context, entries []keyplane.RequestLo
 	}
 	return db.relaxedTx(ctx, func(stx store.Tx) error {
 		t := stx.(*tx)
-		err := t.insertChunks(ctx, stmts, logSQL, len(entries), 11, func(args []any, i int) ([]any, error) {
+		err := t.insertChunks(ctx, stmts, logSQL, len(entries), requestLogWidth, func(args []any, i int) ([]any, error) {
 			return appendRequestLogValues(args, &entries[i]), nil
 		})
 		if err != nil {
@@ -387,6 +420,9 @@ func (q *queries) listRequestLogs(ctx context.Context, workspaceID string, f sto
 	if f.Source != "" {
 		l.add(sqlLogSource, string(f.Source))
 	}
+	if f.Tag != "" {
+		l.add(q.db.d.LogTagFilter, f.Tag)
+	}
 	if f.Since != nil {
 		l.add(sqlLogSince, id.Floor(id.Request, *f.Since), micros(*f.Since))
 	}
@@ -401,12 +437,16 @@ func (q *queries) listRequestLogs(ctx context.Context, workspaceID string, f sto
 	return listPage(ctx, q, op, l.b.String(), f.Limit, func(s scanner) (keyplane.RequestLog, error) {
 		var e keyplane.RequestLog
 		var ts int64
-		var code, source string
+		var code, source, tags string
 		if err := s.Scan(&e.ID, &e.WorkspaceID, &e.KeyID, &ts, &code, &source, &e.Method, &e.Path, &e.IP,
-			&e.UserAgent, &e.LatencyMicros); err != nil {
+			&e.UserAgent, &e.LatencyMicros, &e.IdentityID, &e.CreditsSpent, &tags); err != nil {
 			return e, err
 		}
 		e.Timestamp, e.Code, e.Source = fromMicros(ts), keyplane.VerifyCode(code), keyplane.LogSource(source)
+		var err error
+		if e.Tags, err = decodeTags(tags); err != nil {
+			return e, fmt.Errorf("request log %s: tags: %w", e.ID, err)
+		}
 		return e, nil
 	}, func(e *keyplane.RequestLog) string { return encodeCursor(cursorRequestLog, e.ID) }, l.args...)
 }

@@ -66,6 +66,13 @@ type Dialect struct {
 	// that it be read by its key index. Without statistics, SQLite would rather scan the workspace's
 	// whole log by the primary key, newest first, to find the key's entries among every other's.
 	LogKeyIndex string
+	// LogTagFilter is the clause, with one parameter (a tag), that keeps the request log entries whose
+	// tags (a JSON array of strings) hold that tag exactly.
+	LogTagFilter string
+	// MonthStart is an expression of the start of the UTC month (unix microseconds) of the hour
+	// u.hour (unix microseconds): the usage export's monthly periods, which no arithmetic on
+	// microseconds gives.
+	MonthStart string
 	// IsUniqueViolation reports whether err is a unique or primary key constraint violation.
 	IsUniqueViolation func(error) bool
 	// IsRetryable reports whether a transaction that failed with err may succeed if run again

@@ -61,6 +61,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"RequestLogFilters", testRequestLogFilters},
 		{"RequestLogPagination", testRequestLogPagination},
 		{"Usage", testUsage},
+		{"RequestLogUsageFields", testRequestLogUsageFields},
+		{"ExportUsage", testExportUsage},
 		{"TouchKeys", testTouchKeys},
 		{"PruneRequestLogs", testPruneRequestLogs},
 		{"Webhooks", testWebhooks},
