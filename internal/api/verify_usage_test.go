@@ -19,34 +19,34 @@ import (
 	"github.com/keyplane/keyplane/internal/verify"
 )
 
-// memLog keeps the request log's entries.
-type memLog struct {
+// meteredLog keeps the request log's entries.
+type meteredLog struct {
 	mu      sync.Mutex
 	entries []keyplane.RequestLog
 }
 
-func (m *memLog) Log(e keyplane.RequestLog) {
+func (m *meteredLog) Log(e keyplane.RequestLog) {
 	m.mu.Lock()
 	m.entries = append(m.entries, e)
 	m.mu.Unlock()
 }
 
-func (m *memLog) last() keyplane.RequestLog {
+func (m *meteredLog) last() keyplane.RequestLog {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.entries[len(m.entries)-1]
 }
 
-type usageAPI struct {
+type meteredAPI struct {
 	h          http.Handler
 	svc        *service.Service
-	log        *memLog
+	log        *meteredLog
 	verifyRoot string
 	ws         string
 }
 
-// newUsageAPI is the API with a Bank on the service, as serve wires it.
-func newUsageAPI(t *testing.T) *usageAPI {
+// newMeteredAPI is the API with a Bank on the service, as serve wires it.
+func newMeteredAPI(t *testing.T) *meteredAPI {
 	t.Helper()
 	db := servicetest.OpenDB(t, "sqlite")
 	var ver *verify.Verifier
@@ -58,7 +58,7 @@ func newUsageAPI(t *testing.T) *usageAPI {
 		t.Fatal(err)
 	}
 	ctx, sys := context.Background(), keyplane.System("test")
-	u := &usageAPI{svc: svc, log: &memLog{}}
+	u := &meteredAPI{svc: svc, log: &meteredLog{}}
 	if _, u.verifyRoot, err = svc.CreateRootKey(ctx, sys, "v", []string{keyplane.ScopeVerify}); err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +71,7 @@ func newUsageAPI(t *testing.T) *usageAPI {
 	return u
 }
 
-func (u *usageAPI) key(t *testing.T, in service.CreateKeyInput) (*keyplane.APIKey, string) {
+func (u *meteredAPI) key(t *testing.T, in service.CreateKeyInput) (*keyplane.APIKey, string) {
 	t.Helper()
 	in.Name, in.KeyType = "metered", keyplane.KeyTypeSecret
 	k, v, err := u.svc.CreateAPIKey(context.Background(), keyplane.System("test"), u.ws, in)
@@ -81,7 +81,7 @@ func (u *usageAPI) key(t *testing.T, in service.CreateKeyInput) (*keyplane.APIKe
 	return k, v
 }
 
-func (u *usageAPI) verify(t *testing.T, body string) *httptest.ResponseRecorder {
+func (u *meteredAPI) verify(t *testing.T, body string) *httptest.ResponseRecorder {
 	t.Helper()
 	r := httptest.NewRequest("POST", "/v1/verify", strings.NewReader(body))
 	r.Header.Set("Authorization", "Bearer "+u.verifyRoot)
@@ -91,7 +91,7 @@ func (u *usageAPI) verify(t *testing.T, body string) *httptest.ResponseRecorder 
 	return rec
 }
 
-func (u *usageAPI) auth(t *testing.T, key string) *httptest.ResponseRecorder {
+func (u *meteredAPI) auth(t *testing.T, key string) *httptest.ResponseRecorder {
 	t.Helper()
 	r := httptest.NewRequest("GET", "/v1/auth", nil)
 	r.Header.Set("X-Keyplane-Root-Key", u.verifyRoot)
@@ -101,7 +101,7 @@ func (u *usageAPI) auth(t *testing.T, key string) *httptest.ResponseRecorder {
 	return rec
 }
 
-type usageAnswer struct {
+type meteredAnswer struct {
 	Success bool `json:"success"`
 	Data    struct {
 		Valid     bool   `json:"valid"`
@@ -131,16 +131,16 @@ type usageAnswer struct {
 	} `json:"error"`
 }
 
-func decodeUsage(t *testing.T, rec *httptest.ResponseRecorder) usageAnswer {
+func decodeMetered(t *testing.T, rec *httptest.ResponseRecorder) meteredAnswer {
 	t.Helper()
-	var a usageAnswer
+	var a meteredAnswer
 	if err := json.Unmarshal(rec.Body.Bytes(), &a); err != nil {
 		t.Fatalf("%d %s: %v", rec.Code, rec.Body, err)
 	}
 	return a
 }
 
-func badFields(a usageAnswer) []string {
+func meteredBadFields(a meteredAnswer) []string {
 	var out []string
 	for _, d := range a.Error.Details {
 		out = append(out, d.Field)
@@ -151,7 +151,7 @@ func badFields(a usageAnswer) []string {
 
 // TestVerifyUsageValidation: every bad usage field is named in one 400, an unknown limit name too.
 func TestVerifyUsageValidation(t *testing.T) {
-	u := newUsageAPI(t)
+	u := newMeteredAPI(t)
 	_, v := u.key(t, service.CreateKeyInput{RateLimits: []keyplane.NamedRateLimit{{Name: "tokens", Limit: 10, WindowMs: 60_000}}})
 	long := strings.Repeat("x", keyplane.MaxTagLen+1)
 	eleven := `"a","b","c","d","e","f","g","h","i","j","k"`
@@ -169,8 +169,8 @@ func TestVerifyUsageValidation(t *testing.T) {
 	}
 	for _, c := range cases {
 		rec := u.verify(t, c.body)
-		a := decodeUsage(t, rec)
-		if rec.Code != http.StatusBadRequest || a.Error.Code != "invalid_request" || !slices.Equal(badFields(a), c.fields) {
+		a := decodeMetered(t, rec)
+		if rec.Code != http.StatusBadRequest || a.Error.Code != "invalid_request" || !slices.Equal(meteredBadFields(a), c.fields) {
 			t.Errorf("%.80s…: %d %s; want 400 naming %v", c.body, rec.Code, rec.Body, c.fields)
 		}
 	}
@@ -184,7 +184,7 @@ func TestVerifyUsageValidation(t *testing.T) {
 // TestVerifyUsageAnswer: the answer's ratelimits, credits and identity, the request log's tags,
 // credits spent and identity, and forward auth's 429 for USAGE_EXCEEDED.
 func TestVerifyUsageAnswer(t *testing.T) {
-	u := newUsageAPI(t)
+	u := newMeteredAPI(t)
 	ctx := context.Background()
 	n := func(v int64) *int64 { return &v }
 	i, err := u.svc.CreateIdentity(ctx, keyplane.System("test"), u.ws, service.IdentityInput{
@@ -201,7 +201,7 @@ func TestVerifyUsageAnswer(t *testing.T) {
 		IdentityID: keyplane.Some(i.ID),
 	})
 	rec := u.verify(t, `{"key":"`+v+`","credits":{"cost":3},"rateLimits":[{"name":"tokens","cost":4}],"tags":["path:/a","beta"]}`)
-	a := decodeUsage(t, rec)
+	a := decodeMetered(t, rec)
 	d := a.Data
 	if rec.Code != 200 || d.Code != "VALID" || d.Credits == nil || d.Credits.Remaining != 2 {
 		t.Fatalf("%d %s", rec.Code, rec.Body)
@@ -228,17 +228,17 @@ func TestVerifyUsageAnswer(t *testing.T) {
 	}
 	// The default cost (1) when the body names none: the fast decoder's body.
 	rec = u.verify(t, `{"key":"`+v+`"}`)
-	if a := decodeUsage(t, rec); a.Data.Code != "VALID" || a.Data.Credits == nil || a.Data.Credits.Remaining != 1 || u.log.last().CreditsSpent != 1 {
+	if a := decodeMetered(t, rec); a.Data.Code != "VALID" || a.Data.Credits == nil || a.Data.Credits.Remaining != 1 || u.log.last().CreditsSpent != 1 {
 		t.Fatalf("default cost: %s", rec.Body)
 	}
 	// 2 more do not fit: USAGE_EXCEEDED, nothing spent; the answer still says what is left.
 	rec = u.verify(t, `{"key":"`+v+`","credits":{"cost":2}}`)
-	if a := decodeUsage(t, rec); a.Data.Code != "USAGE_EXCEEDED" || a.Data.Valid || a.Data.Credits == nil || a.Data.Credits.Remaining != 1 || u.log.last().CreditsSpent != 0 {
+	if a := decodeMetered(t, rec); a.Data.Code != "USAGE_EXCEEDED" || a.Data.Valid || a.Data.Credits == nil || a.Data.Credits.Remaining != 1 || u.log.last().CreditsSpent != 0 {
 		t.Fatalf("over the balance: %s", rec.Body)
 	}
 	// tokens refuses 7 of the 6 left: RATE_LIMITED, with exceeded on it.
 	rec = u.verify(t, `{"key":"`+v+`","rateLimits":[{"name":"tokens","cost":7}]}`)
-	a = decodeUsage(t, rec)
+	a = decodeMetered(t, rec)
 	if l := a.Data.RateLimits; a.Data.Code != "RATE_LIMITED" || len(l) != 3 || !l[2].Exceeded || l[0].Exceeded {
 		t.Fatalf("over a named limit: %s", rec.Body)
 	}
