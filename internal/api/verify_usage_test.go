@@ -13,6 +13,7 @@ import (
 
 	"github.com/keyplane/keyplane"
 	"github.com/keyplane/keyplane/internal/api"
+	"github.com/keyplane/keyplane/internal/api/openapitest"
 	"github.com/keyplane/keyplane/internal/credits"
 	"github.com/keyplane/keyplane/internal/service"
 	"github.com/keyplane/keyplane/internal/service/servicetest"
@@ -39,6 +40,7 @@ func (m *meteredLog) last() keyplane.RequestLog {
 
 type meteredAPI struct {
 	h          http.Handler
+	oas        *openapitest.Validator
 	svc        *service.Service
 	log        *meteredLog
 	verifyRoot string
@@ -68,6 +70,9 @@ func newMeteredAPI(t *testing.T) *meteredAPI {
 	}
 	u.ws = w.ID
 	u.h = api.New(api.Options{Service: svc, Verifier: ver, RequestLog: u.log})
+	if u.oas, err = openapitest.New(api.OpenAPI()); err != nil {
+		t.Fatal(err)
+	}
 	return u
 }
 
@@ -88,6 +93,10 @@ func (u *meteredAPI) verify(t *testing.T, body string) *httptest.ResponseRecorde
 	r.Header.Set("Content-Type", "application/json")
 	rec := httptest.NewRecorder()
 	u.h.ServeHTTP(rec, r)
+	// Every answer, usage fields and all, is what the OpenAPI document says.
+	if err := u.oas.Check("POST", "/v1/verify", rec.Code, rec.Header().Get("Content-Type"), rec.Body.Bytes()); err != nil {
+		t.Errorf("%s: %v", rec.Body, err)
+	}
 	return rec
 }
 
