@@ -3,6 +3,7 @@ package api_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -10,6 +11,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/keyplane/keyplane"
 	"github.com/keyplane/keyplane/internal/api"
@@ -56,7 +60,7 @@ func newMeteredAPI(t *testing.T) *meteredAPI {
 	bank := credits.NewBank(svc, credits.Options{NoLoop: true})
 	t.Cleanup(func() { bank.Close(context.Background()) })
 	var err error
-	if ver, err = verify.New(db.Lookups(), verify.Options{KeyPrefix: "kp", Bank: bank}); err != nil {
+	if ver, err = verify.New(db.Lookups(), verify.Options{KeyPrefix: "kp", Bank: bank, Box: servicetest.Box(t)}); err != nil {
 		t.Fatal(err)
 	}
 	ctx, sys := context.Background(), keyplane.System("test")
@@ -88,13 +92,18 @@ func (u *meteredAPI) key(t *testing.T, in service.CreateKeyInput) (*keyplane.API
 
 func (u *meteredAPI) verify(t *testing.T, body string) *httptest.ResponseRecorder {
 	t.Helper()
-	r := httptest.NewRequest("POST", "/v1/verify", strings.NewReader(body))
+	return u.post(t, "/v1/verify", body)
+}
+
+func (u *meteredAPI) post(t *testing.T, path, body string) *httptest.ResponseRecorder {
+	t.Helper()
+	r := httptest.NewRequest("POST", path, strings.NewReader(body))
 	r.Header.Set("Authorization", "Bearer "+u.verifyRoot)
 	r.Header.Set("Content-Type", "application/json")
 	rec := httptest.NewRecorder()
 	u.h.ServeHTTP(rec, r)
 	// Every answer, usage fields and all, is what the OpenAPI document says.
-	if err := u.oas.Check("POST", "/v1/verify", rec.Code, rec.Header().Get("Content-Type"), rec.Body.Bytes()); err != nil {
+	if err := u.oas.Check("POST", path, rec.Code, rec.Header().Get("Content-Type"), rec.Body.Bytes()); err != nil {
 		t.Errorf("%s: %v", rec.Body, err)
 	}
 	return rec
@@ -266,5 +275,36 @@ func TestVerifyUsageAnswer(t *testing.T) {
 	rec = u.verify(t, `{"key":"`+plain+`"}`)
 	if body := rec.Body.String(); strings.Contains(body, "ratelimits") || strings.Contains(body, "credits") || strings.Contains(body, "identity") {
 		t.Errorf("a plain key's answer: %s", body)
+	}
+}
+
+// TestSignedVerificationsSpend: signatures and JWTs spend the default cost of the key's credits.
+func TestSignedVerificationsSpend(t *testing.T) {
+	u := newMeteredAPI(t)
+	n := int64(2)
+	k, v := u.key(t, service.CreateKeyInput{Recoverable: true, Credits: &service.CreditsInput{Remaining: &n}})
+	const body = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+	signed := func(path string) string {
+		ts := time.Now().Unix()
+		return fmt.Sprintf(`{"keyId":%q,"timestamp":%d,"signature":%q,"method":"GET","path":%q,"bodySha256":%q}`,
+			k.ID, ts, verify.Sign(v, ts, "GET", path, body), path, body)
+	}
+	rec := u.post(t, "/v1/verify/signature", signed("/a"))
+	if a := decodeMetered(t, rec); a.Data.Code != "VALID" || a.Data.Credits == nil || a.Data.Credits.Remaining != 1 || u.log.last().CreditsSpent != 1 {
+		t.Fatalf("a signature: %s", rec.Body)
+	}
+	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"exp": time.Now().Add(time.Minute).Unix(), "sub": "x"})
+	tok.Header["kid"] = k.ID
+	signedTok, err := tok.SignedString([]byte(v))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec = u.post(t, "/v1/verify/jwt", fmt.Sprintf(`{"token":%q}`, signedTok))
+	if a := decodeMetered(t, rec); a.Data.Code != "VALID" || a.Data.Credits == nil || a.Data.Credits.Remaining != 0 {
+		t.Fatalf("a JWT: %s", rec.Body)
+	}
+	rec = u.post(t, "/v1/verify/signature", signed("/b"))
+	if a := decodeMetered(t, rec); a.Data.Code != "USAGE_EXCEEDED" || a.Data.Valid {
+		t.Fatalf("a signature with no credits left: %s", rec.Body)
 	}
 }
