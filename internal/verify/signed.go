@@ -232,6 +232,9 @@ func (v *Verifier) VerifySignature(ctx context.Context, sr *SignedRequest) (Resu
 // spend of credits, for a request already authenticated (by value or by id).
 func (v *Verifier) finish(ctx context.Context, e entry, req *keyplane.VerifyRequest) (Result, error) {
 	res := Result{Code: e.key.Check(v.now(), e.secretExpiresAt, req), Key: e.key}
+	if e.plan == nil && e.key.Key.RateLimit == nil && len(req.Limits) == 0 {
+		return res, nil // nothing usage-based: the commonest key
+	}
 	var one [1]limitRef
 	limits := limitsOf(&e, &one)
 	if len(req.Limits) > 0 {
