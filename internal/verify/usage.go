@@ -10,6 +10,7 @@ import (
 	"github.com/keyplane/keyplane"
 	"github.com/keyplane/keyplane/internal/credits"
 	"github.com/keyplane/keyplane/internal/ratelimit"
+	"github.com/keyplane/keyplane/internal/store"
 )
 
 // Usage-based keys on the hot path (API.md, "Usage-based keys"): a verification that Check finds
@@ -264,6 +265,11 @@ func (v *Verifier) spend(ctx context.Context, res *Result, p *plan, cost int64) 
 		return fmt.Errorf("%w: %w", ErrUnavailable, ErrNoBank)
 	}
 	out, err := v.bank.Spend(ctx, cost, p.charges)
+	if errors.Is(err, store.ErrNotFound) {
+		// The balance was made unlimited (or its key deleted) after this node cached the key: the
+		// change's notice is on its way. Unlimited now, so nothing to spend.
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}

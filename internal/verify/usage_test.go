@@ -10,6 +10,7 @@ import (
 	"github.com/keyplane/keyplane/internal/credits"
 	"github.com/keyplane/keyplane/internal/service"
 	"github.com/keyplane/keyplane/internal/service/servicetest"
+	"github.com/keyplane/keyplane/internal/store"
 	"github.com/keyplane/keyplane/internal/store/storetest"
 	"github.com/keyplane/keyplane/internal/verify"
 )
@@ -288,5 +289,24 @@ func BenchmarkVerifyCredits(b *testing.B) {
 		if r, _ := f.ver.Verify(ctx, v, req); r.Code != keyplane.VerifyValid {
 			b.Fatal(r.Code)
 		}
+	}
+}
+
+// TestCreditsMadeUnlimited: a balance made unlimited while a node still caches the key as limited
+// (its notice not arrived) lets verifications through: unlimited is the newer truth.
+func TestCreditsMadeUnlimited(t *testing.T) {
+	f := usageSetup(t, "sqlite")
+	k, v := f.usageKey(t, service.CreateKeyInput{Credits: &service.CreditsInput{Remaining: n64(1)}})
+	if r := verifyOK(t, f, v, &keyplane.VerifyRequest{Cost: 1}); r.Code != keyplane.VerifyValid || r.CreditsRemaining != 0 {
+		t.Fatalf("the one credit: %s %d", r.Code, r.CreditsRemaining)
+	}
+	// Straight to the store: no notice reaches the verifier's cache.
+	a := keyplane.CreditAccount{WorkspaceID: f.ws, KeyID: k.ID}
+	if err := f.st.InTx(context.Background(), f.ws, func(tx store.Tx) error { return tx.SetCredits(context.Background(), a, nil) }); err != nil {
+		t.Fatal(err)
+	}
+	r := verifyOK(t, f, v, &keyplane.VerifyRequest{Cost: 1})
+	if r.Code != keyplane.VerifyValid || r.HasCredits || r.CreditsSpent != 0 {
+		t.Fatalf("after the balance was made unlimited: %s credits %v spent %d; want VALID, no credits", r.Code, r.HasCredits, r.CreditsSpent)
 	}
 }
