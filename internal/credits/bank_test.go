@@ -316,3 +316,33 @@ func TestBankCostZero(t *testing.T) {
 		t.Fatalf("cost 1 on an empty balance: %+v; want refused", out)
 	}
 }
+
+// TestBankStrandedBound: a node that stops spending still holds its block while another node runs
+// the balance out; what it holds is at most 1 % of the grant, and goes back once it is idle.
+func TestBankStrandedBound(t *testing.T) {
+	f := setup(t, "sqlite")
+	const grant = 100_000
+	ch := f.account(t, grant)
+	a, b := f.bank(t), f.bank(t)
+	var spentA, spentB int64
+	for range 60_000 {
+		if !spend(t, a, 1, ch).OK {
+			t.Fatal("node a refused with credits left")
+		}
+		spentA++
+	}
+	for spend(t, b, 1, ch).OK {
+		spentB++
+	}
+	stranded := grant - spentA - spentB
+	if stranded < 0 || stranded > grant/100 {
+		t.Fatalf("node a holds %d at exhaustion; want 0 to %d (1 %% of the grant)", stranded, grant/100)
+	}
+	t.Logf("stranded at exhaustion: %d of %d", stranded, grant)
+	if got := f.idle(t, a, b); got != stranded {
+		t.Errorf("gave back %d once idle; want %d", got, stranded)
+	}
+	if c := f.balance(t, ch.Account); c.Remaining != stranded {
+		t.Errorf("store remaining %d; want %d", c.Remaining, stranded)
+	}
+}
