@@ -1,9 +1,11 @@
 package api_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -52,7 +54,7 @@ type meteredAPI struct {
 }
 
 // newMeteredAPI is the API with a Bank on the service, as serve wires it.
-func newMeteredAPI(t *testing.T) *meteredAPI {
+func newMeteredAPI(t testing.TB) *meteredAPI {
 	t.Helper()
 	db := servicetest.OpenDB(t, "sqlite")
 	var ver *verify.Verifier
@@ -80,7 +82,7 @@ func newMeteredAPI(t *testing.T) *meteredAPI {
 	return u
 }
 
-func (u *meteredAPI) key(t *testing.T, in service.CreateKeyInput) (*keyplane.APIKey, string) {
+func (u *meteredAPI) key(t testing.TB, in service.CreateKeyInput) (*keyplane.APIKey, string) {
 	t.Helper()
 	in.Name, in.KeyType = "metered", keyplane.KeyTypeSecret
 	k, v, err := u.svc.CreateAPIKey(context.Background(), keyplane.System("test"), u.ws, in)
@@ -306,5 +308,52 @@ func TestSignedVerificationsSpend(t *testing.T) {
 	rec = u.post(t, "/v1/verify/signature", signed("/b"))
 	if a := decodeMetered(t, rec); a.Data.Code != "USAGE_EXCEEDED" || a.Data.Valid {
 		t.Fatalf("a signature with no credits left: %s", rec.Body)
+	}
+}
+
+// BenchmarkVerifyHTTPCredits is POST /v1/verify over loopback for a key without anything
+// usage-based and for one with credits (held by the node) and two auto-applied named limits besides
+// its default one, on the same server: what usage-based keys add to a verification over HTTP.
+func BenchmarkVerifyHTTPCredits(b *testing.B) {
+	u := newMeteredAPI(b)
+	_, plain := u.key(b, service.CreateKeyInput{RateLimit: &keyplane.RateLimit{Limit: 1_000_000, WindowMs: 1000}})
+	grant := int64(keyplane.MaxCredits)
+	_, metered := u.key(b, service.CreateKeyInput{
+		Credits:   &service.CreditsInput{Remaining: &grant},
+		RateLimit: &keyplane.RateLimit{Limit: 1_000_000, WindowMs: 1000},
+		RateLimits: []keyplane.NamedRateLimit{
+			{Name: "api", Limit: 1_000_000, WindowMs: 1000, AutoApply: true},
+			{Name: "org", Limit: 1_000_000, WindowMs: 1000, AutoApply: true},
+		},
+	})
+	ts := httptest.NewServer(u.h)
+	defer ts.Close()
+	for _, c := range []struct{ name, key string }{{"plain", plain}, {"credits", metered}} {
+		b.Run(c.name, func(b *testing.B) {
+			body := []byte(`{"key":"` + c.key + `"}`)
+			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+			defer client.CloseIdleConnections()
+			b.SetParallelism(32)
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					req, _ := http.NewRequest("POST", ts.URL+"/v1/verify", bytes.NewReader(body))
+					req.Header.Set("Authorization", "Bearer "+u.verifyRoot)
+					req.Header.Set("Content-Type", "application/json")
+					res, err := client.Do(req)
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					io.Copy(io.Discard, res.Body)
+					res.Body.Close()
+					if res.StatusCode != http.StatusOK {
+						b.Errorf("status %d", res.StatusCode)
+						return
+					}
+				}
+			})
+		})
 	}
 }
