@@ -461,6 +461,9 @@ func (s *Service) ListAPIKeysOf(ctx context.Context, c *keyplane.Caller, wsID st
 		if err := c.Authorize(wsID, keyplane.PermAPIKeysRead); err != nil {
 			return nil, "", err
 		}
+		if _, err := s.GetWorkspace(ctx, c, wsID); err != nil {
+			return nil, "", err
+		}
 		i, err := s.store.GetIdentityByExternalID(ctx, wsID, externalID)
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, "", nil

@@ -63,7 +63,7 @@ func (s *Service) ListOperatorAudit(ctx context.Context, c *keyplane.Caller, f k
 	return entries, next, nil
 }
 
-// withoutKeyValues returns an entry's body with the values of an API key's changed fields (name,
+// withoutKeyValues returns an entry's body with the values of an API key's (or an identity's: the customers keys belong to) changed fields (name,
 // permissions, meta, allow-lists, …) and an API key actor's name replaced by redact.Marker, and
 // "redacted": true added; the action, actor and target ids, time, address and which fields changed
 // stay. Every entry of such an answer also loses its links (prevHash here, hash in ListAudit): a
@@ -82,7 +82,7 @@ func withoutKeyValues(body json.RawMessage) json.RawMessage {
 	if a, ok := e["actor"].(map[string]any); ok && a["type"] == string(keyplane.ActorAPIKey) {
 		a["name"], hidden = redact.Marker, true
 	}
-	if tg, ok := e["target"].(map[string]any); ok && tg["type"] == "api_key" {
+	if tg, ok := e["target"].(map[string]any); ok && (tg["type"] == "api_key" || tg["type"] == "identity") {
 		if ch, ok := e["changes"].(map[string]any); ok {
 			for field, c := range ch {
 				cm, ok := c.(map[string]any)
