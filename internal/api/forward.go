@@ -43,7 +43,7 @@ func (s *Server) forwardAuth(w http.ResponseWriter, r *http.Request) {
 		key = strings.TrimSpace(cred)
 	}
 	ip := s.ClientIP(r)
-	vr := keyplane.VerifyRequest{IP: ip, Origin: r.Header.Get("Origin")}
+	vr := keyplane.VerifyRequest{IP: ip, Origin: r.Header.Get("Origin"), Cost: keyplane.DefaultCreditCost}
 	for _, p := range strings.Split(r.Header.Get("X-Required-Permissions"), ",") {
 		if p = strings.TrimSpace(p); p != "" && len(vr.Permissions) < keyplane.MaxPermissions {
 			vr.Permissions = append(vr.Permissions, p)
@@ -73,7 +73,7 @@ func (s *Server) forwardAuth(w http.ResponseWriter, r *http.Request) {
 			lr.URL.Path = path
 		}
 	}
-	a := s.verified(lr, c, res, keyplane.SourceAuth, ip)
+	a := s.verified(lr, c, res, keyplane.SourceAuth, &vr)
 	h := w.Header()
 	switch res.Code {
 	case keyplane.VerifyValid:
@@ -82,7 +82,7 @@ func (s *Server) forwardAuth(w http.ResponseWriter, r *http.Request) {
 		h.Set("X-Keyplane-Workspace-Id", k.WorkspaceID)
 		h.Set("X-Keyplane-Environment", string(k.Environment))
 		h.Set("X-Keyplane-Permissions", strings.Join(k.Permissions, ","))
-		if d := res.RateLimit; d != nil {
+		if d, ok := res.Limits.Default(); ok {
 			h.Set("X-RateLimit-Limit", strconv.FormatInt(d.Limit, 10))
 			h.Set("X-RateLimit-Remaining", strconv.FormatInt(d.Remaining, 10))
 		}
@@ -90,9 +90,13 @@ func (s *Server) forwardAuth(w http.ResponseWriter, r *http.Request) {
 	case keyplane.VerifyForbidden, keyplane.VerifyInsufficientPermissions:
 		s.writeError(w, r, keyplane.Errorf(keyplane.CodeForbidden, "the key may not do this (%s)", res.Code))
 	case keyplane.VerifyRateLimited:
-		secs := int64(math.Ceil(res.RateLimit.RetryAfter.Seconds()))
+		d, _ := res.Limits.Refused()
+		secs := int64(math.Ceil(d.RetryAfter.Seconds()))
 		h.Set("Retry-After", strconv.FormatInt(max(secs, 1), 10))
-		s.writeError(w, r, keyplane.Errorf(keyplane.CodeRateLimited, "the key's rate limit is used up; retry after %d s", max(secs, 1)))
+		s.writeError(w, r, keyplane.Errorf(keyplane.CodeRateLimited, "the key's rate limit %q is used up; retry after %d s", d.Name, max(secs, 1)))
+	case keyplane.VerifyUsageExceeded:
+		// No Retry-After: credits come back only with a refill or a top-up, not with time.
+		s.writeError(w, r, keyplane.Errorf(keyplane.CodeRateLimited, "the key's credits are used up"))
 	default:
 		s.writeError(w, r, unauthorized("send a valid API key as Authorization: Bearer <key> or X-API-Key"))
 	}

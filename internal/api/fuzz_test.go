@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/keyplane/keyplane"
+	"github.com/keyplane/keyplane/internal/credits"
 	"github.com/keyplane/keyplane/internal/id"
 	"github.com/keyplane/keyplane/internal/ratelimit"
 	"github.com/keyplane/keyplane/internal/service"
@@ -68,10 +69,26 @@ type fuzzNode struct {
 // verified ($VKEY, $VKEYID in bodies), an endpoint it may change and one it only sends tests to (its
 // deliveries resolve to a blocked address and stop there: nothing leaves the machine). Management
 // rate limits are out of reach.
+// ledgerOf is a Ledger made later than what needs it.
+type ledgerOf func() credits.Ledger
+
+func (l ledgerOf) TakeCredits(ctx context.Context, a keyplane.CreditAccount, need, want int64) (keyplane.CreditGrant, error) {
+	return l().TakeCredits(ctx, a, need, want)
+}
+
+func (l ledgerOf) ReturnCredits(ctx context.Context, a keyplane.CreditAccount, n, epoch int64) (bool, error) {
+	return l().ReturnCredits(ctx, a, n, epoch)
+}
+
 func newFuzzNode(f *testing.F, driver string) *fuzzNode {
 	ctx, sys := context.Background(), keyplane.System("fuzz")
 	db := servicetest.OpenDB(f, driver)
-	ver, err := verify.New(db.Lookups(), verify.Options{KeyPrefix: servicetest.KeyPrefix, Box: servicetest.Box(f)})
+	// Keys the fuzzer makes with credits spend them through a Bank on the service, as serve wires
+	// it; the service is made below, and the Bank asks it only on a verification.
+	var svc *service.Service
+	bank := credits.NewBank(ledgerOf(func() credits.Ledger { return svc }), credits.Options{})
+	f.Cleanup(func() { bank.Close(context.Background()) })
+	ver, err := verify.New(db.Lookups(), verify.Options{KeyPrefix: servicetest.KeyPrefix, Box: servicetest.Box(f), Bank: bank})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -88,7 +105,7 @@ func newFuzzNode(f *testing.F, driver string) *fuzzNode {
 			f.Errorf("webhooks tried to reach %q, off this machine", r)
 		}
 	})
-	svc := db.Service(f, service.Options{Catalog: servicetest.Catalog(f, []string{"orders:read", "orders:write"}, []string{"order.created"}), Forget: ver.Forget,
+	svc = db.Service(f, service.Options{Catalog: servicetest.Catalog(f, []string{"orders:read", "orders:write"}, []string{"order.created"}), Forget: ver.Forget,
 		Webhooks: service.WebhookOptions{Lookup: public, Guard: guard, Client: webhook.NewClient(webhook.ClientOptions{Lookup: loopback, Guard: guard})}})
 	_, root, err := svc.CreateRootKey(ctx, sys, "fuzz", []string{keyplane.ScopeAdmin, keyplane.ScopeVerify})
 	if err != nil {

@@ -183,7 +183,7 @@ func schemas() map[string]schema {
 	foundKey := sealed(props{
 		"valid": boolean(),
 		"code": enum(keyplane.VerifyValid, keyplane.VerifyDisabled, keyplane.VerifyExpired, keyplane.VerifyRevoked, keyplane.VerifyForbidden,
-			keyplane.VerifyInsufficientPermissions, keyplane.VerifyRateLimited, keyplane.VerifyInvalidSignature),
+			keyplane.VerifyInsufficientPermissions, keyplane.VerifyRateLimited, keyplane.VerifyUsageExceeded, keyplane.VerifyInvalidSignature),
 		"keyId":       idOf("apk"),
 		"workspaceId": idOf("ws"),
 		"name":        str(),
@@ -202,6 +202,25 @@ func schemas() map[string]schema {
 		"resetAt":   dateTime().desc("When the key is back to its full limit."),
 	}).desc("The key's rate limit after this request: present when the key has one and the request was otherwise VALID " +
 		"(only those count). RATE_LIMITED when over it.")
+	// Usage-based keys: only where they apply.
+	foundKey["properties"].(props)["ratelimits"] = array(sealed(props{
+		"name":      str().pattern(`^[a-z0-9_.:-]{1,64}$`),
+		"limit":     integer().set("minimum", 1),
+		"remaining": integer().set("minimum", 0).desc("What the limit still allows at once after this request."),
+		"resetAt":   dateTime().desc("When the limit is back to full."),
+		"exceeded":  boolean().desc("This limit refused the request (RATE_LIMITED); it is the last one listed."),
+	})).desc("Every rate limit the request was counted against, in order: the default one (the key's rateLimit), the auto-applied named " +
+		"ones of the key and of its identity, then those the request named. Present when any applied and the request was otherwise " +
+		"VALID; the limits before a refusal counted the request.")
+	foundKey["properties"].(props)["credits"] = sealed(props{
+		"remaining": integer().set("minimum", 0).desc("The key's credits left after this request (its identity's when the key has none " +
+			"of its own), as the answering node sees them."),
+	}).desc("Present when the key or its identity has credits.")
+	foundKey["properties"].(props)["identity"] = sealed(props{
+		"id":         idOf("idn"),
+		"externalId": str().length(1, keyplane.MaxExternalIDLen),
+		"meta":       object(),
+	}).desc("The key's identity, when it has one.")
 	// valid is true exactly when code is VALID.
 	foundKey["if"] = schema{"properties": props{"code": schema{"const": string(keyplane.VerifyValid)}}}
 	foundKey["then"] = schema{"properties": props{"valid": schema{"const": true}}}
@@ -335,6 +354,17 @@ func schemas() map[string]schema {
 			"ip":          str().desc("The address the key is used from; needed when the key has an ipAllowlist."),
 			"origin":      str().desc("The Origin the key is used from; needed when the key has allowedOrigins."),
 			"environment": ref("Environment").desc("The environment the key must belong to."),
+			"credits": closed(props{
+				"cost": integer().bounds(0, keyplane.MaxCost).def(keyplane.DefaultCreditCost).
+					desc("Credits the verification spends when it is otherwise VALID; 0 checks without spending."),
+			}).desc("Of the key's credits, and its identity's: both must have the cost left (USAGE_EXCEEDED otherwise, nothing spent)."),
+			"rateLimits": array(closed(props{
+				"name": str().pattern(`^[a-z0-9_.:-]{1,64}$`).desc("A limit of the key, or else of its identity; an unknown name is 400."),
+				"cost": integer().bounds(0, keyplane.MaxCost).def(1).desc("What the request counts against it; 0 checks without counting."),
+			}, "name")).maxItems(keyplane.MaxNamedLimits).desc("Named limits to apply besides the auto-applied ones; naming an " +
+				"auto-applied one sets its cost."),
+			"tags": array(str().maxLen(keyplane.MaxTagLen)).maxItems(keyplane.MaxTags).desc("Stored with the request log entry " +
+				"(GET /v1/logs?tag=…); at most 128 bytes each."),
 		}, "key"),
 		"VerifyNotFound": sealed(props{"valid": boolean().constant(false), "code": str().constant(string(keyplane.VerifyNotFound))}).
 			desc("No key has this value: malformed, bad checksum, unknown or permanently deleted."),

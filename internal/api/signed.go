@@ -12,7 +12,8 @@ import (
 
 // verifyOptions reads what every verification may add: permissions and the client's address.
 func verifyOptions(v *keyplane.Validation, perms []string, ip string) keyplane.VerifyRequest {
-	vr := keyplane.VerifyRequest{Permissions: perms}
+	// Signatures and JWTs spend the default cost: their bodies name none.
+	vr := keyplane.VerifyRequest{Permissions: perms, Cost: keyplane.DefaultCreditCost}
 	if ip != "" {
 		a, err := netip.ParseAddr(ip)
 		if err != nil || a.Zone() != "" {
@@ -72,7 +73,7 @@ func (s *Server) verifySignature(w http.ResponseWriter, r *http.Request, c *call
 	if err != nil {
 		return err
 	}
-	writeVerified(w, s.verified(r, c, res, keyplane.SourceSignature, vr.IP))
+	writeVerified(w, s.verified(r, c, res, keyplane.SourceSignature, &vr))
 	return nil
 }
 
@@ -102,6 +103,6 @@ func (s *Server) verifyJWT(w http.ResponseWriter, r *http.Request, c *call) erro
 	if err != nil {
 		return err
 	}
-	writeVerified(w, s.verified(r, c, res, keyplane.SourceJWT, vr.IP))
+	writeVerified(w, s.verified(r, c, res, keyplane.SourceJWT, &vr))
 	return nil
 }

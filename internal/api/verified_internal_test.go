@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/keyplane/keyplane"
+	"github.com/keyplane/keyplane/internal/ratelimit"
+	"github.com/keyplane/keyplane/internal/verify"
 )
 
 // TestWriteVerifiedMatchesEncodingJSON: the hand-written answers of the hot path are byte for byte
@@ -42,6 +44,39 @@ func TestWriteVerifiedMatchesEncodingJSON(t *testing.T) {
 			with := a
 			with.rateLimit = rl
 			answers = append(answers, with)
+		}
+	}
+	// Usage-based answers: limit decisions, credits, an identity (plain, and one that needs escaping).
+	var limits verify.Decisions
+	for i, name := range []string{"default", "burst", "tokens.v2:x", "d", "e", "f"} {
+		limits.Add(verify.LimitDecision{Name: name, Decision: ratelimit.Decision{Allowed: i < 5, Limit: int64(10 * i), Remaining: int64(i),
+			ResetAt: exp.Add(time.Duration(i) * time.Second).In(time.FixedZone("x", 3600))}})
+	}
+	var one verify.Decisions
+	one.Add(verify.LimitDecision{Name: "default", Decision: ratelimit.Decision{Allowed: true, Limit: 5, Remaining: 4, ResetAt: exp}})
+	identities := []*keyplane.Identity{
+		nil,
+		{ID: "idn_1", ExternalID: "cus_1", Meta: json.RawMessage(`{"plan":"pro"}`)},
+		{ID: "idn_2", ExternalID: `<Müller & "Söhne">` + " ", Meta: json.RawMessage(`{ "a" : "<b>" }`)},
+		{ID: "idn_3", ExternalID: "x"},
+	}
+	for _, idn := range identities {
+		for _, k := range keys[:2] {
+			k := *k
+			k.Identity = idn
+			ck := keyplane.Compile(&k)
+			for _, ls := range []verify.Decisions{{}, one, limits} {
+				for _, credits := range []int64{-1, 0, 1_000_000_000_000} {
+					a := verifyAnswer{Valid: true, Code: keyplane.VerifyValid, key: ck, limits: ls}
+					if credits >= 0 {
+						a.hasCredits, a.credits = true, credits
+					}
+					if ls.Len() > 0 {
+						a.rateLimit = rl
+					}
+					answers = append(answers, a)
+				}
+			}
 		}
 	}
 	for i, a := range answers {

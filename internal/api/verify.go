@@ -2,6 +2,8 @@ package api
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/netip"
 	"strconv"
@@ -18,6 +20,20 @@ type verifyRequest struct {
 	IP          string               `json:"ip"`
 	Origin      string               `json:"origin"`
 	Environment keyplane.Environment `json:"environment"`
+	Credits     *verifyCredits       `json:"credits"`
+	RateLimits  []limitRequest       `json:"rateLimits"`
+	Tags        []string             `json:"tags"`
+}
+
+// verifyCredits is what a verification spends of the key's credits.
+type verifyCredits struct {
+	Cost *int64 `json:"cost"`
+}
+
+// limitRequest names a rate limit a verification applies besides the auto-applied ones.
+type limitRequest struct {
+	Name string `json:"name"`
+	Cost *int64 `json:"cost"` // default 1
 }
 
 type verifyAnswer struct {
@@ -30,6 +46,11 @@ type verifyAnswer struct {
 	key       *keyplane.CompiledKey
 	rateLimit *rateLimitState
 	claims    map[string]any
+	// limits are every rate limit decision (the default limit's too); hasCredits says that the key
+	// or its identity has credits, of which credits are left.
+	limits     verify.Decisions
+	hasCredits bool
+	credits    int64
 }
 
 // withKey returns a with its key's fields filled in, as encoding/json writes them.
@@ -37,8 +58,28 @@ func (a verifyAnswer) withKey() verifyAnswer {
 	if a.key != nil {
 		a.verifiedKey = newVerifiedKey(a.key.Key)
 		a.RateLimit, a.Claims = a.rateLimit, a.claims
+		for i := range a.limits.Len() {
+			d := a.limits.At(i)
+			a.RateLimits = append(a.RateLimits, limitState{Name: d.Name, Limit: d.Limit, Remaining: d.Remaining,
+				ResetAt: keyplane.FormatTime(d.ResetAt), Exceeded: !d.Allowed})
+		}
+		if a.hasCredits {
+			a.Credits = &creditsState{Remaining: a.credits}
+		}
+		if id := a.key.Key.Identity; id != nil {
+			a.Identity = identityRef(id)
+		}
 	}
 	return a
+}
+
+// identityRef is what a verification answer says of a key's identity.
+func identityRef(id *keyplane.Identity) *keyplane.IdentityRef {
+	meta := id.Meta
+	if len(meta) == 0 {
+		meta = json.RawMessage("{}")
+	}
+	return &keyplane.IdentityRef{ID: id.ID, ExternalID: id.ExternalID, Meta: meta}
 }
 
 // verifiedKey is what a verification says of a key it found, whatever the code.
@@ -52,7 +93,26 @@ type verifiedKey struct {
 	Meta        json.RawMessage  `json:"meta"`
 	ExpiresAt   *string          `json:"expiresAt"`
 	RateLimit   *rateLimitState  `json:"ratelimit,omitempty"`
-	Claims      map[string]any   `json:"claims,omitempty"` // a JWT's, once it checked out
+	// RateLimits are every limit the verification was counted against, the default one included,
+	// up to the one that refused it.
+	RateLimits []limitState          `json:"ratelimits,omitempty"`
+	Credits    *creditsState         `json:"credits,omitempty"`
+	Identity   *keyplane.IdentityRef `json:"identity,omitempty"`
+	Claims     map[string]any        `json:"claims,omitempty"` // a JWT's, once it checked out
+}
+
+// limitState is one rate limit's decision of a verification.
+type limitState struct {
+	Name      string `json:"name"`
+	Limit     int64  `json:"limit"`
+	Remaining int64  `json:"remaining"`
+	ResetAt   string `json:"resetAt"`
+	Exceeded  bool   `json:"exceeded"`
+}
+
+// creditsState is the credits left of the key, or of its identity when the key has none of its own.
+type creditsState struct {
+	Remaining int64 `json:"remaining"`
 }
 
 // rateLimitState is a key's rate limit after the request: present when the key has a limit and the
@@ -86,15 +146,68 @@ func (s *Server) verifyKey(w http.ResponseWriter, r *http.Request, c *call) erro
 	if len(req.Permissions) > keyplane.MaxPermissions {
 		v.Add("permissions", "at most %d permissions", keyplane.MaxPermissions)
 	}
+	req.usage(&v, &vr)
 	if err := v.Err(); err != nil {
 		return err
 	}
 	res, err := s.ver.Verify(r.Context(), req.Key, &vr)
 	if err != nil {
+		return unknownLimit(err)
+	}
+	writeVerified(w, s.verified(r, c, res, keyplane.SourceVerify, &vr))
+	return nil
+}
+
+// usage reads the usage-based fields of a verification (credits, rateLimits, tags) into vr, and
+// adds what is wrong with them to v.
+func (q *verifyRequest) usage(v *keyplane.Validation, vr *keyplane.VerifyRequest) {
+	vr.Cost = keyplane.DefaultCreditCost
+	if q.Credits != nil && q.Credits.Cost != nil {
+		if c := *q.Credits.Cost; c < 0 || c > keyplane.MaxCost {
+			v.Add("credits.cost", "must be from 0 to %d", keyplane.MaxCost)
+		} else {
+			vr.Cost = c
+		}
+	}
+	if len(q.RateLimits) > keyplane.MaxNamedLimits {
+		v.Add("rateLimits", "at most %d limits", keyplane.MaxNamedLimits)
+	}
+	for i, l := range q.RateLimits {
+		cost := int64(1)
+		if l.Cost != nil {
+			cost = *l.Cost
+		}
+		if !keyplane.ValidLimitName(l.Name) {
+			v.Add(fmt.Sprintf("rateLimits[%d].name", i), "must be a limit's name: [a-z0-9_.:-]{1,%d}", keyplane.MaxLimitNameLen)
+		}
+		if cost < 0 || cost > keyplane.MaxCost {
+			v.Add(fmt.Sprintf("rateLimits[%d].cost", i), "must be from 0 to %d", keyplane.MaxCost)
+		}
+		vr.Limits = append(vr.Limits, keyplane.LimitCost{Name: l.Name, Cost: cost})
+	}
+	if len(q.Tags) > keyplane.MaxTags {
+		v.Add("tags", "at most %d tags", keyplane.MaxTags)
+	}
+	for i, t := range q.Tags {
+		if len(t) > keyplane.MaxTagLen {
+			v.Add(fmt.Sprintf("tags[%d]", i), "at most %d bytes", keyplane.MaxTagLen)
+		}
+	}
+	vr.Tags = q.Tags
+}
+
+// unknownLimit turns a verification that named limits the key does not have into the 400 that
+// names each; other errors are left as they are.
+func unknownLimit(err error) error {
+	var u *verify.UnknownLimitError
+	if !errors.As(err, &u) {
 		return err
 	}
-	writeVerified(w, s.verified(r, c, res, keyplane.SourceVerify, vr.IP))
-	return nil
+	var v keyplane.Validation
+	for j, i := range u.Indexes {
+		v.Add(fmt.Sprintf("rateLimits[%d].name", i), "the key and its identity have no limit named %q", u.Names[j])
+	}
+	return v.Err()
 }
 
 // decodeKeyOnly reads the commonest verification body, {"key": "…"} whose value has only the
@@ -166,6 +279,7 @@ func writeVerified(w http.ResponseWriter, a verifyAnswer) {
 			b = strconv.AppendQuote(b, rl.ResetAt) // an RFC 3339 time: ASCII, nothing to escape
 			b = append(b, '}')
 		}
+		b = appendUsage(b, &a)
 	}
 	b = append(b, "}}\n"...)
 	buf.Write(b) // where b outgrew the buffer, the buffer grows to hold it next time
@@ -177,6 +291,61 @@ func writeVerified(w http.ResponseWriter, a verifyAnswer) {
 	h["X-Content-Type-Options"] = noSniff
 	w.WriteHeader(http.StatusOK)
 	w.Write(buf.Bytes())
+}
+
+// appendUsage appends the usage-based part of an answer: its limits' decisions, credits and
+// identity, as encoding/json writes verifiedKey's RateLimits, Credits and Identity.
+func appendUsage(b []byte, a *verifyAnswer) []byte {
+	if n := a.limits.Len(); n > 0 {
+		b = append(b, `,"ratelimits":[`...)
+		for i := range n {
+			d := a.limits.At(i)
+			if i > 0 {
+				b = append(b, ',')
+			}
+			// Limit names are [a-z0-9_.:-]: nothing to escape.
+			b = append(b, `{"name":"`...)
+			b = append(b, d.Name...)
+			b = append(b, `","limit":`...)
+			b = strconv.AppendInt(b, d.Limit, 10)
+			b = append(b, `,"remaining":`...)
+			b = strconv.AppendInt(b, d.Remaining, 10)
+			b = append(b, `,"resetAt":"`...)
+			b = d.ResetAt.UTC().AppendFormat(b, time.RFC3339Nano)
+			b = append(b, `","exceeded":`...)
+			b = strconv.AppendBool(b, !d.Allowed)
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
+	if a.hasCredits {
+		b = append(b, `,"credits":{"remaining":`...)
+		b = strconv.AppendInt(b, a.credits, 10)
+		b = append(b, '}')
+	}
+	if id := a.key.Key.Identity; id != nil {
+		b = append(b, `,"identity":`...)
+		if !plainJSON(id.ID) || !plainJSON(id.ExternalID) || !compactPlainJSON(id.Meta) {
+			enc, err := json.Marshal(identityRef(id))
+			if err != nil {
+				// Only a meta that is not JSON could fail, and the store only holds what was validated.
+				enc, _ = json.Marshal(keyplane.IdentityRef{ID: id.ID, ExternalID: id.ExternalID, Meta: json.RawMessage("{}")})
+			}
+			return append(b, enc...)
+		}
+		b = append(b, `{"id":"`...)
+		b = append(b, id.ID...)
+		b = append(b, `","externalId":"`...)
+		b = append(b, id.ExternalID...)
+		b = append(b, `","meta":`...)
+		if len(id.Meta) == 0 {
+			b = append(b, "{}"...)
+		} else {
+			b = append(b, id.Meta...)
+		}
+		b = append(b, '}')
+	}
+	return b
 }
 
 // Header values of every verification answer, shared; their capacity is their length (see
@@ -301,7 +470,7 @@ func newVerifiedKey(k *keyplane.APIKey) *verifiedKey {
 // verified records a verification (metrics, and the request log when a key was found) and returns
 // its answer. The logged IP is the one the request named, never the address of the backend asking;
 // an unknown key is in no workspace, so it is in no log.
-func (s *Server) verified(r *http.Request, c *call, res verify.Result, source keyplane.LogSource, ip netip.Addr) verifyAnswer {
+func (s *Server) verified(r *http.Request, c *call, res verify.Result, source keyplane.LogSource, vr *keyplane.VerifyRequest) verifyAnswer {
 	a := verifyAnswer{Valid: res.Code == keyplane.VerifyValid, Code: res.Code}
 	if res.Reason != "" {
 		reason := res.Reason // a copy, so that res itself stays on the stack
@@ -313,18 +482,20 @@ func (s *Server) verified(r *http.Request, c *call, res verify.Result, source ke
 	}
 	k := res.Key.Key
 	var logged string
-	if ip.IsValid() {
-		logged = ip.String()
+	if vr.IP.IsValid() {
+		logged = vr.IP.String()
 	}
 	// Logged once the outcome is known and before the answer is written; Log never waits.
 	s.reqlog.Log(keyplane.RequestLog{
 		WorkspaceID: k.WorkspaceID, KeyID: k.ID, Code: res.Code, Source: source,
 		Method: r.Method, Path: redact.Secrets(r.URL.Path), IP: logged, UserAgent: redact.UserAgent(r.UserAgent()),
 		LatencyMicros: time.Since(c.start).Microseconds(), Timestamp: c.start,
+		IdentityID: k.IdentityID, CreditsSpent: res.CreditsSpent, Tags: vr.Tags,
 	})
 	a.key, a.claims = res.Key, res.Claims
-	if d := res.RateLimit; d != nil {
+	if d, ok := res.Limits.Default(); ok {
 		a.rateLimit = &rateLimitState{Limit: d.Limit, Remaining: d.Remaining, ResetAt: keyplane.FormatTime(d.ResetAt)}
 	}
+	a.limits, a.hasCredits, a.credits = res.Limits, res.HasCredits, res.CreditsRemaining
 	return a
 }

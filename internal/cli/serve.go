@@ -16,6 +16,7 @@ import (
 	"github.com/keyplane/keyplane/internal/accesslog"
 	"github.com/keyplane/keyplane/internal/api"
 	"github.com/keyplane/keyplane/internal/config"
+	"github.com/keyplane/keyplane/internal/credits"
 	"github.com/keyplane/keyplane/internal/dashboard"
 	"github.com/keyplane/keyplane/internal/delivery"
 	"github.com/keyplane/keyplane/internal/masterkey"
@@ -149,8 +150,19 @@ func (p *Program) serve(ctx context.Context, args []string) error {
 			return err
 		}
 	}
+	// Credits are spent from blocks this node takes from the balances (docs/scaling.md, "Credits"),
+	// through the service, which applies due refills and notes exhaustions around each take;
+	// a clean shutdown gives back what it holds, after the requests in flight have finished. The
+	// deferred Close covers early returns, and runs before the store's.
+	bank := credits.NewBank(e.svc, credits.Options{Logger: e.log})
+	closeBank := sync.OnceValue(func() error {
+		cctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+		defer cancel()
+		return bank.Close(cctx)
+	})
+	defer closeBank()
 	ver, err = verify.New(e.store, verify.Options{KeyPrefix: cfg.KeyPrefix, CacheMemory: cfg.CacheMemory, TTL: cfg.CacheTTL,
-		StaleIfError: cfg.CacheStaleIfError, Limiter: limiter, Box: e.box, Replay: seen, Filter: filter})
+		StaleIfError: cfg.CacheStaleIfError, Limiter: limiter, Box: e.box, Replay: seen, Filter: filter, Bank: bank})
 	if err != nil {
 		return err
 	}
@@ -268,6 +280,9 @@ func (p *Program) serve(ctx context.Context, args []string) error {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	if err := closeBank(); err != nil {
 		return err
 	}
 	if err := closeLog(); err != nil {

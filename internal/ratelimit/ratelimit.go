@@ -29,9 +29,14 @@ type Decision struct {
 	RetryAfter time.Duration
 }
 
-// Limiter decides requests. Allow must be safe for concurrent use.
+// Limiter decides requests. Its methods must be safe for concurrent use.
 type Limiter interface {
+	// Allow decides one request: AllowN with n = 1.
 	Allow(ctx context.Context, key string, l Limit) (Decision, error)
+	// AllowN decides a request that counts n units against the limit (its cost): the theoretical
+	// arrival time moves on by n intervals when it is allowed, and not at all when refused. n = 0
+	// checks without counting: allowed unless the key is already past its burst.
+	AllowN(ctx context.Context, key string, l Limit, n int64) (Decision, error)
 }
 
 // shards splits Local's state so that cores seldom meet on a lock.
@@ -71,10 +76,15 @@ func NewLocal(now func() time.Time) *Local {
 
 // Allow decides one request of key against l.
 func (l *Local) Allow(_ context.Context, key string, lim Limit) (Decision, error) {
-	return l.allow(key, lim, l.now()), nil
+	return l.allow(key, lim, 1, l.now()), nil
 }
 
-func (l *Local) allow(key string, lim Limit, now time.Time) Decision {
+// AllowN decides a request of key that costs n units against l.
+func (l *Local) AllowN(_ context.Context, key string, lim Limit, n int64) (Decision, error) {
+	return l.allow(key, lim, max(n, 0), l.now()), nil
+}
+
+func (l *Local) allow(key string, lim Limit, cost int64, now time.Time) Decision {
 	if lim.Limit <= 0 || lim.Window <= 0 {
 		return Decision{Allowed: true}
 	}
@@ -94,7 +104,9 @@ func (l *Local) allow(key string, lim Limit, now time.Time) Decision {
 		}
 	}
 	tat := max(s.tat[key], n)
-	newTAT := tat + interval
+	// A request of cost n arrives as n requests at once. Costs are at most keyplane.MaxCost, so the
+	// product stays far from overflowing for any window an int64 of nanoseconds holds.
+	newTAT := tat + interval*cost
 	// diff is how far now is past the earliest time this request may come: a request is allowed when
 	// the new arrival time is at most a burst ahead of now.
 	diff := n - (newTAT - burst)
@@ -102,6 +114,8 @@ func (l *Local) allow(key string, lim Limit, now time.Time) Decision {
 		return Decision{Allowed: false, Limit: lim.Limit, Remaining: 0,
 			ResetAt: time.Unix(0, tat), RetryAfter: time.Duration(-diff)}
 	}
-	s.tat[key] = newTAT
+	if cost > 0 {
+		s.tat[key] = newTAT
+	}
 	return Decision{Allowed: true, Limit: lim.Limit, Remaining: diff / interval, ResetAt: time.Unix(0, newTAT)}
 }

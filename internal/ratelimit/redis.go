@@ -85,26 +85,35 @@ const keyPrefix = "keyplane:rl:"
 
 // Allow decides one request of key against l in Redis, or locally while Redis is down.
 func (r *Redis) Allow(ctx context.Context, key string, l Limit) (Decision, error) {
+	return r.AllowN(ctx, key, l, 1)
+}
+
+// AllowN decides a request of key that costs n units against l in Redis, or locally while Redis is
+// down.
+func (r *Redis) AllowN(ctx context.Context, key string, l Limit, n int64) (Decision, error) {
 	if l.Limit <= 0 || l.Window <= 0 {
 		return Decision{Allowed: true}, nil
 	}
+	n = max(n, 0)
 	if r.down.Load() != 0 {
 		now, next := time.Now().UnixNano(), r.nextTry.Load()
 		if now < next || !r.nextTry.CompareAndSwap(next, now+int64(retryDownEvery)) {
-			return r.fallback.Allow(ctx, key, l)
+			return r.fallback.AllowN(ctx, key, l, n)
 		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
-	res, err := r.rl.Allow(ctx, keyPrefix+key, redis_rate.Limit{Rate: int(l.Limit), Burst: int(l.Limit), Period: l.Window})
+	res, err := r.rl.AllowN(ctx, keyPrefix+key, redis_rate.Limit{Rate: int(l.Limit), Burst: int(l.Limit), Period: l.Window}, int(n))
 	if err != nil {
 		r.failed(err)
-		return r.fallback.Allow(ctx, key, l)
+		return r.fallback.AllowN(ctx, key, l, n)
 	}
 	if since := r.down.Swap(0); since != 0 {
 		r.log.Info("rate limits: Redis answers again; limits are exact across nodes", "down_for", time.Since(time.Unix(0, since)).Round(time.Second))
 	}
-	d := Decision{Allowed: res.Allowed > 0, Limit: l.Limit, Remaining: int64(res.Remaining), ResetAt: time.Now().Add(res.ResetAfter)}
+	// The script answers the cost as "allowed", so a check of cost 0 that passes says 0 too: it is
+	// told from a refusal by its retry-after, -1 when allowed.
+	d := Decision{Allowed: res.Allowed > 0 || n == 0 && res.RetryAfter < 0, Limit: l.Limit, Remaining: int64(res.Remaining), ResetAt: time.Now().Add(res.ResetAfter)}
 	if !d.Allowed {
 		d.RetryAfter = res.RetryAfter
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -157,7 +158,7 @@ func TestCloseFlushes(t *testing.T) {
 			t.Errorf("entry %d: id %q is not a req_ id of its time", i, got[i].ID)
 		}
 		want[i].ID = got[i].ID
-		if got[i] != want[i] {
+		if !reflect.DeepEqual(got[i], want[i]) { // entries hold Tags, a slice
 			t.Errorf("entry %d:\n got %+v\nwant %+v", i, got[i], want[i])
 		}
 	}

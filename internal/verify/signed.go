@@ -20,7 +20,6 @@ import (
 	"github.com/keyplane/keyplane"
 	"github.com/keyplane/keyplane/internal/id"
 	"github.com/keyplane/keyplane/internal/keyformat"
-	"github.com/keyplane/keyplane/internal/ratelimit"
 	"github.com/keyplane/keyplane/internal/store"
 )
 
@@ -229,25 +228,31 @@ func (v *Verifier) VerifySignature(ctx context.Context, sr *SignedRequest) (Resu
 	return v.finish(ctx, e, &sr.Req)
 }
 
-// finish runs the key's own checks and its rate limit for a request already authenticated by id.
+// finish runs the key's own checks, then, for a request they find VALID, its rate limits and its
+// spend of credits, for a request already authenticated (by value or by id).
 func (v *Verifier) finish(ctx context.Context, e entry, req *keyplane.VerifyRequest) (Result, error) {
 	res := Result{Code: e.key.Check(v.now(), e.secretExpiresAt, req), Key: e.key}
-	return v.limit(ctx, res)
-}
-
-// limit counts a would-be VALID request against its key's rate limit.
-func (v *Verifier) limit(ctx context.Context, res Result) (Result, error) {
-	rl := res.Key.Key.RateLimit
-	if rl == nil || res.Code != keyplane.VerifyValid {
+	if e.plan == nil && e.key.Key.RateLimit == nil && len(req.Limits) == 0 {
+		return res, nil // nothing usage-based: the commonest key
+	}
+	var one [1]limitRef
+	limits := limitsOf(&e, &one)
+	if len(req.Limits) > 0 {
+		if err := unknownLimits(limits, req); err != nil {
+			return Result{}, err
+		}
+	}
+	if res.Code == keyplane.VerifyValid {
+		if err := v.applyLimits(ctx, &res, limits, req); err != nil {
+			return Result{}, err
+		}
+	}
+	if res.Code != keyplane.VerifyValid {
+		v.peekCredits(&res, e.plan)
 		return res, nil
 	}
-	d, err := v.limiter.Allow(ctx, res.Key.Key.ID, ratelimit.Limit{Limit: rl.Limit, Window: time.Duration(rl.WindowMs) * time.Millisecond})
-	if err != nil {
-		return Result{}, fmt.Errorf("%w: rate limit: %w", ErrUnavailable, err)
-	}
-	res.RateLimit = &d
-	if !d.Allowed {
-		res.Code = keyplane.VerifyRateLimited
+	if err := v.spend(ctx, &res, e.plan, req.Cost); err != nil {
+		return Result{}, err
 	}
 	return res, nil
 }

@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/keyplane/keyplane"
+	"github.com/keyplane/keyplane/internal/credits"
 	"github.com/keyplane/keyplane/internal/keyformat"
 	"github.com/keyplane/keyplane/internal/masterkey"
 	"github.com/keyplane/keyplane/internal/ratelimit"
@@ -59,6 +60,9 @@ type Options struct {
 	Box *masterkey.Box
 	// Replay remembers accepted request signatures; nil: an in-process one.
 	Replay replay.Guard
+	// Bank spends keys' and identities' credits. New makes none: a node that serves keys with
+	// credits must pass one, or their verifications fail (ErrNoBank).
+	Bank *credits.Bank
 }
 
 // Lookups are the reads of the store a Verifier makes: verification needs no more of the store, and
@@ -78,6 +82,7 @@ type Lookups interface {
 type entry struct {
 	key             *keyplane.CompiledKey
 	secretExpiresAt *time.Time
+	plan            *plan // nil for a key without named limits, credits or identity
 	stamp
 }
 
@@ -109,6 +114,7 @@ type Verifier struct {
 	// and a SHA-256. Only values that parse are ever looked up, so the entries stay small.
 	roots   *otter.Cache[string, rootEntry]
 	limiter ratelimit.Limiter
+	bank    *credits.Bank
 	box     *masterkey.Box
 	replay  replay.Guard
 	values  *otter.Cache[string, valueEntry] // by key id, for signatures and JWTs
@@ -179,7 +185,7 @@ func New(q Lookups, o Options) (*Verifier, error) {
 		return nil, fmt.Errorf("verify cache: %w", err)
 	}
 	v := &Verifier{store: q, prefix: o.KeyPrefix, now: o.Now, keys: keys, roots: roots, limiter: o.Limiter,
-		box: o.Box, replay: o.Replay, values: values, ttl: o.TTL, staleIfError: o.StaleIfError}
+		bank: o.Bank, box: o.Box, replay: o.Replay, values: values, ttl: o.TTL, staleIfError: o.StaleIfError}
 	v.filter.Store(o.Filter)
 	return v, nil
 }
@@ -298,9 +304,15 @@ func revalidate[K comparable, V any](ctx context.Context, v *Verifier, c *otter.
 type Result struct {
 	Code keyplane.VerifyCode
 	Key  *keyplane.CompiledKey
-	// RateLimit is the key's rate limit decision, when it has a limit and the request was otherwise
-	// VALID: only requests that would be accepted count against a limit.
-	RateLimit *ratelimit.Decision
+	// Limits are the rate limit decisions, when the request was otherwise VALID: only requests that
+	// would be accepted count against a limit. Limits.Default is the key's own rateLimit's.
+	Limits Decisions
+	// HasCredits is set when the key or its identity has credits (and the key was found):
+	// CreditsRemaining is then the key's balance after the verification, or its identity's when
+	// the key has none of its own; CreditsSpent what the verification spent of each.
+	HasCredits       bool
+	CreditsRemaining int64
+	CreditsSpent     int64
 	// Reason says why a signature or token was refused (INVALID_SIGNATURE).
 	Reason string
 	// Claims are a JWT's claims, once its signature and claims checked out.
@@ -375,7 +387,7 @@ func (v *Verifier) readKey(ctx context.Context, h [32]byte) (entry, error) {
 		return entry{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	v.intern.key(k)
-	return entry{key: keyplane.Compile(k), secretExpiresAt: s.ExpiresAt, stamp: v.newStamp()}, nil
+	return entry{key: keyplane.Compile(k), secretExpiresAt: s.ExpiresAt, plan: newPlan(k), stamp: v.newStamp()}, nil
 }
 
 // RootKey authenticates a root key value; nil means unknown or revoked.

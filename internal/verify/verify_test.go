@@ -275,7 +275,7 @@ func TestCheckSpendsNoRateLimit(t *testing.T) {
 	}
 	plain := &keyplane.VerifyRequest{}
 	for i := 0; i < 3; i++ {
-		if r, err := f.ver.Check(ctx, v, plain); err != nil || r.Code != keyplane.VerifyValid || r.Key == nil || r.RateLimit != nil {
+		if r, err := f.ver.Check(ctx, v, plain); err != nil || r.Code != keyplane.VerifyValid || r.Key == nil || r.Limits.Len() != 0 {
 			t.Fatalf("check: %+v %v", r, err)
 		}
 	}

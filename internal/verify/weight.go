@@ -26,7 +26,7 @@ func entryWeight(e entry) uint32 {
 	if e.key == nil {
 		return weightNegative
 	}
-	return weightNegative + keyWeight(e.key.Key)
+	return weightNegative + keyWeight(e.key.Key) + uint32(e.plan.weight())
 }
 
 func keyWeight(k *keyplane.APIKey) uint32 {
@@ -37,6 +37,11 @@ func keyWeight(k *keyplane.APIKey) uint32 {
 		// Many permissions are a set as well (keyplane.Compile).
 		n += len(k.Permissions) * weightPerElement
 	}
+	if id := k.Identity; id != nil {
+		// The identity read with the key, and its limits (credits and limits are small and fixed).
+		n += weightKey/2 + len(id.ID) + len(id.ExternalID) + len(id.Meta) + len(id.RateLimits)*(weightPerElement+64)
+	}
+	n += len(k.RateLimits) * (weightPerElement + 64)
 	for _, l := range [][]string{k.IPAllowlist, k.AllowedOrigins} {
 		for _, s := range l {
 			// A slice element, a parsed prefix or a set entry, and its string.

@@ -1,0 +1,129 @@
+package credits
+
+import (
+	"context"
+	"time"
+)
+
+// giveBackTimeout bounds one give-back: the loop must not hang on a store that does not answer.
+const giveBackTimeout = 5 * time.Second
+
+// loop gives back idle blocks until Close.
+func (b *Bank) loop(every time.Duration) {
+	defer close(b.done)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.stop:
+			return
+		case <-t.C:
+			b.Sweep(context.Background())
+		}
+	}
+}
+
+// Sweep gives back the blocks of the accounts no spend has used for the idle delay, and forgets
+// those accounts. It returns how many credits it gave back. The background loop calls it a few
+// times per idle delay; tests that drive the clock call it themselves.
+func (b *Bank) Sweep(ctx context.Context) int64 {
+	b.sweeping.Lock()
+	defer b.sweeping.Unlock()
+	now := b.now().UnixNano()
+	var given int64
+	for _, acc := range b.accounts() {
+		if acc.used.Swap(false) {
+			acc.mu.Lock()
+			acc.lastUsed = now
+			acc.mu.Unlock()
+			continue
+		}
+		acc.mu.Lock()
+		if acc.used.Load() || now-acc.lastUsed < int64(b.idle) {
+			acc.mu.Unlock()
+			continue
+		}
+		n, ok := b.giveBack(ctx, acc)
+		if ok {
+			given += n
+			b.drop(acc)
+		}
+		acc.mu.Unlock()
+	}
+	return given
+}
+
+// Close stops the loop and gives back every block, idle or not: a clean shutdown strands nothing.
+// Spends after Close take only what they need, so they strand nothing either.
+func (b *Bank) Close(ctx context.Context) error {
+	b.closed.Store(true)
+	b.once.Do(func() { close(b.stop) })
+	<-b.done
+	b.sweeping.Lock()
+	defer b.sweeping.Unlock()
+	for _, acc := range b.accounts() {
+		acc.mu.Lock()
+		if _, ok := b.giveBack(ctx, acc); ok {
+			b.drop(acc)
+		}
+		acc.mu.Unlock()
+	}
+	return nil
+}
+
+// accounts lists the bank's accounts.
+func (b *Bank) accounts() []*account {
+	var all []*account
+	for i := range b.shards {
+		s := &b.shards[i]
+		s.mu.RLock()
+		for _, acc := range s.m {
+			all = append(all, acc)
+		}
+		s.mu.RUnlock()
+	}
+	return all
+}
+
+// giveBack returns an account's block to the Ledger, under acc.mu, and reports how much and
+// whether the account holds nothing now. A give-back the store refuses (the balance moved to another
+// epoch) drops the block; one that fails keeps it, to be tried at the next sweep.
+func (b *Bank) giveBack(ctx context.Context, acc *account) (int64, bool) {
+	blk := acc.blk.Load()
+	if blk == nil {
+		return 0, true
+	}
+	n := blk.held.Swap(retired)
+	acc.blk.Store(nil)
+	if n <= 0 {
+		return 0, true
+	}
+	ctx, cancel := context.WithTimeout(ctx, giveBackTimeout)
+	defer cancel()
+	ok, err := b.ledger.ReturnCredits(ctx, acc.a, n, blk.epoch)
+	if err != nil {
+		b.log.Warn("credits: giving back a block failed; kept to try again", "account", acc.a.ID(), "credits", n, "err", err)
+		nb := &block{epoch: blk.epoch}
+		nb.held.Store(n)
+		acc.blk.Store(nb)
+		return 0, false
+	}
+	if !ok {
+		return 0, true // a set or a refill happened: the block's credits are of a gone balance
+	}
+	acc.remaining.Add(n)
+	return n, true
+}
+
+// drop removes an account that holds nothing from the bank, under acc.mu: a later spend adds it
+// again and takes afresh.
+func (b *Bank) drop(acc *account) {
+	id := acc.a.ID()
+	s := b.shard(id)
+	s.mu.Lock()
+	if s.m[id] == acc {
+		delete(s.m, id)
+	}
+	s.mu.Unlock()
+	acc.dead = true
+}
