@@ -174,17 +174,25 @@ type Logger struct {
 	lastSweep    time.Time
 }
 
-// usageBucket is one count of the usage rollups: a key's requests in one UTC hour (its start, in
-// Unix seconds) answered with one code.
+// usageBucket is one count of the usage rollups: a key's requests, made as a key of one identity
+// (or of none), in one UTC hour (its start, in Unix seconds), answered with one code.
 type usageBucket struct {
-	keyID string
-	hour  int64
-	code  keyplane.VerifyCode
+	keyID      string
+	identityID string
+	hour       int64
+	code       keyplane.VerifyCode
 }
 
 type usageValue struct {
-	workspaceID string
-	requests    int64
+	workspaceID  string
+	requests     int64
+	creditsSpent int64
+}
+
+// add merges o into v.
+func (v *usageValue) add(o usageValue) {
+	v.requests += o.requests
+	v.creditsSpent += o.creditsSpent
 }
 
 // shard is a part of the buffer. buf never grows past its capacity: Log drops instead, and counts
@@ -423,7 +431,7 @@ func (l *Logger) count(batch []keyplane.RequestLog) {
 	for i := range batch {
 		e := &batch[i]
 		unix := e.Timestamp.Unix()
-		b := usageBucket{keyID: e.KeyID, hour: unix - unix%3600, code: e.Code}
+		b := usageBucket{keyID: e.KeyID, identityID: e.IdentityID, hour: unix - unix%3600, code: e.Code}
 		v, ok := p.counts[b]
 		if !ok && len(p.counts) >= l.o.MaxPendingCounts {
 			lost++
@@ -431,6 +439,7 @@ func (l *Logger) count(batch []keyplane.RequestLog) {
 		}
 		v.workspaceID = e.WorkspaceID
 		v.requests++
+		v.creditsSpent += e.CreditsSpent
 		p.counts[b] = v
 		if t, ok := p.touched[e.KeyID]; !ok || e.Timestamp.After(t) {
 			p.touched[e.KeyID] = e.Timestamp
@@ -504,8 +513,8 @@ func (l *Logger) writeUsage(ctx context.Context) error {
 	l.counts = l.counts[:0]
 	for b, v := range counts {
 		requests += v.requests
-		l.counts = append(l.counts, store.UsageCount{WorkspaceID: v.workspaceID, KeyID: b.keyID,
-			Hour: time.Unix(b.hour, 0).UTC(), Code: b.code, Requests: v.requests})
+		l.counts = append(l.counts, store.UsageCount{WorkspaceID: v.workspaceID, KeyID: b.keyID, IdentityID: b.identityID,
+			Hour: time.Unix(b.hour, 0).UTC(), Code: b.code, Requests: v.requests, CreditsSpent: v.creditsSpent})
 	}
 	clear(l.touched)
 	for k, t := range touched {
@@ -523,8 +532,7 @@ func (l *Logger) writeUsage(ctx context.Context) error {
 		// The new ones into the old, which are usually the more: the merge is as large as what came
 		// during one write.
 		for b, v := range p.counts {
-			old := counts[b]
-			v.requests += old.requests
+			v.add(counts[b])
 			counts[b] = v
 		}
 		for k, t := range p.touched {

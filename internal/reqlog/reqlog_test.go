@@ -632,3 +632,39 @@ func TestPendingCountsAreBounded(t *testing.T) {
 		t.Fatalf("counted %v, want %v", got, want)
 	}
 }
+
+// TestUsageCountsIdentityAndCredits: the counts carry each entry's identity and sum the credits its
+// verifications spent (the usage export reads them), a key's requests as a key of one identity apart
+// from those as a key of another, also through a refused write merged with the next.
+func TestUsageCountsIdentityAndCredits(t *testing.T) {
+	rec := &recorder{refuse: true}
+	l := New(rec, Options{FlushInterval: never, UsageInterval: never, BatchSize: 1, Shards: 1})
+	spend := func(identity string, credits int64) keyplane.RequestLog {
+		e := entry("apk_a", t0.Add(time.Second))
+		e.IdentityID, e.CreditsSpent = identity, credits
+		return e
+	}
+	l.Log(spend("idn_1", 3))
+	l.Log(spend("idn_1", 4))
+	waitCounted(t, l, 2)
+	if err := l.syncUsage(); err == nil {
+		t.Fatal("a refused usage write answered nil")
+	}
+	l.Log(spend("idn_1", 5))
+	l.Log(spend("idn_2", 7))
+	l.Log(spend("", 0))
+	waitCounted(t, l, 5)
+	rec.setRefuse(false)
+	if err := l.syncUsage(); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string][2]int64{}
+	for _, c := range rec.counts[0] {
+		got[c.KeyID+"/"+c.IdentityID] = [2]int64{c.Requests, c.CreditsSpent}
+	}
+	want := map[string][2]int64{"apk_a/idn_1": {3, 12}, "apk_a/idn_2": {1, 7}, "apk_a/": {1, 0}}
+	if !maps.Equal(got, want) {
+		t.Errorf("counts (requests, credits) %v, want %v", got, want)
+	}
+	closeLogger(t, l)
+}
