@@ -145,6 +145,48 @@ func testKeyUsageSettings(t *testing.T, s *kpServer) {
 		}
 	})
 
+	t.Run("OddInput", func(t *testing.T) {
+		// Never a 500: numbers out of range, not numbers, too many rows, a missing token.
+		for _, f := range []url.Values{
+			{"credits": {"limited"}, "remaining": {"99999999999999999999999"}},
+			{"credits": {"limited"}, "remaining": {"1"}, "refillInterval": {"weekly"}, "refillAmount": {"1"}},
+			{"credits": {"limited"}, "refillInterval": {"monthly"}, "refillAmount": {"1"}, "refillDay": {"-99999999999"}},
+			{"credits": {"sometimes"}},
+		} {
+			if e := admin.post(t, page+"/credits", f); e.status != http.StatusBadRequest && e.status != http.StatusSeeOther {
+				t.Errorf("credits %v: %d %s", f, e.status, e.summary())
+			}
+		}
+		for _, f := range []url.Values{
+			{"rows": {"99999"}},
+			{"rows": {"-1"}},
+			{"rows": {"1"}, "limit-0-name": {"x"}, "limit-0-limit": {"1"}, "limit-0-window": {"NaN"}},
+			{"rows": {"1"}, "limit-0-name": {"x"}, "limit-0-limit": {"1"}, "limit-0-window": {"1e308"}},
+			{"rows": {"1"}, "limit-0-name": {strings.Repeat("é", 100)}, "limit-0-limit": {"-5"}, "limit-0-window": {"-1"}},
+		} {
+			if e := admin.post(t, page+"/limits", f); e.status != http.StatusBadRequest && e.status != http.StatusSeeOther {
+				t.Errorf("limits %v: %d %s", f, e.status, e.summary())
+			}
+		}
+		many := url.Values{"rows": {"11"}}
+		for i := range 11 {
+			p := "limit-" + string(rune('0'+i%10)) + "-"
+			if i == 10 {
+				p = "limit-10-"
+			}
+			many.Set(p+"name", "l"+string(rune('a'+i)))
+			many.Set(p+"limit", "1")
+			many.Set(p+"window", "1")
+			many.Set(p+"auto", "on")
+		}
+		e := admin.post(t, page+"/limits", many)
+		expect(t, e, http.StatusBadRequest)
+		if !strings.Contains(e.text(), "at most 10") {
+			t.Errorf("11 limits: %s", e.summary())
+		}
+		errorPage(t, admin.post(t, page+"/credits", url.Values{"csrf": {"made-up"}, "credits": {"unlimited"}}), http.StatusForbidden, "This form has expired")
+	})
+
 	t.Run("Roles", func(t *testing.T) {
 		// In the default workspace, where the viewer and the developer are members: neither may read
 		// keys or identities, so neither may change them; a workspace admin may.
