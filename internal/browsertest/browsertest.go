@@ -35,6 +35,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/log"
@@ -458,5 +459,19 @@ func failShot(t testing.TB, ctx context.Context, what string) {
 	}
 	if path, err := screenshot(t, ctx, "failed-"+what); err == nil {
 		t.Logf("browsertest: screenshot of the failure: %s", path)
+	}
+}
+
+// AllowDownloads saves the files that the tab's pages download into dir, under the names the
+// server suggests (Content-Disposition), instead of refusing them as headless Chromium does.
+func AllowDownloads(t testing.TB, ctx context.Context, dir string) {
+	t.Helper()
+	c := chromedp.FromContext(ctx)
+	if c == nil || c.Browser == nil {
+		t.Fatal("browsertest: AllowDownloads needs a tab that has run")
+	}
+	if _, err := cdp.Call(ctx, c.Browser, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{
+		Behavior: browser.SetDownloadBehaviorBehaviorAllow, BrowserContextID: c.BrowserContextID, DownloadPath: dir}); err != nil {
+		t.Fatalf("browsertest: allow downloads: %v", err)
 	}
 }

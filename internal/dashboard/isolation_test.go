@@ -171,6 +171,7 @@ type isoFixture struct {
 	emailB     string // adminB's
 	keys       []isoKey
 	hooks      []isoHook
+	identities []string  // an identity with keys[0], and one without keys
 	deliveries []string  // of hooks[0]: a failed real event, a test send
 	hookB      string    // an endpoint of B
 	second     *kpPerson // A's owner signed in a second time, made on first use
@@ -190,7 +191,7 @@ func isolationFixture(t *testing.T, s *kpServer) *isoFixture {
 	marker := "isoa" + strings.ToLower(rand.Text()[:10])
 	fx := &isoFixture{marker: marker, slugA: "iso-a", slugB: "second", emailA: "owner-" + marker + "@example.com",
 		emailB: "iso-b-admin@example.com", ids: map[string]bool{}, ghosts: map[string]string{}}
-	for _, p := range []string{id.APIKey, id.Webhook, id.Delivery, id.User} {
+	for _, p := range []string{id.APIKey, id.Webhook, id.Delivery, id.User, id.Identity} {
 		fx.ghosts[p] = id.New(p)
 	}
 	fx.wsA = s.createWorkspace(t, fx.slugA)
@@ -221,6 +222,20 @@ func isolationFixture(t *testing.T, s *kpServer) *isoFixture {
 	}
 	if st, body := s.call(t, s.admin, "DELETE", "/v1/api-keys/"+fx.keys[5].id, fx.wsA, nil); st != 200 {
 		t.Fatalf("revoke: %d %v", st, body)
+	}
+	// Two identities, with credits and a limit: the first has the first key, the second none.
+	for i, ext := range []string{marker + " customer", marker + " lonely"} {
+		st, body := s.call(t, s.admin, "POST", "/v1/identities", fx.wsA, map[string]any{"externalId": ext, "meta": map[string]any{"note": marker},
+			"credits": map[string]any{"remaining": 100}, "rateLimits": []map[string]any{{"name": "tokens", "limit": 10, "windowMs": 60000, "autoApply": false}}})
+		if st != 201 {
+			t.Fatalf("create identity: %d %v", st, body)
+		}
+		fx.identities = append(fx.identities, data(body)["id"].(string))
+		if i == 0 {
+			if st, body := s.call(t, s.admin, "PATCH", "/v1/api-keys/"+fx.keys[0].id, fx.wsA, map[string]any{"identityId": fx.identities[0]}); st != 200 {
+				t.Fatalf("give the key an identity: %d %v", st, body)
+			}
+		}
 	}
 	// Request log entries and usage for the logs page and the key pages.
 	for _, v := range values[:2] {
@@ -280,6 +295,9 @@ func isolationFixture(t *testing.T, s *kpServer) *isoFixture {
 	}
 	for _, d := range fx.deliveries {
 		fx.ids[d] = true
+	}
+	for _, i := range fx.identities {
+		fx.ids[i] = true
 	}
 	fx.ids[fx.ownerAID] = true
 
@@ -346,6 +364,21 @@ func (fx *isoFixture) idTargets() map[string][]isoTarget {
 		}
 		return out
 	}
+	perIdentity := func(form func() url.Values) []isoTarget {
+		var out []isoTarget
+		for _, i := range fx.identities {
+			tg := isoTarget{vars: map[string]string{"id": i}}
+			if form != nil {
+				tg.form = form()
+			}
+			out = append(out, tg)
+		}
+		return out
+	}
+	credits := func() url.Values { return url.Values{"credits": {"limited"}, "remaining": {"5"}} }
+	limits := func() url.Values {
+		return url.Values{"rows": {"1"}, "limit-0-name": {"planted"}, "limit-0-limit": {"1"}, "limit-0-window": {"1"}, "limit-0-auto": {"on"}}
+	}
 	empty := func() url.Values { return url.Values{} }
 	reveal := func() url.Values { return url.Values{"password": {thePassword}} }
 	var retries []isoTarget
@@ -369,6 +402,15 @@ func (fx *isoFixture) idTargets() map[string][]isoTarget {
 		"POST /w/{slug}/settings/api/{id}/revoke":       perKey(nil, func(isoKey) url.Values { return empty() }),
 		"POST /w/{slug}/settings/api/{id}/delete":       perKey(nil, func(isoKey) url.Values { return empty() }),
 		"POST /w/{slug}/settings/api/{id}/reveal":       perKey(nil, func(isoKey) url.Values { return reveal() }),
+		"POST /w/{slug}/settings/api/{id}/credits":      perKey(nil, func(isoKey) url.Values { return credits() }),
+		"POST /w/{slug}/settings/api/{id}/limits":       perKey(nil, func(isoKey) url.Values { return limits() }),
+		"POST /w/{slug}/settings/api/{id}/identity":     perKey(nil, func(isoKey) url.Values { return url.Values{"externalId": {"planted"}} }),
+		"GET /w/{slug}/identities/{id}":                 perIdentity(nil),
+		"POST /w/{slug}/identities/{id}":                perIdentity(func() url.Values { return url.Values{"externalId": {"Renamed from elsewhere"}} }),
+		"POST /w/{slug}/identities/{id}/credits":        perIdentity(credits),
+		"POST /w/{slug}/identities/{id}/limits":         perIdentity(limits),
+		"GET /w/{slug}/identities/{id}/delete":          perIdentity(nil),
+		"POST /w/{slug}/identities/{id}/delete":         perIdentity(empty),
 		"GET /w/{slug}/settings/webhooks/{id}":          perHook(nil, nil),
 		"GET /w/{slug}/settings/webhooks/{id}/{action}": perHook([]string{"delete", "rotate", "reveal"}, nil),
 		"POST /w/{slug}/settings/webhooks/{id}": perHook(nil, func(h isoHook) url.Values {
@@ -407,6 +449,8 @@ func (fx *isoFixture) workspaceForm(pattern string) url.Values {
 		return url.Values{"url": {fx.receiver.srv.URL + "/planted"}, "eventTypes": {"*"}, "enabled": {"on"}}
 	case "POST /w/{slug}/members":
 		return url.Values{"email": {fx.emailB}, "role": {"owner"}}
+	case "POST /w/{slug}/identities":
+		return url.Values{"externalId": {"planted"}}
 	}
 	return url.Values{}
 }
@@ -498,12 +542,16 @@ func (fx *isoFixture) snapshot(t *testing.T, s *kpServer) string {
 		}
 	}
 	snap := map[string]any{
-		"workspace": get("/v1/workspaces/"+fx.wsA, ""),
-		"members":   get("/v1/workspaces/"+fx.wsA+"/members", ""),
-		"keys":      all("/v1/api-keys?limit=100"),
-		"webhooks":  all("/v1/webhooks?limit=100"),
-		"audit":     all("/v1/audit-logs?limit=100"),
-		"logs":      all("/v1/logs?limit=100"),
+		"workspace":  get("/v1/workspaces/"+fx.wsA, ""),
+		"members":    get("/v1/workspaces/"+fx.wsA+"/members", ""),
+		"keys":       all("/v1/api-keys?limit=100"),
+		"webhooks":   all("/v1/webhooks?limit=100"),
+		"audit":      all("/v1/audit-logs?limit=100"),
+		"logs":       all("/v1/logs?limit=100"),
+		"identities": all("/v1/identities?limit=100"),
+	}
+	for _, i := range fx.identities {
+		snap["identity "+i] = get("/v1/identities/"+i, fx.wsA)
 	}
 	for _, k := range fx.keys {
 		snap["key "+k.id] = get("/v1/api-keys/"+k.id, fx.wsA)

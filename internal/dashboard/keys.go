@@ -200,6 +200,9 @@ type keyPageData struct {
 	MaxDate string
 	Usage   *chart // nil for people who may not read logs
 	LogsURL string
+	// Settings are the key's credits and rate limits, Identity the identity it belongs to.
+	Settings usageSettings
+	Identity keyIdentity
 }
 
 func formOf(k *keyplane.APIKey) keyForm {
@@ -225,10 +228,23 @@ func (d *Dashboard) editKeyPage(w http.ResponseWriter, r *http.Request, v *view)
 }
 
 func (d *Dashboard) showKey(w http.ResponseWriter, r *http.Request, v *view, status int, k *keyplane.APIKey, f keyForm, errs map[string]string) {
+	d.showKeyWith(w, r, v, status, k, f, errs, nil, nil)
+}
+
+// showKeyWith shows a key's page; us and ki, when not nil, are its usage forms as filled in.
+func (d *Dashboard) showKeyWith(w http.ResponseWriter, r *http.Request, v *view, status int, k *keyplane.APIKey, f keyForm, errs map[string]string, us *usageSettings, ki *keyIdentity) {
 	v.Title = k.Name
-	v.Data = keyPageData{Row: rowOf(k, v.Now), Form: f, Errors: errs, Catalog: d.svc.Catalog().Permissions(),
+	kd := keyPageData{Row: rowOf(k, v.Now), Form: f, Errors: errs, Catalog: d.svc.Catalog().Permissions(),
 		TestTTL: human(time.Duration(v.Workspace.TestKeyTTLSeconds) * time.Second),
 		MaxDate: k.CreatedAt.Add(time.Duration(v.Workspace.TestKeyTTLSeconds) * time.Second).UTC().Format("2006-01-02")}
+	kd.Settings, kd.Identity = d.keyPageOf(v, k)
+	if us != nil {
+		kd.Settings = *us
+	}
+	if ki != nil {
+		kd.Identity = *ki
+	}
+	v.Data = kd
 	if v.Can(keyplane.PermLogsRead) {
 		data := v.Data.(keyPageData)
 		rg := rangeNamed(r.URL.Query().Get("range"))

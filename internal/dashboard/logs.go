@@ -37,6 +37,7 @@ type logsData struct {
 	KeyName string
 	Code    string
 	Source  string
+	Tag     string
 	Since   string
 	Until   string
 	Error   string
@@ -44,6 +45,10 @@ type logsData struct {
 	Codes   []keyplane.VerifyCode
 	Sources []keyplane.LogSource
 	Chart   chart
+	// The usage export's choices, for the "Export usage" form.
+	GroupBys      []keyplane.UsageGroup
+	Granularities []keyplane.Granularity
+	Month         string
 }
 
 // readTime reads a datetime-local field (or an RFC 3339 time), as UTC.
@@ -62,9 +67,12 @@ func readTime(s string) (*time.Time, bool) {
 func (d *Dashboard) logsPage(w http.ResponseWriter, r *http.Request, v *view) {
 	v.Title = "Logs"
 	q := r.URL.Query()
-	ld := logsData{Key: q.Get("key"), Code: q.Get("code"), Source: q.Get("source"), Since: q.Get("since"), Until: q.Get("until"),
-		Codes: keyplane.VerifyCodes, Sources: keyplane.LogSources}
-	f := keyplane.LogFilter{KeyID: ld.Key, Code: keyplane.VerifyCode(ld.Code), Source: keyplane.LogSource(ld.Source), Limit: 50, Cursor: q.Get("cursor")}
+	ld := logsData{Key: q.Get("key"), Code: q.Get("code"), Source: q.Get("source"), Tag: q.Get("tag"), Since: q.Get("since"), Until: q.Get("until"),
+		Codes: keyplane.VerifyCodes, Sources: keyplane.LogSources,
+		GroupBys:      []keyplane.UsageGroup{keyplane.GroupByKey, keyplane.GroupByIdentity},
+		Granularities: []keyplane.Granularity{keyplane.GranularityDay, keyplane.GranularityHour, keyplane.GranularityMonth},
+		Month:         v.Now.UTC().Format("January 2006")}
+	f := keyplane.LogFilter{KeyID: ld.Key, Code: keyplane.VerifyCode(ld.Code), Source: keyplane.LogSource(ld.Source), Tag: ld.Tag, Limit: 50, Cursor: q.Get("cursor")}
 	since, okSince := readTime(ld.Since)
 	until, okUntil := readTime(ld.Until)
 	f.Since, f.Until = since, until

@@ -21,7 +21,7 @@ import (
 	"github.com/keyplane/keyplane/internal/service"
 )
 
-var pageNames = []string{"error", "login", "logout", "status", "keys", "key", "confirm", "secret", "audit", "members", "member-confirm", "invitations", "logs", "webhooks", "webhook", "webhook-confirm", "webhook-secret"}
+var pageNames = []string{"error", "login", "logout", "status", "keys", "key", "confirm", "secret", "audit", "members", "member-confirm", "invitations", "logs", "webhooks", "webhook", "webhook-confirm", "webhook-secret", "identities", "identity", "identity-confirm"}
 
 func (d *Dashboard) parse() error {
 	funcs := template.FuncMap{
@@ -36,6 +36,9 @@ func (d *Dashboard) parse() error {
 		"fieldError": func(errs map[string]string, field string) string {
 			return errs[field]
 		},
+		"limitField": func(i int, name string) string { return "limit-" + strconv.Itoa(i) + "-" + name },
+		"add":        func(a, b int) int { return a + b },
+		"seconds":    windowSeconds,
 	}
 	d.pages = map[string]*template.Template{}
 	for _, name := range pageNames {
@@ -557,7 +560,7 @@ var labels = map[string]string{
 	"permissions": "Permissions", "ipAllowlist": "IP allowlist", "allowedOrigins": "Allowed origins",
 	"meta": "Metadata", "expiresAt": "Expiry", "email": "Email", "role": "Role", "password": "Password",
 	"rateLimit.limit": "Rate limit", "rateLimit.windowMs": "Rate limit window",
-	"keyId": "Key", "code": "Outcome", "source": "Source", "since": "From", "until": "To",
+	"keyId": "Key", "tag": "Tag", "code": "Outcome", "source": "Source", "since": "From", "until": "To",
 	"url": "URL", "eventTypes": "Events", "eventType": "Event type", "status": "Status", "deliveryId": "This attempt",
 }
 
@@ -616,7 +619,7 @@ func (d *Dashboard) userError(w http.ResponseWriter, r *http.Request, v *view, e
 // forbiddenMessage explains a refusal of the key and member pages, which only owners and admins use.
 func forbiddenMessage(v *view, err error) string {
 	lacks := v.Caller != nil && v.Caller.Role != keyplane.RoleOwner && v.Caller.Role != keyplane.RoleAdmin
-	return refusal(v, err, lacks, "Only owners and admins manage API keys and members.")
+	return refusal(v, err, lacks, "Only owners and admins manage API keys, identities and members.")
 }
 
 // refusal is the message of a forbidden page. It names the person's role, and who may do this, only
