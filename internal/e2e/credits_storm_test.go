@@ -29,7 +29,6 @@ const (
 )
 
 func TestCreditsStorm(t *testing.T) {
-	testkit.Require(t, "POSTGRES", "")
 	if testing.Short() {
 		t.Skip("the credits storm runs two keyplane processes: not in -short")
 	}
