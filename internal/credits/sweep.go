@@ -87,7 +87,7 @@ func (b *Bank) accounts() []*account {
 
 // giveBack returns an account's block to the Ledger, under acc.mu, and reports how much and
 // whether the account holds nothing now. A give-back the store refuses (the balance moved to another
-// epoch) drops the block; one that fails keeps it, to be tried at the next sweep.
+// epoch) drops the block; so does one that fails (see below).
 func (b *Bank) giveBack(ctx context.Context, acc *account) (int64, bool) {
 	blk := acc.blk.Load()
 	if blk == nil {
@@ -102,11 +102,11 @@ func (b *Bank) giveBack(ctx context.Context, acc *account) (int64, bool) {
 	defer cancel()
 	ok, err := b.ledger.ReturnCredits(ctx, acc.a, n, blk.epoch)
 	if err != nil {
-		b.log.Warn("credits: giving back a block failed; kept to try again", "account", acc.a.ID(), "credits", n, "err", err)
-		nb := &block{epoch: blk.epoch}
-		nb.held.Store(n)
-		acc.blk.Store(nb)
-		return 0, false
+		// The give-back may have committed all the same (a timeout after the commit): spending the
+		// block now, or giving it back again, could spend those credits twice. They are stranded
+		// instead, which costs the customer at most a block and never overspends.
+		b.log.Warn("credits: giving back a block failed; its credits are stranded", "account", acc.a.ID(), "credits", n, "err", err)
+		return 0, true
 	}
 	if !ok {
 		return 0, true // a set or a refill happened: the block's credits are of a gone balance
