@@ -158,8 +158,10 @@ func creditsOf(t *testing.T, s store.Store, a, other keyplane.CreditAccount) {
 	equal(t, "credits after adjusting", getCredits(t, s, a), &zero)
 	ok, err = s.ReturnCredits(ctx, a, keyplane.MaxCredits, epoch)
 	noErr(t, "ReturnCredits(max)", err)
+	equal(t, "ReturnCredits(max) at the balance's epoch", ok, true)
 	ok, err = s.ReturnCredits(ctx, a, keyplane.MaxCredits, epoch)
 	noErr(t, "ReturnCredits(max) again", err)
+	equal(t, "ReturnCredits(max) again, capped at the maximum", ok, true)
 	equal(t, "remaining returned past the maximum", getCredits(t, s, a).Remaining, int64(keyplane.MaxCredits))
 
 	// Refill: applies once when due, not before, and moves the epoch on.
