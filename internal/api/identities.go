@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 
@@ -110,23 +111,16 @@ func (req *creditsRequest) change() (service.CreditsChange, error) {
 }
 
 func (s *Server) changeIdentityCredits(w http.ResponseWriter, r *http.Request, c *call) error {
-	var req creditsRequest
-	if err := decode(w, r, &req, maxManagementBody, false); err != nil {
-		return err
-	}
-	ch, err := req.change()
-	if err != nil {
-		return err
-	}
-	cr, err := s.svc.ChangeIdentityCredits(r.Context(), c.Caller, c.ws, r.PathValue("id"), ch)
-	if err != nil {
-		return err
-	}
-	writeData(w, http.StatusOK, cr.View())
-	return nil
+	return changeCredits(w, r, c, s.svc.ChangeIdentityCredits)
 }
 
 func (s *Server) changeKeyCredits(w http.ResponseWriter, r *http.Request, c *call) error {
+	return changeCredits(w, r, c, s.svc.ChangeKeyCredits)
+}
+
+// changeCredits is POST …/{id}/credits of a key or an identity, by the service's change of it.
+func changeCredits(w http.ResponseWriter, r *http.Request, c *call,
+	change func(context.Context, *keyplane.Caller, string, string, service.CreditsChange) (*keyplane.Credits, error)) error {
 	var req creditsRequest
 	if err := decode(w, r, &req, maxManagementBody, false); err != nil {
 		return err
@@ -135,7 +129,7 @@ func (s *Server) changeKeyCredits(w http.ResponseWriter, r *http.Request, c *cal
 	if err != nil {
 		return err
 	}
-	cr, err := s.svc.ChangeKeyCredits(r.Context(), c.Caller, c.ws, r.PathValue("id"), ch)
+	cr, err := change(r.Context(), c.Caller, c.ws, r.PathValue("id"), ch)
 	if err != nil {
 		return err
 	}

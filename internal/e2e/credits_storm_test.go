@@ -1,10 +1,7 @@
 package e2e
 
 import (
-	"bytes"
 	"encoding/json"
-	"fmt"
-	"io"
 	"maps"
 	"net/http"
 	"sync"
@@ -85,7 +82,7 @@ func creditsStorm(t *testing.T, bin string, env map[string]string, kill bool) {
 				if kill && n == b && killedAt.Load() != 0 {
 					return
 				}
-				code, err := stormVerify(client, n.url, a.verifier, body)
+				code, err := quickVerify(client, n.url, a.verifier, body)
 				switch {
 				case err != nil && kill && n == b:
 					return // b was killed under this request: its answer is unknown, and counted nowhere
@@ -154,43 +151,12 @@ func creditsStorm(t *testing.T, bin string, env map[string]string, kill bool) {
 		t.Logf("credits the killed node held and took with it: %d (%.1f %%)", lost, float64(lost)*100/creditStormGrant)
 		// What is left is still spendable, and exactly once.
 		for range remaining {
-			if code, err := stormVerify(client, a.url, a.verifier, body); err != nil || code != "VALID" {
+			if code, err := quickVerify(client, a.url, a.verifier, body); err != nil || code != "VALID" {
 				t.Fatalf("spending the %d credits given back: %s %v", remaining, code, err)
 			}
 		}
-		if code, _ := stormVerify(client, a.url, a.verifier, body); code != "USAGE_EXCEEDED" {
+		if code, _ := quickVerify(client, a.url, a.verifier, body); code != "USAGE_EXCEEDED" {
 			t.Fatalf("after spending the balance: %s, want USAGE_EXCEEDED", code)
 		}
 	}
-}
-
-// stormVerify asks a node's POST /v1/verify and returns the code.
-func stormVerify(c *http.Client, url, root string, body []byte) (string, error) {
-	req, err := http.NewRequest("POST", url+"/v1/verify", bytes.NewReader(body))
-	if err != nil {
-		return "", err
-	}
-	req.Header.Set("Authorization", "Bearer "+root)
-	req.Header.Set("Content-Type", "application/json")
-	res, err := c.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer res.Body.Close()
-	raw, err := io.ReadAll(res.Body)
-	if err != nil {
-		return "", err
-	}
-	if res.StatusCode != 200 {
-		return "", fmt.Errorf("status %d: %s", res.StatusCode, raw)
-	}
-	var out struct {
-		Data struct {
-			Code string `json:"code"`
-		} `json:"data"`
-	}
-	if err := json.Unmarshal(raw, &out); err != nil {
-		return "", err
-	}
-	return out.Data.Code, nil
 }
