@@ -2,6 +2,7 @@ package keyplane
 
 import (
 	"encoding/json"
+	"strconv"
 	"time"
 )
 
@@ -161,4 +162,30 @@ func (b *UsageBucket) View() *UsageBucketView {
 		codes = map[VerifyCode]int64{}
 	}
 	return &UsageBucketView{Start: FormatTime(b.Start), Total: b.Total, Valid: b.Valid, Codes: codes}
+}
+
+// UsageCSVHeader is the header row of the usage export's CSV, grouped by g: the group's id (keyId or
+// identityId), externalId, start, total, valid, creditsSpent, then one column per verification code.
+func UsageCSVHeader(g UsageGroup) []string {
+	head := []string{"keyId", "externalId", "start", "total", "valid", "creditsSpent"}
+	if g == GroupByIdentity {
+		head[0] = "identityId"
+	}
+	for _, code := range VerifyCodes {
+		head = append(head, string(code))
+	}
+	return head
+}
+
+// CSV returns the row as the usage export's CSV has it, grouped by g (see UsageCSVHeader).
+func (r *UsageRow) CSV(g UsageGroup) []string {
+	itoa := func(n int64) string { return strconv.FormatInt(n, 10) }
+	rec := []string{r.KeyID, r.ExternalID, FormatTime(r.Start), itoa(r.Total), itoa(r.Valid), itoa(r.CreditsSpent)}
+	if g == GroupByIdentity {
+		rec[0] = r.IdentityID
+	}
+	for _, code := range VerifyCodes {
+		rec = append(rec, itoa(r.Codes[code]))
+	}
+	return rec
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"strconv"
 
 	"github.com/keyplane/keyplane"
 	"github.com/keyplane/keyplane/internal/service"
@@ -85,27 +84,14 @@ func (s *Server) exportUsage(w http.ResponseWriter, r *http.Request, c *call) er
 		h.Set("Content-Type", "text/csv; charset=utf-8")
 		h.Set("Content-Disposition", `attachment; filename="usage.csv"`)
 		cw := csv.NewWriter(bw)
-		head := []string{"keyId", "externalId", "start", "total", "valid", "creditsSpent"}
-		if byIdentity {
-			head[0] = "identityId"
-		}
-		for _, code := range keyplane.VerifyCodes {
-			head = append(head, string(code))
-		}
+		head := keyplane.UsageCSVHeader(f.GroupBy)
 		err = s.svc.ExportUsage(r.Context(), c.Caller, c.ws, eq, func(row *keyplane.UsageRow) error {
 			if !started {
 				started = true
 				w.WriteHeader(http.StatusOK)
 				cw.Write(head)
 			}
-			rec := []string{row.KeyID, row.ExternalID, keyplane.FormatTime(row.Start), itoa(row.Total), itoa(row.Valid), itoa(row.CreditsSpent)}
-			if byIdentity {
-				rec[0] = row.IdentityID
-			}
-			for _, code := range keyplane.VerifyCodes {
-				rec = append(rec, itoa(row.Codes[code]))
-			}
-			cw.Write(rec)
+			cw.Write(row.CSV(f.GroupBy))
 			return cw.Error()
 		})
 		if err == nil && !started {
@@ -165,5 +151,3 @@ func (s *Server) exportUsage(w http.ResponseWriter, r *http.Request, c *call) er
 	}
 	return nil
 }
-
-func itoa(n int64) string { return strconv.FormatInt(n, 10) }

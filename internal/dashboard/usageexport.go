@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"encoding/csv"
 	"net/http"
-	"strconv"
 
 	"github.com/keyplane/keyplane"
 	"github.com/keyplane/keyplane/internal/service"
@@ -26,14 +25,7 @@ func (d *Dashboard) exportUsage(w http.ResponseWriter, r *http.Request, v *view)
 		d.userError(w, r, v, err)
 		return
 	}
-	byIdentity := f.GroupBy == keyplane.GroupByIdentity
-	head := []string{"keyId", "externalId", "start", "total", "valid", "creditsSpent"}
-	if byIdentity {
-		head[0] = "identityId"
-	}
-	for _, code := range keyplane.VerifyCodes {
-		head = append(head, string(code))
-	}
+	head := keyplane.UsageCSVHeader(f.GroupBy)
 	name := "usage-" + v.Workspace.Slug + "-" + f.Since.Format("2006-01") + "-by-" + string(f.GroupBy) + "-" + string(f.Granularity) + ".csv"
 	h := w.Header()
 	h.Set("Content-Type", "text/csv; charset=utf-8")
@@ -49,17 +41,9 @@ func (d *Dashboard) exportUsage(w http.ResponseWriter, r *http.Request, v *view)
 			cw.Write(head)
 		}
 	}
-	itoa := func(n int64) string { return strconv.FormatInt(n, 10) }
 	err = d.svc.ExportUsage(r.Context(), v.Caller, v.Workspace.ID, eq, func(row *keyplane.UsageRow) error {
 		start()
-		rec := []string{row.KeyID, row.ExternalID, keyplane.FormatTime(row.Start), itoa(row.Total), itoa(row.Valid), itoa(row.CreditsSpent)}
-		if byIdentity {
-			rec[0] = row.IdentityID
-		}
-		for _, code := range keyplane.VerifyCodes {
-			rec = append(rec, itoa(row.Codes[code]))
-		}
-		cw.Write(rec)
+		cw.Write(row.CSV(f.GroupBy))
 		return cw.Error()
 	})
 	if err != nil && !started {
