@@ -17,7 +17,6 @@ import (
 	"github.com/keyplane/keyplane/internal/id"
 	"github.com/keyplane/keyplane/internal/service"
 	"github.com/keyplane/keyplane/internal/service/servicetest"
-	"github.com/keyplane/keyplane/internal/store"
 	"github.com/keyplane/keyplane/internal/verify"
 )
 
@@ -236,11 +235,7 @@ func TestUsageExportAPI(t *testing.T) {
 	add(k1ID, idnID, keyplane.VerifyUsageExceeded, jan.Add(time.Minute), 0)
 	add(k1ID, idnID, keyplane.VerifyValid, jan.AddDate(0, 0, 1), 2)
 	add(k2ID, "", keyplane.VerifyRateLimited, jan.Add(2*time.Hour), 0, "checkout", "beta")
-	w := a.db.RequestLogWriter()
-	if err := w.WriteRequestLogs(ctx, entries); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.AddUsage(ctx, store.CountUsage(entries), nil); err != nil {
+	if err := a.db.WriteLogs(ctx, entries); err != nil {
 		t.Fatal(err)
 	}
 

@@ -85,6 +85,15 @@ func (d *DB) Lookups() verify.Lookups { return d.st }
 // RequestLogWriter is d's store as the request log writes to it, for reqlog.New.
 func (d *DB) RequestLogWriter() reqlog.Writer { return d.st }
 
+// WriteLogs writes request log entries (each with its id set) straight to the store, and their
+// usage counts, as the request log does once it has flushed them.
+func (d *DB) WriteLogs(ctx context.Context, entries []keyplane.RequestLog) error {
+	if err := d.st.WriteRequestLogs(ctx, entries); err != nil {
+		return err
+	}
+	return d.st.AddUsage(ctx, store.CountUsage(entries), nil)
+}
+
 // InsertUser writes u straight to the store, on the operator's audit chain and without an audit
 // entry, workspace or membership: a person the service does not make (it always makes a member or
 // an operator).
