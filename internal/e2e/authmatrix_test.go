@@ -20,6 +20,7 @@ var unknownIDs = map[string]string{
 	"webhooks":   "whk_01ARZ3NDEKTSV4RRFFQ69G5FAV",
 	"deliveries": "dlv_01ARZ3NDEKTSV4RRFFQ69G5FAV",
 	"members":    "usr_01ARZ3NDEKTSV4RRFFQ69G5FAV",
+	"identities": "idn_01ARZ3NDEKTSV4RRFFQ69G5FAV",
 }
 
 // matrixParams fills each path parameter with an id of the resource type its path names; the

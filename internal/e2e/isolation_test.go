@@ -48,6 +48,7 @@ type world struct {
 	keys                    map[string]string // A's keys' ids by role
 	intID, intTestID        string
 	hooks                   map[string]string // A's endpoints' ids by role
+	identities              map[string]string // A's identities' ids by role
 	d1, d2, bHook, bDeliver string
 	memberVictim            string // a member of A that removeMember may remove
 	rcA                     *receiver
@@ -218,6 +219,14 @@ func isolationFixtures(w *world) map[string][]attack {
 		return attack{params: map[string]string{"id": hook, "deliveryId": delivery}, as: as, mismatch: mismatch}
 	}
 	ws := id(w.a)
+	idn := w.identities
+	identityCalls := func(as map[string]string, body any) []attack {
+		var out []attack
+		for _, role := range []string{"main", "second", "victim", "victim2"} {
+			out = append(out, attack{params: id(idn[role]), body: body, as: as[role]})
+		}
+		return out
+	}
 	return map[string][]attack{
 		// API keys: every key of A, of both types and environments, whatever its state.
 		"getApiKey":      keyCalls(map[string]string{"liveSecret": "key", "testSecret": "testkey", "livePublishable": "operator", "testPublishable": "key", "recoverable": "operator", "revoked": "operator"}, "", nil),
@@ -229,6 +238,15 @@ func isolationFixtures(w *world) map[string][]attack {
 		"deleteApiKey": append(
 			keyCalls(map[string]string{"revokeVictim": "key"}, "", nil),
 			keyCalls(map[string]string{"deleteVictim": "operator", "deleteVictim2": "testkey"}, "?permanent=true", nil)...),
+
+		// A set needs no balance before it: every key of A, whatever its state, can be aimed at.
+		"changeApiKeyCredits": keyCalls(map[string]string{"liveSecret": "key", "testSecret": "testkey", "recoverable": "operator"}, "", map[string]any{"op": "set", "value": 50}),
+
+		// Identities, and their shared balances.
+		"getIdentity":           identityCalls(map[string]string{"main": "key", "second": "operator"}, nil),
+		"updateIdentity":        identityCalls(map[string]string{"main": "testkey", "second": "operator"}, map[string]any{"meta": map[string]any{"by": "caller"}}),
+		"deleteIdentity":        identityCalls(map[string]string{"victim": "key", "victim2": "operator"}, nil),
+		"changeIdentityCredits": identityCalls(map[string]string{"main": "key", "second": "operator"}, map[string]any{"op": "set", "value": 40}),
 
 		// Webhook endpoints and their deliveries.
 		"getWebhook":          hookCalls(map[string]string{"main": "key", "second": "operator"}, nil),
@@ -262,7 +280,8 @@ func isolationFixtures(w *world) map[string][]attack {
 
 		// Calls without ids in the path: B acts on B, and sees nothing of A even when it names A's ids
 		// in a filter.
-		"listApiKeys":          {{query: "?limit=100", as: "key", shows: k["liveSecret"]}, {query: "?environment=test&keyType=publishable", as: "testkey", shows: k["testPublishable"]}},
+		"listApiKeys": {{query: "?limit=100", as: "key", shows: k["liveSecret"]}, {query: "?environment=test&keyType=publishable", as: "testkey", shows: k["testPublishable"]},
+			{query: "?identityId=" + idn["main"], as: "operator", shows: k["metered"]}, {query: "?externalId=customer-a", as: "key", shows: k["metered"]}},
 		"createApiKey":         {{body: map[string]any{"name": "made by the caller", "keyType": "secret", "environment": "test"}, as: "testkey"}},
 		"getPublishableApiKey": {{query: "?environment=live", as: "operator", shows: k["livePublishable"]}, {query: "?environment=test", as: "testkey", shows: k["testPublishable"]}},
 		"listAuditLogs": {
@@ -275,6 +294,12 @@ func isolationFixtures(w *world) map[string][]attack {
 			{query: "?keyId=" + k["liveSecret"], as: "key", shows: k["liveSecret"]},
 			{query: "?keyId=" + w.intTestID, as: "testkey", shows: w.intTestID},
 			{query: "?source=management", as: "operator", shows: w.intID},
+		},
+		"listIdentities": {{query: "?limit=100", as: "key", shows: idn["main"]}},
+		"createIdentity": {{body: map[string]any{"externalId": "made-by-the-caller"}, as: "testkey"}},
+		"exportUsage": {
+			{query: "?groupBy=key&granularity=hour&since=" + w.since + "&until=" + w.until, as: "key", shows: k["metered"]},
+			{query: "?groupBy=identity&format=csv&since=" + w.since + "&until=" + w.until, as: "operator", shows: idn["main"]},
 		},
 		"listWebhooks":    {{query: "?limit=100", as: "key", shows: h["main"]}},
 		"createWebhook":   {{body: map[string]any{"url": w.rcNew.URL, "eventTypes": []string{"order.created"}}, as: "testkey"}},
@@ -292,7 +317,7 @@ func isolationFixtures(w *world) map[string][]attack {
 func buildWorld(t *testing.T, n *node) *world {
 	t.Helper()
 	now := time.Now().UTC()
-	w := &world{keys: map[string]string{}, hooks: map[string]string{},
+	w := &world{keys: map[string]string{}, hooks: map[string]string{}, identities: map[string]string{},
 		since: now.Add(-48 * time.Hour).Format(time.RFC3339), until: now.Add(48 * time.Hour).Format(time.RFC3339)}
 	w.a = n.workspace("alpha", map[string]any{"maxKeys": 100})
 	w.b = n.workspace("beta", map[string]any{"maxKeys": 100})
@@ -339,6 +364,22 @@ func buildWorld(t *testing.T, n *node) *world {
 	}
 	admin := func(method, path string, body any) {
 		n.must(200, req{method: method, path: path, cred: n.admin, ws: w.a, body: body})
+	}
+	// Usage-based keys: a metered key of an identity made by its externalId, an identity with a
+	// balance of its own, and two identities without keys for the deletes.
+	metered := mk("metered", map[string]any{"name": "metered", "keyType": "secret", "externalId": "customer-a",
+		"credits": map[string]any{"remaining": 1000}, "rateLimits": []any{map[string]any{"name": "per-minute", "limit": 100, "windowMs": 60000, "autoApply": false}}})
+	values["metered"] = metered["keyValue"].(string)
+	w.identities["main"] = metered["identityId"].(string)
+	for role, body := range map[string]map[string]any{
+		"second":  {"externalId": "customer-b", "credits": map[string]any{"remaining": 500, "refill": map[string]any{"interval": "daily", "amount": 500}}},
+		"victim":  {"externalId": "customer-c"},
+		"victim2": {"externalId": "customer-d"},
+	} {
+		w.identities[role] = n.must(201, req{method: "POST", path: "/v1/identities", cred: n.admin, ws: w.a, body: body}).data()["id"].(string)
+	}
+	if c := n.code(values["metered"], "tags", []string{"checkout"}); c != "VALID" {
+		t.Fatalf("the metered key: %s", c)
 	}
 	admin("DELETE", "/v1/api-keys/"+w.keys["revoked"], nil)
 	admin("PATCH", "/v1/api-keys/"+w.keys["deleteVictim"], map[string]any{"enabled": false})
@@ -435,6 +476,10 @@ func (w *world) snapshotA(n *node) string {
 		b.Write(get("/v1/webhooks/" + id).Raw)
 		pages("/v1/webhooks/" + id + "/deliveries")
 	}
+	for _, i := range pages("/v1/identities") {
+		b.Write(get("/v1/identities/" + i.(map[string]any)["id"].(string)).Raw)
+	}
+	b.Write(get("/v1/usage?groupBy=identity&granularity=hour&since=" + w.since + "&until=" + w.until).Raw)
 	audit := pages("/v1/audit-logs")
 	fmt.Fprintf(&b, "audit entries: %d\n", len(audit))
 	b.Write(get("/v1/audit-logs/verify").Raw)
@@ -466,7 +511,7 @@ func (w *world) settle(t *testing.T, n *node) string {
 	return s
 }
 
-var idRE = regexp.MustCompile(`\b(?:ws|apk|whk|evt|dlv|aud|req|usr)_[0-9A-HJKMNP-TV-Z]{26}\b`)
+var idRE = regexp.MustCompile(`\b(?:ws|apk|whk|evt|dlv|aud|req|usr|idn)_[0-9A-HJKMNP-TV-Z]{26}\b`)
 
 // idsIn returns the ids of tenant resources in s (root key ids are the operator's, not a tenant's).
 func idsIn(s string) map[string]bool {
