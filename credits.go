@@ -131,11 +131,14 @@ func (a CreditAccount) ID() string {
 }
 
 // CreditGrant is what a take of credits got: Got credits (0: fewer than needed were left, nothing
-// was taken), the Remaining balance after it, and the balance's Epoch.
+// was taken), the Remaining balance after it, the balance's Epoch, and its NextRefillAt.
 type CreditGrant struct {
 	Got       int64
 	Remaining int64
 	Epoch     int64
+	// NextRefillAt is when the balance's next refill is due, as the take found it (nil: no refill):
+	// a take from a balance whose refill is past due took from the balance before the refill.
+	NextRefillAt *time.Time
 }
 
 // NamedRateLimit is one of a key's or an identity's limits: Limit requests (or units of cost) per

@@ -151,18 +151,21 @@ func (s *Service) applyCreditsChange(ctx context.Context, tx store.Tx, a keyplan
 // a refill that is due, then takes atomically; when it got nothing from an empty balance, it records
 // the exhaustion (one api_key.credits_exhausted event per exhaustion, however many nodes see it).
 func (s *Service) TakeCredits(ctx context.Context, a keyplane.CreditAccount, need, want int64) (keyplane.CreditGrant, error) {
-	cur, err := s.store.GetCredits(ctx, a)
-	if err != nil {
-		return keyplane.CreditGrant{}, err
-	}
-	if cur != nil && refillDue(cur, s.clock()) {
-		if _, err := s.refill(ctx, a); err != nil {
-			return keyplane.CreditGrant{}, err
-		}
-	}
+	// The take comes first, with no read before it: it says when the balance's refill is due. When
+	// that has passed, it took from the balance the refill replaces (its credits go with that
+	// balance: a refill sets the balance, it does not add to it), so the refill is applied and the
+	// take made again, from the new balance.
 	g, err := s.store.TakeCredits(ctx, a, need, want)
 	if err != nil {
 		return g, err
+	}
+	if next := g.NextRefillAt; next != nil && !next.After(s.clock()) {
+		if _, err := s.refill(ctx, a); err != nil {
+			return keyplane.CreditGrant{}, err
+		}
+		if g, err = s.store.TakeCredits(ctx, a, need, want); err != nil {
+			return g, err
+		}
 	}
 	if g.Got == 0 && g.Remaining == 0 {
 		if err := s.exhausted(ctx, a, g.Epoch); err != nil {

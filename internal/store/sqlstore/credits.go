@@ -32,8 +32,8 @@ const (
 			credits_remaining = credits_remaining -
 				CASE WHEN credits_remaining < CAST(? AS BIGINT) THEN credits_remaining ELSE CAST(? AS BIGINT) END
 		WHERE id = ? AND workspace_id = ? AND credits_remaining IS NOT NULL AND credits_remaining >= CAST(? AS BIGINT)
-		RETURNING credits_taken, credits_remaining, credits_epoch`
-	sqlBalance = `SELECT credits_remaining, credits_epoch FROM {t} WHERE id = ? AND workspace_id = ?`
+		RETURNING credits_taken, credits_remaining, credits_epoch, next_refill_at`
+	sqlBalance = `SELECT credits_remaining, credits_epoch, next_refill_at FROM {t} WHERE id = ? AND workspace_id = ?`
 
 	// sqlReturnCredits gives credits back only to the balance they were taken from: after a set or a
 	// refill (a new epoch) they are not the new balance's.
@@ -195,17 +195,20 @@ func (db *DB) TakeCredits(ctx context.Context, a keyplane.CreditAccount, need, w
 	err = db.onWriter(ctx, func(w *queries) error {
 		for try := 0; ; try++ {
 			g = keyplane.CreditGrant{}
-			err := w.queryRow(ctx, take, want, want, want, want, id, a.WorkspaceID, need).Scan(&g.Got, &g.Remaining, &g.Epoch)
+			var next sql.NullInt64
+			err := w.queryRow(ctx, take, want, want, want, want, id, a.WorkspaceID, need).Scan(&g.Got, &g.Remaining, &g.Epoch, &next)
 			if err == nil {
+				g.NextRefillAt = fromNullMicros(next)
 				return nil
 			}
 			if !errors.Is(err, sql.ErrNoRows) {
 				return w.fail(op, err)
 			}
 			var remaining sql.NullInt64
-			if err := w.queryRow(ctx, balance, id, a.WorkspaceID).Scan(&remaining, &g.Epoch); err != nil {
+			if err := w.queryRow(ctx, balance, id, a.WorkspaceID).Scan(&remaining, &g.Epoch, &next); err != nil {
 				return w.fail(op, err)
 			}
+			g.NextRefillAt = fromNullMicros(next)
 			if !remaining.Valid {
 				return fmt.Errorf("%s: unlimited: %w", op, store.ErrNotFound)
 			}

@@ -88,18 +88,20 @@ func creditsOf(t *testing.T, s store.Store, a, other keyplane.CreditAccount) {
 	equal(t, "credits after SetCredits", got, set)
 
 	// Take: all of want, then what is left, then nothing; need 0 with nothing left takes nothing.
+	// Each says when the balance's refill is due, taken or not, for the service to apply it.
+	next := set.NextRefillAt
 	g, err := s.TakeCredits(ctx, a, 1, 4)
 	noErr(t, "TakeCredits", err)
-	equal(t, "TakeCredits(1, 4) of 10", g, keyplane.CreditGrant{Got: 4, Remaining: 6, Epoch: epoch})
+	equal(t, "TakeCredits(1, 4) of 10", g, keyplane.CreditGrant{Got: 4, Remaining: 6, Epoch: epoch, NextRefillAt: next})
 	g, err = s.TakeCredits(ctx, a, 2, 10)
 	noErr(t, "TakeCredits", err)
-	equal(t, "TakeCredits(2, 10) of 6", g, keyplane.CreditGrant{Got: 6, Remaining: 0, Epoch: epoch})
+	equal(t, "TakeCredits(2, 10) of 6", g, keyplane.CreditGrant{Got: 6, Remaining: 0, Epoch: epoch, NextRefillAt: next})
 	g, err = s.TakeCredits(ctx, a, 1, 1)
 	noErr(t, "TakeCredits", err)
-	equal(t, "TakeCredits(1, 1) of 0", g, keyplane.CreditGrant{Got: 0, Remaining: 0, Epoch: epoch})
+	equal(t, "TakeCredits(1, 1) of 0", g, keyplane.CreditGrant{Got: 0, Remaining: 0, Epoch: epoch, NextRefillAt: next})
 	g, err = s.TakeCredits(ctx, a, 0, 0)
 	noErr(t, "TakeCredits", err)
-	equal(t, "TakeCredits(0, 0) of 0", g, keyplane.CreditGrant{Got: 0, Remaining: 0, Epoch: epoch})
+	equal(t, "TakeCredits(0, 0) of 0", g, keyplane.CreditGrant{Got: 0, Remaining: 0, Epoch: epoch, NextRefillAt: next})
 	if _, err := s.TakeCredits(ctx, a, 2, 1); err == nil {
 		t.Error("TakeCredits(need > want) succeeded")
 	}
