@@ -11,8 +11,8 @@ import (
 	"github.com/keyplane/keyplane/internal/store"
 )
 
-// The service is the credits.Ledger a node's verifications use: it applies a due refill before a
-// take, and records an exhaustion, each with its audit entry or event, around the store's atomic
+// The service is the credits.Ledger a node's verifications use: a take that finds the refill due
+// applies it and takes again, and an exhaustion is recorded, each with its audit entry or event, around the store's atomic
 // calls.
 var _ credits.Ledger = (*Service)(nil)
 
