@@ -1,11 +1,9 @@
 package api_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -331,29 +329,8 @@ func BenchmarkVerifyHTTPCredits(b *testing.B) {
 	for _, c := range []struct{ name, key string }{{"plain", plain}, {"credits", metered}} {
 		b.Run(c.name, func(b *testing.B) {
 			body := []byte(`{"key":"` + c.key + `"}`)
-			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
-			defer client.CloseIdleConnections()
-			b.SetParallelism(32)
 			b.ReportAllocs()
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					req, _ := http.NewRequest("POST", ts.URL+"/v1/verify", bytes.NewReader(body))
-					req.Header.Set("Authorization", "Bearer "+u.verifyRoot)
-					req.Header.Set("Content-Type", "application/json")
-					res, err := client.Do(req)
-					if err != nil {
-						b.Error(err)
-						return
-					}
-					io.Copy(io.Discard, res.Body)
-					res.Body.Close()
-					if res.StatusCode != http.StatusOK {
-						b.Errorf("status %d", res.StatusCode)
-						return
-					}
-				}
-			})
+			postVerifyParallel(b, ts.URL, u.verifyRoot, body)
 		})
 	}
 }
