@@ -122,8 +122,8 @@ func newPlan(k *keyplane.APIKey) *plan {
 		return nil
 	}
 	p := &plan{}
-	if rl := k.RateLimit; rl != nil {
-		p.limits = append(p.limits, limitRef{name: keyplane.DefaultLimitName, key: k.ID, lim: toLimit(rl.Limit, rl.WindowMs), auto: true})
+	if k.RateLimit != nil {
+		p.limits = append(p.limits, defaultLimit(k))
 	}
 	for _, l := range k.RateLimits {
 		p.limits = append(p.limits, limitRef{name: l.Name, key: k.ID + ":" + l.Name, lim: toLimit(l.Limit, l.WindowMs), auto: l.AutoApply})
@@ -156,6 +156,13 @@ func (p *plan) weight() int {
 	return n + len(p.charges)*64
 }
 
+// defaultLimit is the limit of a key's rateLimit field, which must be set: the limit named
+// "default", auto-applied, under the key's id in the limiter, as before keys had named limits.
+func defaultLimit(k *keyplane.APIKey) limitRef {
+	rl := k.RateLimit
+	return limitRef{name: keyplane.DefaultLimitName, key: k.ID, lim: toLimit(rl.Limit, rl.WindowMs), auto: true}
+}
+
 func toLimit(limit, windowMs int64) ratelimit.Limit {
 	return ratelimit.Limit{Limit: limit, Window: time.Duration(windowMs) * time.Millisecond}
 }
@@ -166,8 +173,8 @@ func limitsOf(e *entry, one *[1]limitRef) []limitRef {
 	if e.plan != nil {
 		return e.plan.limits
 	}
-	if rl := e.key.Key.RateLimit; rl != nil {
-		one[0] = limitRef{name: keyplane.DefaultLimitName, key: e.key.Key.ID, lim: toLimit(rl.Limit, rl.WindowMs), auto: true}
+	if e.key.Key.RateLimit != nil {
+		one[0] = defaultLimit(e.key.Key)
 		return one[:]
 	}
 	return nil
