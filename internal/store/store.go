@@ -321,6 +321,25 @@ type Store interface {
 	// otherwise ErrNotFound and nothing is written. It returns the endpoint's FailingSince after.
 	FinishDelivery(ctx context.Context, d *keyplane.Delivery, claim string, at time.Time, next *keyplane.Delivery) (*time.Time, error)
 
+	// ClaimIdempotencyKey claims rec's (Scope, Key) for a request about to run (rec running, its
+	// Claim, Fingerprint, CreatedAt, LeaseUntil and ExpiresAt set), atomically, in statements of its
+	// own: it inserts rec when the pair has no record, or replaces the record found when that one's
+	// ExpiresAt is at or before now, or when it is still running, its lease ended at or before now,
+	// and its fingerprint is rec's (a crashed request's). Then it reports true. Otherwise it reports
+	// false and the record found, which it leaves as it is. Of concurrent claims of one pair, on any
+	// number of nodes, exactly one reports true.
+	ClaimIdempotencyKey(ctx context.Context, rec *IdempotencyRecord, now time.Time) (bool, *IdempotencyRecord, error)
+	// FinishIdempotencyKey stores the answer of the claimed request (its status, and the answer
+	// sealed) and marks it done, only while claim still holds the running record: otherwise
+	// ErrNotFound and nothing is written.
+	FinishIdempotencyKey(ctx context.Context, scope, key, claim string, status int, answer []byte) error
+	// ReleaseIdempotencyKey deletes the running record that claim holds, if it still does, so that
+	// the request may run again (its first answer is not to be replayed).
+	ReleaseIdempotencyKey(ctx context.Context, scope, key, claim string) error
+	// PruneIdempotencyKeys deletes at most limit records whose ExpiresAt is at or before before and
+	// says how many.
+	PruneIdempotencyKeys(ctx context.Context, before time.Time, limit int) (int64, error)
+
 	// ImportAPIKeys stores keys and their secrets in bulk, in one transaction: all or nothing, a
 	// duplicate id or digest failing the whole import. It writes no audit entry and no event, checks
 	// no workspace limit and tells no cache: it is for filling a store that nothing serves yet (the
@@ -375,4 +394,20 @@ func CountUsage(entries []keyplane.RequestLog) []UsageCount {
 			Code: e.Code, Requests: 1, CreditsSpent: e.CreditsSpent})
 	}
 	return out
+}
+
+// IdempotencyRecord is what is kept of a request sent with an Idempotency-Key: who sent it (Scope,
+// the credential and workspace), its key, the digest of what it asked (Fingerprint), and, once it is
+// Done, its answer's status and the answer itself, sealed by the service. Claim identifies the run
+// that holds a running record, until LeaseUntil; after ExpiresAt the record counts for nothing.
+type IdempotencyRecord struct {
+	Scope, Key  string
+	Fingerprint []byte
+	Claim       string
+	Done        bool
+	Status      int
+	Answer      []byte
+	CreatedAt   time.Time
+	LeaseUntil  time.Time
+	ExpiresAt   time.Time
 }

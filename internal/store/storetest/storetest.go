@@ -69,6 +69,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ClaimDeliveries", testClaimDeliveries},
 		{"FinishDelivery", testFinishDelivery},
 		{"KeyNotices", testKeyNotices},
+		{"IdempotencyKeys", testIdempotencyKeys},
+		{"ClaimIdempotencyKeyConcurrently", testClaimIdempotencyKeyConcurrently},
 		{"Sealed", testSealed},
 		{"TxReadsOwnWrites", testTxReadsOwnWrites},
 		{"RollbackOnError", testRollbackOnError},
