@@ -28,6 +28,10 @@ const (
 	CodeDeliveryNotRetryable Code = "delivery_not_retryable" // a manual retry of an attempt that did not fail
 	CodeIdentityInUse        Code = "identity_in_use"        // deleting an identity that still has keys
 	CodeIdentityExists       Code = "identity_exists"        // an externalId another identity of the workspace has
+	// CodeIdempotencyKeyReused: an Idempotency-Key sent again with another method, path or body.
+	CodeIdempotencyKeyReused Code = "idempotency_key_reused"
+	// CodeIdempotencyKeyInUse: an Idempotency-Key whose first request is still running.
+	CodeIdempotencyKeyInUse  Code = "idempotency_key_in_use"
 	CodePayloadTooLarge      Code = "payload_too_large"
 	CodeUnsupportedMediaType Code = "unsupported_media_type"
 	CodeRateLimited          Code = "rate_limited"
