@@ -1,6 +1,7 @@
 package api
 
 import (
+	"errors"
 	"math"
 	"net/http"
 	"strconv"
@@ -58,7 +59,7 @@ func (s *Server) auth(mode authMode, h handler) http.HandlerFunc {
 			c.start = start
 			err = h(w, r, c)
 		}
-		if err != nil {
+		if err != nil && !errors.As(err, new(answered)) {
 			s.writeError(w, r, err)
 		}
 		if c != nil && c.key != nil {

@@ -108,6 +108,8 @@ var statusOf = map[keyplane.Code]int{
 	keyplane.CodeDeliveryNotRetryable: http.StatusConflict,
 	keyplane.CodeIdentityInUse:        http.StatusConflict,
 	keyplane.CodeIdentityExists:       http.StatusConflict,
+	keyplane.CodeIdempotencyKeyInUse:  http.StatusConflict,
+	keyplane.CodeIdempotencyKeyReused: http.StatusUnprocessableEntity,
 	keyplane.CodePayloadTooLarge:      http.StatusRequestEntityTooLarge,
 	keyplane.CodeUnsupportedMediaType: http.StatusUnsupportedMediaType,
 	keyplane.CodeRateLimited:          http.StatusTooManyRequests,

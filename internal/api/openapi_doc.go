@@ -565,6 +565,8 @@ func errorResponses() []errorResponse {
 		{"IdentityInUse", 409, "Keys still belong to the identity (revoked ones count).", []keyplane.Code{keyplane.CodeIdentityInUse}},
 		{"IdentityExists", 409, "Another identity of the workspace has this externalId.", []keyplane.Code{keyplane.CodeIdentityExists}},
 		{"DeliveryNotRetryable", 409, "Only a failed attempt is retried: this one succeeded or is still pending.", []keyplane.Code{keyplane.CodeDeliveryNotRetryable}},
+		{"IdempotencyKeyInUse", 409, "The first request with this Idempotency-Key is still running; retry later.", []keyplane.Code{keyplane.CodeIdempotencyKeyInUse}},
+		{"IdempotencyKeyReused", 422, "This Idempotency-Key was sent before with another method, path or body.", []keyplane.Code{keyplane.CodeIdempotencyKeyReused}},
 		{"PayloadTooLarge", 413, "The body is over the limit: 1 MiB for management calls, 64 KiB for verification.", []keyplane.Code{keyplane.CodePayloadTooLarge}},
 		{"RateLimited", 429, "Too many management calls from this credential or address; retry after Retry-After seconds.", []keyplane.Code{keyplane.CodeRateLimited}},
 		{"UnsupportedMediaType", 415, "The body is not application/json.", []keyplane.Code{keyplane.CodeUnsupportedMediaType}},
@@ -581,13 +583,23 @@ func requestIDHeader() map[string]any {
 	return map[string]any{"X-Request-Id": map[string]any{"$ref": "#/components/headers/X-Request-Id"}}
 }
 
-// errorAnswer is the response of the error answers named name (see errorResponses).
-func errorAnswer(name string) map[string]any {
-	i := slices.IndexFunc(errorResponses(), func(e errorResponse) bool { return e.name == name })
-	if i < 0 {
-		panic("openapi: no error response " + name)
+// errorAnswer is the response of the error answers named (see errorResponses): of one, or of several
+// of one status, which then admits the codes of each and says each one's description.
+func errorAnswer(names ...string) map[string]any {
+	var e errorResponse
+	for _, name := range names {
+		i := slices.IndexFunc(errorResponses(), func(e errorResponse) bool { return e.name == name })
+		if i < 0 {
+			panic("openapi: no error response " + name)
+		}
+		one := errorResponses()[i]
+		if e.name == "" {
+			e = one
+			continue
+		}
+		e.desc += " Or: " + one.desc
+		e.codes = append(slices.Clone(e.codes), one.codes...)
 	}
-	e := errorResponses()[i]
 	s := schema{"allOf": []any{
 		ref("ErrorEnvelope"),
 		schema{"properties": props{"error": schema{"properties": props{"code": enum(e.codes...)}}}},
@@ -614,8 +626,10 @@ func errorAnswer(name string) map[string]any {
 func responseComponents(ops []operation) map[string]any {
 	out := map[string]any{}
 	for _, o := range ops {
-		for _, name := range o.errorAnswers() {
-			out[name] = errorAnswer(name)
+		for _, names := range o.errorAnswers() {
+			if len(names) == 1 {
+				out[names[0]] = errorAnswer(names[0])
+			}
 		}
 	}
 	return out
@@ -688,6 +702,9 @@ func (o operation) build() map[string]any {
 	if o.access == workspaced {
 		params = append(params, paramRef("X-Workspace-Id"))
 	}
+	if o.idempotent() {
+		params = append(params, paramRef("Idempotency-Key"))
+	}
 	if len(params) > 0 {
 		op["parameters"] = params
 	}
@@ -705,26 +722,43 @@ func (o operation) build() map[string]any {
 	default:
 		body = sealed(props{"success": boolean().constant(true), "data": o.data})
 	}
-	responses[strconv.Itoa(o.status)] = map[string]any{"description": http.StatusText(o.status), "headers": requestIDHeader(), "content": jsonContent(body)}
+	headers := requestIDHeader()
+	if o.idempotent() {
+		headers[replayedHeader] = map[string]any{"$ref": "#/components/headers/" + replayedHeader}
+	}
+	responses[strconv.Itoa(o.status)] = map[string]any{"description": http.StatusText(o.status), "headers": headers, "content": jsonContent(body)}
 	for status, r := range o.extra {
 		responses[strconv.Itoa(status)] = r
 	}
-	for status, name := range o.errorAnswers() {
-		responses[strconv.Itoa(status)] = map[string]any{"$ref": "#/components/responses/" + name}
+	for status, names := range o.errorAnswers() {
+		if len(names) > 1 {
+			responses[strconv.Itoa(status)] = errorAnswer(names...)
+			continue
+		}
+		responses[strconv.Itoa(status)] = map[string]any{"$ref": "#/components/responses/" + names[0]}
 	}
 	op["responses"] = responses
 	return op
 }
 
 // errorAnswers are the error responses o lists, by status. An operation's own errors win over
-// authentication's for the same status (createApiKey's 403).
-func (o operation) errorAnswers() map[int]string {
-	byStatus := map[int]string{}
+// authentication's for the same status (createApiKey's 403). An operation that takes an
+// Idempotency-Key adds the key's answers (400, 409, 422) to its own: a status both have gets one
+// answer admitting the codes of both.
+func (o operation) errorAnswers() map[int][]string {
+	byStatus := map[int][]string{}
 	for _, name := range o.access.errors() {
-		byStatus[errorStatus(name)] = name
+		byStatus[errorStatus(name)] = []string{name}
 	}
 	for _, name := range o.errors {
-		byStatus[errorStatus(name)] = name
+		byStatus[errorStatus(name)] = []string{name}
+	}
+	if o.idempotent() {
+		for _, name := range []string{"BadRequest", "IdempotencyKeyInUse", "IdempotencyKeyReused"} {
+			if st := errorStatus(name); !slices.Contains(byStatus[st], name) {
+				byStatus[st] = append(byStatus[st], name)
+			}
+		}
 	}
 	return byStatus
 }
@@ -779,8 +813,16 @@ func buildOpenAPI() map[string]any {
 				"cursor": param("cursor", "query", "The nextCursor of the previous page.", str().maxLen(200)),
 				"X-Workspace-Id": param("X-Workspace-Id", "header",
 					"The workspace a root key acts on; required for root keys, ignored for workspace keys (they act on their own).", idOf("ws")),
+				"Idempotency-Key": param("Idempotency-Key", "header",
+					"Makes a retry safe: the same key, sent again by the same credential (and, for a root key, the same X-Workspace-Id) with the same method, path and body "+
+						"within 24 h, answers the first answer again, with Idempotent-Replayed: true, and does nothing. Another method, path or body: 422 idempotency_key_reused; "+
+						"while the first is still running: 409 idempotency_key_in_use. A first answer of 5xx or 429 is not kept: a retry runs the request again. "+
+						"1 to 255 printable ASCII characters; a random UUID per logical request is typical.",
+					str().length(1, 255).pattern(`^[\x20-\x7E]+$`)),
 			},
 			"headers": map[string]any{
+				replayedHeader: map[string]any{"description": "true when the answer is the replay of the first answer to this Idempotency-Key; absent otherwise.",
+					"schema": enum("true")},
 				"X-Request-Id": map[string]any{"description": "The request's id: the caller's own if it is sane (≤ 64 of [A-Za-z0-9._-]) and not a credential, else a new req_ id.", "schema": str()},
 			},
 			"securitySchemes": map[string]any{

@@ -28,7 +28,11 @@ func (o operation) handler(s *Server) http.Handler {
 	switch {
 	case authenticated && o.handle != nil && o.serve == nil:
 		h := o.handle
-		return s.auth(mode, func(w http.ResponseWriter, r *http.Request, c *call) error { return h(s, w, r, c) })
+		run := handler(func(w http.ResponseWriter, r *http.Request, c *call) error { return h(s, w, r, c) })
+		if o.idempotent() {
+			run = s.idempotent(run)
+		}
+		return s.auth(mode, run)
 	case !authenticated && o.serve != nil && o.handle == nil:
 		h := o.serve
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h(s, w, r) })

@@ -132,6 +132,28 @@ func (f *failing) Ping(ctx context.Context) error {
 	return f.Store.Ping(ctx)
 }
 
+// FailingChange returns d's store with one fault, for the tests of what a change that fails on our
+// side leaves behind (an idempotency key's first answer of 500): once failNext has been called, its
+// next transaction fails ("connection reset by peer") without running. Services built on the result
+// see the fault; d does not.
+func (d *DB) FailingChange() (f *DB, failNext func()) {
+	fs := &failingChange{Store: d.st}
+	return &DB{st: fs}, func() { fs.armed.Store(true) }
+}
+
+// failingChange is DB.FailingChange's store.
+type failingChange struct {
+	store.Store
+	armed atomic.Bool
+}
+
+func (f *failingChange) InTx(ctx context.Context, chain string, fn func(tx store.Tx) error) error {
+	if f.armed.CompareAndSwap(true, false) {
+		return errors.New("connection reset by peer")
+	}
+	return f.Store.InTx(ctx, chain, fn)
+}
+
 // PostgresURL creates an empty database on the tests' PostgreSQL for a program the test runs and
 // returns its URL; the database is dropped when the test ends. The test is skipped when PostgreSQL
 // cannot be reached, unless KEYPLANE_REQUIRE_POSTGRES is set.
