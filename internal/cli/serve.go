@@ -261,6 +261,7 @@ func (p *Program) serve(ctx context.Context, args []string) error {
 	go func() { errc <- srv.Serve(ln) }()
 	go pruneSessions(ctx, e)
 	go pruneLogs(ctx, e)
+	go pruneIdempotencyKeys(ctx, e)
 	go notifyExpiries(ctx, e)
 	go refillCredits(ctx, e)
 	// Webhook workers stop with ctx; attempts cut short keep their lease and are made again, by this
@@ -341,6 +342,18 @@ func pruneSessions(ctx context.Context, e *env) {
 		n, err := e.svc.PruneSessions(ctx)
 		if n > 0 {
 			e.log.Info("pruned expired sessions", "count", n)
+		}
+		return err
+	})
+}
+
+// pruneIdempotencyKeys deletes the idempotency keys' records past their 24 hours every hour. Replays
+// never depend on it: a record past its 24 hours is replaced by the next claim of its key.
+func pruneIdempotencyKeys(ctx context.Context, e *env) {
+	periodic(ctx, e, "prune idempotency keys", time.Hour, func(ctx context.Context) error {
+		n, err := e.svc.PruneIdempotencyKeys(ctx)
+		if n > 0 {
+			e.log.Info("pruned expired idempotency keys", "count", n)
 		}
 		return err
 	})
