@@ -1,11 +1,13 @@
 package service
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -48,7 +50,7 @@ type IdempotentRequest struct {
 type StoredAnswer struct {
 	Status int               `json:"status"`
 	Header map[string]string `json:"header,omitempty"`
-	Body   []byte            `json:"body"`
+	Body   []byte            `json:"body,omitempty"`
 }
 
 // Idempotent is a request's hold on its key. When Replay is set, the request already ran: answer
@@ -111,11 +113,11 @@ func (s *Service) BeginIdempotent(ctx context.Context, req IdempotentRequest) (*
 	if err != nil {
 		return nil, fmt.Errorf("open the stored answer of an idempotency key: %w", err)
 	}
-	var a StoredAnswer
-	if err := json.Unmarshal(plain, &a); err != nil {
+	a, err := decodeAnswer(plain)
+	if err != nil {
 		return nil, fmt.Errorf("decode the stored answer of an idempotency key: %w", err)
 	}
-	return &Idempotent{Replay: &a, s: s}, nil
+	return &Idempotent{Replay: a, s: s}, nil
 }
 
 // Finish ends the request's hold on its key with its answer: a replayable answer is kept, sealed
@@ -134,7 +136,7 @@ func (i *Idempotent) Finish(ctx context.Context, a StoredAnswer) error {
 		}
 		return nil
 	}
-	plain, err := json.Marshal(a)
+	plain, err := encodeAnswer(a)
 	if err != nil {
 		return fmt.Errorf("encode an answer for its idempotency key: %w", err)
 	}
@@ -143,6 +145,30 @@ func (i *Idempotent) Finish(ctx context.Context, a StoredAnswer) error {
 		return fmt.Errorf("store the answer of an idempotency key: %w", err)
 	}
 	return nil
+}
+
+// encodeAnswer writes an answer as its status and headers in one line of JSON, then its body as it
+// is: not base64 inside the JSON, so that the plaintext holds the answer's secrets byte for byte, and
+// a leak check that searches the database for them would find any that went unsealed.
+func encodeAnswer(a StoredAnswer) ([]byte, error) {
+	head, err := json.Marshal(StoredAnswer{Status: a.Status, Header: a.Header})
+	if err != nil {
+		return nil, err
+	}
+	return append(append(head, '\n'), a.Body...), nil
+}
+
+func decodeAnswer(b []byte) (*StoredAnswer, error) {
+	head, body, ok := bytes.Cut(b, []byte("\n"))
+	if !ok {
+		return nil, errors.New("no head line")
+	}
+	var a StoredAnswer
+	if err := json.Unmarshal(head, &a); err != nil {
+		return nil, err
+	}
+	a.Body = body
+	return &a, nil
 }
 
 // Replayable reports whether an answer of this status is kept for replays. Successes and the
