@@ -26,9 +26,12 @@ package client
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net/http"
 	"net/url"
 	"strings"
@@ -52,6 +55,7 @@ type Client struct {
 	workspace string
 	ua        string
 	hc        *http.Client
+	retries   int
 }
 
 // Option configures a Client or a Verifier.
@@ -61,6 +65,7 @@ type config struct {
 	hc        *http.Client
 	workspace string
 	ua        string
+	retries   int
 }
 
 // WithHTTPClient makes calls with hc instead of a client with a 30-second timeout. Give it a
@@ -75,6 +80,15 @@ func WithWorkspace(id string) Option { return func(c *config) { c.workspace = id
 // WithUserAgent sets the User-Agent of every call (default DefaultUserAgent). keyplane writes it
 // into the request log of calls made with workspace keys and of verifications.
 func WithUserAgent(ua string) Option { return func(c *config) { c.ua = ua } }
+
+// WithRetries makes a management call try again, up to n more times, when it may safely do so and a
+// later try may succeed: the server could not be reached or did not answer (a transport error), or
+// it answered 429, 502, 503 or 504, or 409 idempotency_key_in_use (the call's first try is still
+// running). It waits Retry-After when the answer says, else 250 ms doubled at each try (at most 5 s),
+// give or take a fifth. GET calls are retried, and POST and PATCH calls, which carry an
+// Idempotency-Key that stays the same across the tries of one call: the server runs the call once
+// and answers its retries with the first answer. DELETE calls are not retried. Default 0: no retry.
+func WithRetries(n int) Option { return func(c *config) { c.retries = max(n, 0) } }
 
 func newConfig(opts []Option) config {
 	c := config{ua: DefaultUserAgent}
@@ -92,7 +106,7 @@ func newConfig(opts []Option) config {
 // or a workspace secret key holding keyplane's permissions.
 func New(baseURL, credential string, opts ...Option) *Client {
 	c := newConfig(opts)
-	return &Client{base: trimBase(baseURL), cred: credential, workspace: c.workspace, ua: c.ua, hc: c.hc}
+	return &Client{base: trimBase(baseURL), cred: credential, workspace: c.workspace, ua: c.ua, hc: c.hc, retries: c.retries}
 }
 
 func trimBase(u string) string { return strings.TrimRight(u, "/") }
@@ -115,6 +129,27 @@ type requestIDKey struct{}
 // anything else with an id of its own).
 func WithRequestID(ctx context.Context, id string) context.Context {
 	return context.WithValue(ctx, requestIDKey{}, id)
+}
+
+type idempotencyKey struct{}
+
+// WithIdempotencyKey returns a context whose POST and PATCH calls send Idempotency-Key: key instead
+// of a key of the client's own. The client sends one on every POST and PATCH call, made once per
+// call and kept across its retries (WithRetries); give one of yours to make the same change safely
+// from a later call too, or from another process: within 24 hours, the same key with the same call
+// (method, path, body) and credential is answered with the first answer, and changes nothing more
+// (the answer's Idempotent-Replayed header says so); with another call, the server refuses it
+// (422, CodeIdempotencyKeyReused). An empty key sends none. One key is for one call: a context that
+// carries one is for one call.
+func WithIdempotencyKey(ctx context.Context, key string) context.Context {
+	return context.WithValue(ctx, idempotencyKey{}, key)
+}
+
+// newIdempotencyKey is the key of a call that was given none: 128 random bits.
+func newIdempotencyKey() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return "kpgo_" + hex.EncodeToString(b)
 }
 
 // envelope is keyplane's answer: {success, data, nextCursor} or {success: false, error}. Data holds
@@ -142,6 +177,9 @@ type call struct {
 	// noWorkspace leaves X-Workspace-Id out (calls outside a workspace: the header is harmless
 	// there, but it is not theirs).
 	noWorkspace bool
+	// payload is body encoded, once for all of a call's tries; idemKey its Idempotency-Key.
+	payload []byte
+	idemKey string
 }
 
 // do makes the call and decodes data into out (a pointer, or nil); it returns the page cursor.
@@ -179,8 +217,60 @@ func (c *Client) do(ctx context.Context, k call, out any) (next string, err erro
 	return next, nil
 }
 
-// raw makes the call and returns the answer's body, status and headers, whatever the status.
+// raw makes the call, with its retries (WithRetries), and returns the last answer's body, status
+// and headers, whatever the status.
 func (c *Client) raw(ctx context.Context, k call) ([]byte, int, http.Header, error) {
+	if k.body != nil {
+		b, err := json.Marshal(k.body)
+		if err != nil {
+			return nil, 0, nil, fmt.Errorf("keyplane: encoding the request: %w", err)
+		}
+		k.payload = b
+	}
+	idempotent := k.method == http.MethodGet || k.method == http.MethodHead
+	if k.method == http.MethodPost || k.method == http.MethodPatch {
+		key, given := ctx.Value(idempotencyKey{}).(string)
+		if !given {
+			key = newIdempotencyKey()
+		}
+		k.idemKey, idempotent = key, key != ""
+	}
+	for try := 0; ; try++ {
+		b, status, h, err := c.rawOnce(ctx, k)
+		if try >= c.retries || !idempotent || ctx.Err() != nil || !retryable(status, b, err) {
+			return b, status, h, err
+		}
+		wait := retryAfter(h)
+		if wait <= 0 || wait > 30*time.Second {
+			wait = min(250*time.Millisecond<<try, 5*time.Second)
+		}
+		wait += time.Duration((mrand.Float64()*0.4 - 0.2) * float64(wait))
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return b, status, h, err
+		case <-t.C:
+		}
+	}
+}
+
+// retryable reports whether an answer (or the failure to get one) may be different on another try.
+func retryable(status int, body []byte, err error) bool {
+	if err != nil {
+		return true
+	}
+	switch status {
+	case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return true
+	case http.StatusConflict:
+		return bytes.Contains(body, []byte(`"`+CodeIdempotencyKeyInUse+`"`))
+	}
+	return false
+}
+
+// rawOnce is one try of raw.
+func (c *Client) rawOnce(ctx context.Context, k call) ([]byte, int, http.Header, error) {
 	res, err := c.send(ctx, k, "application/json")
 	if err != nil {
 		return nil, 0, nil, err
@@ -200,12 +290,15 @@ func (c *Client) send(ctx context.Context, k call, accept string) (*http.Respons
 		u += "?" + k.query.Encode()
 	}
 	var body io.Reader
-	if k.body != nil {
+	if k.payload == nil && k.body != nil {
 		b, err := json.Marshal(k.body)
 		if err != nil {
 			return nil, fmt.Errorf("keyplane: encoding the request: %w", err)
 		}
-		body = bytes.NewReader(b)
+		k.payload = b
+	}
+	if k.payload != nil {
+		body = bytes.NewReader(k.payload)
 	}
 	req, err := http.NewRequestWithContext(ctx, k.method, u, body)
 	if err != nil {
@@ -227,6 +320,9 @@ func (c *Client) send(ctx context.Context, k call, accept string) (*http.Respons
 	}
 	if id, ok := ctx.Value(requestIDKey{}).(string); ok && id != "" {
 		h.Set("X-Request-Id", id)
+	}
+	if k.idemKey != "" {
+		h.Set("Idempotency-Key", k.idemKey)
 	}
 	res, err := c.hc.Do(req)
 	if err != nil {

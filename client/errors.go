@@ -26,6 +26,8 @@ const (
 	CodeIdentityExists       = "identity_exists"        // 409; another identity has this externalId
 	CodePayloadTooLarge      = "payload_too_large"      // 413
 	CodeUnsupportedMediaType = "unsupported_media_type" // 415
+	CodeIdempotencyKeyInUse  = "idempotency_key_in_use" // 409; the first call with this Idempotency-Key is still running
+	CodeIdempotencyKeyReused = "idempotency_key_reused" // 422; the Idempotency-Key was sent with another call
 	CodeRateLimited          = "rate_limited"           // 429; RetryAfter says how long to wait
 	CodeInternal             = "internal"               // 500
 	CodeUnavailable          = "unavailable"            // 503; RetryAfter says how long to wait
