@@ -3,6 +3,7 @@ package api_test
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -177,6 +178,38 @@ func TestIdempotencyKeyAPI(t *testing.T) {
 			}
 			if n := a.countKeys(a.ws); n != 2 {
 				t.Errorf("%d keys after invalid keys, want 2", n)
+			}
+			// Two Idempotency-Key headers: 400 too.
+			r := httptest.NewRequest("POST", "/v1/api-keys", strings.NewReader(body))
+			r.Header.Set("Authorization", "Bearer "+a.admin)
+			r.Header.Set("X-Workspace-Id", a.ws)
+			r.Header.Set("Content-Type", "application/json")
+			r.Header.Add("Idempotency-Key", "one")
+			r.Header.Add("Idempotency-Key", "two")
+			rec := httptest.NewRecorder()
+			a.h.ServeHTTP(rec, r)
+			if rec.Code != 400 || !strings.Contains(rec.Body.String(), `"field":"Idempotency-Key"`) {
+				t.Errorf("two keys: %d %s", rec.Code, rec.Body)
+			}
+
+			// A body over the limit is refused before any key is claimed: the same key then runs.
+			huge := `{"name": "` + strings.Repeat("x", 1<<20) + `", "keyType": "secret"}`
+			if got := a.do(a.admin, a.ws, "POST", "/v1/api-keys", "huge-1", huge); got.status != 413 {
+				t.Errorf("an oversized body with a key: %d %s", got.status, got.raw[:min(len(got.raw), 200)])
+			}
+			// The same without a Content-Length: read up to the limit, then given back whole.
+			r0 := httptest.NewRequest("POST", "/v1/api-keys", io.MultiReader(strings.NewReader(huge)))
+			r0.Header.Set("Authorization", "Bearer "+a.admin)
+			r0.Header.Set("X-Workspace-Id", a.ws)
+			r0.Header.Set("Content-Type", "application/json")
+			r0.Header.Set("Idempotency-Key", "huge-1")
+			rec0 := httptest.NewRecorder()
+			a.h.ServeHTTP(rec0, r0)
+			if rec0.Code != 413 {
+				t.Errorf("an oversized body of unknown length with a key: %d", rec0.Code)
+			}
+			if got := a.do(a.admin, a.ws, "POST", "/v1/api-keys", "huge-1", `{"name": "small", "keyType": "secret"}`); got.status != 201 || got.replayed != "" {
+				t.Errorf("the key of an oversized request: %d %q %s, want it unclaimed", got.status, got.replayed, got.raw)
 			}
 
 			// A first answer that failed on our side (500) is not kept: the retry runs.
