@@ -14,6 +14,7 @@ import (
 
 	"github.com/keyplane/keyplane"
 	"github.com/keyplane/keyplane/internal/kptest"
+	"github.com/keyplane/keyplane/internal/masterkey"
 	"github.com/keyplane/keyplane/internal/service"
 	"github.com/keyplane/keyplane/internal/service/servicetest"
 	"github.com/keyplane/keyplane/internal/store"
@@ -222,6 +223,49 @@ func TestIdempotencyConcurrentDuplicates(t *testing.T) {
 			wg.Wait()
 			if ran.Load() != 1 || ran.Load()+inUse.Load()+replayed.Load() != 20 {
 				t.Fatalf("ran %d, in use %d, replayed %d; want exactly one run", ran.Load(), inUse.Load(), replayed.Load())
+			}
+		})
+	}
+}
+
+// TestIdempotencyRewrap: a master key rotation re-seals the kept answers, so that replays still work
+// once the previous key is dropped.
+func TestIdempotencyRewrap(t *testing.T) {
+	for _, d := range storetest.Drivers() {
+		t.Run(d, func(t *testing.T) {
+			ctx := context.Background()
+			oldKey, newKey := bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{2}, 32)
+			box := func(keys ...[]byte) *masterkey.Box {
+				b, err := masterkey.New(keys[0], keys[1:]...)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return b
+			}
+			before, st := servicetest.Open(t, d, service.Options{Box: box(oldKey), Webhooks: service.WebhookOptions{Guard: kptest.Guard(t)}})
+			for _, k := range []string{"a", "b", "c"} {
+				r, err := before.BeginIdempotent(ctx, idemReq("s", k, "{}"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := r.Finish(ctx, service.StoredAnswer{Status: 201, Body: []byte("answer " + k)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			rotating := servicetest.New(t, st, service.Options{Box: box(newKey, oldKey), Webhooks: service.WebhookOptions{Guard: kptest.Guard(t)}})
+			res, err := rotating.Rewrap(ctx, keyplane.System("test"))
+			if err != nil || res.IdempotentAnswers != 3 {
+				t.Fatalf("rewrap: %+v, %v; want 3 answers re-sealed", res, err)
+			}
+			if res, err := rotating.Rewrap(ctx, keyplane.System("test")); err != nil || res.IdempotentAnswers != 0 || res.AlreadyCurrent < 3 {
+				t.Fatalf("rewrap again: %+v, %v; want nothing to do", res, err)
+			}
+			after := servicetest.New(t, st, service.Options{Box: box(newKey), Webhooks: service.WebhookOptions{Guard: kptest.Guard(t)}})
+			for _, k := range []string{"a", "b", "c"} {
+				r, err := after.BeginIdempotent(ctx, idemReq("s", k, "{}"))
+				if err != nil || r.Replay == nil || string(r.Replay.Body) != "answer "+k {
+					t.Errorf("replay of %s with the new key alone: %v %+v", k, err, r)
+				}
 			}
 		})
 	}

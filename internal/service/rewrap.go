@@ -12,6 +12,9 @@ import (
 // RewrapResult counts what Rewrap re-sealed, and what was already sealed with the current key.
 type RewrapResult struct {
 	Secrets, WebhookSecrets, AlreadyCurrent int
+	// IdempotentAnswers counts the kept answers of idempotency keys re-sealed (they are counted in
+	// AlreadyCurrent when they were current).
+	IdempotentAnswers int
 }
 
 const rewrapBatch = 200
@@ -74,6 +77,9 @@ func (s *Service) Rewrap(ctx context.Context, c *keyplane.Caller) (RewrapResult,
 		}
 		last = hooks[len(hooks)-1].ID
 	}
+	if err := s.rewrapIdempotentAnswers(ctx, &res); err != nil {
+		return res, err
+	}
 	err := s.Audit(ctx, c, store.OperatorChain, keyplane.AuditRecord{Action: "master_key.rewrapped", Target: keyplane.Target{Type: "master_key"},
 		Changes: map[string]keyplane.Change{"resealed": {To: res.Secrets + res.WebhookSecrets}}})
 	return res, err
@@ -111,4 +117,39 @@ func (s *Service) rewrapWebhook(ctx context.Context, h keyplane.WebhookEndpoint)
 		return tx.UpdateWebhook(ctx, e)
 	})
 	return n, err
+}
+
+// rewrapIdempotentAnswers re-seals the kept answers of idempotency keys (they may hold key values),
+// so that replays keep working once the previous master key is dropped. An answer replaced or gone
+// meanwhile is left to its new state.
+func (s *Service) rewrapIdempotentAnswers(ctx context.Context, res *RewrapResult) error {
+	scope, key := "", ""
+	for {
+		recs, err := s.store.IdempotencyAnswers(ctx, scope, key, rewrapBatch)
+		if err != nil {
+			return err
+		}
+		for _, r := range recs {
+			if s.box.Current(r.Answer) {
+				res.AlreadyCurrent++
+				continue
+			}
+			ad := idemAD(r.Scope, r.Key)
+			pt, err := s.box.Open(r.Answer, ad)
+			if err != nil {
+				return fmt.Errorf("open a kept answer of an idempotency key: %w (is the previous master key configured?)", err)
+			}
+			err = s.store.ResealIdempotencyAnswer(ctx, r.Scope, r.Key, r.Answer, s.box.Seal(pt, ad))
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
+			if err == nil {
+				res.IdempotentAnswers++
+			}
+		}
+		if len(recs) < rewrapBatch {
+			return nil
+		}
+		scope, key = recs[len(recs)-1].Scope, recs[len(recs)-1].Key
+	}
 }

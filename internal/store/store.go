@@ -339,6 +339,12 @@ type Store interface {
 	// PruneIdempotencyKeys deletes at most limit records whose ExpiresAt is at or before before and
 	// says how many.
 	PruneIdempotencyKeys(ctx context.Context, before time.Time, limit int) (int64, error)
+	// IdempotencyAnswers returns up to limit done records that hold an answer, ordered by (Scope,
+	// Key), after the pair (afterScope, afterKey): the master key rotation's read.
+	IdempotencyAnswers(ctx context.Context, afterScope, afterKey string, limit int) ([]IdempotencyRecord, error)
+	// ResealIdempotencyAnswer replaces a record's answer old by answer, only while it is still old:
+	// otherwise ErrNotFound and nothing is written.
+	ResealIdempotencyAnswer(ctx context.Context, scope, key string, old, answer []byte) error
 
 	// ImportAPIKeys stores keys and their secrets in bulk, in one transaction: all or nothing, a
 	// duplicate id or digest failing the whole import. It writes no audit entry and no event, checks

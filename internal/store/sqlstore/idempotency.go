@@ -29,6 +29,10 @@ const (
 	sqlReleaseIdem = `DELETE FROM idempotency_keys WHERE scope = ? AND idem_key = ? AND claim = ? AND state = 'running'`
 	sqlPruneIdem   = `DELETE FROM idempotency_keys WHERE (scope, idem_key) IN (
 		SELECT scope, idem_key FROM idempotency_keys WHERE expires_at <= ? ORDER BY expires_at LIMIT ?)`
+	sqlIdemAnswers = `SELECT ` + idemColumns + ` FROM idempotency_keys
+		WHERE state = 'done' AND answer IS NOT NULL AND (scope > ? OR scope = ? AND idem_key > ?)
+		ORDER BY scope, idem_key LIMIT ?`
+	sqlResealIdem = `UPDATE idempotency_keys SET answer = ? WHERE scope = ? AND idem_key = ? AND answer = ?`
 )
 
 // claimTries bounds a claim's rounds: a record found by neither statement may be pruned or released
@@ -124,4 +128,41 @@ func (db *DB) ReleaseIdempotencyKey(ctx context.Context, scope, key, claim strin
 // PruneIdempotencyKeys deletes up to limit expired records in a transaction of its own.
 func (db *DB) PruneIdempotencyKeys(ctx context.Context, before time.Time, limit int) (int64, error) {
 	return db.prune(ctx, "prune idempotency keys", sqlPruneIdem, micros(before), limit)
+}
+
+func (q *queries) IdempotencyAnswers(ctx context.Context, afterScope, afterKey string, limit int) ([]store.IdempotencyRecord, error) {
+	const op = "idempotency answers"
+	if err := checkLimit(op, limit); err != nil {
+		return nil, err
+	}
+	rows, err := q.query(ctx, sqlIdemAnswers, afterScope, afterScope, afterKey, limit)
+	if err != nil {
+		return nil, q.fail(op, err)
+	}
+	defer rows.Close()
+	var out []store.IdempotencyRecord
+	for rows.Next() {
+		r, err := scanIdem(rows)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", op, err)
+		}
+		out = append(out, *r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	return out, nil
+}
+
+// ResealIdempotencyAnswer runs sqlResealIdem on the writer (see onWriter).
+func (db *DB) ResealIdempotencyAnswer(ctx context.Context, scope, key string, old, answer []byte) error {
+	const op = "reseal idempotency answer"
+	return db.onWriter(ctx, func(w *queries) error {
+		res, err := w.exec(ctx, sqlResealIdem, answer, scope, key, old)
+		n, err := affected(w, op, res, err)
+		if err == nil && n == 0 {
+			err = fmt.Errorf("%s: %w", op, store.ErrNotFound)
+		}
+		return err
+	})
 }

@@ -139,3 +139,39 @@ func testClaimIdempotencyKeyConcurrently(t *testing.T, s store.Store) {
 		t.Fatalf("%d claims won (%v), want exactly 1", len(winners), winners)
 	}
 }
+
+// testIdempotencyAnswers: the rotation's read pages through the done records that hold an answer,
+// by (scope, key), and its write replaces an answer only while it is the one read.
+func testIdempotencyAnswers(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	for _, r := range []struct{ scope, key string }{{"b", "1"}, {"a", "2"}, {"a", "1"}, {"c", "0"}, {"a", "running"}} {
+		rec := idemRecord(r.scope, r.key, "c-"+r.scope+r.key, "x", at(0))
+		if ok, _, err := s.ClaimIdempotencyKey(ctx, rec, at(0)); err != nil || !ok {
+			t.Fatalf("claim %v: %v %v", r, ok, err)
+		}
+		if r.key != "running" {
+			noErr(t, "finish", s.FinishIdempotencyKey(ctx, r.scope, r.key, rec.Claim, 200, []byte("sealed "+r.scope+r.key)))
+		}
+	}
+	var got []string
+	scope, key := "", ""
+	for {
+		page, err := s.IdempotencyAnswers(ctx, scope, key, 2)
+		noErr(t, "IdempotencyAnswers", err)
+		for _, r := range page {
+			got = append(got, r.Scope+"/"+r.Key+"="+string(r.Answer))
+		}
+		if len(page) < 2 {
+			break
+		}
+		scope, key = page[len(page)-1].Scope, page[len(page)-1].Key
+	}
+	equal(t, "answers", got, []string{"a/1=sealed a1", "a/2=sealed a2", "b/1=sealed b1", "c/0=sealed c0"})
+	wantErr(t, "reseal with a stale answer", s.ResealIdempotencyAnswer(ctx, "a", "1", []byte("stale"), []byte("new")), store.ErrNotFound)
+	noErr(t, "reseal", s.ResealIdempotencyAnswer(ctx, "a", "1", []byte("sealed a1"), []byte("resealed a1")))
+	_, found, err := s.ClaimIdempotencyKey(ctx, idemRecord("a", "1", "other", "x", at(time.Second)), at(time.Second))
+	noErr(t, "claim", err)
+	if found == nil || string(found.Answer) != "resealed a1" {
+		t.Fatalf("after reseal: %+v", found)
+	}
+}

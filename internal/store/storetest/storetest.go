@@ -71,6 +71,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"KeyNotices", testKeyNotices},
 		{"IdempotencyKeys", testIdempotencyKeys},
 		{"ClaimIdempotencyKeyConcurrently", testClaimIdempotencyKeyConcurrently},
+		{"IdempotencyAnswers", testIdempotencyAnswers},
 		{"Sealed", testSealed},
 		{"TxReadsOwnWrites", testTxReadsOwnWrites},
 		{"RollbackOnError", testRollbackOnError},
