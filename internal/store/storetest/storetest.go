@@ -69,6 +69,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ClaimDeliveries", testClaimDeliveries},
 		{"FinishDelivery", testFinishDelivery},
 		{"KeyNotices", testKeyNotices},
+		{"KeyLeaks", testKeyLeaks},
+		{"WorkspaceLeakPolicy", testWorkspaceLeakPolicy},
 		{"Sealed", testSealed},
 		{"TxReadsOwnWrites", testTxReadsOwnWrites},
 		{"RollbackOnError", testRollbackOnError},
@@ -122,6 +124,7 @@ func newWorkspace(slug string, created time.Time) *keyplane.Workspace {
 		MaxKeys:           keyplane.DefaultMaxKeys,
 		TestKeyTTLSeconds: keyplane.DefaultTestKeyTTLSeconds,
 		LiveModeEnabled:   true,
+		LeakPolicy:        keyplane.DefaultLeakPolicy,
 		CreatedAt:         created,
 		UpdatedAt:         created,
 	}
