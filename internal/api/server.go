@@ -18,6 +18,7 @@ import (
 	"github.com/keyplane/keyplane/internal/accesslog"
 	"github.com/keyplane/keyplane/internal/ratelimit"
 	"github.com/keyplane/keyplane/internal/routemux"
+	"github.com/keyplane/keyplane/internal/secretscan"
 	"github.com/keyplane/keyplane/internal/service"
 	"github.com/keyplane/keyplane/internal/verify"
 )
@@ -43,6 +44,9 @@ type Options struct {
 	// DefaultAddressLimit.
 	CredentialLimit ratelimit.Limit
 	AddressLimit    ratelimit.Limit
+	// GitHubScanningKeys are GitHub's secret scanning public keys (--github-scanning-keys); nil: the
+	// partner endpoint, POST /v1/secret-scanning/github, answers 404.
+	GitHubScanningKeys *secretscan.Keys
 }
 
 // Management API rate limits: generous for automation, tight enough to stop a runaway script or a
@@ -77,6 +81,7 @@ type Server struct {
 	limiter ratelimit.Limiter
 	credLim ratelimit.Limit
 	addrLim ratelimit.Limit
+	ghKeys  *secretscan.Keys
 }
 
 // New returns a Server with its routes.
@@ -98,6 +103,7 @@ func New(o Options) *Server {
 	if s.addrLim.Limit == 0 {
 		s.addrLim = DefaultAddressLimit
 	}
+	s.ghKeys = o.GitHubScanningKeys
 	s.observe = o.Observe
 	if s.observe == nil {
 		s.observe = func(string, string, time.Duration) {}
