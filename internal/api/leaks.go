@@ -117,13 +117,17 @@ func (s *Server) githubScanning(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := make([]githubLabel, len(tokens))
+	positives := 0
 	for i, t := range tokens {
 		label := "false_positive"
 		if res[i].Found && res[i].TokenType == string(keyplane.KeyTypeSecret) {
 			label = "true_positive"
+			positives++
 		}
 		out[i] = githubLabel{TokenHash: hexSHA256(t.Token), TokenType: t.Type, Label: label}
 	}
+	// Counts only: the tokens are secrets, and the audit trail names each key acted on.
+	s.log.InfoContext(r.Context(), "github secret scanning batch", "tokens", len(tokens), "true_positives", positives)
 	writeJSON(w, http.StatusOK, out)
 }
 

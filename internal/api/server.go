@@ -18,7 +18,6 @@ import (
 	"github.com/keyplane/keyplane/internal/accesslog"
 	"github.com/keyplane/keyplane/internal/ratelimit"
 	"github.com/keyplane/keyplane/internal/routemux"
-	"github.com/keyplane/keyplane/internal/secretscan"
 	"github.com/keyplane/keyplane/internal/service"
 	"github.com/keyplane/keyplane/internal/verify"
 )
@@ -46,7 +45,13 @@ type Options struct {
 	AddressLimit    ratelimit.Limit
 	// GitHubScanningKeys are GitHub's secret scanning public keys (--github-scanning-keys); nil: the
 	// partner endpoint, POST /v1/secret-scanning/github, answers 404.
-	GitHubScanningKeys *secretscan.Keys
+	GitHubScanningKeys GitHubKeys
+}
+
+// GitHubKeys checks that a signature of GitHub's signs a body (secretscan.File, secretscan.Keys): an
+// error for a missing or bad signature, an unknown key identifier or a changed body.
+type GitHubKeys interface {
+	Verify(keyID, signature string, body []byte) error
 }
 
 // Management API rate limits: generous for automation, tight enough to stop a runaway script or a
@@ -81,7 +86,7 @@ type Server struct {
 	limiter ratelimit.Limiter
 	credLim ratelimit.Limit
 	addrLim ratelimit.Limit
-	ghKeys  *secretscan.Keys
+	ghKeys  GitHubKeys
 }
 
 // New returns a Server with its routes.

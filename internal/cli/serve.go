@@ -54,14 +54,15 @@ func handler(e *env, m *metrics.Metrics, ver *verify.Verifier, limiter ratelimit
 	m.GaugeFunc("keyplane_usage_uncounted_requests", "Requests logged and not yet in the usage rollups: entries waiting to be written, and written ones whose counts wait for the next usage write (--usage-flush-interval). A kill loses at most these.", func() float64 { return float64(rl.Uncounted()) })
 	m.GaugeFunc("keyplane_usage_write_age_seconds", "Seconds since the usage counts waiting were last written (or none waited); grows while the store refuses them.", func() float64 { return rl.UsageAge().Seconds() })
 	m.CounterFunc("keyplane_usage_lost_total", "Requests logged whose usage counts were dropped: too many waited while the store refused them, or a shutdown gave up.", func() float64 { return float64(rl.UsageLost()) })
-	var ghKeys *secretscan.Keys
+	var ghKeys api.GitHubKeys
 	if cfg.GitHubScanningKeys != "" {
-		// Read once, at start: a file that does not parse stops serve rather than leave the endpoint
-		// refusing every batch GitHub sends.
-		var err error
-		if ghKeys, err = secretscan.LoadKeys(cfg.GitHubScanningKeys); err != nil {
+		// A file that does not parse stops serve rather than leave the endpoint refusing every batch
+		// GitHub sends; later it is read again when GitHub signs with a key it does not hold yet.
+		f, err := secretscan.OpenFile(cfg.GitHubScanningKeys)
+		if err != nil {
 			return nil, err
 		}
+		ghKeys = f
 	}
 	apiSrv := api.New(api.Options{
 		Service: e.svc, Verifier: ver, Logger: e.log, TrustedProxies: cfg.TrustedProxies, Version: Version, Started: started,

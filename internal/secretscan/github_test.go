@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func keyFile(t *testing.T, keys map[string]*ecdsa.PrivateKey) []byte {
@@ -104,5 +105,50 @@ func TestParseKeysRefuses(t *testing.T) {
 	}
 	if _, err := LoadKeys(filepath.Join(t.TempDir(), "absent.json")); err == nil {
 		t.Error("an absent file loaded")
+	}
+}
+
+// TestFileFollowsRotation: a key added to the file is picked up when a batch names it, at most once
+// per reloadEvery; a file that stops parsing leaves the keys as they were.
+func TestFileFollowsRotation(t *testing.T) {
+	a, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	b, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	path := filepath.Join(t.TempDir(), "keys.json")
+	if err := os.WriteFile(path, keyFile(t, map[string]*ecdsa.PrivateKey{"ka": a}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := OpenFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	f.now = func() time.Time { return now }
+	body := []byte(`[]`)
+	if err := f.Verify("ka", sign(t, a, body), body); err != nil {
+		t.Fatal(err)
+	}
+	// GitHub rotates: the operator saves the new document.
+	if err := os.WriteFile(path, keyFile(t, map[string]*ecdsa.PrivateKey{"ka": a, "kb-new": b}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	os.Chtimes(path, now.Add(time.Minute), now.Add(time.Minute))
+	if err := f.Verify("kb-new", sign(t, b, body), body); err != nil {
+		t.Fatalf("the new key after the file changed: %v", err)
+	}
+	// Unknown ids do not read the file more than once per reloadEvery.
+	os.WriteFile(path, []byte("half written"), 0o600)
+	os.Chtimes(path, now.Add(2*time.Minute), now.Add(2*time.Minute))
+	if err := f.Verify("nope", sign(t, b, body), body); err != ErrSignature {
+		t.Fatal(err)
+	}
+	if !f.checked.Equal(now) {
+		t.Fatal("the file was looked at again within reloadEvery")
+	}
+	now = now.Add(reloadEvery)
+	if err := f.Verify("nope", sign(t, b, body), body); err != ErrSignature {
+		t.Fatal(err)
+	}
+	if err := f.Verify("kb-new", sign(t, b, body), body); err != nil {
+		t.Fatalf("a file that stopped parsing lost the keys: %v", err)
 	}
 }
