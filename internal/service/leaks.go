@@ -154,6 +154,14 @@ func (s *Service) reportLeak(ctx context.Context, sys *keyplane.Caller, value, s
 		res.TokenType = string(k.KeyType)
 		return res, nil
 	}
+	// A value reported before is answered from a read, without the chain's lock: GitHub may send the
+	// same token many times (each push that holds it). The transaction checks again.
+	if _, err := s.store.GetKeyLeak(ctx, h[:]); err == nil {
+		res.Action = keyplane.LeakAlreadyReported
+		return res, nil
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return keyplane.LeakResult{}, fmt.Errorf("look up a leak record: %w", err)
+	}
 	var action keyplane.LeakAction
 	err = s.change(ctx, sys, k.WorkspaceID, func(tx store.Tx, now time.Time) (*outcome, error) {
 		action = ""
