@@ -53,6 +53,9 @@ const (
 	EventCreditsRefilled  = "api_key.credits_refilled"
 	EventEndpointDisabled = "endpoint.disabled"
 	EventWebhookTest      = "webhook.test"
+	// EventAPIKeyLeaked: a key's value was reported found in public (POST /v1/leaks, GitHub's
+	// secret scanning); its data names the key, the source, the url and the action taken.
+	EventAPIKeyLeaked = "api_key.leaked"
 )
 
 // BuiltinEventTypes are keyplane's own event types, always in the catalog.
@@ -70,6 +73,7 @@ var BuiltinEventTypes = []CatalogEntry{
 	{EventCreditsRefilled, "An API key's credits (or its identity's) were refilled."},
 	{EventEndpointDisabled, "A webhook endpoint was disabled after failing for 5 days."},
 	{EventWebhookTest, "A test event sent from the dashboard or the API."},
+	{EventAPIKeyLeaked, "A secret API key's value was found in public (a leak report); the workspace's leakPolicy was applied."},
 }
 
 var (

@@ -99,15 +99,17 @@ type WorkspaceView struct {
 	MaxKeys           int    `json:"maxKeys"`
 	TestKeyTTLSeconds int64  `json:"testKeyTtlSeconds"`
 	LiveModeEnabled   bool   `json:"liveModeEnabled"`
-	CreatedAt         string `json:"createdAt"`
-	UpdatedAt         string `json:"updatedAt"`
+	// LeakPolicy: what is done to a secret key of the workspace found leaked.
+	LeakPolicy LeakPolicy `json:"leakPolicy"`
+	CreatedAt  string     `json:"createdAt"`
+	UpdatedAt  string     `json:"updatedAt"`
 }
 
 // View returns the API's representation of w.
 func (w *Workspace) View() *WorkspaceView {
 	return &WorkspaceView{
 		ID: w.ID, Name: w.Name, Slug: w.Slug, MaxKeys: w.MaxKeys, TestKeyTTLSeconds: w.TestKeyTTLSeconds,
-		LiveModeEnabled: w.LiveModeEnabled, CreatedAt: FormatTime(w.CreatedAt), UpdatedAt: FormatTime(w.UpdatedAt),
+		LiveModeEnabled: w.LiveModeEnabled, LeakPolicy: w.Policy(), CreatedAt: FormatTime(w.CreatedAt), UpdatedAt: FormatTime(w.UpdatedAt),
 	}
 }
 

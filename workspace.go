@@ -22,8 +22,11 @@ type Workspace struct {
 	MaxKeys           int
 	TestKeyTTLSeconds int64
 	LiveModeEnabled   bool
-	CreatedAt         time.Time
-	UpdatedAt         time.Time
+	// LeakPolicy is what is done to a secret key of the workspace found leaked; empty reads as
+	// DefaultLeakPolicy.
+	LeakPolicy LeakPolicy
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
 }
 
 var slugPattern = regexp.MustCompile(`^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$`)
@@ -107,4 +110,12 @@ func (r *RootKey) HasScope(scope string) bool {
 		}
 	}
 	return false
+}
+
+// Policy returns the workspace's leak policy, the default when none was chosen.
+func (w *Workspace) Policy() LeakPolicy {
+	if w.LeakPolicy == "" {
+		return DefaultLeakPolicy
+	}
+	return w.LeakPolicy
 }

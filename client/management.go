@@ -426,3 +426,14 @@ func (c *Client) SendEvent(ctx context.Context, req SendEventRequest) (*SentEven
 	}
 	return &out, nil
 }
+
+// ReportLeaks reports key values found in public (POST /v1/leaks; an admin root key): each secret
+// key found gets its workspace's leakPolicy before the answer comes back. The results are in the
+// order of req.Keys.
+func (c *Client) ReportLeaks(ctx context.Context, req LeakReport) ([]LeakResult, error) {
+	var out []LeakResult
+	if err := c.post(ctx, "/v1/leaks", req, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}

@@ -126,34 +126,38 @@ type ListParams struct {
 
 // Workspace is a tenant and its settings.
 type Workspace struct {
-	ID                string    `json:"id"`
-	Name              string    `json:"name"`
-	Slug              string    `json:"slug"`
-	MaxKeys           int       `json:"maxKeys"`
-	TestKeyTTLSeconds int64     `json:"testKeyTtlSeconds"`
-	LiveModeEnabled   bool      `json:"liveModeEnabled"`
-	CreatedAt         time.Time `json:"createdAt"`
-	UpdatedAt         time.Time `json:"updatedAt"`
+	ID                string `json:"id"`
+	Name              string `json:"name"`
+	Slug              string `json:"slug"`
+	MaxKeys           int    `json:"maxKeys"`
+	TestKeyTTLSeconds int64  `json:"testKeyTtlSeconds"`
+	LiveModeEnabled   bool   `json:"liveModeEnabled"`
+	// LeakPolicy: what is done to a secret key of the workspace found leaked.
+	LeakPolicy LeakPolicy `json:"leakPolicy"`
+	CreatedAt  time.Time  `json:"createdAt"`
+	UpdatedAt  time.Time  `json:"updatedAt"`
 }
 
 // CreateWorkspaceRequest is the body of POST /v1/workspaces. Nil fields take the server's defaults
 // (maxKeys 20, testKeyTtlSeconds 259200, liveModeEnabled true).
 type CreateWorkspaceRequest struct {
-	Name              string `json:"name"`
-	Slug              string `json:"slug"`
-	MaxKeys           *int   `json:"maxKeys,omitempty"`
-	TestKeyTTLSeconds *int64 `json:"testKeyTtlSeconds,omitempty"`
-	LiveModeEnabled   *bool  `json:"liveModeEnabled,omitempty"`
+	Name              string     `json:"name"`
+	Slug              string     `json:"slug"`
+	MaxKeys           *int       `json:"maxKeys,omitempty"`
+	TestKeyTTLSeconds *int64     `json:"testKeyTtlSeconds,omitempty"`
+	LiveModeEnabled   *bool      `json:"liveModeEnabled,omitempty"`
+	LeakPolicy        LeakPolicy `json:"leakPolicy,omitempty"`
 }
 
 // UpdateWorkspaceRequest is the body of PATCH /v1/workspaces/{id}: only the fields that are not nil
 // change (null is refused for every workspace field, so there is nothing to clear).
 type UpdateWorkspaceRequest struct {
-	Name              *string `json:"name,omitempty"`
-	Slug              *string `json:"slug,omitempty"`
-	MaxKeys           *int    `json:"maxKeys,omitempty"`
-	TestKeyTTLSeconds *int64  `json:"testKeyTtlSeconds,omitempty"`
-	LiveModeEnabled   *bool   `json:"liveModeEnabled,omitempty"`
+	Name              *string    `json:"name,omitempty"`
+	Slug              *string    `json:"slug,omitempty"`
+	MaxKeys           *int       `json:"maxKeys,omitempty"`
+	TestKeyTTLSeconds *int64     `json:"testKeyTtlSeconds,omitempty"`
+	LiveModeEnabled   *bool      `json:"liveModeEnabled,omitempty"`
+	LeakPolicy        LeakPolicy `json:"leakPolicy,omitempty"`
 }
 
 // Member is a person's role in a workspace.
@@ -673,4 +677,40 @@ type Status struct {
 		Driver string `json:"driver"`
 		OK     bool   `json:"ok"`
 	} `json:"store"`
+}
+
+// LeakPolicy is what a workspace does to its secret keys found leaked.
+type LeakPolicy string
+
+// Leak policies.
+const (
+	LeakRevoke  LeakPolicy = "revoke"
+	LeakDisable LeakPolicy = "disable"
+	LeakNotify  LeakPolicy = "notify"
+)
+
+// LeakAction is what a leak report did to a value's key.
+type LeakAction string
+
+// Leak actions.
+const (
+	LeakRevoked         LeakAction = "revoked"
+	LeakDisabled        LeakAction = "disabled"
+	LeakNotified        LeakAction = "notified"
+	LeakAlreadyReported LeakAction = "already_reported" // the value was reported before: nothing more done
+	LeakNone            LeakAction = "none"             // no key, a publishable key, or nothing left to do
+)
+
+// LeakReport is the body of POST /v1/leaks: up to 1,000 values and where they were found.
+type LeakReport struct {
+	Keys   []string `json:"keys"`
+	Source string   `json:"source,omitempty"`
+	URL    string   `json:"url,omitempty"`
+}
+
+// LeakResult is what a report did with one value.
+type LeakResult struct {
+	Found  bool       `json:"found"`
+	KeyID  string     `json:"keyId,omitempty"`
+	Action LeakAction `json:"action"`
 }

@@ -167,6 +167,8 @@ func schemas() map[string]schema {
 		"maxKeys":           integer().bounds(1, keyplane.MaxMaxKeys).desc("How many keys that are not revoked the workspace may hold."),
 		"testKeyTtlSeconds": integer().bounds(keyplane.MinTestKeyTTLSeconds, keyplane.MaxTestKeyTTLSeconds).desc("Default and longest lifetime of a test key."),
 		"liveModeEnabled":   boolean().desc("Whether live keys may be created."),
+		"leakPolicy": enum(keyplane.LeakRevoke, keyplane.LeakDisable, keyplane.LeakNotify).
+			desc("What is done to a secret key of the workspace found leaked (POST /v1/leaks, GitHub's secret scanning)."),
 	}
 	workspace := props{"id": idOf("ws"), "createdAt": dateTime(), "updatedAt": dateTime()}
 	for k, v := range workspaceProps {
@@ -179,6 +181,7 @@ func schemas() map[string]schema {
 	createWorkspace["maxKeys"] = integer().bounds(1, keyplane.MaxMaxKeys).def(keyplane.DefaultMaxKeys)
 	createWorkspace["testKeyTtlSeconds"] = integer().bounds(keyplane.MinTestKeyTTLSeconds, keyplane.MaxTestKeyTTLSeconds).def(keyplane.DefaultTestKeyTTLSeconds)
 	createWorkspace["liveModeEnabled"] = boolean().def(true)
+	createWorkspace["leakPolicy"] = enum(keyplane.LeakRevoke, keyplane.LeakDisable, keyplane.LeakNotify).def(string(keyplane.DefaultLeakPolicy))
 
 	foundKey := sealed(props{
 		"valid": boolean(),
@@ -264,7 +267,28 @@ func schemas() map[string]schema {
 			set("properties", props{"openapi": str().constant("3.1.0"), "info": object(), "paths": object()}),
 		"CatalogEntry": sealed(props{"name": str(), "description": str()}),
 
-		"Workspace":              sealed(workspace),
+		"Workspace": sealed(workspace),
+
+		// Leaked keys.
+		"LeakReportRequest": closed(props{
+			"keys":   array(str().length(1, 1024)).set("minItems", 1).maxItems(keyplane.MaxLeakBatch).desc("Values found; any string, looked up only when it is a well-formed key of the deployment."),
+			"source": str().maxLen(keyplane.MaxLeakSourceLen).desc("Who found them (your scanner's name)."),
+			"url":    str().maxLen(keyplane.MaxLeakURLLen).desc("Where they were found."),
+		}, "keys"),
+		"LeakResult": closed(props{
+			"found":  boolean().desc("A key has this value."),
+			"keyId":  idOf("apk").desc("The key, when found."),
+			"action": enum(keyplane.LeakRevoked, keyplane.LeakDisabled, keyplane.LeakNotified, keyplane.LeakAlreadyReported, keyplane.LeakNone),
+		}, "found", "action"),
+		"GitHubScanningBatch": array(schema{"type": "object", "properties": props{
+			"token": str(), "type": str(), "url": str(), "source": str(),
+		}, "required": []string{"token"}}).maxItems(keyplane.MaxLeakBatch),
+		"GitHubScanningLabel": sealed(props{
+			"token_hash": str().pattern("^[0-9a-f]{64}$").desc("Hex SHA-256 of the token."),
+			"token_type": str().desc("The type GitHub sent."),
+			"label":      enum("true_positive", "false_positive"),
+		}),
+
 		"CreateWorkspaceRequest": closed(createWorkspace, "name", "slug"),
 		"UpdateWorkspaceRequest": closed(workspaceProps).desc("Only the fields given change; operator only."),
 		"Member": sealed(props{
@@ -798,6 +822,7 @@ func buildOpenAPI() map[string]any {
 			map[string]any{"name": "logs", "description": "The request log of key uses, and usage counted from it."},
 			map[string]any{"name": "webhooks", "description": "Endpoints that receive the workspace's events, signed per Standard Webhooks, and their deliveries."},
 			map[string]any{"name": "verification", "description": "The hot path: is this key good?"},
+			map[string]any{"name": "leaks", "description": "Key values found in public: reports, and GitHub's secret scanning partner endpoint."},
 		},
 		"paths": paths,
 		// The server answers requests outside paths too; OpenAPI has no place for that, so it is said here.

@@ -395,5 +395,25 @@ func operations() []operation {
 			description: "HS256 only; kid names the key, which must be recoverable; exp required and at most 1 hour after iat (or now); nbf honoured; " +
 				"30 s of leeway. Answers the claims. Needs a root key with the verify scope.",
 			body: "VerifyJWTRequest", status: 200, data: ref("SignedAnswer"), errors: keyBody},
+
+		// Leaked keys (API.md, "Leaked keys").
+		{method: "POST", path: "/v1/leaks", access: management, handle: (*Server).reportLeaks,
+			id: "reportLeaks", tag: "leaks", summary: "Report leaked key values",
+			description: "Operator only (admin root key): for the platform's own scanners. Each value is looked up as verification does; a secret " +
+				"key found gets its workspace's leakPolicy (revoke, disable or notify) before the answer is sent, with an api_key.leaked audit " +
+				"entry (actor system) and event. Answers per value, in order. The same value reported again changes nothing more (already_reported).",
+			body: "LeakReportRequest", status: 200, data: array(ref("LeakResult")), errors: keyBody},
+		{method: "POST", path: "/v1/secret-scanning/github", access: public, serve: (*Server).githubScanning,
+			id: "githubSecretScanning", tag: "leaks", summary: "GitHub secret scanning partner endpoint",
+			description: "No keyplane credential: the Github-Public-Key-Signature header (base64 ASN.1 ECDSA P-256 SHA-256 over the raw body, by the key " +
+				"Github-Public-Key-Identifier names, from --github-scanning-keys) authenticates the batch; a bad or missing signature is 401. At most " +
+				"1,000 tokens and 1 MiB. Handled as POST /v1/leaks; the answer is GitHub's own array, not enveloped: true_positive for a secret " +
+				"key's value, false_positive for anything else. Without --github-scanning-keys: 404.",
+			query: []map[string]any{
+				param("Github-Public-Key-Identifier", "header", "Which of GitHub's keys signed the body.", str()),
+				param("Github-Public-Key-Signature", "header", "Base64 of the ASN.1 DER ECDSA signature of the raw body.", str()),
+			},
+			body: "GitHubScanningBatch", status: 200, data: array(ref("GitHubScanningLabel")), raw: true,
+			errors: []string{"BadRequest", "Unauthorized", "NotFound", "PayloadTooLarge", "RateLimited", "Unavailable"}},
 	}
 }

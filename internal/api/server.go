@@ -43,6 +43,15 @@ type Options struct {
 	// DefaultAddressLimit.
 	CredentialLimit ratelimit.Limit
 	AddressLimit    ratelimit.Limit
+	// GitHubScanningKeys are GitHub's secret scanning public keys (--github-scanning-keys); nil: the
+	// partner endpoint, POST /v1/secret-scanning/github, answers 404.
+	GitHubScanningKeys GitHubKeys
+}
+
+// GitHubKeys checks that a signature of GitHub's signs a body (secretscan.File, secretscan.Keys): an
+// error for a missing or bad signature, an unknown key identifier or a changed body.
+type GitHubKeys interface {
+	Verify(keyID, signature string, body []byte) error
 }
 
 // Management API rate limits: generous for automation, tight enough to stop a runaway script or a
@@ -77,6 +86,7 @@ type Server struct {
 	limiter ratelimit.Limiter
 	credLim ratelimit.Limit
 	addrLim ratelimit.Limit
+	ghKeys  GitHubKeys
 }
 
 // New returns a Server with its routes.
@@ -98,6 +108,7 @@ func New(o Options) *Server {
 	if s.addrLim.Limit == 0 {
 		s.addrLim = DefaultAddressLimit
 	}
+	s.ghKeys = o.GitHubScanningKeys
 	s.observe = o.Observe
 	if s.observe == nil {
 		s.observe = func(string, string, time.Duration) {}

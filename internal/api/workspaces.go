@@ -8,11 +8,12 @@ import (
 )
 
 type workspaceRequest struct {
-	Name              keyplane.Optional[string] `json:"name"`
-	Slug              keyplane.Optional[string] `json:"slug"`
-	MaxKeys           keyplane.Optional[int]    `json:"maxKeys"`
-	TestKeyTTLSeconds keyplane.Optional[int64]  `json:"testKeyTtlSeconds"`
-	LiveModeEnabled   keyplane.Optional[bool]   `json:"liveModeEnabled"`
+	Name              keyplane.Optional[string]              `json:"name"`
+	Slug              keyplane.Optional[string]              `json:"slug"`
+	MaxKeys           keyplane.Optional[int]                 `json:"maxKeys"`
+	TestKeyTTLSeconds keyplane.Optional[int64]               `json:"testKeyTtlSeconds"`
+	LiveModeEnabled   keyplane.Optional[bool]                `json:"liveModeEnabled"`
+	LeakPolicy        keyplane.Optional[keyplane.LeakPolicy] `json:"leakPolicy"`
 }
 
 func (s *Server) createWorkspace(w http.ResponseWriter, r *http.Request, c *call) error {
@@ -22,6 +23,7 @@ func (s *Server) createWorkspace(w http.ResponseWriter, r *http.Request, c *call
 	}
 	ws, err := s.svc.CreateWorkspace(r.Context(), c.Caller, service.WorkspaceInput{
 		Name: req.Name.Value, Slug: req.Slug.Value, MaxKeys: req.MaxKeys, TestKeyTTLSeconds: req.TestKeyTTLSeconds, LiveModeEnabled: req.LiveModeEnabled,
+		LeakPolicy: req.LeakPolicy,
 	})
 	if err != nil {
 		return err
@@ -63,6 +65,7 @@ func (s *Server) updateWorkspace(w http.ResponseWriter, r *http.Request, c *call
 	}
 	ws, err := s.svc.UpdateWorkspace(r.Context(), c.Caller, r.PathValue("id"), service.WorkspacePatch{
 		Name: req.Name, Slug: req.Slug, MaxKeys: req.MaxKeys, TestKeyTTLSeconds: req.TestKeyTTLSeconds, LiveModeEnabled: req.LiveModeEnabled,
+		LeakPolicy: req.LeakPolicy,
 	})
 	if err != nil {
 		return err

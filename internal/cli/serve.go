@@ -24,6 +24,7 @@ import (
 	"github.com/keyplane/keyplane/internal/ratelimit"
 	"github.com/keyplane/keyplane/internal/replay"
 	"github.com/keyplane/keyplane/internal/reqlog"
+	"github.com/keyplane/keyplane/internal/secretscan"
 	"github.com/keyplane/keyplane/internal/service"
 	"github.com/keyplane/keyplane/internal/store/postgres"
 	"github.com/keyplane/keyplane/internal/store/sqlite"
@@ -53,10 +54,21 @@ func handler(e *env, m *metrics.Metrics, ver *verify.Verifier, limiter ratelimit
 	m.GaugeFunc("keyplane_usage_uncounted_requests", "Requests logged and not yet in the usage rollups: entries waiting to be written, and written ones whose counts wait for the next usage write (--usage-flush-interval). A kill loses at most these.", func() float64 { return float64(rl.Uncounted()) })
 	m.GaugeFunc("keyplane_usage_write_age_seconds", "Seconds since the usage counts waiting were last written (or none waited); grows while the store refuses them.", func() float64 { return rl.UsageAge().Seconds() })
 	m.CounterFunc("keyplane_usage_lost_total", "Requests logged whose usage counts were dropped: too many waited while the store refused them, or a shutdown gave up.", func() float64 { return float64(rl.UsageLost()) })
+	var ghKeys api.GitHubKeys
+	if cfg.GitHubScanningKeys != "" {
+		// A file that does not parse stops serve rather than leave the endpoint refusing every batch
+		// GitHub sends; later it is read again when GitHub signs with a key it does not hold yet.
+		f, err := secretscan.OpenFile(cfg.GitHubScanningKeys)
+		if err != nil {
+			return nil, err
+		}
+		ghKeys = f
+	}
 	apiSrv := api.New(api.Options{
 		Service: e.svc, Verifier: ver, Logger: e.log, TrustedProxies: cfg.TrustedProxies, Version: Version, Started: started,
 		RequestLog: rl, Observe: m.Verification, Limiter: limiter,
 		CredentialLimit: ratelimit.Limit(cfg.ManagementRateLimit), AddressLimit: ratelimit.Limit(cfg.ManagementIPRateLimit),
+		GitHubScanningKeys: ghKeys,
 	})
 	dash, err := dashboard.New(dashboard.Options{Service: e.svc, Logger: e.log, Version: Version, Started: started, ClientIP: apiSrv.ClientIP, FromTrustedProxy: apiSrv.FromTrustedProxy})
 	if err != nil {

@@ -67,6 +67,9 @@ type Config struct {
 	// CPUProfile is a file serve writes a CPU profile of its whole run to, when it stops cleanly:
 	// for measuring (keyplane bench --cpuprofile), never served over HTTP. Empty: none.
 	CPUProfile string
+	// GitHubScanningKeys is the file of GitHub's secret scanning public keys, in GitHub's JSON shape;
+	// empty: POST /v1/secret-scanning/github answers 404.
+	GitHubScanningKeys string
 }
 
 // RateLimit is "Limit calls per Window".
@@ -174,6 +177,7 @@ func NewFlagSet(name string, serve bool, getenv func(string) string, out io.Writ
 		fs.StringVar(&c.CPUProfile, "cpuprofile", env("KEYPLANE_CPUPROFILE", ""), "file to write a CPU profile of the whole run to, on a clean stop, and its heap profile to FILE.heap; for measuring (env KEYPLANE_CPUPROFILE)")
 		fs.StringVar(&fs.logBuffer, "log-buffer-size", fs.logBuffer, "request log entries held for writing; more are dropped and counted (env KEYPLANE_LOG_BUFFER_SIZE)")
 		fs.StringVar(&fs.usageFlush, "usage-flush-interval", fs.usageFlush, "how often usage counts and last-used times are written: the most usage lags the request log (env KEYPLANE_USAGE_FLUSH_INTERVAL)")
+		fs.StringVar(&c.GitHubScanningKeys, "github-scanning-keys", env("KEYPLANE_GITHUB_SCANNING_KEYS", ""), "file of GitHub's secret scanning public keys (GitHub's JSON); empty: POST /v1/secret-scanning/github answers 404 (env KEYPLANE_GITHUB_SCANNING_KEYS)")
 	}
 	return fs
 }

@@ -203,6 +203,35 @@ type keyPageData struct {
 	// Settings are the key's credits and rate limits, Identity the identity it belongs to.
 	Settings usageSettings
 	Identity keyIdentity
+	// Leaks are the key's leak reports, newest first: the page's banner says where, when and what
+	// was done.
+	Leaks []leakNotice
+}
+
+// leakNotice is one leak report of a key, as its page says it.
+type leakNotice struct {
+	Source, URL string
+	// Link: URL is an http(s) address, shown as a link (rel=noreferrer, the report's own words).
+	Link       bool
+	ReportedAt time.Time
+	Done       string
+}
+
+func leakNotices(ls []keyplane.KeyLeak) []leakNotice {
+	out := make([]leakNotice, 0, len(ls))
+	for _, l := range ls {
+		done := map[keyplane.LeakAction]string{
+			keyplane.LeakRevoked:  "the key was revoked",
+			keyplane.LeakDisabled: "the key was disabled",
+			keyplane.LeakNotified: "the key was left active, as the workspace's leak policy says (notify)",
+		}[l.Action]
+		if done == "" {
+			done = "nothing needed doing (the key was already revoked or disabled, or the value had expired)"
+		}
+		link := strings.HasPrefix(l.URL, "https://") || strings.HasPrefix(l.URL, "http://")
+		out = append(out, leakNotice{Source: l.Source, URL: l.URL, Link: link, ReportedAt: l.ReportedAt, Done: done})
+	}
+	return out
 }
 
 func formOf(k *keyplane.APIKey) keyForm {
@@ -238,6 +267,12 @@ func (d *Dashboard) showKeyWith(w http.ResponseWriter, r *http.Request, v *view,
 		TestTTL: human(time.Duration(v.Workspace.TestKeyTTLSeconds) * time.Second),
 		MaxDate: k.CreatedAt.Add(time.Duration(v.Workspace.TestKeyTTLSeconds) * time.Second).UTC().Format("2006-01-02")}
 	kd.Settings, kd.Identity = d.keyPageOf(v, k)
+	if leaks, err := d.svc.KeyLeaks(r.Context(), v.Caller, v.Workspace.ID, k.ID); err == nil {
+		kd.Leaks = leakNotices(leaks)
+	} else {
+		// The page is still worth showing without the banner; the log says why it is missing.
+		d.log.ErrorContext(r.Context(), "key page: leak reports", "err", err)
+	}
 	if us != nil {
 		kd.Settings = *us
 	}

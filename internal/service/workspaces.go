@@ -20,6 +20,7 @@ type WorkspaceInput struct {
 	MaxKeys           keyplane.Optional[int]
 	TestKeyTTLSeconds keyplane.Optional[int64]
 	LiveModeEnabled   keyplane.Optional[bool]
+	LeakPolicy        keyplane.Optional[keyplane.LeakPolicy]
 }
 
 // WorkspacePatch changes a workspace; absent fields are left alone.
@@ -29,6 +30,7 @@ type WorkspacePatch struct {
 	MaxKeys           keyplane.Optional[int]
 	TestKeyTTLSeconds keyplane.Optional[int64]
 	LiveModeEnabled   keyplane.Optional[bool]
+	LeakPolicy        keyplane.Optional[keyplane.LeakPolicy]
 }
 
 // checkName validates a human-readable name or description: trimmed, 1 to max characters, no
@@ -76,6 +78,13 @@ func checkSettings(v *keyplane.Validation, maxKeys keyplane.Optional[int], ttl k
 	}
 }
 
+// checkLeakPolicy validates a workspace's leakPolicy setting.
+func checkLeakPolicy(v *keyplane.Validation, p keyplane.Optional[keyplane.LeakPolicy]) {
+	if p.Set && (p.Null || !p.Value.Valid()) {
+		v.Add("leakPolicy", "must be revoke, disable or notify")
+	}
+}
+
 // applySettings sets the settings that are present; checkSettings has validated them.
 func applySettings(w *keyplane.Workspace, maxKeys keyplane.Optional[int], ttl keyplane.Optional[int64], live keyplane.Optional[bool]) {
 	if maxKeys.Set {
@@ -115,6 +124,7 @@ func (s *Service) newWorkspace(in WorkspaceInput) (*keyplane.Workspace, error) {
 		v.Add("slug", "must be 1–63 lower-case letters, digits and dashes, starting and ending with a letter or digit")
 	}
 	checkSettings(&v, in.MaxKeys, in.TestKeyTTLSeconds, in.LiveModeEnabled)
+	checkLeakPolicy(&v, in.LeakPolicy)
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
@@ -122,8 +132,12 @@ func (s *Service) newWorkspace(in WorkspaceInput) (*keyplane.Workspace, error) {
 	w := &keyplane.Workspace{
 		ID: id.NewAt(id.Workspace, now), Name: name, Slug: in.Slug,
 		MaxKeys: keyplane.DefaultMaxKeys, TestKeyTTLSeconds: keyplane.DefaultTestKeyTTLSeconds, LiveModeEnabled: true,
+		LeakPolicy: keyplane.DefaultLeakPolicy,
 	}
 	applySettings(w, in.MaxKeys, in.TestKeyTTLSeconds, in.LiveModeEnabled)
+	if in.LeakPolicy.Set {
+		w.LeakPolicy = in.LeakPolicy.Value
+	}
 	return w, nil
 }
 
@@ -217,6 +231,7 @@ func (s *Service) UpdateWorkspace(ctx context.Context, c *keyplane.Caller, wsID 
 		v.Add("slug", "must be 1–63 lower-case letters, digits and dashes, starting and ending with a letter or digit")
 	}
 	checkSettings(&v, p.MaxKeys, p.TestKeyTTLSeconds, p.LiveModeEnabled)
+	checkLeakPolicy(&v, p.LeakPolicy)
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
@@ -234,6 +249,9 @@ func (s *Service) UpdateWorkspace(ctx context.Context, c *keyplane.Caller, wsID 
 			w.Slug = p.Slug.Value
 		}
 		applySettings(w, p.MaxKeys, p.TestKeyTTLSeconds, p.LiveModeEnabled)
+		if p.LeakPolicy.Set {
+			w.LeakPolicy = p.LeakPolicy.Value
+		}
 		changes := diff(before, w.View(), "updatedAt")
 		if len(changes) == 0 {
 			return nil, nil

@@ -144,6 +144,12 @@ type Queries interface {
 	// DueRefills returns up to limit accounts, of every workspace, whose NextRefillAt is at or
 	// before now, soonest first.
 	DueRefills(ctx context.Context, now time.Time, limit int) ([]keyplane.CreditAccount, error)
+
+	// GetKeyLeak returns the leak record of the value with this digest; otherwise ErrNotFound.
+	GetKeyLeak(ctx context.Context, hash []byte) (*keyplane.KeyLeak, error)
+	// ListKeyLeaks returns up to limit leak records of a key of the workspace, newest first; none
+	// for a key of another workspace.
+	ListKeyLeaks(ctx context.Context, workspaceID, keyID string, limit int) ([]keyplane.KeyLeak, error)
 }
 
 // Tx is one transaction: every change and its audit entry and event commit together or not at all.
@@ -251,6 +257,10 @@ type Tx interface {
 	// MarkCreditsExhausted sets ExhaustedAt to at when the balance is at 0, of this epoch, and not
 	// marked yet, and reports whether it did: one api_key.credits_exhausted event per exhaustion.
 	MarkCreditsExhausted(ctx context.Context, a keyplane.CreditAccount, epoch int64, at time.Time) (bool, error)
+
+	// InsertKeyLeak records a leaked value; ErrConflict when its digest has a record already (the
+	// value was reported before). A key's records go with DeleteAPIKey.
+	InsertKeyLeak(ctx context.Context, l *keyplane.KeyLeak) error
 }
 
 // UsageCount is a number of requests of one key, in one UTC hour, answered with one code: what

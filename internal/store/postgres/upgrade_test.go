@@ -128,4 +128,5 @@ func TestUpgradeKeepsKeys(t *testing.T) {
 		t.Fatalf("the key after the upgrade: %v", err)
 	}
 	upgradecheck.KeyUnchanged(t, k)
+	upgradecheck.LeakPolicyDefault(ctx, t, st, "ws_old")
 }

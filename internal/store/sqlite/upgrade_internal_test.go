@@ -80,13 +80,13 @@ func oldDataDir(t *testing.T) (path string, hash []byte, entries []keyplane.Requ
 	keyID := id.NewAt(id.APIKey, now)
 	sum := sha256.Sum256([]byte("kp_sk_live_old"))
 	hash = sum[:]
-	if err := old.InTx(ctx, ws.ID, func(tx store.Tx) error { return tx.CreateWorkspace(ctx, ws) }); err != nil {
-		t.Fatal(err)
-	}
 	for _, q := range []struct {
 		sql  string
 		args []any
 	}{
+		// By hand too: today's workspaces have a leak policy (migration 13), which the file of then has not.
+		{`INSERT INTO workspaces (id, name, slug, max_keys, test_key_ttl_seconds, live_mode_enabled, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, 1, ?, ?)`, []any{ws.ID, ws.Name, ws.Slug, ws.MaxKeys, ws.TestKeyTTLSeconds, now.UnixMicro(), now.UnixMicro()}},
 		{`INSERT INTO api_keys (id, workspace_id, name, description, key_type, environment, prefix, value_start,
 			value_end, enabled, permissions, ip_allowlist, allowed_origins, meta, rate_limit, rate_window_ms,
 			recoverable, created_at, updated_at, created_by)
@@ -149,6 +149,7 @@ func checkMoved(t *testing.T, path string, hash []byte, entries []keyplane.Reque
 		t.Fatalf("the key after the upgrade: %v", err)
 	}
 	upgradecheck.KeyUnchanged(t, k)
+	upgradecheck.LeakPolicyDefault(ctx, t, st, k.WorkspaceID)
 	var got []keyplane.RequestLog
 	f := store.LogFilter{Limit: 100}
 	for {

@@ -391,6 +391,9 @@ func (t *tx) DeleteAPIKey(ctx context.Context, workspaceID, id string) error {
 	if _, err := t.exec(ctx, sqlDeleteKeyNotices, id); err != nil {
 		return t.fail(op, err)
 	}
+	if _, err := t.exec(ctx, sqlDeleteKeyLeaks, id); err != nil {
+		return t.fail(op, err)
+	}
 	return nil
 }
 

@@ -8,24 +8,24 @@ import (
 )
 
 const (
-	workspaceColumns = `id, name, slug, max_keys, test_key_ttl_seconds, live_mode_enabled, created_at, updated_at`
+	workspaceColumns = `id, name, slug, max_keys, test_key_ttl_seconds, live_mode_enabled, created_at, updated_at, leak_policy`
 
 	sqlGetWorkspace       = `SELECT ` + workspaceColumns + ` FROM workspaces WHERE id = ?`
 	sqlGetWorkspaceBySlug = `SELECT ` + workspaceColumns + ` FROM workspaces WHERE slug = ?`
 	sqlListWorkspaces     = `SELECT ` + workspaceColumns + ` FROM workspaces ORDER BY id DESC LIMIT ?`
 	sqlListWorkspacesFrom = `SELECT ` + workspaceColumns + ` FROM workspaces WHERE id < ? ORDER BY id DESC LIMIT ?`
-	sqlInsertWorkspace    = `INSERT INTO workspaces (` + workspaceColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+	sqlInsertWorkspace    = `INSERT INTO workspaces (` + workspaceColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT DO NOTHING`
 	sqlWorkspaceSlugTaken = `SELECT COUNT(*) FROM workspaces WHERE slug = ? AND id <> ?`
 	sqlUpdateWorkspace    = `UPDATE workspaces SET name = ?, slug = ?, max_keys = ?, test_key_ttl_seconds = ?,
-		live_mode_enabled = ?, updated_at = ? WHERE id = ?`
+		live_mode_enabled = ?, updated_at = ?, leak_policy = ? WHERE id = ?`
 )
 
 func scanWorkspace(s scanner) (*keyplane.Workspace, error) {
 	var w keyplane.Workspace
 	var created, updated int64
 	if err := s.Scan(&w.ID, &w.Name, &w.Slug, &w.MaxKeys, &w.TestKeyTTLSeconds, &w.LiveModeEnabled,
-		&created, &updated); err != nil {
+		&created, &updated, &w.LeakPolicy); err != nil {
 		return nil, err
 	}
 	w.CreatedAt, w.UpdatedAt = fromMicros(created), fromMicros(updated)
@@ -59,7 +59,7 @@ func (q *queries) ListWorkspaces(ctx context.Context, limit int, cursor string) 
 
 func (t *tx) CreateWorkspace(ctx context.Context, w *keyplane.Workspace) error {
 	return t.insert(ctx, "create workspace", sqlInsertWorkspace, w.ID, w.Name, w.Slug, w.MaxKeys,
-		w.TestKeyTTLSeconds, w.LiveModeEnabled, micros(w.CreatedAt), micros(w.UpdatedAt))
+		w.TestKeyTTLSeconds, w.LiveModeEnabled, micros(w.CreatedAt), micros(w.UpdatedAt), string(w.Policy()))
 }
 
 func (t *tx) UpdateWorkspace(ctx context.Context, w *keyplane.Workspace) error {
@@ -68,5 +68,5 @@ func (t *tx) UpdateWorkspace(ctx context.Context, w *keyplane.Workspace) error {
 		return err
 	}
 	return t.update(ctx, op, sqlUpdateWorkspace, w.Name, w.Slug, w.MaxKeys, w.TestKeyTTLSeconds,
-		w.LiveModeEnabled, micros(w.UpdatedAt), w.ID)
+		w.LiveModeEnabled, micros(w.UpdatedAt), string(w.Policy()), w.ID)
 }

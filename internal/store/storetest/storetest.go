@@ -72,6 +72,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"IdempotencyKeys", testIdempotencyKeys},
 		{"ClaimIdempotencyKeyConcurrently", testClaimIdempotencyKeyConcurrently},
 		{"IdempotencyAnswers", testIdempotencyAnswers},
+		{"KeyLeaks", testKeyLeaks},
+		{"WorkspaceLeakPolicy", testWorkspaceLeakPolicy},
 		{"Sealed", testSealed},
 		{"TxReadsOwnWrites", testTxReadsOwnWrites},
 		{"RollbackOnError", testRollbackOnError},
@@ -125,6 +127,7 @@ func newWorkspace(slug string, created time.Time) *keyplane.Workspace {
 		MaxKeys:           keyplane.DefaultMaxKeys,
 		TestKeyTTLSeconds: keyplane.DefaultTestKeyTTLSeconds,
 		LiveModeEnabled:   true,
+		LeakPolicy:        keyplane.DefaultLeakPolicy,
 		CreatedAt:         created,
 		UpdatedAt:         created,
 	}

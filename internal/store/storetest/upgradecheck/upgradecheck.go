@@ -59,3 +59,16 @@ func KeyUnchanged(t testing.TB, k *keyplane.APIKey) {
 			k.IdentityID, k.Identity)
 	}
 }
+
+// LeakPolicyDefault checks that a workspace made before workspaces had a leak policy (migration 13)
+// came through the upgrade with the default one, and that its keys have no leak records.
+func LeakPolicyDefault(ctx context.Context, t testing.TB, s store.Store, workspaceID string) {
+	t.Helper()
+	w, err := s.GetWorkspace(ctx, workspaceID)
+	if err != nil {
+		t.Fatalf("the workspace after the upgrade: %v", err)
+	}
+	if w.LeakPolicy != keyplane.DefaultLeakPolicy {
+		t.Errorf("leak policy after the upgrade: %q, want %q", w.LeakPolicy, keyplane.DefaultLeakPolicy)
+	}
+}
