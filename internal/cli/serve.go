@@ -84,6 +84,8 @@ func handler(e *env, m *metrics.Metrics, ver *verify.Verifier, limiter ratelimit
 const (
 	filterCapacity = 1 << 20
 	filterRate     = 0.01
+	// importedCapacity sizes the imported filter's first stage (64 KiB); it grows with the imports.
+	importedCapacity = 1 << 15
 )
 
 // shutdownGrace bounds how long serve waits for requests in flight after SIGTERM.
@@ -150,6 +152,24 @@ func (p *Program) serve(ctx context.Context, args []string) error {
 			return err
 		}
 	}
+	// Imported values need not have keyplane's format, so the verifier cannot refuse a made-up value
+	// by its shape: on every driver it keeps a filter of the imported digests, loaded here (after the
+	// journal's start, as the filter above), topped up by the change feed (Admit), and loaded again,
+	// into the same filter, after every gap in the feed (loadImported).
+	imported := verify.NewFilter(importedCapacity, filterRate)
+	importedSource, _ := e.store.(interface {
+		EachImportedHash(ctx context.Context, fn func(hash []byte)) error
+	})
+	loadImported := func(ctx context.Context) {
+		if importedSource == nil {
+			return
+		}
+		if err := importedSource.EachImportedHash(ctx, ver.AdmitImported); err != nil {
+			// Kept serving: imported values admitted so far and by the feed still verify; the
+			// next gap loads again.
+			e.log.Error("imported keys: could not load their digests", "err", err)
+		}
+	}
 	// Credits are spent from blocks this node takes from the balances (docs/scaling.md, "Credits"),
 	// through the service, which applies due refills and notes exhaustions around each take;
 	// a clean shutdown gives back what it holds, after the requests in flight have finished. The
@@ -162,9 +182,14 @@ func (p *Program) serve(ctx context.Context, args []string) error {
 	})
 	defer closeBank()
 	ver, err = verify.New(e.store, verify.Options{KeyPrefix: cfg.KeyPrefix, CacheMemory: cfg.CacheMemory, TTL: cfg.CacheTTL,
-		StaleIfError: cfg.CacheStaleIfError, Limiter: limiter, Box: e.box, Replay: seen, Filter: filter, Bank: bank})
+		StaleIfError: cfg.CacheStaleIfError, Limiter: limiter, Box: e.box, Replay: seen, Filter: filter, Imported: imported, Bank: bank})
 	if err != nil {
 		return err
+	}
+	if importedSource != nil {
+		if err := importedSource.EachImportedHash(ctx, ver.AdmitImported); err != nil {
+			return err
+		}
 	}
 	if journal != nil {
 		// The watcher stops before the journal closes (defers run last first), however serve ends.
@@ -178,7 +203,7 @@ func (p *Program) serve(ctx context.Context, args []string) error {
 				// must let its next lookup through to the store.
 				Apply: func(h ...[]byte) { ver.Admit(h...); ver.Forget(h...) },
 				Up:    ver.FeedUp, Down: ver.FeedDown,
-				Gap: func() { ver.DropFilter(); ver.Purge() }})
+				Gap: func() { ver.DropFilter(); loadImported(wctx); ver.Purge() }})
 		}()
 	}
 	boot, err := e.svc.Bootstrap(ctx, cfg.AdminEmail, cfg.AdminPassword)
@@ -234,8 +259,11 @@ func (p *Program) serve(ctx context.Context, args []string) error {
 		listening, once := make(chan struct{}), sync.Once{}
 		// Trusted only once listening, and then with nothing in the cache read before: when LISTEN
 		// came up late (after listenWait), entries read meanwhile may have missed a change.
-		trust := func() { ver.Purge(); ver.FeedUp(); once.Do(func() { close(listening) }) }
-		go pg.Listen(ctx, e.log, ver.Forget, ver.Purge, trust, ver.FeedDown)
+		// Imports committed while it did not listen are loaded first: their notices are lost.
+		trust := func() { loadImported(ctx); ver.Purge(); ver.FeedUp(); once.Do(func() { close(listening) }) }
+		// Admitted before forgotten, as the journal's: other nodes' imports reach the imported filter.
+		apply := func(h ...[]byte) { ver.Admit(h...); ver.Forget(h...) }
+		go pg.Listen(ctx, e.log, apply, ver.Purge, trust, ver.FeedDown)
 		select {
 		case <-listening:
 		case <-ctx.Done():

@@ -251,6 +251,15 @@ type Tx interface {
 	// MarkCreditsExhausted sets ExhaustedAt to at when the balance is at 0, of this epoch, and not
 	// marked yet, and reports whether it did: one api_key.credits_exhausted event per exhaustion.
 	MarkCreditsExhausted(ctx context.Context, a keyplane.CreditAccount, epoch int64, at time.Time) (bool, error)
+
+	// InsertImportedKeys stores keys migrated in from another system with their secrets, in bulk, in
+	// this transaction: each secret is marked imported, so that a node's filter of values without
+	// keyplane's format can start from them (sqlstore's EachImportedHash). ErrConflict when an id or
+	// a digest exists. Unlike Store.ImportAPIKeys it is a change like any other: the caller writes
+	// the audit entries and publishes the digests in the same transaction.
+	InsertImportedKeys(ctx context.Context, keys []keyplane.APIKey, secrets []keyplane.Secret) error
+	// StoredSecrets returns those of these digests that are stored, in no particular order.
+	StoredSecrets(ctx context.Context, hashes [][]byte) ([][]byte, error)
 }
 
 // UsageCount is a number of requests of one key, in one UTC hour, answered with one code: what
