@@ -95,4 +95,3 @@ func (db *DB) EachImportedHash(ctx context.Context, fn func(hash []byte)) error 
 	}
 	return nil
 }
-
