@@ -193,6 +193,10 @@ func TestImportCommand(t *testing.T) {
 		if keys := n.must(200, req{method: "GET", path: "/v1/api-keys", cred: n.admin, ws: ws}).list(); len(keys) != 3 {
 			t.Errorf("%d keys, want 3", len(keys))
 		}
+		// The imports' audit entries chain as every other.
+		if out, err := run(t, n.dataDir, n.dbURL, "", "audit", "verify"); err != nil {
+			t.Errorf("audit verify after an import: %v: %s", err, out)
+		}
 		// A clean file exits 0; a workspace that does not exist is an error.
 		clean := filepath.Join(t.TempDir(), "clean.jsonl")
 		os.WriteFile(clean, []byte(fmt.Sprintf(`{"value": %q, "name": "clean"}`, legacyValue())), 0o600)

@@ -128,7 +128,8 @@ func (s *Service) ImportAPIKeys(ctx context.Context, c *keyplane.Caller, wsID st
 		if err := tx.InsertImportedKeys(ctx, keys, secrets); err != nil {
 			return err
 		}
-		for _, it := range ok {
+		records := make([]*keyplane.AuditRecord, len(ok))
+		for i, it := range ok {
 			k := it.d.k
 			if it.d.credits != nil {
 				if err := tx.SetCredits(ctx, keyAccount(k), it.d.credits); err != nil {
@@ -139,10 +140,11 @@ func (s *Service) ImportAPIKeys(ctx context.Context, c *keyplane.Caller, wsID st
 			view := k.View(now)
 			changes := diff(nil, view, "id", "workspaceId", "updatedAt", "createdBy", "lastUsedAt", "disabledAt", "revokedAt")
 			changes["imported"] = keyplane.Change{To: true}
-			if err := s.appendAudit(ctx, tx, c, wsID, now, &keyplane.AuditRecord{Action: ActionAPIKeyImported, Target: keyTarget(k), Changes: changes}); err != nil {
-				return err
-			}
+			records[i] = &keyplane.AuditRecord{Action: ActionAPIKeyImported, Target: keyTarget(k), Changes: changes}
 			results[it.index].ID = k.ID
+		}
+		if err := s.appendAudits(ctx, tx, c, wsID, now, records); err != nil {
+			return err
 		}
 		// Every node forgets a cached "unknown" of these digests and admits them to its filters.
 		if err := tx.Publish(ctx, hashes); err != nil {

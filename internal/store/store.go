@@ -260,6 +260,9 @@ type Tx interface {
 	InsertImportedKeys(ctx context.Context, keys []keyplane.APIKey, secrets []keyplane.Secret) error
 	// StoredSecrets returns those of these digests that are stored, in no particular order.
 	StoredSecrets(ctx context.Context, hashes [][]byte) ([][]byte, error)
+	// InsertAudits appends entries, in order, as InsertAudit does each, in bulk: an import's. Any
+	// conflict fails the whole.
+	InsertAudits(ctx context.Context, entries []keyplane.AuditEntry) error
 }
 
 // UsageCount is a number of requests of one key, in one UTC hour, answered with one code: what

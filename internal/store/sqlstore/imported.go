@@ -22,6 +22,26 @@ const (
 	sqlImportedHashes = `SELECT hash FROM secrets WHERE imported = TRUE`
 )
 
+// sqlInsertAudits is followed by batchRows of sqlAuditRow: without ON CONFLICT, so that a
+// duplicate fails the whole.
+const (
+	sqlInsertAudits = `INSERT INTO audit_entries (` + auditColumns + `) VALUES `
+	sqlAuditRow     = `(?, ?, ?, ?, ?, ?, ?, ?, ?)`
+)
+
+func (t *tx) InsertAudits(ctx context.Context, entries []keyplane.AuditEntry) error {
+	query := func(n int) string { return sqlInsertAudits + batchRows(sqlAuditRow, n) }
+	err := t.insertChunks(ctx, nil, query, len(entries), 9, func(args []any, i int) ([]any, error) {
+		e := &entries[i]
+		// The body is stored as the exact bytes given: its hash was computed over them.
+		return append(args, e.WorkspaceID, e.Seq, e.ID, micros(e.Timestamp), e.Action, e.ActorID, e.TargetID, string(e.Body), e.Hash), nil
+	})
+	if err != nil {
+		return t.fail("insert audit entries", err)
+	}
+	return nil
+}
+
 // storedBatch bounds the digests one IN list asks about.
 const storedBatch = 500
 
