@@ -25,6 +25,9 @@ func TestImportKeys(t *testing.T) {
 		n := start(t, driver, nil)
 		ws := n.workspace("importer", map[string]any{"maxKeys": 5})
 		byValue, byDigest := legacyValue(), legacyValue()
+		// Imported values are secrets like any key's: no log line, file or answer may hold them.
+		leaks(t).secret("imported value", byValue)
+		leaks(t).secret("value imported by its digest", byDigest)
 		sum := sha256.Sum256([]byte(byDigest))
 		keys := []any{
 			map[string]any{"value": byValue, "name": "by value", "keyType": "secret", "meta": map[string]any{"plan": "pro"}, "createdAt": "2022-03-04T05:06:07Z"},
@@ -87,6 +90,44 @@ func TestImportKeys(t *testing.T) {
 		}
 		if strings.Contains(fmtJSON(audit), byValue) {
 			t.Error("an audit entry holds an imported value")
+		}
+
+		// Hostile items fail alone, each with invalid_request, never a 500.
+		hostile := []any{
+			map[string]any{"value": 12345, "name": "x"},
+			map[string]any{"value": legacyValue(), "name": "x", "meta": "not an object"},
+			map[string]any{"value": "nul\u0000" + legacyValue(), "name": "x"},
+			map[string]any{"value": strings.Repeat("x", 100_000), "name": "x"},
+			map[string]any{"hash": map[string]any{"algorithm": "md5", "digest": "zz"}, "name": "x"},
+			map[string]any{"hash": "sha256:abc", "name": "x"},
+			map[string]any{"value": legacyValue(), "name": "x", "createdAt": "2020-13-45T00:00:00Z"},
+			map[string]any{"value": legacyValue(), "name": strings.Repeat("é", 10_000)},
+			map[string]any{"value": legacyValue(), "name": "x", "keyType": "publishable"},
+			map[string]any{"value": legacyValue(), "name": "x", "expiresAt": "2001-01-01T00:00:00Z"},
+			[]any{[]any{[]any{}}},
+			nil,
+			map[string]any{},
+		}
+		hres := n.must(201, req{method: "POST", path: "/v1/api-keys/import", cred: n.admin, ws: ws, body: map[string]any{"keys": hostile}}).data()
+		for i, r := range hres["results"].([]any) {
+			e, _ := r.(map[string]any)["error"].(map[string]any)
+			if e == nil || e["code"] != "invalid_request" {
+				t.Errorf("hostile item %d: %s", i, fmtJSON(r))
+			}
+		}
+		// A workspace key imports within its own bounds only: its environment, its permissions.
+		n.must(200, req{method: "PATCH", path: "/v1/workspaces/" + ws, cred: n.admin, body: map[string]any{"maxKeys": 100}})
+		wk := n.key(ws, map[string]any{"name": "integration", "keyType": "secret", "environment": "test", "permissions": []string{"api_keys:write"}})
+		bounded := n.must(201, req{method: "POST", path: "/v1/api-keys/import", cred: wk["keyValue"].(string), body: map[string]any{"keys": []any{
+			map[string]any{"value": legacyValue(), "name": "live", "environment": "live"},
+			map[string]any{"value": legacyValue(), "name": "grants more", "environment": "test", "permissions": []string{"api_keys:read"}},
+			map[string]any{"value": legacyValue(), "name": "fine", "environment": "test"},
+		}}}).data()["results"].([]any)
+		for i, want := range []string{"forbidden", "forbidden", ""} {
+			e, _ := bounded[i].(map[string]any)["error"].(map[string]any)
+			if got, _ := e["code"].(string); got != want {
+				t.Errorf("workspace key, item %d: %s, want %q", i, fmtJSON(bounded[i]), want)
+			}
 		}
 
 		// A batch over 1,000 is refused whole; so are a body without keys and an empty list.
