@@ -38,7 +38,7 @@ func handler(e *env, m *metrics.Metrics, ver *verify.Verifier, limiter ratelimit
 	m.CounterFunc("keyplane_verify_cache_hits_total", "Key lookups answered from the verification cache.", func() float64 { h, _, _ := ver.CacheStats(); return float64(h) })
 	m.CounterFunc("keyplane_verify_cache_misses_total", "Key lookups that read the store.", func() float64 { _, mi, _ := ver.CacheStats(); return float64(mi) })
 	m.CounterFunc("keyplane_verify_stale_answers_total", "Key lookups answered from entries past the cache TTL because the store could not be read (--cache-stale-if-error).", func() float64 { return float64(ver.StaleServed()) })
-	m.CounterFunc("keyplane_verify_filtered_total", "Key lookups answered NOT_FOUND by the membership filter, without a read (SQLite).", func() float64 { return float64(ver.Filtered()) })
+	m.CounterFunc("keyplane_verify_filtered_total", "Key lookups answered NOT_FOUND by a membership filter, without a read: the filter of stored digests (SQLite), or of imported ones for values without keyplane's format (every driver).", func() float64 { return float64(ver.Filtered()) })
 	m.GaugeFunc("keyplane_verify_cache_entries", "Key digests held by the verification cache, known and unknown.", func() float64 { _, _, n := ver.CacheStats(); return float64(n) })
 	m.GaugeFunc("keyplane_verify_cache_bytes", "Estimated bytes held by the verification cache (bounded by --cache-memory).", func() float64 { return float64(ver.CacheWeight()) })
 	m.GaugeFunc("keyplane_verify_feed_trusted", "1 while the change feed (LISTEN, or SQLite's change journal) is trusted and cached keys need no TTL.", func() float64 {
