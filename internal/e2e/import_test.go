@@ -73,6 +73,16 @@ func TestImportKeys(t *testing.T) {
 				t.Errorf("imported value verifies %s", c)
 			}
 		}
+		// Forward auth too, by either header.
+		for _, h := range []map[string]string{{"Authorization": "Bearer " + byValue}, {"X-API-Key": byDigest}} {
+			h["X-Keyplane-Root-Key"] = n.verifier
+			if res := n.do(req{method: "GET", path: "/v1/auth", headers: h}); res.Status != 200 || res.Header.Get("X-Keyplane-Workspace-Id") != ws {
+				t.Errorf("forward auth of an imported value: %d %s", res.Status, res.Raw)
+			}
+		}
+		if res := n.do(req{method: "GET", path: "/v1/auth", headers: map[string]string{"X-API-Key": legacyValue(), "X-Keyplane-Root-Key": n.verifier}}); res.Status != 401 {
+			t.Errorf("forward auth of a made-up value: %d", res.Status)
+		}
 		// Made-up values without the format: NOT_FOUND, as before, also when repeated.
 		for range 50 {
 			v := legacyValue()
