@@ -50,7 +50,7 @@ type Options struct {
 	// brings (Admit): a value without the format whose digest it rules out answers NOT_FOUND without
 	// a read, as a malformed value always did. Nil: no value without the format is looked up at all.
 	// Unlike Filter it serves on every driver: a node learns another's imports from its change feed
-	// within a moment, and reloads the digests after a gap in it (AdmitAll).
+	// within a moment, and loads the imported digests again after a gap in it (AdmitImported).
 	Imported *Filter
 	// StaleIfError, when positive, lets an entry past its TTL answer for up to this much longer while
 	// the store cannot be read (an outage of PostgreSQL, say), as HTTP's stale-if-error does: keys and
