@@ -437,3 +437,15 @@ func (c *Client) ReportLeaks(ctx context.Context, req LeakReport) ([]LeakResult,
 	}
 	return out, nil
 }
+
+// ImportAPIKeys brings up to 1,000 keys that exist elsewhere into the workspace, keeping their
+// values (api_keys:write): each item is answered on its own, by its index, with the new key's id or
+// the reason it was not imported, while the others are imported all the same. A call of more than
+// 1,000 keys, or that is malformed as a whole, is an *Error.
+func (c *Client) ImportAPIKeys(ctx context.Context, req ImportAPIKeysRequest) (*ImportAPIKeysResult, error) {
+	var out ImportAPIKeysResult
+	if err := c.post(ctx, "/v1/api-keys/import", req, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}

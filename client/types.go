@@ -714,3 +714,59 @@ type LeakResult struct {
 	KeyID  string     `json:"keyId,omitempty"`
 	Action LeakAction `json:"action"`
 }
+
+// ImportAPIKeysRequest is the body of POST /v1/api-keys/import: at most 1,000 keys.
+type ImportAPIKeysRequest struct {
+	Keys []ImportAPIKey `json:"keys"`
+}
+
+// ImportAPIKey is one key migrated in: exactly one of Value (the existing value, in any format:
+// 16 to 256 printable ASCII characters without spaces) and Hash (its SHA-256 digest), and a created
+// key's settings but Recoverable (an imported value is kept as its digest only) and AllowedOrigins
+// (imported keys are secret keys). A test key's expiry counts from the import.
+type ImportAPIKey struct {
+	Value       string           `json:"value,omitempty"`
+	Hash        *ImportHash      `json:"hash,omitempty"`
+	Name        string           `json:"name"`
+	KeyType     KeyType          `json:"keyType,omitempty"`     // secret when empty
+	Environment Environment      `json:"environment,omitempty"` // default live
+	Description string           `json:"description,omitempty"`
+	Permissions []string         `json:"permissions,omitempty"`
+	ExpiresAt   *time.Time       `json:"expiresAt,omitempty"`
+	IPAllowlist []string         `json:"ipAllowlist,omitempty"`
+	Meta        json.RawMessage  `json:"meta,omitempty"`
+	RateLimit   *RateLimit       `json:"rateLimit,omitempty"`
+	Credits     *CreditsRequest  `json:"credits,omitempty"`
+	RateLimits  []NamedRateLimit `json:"rateLimits,omitempty"`
+	ExternalID  string           `json:"externalId,omitempty"`
+	IdentityID  string           `json:"identityId,omitempty"`
+	// CreatedAt is when the other system made the key; nil: the import's time.
+	CreatedAt *time.Time `json:"createdAt,omitempty"`
+}
+
+// ImportHash is an existing value given by its digest.
+type ImportHash struct {
+	Algorithm string `json:"algorithm"` // "sha256"
+	Digest    string `json:"digest"`    // hex
+}
+
+// ImportAPIKeysResult is the answer of an import: one result per key, in order.
+type ImportAPIKeysResult struct {
+	Imported int                  `json:"imported"`
+	Failed   int                  `json:"failed"`
+	Results  []ImportAPIKeyResult `json:"results"`
+}
+
+// ImportAPIKeyResult is one key's outcome: ID when it was imported, else Error.
+type ImportAPIKeyResult struct {
+	Index int              `json:"index"`
+	ID    string           `json:"id,omitempty"`
+	Error *ImportItemError `json:"error,omitempty"`
+}
+
+// ImportItemError is why one key was not imported: the API's error, without a request id.
+type ImportItemError struct {
+	Code    string       `json:"code"`
+	Message string       `json:"message"`
+	Details []FieldError `json:"details,omitempty"`
+}

@@ -14,6 +14,8 @@ import (
 	"sync"
 
 	"github.com/keyplane/keyplane"
+	"github.com/keyplane/keyplane/internal/keyformat"
+	"github.com/keyplane/keyplane/internal/service"
 )
 
 // OpenAPI returns the OpenAPI 3.1 document served at GET /v1/openapi.json, for tests that check the
@@ -134,9 +136,9 @@ func schemas() map[string]schema {
 			"description":    str().maxLen(keyplane.MaxDescriptionLen),
 			"keyType":        ref("KeyType"),
 			"environment":    ref("Environment"),
-			"prefix":         str().pattern("^" + keyHeadPattern + "$").example("kp_sk_live_"),
-			"start":          str().pattern("^" + keyHeadPattern + "[0-9A-Za-z]{4}$").desc("The prefix and the first four random characters, safe to show.").example("kp_sk_live_AbC4"),
-			"end":            str().pattern("^[0-9A-Za-z]{4}$").desc("The last four characters of the value.").example("x9Qz"),
+			"prefix":         str().pattern("^(?:" + keyHeadPattern + ")?$").desc("Empty for a key imported with a value of another format, or by its digest.").example("kp_sk_live_"),
+			"start":          str().pattern("^(?:" + keyHeadPattern + "[0-9A-Za-z]{4})?$").desc("The prefix and the first four random characters, safe to show; empty as prefix is.").example("kp_sk_live_AbC4"),
+			"end":            str().pattern("^(?:[!-~]{4})?$").desc("The last four characters of the value; empty for a key imported by its digest.").example("x9Qz"),
 			"status":         enum(keyplane.StatusActive, keyplane.StatusDisabled, keyplane.StatusExpired, keyplane.StatusRevoked).desc("Derived: revoked if revoked, else expired if past expiresAt, else disabled if not enabled, else active."),
 			"enabled":        boolean(),
 			"permissions":    array(str()).maxItems(keyplane.MaxPermissions),
@@ -345,9 +347,47 @@ func schemas() map[string]schema {
 				desc("How long the old value keeps working; 0 stops it at once."),
 		}),
 		"RevealApiKeyRequest": closed(props{}).desc("No fields; the body may be left out."),
-		"RevokedApiKey":       sealed(props{"id": idOf("apk"), "revokedAt": dateTime()}),
-		"DeletedApiKey":       sealed(props{"id": idOf("apk"), "deleted": boolean().constant(true)}),
-		"RevealedApiKey":      sealed(props{"id": idOf("apk"), "keyValue": str().pattern(keyValuePattern)}),
+		"ImportApiKeysRequest": closed(props{
+			"keys": array(ref("ImportApiKeyItem")).set("minItems", 1).maxItems(service.MaxImportBatch),
+		}, "keys"),
+		"ImportApiKeyItem": closed(props{
+			"value": str().length(keyformat.MinImportedLen, keyformat.MaxImportedLen).pattern("^[!-~]+$").
+				desc("The key's existing value, of any format: printable ASCII without spaces. Not with hash."),
+			"hash": closed(props{"algorithm": str().constant("sha256"), "digest": str().pattern("^[0-9a-fA-F]{64}$")}, "algorithm", "digest").
+				desc("The SHA-256 digest of the existing value, when the value itself is not to be sent. Not with value."),
+			"createdAt":   nullable(dateTime()).desc("When the other system made the key; not in the future. Absent: the import's time."),
+			"name":        str().length(1, keyplane.MaxNameLen),
+			"keyType":     str().constant(string(keyplane.KeyTypeSecret)).desc("Imported keys are secret keys; absent means secret."),
+			"environment": ref("Environment").def(string(keyplane.EnvLive)),
+			"description": str().maxLen(keyplane.MaxDescriptionLen),
+			"permissions": array(str()).maxItems(keyplane.MaxPermissions).desc("Names from GET /v1/permissions."),
+			"expiresAt": nullable(dateTime()).desc("As at creation, counted from the import: test keys expire at most testKeyTtlSeconds after it, " +
+				"and by then when it is omitted."),
+			"ipAllowlist":    array(str()).maxItems(keyplane.MaxIPAllowlist),
+			"allowedOrigins": array(str()).maxItems(0).desc("Publishable keys only, so always refused here."),
+			"meta":           nullable(object()).desc("At most 4096 bytes once compacted; null is {}."),
+			"rateLimit":      nullable(ref("RateLimit")),
+			"credits":        nullable(ref("CreditsRequest")),
+			"rateLimits":     array(ref("NamedRateLimit")).maxItems(keyplane.MaxNamedLimits),
+			"externalId":     str().length(1, keyplane.MaxExternalIDLen).desc("The key belongs to the identity of this externalId, made on first use. Not with identityId."),
+			"identityId":     idOf("idn").desc("Not with externalId."),
+		}, "name").desc("A created key's fields (recoverable excepted: an imported value is stored as its digest only), and exactly one of value and hash."),
+		"ImportApiKeysResult": sealed(props{
+			"imported": integer().set("minimum", 0),
+			"failed":   integer().set("minimum", 0),
+			"results": array(closed(props{
+				"index": integer().set("minimum", 0).desc("The item's place in keys, from 0."),
+				"id":    idOf("apk").desc("The imported key's id."),
+				"error": closed(props{
+					"code":    enum(codes...),
+					"message": str(),
+					"details": array(sealed(props{"field": str(), "message": str()})),
+				}, "code", "message").desc("Why this item was not imported; the envelope's error without requestId."),
+			}, "index")).desc("One per item, in order: id or error."),
+		}),
+		"RevokedApiKey":  sealed(props{"id": idOf("apk"), "revokedAt": dateTime()}),
+		"DeletedApiKey":  sealed(props{"id": idOf("apk"), "deleted": boolean().constant(true)}),
+		"RevealedApiKey": sealed(props{"id": idOf("apk"), "keyValue": str().pattern(keyValuePattern)}),
 
 		"AuditEntry": closed(props{
 			"redacted": boolean().constant(true).desc("Present for a caller without api_keys:read (developers, viewers, keys): the values of an API key's " +

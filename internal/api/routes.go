@@ -180,6 +180,15 @@ func operations() []operation {
 				"(expiresAt no later, ipAllowlist within, rateLimit no looser, when it has them; 403 otherwise).",
 			body: "CreateApiKeyRequest", status: 201, data: ref("ApiKeyWithValue"),
 			errors: append([]string{"ForbiddenOrLiveModeOff", "KeyLimitReached"}, keyBody...)},
+		{method: "POST", path: "/v1/api-keys/import", access: workspaced, handle: (*Server).importKeys,
+			id: "importApiKeys", tag: "api-keys", summary: "Import existing keys, keeping their values",
+			description: "For a platform moving to keyplane whose customers hold keys already: up to 1,000 keys a call, each with its existing value " +
+				"(any format: it verifies as it is) or that value's SHA-256 digest. Each item is checked as at creation (POST /v1/api-keys) and answered " +
+				"on its own, in order: {index, id} or {index, error}, the others imported all the same, in one transaction, each with an api_key.imported " +
+				"audit entry; no webhook event is sent. A value already stored or given twice fails its item; past the workspace's maxKeys the remaining " +
+				"items fail with key_limit_reached. Values are stored as digests only: imported keys are never recoverable. More than 1,000 keys is 400. " +
+				"Needs api_keys:write; a workspace key imports keys of its own environment, with permissions it holds, at least as bounded as itself.",
+			body: "ImportApiKeysRequest", status: 201, data: ref("ImportApiKeysResult"), errors: keyBody},
 		{method: "GET", path: "/v1/api-keys/publishable", access: workspaced, handle: (*Server).publishableKey,
 			id: "getPublishableApiKey", tag: "api-keys", summary: "Get the newest active publishable key",
 			description: "With its keyValue; 404 when the environment has none. Needs api_keys:read; a workspace key, of its own environment (403 otherwise).",

@@ -56,6 +56,9 @@ Usage:
                                                            with --workspace, an active member at once
   keyplane users update --email E --operator=true|false    give or take a person's operator powers
   keyplane members remove --workspace S --email E          end a person's membership (or invitation)
+  keyplane keys import --workspace ID --file keys.jsonl    import existing keys, one JSON object a line, keeping
+                                                           their values (POST /v1/api-keys/import's items);
+                                                           exit status 1 when any line failed
   keyplane migrate                                         bring the database schema up to date
   keyplane audit verify                                    check every audit chain
   keyplane audit list [--workspace S] [--action A] [--limit N]
@@ -84,7 +87,7 @@ func (p *Program) Run(ctx context.Context, args []string) error {
 		return ErrUsage
 	}
 	cmd, rest := args[0], args[1:]
-	if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") && (cmd == "root-keys" || cmd == "workspaces" || cmd == "users" || cmd == "members" || cmd == "audit" || cmd == "master-key") {
+	if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") && (cmd == "root-keys" || cmd == "workspaces" || cmd == "users" || cmd == "members" || cmd == "audit" || cmd == "master-key" || cmd == "keys") {
 		cmd += " " + rest[0]
 		rest = rest[1:]
 	}
@@ -105,6 +108,8 @@ func (p *Program) Run(ctx context.Context, args []string) error {
 		return p.updateUser(ctx, rest)
 	case "members remove":
 		return p.removeMember(ctx, rest)
+	case "keys import":
+		return p.importKeys(ctx, rest)
 	case "migrate":
 		return p.migrate(ctx, rest)
 	case "audit verify":

@@ -39,7 +39,7 @@ func handler(e *env, m *metrics.Metrics, ver *verify.Verifier, limiter ratelimit
 	m.CounterFunc("keyplane_verify_cache_hits_total", "Key lookups answered from the verification cache.", func() float64 { h, _, _ := ver.CacheStats(); return float64(h) })
 	m.CounterFunc("keyplane_verify_cache_misses_total", "Key lookups that read the store.", func() float64 { _, mi, _ := ver.CacheStats(); return float64(mi) })
 	m.CounterFunc("keyplane_verify_stale_answers_total", "Key lookups answered from entries past the cache TTL because the store could not be read (--cache-stale-if-error).", func() float64 { return float64(ver.StaleServed()) })
-	m.CounterFunc("keyplane_verify_filtered_total", "Key lookups answered NOT_FOUND by the membership filter, without a read (SQLite).", func() float64 { return float64(ver.Filtered()) })
+	m.CounterFunc("keyplane_verify_filtered_total", "Key lookups answered NOT_FOUND by a membership filter, without a read: the filter of stored digests (SQLite), or of imported ones for values without keyplane's format (every driver).", func() float64 { return float64(ver.Filtered()) })
 	m.GaugeFunc("keyplane_verify_cache_entries", "Key digests held by the verification cache, known and unknown.", func() float64 { _, _, n := ver.CacheStats(); return float64(n) })
 	m.GaugeFunc("keyplane_verify_cache_bytes", "Estimated bytes held by the verification cache (bounded by --cache-memory).", func() float64 { return float64(ver.CacheWeight()) })
 	m.GaugeFunc("keyplane_verify_feed_trusted", "1 while the change feed (LISTEN, or SQLite's change journal) is trusted and cached keys need no TTL.", func() float64 {
@@ -96,6 +96,8 @@ func handler(e *env, m *metrics.Metrics, ver *verify.Verifier, limiter ratelimit
 const (
 	filterCapacity = 1 << 20
 	filterRate     = 0.01
+	// importedCapacity sizes the imported filter's first stage (64 KiB); it grows with the imports.
+	importedCapacity = 1 << 15
 )
 
 // shutdownGrace bounds how long serve waits for requests in flight after SIGTERM.
@@ -162,6 +164,24 @@ func (p *Program) serve(ctx context.Context, args []string) error {
 			return err
 		}
 	}
+	// Imported values need not have keyplane's format, so the verifier cannot refuse a made-up value
+	// by its shape: on every driver it keeps a filter of the imported digests, loaded here (after the
+	// journal's start, as the filter above), topped up by the change feed (Admit), and loaded again,
+	// into the same filter, after every gap in the feed (loadImported).
+	imported := verify.NewFilter(importedCapacity, filterRate)
+	importedSource, _ := e.store.(interface {
+		EachImportedHash(ctx context.Context, fn func(hash []byte)) error
+	})
+	loadImported := func(ctx context.Context) {
+		if importedSource == nil {
+			return
+		}
+		if err := importedSource.EachImportedHash(ctx, ver.AdmitImported); err != nil {
+			// Kept serving: imported values admitted so far and by the feed still verify; the
+			// next gap loads again.
+			e.log.Error("imported keys: could not load their digests", "err", err)
+		}
+	}
 	// Credits are spent from blocks this node takes from the balances (docs/scaling.md, "Credits"),
 	// through the service, which applies due refills and notes exhaustions around each take;
 	// a clean shutdown gives back what it holds, after the requests in flight have finished. The
@@ -174,9 +194,14 @@ func (p *Program) serve(ctx context.Context, args []string) error {
 	})
 	defer closeBank()
 	ver, err = verify.New(e.store, verify.Options{KeyPrefix: cfg.KeyPrefix, CacheMemory: cfg.CacheMemory, TTL: cfg.CacheTTL,
-		StaleIfError: cfg.CacheStaleIfError, Limiter: limiter, Box: e.box, Replay: seen, Filter: filter, Bank: bank})
+		StaleIfError: cfg.CacheStaleIfError, Limiter: limiter, Box: e.box, Replay: seen, Filter: filter, Imported: imported, Bank: bank})
 	if err != nil {
 		return err
+	}
+	if importedSource != nil {
+		if err := importedSource.EachImportedHash(ctx, ver.AdmitImported); err != nil {
+			return err
+		}
 	}
 	if journal != nil {
 		// The watcher stops before the journal closes (defers run last first), however serve ends.
@@ -190,7 +215,7 @@ func (p *Program) serve(ctx context.Context, args []string) error {
 				// must let its next lookup through to the store.
 				Apply: func(h ...[]byte) { ver.Admit(h...); ver.Forget(h...) },
 				Up:    ver.FeedUp, Down: ver.FeedDown,
-				Gap: func() { ver.DropFilter(); ver.Purge() }})
+				Gap: func() { ver.DropFilter(); loadImported(wctx); ver.Purge() }})
 		}()
 	}
 	boot, err := e.svc.Bootstrap(ctx, cfg.AdminEmail, cfg.AdminPassword)
@@ -246,8 +271,11 @@ func (p *Program) serve(ctx context.Context, args []string) error {
 		listening, once := make(chan struct{}), sync.Once{}
 		// Trusted only once listening, and then with nothing in the cache read before: when LISTEN
 		// came up late (after listenWait), entries read meanwhile may have missed a change.
-		trust := func() { ver.Purge(); ver.FeedUp(); once.Do(func() { close(listening) }) }
-		go pg.Listen(ctx, e.log, ver.Forget, ver.Purge, trust, ver.FeedDown)
+		// Imports committed while it did not listen are loaded first: their notices are lost.
+		trust := func() { loadImported(ctx); ver.Purge(); ver.FeedUp(); once.Do(func() { close(listening) }) }
+		// Admitted before forgotten, as the journal's: other nodes' imports reach the imported filter.
+		apply := func(h ...[]byte) { ver.Admit(h...); ver.Forget(h...) }
+		go pg.Listen(ctx, e.log, apply, ver.Purge, trust, ver.FeedDown)
 		select {
 		case <-listening:
 		case <-ctx.Done():

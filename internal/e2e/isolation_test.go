@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"crypto/rand"
 	"fmt"
 	"net/http"
 	"regexp"
@@ -283,6 +284,7 @@ func isolationFixtures(w *world) map[string][]attack {
 		"listApiKeys": {{query: "?limit=100", as: "key", shows: k["liveSecret"]}, {query: "?environment=test&keyType=publishable", as: "testkey", shows: k["testPublishable"]},
 			{query: "?identityId=" + idn["main"], as: "operator", shows: k["metered"]}, {query: "?externalId=customer-a", as: "key", shows: k["metered"]}},
 		"createApiKey":         {{body: map[string]any{"name": "made by the caller", "keyType": "secret", "environment": "test"}, as: "testkey"}},
+		"importApiKeys":        {{body: map[string]any{"keys": []any{map[string]any{"name": "imported by the caller", "environment": "test", "value": "legacy_" + strings.ToLower(rand.Text())}}}, as: "testkey"}},
 		"getPublishableApiKey": {{query: "?environment=live", as: "operator", shows: k["livePublishable"]}, {query: "?environment=test", as: "testkey", shows: k["testPublishable"]}},
 		"listAuditLogs": {
 			{query: "?targetId=" + k["liveSecret"], as: "key", shows: k["liveSecret"]},

@@ -183,3 +183,25 @@ func End(v string) string {
 	}
 	return v[len(v)-4:]
 }
+
+// Keys migrated in from another system keep the values their holders already have, whatever their
+// shape. They are bounded all the same: long enough not to be guessed, short enough that hostile input
+// costs little, and printable ASCII without spaces, so that they travel in an HTTP header as they are.
+const (
+	MinImportedLen = 16
+	MaxImportedLen = 256
+)
+
+// ValidImported reports whether v may be an imported value (see MinImportedLen). Verification asks it
+// before hashing a value without keyplane's format: one that fails it was never stored.
+func ValidImported(v string) bool {
+	if len(v) < MinImportedLen || len(v) > MaxImportedLen {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		if v[i] <= ' ' || v[i] > '~' {
+			return false
+		}
+	}
+	return true
+}

@@ -329,66 +329,11 @@ func (s *Service) CreateAPIKey(ctx context.Context, c *keyplane.Caller, wsID str
 	if err != nil {
 		return nil, "", err
 	}
-	if in.Environment == "" {
-		in.Environment = keyplane.EnvLive
-	}
-	now := s.clock()
-	var v keyplane.Validation
-	k := &keyplane.APIKey{
-		ID: id.NewAt(id.APIKey, now), WorkspaceID: wsID, KeyType: in.KeyType, Environment: in.Environment,
-		Enabled: true, RateLimit: in.RateLimit, Recoverable: in.Recoverable || in.KeyType == keyplane.KeyTypePublishable,
-		CreatedBy: c.Actor,
-	}
-	k.Name = checkName(&v, "name", in.Name, keyplane.MaxNameLen, true)
-	k.Description = checkName(&v, "description", in.Description, keyplane.MaxDescriptionLen, false)
-	if !in.KeyType.Valid() {
-		v.Add("keyType", "must be secret or publishable")
-	}
-	if !in.Environment.Valid() {
-		v.Add("environment", "must be live or test")
-	}
-	k.Permissions = s.checkPermissions(&v, in.Permissions)
-	k.IPAllowlist = checkIPAllowlist(&v, in.IPAllowlist)
-	if len(in.AllowedOrigins) > 0 && in.KeyType != keyplane.KeyTypePublishable {
-		v.Add("allowedOrigins", "only publishable keys are used from browsers; secret keys cannot have allowed origins")
-	}
-	k.AllowedOrigins = checkOrigins(&v, in.AllowedOrigins)
-	k.Meta = checkMeta(&v, in.Meta)
-	checkRateLimit(&v, in.RateLimit)
-	if in.RateLimits != nil {
-		def, named := splitKeyLimits(&v, "rateLimits", in.RateLimits)
-		if def != nil && in.RateLimit != nil {
-			v.Add("rateLimits", "has a limit named default, which is the key's rateLimit: give rateLimit or that entry, not both")
-		} else if def != nil {
-			k.RateLimit = def
-		}
-		k.RateLimits = named
-	}
-	checkLimitCount(&v, k)
-	credits := checkCredits(&v, "credits", in.Credits, now)
-	externalID, identityID := checkKeyIdentity(&v, in.ExternalID, in.IdentityID)
-	k.ExpiresAt = checkExpiry(&v, in.Environment, in.ExpiresAt, now, now, w.TestKeyTTLSeconds)
-	if keyBound(c) && c.ExpiresAt != nil && !in.ExpiresAt.Set && k.ExpiresAt != nil && k.ExpiresAt.After(*c.ExpiresAt) {
-		// A test key's default expiry, made by a key that expires sooner, ends with that key: else
-		// no test key could make one without giving a date (checkBounds).
-		end := *c.ExpiresAt
-		k.ExpiresAt = &end
-	}
-	if err := v.Err(); err != nil {
+	d, err := s.draftKey(c, w, in, s.clock())
+	if err != nil {
 		return nil, "", err
 	}
-	if err := checkEnvironment(c, k.Environment); err != nil {
-		return nil, "", err
-	}
-	if err := checkGrant(c, k.Permissions); err != nil {
-		return nil, "", err
-	}
-	if err := checkBounds(c, k, "the new key"); err != nil {
-		return nil, "", err
-	}
-	if k.Environment == keyplane.EnvLive && !w.LiveModeEnabled {
-		return nil, "", keyplane.Errorf(keyplane.CodeLiveModeDisabled, "live mode is off for this workspace; create a test key, or ask the operator to enable live mode")
-	}
+	k, credits, externalID, identityID := d.k, d.credits, d.externalID, d.identityID
 	value := keyformat.Generate(s.prefix, k.KeyType.Short(), string(k.Environment))
 	k.Prefix = s.prefix + "_" + k.KeyType.Short() + "_" + string(k.Environment) + "_"
 	k.Start, k.End = keyformat.Start(s.prefix, value), keyformat.End(value)
@@ -438,6 +383,80 @@ func (s *Service) CreateAPIKey(ctx context.Context, c *keyplane.Caller, wsID str
 		return nil, "", err
 	}
 	return k, value, nil
+}
+
+// keyDraft is a new key that passed creation's rules, with what is stored beside it.
+type keyDraft struct {
+	k                      *keyplane.APIKey
+	credits                *keyplane.Credits
+	externalID, identityID string
+}
+
+// draftKey applies the rules of a new key to in, for the workspace w at now: every field's
+// validation, and the bounds of a workspace key acting through the API. Created and imported keys
+// both go through it, so that the rules are written once. The key has no value yet, nor times.
+func (s *Service) draftKey(c *keyplane.Caller, w *keyplane.Workspace, in CreateKeyInput, now time.Time) (*keyDraft, error) {
+	wsID := w.ID
+	if in.Environment == "" {
+		in.Environment = keyplane.EnvLive
+	}
+	var v keyplane.Validation
+	k := &keyplane.APIKey{
+		ID: id.NewAt(id.APIKey, now), WorkspaceID: wsID, KeyType: in.KeyType, Environment: in.Environment,
+		Enabled: true, RateLimit: in.RateLimit, Recoverable: in.Recoverable || in.KeyType == keyplane.KeyTypePublishable,
+		CreatedBy: c.Actor,
+	}
+	k.Name = checkName(&v, "name", in.Name, keyplane.MaxNameLen, true)
+	k.Description = checkName(&v, "description", in.Description, keyplane.MaxDescriptionLen, false)
+	if !in.KeyType.Valid() {
+		v.Add("keyType", "must be secret or publishable")
+	}
+	if !in.Environment.Valid() {
+		v.Add("environment", "must be live or test")
+	}
+	k.Permissions = s.checkPermissions(&v, in.Permissions)
+	k.IPAllowlist = checkIPAllowlist(&v, in.IPAllowlist)
+	if len(in.AllowedOrigins) > 0 && in.KeyType != keyplane.KeyTypePublishable {
+		v.Add("allowedOrigins", "only publishable keys are used from browsers; secret keys cannot have allowed origins")
+	}
+	k.AllowedOrigins = checkOrigins(&v, in.AllowedOrigins)
+	k.Meta = checkMeta(&v, in.Meta)
+	checkRateLimit(&v, in.RateLimit)
+	if in.RateLimits != nil {
+		def, named := splitKeyLimits(&v, "rateLimits", in.RateLimits)
+		if def != nil && in.RateLimit != nil {
+			v.Add("rateLimits", "has a limit named default, which is the key's rateLimit: give rateLimit or that entry, not both")
+		} else if def != nil {
+			k.RateLimit = def
+		}
+		k.RateLimits = named
+	}
+	checkLimitCount(&v, k)
+	credits := checkCredits(&v, "credits", in.Credits, now)
+	externalID, identityID := checkKeyIdentity(&v, in.ExternalID, in.IdentityID)
+	k.ExpiresAt = checkExpiry(&v, in.Environment, in.ExpiresAt, now, now, w.TestKeyTTLSeconds)
+	if keyBound(c) && c.ExpiresAt != nil && !in.ExpiresAt.Set && k.ExpiresAt != nil && k.ExpiresAt.After(*c.ExpiresAt) {
+		// A test key's default expiry, made by a key that expires sooner, ends with that key: else
+		// no test key could make one without giving a date (checkBounds).
+		end := *c.ExpiresAt
+		k.ExpiresAt = &end
+	}
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	if err := checkEnvironment(c, k.Environment); err != nil {
+		return nil, err
+	}
+	if err := checkGrant(c, k.Permissions); err != nil {
+		return nil, err
+	}
+	if err := checkBounds(c, k, "the new key"); err != nil {
+		return nil, err
+	}
+	if k.Environment == keyplane.EnvLive && !w.LiveModeEnabled {
+		return nil, keyplane.Errorf(keyplane.CodeLiveModeDisabled, "live mode is off for this workspace; create a test key, or ask the operator to enable live mode")
+	}
+	return &keyDraft{k: k, credits: credits, externalID: externalID, identityID: identityID}, nil
 }
 
 func keyTarget(k *keyplane.APIKey) keyplane.Target { return keyplane.Target{Type: "api_key", ID: k.ID} }

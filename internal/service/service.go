@@ -181,6 +181,40 @@ func (s *Service) appendAudit(ctx context.Context, tx store.Tx, c *keyplane.Call
 	if err != nil {
 		return fmt.Errorf("audit chain head: %w", err)
 	}
+	entry, err := auditEntry(c, chain, now, r, seq, prev)
+	if err != nil {
+		return err
+	}
+	if err := tx.InsertAudit(ctx, entry); err != nil {
+		return fmt.Errorf("insert audit entry: %w", err)
+	}
+	return nil
+}
+
+// appendAudits appends records to the chain in one write, in order: a change of many rows (an
+// import) reads the chain's head once, not once a record.
+func (s *Service) appendAudits(ctx context.Context, tx store.Tx, c *keyplane.Caller, chain string, now time.Time, records []*keyplane.AuditRecord) error {
+	seq, prev, err := tx.LastAudit(ctx, chain)
+	if err != nil {
+		return fmt.Errorf("audit chain head: %w", err)
+	}
+	entries := make([]keyplane.AuditEntry, len(records))
+	for i, r := range records {
+		e, err := auditEntry(c, chain, now, r, seq, prev)
+		if err != nil {
+			return err
+		}
+		entries[i] = *e
+		seq, prev = e.Seq, e.Hash
+	}
+	if err := tx.InsertAudits(ctx, entries); err != nil {
+		return fmt.Errorf("insert audit entries: %w", err)
+	}
+	return nil
+}
+
+// auditEntry is the entry of r that follows the chain's entry seq, whose hash is prev.
+func auditEntry(c *keyplane.Caller, chain string, now time.Time, r *keyplane.AuditRecord, seq int64, prev string) (*keyplane.AuditEntry, error) {
 	e := &auditchain.Entry{
 		ID: id.NewAt(id.Audit, now), Timestamp: auditchain.FormatTime(now), Action: r.Action,
 		Actor: c.Actor, Target: r.Target, IP: c.IP, UserAgent: c.UserAgent, RequestID: c.RequestID,
@@ -188,16 +222,12 @@ func (s *Service) appendAudit(ctx context.Context, tx store.Tx, c *keyplane.Call
 	}
 	body, err := auditchain.Body(e)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	entry := &keyplane.AuditEntry{
+	return &keyplane.AuditEntry{
 		ID: e.ID, WorkspaceID: chain, Seq: seq + 1, Timestamp: now, Action: r.Action,
 		ActorID: c.Actor.ID, TargetID: r.Target.ID, Body: body, Hash: auditchain.Link(prev, body),
-	}
-	if err := tx.InsertAudit(ctx, entry); err != nil {
-		return fmt.Errorf("insert audit entry: %w", err)
-	}
-	return nil
+	}, nil
 }
 
 // Audit records an action that changes nothing else (a sign-in, a failed sign-in, a denied reveal).

@@ -261,6 +261,17 @@ type Tx interface {
 	// InsertKeyLeak records a leaked value; ErrConflict when its digest has a record already (the
 	// value was reported before). A key's records go with DeleteAPIKey.
 	InsertKeyLeak(ctx context.Context, l *keyplane.KeyLeak) error
+	// InsertImportedKeys stores keys migrated in from another system with their secrets, in bulk, in
+	// this transaction: each secret is marked imported, so that a node's filter of values without
+	// keyplane's format can start from them (sqlstore's EachImportedHash). ErrConflict when an id or
+	// a digest exists. Unlike Store.ImportAPIKeys it is a change like any other: the caller writes
+	// the audit entries and publishes the digests in the same transaction.
+	InsertImportedKeys(ctx context.Context, keys []keyplane.APIKey, secrets []keyplane.Secret) error
+	// StoredSecrets returns those of these digests that are stored, in no particular order.
+	StoredSecrets(ctx context.Context, hashes [][]byte) ([][]byte, error)
+	// InsertAudits appends entries, in order, as InsertAudit does each, in bulk: an import's. Any
+	// conflict fails the whole.
+	InsertAudits(ctx context.Context, entries []keyplane.AuditEntry) error
 }
 
 // UsageCount is a number of requests of one key, in one UTC hour, answered with one code: what

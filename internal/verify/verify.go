@@ -45,6 +45,13 @@ type Options struct {
 	// out answers NOT_FOUND without a read and is not cached. Only where every new digest reaches
 	// it before anyone can use it: one writer process, and the journal of the others (SQLite).
 	Filter *Filter
+	// Imported, when set, holds the digests of every imported value (keys migrated in from another
+	// system, whose values need not have keyplane's format) and of every digest the change feed
+	// brings (Admit): a value without the format whose digest it rules out answers NOT_FOUND without
+	// a read, as a malformed value always did. Nil: no value without the format is looked up at all.
+	// Unlike Filter it serves on every driver: a node learns another's imports from its change feed
+	// within a moment, and loads the imported digests again after a gap in it (AdmitImported).
+	Imported *Filter
 	// StaleIfError, when positive, lets an entry past its TTL answer for up to this much longer while
 	// the store cannot be read (an outage of PostgreSQL, say), as HTTP's stale-if-error does: keys and
 	// root keys this node knew keep verifying as they last read, instead of every verification failing
@@ -122,6 +129,7 @@ type Verifier struct {
 	// filtered those the filter answered.
 	hits, misses, filtered atomic.Uint64
 	filter                 atomic.Pointer[Filter]
+	imported               *Filter
 	// trusted is set while the change feed is: then entries answer whatever their age. downAt is
 	// when it last went down, on the Verifier's clock (unix ns; 0: never up).
 	trusted atomic.Bool
@@ -187,6 +195,7 @@ func New(q Lookups, o Options) (*Verifier, error) {
 	v := &Verifier{store: q, prefix: o.KeyPrefix, now: o.Now, keys: keys, roots: roots, limiter: o.Limiter,
 		bank: o.Bank, box: o.Box, replay: o.Replay, values: values, ttl: o.TTL, staleIfError: o.StaleIfError}
 	v.filter.Store(o.Filter)
+	v.imported = o.Imported
 	return v, nil
 }
 
@@ -348,13 +357,33 @@ func (v *Verifier) Check(ctx context.Context, value string, req *keyplane.Verify
 	return Result{Code: e.key.Check(v.now(), e.secretExpiresAt, req), Key: e.key}, nil
 }
 
-// find looks a key value up: one that does not parse, or a root key's, finds nothing, without a read.
+// find looks a key value up: a root key's finds nothing, without a read; so does one that does not
+// parse, unless it may be an imported value that the imported filter does not rule out.
 func (v *Verifier) find(ctx context.Context, value string) (entry, error) {
 	kind, err := keyformat.Parse(v.prefix, value)
-	if err != nil || kind.Root {
+	if err != nil {
+		return v.findImported(ctx, value)
+	}
+	if kind.Root {
 		return entry{}, nil
 	}
 	return v.lookup(ctx, keyformat.Hash(value))
+}
+
+// findImported looks up a value without keyplane's format: only an imported one can be stored, and
+// the imported filter holds all of those, so that a flood of made-up values costs a hash each and
+// no read, nor any room in the cache. What passes the filter takes the common path, negative cache
+// included.
+func (v *Verifier) findImported(ctx context.Context, value string) (entry, error) {
+	if v.imported == nil || !keyformat.ValidImported(value) {
+		return entry{}, nil
+	}
+	h := keyformat.Hash(value)
+	if !v.imported.Has(h) {
+		v.filtered.Add(1)
+		return entry{}, nil
+	}
+	return v.lookup(ctx, h)
 }
 
 func (v *Verifier) lookup(ctx context.Context, h [32]byte) (entry, error) {
@@ -447,15 +476,29 @@ func (v *Verifier) CacheStats() (hits, misses uint64, size int) {
 // Admit adds a digest to the filter, if there is one: the service calls it with a new key's digest
 // before the change that stores it commits, and the change feed with the digests other processes
 // publish.
+//
+// The imported filter takes them too: the feed does not say which digests are imported ones, and a
+// digest it holds without need costs only a read when someone presents its value.
 func (v *Verifier) Admit(hashes ...[]byte) {
-	f := v.filter.Load()
-	if f == nil {
-		return
-	}
-	for _, h := range hashes {
-		if len(h) == 32 {
-			f.Add([32]byte(h))
+	for _, f := range []*Filter{v.filter.Load(), v.imported} {
+		if f == nil {
+			continue
 		}
+		for _, h := range hashes {
+			if len(h) == 32 {
+				f.Add([32]byte(h))
+			}
+		}
+	}
+}
+
+// AdmitImported adds an imported digest to the imported filter, unless the filter may hold it
+// already: the loading of every imported digest at start and after a gap in the change feed, which
+// adds to what the filter holds rather than replacing it, so that a digest the feed admitted
+// meanwhile is never lost.
+func (v *Verifier) AdmitImported(h []byte) {
+	if v.imported != nil && len(h) == 32 && !v.imported.Has([32]byte(h)) {
+		v.imported.Add([32]byte(h))
 	}
 }
 

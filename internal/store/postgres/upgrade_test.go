@@ -129,4 +129,9 @@ func TestUpgradeKeepsKeys(t *testing.T) {
 	}
 	upgradecheck.KeyUnchanged(t, k)
 	upgradecheck.LeakPolicyDefault(ctx, t, st, "ws_old")
+	// Migration 16: a value stored before imports existed is not an imported one.
+	var imported int
+	if err := st.EachImportedHash(ctx, func([]byte) { imported++ }); err != nil || imported != 0 {
+		t.Errorf("after the upgrade, %d imported digests (%v), want none", imported, err)
+	}
 }

@@ -150,6 +150,11 @@ func checkMoved(t *testing.T, path string, hash []byte, entries []keyplane.Reque
 	}
 	upgradecheck.KeyUnchanged(t, k)
 	upgradecheck.LeakPolicyDefault(ctx, t, st, k.WorkspaceID)
+	// Migration 16: a value stored before imports existed is not an imported one.
+	imported := 0
+	if err := st.EachImportedHash(ctx, func([]byte) { imported++ }); err != nil || imported != 0 {
+		t.Errorf("after the upgrade, %d imported digests (%v), want none", imported, err)
+	}
 	var got []keyplane.RequestLog
 	f := store.LogFilter{Limit: 100}
 	for {

@@ -1,6 +1,8 @@
 package storetest
 
 import (
+	"bytes"
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -73,4 +75,70 @@ func testImportAPIKeys(t *testing.T, s store.Store) {
 	}
 	_, _, err = s.LookupSecret(ctx, moreSecrets[0].Hash)
 	wantErr(t, "LookupSecret(after a failed import)", err, store.ErrNotFound)
+}
+
+// testInsertImportedKeys: keys migrated in through a change (Tx.InsertImportedKeys) read back field
+// for field; their digests, and theirs alone, are the imported ones (EachImportedHash, where the store
+// has it); StoredSecrets finds which digests exist; a duplicate digest fails the transaction whole.
+func testInsertImportedKeys(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	acme := createWorkspace(t, s, "acme", at(0))
+	made := newKey(acme, at(0))
+	madeSecret := newSecret(made, "made", at(0))
+	noErr(t, "InTx(made)", s.InTx(ctx, acme.ID, func(tx store.Tx) error {
+		if err := tx.InsertAPIKey(ctx, made); err != nil {
+			return err
+		}
+		return tx.InsertSecret(ctx, madeSecret)
+	}))
+	const n = 150 // 128 + 16 + 4 + 2: several chunk sizes
+	keys := make([]keyplane.APIKey, n)
+	secrets := make([]keyplane.Secret, n)
+	for i := range keys {
+		keys[i] = *newKey(acme, at(time.Duration(i+1)*time.Millisecond), func(k *keyplane.APIKey) { k.Name = fmt.Sprintf("imported %d", i) })
+		secrets[i] = *newSecret(&keys[i], "imported", keys[i].CreatedAt)
+	}
+	keys[7] = *fullKey(acme, at(time.Second))
+	secrets[7] = *newSecret(&keys[7], "imported", at(time.Second))
+	noErr(t, "InTx(import)", s.InTx(ctx, acme.ID, func(tx store.Tx) error {
+		return tx.InsertImportedKeys(ctx, keys, secrets)
+	}))
+	for _, i := range []int{0, 7, 127, 128, n - 1} {
+		k, sec, err := s.LookupSecret(ctx, secrets[i].Hash)
+		noErr(t, "LookupSecret(imported)", err)
+		equal(t, "imported key", k, &keys[i])
+		equal(t, "imported secret", sec, &secrets[i])
+	}
+	unknown := newSecret(made, "never stored", at(0)).Hash
+	noErr(t, "InTx(stored)", s.InTx(ctx, acme.ID, func(tx store.Tx) error {
+		got, err := tx.StoredSecrets(ctx, [][]byte{unknown, secrets[3].Hash, madeSecret.Hash})
+		if err != nil {
+			return err
+		}
+		if len(got) != 2 || !(bytes.Equal(got[0], secrets[3].Hash) || bytes.Equal(got[1], secrets[3].Hash)) {
+			t.Errorf("StoredSecrets = %x, want the imported and the made digest", got)
+		}
+		none, err := tx.StoredSecrets(ctx, nil)
+		if err != nil || len(none) != 0 {
+			t.Errorf("StoredSecrets(nothing) = %x, %v", none, err)
+		}
+		return nil
+	}))
+	if each, ok := s.(interface {
+		EachImportedHash(ctx context.Context, fn func([]byte)) error
+	}); ok {
+		seen := map[string]bool{}
+		noErr(t, "EachImportedHash", each.EachImportedHash(ctx, func(h []byte) { seen[string(h)] = true }))
+		if len(seen) != n || seen[string(madeSecret.Hash)] {
+			t.Errorf("EachImportedHash: %d digests (made one among them: %v), want the %d imported", len(seen), seen[string(madeSecret.Hash)], n)
+		}
+	}
+	// All or nothing: a fresh key, and one whose digest is stored.
+	more := []keyplane.APIKey{*newKey(acme, at(time.Minute)), *newKey(acme, at(2*time.Minute))}
+	moreSecrets := []keyplane.Secret{*newSecret(&more[0], "fresh", at(time.Minute)), secrets[5]}
+	moreSecrets[1].KeyID = more[1].ID
+	err := s.InTx(ctx, acme.ID, func(tx store.Tx) error { return tx.InsertImportedKeys(ctx, more, moreSecrets) })
+	wantErr(t, "InsertImportedKeys(duplicate digest)", err, store.ErrConflict)
+	_, err = s.GetAPIKey(ctx, acme.ID, more[0].ID)
+	wantErr(t, "GetAPIKey(after a failed import)", err, store.ErrNotFound)
 }

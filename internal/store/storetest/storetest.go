@@ -37,6 +37,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ListAPIKeysPagination", testListAPIKeysPagination},
 		{"CountKeys", testCountKeys},
 		{"ImportAPIKeys", testImportAPIKeys},
+		{"InsertImportedKeys", testInsertImportedKeys},
 		{"KeyUsageFields", testKeyUsageFields},
 		{"Identities", testIdentities},
 		{"ListIdentities", testListIdentities},
