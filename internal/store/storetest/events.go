@@ -33,7 +33,9 @@ func attemptOf(e *keyplane.WebhookEndpoint, ev *keyplane.Event, created time.Tim
 	return d
 }
 
-func eventIDs(es []keyplane.Event) []string { return ids(es, func(e *keyplane.Event) string { return e.ID }) }
+func eventIDs(es []keyplane.Event) []string {
+	return ids(es, func(e *keyplane.Event) string { return e.ID })
+}
 
 func testListEvents(t *testing.T, s store.Store) {
 	ctx := t.Context()
