@@ -11,7 +11,7 @@ import (
 	"github.com/keyplane/keyplane/internal/store"
 )
 
-// Events past the retention keep their row with data ” (a stored event's data is otherwise a JSON
+// Events past the retention keep their row with an empty data (a stored event's data is otherwise a JSON
 // object, never empty): the deliveries log and the events list still name them.
 const (
 	cursorEvent byte = 'e'

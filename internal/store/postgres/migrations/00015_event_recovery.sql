@@ -2,7 +2,7 @@
 -- Webhook recovery (API.md, "Leaked keys, imports, idempotency, webhook recovery"): the events list of
 -- a workspace, newest first, and its windows by id (an event's id begins with its millisecond).
 CREATE INDEX events_workspace ON events (workspace_id, id);
--- The events whose payloads the retention job may still drop: those already dropped (data '') are
+-- The events whose payloads the retention job may still drop: those already dropped (empty data) are
 -- never scanned again.
 CREATE INDEX events_kept ON events (id) WHERE data <> '';
 -- An event's attempts, per endpoint, in order: the last attempt of a recovery, the pending ones that
