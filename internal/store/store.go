@@ -128,11 +128,11 @@ type Queries interface {
 	// ListEvents lists a workspace's events, newest first (by id).
 	ListEvents(ctx context.Context, workspaceID string, f EventFilter) ([]keyplane.Event, string, error)
 	// EventDeliveries returns every attempt of an event of the workspace, to any endpoint, oldest
-	// first (by id). An event has few: one schedule's worth per endpoint, and the manual ones.
+	// first (by creation, then attempt number). An event has few: one schedule's worth per endpoint, and the manual ones.
 	EventDeliveries(ctx context.Context, workspaceID, eventID string) ([]keyplane.Delivery, error)
 	// FailedDeliveries returns, for the events of the workspace whose ids lie in [since, until) (see
-	// id.Floor) and after the event id after, the endpoint's last attempt of each event (the highest
-	// id), where that attempt failed and no attempt of the event to the endpoint is pending: what a
+	// id.Floor) and after the event id after, the endpoint's last attempt of each event (the latest
+	// created, then the highest attempt number), where that attempt failed and no attempt of the event to the endpoint is pending: what a
 	// recovery sends again. Events whose payload was dropped are left out. Up to limit, by event id.
 	FailedDeliveries(ctx context.Context, workspaceID, endpointID string, since, until time.Time, after string, limit int) ([]keyplane.Delivery, error)
 

@@ -24,15 +24,18 @@ const (
 	sqlListEventsEnd = ` ORDER BY id DESC LIMIT ?`
 
 	sqlEventDeliveries = `SELECT ` + deliveryColumns + ` FROM webhook_deliveries
-		WHERE event_id = ? AND workspace_id = ? ORDER BY id`
+		WHERE event_id = ? AND workspace_id = ? ORDER BY created_at, attempt, id`
 
 	// The endpoint's last attempt of each event of the window, when it failed and none is pending
-	// (an attempt queued before a later one failed, by a person, still counts as under way).
+	// (an attempt queued before a later one failed, by a person, still counts as under way). The last
+	// is the latest made, then the highest numbered: a retry is made in the millisecond its attempt
+	// ended, which may be that of the attempt, so ids alone do not order them.
 	sqlFailedDeliveriesPre = `SELECT `
 	sqlFailedDeliveriesEnd = ` FROM events ev JOIN webhook_deliveries d ON d.event_id = ev.id
 		WHERE ev.workspace_id = ? AND ev.id >= ? AND ev.id < ? AND ev.id > ? AND ev.data <> ''
 		AND d.endpoint_id = ? AND d.workspace_id = ? AND d.status = 'failed'
-		AND d.id = (SELECT MAX(x.id) FROM webhook_deliveries x WHERE x.event_id = ev.id AND x.endpoint_id = d.endpoint_id)
+		AND d.id = (SELECT x.id FROM webhook_deliveries x WHERE x.event_id = ev.id AND x.endpoint_id = d.endpoint_id
+			ORDER BY x.created_at DESC, x.attempt DESC, x.id DESC LIMIT 1)
 		AND NOT EXISTS (SELECT 1 FROM webhook_deliveries p WHERE p.event_id = ev.id AND p.endpoint_id = d.endpoint_id AND p.status = 'pending')
 		ORDER BY ev.id LIMIT ?`
 
