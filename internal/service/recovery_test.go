@@ -98,7 +98,6 @@ func (rc *receiver) setAnswer(f func(path, eventID string) (int, string)) {
 	rc.answer = f
 }
 
-
 // TestRecoverWebhook: recovering a window queues one new attempt for each event of the window whose
 // last attempt to the endpoint failed, and the receiver, back up, gets each of them once, signed,
 // under its original webhook-id. Events before or after the window, events that later succeeded,
