@@ -191,15 +191,6 @@ func (s *Service) RetryDelivery(ctx context.Context, c *keyplane.Caller, wsID, e
 		if ev.PayloadDropped {
 			return nil, errPayloadDropped(ev)
 		}
-		// A later attempt of the event still pending (a scheduled retry, a resend) would go at the
-		// same time as this one: an event is never sent twice at once to an endpoint.
-		ds, err := tx.EventDeliveries(ctx, wsID, old.EventID)
-		if err != nil {
-			return nil, err
-		}
-		if pending, _ := attemptsTo(ds, e.ID); pending {
-			return nil, keyplane.Errorf(keyplane.CodeDeliveryNotRetryable, "an attempt of event %s to this endpoint is pending: it is not queued twice", old.EventID)
-		}
 		d = &keyplane.Delivery{ID: id.NewAt(id.Delivery, now), WorkspaceID: wsID, EndpointID: e.ID, EventID: old.EventID,
 			EventType: old.EventType, Attempt: old.Attempt + 1, Status: keyplane.DeliveryPending, CreatedAt: now, NextAttemptAt: &now, Manual: true}
 		if err := tx.InsertDelivery(ctx, d); err != nil {
