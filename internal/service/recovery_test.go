@@ -388,3 +388,75 @@ func TestResendEvent(t *testing.T) {
 		})
 	}
 }
+
+// TestRecoverConcurrently: recoveries of the same window racing each other (two people pressing the
+// button, two nodes) queue each failed event once between them, and resends racing them add
+// nothing where an attempt is already pending.
+func TestRecoverConcurrently(t *testing.T) {
+	for _, d := range storetest.Drivers() {
+		t.Run(d, func(t *testing.T) {
+			rc := newReceiver(t)
+			hooks := localWebhooks(t)
+			hooks.Schedule = []time.Duration{0}
+			svc, _ := servicetest.Open(t, d, service.Options{Catalog: servicetest.Catalog(t, nil, []string{"order.created"}), Webhooks: hooks})
+			ctx := context.Background()
+			sys := keyplane.System("test")
+			w := shop(t, svc)
+			ep, _, err := svc.CreateWebhook(ctx, sys, w.ID, service.WebhookInput{URL: rc.srv.URL + "/a", EventTypes: []string{"order.created"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			since := time.Now().Add(-time.Minute)
+			var evs []string
+			for range 12 {
+				ev, _, err := svc.SendEvent(ctx, sys, w.ID, "order.created", nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				evs = append(evs, ev.ID)
+			}
+			if n := deliverDue(t, svc); n != 12 {
+				t.Fatalf("first attempts: %d", n)
+			}
+			var wg sync.WaitGroup
+			var mu sync.Mutex
+			total := 0
+			for i := range 6 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					var n int
+					var err error
+					if i%2 == 0 {
+						n, err = svc.RecoverWebhook(ctx, sys, w.ID, ep.ID, since, nil)
+					} else {
+						n, err = svc.ResendEvent(ctx, sys, w.ID, evs[i], "")
+					}
+					if err != nil {
+						t.Errorf("racer %d: %v", i, err)
+					}
+					mu.Lock()
+					total += n
+					mu.Unlock()
+				}()
+			}
+			wg.Wait()
+			if total != 12 {
+				t.Errorf("racing recoveries and resends queued %d attempts, want 12 (one per failed event)", total)
+			}
+			ds, _, err := svc.ListDeliveries(ctx, sys, w.ID, ep.ID, store.DeliveryFilter{Status: keyplane.DeliveryPending, Limit: 100})
+			if err != nil {
+				t.Fatal(err)
+			}
+			per := map[string]int{}
+			for _, dl := range ds {
+				per[dl.EventID]++
+			}
+			for _, id := range evs {
+				if per[id] != 1 {
+					t.Errorf("event %s has %d pending attempts, want 1", id, per[id])
+				}
+			}
+		})
+	}
+}
