@@ -1,12 +1,20 @@
 package e2e
 
 import (
+	"context"
+	"encoding/json"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/keyplane/keyplane"
+	"github.com/keyplane/keyplane/internal/id"
+	"github.com/keyplane/keyplane/internal/store"
+	"github.com/keyplane/keyplane/internal/store/postgres"
+	"github.com/keyplane/keyplane/internal/store/sqlite"
 	"github.com/keyplane/keyplane/internal/testkit"
 )
 
@@ -156,4 +164,87 @@ func TestWebhookRecovery(t *testing.T) {
 			t.Errorf("after the refused requests A has %d attempts, want 12", got)
 		}
 	})
+}
+
+// TestEventRetention: serve's retention job drops the payloads of events older than
+// --event-retention (the events and their attempts stay listed), and such an event can no longer be
+// sent: a resend or retry answers 410 event_payload_dropped, a recovery reaching back to it 400.
+func TestEventRetention(t *testing.T) {
+	eachDriver(t, func(t *testing.T, driver string) {
+		t.Parallel()
+		env := map[string]string{"KEYPLANE_EVENT_RETENTION": "1h"}
+		for k, v := range webhookEnv {
+			env[k] = v
+		}
+		n := start(t, driver, env)
+		ws := n.workspace("retention", nil)
+		rc := newReceiver(t, nil)
+		hook := n.webhook(ws, map[string]any{"url": rc.URL + "/r", "eventTypes": []string{"order.created"}})
+		hookID := hook["id"].(string)
+		fresh := n.must(202, req{method: "POST", path: "/v1/events", cred: n.admin, ws: ws, body: map[string]any{"type": "order.created", "data": map[string]any{"order": "fresh"}}}).data()["id"].(string)
+		rc.waitFor(t, 1)
+
+		// An event of two hours ago, whose one attempt failed, written while serve is stopped; serve's
+		// retention job runs as it starts.
+		n.stop()
+		n.stop = nil
+		at := time.Now().UTC().Add(-2 * time.Hour).Truncate(time.Microsecond)
+		old := &keyplane.Event{ID: id.NewAt(id.Event, at), WorkspaceID: ws, Type: "order.created", Data: json.RawMessage(`{"order":"old"}`), CreatedAt: at}
+		failed := &keyplane.Delivery{ID: id.NewAt(id.Delivery, at), WorkspaceID: ws, EndpointID: hookID, EventID: old.ID, EventType: old.Type,
+			Attempt: 1, Status: keyplane.DeliveryFailed, StatusCode: 503, Error: "down", CreatedAt: at}
+		st := attachStore(t, n.dataDir, n.dbURL)
+		if err := st.InTx(context.Background(), ws, func(tx store.Tx) error {
+			if err := tx.InsertEvent(context.Background(), old); err != nil {
+				return err
+			}
+			return tx.InsertDelivery(context.Background(), failed)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		st.Close()
+		n.serve(env)
+
+		testkit.Eventually(t, 15*time.Second, "the old event's payload dropped", func() bool {
+			return n.must(200, req{method: "GET", path: "/v1/events/" + old.ID, cred: n.admin, ws: ws}).data()["payloadDropped"] == true
+		})
+		ev := n.must(200, req{method: "GET", path: "/v1/events/" + old.ID, cred: n.admin, ws: ws}).data()
+		if ev["data"] != nil || ev["type"] != "order.created" {
+			t.Errorf("a dropped event: %v", ev)
+		}
+		if eps, _ := ev["endpoints"].([]any); len(eps) != 1 {
+			t.Errorf("a dropped event's attempts: %v", ev["endpoints"])
+		}
+		if f := n.must(200, req{method: "GET", path: "/v1/events/" + fresh, cred: n.admin, ws: ws}).data(); f["payloadDropped"] != false || f["data"] == nil {
+			t.Errorf("a fresh event: %v", f)
+		}
+		n.fails(410, "event_payload_dropped", req{method: "POST", path: "/v1/events/" + old.ID + "/resend", cred: n.admin, ws: ws})
+		n.fails(410, "event_payload_dropped", req{method: "POST", path: "/v1/events/" + old.ID + "/resend", cred: n.admin, ws: ws, body: map[string]any{"endpointId": hookID}})
+		n.fails(410, "event_payload_dropped", req{method: "POST", path: "/v1/webhooks/" + hookID + "/deliveries/" + failed.ID + "/retry", cred: n.admin, ws: ws})
+		res := n.fails(400, "invalid_request", req{method: "POST", path: "/v1/webhooks/" + hookID + "/recover", cred: n.admin, ws: ws,
+			body: map[string]any{"since": at.Add(-time.Minute).Format(time.RFC3339)}})
+		if f := res.detailFields(); len(f) != 1 || f[0] != "since" {
+			t.Errorf("recovery past the retention: details %v", f)
+		}
+		// Within the retention: the fresh event succeeded, nothing to recover.
+		if q := n.must(202, req{method: "POST", path: "/v1/webhooks/" + hookID + "/recover", cred: n.admin, ws: ws,
+			body: map[string]any{"since": time.Now().Add(-30 * time.Minute).UTC().Format(time.RFC3339)}}).data()["queued"]; q != float64(0) {
+			t.Errorf("recovery within the retention queued %v", q)
+		}
+	})
+}
+
+// attachStore opens the store of a node that is stopped, where serve finds it.
+func attachStore(t *testing.T, dataDir, dbURL string) store.Store {
+	t.Helper()
+	var st store.Store
+	var err error
+	if dbURL != "" {
+		st, err = postgres.Open(context.Background(), dbURL)
+	} else {
+		st, err = sqlite.Open(context.Background(), filepath.Join(dataDir, "keyplane.db"))
+	}
+	if err != nil {
+		t.Fatalf("open the node's store: %v", err)
+	}
+	return st
 }
