@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/keyplane/keyplane"
+	"github.com/keyplane/keyplane/internal/id"
 	"github.com/keyplane/keyplane/internal/service"
 	"github.com/keyplane/keyplane/internal/service/servicetest"
 	"github.com/keyplane/keyplane/internal/store"
@@ -458,5 +459,49 @@ func TestRecoverConcurrently(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestDeliverDroppedPayload: an attempt that finds its event's payload dropped (queued in the moment
+// the retention job dropped it) ends failed, saying why, and nothing is posted: never an empty event.
+func TestDeliverDroppedPayload(t *testing.T) {
+	clk := &fakeClock{now: time.Date(2030, 1, 7, 9, 0, 0, 0, time.UTC)}
+	rc := newReceiver(t)
+	hooks := localWebhooks(t)
+	hooks.Schedule = []time.Duration{0}
+	svc, st := servicetest.Open(t, "sqlite", service.Options{Catalog: servicetest.Catalog(t, nil, []string{"order.created"}),
+		Now: clk.Now, Webhooks: hooks, EventRetention: time.Hour})
+	ctx := context.Background()
+	sys := keyplane.System("test")
+	w := shop(t, svc)
+	ep, _, err := svc.CreateWebhook(ctx, sys, w.ID, service.WebhookInput{URL: rc.srv.URL + "/a", EventTypes: []string{"order.created"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, _, err := svc.SendEvent(ctx, sys, w.ID, "order.created", json.RawMessage(`{"order":1}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	deliverDue(t, svc)
+	clk.Add(2 * time.Hour)
+	if n, err := svc.PruneEvents(ctx); err != nil || n != 1 {
+		t.Fatalf("prune: %d, %v", n, err)
+	}
+	now := clk.Now()
+	late := &keyplane.Delivery{ID: id.NewAt(id.Delivery, now), WorkspaceID: w.ID, EndpointID: ep.ID, EventID: ev.ID, EventType: ev.Type,
+		Attempt: 2, Status: keyplane.DeliveryPending, CreatedAt: now, NextAttemptAt: &now, Manual: true}
+	if err := st.InTx(ctx, w.ID, func(tx store.Tx) error { return tx.InsertDelivery(ctx, late) }); err != nil {
+		t.Fatal(err)
+	}
+	mark := rc.count()
+	if n := deliverDue(t, svc); n != 1 {
+		t.Fatalf("attempts made: %d", n)
+	}
+	if rc.count() != mark {
+		t.Errorf("an event without its payload was posted")
+	}
+	ds, _, err := svc.ListDeliveries(ctx, sys, w.ID, ep.ID, store.DeliveryFilter{Limit: 1})
+	if err != nil || len(ds) != 1 || ds[0].ID != late.ID || ds[0].Status != keyplane.DeliveryFailed || !strings.Contains(ds[0].Error, "payload was dropped") {
+		t.Errorf("the late attempt: %+v, %v", ds, err)
 	}
 }
