@@ -505,3 +505,59 @@ func TestDeliverDroppedPayload(t *testing.T) {
 		t.Errorf("the late attempt: %+v, %v", ds, err)
 	}
 }
+
+// TestEventsListPermissions: the events list needs webhooks:read; the data of api_key.* events, whole
+// keys, is hidden from a caller without api_keys:read (dataHidden), custom events' data is not;
+// resending needs webhooks:write, and another workspace's key reads nothing.
+func TestEventsListPermissions(t *testing.T) {
+	svc, _ := servicetest.Open(t, "sqlite", service.Options{Catalog: servicetest.Catalog(t, nil, []string{"order.created"})})
+	ctx := context.Background()
+	sys := keyplane.System("test")
+	w := shop(t, svc)
+	if _, _, err := svc.CreateAPIKey(ctx, sys, w.ID, service.CreateKeyInput{Name: "k", KeyType: keyplane.KeyTypeSecret}); err != nil {
+		t.Fatal(err)
+	}
+	custom, _, err := svc.SendEvent(ctx, sys, w.ID, "order.created", json.RawMessage(`{"order":3}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := func(ws string, perms ...string) *keyplane.Caller {
+		return &keyplane.Caller{Actor: keyplane.Actor{Type: keyplane.ActorAPIKey, ID: "apk_caller"}, WorkspaceID: ws, Permissions: perms}
+	}
+	dev := key(w.ID, keyplane.PermWebhooksRead)
+	evs, _, err := svc.ListEvents(ctx, dev, w.ID, keyplane.EventFilter{Limit: 10})
+	if err != nil || len(evs) != 2 {
+		t.Fatalf("list as webhooks:read: %d, %v", len(evs), err)
+	}
+	for _, e := range evs {
+		switch e.Type {
+		case keyplane.EventAPIKeyCreated:
+			if !e.DataHidden || e.Data != nil {
+				t.Errorf("an api_key event shown to a caller without api_keys:read: %s", e.Data)
+			}
+			one, err := svc.GetEvent(ctx, dev, w.ID, e.ID)
+			if err != nil || !one.DataHidden || one.Data != nil {
+				t.Errorf("GetEvent of an api_key event without api_keys:read: %+v, %v", one, err)
+			}
+		case "order.created":
+			if e.DataHidden || string(e.Data) != `{"order":3}` {
+				t.Errorf("a custom event: %+v", e)
+			}
+		}
+	}
+	reader := key(w.ID, keyplane.PermWebhooksRead, keyplane.PermAPIKeysRead)
+	evs, _, err = svc.ListEvents(ctx, reader, w.ID, keyplane.EventFilter{Type: keyplane.EventAPIKeyCreated, Limit: 10})
+	if err != nil || len(evs) != 1 || evs[0].DataHidden || !strings.Contains(string(evs[0].Data), `"apiKey"`) {
+		t.Errorf("an api_key event for a key reader: %+v, %v", evs, err)
+	}
+	_, _, err = svc.ListEvents(ctx, key(w.ID, keyplane.PermAPIKeysRead), w.ID, keyplane.EventFilter{Limit: 10})
+	wantCode(t, "list without webhooks:read", err, keyplane.CodeForbidden)
+	_, err = svc.ResendEvent(ctx, dev, w.ID, custom.ID, "")
+	wantCode(t, "resend without webhooks:write", err, keyplane.CodeForbidden)
+	_, err = svc.RecoverWebhook(ctx, dev, w.ID, "whk_01JD0000000000000000000000", time.Now().Add(-time.Hour), nil)
+	wantCode(t, "recover without webhooks:write", err, keyplane.CodeForbidden)
+	_, _, err = svc.ListEvents(ctx, key("ws_other", keyplane.PermWebhooksRead), w.ID, keyplane.EventFilter{Limit: 10})
+	wantCode(t, "another workspace's key", err, keyplane.CodeNotFound)
+	_, err = svc.GetEvent(ctx, key("ws_other", keyplane.PermWebhooksRead), w.ID, custom.ID)
+	wantCode(t, "another workspace's key reads an event", err, keyplane.CodeNotFound)
+}
