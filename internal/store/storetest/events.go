@@ -80,10 +80,19 @@ func testListEvents(t *testing.T, s store.Store) {
 	_, _, err = s.ListEvents(ctx, w.ID, store.EventFilter{Limit: 10, Cursor: "bogus"})
 	wantErr(t, "ListEvents(bad cursor)", err, store.ErrBadCursor)
 	// A cursor of another list is refused, not read as an event id.
-	_, dcur, err := s.ListDeliveries(ctx, w.ID, "whk_none", store.DeliveryFilter{Limit: 1})
-	noErr(t, "ListDeliveries", err)
-	if dcur != "" {
-		t.Fatalf("an empty log has a cursor")
+	insertWebhooks(t, s, newWebhook(w, at(time.Second)), newWebhook(w, at(2*time.Second)))
+	_, hcur, err := s.ListWebhooks(ctx, w.ID, 1, "")
+	noErr(t, "ListWebhooks", err)
+	if hcur == "" {
+		t.Fatal("no cursor from a page of one of two endpoints")
+	}
+	_, _, err = s.ListEvents(ctx, w.ID, store.EventFilter{Limit: 10, Cursor: hcur})
+	wantErr(t, "ListEvents(an endpoints cursor)", err, store.ErrBadCursor)
+	// Another workspace's events are not listed, whatever the filter.
+	got, _, err = s.ListEvents(ctx, other.ID, store.EventFilter{Type: "order.paid", Limit: 10})
+	noErr(t, "ListEvents other workspace", err)
+	if len(got) != 0 {
+		t.Errorf("the other workspace lists %d order.paid events", len(got))
 	}
 }
 
