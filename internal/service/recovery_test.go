@@ -561,3 +561,40 @@ func TestEventsListPermissions(t *testing.T) {
 	_, err = svc.GetEvent(ctx, key("ws_other", keyplane.PermWebhooksRead), w.ID, custom.ID)
 	wantCode(t, "another workspace's key reads an event", err, keyplane.CodeNotFound)
 }
+
+// TestRecoverOnlyWhatIsStillWanted: an endpoint that no longer subscribes to a type does not get its
+// failed events back from a recovery: one that stopped carrying key events may have been repointed
+// by someone who may not read keys.
+func TestRecoverOnlyWhatIsStillWanted(t *testing.T) {
+	rc := newReceiver(t)
+	hooks := localWebhooks(t)
+	hooks.Schedule = []time.Duration{0}
+	svc, _ := servicetest.Open(t, "sqlite", service.Options{Catalog: servicetest.Catalog(t, nil, []string{"order.created"}), Webhooks: hooks})
+	ctx := context.Background()
+	sys := keyplane.System("test")
+	w := shop(t, svc)
+	ep, _, err := svc.CreateWebhook(ctx, sys, w.ID, service.WebhookInput{URL: rc.srv.URL + "/a", EventTypes: []string{"*"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	since := time.Now().Add(-time.Minute)
+	if _, _, err := svc.CreateAPIKey(ctx, sys, w.ID, service.CreateKeyInput{Name: "k", KeyType: keyplane.KeyTypeSecret}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := svc.SendEvent(ctx, sys, w.ID, "order.created", nil); err != nil {
+		t.Fatal(err)
+	}
+	if n := deliverDue(t, svc); n != 2 {
+		t.Fatalf("attempts: %d", n)
+	}
+	if _, err := svc.UpdateWebhook(ctx, sys, w.ID, ep.ID, service.WebhookPatch{EventTypes: keyplane.Some([]string{"order.created"})}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := svc.RecoverWebhook(ctx, sys, w.ID, ep.ID, since, nil); err != nil || n != 1 {
+		t.Fatalf("recover: %d, %v; want 1 (order.created only)", n, err)
+	}
+	ds, _, err := svc.ListDeliveries(ctx, sys, w.ID, ep.ID, store.DeliveryFilter{Status: keyplane.DeliveryPending, Limit: 10})
+	if err != nil || len(ds) != 1 || ds[0].EventType != "order.created" {
+		t.Errorf("pending after the recovery: %+v, %v", ds, err)
+	}
+}

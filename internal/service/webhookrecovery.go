@@ -207,8 +207,8 @@ func (s *Service) ResendEvent(ctx context.Context, c *keyplane.Caller, wsID, eve
 // [since, until) (until nil: now) whose last attempt to the endpoint failed: not those that later
 // succeeded, and not those still pending (a scheduled retry, a manual attempt, an earlier
 // recovery's): they are under way, and an event is never queued twice to an endpoint. It says how
-// many it queued. Recovered attempts are manual: one each; a failure is logged and nothing more is
-// scheduled. A window that starts before the event retention is refused, since those events'
+// many it queued. Events of types the endpoint no longer subscribes to are not sent to it again.
+// Recovered attempts are manual: one each; a failure is logged and nothing more is scheduled. A window that starts before the event retention is refused, since those events'
 // payloads are gone; the endpoint must be enabled.
 func (s *Service) RecoverWebhook(ctx context.Context, c *keyplane.Caller, wsID, endpointID string, since time.Time, until *time.Time) (int, error) {
 	if err := c.Authorize(wsID, keyplane.PermWebhooksWrite); err != nil {
@@ -231,7 +231,7 @@ func (s *Service) RecoverWebhook(ctx context.Context, c *keyplane.Caller, wsID, 
 	}
 	total, after := 0, ""
 	for {
-		n, last := 0, ""
+		found, queued, last := 0, 0, ""
 		err := s.mutateWebhook(ctx, c, wsID, endpointID, func(tx store.Tx, e *keyplane.WebhookEndpoint, now time.Time) (*outcome, error) {
 			if !e.Enabled {
 				return nil, invalidField("endpointId", "is a disabled endpoint: enable it first")
@@ -240,20 +240,29 @@ func (s *Service) RecoverWebhook(ctx context.Context, c *keyplane.Caller, wsID, 
 			if err != nil {
 				return nil, err
 			}
+			found = len(ds)
+			if found == 0 {
+				return nil, nil
+			}
+			last = ds[found-1].EventID
 			for _, d := range ds {
+				// Only what the endpoint still wants: one that no longer carries key events may have
+				// been repointed by someone who may not read keys, and must not get old ones back.
+				if !e.Subscribed(d.EventType) {
+					continue
+				}
 				ev := &keyplane.Event{ID: d.EventID, WorkspaceID: wsID, Type: d.EventType}
 				if err := tx.InsertDelivery(ctx, manualAttempt(ev, e.ID, d.Attempt+1, now)); err != nil {
 					return nil, err
 				}
+				queued++
 			}
-			n = len(ds)
-			if n == 0 {
+			if queued == 0 {
 				return nil, nil
 			}
-			last = ds[n-1].EventID
-			return &outcome{queued: n, audit: &keyplane.AuditRecord{Action: "webhook.recovered", Target: webhookTarget(e),
+			return &outcome{queued: queued, audit: &keyplane.AuditRecord{Action: "webhook.recovered", Target: webhookTarget(e),
 				Changes: map[string]keyplane.Change{"since": {To: keyplane.FormatTime(since)}, "until": {To: keyplane.FormatTime(end)},
-					"queued": {To: n}}}}, nil
+					"queued": {To: queued}}}}, nil
 		})
 		if err != nil {
 			if total > 0 {
@@ -261,8 +270,8 @@ func (s *Service) RecoverWebhook(ctx context.Context, c *keyplane.Caller, wsID, 
 			}
 			return 0, err
 		}
-		total += n
-		if n < recoverBatch {
+		total += queued
+		if found < recoverBatch {
 			return total, nil
 		}
 		after = last
