@@ -362,7 +362,7 @@ func operations() []operation {
 		{method: "POST", path: "/v1/webhooks/{id}/recover", access: workspaced, handle: (*Server).recoverWebhook,
 			id: "recoverWebhook", tag: "webhooks", summary: "Send again the failed deliveries of a window",
 			description: "Queues one new attempt, due now, for every event created in [since, until) (until: now when absent) whose last attempt to " +
-				"this endpoint failed; not for events that later succeeded, nor for those with an attempt still pending (a scheduled retry, an " +
+				"this endpoint failed and whose type it still subscribes to; not for events that later succeeded, nor for those with an attempt still pending (a scheduled retry, an " +
 				"earlier recovery's), so that recovering a window twice queues nothing twice. Each attempt is signed anew under the event's own " +
 				"webhook-id and is made once (its failure schedules nothing more). Answers 202 {queued}. since must lie within the event retention " +
 				"(--event-retention, default 30 days), whose older payloads are dropped; the endpoint must be enabled. Needs webhooks:write.",
