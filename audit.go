@@ -73,4 +73,8 @@ type Event struct {
 	Type        string
 	Data        json.RawMessage
 	CreatedAt   time.Time
+	// PayloadDropped: the event is older than the deployment's event retention and its Data was
+	// dropped (Data is nil). The row stays, so that the deliveries log and the events list still name
+	// it, but it can no longer be sent.
+	PayloadDropped bool
 }

@@ -41,6 +41,16 @@ type LogFilter struct {
 	Cursor string
 }
 
+// EventFilter selects events of one workspace. Since is inclusive, Until exclusive, both to the
+// millisecond of the event's id (which is its creation time).
+type EventFilter struct {
+	Type   string
+	Since  *time.Time
+	Until  *time.Time
+	Limit  int
+	Cursor string
+}
+
 // DeliveryFilter selects attempts of one endpoint's deliveries log.
 type DeliveryFilter struct {
 	Status DeliveryStatus

@@ -22,6 +22,7 @@ const (
 	CodeKeyRevoked           = "key_revoked"            // 409
 	CodeLastOwner            = "last_owner"             // 409; the workspace would have no active owner
 	CodeDeliveryNotRetryable = "delivery_not_retryable" // 409; only a failed webhook attempt is retried
+	CodeEventPayloadDropped  = "event_payload_dropped"  // 410; the event is past the event retention
 	CodeIdentityInUse        = "identity_in_use"        // 409; keys still belong to the identity
 	CodeIdentityExists       = "identity_exists"        // 409; another identity has this externalId
 	CodePayloadTooLarge      = "payload_too_large"      // 413

@@ -106,6 +106,7 @@ var statusOf = map[keyplane.Code]int{
 	keyplane.CodeKeyRevoked:           http.StatusConflict,
 	keyplane.CodeLastOwner:            http.StatusConflict,
 	keyplane.CodeDeliveryNotRetryable: http.StatusConflict,
+	keyplane.CodeEventPayloadDropped:  http.StatusGone,
 	keyplane.CodeIdentityInUse:        http.StatusConflict,
 	keyplane.CodeIdentityExists:       http.StatusConflict,
 	keyplane.CodeIdempotencyKeyInUse:  http.StatusConflict,

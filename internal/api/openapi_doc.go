@@ -524,6 +524,25 @@ func schemas() map[string]schema {
 			"createdAt": dateTime(),
 			"endpoints": integer().set("minimum", 0).desc("How many enabled endpoints it was queued for."),
 		}),
+		"RecoverWebhookRequest": closed(props{
+			"since": dateTime().desc("The window's start: events created at or after it. Within the event retention."),
+			"until": dateTime().desc("The window's end, exclusive; now when absent. After since."),
+		}, "since"),
+		"ResendEventRequest": closed(props{
+			"endpointId": idOf("whk").desc("The endpoint to send it to; when absent, every enabled endpoint subscribed to the event's type."),
+		}),
+		"Queued": sealed(props{"queued": integer().set("minimum", 0).desc("How many attempts were queued.")}),
+		"Event":  sealed(eventProps()),
+		"EventDetail": sealed(func() props {
+			p := eventProps()
+			p["endpoints"] = array(sealed(props{
+				"endpointId":    idOf("whk"),
+				"attempts":      integer().set("minimum", 1),
+				"status":        enum(keyplane.DeliveryPending, keyplane.DeliverySucceeded, keyplane.DeliveryFailed).desc("The last attempt's."),
+				"lastAttemptAt": dateTime(),
+			}))
+			return p
+		}()),
 		"NamedRateLimit": sealed(props{
 			"name":      str().pattern(`^[a-z0-9_.:-]{1,64}$`),
 			"limit":     integer().bounds(1, keyplane.MaxRateLimit),
@@ -631,6 +650,7 @@ func errorResponses() []errorResponse {
 		{"DeliveryNotRetryable", 409, "Only a failed attempt is retried: this one succeeded or is still pending.", []keyplane.Code{keyplane.CodeDeliveryNotRetryable}},
 		{"IdempotencyKeyInUse", 409, "The first request with this Idempotency-Key is still running; retry later.", []keyplane.Code{keyplane.CodeIdempotencyKeyInUse}},
 		{"IdempotencyKeyReused", 422, "This Idempotency-Key was sent before with another method, path or body.", []keyplane.Code{keyplane.CodeIdempotencyKeyReused}},
+		{"EventPayloadDropped", 410, "The event is older than the event retention: its payload was dropped and it cannot be sent again.", []keyplane.Code{keyplane.CodeEventPayloadDropped}},
 		{"PayloadTooLarge", 413, "The body is over the limit: 1 MiB for management calls, 64 KiB for verification.", []keyplane.Code{keyplane.CodePayloadTooLarge}},
 		{"RateLimited", 429, "Too many management calls from this credential or address; retry after Retry-After seconds.", []keyplane.Code{keyplane.CodeRateLimited}},
 		{"UnsupportedMediaType", 415, "The body is not application/json.", []keyplane.Code{keyplane.CodeUnsupportedMediaType}},
@@ -901,5 +921,17 @@ func buildOpenAPI() map[string]any {
 						"its own workspace only. Publishable keys are refused (401)."},
 			},
 		},
+	}
+}
+
+// eventProps are an event's fields as the events list shows them.
+func eventProps() props {
+	return props{
+		"id":             idOf("evt"),
+		"type":           str(),
+		"createdAt":      dateTime(),
+		"data":           nullable(object()).desc("The payload; null when dropped or hidden."),
+		"payloadDropped": boolean().desc("The event is past the event retention: its payload is gone and it cannot be sent again."),
+		"dataHidden":     boolean().desc("The event carries an API key and the caller lacks api_keys:read."),
 	}
 }

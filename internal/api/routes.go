@@ -366,12 +366,41 @@ func operations() []operation {
 			}},
 		{method: "POST", path: "/v1/webhooks/{id}/deliveries/{deliveryId}/retry", access: workspaced, handle: (*Server).retryDelivery,
 			id: "retryDelivery", tag: "webhooks", summary: "Queue a new attempt of a delivery",
-			description: "Answers 202 with the new, pending attempt. Only a failed attempt is retried (409 delivery_not_retryable for one that succeeded or is pending); test sends are not retried; a disabled endpoint must be enabled first. Needs webhooks:write.",
-			body:        "EmptyRequest", bodyOptional: true, status: 202, data: ref("Delivery"), errors: append([]string{"DeliveryNotRetryable"}, keyBody...)},
+			description: "Answers 202 with the new, pending attempt. Only a failed attempt is retried (409 delivery_not_retryable for one that succeeded or is pending); test sends are not retried; a disabled endpoint must be enabled first; an event past the event retention answers 410 event_payload_dropped. Needs webhooks:write.",
+			body:        "EmptyRequest", bodyOptional: true, status: 202, data: ref("Delivery"), errors: append([]string{"DeliveryNotRetryable", "EventPayloadDropped"}, keyBody...)},
 		{method: "POST", path: "/v1/events", access: workspaced, handle: (*Server).sendEvent,
 			id: "sendEvent", tag: "webhooks", summary: "Send a custom event",
 			description: "Queues it for every enabled endpoint subscribed to its type; answers 202. Needs events:write.",
 			body:        "SendEventRequest", status: 202, data: ref("SentEvent"), errors: keyBody},
+		{method: "POST", path: "/v1/webhooks/{id}/recover", access: workspaced, handle: (*Server).recoverWebhook,
+			id: "recoverWebhook", tag: "webhooks", summary: "Send again the failed deliveries of a window",
+			description: "Queues one new attempt, due now, for every event created in [since, until) (until: now when absent) whose last attempt to " +
+				"this endpoint failed and whose type it still subscribes to; not for events that later succeeded, nor for those with an attempt still pending (a scheduled retry, an " +
+				"earlier recovery's), so that recovering a window twice queues nothing twice. Each attempt is signed anew under the event's own " +
+				"webhook-id and is made once (its failure schedules nothing more). Answers 202 {queued}. since must lie within the event retention " +
+				"(--event-retention, default 30 days), whose older payloads are dropped; the endpoint must be enabled. Needs webhooks:write.",
+			body: "RecoverWebhookRequest", status: 202, data: ref("Queued"), errors: keyBody},
+		{method: "GET", path: "/v1/events", access: workspaced, handle: (*Server).listEvents,
+			id: "listEvents", tag: "webhooks", summary: "List the workspace's events",
+			description: "Newest first, every type. data is null when the payload is past the event retention (payloadDropped) or when the " +
+				"event carries an API key (api_key.*) and the caller lacks api_keys:read (dataHidden). Needs webhooks:read.",
+			status: 200, data: ref("Event"), list: true,
+			query: []map[string]any{
+				param("type", "query", "Only events of this type.", str()),
+				since, until, paramRef("limit"), paramRef("cursor"),
+			}},
+		{method: "GET", path: "/v1/events/{id}", access: workspaced, handle: (*Server).getEvent,
+			id: "getEvent", tag: "webhooks", summary: "Get an event and what became of it",
+			description: "The event with, per endpoint it was sent to, its attempts and the last one's status. Needs webhooks:read.",
+			status:      200, data: ref("EventDetail")},
+		{method: "POST", path: "/v1/events/{id}/resend", access: workspaced, handle: (*Server).resendEvent,
+			id: "resendEvent", tag: "webhooks", summary: "Send an event again",
+			description: "Queues one new attempt, due now, to endpointId, or, when absent, to every enabled endpoint subscribed to the event's " +
+				"type (those with an attempt of it pending are skipped). A named endpoint must be enabled and subscribed to the type (400), " +
+				"and have no attempt of the event pending (409 delivery_not_retryable). An event past the event retention answers 410 " +
+				"event_payload_dropped. Answers 202 {queued}. Needs webhooks:write.",
+			body: "ResendEventRequest", bodyOptional: true, status: 202, data: ref("Queued"),
+			errors: append([]string{"DeliveryNotRetryable", "EventPayloadDropped"}, keyBody...)},
 
 		{method: "POST", path: "/v1/verify", access: verification, handle: (*Server).verifyKey,
 			id: "verifyApiKey", tag: "verification", summary: "Verify an API key",

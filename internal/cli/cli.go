@@ -243,7 +243,7 @@ func (p *Program) open(ctx context.Context, cfg *config.Config, o openOptions) (
 	hooks.Policy = webhook.URLPolicy{AllowHTTP: cfg.WebhookAllowHTTP, AllowPrivate: cfg.WebhookAllowPrivate}
 	hooks.Schedule = cfg.WebhookRetrySchedule
 	svc := service.New(service.Options{Store: st, Catalog: cat, Box: box, KeyPrefix: cfg.KeyPrefix, Forget: o.Forget, Admit: o.Admit, Logger: log,
-		LogRetention: cfg.LogRetention, UsageRetention: cfg.UsageRetention, Webhooks: hooks, SignIn: o.SignIn})
+		LogRetention: cfg.LogRetention, UsageRetention: cfg.UsageRetention, EventRetention: cfg.EventRetention, Webhooks: hooks, SignIn: o.SignIn})
 	return &env{cfg: cfg, store: st, svc: svc, log: log, box: box, createdMasterKey: created}, nil
 }
 

@@ -302,6 +302,7 @@ func (p *Program) serve(ctx context.Context, args []string) error {
 	go pruneSessions(ctx, e)
 	go pruneLogs(ctx, e)
 	go pruneIdempotencyKeys(ctx, e)
+	go pruneEvents(ctx, e)
 	go notifyExpiries(ctx, e)
 	go refillCredits(ctx, e)
 	// Webhook workers stop with ctx; attempts cut short keep their lease and are made again, by this
@@ -405,6 +406,17 @@ func pruneLogs(ctx context.Context, e *env) {
 		logs, usage, err := e.svc.PruneLogs(ctx)
 		if logs > 0 || usage > 0 {
 			e.log.Info("pruned request logs", "entries", logs, "usage_rollups", usage)
+		}
+		return err
+	})
+}
+
+// pruneEvents drops the payloads of events past the event retention every hour.
+func pruneEvents(ctx context.Context, e *env) {
+	periodic(ctx, e, "prune event payloads", time.Hour, func(ctx context.Context) error {
+		n, err := e.svc.PruneEvents(ctx)
+		if n > 0 {
+			e.log.Info("dropped event payloads past the retention", "events", n)
 		}
 		return err
 	})

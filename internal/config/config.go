@@ -51,6 +51,8 @@ type Config struct {
 	// LogRetention is how long request log entries are kept; UsageRetention, their hourly rollups.
 	LogRetention   time.Duration
 	UsageRetention time.Duration
+	// EventRetention is how long event payloads are kept for resending and recovery.
+	EventRetention time.Duration
 	// LogFlushInterval and LogBufferSize tune the request log's writer: the longest an entry waits to
 	// be written, and how many may wait before new ones are dropped.
 	LogFlushInterval time.Duration
@@ -87,6 +89,7 @@ const (
 	DefaultTrustedProxies = ""      // no peer: a local client must not pick its address
 	DefaultLogRetention   = "720h"  // 30 days
 	DefaultUsageRetention = "9600h" // 400 days
+	DefaultEventRetention = "720h"  // 30 days
 	DefaultLogFlush       = "1s"
 	DefaultUsageFlush     = "5s"
 	DefaultLogBufferSize  = "10000"
@@ -111,6 +114,7 @@ type FlagSet struct {
 	cacheMemory, memoryLimit                          string
 	allowPrivate, allowHTTP                           string
 	logRetention, usageRetention                      string
+	eventRetention                                    string
 	logFlush, logBuffer, usageFlush                   string
 	lease                                             string
 	mgmtLimit, mgmtIPLimit                            string
@@ -149,6 +153,7 @@ func NewFlagSet(name string, serve bool, getenv func(string) string, out io.Writ
 	fs.allowHTTP = env("KEYPLANE_WEBHOOK_ALLOW_HTTP", "false")
 	fs.logRetention = env("KEYPLANE_LOG_RETENTION", DefaultLogRetention)
 	fs.usageRetention = env("KEYPLANE_USAGE_RETENTION", DefaultUsageRetention)
+	fs.eventRetention = env("KEYPLANE_EVENT_RETENTION", DefaultEventRetention)
 	fs.logFlush = env("KEYPLANE_LOG_FLUSH_INTERVAL", DefaultLogFlush)
 	fs.lease = env("KEYPLANE_WEBHOOK_LEASE", DefaultWebhookLease)
 	fs.mgmtLimit = env("KEYPLANE_MANAGEMENT_RATE_LIMIT", DefaultMgmtRateLimit)
@@ -170,6 +175,7 @@ func NewFlagSet(name string, serve bool, getenv func(string) string, out io.Writ
 		fs.StringVar(&fs.cacheSize, "cache-size", fs.cacheSize, "deprecated: use --cache-memory; N keys means N KiB (env KEYPLANE_CACHE_SIZE)")
 		fs.StringVar(&fs.logRetention, "log-retention", fs.logRetention, "how long request log entries are kept, e.g. 720h (env KEYPLANE_LOG_RETENTION)")
 		fs.StringVar(&fs.usageRetention, "usage-retention", fs.usageRetention, "how long hourly usage counts are kept, e.g. 9600h (env KEYPLANE_USAGE_RETENTION)")
+		fs.StringVar(&fs.eventRetention, "event-retention", fs.eventRetention, "how long event payloads are kept for resending and recovery, e.g. 720h (env KEYPLANE_EVENT_RETENTION)")
 		fs.StringVar(&fs.mgmtLimit, "management-rate-limit", fs.mgmtLimit, "management calls allowed per credential, as N/duration (env KEYPLANE_MANAGEMENT_RATE_LIMIT)")
 		fs.StringVar(&fs.mgmtIPLimit, "management-ip-rate-limit", fs.mgmtIPLimit, "management calls allowed per client address, as N/duration (env KEYPLANE_MANAGEMENT_IP_RATE_LIMIT)")
 		fs.StringVar(&fs.lease, "webhook-lease", fs.lease, "how long a node holds the webhook attempts it takes; after a crash they are made again once it lapses (env KEYPLANE_WEBHOOK_LEASE)")
@@ -248,6 +254,9 @@ func (fs *FlagSet) Finish() (*Config, error) {
 	}
 	if c.UsageRetention, err = time.ParseDuration(fs.usageRetention); err != nil || c.UsageRetention < time.Hour {
 		bad("--usage-retention: want a duration of at least 1h, such as 9600h")
+	}
+	if c.EventRetention, err = time.ParseDuration(fs.eventRetention); err != nil || c.EventRetention < time.Hour {
+		bad("--event-retention: want a duration of at least 1h, such as 720h")
 	}
 	if c.LogFlushInterval, err = time.ParseDuration(fs.logFlush); err != nil || c.LogFlushInterval < time.Millisecond || c.LogFlushInterval > time.Minute {
 		bad("--log-flush-interval: want a duration from 1ms to 1m")

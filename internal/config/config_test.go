@@ -207,3 +207,27 @@ func TestMemoryLimit(t *testing.T) {
 		}
 	}
 }
+
+// TestEventRetention: --event-retention defaults to 30 days, reads KEYPLANE_EVENT_RETENTION, lets
+// the flag win, and refuses what is not a Go duration of at least an hour.
+func TestEventRetention(t *testing.T) {
+	c, err := parse(t, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.EventRetention != 30*24*time.Hour {
+		t.Errorf("default event retention %s, want 720h", c.EventRetention)
+	}
+	env := map[string]string{"KEYPLANE_EVENT_RETENTION": "48h"}
+	if c, err = parse(t, env); err != nil || c.EventRetention != 48*time.Hour {
+		t.Errorf("from the environment: %v, %v", c, err)
+	}
+	if c, err = parse(t, env, "--event-retention", "2h"); err != nil || c.EventRetention != 2*time.Hour {
+		t.Errorf("the flag must win: %v, %v", c, err)
+	}
+	for _, bad := range []string{"30d", "59m", "-1h", "0s", "forever", ""} {
+		if _, err := parse(t, nil, "--event-retention", bad); err == nil || !strings.Contains(err.Error(), "--event-retention") {
+			t.Errorf("--event-retention %q: %v, want an error naming the flag", bad, err)
+		}
+	}
+}

@@ -151,6 +151,8 @@ func (d *Dashboard) routes() {
 
 	m.HandleFunc("GET /w/{slug}/settings/webhooks", d.inWorkspace(d.hooksPage))
 	m.HandleFunc("POST /w/{slug}/settings/webhooks", d.inWorkspace(d.createHook))
+	m.HandleFunc("POST /w/{slug}/settings/webhooks/recover", d.inWorkspace(d.recoverHooks))
+	m.HandleFunc("POST /w/{slug}/settings/webhooks/events/{id}/resend", d.inWorkspace(d.resendEvent))
 	m.HandleFunc("GET /w/{slug}/settings/webhooks/{id}", d.inWorkspace(d.hookPage))
 	m.HandleFunc("POST /w/{slug}/settings/webhooks/{id}", d.inWorkspace(d.editHook))
 	m.HandleFunc("POST /w/{slug}/settings/webhooks/{id}/enabled", d.inWorkspace(d.toggleHook))

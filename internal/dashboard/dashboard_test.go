@@ -656,6 +656,7 @@ func TestDashboardHTTP(t *testing.T) {
 				{"MemberFlows", testMemberFlows},
 				{"Logs", testLogs},
 				{"Webhooks", testWebhooks},
+				{"Recovery", testRecovery},
 				{"KeyUsageSettings", testKeyUsageSettings},
 				{"Identities", testIdentities},
 				{"LogsTagAndExport", testLogsTagAndExport},

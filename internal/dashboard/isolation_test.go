@@ -174,6 +174,7 @@ type isoFixture struct {
 	identities []string  // an identity with keys[0], and one without keys
 	deliveries []string  // of hooks[0]: a failed real event, a test send
 	hookB      string    // an endpoint of B
+	events     []string  // A's events: the one its endpoint failed to take
 	second     *kpPerson // A's owner signed in a second time, made on first use
 	receiver   *receiver
 	ids        map[string]bool   // every id of A
@@ -191,7 +192,7 @@ func isolationFixture(t *testing.T, s *kpServer) *isoFixture {
 	marker := "isoa" + strings.ToLower(rand.Text()[:10])
 	fx := &isoFixture{marker: marker, slugA: "iso-a", slugB: "second", emailA: "owner-" + marker + "@example.com",
 		emailB: "iso-b-admin@example.com", ids: map[string]bool{}, ghosts: map[string]string{}}
-	for _, p := range []string{id.APIKey, id.Webhook, id.Delivery, id.User, id.Identity} {
+	for _, p := range []string{id.APIKey, id.Webhook, id.Delivery, id.User, id.Identity, id.Event} {
 		fx.ghosts[p] = id.New(p)
 	}
 	fx.wsA = s.createWorkspace(t, fx.slugA)
@@ -266,6 +267,8 @@ func isolationFixture(t *testing.T, s *kpServer) *isoFixture {
 	fx.hookB, _ = newHook(s.ws[fx.slugB], "/b", true)
 	if st, body := s.call(t, s.admin, "POST", "/v1/events", fx.wsA, map[string]any{"type": "order.created", "data": map[string]any{"order": marker}}); st != 202 {
 		t.Fatalf("send event: %d %v", st, body)
+	} else {
+		fx.events = append(fx.events, data(body)["id"].(string))
 	}
 	if st, body := s.call(t, s.admin, "POST", "/v1/webhooks/"+fx.hooks[0].id+"/test", fx.wsA, map[string]any{}); st != 200 {
 		t.Fatalf("test send: %d %v", st, body)
@@ -298,6 +301,9 @@ func isolationFixture(t *testing.T, s *kpServer) *isoFixture {
 	}
 	for _, i := range fx.identities {
 		fx.ids[i] = true
+	}
+	for _, e := range fx.events {
+		fx.ids[e] = true
 	}
 	fx.ids[fx.ownerAID] = true
 
@@ -389,6 +395,10 @@ func (fx *isoFixture) idTargets() map[string][]isoTarget {
 				isoTarget{vars: map[string]string{"id": fx.hookB, "delivery": d}, form: empty()})
 		}
 	}
+	var resends []isoTarget
+	for _, e := range fx.events {
+		resends = append(resends, isoTarget{vars: map[string]string{"id": e}, form: empty()})
+	}
 	return map[string][]isoTarget{
 		"GET /w/{slug}/settings/api/{id}": perKey(nil, nil),
 		"POST /w/{slug}/settings/api/{id}": perKey(nil, func(k isoKey) url.Values {
@@ -426,6 +436,7 @@ func (fx *isoFixture) idTargets() map[string][]isoTarget {
 		"POST /w/{slug}/settings/webhooks/{id}/rotate":                      perHook(nil, func(isoHook) url.Values { return empty() }),
 		"POST /w/{slug}/settings/webhooks/{id}/reveal":                      perHook(nil, func(isoHook) url.Values { return reveal() }),
 		"POST /w/{slug}/settings/webhooks/{id}/deliveries/{delivery}/retry": retries,
+		"POST /w/{slug}/settings/webhooks/events/{id}/resend":               resends,
 		// A's owner: removing them is refused for A's owner too (the last owner), never not found.
 		"GET /w/{slug}/members/{id}/remove":  {{vars: map[string]string{"id": fx.ownerAID}}},
 		"POST /w/{slug}/members/{id}/remove": {{vars: map[string]string{"id": fx.ownerAID}, form: empty()}},
@@ -451,6 +462,13 @@ func (fx *isoFixture) workspaceForm(pattern string) url.Values {
 		return url.Values{"email": {fx.emailB}, "role": {"owner"}}
 	case "POST /w/{slug}/identities":
 		return url.Values{"externalId": {"planted"}}
+	case "POST /w/{slug}/settings/webhooks/recover":
+		// A's endpoint, which a recovery sent through B must not find.
+		hook := ""
+		if len(fx.hooks) > 0 {
+			hook = fx.hooks[0].id
+		}
+		return url.Values{"endpointId": {hook}, "since": {time.Now().UTC().Add(-time.Hour).Format("2006-01-02T15:04")}, "confirm": {"yes"}}
 	}
 	return url.Values{}
 }

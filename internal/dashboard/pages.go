@@ -21,7 +21,7 @@ import (
 	"github.com/keyplane/keyplane/internal/service"
 )
 
-var pageNames = []string{"error", "login", "logout", "status", "keys", "key", "confirm", "secret", "audit", "members", "member-confirm", "invitations", "logs", "webhooks", "webhook", "webhook-confirm", "webhook-secret", "identities", "identity", "identity-confirm"}
+var pageNames = []string{"error", "login", "logout", "status", "keys", "key", "confirm", "secret", "audit", "members", "member-confirm", "invitations", "logs", "webhooks", "webhook", "webhook-confirm", "webhook-secret", "webhook-recover", "identities", "identity", "identity-confirm"}
 
 func (d *Dashboard) parse() error {
 	funcs := template.FuncMap{
@@ -611,6 +611,8 @@ func (d *Dashboard) userError(w http.ResponseWriter, r *http.Request, v *view, e
 	case keyplane.CodeKeyRevoked, keyplane.CodeKeyNotDeletable, keyplane.CodeKeyLimitReached, keyplane.CodeLiveModeDisabled, keyplane.CodeRateLimited, keyplane.CodeLastOwner,
 		keyplane.CodeDeliveryNotRetryable:
 		d.fail(w, r, http.StatusConflict, message(err))
+	case keyplane.CodeEventPayloadDropped:
+		d.fail(w, r, http.StatusGone, message(err))
 	default:
 		d.serverError(w, r, err)
 	}

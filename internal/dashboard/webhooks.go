@@ -34,6 +34,17 @@ type hooksData struct {
 	Form   hookForm
 	Errors map[string]string
 	Events []keyplane.CatalogEntry // the checkboxes: "*" and the catalog
+
+	// The recovery form and the recent events (events.go).
+	Recover      recoverForm
+	RecentEvents []service.EventView
+	OlderEvents  string // the link to older events, or ""
+	NewestEvents string // the link back to the newest events, or ""
+	EventsError  string
+	// The recovery form's time input: its bounds (the event retention, now) and its value when the
+	// person has not chosen one (a day ago), as datetime-local values in UTC.
+	SinceMin, SinceMax, SinceDefault string
+	RetentionText                    string // the event retention in words
 }
 
 // testView is a test send's outcome as the endpoint page shows it.
@@ -110,15 +121,28 @@ func (d *Dashboard) hooksPage(w http.ResponseWriter, r *http.Request, v *view) {
 }
 
 func (d *Dashboard) showHooks(w http.ResponseWriter, r *http.Request, v *view, status int, f hookForm, errs map[string]string) {
+	d.renderHooks(w, r, v, status, f, errs, recoverForm{})
+}
+
+// renderHooks renders the webhooks page with the add form f and errs, and the recovery form rf.
+func (d *Dashboard) renderHooks(w http.ResponseWriter, r *http.Request, v *view, status int, f hookForm, errs map[string]string, rf recoverForm) {
 	v.Title, v.Section = "Webhooks", "webhooks"
 	hooks, next, err := d.svc.ListWebhooks(r.Context(), v.Caller, v.Workspace.ID, 100, r.URL.Query().Get("cursor"))
 	if err != nil {
 		d.hookError(w, r, v, err)
 		return
 	}
-	hd := hooksData{Hooks: hooks, Form: f, Errors: errs, Events: d.eventChoices(v)}
+	hd := hooksData{Hooks: hooks, Form: f, Errors: errs, Events: d.eventChoices(v), Recover: rf}
+	now := v.Now.UTC()
+	hd.SinceMin = now.Add(-d.svc.EventRetention()).Add(time.Minute).Format(localMinute)
+	hd.SinceMax, hd.SinceDefault = now.Format(localMinute), now.Add(-24*time.Hour).Format(localMinute)
+	hd.RetentionText = retentionText(d.svc.EventRetention())
 	if next != "" {
 		hd.Next = withQuery(r.URL, "cursor", next)
+	}
+	if err := d.recentEvents(r, v, &hd); err != nil {
+		d.hookError(w, r, v, err)
+		return
 	}
 	v.Data = hd
 	d.render(w, r, status, "webhooks", v)

@@ -21,6 +21,7 @@ var unknownIDs = map[string]string{
 	"api-keys":   "apk_01ARZ3NDEKTSV4RRFFQ69G5FAV",
 	"webhooks":   "whk_01ARZ3NDEKTSV4RRFFQ69G5FAV",
 	"deliveries": "dlv_01ARZ3NDEKTSV4RRFFQ69G5FAV",
+	"events":     "evt_01ARZ3NDEKTSV4RRFFQ69G5FAV",
 	"members":    "usr_01ARZ3NDEKTSV4RRFFQ69G5FAV",
 	"identities": "idn_01ARZ3NDEKTSV4RRFFQ69G5FAV",
 }

@@ -51,6 +51,7 @@ type world struct {
 	hooks                   map[string]string // A's endpoints' ids by role
 	identities              map[string]string // A's identities' ids by role
 	d1, d2, bHook, bDeliver string
+	evA, evB                string // an event of A (order.created, to main) and one of B
 	memberVictim            string // a member of A that removeMember may remove
 	rcA                     *receiver
 	rcNew                   *receiver // the URL of endpoints the calls create, A's or B's
@@ -126,7 +127,8 @@ func TestIsolation(t *testing.T) {
 						continue
 					}
 					r := req{method: op.method, path: op.fill(at.params) + at.query, cred: who.cred, ws: who.ws, body: at.body}
-					for id := range idsIn(r.path + fmtJSON(at.body)) {
+					// A space: an id that ends the path is a word of its own, not run into the body's "null".
+					for id := range idsIn(r.path + " " + fmtJSON(at.body)) {
 						named[id] = true
 					}
 					res := n.do(r)
@@ -266,6 +268,15 @@ func isolationFixtures(w *world) map[string][]attack {
 			pair(w.bHook, w.d1, "key", true),
 			pair(h["main"], w.bDeliver, "operator", true),
 		},
+		// Recovery and events. B resending its own event to A's endpoint finds no endpoint; A
+		// resending B's event finds no event.
+		"recoverWebhook": hookCalls(map[string]string{"main": "key", "second": "operator"}, map[string]any{"since": w.since}),
+		"getEvent":       {{params: id(w.evA), as: "key", shows: w.evA}, {params: id(w.evA), as: "operator", shows: `"order":"A-1"`}},
+		"resendEvent": {
+			{params: id(w.evA), as: "key"},
+			{params: id(w.evA), body: map[string]any{"endpointId": h["second"]}},
+			{params: id(w.evB), body: map[string]any{"endpointId": h["main"]}, as: "key", mismatch: true},
+		},
 
 		// Workspace A itself. Only the operator may change it or see its members.
 		"getWorkspace":    {{params: ws, as: "key"}, {params: ws, as: "operator"}},
@@ -305,6 +316,7 @@ func isolationFixtures(w *world) map[string][]attack {
 		},
 		"listWebhooks":    {{query: "?limit=100", as: "key", shows: h["main"]}},
 		"createWebhook":   {{body: map[string]any{"url": w.rcNew.URL, "eventTypes": []string{"order.created"}}, as: "testkey"}},
+		"listEvents":      {{query: "?limit=100", as: "key", shows: w.evA}, {query: "?type=order.created", as: "operator", shows: w.evA}},
 		"sendEvent":       {{body: map[string]any{"type": "order.created", "data": map[string]any{"order": "B-1"}}, as: "key"}},
 		"listPermissions": {{as: "key"}},
 		"listEventTypes":  {{as: "testkey"}},
@@ -391,7 +403,7 @@ func buildWorld(t *testing.T, n *node) *world {
 	admin("PATCH", "/v1/api-keys/"+w.keys["deleteVictim2"], map[string]any{"enabled": false})
 	n.must(201, req{method: "POST", path: "/v1/workspaces/" + w.a + "/members", cred: n.admin, body: map[string]any{"email": "ana@example.com", "role": "developer"}})
 	w.memberVictim = n.must(201, req{method: "POST", path: "/v1/workspaces/" + w.a + "/members", cred: n.admin, body: map[string]any{"email": "bo@example.com", "role": "viewer"}}).data()["userId"].(string)
-	n.must(202, req{method: "POST", path: "/v1/events", cred: w.aKey, body: map[string]any{"type": "order.created", "data": map[string]any{"order": "A-1"}}})
+	w.evA = n.must(202, req{method: "POST", path: "/v1/events", cred: w.aKey, body: map[string]any{"type": "order.created", "data": map[string]any{"order": "A-1"}}}).data()["id"].(string)
 	n.must(200, req{method: "GET", path: "/v1/api-keys", cred: w.aTestKey}) // a management call in A's request log
 
 	// Modes: a key verifies in its own environment only, and a workspace key reads every key of its
@@ -419,6 +431,7 @@ func buildWorld(t *testing.T, n *node) *world {
 	w.d1 = settledDelivery(t, n, w.a, w.hooks["main"], "failed")
 	w.d2 = settledDelivery(t, n, w.a, w.hooks["second"], "failed")
 	w.bDeliver = settledDelivery(t, n, w.b, w.bHook, "succeeded")
+	w.evB = n.must(200, req{method: "GET", path: "/v1/events?limit=1", cred: w.bKey}).list()[0].(map[string]any)["id"].(string)
 	return w
 }
 

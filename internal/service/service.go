@@ -40,6 +40,9 @@ type Options struct {
 	// Zero: DefaultLogRetention, DefaultUsageRetention.
 	LogRetention   time.Duration
 	UsageRetention time.Duration
+	// EventRetention is how long event payloads are kept for sending again; zero:
+	// DefaultEventRetention.
+	EventRetention time.Duration
 	// Webhooks configure endpoints and delivery; zero fields take defaults.
 	Webhooks WebhookOptions
 }
@@ -59,6 +62,7 @@ type Service struct {
 	checkPassword func(ctx context.Context, phc, pw string) (bool, error)
 	logKeep       time.Duration
 	useKeep       time.Duration
+	eventKeep     time.Duration
 	hooks         WebhookOptions
 }
 
@@ -83,10 +87,13 @@ func New(o Options) *Service {
 	if o.UsageRetention <= 0 {
 		o.UsageRetention = DefaultUsageRetention
 	}
+	if o.EventRetention <= 0 {
+		o.EventRetention = DefaultEventRetention
+	}
 	o.Webhooks.fill()
 	return &Service{hooks: o.Webhooks, store: o.Store, catalog: o.Catalog, box: o.Box, prefix: o.KeyPrefix, forget: o.Forget, admit: o.Admit, now: o.Now, log: o.Logger, limits: o.SignIn,
 		checkPassword: o.SignIn.Passwords.Check,
-		logKeep:       o.LogRetention, useKeep: o.UsageRetention}
+		logKeep:       o.LogRetention, useKeep: o.UsageRetention, eventKeep: o.EventRetention}
 }
 
 // Catalog returns the deployment's permissions and event types.

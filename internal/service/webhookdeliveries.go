@@ -184,8 +184,12 @@ func (s *Service) RetryDelivery(ctx context.Context, c *keyplane.Caller, wsID, e
 		if !e.Enabled {
 			return nil, invalidField("deliveryId", "belongs to a disabled endpoint: enable the endpoint first")
 		}
-		if _, err := tx.GetEvent(ctx, wsID, old.EventID); err != nil {
+		ev, err := tx.GetEvent(ctx, wsID, old.EventID)
+		if err != nil {
 			return nil, notFound(err, "event")
+		}
+		if ev.PayloadDropped {
+			return nil, errPayloadDropped(ev)
 		}
 		d = &keyplane.Delivery{ID: id.NewAt(id.Delivery, now), WorkspaceID: wsID, EndpointID: e.ID, EventID: old.EventID,
 			EventType: old.EventType, Attempt: old.Attempt + 1, Status: keyplane.DeliveryPending, CreatedAt: now, NextAttemptAt: &now, Manual: true}
@@ -221,6 +225,19 @@ func (s *Service) Deliver(ctx context.Context, d keyplane.Delivery, claim string
 	ev, err := s.store.GetEvent(ctx, d.WorkspaceID, d.EventID)
 	if err != nil {
 		return fmt.Errorf("deliver %s: %w", d.ID, err)
+	}
+	if ev.PayloadDropped {
+		// Only a race leaves an attempt to an event whose payload went (the retention job keeps
+		// events with attempts pending, and resends refuse dropped ones): it ends, unsent.
+		d.Status, d.Error = keyplane.DeliveryFailed, "the event's payload was dropped after the event retention: it can no longer be sent"
+		zero := int64(0)
+		d.DurationMs = &zero
+		d.Manual = true // not the endpoint's failure: its health does not move
+		if _, err := s.store.FinishDelivery(ctx, &d, claim, s.clock(), nil); err != nil {
+			return fmt.Errorf("deliver %s: %w", d.ID, err)
+		}
+		s.hooks.Delivered(string(d.Status))
+		return nil
 	}
 	body, err := eventBody(ev)
 	if err != nil {

@@ -41,6 +41,7 @@ type (
 	AuditFilter    = keyplane.AuditFilter
 	LogFilter      = keyplane.LogFilter
 	DeliveryFilter = keyplane.DeliveryFilter
+	EventFilter    = keyplane.EventFilter
 )
 
 // UsageFilter selects a key's usage buckets: those of width Bucket (an hour or a day; buckets are
@@ -124,6 +125,16 @@ type Queries interface {
 	AllWebhooks(ctx context.Context, after string, limit int) ([]keyplane.WebhookEndpoint, error)
 	// GetEvent returns an event of the workspace; otherwise ErrNotFound.
 	GetEvent(ctx context.Context, workspaceID, id string) (*keyplane.Event, error)
+	// ListEvents lists a workspace's events, newest first (by id).
+	ListEvents(ctx context.Context, workspaceID string, f EventFilter) ([]keyplane.Event, string, error)
+	// EventDeliveries returns every attempt of an event of the workspace, to any endpoint, oldest
+	// first (by creation, then attempt number). An event has few: one schedule's worth per endpoint, and the manual ones.
+	EventDeliveries(ctx context.Context, workspaceID, eventID string) ([]keyplane.Delivery, error)
+	// FailedDeliveries returns, for the events of the workspace whose ids lie in [since, until) (see
+	// id.Floor) and after the event id after, the endpoint's last attempt of each event (the latest
+	// created, then the highest attempt number), where that attempt failed and no attempt of the event to the endpoint is pending: what a
+	// recovery sends again. Events whose payload was dropped are left out. Up to limit, by event id.
+	FailedDeliveries(ctx context.Context, workspaceID, endpointID string, since, until time.Time, after string, limit int) ([]keyplane.Delivery, error)
 
 	// GetIdentity returns the identity only if it belongs to workspaceID; otherwise ErrNotFound.
 	GetIdentity(ctx context.Context, workspaceID, id string) (*keyplane.Identity, error)
@@ -330,6 +341,11 @@ type Store interface {
 	// PruneUsage deletes at most limit hourly usage rollups of hours that ended by before (the hour
 	// before falls in stays) and says how many.
 	PruneUsage(ctx context.Context, before time.Time, limit int) (int64, error)
+
+	// DropEventPayloads drops the data of at most limit events, of every workspace, created before
+	// before (by id) that have no pending attempt, oldest first, and says how many; the rows stay
+	// (keyplane.Event.PayloadDropped). The caller repeats until fewer than limit go.
+	DropEventPayloads(ctx context.Context, before time.Time, limit int) (int64, error)
 
 	// ClaimDeliveries leases up to limit pending attempts that are due at now, to enabled endpoints not
 	// in exclude, that no live lease holds: each gets the lease claim until until. Oldest due first.

@@ -11,6 +11,7 @@ import (
 	"github.com/pressly/goose/v3"
 
 	"github.com/keyplane/keyplane"
+	"github.com/keyplane/keyplane/internal/id"
 	"github.com/keyplane/keyplane/internal/store"
 	"github.com/keyplane/keyplane/internal/store/postgres"
 	"github.com/keyplane/keyplane/internal/store/sqlstore"
@@ -134,4 +135,34 @@ func TestUpgradeKeepsKeys(t *testing.T) {
 	if err := st.EachImportedHash(ctx, func([]byte) { imported++ }); err != nil || imported != 0 {
 		t.Errorf("after the upgrade, %d imported digests (%v), want none", imported, err)
 	}
+}
+
+// TestUpgradeKeepsEvents: events and deliveries written before the events list and recovery
+// (migration 15) are listed, recovered and pruned after the upgrade.
+func TestUpgradeKeepsEvents(t *testing.T) {
+	ctx := context.Background()
+	url := storetest.PostgresURL(t)
+	db, err := sql.Open("pgx", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sqlstore.MigrateTo(ctx, db, goose.DialectPostgres, os.DirFS("migrations"), 12); err != nil {
+		t.Fatalf("migrate to 12: %v", err)
+	}
+	at := time.Now().UTC().Add(-time.Hour).Truncate(time.Microsecond)
+	old := upgradecheck.OldEvent{WorkspaceID: id.NewAt(id.Workspace, at), EndpointID: id.NewAt(id.Webhook, at),
+		EventID: id.NewAt(id.Event, at), DeliveryID: id.NewAt(id.Delivery, at), At: at}
+	for _, q := range old.Statements("true", "false", "'\\x00'::bytea") {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	db.Close()
+
+	st, err := postgres.Open(ctx, url)
+	if err != nil {
+		t.Fatalf("open and upgrade: %v", err)
+	}
+	defer st.Close()
+	upgradecheck.Events(ctx, t, st, old)
 }

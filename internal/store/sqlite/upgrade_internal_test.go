@@ -222,3 +222,37 @@ func TestUpgradeMoveResumes(t *testing.T) {
 	w.Close()
 	checkMoved(t, path, hash, entries)
 }
+
+// TestUpgradeKeepsEvents: events and deliveries written before the events list and recovery
+// (migration 15) are listed, recovered and pruned after the upgrade.
+func TestUpgradeKeepsEvents(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "old.db")
+	db, err := sql.Open("sqlite", path+"?"+pragmas)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fsys, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sqlstore.MigrateTo(ctx, db, goose.DialectSQLite3, fsys, 11); err != nil {
+		t.Fatalf("migrate to 11: %v", err)
+	}
+	at := time.Now().UTC().Add(-time.Hour).Truncate(time.Microsecond)
+	old := upgradecheck.OldEvent{WorkspaceID: id.NewAt(id.Workspace, at), EndpointID: id.NewAt(id.Webhook, at),
+		EventID: id.NewAt(id.Event, at), DeliveryID: id.NewAt(id.Delivery, at), At: at}
+	for _, q := range old.Statements("1", "0", "X'00'") {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	db.Close()
+
+	st, err := Open(ctx, path)
+	if err != nil {
+		t.Fatalf("open and upgrade: %v", err)
+	}
+	defer st.Close()
+	upgradecheck.Events(ctx, t, st, old)
+}

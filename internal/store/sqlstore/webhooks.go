@@ -58,7 +58,7 @@ const (
 	sqlWebhookFailed    = `UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, ?) WHERE id = ?`
 	sqlWebhookFailing   = `SELECT failing_since FROM webhook_endpoints WHERE id = ?`
 
-	sqlGetEvent = `SELECT id, workspace_id, type, data, created_at FROM events WHERE id = ? AND workspace_id = ?`
+	sqlGetEvent = `SELECT ` + eventColumns + ` FROM events WHERE id = ? AND workspace_id = ?`
 
 	sqlInsertEvent = `INSERT INTO events (id, workspace_id, type, data, created_at) VALUES (?, ?, ?, ?, ?)
 		ON CONFLICT DO NOTHING`
@@ -170,14 +170,7 @@ func (q *queries) ListDeliveries(ctx context.Context, workspaceID, endpointID st
 }
 
 func (q *queries) GetEvent(ctx context.Context, workspaceID, id string) (*keyplane.Event, error) {
-	var e keyplane.Event
-	var data string
-	var created int64
-	if err := q.queryRow(ctx, sqlGetEvent, id, workspaceID).Scan(&e.ID, &e.WorkspaceID, &e.Type, &data, &created); err != nil {
-		return nil, q.fail("get event", err)
-	}
-	e.Data, e.CreatedAt = []byte(data), fromMicros(created)
-	return &e, nil
+	return get(ctx, q, "get event", sqlGetEvent, scanEvent, id, workspaceID)
 }
 
 func (t *tx) InsertWebhook(ctx context.Context, e *keyplane.WebhookEndpoint) error {

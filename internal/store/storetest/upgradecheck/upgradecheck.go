@@ -6,7 +6,9 @@ package upgradecheck
 import (
 	"context"
 	"maps"
+	"strconv"
 	"testing"
+	"time"
 
 	"github.com/keyplane/keyplane"
 	"github.com/keyplane/keyplane/internal/store"
@@ -70,5 +72,44 @@ func LeakPolicyDefault(ctx context.Context, t testing.TB, s store.Store, workspa
 	}
 	if w.LeakPolicy != keyplane.DefaultLeakPolicy {
 		t.Errorf("leak policy after the upgrade: %q, want %q", w.LeakPolicy, keyplane.DefaultLeakPolicy)
+	}
+}
+
+// OldEvent is an event, with an endpoint and one failed attempt of it, written into a database of an
+// older schema (before migration 15) by the drivers' upgrade tests.
+type OldEvent struct {
+	WorkspaceID, EndpointID, EventID, DeliveryID string
+	At                                           time.Time
+}
+
+// Statements are the rows of e in an older schema; yes and no are how the dialect writes booleans,
+// blob a binary value.
+func (e OldEvent) Statements(yes, no, blob string) []string {
+	at := strconv.FormatInt(e.At.UnixMicro(), 10)
+	return []string{
+		`INSERT INTO workspaces (id, name, slug, max_keys, test_key_ttl_seconds, live_mode_enabled, created_at, updated_at)
+			VALUES ('` + e.WorkspaceID + `', 'Old', 'old-events', 20, 259200, ` + yes + `, ` + at + `, ` + at + `)`,
+		`INSERT INTO webhook_endpoints (id, workspace_id, url, description, event_types, enabled, disabled_reason, secret, created_at, updated_at)
+			VALUES ('` + e.EndpointID + `', '` + e.WorkspaceID + `', 'https://example.com/hook', '', '["*"]', ` + yes + `, '', ` + blob + `, ` + at + `, ` + at + `)`,
+		`INSERT INTO events (id, workspace_id, type, data, created_at) VALUES ('` + e.EventID + `', '` + e.WorkspaceID + `', 'order.created', '{"order":1}', ` + at + `)`,
+		`INSERT INTO webhook_deliveries (id, workspace_id, endpoint_id, event_id, event_type, attempt, status, status_code, response_body, error, created_at, manual)
+			VALUES ('` + e.DeliveryID + `', '` + e.WorkspaceID + `', '` + e.EndpointID + `', '` + e.EventID + `', 'order.created', 1, 'failed', 503, '', 'down', ` + at + `, ` + no + `)`,
+	}
+}
+
+// Events checks that an event written before migration 15 is listed, recoverable, and its payload
+// droppable after the upgrade.
+func Events(ctx context.Context, t testing.TB, s store.Store, e OldEvent) {
+	t.Helper()
+	evs, _, err := s.ListEvents(ctx, e.WorkspaceID, store.EventFilter{Limit: 10})
+	if err != nil || len(evs) != 1 || evs[0].ID != e.EventID || string(evs[0].Data) != `{"order":1}` {
+		t.Fatalf("events after the upgrade: %+v, %v", evs, err)
+	}
+	ds, err := s.FailedDeliveries(ctx, e.WorkspaceID, e.EndpointID, e.At.Add(-time.Minute), e.At.Add(time.Minute), "", 10)
+	if err != nil || len(ds) != 1 || ds[0].ID != e.DeliveryID {
+		t.Fatalf("failed deliveries after the upgrade: %+v, %v", ds, err)
+	}
+	if n, err := s.DropEventPayloads(ctx, e.At.Add(time.Hour), 10); err != nil || n != 1 {
+		t.Fatalf("drop payloads after the upgrade: %d, %v", n, err)
 	}
 }
