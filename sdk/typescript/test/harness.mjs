@@ -59,7 +59,7 @@ export async function startKeyplane({ args = [] } = {}) {
   const wr = await fetch(url + "/v1/workspaces", {
     method: "POST",
     headers: { Authorization: "Bearer " + rootKey, "Content-Type": "application/json" },
-    body: JSON.stringify({ name: "SDK tests", slug }),
+    body: JSON.stringify({ name: "SDK tests", slug, maxKeys: 1000 }),
   });
   const w = await wr.json();
   if (!w.success) throw new Error("creating the workspace: " + JSON.stringify(w));
