@@ -15,7 +15,7 @@ if (!bin) {
   bin = join(dir, "keyplane");
   console.log(`building keyplane into ${bin} (set KEYPLANE_BIN to reuse one)`);
   try {
-    execFileSync("go", ["build", "-o", bin, "./cmd/keyplane"], { cwd: repo, stdio: "inherit" });
+    execFileSync(process.env.GO || "go", ["build", "-o", bin, "./cmd/keyplane"], { cwd: repo, stdio: "inherit" });
   } catch (err) {
     console.error("could not build keyplane (is Go installed?): " + err.message);
     process.exit(1);
