@@ -177,7 +177,7 @@ export function expressMiddleware(verifier: Verifier, o: MiddlewareOptions = {})
  *     app.addHook("onRequest", fastifyHook(verifier, { permissions: ["orders:read"] }))
  */
 export function fastifyHook(verifier: Verifier, o: MiddlewareOptions = {}) {
-  return async (request: any, reply: any): Promise<void> => {
+  return async (request: any, reply: any): Promise<unknown> => {
     const h = header(request.headers ?? {});
     const d = await decide(
       verifier,
@@ -193,7 +193,8 @@ export function fastifyHook(verifier: Verifier, o: MiddlewareOptions = {}) {
       request.keyplane = d.result;
       return;
     }
-    await reply.code(d.status).headers(refusalHeaders(d)).send(refusalBody(d));
+    // An async hook that answers returns the reply, so that Fastify stops there.
+    return reply.code(d.status).headers(refusalHeaders(d)).send(refusalBody(d));
   };
 }
 

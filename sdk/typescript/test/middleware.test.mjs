@@ -9,6 +9,7 @@ import { Keyplane, Verifier, expressMiddleware, fastifyHook, honoMiddleware } fr
 import { freePort, startKeyplane } from "./harness.mjs";
 
 let kp, admin, verifier, deadUrl;
+let handled = 0; // requests that reached a handler: a refusal must not
 before(async () => {
   kp = await startKeyplane();
   admin = new Keyplane({ baseUrl: kp.url, apiKey: kp.rootKey, workspaceId: kp.workspaceId });
@@ -50,7 +51,7 @@ const expected = {
 const frameworks = {
   async express(v, opts) {
     const app = express();
-    app.get("/orders", expressMiddleware(v, { permissions: ["orders:read"], ...opts }), (req, res) => res.json({ caller: req.keyplane ?? null }));
+    app.get("/orders", expressMiddleware(v, { permissions: ["orders:read"], ...opts }), (req, res) => (handled++, res.json({ caller: req.keyplane ?? null })));
     const srv = await new Promise((r) => { const s = app.listen(0, "127.0.0.1", () => r(s)); });
     const base = `http://127.0.0.1:${srv.address().port}`;
     return { send: (h) => fetch(base + "/orders", { headers: h }), close: () => new Promise((r) => srv.close(r)) };
@@ -60,7 +61,7 @@ const frameworks = {
     app.decorateRequest("keyplane", null);
     app.register(async (s) => {
       s.addHook("onRequest", fastifyHook(v, { permissions: ["orders:read"], ...opts }));
-      s.get("/orders", async (req) => ({ caller: req.keyplane ?? null }));
+      s.get("/orders", async (req) => (handled++, { caller: req.keyplane ?? null }));
     });
     const addr = await app.listen({ port: 0, host: "127.0.0.1" });
     return { send: (h) => fetch(addr + "/orders", { headers: h }), close: () => app.close() };
@@ -69,7 +70,7 @@ const frameworks = {
     const app = new Hono();
     // Hono has no portable peer address: the app says where requests come from (here, loopback).
     app.use("/orders", honoMiddleware(v, { permissions: ["orders:read"], clientIp: () => "127.0.0.1", ...opts }));
-    app.get("/orders", (c) => c.json({ caller: c.get("keyplane") ?? null }));
+    app.get("/orders", (c) => (handled++, c.json({ caller: c.get("keyplane") ?? null })));
     return { send: (h) => app.request("/orders", { headers: h }), close: async () => {} };
   },
 };
@@ -101,9 +102,11 @@ for (const [name, build] of Object.entries(frameworks)) {
           assert.equal(first.status, 200);
           assert.equal((await first.json()).caller.ratelimit.limit, 1);
         }
+        const before = handled;
         const res = await app.send(code === "VALID" ? { "X-API-Key": k[code] } : { Authorization: `Bearer ${k[code]}` });
         const body = await res.json();
         assert.equal(res.status, status, JSON.stringify(body));
+        assert.equal(handled - before, status === 200 ? 1 : 0, "the handler runs only for VALID");
         if (status === 200) {
           assert.equal(body.caller.code, "VALID");
           assert.equal(body.caller.workspaceId, kp.workspaceId);

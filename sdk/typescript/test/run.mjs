@@ -1,7 +1,7 @@
 // npm test: builds keyplane once (or takes KEYPLANE_BIN), then runs every test/*.test.mjs with
 // Node's own runner. Each file starts its own `keyplane serve` on SQLite in a temp data dir.
 import { execFileSync, spawnSync } from "node:child_process";
-import { mkdirSync, readdirSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -10,8 +10,9 @@ const here = fileURLToPath(new URL(".", import.meta.url));
 const repo = fileURLToPath(new URL("../../..", import.meta.url));
 let bin = process.env.KEYPLANE_BIN;
 if (!bin) {
-  const dir = join(tmpdir(), "keyplane-ts-sdk-test");
-  mkdirSync(dir, { recursive: true });
+  // A directory of this run's own: parallel runs never write one binary at once.
+  const dir = mkdtempSync(join(tmpdir(), "keyplane-ts-sdk-test-"));
+  process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
   bin = join(dir, "keyplane");
   console.log(`building keyplane into ${bin} (set KEYPLANE_BIN to reuse one)`);
   try {
