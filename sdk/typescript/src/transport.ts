@@ -139,7 +139,10 @@ export class Transport {
       this.#report(op, method, path, res.status, attempt, requestId);
       if (res.status >= 200 && res.status < 300) return decodeSuccess(op, res, text);
       const err = decodeError(op, res, text, requestId);
-      if (RETRY_STATUSES.has(res.status) && attempt < maxRetries) {
+      // 409 idempotency_key_in_use: the first attempt of this very call is still running on the
+      // server (it timed out here); its answer will be replayed once it is done.
+      const retryable = RETRY_STATUSES.has(res.status) || (res.status === 409 && err.code === "idempotency_key_in_use");
+      if (retryable && attempt < maxRetries) {
         const wait = err.retryAfterMs > 0 ? err.retryAfterMs : backoff(attempt);
         if (wait <= maxDelay) {
           await sleep(wait, signal);

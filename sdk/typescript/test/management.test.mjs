@@ -244,6 +244,23 @@ describe("retries", () => {
     }
   });
 
+  test("409 idempotency_key_in_use is retried with the same key; other conflicts are not", async () => {
+    const inUse = { status: 409, body: { success: false, error: { code: "idempotency_key_in_use", message: "running", requestId: "r" } } };
+    const limit = { status: 409, body: { success: false, error: { code: "key_limit_reached", message: "full", requestId: "r" } } };
+    const s = await scripted([inUse, created, limit]);
+    try {
+      const c = new Keyplane({ baseUrl: s.url, apiKey: "k" });
+      assert.equal((await c.createApiKey({ body: { name: "n", keyType: "secret" } })).id, "apk_1");
+      assert.equal(s.seen.length, 2);
+      assert.equal(s.seen[0].headers["idempotency-key"], s.seen[1].headers["idempotency-key"]);
+      const e = await c.createApiKey({ body: { name: "n", keyType: "secret" } }).catch((x) => x);
+      assert.equal(e.code, "key_limit_reached");
+      assert.equal(s.seen.length, 3, "not retried");
+    } finally {
+      await s.close();
+    }
+  });
+
   test("GETs carry no Idempotency-Key; giving up answers the last error", async () => {
     const s = await scripted([unavailable(0)]);
     try {
