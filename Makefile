@@ -10,11 +10,14 @@ test: vet
 
 # The TypeScript SDK (sdk/typescript): npm ci, then npm test (node --test against a keyplane built
 # from this tree). Skipped with a message where Node.js 20+ or npm is missing, unless
-# KEYPLANE_REQUIRE_NODE=1 (.ci/run sets it).
+# KEYPLANE_REQUIRE_NODE is set (to anything but empty, 0 or false, like every KEYPLANE_REQUIRE_*;
+# .ci/run sets it).
 test-sdk-ts:
 	@if ! command -v npm >/dev/null || ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' 2>/dev/null; then \
-		if [ "$$KEYPLANE_REQUIRE_NODE" = 1 ]; then echo "sdk/typescript: Node.js 20+ and npm are required (KEYPLANE_REQUIRE_NODE=1); found: $$(node --version 2>/dev/null || echo none)"; exit 1; fi; \
-		echo "sdk/typescript: tests skipped: Node.js 20+ and npm not found (KEYPLANE_REQUIRE_NODE=1 makes this an error)"; \
+		case "$$KEYPLANE_REQUIRE_NODE" in \
+		""|0|false) echo "sdk/typescript: tests skipped: Node.js 20+ and npm not found (KEYPLANE_REQUIRE_NODE=1 makes this an error)";; \
+		*) echo "sdk/typescript: Node.js 20+ and npm are required (KEYPLANE_REQUIRE_NODE is set); found: $$(node --version 2>/dev/null || echo none)"; exit 1;; \
+		esac; \
 	else \
 		cd sdk/typescript && npm ci --no-audit --no-fund && GO="$(GO)" npm test; \
 	fi
