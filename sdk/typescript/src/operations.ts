@@ -10,6 +10,7 @@ export type Route = readonly [method: HttpMethod, path: string];
 
 /** Operations of the document the SDK has no method for, and why. */
 export const NOT_IN_SDK = {
+  githubSecretScanning: "called by GitHub's secret scanning with its own signature, never by a platform's code",
   forwardAuth: "called by reverse proxies (nginx auth_request, Traefik, Envoy); the middleware is the SDK's equivalent",
 } as const;
 
@@ -40,6 +41,9 @@ export const operations = {
   revealApiKey: ["POST", "/v1/api-keys/{id}/reveal"],
   changeApiKeyCredits: ["POST", "/v1/api-keys/{id}/credits"],
   getApiKeyUsage: ["GET", "/v1/api-keys/{id}/usage"],
+  importApiKeys: ["POST", "/v1/api-keys/import"],
+  // Leaked keys (root key, admin scope)
+  reportLeaks: ["POST", "/v1/leaks"],
   // Identities
   listIdentities: ["GET", "/v1/identities"],
   createIdentity: ["POST", "/v1/identities"],
@@ -67,7 +71,11 @@ export const operations = {
   testWebhook: ["POST", "/v1/webhooks/{id}/test"],
   listDeliveries: ["GET", "/v1/webhooks/{id}/deliveries"],
   retryDelivery: ["POST", "/v1/webhooks/{id}/deliveries/{deliveryId}/retry"],
+  recoverWebhook: ["POST", "/v1/webhooks/{id}/recover"],
   sendEvent: ["POST", "/v1/events"],
+  listEvents: ["GET", "/v1/events"],
+  getEvent: ["GET", "/v1/events/{id}"],
+  resendEvent: ["POST", "/v1/events/{id}/resend"],
 } as const satisfies { [K in Exclude<keyof Ops, keyof typeof NOT_IN_SDK>]: Route };
 
 export type OperationId = keyof typeof operations;

@@ -118,6 +118,11 @@ describe("every operation", () => {
 
     const rot = await client.rotateApiKey({ id: k.id, body: { expireOldAfterSeconds: 0 } });
     assert.notEqual(rot.keyValue, k.keyValue);
+    const imp = await client.importApiKeys({ body: { keys: [{ value: "legacy_" + Date.now().toString(36) + "_abcdefghijkl", name: "Legacy" }] } });
+    assert.equal(imp.imported, 1);
+    assert.match(imp.results[0].id, /^apk_/);
+    const leaks = await client.reportLeaks({ body: { keys: ["kp_sk_test_notakeyatall"], source: "sdk-test" } });
+    assert.equal(leaks[0].found, false);
     const del = await client.deleteApiKey({ id: pk.id });
     assert.equal(del.id, pk.id);
   });
@@ -146,8 +151,18 @@ describe("every operation", () => {
       const d = await client.listDeliveries({ id: w.id, query: { status: "failed" } });
       return d.data.find((x) => x.eventId === sent.id);
     }, 20_000, "the failed delivery");
+    const listed = await client.listEvents({ query: { type: "order.created" } });
+    assert.ok(listed.data.some((e) => e.id === sent.id));
+    assert.equal((await client.getEvent({ id: sent.id })).id, sent.id);
+    // A second endpoint, made after the event: a resend to it queues one attempt.
+    const w2 = await client.createWebhook({ body: { url, eventTypes: ["order.created"] } });
+    assert.equal((await client.resendEvent({ id: sent.id, body: { endpointId: w2.id } })).queued, 1);
+    // The first endpoint's attempt has its next retry scheduled: a recovery leaves it to it.
+    const since = new Date(Date.now() - 3600_000).toISOString();
+    assert.equal((await client.recoverWebhook({ id: w.id, body: { since } })).queued, 0);
     const again = await client.retryDelivery({ id: w.id, deliveryId: failed.id });
     assert.equal(again.eventId, sent.id);
+    assert.equal((await client.deleteWebhook({ id: w2.id })).id, w2.id);
     assert.equal((await client.deleteWebhook({ id: w.id })).id, w.id);
   });
 

@@ -66,6 +66,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/api-keys/import": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Import existing keys, keeping their values
+         * @description For a platform moving to keyplane whose customers hold keys already: up to 1,000 keys a call, each with its existing value (any format: it verifies as it is) or that value's SHA-256 digest. Each item is checked as at creation (POST /v1/api-keys) and answered on its own, in order: {index, id} or {index, error}, the others imported all the same, in one transaction, each with an api_key.imported audit entry; no webhook event is sent. A value already stored or given twice fails its item; past the workspace's maxKeys the remaining items fail with key_limit_reached. Values are stored as digests only: imported keys are never recoverable. More than 1,000 keys is 400. Needs api_keys:write; a workspace key imports keys of its own environment, with permissions it holds, at least as bounded as itself.
+         */
+        post: operations["importApiKeys"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/api-keys/publishable": {
         parameters: {
             query?: never;
@@ -281,13 +301,57 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get?: never;
+        /**
+         * List the workspace's events
+         * @description Newest first, every type. data is null when the payload is past the event retention (payloadDropped) or when the event carries an API key (api_key.*) and the caller lacks api_keys:read (dataHidden). Needs webhooks:read.
+         */
+        get: operations["listEvents"];
         put?: never;
         /**
          * Send a custom event
          * @description Queues it for every enabled endpoint subscribed to its type; answers 202. Needs events:write.
          */
         post: operations["sendEvent"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/events/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get an event and what became of it
+         * @description The event with, per endpoint it was sent to, its attempts and the last one's status. Needs webhooks:read.
+         */
+        get: operations["getEvent"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/events/{id}/resend": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Send an event again
+         * @description Queues one new attempt, due now, to endpointId, or, when absent, to every enabled endpoint subscribed to the event's type (those with an attempt of it pending are skipped). A named endpoint must be enabled and subscribed to the type (400), and have no attempt of the event pending (409 delivery_not_retryable). An event past the event retention answers 410 event_payload_dropped. Answers 202 {queued}. Needs webhooks:write.
+         */
+        post: operations["resendEvent"];
         delete?: never;
         options?: never;
         head?: never;
@@ -366,6 +430,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/leaks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Report leaked key values
+         * @description Operator only (admin root key): for the platform's own scanners. Each value is looked up as verification does; a secret key found gets its workspace's leakPolicy (revoke, disable or notify) before the answer is sent, with an api_key.leaked audit entry (actor system) and event. Answers per value, in order. The same value reported again changes nothing more (already_reported).
+         */
+        post: operations["reportLeaks"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/logs": {
         parameters: {
             query?: never;
@@ -420,6 +504,26 @@ export interface paths {
         get: operations["listPermissions"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/secret-scanning/github": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * GitHub secret scanning partner endpoint
+         * @description No keyplane credential: the Github-Public-Key-Signature header (base64 ASN.1 ECDSA P-256 SHA-256 over the raw body, by the key Github-Public-Key-Identifier names, from --github-scanning-keys) authenticates the batch; a bad or missing signature is 401. At most 1,000 tokens and 1 MiB. Handled as POST /v1/leaks; the answer is GitHub's own array, not enveloped: true_positive for a secret key's value, false_positive for anything else. Without --github-scanning-keys: 404.
+         */
+        post: operations["githubSecretScanning"];
         delete?: never;
         options?: never;
         head?: never;
@@ -609,9 +713,29 @@ export interface paths {
         put?: never;
         /**
          * Queue a new attempt of a delivery
-         * @description Answers 202 with the new, pending attempt. Only a failed attempt is retried (409 delivery_not_retryable for one that succeeded or is pending); test sends are not retried; a disabled endpoint must be enabled first. Needs webhooks:write.
+         * @description Answers 202 with the new, pending attempt. Only a failed attempt is retried (409 delivery_not_retryable for one that succeeded or is pending); test sends are not retried; a disabled endpoint must be enabled first; an event past the event retention answers 410 event_payload_dropped. Needs webhooks:write.
          */
         post: operations["retryDelivery"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webhooks/{id}/recover": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Send again the failed deliveries of a window
+         * @description Queues one new attempt, due now, for every event created in [since, until) (until: now when absent) whose last attempt to this endpoint failed and whose type it still subscribes to; not for events that later succeeded, nor for those with an attempt still pending (a scheduled retry, an earlier recovery's), so that recovering a window twice queues nothing twice. Each attempt is signed anew under the event's own webhook-id and is made once (its failure schedules nothing more). Answers 202 {queued}. since must lie within the event retention (--event-retention, default 30 days), whose older payloads are dropped; the endpoint must be enabled. Needs webhooks:write.
+         */
+        post: operations["recoverWebhook"];
         delete?: never;
         options?: never;
         head?: never;
@@ -793,7 +917,7 @@ export interface components {
             disabledAt: string | null;
             enabled: boolean;
             /**
-             * @description The last four characters of the value.
+             * @description The last four characters of the value; empty for a key imported by its digest.
              * @example x9Qz
              */
             end: string;
@@ -812,7 +936,10 @@ export interface components {
             meta: Record<string, never>;
             name: string;
             permissions: string[];
-            /** @example kp_sk_live_ */
+            /**
+             * @description Empty for a key imported with a value of another format, or by its digest.
+             * @example kp_sk_live_
+             */
             prefix: string;
             rateLimit: components["schemas"]["RateLimit"] | null;
             /** @description Every limit of the key: rateLimit as the one named default (autoApply true) first, then the named ones. */
@@ -821,7 +948,7 @@ export interface components {
             /** Format: date-time */
             revokedAt: string | null;
             /**
-             * @description The prefix and the first four random characters, safe to show.
+             * @description The prefix and the first four random characters, safe to show; empty as prefix is.
              * @example kp_sk_live_AbC4
              */
             start: string;
@@ -850,7 +977,7 @@ export interface components {
             disabledAt: string | null;
             enabled: boolean;
             /**
-             * @description The last four characters of the value.
+             * @description The last four characters of the value; empty for a key imported by its digest.
              * @example x9Qz
              */
             end: string;
@@ -871,7 +998,10 @@ export interface components {
             meta: Record<string, never>;
             name: string;
             permissions: string[];
-            /** @example kp_sk_live_ */
+            /**
+             * @description Empty for a key imported with a value of another format, or by its digest.
+             * @example kp_sk_live_
+             */
             prefix: string;
             rateLimit: components["schemas"]["RateLimit"] | null;
             /** @description Every limit of the key: rateLimit as the one named default (autoApply true) first, then the named ones. */
@@ -880,7 +1010,7 @@ export interface components {
             /** Format: date-time */
             revokedAt: string | null;
             /**
-             * @description The prefix and the first four random characters, safe to show.
+             * @description The prefix and the first four random characters, safe to show; empty as prefix is.
              * @example kp_sk_live_AbC4
              */
             start: string;
@@ -991,6 +1121,11 @@ export interface components {
             url: string;
         };
         CreateWorkspaceRequest: {
+            /**
+             * @default revoke
+             * @enum {string}
+             */
+            leakPolicy?: "revoke" | "disable" | "notify";
             /** @default true */
             liveModeEnabled?: boolean;
             /** @default 20 */
@@ -1060,7 +1195,7 @@ export interface components {
         Environment: "live" | "test";
         Error: {
             /** @enum {string} */
-            code: "delivery_not_retryable" | "forbidden" | "identity_exists" | "identity_in_use" | "internal" | "invalid_request" | "key_limit_reached" | "key_not_deletable" | "key_revoked" | "last_owner" | "live_mode_disabled" | "method_not_allowed" | "not_found" | "payload_too_large" | "rate_limited" | "unauthorized" | "unavailable" | "unsupported_media_type";
+            code: "delivery_not_retryable" | "event_payload_dropped" | "forbidden" | "idempotency_key_in_use" | "idempotency_key_reused" | "identity_exists" | "identity_in_use" | "internal" | "invalid_request" | "key_limit_reached" | "key_not_deletable" | "key_revoked" | "last_owner" | "live_mode_disabled" | "method_not_allowed" | "not_found" | "payload_too_large" | "rate_limited" | "unauthorized" | "unavailable" | "unsupported_media_type";
             /** @description invalid_request only: each invalid field and why. */
             details?: {
                 field: string;
@@ -1075,6 +1210,55 @@ export interface components {
             error: components["schemas"]["Error"];
             /** @constant */
             success: false;
+        };
+        Event: {
+            /** Format: date-time */
+            createdAt: string;
+            /** @description The payload; null when dropped or hidden. */
+            data: Record<string, never> | null;
+            /** @description The event carries an API key and the caller lacks api_keys:read. */
+            dataHidden: boolean;
+            id: string;
+            /** @description The event is past the event retention: its payload is gone and it cannot be sent again. */
+            payloadDropped: boolean;
+            type: string;
+        };
+        EventDetail: {
+            /** Format: date-time */
+            createdAt: string;
+            /** @description The payload; null when dropped or hidden. */
+            data: Record<string, never> | null;
+            /** @description The event carries an API key and the caller lacks api_keys:read. */
+            dataHidden: boolean;
+            endpoints: {
+                attempts: number;
+                endpointId: string;
+                /** Format: date-time */
+                lastAttemptAt: string;
+                /**
+                 * @description The last attempt's.
+                 * @enum {string}
+                 */
+                status: "pending" | "succeeded" | "failed";
+            }[];
+            id: string;
+            /** @description The event is past the event retention: its payload is gone and it cannot be sent again. */
+            payloadDropped: boolean;
+            type: string;
+        };
+        GitHubScanningBatch: {
+            source?: string;
+            token: string;
+            type?: string;
+            url?: string;
+        }[];
+        GitHubScanningLabel: {
+            /** @enum {string} */
+            label: "true_positive" | "false_positive";
+            /** @description Hex SHA-256 of the token. */
+            token_hash: string;
+            /** @description The type GitHub sent. */
+            token_type: string;
         };
         Health: {
             /** @constant */
@@ -1094,8 +1278,92 @@ export interface components {
             /** Format: date-time */
             updatedAt: string;
         };
+        /** @description A created key's fields (recoverable excepted: an imported value is stored as its digest only), and exactly one of value and hash. */
+        ImportApiKeyItem: {
+            /** @description Publishable keys only, so always refused here. */
+            allowedOrigins?: string[];
+            /**
+             * Format: date-time
+             * @description When the other system made the key; not in the future. Absent: the import's time.
+             */
+            createdAt?: string | null;
+            credits?: components["schemas"]["CreditsRequest"] | null;
+            description?: string;
+            /** @default live */
+            environment?: components["schemas"]["Environment"];
+            /**
+             * Format: date-time
+             * @description As at creation, counted from the import: test keys expire at most testKeyTtlSeconds after it, and by then when it is omitted.
+             */
+            expiresAt?: string | null;
+            /** @description The key belongs to the identity of this externalId, made on first use. Not with identityId. */
+            externalId?: string;
+            /** @description The SHA-256 digest of the existing value, when the value itself is not to be sent. Not with value. */
+            hash?: {
+                /** @constant */
+                algorithm: "sha256";
+                digest: string;
+            };
+            /** @description Not with externalId. */
+            identityId?: string;
+            ipAllowlist?: string[];
+            /**
+             * @description Imported keys are secret keys; absent means secret.
+             * @constant
+             */
+            keyType?: "secret";
+            /** @description At most 4096 bytes once compacted; null is {}. */
+            meta?: Record<string, never> | null;
+            name: string;
+            /** @description Names from GET /v1/permissions. */
+            permissions?: string[];
+            rateLimit?: components["schemas"]["RateLimit"] | null;
+            rateLimits?: components["schemas"]["NamedRateLimit"][];
+            /** @description The key's existing value, of any format: printable ASCII without spaces. Not with hash. */
+            value?: string;
+        };
+        ImportApiKeysRequest: {
+            keys: components["schemas"]["ImportApiKeyItem"][];
+        };
+        ImportApiKeysResult: {
+            failed: number;
+            imported: number;
+            /** @description One per item, in order: id or error. */
+            results: {
+                /** @description Why this item was not imported; the envelope's error without requestId. */
+                error?: {
+                    /** @enum {string} */
+                    code: "delivery_not_retryable" | "event_payload_dropped" | "forbidden" | "idempotency_key_in_use" | "idempotency_key_reused" | "identity_exists" | "identity_in_use" | "internal" | "invalid_request" | "key_limit_reached" | "key_not_deletable" | "key_revoked" | "last_owner" | "live_mode_disabled" | "method_not_allowed" | "not_found" | "payload_too_large" | "rate_limited" | "unauthorized" | "unavailable" | "unsupported_media_type";
+                    details?: {
+                        field: string;
+                        message: string;
+                    }[];
+                    message: string;
+                };
+                /** @description The imported key's id. */
+                id?: string;
+                /** @description The item's place in keys, from 0. */
+                index: number;
+            }[];
+        };
         /** @enum {string} */
         KeyType: "secret" | "publishable";
+        LeakReportRequest: {
+            /** @description Values found; any string, looked up only when it is a well-formed key of the deployment. */
+            keys: string[];
+            /** @description Who found them (your scanner's name). */
+            source?: string;
+            /** @description Where they were found. */
+            url?: string;
+        };
+        LeakResult: {
+            /** @enum {string} */
+            action: "revoked" | "disabled" | "notified" | "already_reported" | "none";
+            /** @description A key has this value. */
+            found: boolean;
+            /** @description The key, when found. */
+            keyId?: string;
+        };
         /**
          * @description verify: POST /v1/verify; signature, jwt, auth: the other verification calls; management: a management call made with a workspace key.
          * @enum {string}
@@ -1134,6 +1402,10 @@ export interface components {
             openapi: "3.1.0";
             paths: Record<string, never>;
         };
+        Queued: {
+            /** @description How many attempts were queued. */
+            queued: number;
+        };
         /** @description At most limit verifications per windowMs milliseconds. */
         RateLimit: {
             limit: number;
@@ -1142,6 +1414,18 @@ export interface components {
         Ready: {
             /** @constant */
             status: "ready";
+        };
+        RecoverWebhookRequest: {
+            /**
+             * Format: date-time
+             * @description The window's start: events created at or after it. Within the event retention.
+             */
+            since: string;
+            /**
+             * Format: date-time
+             * @description The window's end, exclusive; now when absent. After since.
+             */
+            until?: string;
         };
         /** @description Sets the balance to amount at 00:00 UTC of each day it is due; refills missed while no node ran are one refill. */
         Refill: {
@@ -1175,6 +1459,10 @@ export interface components {
              */
             timestamp: string;
             userAgent: string;
+        };
+        ResendEventRequest: {
+            /** @description The endpoint to send it to; when absent, every enabled endpoint subscribed to the event's type. */
+            endpointId?: string;
         };
         /** @description No fields; the body may be left out. */
         RevealApiKeyRequest: Record<string, never>;
@@ -1279,6 +1567,11 @@ export interface components {
         };
         /** @description Only the fields given change; operator only. */
         UpdateWorkspaceRequest: {
+            /**
+             * @description What is done to a secret key of the workspace found leaked (POST /v1/leaks, GitHub's secret scanning).
+             * @enum {string}
+             */
+            leakPolicy?: "revoke" | "disable" | "notify";
             /** @description Whether live keys may be created. */
             liveModeEnabled?: boolean;
             /** @description How many keys that are not revoked the workspace may hold. */
@@ -1510,6 +1803,11 @@ export interface components {
             /** Format: date-time */
             createdAt: string;
             id: string;
+            /**
+             * @description What is done to a secret key of the workspace found leaked (POST /v1/leaks, GitHub's secret scanning).
+             * @enum {string}
+             */
+            leakPolicy: "revoke" | "disable" | "notify";
             /** @description Whether live keys may be created. */
             liveModeEnabled: boolean;
             /** @description How many keys that are not revoked the workspace may hold. */
@@ -1538,8 +1836,8 @@ export interface components {
                 };
             };
         };
-        /** @description Only a failed attempt is retried: this one succeeded or is still pending. */
-        DeliveryNotRetryable: {
+        /** @description The event is older than the event retention: its payload was dropped and it cannot be sent again. */
+        EventPayloadDropped: {
             headers: {
                 "X-Request-Id": components["headers"]["X-Request-Id"];
                 [name: string]: unknown;
@@ -1548,7 +1846,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorEnvelope"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "delivery_not_retryable";
+                        code?: "event_payload_dropped";
                     };
                 };
             };
@@ -1583,8 +1881,8 @@ export interface components {
                 };
             };
         };
-        /** @description Another identity of the workspace has this externalId. */
-        IdentityExists: {
+        /** @description The first request with this Idempotency-Key is still running; retry later. */
+        IdempotencyKeyInUse: {
             headers: {
                 "X-Request-Id": components["headers"]["X-Request-Id"];
                 [name: string]: unknown;
@@ -1593,7 +1891,22 @@ export interface components {
                 "application/json": components["schemas"]["ErrorEnvelope"] & {
                     error?: {
                         /** @enum {string} */
-                        code?: "identity_exists";
+                        code?: "idempotency_key_in_use";
+                    };
+                };
+            };
+        };
+        /** @description This Idempotency-Key was sent before with another method, path or body. */
+        IdempotencyKeyReused: {
+            headers: {
+                "X-Request-Id": components["headers"]["X-Request-Id"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorEnvelope"] & {
+                    error?: {
+                        /** @enum {string} */
+                        code?: "idempotency_key_reused";
                     };
                 };
             };
@@ -1628,21 +1941,6 @@ export interface components {
                 };
             };
         };
-        /** @description The workspace already holds maxKeys keys that are not revoked. */
-        KeyLimitReached: {
-            headers: {
-                "X-Request-Id": components["headers"]["X-Request-Id"];
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorEnvelope"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "key_limit_reached";
-                    };
-                };
-            };
-        };
         /** @description Only a disabled or revoked key can be deleted permanently. */
         KeyNotDeletable: {
             headers: {
@@ -1654,21 +1952,6 @@ export interface components {
                     error?: {
                         /** @enum {string} */
                         code?: "key_not_deletable";
-                    };
-                };
-            };
-        };
-        /** @description The key is revoked: it cannot change any more. */
-        KeyRevoked: {
-            headers: {
-                "X-Request-Id": components["headers"]["X-Request-Id"];
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorEnvelope"] & {
-                    error?: {
-                        /** @enum {string} */
-                        code?: "key_revoked";
                     };
                 };
             };
@@ -1784,6 +2067,8 @@ export interface components {
         };
     };
     parameters: {
+        /** @description Makes a retry safe: the same key, sent again by the same credential (and, for a root key, the same X-Workspace-Id) with the same method, path and body within 24 h, answers the first answer again, with Idempotent-Replayed: true, and does nothing. Another method, path or body: 422 idempotency_key_reused; while the first is still running: 409 idempotency_key_in_use. A first answer of 5xx or 429 is not kept: a retry runs the request again. 1 to 255 printable ASCII characters; a random UUID per logical request is typical. */
+        "Idempotency-Key": string;
         /** @description The workspace a root key acts on; required for root keys, ignored for workspace keys (they act on their own). */
         "X-Workspace-Id": string;
         /** @description The nextCursor of the previous page. */
@@ -1793,6 +2078,8 @@ export interface components {
     };
     requestBodies: never;
     headers: {
+        /** @description true when the answer is the replay of the first answer to this Idempotency-Key; absent otherwise. */
+        "Idempotent-Replayed": "true";
         /** @description The request's id: the caller's own if it is sane (≤ 64 of [A-Za-z0-9._-]) and not a credential, else a new req_ id. */
         "X-Request-Id": string;
     };
@@ -1911,6 +2198,8 @@ export interface operations {
             header?: {
                 /** @description The workspace a root key acts on; required for root keys, ignored for workspace keys (they act on their own). */
                 "X-Workspace-Id"?: components["parameters"]["X-Workspace-Id"];
+                /** @description Makes a retry safe: the same key, sent again by the same credential (and, for a root key, the same X-Workspace-Id) with the same method, path and body within 24 h, answers the first answer again, with Idempotent-Replayed: true, and does nothing. Another method, path or body: 422 idempotency_key_reused; while the first is still running: 409 idempotency_key_in_use. A first answer of 5xx or 429 is not kept: a retry runs the request again. 1 to 255 printable ASCII characters; a random UUID per logical request is typical. */
+                "Idempotency-Key"?: components["parameters"]["Idempotency-Key"];
             };
             path?: never;
             cookie?: never;
@@ -1924,6 +2213,7 @@ export interface operations {
             /** @description Created */
             201: {
                 headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
                     "X-Request-Id": components["headers"]["X-Request-Id"];
                     [name: string]: unknown;
                 };
@@ -1939,9 +2229,70 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["ForbiddenOrLiveModeOff"];
             404: components["responses"]["NotFound"];
-            409: components["responses"]["KeyLimitReached"];
+            /** @description The workspace already holds maxKeys keys that are not revoked. Or: The first request with this Idempotency-Key is still running; retry later. */
+            409: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error?: {
+                            /** @enum {string} */
+                            code?: "key_limit_reached" | "idempotency_key_in_use";
+                        };
+                    };
+                };
+            };
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["IdempotencyKeyReused"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    importApiKeys: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The workspace a root key acts on; required for root keys, ignored for workspace keys (they act on their own). */
+                "X-Workspace-Id"?: components["parameters"]["X-Workspace-Id"];
+                /** @description Makes a retry safe: the same key, sent again by the same credential (and, for a root key, the same X-Workspace-Id) with the same method, path and body within 24 h, answers the first answer again, with Idempotent-Replayed: true, and does nothing. Another method, path or body: 422 idempotency_key_reused; while the first is still running: 409 idempotency_key_in_use. A first answer of 5xx or 429 is not kept: a retry runs the request again. 1 to 255 printable ASCII characters; a random UUID per logical request is typical. */
+                "Idempotency-Key"?: components["parameters"]["Idempotency-Key"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ImportApiKeysRequest"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["ImportApiKeysResult"];
+                        /** @constant */
+                        success: true;
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["IdempotencyKeyInUse"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["IdempotencyKeyReused"];
             429: components["responses"]["RateLimited"];
             500: components["responses"]["Internal"];
             503: components["responses"]["Unavailable"];
@@ -2071,6 +2422,8 @@ export interface operations {
             header?: {
                 /** @description The workspace a root key acts on; required for root keys, ignored for workspace keys (they act on their own). */
                 "X-Workspace-Id"?: components["parameters"]["X-Workspace-Id"];
+                /** @description Makes a retry safe: the same key, sent again by the same credential (and, for a root key, the same X-Workspace-Id) with the same method, path and body within 24 h, answers the first answer again, with Idempotent-Replayed: true, and does nothing. Another method, path or body: 422 idempotency_key_reused; while the first is still running: 409 idempotency_key_in_use. A first answer of 5xx or 429 is not kept: a retry runs the request again. 1 to 255 printable ASCII characters; a random UUID per logical request is typical. */
+                "Idempotency-Key"?: components["parameters"]["Idempotency-Key"];
             };
             path: {
                 /** @description The resource's id; anything that is not one of this workspace's answers 404. */
@@ -2087,6 +2440,7 @@ export interface operations {
             /** @description OK */
             200: {
                 headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
                     "X-Request-Id": components["headers"]["X-Request-Id"];
                     [name: string]: unknown;
                 };
@@ -2102,9 +2456,24 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
-            409: components["responses"]["KeyRevoked"];
+            /** @description The key is revoked: it cannot change any more. Or: The first request with this Idempotency-Key is still running; retry later. */
+            409: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error?: {
+                            /** @enum {string} */
+                            code?: "key_revoked" | "idempotency_key_in_use";
+                        };
+                    };
+                };
+            };
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["IdempotencyKeyReused"];
             429: components["responses"]["RateLimited"];
             500: components["responses"]["Internal"];
             503: components["responses"]["Unavailable"];
@@ -2116,6 +2485,8 @@ export interface operations {
             header?: {
                 /** @description The workspace a root key acts on; required for root keys, ignored for workspace keys (they act on their own). */
                 "X-Workspace-Id"?: components["parameters"]["X-Workspace-Id"];
+                /** @description Makes a retry safe: the same key, sent again by the same credential (and, for a root key, the same X-Workspace-Id) with the same method, path and body within 24 h, answers the first answer again, with Idempotent-Replayed: true, and does nothing. Another method, path or body: 422 idempotency_key_reused; while the first is still running: 409 idempotency_key_in_use. A first answer of 5xx or 429 is not kept: a retry runs the request again. 1 to 255 printable ASCII characters; a random UUID per logical request is typical. */
+                "Idempotency-Key"?: components["parameters"]["Idempotency-Key"];
             };
             path: {
                 /** @description The resource's id; anything that is not one of this workspace's answers 404. */
@@ -2132,6 +2503,7 @@ export interface operations {
             /** @description OK */
             200: {
                 headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
                     "X-Request-Id": components["headers"]["X-Request-Id"];
                     [name: string]: unknown;
                 };
@@ -2147,9 +2519,24 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
-            409: components["responses"]["KeyRevoked"];
+            /** @description The key is revoked: it cannot change any more. Or: The first request with this Idempotency-Key is still running; retry later. */
+            409: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error?: {
+                            /** @enum {string} */
+                            code?: "key_revoked" | "idempotency_key_in_use";
+                        };
+                    };
+                };
+            };
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["IdempotencyKeyReused"];
             429: components["responses"]["RateLimited"];
             500: components["responses"]["Internal"];
             503: components["responses"]["Unavailable"];
@@ -2161,6 +2548,8 @@ export interface operations {
             header?: {
                 /** @description The workspace a root key acts on; required for root keys, ignored for workspace keys (they act on their own). */
                 "X-Workspace-Id"?: components["parameters"]["X-Workspace-Id"];
+                /** @description Makes a retry safe: the same key, sent again by the same credential (and, for a root key, the same X-Workspace-Id) with the same method, path and body within 24 h, answers the first answer again, with Idempotent-Replayed: true, and does nothing. Another method, path or body: 422 idempotency_key_reused; while the first is still running: 409 idempotency_key_in_use. A first answer of 5xx or 429 is not kept: a retry runs the request again. 1 to 255 printable ASCII characters; a random UUID per logical request is typical. */
+                "Idempotency-Key"?: components["parameters"]["Idempotency-Key"];
             };
             path: {
                 /** @description The resource's id; anything that is not one of this workspace's answers 404. */
@@ -2177,6 +2566,7 @@ export interface operations {
             /** @description OK */
             200: {
                 headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
                     "X-Request-Id": components["headers"]["X-Request-Id"];
                     [name: string]: unknown;
                 };
@@ -2192,9 +2582,24 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
-            409: components["responses"]["KeyRevoked"];
+            /** @description The key is revoked: it cannot change any more. Or: The first request with this Idempotency-Key is still running; retry later. */
+            409: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error?: {
+                            /** @enum {string} */
+                            code?: "key_revoked" | "idempotency_key_in_use";
+                        };
+                    };
+                };
+            };
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["IdempotencyKeyReused"];
             429: components["responses"]["RateLimited"];
             500: components["responses"]["Internal"];
             503: components["responses"]["Unavailable"];
@@ -2206,6 +2611,8 @@ export interface operations {
             header?: {
                 /** @description The workspace a root key acts on; required for root keys, ignored for workspace keys (they act on their own). */
                 "X-Workspace-Id"?: components["parameters"]["X-Workspace-Id"];
+                /** @description Makes a retry safe: the same key, sent again by the same credential (and, for a root key, the same X-Workspace-Id) with the same method, path and body within 24 h, answers the first answer again, with Idempotent-Replayed: true, and does nothing. Another method, path or body: 422 idempotency_key_reused; while the first is still running: 409 idempotency_key_in_use. A first answer of 5xx or 429 is not kept: a retry runs the request again. 1 to 255 printable ASCII characters; a random UUID per logical request is typical. */
+                "Idempotency-Key"?: components["parameters"]["Idempotency-Key"];
             };
             path: {
                 /** @description The resource's id; anything that is not one of this workspace's answers 404. */
@@ -2222,6 +2629,7 @@ export interface operations {
             /** @description OK */
             200: {
                 headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
                     "X-Request-Id": components["headers"]["X-Request-Id"];
                     [name: string]: unknown;
                 };
@@ -2237,9 +2645,24 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
-            409: components["responses"]["KeyRevoked"];
+            /** @description The key is revoked: it cannot change any more. Or: The first request with this Idempotency-Key is still running; retry later. */
+            409: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error?: {
+                            /** @enum {string} */
+                            code?: "key_revoked" | "idempotency_key_in_use";
+                        };
+                    };
+                };
+            };
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["IdempotencyKeyReused"];
             429: components["responses"]["RateLimited"];
             500: components["responses"]["Internal"];
             503: components["responses"]["Unavailable"];
@@ -2446,12 +2869,61 @@ export interface operations {
             503: components["responses"]["Unavailable"];
         };
     };
+    listEvents: {
+        parameters: {
+            query?: {
+                /** @description Only events of this type. */
+                type?: string;
+                /** @description Only entries at or after this time (RFC 3339). */
+                since?: string;
+                /** @description Only entries before this time (RFC 3339); must be after since. */
+                until?: string;
+                /** @description Page size. */
+                limit?: components["parameters"]["limit"];
+                /** @description The nextCursor of the previous page. */
+                cursor?: components["parameters"]["cursor"];
+            };
+            header?: {
+                /** @description The workspace a root key acts on; required for root keys, ignored for workspace keys (they act on their own). */
+                "X-Workspace-Id"?: components["parameters"]["X-Workspace-Id"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["Event"][];
+                        nextCursor: string | null;
+                        /** @constant */
+                        success: true;
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
     sendEvent: {
         parameters: {
             query?: never;
             header?: {
                 /** @description The workspace a root key acts on; required for root keys, ignored for workspace keys (they act on their own). */
                 "X-Workspace-Id"?: components["parameters"]["X-Workspace-Id"];
+                /** @description Makes a retry safe: the same key, sent again by the same credential (and, for a root key, the same X-Workspace-Id) with the same method, path and body within 24 h, answers the first answer again, with Idempotent-Replayed: true, and does nothing. Another method, path or body: 422 idempotency_key_reused; while the first is still running: 409 idempotency_key_in_use. A first answer of 5xx or 429 is not kept: a retry runs the request again. 1 to 255 printable ASCII characters; a random UUID per logical request is typical. */
+                "Idempotency-Key"?: components["parameters"]["Idempotency-Key"];
             };
             path?: never;
             cookie?: never;
@@ -2465,6 +2937,7 @@ export interface operations {
             /** @description Accepted */
             202: {
                 headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
                     "X-Request-Id": components["headers"]["X-Request-Id"];
                     [name: string]: unknown;
                 };
@@ -2480,8 +2953,112 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            409: components["responses"]["IdempotencyKeyInUse"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["IdempotencyKeyReused"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    getEvent: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The workspace a root key acts on; required for root keys, ignored for workspace keys (they act on their own). */
+                "X-Workspace-Id"?: components["parameters"]["X-Workspace-Id"];
+            };
+            path: {
+                /** @description The resource's id; anything that is not one of this workspace's answers 404. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["EventDetail"];
+                        /** @constant */
+                        success: true;
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    resendEvent: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The workspace a root key acts on; required for root keys, ignored for workspace keys (they act on their own). */
+                "X-Workspace-Id"?: components["parameters"]["X-Workspace-Id"];
+                /** @description Makes a retry safe: the same key, sent again by the same credential (and, for a root key, the same X-Workspace-Id) with the same method, path and body within 24 h, answers the first answer again, with Idempotent-Replayed: true, and does nothing. Another method, path or body: 422 idempotency_key_reused; while the first is still running: 409 idempotency_key_in_use. A first answer of 5xx or 429 is not kept: a retry runs the request again. 1 to 255 printable ASCII characters; a random UUID per logical request is typical. */
+                "Idempotency-Key"?: components["parameters"]["Idempotency-Key"];
+            };
+            path: {
+                /** @description The resource's id; anything that is not one of this workspace's answers 404. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["ResendEventRequest"];
+            };
+        };
+        responses: {
+            /** @description Accepted */
+            202: {
+                headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["Queued"];
+                        /** @constant */
+                        success: true;
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            /** @description Only a failed attempt is retried: this one succeeded or is still pending. Or: The first request with this Idempotency-Key is still running; retry later. */
+            409: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error?: {
+                            /** @enum {string} */
+                            code?: "delivery_not_retryable" | "idempotency_key_in_use";
+                        };
+                    };
+                };
+            };
+            410: components["responses"]["EventPayloadDropped"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["IdempotencyKeyReused"];
             429: components["responses"]["RateLimited"];
             500: components["responses"]["Internal"];
             503: components["responses"]["Unavailable"];
@@ -2534,6 +3111,8 @@ export interface operations {
             header?: {
                 /** @description The workspace a root key acts on; required for root keys, ignored for workspace keys (they act on their own). */
                 "X-Workspace-Id"?: components["parameters"]["X-Workspace-Id"];
+                /** @description Makes a retry safe: the same key, sent again by the same credential (and, for a root key, the same X-Workspace-Id) with the same method, path and body within 24 h, answers the first answer again, with Idempotent-Replayed: true, and does nothing. Another method, path or body: 422 idempotency_key_reused; while the first is still running: 409 idempotency_key_in_use. A first answer of 5xx or 429 is not kept: a retry runs the request again. 1 to 255 printable ASCII characters; a random UUID per logical request is typical. */
+                "Idempotency-Key"?: components["parameters"]["Idempotency-Key"];
             };
             path?: never;
             cookie?: never;
@@ -2547,6 +3126,7 @@ export interface operations {
             /** @description Created */
             201: {
                 headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
                     "X-Request-Id": components["headers"]["X-Request-Id"];
                     [name: string]: unknown;
                 };
@@ -2562,9 +3142,24 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
-            409: components["responses"]["IdentityExists"];
+            /** @description Another identity of the workspace has this externalId. Or: The first request with this Idempotency-Key is still running; retry later. */
+            409: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error?: {
+                            /** @enum {string} */
+                            code?: "identity_exists" | "idempotency_key_in_use";
+                        };
+                    };
+                };
+            };
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["IdempotencyKeyReused"];
             429: components["responses"]["RateLimited"];
             500: components["responses"]["Internal"];
             503: components["responses"]["Unavailable"];
@@ -2653,6 +3248,8 @@ export interface operations {
             header?: {
                 /** @description The workspace a root key acts on; required for root keys, ignored for workspace keys (they act on their own). */
                 "X-Workspace-Id"?: components["parameters"]["X-Workspace-Id"];
+                /** @description Makes a retry safe: the same key, sent again by the same credential (and, for a root key, the same X-Workspace-Id) with the same method, path and body within 24 h, answers the first answer again, with Idempotent-Replayed: true, and does nothing. Another method, path or body: 422 idempotency_key_reused; while the first is still running: 409 idempotency_key_in_use. A first answer of 5xx or 429 is not kept: a retry runs the request again. 1 to 255 printable ASCII characters; a random UUID per logical request is typical. */
+                "Idempotency-Key"?: components["parameters"]["Idempotency-Key"];
             };
             path: {
                 /** @description The resource's id; anything that is not one of this workspace's answers 404. */
@@ -2669,6 +3266,7 @@ export interface operations {
             /** @description OK */
             200: {
                 headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
                     "X-Request-Id": components["headers"]["X-Request-Id"];
                     [name: string]: unknown;
                 };
@@ -2684,9 +3282,24 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
-            409: components["responses"]["IdentityExists"];
+            /** @description Another identity of the workspace has this externalId. Or: The first request with this Idempotency-Key is still running; retry later. */
+            409: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error?: {
+                            /** @enum {string} */
+                            code?: "identity_exists" | "idempotency_key_in_use";
+                        };
+                    };
+                };
+            };
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["IdempotencyKeyReused"];
             429: components["responses"]["RateLimited"];
             500: components["responses"]["Internal"];
             503: components["responses"]["Unavailable"];
@@ -2698,6 +3311,8 @@ export interface operations {
             header?: {
                 /** @description The workspace a root key acts on; required for root keys, ignored for workspace keys (they act on their own). */
                 "X-Workspace-Id"?: components["parameters"]["X-Workspace-Id"];
+                /** @description Makes a retry safe: the same key, sent again by the same credential (and, for a root key, the same X-Workspace-Id) with the same method, path and body within 24 h, answers the first answer again, with Idempotent-Replayed: true, and does nothing. Another method, path or body: 422 idempotency_key_reused; while the first is still running: 409 idempotency_key_in_use. A first answer of 5xx or 429 is not kept: a retry runs the request again. 1 to 255 printable ASCII characters; a random UUID per logical request is typical. */
+                "Idempotency-Key"?: components["parameters"]["Idempotency-Key"];
             };
             path: {
                 /** @description The resource's id; anything that is not one of this workspace's answers 404. */
@@ -2714,6 +3329,7 @@ export interface operations {
             /** @description OK */
             200: {
                 headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
                     "X-Request-Id": components["headers"]["X-Request-Id"];
                     [name: string]: unknown;
                 };
@@ -2729,8 +3345,53 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            409: components["responses"]["IdempotencyKeyInUse"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["IdempotencyKeyReused"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    reportLeaks: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes a retry safe: the same key, sent again by the same credential (and, for a root key, the same X-Workspace-Id) with the same method, path and body within 24 h, answers the first answer again, with Idempotent-Replayed: true, and does nothing. Another method, path or body: 422 idempotency_key_reused; while the first is still running: 409 idempotency_key_in_use. A first answer of 5xx or 429 is not kept: a retry runs the request again. 1 to 255 printable ASCII characters; a random UUID per logical request is typical. */
+                "Idempotency-Key"?: components["parameters"]["Idempotency-Key"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LeakReportRequest"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["LeakResult"][];
+                        /** @constant */
+                        success: true;
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["IdempotencyKeyInUse"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["IdempotencyKeyReused"];
             429: components["responses"]["RateLimited"];
             500: components["responses"]["Internal"];
             503: components["responses"]["Unavailable"];
@@ -2836,6 +3497,43 @@ export interface operations {
             };
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    githubSecretScanning: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Which of GitHub's keys signed the body. */
+                "Github-Public-Key-Identifier"?: string;
+                /** @description Base64 of the ASN.1 DER ECDSA signature of the raw body. */
+                "Github-Public-Key-Signature"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["GitHubScanningBatch"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GitHubScanningLabel"][];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            413: components["responses"]["PayloadTooLarge"];
             429: components["responses"]["RateLimited"];
             500: components["responses"]["Internal"];
             503: components["responses"]["Unavailable"];
@@ -3069,6 +3767,8 @@ export interface operations {
             header?: {
                 /** @description The workspace a root key acts on; required for root keys, ignored for workspace keys (they act on their own). */
                 "X-Workspace-Id"?: components["parameters"]["X-Workspace-Id"];
+                /** @description Makes a retry safe: the same key, sent again by the same credential (and, for a root key, the same X-Workspace-Id) with the same method, path and body within 24 h, answers the first answer again, with Idempotent-Replayed: true, and does nothing. Another method, path or body: 422 idempotency_key_reused; while the first is still running: 409 idempotency_key_in_use. A first answer of 5xx or 429 is not kept: a retry runs the request again. 1 to 255 printable ASCII characters; a random UUID per logical request is typical. */
+                "Idempotency-Key"?: components["parameters"]["Idempotency-Key"];
             };
             path?: never;
             cookie?: never;
@@ -3082,6 +3782,7 @@ export interface operations {
             /** @description Created */
             201: {
                 headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
                     "X-Request-Id": components["headers"]["X-Request-Id"];
                     [name: string]: unknown;
                 };
@@ -3097,8 +3798,10 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            409: components["responses"]["IdempotencyKeyInUse"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["IdempotencyKeyReused"];
             429: components["responses"]["RateLimited"];
             500: components["responses"]["Internal"];
             503: components["responses"]["Unavailable"];
@@ -3186,6 +3889,8 @@ export interface operations {
             header?: {
                 /** @description The workspace a root key acts on; required for root keys, ignored for workspace keys (they act on their own). */
                 "X-Workspace-Id"?: components["parameters"]["X-Workspace-Id"];
+                /** @description Makes a retry safe: the same key, sent again by the same credential (and, for a root key, the same X-Workspace-Id) with the same method, path and body within 24 h, answers the first answer again, with Idempotent-Replayed: true, and does nothing. Another method, path or body: 422 idempotency_key_reused; while the first is still running: 409 idempotency_key_in_use. A first answer of 5xx or 429 is not kept: a retry runs the request again. 1 to 255 printable ASCII characters; a random UUID per logical request is typical. */
+                "Idempotency-Key"?: components["parameters"]["Idempotency-Key"];
             };
             path: {
                 /** @description The resource's id; anything that is not one of this workspace's answers 404. */
@@ -3202,6 +3907,7 @@ export interface operations {
             /** @description OK */
             200: {
                 headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
                     "X-Request-Id": components["headers"]["X-Request-Id"];
                     [name: string]: unknown;
                 };
@@ -3217,8 +3923,10 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            409: components["responses"]["IdempotencyKeyInUse"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["IdempotencyKeyReused"];
             429: components["responses"]["RateLimited"];
             500: components["responses"]["Internal"];
             503: components["responses"]["Unavailable"];
@@ -3276,6 +3984,8 @@ export interface operations {
             header?: {
                 /** @description The workspace a root key acts on; required for root keys, ignored for workspace keys (they act on their own). */
                 "X-Workspace-Id"?: components["parameters"]["X-Workspace-Id"];
+                /** @description Makes a retry safe: the same key, sent again by the same credential (and, for a root key, the same X-Workspace-Id) with the same method, path and body within 24 h, answers the first answer again, with Idempotent-Replayed: true, and does nothing. Another method, path or body: 422 idempotency_key_reused; while the first is still running: 409 idempotency_key_in_use. A first answer of 5xx or 429 is not kept: a retry runs the request again. 1 to 255 printable ASCII characters; a random UUID per logical request is typical. */
+                "Idempotency-Key"?: components["parameters"]["Idempotency-Key"];
             };
             path: {
                 /** @description The resource's id; anything that is not one of this workspace's answers 404. */
@@ -3294,6 +4004,7 @@ export interface operations {
             /** @description Accepted */
             202: {
                 headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
                     "X-Request-Id": components["headers"]["X-Request-Id"];
                     [name: string]: unknown;
                 };
@@ -3309,9 +4020,74 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
-            409: components["responses"]["DeliveryNotRetryable"];
+            /** @description Only a failed attempt is retried: this one succeeded or is still pending. Or: The first request with this Idempotency-Key is still running; retry later. */
+            409: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error?: {
+                            /** @enum {string} */
+                            code?: "delivery_not_retryable" | "idempotency_key_in_use";
+                        };
+                    };
+                };
+            };
+            410: components["responses"]["EventPayloadDropped"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["IdempotencyKeyReused"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    recoverWebhook: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The workspace a root key acts on; required for root keys, ignored for workspace keys (they act on their own). */
+                "X-Workspace-Id"?: components["parameters"]["X-Workspace-Id"];
+                /** @description Makes a retry safe: the same key, sent again by the same credential (and, for a root key, the same X-Workspace-Id) with the same method, path and body within 24 h, answers the first answer again, with Idempotent-Replayed: true, and does nothing. Another method, path or body: 422 idempotency_key_reused; while the first is still running: 409 idempotency_key_in_use. A first answer of 5xx or 429 is not kept: a retry runs the request again. 1 to 255 printable ASCII characters; a random UUID per logical request is typical. */
+                "Idempotency-Key"?: components["parameters"]["Idempotency-Key"];
+            };
+            path: {
+                /** @description The resource's id; anything that is not one of this workspace's answers 404. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RecoverWebhookRequest"];
+            };
+        };
+        responses: {
+            /** @description Accepted */
+            202: {
+                headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["Queued"];
+                        /** @constant */
+                        success: true;
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["IdempotencyKeyInUse"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["IdempotencyKeyReused"];
             429: components["responses"]["RateLimited"];
             500: components["responses"]["Internal"];
             503: components["responses"]["Unavailable"];
@@ -3323,6 +4099,8 @@ export interface operations {
             header?: {
                 /** @description The workspace a root key acts on; required for root keys, ignored for workspace keys (they act on their own). */
                 "X-Workspace-Id"?: components["parameters"]["X-Workspace-Id"];
+                /** @description Makes a retry safe: the same key, sent again by the same credential (and, for a root key, the same X-Workspace-Id) with the same method, path and body within 24 h, answers the first answer again, with Idempotent-Replayed: true, and does nothing. Another method, path or body: 422 idempotency_key_reused; while the first is still running: 409 idempotency_key_in_use. A first answer of 5xx or 429 is not kept: a retry runs the request again. 1 to 255 printable ASCII characters; a random UUID per logical request is typical. */
+                "Idempotency-Key"?: components["parameters"]["Idempotency-Key"];
             };
             path: {
                 /** @description The resource's id; anything that is not one of this workspace's answers 404. */
@@ -3339,6 +4117,7 @@ export interface operations {
             /** @description OK */
             200: {
                 headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
                     "X-Request-Id": components["headers"]["X-Request-Id"];
                     [name: string]: unknown;
                 };
@@ -3354,8 +4133,10 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            409: components["responses"]["IdempotencyKeyInUse"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["IdempotencyKeyReused"];
             429: components["responses"]["RateLimited"];
             500: components["responses"]["Internal"];
             503: components["responses"]["Unavailable"];
@@ -3367,6 +4148,8 @@ export interface operations {
             header?: {
                 /** @description The workspace a root key acts on; required for root keys, ignored for workspace keys (they act on their own). */
                 "X-Workspace-Id"?: components["parameters"]["X-Workspace-Id"];
+                /** @description Makes a retry safe: the same key, sent again by the same credential (and, for a root key, the same X-Workspace-Id) with the same method, path and body within 24 h, answers the first answer again, with Idempotent-Replayed: true, and does nothing. Another method, path or body: 422 idempotency_key_reused; while the first is still running: 409 idempotency_key_in_use. A first answer of 5xx or 429 is not kept: a retry runs the request again. 1 to 255 printable ASCII characters; a random UUID per logical request is typical. */
+                "Idempotency-Key"?: components["parameters"]["Idempotency-Key"];
             };
             path: {
                 /** @description The resource's id; anything that is not one of this workspace's answers 404. */
@@ -3383,6 +4166,7 @@ export interface operations {
             /** @description OK */
             200: {
                 headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
                     "X-Request-Id": components["headers"]["X-Request-Id"];
                     [name: string]: unknown;
                 };
@@ -3398,8 +4182,10 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            409: components["responses"]["IdempotencyKeyInUse"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["IdempotencyKeyReused"];
             429: components["responses"]["RateLimited"];
             500: components["responses"]["Internal"];
             503: components["responses"]["Unavailable"];
@@ -3411,6 +4197,8 @@ export interface operations {
             header?: {
                 /** @description The workspace a root key acts on; required for root keys, ignored for workspace keys (they act on their own). */
                 "X-Workspace-Id"?: components["parameters"]["X-Workspace-Id"];
+                /** @description Makes a retry safe: the same key, sent again by the same credential (and, for a root key, the same X-Workspace-Id) with the same method, path and body within 24 h, answers the first answer again, with Idempotent-Replayed: true, and does nothing. Another method, path or body: 422 idempotency_key_reused; while the first is still running: 409 idempotency_key_in_use. A first answer of 5xx or 429 is not kept: a retry runs the request again. 1 to 255 printable ASCII characters; a random UUID per logical request is typical. */
+                "Idempotency-Key"?: components["parameters"]["Idempotency-Key"];
             };
             path: {
                 /** @description The resource's id; anything that is not one of this workspace's answers 404. */
@@ -3427,6 +4215,7 @@ export interface operations {
             /** @description OK */
             200: {
                 headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
                     "X-Request-Id": components["headers"]["X-Request-Id"];
                     [name: string]: unknown;
                 };
@@ -3442,8 +4231,10 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            409: components["responses"]["IdempotencyKeyInUse"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["IdempotencyKeyReused"];
             429: components["responses"]["RateLimited"];
             500: components["responses"]["Internal"];
             503: components["responses"]["Unavailable"];
@@ -3489,7 +4280,10 @@ export interface operations {
     createWorkspace: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes a retry safe: the same key, sent again by the same credential (and, for a root key, the same X-Workspace-Id) with the same method, path and body within 24 h, answers the first answer again, with Idempotent-Replayed: true, and does nothing. Another method, path or body: 422 idempotency_key_reused; while the first is still running: 409 idempotency_key_in_use. A first answer of 5xx or 429 is not kept: a retry runs the request again. 1 to 255 printable ASCII characters; a random UUID per logical request is typical. */
+                "Idempotency-Key"?: components["parameters"]["Idempotency-Key"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -3502,6 +4296,7 @@ export interface operations {
             /** @description Created */
             201: {
                 headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
                     "X-Request-Id": components["headers"]["X-Request-Id"];
                     [name: string]: unknown;
                 };
@@ -3516,8 +4311,10 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            409: components["responses"]["IdempotencyKeyInUse"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["IdempotencyKeyReused"];
             429: components["responses"]["RateLimited"];
             500: components["responses"]["Internal"];
             503: components["responses"]["Unavailable"];
@@ -3560,7 +4357,10 @@ export interface operations {
     updateWorkspace: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes a retry safe: the same key, sent again by the same credential (and, for a root key, the same X-Workspace-Id) with the same method, path and body within 24 h, answers the first answer again, with Idempotent-Replayed: true, and does nothing. Another method, path or body: 422 idempotency_key_reused; while the first is still running: 409 idempotency_key_in_use. A first answer of 5xx or 429 is not kept: a retry runs the request again. 1 to 255 printable ASCII characters; a random UUID per logical request is typical. */
+                "Idempotency-Key"?: components["parameters"]["Idempotency-Key"];
+            };
             path: {
                 /** @description The resource's id; anything that is not one of this workspace's answers 404. */
                 id: string;
@@ -3576,6 +4376,7 @@ export interface operations {
             /** @description OK */
             200: {
                 headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
                     "X-Request-Id": components["headers"]["X-Request-Id"];
                     [name: string]: unknown;
                 };
@@ -3591,8 +4392,10 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            409: components["responses"]["IdempotencyKeyInUse"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["IdempotencyKeyReused"];
             429: components["responses"]["RateLimited"];
             500: components["responses"]["Internal"];
             503: components["responses"]["Unavailable"];
@@ -3636,7 +4439,10 @@ export interface operations {
     addMember: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes a retry safe: the same key, sent again by the same credential (and, for a root key, the same X-Workspace-Id) with the same method, path and body within 24 h, answers the first answer again, with Idempotent-Replayed: true, and does nothing. Another method, path or body: 422 idempotency_key_reused; while the first is still running: 409 idempotency_key_in_use. A first answer of 5xx or 429 is not kept: a retry runs the request again. 1 to 255 printable ASCII characters; a random UUID per logical request is typical. */
+                "Idempotency-Key"?: components["parameters"]["Idempotency-Key"];
+            };
             path: {
                 /** @description The resource's id; anything that is not one of this workspace's answers 404. */
                 id: string;
@@ -3666,6 +4472,7 @@ export interface operations {
             /** @description Created */
             201: {
                 headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
                     "X-Request-Id": components["headers"]["X-Request-Id"];
                     [name: string]: unknown;
                 };
@@ -3681,9 +4488,24 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
-            409: components["responses"]["LastOwner"];
+            /** @description The change, removal or departure would leave the workspace without an active owner. Or: The first request with this Idempotency-Key is still running; retry later. */
+            409: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error?: {
+                            /** @enum {string} */
+                            code?: "last_owner" | "idempotency_key_in_use";
+                        };
+                    };
+                };
+            };
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["IdempotencyKeyReused"];
             429: components["responses"]["RateLimited"];
             500: components["responses"]["Internal"];
             503: components["responses"]["Unavailable"];
