@@ -299,10 +299,12 @@ func (p *Program) serve(ctx context.Context, args []string) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	go pruneSessions(ctx, e)
 	go pruneLogs(ctx, e)
-	go pruneIdempotencyKeys(ctx, e)
-	go pruneEvents(ctx, e)
+	// Replays never depend on the idempotency keys' pruning: a record past its 24 hours is replaced
+	// by the next claim of its key.
+	go pruneHourly(ctx, e, "prune sessions", "pruned expired sessions", e.svc.PruneSessions)
+	go pruneHourly(ctx, e, "prune idempotency keys", "pruned expired idempotency keys", e.svc.PruneIdempotencyKeys)
+	go pruneHourly(ctx, e, "prune event payloads", "dropped event payloads past the retention", e.svc.PruneEvents)
 	go notifyExpiries(ctx, e)
 	go refillCredits(ctx, e)
 	// Webhook workers stop with ctx; attempts cut short keep their lease and are made again, by this
@@ -377,24 +379,12 @@ func periodic(ctx context.Context, e *env, name string, interval time.Duration, 
 	}
 }
 
-// pruneSessions removes expired dashboard sessions every hour.
-func pruneSessions(ctx context.Context, e *env) {
-	periodic(ctx, e, "prune sessions", time.Hour, func(ctx context.Context) error {
-		n, err := e.svc.PruneSessions(ctx)
+// pruneHourly runs prune every hour (one node at a time) and logs what it removed as done.
+func pruneHourly(ctx context.Context, e *env, name, done string, prune func(context.Context) (int64, error)) {
+	periodic(ctx, e, name, time.Hour, func(ctx context.Context) error {
+		n, err := prune(ctx)
 		if n > 0 {
-			e.log.Info("pruned expired sessions", "count", n)
-		}
-		return err
-	})
-}
-
-// pruneIdempotencyKeys deletes the idempotency keys' records past their 24 hours every hour. Replays
-// never depend on it: a record past its 24 hours is replaced by the next claim of its key.
-func pruneIdempotencyKeys(ctx context.Context, e *env) {
-	periodic(ctx, e, "prune idempotency keys", time.Hour, func(ctx context.Context) error {
-		n, err := e.svc.PruneIdempotencyKeys(ctx)
-		if n > 0 {
-			e.log.Info("pruned expired idempotency keys", "count", n)
+			e.log.Info(done, "count", n)
 		}
 		return err
 	})
@@ -406,17 +396,6 @@ func pruneLogs(ctx context.Context, e *env) {
 		logs, usage, err := e.svc.PruneLogs(ctx)
 		if logs > 0 || usage > 0 {
 			e.log.Info("pruned request logs", "entries", logs, "usage_rollups", usage)
-		}
-		return err
-	})
-}
-
-// pruneEvents drops the payloads of events past the event retention every hour.
-func pruneEvents(ctx context.Context, e *env) {
-	periodic(ctx, e, "prune event payloads", time.Hour, func(ctx context.Context) error {
-		n, err := e.svc.PruneEvents(ctx)
-		if n > 0 {
-			e.log.Info("dropped event payloads past the retention", "events", n)
 		}
 		return err
 	})
