@@ -127,8 +127,9 @@ export class Transport {
           operationId: op,
           cause: err,
         });
-        // Only a GET is retried after a failure to connect: a POST may have been done already.
-        if (method === "GET" && attempt < maxRetries) {
+        // A call that may have been done already is retried only when the server can tell: a GET,
+        // or a management POST/PATCH whose Idempotency-Key makes the retry answer the first answer.
+        if ((method === "GET" || headers["Idempotency-Key"] !== undefined) && attempt < maxRetries) {
           await sleep(backoff(attempt), signal);
           continue;
         }

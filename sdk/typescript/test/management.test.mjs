@@ -217,6 +217,7 @@ async function scripted(answers) {
       seen.push({ method: req.method, url: req.url, headers: req.headers, body, at: Date.now() });
       const a = answers[Math.min(seen.length - 1, answers.length - 1)];
       if (a === "hang") return; // never answers
+      if (a === "drop") return req.socket.destroy(); // the answer is lost
       res.writeHead(a.status, { "Content-Type": "application/json", "X-Request-Id": "req_" + seen.length, ...(a.headers ?? {}) });
       res.end(JSON.stringify(a.body));
     });
@@ -273,6 +274,28 @@ describe("retries", () => {
       assert.equal(s.seen.length, 3, "not retried");
     } finally {
       await s.close();
+    }
+  });
+
+  test("a POST whose answer was lost is retried with its Idempotency-Key; a verification is not", async () => {
+    const s = await scripted(["drop", created]);
+    try {
+      const c = new Keyplane({ baseUrl: s.url, apiKey: "k" });
+      assert.equal((await c.createApiKey({ body: { name: "n", keyType: "secret" } })).id, "apk_1");
+      assert.equal(s.seen.length, 2);
+      assert.ok(s.seen[0].headers["idempotency-key"]);
+      assert.equal(s.seen[1].headers["idempotency-key"], s.seen[0].headers["idempotency-key"]);
+    } finally {
+      await s.close();
+    }
+    const v = await scripted(["drop", created]);
+    try {
+      const c = new Keyplane({ baseUrl: v.url, apiKey: "k" });
+      const e = await c.verifyApiKey({ body: { key: "kp_sk_test_x" } }).catch((x) => x);
+      assert.ok(e instanceof KeyplaneConnectionError);
+      assert.equal(v.seen.length, 1, "a verification has no Idempotency-Key and is not sent again");
+    } finally {
+      await v.close();
     }
   });
 
