@@ -23,6 +23,19 @@ import (
 // upgraded with every member active, so that nobody loses access to a workspace on the upgrade.
 func TestUpgradeKeepsMembersActive(t *testing.T) {
 	ctx := context.Background()
+	st := upgradeFrom(ctx, t, 6, []string{
+		`INSERT INTO workspaces (id, name, slug, max_keys, test_key_ttl_seconds, live_mode_enabled, created_at, updated_at)
+			VALUES ('ws_old', 'Old', 'old', 20, 259200, true, 1, 1)`,
+		`INSERT INTO users (id, email, password_hash, operator, created_at, updated_at) VALUES ('usr_old', 'old@example.com', '', false, 1, 1)`,
+		`INSERT INTO members (workspace_id, user_id, role, created_at) VALUES ('ws_old', 'usr_old', 'owner', 1)`,
+	})
+	upgradecheck.MembersActive(ctx, t, st, "ws_old", "usr_old")
+}
+
+// upgradeFrom writes rows into a fresh database migrated up to version only, and opens it as the
+// current version does: migrated forward on open. The store is closed when the test ends.
+func upgradeFrom(ctx context.Context, t *testing.T, version int64, rows []string) *postgres.DB {
+	t.Helper()
 	url := storetest.PostgresURL(t)
 	db, err := sql.Open("pgx", url)
 	if err != nil {
@@ -30,28 +43,21 @@ func TestUpgradeKeepsMembersActive(t *testing.T) {
 	}
 	// The files that are embedded, read from the source tree: this test is outside the package, as
 	// storetest (PostgresURL) imports it.
-	fsys := os.DirFS("migrations")
-	if err := sqlstore.MigrateTo(ctx, db, goose.DialectPostgres, fsys, 6); err != nil {
-		t.Fatalf("migrate to 6: %v", err)
+	if err := sqlstore.MigrateTo(ctx, db, goose.DialectPostgres, os.DirFS("migrations"), version); err != nil {
+		t.Fatalf("migrate to %d: %v", version, err)
 	}
-	for _, q := range []string{
-		`INSERT INTO workspaces (id, name, slug, max_keys, test_key_ttl_seconds, live_mode_enabled, created_at, updated_at)
-			VALUES ('ws_old', 'Old', 'old', 20, 259200, true, 1, 1)`,
-		`INSERT INTO users (id, email, password_hash, operator, created_at, updated_at) VALUES ('usr_old', 'old@example.com', '', false, 1, 1)`,
-		`INSERT INTO members (workspace_id, user_id, role, created_at) VALUES ('ws_old', 'usr_old', 'owner', 1)`,
-	} {
+	for _, q := range rows {
 		if _, err := db.ExecContext(ctx, q); err != nil {
 			t.Fatalf("%s: %v", q, err)
 		}
 	}
 	db.Close()
-
 	st, err := postgres.Open(ctx, url)
 	if err != nil {
 		t.Fatalf("open and upgrade: %v", err)
 	}
-	defer st.Close()
-	upgradecheck.MembersActive(ctx, t, st, "ws_old", "usr_old")
+	t.Cleanup(func() { st.Close() })
+	return st
 }
 
 // TestUpgradeKeepsUsage: rollups written before they were keyed by hour first (migration 9) are read
@@ -141,28 +147,9 @@ func TestUpgradeKeepsKeys(t *testing.T) {
 // (migration 15) are listed, recovered and pruned after the upgrade.
 func TestUpgradeKeepsEvents(t *testing.T) {
 	ctx := context.Background()
-	url := storetest.PostgresURL(t)
-	db, err := sql.Open("pgx", url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sqlstore.MigrateTo(ctx, db, goose.DialectPostgres, os.DirFS("migrations"), 12); err != nil {
-		t.Fatalf("migrate to 12: %v", err)
-	}
 	at := time.Now().UTC().Add(-time.Hour).Truncate(time.Microsecond)
 	old := upgradecheck.OldEvent{WorkspaceID: id.NewAt(id.Workspace, at), EndpointID: id.NewAt(id.Webhook, at),
 		EventID: id.NewAt(id.Event, at), DeliveryID: id.NewAt(id.Delivery, at), At: at}
-	for _, q := range old.Statements("true", "false", "'\\x00'::bytea") {
-		if _, err := db.ExecContext(ctx, q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
-	db.Close()
-
-	st, err := postgres.Open(ctx, url)
-	if err != nil {
-		t.Fatalf("open and upgrade: %v", err)
-	}
-	defer st.Close()
+	st := upgradeFrom(ctx, t, 12, old.Statements("true", "false", "'\\x00'::bytea"))
 	upgradecheck.Events(ctx, t, st, old)
 }

@@ -22,36 +22,39 @@ import (
 // upgraded with every member active, so that nobody loses access to a workspace on the upgrade.
 func TestUpgradeKeepsMembersActive(t *testing.T) {
 	ctx := context.Background()
+	st := upgradeFrom(ctx, t, 6, []string{
+		`INSERT INTO workspaces (id, name, slug, max_keys, test_key_ttl_seconds, live_mode_enabled, created_at, updated_at)
+			VALUES ('ws_old', 'Old', 'old', 20, 259200, 1, 1, 1)`,
+		`INSERT INTO users (id, email, password_hash, operator, created_at, updated_at) VALUES ('usr_old', 'old@example.com', '', 0, 1, 1)`,
+		`INSERT INTO members (workspace_id, user_id, role, created_at) VALUES ('ws_old', 'usr_old', 'owner', 1)`,
+	})
+	upgradecheck.MembersActive(ctx, t, st, "ws_old", "usr_old")
+}
+
+// upgradeFrom writes rows into a database migrated up to version only, and opens it as the current
+// version does: migrated forward on open. The store is closed when the test ends.
+func upgradeFrom(ctx context.Context, t *testing.T, version int64, rows []string) *sqlstore.DB {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "old.db")
 	db, err := sql.Open("sqlite", path+"?"+pragmas)
 	if err != nil {
 		t.Fatal(err)
 	}
-	fsys, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		t.Fatal(err)
+	if err := sqlstore.MigrateTo(ctx, db, goose.DialectSQLite3, mustSub(t, migrations, "migrations"), version); err != nil {
+		t.Fatalf("migrate to %d: %v", version, err)
 	}
-	if err := sqlstore.MigrateTo(ctx, db, goose.DialectSQLite3, fsys, 6); err != nil {
-		t.Fatalf("migrate to 6: %v", err)
-	}
-	for _, q := range []string{
-		`INSERT INTO workspaces (id, name, slug, max_keys, test_key_ttl_seconds, live_mode_enabled, created_at, updated_at)
-			VALUES ('ws_old', 'Old', 'old', 20, 259200, 1, 1, 1)`,
-		`INSERT INTO users (id, email, password_hash, operator, created_at, updated_at) VALUES ('usr_old', 'old@example.com', '', 0, 1, 1)`,
-		`INSERT INTO members (workspace_id, user_id, role, created_at) VALUES ('ws_old', 'usr_old', 'owner', 1)`,
-	} {
+	for _, q := range rows {
 		if _, err := db.ExecContext(ctx, q); err != nil {
 			t.Fatalf("%s: %v", q, err)
 		}
 	}
 	db.Close()
-
 	st, err := Open(ctx, path)
 	if err != nil {
 		t.Fatalf("open and upgrade: %v", err)
 	}
-	defer st.Close()
-	upgradecheck.MembersActive(ctx, t, st, "ws_old", "usr_old")
+	t.Cleanup(func() { st.Close() })
+	return st
 }
 
 // oldDataDir makes a main file as the last version with the request log inside it left it
@@ -227,32 +230,9 @@ func TestUpgradeMoveResumes(t *testing.T) {
 // (migration 15) are listed, recovered and pruned after the upgrade.
 func TestUpgradeKeepsEvents(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "old.db")
-	db, err := sql.Open("sqlite", path+"?"+pragmas)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fsys, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sqlstore.MigrateTo(ctx, db, goose.DialectSQLite3, fsys, 11); err != nil {
-		t.Fatalf("migrate to 11: %v", err)
-	}
 	at := time.Now().UTC().Add(-time.Hour).Truncate(time.Microsecond)
 	old := upgradecheck.OldEvent{WorkspaceID: id.NewAt(id.Workspace, at), EndpointID: id.NewAt(id.Webhook, at),
 		EventID: id.NewAt(id.Event, at), DeliveryID: id.NewAt(id.Delivery, at), At: at}
-	for _, q := range old.Statements("1", "0", "X'00'") {
-		if _, err := db.ExecContext(ctx, q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
-	db.Close()
-
-	st, err := Open(ctx, path)
-	if err != nil {
-		t.Fatalf("open and upgrade: %v", err)
-	}
-	defer st.Close()
+	st := upgradeFrom(ctx, t, 11, old.Statements("1", "0", "X'00'"))
 	upgradecheck.Events(ctx, t, st, old)
 }
