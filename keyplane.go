@@ -27,6 +27,7 @@ const (
 	CodeLastOwner            Code = "last_owner"
 	CodeDeliveryNotRetryable Code = "delivery_not_retryable" // a manual retry of an attempt that did not fail
 	CodeEventPayloadDropped  Code = "event_payload_dropped"  // sending again an event whose payload is past the event retention
+	CodePortalLinkEnded      Code = "portal_link_ended"      // a portal link already used or past its expiry (410)
 	CodeIdentityInUse        Code = "identity_in_use"        // deleting an identity that still has keys
 	CodeIdentityExists       Code = "identity_exists"        // an externalId another identity of the workspace has
 	// CodeIdempotencyKeyReused: an Idempotency-Key sent again with another method, path or body.

@@ -25,8 +25,10 @@ type Workspace struct {
 	// LeakPolicy is what is done to a secret key of the workspace found leaked; empty reads as
 	// DefaultLeakPolicy.
 	LeakPolicy LeakPolicy
-	CreatedAt  time.Time
-	UpdatedAt  time.Time
+	// Branding is the look of the workspace's portal (PATCH /v1/workspaces/{id} {"branding"}).
+	Branding  Branding
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 var slugPattern = regexp.MustCompile(`^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$`)

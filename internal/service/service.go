@@ -45,6 +45,11 @@ type Options struct {
 	EventRetention time.Duration
 	// Webhooks configure endpoints and delivery; zero fields take defaults.
 	Webhooks WebhookOptions
+	// PublicURL is where browsers reach this deployment (--public-url): portal links are made under
+	// it. PortalSessionTTL is how long a portal session lasts once its link is opened; zero:
+	// keyplane.DefaultPortalSessionTTL.
+	PublicURL        string
+	PortalSessionTTL time.Duration
 }
 
 // Service is keyplane's domain logic over a store.
