@@ -57,6 +57,9 @@ type Options struct {
 	// X-Forwarded-Proto is believed.
 	FromTrustedProxy func(r *http.Request) bool
 	Now              func() time.Time
+	// PortalFrameAncestors are the origins that may frame the portal (--portal-frame-ancestors):
+	// its CSP frame-ancestors. Empty: none, as for the rest of the dashboard.
+	PortalFrameAncestors []string
 }
 
 // Dashboard serves the pages.
