@@ -24,15 +24,16 @@ import (
 // read), so that the members read in the transaction are the members the change applies to: two
 // owners demoting each other at once leave one owner, never none.
 
-// canManageMembers: the operator, or an owner or admin of the workspace.
+// canManageMembers: the operator, or an owner or admin of the workspace; never a portal session,
+// whose role is the platform's user's, not a member's.
 func canManageMembers(c *keyplane.Caller, wsID string) bool {
-	return c.Operator || (c.WorkspaceID == wsID && (c.Role == keyplane.RoleOwner || c.Role == keyplane.RoleAdmin))
+	return c.Operator || (!c.Portal && c.WorkspaceID == wsID && (c.Role == keyplane.RoleOwner || c.Role == keyplane.RoleAdmin))
 }
 
 // mayChangeOwner: only an owner of the workspace, or the operator, may change an owner's role or
 // remove one.
 func mayChangeOwner(c *keyplane.Caller, wsID string) bool {
-	return c.Operator || (c.WorkspaceID == wsID && c.Role == keyplane.RoleOwner)
+	return c.Operator || (!c.Portal && c.WorkspaceID == wsID && c.Role == keyplane.RoleOwner)
 }
 
 // errManageMembers refuses a caller who may not manage the workspace's members.
@@ -179,7 +180,7 @@ func (s *Service) ListMembers(ctx context.Context, c *keyplane.Caller, wsID stri
 	if _, err := s.GetWorkspace(ctx, c, wsID); err != nil {
 		return nil, err
 	}
-	if !c.Operator && c.Role == "" {
+	if !c.Operator && (c.Role == "" || c.Portal) {
 		return nil, keyplane.Errorf(keyplane.CodeForbidden, "members are managed by the operator and the workspace's people")
 	}
 	return s.store.ListMembers(ctx, wsID)

@@ -15,7 +15,9 @@ import (
 //   - any change to, rotation or reveal of a key that holds one of keyplane's own permissions: such a
 //     key manages the workspace for the platform, and rotating or revealing it would hand its value
 //     to the portal;
-//   - importing keys.
+//   - importing keys;
+//   - managing or listing members, and revealing a webhook secret after its first minutes or
+//     below admin (the people's rules; members.go, webhooks.go).
 // The pages show these read-only and do not offer the fields.
 
 // portalManaged is the end of every refusal: who manages what was refused.

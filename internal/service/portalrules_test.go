@@ -153,3 +153,34 @@ func TestPortalCallerRefusals(t *testing.T) {
 		}
 	})
 }
+
+// TestPortalCallerPeopleRules: a portal admin is not a member: it manages no members; and it reveals
+// a webhook's signing secret only as a person does, in its first minutes, and as an admin.
+func TestPortalCallerPeopleRules(t *testing.T) {
+	clock := newPortalClock()
+	svc, _ := servicetest.Open(t, "sqlite", service.Options{Now: clock.now, PublicURL: "http://127.0.0.1:1", Webhooks: localWebhooks(t)})
+	ctx := context.Background()
+	w := shop(t, svc)
+	ps, pc := openPortal(t, svc, w, keyplane.RoleAdmin, clock.now())
+	if _, _, err := svc.AddMember(ctx, pc, w.ID, "mallory@example.com", keyplane.RoleAdmin); keyplane.ErrorCode(err) != keyplane.CodeForbidden {
+		t.Errorf("a portal admin invites a member: %v", err)
+	}
+	if _, err := svc.ListMembers(ctx, pc, w.ID); keyplane.ErrorCode(err) != keyplane.CodeForbidden {
+		t.Errorf("a portal admin lists the members: %v", err)
+	}
+	hook, _, err := svc.CreateWebhook(ctx, pc, w.ID, service.WebhookInput{URL: "http://127.0.0.1:9/hook", EventTypes: []string{"*"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, secret, err := svc.RevealWebhookSecret(ctx, pc, w.ID, hook.ID); err != nil || secret == "" {
+		t.Errorf("a portal admin's reveal in its first minutes: %v", err)
+	}
+	late := service.PortalCaller(ps, ps.OpenedAt.Add(keyplane.ReauthWindow))
+	if _, _, err := svc.RevealWebhookSecret(ctx, late, w.ID, hook.ID); keyplane.ErrorCode(err) != keyplane.CodeForbidden || !strings.Contains(err.Error(), "open the portal again from Shop") {
+		t.Errorf("a portal admin's reveal after the window: %v", err)
+	}
+	_, dc := openPortal(t, svc, w, keyplane.RoleDeveloper, clock.now())
+	if _, _, err := svc.RevealWebhookSecret(ctx, dc, w.ID, hook.ID); keyplane.ErrorCode(err) != keyplane.CodeForbidden {
+		t.Errorf("a portal developer's reveal: %v", err)
+	}
+}

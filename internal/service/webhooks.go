@@ -366,11 +366,15 @@ func (s *Service) RevealWebhookSecret(ctx context.Context, c *keyplane.Caller, w
 	if err != nil {
 		return nil, "", err
 	}
-	if c.Actor.Type == keyplane.ActorUser {
+	// A portal session is held to a person's rule: its first minutes count as a password just
+	// entered (PortalCaller).
+	if c.Actor.Type == keyplane.ActorUser || c.Portal {
 		deny := ""
 		switch {
 		case !c.Operator && c.Role != keyplane.RoleOwner && c.Role != keyplane.RoleAdmin:
 			deny = "only owners and admins may reveal a signing secret"
+		case !c.Reauthenticated && c.Portal:
+			deny = fmt.Sprintf("revealing a signing secret is open for 5 minutes after the portal is opened; open the portal again from %s", s.brandName(ctx, wsID))
 		case !c.Reauthenticated:
 			deny = "revealing a signing secret needs your password, entered in the last 5 minutes"
 		}
