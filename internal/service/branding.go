@@ -1,0 +1,41 @@
+package service
+
+import (
+	"net/url"
+	"regexp"
+	"strings"
+
+	"github.com/keyplane/keyplane"
+)
+
+// Bounds of a workspace's branding.
+const (
+	maxBrandName = 100
+	maxLogoURL   = 2048
+)
+
+var accentPattern = regexp.MustCompile(`^#[0-9a-fA-F]{6}$`)
+
+// checkBranding validates a branding, naming each bad field, and returns it as stored: the colour in
+// lower case. The logo is https only: the portal is served over https inside the platform's pages,
+// and a logo over http would be mixed content, or a way to watch who opens the portal.
+func checkBranding(v *keyplane.Validation, in BrandingInput) keyplane.Branding {
+	var b keyplane.Branding
+	if in.Name.Set && !in.Name.Null {
+		b.Name = checkName(v, "branding.name", in.Name.Value, maxBrandName, true)
+	}
+	if c := in.AccentColor; c.Set && !c.Null {
+		if !accentPattern.MatchString(c.Value) {
+			v.Add("branding.accentColor", "must be a colour written #rrggbb")
+		}
+		b.AccentColor = strings.ToLower(c.Value)
+	}
+	if l := in.LogoURL; l.Set && !l.Null {
+		u, err := url.Parse(l.Value)
+		if err != nil || len(l.Value) > maxLogoURL || u.Scheme != "https" || u.Host == "" || u.User != nil || strings.ContainsAny(l.Value, " \"'<>\\") {
+			v.Add("branding.logoUrl", "must be an https URL of at most %d characters, without credentials", maxLogoURL)
+		}
+		b.LogoURL = l.Value
+	}
+	return b
+}
