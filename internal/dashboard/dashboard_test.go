@@ -677,8 +677,8 @@ func TestDashboardHTTP(t *testing.T) {
 				{"LogsTagAndExport", testLogsTagAndExport},
 				{"Pages", testPages},
 				{"CSRFEveryRoute", testCSRFEveryRoute},
+				{"Portal", testPortal}, // before Isolation, whose control posts delete A's resources
 				{"Isolation", testIsolation},
-				{"Portal", testPortal},
 				{"Sessions", testSessions},
 				{"CookieFlags", testCookieFlags},
 				{"BruteForce", testBruteForce},
