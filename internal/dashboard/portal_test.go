@@ -527,11 +527,11 @@ func TestPortalRouteTable(t *testing.T) {
 
 // portalHarness is a dashboard in process on a service whose clock the test sets.
 type portalHarness struct {
-	svc   *service.Service
-	srv   *httptest.Server
-	ws    *keyplane.Workspace
-	mu    sync.Mutex
-	now   time.Time
+	svc *service.Service
+	srv *httptest.Server
+	ws  *keyplane.Workspace
+	mu  sync.Mutex
+	now time.Time
 }
 
 func (h *portalHarness) clock() time.Time { h.mu.Lock(); defer h.mu.Unlock(); return h.now }
