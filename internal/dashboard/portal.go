@@ -228,6 +228,12 @@ func (d *Dashboard) openPortal(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("Cache-Control", "no-store")
+	if r.Method == http.MethodHead {
+		// A link checker's HEAD must not use the link up: only a GET, a browser's, opens it.
+		d.portalHeaders(w, nil)
+		w.WriteHeader(http.StatusOK)
+		return
+	}
 	c := &keyplane.Caller{IP: d.ip(r), UserAgent: userAgent(r), RequestID: accesslog.RequestID(r.Context())}
 	token, ps, err := d.svc.OpenPortalLink(r.Context(), c, r.PathValue("token"))
 	switch {
