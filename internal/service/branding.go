@@ -1,6 +1,8 @@
 package service
 
 import (
+	"bytes"
+	"encoding/json"
 	"net/url"
 	"regexp"
 	"strings"
@@ -13,6 +15,15 @@ const (
 	maxBrandName = 100
 	maxLogoURL   = 2048
 )
+
+// UnmarshalJSON refuses fields a branding does not have: a misspelt field ("color") would otherwise
+// be dropped, and the branding replaced whole without it.
+func (b *BrandingInput) UnmarshalJSON(data []byte) error {
+	type plain BrandingInput
+	d := json.NewDecoder(bytes.NewReader(data))
+	d.DisallowUnknownFields()
+	return d.Decode((*plain)(b))
+}
 
 var accentPattern = regexp.MustCompile(`^#[0-9a-fA-F]{6}$`)
 
