@@ -297,18 +297,14 @@ func (d *Dashboard) endPortal(w http.ResponseWriter, r *http.Request) {
 }
 
 // portalEnded is the page of a portal session that ended or expired: the way back to the platform,
-// never the sign-in page.
-func (d *Dashboard) portalEnded(w http.ResponseWriter, r *http.Request, pv *portalView, status ...int) {
-	st := http.StatusGone
-	if len(status) > 0 {
-		st = status[0]
-	}
+// never the sign-in page. status: 200 right after End session, 410 for every later request.
+func (d *Dashboard) portalEnded(w http.ResponseWriter, r *http.Request, pv *portalView, status int) {
 	pv.Live = false
 	msg := "This session expired. "
 	if pv.Session != nil && !pv.Session.EndedAt.IsZero() {
 		msg = "You ended this session. "
 	}
-	d.portalMessage(w, r, st, pv, "Session ended", msg+openAgain(pv))
+	d.portalMessage(w, r, status, pv, "Session ended", msg+openAgain(pv))
 }
 
 // openAgain says how to come back: from the platform, which makes a new link.
