@@ -32,6 +32,9 @@ type keyRow struct {
 	Key    *keyplane.APIKey
 	Status keyplane.Status
 	Masked string
+	// Platforms: in the portal, a key holding keyplane's own permissions, which the platform
+	// manages: shown, never changed there (the service refuses it).
+	Platforms bool
 }
 
 type keysData struct {
@@ -63,11 +66,13 @@ func (d *Dashboard) showKeys(w http.ResponseWriter, r *http.Request, v *view, st
 		d.userError(w, r, v, err)
 		return
 	}
-	kd := keysData{Next: next, Form: form, Errors: errs, Catalog: d.svc.Catalog().Permissions(), LiveDisabled: !v.Workspace.LiveModeEnabled,
+	kd := keysData{Next: next, Form: form, Errors: errs, Catalog: d.catalog(v), LiveDisabled: !v.Workspace.LiveModeEnabled,
 		TestTTL: human(time.Duration(v.Workspace.TestKeyTTLSeconds) * time.Second), Max: v.Workspace.MaxKeys,
 		Today: v.Now.UTC().Format("2006-01-02"), MaxTestDate: v.Now.Add(time.Duration(v.Workspace.TestKeyTTLSeconds) * time.Second).UTC().Format("2006-01-02")}
 	for i := range keys {
-		kd.Keys = append(kd.Keys, rowOf(&keys[i], v.Now))
+		row := rowOf(&keys[i], v.Now)
+		row.Platforms = v.Portal != nil && len(keyplaneOnly(keys[i].Permissions)) > 0
+		kd.Keys = append(kd.Keys, row)
 		if keys[i].RevokedAt == nil {
 			kd.Count++
 		}
@@ -206,6 +211,8 @@ type keyPageData struct {
 	// Leaks are the key's leak reports, newest first: the page's banner says where, when and what
 	// was done.
 	Leaks []leakNotice
+	// Brand names the platform on the page of a key it manages (Row.Platforms).
+	Brand string
 }
 
 // leakNotice is one leak report of a key, as its page says it.
@@ -263,10 +270,13 @@ func (d *Dashboard) showKey(w http.ResponseWriter, r *http.Request, v *view, sta
 // showKeyWith shows a key's page; us and ki, when not nil, are its usage forms as filled in.
 func (d *Dashboard) showKeyWith(w http.ResponseWriter, r *http.Request, v *view, status int, k *keyplane.APIKey, f keyForm, errs map[string]string, us *usageSettings, ki *keyIdentity) {
 	v.Title = k.Name
-	kd := keyPageData{Row: rowOf(k, v.Now), Form: f, Errors: errs, Catalog: d.svc.Catalog().Permissions(),
+	kd := keyPageData{Row: rowOf(k, v.Now), Form: f, Errors: errs, Catalog: d.catalog(v),
 		TestTTL: human(time.Duration(v.Workspace.TestKeyTTLSeconds) * time.Second),
 		MaxDate: k.CreatedAt.Add(time.Duration(v.Workspace.TestKeyTTLSeconds) * time.Second).UTC().Format("2006-01-02")}
 	kd.Settings, kd.Identity = d.keyPageOf(v, k)
+	if v.Portal != nil && len(keyplaneOnly(k.Permissions)) > 0 {
+		kd.Row.Platforms, kd.Brand = true, v.Portal.Brand
+	}
 	if leaks, err := d.svc.KeyLeaks(r.Context(), v.Caller, v.Workspace.ID, k.ID); err == nil {
 		kd.Leaks = leakNotices(leaks)
 	} else {
@@ -429,6 +439,12 @@ func (d *Dashboard) revealKey(w http.ResponseWriter, r *http.Request, v *view) {
 		d.userError(w, r, v, err)
 		return
 	}
+	if k.KeyType == keyplane.KeyTypeSecret && !v.Caller.Reauthenticated && v.Portal != nil {
+		// No password to ask for: the platform vouched for its user when the link was made, for
+		// the first minutes of the session only.
+		d.showConfirm(w, r, v, http.StatusForbidden, k, "reveal", "")
+		return
+	}
 	if k.KeyType == keyplane.KeyTypeSecret && !v.Caller.Reauthenticated {
 		if err := d.svc.Reauthenticate(r.Context(), v.Caller, v.Session, v.User, r.PostFormValue("password")); err != nil {
 			switch keyplane.ErrorCode(err) {
@@ -453,4 +469,15 @@ func (d *Dashboard) revealKey(w http.ResponseWriter, r *http.Request, v *view) {
 		return
 	}
 	d.showSecret(w, r, v, k, value, "“"+k.Name+"”", false)
+}
+
+// keyplaneOnly is the keyplane permissions among perms.
+func keyplaneOnly(perms []string) []string {
+	var out []string
+	for _, p := range perms {
+		if keyplanePermission(p) {
+			out = append(out, p)
+		}
+	}
+	return out
 }
