@@ -14,6 +14,10 @@ type Caller struct {
 	Permissions []string
 	// Role of a person in WorkspaceID; empty for keys.
 	Role Role
+	// Portal is set for a platform's user acting through a portal session (service.PortalCaller):
+	// besides its narrower permissions, the service refuses it what the platform manages (credits,
+	// named rate limits, a key's identity, keyplane's own permissions on keys).
+	Portal bool
 	// Reauthenticated is set for a dashboard session whose password was entered in the last 5 minutes.
 	Reauthenticated bool
 	// Environment is that of the workspace key that calls (Actor.Type ActorAPIKey, Actor.ID its id);

@@ -36,6 +36,7 @@ var BuiltinPermissions = []CatalogEntry{
 	{PermLogsRead, "Read the workspace's request logs and usage."},
 	{PermIdentitiesRead, "List and read the workspace's identities (the platform's customers, whose keys share credits and rate limits)."},
 	{PermIdentitiesWrite, "Create, change and delete identities, and set their credits."},
+	{PermPortalWrite, "Ask for portal links into the workspace (POST /v1/portal/sessions)."},
 }
 
 // Event types keyplane emits.

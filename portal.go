@@ -41,6 +41,8 @@ type PortalSession struct {
 	EndedAt   time.Time
 	IP        string
 	UserAgent string
+	// CreatedBy is the credential that asked for the link (a root key or a workspace key).
+	CreatedBy Actor
 }
 
 // Portal session bounds of the contract.

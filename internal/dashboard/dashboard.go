@@ -43,6 +43,9 @@ const (
 	sessionCookie = "kp_session"
 	loginCookie   = "kp_login" // double-submit token of the sign-in form, before any session exists
 	flashCookie   = "kp_flash"
+	// portalCookie holds a portal session's token (see portal.go): its own name, so that a portal
+	// session and a person's session never stand for each other.
+	portalCookie = "kp_portal"
 )
 
 // Options configure the dashboard.
@@ -75,6 +78,10 @@ type Dashboard struct {
 	mux      *routemux.Mux
 	handler  http.Handler
 	checks   sync.Map // workspace id → chainCheck, the last full check of its audit chain on this node
+	// ancestors is the portal's CSP frame-ancestors source list ('none' without any origin);
+	// portalRoutes, the /w/{slug}/ patterns a portal session may use (PortalRoutes).
+	ancestors    string
+	portalRoutes []string
 }
 
 // New parses the templates and builds the routes.
@@ -85,7 +92,8 @@ func New(o Options) (*Dashboard, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	d := &Dashboard{svc: o.Service, log: o.Logger, version: o.Version, started: o.Started, clientIP: o.ClientIP, trusted: o.FromTrustedProxy, now: o.Now, mux: routemux.New()}
+	d := &Dashboard{svc: o.Service, log: o.Logger, version: o.Version, started: o.Started, clientIP: o.ClientIP, trusted: o.FromTrustedProxy, now: o.Now, mux: routemux.New(),
+		ancestors: frameAncestors(o.PortalFrameAncestors)}
 	if err := d.parse(); err != nil {
 		return nil, err
 	}
@@ -129,53 +137,62 @@ func (d *Dashboard) routes() {
 	m.HandleFunc("POST /logout", d.person(d.logout))
 	m.HandleFunc("GET /status", d.person(d.statusPage))
 
-	m.HandleFunc("GET /w/{slug}/settings/api", d.inWorkspace(d.keysPage))
-	m.HandleFunc("POST /w/{slug}/settings/api", d.inWorkspace(d.createKey))
-	m.HandleFunc("GET /w/{slug}/settings/api/{id}", d.inWorkspace(d.editKeyPage))
-	m.HandleFunc("POST /w/{slug}/settings/api/{id}", d.inWorkspace(d.editKey))
-	m.HandleFunc("POST /w/{slug}/settings/api/{id}/enabled", d.inWorkspace(d.toggleKey))
-	m.HandleFunc("GET /w/{slug}/settings/api/{id}/{action}", d.inWorkspace(d.confirmPage))
-	m.HandleFunc("POST /w/{slug}/settings/api/{id}/regenerate", d.inWorkspace(d.rotateKey))
-	m.HandleFunc("POST /w/{slug}/settings/api/{id}/revoke", d.inWorkspace(d.revokeKey))
-	m.HandleFunc("POST /w/{slug}/settings/api/{id}/delete", d.inWorkspace(d.deleteKey))
-	m.HandleFunc("POST /w/{slug}/settings/api/{id}/reveal", d.inWorkspace(d.revealKey))
-	m.HandleFunc("POST /w/{slug}/settings/api/{id}/credits", d.inWorkspace(d.keyCredits))
-	m.HandleFunc("POST /w/{slug}/settings/api/{id}/limits", d.inWorkspace(d.keyLimits))
-	m.HandleFunc("POST /w/{slug}/settings/api/{id}/identity", d.inWorkspace(d.keyIdentityChange))
+	// A workspace's pages. Those registered with portal are also the portal's (PortalRoutes): a
+	// portal session reaches them in its own workspace, within its role; every other page answers
+	// it as it answers a person who is no member of the workspace.
+	member := func(pattern string, h pageFunc) { m.HandleFunc(pattern, d.inWorkspace(false, h)) }
+	portal := func(pattern string, h pageFunc) {
+		d.portalRoutes = append(d.portalRoutes, pattern)
+		m.HandleFunc(pattern, d.inWorkspace(true, h))
+	}
 
-	m.HandleFunc("GET /w/{slug}/identities", d.inWorkspace(d.identitiesPage))
-	m.HandleFunc("POST /w/{slug}/identities", d.inWorkspace(d.createIdentity))
-	m.HandleFunc("GET /w/{slug}/identities/{id}", d.inWorkspace(d.identityPage))
-	m.HandleFunc("POST /w/{slug}/identities/{id}", d.inWorkspace(d.editIdentity))
-	m.HandleFunc("POST /w/{slug}/identities/{id}/credits", d.inWorkspace(d.identityCredits))
-	m.HandleFunc("POST /w/{slug}/identities/{id}/limits", d.inWorkspace(d.identityLimits))
-	m.HandleFunc("GET /w/{slug}/identities/{id}/delete", d.inWorkspace(d.identityDeletePage))
-	m.HandleFunc("POST /w/{slug}/identities/{id}/delete", d.inWorkspace(d.deleteIdentity))
+	portal("GET /w/{slug}/settings/api", d.keysPage)
+	portal("POST /w/{slug}/settings/api", d.createKey)
+	portal("GET /w/{slug}/settings/api/{id}", d.editKeyPage)
+	portal("POST /w/{slug}/settings/api/{id}", d.editKey)
+	portal("POST /w/{slug}/settings/api/{id}/enabled", d.toggleKey)
+	portal("GET /w/{slug}/settings/api/{id}/{action}", d.confirmPage)
+	portal("POST /w/{slug}/settings/api/{id}/regenerate", d.rotateKey)
+	portal("POST /w/{slug}/settings/api/{id}/revoke", d.revokeKey)
+	portal("POST /w/{slug}/settings/api/{id}/delete", d.deleteKey)
+	portal("POST /w/{slug}/settings/api/{id}/reveal", d.revealKey)
+	member("POST /w/{slug}/settings/api/{id}/credits", d.keyCredits)
+	member("POST /w/{slug}/settings/api/{id}/limits", d.keyLimits)
+	member("POST /w/{slug}/settings/api/{id}/identity", d.keyIdentityChange)
 
-	m.HandleFunc("GET /w/{slug}/settings/webhooks", d.inWorkspace(d.hooksPage))
-	m.HandleFunc("POST /w/{slug}/settings/webhooks", d.inWorkspace(d.createHook))
-	m.HandleFunc("POST /w/{slug}/settings/webhooks/recover", d.inWorkspace(d.recoverHooks))
-	m.HandleFunc("POST /w/{slug}/settings/webhooks/events/{id}/resend", d.inWorkspace(d.resendEvent))
-	m.HandleFunc("GET /w/{slug}/settings/webhooks/{id}", d.inWorkspace(d.hookPage))
-	m.HandleFunc("POST /w/{slug}/settings/webhooks/{id}", d.inWorkspace(d.editHook))
-	m.HandleFunc("POST /w/{slug}/settings/webhooks/{id}/enabled", d.inWorkspace(d.toggleHook))
-	m.HandleFunc("POST /w/{slug}/settings/webhooks/{id}/test", d.inWorkspace(d.testHook))
-	m.HandleFunc("GET /w/{slug}/settings/webhooks/{id}/{action}", d.inWorkspace(d.hookConfirmPage))
-	m.HandleFunc("POST /w/{slug}/settings/webhooks/{id}/delete", d.inWorkspace(d.deleteHook))
-	m.HandleFunc("POST /w/{slug}/settings/webhooks/{id}/rotate", d.inWorkspace(d.rotateHook))
-	m.HandleFunc("POST /w/{slug}/settings/webhooks/{id}/reveal", d.inWorkspace(d.revealHook))
-	m.HandleFunc("POST /w/{slug}/settings/webhooks/{id}/deliveries/{delivery}/retry", d.inWorkspace(d.retryDelivery))
+	member("GET /w/{slug}/identities", d.identitiesPage)
+	member("POST /w/{slug}/identities", d.createIdentity)
+	member("GET /w/{slug}/identities/{id}", d.identityPage)
+	member("POST /w/{slug}/identities/{id}", d.editIdentity)
+	member("POST /w/{slug}/identities/{id}/credits", d.identityCredits)
+	member("POST /w/{slug}/identities/{id}/limits", d.identityLimits)
+	member("GET /w/{slug}/identities/{id}/delete", d.identityDeletePage)
+	member("POST /w/{slug}/identities/{id}/delete", d.deleteIdentity)
 
-	m.HandleFunc("GET /w/{slug}/audit", d.inWorkspace(d.auditPage))
-	m.HandleFunc("POST /w/{slug}/audit/verify", d.inWorkspace(d.verifyChain))
-	m.HandleFunc("GET /w/{slug}/logs", d.inWorkspace(d.logsPage))
-	m.HandleFunc("GET /w/{slug}/logs/export", d.inWorkspace(d.exportUsage))
-	m.HandleFunc("GET /w/{slug}/members", d.inWorkspace(d.membersPage))
-	m.HandleFunc("POST /w/{slug}/members", d.inWorkspace(d.addMember))
-	m.HandleFunc("GET /w/{slug}/members/{id}/remove", d.inWorkspace(d.removeMemberPage))
-	m.HandleFunc("POST /w/{slug}/members/{id}/remove", d.inWorkspace(d.removeMember))
-	m.HandleFunc("GET /w/{slug}/leave", d.inWorkspace(d.leavePage))
-	m.HandleFunc("POST /w/{slug}/leave", d.inWorkspace(d.leave))
+	portal("GET /w/{slug}/settings/webhooks", d.hooksPage)
+	portal("POST /w/{slug}/settings/webhooks", d.createHook)
+	portal("POST /w/{slug}/settings/webhooks/recover", d.recoverHooks)
+	portal("POST /w/{slug}/settings/webhooks/events/{id}/resend", d.resendEvent)
+	portal("GET /w/{slug}/settings/webhooks/{id}", d.hookPage)
+	portal("POST /w/{slug}/settings/webhooks/{id}", d.editHook)
+	portal("POST /w/{slug}/settings/webhooks/{id}/enabled", d.toggleHook)
+	portal("POST /w/{slug}/settings/webhooks/{id}/test", d.testHook)
+	portal("GET /w/{slug}/settings/webhooks/{id}/{action}", d.hookConfirmPage)
+	portal("POST /w/{slug}/settings/webhooks/{id}/delete", d.deleteHook)
+	portal("POST /w/{slug}/settings/webhooks/{id}/rotate", d.rotateHook)
+	portal("POST /w/{slug}/settings/webhooks/{id}/reveal", d.revealHook)
+	portal("POST /w/{slug}/settings/webhooks/{id}/deliveries/{delivery}/retry", d.retryDelivery)
+
+	member("GET /w/{slug}/audit", d.auditPage)
+	member("POST /w/{slug}/audit/verify", d.verifyChain)
+	portal("GET /w/{slug}/logs", d.logsPage)
+	portal("GET /w/{slug}/logs/export", d.exportUsage)
+	member("GET /w/{slug}/members", d.membersPage)
+	member("POST /w/{slug}/members", d.addMember)
+	member("GET /w/{slug}/members/{id}/remove", d.removeMemberPage)
+	member("POST /w/{slug}/members/{id}/remove", d.removeMember)
+	member("GET /w/{slug}/leave", d.leavePage)
+	member("POST /w/{slug}/leave", d.leave)
 	m.HandleFunc("GET /invitations", d.person(d.invitationsPage))
 	m.HandleFunc("POST /invitations/accept", d.person(d.answerInvitation(true)))
 	m.HandleFunc("POST /invitations/decline", d.person(d.answerInvitation(false)))
@@ -183,9 +200,11 @@ func (d *Dashboard) routes() {
 		// The workspace switcher's form, without JavaScript.
 		http.Redirect(w, r, landing(v, r.URL.Query().Get("slug")), http.StatusSeeOther)
 	}))
-	m.HandleFunc("GET /w/{slug}", d.inWorkspace(func(w http.ResponseWriter, r *http.Request, v *view) {
+	portal("GET /w/{slug}", func(w http.ResponseWriter, r *http.Request, v *view) {
 		http.Redirect(w, r, landing(v, v.Workspace.Slug), http.StatusSeeOther)
-	}))
+	})
+	m.HandleFunc("GET /portal/{token}", d.openPortal)
+	m.HandleFunc("POST /portal/end", d.endPortal)
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		d.fail(w, r, http.StatusNotFound, "There is no page here.")
 	})
@@ -215,6 +234,8 @@ type view struct {
 	Now         time.Time
 	Data        any
 	token       string
+	// Portal is set in portal mode: the portal's layout and look, and no person (User is nil).
+	Portal *portalView
 }
 
 // WS returns a path inside the current workspace.
@@ -235,6 +256,9 @@ func (v *view) Can(perm string) bool {
 // them, else the logs, which every role may read. A workspace they are not a member of answers not
 // found at its own path.
 func landing(v *view, slug string) string {
+	if v.Portal != nil {
+		return portalLanding(v.Workspace, v.Caller)
+	}
 	base := "/w/" + url.PathEscape(slug)
 	for _, m := range v.Memberships {
 		if m.Workspace.Slug != slug {
@@ -250,18 +274,44 @@ func landing(v *view, slug string) string {
 
 type pageFunc func(w http.ResponseWriter, r *http.Request, v *view)
 
-// person requires a signed-in person; others go to the sign-in page and come back.
+// person requires a signed-in person; others go to the sign-in page and come back. A portal session
+// is no person: these pages answer it as the catch-all does.
 func (d *Dashboard) person(h pageFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		v, ok := d.session(w, r)
+		v, r, ok := d.session(w, r)
 		if !ok {
+			return
+		}
+		if v.Portal != nil {
+			d.fail(w, r, http.StatusNotFound, "There is no page here.")
 			return
 		}
 		h(w, r, v)
 	}
 }
 
-func (d *Dashboard) session(w http.ResponseWriter, r *http.Request) (*view, bool) {
+// session finds who is asking: a live portal session first (portal mode, in which the person's own
+// session, if the browser holds one too, is not used), else the signed-in person. It answers the
+// request itself when there is neither (the sign-in page, or the page that says a portal session
+// ended) or the form token is wrong; the request it returns knows whether it is in portal mode.
+func (d *Dashboard) session(w http.ResponseWriter, r *http.Request) (*view, *http.Request, bool) {
+	pv, dead, err := d.portalSession(w, r)
+	if err != nil {
+		d.fail(w, r, http.StatusServiceUnavailable, "The dashboard cannot reach its database right now. Try again in a moment.")
+		d.log.ErrorContext(r.Context(), "portal session lookup", "err", err)
+		return nil, r, false
+	}
+	if pv != nil {
+		r = withPortal(r)
+		// Every answer in portal mode carries the portal's headers, its redirects included; a page
+		// it renders sets them again with its own nonce.
+		d.portalHeaders(w, nil)
+		if r.Method == http.MethodPost && !validToken(r.PostFormValue("csrf"), pv.CSRF) {
+			d.fail(w, r, http.StatusForbidden, "This form has expired or was not sent from this site. Reload the page and try again.")
+			return nil, r, false
+		}
+		return pv, r, true
+	}
 	var sess *keyplane.Session
 	var u *keyplane.User
 	ck, err := r.Cookie(sessionCookie)
@@ -274,56 +324,79 @@ func (d *Dashboard) session(w http.ResponseWriter, r *http.Request) (*view, bool
 		if keyplane.ErrorCode(err) != keyplane.CodeUnauthorized {
 			d.fail(w, r, http.StatusServiceUnavailable, "The dashboard cannot reach its database right now. Try again in a moment.")
 			d.log.ErrorContext(r.Context(), "session lookup", "err", err)
-			return nil, false
+			return nil, r, false
+		}
+		if dead != nil {
+			// A portal session that ended, and no person signed in: the portal's own last page,
+			// never the sign-in page (which could not be shown in the platform's frame anyway).
+			d.portalEnded(w, withPortal(r), dead)
+			return nil, r, false
 		}
 		next := r.URL.Path
 		if r.Method != http.MethodGet {
 			next = "/"
 		}
 		http.Redirect(w, r, "/login?next="+url.QueryEscape(next), http.StatusSeeOther)
-		return nil, false
+		return nil, r, false
 	}
 	if r.Method == http.MethodPost && !validToken(r.PostFormValue("csrf"), csrfToken(ck.Value)) {
 		d.fail(w, r, http.StatusForbidden, "This form has expired or was not sent from this site. Reload the page and try again.")
-		return nil, false
+		return nil, r, false
 	}
 	ms, err := d.svc.Memberships(r.Context(), u)
 	if err != nil {
 		d.serverError(w, r, err)
-		return nil, false
+		return nil, r, false
 	}
 	inv, err := d.svc.Invitations(r.Context(), u)
 	if err != nil {
 		d.serverError(w, r, err)
-		return nil, false
+		return nil, r, false
 	}
 	v := &view{User: u, Session: sess, Memberships: ms, Invitations: inv, CSRF: csrfToken(ck.Value), RequestID: accesslog.RequestID(r.Context()),
 		Version: d.version, Now: d.now(), token: ck.Value, Flash: d.takeFlash(w, r)}
-	return v, true
+	return v, r, true
 }
 
-// inWorkspace requires a person who may open the workspace named in the path.
-func (d *Dashboard) inWorkspace(h pageFunc) http.HandlerFunc {
-	return d.person(func(w http.ResponseWriter, r *http.Request, v *view) {
+// noMember is the answer to a workspace the person may not open: the same whether it exists or not,
+// whoever asks.
+const noMember = "There is no workspace here, or you are not one of its members."
+
+// inWorkspace requires a person who may open the workspace named in the path. offered: the page is
+// also the portal's, for a portal session of this very workspace.
+func (d *Dashboard) inWorkspace(offered bool, h pageFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		v, r, ok := d.session(w, r)
+		if !ok {
+			return
+		}
 		slug := r.PathValue("slug")
+		if v.Portal != nil {
+			if !offered || v.Workspace.Slug != slug {
+				d.fail(w, r, http.StatusNotFound, noMember)
+				return
+			}
+			h(w, r, v)
+			return
+		}
 		for i := range v.Memberships {
 			if v.Memberships[i].Workspace.Slug == slug {
 				v.Workspace = &v.Memberships[i].Workspace
 			}
 		}
 		if v.Workspace == nil {
-			d.fail(w, r, http.StatusNotFound, "There is no workspace here, or you are not one of its members.")
+			d.fail(w, r, http.StatusNotFound, noMember)
 			return
 		}
 		c, ok := service.PersonCaller(v.User, v.Session, v.Memberships, v.Workspace.ID, d.now())
 		if !ok {
-			d.fail(w, r, http.StatusNotFound, "There is no workspace here, or you are not one of its members.")
+			d.fail(w, r, http.StatusNotFound, noMember)
 			return
 		}
 		c.IP, c.UserAgent, c.RequestID = d.ip(r), userAgent(r), v.RequestID
 		v.Caller = c
 		h(w, r, v)
-	})
+	}
 }
 
 func (d *Dashboard) ip(r *http.Request) string {
@@ -364,6 +437,10 @@ func (d *Dashboard) secure(r *http.Request) bool {
 
 func (d *Dashboard) setCookie(w http.ResponseWriter, r *http.Request, name, value string, maxAge time.Duration) {
 	c := &http.Cookie{Name: name, Value: value, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: d.secure(r)}
+	if inPortal(r) {
+		// The portal's cookies travel inside the platform's frame, a third-party context.
+		c.SameSite, c.Secure, c.Partitioned = http.SameSiteNoneMode, true, true
+	}
 	if maxAge < 0 {
 		c.MaxAge = -1
 	} else if maxAge > 0 {
@@ -396,6 +473,12 @@ func (d *Dashboard) render(w http.ResponseWriter, r *http.Request, status int, p
 	if !ok {
 		d.serverError(w, r, errors.New("no template "+page))
 		return
+	}
+	if v.Portal != nil {
+		v.Portal.Nonce = randomToken()
+	}
+	if v.Portal != nil || inPortal(r) {
+		d.portalHeaders(w, v)
 	}
 	var buf bytes.Buffer
 	if err := t.ExecuteTemplate(&buf, "layout", v); err != nil {

@@ -79,6 +79,7 @@ type kpServer struct {
 	mu     sync.Mutex
 	seen   []*exchange
 	values []string // key values made outside the dashboard (REST, root keys): no page may show them
+	tokens []string // portal links' tokens: no page, log or row may hold them
 	shown  []string // values the browser tests read from the pages that show them, for the leak check
 	people map[string]*kpPerson
 	ws     map[string]string // slug → workspace id
@@ -94,6 +95,9 @@ type exchange struct {
 	// secret is the key value or webhook signing secret this answer is allowed to show: set on the
 	// pages that show a new, regenerated, rotated or revealed value.
 	secret string
+	// portal: the answer of a request in portal mode (a portal cookie, or a portal link), which
+	// carries the portal's headers (portalSecurityHeaders).
+	portal bool
 }
 
 func (e *exchange) loc() string  { return e.header.Get("Location") }
@@ -275,10 +279,13 @@ func (s *kpServer) checkLeaks(t *testing.T) {
 			c.Secret(leakcheck.Password, "the value shown by "+e.method+" "+e.path, e.secret)
 		}
 		for _, ck := range e.cookies {
-			if ck.Name == "kp_session" && ck.Value != "" {
+			if (ck.Name == "kp_session" || ck.Name == "kp_portal") && ck.Value != "" {
 				c.Secret(leakcheck.Token, "a session token", ck.Value)
 			}
 		}
+	}
+	for _, v := range s.tokens {
+		c.Secret(leakcheck.Token, "a portal link's token", v)
 	}
 	s.mu.Unlock()
 	c.Secret(leakcheck.Password, "the people's password", thePassword)
@@ -421,6 +428,9 @@ type kpPerson struct {
 	c     *http.Client
 	csrf  string
 	raw   bool // send through the transport, without the client's redirect handling
+	// portal is the portal session's cookie, sent by hand: the jar keeps a Secure cookie for https
+	// only, and the portal's cookie is always Secure.
+	portal string
 }
 
 func (s *kpServer) newPerson(email string) *kpPerson {
@@ -451,6 +461,9 @@ func (p *kpPerson) do(t *testing.T, method, path string, form url.Values, hdr ..
 		req.Header.Set("Origin", p.s.url)
 	}
 	req.Header.Set("User-Agent", "dashboard-test")
+	if p.portal != "" {
+		req.AddCookie(&http.Cookie{Name: "kp_portal", Value: p.portal})
+	}
 	for i := 0; i+1 < len(hdr); i += 2 {
 		if hdr[i+1] == "" {
 			req.Header.Del(hdr[i])
@@ -479,7 +492,8 @@ func (p *kpPerson) do(t *testing.T, method, path string, form url.Values, hdr ..
 	if err != nil {
 		t.Fatalf("%s %s: read: %v", method, path, err)
 	}
-	e := &exchange{method: method, path: path, status: res.StatusCode, header: res.Header, body: string(b), cookies: res.Cookies()}
+	e := &exchange{method: method, path: path, status: res.StatusCode, header: res.Header, body: string(b), cookies: res.Cookies(),
+		portal: strings.HasPrefix(path, "/portal/") || p.portal != "" && !strings.HasPrefix(path, "/login") && !strings.HasPrefix(path, "/static/")}
 	p.s.mu.Lock()
 	p.s.seen = append(p.s.seen, e)
 	p.s.mu.Unlock()
@@ -663,6 +677,7 @@ func TestDashboardHTTP(t *testing.T) {
 				{"Pages", testPages},
 				{"CSRFEveryRoute", testCSRFEveryRoute},
 				{"Isolation", testIsolation},
+				{"Portal", testPortal},
 				{"Sessions", testSessions},
 				{"CookieFlags", testCookieFlags},
 				{"BruteForce", testBruteForce},
@@ -1235,11 +1250,12 @@ func testNoSecretsAnywhere(t *testing.T, s *kpServer) {
 			shown++
 		}
 		for _, c := range e.cookies {
-			if c.Name == "kp_session" && c.Value != "" {
+			if (c.Name == "kp_session" || c.Name == "kp_portal") && c.Value != "" {
 				sessions = append(sessions, c.Value)
 			}
 		}
 	}
+	values = append(values, s.tokens...)
 	if shown < 5 || len(seen) < 100 {
 		t.Fatalf("only %d answers and %d secret pages were seen: the other subtests did not run", len(seen), shown)
 	}
@@ -1260,7 +1276,9 @@ func testNoSecretsAnywhere(t *testing.T, s *kpServer) {
 				t.Errorf("%s %s (%d) shows the value of %s…", e.method, e.path, e.status, v[:14])
 			}
 		}
-		if strings.HasPrefix(e.header.Get("Content-Type"), "text/html") || e.status == http.StatusSeeOther {
+		if e.portal {
+			portalSecurityHeaders(t, e, "'none'")
+		} else if strings.HasPrefix(e.header.Get("Content-Type"), "text/html") || e.status == http.StatusSeeOther {
 			securityHeaders(t, e)
 		}
 		if e.secret != "" && e.header.Get("Cache-Control") != "no-store" {

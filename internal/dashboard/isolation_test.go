@@ -108,6 +108,9 @@ var outsideWorkspaces = map[string]string{
 		"anyone else's, or none, is not found (testInvitations)",
 	"POST /invitations/decline": "as accept",
 	"/":                         "the not-found page, for every method",
+	"GET /portal/{token}": "opens a portal link: the session it starts is bound to the link's workspace, and every " +
+		"workspace route checks it (testPortalIsolation)",
+	"POST /portal/end": "ends the request's own portal session",
 }
 
 // TestDashboardRouteTable: every route either names a workspace or is one of the few that do not,
@@ -1086,6 +1089,13 @@ func testCookieFlags(t *testing.T, s *kpServer) {
 	for _, e := range seen {
 		for _, c := range e.cookies {
 			n++
+			if c.Partitioned {
+				// The portal's, made for the platform's frame (testPortal checks each).
+				if !c.HttpOnly || c.SameSite != http.SameSiteNoneMode || !c.Secure || c.Path != "/" {
+					t.Errorf("%s %s sets %s, Partitioned, without HttpOnly, SameSite=None, Secure and Path=/: %+v", e.method, e.path, c.Name, c)
+				}
+				continue
+			}
 			if !c.HttpOnly || c.SameSite != http.SameSiteLaxMode || c.Path != "/" {
 				t.Errorf("%s %s sets %s without HttpOnly, SameSite=Lax and Path=/: %+v", e.method, e.path, c.Name, c)
 			}

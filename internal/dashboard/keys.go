@@ -63,7 +63,7 @@ func (d *Dashboard) showKeys(w http.ResponseWriter, r *http.Request, v *view, st
 		d.userError(w, r, v, err)
 		return
 	}
-	kd := keysData{Next: next, Form: form, Errors: errs, Catalog: d.svc.Catalog().Permissions(), LiveDisabled: !v.Workspace.LiveModeEnabled,
+	kd := keysData{Next: next, Form: form, Errors: errs, Catalog: d.catalog(v), LiveDisabled: !v.Workspace.LiveModeEnabled,
 		TestTTL: human(time.Duration(v.Workspace.TestKeyTTLSeconds) * time.Second), Max: v.Workspace.MaxKeys,
 		Today: v.Now.UTC().Format("2006-01-02"), MaxTestDate: v.Now.Add(time.Duration(v.Workspace.TestKeyTTLSeconds) * time.Second).UTC().Format("2006-01-02")}
 	for i := range keys {
@@ -206,6 +206,9 @@ type keyPageData struct {
 	// Leaks are the key's leak reports, newest first: the page's banner says where, when and what
 	// was done.
 	Leaks []leakNotice
+	// Kept are the key's keyplane permissions, which the portal shows but does not offer: saving
+	// the form keeps them as they are.
+	Kept []string
 }
 
 // leakNotice is one leak report of a key, as its page says it.
@@ -263,10 +266,13 @@ func (d *Dashboard) showKey(w http.ResponseWriter, r *http.Request, v *view, sta
 // showKeyWith shows a key's page; us and ki, when not nil, are its usage forms as filled in.
 func (d *Dashboard) showKeyWith(w http.ResponseWriter, r *http.Request, v *view, status int, k *keyplane.APIKey, f keyForm, errs map[string]string, us *usageSettings, ki *keyIdentity) {
 	v.Title = k.Name
-	kd := keyPageData{Row: rowOf(k, v.Now), Form: f, Errors: errs, Catalog: d.svc.Catalog().Permissions(),
+	kd := keyPageData{Row: rowOf(k, v.Now), Form: f, Errors: errs, Catalog: d.catalog(v),
 		TestTTL: human(time.Duration(v.Workspace.TestKeyTTLSeconds) * time.Second),
 		MaxDate: k.CreatedAt.Add(time.Duration(v.Workspace.TestKeyTTLSeconds) * time.Second).UTC().Format("2006-01-02")}
 	kd.Settings, kd.Identity = d.keyPageOf(v, k)
+	if v.Portal != nil {
+		kd.Kept = keyplaneOnly(k.Permissions)
+	}
 	if leaks, err := d.svc.KeyLeaks(r.Context(), v.Caller, v.Workspace.ID, k.ID); err == nil {
 		kd.Leaks = leakNotices(leaks)
 	} else {
@@ -304,8 +310,13 @@ func (d *Dashboard) editKey(w http.ResponseWriter, r *http.Request, v *view) {
 	}
 	f := d.readKeyForm(r)
 	errs := map[string]string{}
+	perms := f.Permissions
+	if v.Portal != nil {
+		// The form offers the platform's permissions only; the key keeps keyplane's as they are.
+		perms = append(keyplaneOnly(k.Permissions), perms...)
+	}
 	p := service.KeyPatch{
-		Name: keyplane.Some(f.Name), Description: keyplane.Some(f.Description), Permissions: keyplane.Some(f.Permissions),
+		Name: keyplane.Some(f.Name), Description: keyplane.Some(f.Description), Permissions: keyplane.Some(perms),
 		IPAllowlist: keyplane.Some(lines(f.IPAllowlist)), Meta: keyplane.Some(meta(f.Meta, errs)), Enabled: keyplane.Some(f.Enabled),
 	}
 	if k.KeyType == keyplane.KeyTypePublishable {
@@ -429,6 +440,12 @@ func (d *Dashboard) revealKey(w http.ResponseWriter, r *http.Request, v *view) {
 		d.userError(w, r, v, err)
 		return
 	}
+	if k.KeyType == keyplane.KeyTypeSecret && !v.Caller.Reauthenticated && v.Portal != nil {
+		// No password to ask for: the platform vouched for its user when the link was made, for
+		// the first minutes of the session only.
+		d.showConfirm(w, r, v, http.StatusForbidden, k, "reveal", "")
+		return
+	}
 	if k.KeyType == keyplane.KeyTypeSecret && !v.Caller.Reauthenticated {
 		if err := d.svc.Reauthenticate(r.Context(), v.Caller, v.Session, v.User, r.PostFormValue("password")); err != nil {
 			switch keyplane.ErrorCode(err) {
@@ -453,4 +470,15 @@ func (d *Dashboard) revealKey(w http.ResponseWriter, r *http.Request, v *view) {
 		return
 	}
 	d.showSecret(w, r, v, k, value, "“"+k.Name+"”", false)
+}
+
+// keyplaneOnly is the keyplane permissions among perms.
+func keyplaneOnly(perms []string) []string {
+	var out []string
+	for _, p := range perms {
+		if keyplanePermission(p) {
+			out = append(out, p)
+		}
+	}
+	return out
 }

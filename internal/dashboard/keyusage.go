@@ -21,7 +21,8 @@ type keyIdentity struct {
 }
 
 func (d *Dashboard) keyPageOf(v *view, k *keyplane.APIKey) (usageSettings, keyIdentity) {
-	canEdit := v.Can(keyplane.PermAPIKeysWrite) && k.RevokedAt == nil
+	// Credits, rate limits and identity are the platform's billing: the portal shows them only.
+	canEdit := v.Can(keyplane.PermAPIKeysWrite) && k.RevokedAt == nil && v.Portal == nil
 	us := newUsageSettings(v, v.WS("/settings/api/"+k.ID), k.Credits, keyplane.KeyRateLimits(k.RateLimit, k.RateLimits), canEdit, true)
 	ki := keyIdentity{ID: k.IdentityID}
 	if k.Identity != nil {

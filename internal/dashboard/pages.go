@@ -21,7 +21,7 @@ import (
 	"github.com/keyplane/keyplane/internal/service"
 )
 
-var pageNames = []string{"error", "login", "logout", "status", "keys", "key", "confirm", "secret", "audit", "members", "member-confirm", "invitations", "logs", "webhooks", "webhook", "webhook-confirm", "webhook-secret", "webhook-recover", "identities", "identity", "identity-confirm"}
+var pageNames = []string{"error", "login", "logout", "status", "keys", "key", "confirm", "secret", "audit", "members", "member-confirm", "invitations", "logs", "webhooks", "webhook", "webhook-confirm", "webhook-secret", "webhook-recover", "identities", "identity", "identity-confirm", "portal-message"}
 
 func (d *Dashboard) parse() error {
 	funcs := template.FuncMap{
@@ -39,6 +39,14 @@ func (d *Dashboard) parse() error {
 		"limitField": func(i int, name string) string { return "limit-" + strconv.Itoa(i) + "-" + name },
 		"add":        func(a, b int) int { return a + b },
 		"seconds":    windowSeconds,
+		"actorName":  actorName,
+		// accent is a colour for the portal's <style>: portalLook keeps only #rrggbb values.
+		"accent": func(c string) template.CSS {
+			if !reAccent.MatchString(c) {
+				return ""
+			}
+			return template.CSS(c)
+		},
 	}
 	d.pages = map[string]*template.Template{}
 	for _, name := range pageNames {
@@ -93,21 +101,25 @@ func count(n int, unit string) string {
 	return fmt.Sprintf("%d %ss", n, unit)
 }
 
-// home opens the first workspace on the first page the person's role there allows.
+// home opens the first workspace on the first page the person's role there allows; a portal
+// session, its own workspace's.
 func (d *Dashboard) home(w http.ResponseWriter, r *http.Request) {
-	d.person(func(w http.ResponseWriter, r *http.Request, v *view) {
-		if len(v.Invitations) > 0 {
-			// Invitations are shown first after sign-in: they are how a person joins a workspace.
-			http.Redirect(w, r, "/invitations", http.StatusSeeOther)
-			return
-		}
-		if len(v.Memberships) == 0 {
-			v.Title = "No workspace yet"
-			d.render(w, r, http.StatusOK, "status", d.statusView(r, v))
-			return
-		}
+	v, r, ok := d.session(w, r)
+	if !ok {
+		return
+	}
+	switch {
+	case v.Portal != nil:
+		http.Redirect(w, r, landing(v, v.Workspace.Slug), http.StatusSeeOther)
+	case len(v.Invitations) > 0:
+		// Invitations are shown first after sign-in: they are how a person joins a workspace.
+		http.Redirect(w, r, "/invitations", http.StatusSeeOther)
+	case len(v.Memberships) == 0:
+		v.Title = "No workspace yet"
+		d.render(w, r, http.StatusOK, "status", d.statusView(r, v))
+	default:
 		http.Redirect(w, r, landing(v, v.Memberships[0].Workspace.Slug), http.StatusSeeOther)
-	})(w, r)
+	}
 }
 
 type loginData struct {
@@ -657,4 +669,19 @@ func auditRowOf(e keyplane.AuditEntry) auditRow {
 		sort.Strings(row.Changes)
 	}
 	return row
+}
+
+// actorName is how the audit page names an entry's actor: a platform's user acting through the
+// portal is named with the platform's own id for them, so that nobody takes them for a member.
+func actorName(actor any) string {
+	m, _ := actor.(map[string]any)
+	name, _ := m["name"].(string)
+	if typ, _ := m["type"].(string); typ == string(keyplane.ActorPortalUser) {
+		id, _ := m["id"].(string)
+		if name == "" {
+			return "Portal user " + id
+		}
+		return name + " (portal user " + id + ")"
+	}
+	return name
 }

@@ -401,6 +401,10 @@ func (d *Dashboard) revealHook(w http.ResponseWriter, r *http.Request, v *view) 
 		d.hookError(w, r, v, err)
 		return
 	}
+	if !v.Caller.Reauthenticated && mayReveal(v.Caller) && v.Portal != nil {
+		d.showHookConfirm(w, r, v, http.StatusForbidden, e, "reveal", "Reveal the signing secret", "")
+		return
+	}
 	if !v.Caller.Reauthenticated && mayReveal(v.Caller) {
 		if err := d.svc.Reauthenticate(r.Context(), v.Caller, v.Session, v.User, r.PostFormValue("password")); err != nil {
 			switch keyplane.ErrorCode(err) {

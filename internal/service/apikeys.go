@@ -450,6 +450,9 @@ func (s *Service) draftKey(c *keyplane.Caller, w *keyplane.Workspace, in CreateK
 	if err := checkGrant(c, k.Permissions); err != nil {
 		return nil, err
 	}
+	if err := checkPortalCreate(c, in); err != nil {
+		return nil, err
+	}
 	if err := checkBounds(c, k, "the new key"); err != nil {
 		return nil, err
 	}
@@ -552,6 +555,9 @@ func (s *Service) mutateKey(ctx context.Context, c *keyplane.Caller, wsID, keyID
 		if err := checkReach(c, k); err != nil {
 			return nil, err
 		}
+		if err := checkPortalReach(c, k); err != nil {
+			return nil, err
+		}
 		out, err := fn(tx, k, now)
 		if err != nil || out == nil {
 			return out, err
@@ -582,6 +588,9 @@ func (s *Service) UpdateAPIKey(ctx context.Context, c *keyplane.Caller, wsID, ke
 		}
 		if k.RevokedAt != nil {
 			return nil, revokedErr(k)
+		}
+		if err := checkPortalPatch(c, k, p); err != nil {
+			return nil, err
 		}
 		w, err := tx.GetWorkspace(ctx, wsID)
 		if err != nil {
@@ -867,6 +876,9 @@ func (s *Service) RevealAPIKey(ctx context.Context, c *keyplane.Caller, wsID, ke
 	if err := checkEnvironment(c, k.Environment); err != nil {
 		return deny(err)
 	}
+	if err := checkPortalReach(c, k); err != nil {
+		return deny(err)
+	}
 	if k.RevokedAt != nil {
 		return nil, "", revokedErr(k)
 	}
@@ -876,7 +888,13 @@ func (s *Service) RevealAPIKey(ctx context.Context, c *keyplane.Caller, wsID, ke
 		}
 		rootAdmin := c.Actor.Type == keyplane.ActorRootKey && c.Operator
 		person := c.Actor.Type == keyplane.ActorUser && c.Reauthenticated
-		if !rootAdmin && !person {
+		if c.Portal && !c.Reauthenticated {
+			return deny(keyplane.Errorf(keyplane.CodeForbidden, "revealing a secret key is open for %s after the portal is opened; open the portal again from %s", plural(int64(keyplane.ReauthWindow/time.Minute), "minute"), s.brandName(ctx, wsID)))
+		}
+		// The platform authenticated its user to make the link: the first minutes of a portal
+		// session count as a password just entered (PortalCaller).
+		portal := c.Portal && c.Actor.Type == keyplane.ActorPortalUser && c.Reauthenticated
+		if !rootAdmin && !person && !portal {
 			return deny(keyplane.Errorf(keyplane.CodeForbidden, "revealing a secret key needs a root key with the admin scope, or a dashboard session that entered its password in the last 5 minutes"))
 		}
 	}

@@ -41,6 +41,9 @@ func (s *Service) ChangeKeyCredits(ctx context.Context, c *keyplane.Caller, wsID
 	if err := checkCreditsChange(ch); err != nil {
 		return nil, err
 	}
+	if c.Portal {
+		return nil, portalRefusal("credits")
+	}
 	var out *keyplane.Credits
 	err := s.mutateKey(ctx, c, wsID, keyID, func(tx store.Tx, k *keyplane.APIKey, now time.Time) (*outcome, error) {
 		if keyBound(c) && k.ID == c.Actor.ID {
@@ -76,6 +79,9 @@ func (s *Service) ChangeKeyCredits(ctx context.Context, c *keyplane.Caller, wsID
 func (s *Service) ChangeIdentityCredits(ctx context.Context, c *keyplane.Caller, wsID, identityID string, ch CreditsChange) (*keyplane.Credits, error) {
 	if err := checkCreditsChange(ch); err != nil {
 		return nil, err
+	}
+	if c.Portal {
+		return nil, portalRefusal("credits")
 	}
 	var out *keyplane.Credits
 	err := s.mutateIdentity(ctx, c, wsID, identityID, func(tx store.Tx, i *keyplane.Identity, now time.Time) (*outcome, error) {

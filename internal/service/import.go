@@ -65,6 +65,9 @@ func (s *Service) ImportAPIKeys(ctx context.Context, c *keyplane.Caller, wsID st
 	if err := c.Authorize(wsID, keyplane.PermAPIKeysWrite); err != nil {
 		return nil, err
 	}
+	if c.Portal {
+		return nil, portalRefusal("importing keys")
+	}
 	w, err := s.GetWorkspace(ctx, c, wsID)
 	if err != nil {
 		return nil, err

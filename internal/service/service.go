@@ -69,6 +69,8 @@ type Service struct {
 	useKeep       time.Duration
 	eventKeep     time.Duration
 	hooks         WebhookOptions
+	publicURL     string
+	portalTTL     time.Duration
 }
 
 // New returns a Service.
@@ -96,9 +98,13 @@ func New(o Options) *Service {
 		o.EventRetention = DefaultEventRetention
 	}
 	o.Webhooks.fill()
+	if o.PortalSessionTTL <= 0 {
+		o.PortalSessionTTL = keyplane.DefaultPortalSessionTTL
+	}
 	return &Service{hooks: o.Webhooks, store: o.Store, catalog: o.Catalog, box: o.Box, prefix: o.KeyPrefix, forget: o.Forget, admit: o.Admit, now: o.Now, log: o.Logger, limits: o.SignIn,
 		checkPassword: o.SignIn.Passwords.Check,
-		logKeep:       o.LogRetention, useKeep: o.UsageRetention, eventKeep: o.EventRetention}
+		logKeep:       o.LogRetention, useKeep: o.UsageRetention, eventKeep: o.EventRetention,
+		publicURL: o.PublicURL, portalTTL: o.PortalSessionTTL}
 }
 
 // Catalog returns the deployment's permissions and event types.

@@ -95,6 +95,11 @@ type Queries interface {
 
 	// GetSession returns the session with this token digest, expired or not.
 	GetSession(ctx context.Context, hash []byte) (*keyplane.Session, error)
+	// GetPortalLink returns the portal session whose link has this token digest, used, expired or
+	// not; GetPortalSession the one whose session token has this digest, ended or not. ErrNotFound
+	// otherwise.
+	GetPortalLink(ctx context.Context, linkHash []byte) (*keyplane.PortalSession, error)
+	GetPortalSession(ctx context.Context, sessionHash []byte) (*keyplane.PortalSession, error)
 
 	// LastAudit returns the newest entry's seq and hash of a chain, or 0 and "" for an empty chain.
 	LastAudit(ctx context.Context, chain string) (seq int64, hash string, err error)
@@ -211,6 +216,21 @@ type Tx interface {
 	DeleteUserSessions(ctx context.Context, userID string) (int64, error)
 	// DeleteExpiredSessions removes sessions that expired before now and says how many.
 	DeleteExpiredSessions(ctx context.Context, now time.Time) (int64, error)
+
+	// InsertPortalSession stores a new portal link (not opened: OpenedAt, ExpiresAt and EndedAt are
+	// not written) with its token's digest. ErrConflict: the id or the digest exists.
+	InsertPortalSession(ctx context.Context, ps *keyplane.PortalSession, linkHash []byte) error
+	// OpenPortalLink uses the link of this digest, once, atomically: only a link not yet opened
+	// whose LinkExpiresAt is after at gets sessionHash, OpenedAt at, ExpiresAt expires, and the
+	// browser's ip and user agent; of concurrent calls one wins. It returns the session as it is
+	// after; ErrNotFound (and nothing written) when no link matched.
+	OpenPortalLink(ctx context.Context, linkHash, sessionHash []byte, at, expires time.Time, ip, userAgent string) (*keyplane.PortalSession, error)
+	// EndPortalSession sets the EndedAt of a session of the workspace that has not ended yet.
+	// ErrNotFound when none matched.
+	EndPortalSession(ctx context.Context, workspaceID, id string, at time.Time) error
+	// DeletePortalSessions removes the portal sessions whose link expired before before and whose
+	// session was never opened, expired before before, or ended before before, and says how many.
+	DeletePortalSessions(ctx context.Context, before time.Time) (int64, error)
 
 	// Publish tells every node listening (PostgreSQL's LISTEN, see InvalidationChannel) to forget
 	// these key digests, when and only if the transaction commits. On SQLite it appends them to the

@@ -236,3 +236,14 @@ func TestUpgradeKeepsEvents(t *testing.T) {
 	st := upgradeFrom(ctx, t, 11, old.Statements("1", "0", "X'00'"))
 	upgradecheck.Events(ctx, t, st, old)
 }
+
+// TestUpgradeBrandingAndPortal: a workspace made before branding and portal sessions (migration 17)
+// has no branding after the upgrade, and takes one and portal links.
+func TestUpgradeBrandingAndPortal(t *testing.T) {
+	ctx := context.Background()
+	st := upgradeFrom(ctx, t, 16, []string{
+		`INSERT INTO workspaces (id, name, slug, max_keys, test_key_ttl_seconds, live_mode_enabled, created_at, updated_at)
+			VALUES ('ws_old', 'Old', 'old', 20, 259200, 1, 1, 1)`,
+	})
+	upgradecheck.BrandingAndPortal(ctx, t, st, "ws_old")
+}

@@ -14,7 +14,7 @@ const (
 	// The workspaces of a user in one status: active ones are the memberships, invited ones the
 	// invitations.
 	sqlListMemberships = `SELECT w.id, w.name, w.slug, w.max_keys, w.test_key_ttl_seconds, w.live_mode_enabled,
-		w.created_at, w.updated_at, w.leak_policy, m.role
+		w.created_at, w.updated_at, w.leak_policy, w.branding, m.role
 		FROM members m JOIN workspaces w ON w.id = m.workspace_id
 		WHERE m.user_id = ? AND m.status = ?
 		ORDER BY w.name, w.id`
@@ -49,8 +49,12 @@ func (q *queries) listMemberships(ctx context.Context, op, userID string, status
 		var m keyplane.Membership
 		var role string
 		var created, updated int64
+		var branding string
 		w := &m.Workspace
-		if err := s.Scan(&w.ID, &w.Name, &w.Slug, &w.MaxKeys, &w.TestKeyTTLSeconds, &w.LiveModeEnabled, &created, &updated, &w.LeakPolicy, &role); err != nil {
+		if err := s.Scan(&w.ID, &w.Name, &w.Slug, &w.MaxKeys, &w.TestKeyTTLSeconds, &w.LiveModeEnabled, &created, &updated, &w.LeakPolicy, &branding, &role); err != nil {
+			return m, err
+		}
+		if err := decodeBranding(branding, &w.Branding); err != nil {
 			return m, err
 		}
 		w.CreatedAt, w.UpdatedAt, m.Role = fromMicros(created), fromMicros(updated), keyplane.Role(role)

@@ -2,34 +2,55 @@ package sqlstore
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 
 	"github.com/keyplane/keyplane"
 )
 
 const (
-	workspaceColumns = `id, name, slug, max_keys, test_key_ttl_seconds, live_mode_enabled, created_at, updated_at, leak_policy`
+	workspaceColumns = `id, name, slug, max_keys, test_key_ttl_seconds, live_mode_enabled, created_at, updated_at, leak_policy, branding`
 
 	sqlGetWorkspace       = `SELECT ` + workspaceColumns + ` FROM workspaces WHERE id = ?`
 	sqlGetWorkspaceBySlug = `SELECT ` + workspaceColumns + ` FROM workspaces WHERE slug = ?`
 	sqlListWorkspaces     = `SELECT ` + workspaceColumns + ` FROM workspaces ORDER BY id DESC LIMIT ?`
 	sqlListWorkspacesFrom = `SELECT ` + workspaceColumns + ` FROM workspaces WHERE id < ? ORDER BY id DESC LIMIT ?`
-	sqlInsertWorkspace    = `INSERT INTO workspaces (` + workspaceColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+	sqlInsertWorkspace    = `INSERT INTO workspaces (` + workspaceColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT DO NOTHING`
 	sqlWorkspaceSlugTaken = `SELECT COUNT(*) FROM workspaces WHERE slug = ? AND id <> ?`
 	sqlUpdateWorkspace    = `UPDATE workspaces SET name = ?, slug = ?, max_keys = ?, test_key_ttl_seconds = ?,
-		live_mode_enabled = ?, updated_at = ?, leak_policy = ? WHERE id = ?`
+		live_mode_enabled = ?, updated_at = ?, leak_policy = ?, branding = ? WHERE id = ?`
 )
 
 func scanWorkspace(s scanner) (*keyplane.Workspace, error) {
 	var w keyplane.Workspace
 	var created, updated int64
+	var branding string
 	if err := s.Scan(&w.ID, &w.Name, &w.Slug, &w.MaxKeys, &w.TestKeyTTLSeconds, &w.LiveModeEnabled,
-		&created, &updated, &w.LeakPolicy); err != nil {
+		&created, &updated, &w.LeakPolicy, &branding); err != nil {
 		return nil, err
 	}
 	w.CreatedAt, w.UpdatedAt = fromMicros(created), fromMicros(updated)
+	if err := decodeBranding(branding, &w.Branding); err != nil {
+		return nil, fmt.Errorf("workspace %s: %w", w.ID, err)
+	}
 	return &w, nil
+}
+
+// encodeBranding and decodeBranding keep a workspace's branding as a JSON object ('{}': none).
+func encodeBranding(b keyplane.Branding) string {
+	out, _ := json.Marshal(b) // three strings: cannot fail
+	return string(out)
+}
+
+func decodeBranding(s string, b *keyplane.Branding) error {
+	if s == "" {
+		return nil
+	}
+	if err := json.Unmarshal([]byte(s), b); err != nil {
+		return fmt.Errorf("branding: %w", err)
+	}
+	return nil
 }
 
 func (q *queries) GetWorkspace(ctx context.Context, id string) (*keyplane.Workspace, error) {
@@ -59,7 +80,7 @@ func (q *queries) ListWorkspaces(ctx context.Context, limit int, cursor string) 
 
 func (t *tx) CreateWorkspace(ctx context.Context, w *keyplane.Workspace) error {
 	return t.insert(ctx, "create workspace", sqlInsertWorkspace, w.ID, w.Name, w.Slug, w.MaxKeys,
-		w.TestKeyTTLSeconds, w.LiveModeEnabled, micros(w.CreatedAt), micros(w.UpdatedAt), string(w.Policy()))
+		w.TestKeyTTLSeconds, w.LiveModeEnabled, micros(w.CreatedAt), micros(w.UpdatedAt), string(w.Policy()), encodeBranding(w.Branding))
 }
 
 func (t *tx) UpdateWorkspace(ctx context.Context, w *keyplane.Workspace) error {
@@ -68,5 +89,5 @@ func (t *tx) UpdateWorkspace(ctx context.Context, w *keyplane.Workspace) error {
 		return err
 	}
 	return t.update(ctx, op, sqlUpdateWorkspace, w.Name, w.Slug, w.MaxKeys, w.TestKeyTTLSeconds,
-		w.LiveModeEnabled, micros(w.UpdatedAt), string(w.Policy()), w.ID)
+		w.LiveModeEnabled, micros(w.UpdatedAt), string(w.Policy()), encodeBranding(w.Branding), w.ID)
 }

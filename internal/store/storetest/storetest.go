@@ -53,6 +53,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Members", testMembers},
 		{"Memberships", testMemberships},
 		{"Sessions", testSessions},
+		{"PortalSessions", testPortalSessions},
+		{"WorkspaceBranding", testWorkspaceBranding},
 		{"Audit", testAudit},
 		{"AuditFilters", testAuditFilters},
 		{"ScanAudit", testScanAudit},

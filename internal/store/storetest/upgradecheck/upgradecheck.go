@@ -113,3 +113,35 @@ func Events(ctx context.Context, t testing.TB, s store.Store, e OldEvent) {
 		t.Fatalf("drop payloads after the upgrade: %d, %v", n, err)
 	}
 }
+
+// BrandingAndPortal checks that a workspace made before branding and portal sessions (migration 17)
+// came through the upgrade with no branding, takes one, and may hold portal sessions.
+func BrandingAndPortal(ctx context.Context, t testing.TB, s store.Store, workspaceID string) {
+	t.Helper()
+	w, err := s.GetWorkspace(ctx, workspaceID)
+	if err != nil {
+		t.Fatalf("the workspace after the upgrade: %v", err)
+	}
+	if w.Branding != (keyplane.Branding{}) {
+		t.Errorf("branding after the upgrade: %+v, want none", w.Branding)
+	}
+	w.Branding = keyplane.Branding{Name: "Old brand", AccentColor: "#123456"}
+	ps := &keyplane.PortalSession{ID: "ps_after_upgrade", WorkspaceID: workspaceID, Role: keyplane.RoleViewer,
+		User: keyplane.PortalUser{ID: "u1"}, CreatedAt: time.Now(), LinkExpiresAt: time.Now().Add(time.Minute)}
+	link := []byte("portal link digest after upgrade!")
+	err = s.InTx(ctx, workspaceID, func(tx store.Tx) error {
+		if err := tx.UpdateWorkspace(ctx, w); err != nil {
+			return err
+		}
+		return tx.InsertPortalSession(ctx, ps, link)
+	})
+	if err != nil {
+		t.Fatalf("branding and a portal link after the upgrade: %v", err)
+	}
+	if got, err := s.GetWorkspace(ctx, workspaceID); err != nil || got.Branding != w.Branding {
+		t.Errorf("branding read back after the upgrade: %+v, %v; want %+v", got, err, w.Branding)
+	}
+	if got, err := s.GetPortalLink(ctx, link); err != nil || got.ID != ps.ID {
+		t.Errorf("portal link read back after the upgrade: %+v, %v", got, err)
+	}
+}

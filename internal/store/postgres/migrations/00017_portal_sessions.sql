@@ -1,0 +1,37 @@
+-- +goose Up
+-- Portal sessions (API.md, "Portal sessions"): one row per link a platform asked for, and the browser
+-- session it started once opened. Only SHA-256 digests of the link's token and of the session's
+-- token are kept. A link is used once: the store sets session_hash and opened_at in one UPDATE that
+-- matches only a row not yet opened and not past link_expires_at. created_by is the actor (JSON) of
+-- the key that asked. Rows go by the hourly prune once link and session both ended a day ago.
+CREATE TABLE portal_sessions (
+    id              TEXT COLLATE "C" NOT NULL PRIMARY KEY,
+    workspace_id    TEXT COLLATE "C" NOT NULL REFERENCES workspaces (id),
+    role            TEXT    NOT NULL CHECK (role IN ('admin', 'developer', 'viewer')),
+    user_id         TEXT    NOT NULL,
+    user_email      TEXT    NOT NULL,
+    user_name       TEXT    NOT NULL,
+    return_url      TEXT    NOT NULL,
+    link_hash       BYTEA   NOT NULL UNIQUE,
+    session_hash    BYTEA   UNIQUE,
+    created_at      BIGINT  NOT NULL,
+    link_expires_at BIGINT  NOT NULL,
+    opened_at       BIGINT,
+    expires_at      BIGINT,
+    ended_at        BIGINT,
+    ip              TEXT    NOT NULL,
+    user_agent      TEXT    NOT NULL,
+    created_by      TEXT    NOT NULL
+);
+
+CREATE INDEX portal_sessions_workspace_id ON portal_sessions (workspace_id);
+CREATE INDEX portal_sessions_link_expires_at ON portal_sessions (link_expires_at);
+
+-- The portal's look: {"name", "accentColor", "logoUrl"}, '{}' when the workspace has none.
+ALTER TABLE workspaces ADD COLUMN branding TEXT NOT NULL DEFAULT '{}';
+
+-- +goose Down
+ALTER TABLE workspaces DROP COLUMN branding;
+DROP INDEX portal_sessions_link_expires_at;
+DROP INDEX portal_sessions_workspace_id;
+DROP TABLE portal_sessions;
