@@ -101,16 +101,23 @@ type WorkspaceView struct {
 	LiveModeEnabled   bool   `json:"liveModeEnabled"`
 	// LeakPolicy: what is done to a secret key of the workspace found leaked.
 	LeakPolicy LeakPolicy `json:"leakPolicy"`
-	CreatedAt  string     `json:"createdAt"`
-	UpdatedAt  string     `json:"updatedAt"`
+	// Branding is the portal's look; null when the workspace has none.
+	Branding  *Branding `json:"branding"`
+	CreatedAt string    `json:"createdAt"`
+	UpdatedAt string    `json:"updatedAt"`
 }
 
 // View returns the API's representation of w.
 func (w *Workspace) View() *WorkspaceView {
-	return &WorkspaceView{
+	v := &WorkspaceView{
 		ID: w.ID, Name: w.Name, Slug: w.Slug, MaxKeys: w.MaxKeys, TestKeyTTLSeconds: w.TestKeyTTLSeconds,
 		LiveModeEnabled: w.LiveModeEnabled, LeakPolicy: w.Policy(), CreatedAt: FormatTime(w.CreatedAt), UpdatedAt: FormatTime(w.UpdatedAt),
 	}
+	if w.Branding != (Branding{}) {
+		b := w.Branding
+		v.Branding = &b
+	}
+	return v
 }
 
 // MemberView is the API's member object.

@@ -171,6 +171,7 @@ func schemas() map[string]schema {
 		"liveModeEnabled":   boolean().desc("Whether live keys may be created."),
 		"leakPolicy": enum(keyplane.LeakRevoke, keyplane.LeakDisable, keyplane.LeakNotify).
 			desc("What is done to a secret key of the workspace found leaked (POST /v1/leaks, GitHub's secret scanning)."),
+		"branding": nullable(ref("Branding")).desc("The look of the workspace's portal (POST /v1/portal/sessions); null: none. Replaced whole; null clears it."),
 	}
 	workspace := props{"id": idOf("ws"), "createdAt": dateTime(), "updatedAt": dateTime()}
 	for k, v := range workspaceProps {
@@ -240,7 +241,7 @@ func schemas() map[string]schema {
 	return map[string]schema{
 		"KeyType":     enum(keyplane.KeyTypeSecret, keyplane.KeyTypePublishable),
 		"Environment": enum(keyplane.EnvLive, keyplane.EnvTest),
-		"ActorType":   enum(keyplane.ActorUser, keyplane.ActorAPIKey, keyplane.ActorRootKey, keyplane.ActorSystem),
+		"ActorType":   enum(keyplane.ActorUser, keyplane.ActorAPIKey, keyplane.ActorRootKey, keyplane.ActorSystem, keyplane.ActorPortalUser),
 		"Role":        enum(keyplane.RoleOwner, keyplane.RoleAdmin, keyplane.RoleDeveloper, keyplane.RoleViewer),
 		"RateLimit": sealed(props{
 			"limit":    integer().bounds(1, keyplane.MaxRateLimit),
@@ -270,6 +271,27 @@ func schemas() map[string]schema {
 		"CatalogEntry": sealed(props{"name": str(), "description": str()}),
 
 		"Workspace": sealed(workspace),
+		"Branding": closed(props{
+			"name":        str().length(1, 100).desc("The platform's name in the portal; absent: the workspace's name."),
+			"accentColor": str().pattern("^#[0-9a-fA-F]{6}$").desc("#rrggbb; answered in lower case."),
+			"logoUrl":     str().maxLen(2048).pattern("^https://").format("uri").desc("https only: the portal is framed by https pages."),
+		}).desc("Each field absent or null: none, and the portal falls back to the workspace's name and keyplane's look."),
+
+		// Portal sessions.
+		"CreatePortalSessionRequest": closed(props{
+			"user": closed(props{
+				"id":    str().length(1, 255).desc("The platform's own id of its user; the audit trail names them by it (actor portal_user)."),
+				"email": str().format("email").maxLen(254),
+				"name":  str().maxLen(255),
+			}, "id"),
+			"role":             enum(keyplane.RoleAdmin, keyplane.RoleDeveloper, keyplane.RoleViewer).desc("The role's permissions within the portal's pages; owner is 400."),
+			"returnUrl":        str().maxLen(2048).format("uri").desc("http or https: the portal's way back to the platform."),
+			"expiresInSeconds": integer().bounds(60, 3600).def(300).desc("How long the link may be opened (once)."),
+		}, "user", "role"),
+		"PortalLink": sealed(props{
+			"url":       str().format("uri").desc("<public-url>/portal/<token>: works once, before expiresAt. A secret: hand it to the user's browser only."),
+			"expiresAt": dateTime(),
+		}),
 
 		// Leaked keys.
 		"LeakReportRequest": closed(props{
@@ -883,6 +905,7 @@ func buildOpenAPI() map[string]any {
 			map[string]any{"name": "webhooks", "description": "Endpoints that receive the workspace's events, signed per Standard Webhooks, and their deliveries."},
 			map[string]any{"name": "verification", "description": "The hot path: is this key good?"},
 			map[string]any{"name": "leaks", "description": "Key values found in public: reports, and GitHub's secret scanning partner endpoint."},
+			map[string]any{"name": "portal", "description": "One-time links into a workspace's portal, for the platform's own users."},
 		},
 		"paths": paths,
 		// The server answers requests outside paths too; OpenAPI has no place for that, so it is said here.

@@ -161,6 +161,15 @@ func operations() []operation {
 				"removing the last active owner is 409 last_owner. A person who is not a member of this workspace is 404.",
 			status: 200, data: ref("Member"), errors: []string{"NotFound", "LastOwner"}},
 
+		{method: "POST", path: "/v1/portal/sessions", access: workspaced, handle: (*Server).createPortalSession,
+			id: "createPortalSession", tag: "portal", summary: "Make a one-time link into the workspace's portal",
+			description: "For one of the platform's own users, no keyplane account needed: the link (under --public-url) works once, before expiresAt, " +
+				"and opens a portal session of the role (admin, developer or viewer; owner is 400) limited to the workspace: its API keys, webhooks, logs " +
+				"and usage pages, with the workspace's branding and a way back to returnUrl, for --portal-session-ttl. A used, expired or forged link " +
+				"answers a page that says so, never a session. A portal session may not set credits, rate limits or identities, nor grant keyplane's own " +
+				"permissions. Needs portal:write (a workspace key) or an admin root key with X-Workspace-Id. Audited (portal_session.created).",
+			body: "CreatePortalSessionRequest", status: 201, data: ref("PortalLink"), errors: keyBody},
+
 		{method: "GET", path: "/v1/api-keys", access: workspaced, handle: (*Server).listKeys,
 			id: "listApiKeys", tag: "api-keys", summary: "List API keys",
 			description: "Newest first. Needs api_keys:read.",

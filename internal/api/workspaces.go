@@ -14,6 +14,8 @@ type workspaceRequest struct {
 	TestKeyTTLSeconds keyplane.Optional[int64]               `json:"testKeyTtlSeconds"`
 	LiveModeEnabled   keyplane.Optional[bool]                `json:"liveModeEnabled"`
 	LeakPolicy        keyplane.Optional[keyplane.LeakPolicy] `json:"leakPolicy"`
+	// Branding is the portal's look: replaced whole, null clears it.
+	Branding keyplane.Optional[service.BrandingInput] `json:"branding"`
 }
 
 func (s *Server) createWorkspace(w http.ResponseWriter, r *http.Request, c *call) error {
@@ -23,7 +25,7 @@ func (s *Server) createWorkspace(w http.ResponseWriter, r *http.Request, c *call
 	}
 	ws, err := s.svc.CreateWorkspace(r.Context(), c.Caller, service.WorkspaceInput{
 		Name: req.Name.Value, Slug: req.Slug.Value, MaxKeys: req.MaxKeys, TestKeyTTLSeconds: req.TestKeyTTLSeconds, LiveModeEnabled: req.LiveModeEnabled,
-		LeakPolicy: req.LeakPolicy,
+		LeakPolicy: req.LeakPolicy, Branding: req.Branding,
 	})
 	if err != nil {
 		return err
@@ -65,7 +67,7 @@ func (s *Server) updateWorkspace(w http.ResponseWriter, r *http.Request, c *call
 	}
 	ws, err := s.svc.UpdateWorkspace(r.Context(), c.Caller, r.PathValue("id"), service.WorkspacePatch{
 		Name: req.Name, Slug: req.Slug, MaxKeys: req.MaxKeys, TestKeyTTLSeconds: req.TestKeyTTLSeconds, LiveModeEnabled: req.LiveModeEnabled,
-		LeakPolicy: req.LeakPolicy,
+		LeakPolicy: req.LeakPolicy, Branding: req.Branding,
 	})
 	if err != nil {
 		return err

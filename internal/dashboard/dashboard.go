@@ -102,6 +102,11 @@ func New(o Options) (*Dashboard, error) {
 	// form is the second line, for browsers that send neither Sec-Fetch-Site nor Origin.
 	cop := http.NewCrossOriginProtection()
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := r.Cookie(portalCookie); err == nil {
+			// Refused before anyone was looked up: a browser holding a portal session gets the
+			// portal's headers, so that its frame shows the refusal.
+			r = withPortal(r)
+		}
 		d.fail(w, r, http.StatusForbidden, "This form was sent from another site, so it was refused. Reload the page and try again.")
 	}))
 	d.handler = securityHeaders(cop.Handler(d.mux))

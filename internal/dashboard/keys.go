@@ -32,6 +32,9 @@ type keyRow struct {
 	Key    *keyplane.APIKey
 	Status keyplane.Status
 	Masked string
+	// Platforms: in the portal, a key holding keyplane's own permissions, which the platform
+	// manages: shown, never changed there (the service refuses it).
+	Platforms bool
 }
 
 type keysData struct {
@@ -67,7 +70,9 @@ func (d *Dashboard) showKeys(w http.ResponseWriter, r *http.Request, v *view, st
 		TestTTL: human(time.Duration(v.Workspace.TestKeyTTLSeconds) * time.Second), Max: v.Workspace.MaxKeys,
 		Today: v.Now.UTC().Format("2006-01-02"), MaxTestDate: v.Now.Add(time.Duration(v.Workspace.TestKeyTTLSeconds) * time.Second).UTC().Format("2006-01-02")}
 	for i := range keys {
-		kd.Keys = append(kd.Keys, rowOf(&keys[i], v.Now))
+		row := rowOf(&keys[i], v.Now)
+		row.Platforms = v.Portal != nil && len(keyplaneOnly(keys[i].Permissions)) > 0
+		kd.Keys = append(kd.Keys, row)
 		if keys[i].RevokedAt == nil {
 			kd.Count++
 		}
@@ -206,9 +211,8 @@ type keyPageData struct {
 	// Leaks are the key's leak reports, newest first: the page's banner says where, when and what
 	// was done.
 	Leaks []leakNotice
-	// Kept are the key's keyplane permissions, which the portal shows but does not offer: saving
-	// the form keeps them as they are.
-	Kept []string
+	// Brand names the platform on the page of a key it manages (Row.Platforms).
+	Brand string
 }
 
 // leakNotice is one leak report of a key, as its page says it.
@@ -270,8 +274,8 @@ func (d *Dashboard) showKeyWith(w http.ResponseWriter, r *http.Request, v *view,
 		TestTTL: human(time.Duration(v.Workspace.TestKeyTTLSeconds) * time.Second),
 		MaxDate: k.CreatedAt.Add(time.Duration(v.Workspace.TestKeyTTLSeconds) * time.Second).UTC().Format("2006-01-02")}
 	kd.Settings, kd.Identity = d.keyPageOf(v, k)
-	if v.Portal != nil {
-		kd.Kept = keyplaneOnly(k.Permissions)
+	if v.Portal != nil && len(keyplaneOnly(k.Permissions)) > 0 {
+		kd.Row.Platforms, kd.Brand = true, v.Portal.Brand
 	}
 	if leaks, err := d.svc.KeyLeaks(r.Context(), v.Caller, v.Workspace.ID, k.ID); err == nil {
 		kd.Leaks = leakNotices(leaks)
@@ -310,13 +314,8 @@ func (d *Dashboard) editKey(w http.ResponseWriter, r *http.Request, v *view) {
 	}
 	f := d.readKeyForm(r)
 	errs := map[string]string{}
-	perms := f.Permissions
-	if v.Portal != nil {
-		// The form offers the platform's permissions only; the key keeps keyplane's as they are.
-		perms = append(keyplaneOnly(k.Permissions), perms...)
-	}
 	p := service.KeyPatch{
-		Name: keyplane.Some(f.Name), Description: keyplane.Some(f.Description), Permissions: keyplane.Some(perms),
+		Name: keyplane.Some(f.Name), Description: keyplane.Some(f.Description), Permissions: keyplane.Some(f.Permissions),
 		IPAllowlist: keyplane.Some(lines(f.IPAllowlist)), Meta: keyplane.Some(meta(f.Meta, errs)), Enabled: keyplane.Some(f.Enabled),
 	}
 	if k.KeyType == keyplane.KeyTypePublishable {

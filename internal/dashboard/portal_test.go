@@ -8,6 +8,7 @@ package dashboard_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -30,6 +31,7 @@ import (
 var (
 	reStyleNonce = regexp.MustCompile(`<style nonce="([^"]+)">`)
 	reCheckbox   = regexp.MustCompile(`<input type="checkbox" name="permissions" value="([^"]+)"`)
+	reExpiresAt  = regexp.MustCompile(`id="expiresAt" name="expiresAt" value="([^"]*)"`)
 )
 
 const (
@@ -222,7 +224,8 @@ func testPortal(t *testing.T, s *kpServer) {
 		}) {
 			t.Errorf("the portal offers the permissions %v: want the platform's only", offered)
 		}
-		expectRedirect(t, p.post(t, kp, url.Values{"name": {"Portal key renamed"}, "permissions": {"orders:write"}, "enabled": {"on"}}), keysA)
+		expiry := first(reExpiresAt, page.body) // a test key's expiry, kept as the form shows it
+		expectRedirect(t, p.post(t, kp, url.Values{"name": {"Portal key renamed"}, "permissions": {"orders:write"}, "enabled": {"on"}, "expiresAt": {expiry}}), keysA)
 		expectRedirect(t, p.post(t, kp+"/enabled", url.Values{"enabled": {"false"}}), keysA)
 		expectRedirect(t, p.post(t, kp+"/enabled", url.Values{"enabled": {"true"}}), keysA)
 		if k := s.key(t, fx.slugA, id); k["name"] != "Portal key renamed" || k["enabled"] != true || len(k["permissions"].([]any)) != 1 {
@@ -259,22 +262,36 @@ func testPortal(t *testing.T, s *kpServer) {
 		}
 	})
 
-	t.Run("KeepsKeyplanePermissions", func(t *testing.T) {
+	t.Run("PlatformsKeys", func(t *testing.T) {
+		// A key holding keyplane's own permissions is the platform's: the portal shows it and
+		// changes nothing of it.
 		p, _ := s.openPortal(t, s.portalLink(t, fx.wsA, "admin", anaUser, portalReturn), keysA)
 		id, _ := s.restKey(t, fx.slugA, map[string]any{"name": "Platform-made key", "keyType": "secret", "environment": "test",
-			"permissions": []string{"api_keys:read", "orders:read"}})
-		made = append(made, id)
+			"permissions": []string{"api_keys:read", "orders:read"}, "recoverable": true})
+		before := s.key(t, fx.slugA, id)
+		list := p.get(t, keysA)
+		if !strings.Contains(list.text(), "Managed by Acme Cloud") || strings.Contains(list.body, `action="`+keysA+"/"+id+`/enabled"`) {
+			t.Errorf("the portal's list offers to change the platform's key")
+		}
 		page := p.get(t, keysA+"/"+id)
 		expect(t, page, http.StatusOK)
-		expectText(t, page, `id="kept-permissions"`, "api_keys:read")
-		expectRedirect(t, p.post(t, keysA+"/"+id, url.Values{"name": {"Platform-made key"}, "permissions": {"orders:write"}, "enabled": {"on"}}), keysA)
-		var got []string
-		for _, x := range s.key(t, fx.slugA, id)["permissions"].([]any) {
-			got = append(got, x.(string))
+		expectText(t, page, `id="platform-key"`, "only Acme Cloud can change")
+		if strings.Contains(page.body, `action="`+keysA+"/"+id+`"`) {
+			t.Errorf("the portal offers the edit form of the platform's key")
 		}
-		slices.Sort(got)
-		if !slices.Equal(got, []string{"api_keys:read", "orders:write"}) {
-			t.Errorf("after the portal's edit the key holds %v, want api_keys:read kept and orders:write", got)
+		for _, e := range []*exchange{
+			p.post(t, keysA+"/"+id, url.Values{"name": {"Taken over"}, "permissions": {"orders:write"}, "enabled": {"on"}}),
+			p.post(t, keysA+"/"+id+"/enabled", url.Values{"enabled": {"false"}}),
+			p.post(t, keysA+"/"+id+"/regenerate", url.Values{"grace": {"0"}}),
+			p.post(t, keysA+"/"+id+"/reveal", nil),
+			p.post(t, keysA+"/"+id+"/revoke", nil),
+		} {
+			if e.status != http.StatusForbidden {
+				t.Errorf("%s %s on the platform's key: %d %s, want 403", e.method, e.path, e.status, e.summary())
+			}
+		}
+		if after := s.key(t, fx.slugA, id); fmt.Sprint(after) != fmt.Sprint(before) {
+			t.Errorf("the portal changed the platform's key: %v → %v", before, after)
 		}
 	})
 
@@ -510,12 +527,11 @@ func TestPortalRouteTable(t *testing.T) {
 
 // portalHarness is a dashboard in process on a service whose clock the test sets.
 type portalHarness struct {
-	svc   *service.Service
-	srv   *httptest.Server
-	ws    *keyplane.Workspace
-	mu    sync.Mutex
-	now   time.Time
-	users map[string]string
+	svc *service.Service
+	srv *httptest.Server
+	ws  *keyplane.Workspace
+	mu  sync.Mutex
+	now time.Time
 }
 
 func (h *portalHarness) clock() time.Time { h.mu.Lock(); defer h.mu.Unlock(); return h.now }

@@ -322,6 +322,11 @@ func isolationFixtures(w *world) map[string][]attack {
 		"listEventTypes":  {{as: "testkey"}},
 		"listWorkspaces":  {{as: "key", shows: w.a}},
 		"createWorkspace": {{body: map[string]any{"name": "Gamma", "slug": "gamma"}, as: "operator"}},
+		// A link into the caller's own workspace: B's is into B, whatever it names.
+		"createPortalSession": {
+			{body: map[string]any{"user": map[string]any{"id": "made-by-the-caller"}, "role": "viewer"}, as: "key"},
+			{body: map[string]any{"user": map[string]any{"id": "made-by-the-operator", "email": "op@example.com"}, "role": "admin", "returnUrl": "https://a.example/"}, as: "operator"},
+		},
 		// Operator only: B's keys are refused (403). A value no key has, so that A's own call changes
 		// nothing of A's (leakedkeys_test.go reports real values).
 		"reportLeaks": {{body: map[string]any{"keys": []string{"kp_sk_live_00000000000000000000000000000000000000"}, "source": "isolation"}, as: "operator"}},

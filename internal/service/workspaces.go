@@ -21,6 +21,7 @@ type WorkspaceInput struct {
 	TestKeyTTLSeconds keyplane.Optional[int64]
 	LiveModeEnabled   keyplane.Optional[bool]
 	LeakPolicy        keyplane.Optional[keyplane.LeakPolicy]
+	Branding          keyplane.Optional[BrandingInput]
 }
 
 // WorkspacePatch changes a workspace; absent fields are left alone.
@@ -31,6 +32,16 @@ type WorkspacePatch struct {
 	TestKeyTTLSeconds keyplane.Optional[int64]
 	LiveModeEnabled   keyplane.Optional[bool]
 	LeakPolicy        keyplane.Optional[keyplane.LeakPolicy]
+	// Branding replaces the portal's look whole; null clears it.
+	Branding keyplane.Optional[BrandingInput]
+}
+
+// BrandingInput is a workspace's branding as a PATCH gives it: each field absent or null is none
+// (the portal falls back to the workspace's name and keyplane's look).
+type BrandingInput struct {
+	Name        keyplane.Optional[string] `json:"name"`
+	AccentColor keyplane.Optional[string] `json:"accentColor"`
+	LogoURL     keyplane.Optional[string] `json:"logoUrl"`
 }
 
 // checkName validates a human-readable name or description: trimmed, 1 to max characters, no
@@ -125,6 +136,10 @@ func (s *Service) newWorkspace(in WorkspaceInput) (*keyplane.Workspace, error) {
 	}
 	checkSettings(&v, in.MaxKeys, in.TestKeyTTLSeconds, in.LiveModeEnabled)
 	checkLeakPolicy(&v, in.LeakPolicy)
+	var branding keyplane.Branding
+	if in.Branding.Set && !in.Branding.Null {
+		branding = checkBranding(&v, in.Branding.Value)
+	}
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
@@ -132,7 +147,7 @@ func (s *Service) newWorkspace(in WorkspaceInput) (*keyplane.Workspace, error) {
 	w := &keyplane.Workspace{
 		ID: id.NewAt(id.Workspace, now), Name: name, Slug: in.Slug,
 		MaxKeys: keyplane.DefaultMaxKeys, TestKeyTTLSeconds: keyplane.DefaultTestKeyTTLSeconds, LiveModeEnabled: true,
-		LeakPolicy: keyplane.DefaultLeakPolicy,
+		LeakPolicy: keyplane.DefaultLeakPolicy, Branding: branding,
 	}
 	applySettings(w, in.MaxKeys, in.TestKeyTTLSeconds, in.LiveModeEnabled)
 	if in.LeakPolicy.Set {
@@ -232,6 +247,10 @@ func (s *Service) UpdateWorkspace(ctx context.Context, c *keyplane.Caller, wsID 
 	}
 	checkSettings(&v, p.MaxKeys, p.TestKeyTTLSeconds, p.LiveModeEnabled)
 	checkLeakPolicy(&v, p.LeakPolicy)
+	var branding keyplane.Branding
+	if p.Branding.Set && !p.Branding.Null {
+		branding = checkBranding(&v, p.Branding.Value)
+	}
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
@@ -251,6 +270,9 @@ func (s *Service) UpdateWorkspace(ctx context.Context, c *keyplane.Caller, wsID 
 		applySettings(w, p.MaxKeys, p.TestKeyTTLSeconds, p.LiveModeEnabled)
 		if p.LeakPolicy.Set {
 			w.LeakPolicy = p.LeakPolicy.Value
+		}
+		if p.Branding.Set {
+			w.Branding = branding
 		}
 		changes := diff(before, w.View(), "updatedAt")
 		if len(changes) == 0 {
