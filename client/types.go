@@ -84,6 +84,9 @@ const (
 	ActorAPIKey  ActorType = "api_key"
 	ActorRootKey ActorType = "root_key"
 	ActorSystem  ActorType = "system"
+	// ActorPortalUser is a platform's own user acting through a portal session: the id and name are
+	// those the platform gave when it asked for the link (Client.CreatePortalSession).
+	ActorPortalUser ActorType = "portal_user"
 )
 
 // DeliveryStatus is a webhook delivery attempt's status.
@@ -134,8 +137,18 @@ type Workspace struct {
 	LiveModeEnabled   bool   `json:"liveModeEnabled"`
 	// LeakPolicy: what is done to a secret key of the workspace found leaked.
 	LeakPolicy LeakPolicy `json:"leakPolicy"`
-	CreatedAt  time.Time  `json:"createdAt"`
-	UpdatedAt  time.Time  `json:"updatedAt"`
+	// Branding is the look of the workspace's portal; nil when it has none.
+	Branding  *Branding `json:"branding"`
+	CreatedAt time.Time `json:"createdAt"`
+	UpdatedAt time.Time `json:"updatedAt"`
+}
+
+// Branding is how a workspace's portal looks: the platform's name (empty: the workspace's), an
+// accent colour (#rrggbb) and a logo (https only). Empty fields are none.
+type Branding struct {
+	Name        string `json:"name,omitempty"`
+	AccentColor string `json:"accentColor,omitempty"`
+	LogoURL     string `json:"logoUrl,omitempty"`
 }
 
 // CreateWorkspaceRequest is the body of POST /v1/workspaces. Nil fields take the server's defaults
@@ -147,17 +160,20 @@ type CreateWorkspaceRequest struct {
 	TestKeyTTLSeconds *int64     `json:"testKeyTtlSeconds,omitempty"`
 	LiveModeEnabled   *bool      `json:"liveModeEnabled,omitempty"`
 	LeakPolicy        LeakPolicy `json:"leakPolicy,omitempty"`
+	Branding          *Branding  `json:"branding,omitempty"`
 }
 
 // UpdateWorkspaceRequest is the body of PATCH /v1/workspaces/{id}: only the fields that are not nil
-// change (null is refused for every workspace field, so there is nothing to clear).
+// change (null is refused for every workspace field but Branding, so there is nothing else to
+// clear). Branding replaces the whole branding; Null[Branding]() clears it.
 type UpdateWorkspaceRequest struct {
-	Name              *string    `json:"name,omitempty"`
-	Slug              *string    `json:"slug,omitempty"`
-	MaxKeys           *int       `json:"maxKeys,omitempty"`
-	TestKeyTTLSeconds *int64     `json:"testKeyTtlSeconds,omitempty"`
-	LiveModeEnabled   *bool      `json:"liveModeEnabled,omitempty"`
-	LeakPolicy        LeakPolicy `json:"leakPolicy,omitempty"`
+	Name              *string            `json:"name,omitempty"`
+	Slug              *string            `json:"slug,omitempty"`
+	MaxKeys           *int               `json:"maxKeys,omitempty"`
+	TestKeyTTLSeconds *int64             `json:"testKeyTtlSeconds,omitempty"`
+	LiveModeEnabled   *bool              `json:"liveModeEnabled,omitempty"`
+	LeakPolicy        LeakPolicy         `json:"leakPolicy,omitempty"`
+	Branding          Optional[Branding] `json:"branding,omitzero"`
 }
 
 // Member is a person's role in a workspace.

@@ -205,6 +205,8 @@ type openOptions struct {
 	Admit    func(...[]byte)
 	Webhooks service.WebhookOptions
 	SignIn   service.SignInLimits
+	// PublicURL is where portal links are made (serve's --public-url, or the one it derived).
+	PublicURL string
 }
 
 func (p *Program) open(ctx context.Context, cfg *config.Config, o openOptions) (*env, error) {
@@ -243,7 +245,8 @@ func (p *Program) open(ctx context.Context, cfg *config.Config, o openOptions) (
 	hooks.Policy = webhook.URLPolicy{AllowHTTP: cfg.WebhookAllowHTTP, AllowPrivate: cfg.WebhookAllowPrivate}
 	hooks.Schedule = cfg.WebhookRetrySchedule
 	svc := service.New(service.Options{Store: st, Catalog: cat, Box: box, KeyPrefix: cfg.KeyPrefix, Forget: o.Forget, Admit: o.Admit, Logger: log,
-		LogRetention: cfg.LogRetention, UsageRetention: cfg.UsageRetention, EventRetention: cfg.EventRetention, Webhooks: hooks, SignIn: o.SignIn})
+		LogRetention: cfg.LogRetention, UsageRetention: cfg.UsageRetention, EventRetention: cfg.EventRetention, Webhooks: hooks, SignIn: o.SignIn,
+		PublicURL: o.PublicURL, PortalSessionTTL: cfg.PortalSessionTTL})
 	return &env{cfg: cfg, store: st, svc: svc, log: log, box: box, createdMasterKey: created}, nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"os"
 	"runtime/debug"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -70,7 +71,8 @@ func handler(e *env, m *metrics.Metrics, ver *verify.Verifier, limiter ratelimit
 		CredentialLimit: ratelimit.Limit(cfg.ManagementRateLimit), AddressLimit: ratelimit.Limit(cfg.ManagementIPRateLimit),
 		GitHubScanningKeys: ghKeys,
 	})
-	dash, err := dashboard.New(dashboard.Options{Service: e.svc, Logger: e.log, Version: Version, Started: started, ClientIP: apiSrv.ClientIP, FromTrustedProxy: apiSrv.FromTrustedProxy})
+	dash, err := dashboard.New(dashboard.Options{Service: e.svc, Logger: e.log, Version: Version, Started: started, ClientIP: apiSrv.ClientIP, FromTrustedProxy: apiSrv.FromTrustedProxy,
+		PortalFrameAncestors: cfg.PortalFrameAncestors})
 	if err != nil {
 		return nil, err
 	}
@@ -138,7 +140,21 @@ func (p *Program) serve(ctx context.Context, args []string) error {
 			return throttle.NewRedis(rl.Client(), name, max, window, 100_000, log)
 		})
 	}
-	e, err := p.open(ctx, cfg, openOptions{Log: log, Forget: func(h ...[]byte) { ver.Forget(h...) }, Admit: func(h ...[]byte) { ver.Admit(h...) }, SignIn: signIn,
+	// Listening comes before the service, which makes portal links under the public URL: when none is
+	// given it is derived from the address actually listened on (--addr 127.0.0.1:0 included).
+	// Connections wait in the backlog until the server is ready.
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	defer ln.Close() // a second Close, after Serve's, does nothing
+	addr := ln.Addr().String()
+	publicURL := cfg.PublicURL
+	if publicURL == "" {
+		publicURL = derivedPublicURL(ln.Addr())
+		log.Warn("no --public-url: portal links are made under the address listened on, which only this machine reaches; set --public-url to where browsers reach keyplane", "public_url", publicURL)
+	}
+	e, err := p.open(ctx, cfg, openOptions{Log: log, PublicURL: publicURL, Forget: func(h ...[]byte) { ver.Forget(h...) }, Admit: func(h ...[]byte) { ver.Admit(h...) }, SignIn: signIn,
 		Webhooks: service.WebhookOptions{Kick: func() { runner.Kick() }, Delivered: m.Delivery, Lease: cfg.WebhookLease}})
 	if err != nil {
 		return err
@@ -246,11 +262,6 @@ func (p *Program) serve(ctx context.Context, args []string) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          nil,
 	}
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
-	addr := ln.Addr().String()
 	if cfg.MemoryLimit > 0 {
 		// A process-wide setting, like GOMEMLIMIT, which it stands for: serve is the process.
 		debug.SetMemoryLimit(cfg.MemoryLimit)
@@ -258,7 +269,6 @@ func (p *Program) serve(ctx context.Context, args []string) error {
 	if cfg.CPUProfile != "" {
 		stop, err := startCPUProfile(cfg.CPUProfile)
 		if err != nil {
-			ln.Close()
 			return err
 		}
 		defer stop()
@@ -303,6 +313,7 @@ func (p *Program) serve(ctx context.Context, args []string) error {
 	// Replays never depend on the idempotency keys' pruning: a record past its 24 hours is replaced
 	// by the next claim of its key.
 	go pruneHourly(ctx, e, "prune sessions", "pruned expired sessions", e.svc.PruneSessions)
+	go pruneHourly(ctx, e, "prune portal sessions", "pruned ended portal sessions", e.svc.PrunePortalSessions)
 	go pruneHourly(ctx, e, "prune idempotency keys", "pruned expired idempotency keys", e.svc.PruneIdempotencyKeys)
 	go pruneHourly(ctx, e, "prune event payloads", "dropped event payloads past the retention", e.svc.PruneEvents)
 	go notifyExpiries(ctx, e)
@@ -377,6 +388,20 @@ func periodic(ctx context.Context, e *env, name string, interval time.Duration, 
 		case <-t.C:
 		}
 	}
+}
+
+// derivedPublicURL is the public URL of a deployment that was given none: http:// and the address
+// listened on, loopback for an unspecified one (0.0.0.0, ::), which only this machine reaches.
+func derivedPublicURL(a net.Addr) string {
+	tcp, ok := a.(*net.TCPAddr)
+	if !ok {
+		return "http://" + a.String()
+	}
+	ip := tcp.IP
+	if ip.IsUnspecified() {
+		ip = net.IPv4(127, 0, 0, 1)
+	}
+	return "http://" + net.JoinHostPort(ip.String(), strconv.Itoa(tcp.Port))
 }
 
 // pruneHourly runs prune every hour (one node at a time) and logs what it removed as done.

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -72,6 +73,15 @@ type Config struct {
 	// GitHubScanningKeys is the file of GitHub's secret scanning public keys, in GitHub's JSON shape;
 	// empty: POST /v1/secret-scanning/github answers 404.
 	GitHubScanningKeys string
+	// PublicURL is where browsers reach this deployment (--public-url), without a trailing slash:
+	// portal links are made under it. Empty: serve derives one from the address it listens on, and
+	// warns that such links work on that machine only.
+	PublicURL string
+	// PortalFrameAncestors are the origins that may frame the portal (--portal-frame-ancestors),
+	// each scheme://host[:port] in lower case; none: the portal may not be framed.
+	PortalFrameAncestors []string
+	// PortalSessionTTL is how long a portal session lasts once its link is opened.
+	PortalSessionTTL time.Duration
 }
 
 // RateLimit is "Limit calls per Window".
@@ -103,6 +113,7 @@ const (
 	DefaultWebhookLease  = "2m"
 	DefaultMgmtRateLimit = "1000/10s"
 	DefaultMgmtIPLimit   = "2000/10s"
+	DefaultPortalTTL     = "1h"
 )
 
 // FlagSet declares the flags shared by every command (where the data is) and, with serve, those of
@@ -118,6 +129,7 @@ type FlagSet struct {
 	logFlush, logBuffer, usageFlush                   string
 	lease                                             string
 	mgmtLimit, mgmtIPLimit                            string
+	frameAncestors, portalTTL                         string
 	getenv                                            func(string) string
 }
 
@@ -183,6 +195,9 @@ func NewFlagSet(name string, serve bool, getenv func(string) string, out io.Writ
 		fs.StringVar(&c.CPUProfile, "cpuprofile", env("KEYPLANE_CPUPROFILE", ""), "file to write a CPU profile of the whole run to, on a clean stop, and its heap profile to FILE.heap; for measuring (env KEYPLANE_CPUPROFILE)")
 		fs.StringVar(&fs.logBuffer, "log-buffer-size", fs.logBuffer, "request log entries held for writing; more are dropped and counted (env KEYPLANE_LOG_BUFFER_SIZE)")
 		fs.StringVar(&fs.usageFlush, "usage-flush-interval", fs.usageFlush, "how often usage counts and last-used times are written: the most usage lags the request log (env KEYPLANE_USAGE_FLUSH_INTERVAL)")
+		fs.StringVar(&c.PublicURL, "public-url", env("KEYPLANE_PUBLIC_URL", ""), "base URL browsers reach this deployment at, such as https://keys.example.com: portal links are made under it; empty: http://<listen address>, which works on this machine only (env KEYPLANE_PUBLIC_URL)")
+		fs.StringVar(&fs.frameAncestors, "portal-frame-ancestors", env("KEYPLANE_PORTAL_FRAME_ANCESTORS", ""), "comma-separated origins that may frame the portal, each https://host[:port] (http:// for localhost only); empty: none (env KEYPLANE_PORTAL_FRAME_ANCESTORS)")
+		fs.StringVar(&fs.portalTTL, "portal-session-ttl", env("KEYPLANE_PORTAL_SESSION_TTL", DefaultPortalTTL), "how long a portal session lasts once its link is opened, from 1m to 24h (env KEYPLANE_PORTAL_SESSION_TTL)")
 		fs.StringVar(&c.GitHubScanningKeys, "github-scanning-keys", env("KEYPLANE_GITHUB_SCANNING_KEYS", ""), "file of GitHub's secret scanning public keys (GitHub's JSON); empty: POST /v1/secret-scanning/github answers 404 (env KEYPLANE_GITHUB_SCANNING_KEYS)")
 	}
 	return fs
@@ -276,6 +291,20 @@ func (fs *FlagSet) Finish() (*Config, error) {
 	if c.LogBufferSize, err = strconv.Atoi(fs.logBuffer); err != nil || c.LogBufferSize < 100 || c.LogBufferSize > 10_000_000 {
 		bad("--log-buffer-size: want a whole number from 100 to 10000000")
 	}
+	if c.PublicURL != "" {
+		if c.PublicURL, err = ParsePublicURL(c.PublicURL); err != nil {
+			bad("--public-url: %v", err)
+		}
+	}
+	if c.PortalFrameAncestors, err = ParseOrigins(fs.frameAncestors); err != nil {
+		bad("--portal-frame-ancestors: %v", err)
+	}
+	// portalTTL is empty for commands other than serve, which make no portal sessions.
+	if fs.portalTTL != "" {
+		if c.PortalSessionTTL, err = time.ParseDuration(fs.portalTTL); err != nil || c.PortalSessionTTL < time.Minute || c.PortalSessionTTL > 24*time.Hour {
+			bad("--portal-session-ttl: want a duration from 1m to 24h, such as 1h")
+		}
+	}
 	if u := c.DatabaseURL; u != "" && !strings.HasPrefix(u, "postgres://") && !strings.HasPrefix(u, "postgresql://") {
 		bad("--database-url: want postgres://…, or leave it empty for SQLite")
 	}
@@ -321,6 +350,57 @@ func ParseRateLimit(s string) (RateLimit, error) {
 		return RateLimit{}, fmt.Errorf("%q: the window must be a duration from 1s to 24h", s)
 	}
 	return RateLimit{Limit: limit, Window: window}, nil
+}
+
+// ParsePublicURL checks a deployment's public URL: http or https, a host, no credentials, query or
+// fragment; a path is kept (a proxy may serve keyplane under one). It answers the URL without a
+// trailing slash, so that links are made by appending /portal/….
+func ParsePublicURL(s string) (string, error) {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
+		return "", fmt.Errorf("%q: want an http or https URL such as https://keys.example.com, without credentials, query or fragment", s)
+	}
+	return strings.TrimRight(u.Scheme+"://"+strings.ToLower(u.Host)+u.EscapedPath(), "/"), nil
+}
+
+// localHosts may be framing origins over plain http: a developer's machine.
+var localHosts = map[string]bool{"localhost": true, "127.0.0.1": true, "[::1]": true}
+
+// ParseOrigins reads a comma-separated list of origins that may frame the portal: each
+// https://host[:port], or http:// for localhost, 127.0.0.1 and [::1], without a path; answered in
+// lower case. They go into a CSP frame-ancestors directive, so nothing else is let through: no
+// wildcard, no keyword, no character a directive could be broken with.
+func ParseOrigins(s string) ([]string, error) {
+	var out []string
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		u, err := url.Parse(part)
+		bad := err != nil || u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" || (u.Path != "" && u.Path != "/") ||
+			u.Hostname() == "" || strings.ContainsAny(u.Host, "*;, '\"")
+		if !bad {
+			if p := u.Port(); p != "" {
+				n, err := strconv.Atoi(p)
+				bad = err != nil || n < 1 || n > 65535
+			}
+		}
+		host := strings.ToLower(u.Host)
+		hostname := strings.TrimSuffix(host, ":"+u.Port())
+		switch {
+		case bad:
+		case u.Scheme == "https":
+		case u.Scheme == "http" && localHosts[hostname]:
+		default:
+			bad = true
+		}
+		if bad {
+			return nil, fmt.Errorf("%q: want origins such as https://app.example.com or https://app.example.com:8443 (http:// only for localhost), comma-separated", part)
+		}
+		out = append(out, u.Scheme+"://"+host)
+	}
+	return out, nil
 }
 
 // ParsePrefixes reads a comma-separated list of CIDRs or addresses.

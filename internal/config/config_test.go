@@ -231,3 +231,51 @@ func TestEventRetention(t *testing.T) {
 		}
 	}
 }
+
+func TestPortalSettings(t *testing.T) {
+	c, err := parse(t, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.PublicURL != "" || len(c.PortalFrameAncestors) != 0 || c.PortalSessionTTL != time.Hour {
+		t.Fatalf("portal defaults: %q %v %s", c.PublicURL, c.PortalFrameAncestors, c.PortalSessionTTL)
+	}
+	env := map[string]string{"KEYPLANE_PUBLIC_URL": "https://Keys.example.com/", "KEYPLANE_PORTAL_FRAME_ANCESTORS": "https://App.example.com, http://localhost:3000",
+		"KEYPLANE_PORTAL_SESSION_TTL": "30m"}
+	c, err = parse(t, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.PublicURL != "https://keys.example.com" || strings.Join(c.PortalFrameAncestors, " ") != "https://app.example.com http://localhost:3000" || c.PortalSessionTTL != 30*time.Minute {
+		t.Fatalf("portal settings from the environment: %q %v %s", c.PublicURL, c.PortalFrameAncestors, c.PortalSessionTTL)
+	}
+	c, err = parse(t, env, "--public-url", "http://127.0.0.1:8080/keys/", "--portal-frame-ancestors", "https://[2001:db8::1]:8443,http://[::1],http://127.0.0.1:9/", "--portal-session-ttl", "24h")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.PublicURL != "http://127.0.0.1:8080/keys" || strings.Join(c.PortalFrameAncestors, " ") != "https://[2001:db8::1]:8443 http://[::1] http://127.0.0.1:9" || c.PortalSessionTTL != 24*time.Hour {
+		t.Fatalf("flags must win over the environment: %q %v %s", c.PublicURL, c.PortalFrameAncestors, c.PortalSessionTTL)
+	}
+	for _, c := range []struct{ flag, value string }{
+		{"--public-url", "keys.example.com"},
+		{"--public-url", "ftp://keys.example.com"},
+		{"--public-url", "https://user:pw@keys.example.com"},
+		{"--public-url", "https://keys.example.com/?a=1"},
+		{"--public-url", "https:///path"},
+		{"--portal-frame-ancestors", "http://app.example.com"},
+		{"--portal-frame-ancestors", "https://*.example.com"},
+		{"--portal-frame-ancestors", "https://app.example.com/settings"},
+		{"--portal-frame-ancestors", "'self'"},
+		{"--portal-frame-ancestors", "https://app.example.com;script-src"},
+		{"--portal-frame-ancestors", "https://app.example.com:0"},
+		{"--portal-frame-ancestors", "https://app.example.com:99999"},
+		{"--portal-frame-ancestors", "app.example.com"},
+		{"--portal-session-ttl", "59s"},
+		{"--portal-session-ttl", "25h"},
+		{"--portal-session-ttl", "soon"},
+	} {
+		if _, err := parse(t, nil, c.flag, c.value); err == nil || !strings.Contains(err.Error(), c.flag) {
+			t.Errorf("%s %q: %v, want an error naming the flag", c.flag, c.value, err)
+		}
+	}
+}

@@ -334,7 +334,7 @@ func (d *Dashboard) session(w http.ResponseWriter, r *http.Request) (*view, *htt
 		if dead != nil {
 			// A portal session that ended, and no person signed in: the portal's own last page,
 			// never the sign-in page (which could not be shown in the platform's frame anyway).
-			d.portalEnded(w, withPortal(r), dead)
+			d.portalEnded(w, withPortal(r), dead, http.StatusGone)
 			return nil, r, false
 		}
 		next := r.URL.Path

@@ -228,6 +228,12 @@ func (d *Dashboard) openPortal(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("Cache-Control", "no-store")
+	if r.Method == http.MethodHead {
+		// A link checker's HEAD must not use the link up: only a GET, a browser's, opens it.
+		d.portalHeaders(w, nil)
+		w.WriteHeader(http.StatusOK)
+		return
+	}
 	c := &keyplane.Caller{IP: d.ip(r), UserAgent: userAgent(r), RequestID: accesslog.RequestID(r.Context())}
 	token, ps, err := d.svc.OpenPortalLink(r.Context(), c, r.PathValue("token"))
 	switch {
@@ -291,18 +297,14 @@ func (d *Dashboard) endPortal(w http.ResponseWriter, r *http.Request) {
 }
 
 // portalEnded is the page of a portal session that ended or expired: the way back to the platform,
-// never the sign-in page.
-func (d *Dashboard) portalEnded(w http.ResponseWriter, r *http.Request, pv *portalView, status ...int) {
-	st := http.StatusGone
-	if len(status) > 0 {
-		st = status[0]
-	}
+// never the sign-in page. status: 200 right after End session, 410 for every later request.
+func (d *Dashboard) portalEnded(w http.ResponseWriter, r *http.Request, pv *portalView, status int) {
 	pv.Live = false
 	msg := "This session expired. "
 	if pv.Session != nil && !pv.Session.EndedAt.IsZero() {
 		msg = "You ended this session. "
 	}
-	d.portalMessage(w, r, st, pv, "Session ended", msg+openAgain(pv))
+	d.portalMessage(w, r, status, pv, "Session ended", msg+openAgain(pv))
 }
 
 // openAgain says how to come back: from the platform, which makes a new link.

@@ -120,6 +120,10 @@ func testPortal(t *testing.T, s *kpServer) {
 
 	t.Run("OpenLink", func(t *testing.T) {
 		link := s.portalLink(t, fx.wsA, "admin", anaUser, portalReturn)
+		// A link checker's HEAD does not use the link up.
+		if h := s.newPerson("").do(t, http.MethodHead, link, nil); h.status != http.StatusOK || len(h.cookies) > 0 {
+			t.Errorf("HEAD %s: %d %v, want 200 and no cookie", link, h.status, h.cookies)
+		}
 		p, e := s.openPortal(t, link, keysA)
 		if got := e.header.Get("Referrer-Policy"); got != "no-referrer" {
 			t.Errorf("the link's answer: Referrer-Policy %q, want no-referrer", got)

@@ -42,6 +42,8 @@ export const operations = {
   changeApiKeyCredits: ["POST", "/v1/api-keys/{id}/credits"],
   getApiKeyUsage: ["GET", "/v1/api-keys/{id}/usage"],
   importApiKeys: ["POST", "/v1/api-keys/import"],
+  // Portal sessions: one-time links into a workspace's portal (portal:write, or a root key)
+  createPortalSession: ["POST", "/v1/portal/sessions"],
   // Leaked keys (root key, admin scope)
   reportLeaks: ["POST", "/v1/leaks"],
   // Identities

@@ -43,6 +43,8 @@ describe("every operation", () => {
     assert.match(ws.id, /^ws_/);
     assert.equal((await client.getWorkspace({ id: ws.id })).name, "Second");
     assert.equal((await client.updateWorkspace({ id: ws.id, body: { maxKeys: 7 } })).maxKeys, 7);
+    const branded = await client.updateWorkspace({ id: ws.id, body: { branding: { name: "Second", accentColor: "#0A66C2" } } });
+    assert.equal(branded.branding?.accentColor, "#0a66c2");
     const all = [];
     for await (const w of client.paginate("listWorkspaces", { query: { limit: 1 } })) all.push(w.id);
     assert.ok(all.includes(ws.id) && all.includes(kp.workspaceId), "paginate follows the cursors");
@@ -70,6 +72,12 @@ describe("every operation", () => {
     const pk = await client.createApiKey({ body: { name: "Web", keyType: "publishable", environment: "test" } });
     const gp = await client.getPublishableApiKey({ query: { environment: "test" } });
     assert.equal(gp.id, pk.id);
+
+    const link = await client.createPortalSession({
+      body: { user: { id: "cust_42", email: "ada@shop.example" }, role: "admin", returnUrl: "https://shop.example/settings" },
+    });
+    assert.match(link.url, /\/portal\/kp_portal_[A-Za-z0-9_-]{43}$/);
+    assert.ok(Date.parse(link.expiresAt) > Date.now());
 
     const idn = await client.createIdentity({ body: { externalId: "customer_42", meta: { plan: "pro" } } });
     assert.equal((await client.getIdentity({ id: idn.id })).externalId, "customer_42");

@@ -510,6 +510,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/portal/sessions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Make a one-time link into the workspace's portal
+         * @description For one of the platform's own users, no keyplane account needed: the link (under --public-url) works once, before expiresAt, and opens a portal session of the role (admin, developer or viewer; owner is 400) limited to the workspace: its API keys, webhooks, logs and usage pages, with the workspace's branding and a way back to returnUrl, for --portal-session-ttl. A used, expired or forged link answers a page that says so, never a session. A portal session may not set credits, rate limits or identities, nor grant keyplane's own permissions. Needs portal:write (a workspace key) or an admin root key with X-Workspace-Id. Audited (portal_session.created).
+         */
+        post: operations["createPortalSession"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/secret-scanning/github": {
         parameters: {
             query?: never;
@@ -896,7 +916,7 @@ export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
         /** @enum {string} */
-        ActorType: "user" | "api_key" | "root_key" | "system";
+        ActorType: "user" | "api_key" | "root_key" | "system" | "portal_user";
         AddMemberRequest: {
             /** Format: email */
             email: string;
@@ -1065,6 +1085,18 @@ export interface components {
             firstBadId: string | null;
             valid: boolean;
         };
+        /** @description Each field absent or null: none, and the portal falls back to the workspace's name and keyplane's look. */
+        Branding: {
+            /** @description #rrggbb; answered in lower case. */
+            accentColor?: string;
+            /**
+             * Format: uri
+             * @description https only: the portal is framed by https pages.
+             */
+            logoUrl?: string;
+            /** @description The platform's name in the portal; absent: the workspace's name. */
+            name?: string;
+        };
         CatalogEntry: {
             description: string;
             name: string;
@@ -1111,6 +1143,30 @@ export interface components {
             meta?: Record<string, never> | null;
             rateLimits?: components["schemas"]["NamedRateLimit"][];
         };
+        CreatePortalSessionRequest: {
+            /**
+             * @description How long the link may be opened (once).
+             * @default 300
+             */
+            expiresInSeconds?: number;
+            /**
+             * Format: uri
+             * @description http or https: the portal's way back to the platform.
+             */
+            returnUrl?: string;
+            /**
+             * @description The role's permissions within the portal's pages; owner is 400.
+             * @enum {string}
+             */
+            role: "admin" | "developer" | "viewer";
+            user: {
+                /** Format: email */
+                email?: string;
+                /** @description The platform's own id of its user; the audit trail names them by it (actor portal_user). */
+                id: string;
+                name?: string;
+            };
+        };
         CreateWebhookRequest: {
             description?: string;
             /** @default true */
@@ -1121,6 +1177,8 @@ export interface components {
             url: string;
         };
         CreateWorkspaceRequest: {
+            /** @description The look of the workspace's portal (POST /v1/portal/sessions); null: none. Replaced whole; null clears it. */
+            branding?: components["schemas"]["Branding"] | null;
             /**
              * @default revoke
              * @enum {string}
@@ -1402,6 +1460,15 @@ export interface components {
             openapi: "3.1.0";
             paths: Record<string, never>;
         };
+        PortalLink: {
+            /** Format: date-time */
+            expiresAt: string;
+            /**
+             * Format: uri
+             * @description <public-url>/portal/<token>: works once, before expiresAt. A secret: hand it to the user's browser only.
+             */
+            url: string;
+        };
         Queued: {
             /** @description How many attempts were queued. */
             queued: number;
@@ -1567,6 +1634,8 @@ export interface components {
         };
         /** @description Only the fields given change; operator only. */
         UpdateWorkspaceRequest: {
+            /** @description The look of the workspace's portal (POST /v1/portal/sessions); null: none. Replaced whole; null clears it. */
+            branding?: components["schemas"]["Branding"] | null;
             /**
              * @description What is done to a secret key of the workspace found leaked (POST /v1/leaks, GitHub's secret scanning).
              * @enum {string}
@@ -1800,6 +1869,8 @@ export interface components {
             statusCode: number | null;
         };
         Workspace: {
+            /** @description The look of the workspace's portal (POST /v1/portal/sessions); null: none. Replaced whole; null clears it. */
+            branding: components["schemas"]["Branding"] | null;
             /** Format: date-time */
             createdAt: string;
             id: string;
@@ -3497,6 +3568,52 @@ export interface operations {
             };
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    createPortalSession: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The workspace a root key acts on; required for root keys, ignored for workspace keys (they act on their own). */
+                "X-Workspace-Id"?: components["parameters"]["X-Workspace-Id"];
+                /** @description Makes a retry safe: the same key, sent again by the same credential (and, for a root key, the same X-Workspace-Id) with the same method, path and body within 24 h, answers the first answer again, with Idempotent-Replayed: true, and does nothing. Another method, path or body: 422 idempotency_key_reused; while the first is still running: 409 idempotency_key_in_use. A first answer of 5xx or 429 is not kept: a retry runs the request again. 1 to 255 printable ASCII characters; a random UUID per logical request is typical. */
+                "Idempotency-Key"?: components["parameters"]["Idempotency-Key"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreatePortalSessionRequest"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["PortalLink"];
+                        /** @constant */
+                        success: true;
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["IdempotencyKeyInUse"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["IdempotencyKeyReused"];
             429: components["responses"]["RateLimited"];
             500: components["responses"]["Internal"];
             503: components["responses"]["Unavailable"];
