@@ -101,17 +101,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	kp := client.New(cfg.KeyplaneURL, cfg.Key)
-	links := sdkLinker{base: strings.TrimRight(cfg.KeyplaneURL, "/"), key: cfg.Key, hc: &http.Client{Timeout: 10 * time.Second}}
+	kp := client.New(cfg.KeyplaneURL, cfg.Key, client.WithHTTPClient(&http.Client{Timeout: 10 * time.Second}))
 	// A root key names its workspace in each call; a workspace key acts on its own.
 	if strings.Contains(cfg.Key, "_root_") {
 		id, err := workspaceID(ctx, kp, cfg.Workspace)
 		if err != nil {
 			return err
 		}
-		links.workspace = id
+		kp = kp.InWorkspace(id)
 	}
-	p, err := newPlatform(cfg, links, log)
+	p, err := newPlatform(cfg, sdkLinker{kp}, log)
 	if err != nil {
 		return err
 	}

@@ -64,8 +64,21 @@ func (b *Browser) Frame(t testing.TB, tab context.Context, match func(url string
 
 // WaitFor waits until the JavaScript expression js is true in the tab (or frame), within
 // ActionTimeout, and fails the test with what otherwise: for a state that a page reaches by itself
-// (a button that says "Copied" once a promise settled, a frame that loaded).
+// (a button that says "Copied" once a promise settled, a page that reloaded). It asks again after a
+// navigation, which ends the document that it asked.
 func WaitFor(t testing.TB, ctx context.Context, what, js string) {
 	t.Helper()
-	Run(t, ctx, what, chromedp.Poll[bool](js))
+	var last error
+	ok := testkit.Wait(ActionTimeout, func() bool {
+		var v bool
+		last = within(ctx, func(ctx context.Context) (err error) {
+			v, err = chromedp.Run(ctx, chromedp.Evaluate[bool](js))
+			return err
+		})
+		return last == nil && v
+	})
+	if !ok {
+		failShot(t, ctx, what)
+		t.Fatalf("browsertest: %s: %s is not true after %s (last error: %v)", what, js, ActionTimeout, last)
+	}
 }
