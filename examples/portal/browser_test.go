@@ -356,6 +356,8 @@ func TestPortalBrowser(t *testing.T) {
 		if back := browsertest.Eval[string](t, frame, `(() => { const a = [...document.querySelectorAll("a[target=_top]")].find(a => a.textContent.includes("Back to")); return a ? a.href : ""; })()`); back != w.platform+"/" {
 			t.Errorf("the way back: %q", back)
 		}
+		fits(t, frame, "the keys page in the frame")
+		painted(t, frame)
 		b.Screenshot(t, ana, "01-portal-in-frame-branded")
 		browsertest.CheckAccessibility(t, frame, "the portal's keys page in the frame")
 
@@ -367,6 +369,8 @@ func TestPortalBrowser(t *testing.T) {
 			t.Fatal(err)
 		}
 		keyFlow(t, b, frame, "Acme integration", readClip, true)
+		fits(t, frame, "the keys page with a key, in the frame")
+		painted(t, frame)
 		b.Screenshot(t, ana, "02-portal-in-frame-after-revoke")
 
 		// The audit trail names the platform's user, and the chain verifies.
@@ -396,14 +400,10 @@ func TestPortalBrowser(t *testing.T) {
 		grantClipboard(t, bo, w.portal)
 		browsertest.Do(t, bo, "open the link", chromedp.Navigate(w.link(t, "user_phone", "admin")), browsertest.WaitVisible("#new-key"))
 		noTokenInHistory(t, bo, bo)
-		if sw := browsertest.Eval[int](t, bo, "document.documentElement.scrollWidth"); sw > 375 {
-			t.Errorf("the page is %d px wide on a 375 px phone", sw)
-		}
+		fits(t, bo, "the keys page on a 375 px phone")
 		b.Screenshot(t, bo, "03-portal-on-a-phone")
 		keyFlow(t, b, bo, "Phone key", nil, false)
-		if sw := browsertest.Eval[int](t, bo, "document.documentElement.scrollWidth"); sw > 375 {
-			t.Errorf("the keys page with a key is %d px wide on a 375 px phone", sw)
-		}
+		fits(t, bo, "the keys page with keys on a 375 px phone")
 	})
 
 	if errs := b.ConsoleErrors(); len(errs) > 0 {
@@ -452,6 +452,21 @@ func TestPortalBrowser(t *testing.T) {
 	}
 	w.links.mu.Unlock()
 	t.Logf("the portal's browser tests took %s", time.Since(start).Round(time.Millisecond))
+}
+
+// fits checks that the page needs no sideways scrolling in its window (a phone's, or the frame).
+func fits(t *testing.T, ctx context.Context, what string) {
+	t.Helper()
+	if w := browsertest.Eval[[]int](t, ctx, "[document.documentElement.scrollWidth, window.innerWidth]"); w[0] > w[1] {
+		t.Errorf("%s is %d px wide in a %d px window", what, w[0], w[1])
+	}
+}
+
+// painted waits for the frame to paint what it shows: a cross-site frame is drawn by its own
+// process, and a screenshot of the tab taken right after the frame navigated may find it blank.
+func painted(t *testing.T, frame context.Context) {
+	t.Helper()
+	browsertest.Run(t, frame, "the frame paints", chromedp.Evaluate[bool](`new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(true))))`, chromedp.EvalAwaitPromise))
 }
 
 // refused opens link in tab and checks that it answers status with a page, and no session.
