@@ -24,8 +24,10 @@ import (
 
 	"github.com/keyplane/keyplane"
 	"github.com/keyplane/keyplane/internal/dashboard"
+	"github.com/keyplane/keyplane/internal/kptest"
 	"github.com/keyplane/keyplane/internal/service"
 	"github.com/keyplane/keyplane/internal/service/servicetest"
+	"github.com/keyplane/keyplane/internal/webhook"
 )
 
 var (
@@ -548,7 +550,8 @@ func (h *portalHarness) advance(d time.Duration) {
 func newPortalHarness(t *testing.T, driver string, ancestors []string) *portalHarness {
 	t.Helper()
 	h := &portalHarness{now: time.Now().UTC()}
-	h.svc, _ = servicetest.Open(t, driver, service.Options{Now: h.clock, PublicURL: "http://127.0.0.1:1"})
+	h.svc, _ = servicetest.Open(t, driver, service.Options{Now: h.clock, PublicURL: "http://127.0.0.1:1",
+		Webhooks: service.WebhookOptions{Policy: webhook.URLPolicy{AllowHTTP: true, AllowPrivate: true}, Guard: kptest.Guard(t)}})
 	d, err := dashboard.New(dashboard.Options{Service: h.svc, Now: h.clock, PortalFrameAncestors: ancestors})
 	if err != nil {
 		t.Fatal(err)
@@ -650,6 +653,14 @@ func TestPortalClock(t *testing.T) {
 						cookie = c.Value
 					}
 				}
+				hook, _, err := h.svc.CreateWebhook(ctx, keyplane.System("test"), h.ws.ID, service.WebhookInput{URL: "http://127.0.0.1:9/hook", EventTypes: []string{"*"}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				hookPage := "/w/clock-co/settings/webhooks/" + hook.ID + "/reveal"
+				if res, body := h.do(t, "GET", hookPage, cookie, nil); res.StatusCode != 200 || strings.Contains(body, "portal-reopen") || strings.Contains(body, `type="password"`) {
+					t.Errorf("a signing secret's reveal in the first minutes: %d, want the Reveal button and no password", res.StatusCode)
+				}
 				page := "/w/clock-co/settings/api/" + k.ID + "/reveal"
 				res, body := h.do(t, "GET", page, cookie, nil)
 				if res.StatusCode != 200 || strings.Contains(body, "portal-reopen") || !strings.Contains(body, ">Reveal</button>") {
@@ -664,6 +675,10 @@ func TestPortalClock(t *testing.T) {
 				res, body = h.do(t, "POST", page, cookie, url.Values{"csrf": {csrf}})
 				if res.StatusCode != http.StatusForbidden || !strings.Contains(body, `id="portal-reopen"`) || reSecret.MatchString(body) {
 					t.Errorf("a reveal posted after the window: %d", res.StatusCode)
+				}
+				res, body = h.do(t, "POST", hookPage, cookie, url.Values{"csrf": {csrf}})
+				if res.StatusCode != http.StatusForbidden || !strings.Contains(body, `id="portal-reopen"`) || reHookSecret.MatchString(body) {
+					t.Errorf("a signing secret's reveal posted after the window: %d", res.StatusCode)
 				}
 				// A page of a person is not framed: only the portal's answers are.
 				res, _ = h.do(t, "GET", "/login", "", nil)

@@ -269,3 +269,34 @@ func TestCreatePortalSessionRefusals(t *testing.T) {
 		})
 	}
 }
+
+func TestWorkspaceBranding(t *testing.T) {
+	svc, _ := servicetest.Open(t, "sqlite", service.Options{})
+	ctx := context.Background()
+	sys := keyplane.System("test")
+	w := shop(t, svc)
+	in := service.BrandingInput{Name: keyplane.Some(" Shop "), AccentColor: keyplane.Some("#A0B1C2"), LogoURL: keyplane.Some("https://shop.example/logo.png")}
+	got, err := svc.UpdateWorkspace(ctx, sys, w.ID, service.WorkspacePatch{Branding: keyplane.Some(in)})
+	want := keyplane.Branding{Name: "Shop", AccentColor: "#a0b1c2", LogoURL: "https://shop.example/logo.png"}
+	if err != nil || got.Branding != want {
+		t.Fatalf("branding: %+v %v, want %+v", got, err, want)
+	}
+	entries, _, err := svc.ListAudit(ctx, sys, w.ID, keyplane.AuditFilter{Action: "workspace.updated", Limit: 10})
+	if err != nil || len(entries) != 1 || !strings.Contains(string(entries[0].Body), `"branding":{"from":null,"to":{"accentColor":"#a0b1c2"`) {
+		t.Fatalf("audit of the branding: %v %v", entries, err)
+	}
+	// A workspace made without one names none in its creation's entry.
+	created, _, err := svc.ListAudit(ctx, sys, w.ID, keyplane.AuditFilter{Action: "workspace.created", Limit: 10})
+	if err != nil || len(created) != 1 || strings.Contains(string(created[0].Body), "branding") {
+		t.Errorf("creation entry: %v %v", created, err)
+	}
+	_, err = svc.UpdateWorkspace(ctx, sys, w.ID, service.WorkspacePatch{Branding: keyplane.Some(service.BrandingInput{
+		Name: keyplane.Some("\u202Eevil"), AccentColor: keyplane.Some("#fff"), LogoURL: keyplane.Some("https://user:pw@shop.example/logo.png")})})
+	var e *keyplane.Error
+	if !errors.As(err, &e) || len(e.Details) != 3 {
+		t.Fatalf("three bad fields: %v", err)
+	}
+	if got, err := svc.UpdateWorkspace(ctx, sys, w.ID, service.WorkspacePatch{Branding: keyplane.Optional[service.BrandingInput]{Set: true, Null: true}}); err != nil || got.Branding != (keyplane.Branding{}) {
+		t.Errorf("branding cleared: %+v %v", got, err)
+	}
+}

@@ -162,9 +162,13 @@ func insertWorkspace(ctx context.Context, tx store.Tx, w *keyplane.Workspace, no
 	if err := tx.CreateWorkspace(ctx, w); err != nil {
 		return nil, slugTaken(err)
 	}
+	ignore := []string{"id", "createdAt", "updatedAt"}
+	if w.Branding == (keyplane.Branding{}) {
+		ignore = append(ignore, "branding") // none: not a setting the entry need name
+	}
 	return &outcome{audit: &keyplane.AuditRecord{
 		Action: "workspace.created", Target: keyplane.Target{Type: "workspace", ID: w.ID},
-		Changes: diff(nil, w.View(), "id", "createdAt", "updatedAt"),
+		Changes: diff(nil, w.View(), ignore...),
 	}}, nil
 }
 
