@@ -84,8 +84,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		if !ok {
 			return c, fmt.Errorf("-addr %q: want host:port", c.Addr)
 		}
-		// localhost, not 127.0.0.1: keyplane accepts plain-HTTP frame ancestors on localhost only,
-		// and the portal, on 127.0.0.1, is then on another site, as it would be in production.
+		// localhost, not 127.0.0.1: the portal's links are under 127.0.0.1 unless keyplane has a
+		// --public-url, and the platform is then on another site, as it would be in production.
 		c.PublicURL = "http://localhost:" + port
 	}
 	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
