@@ -392,6 +392,21 @@ func TestPortalBrowser(t *testing.T) {
 		if v, err := w.admin.VerifyAuditLogs(ctx); err != nil || !v.Valid {
 			t.Errorf("the chain: %+v %v", v, err)
 		}
+
+		// "Back to Acme Cloud" leaves the frame for the platform's page (returnUrl, the whole
+		// window), which asks for a new link: the portal opens again in the frame. "End session"
+		// then ends it, inside the frame, with the way back.
+		browsertest.Do(t, frame, "back to the platform", browsertest.Click("#portal-return"))
+		browsertest.WaitFor(t, ana, "the platform's page again", fmt.Sprintf(`location.href === %q && !!document.querySelector("iframe#portal")`, w.platform+"/"))
+		again := b.Frame(t, ana, func(u string) bool { return strings.HasPrefix(u, w.portal+"/w/") })
+		browsertest.Do(t, again, "the portal again", browsertest.WaitVisible("#new-key"), browsertest.Click("#portal-end button"), browsertest.WaitVisible("#error-message"))
+		if msg := browsertest.Text(t, again, "#error-message"); !strings.Contains(msg, "ended") {
+			t.Errorf("after End session in the frame: %q", msg)
+		}
+		if back := browsertest.Eval[string](t, again, `document.getElementById("portal-return").href`); back != w.platform+"/" {
+			t.Errorf("the ended page's way back: %q", back)
+		}
+		browsertest.CheckAccessibility(t, again, "the portal's ended page in the frame")
 	})
 
 	t.Run("phone", func(t *testing.T) {

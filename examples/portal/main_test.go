@@ -13,6 +13,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/keyplane/keyplane/client"
+	"github.com/keyplane/keyplane/internal/kptest"
 )
 
 // fakeLinker answers links without keyplane, and remembers whom it was asked for.
@@ -160,5 +163,50 @@ func TestPlatformPages(t *testing.T) {
 	res.Body.Close()
 	if res.StatusCode != http.StatusForbidden || len(res.Cookies()) != 0 {
 		t.Errorf("a cross-site sign-in: %d %v", res.StatusCode, res.Cookies())
+	}
+}
+
+// TestSDKLinker asks a real keyplane for links as run does: a root key finding its workspace by
+// slug, a workspace key with portal:write, and one without it, whose refusal the platform reports.
+func TestSDKLinker(t *testing.T) {
+	kp := kptest.StartT(t, nil)
+	ctx := context.Background()
+	root := client.New(kp.URL, kp.Admin)
+	ws, err := root.CreateWorkspace(ctx, client.CreateWorkspaceRequest{Name: "Shop", Slug: "shop"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := workspaceID(ctx, root, "no-such-shop"); err == nil {
+		t.Error("an unknown slug was found")
+	}
+	id, err := workspaceID(ctx, root, "shop")
+	if err != nil || id != ws.ID {
+		t.Fatalf("the slug shop: %q %v", id, err)
+	}
+	ana := user{ID: "user_1", Name: "Ana", Email: "ana@example.com", Role: "developer"}
+	check := func(what string, kp *client.Client) {
+		t.Helper()
+		l, err := sdkLinker{kp}.PortalLink(ctx, ana, "http://localhost:8090/")
+		if err != nil || !strings.Contains(l.URL, "/portal/kp_portal_") || time.Until(l.ExpiresAt) < 4*time.Minute {
+			t.Errorf("%s: %+v %v", what, l, err)
+		}
+	}
+	check("a root key", root.InWorkspace(id))
+
+	inWS := root.InWorkspace(id)
+	withPortal, err := inWS.CreateAPIKey(ctx, client.CreateAPIKeyRequest{Name: "platform", KeyType: client.KeyTypeSecret, Environment: client.EnvLive, Permissions: []string{"portal:write"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("a workspace key with portal:write", client.New(kp.URL, withPortal.KeyValue))
+
+	without, err := inWS.CreateAPIKey(ctx, client.CreateAPIKeyRequest{Name: "other", KeyType: client.KeyTypeSecret, Environment: client.EnvLive, Permissions: []string{"api_keys:read"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = sdkLinker{client.New(kp.URL, without.KeyValue)}.PortalLink(ctx, ana, "")
+	var apiErr *client.Error
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusForbidden {
+		t.Errorf("a key without portal:write: %v", err)
 	}
 }
