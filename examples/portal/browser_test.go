@@ -26,6 +26,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -37,12 +38,14 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/security"
 	"github.com/chromedp/cdproto/storage"
+	"github.com/chromedp/cdproto/target"
 	"github.com/chromedp/chromedp"
 	_ "modernc.org/sqlite"
 
 	"github.com/keyplane/keyplane/client"
 	"github.com/keyplane/keyplane/internal/browsertest"
 	"github.com/keyplane/keyplane/internal/kptest"
+	"github.com/keyplane/keyplane/internal/testkit"
 )
 
 type css = chromedp.CSS
@@ -396,8 +399,16 @@ func TestPortalBrowser(t *testing.T) {
 		// "Back to Acme Cloud" leaves the frame for the platform's page (returnUrl, the whole
 		// window), which asks for a new link: the portal opens again in the frame. "End session"
 		// then ends it, inside the frame, with the way back.
+		old := chromedp.FromContext(frame).Target.TargetID
 		browsertest.Do(t, frame, "back to the platform", browsertest.Click("#portal-return"))
 		browsertest.WaitFor(t, ana, "the platform's page again", fmt.Sprintf(`location.href === %q && !!document.querySelector("iframe#portal")`, w.platform+"/"))
+		// The old frame's target goes with its page; wait for it, or Frame could find it again.
+		if !testkit.Wait(browsertest.ActionTimeout, func() bool {
+			infos, err := chromedp.Targets(ana)
+			return err == nil && !slices.ContainsFunc(infos, func(in *target.Info) bool { return in.TargetID == old })
+		}) {
+			t.Fatal("the first frame's target is still there")
+		}
 		again := b.Frame(t, ana, func(u string) bool { return strings.HasPrefix(u, w.portal+"/w/") })
 		browsertest.Do(t, again, "the portal again", browsertest.WaitVisible("#new-key"), browsertest.Click("#portal-end button"), browsertest.WaitVisible("#error-message"))
 		if msg := browsertest.Text(t, again, "#error-message"); !strings.Contains(msg, "ended") {
