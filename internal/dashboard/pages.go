@@ -641,6 +641,10 @@ func forbiddenMessage(v *view, err error) string {
 // (a password not entered recently, a secret only some roles may see), which the service's own
 // message gives.
 func refusal(v *view, err error, roleLacks bool, who string) string {
+	if v.Portal != nil && v.Caller != nil && roleLacks {
+		// The portal's people are no members: who may do it is the platform's business.
+		return "Your access here (" + string(v.Caller.Role) + ") does not allow this."
+	}
 	if v.Caller != nil && v.Caller.Role != "" && roleLacks {
 		return "Your role in this workspace (" + string(v.Caller.Role) + ") does not allow this. " + who
 	}

@@ -159,7 +159,8 @@ func (d *Dashboard) portalLook(r *http.Request, ps *keyplane.PortalSession, ws *
 	if pv.Brand == "" {
 		pv.Brand = ws.Name
 	}
-	if u, err := url.Parse(b.LogoURL); err == nil && u.Scheme == "https" && u.Host != "" && webURL(b.LogoURL) != "" {
+	// The logo's origin joins the page's CSP img-src: nothing that could end or extend a directive.
+	if u, err := url.Parse(b.LogoURL); err == nil && u.Scheme == "https" && u.Host != "" && webURL(b.LogoURL) != "" && !strings.ContainsAny(u.Host, ";,*") {
 		pv.LogoURL, pv.logoOrigin = b.LogoURL, "https://"+u.Host
 	}
 	if reAccent.MatchString(b.AccentColor) {

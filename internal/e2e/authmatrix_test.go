@@ -332,7 +332,11 @@ func union(a []string, b ...string) []string {
 func TestKeyWritingMatrix(t *testing.T) {
 	eachDriver(t, func(t *testing.T, driver string) {
 		t.Parallel()
-		n := start(t, driver, map[string]string{"KEYPLANE_CONFIG": "../../examples/keyplane.json"})
+		// The matrix grows with the catalog (a credential per permission, each tried on every target):
+		// past 2,000 calls in 10 s, which the default per-address limit would refuse. It is about
+		// grants, not limits (ratelimit_test.go is).
+		n := start(t, driver, map[string]string{"KEYPLANE_CONFIG": "../../examples/keyplane.json",
+			"KEYPLANE_MANAGEMENT_RATE_LIMIT": "1000000/10s", "KEYPLANE_MANAGEMENT_IP_RATE_LIMIT": "1000000/10s"})
 		ws := n.workspace("grants", map[string]any{"maxKeys": 5000})
 		var all []string
 		for _, p := range n.must(200, req{method: "GET", path: "/v1/permissions", cred: n.admin}).list() {
