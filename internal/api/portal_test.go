@@ -7,44 +7,14 @@ import (
 	"testing"
 
 	"github.com/keyplane/keyplane"
-	"github.com/keyplane/keyplane/internal/api"
-	"github.com/keyplane/keyplane/internal/api/openapitest"
 	"github.com/keyplane/keyplane/internal/service"
-	"github.com/keyplane/keyplane/internal/service/servicetest"
-	"github.com/keyplane/keyplane/internal/verify"
 )
 
 // newPortalAPI is usageAPI's harness with a public URL, answering the service too: the test opens
 // links as the dashboard does.
 func newPortalAPI(t *testing.T) (*usageAPI, *service.Service) {
 	t.Helper()
-	db := servicetest.OpenDB(t, "sqlite")
-	ver, err := verify.New(db.Lookups(), verify.Options{KeyPrefix: "kp"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc := db.Service(t, service.Options{Forget: ver.Forget, PublicURL: "https://keys.example.com"})
-	ctx, sys := context.Background(), keyplane.System("test")
-	a := &usageAPI{t: t, db: db}
-	if _, a.admin, err = svc.CreateRootKey(ctx, sys, "a", []string{keyplane.ScopeAdmin}); err != nil {
-		t.Fatal(err)
-	}
-	for _, slug := range []string{"one", "two"} {
-		w, err := svc.CreateWorkspace(ctx, sys, service.WorkspaceInput{Name: slug, Slug: slug})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if a.ws == "" {
-			a.ws = w.ID
-		} else {
-			a.other = w.ID
-		}
-	}
-	a.h = api.New(api.Options{Service: svc, Verifier: ver})
-	if a.oas, err = openapitest.New(api.OpenAPI()); err != nil {
-		t.Fatal(err)
-	}
-	return a, svc
+	return newUsageAPIWith(t, service.Options{PublicURL: "https://keys.example.com"})
 }
 
 // as runs fn with cred as the harness's credential.

@@ -35,12 +35,21 @@ type usageAPI struct {
 
 func newUsageAPI(t *testing.T) *usageAPI {
 	t.Helper()
+	a, _ := newUsageAPIWith(t, service.Options{})
+	return a
+}
+
+// newUsageAPIWith builds the harness on a service made with o (its Forget is the verifier's), and
+// answers the service too.
+func newUsageAPIWith(t *testing.T, o service.Options) (*usageAPI, *service.Service) {
+	t.Helper()
 	db := servicetest.OpenDB(t, "sqlite")
 	ver, err := verify.New(db.Lookups(), verify.Options{KeyPrefix: "kp"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := db.Service(t, service.Options{Forget: ver.Forget})
+	o.Forget = ver.Forget
+	svc := db.Service(t, o)
 	ctx, sys := context.Background(), keyplane.System("test")
 	a := &usageAPI{t: t, db: db}
 	if _, a.admin, err = svc.CreateRootKey(ctx, sys, "a", []string{keyplane.ScopeAdmin}); err != nil {
@@ -61,7 +70,7 @@ func newUsageAPI(t *testing.T) *usageAPI {
 	if a.oas, err = openapitest.New(api.OpenAPI()); err != nil {
 		t.Fatal(err)
 	}
-	return a
+	return a, svc
 }
 
 // call makes a request in workspace ws and returns the status and the decoded envelope.

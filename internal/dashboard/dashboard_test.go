@@ -1223,17 +1223,24 @@ func testSignOut(t *testing.T, s *kpServer) {
 // securityHeaders checks the headers every dashboard page carries.
 func securityHeaders(t *testing.T, e *exchange) {
 	t.Helper()
-	csp := e.header.Get("Content-Security-Policy")
-	for _, d := range []string{"default-src 'self'", "frame-ancestors 'none'", "form-action 'self'"} {
-		if !strings.Contains(csp, d) {
-			t.Errorf("%s %s: Content-Security-Policy %q lacks %q", e.method, e.path, csp, d)
+	checkHeaders(t, e, "", []string{"default-src 'self'", "frame-ancestors 'none'", "form-action 'self'"}, "DENY")
+}
+
+// checkHeaders: the Content-Security-Policy holds each directive of csp, X-Frame-Options is xfo
+// (empty: none) and nosniff is set. what names the kind of page in the messages.
+func checkHeaders(t *testing.T, e *exchange, what string, csp []string, xfo string) {
+	t.Helper()
+	got := e.header.Get("Content-Security-Policy")
+	for _, d := range csp {
+		if !strings.Contains(got, d) {
+			t.Errorf("%s %s%s: Content-Security-Policy %q lacks %q", e.method, e.path, what, got, d)
 		}
 	}
-	if got := e.header.Get("X-Frame-Options"); got != "DENY" {
-		t.Errorf("%s %s: X-Frame-Options %q", e.method, e.path, got)
+	if got := e.header.Get("X-Frame-Options"); got != xfo {
+		t.Errorf("%s %s%s: X-Frame-Options %q, want %q", e.method, e.path, what, got, xfo)
 	}
 	if got := e.header.Get("X-Content-Type-Options"); got != "nosniff" {
-		t.Errorf("%s %s: X-Content-Type-Options %q", e.method, e.path, got)
+		t.Errorf("%s %s%s: X-Content-Type-Options %q", e.method, e.path, what, got)
 	}
 }
 
