@@ -3,6 +3,7 @@ package e2e
 import (
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -22,6 +23,22 @@ func scrape(t *testing.T, n *node, token string) (int, string) {
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
 	return res.StatusCode, string(b)
+}
+
+// metricValue is the value of the unlabelled metric name in a scrape.
+func metricValue(t *testing.T, body, name string) float64 {
+	t.Helper()
+	for _, l := range strings.Split(body, "\n") {
+		if v, ok := strings.CutPrefix(l, name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("%s: %v", l, err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("/metrics lacks %s", name)
+	return 0
 }
 
 func TestMetrics(t *testing.T) {
@@ -47,8 +64,6 @@ func TestMetrics(t *testing.T) {
 		`keyplane_verifications_total{code="NOT_FOUND",source="verify"} 2`,
 		`keyplane_verification_duration_seconds_count{source="verify"} 5`,
 		`keyplane_http_requests_total{method="POST",route="POST /v1/api-keys",status="201"} 1`,
-		`keyplane_verify_cache_misses_total 1`,
-		`keyplane_verify_cache_hits_total 2`,
 		`keyplane_verify_filtered_total 2`,
 		`keyplane_verify_cache_bytes`,
 		`keyplane_verify_feed_trusted`,
@@ -62,6 +77,13 @@ func TestMetrics(t *testing.T) {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
+	}
+	// The key's three verifications: the first reads it (a miss), the others find it cached. One more
+	// miss is allowed: the node reads its own change journal (every 250 ms) and may forget the key's
+	// creation after the first verification cached it, which costs one read and no wrong answer.
+	misses, hits := metricValue(t, body, "keyplane_verify_cache_misses_total"), metricValue(t, body, "keyplane_verify_cache_hits_total")
+	if misses+hits != 3 || misses < 1 || misses > 2 {
+		t.Errorf("cache misses %v and hits %v for three verifications of one key: want 1 and 2, or 2 and 1", misses, hits)
 	}
 	// Verifications are counted by keyplane_verifications_total only: their route skips the generic
 	// HTTP metrics (api.Server.Lean).
