@@ -9,9 +9,7 @@ package dashboard_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"path"
@@ -524,6 +522,7 @@ func TestPortalRouteTable(t *testing.T) {
 type portalHarness struct {
 	svc *service.Service
 	srv *httptest.Server
+	kp  *kpServer // the people of kpPerson.do, on srv
 	ws  *keyplane.Workspace
 	mu  sync.Mutex
 	now time.Time
@@ -547,6 +546,7 @@ func newPortalHarness(t *testing.T, driver string, ancestors []string) *portalHa
 	}
 	h.srv = httptest.NewServer(d)
 	t.Cleanup(h.srv.Close)
+	h.kp = &kpServer{url: h.srv.URL}
 	h.ws, err = h.svc.CreateWorkspace(context.Background(), keyplane.System("test"), service.WorkspaceInput{Name: "Clock Co", Slug: "clock-co"})
 	if err != nil {
 		t.Fatal(err)
@@ -569,36 +569,14 @@ func (h *portalHarness) link(t *testing.T, role keyplane.Role, ttl time.Duration
 	return u.Path
 }
 
-// get sends a GET (or, with a form, a same-origin POST) with the portal cookie by hand.
+// do sends a request as kpPerson.do does (a form body, on POST the page's own Origin), with the
+// portal cookie by hand, and answers the response's status and headers and its body.
 func (h *portalHarness) do(t *testing.T, method, path, cookie string, form url.Values) (*http.Response, string) {
 	t.Helper()
-	body := strings.NewReader("")
-	if form != nil {
-		body = strings.NewReader(form.Encode())
-	}
-	req, err := http.NewRequest(method, h.srv.URL+path, body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if form != nil {
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.Header.Set("Origin", h.srv.URL)
-	}
-	if cookie != "" {
-		req.AddCookie(&http.Cookie{Name: "kp_portal", Value: cookie})
-	}
-	jar, _ := cookiejar.New(nil)
-	c := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	res, err := c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return res, string(b)
+	p := h.kp.newPerson("")
+	p.portal = cookie
+	e := p.do(t, method, path, form)
+	return &http.Response{StatusCode: e.status, Header: e.header}, e.body
 }
 
 func TestPortalClock(t *testing.T) {
