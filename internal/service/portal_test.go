@@ -16,12 +16,6 @@ import (
 	"github.com/keyplane/keyplane/internal/store/storetest"
 )
 
-// portalClock is a clock the test moves.
-type portalClock struct{ ns atomic.Int64 }
-
-func (c *portalClock) now() time.Time      { return time.Unix(0, c.ns.Load()).UTC() }
-func (c *portalClock) add(d time.Duration) { c.ns.Add(int64(d)) }
-func newPortalClock() *portalClock         { c := &portalClock{}; c.ns.Store(time.Now().UnixNano()); return c }
 func linkToken(t *testing.T, u string) string {
 	t.Helper()
 	p, err := url.Parse(u)
@@ -34,8 +28,8 @@ func linkToken(t *testing.T, u string) string {
 func TestPortalSessions(t *testing.T) {
 	for _, d := range storetest.Drivers() {
 		t.Run(d, func(t *testing.T) {
-			clock := newPortalClock()
-			svc, st := servicetest.Open(t, d, service.Options{Now: clock.now, PublicURL: "https://keys.example.com/",
+			clock := &fakeClock{now: time.Now().UTC()}
+			svc, st := servicetest.Open(t, d, service.Options{Now: clock.Now, PublicURL: "https://keys.example.com/",
 				PortalSessionTTL: 30 * time.Minute})
 			ctx := context.Background()
 			w := shop(t, svc)
@@ -50,7 +44,7 @@ func TestPortalSessions(t *testing.T) {
 			if !strings.HasPrefix(link.URL, "https://keys.example.com/portal/kp_portal_") || len(linkToken(t, link.URL)) != 53 {
 				t.Fatalf("link URL %q", link.URL)
 			}
-			if got := link.ExpiresAt.Sub(clock.now()); got < 4*time.Minute || got > 5*time.Minute {
+			if got := link.ExpiresAt.Sub(clock.Now()); got < 4*time.Minute || got > 5*time.Minute {
 				t.Errorf("the link lives %v, want the default 5 minutes", got)
 			}
 			token := linkToken(t, link.URL)
@@ -92,7 +86,7 @@ func TestPortalSessions(t *testing.T) {
 				t.Errorf("the link's token as a session: %v", err)
 			}
 
-			c := service.PortalCaller(live, clock.now())
+			c := service.PortalCaller(live, clock.Now())
 			if !c.Portal || c.Operator || c.WorkspaceID != w.ID || c.Actor != (keyplane.Actor{Type: keyplane.ActorPortalUser, ID: "cust_42", Name: "ada@shop.example"}) ||
 				!c.Reauthenticated || c.Role != keyplane.RoleAdmin {
 				t.Errorf("portal caller %+v", c)
@@ -111,7 +105,7 @@ func TestPortalSessions(t *testing.T) {
 			}
 
 			// Ended once, audited once; the ended session answers with itself for its return URL.
-			end := service.PortalCaller(live, clock.now())
+			end := service.PortalCaller(live, clock.Now())
 			if err := svc.EndPortalSession(ctx, end, live); err != nil || live.EndedAt.IsZero() {
 				t.Fatalf("end: %v", err)
 			}
@@ -148,10 +142,10 @@ func TestPortalSessions(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if c := service.PortalCaller(ps2, clock.now()); strings.Join(c.Permissions, ",") != "webhooks:read,logs:read" || c.Actor.Name != "Bo" {
+			if c := service.PortalCaller(ps2, clock.Now()); strings.Join(c.Permissions, ",") != "webhooks:read,logs:read" || c.Actor.Name != "Bo" {
 				t.Errorf("viewer portal caller %+v", c)
 			}
-			clock.add(30 * time.Minute)
+			clock.Add(30 * time.Minute)
 			if _, _, err := svc.PortalSessionOf(ctx, tok2); keyplane.ErrorCode(err) != keyplane.CodeUnauthorized {
 				t.Errorf("session past its TTL: %v", err)
 			}
@@ -161,7 +155,7 @@ func TestPortalSessions(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			clock.add(time.Minute)
+			clock.Add(time.Minute)
 			if _, ps, err := svc.OpenPortalLink(ctx, browser, linkToken(t, link3.URL)); keyplane.ErrorCode(err) != keyplane.CodePortalLinkEnded || ps == nil {
 				t.Errorf("expired link: %v", err)
 			}
@@ -170,7 +164,7 @@ func TestPortalSessions(t *testing.T) {
 			if n, err := svc.PrunePortalSessions(ctx); err != nil || n != 0 {
 				t.Errorf("prune at once: %d %v", n, err)
 			}
-			clock.add(25 * time.Hour)
+			clock.Add(25 * time.Hour)
 			if n, err := svc.PrunePortalSessions(ctx); err != nil || n != 3 {
 				t.Errorf("prune a day later: %d %v, want 3", n, err)
 			}

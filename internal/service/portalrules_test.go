@@ -27,13 +27,13 @@ func openPortal(t *testing.T, svc *service.Service, w *keyplane.Workspace, role 
 }
 
 func TestPortalCallerRefusals(t *testing.T) {
-	clock := newPortalClock()
-	svc, _ := servicetest.Open(t, "sqlite", service.Options{Now: clock.now, PublicURL: "http://127.0.0.1:1",
+	clock := &fakeClock{now: time.Now().UTC()}
+	svc, _ := servicetest.Open(t, "sqlite", service.Options{Now: clock.Now, PublicURL: "http://127.0.0.1:1",
 		Catalog: servicetest.Catalog(t, []string{"orders:read"}, nil)})
 	ctx := context.Background()
 	w := shop(t, svc)
 	sys := keyplane.System("test")
-	ps, pc := openPortal(t, svc, w, keyplane.RoleAdmin, clock.now())
+	ps, pc := openPortal(t, svc, w, keyplane.RoleAdmin, clock.Now())
 
 	forbidden := func(t *testing.T, what string, err error, says string) {
 		t.Helper()
@@ -134,7 +134,7 @@ func TestPortalCallerRefusals(t *testing.T) {
 	})
 
 	t.Run("Viewer", func(t *testing.T) {
-		_, vc := openPortal(t, svc, w, keyplane.RoleViewer, clock.now())
+		_, vc := openPortal(t, svc, w, keyplane.RoleViewer, clock.Now())
 		if _, err := svc.UpdateAPIKey(ctx, vc, w.ID, k.ID, service.KeyPatch{Name: keyplane.Some("x")}); keyplane.ErrorCode(err) != keyplane.CodeForbidden {
 			t.Errorf("a viewer's key change: %v", err)
 		}
@@ -157,11 +157,11 @@ func TestPortalCallerRefusals(t *testing.T) {
 // TestPortalCallerPeopleRules: a portal admin is not a member: it manages no members; and it reveals
 // a webhook's signing secret only as a person does, in its first minutes, and as an admin.
 func TestPortalCallerPeopleRules(t *testing.T) {
-	clock := newPortalClock()
-	svc, _ := servicetest.Open(t, "sqlite", service.Options{Now: clock.now, PublicURL: "http://127.0.0.1:1", Webhooks: localWebhooks(t)})
+	clock := &fakeClock{now: time.Now().UTC()}
+	svc, _ := servicetest.Open(t, "sqlite", service.Options{Now: clock.Now, PublicURL: "http://127.0.0.1:1", Webhooks: localWebhooks(t)})
 	ctx := context.Background()
 	w := shop(t, svc)
-	ps, pc := openPortal(t, svc, w, keyplane.RoleAdmin, clock.now())
+	ps, pc := openPortal(t, svc, w, keyplane.RoleAdmin, clock.Now())
 	if _, _, err := svc.AddMember(ctx, pc, w.ID, "mallory@example.com", keyplane.RoleAdmin); keyplane.ErrorCode(err) != keyplane.CodeForbidden {
 		t.Errorf("a portal admin invites a member: %v", err)
 	}
@@ -179,7 +179,7 @@ func TestPortalCallerPeopleRules(t *testing.T) {
 	if _, _, err := svc.RevealWebhookSecret(ctx, late, w.ID, hook.ID); keyplane.ErrorCode(err) != keyplane.CodeForbidden || !strings.Contains(err.Error(), "open the portal again from Shop") {
 		t.Errorf("a portal admin's reveal after the window: %v", err)
 	}
-	_, dc := openPortal(t, svc, w, keyplane.RoleDeveloper, clock.now())
+	_, dc := openPortal(t, svc, w, keyplane.RoleDeveloper, clock.Now())
 	if _, _, err := svc.RevealWebhookSecret(ctx, dc, w.ID, hook.ID); keyplane.ErrorCode(err) != keyplane.CodeForbidden {
 		t.Errorf("a portal developer's reveal: %v", err)
 	}
