@@ -311,11 +311,7 @@ func (d *Dashboard) session(w http.ResponseWriter, r *http.Request) (*view, *htt
 		// Every answer in portal mode carries the portal's headers, its redirects included; a page
 		// it renders sets them again with its own nonce.
 		d.portalHeaders(w, nil)
-		if r.Method == http.MethodPost && !validToken(r.PostFormValue("csrf"), pv.CSRF) {
-			d.fail(w, r, http.StatusForbidden, "This form has expired or was not sent from this site. Reload the page and try again.")
-			return nil, r, false
-		}
-		return pv, r, true
+		return pv, r, !d.badForm(w, r, pv.CSRF)
 	}
 	var sess *keyplane.Session
 	var u *keyplane.User
@@ -344,8 +340,7 @@ func (d *Dashboard) session(w http.ResponseWriter, r *http.Request) (*view, *htt
 		http.Redirect(w, r, "/login?next="+url.QueryEscape(next), http.StatusSeeOther)
 		return nil, r, false
 	}
-	if r.Method == http.MethodPost && !validToken(r.PostFormValue("csrf"), csrfToken(ck.Value)) {
-		d.fail(w, r, http.StatusForbidden, "This form has expired or was not sent from this site. Reload the page and try again.")
+	if d.badForm(w, r, csrfToken(ck.Value)) {
 		return nil, r, false
 	}
 	ms, err := d.svc.Memberships(r.Context(), u)
@@ -415,6 +410,15 @@ func (d *Dashboard) ip(r *http.Request) string {
 		return ""
 	}
 	return host
+}
+
+// badForm refuses a posted form whose token is not want, the session's, and says so.
+func (d *Dashboard) badForm(w http.ResponseWriter, r *http.Request, want string) bool {
+	if r.Method != http.MethodPost || validToken(r.PostFormValue("csrf"), want) {
+		return false
+	}
+	d.fail(w, r, http.StatusForbidden, "This form has expired or was not sent from this site. Reload the page and try again.")
+	return true
 }
 
 // csrfToken derives a session's form token from its secret token: unforgeable without the cookie,

@@ -255,14 +255,16 @@ func (d *Dashboard) openPortal(w http.ResponseWriter, r *http.Request) {
 		d.serverError(w, r, err)
 		return
 	}
-	_, ws, err := d.svc.PortalSessionOf(r.Context(), token)
+	// The session just opened is ps: only its workspace is read, for the landing page's path.
+	pc := service.PortalCaller(ps, d.now())
+	ws, err := d.svc.GetWorkspace(r.Context(), pc, ps.WorkspaceID)
 	if err != nil {
 		d.serverError(w, r, err)
 		return
 	}
 	d.setPortalCookie(w, token, ps.ExpiresAt.Sub(d.now())+portalCookieGrace)
 	d.portalHeaders(w, nil)
-	http.Redirect(w, r, portalLanding(ws, service.PortalCaller(ps, d.now())), http.StatusSeeOther)
+	http.Redirect(w, r, portalLanding(ws, pc), http.StatusSeeOther)
 }
 
 // setPortalCookie sets (or, with maxAge < 0, clears) the portal cookie. It works inside the
