@@ -3,6 +3,7 @@ package keyplane
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 )
 
@@ -128,6 +129,13 @@ func (c *Catalog) Permissions() []CatalogEntry { return c.permissions }
 
 // EventTypes returns the event type catalog, sorted by name.
 func (c *Catalog) EventTypes() []CatalogEntry { return c.eventTypes }
+
+// IsBuiltinPermission says whether p is one of keyplane's own permissions (BuiltinPermissions,
+// portal:write among them): the ones that reach keyplane's management API, which only the platform
+// grants, never a portal session.
+func IsBuiltinPermission(p string) bool {
+	return slices.ContainsFunc(BuiltinPermissions, func(e CatalogEntry) bool { return e.Name == p })
+}
 
 // HasPermission reports whether p is in the catalog.
 func (c *Catalog) HasPermission(p string) bool { _, ok := c.permSet[p]; return ok }

@@ -475,7 +475,7 @@ func (d *Dashboard) revealKey(w http.ResponseWriter, r *http.Request, v *view) {
 func keyplaneOnly(perms []string) []string {
 	var out []string
 	for _, p := range perms {
-		if keyplanePermission(p) {
+		if keyplane.IsBuiltinPermission(p) {
 			out = append(out, p)
 		}
 	}

@@ -334,15 +334,11 @@ func (d *Dashboard) portalMessage(w http.ResponseWriter, r *http.Request, status
 func portalPermissions(all []keyplane.CatalogEntry) []keyplane.CatalogEntry {
 	var out []keyplane.CatalogEntry
 	for _, e := range all {
-		if !keyplanePermission(e.Name) {
+		if !keyplane.IsBuiltinPermission(e.Name) {
 			out = append(out, e)
 		}
 	}
 	return out
-}
-
-func keyplanePermission(name string) bool {
-	return name == keyplane.PermPortalWrite || slices.ContainsFunc(keyplane.BuiltinPermissions, func(e keyplane.CatalogEntry) bool { return e.Name == name })
 }
 
 // catalog is the permissions the key forms offer: in the portal, the platform's own only.

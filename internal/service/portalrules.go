@@ -27,11 +27,6 @@ func portalRefusal(field string) error {
 	return keyplane.Errorf(keyplane.CodeForbidden, "%s: %s", field, portalManaged)
 }
 
-// builtinPermission says whether p is one of keyplane's own permissions.
-func builtinPermission(p string) bool {
-	return slices.ContainsFunc(keyplane.BuiltinPermissions, func(e keyplane.CatalogEntry) bool { return e.Name == p })
-}
-
 // checkPortalGrant refuses a portal caller a key given one of keyplane's own permissions it did not
 // hold before (had: its permissions before; nil for a new key).
 func checkPortalGrant(c *keyplane.Caller, perms, had []string) error {
@@ -39,7 +34,7 @@ func checkPortalGrant(c *keyplane.Caller, perms, had []string) error {
 		return nil
 	}
 	for _, p := range perms {
-		if builtinPermission(p) && !slices.Contains(had, p) {
+		if keyplane.IsBuiltinPermission(p) && !slices.Contains(had, p) {
 			return keyplane.Errorf(keyplane.CodeForbidden, "permissions: %s is keyplane's own permission, which only the platform grants; %s", truncate(p, 100), portalManaged)
 		}
 	}
@@ -96,7 +91,7 @@ func checkPortalReach(c *keyplane.Caller, k *keyplane.APIKey) error {
 		return nil
 	}
 	for _, p := range k.Permissions {
-		if builtinPermission(p) {
+		if keyplane.IsBuiltinPermission(p) {
 			return keyplane.Errorf(keyplane.CodeForbidden, "key %s holds %s, keyplane's own permission: it is the platform's key; %s", k.ID, truncate(p, 100), portalManaged)
 		}
 	}
