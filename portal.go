@@ -1,6 +1,9 @@
 package keyplane
 
-import "time"
+import (
+	"regexp"
+	"time"
+)
 
 // ActorPortalUser is a platform's own user acting through a portal session: no keyplane account,
 // named by the platform when it asked for the link (POST /v1/portal/sessions).
@@ -16,6 +19,12 @@ type Branding struct {
 	AccentColor string `json:"accentColor,omitempty"`
 	LogoURL     string `json:"logoUrl,omitempty"`
 }
+
+var accentPattern = regexp.MustCompile(`^#[0-9a-fA-F]{6}$`)
+
+// ValidAccentColor reports whether c is an accent colour as Branding holds it: #rrggbb. The portal's
+// pages put it in a <style>, so nothing else may pass.
+func ValidAccentColor(c string) bool { return accentPattern.MatchString(c) }
 
 // PortalUser is the platform's user a portal session acts for, as the platform named them.
 type PortalUser struct {

@@ -31,6 +31,15 @@ type Workspace struct {
 	UpdatedAt time.Time
 }
 
+// BrandName is how the portal names the platform: the brand's name (stored trimmed), else the
+// workspace's.
+func (w *Workspace) BrandName() string {
+	if w.Branding.Name != "" {
+		return w.Branding.Name
+	}
+	return w.Name
+}
+
 var slugPattern = regexp.MustCompile(`^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$`)
 
 // ValidSlug reports whether s may be a workspace slug: lower-case letters, digits and inner dashes,

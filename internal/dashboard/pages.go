@@ -42,7 +42,7 @@ func (d *Dashboard) parse() error {
 		"actorName":  actorName,
 		// accent is a colour for the portal's <style>: portalLook keeps only #rrggbb values.
 		"accent": func(c string) template.CSS {
-			if !reAccent.MatchString(c) {
+			if !keyplane.ValidAccentColor(c) {
 				return ""
 			}
 			return template.CSS(c)

@@ -13,7 +13,6 @@ import (
 	"math"
 	"net/http"
 	"net/url"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -141,8 +140,6 @@ func (d *Dashboard) portalSession(w http.ResponseWriter, r *http.Request) (live 
 
 var errNoPortalCaller = errors.New("portal: no caller for a live portal session")
 
-var reAccent = regexp.MustCompile(`^#[0-9a-fA-F]{6}$`)
-
 // portalLook is how a session's pages look: the workspace's brand, and the way back to the platform.
 // ws may be nil (a session that ended): it is read again for its brand.
 func (d *Dashboard) portalLook(r *http.Request, ps *keyplane.PortalSession, ws *keyplane.Workspace) *portalView {
@@ -155,15 +152,12 @@ func (d *Dashboard) portalLook(r *http.Request, ps *keyplane.PortalSession, ws *
 		return pv
 	}
 	b := ws.Branding
-	pv.Brand = strings.TrimSpace(b.Name)
-	if pv.Brand == "" {
-		pv.Brand = ws.Name
-	}
+	pv.Brand = ws.BrandName()
 	// The logo's origin joins the page's CSP img-src: nothing that could end or extend a directive.
 	if u, err := url.Parse(b.LogoURL); err == nil && u.Scheme == "https" && u.Host != "" && webURL(b.LogoURL) != "" && !strings.ContainsAny(u.Host, ";,*") {
 		pv.LogoURL, pv.logoOrigin = b.LogoURL, "https://"+u.Host
 	}
-	if reAccent.MatchString(b.AccentColor) {
+	if keyplane.ValidAccentColor(b.AccentColor) {
 		pv.Accent, pv.AccentInk = strings.ToLower(b.AccentColor), inkOn(b.AccentColor)
 	}
 	return pv

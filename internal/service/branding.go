@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/url"
-	"regexp"
 	"strings"
 
 	"github.com/keyplane/keyplane"
@@ -25,8 +24,6 @@ func (b *BrandingInput) UnmarshalJSON(data []byte) error {
 	return d.Decode((*plain)(b))
 }
 
-var accentPattern = regexp.MustCompile(`^#[0-9a-fA-F]{6}$`)
-
 // checkBranding validates a branding, naming each bad field, and returns it as stored: the colour in
 // lower case. The logo is https only: the portal is served over https inside the platform's pages,
 // and a logo over http would be mixed content, or a way to watch who opens the portal.
@@ -36,7 +33,7 @@ func checkBranding(v *keyplane.Validation, in BrandingInput) keyplane.Branding {
 		b.Name = checkName(v, "branding.name", in.Name.Value, maxBrandName, true)
 	}
 	if c := in.AccentColor; c.Set && !c.Null {
-		if !accentPattern.MatchString(c.Value) {
+		if !keyplane.ValidAccentColor(c.Value) {
 			v.Add("branding.accentColor", "must be a colour written #rrggbb")
 		}
 		b.AccentColor = strings.ToLower(c.Value)

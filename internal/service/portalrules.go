@@ -101,11 +101,8 @@ func checkPortalReach(c *keyplane.Caller, k *keyplane.APIKey) error {
 // brandName is how the portal names the platform: the workspace's brand, else its name.
 func (s *Service) brandName(ctx context.Context, wsID string) string {
 	w, err := s.store.GetWorkspace(ctx, wsID)
-	switch {
-	case err != nil:
+	if err != nil {
 		return "the platform"
-	case w.Branding.Name != "":
-		return w.Branding.Name
 	}
-	return w.Name
+	return w.BrandName()
 }
