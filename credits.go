@@ -2,6 +2,7 @@ package keyplane
 
 import (
 	"encoding/json"
+	"math"
 	"regexp"
 	"time"
 )
@@ -128,6 +129,24 @@ func (a CreditAccount) ID() string {
 		return a.IdentityID
 	}
 	return a.KeyID
+}
+
+// CreditTake is what a node asks of a balance: Need credits, all or none, and beyond them up to
+// Want in all (Want ≥ Need ≥ 0). When Share is set (0 < Share ≤ 1), what is taken beyond Need is
+// also at most that fraction of the balance the take finds (rounded down): a node's block of a
+// balance is bounded by the balance itself, not by what the node last saw of it.
+type CreditTake struct {
+	Need, Want int64
+	Share      float64
+}
+
+// ShareDivisor is Share as the divisor of the balance that bounds a take beyond Need: 1 (no bound
+// beyond the balance) when Share is 0 or out of range.
+func (t CreditTake) ShareDivisor() int64 {
+	if t.Share <= 0 || t.Share >= 1 {
+		return 1
+	}
+	return max(1, int64(math.Round(1/t.Share)))
 }
 
 // CreditGrant is what a take of credits got: Got credits (0: fewer than needed were left, nothing

@@ -72,8 +72,8 @@ type fuzzNode struct {
 // ledgerOf is a Ledger made later than what needs it.
 type ledgerOf func() credits.Ledger
 
-func (l ledgerOf) TakeCredits(ctx context.Context, a keyplane.CreditAccount, need, want int64) (keyplane.CreditGrant, error) {
-	return l().TakeCredits(ctx, a, need, want)
+func (l ledgerOf) TakeCredits(ctx context.Context, a keyplane.CreditAccount, t keyplane.CreditTake) (keyplane.CreditGrant, error) {
+	return l().TakeCredits(ctx, a, t)
 }
 
 func (l ledgerOf) ReturnCredits(ctx context.Context, a keyplane.CreditAccount, n, epoch int64) (bool, error) {

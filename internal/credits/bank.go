@@ -20,6 +20,10 @@ type Options struct {
 	Now func() time.Time
 	// Idle is how long an account goes without a spend before its block is given back; default 2 s.
 	Idle time.Duration
+	// Hold is Idle for a block of a large balance (at least HoldBalance credits at the last take):
+	// such a block is at most a few thousandths of a percent of it, and keeping it spares a take at
+	// each return of a key used now and then; default 1 min.
+	Hold time.Duration
 	// Share bounds a block: at most this fraction of the balance the store last reported (but at
 	// least what a spend needs); default 0.005, so that two nodes strand at most 1 % of a balance.
 	Share float64
@@ -32,7 +36,14 @@ type Options struct {
 // Defaults of Options.
 const (
 	DefaultIdle  = 2 * time.Second
+	DefaultHold  = time.Minute
 	DefaultShare = 0.005
+	// HoldBalance is the least balance whose blocks are kept for Hold rather than Idle: a block
+	// then holds at most prefetch credits, 0.064 % of it.
+	HoldBalance = 100_000
+	// prefetch is the least a take asks for beyond what its spend needs, bounded by Share of the
+	// balance in the store: a key used now and then costs one take per Hold, not one per use.
+	prefetch = 64
 	// blockSpan is how much of an account's recent spending a block holds.
 	blockSpan = time.Second
 )
@@ -60,6 +71,7 @@ type Bank struct {
 	ledger Ledger
 	now    func() time.Time
 	idle   time.Duration
+	hold   time.Duration
 	share  float64
 	log    *slog.Logger
 	seed   maphash.Seed
@@ -116,13 +128,16 @@ func NewBank(ledger Ledger, o Options) *Bank {
 	if o.Idle <= 0 {
 		o.Idle = DefaultIdle
 	}
+	if o.Hold <= 0 {
+		o.Hold = DefaultHold
+	}
 	if o.Share <= 0 || o.Share > 1 {
 		o.Share = DefaultShare
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	b := &Bank{ledger: ledger, now: o.Now, idle: o.Idle, share: o.Share, log: o.Logger, seed: maphash.MakeSeed(),
+	b := &Bank{ledger: ledger, now: o.Now, idle: o.Idle, hold: o.Hold, share: o.Share, log: o.Logger, seed: maphash.MakeSeed(),
 		stop: make(chan struct{}), done: make(chan struct{})}
 	for i := range b.shards {
 		b.shards[i].m = map[string]*account{}
@@ -274,8 +289,7 @@ func (b *Bank) slow(ctx context.Context, acc *account, c *Charge, cost int64) (b
 		}
 		need := cost - h
 		now := b.now().UnixNano()
-		want := b.want(acc, need, h, now)
-		g, err := b.ledger.TakeCredits(ctx, acc.a, need, want)
+		g, err := b.ledger.TakeCredits(ctx, acc.a, b.want(acc, need, h, now))
 		if err != nil {
 			if blk != nil {
 				blk.held.Add(h)
@@ -318,18 +332,22 @@ func (b *Bank) slow(ctx context.Context, acc *account, c *Charge, cost int64) (b
 	}
 }
 
-// want is how much a take asks for: about a second of the account's recent spending, at most
-// Share of the balance the store last reported, and never less than need. h is what the block held
-// before this take, for the spend since the last one.
-func (b *Bank) want(acc *account, need, h, now int64) int64 {
-	if b.closed.Load() || acc.lastTake == 0 || now <= acc.lastTake {
-		return need
+// want is what a take asks for: about a second of the account's recent spending, at least
+// prefetch, and never less than need; beyond need, at most Share of the balance the take finds (the
+// store bounds it, with the balance as it is then). h is what the block held before this take, for
+// the spend since the last one. After Close, only need: nothing is left to give back later.
+func (b *Bank) want(acc *account, need, h, now int64) keyplane.CreditTake {
+	t := keyplane.CreditTake{Need: need, Want: need, Share: b.share}
+	if b.closed.Load() {
+		return t
 	}
-	spent := float64(max(acc.heldAfter-h, 0)) + float64(need)
-	rate := spent * float64(blockSpan) / float64(now-acc.lastTake)
-	limit := float64(acc.remaining.Load()) * b.share
-	w := int64(min(rate, limit, keyplane.MaxCredits))
-	return max(w, need)
+	w := float64(prefetch)
+	if acc.lastTake != 0 && now > acc.lastTake {
+		spent := float64(max(acc.heldAfter-h, 0)) + float64(need)
+		w = max(w, spent*float64(blockSpan)/float64(now-acc.lastTake))
+	}
+	t.Want = max(int64(min(w, keyplane.MaxCredits)), need)
+	return t
 }
 
 // refund puts cost back into the block a spend took it from, when the spend of another balance of

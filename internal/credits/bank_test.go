@@ -346,3 +346,68 @@ func TestBankStrandedBound(t *testing.T) {
 		t.Errorf("store remaining %d; want %d", c.Remaining, stranded)
 	}
 }
+
+// TestBankPrefetch: a first spend of a balance takes more than it needs, so that the next uses of
+// a key used now and then cost no take: 64 credits, but never more than Share of the balance.
+func TestBankPrefetch(t *testing.T) {
+	f := setup(t, "sqlite")
+	b := f.bank(t)
+	large := f.account(t, 1_000_000)
+	if out := spend(t, b, 1, large); !out.OK || out.Remaining[0] != 999_999 {
+		t.Fatalf("first spend: %+v", out)
+	}
+	if c := f.balance(t, large.Account); c.Remaining != 1_000_000-64 {
+		t.Fatalf("store remaining %d after the first spend; want %d (64 taken)", c.Remaining, 1_000_000-64)
+	}
+	for range 63 {
+		if out := spend(t, b, 1, large); !out.OK {
+			t.Fatalf("spend: %+v", out)
+		}
+	}
+	if c := f.balance(t, large.Account); c.Remaining != 1_000_000-64 {
+		t.Fatalf("store remaining %d after 64 spends; want %d: the block covered them", c.Remaining, 1_000_000-64)
+	}
+	// A balance of 1,000: 0.5 % of it, 5 credits.
+	small := f.account(t, 1000)
+	if out := spend(t, b, 1, small); !out.OK || out.Remaining[0] != 999 {
+		t.Fatalf("first spend of 1,000: %+v", out)
+	}
+	if c := f.balance(t, small.Account); c.Remaining != 995 {
+		t.Fatalf("store remaining %d after the first spend of 1,000; want 995 (5 taken)", c.Remaining)
+	}
+	// A cost larger than the share is taken whole, and no more.
+	tiny := f.account(t, 100)
+	if out := spend(t, b, 7, tiny); !out.OK || out.Remaining[0] != 93 {
+		t.Fatalf("first spend of 7 from 100: %+v", out)
+	}
+	if c := f.balance(t, tiny.Account); c.Remaining != 93 {
+		t.Fatalf("store remaining %d after a spend of 7 from 100; want 93", c.Remaining)
+	}
+}
+
+// TestBankHoldsLargeBalances: a block of a balance of at least HoldBalance is kept for Hold after
+// its last spend, not for Idle; a smaller balance's goes back after Idle, as before.
+func TestBankHoldsLargeBalances(t *testing.T) {
+	f := setup(t, "sqlite")
+	b := f.bank(t)
+	// At the take, the large one has HoldBalance left, the small one one less.
+	large, small := f.account(t, credits.HoldBalance+64), f.account(t, credits.HoldBalance+63)
+	spend(t, b, 1, large)
+	spend(t, b, 1, small)
+	if got := f.idle(t, b); got != 63 { // 64 taken from each, 63 left in each block
+		t.Fatalf("gave back %d after Idle; want 63 (the small balance's block alone)", got)
+	}
+	if c := f.balance(t, large.Account); c.Remaining != credits.HoldBalance {
+		t.Fatalf("large balance: store remaining %d after Idle; want %d (still held)", c.Remaining, credits.HoldBalance)
+	}
+	if c := f.balance(t, small.Account); c.Remaining != credits.HoldBalance+62 {
+		t.Fatalf("small balance: store remaining %d after Idle; want %d", c.Remaining, credits.HoldBalance+62)
+	}
+	f.clk.advance(credits.DefaultHold)
+	if got := b.Sweep(t.Context()); got != 63 {
+		t.Fatalf("gave back %d after Hold; want 63", got)
+	}
+	if c := f.balance(t, large.Account); c.Remaining != credits.HoldBalance+63 {
+		t.Fatalf("large balance: store remaining %d after Hold; want %d", c.Remaining, credits.HoldBalance+63)
+	}
+}

@@ -13,9 +13,9 @@ import (
 // the service is the one a node uses, which applies due refills and records exhaustions, with their
 // events, around the store's calls.
 type Ledger interface {
-	// TakeCredits takes credits out of a balance, atomically: when at least need are left,
-	// min(want, remaining) but at least need, else none. want ≥ need ≥ 0.
-	TakeCredits(ctx context.Context, a keyplane.CreditAccount, need, want int64) (keyplane.CreditGrant, error)
+	// TakeCredits takes credits out of a balance, atomically, as store.Store's does: t.Need or
+	// nothing, and beyond it up to t.Want, at most t.Share of the balance it finds.
+	TakeCredits(ctx context.Context, a keyplane.CreditAccount, t keyplane.CreditTake) (keyplane.CreditGrant, error)
 	// ReturnCredits gives n credits back to a balance still at epoch, and reports whether it did.
 	ReturnCredits(ctx context.Context, a keyplane.CreditAccount, n, epoch int64) (bool, error)
 }

@@ -25,7 +25,7 @@ func (b *Bank) loop(every time.Duration) {
 	}
 }
 
-// Sweep gives back the blocks of the accounts no spend has used for the idle delay, and forgets
+// Sweep gives back the blocks of the accounts no spend has used for their idle delay (idleOf), and forgets
 // those accounts. It returns how many credits it gave back. The background loop calls it a few
 // times per idle delay; tests that drive the clock call it themselves.
 func (b *Bank) Sweep(ctx context.Context) int64 {
@@ -45,7 +45,7 @@ func (b *Bank) Sweep(ctx context.Context) int64 {
 			continue
 		}
 		acc.mu.Lock()
-		if acc.used.Load() || now-acc.lastUsed < int64(b.idle) {
+		if acc.used.Load() || now-acc.lastUsed < int64(b.idleOf(acc)) {
 			acc.mu.Unlock()
 			continue
 		}
@@ -62,6 +62,15 @@ func (b *Bank) Sweep(ctx context.Context) int64 {
 	}
 	wg.Wait()
 	return given.Load()
+}
+
+// idleOf is how long acc may go without a spend before its block is given back, under acc.mu: Hold
+// for a block that holds credits of a large balance, else Idle.
+func (b *Bank) idleOf(acc *account) time.Duration {
+	if blk := acc.blk.Load(); blk != nil && blk.held.Load() > 0 && acc.remaining.Load() >= HoldBalance {
+		return b.hold
+	}
+	return b.idle
 }
 
 // sweepWorkers is how many give-backs a sweep runs at once.

@@ -156,12 +156,12 @@ func (s *Service) applyCreditsChange(ctx context.Context, tx store.Tx, a keyplan
 // TakeCredits takes credits out of a balance for the hot path (credits.Ledger): it first applies
 // a refill that is due, then takes atomically; when it got nothing from an empty balance, it records
 // the exhaustion (one api_key.credits_exhausted event per exhaustion, however many nodes see it).
-func (s *Service) TakeCredits(ctx context.Context, a keyplane.CreditAccount, need, want int64) (keyplane.CreditGrant, error) {
+func (s *Service) TakeCredits(ctx context.Context, a keyplane.CreditAccount, t keyplane.CreditTake) (keyplane.CreditGrant, error) {
 	// The take comes first, with no read before it: it says when the balance's refill is due. When
 	// that has passed, it took from the balance the refill replaces (its credits go with that
 	// balance: a refill sets the balance, it does not add to it), so the refill is applied and the
 	// take made again, from the new balance.
-	g, err := s.store.TakeCredits(ctx, a, need, want)
+	g, err := s.store.TakeCredits(ctx, a, t)
 	if err != nil {
 		return g, err
 	}
@@ -169,7 +169,7 @@ func (s *Service) TakeCredits(ctx context.Context, a keyplane.CreditAccount, nee
 		if _, err := s.refill(ctx, a); err != nil {
 			return keyplane.CreditGrant{}, err
 		}
-		if g, err = s.store.TakeCredits(ctx, a, need, want); err != nil {
+		if g, err = s.store.TakeCredits(ctx, a, t); err != nil {
 			return g, err
 		}
 	}

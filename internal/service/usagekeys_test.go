@@ -424,11 +424,11 @@ func testCreditRefills(t *testing.T, driver string) {
 
 	// Spend the daily key's balance through the ledger: 2, then nothing, and exhausted.
 	acct := keyplane.CreditAccount{WorkspaceID: w.ID, KeyID: daily.ID}
-	if g, err := svc.TakeCredits(ctx, acct, 1, 2); err != nil || g.Got != 2 || g.Remaining != 0 {
+	if g, err := svc.TakeCredits(ctx, acct, keyplane.CreditTake{Need: 1, Want: 2}); err != nil || g.Got != 2 || g.Remaining != 0 {
 		t.Fatalf("take: %+v, %v", g, err)
 	}
 	for range 2 { // one exhaustion, one event, however many takes find nothing
-		if g, err := svc.TakeCredits(ctx, acct, 1, 1); err != nil || g.Got != 0 {
+		if g, err := svc.TakeCredits(ctx, acct, keyplane.CreditTake{Need: 1, Want: 1}); err != nil || g.Got != 0 {
 			t.Fatalf("take from nothing: %+v, %v", g, err)
 		}
 	}
@@ -437,7 +437,7 @@ func testCreditRefills(t *testing.T, driver string) {
 	}
 	// At midnight the daily refill is due: the next take refills first, the job has nothing left.
 	clk.Add(9*time.Hour + time.Minute) // 2030-04-11 00:01
-	if g, err := svc.TakeCredits(ctx, acct, 1, 1); err != nil || g.Got != 1 || g.Remaining != 4 {
+	if g, err := svc.TakeCredits(ctx, acct, keyplane.CreditTake{Need: 1, Want: 1}); err != nil || g.Got != 1 || g.Remaining != 4 {
 		t.Fatalf("take after midnight: %+v, %v", g, err)
 	}
 	c := remaining(daily)

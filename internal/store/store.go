@@ -411,10 +411,10 @@ type Store interface {
 	ImportAPIKeys(ctx context.Context, keys []keyplane.APIKey, secrets []keyplane.Secret) error
 
 	// TakeCredits takes credits out of a limited balance, atomically, in one statement of its own
-	// (no transaction, no chain lock: it is the slow path of verifications): when at least need are
-	// left, min(want, remaining) but at least need, else none. want ≥ need ≥ 0. ErrNotFound when
-	// the account is absent or unlimited.
-	TakeCredits(ctx context.Context, a keyplane.CreditAccount, need, want int64) (keyplane.CreditGrant, error)
+	// (no transaction, no chain lock: it is the slow path of verifications): when at least t.Need
+	// are left, min(t.Want, remaining, remaining/t.ShareDivisor()) but at least t.Need, else none.
+	// ErrNotFound when the account is absent or unlimited.
+	TakeCredits(ctx context.Context, a keyplane.CreditAccount, t keyplane.CreditTake) (keyplane.CreditGrant, error)
 	// ReturnCredits gives n credits back to a balance that is still at epoch, atomically, and reports
 	// whether it did: credits taken before a set or a refill are not given back to the new balance.
 	ReturnCredits(ctx context.Context, a keyplane.CreditAccount, n, epoch int64) (bool, error)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/keyplane/keyplane"
@@ -23,16 +24,20 @@ const (
 
 	sqlGetCredits = `SELECT ` + creditColumns + ` FROM {t} WHERE id = ? AND workspace_id = ?`
 
-	// sqlTakeCredits takes min(want, remaining) when at least need are left, in one statement: the row
-	// is locked from the check to the write, so concurrent takes on any number of connections or nodes
-	// can never take more than there is. SET's expressions read the row before the update and
-	// RETURNING the row after it: the amount taken is written to credits_taken to be read back.
+	// sqlTakeCredits takes, when at least need are left, min(want, remaining / div) but at least need
+	// (div ≥ 1: the share of the balance a node may hold, see keyplane.CreditTake), in one statement:
+	// the row is locked from the check to the write, so concurrent takes on any number of connections
+	// or nodes can never take more than there is. SET's expressions read the row before the update
+	// and RETURNING the row after it: the amount taken is written to credits_taken to be read back.
+	// The parameters of one amount are takeArgs': div, want, div, need, div, need, want.
 	sqlTakeCredits = `UPDATE {t} SET
-			credits_taken = CASE WHEN credits_remaining < CAST(? AS BIGINT) THEN credits_remaining ELSE CAST(? AS BIGINT) END,
-			credits_remaining = credits_remaining -
-				CASE WHEN credits_remaining < CAST(? AS BIGINT) THEN credits_remaining ELSE CAST(? AS BIGINT) END
+			credits_taken = ` + sqlTakeAmount + `,
+			credits_remaining = credits_remaining - ` + sqlTakeAmount + `
 		WHERE id = ? AND workspace_id = ? AND credits_remaining IS NOT NULL AND credits_remaining >= CAST(? AS BIGINT)
 		RETURNING credits_taken, credits_remaining, credits_epoch, next_refill_at`
+	sqlTakeAmount = `CASE WHEN credits_remaining / CAST(? AS BIGINT) <= CAST(? AS BIGINT)
+			THEN CASE WHEN credits_remaining / CAST(? AS BIGINT) > CAST(? AS BIGINT) THEN credits_remaining / CAST(? AS BIGINT) ELSE CAST(? AS BIGINT) END
+			ELSE CAST(? AS BIGINT) END`
 	sqlBalance = `SELECT credits_remaining, credits_epoch, next_refill_at FROM {t} WHERE id = ? AND workspace_id = ?`
 
 	// sqlReturnCredits gives credits back only to the balance they were taken from: after a set or a
@@ -87,8 +92,28 @@ func creditSQL(a keyplane.CreditAccount, tmpl string) (query, id string, err err
 	if id == "" || a.WorkspaceID == "" {
 		return "", "", errors.New("credit account names no key or identity, or no workspace")
 	}
-	r := strings.NewReplacer("{t}", table, "{max}", fmt.Sprint(keyplane.MaxCredits))
-	return r.Replace(tmpl), id, nil
+	if q, ok := creditQueries.Load(creditQuery{tmpl, table}); ok {
+		return q.(string), id, nil
+	}
+	q := strings.NewReplacer("{t}", table, "{max}", fmt.Sprint(keyplane.MaxCredits)).Replace(tmpl)
+	creditQueries.Store(creditQuery{tmpl, table}, q)
+	return q, id, nil
+}
+
+// creditQueries holds creditSQL's answers: the take runs on the verification path, where building
+// the statement's text each time would cost more than the cache's lookup. Its keys are the few
+// templates above times the two tables.
+var creditQueries sync.Map
+
+type creditQuery struct{ tmpl, table string }
+
+// takeArgs are sqlTakeCredits' parameters.
+func takeArgs(t keyplane.CreditTake, id, workspaceID string) []any {
+	div := t.ShareDivisor()
+	amount := []any{div, t.Want, div, t.Need, div, t.Need, t.Want}
+	args := make([]any, 0, 2*len(amount)+3)
+	args = append(append(args, amount...), amount...)
+	return append(args, id, workspaceID, t.Need)
 }
 
 // creditsRow receives the columns of creditColumns (nullable throughout: identities are read by a
@@ -181,22 +206,27 @@ const takeRetries = 3
 
 // TakeCredits runs sqlTakeCredits on the writer (see onWriter). When it takes nothing, the balance
 // is read to tell an absent or unlimited account (store.ErrNotFound) from a short one.
-func (db *DB) TakeCredits(ctx context.Context, a keyplane.CreditAccount, need, want int64) (keyplane.CreditGrant, error) {
+func (db *DB) TakeCredits(ctx context.Context, a keyplane.CreditAccount, t keyplane.CreditTake) (keyplane.CreditGrant, error) {
 	const op = "take credits"
-	if need < 0 || want < need {
-		return keyplane.CreditGrant{}, fmt.Errorf("%s: need %d, want %d: want ≥ need ≥ 0", op, need, want)
+	if t.Need < 0 || t.Want < t.Need {
+		return keyplane.CreditGrant{}, fmt.Errorf("%s: need %d, want %d: want ≥ need ≥ 0", op, t.Need, t.Want)
 	}
 	take, id, err := creditSQL(a, sqlTakeCredits)
 	if err != nil {
 		return keyplane.CreditGrant{}, fmt.Errorf("%s: %w", op, err)
 	}
 	balance, _, _ := creditSQL(a, sqlBalance)
+	takeSt, err := db.writeStmt(ctx, take)
+	if err != nil {
+		return keyplane.CreditGrant{}, fmt.Errorf("%s: %w", op, err)
+	}
+	args := takeArgs(t, id, a.WorkspaceID)
 	var g keyplane.CreditGrant
 	err = db.onWriter(ctx, func(w *queries) error {
 		for try := 0; ; try++ {
 			g = keyplane.CreditGrant{}
 			var next sql.NullInt64
-			err := w.queryRow(ctx, take, want, want, want, want, id, a.WorkspaceID, need).Scan(&g.Got, &g.Remaining, &g.Epoch, &next)
+			err := w.queryRowStmt(ctx, takeSt, take, args...).Scan(&g.Got, &g.Remaining, &g.Epoch, &next)
 			if err == nil {
 				g.NextRefillAt = fromNullMicros(next)
 				return nil
@@ -212,7 +242,7 @@ func (db *DB) TakeCredits(ctx context.Context, a keyplane.CreditAccount, need, w
 			if !remaining.Valid {
 				return fmt.Errorf("%s: unlimited: %w", op, store.ErrNotFound)
 			}
-			if remaining.Int64 < need || try == takeRetries {
+			if remaining.Int64 < t.Need || try == takeRetries {
 				g.Remaining = remaining.Int64
 				return nil
 			}
@@ -246,9 +276,13 @@ func (db *DB) ReturnCredits(ctx context.Context, a keyplane.CreditAccount, n, ep
 		return false, fmt.Errorf("%s: %w", op, err)
 	}
 	n = min(n, keyplane.MaxCredits)
+	st, err := db.writeStmt(ctx, query)
+	if err != nil {
+		return false, fmt.Errorf("%s: %w", op, err)
+	}
 	var done int64
 	err = db.onWriter(ctx, func(w *queries) error {
-		res, err := w.exec(ctx, query, n, n, id, a.WorkspaceID, epoch)
+		res, err := w.execStmt(ctx, st, query, n, n, id, a.WorkspaceID, epoch)
 		if err != nil {
 			return w.fail(op, err)
 		}

@@ -356,6 +356,54 @@ func (db *DB) prepare(ctx context.Context, query string) (*sql.Stmt, error) {
 	return st, nil
 }
 
+// writeStmt returns query prepared on the writer handle when the driver would parse every statement
+// afresh (Dialect.PrepareBatches), else nil: for the few small writes that run all the time, such as
+// the takes of credits, whose parsing cost more than their running. Outside a transaction only, as
+// prepare.
+func (db *DB) writeStmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	if !db.d.PrepareBatches {
+		return nil, nil
+	}
+	return db.prepare(ctx, query)
+}
+
+// stmtIn returns st, prepared on the writer handle, as q runs it: within q's transaction, or as it
+// is on the writer handle; nil when there is no st or q reads (then the query runs as it is).
+func (q *queries) stmtIn(ctx context.Context, st *sql.Stmt) *sql.Stmt {
+	switch {
+	case st == nil:
+		return nil
+	case q.q == querier(q.db.w):
+		return st
+	}
+	if stx, ok := q.q.(*sql.Tx); ok {
+		return stx.StmtContext(ctx, st)
+	}
+	return nil
+}
+
+// queryRowStmt is queryRow by st, prepared by writeStmt, when there is one.
+func (q *queries) queryRowStmt(ctx context.Context, st *sql.Stmt, query string, args ...any) *sql.Row {
+	if q.detached {
+		ctx = context.WithoutCancel(ctx)
+	}
+	if st := q.stmtIn(ctx, st); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return q.queryRow(ctx, query, args...)
+}
+
+// execStmt is exec by st, prepared by writeStmt, when there is one.
+func (q *queries) execStmt(ctx context.Context, st *sql.Stmt, query string, args ...any) (sql.Result, error) {
+	if q.detached {
+		ctx = context.WithoutCancel(ctx)
+	}
+	if st := q.stmtIn(ctx, st); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
+	return q.exec(ctx, query, args...)
+}
+
 // querier is what *sql.DB and *sql.Tx have in common.
 type querier interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)

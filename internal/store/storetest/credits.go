@@ -55,7 +55,7 @@ func creditsOf(t *testing.T, s store.Store, a, other keyplane.CreditAccount) {
 	if c := getCredits(t, s, a); c != nil {
 		t.Fatalf("GetCredits(unlimited) = %+v", c)
 	}
-	_, err := s.TakeCredits(ctx, a, 1, 1)
+	_, err := s.TakeCredits(ctx, a, keyplane.CreditTake{Need: 1, Want: 1})
 	wantErr(t, "TakeCredits(unlimited)", err, store.ErrNotFound)
 	err = tx(func(tx store.Tx) error { _, err := tx.AdjustCredits(ctx, a, 1); return err })
 	wantErr(t, "AdjustCredits(unlimited)", err, store.ErrNotFound)
@@ -68,7 +68,7 @@ func creditsOf(t *testing.T, s store.Store, a, other keyplane.CreditAccount) {
 	wrong.WorkspaceID = a.WorkspaceID
 	_, err = s.GetCredits(ctx, wrong)
 	wantErr(t, "GetCredits(other workspace)", err, store.ErrNotFound)
-	_, err = s.TakeCredits(ctx, wrong, 1, 1)
+	_, err = s.TakeCredits(ctx, wrong, keyplane.CreditTake{Need: 1, Want: 1})
 	wantErr(t, "TakeCredits(other workspace)", err, store.ErrNotFound)
 	err = tx(func(tx store.Tx) error { return tx.SetCredits(ctx, wrong, &keyplane.Credits{Remaining: 1}) })
 	wantErr(t, "SetCredits(other workspace)", err, store.ErrNotFound)
@@ -90,19 +90,19 @@ func creditsOf(t *testing.T, s store.Store, a, other keyplane.CreditAccount) {
 	// Take: all of want, then what is left, then nothing; need 0 with nothing left takes nothing.
 	// Each says when the balance's refill is due, taken or not, for the service to apply it.
 	next := set.NextRefillAt
-	g, err := s.TakeCredits(ctx, a, 1, 4)
+	g, err := s.TakeCredits(ctx, a, keyplane.CreditTake{Need: 1, Want: 4})
 	noErr(t, "TakeCredits", err)
 	equal(t, "TakeCredits(1, 4) of 10", g, keyplane.CreditGrant{Got: 4, Remaining: 6, Epoch: epoch, NextRefillAt: next})
-	g, err = s.TakeCredits(ctx, a, 2, 10)
+	g, err = s.TakeCredits(ctx, a, keyplane.CreditTake{Need: 2, Want: 10})
 	noErr(t, "TakeCredits", err)
 	equal(t, "TakeCredits(2, 10) of 6", g, keyplane.CreditGrant{Got: 6, Remaining: 0, Epoch: epoch, NextRefillAt: next})
-	g, err = s.TakeCredits(ctx, a, 1, 1)
+	g, err = s.TakeCredits(ctx, a, keyplane.CreditTake{Need: 1, Want: 1})
 	noErr(t, "TakeCredits", err)
 	equal(t, "TakeCredits(1, 1) of 0", g, keyplane.CreditGrant{Got: 0, Remaining: 0, Epoch: epoch, NextRefillAt: next})
-	g, err = s.TakeCredits(ctx, a, 0, 0)
+	g, err = s.TakeCredits(ctx, a, keyplane.CreditTake{Need: 0, Want: 0})
 	noErr(t, "TakeCredits", err)
 	equal(t, "TakeCredits(0, 0) of 0", g, keyplane.CreditGrant{Got: 0, Remaining: 0, Epoch: epoch, NextRefillAt: next})
-	if _, err := s.TakeCredits(ctx, a, 2, 1); err == nil {
+	if _, err := s.TakeCredits(ctx, a, keyplane.CreditTake{Need: 2, Want: 1}); err == nil {
 		t.Error("TakeCredits(need > want) succeeded")
 	}
 
@@ -202,6 +202,33 @@ func creditsOf(t *testing.T, s store.Store, a, other keyplane.CreditAccount) {
 	}
 }
 
+// testTakeCreditsShare: a take with a Share takes, beyond its need, at most that share of the
+// balance it finds (rounded down), and never less than the need; without one, up to want.
+func testTakeCreditsShare(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	for _, a := range creditAccounts(t, s, "share", func() *keyplane.Credits { return &keyplane.Credits{Remaining: 10_000} }) {
+		t.Run(accountName(a), func(t *testing.T) {
+			steps := []struct {
+				take      keyplane.CreditTake
+				got, left int64
+			}{
+				{keyplane.CreditTake{Need: 1, Want: 64, Share: 0.005}, 50, 9950},   // 10,000 / 200
+				{keyplane.CreditTake{Need: 1, Want: 20, Share: 0.005}, 20, 9930},   // want is less
+				{keyplane.CreditTake{Need: 60, Want: 64, Share: 0.005}, 60, 9870},  // need is more
+				{keyplane.CreditTake{Need: 0, Want: 9000, Share: 0.5}, 4935, 4935}, // half, rounded down
+				{keyplane.CreditTake{Need: 1, Want: 9000}, 4935, 0},                // no share: all there is
+			}
+			for _, st := range steps {
+				g, err := s.TakeCredits(ctx, a, st.take)
+				noErr(t, "TakeCredits", err)
+				if g.Got != st.got || g.Remaining != st.left {
+					t.Errorf("TakeCredits(%+v) = got %d, %d left; want %d, %d left", st.take, g.Got, g.Remaining, st.got, st.left)
+				}
+			}
+		})
+	}
+}
+
 // testTakeCreditsConcurrently: see CheckNoOverspend.
 func testTakeCreditsConcurrently(t *testing.T, s store.Store) { CheckNoOverspend(t, s) }
 
@@ -220,7 +247,9 @@ func CheckNoOverspend(t *testing.T, nodes ...store.Store) {
 					for n := int64(0); ; n++ {
 						// need ≤ want, both varying, so that takes of part of what is left happen too.
 						need := 1 + n%3
-						g, err := s.TakeCredits(t.Context(), a, need, need+int64(i%5))
+						// Some bounded by a share of the balance, as a node's takes are.
+						take := keyplane.CreditTake{Need: need, Want: need + int64(i%5)*20, Share: []float64{0, 0.005, 0.05}[i%3]}
+						g, err := s.TakeCredits(t.Context(), a, take)
 						if err != nil {
 							t.Errorf("TakeCredits: %v", err)
 							return
@@ -234,8 +263,8 @@ func CheckNoOverspend(t *testing.T, nodes ...store.Store) {
 							}
 							continue
 						}
-						if g.Got < need || g.Remaining < 0 {
-							t.Errorf("TakeCredits(%d): %+v", need, g)
+						if g.Got < need || g.Remaining < 0 || g.Got > max(need, (g.Remaining+g.Got)/take.ShareDivisor()) {
+							t.Errorf("TakeCredits(%+v): %+v", take, g)
 						}
 						takes.Add(1)
 						if got.Add(g.Got) > balance {

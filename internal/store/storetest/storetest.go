@@ -42,6 +42,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Identities", testIdentities},
 		{"ListIdentities", testListIdentities},
 		{"Credits", testCredits},
+		{"TakeCreditsShare", testTakeCreditsShare},
 		{"TakeCreditsConcurrently", testTakeCreditsConcurrently},
 		{"DueRefills", testDueRefills},
 		{"RunExclusive", testRunExclusive},
