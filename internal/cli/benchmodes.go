@@ -255,7 +255,16 @@ wait:
 	logged := answered - int64(last.dropped+last.failed)
 	filesAfter, sizeAfter := dirSizes(dataDir)
 
-	rssBase, rssMax := samples[0].rss, int64(0)
+	// The baseline of "flat" is the first sample a tenth of the way in (a minute of a 10-minute
+	// soak): the cache fills with the mix's keys over the first seconds, which is not growth.
+	base := samples[0]
+	for _, s := range samples {
+		if s.at >= o.soak/10 {
+			base = s
+			break
+		}
+	}
+	rssBase, rssMax := base.rss, int64(0)
 	var lagMax time.Duration
 	for _, s := range samples {
 		rssMax, lagMax = max(rssMax, s.rss), max(lagMax, s.lag)
@@ -277,8 +286,9 @@ wait:
 	fmt.Fprintln(p.Stdout, "| check | budget | measured | |")
 	fmt.Fprintln(p.Stdout, "| --- | --- | --- | --- |")
 	fmt.Fprintf(p.Stdout, "| no entry lost | sent = logged | %d sent, %d logged | %s |\n", res.Sent, logged, check(logged == res.Sent))
-	fmt.Fprintf(p.Stdout, "| RSS flat | ≤ 110 %% of the first sample (%d MiB) | at most %d MiB (%.0f %%) | %s |\n",
-		rssBase>>20, rssMax>>20, 100*float64(rssMax)/float64(max(rssBase, 1)), check(rssMax*10 <= rssBase*11))
+	fmt.Fprintf(p.Stdout, "| RSS flat | ≤ 110 %% of the sample at %s (%d MiB) | at most %d MiB (%.0f %%) | %s |\n",
+		base.at, rssBase>>20, rssMax>>20, 100*float64(rssMax)/float64(max(rssBase, 1)), check(rssMax*10 <= rssBase*11))
+	fmt.Fprintf(p.Stdout, "| RSS | ≤ 300 MiB | at most %d MiB | %s |\n", rssMax>>20, check(rssMax <= 300<<20))
 	fmt.Fprintf(p.Stdout, "| request log lag | ≤ 5 s | at most %s | %s |\n", lagMax.Round(time.Millisecond), check(lagMax <= 5*time.Second))
 	fmt.Fprintf(p.Stdout, "| data dir growth | reported | %d MiB → %d MiB: %s per million entries | |\n\n", sizeBefore>>20, sizeAfter>>20, perMillion(sizeAfter-sizeBefore))
 	fmt.Fprintln(p.Stdout, "| file | before | after | per million entries |")
