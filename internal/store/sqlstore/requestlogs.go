@@ -233,8 +233,10 @@ func TouchStatements(touched map[string]time.Time) []Statement {
 
 // touchesPerTx bounds the last-used times one transaction of the key's database moves when the log
 // has a database of its own: that writer is the keys' too, and a change waits for at most one such
-// transaction.
-const touchesPerTx = 256
+// transaction. Under a flood of verifications over many keys the usage writer moves thousands every
+// few seconds; a creation that waited behind 256 of them, on two busy cores, took tens of
+// milliseconds (docs/performance.md, "Management under a flood").
+const touchesPerTx = 64
 
 // WriteRequestLogs writes the entries in one transaction of the log's database, without a chain
 // lock, and with the dialect's relaxed durability, by multi-row INSERTs.
@@ -275,12 +277,12 @@ func (db *DB) AddUsage(ctx context.Context, counts []store.UsageCount, touched m
 		return nil
 	}
 	if db.logs == db {
-		return db.relaxedTx(ctx, execAll(ctx, append(UsageStatements(counts), TouchStatements(touched)...)))
+		return db.execAll(ctx, append(UsageStatements(counts), TouchStatements(touched)...))
 	}
 	touch := TouchStatements(touched)
 	for len(touch) > 0 {
 		n := min(len(touch), touchesPerTx)
-		if err := db.relaxedTx(ctx, execAll(ctx, touch[:n])); err != nil {
+		if err := db.execAll(ctx, touch[:n]); err != nil {
 			return err
 		}
 		touch = touch[n:]
@@ -288,20 +290,33 @@ func (db *DB) AddUsage(ctx context.Context, counts []store.UsageCount, touched m
 	if len(counts) == 0 {
 		return nil
 	}
-	return db.logs.relaxedTx(ctx, execAll(ctx, UsageStatements(counts)))
+	return db.logs.execAll(ctx, UsageStatements(counts))
 }
 
-// execAll returns a transaction's body that runs stmts in order.
-func execAll(ctx context.Context, stmts []Statement) func(store.Tx) error {
-	return func(stx store.Tx) error {
+// execAll runs stmts in order in one relaxed transaction (relaxedTx), each prepared once where the
+// driver would parse it every time (writeStmt): a touch is one short UPDATE, which SQLite took
+// longer to parse than to run.
+func (db *DB) execAll(ctx context.Context, stmts []Statement) error {
+	prepared := make(map[string]*sql.Stmt, 2)
+	for _, st := range stmts {
+		if _, ok := prepared[st.Query]; ok {
+			continue
+		}
+		p, err := db.writeStmt(ctx, st.Query)
+		if err != nil {
+			return fmt.Errorf("usage and last use: %w", err)
+		}
+		prepared[st.Query] = p
+	}
+	return db.relaxedTx(ctx, func(stx store.Tx) error {
 		t := stx.(*tx)
 		for _, st := range stmts {
-			if _, err := t.exec(ctx, st.Query, st.Args...); err != nil {
+			if _, err := t.execStmt(ctx, prepared[st.Query], st.Query, st.Args...); err != nil {
 				return t.fail("usage and last use", err)
 			}
 		}
 		return nil
-	}
+	})
 }
 
 // prepareChunks prepares the statement of every chunk size that writing rows rows takes, by size; nil
