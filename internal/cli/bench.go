@@ -321,6 +321,7 @@ type wrkRun struct {
 func (p *Program) wrkRun(ctx context.Context, o *benchOptions, srv *benchServer, wrk, dir, rootKey, ceilingURL, file string) (wrkRun, error) {
 	var r wrkRun
 	readsBefore, _ := srv.metric("keyplane_verify_cache_misses_total")
+	takesBefore, _ := srv.metric("keyplane_credit_takes_total")
 	cpu0 := cpuTime(srv.cmd.Process.Pid)
 	var err error
 	if r.kp, err = bench.Drive(ctx, wrk, dir, srv.url, rootKey, file, o.load); err != nil {
@@ -329,6 +330,10 @@ func (p *Program) wrkRun(ctx context.Context, o *benchOptions, srv *benchServer,
 	r.kpCPU = perRequest(cpuTime(srv.cmd.Process.Pid)-cpu0, r.kp.Requests)
 	readsAfter, _ := srv.metric("keyplane_verify_cache_misses_total")
 	r.reads, r.rss = readsAfter-readsBefore, srv.rss()
+	if takesAfter, _ := srv.metric("keyplane_credit_takes_total"); takesAfter > takesBefore {
+		// The metered mixes' writes: a take is a transaction of the store.
+		fmt.Fprintf(p.Stderr, "bench: %s: %.0f takes of credits (%.1f %% of the requests)\n", filepath.Base(file), takesAfter-takesBefore, 100*(takesAfter-takesBefore)/float64(max(r.kp.Requests, 1)))
+	}
 	srv.reportMemory(p.Stderr, file)
 	cpu0 = cpuTime(os.Getpid())
 	if r.ceil, err = bench.Drive(ctx, wrk, dir, ceilingURL, rootKey, file, o.load); err != nil {

@@ -209,6 +209,9 @@ func (p *Program) serve(ctx context.Context, args []string) error {
 		return bank.Close(cctx)
 	})
 	defer closeBank()
+	m.CounterFunc("keyplane_credit_takes_total", "Takes of credits from the store: a block for this node's spends from a balance (docs/scaling.md, \"Credits\").", func() float64 { t, _, _ := bank.Stats(); return float64(t) })
+	m.CounterFunc("keyplane_credit_returns_total", "Blocks of credits given back to the store: idle, or at shutdown.", func() float64 { _, r, _ := bank.Stats(); return float64(r) })
+	m.GaugeFunc("keyplane_credit_balances_held", "Balances this node holds a block of, or spent from lately.", func() float64 { _, _, n := bank.Stats(); return float64(n) })
 	ver, err = verify.New(e.store, verify.Options{KeyPrefix: cfg.KeyPrefix, CacheMemory: cfg.CacheMemory, TTL: cfg.CacheTTL,
 		StaleIfError: cfg.CacheStaleIfError, Limiter: limiter, Box: e.box, Replay: seen, Filter: filter, Imported: imported, Bank: bank})
 	if err != nil {

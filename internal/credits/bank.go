@@ -77,6 +77,8 @@ type Bank struct {
 	seed   maphash.Seed
 	shards [shards]shard
 	closed atomic.Bool
+	// takes and returns count the Ledger's calls, for the metrics.
+	takes, returns atomic.Uint64
 	// sweeping makes Sweep one at a time (the loop's and a test's).
 	sweeping sync.Mutex
 	stop     chan struct{}
@@ -186,6 +188,18 @@ func (b *Bank) Spend(ctx context.Context, cost int64, charges []Charge) (Outcome
 	return out, nil
 }
 
+// Stats reports the takes from the Ledger and the give-backs to it so far, and how many balances
+// the bank holds now.
+func (b *Bank) Stats() (takes, returns uint64, accounts int) {
+	for i := range b.shards {
+		s := &b.shards[i]
+		s.mu.RLock()
+		accounts += len(s.m)
+		s.mu.RUnlock()
+	}
+	return b.takes.Load(), b.returns.Load(), accounts
+}
+
 // Remaining reports a balance as this node sees it, without any I/O: ok false when the node has not
 // taken from it since it last gave it back.
 func (b *Bank) Remaining(a keyplane.CreditAccount) (int64, bool) {
@@ -289,6 +303,7 @@ func (b *Bank) slow(ctx context.Context, acc *account, c *Charge, cost int64) (b
 		}
 		need := cost - h
 		now := b.now().UnixNano()
+		b.takes.Add(1)
 		g, err := b.ledger.TakeCredits(ctx, acc.a, b.want(acc, need, h, now))
 		if err != nil {
 			if blk != nil {

@@ -123,6 +123,7 @@ func (b *Bank) giveBack(ctx context.Context, acc *account) (int64, bool) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, giveBackTimeout)
 	defer cancel()
+	b.returns.Add(1)
 	ok, err := b.ledger.ReturnCredits(ctx, acc.a, n, blk.epoch)
 	if err != nil {
 		// The give-back may have committed all the same (a timeout after the commit): spending the

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"strings"
 	"testing"
 )
 
@@ -27,6 +28,12 @@ func TestCreditsThroughServe(t *testing.T) {
 		if c := n.must(400, req{method: "POST", path: "/v1/verify", cred: n.verifier, body: map[string]any{"key": value,
 			"rateLimits": []any{map[string]any{"name": "nope"}}}}).detailFields(); len(c) != 1 || c[0] != "rateLimits[0].name" {
 			t.Fatalf("an unknown limit: %v", c)
+		}
+		// 100 verifications of cost 3 from a balance of 1,000, whose blocks are at most 0.5 % of it:
+		// some take, none takes twice.
+		_, body := scrape(t, n, "")
+		if takes := metricValue(t, body, "keyplane_credit_takes_total"); takes < 1 || takes > 100 || !strings.Contains(body, "keyplane_credit_balances_held 1") {
+			t.Errorf("after 100 spends: %v takes of credits; /metrics: %s", takes, body)
 		}
 		// A clean shutdown gives back the node's block.
 		n.restart(nil)
