@@ -411,3 +411,30 @@ func TestBankHoldsLargeBalances(t *testing.T) {
 		t.Fatalf("large balance: store remaining %d after Hold; want %d", c.Remaining, credits.HoldBalance+63)
 	}
 }
+
+// TestBankCloseGivesBackMany: Close gives back the blocks of many balances, side by side, every one.
+func TestBankCloseGivesBackMany(t *testing.T) {
+	for _, d := range storetest.Drivers() {
+		t.Run(d, func(t *testing.T) {
+			f := setup(t, d)
+			b := credits.NewBank(f.st, credits.Options{Now: f.clk.now, NoLoop: true})
+			var chs []credits.Charge
+			for range 20 { // a workspace's limit of keys
+				ch := f.account(t, credits.HoldBalance)
+				spend(t, b, 1, ch)
+				chs = append(chs, ch)
+			}
+			if err := b.Close(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			if _, returns, held := b.Stats(); returns != 20 || held != 0 {
+				t.Errorf("after Close: %d give-backs, %d balances held; want 20 and 0", returns, held)
+			}
+			for _, ch := range chs {
+				if c := f.balance(t, ch.Account); c.Remaining != credits.HoldBalance-1 {
+					t.Fatalf("store remaining %d after Close; want %d", c.Remaining, credits.HoldBalance-1)
+				}
+			}
+		})
+	}
+}
