@@ -20,6 +20,7 @@ import (
 	"github.com/keyplane/keyplane"
 	"github.com/keyplane/keyplane/internal/config"
 	"github.com/keyplane/keyplane/internal/masterkey"
+	"github.com/keyplane/keyplane/internal/password"
 	"github.com/keyplane/keyplane/internal/service"
 	"github.com/keyplane/keyplane/internal/store"
 	"github.com/keyplane/keyplane/internal/store/postgres"
@@ -41,6 +42,9 @@ type Program struct {
 	// WebhookGuard, set by tests only, keeps webhook URL checks and deliveries on this machine (see
 	// webhook.Guard).
 	WebhookGuard *webhook.Guard
+	// PasswordParams, set by tests only, is the cost of the password hashes the service makes
+	// (service.Options.PasswordParams); zero, as the keyplane command leaves it: the default.
+	PasswordParams password.Params
 }
 
 const usage = `keyplane: API key management
@@ -245,7 +249,7 @@ func (p *Program) open(ctx context.Context, cfg *config.Config, o openOptions) (
 	hooks.Policy = webhook.URLPolicy{AllowHTTP: cfg.WebhookAllowHTTP, AllowPrivate: cfg.WebhookAllowPrivate}
 	hooks.Schedule = cfg.WebhookRetrySchedule
 	svc := service.New(service.Options{Store: st, Catalog: cat, Box: box, KeyPrefix: cfg.KeyPrefix, Forget: o.Forget, Admit: o.Admit, Logger: log,
-		LogRetention: cfg.LogRetention, UsageRetention: cfg.UsageRetention, EventRetention: cfg.EventRetention, Webhooks: hooks, SignIn: o.SignIn,
+		LogRetention: cfg.LogRetention, UsageRetention: cfg.UsageRetention, EventRetention: cfg.EventRetention, Webhooks: hooks, SignIn: o.SignIn, PasswordParams: p.PasswordParams,
 		PublicURL: o.PublicURL, PortalSessionTTL: cfg.PortalSessionTTL})
 	return &env{cfg: cfg, store: st, svc: svc, log: log, box: box, createdMasterKey: created}, nil
 }

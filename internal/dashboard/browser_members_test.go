@@ -45,6 +45,7 @@ func checkA11y(t *testing.T, ctx context.Context, page string) {
 // the invitations (not in the inviting workspace), accepts, is removed through the members page's
 // Remove (a confirmation dialog), is invited again and leaves.
 func TestBrowserMembers(t *testing.T) {
+	t.Parallel() // its own server and its own chromium: nothing shared with the other tests
 	s := startKP(t, "sqlite")
 	s.createWorkspace(t, "team")
 	s.createWorkspace(t, "elsewhere")

@@ -16,6 +16,7 @@ import (
 // travels in the portal's kind of flash cookie), reads the webhooks and logs, ends the session, and
 // then opens the used link again.
 func TestBrowserPortal(t *testing.T) {
+	t.Parallel() // its own server and its own chromium: nothing shared with the other tests
 	s := startKP(t, "sqlite")
 	s.patchWorkspace(t, "default", map[string]any{"branding": map[string]any{"name": "Acme Cloud", "accentColor": "#ffcc00"}})
 	base := s.url

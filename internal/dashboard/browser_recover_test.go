@@ -19,6 +19,7 @@ import (
 // of the recent events, pressed from the keyboard, sends one event again. The page passes the
 // accessibility checks and fits a 375 px phone.
 func TestBrowserWebhookRecovery(t *testing.T) {
+	t.Parallel() // its own server and its own chromium: nothing shared with the other tests
 	s := startKP(t, "sqlite")
 	rc := newReceiver(t, 503, "down for maintenance")
 	st, res := s.call(t, s.admin, "POST", "/v1/webhooks", s.ws["default"], map[string]any{"url": rc.srv.URL + "/hook", "eventTypes": []string{"api_key.created"}})

@@ -70,6 +70,7 @@ func clickInRow(name, label string) chromedp.Action[chromedp.Void] {
 }
 
 func TestBrowserKeyLifecycle(t *testing.T) {
+	t.Parallel() // its own server and its own chromium: nothing shared with the other tests
 	s := startKP(t, "sqlite")
 	b := browsertest.New(t)
 	ana := btPerson(t, b)
@@ -190,6 +191,7 @@ func TestBrowserKeyLifecycle(t *testing.T) {
 }
 
 func TestBrowserWithoutJavaScript(t *testing.T) {
+	t.Parallel() // its own server and its own chromium: nothing shared with the other tests
 	s := startKP(t, "sqlite")
 	b := browsertest.New(t)
 	ana := btPerson(t, b)
@@ -224,6 +226,7 @@ func TestBrowserWithoutJavaScript(t *testing.T) {
 }
 
 func TestBrowserViewerAndPhone(t *testing.T) {
+	t.Parallel() // its own server and its own chromium: nothing shared with the other tests
 	s := startKP(t, "sqlite")
 	b := browsertest.New(t)
 	vic := btPerson(t, b)
@@ -249,6 +252,7 @@ func TestBrowserViewerAndPhone(t *testing.T) {
 }
 
 func TestBrowserCSRFAndFixation(t *testing.T) {
+	t.Parallel() // its own server and its own chromium: nothing shared with the other tests
 	s := startKP(t, "sqlite")
 	b := browsertest.New(t)
 	ana := btPerson(t, b)
@@ -308,6 +312,7 @@ func TestBrowserCSRFAndFixation(t *testing.T) {
 }
 
 func TestBrowserReveal(t *testing.T) {
+	t.Parallel() // its own server and its own chromium: nothing shared with the other tests
 	s := startKP(t, "sqlite")
 	b := browsertest.New(t)
 	ana := btPerson(t, b)
@@ -348,6 +353,7 @@ func TestBrowserReveal(t *testing.T) {
 // TestBrowserLogs: after some verifications the logs page lists them and draws the chart, filters
 // work from the form, and the key's own page has its chart. On a phone nothing overflows.
 func TestBrowserLogs(t *testing.T) {
+	t.Parallel() // its own server and its own chromium: nothing shared with the other tests
 	s := startKP(t, "sqlite")
 	checkout, checkoutValue := s.restKey(t, "default", map[string]any{"name": "Checkout", "keyType": "secret", "ipAllowlist": []string{"198.51.100.0/24"}})
 	_, mobileValue := s.restKey(t, "default", map[string]any{"name": "Mobile app", "keyType": "secret"})
@@ -433,6 +439,7 @@ func TestBrowserLogs(t *testing.T) {
 // delivery log, retries a failed one and deletes the endpoint, confirming in a dialog. On a phone
 // the endpoint page does not overflow.
 func TestBrowserWebhooks(t *testing.T) {
+	t.Parallel() // its own server and its own chromium: nothing shared with the other tests
 	s := startKP(t, "sqlite")
 	rc := newReceiver(t, 418, "<b>teapot</b>")
 	b := browsertest.New(t)

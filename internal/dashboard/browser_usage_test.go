@@ -31,6 +31,7 @@ func quoteJS(s string) string { return `"` + strings.ReplaceAll(s, `"`, `\"`) + 
 // it, creates an identity from the Identities page, is refused deleting one that has a key, filters
 // the logs by tag and downloads the usage export. Every page passes axe and fits a 375 px phone.
 func TestBrowserUsageKeys(t *testing.T) {
+	t.Parallel() // its own server and its own chromium: nothing shared with the other tests
 	s := startKP(t, "sqlite")
 	keyID, value := s.restKey(t, "default", map[string]any{"name": "Metered", "keyType": "secret", "environment": "test",
 		"rateLimit": map[string]any{"limit": 100, "windowMs": 60000}})

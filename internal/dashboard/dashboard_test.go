@@ -181,7 +181,8 @@ func (s *kpServer) getenv(k string) string {
 func (s *kpServer) cli(t *testing.T, stdin string, args ...string) string {
 	t.Helper()
 	var out, errb bytes.Buffer
-	p := &cli.Program{Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &errb, Getenv: s.getenv, WebhookGuard: kptest.Guard(t)}
+	p := &cli.Program{Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &errb, Getenv: s.getenv, WebhookGuard: kptest.Guard(t),
+		PasswordParams: password.Cheap()}
 	err := p.Run(context.Background(), args)
 	s.logs.Write(errb.Bytes())
 	if err != nil {
@@ -197,7 +198,7 @@ func (s *kpServer) addLoner(t *testing.T) {
 	db := servicetest.AttachDB(t, s.dataDir, s.dbURL)
 	defer db.Close()
 	now := time.Now().UTC().Truncate(time.Microsecond)
-	u := &keyplane.User{ID: id.NewAt(id.User, now), Email: emails["loner"], PasswordHash: password.Hash(thePassword), CreatedAt: now, UpdatedAt: now}
+	u := &keyplane.User{ID: id.NewAt(id.User, now), Email: emails["loner"], PasswordHash: password.HashWith(thePassword, password.Cheap()), CreatedAt: now, UpdatedAt: now}
 	if err := db.InsertUser(context.Background(), u); err != nil {
 		t.Fatalf("create loner: %v", err)
 	}
@@ -223,7 +224,7 @@ func startKP(t *testing.T, driver string) *kpServer {
 	ctx, cancel := context.WithCancel(context.Background())
 	ready, done := make(chan string, 1), make(chan error, 1)
 	p := &cli.Program{Stdin: strings.NewReader(""), Stdout: s.logs, Stderr: s.logs, Getenv: s.getenv, Ready: func(a string) { ready <- a },
-		WebhookGuard: kptest.Guard(t)}
+		WebhookGuard: kptest.Guard(t), PasswordParams: password.Cheap()}
 	go func() { done <- p.Run(ctx, []string{"serve", "--addr", "127.0.0.1:0"}) }()
 	select {
 	case a := <-ready:

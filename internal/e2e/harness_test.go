@@ -14,6 +14,7 @@ import (
 
 	"github.com/keyplane/keyplane/internal/cli"
 	"github.com/keyplane/keyplane/internal/kptest"
+	"github.com/keyplane/keyplane/internal/password"
 	"github.com/keyplane/keyplane/internal/store/storetest"
 	"github.com/keyplane/keyplane/internal/webhook"
 )
@@ -52,12 +53,14 @@ func config(t *testing.T, driver string) (dataDir, dbURL string) {
 	return dataDir, dbURL
 }
 
-// run runs one keyplane command to completion and returns its stdout.
+// run runs one keyplane command to completion and returns its stdout. Here and in serve (startOn),
+// password hashes are password.Cheap(): a default one takes seconds under the race detector. The
+// tests of the real cost (TestSignInMemoryBound) run the built binary.
 func run(t *testing.T, dataDir, dbURL, stdin string, args ...string) (string, error) {
 	t.Helper()
 	var out, errb bytes.Buffer
 	p := &cli.Program{Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &errb, Getenv: getenv(dataDir, dbURL, nil),
-		WebhookGuard: kptest.Guard(t)}
+		WebhookGuard: kptest.Guard(t), PasswordParams: password.Cheap()}
 	err := p.Run(context.Background(), args)
 	lc := leaks(t)
 	cmd := "keyplane " + strings.Join(args, " ")
@@ -144,7 +147,7 @@ func (n *node) serve(extraEnv map[string]string) {
 	}
 	n.guard = kptest.Guard(t)
 	p := &cli.Program{Stdin: strings.NewReader(""), Stdout: n.stdout, Stderr: n.logs, Getenv: getenv(n.dataDir, n.dbURL, extraEnv), Ready: func(a string) { ready <- a },
-		WebhookGuard: n.guard}
+		WebhookGuard: n.guard, PasswordParams: password.Cheap()}
 	go func() { done <- p.Run(ctx, []string{"serve", "--addr", "127.0.0.1:0"}) }()
 	select {
 	case a := <-ready:

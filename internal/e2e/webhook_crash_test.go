@@ -9,7 +9,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
@@ -60,9 +59,10 @@ func TestWebhookCrash(t *testing.T) {
 	})
 }
 
-// buildKeyplaneBinary builds cmd/keyplane once for the test. The test is skipped only when no go
-// toolchain can be run, and fails then too when KEYPLANE_REQUIRE_FAULTS is set (the crash tests are
-// fault tests); a build that fails is a failure.
+// buildKeyplaneBinary returns cmd/keyplane built once for the package (keyplaneBinary: one build
+// shared with the load harness's tests, instead of a build and a link for each test). The test is
+// skipped only when no go toolchain can be run, and fails then too when KEYPLANE_REQUIRE_FAULTS is
+// set (the crash tests are fault tests); a build that fails is a failure.
 func buildKeyplaneBinary(t *testing.T) string {
 	t.Helper()
 	gobin, err := exec.LookPath("go")
@@ -72,12 +72,7 @@ func buildKeyplaneBinary(t *testing.T) string {
 	if err != nil {
 		testkit.Require(t, "FAULTS", fmt.Sprintf("the go toolchain cannot be run to build the keyplane binary: %v", err))
 	}
-	bin := filepath.Join(t.TempDir(), "keyplane")
-	build := exec.Command(gobin, "build", "-o", bin, "../../cmd/keyplane")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build ../../cmd/keyplane: %v\n%s", err, out)
-	}
-	return bin
+	return keyplaneBinary(t)
 }
 
 // kpProcess is a keyplane serve process.

@@ -1,6 +1,7 @@
 // Package kptest runs a real keyplane serve in process, on SQLite in a temporary data dir, for the
 // tests of packages that use keyplane from outside (the Go SDK, the example programs): it creates an
-// admin and a verify root key with the CLI, as an operator would, then serves on a free port.
+// admin and a verify root key with the CLI, as an operator would, then serves on a free port. Its
+// password hashes are password.Cheap(): a default one takes seconds under the race detector.
 package kptest
 
 import (
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/keyplane/keyplane/internal/cli"
+	"github.com/keyplane/keyplane/internal/password"
 	"github.com/keyplane/keyplane/internal/webhook"
 )
 
@@ -77,7 +79,7 @@ func Start(env map[string]string) (*Server, error) {
 	}
 	rootKey := func(name, scopes string) (string, error) {
 		var out, errb bytes.Buffer
-		p := &cli.Program{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, Getenv: getenv, WebhookGuard: s.Guard}
+		p := &cli.Program{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, Getenv: getenv, WebhookGuard: s.Guard, PasswordParams: password.Cheap()}
 		if err := p.Run(context.Background(), []string{"root-keys", "create", "--name", name, "--scopes", scopes}); err != nil {
 			return "", fmt.Errorf("root-keys create: %w: %s", err, errb.String())
 		}
@@ -93,7 +95,7 @@ func Start(env map[string]string) (*Server, error) {
 	s.cancel = cancel
 	ready := make(chan string, 1)
 	p := &cli.Program{Stdin: strings.NewReader(""), Stdout: s.Logs, Stderr: s.Logs, Getenv: getenv, Ready: func(a string) { ready <- a },
-		WebhookGuard: s.Guard}
+		WebhookGuard: s.Guard, PasswordParams: password.Cheap()}
 	go func() { s.done <- p.Run(ctx, []string{"serve", "--addr", "127.0.0.1:0"}) }()
 	select {
 	case a := <-ready:

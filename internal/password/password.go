@@ -28,13 +28,40 @@ const (
 	MaxLength = 1024
 )
 
-// Hash returns the PHC string of pw: $argon2id$v=19$m=65536,t=3,p=2$salt$hash.
-func Hash(pw string) string {
+// Params are argon2id's cost parameters. The zero Params is the cost every deployment hashes with:
+// RFC 9106's second recommended option (the constants above).
+type Params struct {
+	MemoryKiB uint32
+	Passes    uint32
+	Lanes     uint8
+}
+
+// Cheap returns a cost for tests only (hundreds of times cheaper than the default, far too cheap for real
+// passwords): under the race detector one default hash takes seconds of both cores, and the suites
+// make hundreds of accounts and sign-ins. Tests of the hashing cost itself (the memory bound, the
+// timing of sign-ins, the slots) keep the default. A deployment has no way to choose it: only Go
+// code that builds a service (service.Options.PasswordParams, cli.Program.PasswordParams) can.
+func Cheap() Params { return Params{MemoryKiB: 256, Passes: 1, Lanes: 1} }
+
+func (p Params) orDefault() Params {
+	if p == (Params{}) {
+		return Params{MemoryKiB: memoryKiB, Passes: passes, Lanes: lanes}
+	}
+	return p
+}
+
+// Hash returns the PHC string of pw with the default cost: $argon2id$v=19$m=65536,t=3,p=2$salt$hash.
+func Hash(pw string) string { return HashWith(pw, Params{}) }
+
+// HashWith returns the PHC string of pw with the cost p (zero: the default). Check reads the cost back
+// from the string.
+func HashWith(pw string, p Params) string {
+	p = p.orDefault()
 	salt := make([]byte, saltLen)
 	rand.Read(salt)
-	sum := argon2.IDKey([]byte(pw), salt, passes, memoryKiB, lanes, keyLen)
+	sum := argon2.IDKey([]byte(pw), salt, p.Passes, p.MemoryKiB, p.Lanes, keyLen)
 	enc := base64.RawStdEncoding
-	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, memoryKiB, passes, lanes, enc.EncodeToString(salt), enc.EncodeToString(sum))
+	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, p.MemoryKiB, p.Passes, p.Lanes, enc.EncodeToString(salt), enc.EncodeToString(sum))
 }
 
 // Check reports whether pw matches the PHC string, using the parameters stored in it.

@@ -72,3 +72,20 @@ func TestGate(t *testing.T) {
 		t.Fatalf("%d slots still taken", len(g.slots))
 	}
 }
+
+// TestHashWith: another cost is written into the hash, and Check reads it back from there.
+func TestHashWith(t *testing.T) {
+	h := HashWith("correct horse battery staple", Cheap())
+	if !strings.HasPrefix(h, "$argon2id$v=19$m=256,t=1,p=1$") {
+		t.Fatalf("hash %q does not carry the cheap parameters", h)
+	}
+	if ok, err := Check(h, "correct horse battery staple"); !ok || err != nil {
+		t.Fatalf("right password refused: %v", err)
+	}
+	if ok, _ := Check(h, "correct horse battery stapl"); ok {
+		t.Fatal("wrong password accepted")
+	}
+	if h := HashWith("x", Params{}); !strings.HasPrefix(h, "$argon2id$v=19$m=65536,t=3,p=2$") {
+		t.Fatalf("zero Params hashed %q, not with the default cost", h)
+	}
+}

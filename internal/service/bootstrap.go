@@ -46,7 +46,7 @@ func (s *Service) Bootstrap(ctx context.Context, email, pw string) (*BootstrapRe
 		return nil, fmt.Errorf("bootstrap workspace: %w", err)
 	}
 	admin := UserInput{Email: email, Password: pw, Operator: true, WorkspaceID: w.ID, Role: keyplane.RoleOwner}
-	email, hash, err := checkUser(admin)
+	email, hash, err := s.checkUser(admin)
 	if err != nil {
 		return nil, fmt.Errorf("bootstrap admin: %w", err)
 	}

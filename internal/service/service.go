@@ -15,6 +15,7 @@ import (
 	"github.com/keyplane/keyplane/internal/auditchain"
 	"github.com/keyplane/keyplane/internal/id"
 	"github.com/keyplane/keyplane/internal/masterkey"
+	"github.com/keyplane/keyplane/internal/password"
 	"github.com/keyplane/keyplane/internal/redact"
 	"github.com/keyplane/keyplane/internal/store"
 )
@@ -36,6 +37,10 @@ type Options struct {
 	Logger *slog.Logger
 	// SignIn throttles; nil fields get defaults.
 	SignIn SignInLimits
+	// PasswordParams is the cost of the password hashes this service makes, and of the dummy hash
+	// that sign-ins with an unknown email check. Zero, always outside tests: password's default.
+	// Tests set password.Cheap() (under the race detector a default hash takes seconds).
+	PasswordParams password.Params
 	// LogRetention is how long request log entries are kept; UsageRetention, their hourly rollups.
 	// Zero: DefaultLogRetention, DefaultUsageRetention.
 	LogRetention   time.Duration
@@ -65,12 +70,15 @@ type Service struct {
 	limits  SignInLimits
 	// checkPassword is limits.Passwords.Check; tests wrap it to see which passwords get checked.
 	checkPassword func(ctx context.Context, phc, pw string) (bool, error)
-	logKeep       time.Duration
-	useKeep       time.Duration
-	eventKeep     time.Duration
-	hooks         WebhookOptions
-	publicURL     string
-	portalTTL     time.Duration
+	// pwParams is the cost of the hashes made here; dummyHash, checked for unknown emails, has it too.
+	pwParams  password.Params
+	dummyHash string
+	logKeep   time.Duration
+	useKeep   time.Duration
+	eventKeep time.Duration
+	hooks     WebhookOptions
+	publicURL string
+	portalTTL time.Duration
 }
 
 // New returns a Service.
@@ -101,7 +109,11 @@ func New(o Options) *Service {
 	if o.PortalSessionTTL <= 0 {
 		o.PortalSessionTTL = keyplane.DefaultPortalSessionTTL
 	}
-	return &Service{hooks: o.Webhooks, store: o.Store, catalog: o.Catalog, box: o.Box, prefix: o.KeyPrefix, forget: o.Forget, admit: o.Admit, now: o.Now, log: o.Logger, limits: o.SignIn,
+	dummy := dummyHash
+	if o.PasswordParams != (password.Params{}) {
+		dummy = password.HashWith(password.Generate(), o.PasswordParams)
+	}
+	return &Service{pwParams: o.PasswordParams, dummyHash: dummy, hooks: o.Webhooks, store: o.Store, catalog: o.Catalog, box: o.Box, prefix: o.KeyPrefix, forget: o.Forget, admit: o.Admit, now: o.Now, log: o.Logger, limits: o.SignIn,
 		checkPassword: o.SignIn.Passwords.Check,
 		logKeep:       o.LogRetention, useKeep: o.UsageRetention, eventKeep: o.EventRetention,
 		publicURL: o.PublicURL, portalTTL: o.PortalSessionTTL}

@@ -26,7 +26,7 @@ const (
 )
 
 // dummyHash is checked for unknown emails so that a sign-in takes as long whether or not the account
-// exists.
+// exists (a service with other password parameters makes its own: Service.dummyHash).
 const dummyHash = "$argon2id$v=19$m=65536,t=3,p=2$c29tZXNhbHRzb21lc2FsdA$RdescudvJCsgt3ub+b+dWRWJTmaaJObG1aQ4rY8wq8M"
 
 // SignInLimits holds the sign-in throttles and the bound on password hashes; nil fields get the
@@ -117,7 +117,7 @@ func (s *Service) SignIn(ctx context.Context, c *keyplane.Caller, email, pw stri
 	}
 	ok := false
 	if len(pw) <= password.MaxLength {
-		hash := dummyHash
+		hash := s.dummyHash
 		if u != nil && u.PasswordHash != "" {
 			hash = u.PasswordHash
 		}

@@ -35,7 +35,7 @@ func (s *Service) CreateUser(ctx context.Context, c *keyplane.Caller, in UserInp
 		// asks for them in two commands, and so does the service.
 		return nil, keyplane.Errorf(keyplane.CodeInvalidRequest, "make an operator and a workspace member in two steps")
 	}
-	email, hash, err := checkUser(in)
+	email, hash, err := s.checkUser(in)
 	if err != nil {
 		return nil, err
 	}
@@ -91,7 +91,7 @@ func (s *Service) CreateUser(ctx context.Context, c *keyplane.Caller, in UserInp
 }
 
 // checkUser validates in and returns its normalized email and its password's hash.
-func checkUser(in UserInput) (email, hash string, err error) {
+func (s *Service) checkUser(in UserInput) (email, hash string, err error) {
 	var v keyplane.Validation
 	email = normalizeEmail(&v, in.Email)
 	if n := utf8.RuneCountInString(in.Password); n < password.MinLength || len(in.Password) > password.MaxLength {
@@ -103,7 +103,7 @@ func checkUser(in UserInput) (email, hash string, err error) {
 	if err := v.Err(); err != nil {
 		return "", "", err
 	}
-	return email, password.Hash(in.Password), nil
+	return email, password.HashWith(in.Password, s.pwParams), nil
 }
 
 // upsertUser creates the account of email, or sets its password hash and, when asked, its operator

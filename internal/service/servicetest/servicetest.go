@@ -10,6 +10,7 @@ import (
 
 	"github.com/keyplane/keyplane"
 	"github.com/keyplane/keyplane/internal/masterkey"
+	"github.com/keyplane/keyplane/internal/password"
 	"github.com/keyplane/keyplane/internal/service"
 	"github.com/keyplane/keyplane/internal/store"
 	"github.com/keyplane/keyplane/internal/store/storetest"
@@ -48,8 +49,9 @@ func Catalog(t testing.TB, permissions, eventTypes []string) *keyplane.Catalog {
 
 // New returns a service on st with o, where o's Store is st and the zero fields that every service
 // needs take the tests' values: Box, the tests' master key; Catalog, keyplane's own (no extra
-// permissions or event types); KeyPrefix, "kp". The rest (Now, Forget, Webhooks and their Guard, …)
-// is o's as given.
+// permissions or event types); KeyPrefix, "kp"; PasswordParams, password.Cheap() (a default hash
+// takes seconds under the race detector; the tests of the hashing cost itself run in internal/e2e
+// and internal/password). The rest (Now, Forget, Webhooks and their Guard, …) is o's as given.
 func New(t testing.TB, st store.Store, o service.Options) *service.Service {
 	t.Helper()
 	o.Store = st
@@ -61,6 +63,9 @@ func New(t testing.TB, st store.Store, o service.Options) *service.Service {
 	}
 	if o.KeyPrefix == "" {
 		o.KeyPrefix = KeyPrefix
+	}
+	if o.PasswordParams == (password.Params{}) {
+		o.PasswordParams = password.Cheap()
 	}
 	return service.New(o)
 }
