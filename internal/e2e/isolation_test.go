@@ -524,10 +524,12 @@ func (w *world) settle(t *testing.T, n *node) string {
 			return false
 		}
 		// Every logged request counted before the snapshot: root keys' reads log nothing, so the
-		// counts cannot move after it.
+		// counts cannot move after it. And no block of credits held: the node gives a block back
+		// once idle, which moves the balance the snapshot shows.
 		_, m := scrape(t, n, "")
 		s = w.snapshotA(n)
-		settled := s == prev && !strings.Contains(s, `"status":"pending"`) && strings.Contains(m, "\nkeyplane_usage_uncounted_requests 0\n")
+		settled := s == prev && !strings.Contains(s, `"status":"pending"`) && strings.Contains(m, "\nkeyplane_usage_uncounted_requests 0\n") &&
+			strings.Contains(m, "\nkeyplane_credit_balances_held 0\n")
 		prev, prevAt = s, time.Now()
 		return settled
 	})
