@@ -39,9 +39,14 @@ const (
 // startCheckpointer opens a connection to the log's file at path and checkpoints it every every
 // until Close.
 func startCheckpointer(ctx context.Context, path string, every time.Duration) (*checkpointer, error) {
-	// A connection like the writer's: one, and checkpoints write the file.
-	db, err := openWriter(ctx, path, logPragmas)
+	db, err := sql.Open("sqlite", path+"?"+logPragmas)
 	if err != nil {
+		return nil, err
+	}
+	db.SetMaxOpenConns(1)
+	db.SetMaxIdleConns(1)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
 		return nil, err
 	}
 	c := &checkpointer{db: db, every: every, stop: make(chan struct{}), done: make(chan struct{})}
