@@ -104,8 +104,6 @@ type DB struct {
 	readStmts sync.Map
 	// jobs holds a mutex per name of RunExclusive.
 	jobs sync.Map
-	// closers run first in Close (OnClose).
-	closers []func() error
 	// group queues InTx's transactions when the dialect groups commits.
 	group groupCommit
 	// logs holds the request log and its usage rollups: db itself, or a store over a database of
@@ -185,17 +183,9 @@ func (db *DB) Ping(ctx context.Context) error {
 	return nil
 }
 
-// OnClose makes Close call f first: for what a driver runs beside its handles, such as SQLite's
-// checkpointer of the request log. Not safe to call concurrently with Close.
-func (db *DB) OnClose(f func() error) { db.closers = append(db.closers, f) }
-
 // Close closes the prepared statements and the database handles, the log's included.
 func (db *DB) Close() error {
 	var errs []error
-	for _, f := range db.closers {
-		errs = append(errs, f())
-	}
-	db.closers = nil
 	if db.logs != db {
 		errs = append(errs, db.logs.Close())
 	}
