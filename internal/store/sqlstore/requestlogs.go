@@ -233,10 +233,9 @@ func TouchStatements(touched map[string]time.Time) []Statement {
 
 // touchesPerTx bounds the last-used times one transaction of the key's database moves when the log
 // has a database of its own: that writer is the keys' too, and a change waits for at most one such
-// transaction. Under a flood of verifications over many keys the usage writer moves thousands every
-// few seconds; a creation that waited behind 256 of them, on two busy cores, took tens of
-// milliseconds (docs/performance.md, "Management under a flood").
-const touchesPerTx = 64
+// transaction. 64 was tried against a creation's tail under a flood: no better (docs/performance.md),
+// and four times the commits.
+const touchesPerTx = 256
 
 // WriteRequestLogs writes the entries in one transaction of the log's database, without a chain
 // lock, and with the dialect's relaxed durability, by multi-row INSERTs.
