@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"maps"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -124,21 +125,30 @@ func creditsStorm(t *testing.T, bin string, env map[string]string, kill bool) {
 	}
 
 	// Once the nodes are idle, what they hold goes back: the balance is what was not spent, except
-	// what the killed node held, which is lost (never handed back: it may have been spent).
-	// With a kill, how much the killed node held is unknown: the balance is read for 10 s, long past
-	// the idle delay after which a gives back what it holds.
-	var remaining int64
-	wait := 20 * time.Second
-	if kill {
-		wait = 10 * time.Second
-	}
-	ok := testkit.Wait(wait, func() bool {
+	// what the killed node held, which is lost (never handed back: it may have been spent). With a
+	// kill, how much the killed node held is unknown: the balance is read once a, the survivor, holds
+	// no block (keyplane_credit_balances_held), which is when it has given back what it held.
+	balance := func() int64 {
 		got := a.must(200, req{method: "GET", path: "/v1/api-keys/" + id, cred: a.admin, ws: ws}).data()
 		c, _ := got["credits"].(map[string]any)
 		r, _ := c["remaining"].(float64)
-		remaining = int64(r)
-		return remaining == stranded
-	})
+		return int64(r)
+	}
+	var remaining int64
+	var ok bool
+	if kill {
+		testkit.Eventually(t, 20*time.Second, "the surviving node gave back its blocks", func() bool {
+			_, m := scrape(t, a.node, "")
+			return strings.Contains(m, "\nkeyplane_credit_balances_held 0\n")
+		})
+		remaining = balance()
+		ok = remaining == stranded
+	} else {
+		ok = testkit.Wait(20*time.Second, func() bool {
+			remaining = balance()
+			return remaining == stranded
+		})
+	}
 	t.Logf("balance after the nodes went idle: %d (stranded at exhaustion: %d)", remaining, stranded)
 	switch {
 	case !kill && !ok:
