@@ -5,7 +5,6 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -340,7 +339,7 @@ func (db *DB) prepareChunks(ctx context.Context, rows int, query func(n int) str
 }
 
 // insertChunks writes rows rows by multi-row statements of query's chunk sizes (stmts prepared by
-// prepareChunks, or nil), appendRow adding row i's width values to args.
+// prepareChunks, or nil; run by execStmt), appendRow adding row i's width values to args.
 func (t *tx) insertChunks(ctx context.Context, stmts map[int]*sql.Stmt, query func(n int) string, rows, width int,
 	appendRow func(args []any, i int) ([]any, error)) error {
 	for done := 0; done < rows; {
@@ -352,27 +351,12 @@ func (t *tx) insertChunks(ctx context.Context, stmts map[int]*sql.Stmt, query fu
 				return err
 			}
 		}
-		if err := t.execChunk(ctx, stmts[n], query(n), args...); err != nil {
+		if _, err := t.execStmt(ctx, stmts[n], query(n), args...); err != nil {
 			return err
 		}
 		done += n
 	}
 	return nil
-}
-
-// execChunk runs one chunk's statement in the transaction: st, prepared on the DB, when there is one,
-// else query.
-func (t *tx) execChunk(ctx context.Context, st *sql.Stmt, query string, args ...any) error {
-	if st == nil {
-		_, err := t.exec(ctx, query, args...)
-		return err
-	}
-	stx, ok := t.q.(*sql.Tx)
-	if !ok {
-		return errors.New("a prepared statement outside a transaction")
-	}
-	_, err := stx.StmtContext(ctx, st).ExecContext(ctx, args...)
-	return err
 }
 
 // PruneRequestLogs deletes up to limit entries older than before, by id: an id begins with its
