@@ -92,3 +92,17 @@ func Valid(prefix, s string) bool {
 	}
 	return true
 }
+
+// Time returns the millisecond of an id of the given type (its time part, as NewAt wrote it), and
+// false when s is not such an id.
+func Time(prefix, s string) (time.Time, bool) {
+	if !Valid(prefix, s) {
+		return time.Time{}, false
+	}
+	// The first ten digits are 50 bits: two that are always zero, then the 48-bit millisecond.
+	var ms int64
+	for _, c := range []byte(s[len(prefix)+1 : len(prefix)+11]) {
+		ms = ms<<5 | int64(strings.IndexByte(crockford, c))
+	}
+	return time.UnixMilli(ms).UTC(), true
+}

@@ -62,3 +62,20 @@ func TestNewAtWith(t *testing.T) {
 		t.Error("another random part made the same id")
 	}
 }
+
+func TestTimeReadsTheMillisecond(t *testing.T) {
+	for _, at := range []time.Time{time.UnixMilli(0), time.Date(2026, 12, 4, 19, 50, 1, 987654321, time.UTC),
+		time.UnixMilli(1<<48 - 1)} {
+		for _, s := range []string{NewAt(Request, at), Floor(Request, at)} {
+			got, ok := Time(Request, s)
+			if want := at.Truncate(time.Millisecond).UTC(); !ok || !got.Equal(want) {
+				t.Errorf("Time(%s) = %v, %v; want %v", s, got, ok, want)
+			}
+		}
+	}
+	for _, s := range []string{"", "req_", "apk_01JD0000000000000000000000", "req_01JD00000000000000000000I0", NewAt(APIKey, time.Now())} {
+		if _, ok := Time(Request, s); ok {
+			t.Errorf("Time(%q) accepted it", s)
+		}
+	}
+}

@@ -49,10 +49,13 @@ type Writer interface {
 // Options tune a Logger; zero fields take the defaults.
 type Options struct {
 	// BufferSize bounds the entries waiting to be written, all shards together; beyond it Log drops.
-	// Default 10000.
+	// Default 50,000: some two seconds of a busy two-core node's verifications, so that a slow batch
+	// (a checkpoint of the log's file) does not drop any, in about 15 MB at most.
 	BufferSize int
 	// BatchSize is how many entries one write takes at most; once about that many wait they are
-	// written without waiting for the interval. Default 500.
+	// written without waiting for the interval. Default 8000: a write costs per transaction (the
+	// pages its commit writes) as much as per entry, and larger batches make larger blocks
+	// (docs/performance.md, "The request log in blocks").
 	BatchSize int
 	// FlushInterval bounds how long an entry waits for a batch to gather. Default 1 s.
 	FlushInterval time.Duration
@@ -78,8 +81,8 @@ type Options struct {
 
 // Defaults of Options.
 const (
-	DefaultBufferSize    = 10000
-	DefaultBatchSize     = 500
+	DefaultBufferSize    = 50_000
+	DefaultBatchSize     = 8000
 	DefaultFlushInterval = time.Second
 	DefaultTouchInterval = time.Minute
 	DefaultUsageInterval = 5 * time.Second

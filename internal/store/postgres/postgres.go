@@ -67,7 +67,12 @@ func Open(ctx context.Context, url string) (*DB, error) {
 		pool.Close()
 		return nil, err
 	}
-	return &DB{DB: sqlstore.New(dialect(), sdb, nil), pool: pool, jobs: &jobLocks{}}, nil
+	db := &DB{DB: sqlstore.New(dialect(), sdb, nil), pool: pool, jobs: &jobLocks{}}
+	if err := db.MoveLogRows(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
 }
 
 // Pool returns the pgx pool under the store, for what database/sql cannot do (LISTEN/NOTIFY).
@@ -110,7 +115,7 @@ func dialect() sqlstore.Dialect {
 		Notify:     "SELECT pg_notify(?, ?)",
 		// Containment of a one-element array: an exact match of one element, string against string.
 		// (jsonb's ? operator would be taken for a placeholder.)
-		LogTagFilter: ` AND CAST(tags AS jsonb) @> jsonb_build_array(CAST(? AS TEXT))`,
+		HasTable: `SELECT COUNT(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = ?`,
 		// EXTRACT(EPOCH FROM a timestamp without time zone) reads it as UTC.
 		MonthStart:        `CAST(EXTRACT(EPOCH FROM date_trunc('month', to_timestamp(u.hour / 1000000) AT TIME ZONE 'UTC')) AS BIGINT) * 1000000`,
 		IsUniqueViolation: func(err error) bool { return pgCode(err) == "23505" },

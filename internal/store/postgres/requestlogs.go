@@ -16,9 +16,8 @@ import (
 // failure, as sqlstore does for other transactions.
 const maxLogRetries = 3
 
-// WriteRequestLogs writes a batch of request log entries in one transaction with COPY, PostgreSQL's
-// bulk path: it costs the server about half of what multi-row INSERTs do, and the log is written all
-// the time.
+// WriteRequestLogs writes a batch of request log entries in one transaction, as blocks (see
+// sqlstore.LogBlocks), with COPY, PostgreSQL's bulk path: the log is written all the time.
 //
 // The transaction's commit does not wait for the disk (synchronous_commit off, for it alone): a crash
 // of the database may lose its last fraction of a second of entries, as a crash of keyplane loses
@@ -28,12 +27,21 @@ func (db *DB) WriteRequestLogs(ctx context.Context, entries []keyplane.RequestLo
 	if len(entries) == 0 {
 		return nil
 	}
-	rows := make([][]any, len(entries))
-	for i := range entries {
-		rows[i] = sqlstore.RequestLogValues(&entries[i])
+	blocks := sqlstore.LogBlocks(entries)
+	blockRows := make([][]any, len(blocks))
+	var keyRows [][]any
+	for i := range blocks {
+		b := &blocks[i]
+		blockRows[i] = b.Values()
+		for _, k := range b.Keys {
+			keyRows = append(keyRows, []any{b.WorkspaceID, k, b.LastID})
+		}
 	}
 	return db.relaxedTx(ctx, "write request logs", func(tx pgx.Tx) error {
-		_, err := tx.CopyFrom(ctx, pgx.Identifier{"request_logs"}, sqlstore.RequestLogColumns(), pgx.CopyFromRows(rows))
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"request_log_blocks"}, sqlstore.LogBlockColumns(), pgx.CopyFromRows(blockRows)); err != nil {
+			return err
+		}
+		_, err := tx.CopyFrom(ctx, pgx.Identifier{"request_log_keys"}, sqlstore.LogKeyColumns(), pgx.CopyFromRows(keyRows))
 		return err
 	})
 }

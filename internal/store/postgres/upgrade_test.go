@@ -3,7 +3,10 @@ package postgres_test
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"os"
+	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -163,4 +166,64 @@ func TestUpgradeBrandingAndPortal(t *testing.T) {
 			VALUES ('ws_old', 'Old', 'old', 20, 259200, true, 1, 1)`,
 	})
 	upgradecheck.BrandingAndPortal(ctx, t, st, "ws_old")
+}
+
+// TestUpgradeMovesLogRowsIntoBlocks: the entries of the table of a row per entry (before migration 18),
+// more than one move's chunk of them, every field set, are listed as before once moved into blocks,
+// by workspace, by key and by tag, and the table is gone.
+func TestUpgradeMovesLogRowsIntoBlocks(t *testing.T) {
+	ctx := context.Background()
+	start := time.Now().UTC().Add(-2 * time.Hour).Truncate(time.Microsecond)
+	var want []keyplane.RequestLog
+	var values []string
+	for i := range 6100 {
+		e := keyplane.RequestLog{ID: id.NewAt(id.Request, start.Add(time.Duration(i)*time.Second+time.Duration(i%1000)*time.Microsecond)),
+			WorkspaceID: []string{"ws_old1", "ws_old2"}[i%2], KeyID: fmt.Sprintf("apk_old%d", i%3),
+			Code: keyplane.VerifyValid, Source: keyplane.SourceVerify, Method: "POST", Path: "/v1/verify", IP: "203.0.113.9",
+			UserAgent: "old/1.0", LatencyMicros: int64(i), IdentityID: "idn_old", CreditsSpent: int64(i % 4), Tags: []string{fmt.Sprint("t", i%5)}}
+		e.Timestamp = start.Add(time.Duration(i)*time.Second + time.Duration(i%1000)*time.Microsecond)
+		want = append(want, e)
+		values = append(values, fmt.Sprintf(`('%s', '%s', '%s', %d, 'VALID', 'verify', 'POST', '/v1/verify', '203.0.113.9', 'old/1.0', %d,
+			'idn_old', %d, '["%s"]')`, e.WorkspaceID, e.ID, e.KeyID, e.Timestamp.UnixMicro(), e.LatencyMicros, e.CreditsSpent, e.Tags[0]))
+	}
+	st := upgradeFrom(ctx, t, 17, []string{`INSERT INTO request_logs (workspace_id, id, key_id, ts, code, source, method, path, ip,
+		user_agent, latency_us, identity_id, credits_spent, tags) VALUES ` + strings.Join(values, ", ")})
+	list := func(ws string, f store.LogFilter) []keyplane.RequestLog {
+		var out []keyplane.RequestLog
+		f.Limit = 1000
+		for {
+			page, next, err := st.ListRequestLogs(ctx, ws, f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, page...)
+			if f.Cursor = next; next == "" {
+				return out
+			}
+		}
+	}
+	for _, ws := range []string{"ws_old1", "ws_old2"} {
+		for _, f := range []store.LogFilter{{}, {KeyID: "apk_old1"}, {Tag: "t3"}} {
+			var exp []keyplane.RequestLog
+			for i := len(want) - 1; i >= 0; i-- {
+				e := want[i]
+				if e.WorkspaceID == ws && (f.KeyID == "" || e.KeyID == f.KeyID) && (f.Tag == "" || e.Tags[0] == f.Tag) {
+					exp = append(exp, e)
+				}
+			}
+			got := list(ws, f)
+			if len(got) != len(exp) {
+				t.Fatalf("%s %+v: %d entries after the upgrade, want %d", ws, f, len(got), len(exp))
+			}
+			for i := range got {
+				if !reflect.DeepEqual(got[i], exp[i]) {
+					t.Fatalf("%s %+v: entry %d after the upgrade:\n%+v\nwant\n%+v", ws, f, i, got[i], exp[i])
+				}
+			}
+		}
+	}
+	var n int
+	if err := st.SQLDB().QueryRowContext(ctx, `SELECT COUNT(*) FROM pg_tables WHERE tablename = 'request_logs'`).Scan(&n); err != nil || n != 0 {
+		t.Errorf("request_logs after the move: %d tables, %v", n, err)
+	}
 }

@@ -120,7 +120,12 @@ func Open(ctx context.Context, path string) (*sqlstore.DB, error) {
 	if lr, err = openReader(ctx, logPath, logPragmas, 2); err != nil {
 		return fail(fmt.Errorf("open the request log's reader: %w", err))
 	}
-	return sqlstore.NewWithLog(dialect(), w, r, sqlstore.New(logDialect(), lw, lr)), nil
+	db := sqlstore.NewWithLog(dialect(), w, r, sqlstore.New(logDialect(), lw, lr))
+	if err := db.MoveLogRows(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
 }
 
 // openWriter opens the one connection that writes the file at path.
@@ -255,15 +260,15 @@ func dialect() sqlstore.Dialect {
 		IsUniqueViolation: isUniqueViolation,
 		IsFull:            isFull,
 		// The log lives in its own file (logDialect), but a store made by New alone keeps it here.
-		LogTagFilter: logTagFilter,
-		MonthStart:   monthStart,
+		MonthStart: monthStart,
+		HasTable:   hasTable,
 	}
 }
 
-// logTagFilter and monthStart: see sqlstore.Dialect.
+// monthStart and hasTable: see sqlstore.Dialect.
 const (
-	logTagFilter = ` AND EXISTS (SELECT 1 FROM json_each(tags) t WHERE t.value = ?)`
-	monthStart   = `CAST(strftime('%s', u.hour / 1000000, 'unixepoch', 'start of month') AS INTEGER) * 1000000`
+	hasTable   = `SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table' AND name = ?`
+	monthStart = `CAST(strftime('%s', u.hour / 1000000, 'unixepoch', 'start of month') AS INTEGER) * 1000000`
 )
 
 // logDialect describes the request log's file to sqlstore: its connections commit with NORMAL
@@ -272,8 +277,7 @@ func logDialect() sqlstore.Dialect {
 	return sqlstore.Dialect{
 		Name:              "sqlite",
 		PrepareBatches:    true,
-		LogKeyIndex:       " INDEXED BY request_logs_key_id",
-		LogTagFilter:      logTagFilter,
+		HasTable:          hasTable,
 		MonthStart:        monthStart,
 		IsUniqueViolation: isUniqueViolation,
 		IsFull:            isFull,

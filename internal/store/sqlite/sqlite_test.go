@@ -265,8 +265,8 @@ func TestKeysDoNotWaitForTheLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer logTx.Rollback()
-	if _, err := logTx.ExecContext(ctx, `INSERT INTO request_logs (workspace_id, id, key_id, ts, code, source, method, path,
-		ip, user_agent, latency_us) VALUES ('ws_held', 'req_held', 'apk_held', 1, 'VALID', 'verify', 'POST', '/v1/verify', '', '', 1)`); err != nil {
+	if _, err := logTx.ExecContext(ctx, `INSERT INTO request_log_blocks (workspace_id, last_id, first_id, entries, data)
+		VALUES ('ws_held', 'req_held', 'req_held', 0, x'010000')`); err != nil {
 		t.Fatal(err)
 	}
 

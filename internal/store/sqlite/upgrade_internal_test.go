@@ -158,6 +158,7 @@ func checkMoved(t *testing.T, path string, hash []byte, entries []keyplane.Reque
 	if err := st.EachImportedHash(ctx, func([]byte) { imported++ }); err != nil || imported != 0 {
 		t.Errorf("after the upgrade, %d imported digests (%v), want none", imported, err)
 	}
+	var n int
 	var got []keyplane.RequestLog
 	f := store.LogFilter{Limit: 100}
 	for {
@@ -181,13 +182,23 @@ func checkMoved(t *testing.T, path string, hash []byte, entries []keyplane.Reque
 			t.Fatalf("entry %d after the upgrade: %+v, want %+v", i, got[i], want)
 		}
 	}
+	// Log migration 3 and MoveLogRows put the moved entries in blocks, found by key too, and dropped
+	// the table of a row per entry.
+	var wantIDs []string
+	for i := range entries {
+		wantIDs = append(wantIDs, entries[len(entries)-1-i].ID)
+	}
+	upgradecheck.KeyLog(ctx, t, st, k.WorkspaceID, k.ID, wantIDs)
+	if err := st.LogSQLDB().QueryRowContext(ctx,
+		`SELECT COUNT(*) FROM sqlite_schema WHERE name = 'request_logs'`).Scan(&n); err != nil || n != 0 {
+		t.Errorf("the log's file still holds its table of a row per entry (%d, %v)", n, err)
+	}
 	wantCodes := map[keyplane.VerifyCode]int64{}
 	for _, e := range entries {
 		wantCodes[e.Code]++
 	}
 	upgradecheck.Usage(ctx, t, st, k.WorkspaceID, []string{k.ID, ""}, store.UsageFilter{Bucket: time.Hour,
 		Since: entries[0].Timestamp.Add(-time.Hour), Until: time.Now().Add(time.Hour)}, wantCodes)
-	var n int
 	if err := st.SQLDB().QueryRowContext(ctx,
 		`SELECT COUNT(*) FROM sqlite_schema WHERE name IN ('request_logs', 'key_usage')`).Scan(&n); err != nil || n != 0 {
 		t.Errorf("the main file still holds %d of the log's tables (%v)", n, err)

@@ -12,36 +12,10 @@ import (
 	"time"
 
 	"github.com/keyplane/keyplane"
-	"github.com/keyplane/keyplane/internal/id"
 	"github.com/keyplane/keyplane/internal/store"
 )
 
 const (
-	requestLogColumns = `id, workspace_id, key_id, ts, code, source, method, path, ip, user_agent, latency_us,
-		identity_id, credits_spent, tags`
-	// requestLogWidth is the number of requestLogColumns.
-	requestLogWidth = 14
-
-	// sqlInsertRequestLogs is followed by batchRows(sqlRequestLogRow, n): one statement writes n
-	// entries. No ON CONFLICT: ids are fresh, and a batch either goes in whole, rollups included, or not.
-	sqlInsertRequestLogs = `INSERT INTO request_logs (` + requestLogColumns + `) VALUES `
-	sqlRequestLogRow     = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
-
-	// sqlListRequestLogs is followed by the optional filters below, then sqlListRequestLogsEnd. A time
-	// bound is given twice: as an id bound (ids begin with their millisecond), which the indexes
-	// serve, and on ts, which is exact to the microsecond.
-	sqlListRequestLogs = `SELECT ` + requestLogColumns + ` FROM request_logs`
-	sqlLogWorkspace    = ` WHERE workspace_id = ?`
-	sqlLogKey          = ` AND key_id = ?`
-	sqlLogCode         = ` AND code = ?`
-	sqlLogSource       = ` AND source = ?`
-	// The tag filter is the dialect's (Dialect.LogTagFilter): an exact match of one element of the
-	// entry's JSON array of tags.
-	sqlLogSince           = ` AND id >= ? AND ts >= ?`
-	sqlLogUntil           = ` AND id < ? AND ts < ?`
-	sqlLogBefore          = ` AND id < ?`
-	sqlListRequestLogsEnd = ` ORDER BY id DESC LIMIT ?`
-
 	// sqlAddUsage is followed by batchRows(sqlUsageRow, n), then sqlAddUsageEnd. A batch holds each
 	// row once: PostgreSQL refuses to update one row twice in a statement. The hour leads the primary
 	// key, so that the rows written are the current hour's, together at the end of the table.
@@ -82,23 +56,6 @@ const (
 
 	// Pruning deletes a bounded number of rows per statement, oldest first, so that no transaction
 	// holds the writer (SQLite) or many row locks (PostgreSQL) for long.
-	// The log's primary key leads with the workspace: the rows to prune are found by a range scan of
-	// each workspace's part of it.
-	sqlPruneRequestLogs = `DELETE FROM request_logs WHERE (workspace_id, id) IN (
-		SELECT l.workspace_id, l.id FROM workspaces w JOIN request_logs l ON l.workspace_id = w.id
-		WHERE l.id < ? LIMIT ?)`
-	// sqlPruneRequestLogsApart is sqlPruneRequestLogs for a log in a database of its own, without the
-	// workspaces: they are found by skipping from one to the next in the log's primary key. (On
-	// PostgreSQL, which knows how many workspaces there are, the join above is planned as a range scan
-	// per workspace; this one, whose count it cannot guess, as a scan of the whole table.)
-	sqlPruneRequestLogsApart = `DELETE FROM request_logs WHERE (workspace_id, id) IN (
-		WITH RECURSIVE w(id) AS (
-			SELECT MIN(workspace_id) FROM request_logs
-			UNION ALL
-			SELECT (SELECT MIN(workspace_id) FROM request_logs WHERE workspace_id > w.id) FROM w WHERE w.id IS NOT NULL
-		)
-		SELECT l.workspace_id, l.id FROM w JOIN request_logs l ON l.workspace_id = w.id
-		WHERE w.id IS NOT NULL AND l.id < ? LIMIT ?)`
 	// The hour leads the rollups' primary key: the oldest rows are its first ones.
 	sqlPruneUsage = `DELETE FROM key_usage WHERE (hour, workspace_id, key_id, code, identity_id) IN (
 		SELECT hour, workspace_id, key_id, code, identity_id FROM key_usage WHERE hour < ? ORDER BY hour LIMIT ?)`
@@ -149,28 +106,6 @@ type usageKey struct {
 
 // usageSums are what a rollup row adds up.
 type usageSums struct{ requests, credits int64 }
-
-// RequestLogColumns are the request log's columns, in the order RequestLogValues gives them: for a
-// driver that inserts rows its own way (PostgreSQL's COPY).
-func RequestLogColumns() []string {
-	return columns(requestLogColumns)
-}
-
-// RequestLogValues returns e's values in the order of RequestLogColumns.
-func RequestLogValues(e *keyplane.RequestLog) []any {
-	return appendRequestLogValues(make([]any, 0, requestLogWidth), e)
-}
-
-func appendRequestLogValues(dst []any, e *keyplane.RequestLog) []any {
-	return append(dst, e.ID, e.WorkspaceID, e.KeyID, micros(e.Timestamp), string(e.Code), string(e.Source), e.Method,
-		e.Path, e.IP, e.UserAgent, e.LatencyMicros, e.IdentityID, e.CreditsSpent, encodeTags(e.Tags))
-}
-
-// encodeTags stores tags as a JSON array, [] without. Strings always encode.
-func encodeTags(tags []string) string {
-	s, _ := encodeList(tags)
-	return s
-}
 
 // decodeTags returns nil for none, as entries without tags are written.
 func decodeTags(s string) ([]string, error) {
@@ -246,19 +181,13 @@ func (db *DB) writeRequestLogs(ctx context.Context, entries []keyplane.RequestLo
 	if len(entries) == 0 {
 		return nil
 	}
-	logSQL := func(n int) string { return sqlInsertRequestLogs + batchRows(sqlRequestLogRow, n) }
-	// Where the driver would parse them every time, the multi-row statements are prepared once,
-	// before the transaction (SQLite's writer has one connection, which the transaction holds).
-	stmts, err := db.prepareChunks(ctx, len(entries), logSQL)
+	w, err := db.prepareLogBlocks(ctx, LogBlocks(entries))
 	if err != nil {
 		return fmt.Errorf("insert request logs: %w", err)
 	}
 	return db.relaxedTx(ctx, func(stx store.Tx) error {
 		t := stx.(*tx)
-		err := t.insertChunks(ctx, stmts, logSQL, len(entries), requestLogWidth, func(args []any, i int) ([]any, error) {
-			return appendRequestLogValues(args, &entries[i]), nil
-		})
-		if err != nil {
+		if err := t.insertLogBlocks(ctx, w); err != nil {
 			return t.fail("insert request logs", err)
 		}
 		return nil
@@ -359,16 +288,6 @@ func (t *tx) insertChunks(ctx context.Context, stmts map[int]*sql.Stmt, query fu
 	return nil
 }
 
-// PruneRequestLogs deletes up to limit entries older than before, by id: an id begins with its
-// entry's millisecond.
-func (db *DB) PruneRequestLogs(ctx context.Context, before time.Time, limit int) (int64, error) {
-	query := sqlPruneRequestLogs
-	if db.logs != db {
-		query = sqlPruneRequestLogsApart
-	}
-	return db.logs.prune(ctx, "prune request logs", query, id.Floor(id.Request, before), limit)
-}
-
 // PruneUsage deletes up to limit rollups of hours that ended by before: the hour before falls in
 // holds requests that are not that old yet.
 func (db *DB) PruneUsage(ctx context.Context, before time.Time, limit int) (int64, error) {
@@ -397,56 +316,6 @@ func (db *DB) prune(ctx context.Context, op, query string, before any, limit int
 // ListRequestLogs reads the log's database, outside any transaction.
 func (db *DB) ListRequestLogs(ctx context.Context, workspaceID string, f store.LogFilter) ([]keyplane.RequestLog, string, error) {
 	return db.logs.queries.listRequestLogs(ctx, workspaceID, f)
-}
-
-func (q *queries) listRequestLogs(ctx context.Context, workspaceID string, f store.LogFilter) ([]keyplane.RequestLog, string, error) {
-	const op = "list request logs"
-	if err := checkLimit(op, f.Limit); err != nil {
-		return nil, "", err
-	}
-	l := newListSQL(sqlListRequestLogs)
-	if f.KeyID != "" {
-		l.add(q.db.d.LogKeyIndex)
-	}
-	l.add(sqlLogWorkspace, workspaceID)
-	if f.KeyID != "" {
-		l.add(sqlLogKey, f.KeyID)
-	}
-	if f.Code != "" {
-		l.add(sqlLogCode, string(f.Code))
-	}
-	if f.Source != "" {
-		l.add(sqlLogSource, string(f.Source))
-	}
-	if f.Tag != "" {
-		l.add(q.db.d.LogTagFilter, f.Tag)
-	}
-	if f.Since != nil {
-		l.add(sqlLogSince, id.Floor(id.Request, *f.Since), micros(*f.Since))
-	}
-	if f.Until != nil {
-		// Entries of until's own millisecond have ids at or after its floor: bound by the next one.
-		l.add(sqlLogUntil, id.Floor(id.Request, f.Until.Add(time.Millisecond)), micros(*f.Until))
-	}
-	if err := l.after(op, cursorRequestLog, f.Cursor, sqlLogBefore); err != nil {
-		return nil, "", err
-	}
-	l.add(sqlListRequestLogsEnd)
-	return listPage(ctx, q, op, l.b.String(), f.Limit, func(s scanner) (keyplane.RequestLog, error) {
-		var e keyplane.RequestLog
-		var ts int64
-		var code, source, tags string
-		if err := s.Scan(&e.ID, &e.WorkspaceID, &e.KeyID, &ts, &code, &source, &e.Method, &e.Path, &e.IP,
-			&e.UserAgent, &e.LatencyMicros, &e.IdentityID, &e.CreditsSpent, &tags); err != nil {
-			return e, err
-		}
-		e.Timestamp, e.Code, e.Source = fromMicros(ts), keyplane.VerifyCode(code), keyplane.LogSource(source)
-		var err error
-		if e.Tags, err = decodeTags(tags); err != nil {
-			return e, fmt.Errorf("request log %s: tags: %w", e.ID, err)
-		}
-		return e, nil
-	}, func(e *keyplane.RequestLog) string { return encodeCursor(cursorRequestLog, e.ID) }, l.args...)
 }
 
 // Usage reads the log's database, outside any transaction.

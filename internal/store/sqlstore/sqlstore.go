@@ -62,13 +62,8 @@ type Dialect struct {
 	// writer whose every commit waits for the disk (SQLite, synchronous FULL): N concurrent changes
 	// then cost one sync, not N. It assumes no LockChain and no retries.
 	GroupCommit bool
-	// LogKeyIndex, when set, follows the request log's table in the list of one key's entries: a hint
-	// that it be read by its key index. Without statistics, SQLite would rather scan the workspace's
-	// whole log by the primary key, newest first, to find the key's entries among every other's.
-	LogKeyIndex string
-	// LogTagFilter is the clause, with one parameter (a tag), that keeps the request log entries whose
-	// tags (a JSON array of strings) hold that tag exactly.
-	LogTagFilter string
+	// HasTable counts the tables of the one name it is given (0 or 1).
+	HasTable string
 	// MonthStart is an expression of the start of the UTC month (unix microseconds) of the hour
 	// u.hour (unix microseconds): the usage export's monthly periods, which no arithmetic on
 	// microseconds gives.

@@ -24,9 +24,9 @@ type Durability struct {
 }
 
 // DurabilityTables are the tables CheckDurability writes and expects seen to report. On SQLite,
-// request_logs and key_usage are in the request log's file, the others in the main one: seen must
+// request_log_blocks and key_usage are in the request log's file, the others in the main one: seen must
 // watch both.
-var DurabilityTables = []string{"workspaces", "api_keys", "secrets", "audit_entries", "events", "request_logs",
+var DurabilityTables = []string{"workspaces", "api_keys", "secrets", "audit_entries", "events", "request_log_blocks",
 	"key_usage", "webhook_endpoints", "webhook_deliveries"}
 
 // CheckDurability writes, through s, what each kind of transaction writes (a key with its audit entry
@@ -86,7 +86,7 @@ func CheckDurability(t *testing.T, s store.Store, want Durability, seen func() m
 	writeLogs(t, s, []keyplane.RequestLog{logEntry(k, now, keyplane.VerifyValid, keyplane.SourceVerify)}, map[string]time.Time{k.ID: now})
 	// The batch's counts and the key's last use may be lost with it (on SQLite the last use is in the
 	// main file, committed relaxed on its writer, which the revocation below must find restored).
-	check("a request log batch", want.Log, "request_logs", "key_usage", "api_keys")
+	check("a request log batch", want.Log, "request_log_blocks", "key_usage", "api_keys")
 
 	// A revocation after the log's batch: whatever the batch relaxed must be back.
 	keyTx(2, func(tx store.Tx) error {

@@ -6,6 +6,7 @@ package upgradecheck
 import (
 	"context"
 	"maps"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -143,5 +144,29 @@ func BrandingAndPortal(ctx context.Context, t testing.TB, s store.Store, workspa
 	}
 	if got, err := s.GetPortalLink(ctx, link); err != nil || got.ID != ps.ID {
 		t.Errorf("portal link read back after the upgrade: %+v, %v", got, err)
+	}
+}
+
+// KeyLog checks that the request log of keyID, in workspaceID, lists exactly want (entry ids, newest
+// first), read a few entries a page: entries written before the log was kept in blocks are found by
+// key after the upgrade.
+func KeyLog(ctx context.Context, t testing.TB, s store.Store, workspaceID, keyID string, want []string) {
+	t.Helper()
+	var got []string
+	f := store.LogFilter{KeyID: keyID, Limit: 7}
+	for range len(want) + 2 {
+		page, next, err := s.ListRequestLogs(ctx, workspaceID, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range page {
+			got = append(got, e.ID)
+		}
+		if f.Cursor = next; next == "" {
+			break
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("log of key %s after the upgrade: %d entries, want %d", keyID, len(got), len(want))
 	}
 }
