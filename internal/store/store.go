@@ -355,8 +355,10 @@ type Store interface {
 	// period then group (key or identity id), stopping at fn's first error: a stream, so that an
 	// export of any size holds one row in memory.
 	ExportUsage(ctx context.Context, workspaceID string, f keyplane.ExportFilter, fn func(*keyplane.UsageRow) error) error
-	// PruneRequestLogs deletes at most limit request log entries older than before and says how many;
-	// the caller repeats until fewer than limit go, so that no transaction grows large.
+	// PruneRequestLogs deletes request log entries older than before and says how many: about limit
+	// (a store may delete them in blocks that end by before, and stop at the block that reaches
+	// limit), fewer only once none is left. The caller repeats until fewer than limit go, so that no
+	// transaction grows large. An entry stored with newer ones may outlive before by up to a minute.
 	PruneRequestLogs(ctx context.Context, before time.Time, limit int) (int64, error)
 	// PruneUsage deletes at most limit hourly usage rollups of hours that ended by before (the hour
 	// before falls in stays) and says how many.

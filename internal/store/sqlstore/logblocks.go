@@ -227,12 +227,28 @@ const (
 
 // PruneRequestLogs deletes blocks whose every entry is older than before (an entry of a block that
 // also holds newer ones stays until they are all old: at most a minute more), with their rows of
-// request_log_keys, and says how many entries went: at most limit, unless a single block holds more.
+// request_log_keys, and says how many entries went. It deletes whole blocks, in transactions of at
+// most maxPrunedLogBlocks, until limit entries or more went or none is left: fewer than limit means
+// none is left.
 func (db *DB) PruneRequestLogs(ctx context.Context, before time.Time, limit int) (int64, error) {
 	const op = "prune request logs"
 	if err := checkLimit(op, limit); err != nil {
 		return 0, err
 	}
+	var n int64
+	for n < int64(limit) {
+		deleted, found, err := db.pruneLogBlocks(ctx, op, id.Floor(id.Request, before), int64(limit)-n)
+		if n += deleted; err != nil || found < maxPrunedLogBlocks {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// pruneLogBlocks deletes, in one transaction, blocks older than cutoff (by last_id) until want entries
+// or more went, and says how many entries went and how many blocks the search found (at most
+// maxPrunedLogBlocks, and at most want: a block holds an entry at least).
+func (db *DB) pruneLogBlocks(ctx context.Context, op, cutoff string, want int64) (deleted int64, found int, err error) {
 	logs := db.logs
 	query := sqlOldLogBlocks
 	if logs != db {
@@ -242,23 +258,22 @@ func (db *DB) PruneRequestLogs(ctx context.Context, before time.Time, limit int)
 		workspaceID, lastID string
 		entries             int64
 	}
-	found, err := list(ctx, &logs.queries, op, query, func(s scanner) (block, error) {
+	blocks, err := list(ctx, &logs.queries, op, query, func(s scanner) (block, error) {
 		var b block
 		err := s.Scan(&b.workspaceID, &b.lastID, &b.entries)
 		return b, err
-	}, id.Floor(id.Request, before), min(limit, maxPrunedLogBlocks))
-	if err != nil || len(found) == 0 {
-		return 0, err
+	}, cutoff, min(want, maxPrunedLogBlocks))
+	if err != nil || len(blocks) == 0 {
+		return 0, len(blocks), err
 	}
-	var n int64
 	take := 0
-	for take < len(found) && (take == 0 || n+found[take].entries <= int64(limit)) {
-		n += found[take].entries
+	for take < len(blocks) && deleted < want {
+		deleted += blocks[take].entries
 		take++
 	}
 	err = logs.inTx(ctx, nil, func(stx store.Tx) error {
 		t := stx.(*tx)
-		for _, b := range found[:take] {
+		for _, b := range blocks[:take] {
 			var data []byte
 			if err := t.queryRow(ctx, sqlLogBlockData, b.workspaceID, b.lastID).Scan(&data); err != nil {
 				return t.fail(op, err)
@@ -282,9 +297,9 @@ func (db *DB) PruneRequestLogs(ctx context.Context, before time.Time, limit int)
 		return nil
 	})
 	if err != nil {
-		return 0, err
+		return 0, len(blocks), err
 	}
-	return n, nil
+	return deleted, len(blocks), nil
 }
 
 // blockWrite is what inserts blocks: the blocks, their key rows in order (each block's keys, sorted),

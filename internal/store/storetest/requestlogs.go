@@ -471,3 +471,71 @@ func testPruneRequestLogs(t *testing.T, s store.Store) {
 			fmt.Sprint(ids(left, func(b *keyplane.UsageBucket) string { return keyplane.FormatTime(b.Start) })), hour.Add(4*time.Hour))
 	}
 }
+
+// testRequestLogBlocks checks what storing entries in blocks must not change: batches whose entries
+// interleave in time (blocks that overlap) list in one order by id, whole and by key, a page at a
+// time; and pruning by whole blocks, a limit smaller than a block included, leaves exactly the newer
+// entries, found by key too.
+func testRequestLogBlocks(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	w := createWorkspace(t, s, "acme", at(0))
+	ka, kb := newKey(w, at(time.Second)), newKey(w, at(2*time.Second))
+	insertKeys(t, s, ka, kb)
+	var all []keyplane.RequestLog
+	// Three minutes; in each, three batches whose entries interleave (every third millisecond is
+	// one batch's), so that each minute's blocks overlap.
+	minute := t0().Truncate(time.Minute).Add(time.Hour)
+	for m := range 3 {
+		for b := range 3 {
+			var batch []keyplane.RequestLog
+			for i := range 40 {
+				k := []*keyplane.APIKey{ka, kb}[(i+b)%2]
+				batch = append(batch, logEntry(k, minute.Add(time.Duration(m)*time.Minute+time.Duration(3*i+b)*time.Millisecond),
+					keyplane.VerifyValid, keyplane.SourceVerify))
+			}
+			writeLogs(t, s, batch, nil)
+			all = append(all, batch...)
+		}
+	}
+	of := func(keep func(*keyplane.RequestLog) bool) []string {
+		var out []keyplane.RequestLog
+		for i := range all {
+			if keep(&all[i]) {
+				out = append(out, all[i])
+			}
+		}
+		return ids(newestFirst(out), logID)
+	}
+	anyKey := func(*keyplane.RequestLog) bool { return true }
+	for _, limit := range []int{1, 7, 1000} {
+		equal(t, fmt.Sprintf("log, %d a page", limit), ids(allLogs(t, s, w.ID, store.LogFilter{}, limit), logID), of(anyKey))
+		for _, k := range []*keyplane.APIKey{ka, kb} {
+			equal(t, fmt.Sprintf("log of a key, %d a page", limit), ids(allLogs(t, s, w.ID, store.LogFilter{KeyID: k.ID}, limit), logID),
+				of(func(e *keyplane.RequestLog) bool { return e.KeyID == k.ID }))
+		}
+	}
+
+	// Everything of the first two minutes goes, with a limit smaller than a block.
+	cutoff := minute.Add(2 * time.Minute)
+	var total int64
+	for calls := 0; ; calls++ {
+		n, err := s.PruneRequestLogs(ctx, cutoff, 10)
+		noErr(t, "PruneRequestLogs", err)
+		if total += n; n < 10 {
+			break
+		}
+		if calls > 100 {
+			t.Fatal("PruneRequestLogs never finished")
+		}
+	}
+	if total != 240 {
+		t.Errorf("pruned %d entries, want the 240 of the first two minutes", total)
+	}
+	newer := func(e *keyplane.RequestLog) bool { return !e.Timestamp.Before(cutoff) }
+	equal(t, "log after pruning", ids(allLogs(t, s, w.ID, store.LogFilter{}, 50), logID), of(newer))
+	equal(t, "log of a key after pruning", ids(allLogs(t, s, w.ID, store.LogFilter{KeyID: ka.ID}, 50), logID),
+		of(func(e *keyplane.RequestLog) bool { return newer(e) && e.KeyID == ka.ID }))
+	if n, err := s.PruneRequestLogs(ctx, cutoff, 10); err != nil || n != 0 {
+		t.Errorf("PruneRequestLogs again = %d, %v; want nothing left", n, err)
+	}
+}

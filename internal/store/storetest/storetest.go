@@ -67,6 +67,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"RequestLogs", testRequestLogs},
 		{"RequestLogFilters", testRequestLogFilters},
 		{"RequestLogPagination", testRequestLogPagination},
+		{"RequestLogBlocks", testRequestLogBlocks},
 		{"Usage", testUsage},
 		{"RequestLogUsageFields", testRequestLogUsageFields},
 		{"ExportUsage", testExportUsage},
