@@ -451,10 +451,43 @@ func Postgres(dbURL string) []Place {
 				return nil
 			})
 		}
+		// A row as text shows bytea in hex, where a secret would go unseen (the request log's blocks
+		// hold its entries' text as bytes): those columns are searched as their bytes too.
+		if err == nil {
+			err = appendByteColumns(ctx, conn, tb, &buf)
+		}
 		b := buf.Bytes()
 		out = append(out, Place{"PostgreSQL table " + strings.Join(tb, "."), func() ([]byte, error) { return b, err }})
 	}
 	return out
+}
+
+// appendByteColumns appends the values of tb's bytea columns to buf, as they are, a line each.
+func appendByteColumns(ctx context.Context, conn *pgx.Conn, tb pgx.Identifier, buf *bytes.Buffer) error {
+	rows, err := conn.Query(ctx, `SELECT column_name FROM information_schema.columns
+		WHERE table_schema = $1 AND table_name = $2 AND data_type = 'bytea' ORDER BY ordinal_position`, tb[0], tb[1])
+	if err != nil {
+		return err
+	}
+	cols, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return err
+	}
+	for _, c := range cols {
+		var v []byte
+		rows, err := conn.Query(ctx, "SELECT "+pgx.Identifier{c}.Sanitize()+" FROM "+tb.Sanitize())
+		if err != nil {
+			return err
+		}
+		if _, err := pgx.ForEachRow(rows, []any{&v}, func() error {
+			buf.Write(v)
+			buf.WriteByte('\n')
+			return nil
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // RedisKeys is the names of keyplane's keys in a Redis: the rate limits are kept under names, and a
