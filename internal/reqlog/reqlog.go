@@ -132,6 +132,8 @@ type Logger struct {
 	log *slog.Logger
 
 	shards []shard
+	// per is how many entries a shard holds at most.
+	per int
 	// full is how many entries a shard holds before it asks the flusher to come: a batch's worth
 	// spread over the shards.
 	full int
@@ -198,7 +200,7 @@ func (v *usageValue) add(o usageValue) {
 	v.creditsSpent += o.creditsSpent
 }
 
-// shard is a part of the buffer. buf never grows past its capacity: Log drops instead, and counts
+// shard is a part of the buffer. buf never holds more than the Logger's per: Log drops instead, and counts
 // the drop here, under the lock it holds anyway, rather than in one counter every core would fight
 // over just when the server is busiest.
 type shard struct {
@@ -215,6 +217,7 @@ func New(w Writer, o Options) *Logger {
 	l := &Logger{
 		w: w, o: o, log: o.Logger,
 		shards:       make([]shard, o.Shards),
+		per:          per,
 		full:         max(1, o.BatchSize/o.Shards),
 		kick:         make(chan struct{}, 1),
 		stop:         make(chan context.Context, 1),
@@ -230,9 +233,12 @@ func New(w Writer, o Options) *Logger {
 	}
 	l.pending.counts, l.pending.touched = map[usageBucket]usageValue{}, map[string]time.Time{}
 	l.usageOK.Store(o.Now().UnixNano())
+	// The buffers start at a batch's share and grow, up to per, only when the store falls behind:
+	// a busy node's buffer bound (50,000 entries, ~11 MB twice over with the spares) is not held in
+	// the heap, where it would make the collector work harder, while nothing waits.
 	for i := range l.shards {
-		l.shards[i].buf = make([]keyplane.RequestLog, 0, per)
-		l.spare[i] = make([]keyplane.RequestLog, 0, per)
+		l.shards[i].buf = make([]keyplane.RequestLog, 0, min(per, 2*l.full))
+		l.spare[i] = make([]keyplane.RequestLog, 0, min(per, 2*l.full))
 	}
 	go l.run()
 	go l.runUsage()
@@ -250,7 +256,7 @@ func (l *Logger) Log(e keyplane.RequestLog) {
 	s.mu.Lock()
 	// Checked under the lock: Close's last collection takes every shard's lock after setting closed,
 	// so an entry is either taken by it or refused here, never left behind.
-	if len(s.buf) == cap(s.buf) || l.closed.Load() {
+	if len(s.buf) >= l.per || l.closed.Load() {
 		s.dropped++
 		s.mu.Unlock()
 		return

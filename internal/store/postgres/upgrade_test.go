@@ -7,6 +7,7 @@ import (
 	"os"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -39,6 +40,18 @@ func TestUpgradeKeepsMembersActive(t *testing.T) {
 // current version does: migrated forward on open. The store is closed when the test ends.
 func upgradeFrom(ctx context.Context, t *testing.T, version int64, rows []string) *postgres.DB {
 	t.Helper()
+	url := databaseAt(ctx, t, version, rows)
+	st, err := postgres.Open(ctx, url)
+	if err != nil {
+		t.Fatalf("open and upgrade: %v", err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+// databaseAt returns the URL of a fresh database migrated up to version only, with rows written.
+func databaseAt(ctx context.Context, t *testing.T, version int64, rows []string) string {
+	t.Helper()
 	url := storetest.PostgresURL(t)
 	db, err := sql.Open("pgx", url)
 	if err != nil {
@@ -55,12 +68,7 @@ func upgradeFrom(ctx context.Context, t *testing.T, version int64, rows []string
 		}
 	}
 	db.Close()
-	st, err := postgres.Open(ctx, url)
-	if err != nil {
-		t.Fatalf("open and upgrade: %v", err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return st
+	return url
 }
 
 // TestUpgradeKeepsUsage: rollups written before they were keyed by hour first (migration 9) are read
@@ -186,8 +194,23 @@ func TestUpgradeMovesLogRowsIntoBlocks(t *testing.T) {
 		values = append(values, fmt.Sprintf(`('%s', '%s', '%s', %d, 'VALID', 'verify', 'POST', '/v1/verify', '203.0.113.9', 'old/1.0', %d,
 			'idn_old', %d, '["%s"]')`, e.WorkspaceID, e.ID, e.KeyID, e.Timestamp.UnixMicro(), e.LatencyMicros, e.CreditsSpent, e.Tags[0]))
 	}
-	st := upgradeFrom(ctx, t, 17, []string{`INSERT INTO request_logs (workspace_id, id, key_id, ts, code, source, method, path, ip,
+	url := databaseAt(ctx, t, 17, []string{`INSERT INTO request_logs (workspace_id, id, key_id, ts, code, source, method, path, ip,
 		user_agent, latency_us, identity_id, credits_spent, tags) VALUES ` + strings.Join(values, ", ")})
+	// Three nodes start at once: they take turns at the move, and every one opens.
+	stores := make([]*postgres.DB, 3)
+	errs := make([]error, len(stores))
+	var wg sync.WaitGroup
+	for i := range stores {
+		wg.Go(func() { stores[i], errs[i] = postgres.Open(ctx, url) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("node %d: open and upgrade: %v", i, err)
+		}
+		t.Cleanup(func() { stores[i].Close() })
+	}
+	st := stores[0]
 	list := func(ws string, f store.LogFilter) []keyplane.RequestLog {
 		var out []keyplane.RequestLog
 		f.Limit = 1000

@@ -223,6 +223,12 @@ func moveLog(ctx context.Context, w *sql.DB, path, logPath string) error {
 		return nil
 	}
 	for _, q := range []string{
+		// A log file made since the log went into blocks has no such table any more (MoveLogRows
+		// dropped it): the rows come into one, and move into blocks when Open goes on.
+		`CREATE TABLE IF NOT EXISTS main.request_logs (workspace_id TEXT NOT NULL, id TEXT NOT NULL, key_id TEXT NOT NULL,
+			ts INTEGER NOT NULL, code TEXT NOT NULL, source TEXT NOT NULL, method TEXT NOT NULL, path TEXT NOT NULL,
+			ip TEXT NOT NULL, user_agent TEXT NOT NULL, latency_us INTEGER NOT NULL, identity_id TEXT NOT NULL DEFAULT '',
+			credits_spent INTEGER NOT NULL DEFAULT 0, tags TEXT NOT NULL DEFAULT '[]', PRIMARY KEY (workspace_id, id)) STRICT, WITHOUT ROWID`,
 		`INSERT INTO main.request_logs (workspace_id, id, key_id, ts, code, source, method, path, ip, user_agent, latency_us)
 			SELECT workspace_id, id, key_id, ts, code, source, method, path, ip, user_agent, latency_us
 			FROM old.request_logs`,

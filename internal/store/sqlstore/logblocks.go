@@ -56,13 +56,20 @@ func (b *LogBlock) Values() []any {
 // the order of their ids.
 func LogBlocks(entries []keyplane.RequestLog) []LogBlock {
 	order := make([]int, len(entries))
+	minutes := make([]int64, len(entries))
 	for i := range order {
 		order[i] = i
+		// By the id's millisecond, which reads bound by (an entry's id is made from its time; one
+		// that is not an id of the log's kind goes by its time).
+		t, ok := id.Time(id.Request, entries[i].ID)
+		if !ok {
+			t = entries[i].Timestamp
+		}
+		minutes[i] = floorMicros(micros(t), blockWindowMicros)
 	}
-	minute := func(e *keyplane.RequestLog) int64 { return floorMicros(micros(e.Timestamp), blockWindowMicros) }
 	slices.SortFunc(order, func(a, b int) int {
 		x, y := &entries[a], &entries[b]
-		return cmp.Or(strings.Compare(x.WorkspaceID, y.WorkspaceID), cmp.Compare(minute(x), minute(y)), strings.Compare(x.ID, y.ID))
+		return cmp.Or(strings.Compare(x.WorkspaceID, y.WorkspaceID), cmp.Compare(minutes[a], minutes[b]), strings.Compare(x.ID, y.ID))
 	})
 	var enc logblock.Encoder
 	var out []LogBlock
@@ -72,8 +79,7 @@ func LogBlocks(entries []keyplane.RequestLog) []LogBlock {
 		first := &entries[order[start]]
 		end := start + 1
 		for end < len(order) {
-			e := &entries[order[end]]
-			if e.WorkspaceID != first.WorkspaceID || minute(e) != minute(first) {
+			if entries[order[end]].WorkspaceID != first.WorkspaceID || minutes[order[end]] != minutes[order[start]] {
 				break
 			}
 			end++
@@ -111,6 +117,8 @@ const (
 		WHERE k.workspace_id = ? AND k.key_id = ?`
 	sqlLogBlocksEnd    = ` ORDER BY last_id DESC`
 	sqlKeyLogBlocksEnd = ` ORDER BY k.last_id DESC`
+	// logBlockRound is how many blocks one query of a list reads.
+	logBlockRound = 16
 )
 
 // listRequestLogs reads the blocks that may hold the page's entries, newest first, and merges their
@@ -166,38 +174,53 @@ func (q *queries) listRequestLogs(ctx context.Context, workspaceID string, f sto
 			(f.Source == "" || e.Source == f.Source) && (f.Tag == "" || slices.Contains(e.Tags, f.Tag)) &&
 			(f.Since == nil || !e.Timestamp.Before(*f.Since)) && (f.Until == nil || e.Timestamp.Before(*f.Until))
 	}
-	rows, err := q.query(ctx, query+end, args...)
-	if err != nil {
-		return nil, "", q.fail(op, err)
-	}
-	defer rows.Close()
 	out, pending := []keyplane.RequestLog{}, []keyplane.RequestLog{}
 	newestFirst := func(a, b keyplane.RequestLog) int { return strings.Compare(b.ID, a.ID) }
-	for len(out) <= f.Limit && rows.Next() {
-		var last, first string
-		var data sql.RawBytes
-		if err := rows.Scan(&last, &first, &data); err != nil {
+	// The blocks are read a round of logBlockRound at a time, each query after the last block of the
+	// one before: a query whose rows were not all read would still send them all (PostgreSQL's
+	// protocol reads a result to its end), and a page needs only its newest blocks.
+	var seen string
+	for done := false; !done && len(out) <= f.Limit; {
+		roundQuery, roundArgs := query, slices.Clip(args)
+		if seen != "" {
+			roundQuery += ` AND ` + key + `last_id < ?`
+			roundArgs = append(roundArgs, seen)
+		}
+		rows, err := q.query(ctx, roundQuery+end+` LIMIT ?`, append(roundArgs, logBlockRound)...)
+		if err != nil {
 			return nil, "", q.fail(op, err)
 		}
-		err := logblock.Decode(data, workspaceID, func(e keyplane.RequestLog) bool {
-			if keep(&e) {
-				pending = append(pending, e)
-			}
-			return true
-		})
-		if err != nil {
-			return nil, "", fmt.Errorf("%s: block %s of %s: %w", op, last, workspaceID, err)
-		}
-		slices.SortFunc(pending, newestFirst)
 		n := 0
-		for n < len(pending) && pending[n].ID >= last {
+		for rows.Next() {
 			n++
+			var first string
+			var data sql.RawBytes
+			if err := rows.Scan(&seen, &first, &data); err != nil {
+				rows.Close()
+				return nil, "", q.fail(op, err)
+			}
+			err := logblock.Decode(data, workspaceID, func(e keyplane.RequestLog) bool {
+				if keep(&e) {
+					pending = append(pending, e)
+				}
+				return true
+			})
+			if err != nil {
+				rows.Close()
+				return nil, "", fmt.Errorf("%s: block %s of %s: %w", op, seen, workspaceID, err)
+			}
+			slices.SortFunc(pending, newestFirst)
+			final := 0
+			for final < len(pending) && pending[final].ID >= seen {
+				final++
+			}
+			out = append(out, pending[:final]...)
+			pending = slices.Delete(pending, 0, final)
 		}
-		out = append(out, pending[:n]...)
-		pending = slices.Delete(pending, 0, n)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, "", q.fail(op, err)
+		if err := rows.Err(); err != nil {
+			return nil, "", q.fail(op, err)
+		}
+		done = n < logBlockRound
 	}
 	out = append(out, pending...) // every block was read, or the page is full already
 	out = out[:min(len(out), f.Limit+1)]
@@ -278,12 +301,14 @@ func (db *DB) pruneLogBlocks(ctx context.Context, op, cutoff string, want int64)
 			if err := t.queryRow(ctx, sqlLogBlockData, b.workspaceID, b.lastID).Scan(&data); err != nil {
 				return t.fail(op, err)
 			}
+			// A block that does not decode goes too, its rows of request_log_keys left (they find no
+			// block, and cost a few bytes), rather than stopping every prune after it.
 			keys := map[string]bool{}
 			if err := logblock.Decode(data, b.workspaceID, func(e keyplane.RequestLog) bool {
 				keys[e.KeyID] = true
 				return true
 			}); err != nil {
-				return fmt.Errorf("%s: block %s of %s: %w", op, b.lastID, b.workspaceID, err)
+				clear(keys)
 			}
 			for k := range keys {
 				if _, err := t.exec(ctx, sqlDeleteLogKey, b.workspaceID, k, b.lastID); err != nil {
@@ -357,11 +382,13 @@ func (t *tx) insertLogBlocks(ctx context.Context, w *blockWrite) error {
 
 const (
 	// sqlOldLogRows reads the entries of the table that held one row per entry, before blocks, in the
-	// order of its primary key.
+	// order of its primary key, from the start or (sqlOldLogRowsAfter) after the last moved.
 	sqlOldLogRows = `SELECT id, workspace_id, key_id, ts, code, source, method, path, ip, user_agent, latency_us,
-		identity_id, credits_spent, tags FROM request_logs ORDER BY workspace_id, id LIMIT ?`
-	sqlDeleteOldLogRows = `DELETE FROM request_logs WHERE workspace_id = ? AND id >= ? AND id <= ?`
-	sqlDropOldLog       = `DROP TABLE request_logs`
+		identity_id, credits_spent, tags FROM request_logs`
+	sqlOldLogRowsAfter = ` WHERE (workspace_id, id) > (?, ?)`
+	sqlOldLogRowsEnd   = ` ORDER BY workspace_id, id LIMIT ?`
+	sqlAnyOldLogRow    = `SELECT COUNT(*) FROM (SELECT 1 FROM request_logs LIMIT 1) t`
+	sqlDropOldLog      = `DROP TABLE request_logs`
 	// oldLogChunk is how many old entries a transaction moves.
 	oldLogChunk = 5000
 	// moveChain serializes the moves of several nodes opening one database at once (Dialect.LockChain).
@@ -369,60 +396,97 @@ const (
 )
 
 // MoveLogRows moves the entries of the log's table of a row per entry (request_logs), which an older
-// version wrote, into blocks, a chunk of oldLogChunk entries per transaction (each deletes the rows
-// it moved, so that a move cut short goes on where it stopped, and no entry is moved twice), then
-// drops the table. Opening a store calls it; with no such table it does nothing.
+// version wrote, into blocks, a chunk of oldLogChunk entries per transaction, each deleting the rows
+// it moved (by id: a row written meanwhile by an older node is left for the next chunk), so that a
+// move cut short goes on where it stopped and no entry is moved twice; then it drops the table, in a
+// transaction that finds it empty. Opening a store calls it; with no such table it does nothing.
+// Several PostgreSQL nodes opening at once take turns (the chain lock), and one that finds the table
+// gone is done.
 func (db *DB) MoveLogRows(ctx context.Context) error {
 	const op = "move the request log into blocks"
 	logs := db.logs
+	// Read first, outside a transaction: a store opened beside a running one (the CLI beside serve)
+	// must not wait for the log's write lock when there is nothing to move.
 	var n int
 	if err := logs.queryRow(ctx, logs.d.HasTable, "request_logs").Scan(&n); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
-	if n == 0 {
-		return nil
-	}
 	chain := moveChain
-	for {
-		moved := 0
+	var afterWS, afterID string
+	for done := n == 0; !done; {
 		// The statements are not prepared: this runs once, at start.
 		err := logs.inTx(ctx, &chain, func(stx store.Tx) error {
 			t := stx.(*tx)
-			rows, err := t.query(ctx, sqlOldLogRows, oldLogChunk)
+			var n int
+			if err := t.queryRow(ctx, logs.d.HasTable, "request_logs").Scan(&n); err != nil {
+				return t.fail(op, err)
+			}
+			if n == 0 {
+				done = true
+				return nil
+			}
+			query, args := sqlOldLogRows, []any{}
+			if afterWS != "" {
+				query, args = query+sqlOldLogRowsAfter, append(args, afterWS, afterID)
+			}
+			rows, err := t.query(ctx, query+sqlOldLogRowsEnd, append(args, oldLogChunk)...)
 			if err != nil {
 				return t.fail(op, err)
 			}
 			entries, err := collect(rows, scanOldLogRow)
-			if err != nil || len(entries) == 0 {
-				return err
+			if err != nil {
+				return t.fail(op, err)
 			}
-			moved = len(entries)
+			if len(entries) == 0 {
+				// Past the last row moved: from the start again, and drop the table once it is
+				// empty.
+				if afterWS != "" {
+					afterWS, afterID = "", ""
+					return nil
+				}
+				if err := t.queryRow(ctx, sqlAnyOldLogRow).Scan(&n); err != nil || n > 0 {
+					return err
+				}
+				if _, err := t.exec(ctx, sqlDropOldLog); err != nil {
+					return t.fail(op, err)
+				}
+				done = true
+				return nil
+			}
 			if err := t.insertLogBlocks(ctx, newBlockWrite(LogBlocks(entries))); err != nil {
 				return t.fail(op, err)
 			}
-			// The chunk is in the order of the primary key: each workspace's rows in it are those
-			// between its first and last id in it.
-			for start := 0; start < len(entries); {
-				end := start + 1
-				for end < len(entries) && entries[end].WorkspaceID == entries[start].WorkspaceID {
-					end++
-				}
-				if _, err := t.exec(ctx, sqlDeleteOldLogRows, entries[start].WorkspaceID, entries[start].ID, entries[end-1].ID); err != nil {
-					return t.fail(op, err)
-				}
-				start = end
+			if err := t.deleteOldLogRows(ctx, entries); err != nil {
+				return t.fail(op, err)
 			}
+			last := &entries[len(entries)-1]
+			afterWS, afterID = last.WorkspaceID, last.ID
 			return nil
 		})
 		if err != nil {
 			return fmt.Errorf("%s: %w", op, err)
 		}
-		if moved == 0 {
-			break
-		}
 	}
-	if _, err := logs.w.ExecContext(ctx, sqlDropOldLog); err != nil {
-		return fmt.Errorf("%s: %w", op, err)
+	return nil
+}
+
+// deleteOldLogRows deletes the rows of request_logs of entries (in the order of its primary key), by
+// workspace and id, a few hundred ids a statement.
+func (t *tx) deleteOldLogRows(ctx context.Context, entries []keyplane.RequestLog) error {
+	for start := 0; start < len(entries); {
+		end := start + 1
+		for end < len(entries) && end-start < maxBatchRows && entries[end].WorkspaceID == entries[start].WorkspaceID {
+			end++
+		}
+		args := []any{entries[start].WorkspaceID}
+		for i := start; i < end; i++ {
+			args = append(args, entries[i].ID)
+		}
+		query := `DELETE FROM request_logs WHERE workspace_id = ? AND id IN (` + strings.TrimSuffix(strings.Repeat("?, ", end-start), ", ") + `)`
+		if _, err := t.exec(ctx, query, args...); err != nil {
+			return err
+		}
+		start = end
 	}
 	return nil
 }

@@ -9,7 +9,7 @@ CREATE TABLE request_log_blocks (
     first_id     TEXT COLLATE "C" NOT NULL,
     entries      BIGINT           NOT NULL,
     data         BYTEA            NOT NULL,
-    PRIMARY KEY (workspace_id, last_id)
+    PRIMARY KEY (workspace_id, last_id, first_id)
 );
 
 CREATE TABLE request_log_keys (

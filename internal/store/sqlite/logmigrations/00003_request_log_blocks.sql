@@ -7,14 +7,15 @@
 -- first_id and last_id are its oldest and newest. Blocks of one workspace may overlap in time (a late
 -- entry, another node's batch): a reader merges them by id. The table keeps its rowid, so that the
 -- blocks, which are large, are appended in the order they come; the primary key's index finds a
--- workspace's blocks newest first.
+-- workspace's blocks newest first, and holds first_id so that a page's reader skips the blocks that
+-- end after its cursor and begin after it too without reading their rows.
 CREATE TABLE request_log_blocks (
     workspace_id TEXT    NOT NULL,
     last_id      TEXT    NOT NULL,
     first_id     TEXT    NOT NULL,
     entries      INTEGER NOT NULL,
     data         BLOB    NOT NULL,
-    PRIMARY KEY (workspace_id, last_id)
+    PRIMARY KEY (workspace_id, last_id, first_id)
 ) STRICT;
 
 -- The blocks that hold entries of a key: one key's log, newest first, reads only those.
