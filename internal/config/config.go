@@ -100,9 +100,9 @@ const (
 	DefaultLogRetention   = "720h"  // 30 days
 	DefaultUsageRetention = "9600h" // 400 days
 	DefaultEventRetention = "720h"  // 30 days
-	DefaultLogFlush       = "1s"
+	DefaultLogFlush       = "200ms"
 	DefaultUsageFlush     = "5s"
-	DefaultLogBufferSize  = "10000"
+	DefaultLogBufferSize  = "50000"
 	// DefaultCacheMemory is the verification cache's bound, in bytes (see verify.DefaultCacheMemory).
 	DefaultCacheMemory = 96 << 20
 	// MemoryOverhead is what a node holds besides its cache (request log buffers, usage counts, the

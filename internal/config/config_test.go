@@ -31,7 +31,7 @@ func TestDefaultsEnvAndFlags(t *testing.T) {
 	if len(c.TrustedProxies) != 0 {
 		t.Fatalf("trusted proxies by default: %v, want none", c.TrustedProxies)
 	}
-	if c.LogRetention != 30*24*time.Hour || c.UsageRetention != 400*24*time.Hour || c.LogFlushInterval != time.Second || c.LogBufferSize != 10000 || c.UsageFlushInterval != 5*time.Second {
+	if c.LogRetention != 30*24*time.Hour || c.UsageRetention != 400*24*time.Hour || c.LogFlushInterval != 200*time.Millisecond || c.LogBufferSize != 50000 || c.UsageFlushInterval != 5*time.Second {
 		t.Fatalf("request log defaults: retention %s, usage %s, flush %s, buffer %d, usage flush %s", c.LogRetention, c.UsageRetention, c.LogFlushInterval, c.LogBufferSize, c.UsageFlushInterval)
 	}
 	env := map[string]string{"KEYPLANE_ADDR": "0.0.0.0:9000", "KEYPLANE_KEY_PREFIX": "acme", "KEYPLANE_WEBHOOK_ALLOW_PRIVATE": "true", "KEYPLANE_MASTER_KEY": "k"}
