@@ -177,24 +177,16 @@ func (r *reader) byte() byte {
 	return r.b[r.i-1]
 }
 
-func (r *reader) uvarint() uint64 {
-	if r.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(r.b[r.i:])
-	if n <= 0 {
-		r.err = ErrCorrupt
-		return 0
-	}
-	r.i += n
-	return v
-}
+func (r *reader) uvarint() uint64 { return readVar(r, binary.Uvarint) }
 
-func (r *reader) varint() int64 {
+func (r *reader) varint() int64 { return readVar(r, binary.Varint) }
+
+// readVar reads a varint of r's by decode (binary.Uvarint or binary.Varint).
+func readVar[T uint64 | int64](r *reader, decode func([]byte) (T, int)) T {
 	if r.err != nil {
 		return 0
 	}
-	v, n := binary.Varint(r.b[r.i:])
+	v, n := decode(r.b[r.i:])
 	if n <= 0 {
 		r.err = ErrCorrupt
 		return 0
