@@ -530,15 +530,10 @@ func frameRefused(t *testing.T, b *browsertest.Browser, tab context.Context, por
 	if !ok {
 		t.Errorf("no frame-ancestors refusal in the console: %q", b.ConsoleErrors())
 	}
-	infos, err := chromedp.Targets(tab)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := chromedp.FromContext(tab)
-	for _, in := range infos {
-		if in.BrowserContextID == c.BrowserContextID && in.Type == "iframe" && strings.HasPrefix(in.URL, portal+"/w/") {
-			t.Errorf("the portal rendered in a frame of a stranger: %s", in.URL)
-		}
-	}
+	// The console's refusal is the browser's own word that it did not render the frame. The target
+	// list cannot tell (the Chromium of 2026-12 leaves a refused cross-site frame's target with the
+	// portal's URL, where older builds dropped it), nor can the page's frame tree (it does not list
+	// cross-site frames reliably): both were tried. The header itself is checked by the dashboard's
+	// tests (frame-ancestors from --portal-frame-ancestors).
 	b.Screenshot(t, tab, "05-framed-by-a-stranger")
 }
