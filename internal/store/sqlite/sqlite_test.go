@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/keyplane/keyplane"
+	"github.com/keyplane/keyplane/internal/id"
 	"github.com/keyplane/keyplane/internal/store"
 	"github.com/keyplane/keyplane/internal/store/sqlite"
 	"github.com/keyplane/keyplane/internal/store/storetest"
@@ -316,4 +317,41 @@ func TestNoOverspendAcrossHandles(t *testing.T) {
 		stores = append(stores, s)
 	}
 	storetest.CheckNoOverspend(t, stores...)
+}
+
+// TestPruneRemovesKeyRows: pruning a block removes its rows of request_log_keys with it, however many
+// keys it holds (more than one statement's worth here), so that the key index does not outgrow the log.
+func TestPruneRemovesKeyRows(t *testing.T) {
+	ctx := t.Context()
+	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "keyplane.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	old := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	var entries []keyplane.RequestLog
+	for i := range 300 {
+		ts := old.Add(time.Duration(i) * time.Millisecond)
+		entries = append(entries, keyplane.RequestLog{ID: id.NewAt(id.Request, ts), WorkspaceID: "ws_1",
+			KeyID: fmt.Sprintf("apk_%d", i), Code: keyplane.VerifyValid, Source: keyplane.SourceVerify, Timestamp: ts})
+	}
+	if err := db.WriteRequestLogs(ctx, entries); err != nil {
+		t.Fatal(err)
+	}
+	count := func() (n int) {
+		t.Helper()
+		if err := db.LogSQLDB().QueryRowContext(ctx, `SELECT COUNT(*) FROM request_log_keys`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := count(); n != 300 {
+		t.Fatalf("%d key rows before pruning, want 300", n)
+	}
+	if n, err := db.PruneRequestLogs(ctx, old.Add(time.Hour), 1000); err != nil || n != 300 {
+		t.Fatalf("PruneRequestLogs = %d, %v; want 300", n, err)
+	}
+	if n := count(); n != 0 {
+		t.Errorf("%d key rows left after their block was pruned", n)
+	}
 }

@@ -20,10 +20,13 @@ import (
 // and one row of request_log_keys per key in the block.
 
 const (
-	sqlInsertLogBlocks = `INSERT INTO request_log_blocks (workspace_id, last_id, first_id, entries, data) VALUES `
+	// logBlockColumns are in the order of LogBlock.Values; logKeyColumns, of a key row's values.
+	logBlockColumns    = `workspace_id, last_id, first_id, entries, data`
+	sqlInsertLogBlocks = `INSERT INTO request_log_blocks (` + logBlockColumns + `) VALUES `
 	sqlLogBlockRow     = `(?, ?, ?, ?, ?)`
 	logBlockWidth      = 5
-	sqlInsertLogKeys   = `INSERT INTO request_log_keys (workspace_id, key_id, last_id) VALUES `
+	logKeyColumns      = `workspace_id, key_id, last_id`
+	sqlInsertLogKeys   = `INSERT INTO request_log_keys (` + logKeyColumns + `) VALUES `
 	sqlLogKeyRow       = `(?, ?, ?)`
 	logKeyWidth        = 3
 	blockWindow        = time.Minute
@@ -42,10 +45,8 @@ type LogBlock struct {
 
 // LogBlockColumns and LogKeyColumns are the tables' columns in the order Values gives them: for a
 // driver that inserts rows its own way (PostgreSQL's COPY).
-func LogBlockColumns() []string {
-	return []string{"workspace_id", "last_id", "first_id", "entries", "data"}
-}
-func LogKeyColumns() []string { return []string{"workspace_id", "key_id", "last_id"} }
+func LogBlockColumns() []string { return columns(logBlockColumns) }
+func LogKeyColumns() []string   { return columns(logKeyColumns) }
 
 // Values returns b's row of request_log_blocks.
 func (b *LogBlock) Values() []any {
@@ -242,8 +243,9 @@ const (
 		)
 		SELECT b.workspace_id, b.last_id, b.entries FROM w JOIN request_log_blocks b ON b.workspace_id = w.id
 		WHERE w.id IS NOT NULL AND b.last_id < ? LIMIT ?`
-	sqlLogBlockData    = `SELECT data FROM request_log_blocks WHERE workspace_id = ? AND last_id = ?`
-	sqlDeleteLogKey    = `DELETE FROM request_log_keys WHERE workspace_id = ? AND key_id = ? AND last_id = ?`
+	sqlLogBlockData = `SELECT data FROM request_log_blocks WHERE workspace_id = ? AND last_id = ?`
+	// sqlDeleteLogKeys is followed by batchRows("?", n) and a parenthesis: n keys of one block.
+	sqlDeleteLogKeys   = `DELETE FROM request_log_keys WHERE workspace_id = ? AND last_id = ? AND key_id IN (`
 	sqlDeleteLogBlock  = `DELETE FROM request_log_blocks WHERE workspace_id = ? AND last_id = ?`
 	maxPrunedLogBlocks = 256
 )
@@ -303,17 +305,24 @@ func (db *DB) pruneLogBlocks(ctx context.Context, op, cutoff string, want int64)
 			}
 			// A block that does not decode goes too, its rows of request_log_keys left (they find no
 			// block, and cost a few bytes), rather than stopping every prune after it.
-			keys := map[string]bool{}
+			seen := map[string]bool{}
+			var keys []any
 			if err := logblock.Decode(data, b.workspaceID, func(e keyplane.RequestLog) bool {
-				keys[e.KeyID] = true
+				if !seen[e.KeyID] {
+					seen[e.KeyID] = true
+					keys = append(keys, e.KeyID)
+				}
 				return true
 			}); err != nil {
-				clear(keys)
+				keys = nil
 			}
-			for k := range keys {
-				if _, err := t.exec(ctx, sqlDeleteLogKey, b.workspaceID, k, b.lastID); err != nil {
+			for len(keys) > 0 {
+				n := min(len(keys), maxBatchRows)
+				query := sqlDeleteLogKeys + batchRows("?", n) + `)`
+				if _, err := t.exec(ctx, query, append([]any{b.workspaceID, b.lastID}, keys[:n]...)...); err != nil {
 					return t.fail(op, err)
 				}
+				keys = keys[n:]
 			}
 			if _, err := t.exec(ctx, sqlDeleteLogBlock, b.workspaceID, b.lastID); err != nil {
 				return t.fail(op, err)
@@ -387,7 +396,6 @@ const (
 		identity_id, credits_spent, tags FROM request_logs`
 	sqlOldLogRowsAfter = ` WHERE (workspace_id, id) > (?, ?)`
 	sqlOldLogRowsEnd   = ` ORDER BY workspace_id, id LIMIT ?`
-	sqlAnyOldLogRow    = `SELECT COUNT(*) FROM (SELECT 1 FROM request_logs LIMIT 1) t`
 	sqlDropOldLog      = `DROP TABLE request_logs`
 	// oldLogChunk is how many old entries a transaction moves.
 	oldLogChunk = 5000
@@ -438,14 +446,11 @@ func (db *DB) MoveLogRows(ctx context.Context) error {
 				return t.fail(op, err)
 			}
 			if len(entries) == 0 {
-				// Past the last row moved: from the start again, and drop the table once it is
-				// empty.
+				// Past the last row moved: from the start again. A read from the start that finds
+				// nothing, under the lock, finds the table empty: it goes.
 				if afterWS != "" {
 					afterWS, afterID = "", ""
 					return nil
-				}
-				if err := t.queryRow(ctx, sqlAnyOldLogRow).Scan(&n); err != nil || n > 0 {
-					return err
 				}
 				if _, err := t.exec(ctx, sqlDropOldLog); err != nil {
 					return t.fail(op, err)
@@ -482,7 +487,7 @@ func (t *tx) deleteOldLogRows(ctx context.Context, entries []keyplane.RequestLog
 		for i := start; i < end; i++ {
 			args = append(args, entries[i].ID)
 		}
-		query := `DELETE FROM request_logs WHERE workspace_id = ? AND id IN (` + strings.TrimSuffix(strings.Repeat("?, ", end-start), ", ") + `)`
+		query := `DELETE FROM request_logs WHERE workspace_id = ? AND id IN (` + batchRows("?", end-start) + `)`
 		if _, err := t.exec(ctx, query, args...); err != nil {
 			return err
 		}

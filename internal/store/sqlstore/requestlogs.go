@@ -90,9 +90,7 @@ func batchRows(row string, n int) string {
 
 // hourOf returns the start of the UTC hour of t, in unix microseconds.
 func hourOf(t time.Time) int64 {
-	m := micros(t)
-	const hour = int64(time.Hour / time.Microsecond)
-	return m - ((m%hour)+hour)%hour
+	return floorMicros(micros(t), int64(time.Hour/time.Microsecond))
 }
 
 // usageKey is one hourly rollup row, its fields in the order of key_usage's primary key.
@@ -171,8 +169,8 @@ func TouchStatements(touched map[string]time.Time) []Statement {
 // and four times the commits.
 const touchesPerTx = 256
 
-// WriteRequestLogs writes the entries in one transaction of the log's database, without a chain
-// lock, and with the dialect's relaxed durability, by multi-row INSERTs.
+// WriteRequestLogs writes the entries as blocks (LogBlocks) in one transaction of the log's database,
+// without a chain lock, and with the dialect's relaxed durability, by multi-row INSERTs.
 func (db *DB) WriteRequestLogs(ctx context.Context, entries []keyplane.RequestLog) error {
 	return db.logs.writeRequestLogs(ctx, entries)
 }
