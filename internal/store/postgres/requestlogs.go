@@ -17,7 +17,8 @@ import (
 const maxLogRetries = 3
 
 // WriteRequestLogs writes a batch of request log entries in one transaction, as blocks (see
-// sqlstore.LogBlocks), with COPY, PostgreSQL's bulk path: the log is written all the time.
+// sqlstore.LogBlocks), with COPY, PostgreSQL's bulk path: the log is written all the time; and the
+// key rows this node has not written yet (sqlstore.LogKeysSeen).
 //
 // The transaction's commit does not wait for the disk (synchronous_commit off, for it alone): a crash
 // of the database may lose its last fraction of a second of entries, as a crash of keyplane loses
@@ -29,22 +30,36 @@ func (db *DB) WriteRequestLogs(ctx context.Context, entries []keyplane.RequestLo
 	}
 	blocks := sqlstore.LogBlocks(entries)
 	blockRows := make([][]any, len(blocks))
-	var keyRows [][]any
 	for i := range blocks {
-		b := &blocks[i]
-		blockRows[i] = b.Values()
-		for _, k := range b.Keys {
-			keyRows = append(keyRows, []any{b.WorkspaceID, k, b.LastID})
-		}
+		blockRows[i] = blocks[i].Values()
 	}
-	return db.relaxedTx(ctx, "write request logs", func(tx pgx.Tx) error {
+	seen := db.LogKeysSeen()
+	keys := seen.LogKeyRows(blocks)
+	var ws, keyIDs, minutes []string
+	for _, k := range keys {
+		ws, keyIDs, minutes = append(ws, k.WorkspaceID), append(keyIDs, k.KeyID), append(minutes, k.MinuteID)
+	}
+	err := db.relaxedTx(ctx, "write request logs", func(tx pgx.Tx) error {
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"request_log_blocks"}, sqlstore.LogBlockColumns(), pgx.CopyFromRows(blockRows)); err != nil {
 			return err
 		}
-		_, err := tx.CopyFrom(ctx, pgx.Identifier{"request_log_keys"}, sqlstore.LogKeyColumns(), pgx.CopyFromRows(keyRows))
+		if len(keys) == 0 {
+			return nil
+		}
+		// Not COPY: another node may have written a key's row of the minute already.
+		_, err := tx.Exec(ctx, sqlInsertLogKeys, ws, keyIDs, minutes)
 		return err
 	})
+	if err == nil {
+		seen.Written(keys)
+	}
+	return err
 }
+
+// sqlInsertLogKeys inserts rows of request_log_keys from three arrays (sqlstore.LogKeyRow),
+// leaving out those there already.
+const sqlInsertLogKeys = `INSERT INTO request_log_keys (workspace_id, key_id, last_id)
+	SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) ON CONFLICT DO NOTHING`
 
 // AddUsage adds counts to the hourly rollups and moves last-used times in one transaction whose
 // commit, like the log's, does not wait for the disk.

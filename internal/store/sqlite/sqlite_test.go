@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -353,5 +354,72 @@ func TestPruneRemovesKeyRows(t *testing.T) {
 	}
 	if n := count(); n != 0 {
 		t.Errorf("%d key rows left after their block was pruned", n)
+	}
+}
+
+// TestOldKeyRows: rows of request_log_keys as the version before 2026-12-05 wrote them (one per key
+// and block, holding the block's last_id) still find the key's entries, page by page, and go when
+// their blocks are pruned.
+func TestOldKeyRows(t *testing.T) {
+	ctx := t.Context()
+	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "keyplane.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	minute := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	var want []string
+	for b := range 3 { // three blocks of one minute
+		ts := minute.Add(time.Duration(b) * 25 * time.Second)
+		var batch []keyplane.RequestLog
+		for i := range 4 {
+			e := keyplane.RequestLog{ID: id.NewAt(id.Request, ts.Add(time.Duration(i)*time.Millisecond)), WorkspaceID: "ws_1",
+				KeyID: []string{"apk_a", "apk_b"}[i%2], Code: keyplane.VerifyValid, Source: keyplane.SourceVerify, Timestamp: ts.Add(time.Duration(i) * time.Millisecond)}
+			batch = append(batch, e)
+			if e.KeyID == "apk_a" {
+				want = append([]string{e.ID}, want...)
+			}
+		}
+		if err := db.WriteRequestLogs(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	exec := func(q string, args ...any) {
+		t.Helper()
+		if _, err := db.LogSQLDB().ExecContext(ctx, q, args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	exec(`DELETE FROM request_log_keys`)
+	exec(`INSERT INTO request_log_keys (workspace_id, key_id, last_id) SELECT workspace_id, 'apk_a', last_id FROM request_log_blocks`)
+	exec(`INSERT INTO request_log_keys (workspace_id, key_id, last_id) SELECT workspace_id, 'apk_b', last_id FROM request_log_blocks`)
+	for _, limit := range []int{1, 2, 100} {
+		var got []string
+		f := store.LogFilter{KeyID: "apk_a", Limit: limit}
+		for range 20 {
+			page, next, err := db.ListRequestLogs(ctx, "ws_1", f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range page {
+				got = append(got, e.ID)
+			}
+			if f.Cursor = next; next == "" {
+				break
+			}
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%d a page: %v, want %v", limit, got, want)
+		}
+	}
+	if n, err := db.PruneRequestLogs(ctx, minute.Add(time.Hour), 1000); err != nil || n != 12 {
+		t.Fatalf("PruneRequestLogs = %d, %v; want 12", n, err)
+	}
+	var n int
+	if err := db.LogSQLDB().QueryRowContext(ctx, `SELECT COUNT(*) FROM request_log_keys`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Errorf("%d key rows left after their blocks were pruned", n)
 	}
 }

@@ -17,10 +17,10 @@ import (
 
 // The request log is stored in blocks (log migration 3 of SQLite, 18 of PostgreSQL): a batch is one
 // row of request_log_blocks per workspace and UTC minute, its entries encoded by package logblock,
-// and one row of request_log_keys per key in the block.
+// and a row of request_log_keys per key and minute (logkeys.go).
 
 const (
-	// logBlockColumns are in the order of LogBlock.Values; logKeyColumns, of a key row's values.
+	// logBlockColumns are in the order of LogBlock.Values; logKeyColumns, of LogKeyRow.Values.
 	logBlockColumns    = `workspace_id, last_id, first_id, entries, data`
 	sqlInsertLogBlocks = `INSERT INTO request_log_blocks (` + logBlockColumns + `) VALUES `
 	sqlLogBlockRow     = `(?, ?, ?, ?, ?)`
@@ -28,25 +28,28 @@ const (
 	logKeyColumns      = `workspace_id, key_id, last_id`
 	sqlInsertLogKeys   = `INSERT INTO request_log_keys (` + logKeyColumns + `) VALUES `
 	sqlLogKeyRow       = `(?, ?, ?)`
+	sqlLogKeysEnd      = ` ON CONFLICT DO NOTHING`
 	logKeyWidth        = 3
 	blockWindow        = time.Minute
 	blockWindowMicros  = int64(blockWindow / time.Microsecond)
 )
 
-// LogBlock is one row of request_log_blocks, with the keys of its entries (its rows of
-// request_log_keys).
+// LogBlock is one row of request_log_blocks, with the keys of its entries and its minute: its rows of
+// request_log_keys (LogKeysSeen.LogKeyRows).
 type LogBlock struct {
 	WorkspaceID     string
 	FirstID, LastID string
 	Entries         int
 	Data            []byte
 	Keys            []string
+	// Minute is the block's UTC minute, in unix µs, and MinuteID its floor id (id.Floor).
+	Minute   int64
+	MinuteID string
 }
 
-// LogBlockColumns and LogKeyColumns are the tables' columns in the order Values gives them: for a
-// driver that inserts rows its own way (PostgreSQL's COPY).
+// LogBlockColumns are the table's columns in the order Values gives them: for a driver that inserts
+// rows its own way (PostgreSQL's COPY).
 func LogBlockColumns() []string { return columns(logBlockColumns) }
-func LogKeyColumns() []string   { return columns(logKeyColumns) }
 
 // Values returns b's row of request_log_blocks.
 func (b *LogBlock) Values() []any {
@@ -91,8 +94,10 @@ func LogBlocks(entries []keyplane.RequestLog) []LogBlock {
 			block = append(block, entries[i])
 			keys[entries[i].KeyID] = struct{}{}
 		}
+		m := minutes[order[start]]
 		b := LogBlock{WorkspaceID: first.WorkspaceID, FirstID: block[0].ID, LastID: block[len(block)-1].ID,
-			Entries: len(block), Data: enc.Encode(nil, block), Keys: make([]string, 0, len(keys))}
+			Entries: len(block), Data: enc.Encode(nil, block), Keys: make([]string, 0, len(keys)),
+			Minute: m, MinuteID: minuteID(m)}
 		for k := range keys {
 			b.Keys = append(b.Keys, k)
 		}
@@ -103,28 +108,33 @@ func LogBlocks(entries []keyplane.RequestLog) []LogBlock {
 	return out
 }
 
+// minuteID is the floor id (id.Floor) of the minute that starts at m, in unix µs.
+func minuteID(m int64) string { return id.Floor(id.Request, fromMicros(m)) }
+
 // floorMicros returns the start of the width-wide period (microseconds, aligned on the epoch) that m,
 // in unix microseconds, falls in.
 func floorMicros(m, width int64) int64 {
 	return m - ((m%width)+width)%width
 }
 
-// sqlLogBlocks lists a workspace's blocks, newest first (then sqlLogBlocksEnd), and sqlKeyLogBlocks
-// those that hold entries of one key (then sqlKeyLogBlocksEnd), each with its bounds between.
+// sqlLogBlocks lists a workspace's blocks, newest first (then sqlLogBlocksEnd), with bounds between;
+// sqlLogKeyMinutes lists the minutes a key has entries in, newest first, by their rows of
+// request_log_keys (then sqlLogKeyMinutesEnd).
 const (
-	sqlLogBlocks    = `SELECT last_id, first_id, data FROM request_log_blocks WHERE workspace_id = ?`
-	sqlKeyLogBlocks = `SELECT b.last_id, b.first_id, b.data FROM request_log_keys k
-		JOIN request_log_blocks b ON b.workspace_id = k.workspace_id AND b.last_id = k.last_id
-		WHERE k.workspace_id = ? AND k.key_id = ?`
-	sqlLogBlocksEnd    = ` ORDER BY last_id DESC`
-	sqlKeyLogBlocksEnd = ` ORDER BY k.last_id DESC`
-	// logBlockRound is how many blocks one query of a list reads.
-	logBlockRound = 16
+	sqlLogBlocks        = `SELECT last_id, first_id, data FROM request_log_blocks WHERE workspace_id = ?`
+	sqlLogBlocksEnd     = ` ORDER BY last_id DESC LIMIT ?`
+	sqlLogKeyMinutes    = `SELECT last_id FROM request_log_keys WHERE workspace_id = ? AND key_id = ?`
+	sqlLogKeyMinutesEnd = ` ORDER BY last_id DESC LIMIT ?`
+	// logBlockRound is how many blocks one query of a list reads, and logMinuteRound how many key rows.
+	logBlockRound  = 16
+	logMinuteRound = 64
 )
 
 // listRequestLogs reads the blocks that may hold the page's entries, newest first, and merges their
 // entries by id: blocks may overlap, but a block's newest entry is its last_id, so once a block is
 // read no block still to come holds an entry at or after its last_id, and those entries are final.
+// One key's entries are in the blocks of the minutes its rows of request_log_keys name, which are
+// read a minute at a time.
 func (q *queries) listRequestLogs(ctx context.Context, workspaceID string, f store.LogFilter) ([]keyplane.RequestLog, string, error) {
 	const op = "list request logs"
 	if err := checkLimit(op, f.Limit); err != nil {
@@ -149,25 +159,15 @@ func (q *queries) listRequestLogs(ctx context.Context, workspaceID string, f sto
 	if f.Since != nil {
 		from = id.Floor(id.Request, *f.Since)
 	}
-	// The key's blocks are bounded by its rows of request_log_keys (k), which hold their last_id, and
-	// by the blocks' (b) first_id.
-	query, args, key, block, end := sqlLogBlocks, []any{workspaceID}, "", "", sqlLogBlocksEnd
-	if f.KeyID != "" {
-		query, args, key, block, end = sqlKeyLogBlocks, []any{workspaceID, f.KeyID}, "k.", "b.", sqlKeyLogBlocksEnd
-	}
+	// The blocks' last_id is in [from, upTo): a block's entries are of one minute, so one that holds
+	// an entry before `before` ends within a minute of it.
+	var upTo string
 	if before != "" {
-		// A block's entries are of one minute: one that holds an entry before `before` ends within a
-		// minute of it, and begins before it.
 		t, ok := id.Time(id.Request, before)
 		if !ok {
 			return nil, "", fmt.Errorf("%s: %w", op, store.ErrBadCursor)
 		}
-		query += ` AND ` + key + `last_id < ? AND ` + block + `first_id < ?`
-		args = append(args, id.Floor(id.Request, t.Add(blockWindow)), before)
-	}
-	if from != "" {
-		query += ` AND ` + key + `last_id >= ?`
-		args = append(args, from)
+		upTo = id.Floor(id.Request, t.Add(blockWindow))
 	}
 	keep := func(e *keyplane.RequestLog) bool {
 		return (before == "" || e.ID < before) && (from == "" || e.ID >= from) &&
@@ -177,56 +177,130 @@ func (q *queries) listRequestLogs(ctx context.Context, workspaceID string, f sto
 	}
 	out, pending := []keyplane.RequestLog{}, []keyplane.RequestLog{}
 	newestFirst := func(a, b keyplane.RequestLog) int { return strings.Compare(b.ID, a.ID) }
-	// The blocks are read a round of logBlockRound at a time, each query after the last block of the
-	// one before: a query whose rows were not all read would still send them all (PostgreSQL's
-	// protocol reads a result to its end), and a page needs only its newest blocks.
-	var seen string
-	for done := false; !done && len(out) <= f.Limit; {
-		roundQuery, roundArgs := query, slices.Clip(args)
-		if seen != "" {
-			roundQuery += ` AND ` + key + `last_id < ?`
-			roundArgs = append(roundArgs, seen)
+	full := func() bool { return len(out) > f.Limit }
+	// blocks reads the blocks whose last_id is in [lo, hi) ("": unbounded), a round of logBlockRound
+	// at a time, each query after the last block of the one before (a query whose rows were not all
+	// read would still send them all: PostgreSQL's protocol reads a result to its end), until the
+	// page is full or none is left.
+	blocks := func(lo, hi string) error {
+		query, args := sqlLogBlocks, []any{workspaceID}
+		if lo != "" {
+			query, args = query+` AND last_id >= ?`, append(args, lo)
 		}
-		rows, err := q.query(ctx, roundQuery+end+` LIMIT ?`, append(roundArgs, logBlockRound)...)
-		if err != nil {
-			return nil, "", q.fail(op, err)
+		if before != "" {
+			query, args = query+` AND first_id < ?`, append(args, before)
 		}
-		n := 0
-		for rows.Next() {
-			n++
-			var first string
-			var data sql.RawBytes
-			if err := rows.Scan(&seen, &first, &data); err != nil {
-				rows.Close()
-				return nil, "", q.fail(op, err)
+		for !full() {
+			roundQuery, roundArgs := query, slices.Clip(args)
+			if hi != "" {
+				roundQuery, roundArgs = roundQuery+` AND last_id < ?`, append(roundArgs, hi)
 			}
-			err := logblock.Decode(data, workspaceID, func(e keyplane.RequestLog) bool {
-				if keep(&e) {
-					pending = append(pending, e)
-				}
-				return true
-			})
+			rows, err := q.query(ctx, roundQuery+sqlLogBlocksEnd, append(roundArgs, logBlockRound)...)
 			if err != nil {
-				rows.Close()
-				return nil, "", fmt.Errorf("%s: block %s of %s: %w", op, seen, workspaceID, err)
+				return q.fail(op, err)
 			}
-			slices.SortFunc(pending, newestFirst)
-			final := 0
-			for final < len(pending) && pending[final].ID >= seen {
-				final++
+			n := 0
+			for rows.Next() {
+				n++
+				var first string
+				var data sql.RawBytes
+				if err := rows.Scan(&hi, &first, &data); err != nil {
+					rows.Close()
+					return q.fail(op, err)
+				}
+				err := logblock.Decode(data, workspaceID, func(e keyplane.RequestLog) bool {
+					if keep(&e) {
+						pending = append(pending, e)
+					}
+					return true
+				})
+				if err != nil {
+					rows.Close()
+					return fmt.Errorf("%s: block %s of %s: %w", op, hi, workspaceID, err)
+				}
+				slices.SortFunc(pending, newestFirst)
+				final := 0
+				for final < len(pending) && pending[final].ID >= hi {
+					final++
+				}
+				out = append(out, pending[:final]...)
+				pending = slices.Delete(pending, 0, final)
 			}
-			out = append(out, pending[:final]...)
-			pending = slices.Delete(pending, 0, final)
+			if err := rows.Err(); err != nil {
+				return q.fail(op, err)
+			}
+			if n < logBlockRound {
+				return nil
+			}
 		}
-		if err := rows.Err(); err != nil {
-			return nil, "", q.fail(op, err)
+		return nil
+	}
+	if f.KeyID == "" {
+		if err := blocks(from, upTo); err != nil {
+			return nil, "", err
 		}
-		done = n < logBlockRound
+	} else if err := q.keyMinutes(ctx, workspaceID, f.KeyID, from, upTo, full, func(lo, hi string) error {
+		return blocks(max(lo, from), minID(hi, upTo))
+	}); err != nil {
+		return nil, "", fmt.Errorf("%s: %w", op, err)
 	}
 	out = append(out, pending...) // every block was read, or the page is full already
 	out = out[:min(len(out), f.Limit+1)]
 	out, next := page(out, f.Limit, func(e *keyplane.RequestLog) string { return encodeCursor(cursorRequestLog, e.ID) })
 	return out, next, nil
+}
+
+// minID is the smaller of two upper bounds, "" being none.
+func minID(a, b string) string {
+	if a == "" || (b != "" && b < a) {
+		return b
+	}
+	return a
+}
+
+// keyMinutes calls each with the range of last_id, [lo, hi), of the blocks of every minute the key
+// has entries in (by its rows of request_log_keys), newest first, from the minute of from (when set)
+// and before upTo (when set), until done reports true or none is left.
+func (q *queries) keyMinutes(ctx context.Context, workspaceID, keyID, from, upTo string, done func() bool, each func(lo, hi string) error) error {
+	query, args := sqlLogKeyMinutes, []any{workspaceID, keyID}
+	if from != "" {
+		t, _ := id.Time(id.Request, from)
+		query, args = query+` AND last_id >= ?`, append(args, minuteID(floorMicros(micros(t), blockWindowMicros)))
+	}
+	for hi := upTo; !done(); {
+		roundQuery, roundArgs := query, slices.Clip(args)
+		if hi != "" {
+			roundQuery, roundArgs = roundQuery+` AND last_id < ?`, append(roundArgs, hi)
+		}
+		ids, err := list(ctx, q, "list a key's minutes", roundQuery+sqlLogKeyMinutesEnd, func(s scanner) (string, error) {
+			var v string
+			return v, s.Scan(&v)
+		}, append(roundArgs, logMinuteRound)...)
+		if err != nil {
+			return err
+		}
+		for _, v := range ids {
+			if hi != "" && v >= hi {
+				continue // a row of a minute already read (rows of old versions are any id of it)
+			}
+			t, ok := id.Time(id.Request, v)
+			if !ok {
+				return fmt.Errorf("request_log_keys: %q is not a request id", v)
+			}
+			m := floorMicros(micros(t), blockWindowMicros)
+			lo := minuteID(m)
+			if err := each(lo, minuteID(m+blockWindowMicros)); err != nil {
+				return err
+			}
+			if hi = lo; done() {
+				return nil
+			}
+		}
+		if len(ids) < logMinuteRound {
+			return nil
+		}
+	}
+	return nil
 }
 
 const (
@@ -244,17 +318,19 @@ const (
 		SELECT b.workspace_id, b.last_id, b.entries FROM w JOIN request_log_blocks b ON b.workspace_id = w.id
 		WHERE w.id IS NOT NULL AND b.last_id < ? LIMIT ?`
 	sqlLogBlockData = `SELECT data FROM request_log_blocks WHERE workspace_id = ? AND last_id = ?`
-	// sqlDeleteLogKeys is followed by batchRows("?", n) and a parenthesis: n keys of one block.
-	sqlDeleteLogKeys   = `DELETE FROM request_log_keys WHERE workspace_id = ? AND last_id = ? AND key_id IN (`
+	// sqlDeleteLogKeys is followed by batchRows("?", n) and a parenthesis: n keys of one block, whose
+	// rows of its minute go.
+	sqlDeleteLogKeys   = `DELETE FROM request_log_keys WHERE workspace_id = ? AND last_id >= ? AND last_id < ? AND key_id IN (`
 	sqlDeleteLogBlock  = `DELETE FROM request_log_blocks WHERE workspace_id = ? AND last_id = ?`
 	maxPrunedLogBlocks = 256
 )
 
-// PruneRequestLogs deletes blocks whose every entry is older than before (an entry of a block that
-// also holds newer ones stays until they are all old: at most a minute more), with their rows of
-// request_log_keys, and says how many entries went. It deletes whole blocks, in transactions of at
-// most maxPrunedLogBlocks, until limit entries or more went or none is left: fewer than limit means
-// none is left.
+// PruneRequestLogs deletes the blocks of the minutes before before's (an entry stays until the minute
+// after its own is past before: at most two minutes more), with their keys' rows of request_log_keys,
+// and says how many entries went. A key's row of a minute goes with the first of the minute's blocks
+// that holds the key: the minute's other blocks are as old, and go in this call or the next. It
+// deletes whole blocks, in transactions of at most maxPrunedLogBlocks, until limit entries or more
+// went or none is left: fewer than limit means none is left.
 func (db *DB) PruneRequestLogs(ctx context.Context, before time.Time, limit int) (int64, error) {
 	const op = "prune request logs"
 	if err := checkLimit(op, limit); err != nil {
@@ -262,7 +338,7 @@ func (db *DB) PruneRequestLogs(ctx context.Context, before time.Time, limit int)
 	}
 	var n int64
 	for n < int64(limit) {
-		deleted, found, err := db.pruneLogBlocks(ctx, op, id.Floor(id.Request, before), int64(limit)-n)
+		deleted, found, err := db.pruneLogBlocks(ctx, op, minuteID(floorMicros(micros(before), blockWindowMicros)), int64(limit)-n)
 		if n += deleted; err != nil || found < maxPrunedLogBlocks {
 			return n, err
 		}
@@ -316,10 +392,18 @@ func (db *DB) pruneLogBlocks(ctx context.Context, op, cutoff string, want int64)
 			}); err != nil {
 				keys = nil
 			}
+			// The rows of the block's minute: by its last_id, an id of it (as every row's is).
+			var lo, hi string
+			if t, ok := id.Time(id.Request, b.lastID); ok {
+				m := floorMicros(micros(t), blockWindowMicros)
+				lo, hi = minuteID(m), minuteID(m+blockWindowMicros)
+			} else {
+				keys = nil
+			}
 			for len(keys) > 0 {
 				n := min(len(keys), maxBatchRows)
 				query := sqlDeleteLogKeys + batchRows("?", n) + `)`
-				if _, err := t.exec(ctx, query, append([]any{b.workspaceID, b.lastID}, keys[:n]...)...); err != nil {
+				if _, err := t.exec(ctx, query, append([]any{b.workspaceID, lo, hi}, keys[:n]...)...); err != nil {
 					return t.fail(op, err)
 				}
 				keys = keys[n:]
@@ -336,24 +420,21 @@ func (db *DB) pruneLogBlocks(ctx context.Context, op, cutoff string, want int64)
 	return deleted, len(blocks), nil
 }
 
-// blockWrite is what inserts blocks: the blocks, their key rows in order (each block's keys, sorted),
-// and the multi-row statements prepared for both (prepareChunks) where the driver would parse them
-// every time.
+// blockWrite is what inserts blocks: the blocks, the key rows to write, and the multi-row statements
+// prepared for both (prepareChunks) where the driver would parse them every time.
 type blockWrite struct {
 	blocks               []LogBlock
-	keys                 []blockKey
+	keys                 []LogKeyRow
 	blockStmts, keyStmts map[int]*sql.Stmt
 }
 
-type blockKey struct{ block, key int }
-
 func blockSQL(n int) string { return sqlInsertLogBlocks + batchRows(sqlLogBlockRow, n) }
-func keySQL(n int) string   { return sqlInsertLogKeys + batchRows(sqlLogKeyRow, n) }
+func keySQL(n int) string   { return sqlInsertLogKeys + batchRows(sqlLogKeyRow, n) + sqlLogKeysEnd }
 
-// prepareLogBlocks prepares the write of blocks, outside a transaction (SQLite's writer has one
-// connection, which a transaction holds).
-func (db *DB) prepareLogBlocks(ctx context.Context, blocks []LogBlock) (*blockWrite, error) {
-	w := newBlockWrite(blocks)
+// prepareLogBlocks prepares the write of blocks and key rows, outside a transaction (SQLite's writer
+// has one connection, which a transaction holds).
+func (db *DB) prepareLogBlocks(ctx context.Context, blocks []LogBlock, keys []LogKeyRow) (*blockWrite, error) {
+	w := &blockWrite{blocks: blocks, keys: keys}
 	var err error
 	if w.blockStmts, err = db.prepareChunks(ctx, len(blocks), blockSQL); err != nil {
 		return nil, err
@@ -362,17 +443,6 @@ func (db *DB) prepareLogBlocks(ctx context.Context, blocks []LogBlock) (*blockWr
 		return nil, err
 	}
 	return w, nil
-}
-
-// newBlockWrite returns the write of blocks, without prepared statements.
-func newBlockWrite(blocks []LogBlock) *blockWrite {
-	w := &blockWrite{blocks: blocks}
-	for b := range blocks {
-		for k := range blocks[b].Keys {
-			w.keys = append(w.keys, blockKey{b, k})
-		}
-	}
-	return w
 }
 
 // insertLogBlocks inserts the blocks and their key rows by multi-row INSERTs.
@@ -384,8 +454,7 @@ func (t *tx) insertLogBlocks(ctx context.Context, w *blockWrite) error {
 		return err
 	}
 	return t.insertChunks(ctx, w.keyStmts, keySQL, len(w.keys), logKeyWidth, func(args []any, i int) ([]any, error) {
-		b := &w.blocks[w.keys[i].block]
-		return append(args, b.WorkspaceID, b.Keys[w.keys[i].key], b.LastID), nil
+		return append(args, w.keys[i].Values()...), nil
 	})
 }
 
@@ -458,7 +527,8 @@ func (db *DB) MoveLogRows(ctx context.Context) error {
 				done = true
 				return nil
 			}
-			if err := t.insertLogBlocks(ctx, newBlockWrite(LogBlocks(entries))); err != nil {
+			blocks := LogBlocks(entries)
+			if err := t.insertLogBlocks(ctx, &blockWrite{blocks: blocks, keys: (*LogKeysSeen)(nil).LogKeyRows(blocks)}); err != nil {
 				return t.fail(op, err)
 			}
 			if err := t.deleteOldLogRows(ctx, entries); err != nil {

@@ -169,8 +169,9 @@ func TouchStatements(touched map[string]time.Time) []Statement {
 // and four times the commits.
 const touchesPerTx = 256
 
-// WriteRequestLogs writes the entries as blocks (LogBlocks) in one transaction of the log's database,
-// without a chain lock, and with the dialect's relaxed durability, by multi-row INSERTs.
+// WriteRequestLogs writes the entries as blocks (LogBlocks), with the key rows this node has not
+// written yet (LogKeysSeen), in one transaction of the log's database, without a chain lock, and with
+// the dialect's relaxed durability, by multi-row INSERTs.
 func (db *DB) WriteRequestLogs(ctx context.Context, entries []keyplane.RequestLog) error {
 	return db.logs.writeRequestLogs(ctx, entries)
 }
@@ -179,17 +180,23 @@ func (db *DB) writeRequestLogs(ctx context.Context, entries []keyplane.RequestLo
 	if len(entries) == 0 {
 		return nil
 	}
-	w, err := db.prepareLogBlocks(ctx, LogBlocks(entries))
+	blocks := LogBlocks(entries)
+	keys := db.logKeys.LogKeyRows(blocks)
+	w, err := db.prepareLogBlocks(ctx, blocks, keys)
 	if err != nil {
 		return fmt.Errorf("insert request logs: %w", err)
 	}
-	return db.relaxedTx(ctx, func(stx store.Tx) error {
+	err = db.relaxedTx(ctx, func(stx store.Tx) error {
 		t := stx.(*tx)
 		if err := t.insertLogBlocks(ctx, w); err != nil {
 			return t.fail("insert request logs", err)
 		}
 		return nil
 	})
+	if err == nil {
+		db.logKeys.Written(keys)
+	}
+	return err
 }
 
 // AddUsage adds the counts and moves the last-used times with the dialect's relaxed durability,

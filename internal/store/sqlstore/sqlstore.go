@@ -105,9 +105,15 @@ type DB struct {
 	// their own (SQLite's log file, see NewWithLog), so that the log's writes never take the write
 	// lock, or wait for the fsync, of keys, audit entries and events.
 	logs *DB
+	// logKeys is what this node wrote of request_log_keys lately, for the log's writes.
+	logKeys *LogKeysSeen
 }
 
 var _ store.Store = (*DB)(nil)
+
+// LogKeysSeen is what the node wrote of request_log_keys lately: for a driver that writes the log its
+// own way (PostgreSQL's).
+func (db *DB) LogKeysSeen() *LogKeysSeen { return db.logs.logKeys }
 
 // New returns a store over write (used for transactions) and read (used for reads outside them;
 // nil means write). The store owns both handles: Close closes them.
@@ -118,7 +124,7 @@ func New(d Dialect, write, read *sql.DB) *DB {
 	if d.IsUniqueViolation == nil {
 		d.IsUniqueViolation = func(error) bool { return false }
 	}
-	db := &DB{w: write, r: read, d: d, stmts: map[string]*sql.Stmt{}}
+	db := &DB{w: write, r: read, d: d, stmts: map[string]*sql.Stmt{}, logKeys: NewLogKeysSeen()}
 	db.queries = queries{db: db, q: read}
 	db.logs = db
 	return db

@@ -539,3 +539,51 @@ func testRequestLogBlocks(t *testing.T, s store.Store) {
 		t.Errorf("PruneRequestLogs again = %d, %v; want nothing left", n, err)
 	}
 }
+
+// testRequestLogKeyMinutes checks one key's log where it is found a minute at a time: a key with an
+// entry in each of more minutes than one read of its minutes takes, and a key in more batches of one
+// minute than one read of blocks takes (its minute's row written once, by the first), listed whole,
+// a page at a time, and between since and until.
+func testRequestLogKeyMinutes(t *testing.T, s store.Store) {
+	w := createWorkspace(t, s, "acme", at(0))
+	sparse, busy, other := newKey(w, at(time.Second)), newKey(w, at(2*time.Second)), newKey(w, at(3*time.Second))
+	insertKeys(t, s, sparse, busy, other)
+	start := t0().Truncate(time.Minute).Add(2 * time.Hour)
+	var all []keyplane.RequestLog
+	for m := range 70 {
+		at := start.Add(time.Duration(m)*time.Minute + 7*time.Second)
+		batch := []keyplane.RequestLog{logEntry(sparse, at, keyplane.VerifyValid, keyplane.SourceVerify),
+			logEntry(other, at.Add(time.Millisecond), keyplane.VerifyValid, keyplane.SourceVerify)}
+		writeLogs(t, s, batch, nil)
+		all = append(all, batch...)
+	}
+	busyMinute := start.Add(30 * time.Minute)
+	for b := range 20 {
+		at := busyMinute.Add(time.Duration(20+b) * time.Second)
+		batch := []keyplane.RequestLog{logEntry(busy, at, keyplane.VerifyValid, keyplane.SourceVerify),
+			logEntry(other, at.Add(time.Millisecond), keyplane.VerifyValid, keyplane.SourceVerify)}
+		writeLogs(t, s, batch, nil)
+		all = append(all, batch...)
+	}
+	of := func(keep func(*keyplane.RequestLog) bool) []string {
+		var out []keyplane.RequestLog
+		for i := range all {
+			if keep(&all[i]) {
+				out = append(out, all[i])
+			}
+		}
+		return ids(newestFirst(out), logID)
+	}
+	since, until := start.Add(10*time.Minute+7*time.Second), busyMinute.Add(30*time.Second)
+	for _, k := range []*keyplane.APIKey{sparse, busy, other} {
+		for _, limit := range []int{1, 5, 1000} {
+			equal(t, fmt.Sprintf("log of a key, %d a page", limit), ids(allLogs(t, s, w.ID, store.LogFilter{KeyID: k.ID}, limit), logID),
+				of(func(e *keyplane.RequestLog) bool { return e.KeyID == k.ID }))
+			equal(t, fmt.Sprintf("log of a key between since and until, %d a page", limit),
+				ids(allLogs(t, s, w.ID, store.LogFilter{KeyID: k.ID, Since: &since, Until: &until}, limit), logID),
+				of(func(e *keyplane.RequestLog) bool {
+					return e.KeyID == k.ID && !e.Timestamp.Before(since) && e.Timestamp.Before(until)
+				}))
+		}
+	}
+}

@@ -68,6 +68,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"RequestLogFilters", testRequestLogFilters},
 		{"RequestLogPagination", testRequestLogPagination},
 		{"RequestLogBlocks", testRequestLogBlocks},
+		{"RequestLogKeyMinutes", testRequestLogKeyMinutes},
 		{"Usage", testUsage},
 		{"RequestLogUsageFields", testRequestLogUsageFields},
 		{"ExportUsage", testExportUsage},

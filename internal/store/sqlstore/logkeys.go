@@ -1,0 +1,109 @@
+package sqlstore
+
+import (
+	"hash/maphash"
+	"sync"
+)
+
+// A row of request_log_keys says that a key has entries in a workspace's blocks of one UTC minute:
+// its last_id is the minute's floor id (id.Floor). Rows written before 2026-12-05 hold the last_id of
+// one block instead, which is of the same minute (a block's entries are of one minute), so readers
+// and pruning take any id of the minute alike. A row per key and block cost a random B-tree insert
+// for each key of each batch (a Zipf mix over 100,000 keys: thousands a batch), and those inserts
+// were most of the log's cost; a row per key and minute, written once by each node (LogKeysSeen),
+// costs one per key a minute. A page of one key's entries decodes the workspace's blocks of each
+// minute the key has entries in.
+
+// LogKeysSeen remembers, per key of the recent blocks this node wrote, the newest minute whose row of
+// request_log_keys it wrote, so that a batch writes only the rows that are new. It is only an economy:
+// a row written again is ignored by the insert (ON CONFLICT DO NOTHING), as it is when another node or
+// a restarted one writes it, so forgetting is always safe. It is safe for concurrent use.
+type LogKeysSeen struct {
+	mu          sync.Mutex
+	seed, seed2 maphash.Seed
+	// newest is, per key (two hashes of its workspace and id: a collision of both, which would leave
+	// out a row, has a chance of about 2^-128), the newest minute (unix µs) whose row was written.
+	newest map[[2]uint64]int64
+	// top is the newest minute written; keys with nothing written since forgetMinutes before it are
+	// forgotten when it moves on, so that the map holds the recently used keys only.
+	top int64
+}
+
+// forgetMinutes is how many minutes before the newest a key's row is remembered.
+const forgetMinutes = 2
+
+// NewLogKeysSeen returns an empty LogKeysSeen.
+func NewLogKeysSeen() *LogKeysSeen {
+	return &LogKeysSeen{seed: maphash.MakeSeed(), seed2: maphash.MakeSeed(), newest: map[[2]uint64]int64{}}
+}
+
+func (s *LogKeysSeen) hash(workspaceID, keyID string) [2]uint64 {
+	var h [2]uint64
+	for i, seed := range [2]maphash.Seed{s.seed, s.seed2} {
+		var m maphash.Hash
+		m.SetSeed(seed)
+		m.WriteString(workspaceID)
+		m.WriteByte(0)
+		m.WriteString(keyID)
+		h[i] = m.Sum64()
+	}
+	return h
+}
+
+// LogKeyRow is a row of request_log_keys: KeyID has entries in WorkspaceID's blocks of the minute
+// whose floor id is MinuteID.
+type LogKeyRow struct {
+	WorkspaceID, KeyID, MinuteID string
+	minute                       int64 // unix µs
+}
+
+// Values returns the row's values in the order of LogKeyColumns.
+func (r *LogKeyRow) Values() []any { return []any{r.WorkspaceID, r.KeyID, r.MinuteID} }
+
+// LogKeyRows returns the key rows of blocks, leaving out those s says this node wrote already (none
+// when s is nil). Call s.Written with them once they are committed.
+func (s *LogKeysSeen) LogKeyRows(blocks []LogBlock) []LogKeyRow {
+	if s != nil {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+	}
+	var out []LogKeyRow
+	for i := range blocks {
+		b := &blocks[i]
+		for _, k := range b.Keys {
+			if s != nil {
+				if m, ok := s.newest[s.hash(b.WorkspaceID, k)]; ok && m == b.Minute {
+					continue
+				}
+			}
+			out = append(out, LogKeyRow{WorkspaceID: b.WorkspaceID, KeyID: k, MinuteID: b.MinuteID, minute: b.Minute})
+		}
+	}
+	return out
+}
+
+// Written records rows as written (committed).
+func (s *LogKeysSeen) Written(rows []LogKeyRow) {
+	if s == nil || len(rows) == 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	top := s.top
+	for i := range rows {
+		r := &rows[i]
+		h := s.hash(r.WorkspaceID, r.KeyID)
+		if m, ok := s.newest[h]; !ok || r.minute > m {
+			s.newest[h] = r.minute
+		}
+		top = max(top, r.minute)
+	}
+	if top > s.top {
+		s.top = top
+		for h, m := range s.newest {
+			if m < top-forgetMinutes*blockWindowMicros {
+				delete(s.newest, h)
+			}
+		}
+	}
+}
