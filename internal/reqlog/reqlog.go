@@ -19,6 +19,7 @@
 package reqlog
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"fmt"
@@ -169,16 +170,16 @@ type Logger struct {
 	// Owned by the flusher goroutine, and reused from one flush to the next.
 	spare        [][]keyplane.RequestLog // an empty buffer per shard, swapped with the shard's own
 	batch        []keyplane.RequestLog   // the batch being gathered from the shards' entries
+	sorted       []keyplane.RequestLog   // the batch in time order (timeOrder), swapped with batch
+	order        []int32                 // the batch's positions, sorted by timeOrder
 	random       []byte                  // the batch's ids' random parts, read in one call
 	droppedShown uint64
 
-	// Owned by the usage writer goroutine.
-	spareCounts  map[usageBucket]usageValue
-	spareTouched map[string]time.Time
-	counts       []store.UsageCount   // what one AddUsage takes
-	touched      map[string]time.Time // the last-used times one AddUsage moves
-	touchedAt    map[string]time.Time // per key, the last-used time last written
-	lastSweep    time.Time
+	// Owned by the usage writer goroutine. What one write takes is made for it and dropped after:
+	// kept for the next, the maps and slices of a node with many keys held tens of MiB of live heap
+	// for good, which made the collector run more often than their allocation costs.
+	touchedAt map[string]int64 // per key, the last-used time last written (unix ns)
+	lastSweep time.Time
 }
 
 // usageBucket is one count of the usage rollups: a key's requests, made as a key of one identity
@@ -218,20 +219,17 @@ func New(w Writer, o Options) *Logger {
 	per := (o.BufferSize + o.Shards - 1) / o.Shards
 	l := &Logger{
 		w: w, o: o, log: o.Logger,
-		shards:       make([]shard, o.Shards),
-		per:          per,
-		full:         max(1, o.BatchSize/o.Shards),
-		kick:         make(chan struct{}, 1),
-		stop:         make(chan context.Context, 1),
-		usageStop:    make(chan context.Context, 1),
-		usageNow:     make(chan chan error),
-		done:         make(chan struct{}),
-		spare:        make([][]keyplane.RequestLog, o.Shards),
-		batch:        make([]keyplane.RequestLog, 0, o.BatchSize),
-		spareCounts:  map[usageBucket]usageValue{},
-		spareTouched: map[string]time.Time{},
-		touched:      map[string]time.Time{},
-		touchedAt:    map[string]time.Time{},
+		shards:    make([]shard, o.Shards),
+		per:       per,
+		full:      max(1, o.BatchSize/o.Shards),
+		kick:      make(chan struct{}, 1),
+		stop:      make(chan context.Context, 1),
+		usageStop: make(chan context.Context, 1),
+		usageNow:  make(chan chan error),
+		done:      make(chan struct{}),
+		spare:     make([][]keyplane.RequestLog, o.Shards),
+		batch:     make([]keyplane.RequestLog, 0, o.BatchSize),
+		touchedAt: map[string]int64{},
 	}
 	l.pending.counts, l.pending.touched = map[usageBucket]usageValue{}, map[string]time.Time{}
 	l.usageOK.Store(o.Now().UnixNano())
@@ -388,6 +386,27 @@ func (l *Logger) drain(ctx context.Context) {
 	}
 }
 
+// timeOrder returns the batch's entries in time order, those of one time in the order they came: in
+// l.sorted, with l.batch, which held them, left for the next batch. Sorting the entries' positions
+// and moving each entry once costs a fraction of a stable sort of the entries themselves, a few
+// hundred bytes each.
+func (l *Logger) timeOrder(batch []keyplane.RequestLog) []keyplane.RequestLog {
+	l.order = l.order[:0]
+	for i := range batch {
+		l.order = append(l.order, int32(i))
+	}
+	slices.SortFunc(l.order, func(a, b int32) int {
+		return cmp.Or(batch[a].Timestamp.Compare(batch[b].Timestamp), cmp.Compare(a, b))
+	})
+	sorted := l.sorted[:0]
+	for _, i := range l.order {
+		sorted = append(sorted, batch[i])
+	}
+	clear(batch) // let the strings go: sorted holds them now
+	l.sorted = batch[:0]
+	return sorted
+}
+
 // flush writes the batch and empties it, and hands a written batch's counts and last uses to the
 // usage writer. Entries get their ids here, off the verification path.
 func (l *Logger) flush(ctx context.Context) {
@@ -405,7 +424,7 @@ func (l *Logger) flush(ctx context.Context) {
 	// the entries' times only if their random parts do. The batch comes shard by shard, so it is put
 	// in time order, and an entry of the same millisecond as the one before takes that one's random
 	// part plus one (as monotonic ULIDs do).
-	slices.SortStableFunc(batch, func(a, b keyplane.RequestLog) int { return a.Timestamp.Compare(b.Timestamp) })
+	batch = l.timeOrder(batch)
 	for i := range batch {
 		e := &batch[i]
 		// What the client sent must not fail the batch: PostgreSQL refuses text with NUL bytes or
@@ -465,10 +484,6 @@ func (l *Logger) count(batch []keyplane.RequestLog) {
 	}
 }
 
-// keepSpare is the most counts whose maps are kept for the next usage write: more than an interval
-// of a busy node with many keys makes.
-const keepSpare = 100_000
-
 // closeRetry is how long the usage writer waits between tries of its last write on Close.
 const closeRetry = 250 * time.Millisecond
 
@@ -513,31 +528,30 @@ func (l *Logger) writeUsage(ctx context.Context) error {
 	p := &l.pending
 	p.mu.Lock()
 	counts, touched := p.counts, p.touched
-	p.counts, p.touched = l.spareCounts, l.spareTouched
-	p.mu.Unlock()
 	if len(counts) == 0 && len(touched) == 0 {
-		l.spareCounts, l.spareTouched = counts, touched
+		p.mu.Unlock()
 		l.usageOK.Store(l.o.Now().UnixNano())
 		return nil
 	}
+	p.counts, p.touched = map[usageBucket]usageValue{}, map[string]time.Time{}
+	p.mu.Unlock()
 	var requests int64
-	l.counts = l.counts[:0]
+	rows := make([]store.UsageCount, 0, len(counts))
 	for b, v := range counts {
 		requests += v.requests
-		l.counts = append(l.counts, store.UsageCount{WorkspaceID: v.workspaceID, KeyID: b.keyID, IdentityID: b.identityID,
+		rows = append(rows, store.UsageCount{WorkspaceID: v.workspaceID, KeyID: b.keyID, IdentityID: b.identityID,
 			Hour: time.Unix(b.hour, 0).UTC(), Code: b.code, Requests: v.requests, CreditsSpent: v.creditsSpent})
 	}
-	clear(l.touched)
+	moved := make(map[string]time.Time, len(touched))
 	for k, t := range touched {
-		if last, ok := l.touchedAt[k]; ok && t.Sub(last) < l.o.TouchInterval {
+		if last, ok := l.touchedAt[k]; ok && t.UnixNano()-last < int64(l.o.TouchInterval) {
 			continue
 		}
-		l.touched[k] = t
+		moved[k] = t
 	}
 	wctx, cancel := context.WithTimeout(ctx, l.o.WriteTimeout)
-	err := l.w.AddUsage(wctx, l.counts, l.touched)
+	err := l.w.AddUsage(wctx, rows, moved)
 	cancel()
-	clear(l.counts) // let the strings go
 	if err != nil {
 		p.mu.Lock()
 		// The new ones into the old, which are usually the more: the merge is as large as what came
@@ -551,27 +565,16 @@ func (l *Logger) writeUsage(ctx context.Context) error {
 				touched[k] = t
 			}
 		}
-		clear(p.counts)
-		clear(p.touched)
-		l.spareCounts, l.spareTouched = p.counts, p.touched
 		p.counts, p.touched = counts, touched
 		p.mu.Unlock()
 		l.log.Warn("usage: counts could not be written; they are kept for the next try",
 			"counts", len(counts), "keys", len(touched), "err", err)
 		return fmt.Errorf("usage: %w", err)
 	}
-	for k, t := range l.touched {
-		l.touchedAt[k] = t
+	for k, t := range moved {
+		l.touchedAt[k] = t.UnixNano()
 	}
 	l.uncounted.Add(-requests)
-	if len(counts) > keepSpare {
-		// Maps never shrink: after an outage's backlog, start small again rather than hold its
-		// memory for good.
-		counts, touched, l.counts = map[usageBucket]usageValue{}, map[string]time.Time{}, nil
-	}
-	clear(counts)
-	clear(touched)
-	l.spareCounts, l.spareTouched = counts, touched
 	l.usageOK.Store(l.o.Now().UnixNano())
 	return nil
 }
@@ -600,7 +603,7 @@ func (l *Logger) sweep() {
 	now := l.o.Now()
 	if now.Sub(l.lastSweep) >= l.o.TouchInterval {
 		for k, t := range l.touchedAt {
-			if now.Sub(t) >= l.o.TouchInterval {
+			if now.UnixNano()-t >= int64(l.o.TouchInterval) {
 				delete(l.touchedAt, k)
 			}
 		}
