@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/keyplane/keyplane"
+	"github.com/keyplane/keyplane/internal/id"
 	"github.com/keyplane/keyplane/internal/store"
 	"github.com/keyplane/keyplane/internal/store/postgres"
 	"github.com/keyplane/keyplane/internal/store/storetest"
@@ -253,4 +255,63 @@ func TestNoOverspendAcrossNodes(t *testing.T) {
 		nodes = append(nodes, db)
 	}
 	storetest.CheckNoOverspend(t, nodes...)
+}
+
+// TestLogKeyRowsAcrossNodes: two nodes log one key in the same minutes, their batches interleaved in
+// time; the second node's rows of request_log_keys are there already (ignored, not an error), and
+// either node lists every entry of the key, in order, a page at a time.
+func TestLogKeyRowsAcrossNodes(t *testing.T) {
+	url := storetest.PostgresURL(t)
+	var nodes []*postgres.DB
+	for range 2 {
+		db, err := postgres.Open(t.Context(), url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		nodes = append(nodes, db)
+	}
+	ws := id.New(id.Workspace)
+	start := time.Now().UTC().Truncate(time.Minute).Add(-10 * time.Minute)
+	var want []string
+	for i := range 12 {
+		var batch []keyplane.RequestLog
+		for j := range 5 {
+			// Node i%2 writes entries 2 ms apart, offset by its number: the two nodes' blocks of one
+			// minute overlap in time.
+			ts := start.Add(time.Duration(i/4)*time.Minute + time.Duration(i%4)*time.Second + time.Duration(2*j+i%2)*time.Millisecond)
+			e := keyplane.RequestLog{ID: id.NewAt(id.Request, ts), WorkspaceID: ws, KeyID: []string{"apk_a", "apk_b"}[j%2],
+				Code: keyplane.VerifyValid, Source: keyplane.SourceVerify, Timestamp: ts}
+			batch = append(batch, e)
+			if e.KeyID == "apk_a" {
+				want = append(want, e.ID)
+			}
+		}
+		if err := nodes[i%2].WriteRequestLogs(t.Context(), batch); err != nil {
+			t.Fatalf("batch %d on node %d: %v", i, i%2, err)
+		}
+	}
+	slices.Sort(want)
+	slices.Reverse(want)
+	for n, node := range nodes {
+		for _, limit := range []int{1, 4, 100} {
+			var got []string
+			f := store.LogFilter{KeyID: "apk_a", Limit: limit}
+			for range 100 {
+				page, next, err := node.ListRequestLogs(t.Context(), ws, f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, e := range page {
+					got = append(got, e.ID)
+				}
+				if f.Cursor = next; next == "" {
+					break
+				}
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("node %d, %d a page: %d entries %v, want %d %v", n, limit, len(got), got, len(want), want)
+			}
+		}
+	}
 }

@@ -50,10 +50,12 @@ func (db *DB) WriteRequestLogs(ctx context.Context, entries []keyplane.RequestLo
 		_, err := tx.Exec(ctx, sqlInsertLogKeys, ws, keyIDs, minutes)
 		return err
 	})
-	if err == nil {
-		seen.Written(keys)
+	if err != nil {
+		seen.Forget()
+		return err
 	}
-	return err
+	seen.Written(keys)
+	return nil
 }
 
 // sqlInsertLogKeys inserts rows of request_log_keys from three arrays (sqlstore.LogKeyRow),

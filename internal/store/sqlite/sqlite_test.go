@@ -423,3 +423,66 @@ func TestOldKeyRows(t *testing.T) {
 		t.Errorf("%d key rows left after their blocks were pruned", n)
 	}
 }
+
+// TestKeyPageSkipsBlocksByFilter: one key's page decodes only the blocks of its minutes whose key
+// filter may hold it (the others are made undecodable here: reading one would fail the page), still
+// decodes a block without a filter (one written before filters), and goes past rows of
+// request_log_keys that name no minute, more of them than one read takes.
+func TestKeyPageSkipsBlocksByFilter(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "keyplane.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	minute := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	var lastIDs, want []string
+	for b, keys := range [][]string{{"apk_b"}, {"apk_a", "apk_b"}, {"apk_b"}} {
+		var batch []keyplane.RequestLog
+		for i, k := range keys {
+			ts := minute.Add(time.Duration(b)*10*time.Second + time.Duration(i)*time.Millisecond)
+			e := keyplane.RequestLog{ID: id.NewAt(id.Request, ts), WorkspaceID: "ws_1", KeyID: k,
+				Code: keyplane.VerifyValid, Source: keyplane.SourceVerify, Timestamp: ts}
+			batch = append(batch, e)
+			if k == "apk_a" {
+				want = append(want, e.ID)
+			}
+		}
+		if err := db.WriteRequestLogs(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+		lastIDs = append(lastIDs, batch[len(batch)-1].ID)
+	}
+	exec := func(q string, args ...any) {
+		t.Helper()
+		if _, err := db.LogSQLDB().ExecContext(ctx, q, args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	list := func(what string) {
+		t.Helper()
+		page, _, err := db.ListRequestLogs(ctx, "ws_1", store.LogFilter{KeyID: "apk_a", Limit: 10})
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		var got []string
+		for _, e := range page {
+			got = append(got, e.ID)
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("%s: %v, want %v", what, got, want)
+		}
+	}
+	list("as written")
+	for _, last := range []string{lastIDs[0], lastIDs[2]} {
+		exec(`UPDATE request_log_blocks SET data = x'ff' WHERE last_id = ?`, last)
+	}
+	list("the blocks without the key undecodable")
+	exec(`UPDATE request_log_blocks SET key_filter = NULL WHERE last_id = ?`, lastIDs[1])
+	list("the key's block without a filter")
+	for i := range 70 {
+		exec(`INSERT INTO request_log_keys (workspace_id, key_id, last_id) VALUES ('ws_1', 'apk_a', ?)`, fmt.Sprintf("zz_%02d", i))
+	}
+	list("after 70 rows that name no minute")
+}

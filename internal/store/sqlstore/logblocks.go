@@ -21,10 +21,10 @@ import (
 
 const (
 	// logBlockColumns are in the order of LogBlock.Values; logKeyColumns, of LogKeyRow.Values.
-	logBlockColumns    = `workspace_id, last_id, first_id, entries, data`
+	logBlockColumns    = `workspace_id, last_id, first_id, entries, data, key_filter`
 	sqlInsertLogBlocks = `INSERT INTO request_log_blocks (` + logBlockColumns + `) VALUES `
-	sqlLogBlockRow     = `(?, ?, ?, ?, ?)`
-	logBlockWidth      = 5
+	sqlLogBlockRow     = `(?, ?, ?, ?, ?, ?)`
+	logBlockWidth      = 6
 	logKeyColumns      = `workspace_id, key_id, last_id`
 	sqlInsertLogKeys   = `INSERT INTO request_log_keys (` + logKeyColumns + `) VALUES `
 	sqlLogKeyRow       = `(?, ?, ?)`
@@ -42,6 +42,8 @@ type LogBlock struct {
 	Entries         int
 	Data            []byte
 	Keys            []string
+	// KeyFilter is the filter of Keys (logblock.KeyFilter).
+	KeyFilter []byte
 	// Minute is the block's UTC minute, in unix µs, and MinuteID its floor id (id.Floor).
 	Minute   int64
 	MinuteID string
@@ -53,7 +55,7 @@ func LogBlockColumns() []string { return columns(logBlockColumns) }
 
 // Values returns b's row of request_log_blocks.
 func (b *LogBlock) Values() []any {
-	return []any{b.WorkspaceID, b.LastID, b.FirstID, int64(b.Entries), b.Data}
+	return []any{b.WorkspaceID, b.LastID, b.FirstID, int64(b.Entries), b.Data, b.KeyFilter}
 }
 
 // LogBlocks returns the blocks that hold entries: a block per workspace and UTC minute, its entries in
@@ -102,6 +104,7 @@ func LogBlocks(entries []keyplane.RequestLog) []LogBlock {
 			b.Keys = append(b.Keys, k)
 		}
 		slices.Sort(b.Keys)
+		b.KeyFilter = logblock.KeyFilter(b.Keys)
 		out = append(out, b)
 		start = end
 	}
@@ -117,11 +120,12 @@ func floorMicros(m, width int64) int64 {
 	return m - ((m%width)+width)%width
 }
 
-// sqlLogBlocks lists a workspace's blocks, newest first (then sqlLogBlocksEnd), with bounds between;
-// sqlLogKeyMinutes lists the minutes a key has entries in, newest first, by their rows of
+// sqlLogBlocks lists a workspace's blocks, newest first (then sqlLogBlocksEnd), with bounds between,
+// and sqlLogBlockFilters their key filters instead of their entries; sqlLogKeyMinutes lists the minutes a key has entries in, newest first, by their rows of
 // request_log_keys (then sqlLogKeyMinutesEnd).
 const (
 	sqlLogBlocks        = `SELECT last_id, first_id, data FROM request_log_blocks WHERE workspace_id = ?`
+	sqlLogBlockFilters  = `SELECT last_id, first_id, key_filter FROM request_log_blocks WHERE workspace_id = ?`
 	sqlLogBlocksEnd     = ` ORDER BY last_id DESC LIMIT ?`
 	sqlLogKeyMinutes    = `SELECT last_id FROM request_log_keys WHERE workspace_id = ? AND key_id = ?`
 	sqlLogKeyMinutesEnd = ` ORDER BY last_id DESC LIMIT ?`
@@ -178,18 +182,51 @@ func (q *queries) listRequestLogs(ctx context.Context, workspaceID string, f sto
 	out, pending := []keyplane.RequestLog{}, []keyplane.RequestLog{}
 	newestFirst := func(a, b keyplane.RequestLog) int { return strings.Compare(b.ID, a.ID) }
 	full := func() bool { return len(out) > f.Limit }
+	// take decodes a block's entries that the page keeps into pending (none when data is nil: a
+	// block that holds none), then moves to out those that are final once the block whose last_id is
+	// last has been read.
+	take := func(last string, data []byte) error {
+		if data != nil {
+			err := logblock.Decode(data, workspaceID, func(e keyplane.RequestLog) bool {
+				if keep(&e) {
+					pending = append(pending, e)
+				}
+				return true
+			})
+			if err != nil {
+				return fmt.Errorf("%s: block %s of %s: %w", op, last, workspaceID, err)
+			}
+			slices.SortFunc(pending, newestFirst)
+		}
+		final := 0
+		for final < len(pending) && pending[final].ID >= last {
+			final++
+		}
+		out = append(out, pending[:final]...)
+		pending = slices.Delete(pending, 0, final)
+		return nil
+	}
 	// blocks reads the blocks whose last_id is in [lo, hi) ("": unbounded), a round of logBlockRound
 	// at a time, each query after the last block of the one before (a query whose rows were not all
 	// read would still send them all: PostgreSQL's protocol reads a result to its end), until the
-	// page is full or none is left.
+	// page is full or none is left. For one key's page, a round reads the blocks' key filters, and
+	// then the data of those that may hold the key only.
 	blocks := func(lo, hi string) error {
 		query, args := sqlLogBlocks, []any{workspaceID}
+		if f.KeyID != "" {
+			query = sqlLogBlockFilters
+		}
 		if lo != "" {
 			query, args = query+` AND last_id >= ?`, append(args, lo)
 		}
 		if before != "" {
 			query, args = query+` AND first_id < ?`, append(args, before)
 		}
+		type filtered struct {
+			last   string
+			filter []byte
+		}
+		var round []filtered
 		for !full() {
 			roundQuery, roundArgs := query, slices.Clip(args)
 			if hi != "" {
@@ -200,34 +237,35 @@ func (q *queries) listRequestLogs(ctx context.Context, workspaceID string, f sto
 				return q.fail(op, err)
 			}
 			n := 0
+			round = round[:0]
 			for rows.Next() {
 				n++
 				var first string
-				var data sql.RawBytes
-				if err := rows.Scan(&hi, &first, &data); err != nil {
+				var raw sql.RawBytes
+				if err := rows.Scan(&hi, &first, &raw); err != nil {
 					rows.Close()
 					return q.fail(op, err)
 				}
-				err := logblock.Decode(data, workspaceID, func(e keyplane.RequestLog) bool {
-					if keep(&e) {
-						pending = append(pending, e)
-					}
-					return true
-				})
-				if err != nil {
+				if f.KeyID != "" {
+					round = append(round, filtered{hi, slices.Clone([]byte(raw))})
+				} else if err := take(hi, raw); err != nil {
 					rows.Close()
-					return fmt.Errorf("%s: block %s of %s: %w", op, hi, workspaceID, err)
+					return err
 				}
-				slices.SortFunc(pending, newestFirst)
-				final := 0
-				for final < len(pending) && pending[final].ID >= hi {
-					final++
-				}
-				out = append(out, pending[:final]...)
-				pending = slices.Delete(pending, 0, final)
 			}
 			if err := rows.Err(); err != nil {
 				return q.fail(op, err)
+			}
+			for _, b := range round {
+				var data []byte
+				if logblock.MayHold(b.filter, f.KeyID) {
+					if err := q.queryRow(ctx, sqlLogBlockData, workspaceID, b.last).Scan(&data); err != nil {
+						return q.fail(op, err)
+					}
+				}
+				if err := take(b.last, data); err != nil {
+					return err
+				}
 			}
 			if n < logBlockRound {
 				return nil
@@ -242,7 +280,7 @@ func (q *queries) listRequestLogs(ctx context.Context, workspaceID string, f sto
 	} else if err := q.keyMinutes(ctx, workspaceID, f.KeyID, from, upTo, full, func(lo, hi string) error {
 		return blocks(max(lo, from), minID(hi, upTo))
 	}); err != nil {
-		return nil, "", fmt.Errorf("%s: %w", op, err)
+		return nil, "", err
 	}
 	out = append(out, pending...) // every block was read, or the page is full already
 	out = out[:min(len(out), f.Limit+1)]
@@ -272,7 +310,7 @@ func (q *queries) keyMinutes(ctx context.Context, workspaceID, keyID, from, upTo
 		if hi != "" {
 			roundQuery, roundArgs = roundQuery+` AND last_id < ?`, append(roundArgs, hi)
 		}
-		ids, err := list(ctx, q, "list a key's minutes", roundQuery+sqlLogKeyMinutesEnd, func(s scanner) (string, error) {
+		ids, err := list(ctx, q, "list request logs: a key's minutes", roundQuery+sqlLogKeyMinutesEnd, func(s scanner) (string, error) {
 			var v string
 			return v, s.Scan(&v)
 		}, append(roundArgs, logMinuteRound)...)
@@ -285,7 +323,7 @@ func (q *queries) keyMinutes(ctx context.Context, workspaceID, keyID, from, upTo
 			}
 			t, ok := id.Time(id.Request, v)
 			if !ok {
-				return fmt.Errorf("request_log_keys: %q is not a request id", v)
+				continue // not written by keyplane: it names no minute, and must not stop the key's log
 			}
 			m := floorMicros(micros(t), blockWindowMicros)
 			lo := minuteID(m)
@@ -299,6 +337,8 @@ func (q *queries) keyMinutes(ctx context.Context, workspaceID, keyID, from, upTo
 		if len(ids) < logMinuteRound {
 			return nil
 		}
+		// The next round goes on after this one's oldest row, whether it named a minute or not.
+		hi = minID(hi, ids[len(ids)-1])
 	}
 	return nil
 }

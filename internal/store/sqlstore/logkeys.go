@@ -82,6 +82,18 @@ func (s *LogKeysSeen) LogKeyRows(blocks []LogBlock) []LogKeyRow {
 	return out
 }
 
+// Forget forgets every row written: after a write failed, the database may have lost what it
+// acknowledged before (PostgreSQL's log commits do not wait for the disk, and a crash of the
+// database takes their last fraction of a second), and the rows are written again.
+func (s *LogKeysSeen) Forget() {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	clear(s.newest)
+	s.mu.Unlock()
+}
+
 // Written records rows as written (committed).
 func (s *LogKeysSeen) Written(rows []LogKeyRow) {
 	if s == nil || len(rows) == 0 {

@@ -193,10 +193,12 @@ func (db *DB) writeRequestLogs(ctx context.Context, entries []keyplane.RequestLo
 		}
 		return nil
 	})
-	if err == nil {
-		db.logKeys.Written(keys)
+	if err != nil {
+		db.logKeys.Forget()
+		return err
 	}
-	return err
+	db.logKeys.Written(keys)
+	return nil
 }
 
 // AddUsage adds the counts and moves the last-used times with the dialect's relaxed durability,
