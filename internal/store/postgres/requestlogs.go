@@ -29,9 +29,9 @@ func (db *DB) WriteRequestLogs(ctx context.Context, entries []keyplane.RequestLo
 		return nil
 	}
 	blocks := sqlstore.LogBlocks(entries)
-	blockRows := make([][]any, len(blocks))
+	blockRows, filterRows := make([][]any, len(blocks)), make([][]any, len(blocks))
 	for i := range blocks {
-		blockRows[i] = blocks[i].Values()
+		blockRows[i], filterRows[i] = blocks[i].Values(), blocks[i].FilterValues()
 	}
 	seen := db.LogKeysSeen()
 	keys := seen.LogKeyRows(blocks)
@@ -41,6 +41,9 @@ func (db *DB) WriteRequestLogs(ctx context.Context, entries []keyplane.RequestLo
 	}
 	err := db.relaxedTx(ctx, "write request logs", func(tx pgx.Tx) error {
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"request_log_blocks"}, sqlstore.LogBlockColumns(), pgx.CopyFromRows(blockRows)); err != nil {
+			return err
+		}
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"request_log_filters"}, sqlstore.LogFilterColumns(), pgx.CopyFromRows(filterRows)); err != nil {
 			return err
 		}
 		if len(keys) == 0 {

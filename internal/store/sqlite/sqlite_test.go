@@ -320,8 +320,9 @@ func TestNoOverspendAcrossHandles(t *testing.T) {
 	storetest.CheckNoOverspend(t, stores...)
 }
 
-// TestPruneRemovesKeyRows: pruning a block removes its rows of request_log_keys with it, however many
-// keys it holds (more than one statement's worth here), so that the key index does not outgrow the log.
+// TestPruneRemovesKeyRows: pruning a block removes its rows of request_log_keys and its key filter with
+// it, however many keys it holds (more than one statement's worth here), so that neither outgrows the
+// log.
 func TestPruneRemovesKeyRows(t *testing.T) {
 	ctx := t.Context()
 	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "keyplane.db"))
@@ -354,6 +355,13 @@ func TestPruneRemovesKeyRows(t *testing.T) {
 	}
 	if n := count(); n != 0 {
 		t.Errorf("%d key rows left after their block was pruned", n)
+	}
+	var filters int
+	if err := db.LogSQLDB().QueryRowContext(ctx, `SELECT COUNT(*) FROM request_log_filters`).Scan(&filters); err != nil {
+		t.Fatal(err)
+	}
+	if filters != 0 {
+		t.Errorf("%d key filters left after their block was pruned", filters)
 	}
 }
 
@@ -479,7 +487,7 @@ func TestKeyPageSkipsBlocksByFilter(t *testing.T) {
 		exec(`UPDATE request_log_blocks SET data = x'ff' WHERE last_id = ?`, last)
 	}
 	list("the blocks without the key undecodable")
-	exec(`UPDATE request_log_blocks SET key_filter = NULL WHERE last_id = ?`, lastIDs[1])
+	exec(`DELETE FROM request_log_filters WHERE last_id = ?`, lastIDs[1])
 	list("the key's block without a filter")
 	for i := range 70 {
 		exec(`INSERT INTO request_log_keys (workspace_id, key_id, last_id) VALUES ('ws_1', 'apk_a', ?)`, fmt.Sprintf("zz_%02d", i))

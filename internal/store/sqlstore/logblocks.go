@@ -21,17 +21,21 @@ import (
 
 const (
 	// logBlockColumns are in the order of LogBlock.Values; logKeyColumns, of LogKeyRow.Values.
-	logBlockColumns    = `workspace_id, last_id, first_id, entries, data, key_filter`
-	sqlInsertLogBlocks = `INSERT INTO request_log_blocks (` + logBlockColumns + `) VALUES `
-	sqlLogBlockRow     = `(?, ?, ?, ?, ?, ?)`
-	logBlockWidth      = 6
-	logKeyColumns      = `workspace_id, key_id, last_id`
-	sqlInsertLogKeys   = `INSERT INTO request_log_keys (` + logKeyColumns + `) VALUES `
-	sqlLogKeyRow       = `(?, ?, ?)`
-	sqlLogKeysEnd      = ` ON CONFLICT DO NOTHING`
-	logKeyWidth        = 3
-	blockWindow        = time.Minute
-	blockWindowMicros  = int64(blockWindow / time.Microsecond)
+	logBlockColumns     = `workspace_id, last_id, first_id, entries, data`
+	sqlInsertLogBlocks  = `INSERT INTO request_log_blocks (` + logBlockColumns + `) VALUES `
+	sqlLogBlockRow      = `(?, ?, ?, ?, ?)`
+	logBlockWidth       = 5
+	logFilterColumns    = `workspace_id, last_id, first_id, key_filter`
+	sqlInsertLogFilters = `INSERT INTO request_log_filters (` + logFilterColumns + `) VALUES `
+	sqlLogFilterRow     = `(?, ?, ?, ?)`
+	logFilterWidth      = 4
+	logKeyColumns       = `workspace_id, key_id, last_id`
+	sqlInsertLogKeys    = `INSERT INTO request_log_keys (` + logKeyColumns + `) VALUES `
+	sqlLogKeyRow        = `(?, ?, ?)`
+	sqlLogKeysEnd       = ` ON CONFLICT DO NOTHING`
+	logKeyWidth         = 3
+	blockWindow         = time.Minute
+	blockWindowMicros   = int64(blockWindow / time.Microsecond)
 )
 
 // LogBlock is one row of request_log_blocks, with the keys of its entries and its minute: its rows of
@@ -42,20 +46,26 @@ type LogBlock struct {
 	Entries         int
 	Data            []byte
 	Keys            []string
-	// KeyFilter is the filter of Keys (logblock.KeyFilter).
+	// KeyFilter is the filter of Keys (logblock.KeyFilter), its row of request_log_filters.
 	KeyFilter []byte
 	// Minute is the block's UTC minute, in unix µs, and MinuteID its floor id (id.Floor).
 	Minute   int64
 	MinuteID string
 }
 
-// LogBlockColumns are the table's columns in the order Values gives them: for a driver that inserts
-// rows its own way (PostgreSQL's COPY).
-func LogBlockColumns() []string { return columns(logBlockColumns) }
+// LogBlockColumns and LogFilterColumns are the tables' columns in the order Values and FilterValues
+// give them: for a driver that inserts rows its own way (PostgreSQL's COPY).
+func LogBlockColumns() []string  { return columns(logBlockColumns) }
+func LogFilterColumns() []string { return columns(logFilterColumns) }
+
+// FilterValues returns b's row of request_log_filters.
+func (b *LogBlock) FilterValues() []any {
+	return []any{b.WorkspaceID, b.LastID, b.FirstID, b.KeyFilter}
+}
 
 // Values returns b's row of request_log_blocks.
 func (b *LogBlock) Values() []any {
-	return []any{b.WorkspaceID, b.LastID, b.FirstID, int64(b.Entries), b.Data, b.KeyFilter}
+	return []any{b.WorkspaceID, b.LastID, b.FirstID, int64(b.Entries), b.Data}
 }
 
 // LogBlocks returns the blocks that hold entries: a block per workspace and UTC minute, its entries in
@@ -121,16 +131,21 @@ func floorMicros(m, width int64) int64 {
 }
 
 // sqlLogBlocks lists a workspace's blocks, newest first (then sqlLogBlocksEnd), with bounds between,
-// and sqlLogBlockFilters their key filters instead of their entries; sqlLogKeyMinutes lists the minutes a key has entries in, newest first, by their rows of
-// request_log_keys (then sqlLogKeyMinutesEnd).
+// and sqlLogBlockFilters their key filters instead of their entries (columns named as b.last_id;
+// none for a block written before filters); sqlLogKeyMinutes lists the minutes a key has entries in,
+// newest first, by their rows of request_log_keys (then sqlLogKeyMinutesEnd).
 const (
-	sqlLogBlocks        = `SELECT last_id, first_id, data FROM request_log_blocks WHERE workspace_id = ?`
-	sqlLogBlockFilters  = `SELECT last_id, first_id, key_filter FROM request_log_blocks WHERE workspace_id = ?`
-	sqlLogBlocksEnd     = ` ORDER BY last_id DESC LIMIT ?`
+	sqlLogBlocks       = `SELECT last_id, first_id, data FROM request_log_blocks WHERE workspace_id = ?`
+	sqlLogBlockFilters = `SELECT b.last_id, b.first_id, f.key_filter FROM request_log_blocks b
+		LEFT JOIN request_log_filters f ON f.workspace_id = b.workspace_id AND f.last_id = b.last_id AND f.first_id = b.first_id
+		WHERE b.workspace_id = ?`
+	sqlLogBlocksEnd     = `last_id DESC LIMIT ?`
 	sqlLogKeyMinutes    = `SELECT last_id FROM request_log_keys WHERE workspace_id = ? AND key_id = ?`
 	sqlLogKeyMinutesEnd = ` ORDER BY last_id DESC LIMIT ?`
-	// logBlockRound is how many blocks one query of a list reads, and logMinuteRound how many key rows.
+	// logBlockRound is how many blocks one query of a list reads, logFilterRound how many blocks' key
+	// filters (a few KiB at most each), and logMinuteRound how many key rows.
 	logBlockRound  = 16
+	logFilterRound = 256
 	logMinuteRound = 64
 )
 
@@ -207,20 +222,20 @@ func (q *queries) listRequestLogs(ctx context.Context, workspaceID string, f sto
 		return nil
 	}
 	// blocks reads the blocks whose last_id is in [lo, hi) ("": unbounded), a round of logBlockRound
-	// at a time, each query after the last block of the one before (a query whose rows were not all
+	// (or logFilterRound) at a time, each query after the last block of the one before (a query whose rows were not all
 	// read would still send them all: PostgreSQL's protocol reads a result to its end), until the
 	// page is full or none is left. For one key's page, a round reads the blocks' key filters, and
 	// then the data of those that may hold the key only.
 	blocks := func(lo, hi string) error {
-		query, args := sqlLogBlocks, []any{workspaceID}
+		query, args, b, size := sqlLogBlocks, []any{workspaceID}, "", logBlockRound
 		if f.KeyID != "" {
-			query = sqlLogBlockFilters
+			query, b, size = sqlLogBlockFilters, "b.", logFilterRound
 		}
 		if lo != "" {
-			query, args = query+` AND last_id >= ?`, append(args, lo)
+			query, args = query+` AND `+b+`last_id >= ?`, append(args, lo)
 		}
 		if before != "" {
-			query, args = query+` AND first_id < ?`, append(args, before)
+			query, args = query+` AND `+b+`first_id < ?`, append(args, before)
 		}
 		type filtered struct {
 			last   string
@@ -230,9 +245,9 @@ func (q *queries) listRequestLogs(ctx context.Context, workspaceID string, f sto
 		for !full() {
 			roundQuery, roundArgs := query, slices.Clip(args)
 			if hi != "" {
-				roundQuery, roundArgs = roundQuery+` AND last_id < ?`, append(roundArgs, hi)
+				roundQuery, roundArgs = roundQuery+` AND `+b+`last_id < ?`, append(roundArgs, hi)
 			}
-			rows, err := q.query(ctx, roundQuery+sqlLogBlocksEnd, append(roundArgs, logBlockRound)...)
+			rows, err := q.query(ctx, roundQuery+` ORDER BY `+b+sqlLogBlocksEnd, append(roundArgs, size)...)
 			if err != nil {
 				return q.fail(op, err)
 			}
@@ -256,18 +271,21 @@ func (q *queries) listRequestLogs(ctx context.Context, workspaceID string, f sto
 			if err := rows.Err(); err != nil {
 				return q.fail(op, err)
 			}
-			for _, b := range round {
+			for _, blk := range round {
+				if full() {
+					return nil
+				}
 				var data []byte
-				if logblock.MayHold(b.filter, f.KeyID) {
-					if err := q.queryRow(ctx, sqlLogBlockData, workspaceID, b.last).Scan(&data); err != nil {
+				if logblock.MayHold(blk.filter, f.KeyID) {
+					if err := q.queryRow(ctx, sqlLogBlockData, workspaceID, blk.last).Scan(&data); err != nil {
 						return q.fail(op, err)
 					}
 				}
-				if err := take(b.last, data); err != nil {
+				if err := take(blk.last, data); err != nil {
 					return err
 				}
 			}
-			if n < logBlockRound {
+			if n < size {
 				return nil
 			}
 		}
@@ -362,6 +380,7 @@ const (
 	// rows of its minute go.
 	sqlDeleteLogKeys   = `DELETE FROM request_log_keys WHERE workspace_id = ? AND last_id >= ? AND last_id < ? AND key_id IN (`
 	sqlDeleteLogBlock  = `DELETE FROM request_log_blocks WHERE workspace_id = ? AND last_id = ?`
+	sqlDeleteLogFilter = `DELETE FROM request_log_filters WHERE workspace_id = ? AND last_id = ?`
 	maxPrunedLogBlocks = 256
 )
 
@@ -448,8 +467,10 @@ func (db *DB) pruneLogBlocks(ctx context.Context, op, cutoff string, want int64)
 				}
 				keys = keys[n:]
 			}
-			if _, err := t.exec(ctx, sqlDeleteLogBlock, b.workspaceID, b.lastID); err != nil {
-				return t.fail(op, err)
+			for _, del := range []string{sqlDeleteLogFilter, sqlDeleteLogBlock} {
+				if _, err := t.exec(ctx, del, b.workspaceID, b.lastID); err != nil {
+					return t.fail(op, err)
+				}
 			}
 		}
 		return nil
@@ -463,13 +484,16 @@ func (db *DB) pruneLogBlocks(ctx context.Context, op, cutoff string, want int64)
 // blockWrite is what inserts blocks: the blocks, the key rows to write, and the multi-row statements
 // prepared for both (prepareChunks) where the driver would parse them every time.
 type blockWrite struct {
-	blocks               []LogBlock
-	keys                 []LogKeyRow
-	blockStmts, keyStmts map[int]*sql.Stmt
+	blocks                            []LogBlock
+	keys                              []LogKeyRow
+	blockStmts, filterStmts, keyStmts map[int]*sql.Stmt
 }
 
 func blockSQL(n int) string { return sqlInsertLogBlocks + batchRows(sqlLogBlockRow, n) }
 func keySQL(n int) string   { return sqlInsertLogKeys + batchRows(sqlLogKeyRow, n) + sqlLogKeysEnd }
+func filterSQL(n int) string {
+	return sqlInsertLogFilters + batchRows(sqlLogFilterRow, n)
+}
 
 // prepareLogBlocks prepares the write of blocks and key rows, outside a transaction (SQLite's writer
 // has one connection, which a transaction holds).
@@ -479,16 +503,25 @@ func (db *DB) prepareLogBlocks(ctx context.Context, blocks []LogBlock, keys []Lo
 	if w.blockStmts, err = db.prepareChunks(ctx, len(blocks), blockSQL); err != nil {
 		return nil, err
 	}
+	if w.filterStmts, err = db.prepareChunks(ctx, len(blocks), filterSQL); err != nil {
+		return nil, err
+	}
 	if w.keyStmts, err = db.prepareChunks(ctx, len(w.keys), keySQL); err != nil {
 		return nil, err
 	}
 	return w, nil
 }
 
-// insertLogBlocks inserts the blocks and their key rows by multi-row INSERTs.
+// insertLogBlocks inserts the blocks, their key filters and the key rows by multi-row INSERTs.
 func (t *tx) insertLogBlocks(ctx context.Context, w *blockWrite) error {
 	err := t.insertChunks(ctx, w.blockStmts, blockSQL, len(w.blocks), logBlockWidth, func(args []any, i int) ([]any, error) {
 		return append(args, w.blocks[i].Values()...), nil
+	})
+	if err != nil {
+		return err
+	}
+	err = t.insertChunks(ctx, w.filterStmts, filterSQL, len(w.blocks), logFilterWidth, func(args []any, i int) ([]any, error) {
+		return append(args, w.blocks[i].FilterValues()...), nil
 	})
 	if err != nil {
 		return err

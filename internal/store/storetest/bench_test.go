@@ -71,3 +71,69 @@ func BenchmarkLogZipf(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkLogKeyPage is a page of one key's log in a busy workspace: 10,000 keys used Zipf-like
+// (s = 1.1), ten minutes of 1,000 entries a second in batches of 200 (a block every 200 ms, 300 a
+// minute), then pages of 50 of the busiest key, of a key in the middle, and of one in the tail.
+//
+//	go test -run '^$' -bench LogKeyPage ./internal/store/storetest/
+func BenchmarkLogKeyPage(b *testing.B) {
+	const (
+		keys      = 10_000
+		minutes   = 10
+		perSecond = 1000
+		batchSize = 200
+	)
+	for _, driver := range storetest.Drivers() {
+		b.Run(driver, func(b *testing.B) {
+			st := storetest.Open(b, driver)
+			ctx := context.Background()
+			rng := rand.New(rand.NewPCG(5, 6))
+			zipf := rand.NewZipf(rng, 1.1, 1, keys-1)
+			ws := id.New(id.Workspace)
+			start := time.Now().UTC().Truncate(time.Minute).Add(-time.Hour)
+			total := minutes * 60 * perSecond
+			uses := make([]int, keys)
+			batch := make([]keyplane.RequestLog, 0, batchSize)
+			for n := 0; n < total; {
+				batch = batch[:0]
+				for range batchSize {
+					k := int(zipf.Uint64())
+					uses[k]++
+					ts := start.Add(time.Duration(n) * time.Second / perSecond)
+					n++
+					batch = append(batch, keyplane.RequestLog{ID: id.NewAt(id.Request, ts), WorkspaceID: ws,
+						KeyID: fmt.Sprintf("apk_%026d", k), Code: keyplane.VerifyValid, Source: keyplane.SourceVerify, Method: "POST",
+						Path: "/v1/verify", IP: "203.0.113.9", UserAgent: "acme-backend/2.3", LatencyMicros: 120, Timestamp: ts})
+				}
+				if err := st.WriteRequestLogs(ctx, batch); err != nil {
+					b.Fatal(err)
+				}
+			}
+			// The tail: the least used key with at least 50 uses... or fewer: whatever the mix gave.
+			mid, tail := 0, 0
+			for k := range uses {
+				if uses[k] >= 50 && uses[k] < uses[mid] || uses[mid] < 50 {
+					mid = k
+				}
+				if uses[k] > 0 && (uses[tail] == 0 || uses[k] < uses[tail]) {
+					tail = k
+				}
+			}
+			for _, c := range []struct {
+				name string
+				key  int
+			}{{"busiest", 0}, {"middle", mid}, {"tail", tail}} {
+				b.Run(fmt.Sprintf("%s-%d-uses", c.name, uses[c.key]), func(b *testing.B) {
+					f := store.LogFilter{KeyID: fmt.Sprintf("apk_%026d", c.key), Limit: 50}
+					for b.Loop() {
+						page, _, err := st.ListRequestLogs(ctx, ws, f)
+						if err != nil || len(page) != min(50, uses[c.key]) {
+							b.Fatalf("%d entries, %v; want %d", len(page), err, min(50, uses[c.key]))
+						}
+					}
+				})
+			}
+		})
+	}
+}

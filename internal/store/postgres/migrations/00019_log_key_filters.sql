@@ -1,8 +1,14 @@
 -- +goose Up
--- A block's key filter, as in SQLite's log file (its migration 4): a Bloom filter of its entries'
--- keys, so that one key's log decodes only the blocks of its minutes that may hold it. Blocks written
--- before have none (NULL) and are decoded. Adding a column that may be NULL rewrites nothing.
-ALTER TABLE request_log_blocks ADD COLUMN key_filter BYTEA;
+-- Each block's key filter, as in SQLite's log file (its migration 4): a Bloom filter of its entries'
+-- keys, so that one key's log decodes only the blocks of its minutes that may hold it (a row of
+-- request_log_keys now names a minute, not a block). Blocks written before have none and are decoded.
+CREATE TABLE request_log_filters (
+    workspace_id TEXT COLLATE "C" NOT NULL,
+    last_id      TEXT COLLATE "C" NOT NULL,
+    first_id     TEXT COLLATE "C" NOT NULL,
+    key_filter   BYTEA            NOT NULL,
+    PRIMARY KEY (workspace_id, last_id, first_id)
+);
 
 -- +goose Down
-ALTER TABLE request_log_blocks DROP COLUMN key_filter;
+DROP TABLE request_log_filters;
