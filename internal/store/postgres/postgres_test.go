@@ -18,6 +18,7 @@ import (
 	"github.com/keyplane/keyplane/internal/store"
 	"github.com/keyplane/keyplane/internal/store/postgres"
 	"github.com/keyplane/keyplane/internal/store/storetest"
+	"github.com/keyplane/keyplane/internal/store/storetest/upgradecheck"
 	"github.com/keyplane/keyplane/internal/testkit"
 )
 
@@ -244,33 +245,33 @@ func TestSynchronousCommit(t *testing.T) {
 // TestNoOverspendAcrossNodes: two nodes on one database take credits of one balance at once without
 // ever taking more than it held.
 func TestNoOverspendAcrossNodes(t *testing.T) {
-	url := storetest.PostgresURL(t)
 	var nodes []store.Store
-	for range 2 {
+	for _, db := range openNodes(t, 2) {
+		nodes = append(nodes, db)
+	}
+	storetest.CheckNoOverspend(t, nodes...)
+}
+
+// openNodes opens n stores on the test database, as n nodes would, closed when the test ends.
+func openNodes(t *testing.T, n int) []*postgres.DB {
+	url := storetest.PostgresURL(t)
+	var nodes []*postgres.DB
+	for range n {
 		db, err := postgres.Open(t.Context(), url)
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer db.Close()
+		t.Cleanup(func() { db.Close() })
 		nodes = append(nodes, db)
 	}
-	storetest.CheckNoOverspend(t, nodes...)
+	return nodes
 }
 
 // TestLogKeyRowsAcrossNodes: two nodes log one key in the same minutes, their batches interleaved in
 // time; the second node's rows of request_log_keys are there already (ignored, not an error), and
 // either node lists every entry of the key, in order, a page at a time.
 func TestLogKeyRowsAcrossNodes(t *testing.T) {
-	url := storetest.PostgresURL(t)
-	var nodes []*postgres.DB
-	for range 2 {
-		db, err := postgres.Open(t.Context(), url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
-		nodes = append(nodes, db)
-	}
+	nodes := openNodes(t, 2)
 	ws := id.New(id.Workspace)
 	start := time.Now().UTC().Truncate(time.Minute).Add(-10 * time.Minute)
 	var want []string
@@ -295,21 +296,7 @@ func TestLogKeyRowsAcrossNodes(t *testing.T) {
 	slices.Reverse(want)
 	for n, node := range nodes {
 		for _, limit := range []int{1, 4, 100} {
-			var got []string
-			f := store.LogFilter{KeyID: "apk_a", Limit: limit}
-			for range 100 {
-				page, next, err := node.ListRequestLogs(t.Context(), ws, f)
-				if err != nil {
-					t.Fatal(err)
-				}
-				for _, e := range page {
-					got = append(got, e.ID)
-				}
-				if f.Cursor = next; next == "" {
-					break
-				}
-			}
-			if !slices.Equal(got, want) {
+			if got := upgradecheck.KeyLogIDs(t.Context(), t, node, ws, "apk_a", limit); !slices.Equal(got, want) {
 				t.Errorf("node %d, %d a page: %d entries %v, want %d %v", n, limit, len(got), got, len(want), want)
 			}
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/keyplane/keyplane/internal/store"
 	"github.com/keyplane/keyplane/internal/store/sqlite"
 	"github.com/keyplane/keyplane/internal/store/storetest"
+	"github.com/keyplane/keyplane/internal/store/storetest/upgradecheck"
 )
 
 func TestConformance(t *testing.T) {
@@ -402,21 +403,7 @@ func TestOldKeyRows(t *testing.T) {
 	exec(`INSERT INTO request_log_keys (workspace_id, key_id, last_id) SELECT workspace_id, 'apk_a', last_id FROM request_log_blocks`)
 	exec(`INSERT INTO request_log_keys (workspace_id, key_id, last_id) SELECT workspace_id, 'apk_b', last_id FROM request_log_blocks`)
 	for _, limit := range []int{1, 2, 100} {
-		var got []string
-		f := store.LogFilter{KeyID: "apk_a", Limit: limit}
-		for range 20 {
-			page, next, err := db.ListRequestLogs(ctx, "ws_1", f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, e := range page {
-				got = append(got, e.ID)
-			}
-			if f.Cursor = next; next == "" {
-				break
-			}
-		}
-		if !slices.Equal(got, want) {
+		if got := upgradecheck.KeyLogIDs(ctx, t, db, "ws_1", "apk_a", limit); !slices.Equal(got, want) {
 			t.Errorf("%d a page: %v, want %v", limit, got, want)
 		}
 	}

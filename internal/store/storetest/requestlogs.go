@@ -50,6 +50,17 @@ func allLogs(t testing.TB, s store.Store, ws string, f store.LogFilter, limit in
 	return nil
 }
 
+// logIDsOf returns the ids of the entries that keep keeps, as the log lists them.
+func logIDsOf(entries []keyplane.RequestLog, keep func(*keyplane.RequestLog) bool) []string {
+	var out []keyplane.RequestLog
+	for i := range entries {
+		if keep(&entries[i]) {
+			out = append(out, entries[i])
+		}
+	}
+	return ids(newestFirst(out), logID)
+}
+
 // newestFirst returns entries sorted as the log lists them: by id, newest first.
 func newestFirst(entries []keyplane.RequestLog) []keyplane.RequestLog {
 	out := slices.Clone(entries)
@@ -497,15 +508,7 @@ func testRequestLogBlocks(t *testing.T, s store.Store) {
 			all = append(all, batch...)
 		}
 	}
-	of := func(keep func(*keyplane.RequestLog) bool) []string {
-		var out []keyplane.RequestLog
-		for i := range all {
-			if keep(&all[i]) {
-				out = append(out, all[i])
-			}
-		}
-		return ids(newestFirst(out), logID)
-	}
+	of := func(keep func(*keyplane.RequestLog) bool) []string { return logIDsOf(all, keep) }
 	anyKey := func(*keyplane.RequestLog) bool { return true }
 	for _, limit := range []int{1, 7, 1000} {
 		equal(t, fmt.Sprintf("log, %d a page", limit), ids(allLogs(t, s, w.ID, store.LogFilter{}, limit), logID), of(anyKey))
@@ -565,15 +568,7 @@ func testRequestLogKeyMinutes(t *testing.T, s store.Store) {
 		writeLogs(t, s, batch, nil)
 		all = append(all, batch...)
 	}
-	of := func(keep func(*keyplane.RequestLog) bool) []string {
-		var out []keyplane.RequestLog
-		for i := range all {
-			if keep(&all[i]) {
-				out = append(out, all[i])
-			}
-		}
-		return ids(newestFirst(out), logID)
-	}
+	of := func(keep func(*keyplane.RequestLog) bool) []string { return logIDsOf(all, keep) }
 	since, until := start.Add(10*time.Minute+7*time.Second), busyMinute.Add(30*time.Second)
 	for _, k := range []*keyplane.APIKey{sparse, busy, other} {
 		for _, limit := range []int{1, 5, 1000} {
