@@ -386,10 +386,10 @@ func (l *Logger) drain(ctx context.Context) {
 	}
 }
 
-// timeOrder returns the batch's entries in time order, those of one time in the order they came: in
-// l.sorted, with l.batch, which held them, left for the next batch. Sorting the entries' positions
-// and moving each entry once costs a fraction of a stable sort of the entries themselves, a few
-// hundred bytes each.
+// timeOrder returns the batch's entries in time order, those of one time in the order they came, in
+// l.sorted's buffer; the batch's buffer, emptied, becomes l.sorted for the next call (flush makes the
+// result the next l.batch). Sorting the entries' positions and moving each entry once costs a
+// fraction of a stable sort of the entries themselves, a few hundred bytes each.
 func (l *Logger) timeOrder(batch []keyplane.RequestLog) []keyplane.RequestLog {
 	l.order = l.order[:0]
 	for i := range batch {

@@ -33,32 +33,26 @@ func (db *DB) WriteRequestLogs(ctx context.Context, entries []keyplane.RequestLo
 	for i := range blocks {
 		blockRows[i], filterRows[i] = blocks[i].Values(), blocks[i].FilterValues()
 	}
-	seen := db.LogKeysSeen()
-	keys := seen.LogKeyRows(blocks)
-	var ws, keyIDs, minutes []string
-	for _, k := range keys {
-		ws, keyIDs, minutes = append(ws, k.WorkspaceID), append(keyIDs, k.KeyID), append(minutes, k.MinuteID)
-	}
-	err := db.relaxedTx(ctx, "write request logs", func(tx pgx.Tx) error {
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"request_log_blocks"}, sqlstore.LogBlockColumns(), pgx.CopyFromRows(blockRows)); err != nil {
+	return db.LogKeysSeen().Write(blocks, func(keys []sqlstore.LogKeyRow) error {
+		var ws, keyIDs, minutes []string
+		for _, k := range keys {
+			ws, keyIDs, minutes = append(ws, k.WorkspaceID), append(keyIDs, k.KeyID), append(minutes, k.MinuteID)
+		}
+		return db.relaxedTx(ctx, "write request logs", func(tx pgx.Tx) error {
+			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"request_log_blocks"}, sqlstore.LogBlockColumns(), pgx.CopyFromRows(blockRows)); err != nil {
+				return err
+			}
+			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"request_log_filters"}, sqlstore.LogFilterColumns(), pgx.CopyFromRows(filterRows)); err != nil {
+				return err
+			}
+			if len(keys) == 0 {
+				return nil
+			}
+			// Not COPY: another node may have written a key's row of the minute already.
+			_, err := tx.Exec(ctx, sqlInsertLogKeys, ws, keyIDs, minutes)
 			return err
-		}
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"request_log_filters"}, sqlstore.LogFilterColumns(), pgx.CopyFromRows(filterRows)); err != nil {
-			return err
-		}
-		if len(keys) == 0 {
-			return nil
-		}
-		// Not COPY: another node may have written a key's row of the minute already.
-		_, err := tx.Exec(ctx, sqlInsertLogKeys, ws, keyIDs, minutes)
-		return err
+		})
 	})
-	if err != nil {
-		seen.Forget()
-		return err
-	}
-	seen.Written(keys)
-	return nil
 }
 
 // sqlInsertLogKeys inserts rows of request_log_keys from three arrays (sqlstore.LogKeyRow),

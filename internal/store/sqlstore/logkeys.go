@@ -11,8 +11,8 @@ import (
 // and pruning take any id of the minute alike. A row per key and block cost a random B-tree insert
 // for each key of each batch (a Zipf mix over 100,000 keys: thousands a batch), and those inserts
 // were most of the log's cost; a row per key and minute, written once by each node (LogKeysSeen),
-// costs one per key a minute. A page of one key's entries decodes the workspace's blocks of each
-// minute the key has entries in.
+// costs one per key a minute. A page of one key's entries reads the workspace's blocks of each minute
+// the key has entries in, and decodes those whose key filter (request_log_filters) may hold it.
 
 // LogKeysSeen remembers, per key of the recent blocks this node wrote, the newest minute whose row of
 // request_log_keys it wrote, so that a batch writes only the rows that are new. It is only an economy:
@@ -54,14 +54,15 @@ func (s *LogKeysSeen) hash(workspaceID, keyID string) [2]uint64 {
 // whose floor id is MinuteID.
 type LogKeyRow struct {
 	WorkspaceID, KeyID, MinuteID string
-	minute                       int64 // unix µs
+	minute                       int64     // unix µs
+	hash                         [2]uint64 // the key's, as LogKeysSeen.LogKeyRows found it
 }
 
 // Values returns the row's values in the order of LogKeyColumns.
 func (r *LogKeyRow) Values() []any { return []any{r.WorkspaceID, r.KeyID, r.MinuteID} }
 
 // LogKeyRows returns the key rows of blocks, leaving out those s says this node wrote already (none
-// when s is nil). Call s.Written with them once they are committed.
+// when s is nil).
 func (s *LogKeysSeen) LogKeyRows(blocks []LogBlock) []LogKeyRow {
 	if s != nil {
 		s.mu.Lock()
@@ -71,15 +72,30 @@ func (s *LogKeysSeen) LogKeyRows(blocks []LogBlock) []LogKeyRow {
 	for i := range blocks {
 		b := &blocks[i]
 		for _, k := range b.Keys {
+			var h [2]uint64
 			if s != nil {
-				if m, ok := s.newest[s.hash(b.WorkspaceID, k)]; ok && m == b.Minute {
+				h = s.hash(b.WorkspaceID, k)
+				if m, ok := s.newest[h]; ok && m == b.Minute {
 					continue
 				}
 			}
-			out = append(out, LogKeyRow{WorkspaceID: b.WorkspaceID, KeyID: k, MinuteID: b.MinuteID, minute: b.Minute})
+			out = append(out, LogKeyRow{WorkspaceID: b.WorkspaceID, KeyID: k, MinuteID: b.MinuteID, minute: b.Minute, hash: h})
 		}
 	}
 	return out
+}
+
+// Write writes the key rows of blocks that this node has not written yet: write gets them, to write
+// in the transaction of the blocks. When it succeeds they are recorded; when it fails, everything is
+// forgotten (Forget).
+func (s *LogKeysSeen) Write(blocks []LogBlock, write func(keys []LogKeyRow) error) error {
+	keys := s.LogKeyRows(blocks)
+	if err := write(keys); err != nil {
+		s.Forget()
+		return err
+	}
+	s.written(keys)
+	return nil
 }
 
 // Forget forgets every row written: after a write failed, the database may have lost what it
@@ -94,8 +110,8 @@ func (s *LogKeysSeen) Forget() {
 	s.mu.Unlock()
 }
 
-// Written records rows as written (committed).
-func (s *LogKeysSeen) Written(rows []LogKeyRow) {
+// written records rows, made by s.LogKeyRows, as committed.
+func (s *LogKeysSeen) written(rows []LogKeyRow) {
 	if s == nil || len(rows) == 0 {
 		return
 	}
@@ -104,9 +120,8 @@ func (s *LogKeysSeen) Written(rows []LogKeyRow) {
 	top := s.top
 	for i := range rows {
 		r := &rows[i]
-		h := s.hash(r.WorkspaceID, r.KeyID)
-		if m, ok := s.newest[h]; !ok || r.minute > m {
-			s.newest[h] = r.minute
+		if m, ok := s.newest[r.hash]; !ok || r.minute > m {
+			s.newest[r.hash] = r.minute
 		}
 		top = max(top, r.minute)
 	}

@@ -1,12 +1,13 @@
 package sqlstore
 
 import (
+	"errors"
 	"testing"
 	"time"
 )
 
-// TestLogKeysSeen: a key's row of a minute is given once, unless its write failed (not recorded as
-// written); a new minute, or an older one (a late entry), gives it again; and keys idle for
+// TestLogKeysSeen: a key's row of a minute is given once, unless its write failed (then every row is
+// forgotten); a new minute, or an older one (a late entry), gives it again; and keys idle for
 // forgetMinutes are forgotten.
 func TestLogKeysSeen(t *testing.T) {
 	m0 := floorMicros(micros(time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)), blockWindowMicros)
@@ -19,40 +20,55 @@ func TestLogKeysSeen(t *testing.T) {
 		}
 		return out
 	}
+	// write writes blocks through s, the write failing when fail is set, and returns the rows given.
+	write := func(s *LogKeysSeen, fail bool, blocks ...LogBlock) []LogKeyRow {
+		var got []LogKeyRow
+		err := s.Write(blocks, func(keys []LogKeyRow) error {
+			got = keys
+			if fail {
+				return errors.New("refused")
+			}
+			return nil
+		})
+		if (err != nil) != fail {
+			t.Fatalf("Write = %v, want an error only when the write fails", err)
+		}
+		return got
+	}
 	s := NewLogKeysSeen()
 	m1 := m0 + blockWindowMicros
-	first := s.LogKeyRows([]LogBlock{block(m0, "a", "b")})
-	if len(first) != 2 {
+	if first := write(s, true, block(m0, "a", "b")); len(first) != 2 {
 		t.Fatalf("first batch: %v, want a and b", rows(first))
 	}
-	if again := s.LogKeyRows([]LogBlock{block(m0, "a")}); len(again) != 1 {
-		t.Fatalf("before the first was written: %v, want a again", rows(again))
+	if again := write(s, false, block(m0, "a", "b")); len(again) != 2 {
+		t.Fatalf("after the first write failed: %v, want a and b again", rows(again))
 	}
-	s.Written(first)
-	if again := s.LogKeyRows([]LogBlock{block(m0, "a", "b")}); len(again) != 0 {
+	if again := write(s, false, block(m0, "a", "b")); len(again) != 0 {
 		t.Fatalf("same minute after written: %v, want none", rows(again))
 	}
 	// Another workspace's key of the same id is another key.
 	if other := s.LogKeyRows([]LogBlock{{WorkspaceID: "ws_2", Keys: []string{"a"}, Minute: m0, MinuteID: minuteID(m0)}}); len(other) != 1 {
 		t.Fatalf("other workspace: %v, want its row", rows(other))
 	}
-	next := s.LogKeyRows([]LogBlock{block(m1, "a")})
-	if len(next) != 1 || next[0].MinuteID != minuteID(m1) {
+	if next := write(s, false, block(m1, "a")); len(next) != 1 || next[0].MinuteID != minuteID(m1) {
 		t.Fatalf("next minute: %v, want a@%s", rows(next), minuteID(m1))
 	}
-	s.Written(next)
 	if late := s.LogKeyRows([]LogBlock{block(m0, "a")}); len(late) != 1 {
 		t.Fatalf("a late entry of the minute before: %v, want its row again (ignored by the insert)", rows(late))
 	}
 	// b was last written at m0: once the newest minute is forgetMinutes+1 later, it is forgotten.
-	later := s.LogKeyRows([]LogBlock{block(m0+(forgetMinutes+1)*blockWindowMicros, "a")})
-	s.Written(later)
+	write(s, false, block(m0+(forgetMinutes+1)*blockWindowMicros, "a"))
 	if len(s.newest) != 1 {
 		t.Errorf("%d keys remembered, want only a", len(s.newest))
 	}
+	// A failed write forgets every row: the database may have lost rows it acknowledged.
+	write(s, true, block(m1, "c"))
+	if len(s.newest) != 0 {
+		t.Errorf("%d keys remembered after a failed write, want none", len(s.newest))
+	}
 	var none *LogKeysSeen
-	if all := none.LogKeyRows([]LogBlock{block(m0, "a", "b")}); len(all) != 2 {
+	if all := write(none, false, block(m0, "a", "b")); len(all) != 2 {
 		t.Errorf("nil LogKeysSeen: %v, want every row", rows(all))
 	}
-	none.Written(first) // does nothing, and does not panic
+	write(none, true, block(m0, "a")) // forgets nothing, and does not panic
 }

@@ -181,24 +181,19 @@ func (db *DB) writeRequestLogs(ctx context.Context, entries []keyplane.RequestLo
 		return nil
 	}
 	blocks := LogBlocks(entries)
-	keys := db.logKeys.LogKeyRows(blocks)
-	w, err := db.prepareLogBlocks(ctx, blocks, keys)
-	if err != nil {
-		return fmt.Errorf("insert request logs: %w", err)
-	}
-	err = db.relaxedTx(ctx, func(stx store.Tx) error {
-		t := stx.(*tx)
-		if err := t.insertLogBlocks(ctx, w); err != nil {
-			return t.fail("insert request logs", err)
+	return db.logKeys.Write(blocks, func(keys []LogKeyRow) error {
+		w, err := db.prepareLogBlocks(ctx, blocks, keys)
+		if err != nil {
+			return fmt.Errorf("insert request logs: %w", err)
 		}
-		return nil
+		return db.relaxedTx(ctx, func(stx store.Tx) error {
+			t := stx.(*tx)
+			if err := t.insertLogBlocks(ctx, w); err != nil {
+				return t.fail("insert request logs", err)
+			}
+			return nil
+		})
 	})
-	if err != nil {
-		db.logKeys.Forget()
-		return err
-	}
-	db.logKeys.Written(keys)
-	return nil
 }
 
 // AddUsage adds the counts and moves the last-used times with the dialect's relaxed durability,
