@@ -326,11 +326,7 @@ func TestNoOverspendAcrossHandles(t *testing.T) {
 // log.
 func TestPruneRemovesKeyRows(t *testing.T) {
 	ctx := t.Context()
-	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "keyplane.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	_, db := openFile(t)
 	old := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 	var entries []keyplane.RequestLog
 	for i := range 300 {
@@ -371,11 +367,7 @@ func TestPruneRemovesKeyRows(t *testing.T) {
 // their blocks are pruned.
 func TestOldKeyRows(t *testing.T) {
 	ctx := t.Context()
-	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "keyplane.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	_, db := openFile(t)
 	minute := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 	var want []string
 	for b := range 3 { // three blocks of one minute
@@ -426,11 +418,7 @@ func TestOldKeyRows(t *testing.T) {
 func TestKeyPageSkipsBlocksByFilter(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "keyplane.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	_, db := openFile(t)
 	minute := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 	var lastIDs, want []string
 	for b, keys := range [][]string{{"apk_b"}, {"apk_a", "apk_b"}, {"apk_b"}} {
