@@ -168,11 +168,15 @@ type Logger struct {
 	}
 
 	// Owned by the flusher goroutine, and reused from one flush to the next.
-	spare        [][]keyplane.RequestLog // an empty buffer per shard, swapped with the shard's own
-	batch        []keyplane.RequestLog   // the batch being gathered from the shards' entries
-	sorted       []keyplane.RequestLog   // the batch in time order (timeOrder), swapped with batch
-	order        []int32                 // the batch's positions, sorted by timeOrder
-	random       []byte                  // the batch's ids' random parts, read in one call
+	spare  [][]keyplane.RequestLog // an empty buffer per shard, swapped with the shard's own
+	batch  []keyplane.RequestLog   // the batch being gathered from the shards' entries
+	sorted []keyplane.RequestLog   // the batch in time order (timeOrder), swapped with batch
+	order  []int32                 // the batch's positions, sorted by timeOrder
+	random []byte                  // the batch's ids' random parts, read in one call
+	// lastMilli and lastRandom are the previous batch's last id's millisecond and random part, so
+	// that ids follow time across batches too.
+	lastMilli    int64
+	lastRandom   [id.RandomSize]byte
 	droppedShown uint64
 
 	// Owned by the usage writer goroutine. What one write takes is made for it and dropped after:
@@ -422,9 +426,10 @@ func (l *Logger) flush(ctx context.Context) {
 	rand.Read(random) // crypto/rand: never fails
 	// The log is listed in id order, and an id's time part is a millisecond: within one, ids follow
 	// the entries' times only if their random parts do. The batch comes shard by shard, so it is put
-	// in time order, and an entry of the same millisecond as the one before takes that one's random
-	// part plus one (as monotonic ULIDs do).
+	// in time order, and an entry of the same millisecond as the one before, in this batch or at the
+	// end of the one before, takes that one's random part plus one (as monotonic ULIDs do).
 	batch = l.timeOrder(batch)
+	prevMilli, prev := l.lastMilli, l.lastRandom[:]
 	for i := range batch {
 		e := &batch[i]
 		// What the client sent must not fail the batch: PostgreSQL refuses text with NUL bytes or
@@ -433,12 +438,17 @@ func (l *Logger) flush(ctx context.Context) {
 		e.IP, e.UserAgent = redact.Clean(e.IP, maxIP), redact.UserAgent(e.UserAgent)
 		e.Timestamp = e.Timestamp.UTC().Truncate(time.Microsecond) // the store's precision
 		r := random[i*id.RandomSize : (i+1)*id.RandomSize]
-		if i > 0 && batch[i-1].Timestamp.UnixMilli() == e.Timestamp.UnixMilli() {
-			copy(r, random[(i-1)*id.RandomSize:i*id.RandomSize])
+		if milli := e.Timestamp.UnixMilli(); milli == prevMilli {
+			copy(r, prev)
 			increment(r)
+		} else {
+			prevMilli = milli
 		}
+		prev = r
 		e.ID = id.NewAtWith(id.Request, e.Timestamp, r)
 	}
+	l.lastMilli = prevMilli
+	copy(l.lastRandom[:], prev)
 	wctx, cancel := context.WithTimeout(ctx, l.o.WriteTimeout)
 	defer cancel()
 	if err := l.w.WriteRequestLogs(wctx, batch); err != nil {

@@ -199,6 +199,27 @@ func TestIDsFollowTime(t *testing.T) {
 	}
 }
 
+// TestIDsFollowTimeAcrossBatches: entries of one millisecond written in batches of their own still
+// get ids in their time order (the log page lists by id: two verifications of one millisecond on
+// either side of a flush came out swapped).
+func TestIDsFollowTimeAcrossBatches(t *testing.T) {
+	rec := &recorder{}
+	l := New(rec, Options{FlushInterval: never, BatchSize: 1, Shards: 1})
+	for i := range 50 {
+		l.Log(entry("apk_1", t0.Add(time.Duration(i)*10*time.Microsecond)))
+	}
+	closeLogger(t, l)
+	got := rec.all()
+	if len(got) != 50 || len(rec.sizes()) != 50 {
+		t.Fatalf("%d entries in %d batches, want 50 in 50", len(got), len(rec.sizes()))
+	}
+	for i := 1; i < len(got); i++ {
+		if got[i].ID <= got[i-1].ID {
+			t.Fatalf("entry %d at %v has id %s, not after %s of the one before at %v", i, got[i].Timestamp, got[i].ID, got[i-1].ID, got[i-1].Timestamp)
+		}
+	}
+}
+
 func TestIncrement(t *testing.T) {
 	for _, c := range []struct{ in, want []byte }{
 		{[]byte{0, 0, 1}, []byte{0, 0, 2}},
