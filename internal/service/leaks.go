@@ -175,6 +175,10 @@ func (s *Service) reportLeak(ctx context.Context, sys *keyplane.Caller, value, s
 		if err != nil {
 			return nil, err
 		}
+		// The events show the key whole, its last use too, which the verification read leaves out.
+		if k, err = tx.GetAPIKey(ctx, k.WorkspaceID, k.ID); err != nil {
+			return nil, err
+		}
 		w, err := tx.GetWorkspace(ctx, k.WorkspaceID)
 		if err != nil {
 			return nil, err

@@ -65,9 +65,12 @@ type Queries interface {
 	// CountKeys counts the workspace's keys that are not revoked (expired and disabled ones count).
 	CountKeys(ctx context.Context, workspaceID string) (int, error)
 	// FindAPIKey returns the key with this id, in whatever workspace: the read of verifications that
-	// name a key by id (signatures, JWTs), made with a root key that is not in any workspace.
+	// name a key by id (signatures, JWTs), made with a root key that is not in any workspace. Like
+	// LookupSecret, it leaves LastUsedAt nil.
 	FindAPIKey(ctx context.Context, id string) (*keyplane.APIKey, error)
-	// LookupSecret finds the secret with this SHA-256 digest and its key: the verification read.
+	// LookupSecret finds the secret with this SHA-256 digest and its key: the verification read. The
+	// key's LastUsedAt is nil: no verification answer shows it, and it lives apart from the keys
+	// (with the usage counts), where it would cost the read a second query.
 	LookupSecret(ctx context.Context, hash []byte) (*keyplane.APIKey, *keyplane.Secret, error)
 	// ListSecrets returns every stored value of a key, newest first.
 	ListSecrets(ctx context.Context, keyID string) ([]keyplane.Secret, error)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -299,6 +300,60 @@ func TestLogKeyRowsAcrossNodes(t *testing.T) {
 			if got := upgradecheck.KeyLogIDs(t.Context(), t, node, ws, "apk_a", limit); !slices.Equal(got, want) {
 				t.Errorf("node %d, %d a page: %d entries %v, want %d %v", n, limit, len(got), got, len(want), want)
 			}
+		}
+	}
+}
+
+// TestKeyReadsInEveryConnection: with every connection of the pool a transaction, each reads a key
+// whole, last use included (which lives in a table of its own): the read goes through the
+// transaction, not through a second connection that no one would free.
+func TestKeyReadsInEveryConnection(t *testing.T) {
+	const conns = 2
+	db, err := postgres.Open(t.Context(), storetest.PostgresURL(t)+"&pool_max_conns="+strconv.Itoa(conns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	ws := &keyplane.Workspace{ID: id.New(id.Workspace), Name: "Pool", Slug: "pool", MaxKeys: 10,
+		TestKeyTTLSeconds: keyplane.DefaultTestKeyTTLSeconds, LeakPolicy: keyplane.DefaultLeakPolicy, CreatedAt: now, UpdatedAt: now}
+	k := &keyplane.APIKey{ID: id.New(id.APIKey), WorkspaceID: ws.ID, Name: "k", KeyType: keyplane.KeyTypeSecret,
+		Environment: keyplane.EnvLive, Prefix: "kp_sk_live_", Start: "kp_sk_live_AbC4", End: "x9Qz", Enabled: true,
+		Permissions: []string{}, IPAllowlist: []string{}, AllowedOrigins: []string{}, Meta: []byte(`{}`),
+		CreatedAt: now, UpdatedAt: now, CreatedBy: keyplane.Actor{Type: keyplane.ActorSystem, ID: "test"}}
+	if err := db.InTx(t.Context(), ws.ID, func(tx store.Tx) error {
+		if err := tx.CreateWorkspace(t.Context(), ws); err != nil {
+			return err
+		}
+		return tx.InsertAPIKey(t.Context(), k)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.AddUsage(t.Context(), nil, map[string]time.Time{k.ID: now}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	var began sync.WaitGroup
+	began.Add(conns)
+	errs := make(chan error, conns)
+	for range conns {
+		go func() {
+			// Chains of their own: transactions of one chain would wait for each other's lock.
+			errs <- db.InTx(ctx, id.New(id.Workspace), func(tx store.Tx) error {
+				began.Done()
+				began.Wait()
+				got, err := tx.GetAPIKey(ctx, ws.ID, k.ID)
+				if err == nil && (got.LastUsedAt == nil || !got.LastUsedAt.Equal(now)) {
+					err = fmt.Errorf("last use %v, want %v", got.LastUsedAt, now)
+				}
+				return err
+			})
+		}()
+	}
+	for range conns {
+		if err := <-errs; err != nil {
+			t.Error(err)
 		}
 	}
 }

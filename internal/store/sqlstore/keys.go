@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/keyplane/keyplane"
@@ -227,7 +228,69 @@ func (q *queries) GetAPIKey(ctx context.Context, workspaceID, id string) (*keypl
 	if err != nil {
 		return nil, fmt.Errorf("get api key: %w", err)
 	}
+	if err := q.withLastUsed(ctx, k); err != nil {
+		return nil, fmt.Errorf("get api key: %w", err)
+	}
 	return k, nil
+}
+
+// withLastUsed moves the keys' LastUsedAt to their last use as the usage writer keeps it
+// (key_last_used, in the log's database), where that is later than what api_keys.last_used_at holds
+// (written by versions before key_last_used, and by older nodes of a rolling upgrade). The
+// verification reads (LookupSecret, FindAPIKey) leave it out: no answer of theirs shows it.
+func (q *queries) withLastUsed(ctx context.Context, keys ...*keyplane.APIKey) error {
+	if q.detached {
+		ctx = context.WithoutCancel(ctx)
+	}
+	byID := make(map[string]*keyplane.APIKey, len(keys))
+	for _, k := range keys {
+		byID[k.ID] = k
+	}
+	logs := &q.db.logs.queries
+	if q.db.logs == q.db {
+		// One database (PostgreSQL): read where q reads. A transaction that took a second connection
+		// of the pool it holds one of would wait for itself once every connection is a transaction.
+		logs = q
+	}
+	for rest := keys; len(rest) > 0; {
+		n := min(len(rest), maxBatchRows)
+		args := make([]any, n)
+		for i, k := range rest[:n] {
+			args[i] = k.ID
+		}
+		rest = rest[n:]
+		rows, err := logs.query(ctx, sqlLastUsed+"("+strings.TrimSuffix(strings.Repeat("?, ", n), ", ")+")", args...)
+		if err != nil {
+			return logs.fail("last uses", err)
+		}
+		for rows.Next() {
+			var id string
+			var at int64
+			if err := rows.Scan(&id, &at); err != nil {
+				rows.Close()
+				return fmt.Errorf("last uses: %w", err)
+			}
+			if k := byID[id]; k != nil && (k.LastUsedAt == nil || k.LastUsedAt.Before(fromMicros(at))) {
+				t := fromMicros(at)
+				k.LastUsedAt = &t
+			}
+		}
+		if err := rows.Err(); err != nil {
+			rows.Close()
+			return logs.fail("last uses", err)
+		}
+		rows.Close()
+	}
+	return nil
+}
+
+// withLastUsedAll is withLastUsed of every key of a list.
+func (q *queries) withLastUsedAll(ctx context.Context, keys []keyplane.APIKey) error {
+	ptrs := make([]*keyplane.APIKey, len(keys))
+	for i := range keys {
+		ptrs[i] = &keys[i]
+	}
+	return q.withLastUsed(ctx, ptrs...)
 }
 
 func (q *queries) FindAPIKey(ctx context.Context, id string) (*keyplane.APIKey, error) {
@@ -239,6 +302,7 @@ func (q *queries) FindAPIKey(ctx context.Context, id string) (*keyplane.APIKey, 
 	if err != nil {
 		return nil, fmt.Errorf("find api key: %w", err)
 	}
+	k.LastUsedAt = nil // see store.Queries
 	return k, nil
 }
 
@@ -272,8 +336,15 @@ func (q *queries) ListAPIKeys(ctx context.Context, workspaceID string, f store.K
 		return nil, "", err
 	}
 	l.add(sqlListAPIKeysEnd)
-	return listPage(ctx, q, op, l.b.String(), f.Limit, scanAPIKey,
+	keys, next, err := listPage(ctx, q, op, l.b.String(), f.Limit, scanAPIKey,
 		func(k *keyplane.APIKey) string { return encodeCursor(cursorAPIKey, k.ID) }, l.args...)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := q.withLastUsedAll(ctx, keys); err != nil {
+		return nil, "", fmt.Errorf("%s: %w", op, err)
+	}
+	return keys, next, nil
 }
 
 func (q *queries) CountKeys(ctx context.Context, workspaceID string) (int, error) {
@@ -289,6 +360,7 @@ func (q *queries) LookupSecret(ctx context.Context, hash []byte) (*keyplane.APIK
 	if err != nil {
 		return nil, nil, q.fail("lookup secret", err)
 	}
+	k.LastUsedAt = nil // see store.Queries
 	return k, s, nil
 }
 
@@ -300,6 +372,9 @@ func (q *queries) NewestPublishableKey(ctx context.Context, workspaceID string, 
 	k, s, err := scanKeyAndSecret(q.queryRow(ctx, sqlNewestPublishableKey, workspaceID, string(env), micros(now)))
 	if err != nil {
 		return nil, nil, q.fail("newest publishable key", err)
+	}
+	if err := q.withLastUsed(ctx, k); err != nil {
+		return nil, nil, fmt.Errorf("newest publishable key: %w", err)
 	}
 	return k, s, nil
 }

@@ -24,6 +24,9 @@ func (q *queries) KeysToNotify(ctx context.Context, kind string, after, until ti
 		return nil, q.fail(op, err)
 	}
 	out, err := collect(rows, scanAPIKey)
+	if err == nil {
+		err = q.withLastUsedAll(ctx, out)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}

@@ -24,8 +24,15 @@ const (
 	sqlAddUsageEnd = ` ON CONFLICT (hour, workspace_id, key_id, code, identity_id) DO UPDATE
 		SET requests = key_usage.requests + excluded.requests, credits_spent = key_usage.credits_spent + excluded.credits_spent`
 
-	// sqlTouchKey moves a key's last use forward only: nodes and batches may write out of order.
-	sqlTouchKey = `UPDATE api_keys SET last_used_at = ? WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)`
+	// sqlTouchKeys is followed by batchRows(sqlTouchRow, n), then sqlTouchKeysEnd: it moves keys'
+	// last uses forward only, as nodes and batches may write out of order. A batch holds each key once.
+	sqlTouchKeys    = `INSERT INTO key_last_used (key_id, last_used_at) VALUES `
+	sqlTouchRow     = `(?, ?)`
+	sqlTouchKeysEnd = ` ON CONFLICT (key_id) DO UPDATE SET last_used_at = excluded.last_used_at
+		WHERE key_last_used.last_used_at < excluded.last_used_at`
+	// sqlLastUsed is followed by n placeholders in parentheses: the last uses of keys, as the usage
+	// writer keeps them (see keyLastUsed).
+	sqlLastUsed = `SELECT key_id, last_used_at FROM key_last_used WHERE key_id IN `
 
 	// sqlUsageHours lists the hours from the first argument (an hour's start, unix microseconds) to
 	// before the second. The rollups are read by a seek per hour to its (hour, workspace[, key]) part
@@ -152,22 +159,22 @@ func UsageStatements(counts []store.UsageCount) []Statement {
 	return out
 }
 
-// TouchStatements returns what moves the touched keys' last-used times forward, one statement per
-// key, in the order of their ids (the order their rows are locked in).
+// TouchStatements returns what moves the touched keys' last uses forward (key_last_used), in the
+// order of their ids (the order their rows are locked in), by multi-row upserts.
 func TouchStatements(touched map[string]time.Time) []Statement {
-	out := make([]Statement, 0, len(touched))
-	for _, k := range slices.Sorted(maps.Keys(touched)) {
-		at := micros(touched[k])
-		out = append(out, Statement{sqlTouchKey, []any{at, k, at}})
+	ids := slices.Sorted(maps.Keys(touched))
+	var out []Statement
+	for rest := ids; len(rest) > 0; {
+		n := chunkSize(len(rest))
+		args := make([]any, 0, 2*n)
+		for _, id := range rest[:n] {
+			args = append(args, id, micros(touched[id]))
+		}
+		out = append(out, Statement{sqlTouchKeys + batchRows(sqlTouchRow, n) + sqlTouchKeysEnd, args})
+		rest = rest[n:]
 	}
 	return out
 }
-
-// touchesPerTx bounds the last-used times one transaction of the key's database moves when the log
-// has a database of its own: that writer is the keys' too, and a change waits for at most one such
-// transaction. 64 was tried against a creation's tail under a flood: no better (docs/performance.md),
-// and four times the commits.
-const touchesPerTx = 256
 
 // WriteRequestLogs writes the entries as blocks (LogBlocks), with the key rows this node has not
 // written yet (LogKeysSeen), in one transaction of the log's database, without a chain lock, and with
@@ -196,35 +203,19 @@ func (db *DB) writeRequestLogs(ctx context.Context, entries []keyplane.RequestLo
 	})
 }
 
-// AddUsage adds the counts and moves the last-used times with the dialect's relaxed durability,
-// without a chain lock. In one database, that is one transaction. When the log has a database of its
-// own, the last-used times, which live with the keys, go first, in transactions of at most
-// touchesPerTx keys, and the counts last, in one transaction of the log's database: moving a time
-// again does no harm, so a call that failed may be made again whole without counting twice.
+// AddUsage adds the counts and moves the last-used times in one transaction of the log's database,
+// with the dialect's relaxed durability and without a chain lock: both live there (key_last_used), so
+// that they never take the write lock, or wait for the fsync, of keys, audit entries and events.
 func (db *DB) AddUsage(ctx context.Context, counts []store.UsageCount, touched map[string]time.Time) error {
 	if len(counts) == 0 && len(touched) == 0 {
 		return nil
 	}
-	if db.logs == db {
-		return db.execAll(ctx, append(UsageStatements(counts), TouchStatements(touched)...))
-	}
-	touch := TouchStatements(touched)
-	for len(touch) > 0 {
-		n := min(len(touch), touchesPerTx)
-		if err := db.execAll(ctx, touch[:n]); err != nil {
-			return err
-		}
-		touch = touch[n:]
-	}
-	if len(counts) == 0 {
-		return nil
-	}
-	return db.logs.execAll(ctx, UsageStatements(counts))
+	return db.logs.execAll(ctx, append(UsageStatements(counts), TouchStatements(touched)...))
 }
 
 // execAll runs stmts in order in one relaxed transaction (relaxedTx), each prepared once where the
-// driver would parse it every time (writeStmt): a touch is one short UPDATE, which SQLite took
-// longer to parse than to run.
+// driver would parse it every time (writeStmt): the statements are of a handful of chunk sizes, which
+// SQLite would take about as long to parse as to run.
 func (db *DB) execAll(ctx context.Context, stmts []Statement) error {
 	prepared := make(map[string]*sql.Stmt, 2)
 	for _, st := range stmts {

@@ -192,10 +192,10 @@ func testKeyUsageFields(t *testing.T, s store.Store) {
 	equal(t, "GetAPIKey", got, &withIdentity)
 	got, err = s.FindAPIKey(ctx, rich.ID)
 	noErr(t, "FindAPIKey", err)
-	equal(t, "FindAPIKey", got, &withIdentity)
+	equal(t, "FindAPIKey", got, verifyRead(&withIdentity))
 	got, _, err = s.LookupSecret(ctx, sec.Hash)
 	noErr(t, "LookupSecret", err)
-	equal(t, "LookupSecret", got, &withIdentity)
+	equal(t, "LookupSecret", got, verifyRead(&withIdentity))
 	for _, want := range []*keyplane.APIKey{zero, plain} {
 		got, err := s.GetAPIKey(ctx, w.ID, want.ID)
 		noErr(t, "GetAPIKey", err)

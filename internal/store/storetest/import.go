@@ -47,7 +47,7 @@ func testImportAPIKeys(t *testing.T, s store.Store) {
 	for _, i := range []int{0, 1, 3, 128, 255, 256, n - 1} {
 		k, sec, err := s.LookupSecret(ctx, secrets[i].Hash)
 		noErr(t, "LookupSecret(imported)", err)
-		equal(t, "LookupSecret key", k, &keys[i])
+		equal(t, "LookupSecret key", k, verifyRead(&keys[i]))
 		equal(t, "LookupSecret secret", sec, &secrets[i])
 	}
 	_, sec, err := s.LookupSecret(ctx, old.Hash)
@@ -106,7 +106,7 @@ func testInsertImportedKeys(t *testing.T, s store.Store) {
 	for _, i := range []int{0, 7, 127, 128, n - 1} {
 		k, sec, err := s.LookupSecret(ctx, secrets[i].Hash)
 		noErr(t, "LookupSecret(imported)", err)
-		equal(t, "imported key", k, &keys[i])
+		equal(t, "imported key", k, verifyRead(&keys[i]))
 		equal(t, "imported secret", sec, &secrets[i])
 	}
 	unknown := newSecret(made, "never stored", at(0)).Hash

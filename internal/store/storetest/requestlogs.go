@@ -416,6 +416,63 @@ func testTouchKeys(t *testing.T, s store.Store) {
 	stale.Name, stale.UpdatedAt = "renamed", at(4*time.Minute)
 	inTx(t, s, w.ID, func(tx store.Tx) error { return tx.UpdateAPIKey(ctx, stale) })
 	equal(t, "last use after a change from a stale read", lastUsed(), ptr(at(3*time.Minute)))
+	inTx(t, s, w.ID, func(tx store.Tx) error {
+		got, err := tx.GetAPIKey(ctx, w.ID, k.ID)
+		noErr(t, "GetAPIKey in a transaction", err)
+		equal(t, "last use read in a transaction", got.LastUsedAt, ptr(at(3*time.Minute)))
+		return nil
+	})
+
+	// A last use an older version stored with the key (api_keys.last_used_at) stands until a later
+	// touch passes it.
+	old := newKey(w, at(2*time.Second), func(k *keyplane.APIKey) { k.LastUsedAt = ptr(at(10 * time.Minute)) })
+	insertKeys(t, s, old)
+	writeLogs(t, s, nil, map[string]time.Time{old.ID: at(5 * time.Minute)})
+	got, err := s.GetAPIKey(ctx, w.ID, old.ID)
+	noErr(t, "GetAPIKey", err)
+	equal(t, "an older version's last use, after an earlier touch", got.LastUsedAt, ptr(at(10*time.Minute)))
+	writeLogs(t, s, nil, map[string]time.Time{old.ID: at(11 * time.Minute)})
+	got, err = s.GetAPIKey(ctx, w.ID, old.ID)
+	noErr(t, "GetAPIKey", err)
+	equal(t, "an older version's last use, after a later touch", got.LastUsedAt, ptr(at(11*time.Minute)))
+
+	// Many keys touched at once and listed at once: more than one statement's rows either way.
+	many := createWorkspace(t, s, "many", at(0))
+	touched := map[string]time.Time{}
+	var keys []*keyplane.APIKey
+	for i := range 300 {
+		k := newKey(many, at(time.Duration(i)*time.Millisecond), publishable(keyplane.EnvLive))
+		keys = append(keys, k)
+		if i%3 != 0 {
+			touched[k.ID] = at(time.Hour + time.Duration(i)*time.Second)
+		}
+	}
+	inTx(t, s, many.ID, func(tx store.Tx) error {
+		for _, k := range keys {
+			if err := tx.InsertAPIKey(ctx, k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	writeLogs(t, s, nil, touched)
+	listed, _, err := s.ListAPIKeys(ctx, many.ID, store.KeyFilter{KeyFilter: keyplane.KeyFilter{Limit: 1000}})
+	noErr(t, "ListAPIKeys", err)
+	if len(listed) != len(keys) {
+		t.Fatalf("listed %d keys, want %d", len(listed), len(keys))
+	}
+	for _, k := range listed {
+		var want *time.Time
+		if at, ok := touched[k.ID]; ok {
+			want = &at
+		}
+		equal(t, "listed key's last use", k.LastUsedAt, want)
+	}
+	insertSecrets(t, s, newSecret(keys[len(keys)-1], "newest", at(time.Second)))
+	newest, _, err := s.NewestPublishableKey(ctx, many.ID, keyplane.EnvLive, at(2*time.Hour))
+	noErr(t, "NewestPublishableKey", err)
+	want := touched[keys[len(keys)-1].ID]
+	equal(t, "newest publishable key's last use", newest.LastUsedAt, &want)
 }
 
 func testPruneRequestLogs(t *testing.T, s store.Store) {

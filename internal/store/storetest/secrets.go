@@ -34,7 +34,7 @@ func testSecrets(t *testing.T, s store.Store) {
 	for _, want := range []*keyplane.Secret{old, mid, cur} {
 		gotKey, gotSecret, err := s.LookupSecret(ctx, want.Hash)
 		noErr(t, "LookupSecret", err)
-		equal(t, "LookupSecret key", gotKey, k)
+		equal(t, "LookupSecret key", gotKey, verifyRead(k))
 		equal(t, "LookupSecret secret", gotSecret, want)
 	}
 	miss := sha256.Sum256([]byte("nothing"))
