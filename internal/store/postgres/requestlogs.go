@@ -34,9 +34,9 @@ func (db *DB) WriteRequestLogs(ctx context.Context, entries []keyplane.RequestLo
 		blockRows[i], filterRows[i] = blocks[i].Values(), blocks[i].FilterValues()
 	}
 	return db.LogKeysSeen().Write(blocks, func(keys []sqlstore.LogKeyRow) error {
-		var ws, keyIDs, minutes []string
+		var ws, keyIDs, spans []string
 		for _, k := range keys {
-			ws, keyIDs, minutes = append(ws, k.WorkspaceID), append(keyIDs, k.KeyID), append(minutes, k.MinuteID)
+			ws, keyIDs, spans = append(ws, k.WorkspaceID), append(keyIDs, k.KeyID), append(spans, k.SpanID)
 		}
 		return db.relaxedTx(ctx, "write request logs", func(tx pgx.Tx) error {
 			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"request_log_blocks"}, sqlstore.LogBlockColumns(), pgx.CopyFromRows(blockRows)); err != nil {
@@ -49,7 +49,7 @@ func (db *DB) WriteRequestLogs(ctx context.Context, entries []keyplane.RequestLo
 				return nil
 			}
 			// Not COPY: another node may have written a key's row of the minute already.
-			_, err := tx.Exec(ctx, sqlInsertLogKeys, ws, keyIDs, minutes)
+			_, err := tx.Exec(ctx, sqlInsertLogKeys, ws, keyIDs, spans)
 			return err
 		})
 	})

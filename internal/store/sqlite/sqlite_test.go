@@ -362,6 +362,55 @@ func TestPruneRemovesKeyRows(t *testing.T) {
 	}
 }
 
+// TestKeyRowsPerSpan: a key used in every minute of a key span, a batch a minute, has one row of
+// request_log_keys for the span; rows of a version that wrote one per minute, beside it, list no entry
+// twice; and pruning by spans takes the span's rows of either kind, and leaves the next span's.
+func TestKeyRowsPerSpan(t *testing.T) {
+	ctx := t.Context()
+	_, db := openFile(t)
+	start := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC) // a span's start: a multiple of five minutes
+	var want []string
+	for m := range 7 { // minutes 0–4 of one span, 5–6 of the next
+		ts := start.Add(time.Duration(m)*time.Minute + 10*time.Second)
+		e := keyplane.RequestLog{ID: id.NewAt(id.Request, ts), WorkspaceID: "ws_1", KeyID: "apk_a",
+			Code: keyplane.VerifyValid, Source: keyplane.SourceVerify, Timestamp: ts}
+		if err := db.WriteRequestLogs(ctx, []keyplane.RequestLog{e}); err != nil {
+			t.Fatal(err)
+		}
+		want = append([]string{e.ID}, want...)
+	}
+	count := func() (n int) {
+		t.Helper()
+		if err := db.LogSQLDB().QueryRowContext(ctx, `SELECT COUNT(*) FROM request_log_keys`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := count(); n != 2 {
+		t.Fatalf("%d key rows, want 2: one per span", n)
+	}
+	for _, m := range []int{1, 3, 6} {
+		if _, err := db.LogSQLDB().ExecContext(ctx, `INSERT INTO request_log_keys (workspace_id, key_id, last_id) VALUES ('ws_1', 'apk_a', ?)`,
+			id.Floor(id.Request, start.Add(time.Duration(m)*time.Minute))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, limit := range []int{1, 3, 100} {
+		if got := upgradecheck.KeyLogIDs(ctx, t, db, "ws_1", "apk_a", limit); !slices.Equal(got, want) {
+			t.Errorf("%d a page: %v, want %v", limit, got, want)
+		}
+	}
+	if n, err := db.PruneRequestLogs(ctx, start.Add(7*time.Minute), 1000); err != nil || n != 5 {
+		t.Fatalf("PruneRequestLogs = %d, %v; want the 5 entries of the first span", n, err)
+	}
+	if n := count(); n != 2 {
+		t.Errorf("%d key rows after pruning the first span, want the second span's 2", n)
+	}
+	if got := upgradecheck.KeyLogIDs(ctx, t, db, "ws_1", "apk_a", 100); !slices.Equal(got, want[:2]) {
+		t.Errorf("after pruning: %v, want %v", got, want[:2])
+	}
+}
+
 // TestOldKeyRows: rows of request_log_keys as the version before 2026-12-05 wrote them (one per key
 // and block, holding the block's last_id) still find the key's entries, page by page, and go when
 // their blocks are pruned.

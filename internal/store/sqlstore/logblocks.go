@@ -18,7 +18,7 @@ import (
 
 // The request log is stored in blocks (log migration 3 of SQLite, 18 of PostgreSQL): a batch is one
 // row of request_log_blocks per workspace and UTC minute, its entries encoded by package logblock,
-// and a row of request_log_keys per key and minute (logkeys.go).
+// and a row of request_log_keys per key and key span of five minutes (logkeys.go).
 
 const (
 	// logBlockColumns are in the order of LogBlock.Values; logKeyColumns, of LogKeyRow.Values.
@@ -37,9 +37,13 @@ const (
 	logKeyWidth         = 3
 	blockWindow         = time.Minute
 	blockWindowMicros   = int64(blockWindow / time.Microsecond)
+	// keySpan is the time a row of request_log_keys covers (logkeys.go), a whole number of block
+	// windows aligned on the epoch.
+	keySpan       = 5 * time.Minute
+	keySpanMicros = int64(keySpan / time.Microsecond)
 )
 
-// LogBlock is one row of request_log_blocks, with the keys of its entries and its minute: its rows of
+// LogBlock is one row of request_log_blocks, with the keys of its entries and its key span: its rows of
 // request_log_keys (LogKeysSeen.LogKeyRows).
 type LogBlock struct {
 	WorkspaceID     string
@@ -49,9 +53,10 @@ type LogBlock struct {
 	Keys            []string
 	// KeyFilter is the filter of Keys (logblock.KeyFilter), its row of request_log_filters.
 	KeyFilter []byte
-	// Minute is the block's UTC minute, in unix µs, and MinuteID its floor id (id.Floor).
-	Minute   int64
-	MinuteID string
+	// Span is the start of the block's key span (keySpan), in unix µs, and SpanID its floor id
+	// (id.Floor): the last_id of its keys' rows of request_log_keys.
+	Span   int64
+	SpanID string
 }
 
 // LogBlockColumns and LogFilterColumns are the tables' columns in the order Values and FilterValues
@@ -107,10 +112,10 @@ func LogBlocks(entries []keyplane.RequestLog) []LogBlock {
 			block = append(block, entries[i])
 			keys[entries[i].KeyID] = struct{}{}
 		}
-		m := minutes[order[start]]
+		span := floorMicros(minutes[order[start]], keySpanMicros)
 		b := LogBlock{WorkspaceID: first.WorkspaceID, FirstID: block[0].ID, LastID: block[len(block)-1].ID,
 			Entries: len(block), Data: enc.Encode(nil, block), Keys: make([]string, 0, len(keys)),
-			Minute: m, MinuteID: minuteID(m)}
+			Span: span, SpanID: minuteID(span)}
 		for k := range keys {
 			b.Keys = append(b.Keys, k)
 		}
@@ -122,7 +127,7 @@ func LogBlocks(entries []keyplane.RequestLog) []LogBlock {
 	return out
 }
 
-// minuteID is the floor id (id.Floor) of the minute that starts at m, in unix µs.
+// minuteID is the floor id (id.Floor) of the minute (or key span) that starts at m, in unix µs.
 func minuteID(m int64) string { return id.Floor(id.Request, fromMicros(m)) }
 
 // floorMicros returns the start of the width-wide period (microseconds, aligned on the epoch) that m,
@@ -133,7 +138,7 @@ func floorMicros(m, width int64) int64 {
 
 // sqlLogBlocks lists a workspace's blocks, newest first (then sqlLogBlocksEnd), with bounds between,
 // and sqlLogBlockFilters their key filters instead of their entries (columns named as b.last_id;
-// none for a block written before filters); sqlLogKeyMinutes lists the minutes a key has entries in,
+// none for a block written before filters); sqlLogKeyMinutes lists the key spans a key has entries in,
 // newest first, by their rows of request_log_keys (then sqlLogKeyMinutesEnd).
 const (
 	sqlLogBlocks       = `SELECT last_id, first_id, data FROM request_log_blocks WHERE workspace_id = ?`
@@ -153,8 +158,8 @@ const (
 // listRequestLogs reads the blocks that may hold the page's entries, newest first, and merges their
 // entries by id: blocks may overlap, but a block's newest entry is its last_id, so once a block is
 // read no block still to come holds an entry at or after its last_id, and those entries are final.
-// One key's entries are in the blocks of the minutes its rows of request_log_keys name, which are
-// read a minute at a time.
+// One key's entries are in the blocks of the key spans its rows of request_log_keys name, which are
+// read a span at a time.
 func (q *queries) listRequestLogs(ctx context.Context, workspaceID string, f store.LogFilter) ([]keyplane.RequestLog, string, error) {
 	const op = "list request logs"
 	if err := checkLimit(op, f.Limit); err != nil {
@@ -298,7 +303,7 @@ func (q *queries) listRequestLogs(ctx context.Context, workspaceID string, f sto
 		if err := blocks(from, upTo); err != nil {
 			return nil, "", err
 		}
-	} else if err := q.keyMinutes(ctx, workspaceID, f.KeyID, from, upTo, full, func(lo, hi string) error {
+	} else if err := q.keySpans(ctx, workspaceID, f.KeyID, from, upTo, full, func(lo, hi string) error {
 		return blocks(max(lo, from), minID(hi, upTo))
 	}); err != nil {
 		return nil, "", err
@@ -317,21 +322,22 @@ func minID(a, b string) string {
 	return a
 }
 
-// keyMinutes calls each with the range of last_id, [lo, hi), of the blocks of every minute the key
-// has entries in (by its rows of request_log_keys), newest first, from the minute of from (when set)
-// and before upTo (when set), until done reports true or none is left.
-func (q *queries) keyMinutes(ctx context.Context, workspaceID, keyID, from, upTo string, done func() bool, each func(lo, hi string) error) error {
+// keySpans calls each with the range of last_id, [lo, hi), of the blocks of every key span the key
+// has entries in (by its rows of request_log_keys), newest first, from the span of from (when set)
+// and before upTo (when set), until done reports true or none is left. A row of an older version
+// names a minute (or a block) of a span: its span is read whole, once.
+func (q *queries) keySpans(ctx context.Context, workspaceID, keyID, from, upTo string, done func() bool, each func(lo, hi string) error) error {
 	query, args := sqlLogKeyMinutes, []any{workspaceID, keyID}
 	if from != "" {
 		t, _ := id.Time(id.Request, from)
-		query, args = query+` AND last_id >= ?`, append(args, minuteID(floorMicros(micros(t), blockWindowMicros)))
+		query, args = query+` AND last_id >= ?`, append(args, minuteID(floorMicros(micros(t), keySpanMicros)))
 	}
 	for hi := upTo; !done(); {
 		roundQuery, roundArgs := query, slices.Clip(args)
 		if hi != "" {
 			roundQuery, roundArgs = roundQuery+` AND last_id < ?`, append(roundArgs, hi)
 		}
-		ids, err := list(ctx, q, "list request logs: a key's minutes", roundQuery+sqlLogKeyMinutesEnd, func(s scanner) (string, error) {
+		ids, err := list(ctx, q, "list request logs: a key's spans", roundQuery+sqlLogKeyMinutesEnd, func(s scanner) (string, error) {
 			var v string
 			return v, s.Scan(&v)
 		}, append(roundArgs, logMinuteRound)...)
@@ -340,15 +346,15 @@ func (q *queries) keyMinutes(ctx context.Context, workspaceID, keyID, from, upTo
 		}
 		for _, v := range ids {
 			if hi != "" && v >= hi {
-				continue // a row of a minute already read (rows of old versions are any id of it)
+				continue // a row of a span already read (rows of old versions are any id of it)
 			}
 			t, ok := id.Time(id.Request, v)
 			if !ok {
-				continue // not written by keyplane: it names no minute, and must not stop the key's log
+				continue // not written by keyplane: it names no span, and must not stop the key's log
 			}
-			m := floorMicros(micros(t), blockWindowMicros)
+			m := floorMicros(micros(t), keySpanMicros)
 			lo := minuteID(m)
-			if err := each(lo, minuteID(m+blockWindowMicros)); err != nil {
+			if err := each(lo, minuteID(m+keySpanMicros)); err != nil {
 				return err
 			}
 			if hi = lo; done() {
@@ -358,7 +364,7 @@ func (q *queries) keyMinutes(ctx context.Context, workspaceID, keyID, from, upTo
 		if len(ids) < logMinuteRound {
 			return nil
 		}
-		// The next round goes on after this one's oldest row, whether it named a minute or not.
+		// The next round goes on after this one's oldest row, whether it named a span or not.
 		hi = minID(hi, ids[len(ids)-1])
 	}
 	return nil
@@ -380,17 +386,18 @@ const (
 		WHERE w.id IS NOT NULL AND b.last_id < ? LIMIT ?`
 	sqlLogBlockData = `SELECT data FROM request_log_blocks WHERE workspace_id = ? AND last_id = ?`
 	// sqlDeleteLogKeys is followed by batchRows("?", n) and a parenthesis: n keys of one block, whose
-	// rows of its minute go.
+	// rows of its key span go.
 	sqlDeleteLogKeys   = `DELETE FROM request_log_keys WHERE workspace_id = ? AND last_id >= ? AND last_id < ? AND key_id IN (`
 	sqlDeleteLogBlock  = `DELETE FROM request_log_blocks WHERE workspace_id = ? AND last_id = ?`
 	sqlDeleteLogFilter = `DELETE FROM request_log_filters WHERE workspace_id = ? AND last_id = ?`
 	maxPrunedLogBlocks = 256
 )
 
-// PruneRequestLogs deletes the blocks of the minutes before before's (an entry stays until the minute
-// after its own is past before: at most two minutes more), with their keys' rows of request_log_keys,
-// and says how many entries went. A key's row of a minute goes with the first of the minute's blocks
-// that holds the key: the minute's other blocks are as old, and go in this call or the next. It
+// PruneRequestLogs deletes the blocks of the key spans before before's (an entry stays until the span
+// after its own is past before: at most two spans, ten minutes, more), with their keys' rows of
+// request_log_keys, and says how many entries went. A key's row of a span goes with the first of the
+// span's blocks that holds the key: the span's other blocks are as old, and go in this call or the
+// next; a span's blocks never outlive its rows by more than that, nor its rows its blocks. It
 // deletes whole blocks, in transactions of at most maxPrunedLogBlocks, until limit entries or more
 // went or none is left: fewer than limit means none is left.
 func (db *DB) PruneRequestLogs(ctx context.Context, before time.Time, limit int) (int64, error) {
@@ -400,7 +407,7 @@ func (db *DB) PruneRequestLogs(ctx context.Context, before time.Time, limit int)
 	}
 	var n int64
 	for n < int64(limit) {
-		deleted, found, err := db.pruneLogBlocks(ctx, op, minuteID(floorMicros(micros(before), blockWindowMicros)), int64(limit)-n)
+		deleted, found, err := db.pruneLogBlocks(ctx, op, minuteID(floorMicros(micros(before), keySpanMicros)), int64(limit)-n)
 		if n += deleted; err != nil || found < maxPrunedLogBlocks {
 			return n, err
 		}
@@ -454,11 +461,11 @@ func (db *DB) pruneLogBlocks(ctx context.Context, op, cutoff string, want int64)
 			}); err != nil {
 				keys = nil
 			}
-			// The rows of the block's minute: by its last_id, an id of it (as every row's is).
+			// The rows of the block's key span: by its last_id, an id of it (as every row's is).
 			var lo, hi string
 			if t, ok := id.Time(id.Request, b.lastID); ok {
-				m := floorMicros(micros(t), blockWindowMicros)
-				lo, hi = minuteID(m), minuteID(m+blockWindowMicros)
+				m := floorMicros(micros(t), keySpanMicros)
+				lo, hi = minuteID(m), minuteID(m+keySpanMicros)
 			} else {
 				keys = nil
 			}

@@ -5,16 +5,18 @@ import (
 	"sync"
 )
 
-// A row of request_log_keys says that a key has entries in a workspace's blocks of one UTC minute:
-// its last_id is the minute's floor id (id.Floor). Rows written before 2026-12-05 hold the last_id of
-// one block instead, which is of the same minute (a block's entries are of one minute), so readers
-// and pruning take any id of the minute alike. A row per key and block cost a random B-tree insert
-// for each key of each batch (a Zipf mix over 100,000 keys: thousands a batch), and those inserts
-// were most of the log's cost; a row per key and minute, written once by each node (LogKeysSeen),
-// costs one per key a minute. A page of one key's entries reads the workspace's blocks of each minute
-// the key has entries in, and decodes those whose key filter (request_log_filters) may hold it.
+// A row of request_log_keys says that a key has entries in a workspace's blocks of one key span, five
+// UTC minutes aligned on the epoch (keySpan): its last_id is the span's floor id (id.Floor). Rows
+// written by older versions hold the floor id of one minute, or the last_id of one block, of the
+// same span, so readers and pruning take any id of a span alike. A row per key and block cost a
+// random B-tree insert for each key of each batch (a Zipf mix over 100,000 keys: thousands a batch),
+// and those inserts were most of the log's cost; a row per key and minute was still 14 % of a node
+// serving 100,000 keys uniformly (each key a row a minute, each a page written); a row per key and
+// span, written once by each node (LogKeysSeen), costs a fifth of that. A page of one key's entries
+// reads the filters of the workspace's blocks of each span the key has entries in, and decodes the
+// blocks whose key filter (request_log_filters) may hold it.
 
-// LogKeysSeen remembers, per key of the recent blocks this node wrote, the newest minute whose row of
+// LogKeysSeen remembers, per key of the recent blocks this node wrote, the newest span whose row of
 // request_log_keys it wrote, so that a batch writes only the rows that are new. It is only an economy:
 // a row written again is ignored by the insert (ON CONFLICT DO NOTHING), as it is when another node or
 // a restarted one writes it, so forgetting is always safe. It is safe for concurrent use.
@@ -22,15 +24,13 @@ type LogKeysSeen struct {
 	mu          sync.Mutex
 	seed, seed2 maphash.Seed
 	// newest is, per key (two hashes of its workspace and id: a collision of both, which would leave
-	// out a row, has a chance of about 2^-128), the newest minute (unix µs) whose row was written.
+	// out a row, has a chance of about 2^-128), the newest span (unix µs) whose row was written.
 	newest map[[2]uint64]int64
-	// top is the newest minute written; keys with nothing written since forgetMinutes before it are
-	// forgotten when it moves on, so that the map holds the recently used keys only.
+	// top is the newest span written; keys whose newest span is older than the one before it are
+	// forgotten when it moves on, so that the map holds the recently used keys only (entries of the
+	// span before still come in late, for a moment, after a new one begins).
 	top int64
 }
-
-// forgetMinutes is how many minutes before the newest a key's row is remembered.
-const forgetMinutes = 2
 
 // NewLogKeysSeen returns an empty LogKeysSeen.
 func NewLogKeysSeen() *LogKeysSeen {
@@ -50,36 +50,51 @@ func (s *LogKeysSeen) hash(workspaceID, keyID string) [2]uint64 {
 	return h
 }
 
-// LogKeyRow is a row of request_log_keys: KeyID has entries in WorkspaceID's blocks of the minute
-// whose floor id is MinuteID.
+// LogKeyRow is a row of request_log_keys: KeyID has entries in WorkspaceID's blocks of the key span
+// whose floor id is SpanID.
 type LogKeyRow struct {
-	WorkspaceID, KeyID, MinuteID string
-	minute                       int64     // unix µs
-	hash                         [2]uint64 // the key's, as LogKeysSeen.LogKeyRows found it
+	WorkspaceID, KeyID, SpanID string
+	span                       int64     // unix µs
+	hash                       [2]uint64 // the key's, as LogKeysSeen.LogKeyRows found it
 }
 
 // Values returns the row's values in the order of LogKeyColumns.
-func (r *LogKeyRow) Values() []any { return []any{r.WorkspaceID, r.KeyID, r.MinuteID} }
+func (r *LogKeyRow) Values() []any { return []any{r.WorkspaceID, r.KeyID, r.SpanID} }
 
-// LogKeyRows returns the key rows of blocks, leaving out those s says this node wrote already (none
-// when s is nil).
+// LogKeyRows returns the key rows of blocks, each once, leaving out those s says this node wrote
+// already (none when s is nil).
 func (s *LogKeysSeen) LogKeyRows(blocks []LogBlock) []LogKeyRow {
 	if s != nil {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 	}
+	type row struct {
+		workspaceID, keyID string
+		span               int64
+	}
 	var out []LogKeyRow
+	var batch map[row]bool // a batch's blocks of two minutes of one span name their keys twice
+	if len(blocks) > 1 {
+		batch = map[row]bool{}
+	}
 	for i := range blocks {
 		b := &blocks[i]
 		for _, k := range b.Keys {
 			var h [2]uint64
 			if s != nil {
 				h = s.hash(b.WorkspaceID, k)
-				if m, ok := s.newest[h]; ok && m == b.Minute {
+				if m, ok := s.newest[h]; ok && m == b.Span {
 					continue
 				}
 			}
-			out = append(out, LogKeyRow{WorkspaceID: b.WorkspaceID, KeyID: k, MinuteID: b.MinuteID, minute: b.Minute, hash: h})
+			if batch != nil {
+				r := row{b.WorkspaceID, k, b.Span}
+				if batch[r] {
+					continue
+				}
+				batch[r] = true
+			}
+			out = append(out, LogKeyRow{WorkspaceID: b.WorkspaceID, KeyID: k, SpanID: b.SpanID, span: b.Span, hash: h})
 		}
 	}
 	return out
@@ -120,15 +135,15 @@ func (s *LogKeysSeen) written(rows []LogKeyRow) {
 	top := s.top
 	for i := range rows {
 		r := &rows[i]
-		if m, ok := s.newest[r.hash]; !ok || r.minute > m {
-			s.newest[r.hash] = r.minute
+		if m, ok := s.newest[r.hash]; !ok || r.span > m {
+			s.newest[r.hash] = r.span
 		}
-		top = max(top, r.minute)
+		top = max(top, r.span)
 	}
 	if top > s.top {
 		s.top = top
 		for h, m := range s.newest {
-			if m < top-forgetMinutes*blockWindowMicros {
+			if m < top-keySpanMicros {
 				delete(s.newest, h)
 			}
 		}

@@ -488,8 +488,9 @@ func testPruneRequestLogs(t *testing.T, s store.Store) {
 	}
 	writeLogs(t, s, slices.Concat(entries, entries2), nil)
 
-	// Entries before the cutoff go, in every workspace, a bounded number per call.
-	cutoff := at(6*time.Hour + 2*time.Minute) // entries 0–6 of each workspace are older
+	// Entries before the cutoff go, in every workspace, a bounded number per call: those of the key
+	// spans (five minutes) before the cutoff's, entries 0–6 of each workspace.
+	cutoff := at(6*time.Hour + 6*time.Minute)
 	var total int64
 	for calls := 0; ; calls++ {
 		n, err := s.PruneRequestLogs(ctx, cutoff, 3)
@@ -550,15 +551,16 @@ func testRequestLogBlocks(t *testing.T, s store.Store) {
 	ka, kb := newKey(w, at(time.Second)), newKey(w, at(2*time.Second))
 	insertKeys(t, s, ka, kb)
 	var all []keyplane.RequestLog
-	// Three minutes; in each, three batches whose entries interleave (every third millisecond is
-	// one batch's), so that each minute's blocks overlap.
-	minute := t0().Truncate(time.Minute).Add(time.Hour)
+	// Three minutes, each of a key span of its own (five minutes); in each, three batches whose
+	// entries interleave (every third millisecond is one batch's), so that each minute's blocks overlap.
+	const span = 5 * time.Minute
+	minute := t0().Truncate(span).Add(time.Hour)
 	for m := range 3 {
 		for b := range 3 {
 			var batch []keyplane.RequestLog
 			for i := range 40 {
 				k := []*keyplane.APIKey{ka, kb}[(i+b)%2]
-				batch = append(batch, logEntry(k, minute.Add(time.Duration(m)*time.Minute+time.Duration(3*i+b)*time.Millisecond),
+				batch = append(batch, logEntry(k, minute.Add(time.Duration(m)*span+time.Duration(3*i+b)*time.Millisecond),
 					keyplane.VerifyValid, keyplane.SourceVerify))
 			}
 			writeLogs(t, s, batch, nil)
@@ -576,7 +578,7 @@ func testRequestLogBlocks(t *testing.T, s store.Store) {
 	}
 
 	// Everything of the first two minutes goes, with a limit smaller than a block.
-	cutoff := minute.Add(2 * time.Minute)
+	cutoff := minute.Add(2 * span)
 	var total int64
 	for calls := 0; ; calls++ {
 		n, err := s.PruneRequestLogs(ctx, cutoff, 10)
