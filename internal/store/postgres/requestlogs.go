@@ -48,7 +48,7 @@ func (db *DB) WriteRequestLogs(ctx context.Context, entries []keyplane.RequestLo
 			if len(keys) == 0 {
 				return nil
 			}
-			// Not COPY: another node may have written a key's row of the minute already.
+			// Not COPY: another node may have written a key's row of the span already.
 			_, err := tx.Exec(ctx, sqlInsertLogKeys, ws, keyIDs, spans)
 			return err
 		})

@@ -393,8 +393,8 @@ const (
 	maxPrunedLogBlocks = 256
 )
 
-// PruneRequestLogs deletes the blocks of the key spans before before's (an entry stays until the span
-// after its own is past before: at most two spans, ten minutes, more), with their keys' rows of
+// PruneRequestLogs deletes the blocks of the key spans that end by before's span (an entry stays until
+// before reaches the end of its span: less than five minutes more), with their keys' rows of
 // request_log_keys, and says how many entries went. A key's row of a span goes with the first of the
 // span's blocks that holds the key: the span's other blocks are as old, and go in this call or the
 // next; a span's blocks never outlive its rows by more than that, nor its rows its blocks. It

@@ -71,8 +71,8 @@ func TestLogKeysSeen(t *testing.T) {
 		t.Errorf("%d keys remembered after a failed write, want none", len(s.newest))
 	}
 	var none *LogKeysSeen
-	if all := write(none, false, block(m0, "a", "b")); len(all) != 2 {
-		t.Errorf("nil LogKeysSeen: %v, want every row", rows(all))
+	if all := write(none, false, block(m0, "a", "b"), block(m0, "b"), block(m1, "b")); len(all) != 3 {
+		t.Errorf("nil LogKeysSeen: %v, want every row once: a and b of m0, b of m1", rows(all))
 	}
 	write(none, true, block(m0, "a")) // forgets nothing, and does not panic
 }

@@ -489,8 +489,9 @@ func testPruneRequestLogs(t *testing.T, s store.Store) {
 	writeLogs(t, s, slices.Concat(entries, entries2), nil)
 
 	// Entries before the cutoff go, in every workspace, a bounded number per call: those of the key
-	// spans (five minutes) before the cutoff's, entries 0–6 of each workspace.
-	cutoff := at(6*time.Hour + 6*time.Minute)
+	// spans (five minutes) that end by the cutoff, entries 0–5 of each workspace. Entries 6, at 6h00
+	// and 6h01, are older than the cutoff but their span is not over.
+	cutoff := at(6*time.Hour + 2*time.Minute)
 	var total int64
 	for calls := 0; ; calls++ {
 		n, err := s.PruneRequestLogs(ctx, cutoff, 3)
@@ -506,11 +507,11 @@ func testPruneRequestLogs(t *testing.T, s store.Store) {
 			t.Fatal("PruneRequestLogs never finished")
 		}
 	}
-	if total != 14 {
-		t.Errorf("pruned %d entries, want 14", total)
+	if total != 12 {
+		t.Errorf("pruned %d entries, want 12", total)
 	}
-	equal(t, "log after pruning", ids(allLogs(t, s, w.ID, store.LogFilter{}, 100), logID), ids(newestFirst(entries[7:]), logID))
-	equal(t, "other workspace's log after pruning", ids(allLogs(t, s, other.ID, store.LogFilter{}, 100), logID), ids(newestFirst(entries2[7:]), logID))
+	equal(t, "log after pruning", ids(allLogs(t, s, w.ID, store.LogFilter{}, 100), logID), ids(newestFirst(entries[6:]), logID))
+	equal(t, "other workspace's log after pruning", ids(allLogs(t, s, other.ID, store.LogFilter{}, 100), logID), ids(newestFirst(entries2[6:]), logID))
 	if _, err := s.PruneRequestLogs(ctx, cutoff, 0); err == nil {
 		t.Error("PruneRequestLogs accepted a limit of 0")
 	}
@@ -551,16 +552,17 @@ func testRequestLogBlocks(t *testing.T, s store.Store) {
 	ka, kb := newKey(w, at(time.Second)), newKey(w, at(2*time.Second))
 	insertKeys(t, s, ka, kb)
 	var all []keyplane.RequestLog
-	// Three minutes, each of a key span of its own (five minutes); in each, three batches whose
-	// entries interleave (every third millisecond is one batch's), so that each minute's blocks overlap.
+	// Three minutes, the first two of one key span (five minutes), the third the first of the next;
+	// in each, three batches whose entries interleave (every third millisecond is one batch's), so
+	// that each minute's blocks overlap.
 	const span = 5 * time.Minute
 	minute := t0().Truncate(span).Add(time.Hour)
-	for m := range 3 {
+	for _, offset := range []time.Duration{0, time.Minute, span} {
 		for b := range 3 {
 			var batch []keyplane.RequestLog
 			for i := range 40 {
 				k := []*keyplane.APIKey{ka, kb}[(i+b)%2]
-				batch = append(batch, logEntry(k, minute.Add(time.Duration(m)*span+time.Duration(3*i+b)*time.Millisecond),
+				batch = append(batch, logEntry(k, minute.Add(offset+time.Duration(3*i+b)*time.Millisecond),
 					keyplane.VerifyValid, keyplane.SourceVerify))
 			}
 			writeLogs(t, s, batch, nil)
@@ -577,8 +579,9 @@ func testRequestLogBlocks(t *testing.T, s store.Store) {
 		}
 	}
 
-	// Everything of the first two minutes goes, with a limit smaller than a block.
-	cutoff := minute.Add(2 * span)
+	// Everything of the first span goes, with a limit smaller than a block; the third minute, older
+	// than the cutoff too, stays with its span, which is not over.
+	cutoff := minute.Add(span + time.Minute)
 	var total int64
 	for calls := 0; ; calls++ {
 		n, err := s.PruneRequestLogs(ctx, cutoff, 10)
@@ -593,7 +596,7 @@ func testRequestLogBlocks(t *testing.T, s store.Store) {
 	if total != 240 {
 		t.Errorf("pruned %d entries, want the 240 of the first two minutes", total)
 	}
-	newer := func(e *keyplane.RequestLog) bool { return !e.Timestamp.Before(cutoff) }
+	newer := func(e *keyplane.RequestLog) bool { return !e.Timestamp.Before(minute.Add(span)) }
 	equal(t, "log after pruning", ids(allLogs(t, s, w.ID, store.LogFilter{}, 50), logID), of(newer))
 	equal(t, "log of a key after pruning", ids(allLogs(t, s, w.ID, store.LogFilter{KeyID: ka.ID}, 50), logID),
 		of(func(e *keyplane.RequestLog) bool { return newer(e) && e.KeyID == ka.ID }))
@@ -602,10 +605,10 @@ func testRequestLogBlocks(t *testing.T, s store.Store) {
 	}
 }
 
-// testRequestLogKeyMinutes checks one key's log where it is found a minute at a time: a key with an
-// entry in each of more minutes than one read of its minutes takes, and a key in more batches of one
-// minute than one read of blocks takes (its minute's row written once, by the first), listed whole,
-// a page at a time, and between since and until.
+// testRequestLogKeyMinutes checks one key's log where it is found a key span (five minutes) at a
+// time: a key with an entry in each of more spans than one read of its spans takes, and a key in more
+// batches of one minute than one read of blocks takes (its span's row written once, by the first),
+// listed whole, a page at a time, and between since and until.
 func testRequestLogKeyMinutes(t *testing.T, s store.Store) {
 	w := createWorkspace(t, s, "acme", at(0))
 	sparse, busy, other := newKey(w, at(time.Second)), newKey(w, at(2*time.Second)), newKey(w, at(3*time.Second))
@@ -613,7 +616,7 @@ func testRequestLogKeyMinutes(t *testing.T, s store.Store) {
 	start := t0().Truncate(time.Minute).Add(2 * time.Hour)
 	var all []keyplane.RequestLog
 	for m := range 70 {
-		at := start.Add(time.Duration(m)*time.Minute + 7*time.Second)
+		at := start.Add(time.Duration(m)*5*time.Minute + 7*time.Second)
 		batch := []keyplane.RequestLog{logEntry(sparse, at, keyplane.VerifyValid, keyplane.SourceVerify),
 			logEntry(other, at.Add(time.Millisecond), keyplane.VerifyValid, keyplane.SourceVerify)}
 		writeLogs(t, s, batch, nil)
