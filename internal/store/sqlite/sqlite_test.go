@@ -15,6 +15,7 @@ import (
 	"github.com/keyplane/keyplane/internal/id"
 	"github.com/keyplane/keyplane/internal/store"
 	"github.com/keyplane/keyplane/internal/store/sqlite"
+	"github.com/keyplane/keyplane/internal/store/sqlstore"
 	"github.com/keyplane/keyplane/internal/store/storetest"
 	"github.com/keyplane/keyplane/internal/store/storetest/upgradecheck"
 )
@@ -321,6 +322,15 @@ func TestNoOverspendAcrossHandles(t *testing.T) {
 	storetest.CheckNoOverspend(t, stores...)
 }
 
+// logRows counts the rows of a table of the request log's file.
+func logRows(t *testing.T, db *sqlstore.DB, table string) (n int) {
+	t.Helper()
+	if err := db.LogSQLDB().QueryRowContext(t.Context(), "SELECT COUNT(*) FROM "+table).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
 // TestPruneRemovesKeyRows: pruning a block removes its rows of request_log_keys and its key filter with
 // it, however many keys it holds (more than one statement's worth here), so that neither outgrows the
 // log.
@@ -337,13 +347,7 @@ func TestPruneRemovesKeyRows(t *testing.T) {
 	if err := db.WriteRequestLogs(ctx, entries); err != nil {
 		t.Fatal(err)
 	}
-	count := func() (n int) {
-		t.Helper()
-		if err := db.LogSQLDB().QueryRowContext(ctx, `SELECT COUNT(*) FROM request_log_keys`).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
+	count := func() int { return logRows(t, db, "request_log_keys") }
 	if n := count(); n != 300 {
 		t.Fatalf("%d key rows before pruning, want 300", n)
 	}
@@ -353,11 +357,7 @@ func TestPruneRemovesKeyRows(t *testing.T) {
 	if n := count(); n != 0 {
 		t.Errorf("%d key rows left after their block was pruned", n)
 	}
-	var filters int
-	if err := db.LogSQLDB().QueryRowContext(ctx, `SELECT COUNT(*) FROM request_log_filters`).Scan(&filters); err != nil {
-		t.Fatal(err)
-	}
-	if filters != 0 {
+	if filters := logRows(t, db, "request_log_filters"); filters != 0 {
 		t.Errorf("%d key filters left after their block was pruned", filters)
 	}
 }
@@ -379,13 +379,7 @@ func TestKeyRowsPerSpan(t *testing.T) {
 		}
 		want = append([]string{e.ID}, want...)
 	}
-	count := func() (n int) {
-		t.Helper()
-		if err := db.LogSQLDB().QueryRowContext(ctx, `SELECT COUNT(*) FROM request_log_keys`).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
+	count := func() int { return logRows(t, db, "request_log_keys") }
 	if n := count(); n != 2 {
 		t.Fatalf("%d key rows, want 2: one per span", n)
 	}
@@ -451,11 +445,7 @@ func TestOldKeyRows(t *testing.T) {
 	if n, err := db.PruneRequestLogs(ctx, minute.Add(time.Hour), 1000); err != nil || n != 12 {
 		t.Fatalf("PruneRequestLogs = %d, %v; want 12", n, err)
 	}
-	var n int
-	if err := db.LogSQLDB().QueryRowContext(ctx, `SELECT COUNT(*) FROM request_log_keys`).Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	if n != 0 {
+	if n := logRows(t, db, "request_log_keys"); n != 0 {
 		t.Errorf("%d key rows left after their blocks were pruned", n)
 	}
 }
