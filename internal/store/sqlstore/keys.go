@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/keyplane/keyplane"
@@ -259,7 +258,7 @@ func (q *queries) withLastUsed(ctx context.Context, keys ...*keyplane.APIKey) er
 			args[i] = k.ID
 		}
 		rest = rest[n:]
-		rows, err := logs.query(ctx, sqlLastUsed+"("+strings.TrimSuffix(strings.Repeat("?, ", n), ", ")+")", args...)
+		rows, err := logs.query(ctx, sqlLastUsed+"("+batchRows("?", n)+")", args...)
 		if err != nil {
 			return logs.fail("last uses", err)
 		}
@@ -270,9 +269,8 @@ func (q *queries) withLastUsed(ctx context.Context, keys ...*keyplane.APIKey) er
 				rows.Close()
 				return fmt.Errorf("last uses: %w", err)
 			}
-			if k := byID[id]; k != nil && (k.LastUsedAt == nil || k.LastUsedAt.Before(fromMicros(at))) {
-				t := fromMicros(at)
-				k.LastUsedAt = &t
+			if t := fromMicros(at); byID[id] != nil && (byID[id].LastUsedAt == nil || byID[id].LastUsedAt.Before(t)) {
+				byID[id].LastUsedAt = &t
 			}
 		}
 		if err := rows.Err(); err != nil {

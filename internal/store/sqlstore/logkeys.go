@@ -68,18 +68,28 @@ func (s *LogKeysSeen) LogKeyRows(blocks []LogBlock) []LogKeyRow {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 	}
-	type row struct {
-		workspaceID, keyID string
-		span               int64
-	}
 	var out []LogKeyRow
-	var batch map[row]bool // a batch's blocks of two minutes of one span name their keys twice
-	if len(blocks) > 1 {
-		batch = map[row]bool{}
-	}
+	// A batch's blocks of one workspace and two minutes of one span (LogBlocks orders them by
+	// workspace and minute, so they are next to each other) name their keys twice: group is the
+	// span's keys given so far, made only when a group has a second block, which is rare.
+	groupStart := 0
+	var group map[string]bool
 	for i := range blocks {
 		b := &blocks[i]
+		if i > 0 && blocks[i-1].WorkspaceID == b.WorkspaceID && blocks[i-1].Span == b.Span {
+			if group == nil {
+				group = map[string]bool{}
+				for _, r := range out[groupStart:] {
+					group[r.KeyID] = true
+				}
+			}
+		} else {
+			groupStart, group = len(out), nil
+		}
 		for _, k := range b.Keys {
+			if group[k] {
+				continue
+			}
 			var h [2]uint64
 			if s != nil {
 				h = s.hash(b.WorkspaceID, k)
@@ -87,12 +97,8 @@ func (s *LogKeysSeen) LogKeyRows(blocks []LogBlock) []LogKeyRow {
 					continue
 				}
 			}
-			if batch != nil {
-				r := row{b.WorkspaceID, k, b.Span}
-				if batch[r] {
-					continue
-				}
-				batch[r] = true
+			if group != nil {
+				group[k] = true
 			}
 			out = append(out, LogKeyRow{WorkspaceID: b.WorkspaceID, KeyID: k, SpanID: b.SpanID, span: b.Span, hash: h})
 		}

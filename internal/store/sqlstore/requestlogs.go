@@ -31,7 +31,7 @@ const (
 	sqlTouchKeysEnd = ` ON CONFLICT (key_id) DO UPDATE SET last_used_at = excluded.last_used_at
 		WHERE key_last_used.last_used_at < excluded.last_used_at`
 	// sqlLastUsed is followed by n placeholders in parentheses: the last uses of keys, as the usage
-	// writer keeps them (see keyLastUsed).
+	// writer keeps them (see withLastUsed).
 	sqlLastUsed = `SELECT key_id, last_used_at FROM key_last_used WHERE key_id IN `
 
 	// sqlUsageHours lists the hours from the first argument (an hour's start, unix microseconds) to
