@@ -94,7 +94,8 @@ func Valid(prefix, s string) bool {
 }
 
 // Time returns the millisecond of an id of the given type (its time part, as NewAt wrote it), and
-// false when s is not such an id.
+// false when s is not such an id, or names a millisecond past 48 bits (a first digit past 7), which
+// no id of NewAt or Floor does: read back through Floor, it would wrap to a time before the epoch.
 func Time(prefix, s string) (time.Time, bool) {
 	if !Valid(prefix, s) {
 		return time.Time{}, false
@@ -103,6 +104,9 @@ func Time(prefix, s string) (time.Time, bool) {
 	var ms int64
 	for _, c := range []byte(s[len(prefix)+1 : len(prefix)+11]) {
 		ms = ms<<5 | int64(strings.IndexByte(crockford, c))
+	}
+	if ms >= 1<<48 {
+		return time.Time{}, false
 	}
 	return time.UnixMilli(ms).UTC(), true
 }

@@ -73,7 +73,8 @@ func TestTimeReadsTheMillisecond(t *testing.T) {
 			}
 		}
 	}
-	for _, s := range []string{"", "req_", "apk_01JD0000000000000000000000", "req_01JD00000000000000000000I0", NewAt(APIKey, time.Now())} {
+	for _, s := range []string{"", "req_", "apk_01JD0000000000000000000000", "req_01JD00000000000000000000I0", NewAt(APIKey, time.Now()),
+		"req_80000000000000000000000000", "req_ZZZZZZZZZZZZZZZZZZZZZZZZZZ"} {
 		if _, ok := Time(Request, s); ok {
 			t.Errorf("Time(%q) accepted it", s)
 		}
