@@ -252,7 +252,8 @@ func (q *queries) withLastUsed(ctx context.Context, keys ...*keyplane.APIKey) er
 		logs = q
 	}
 	for rest := keys; len(rest) > 0; {
-		n := min(len(rest), maxBatchRows)
+		// Chunks of chunkSize, as the writes': a handful of statements, each prepared once.
+		n := chunkSize(len(rest))
 		args := make([]any, n)
 		for i, k := range rest[:n] {
 			args[i] = k.ID
@@ -269,8 +270,8 @@ func (q *queries) withLastUsed(ctx context.Context, keys ...*keyplane.APIKey) er
 				rows.Close()
 				return fmt.Errorf("last uses: %w", err)
 			}
-			if t := fromMicros(at); byID[id] != nil && (byID[id].LastUsedAt == nil || byID[id].LastUsedAt.Before(t)) {
-				byID[id].LastUsedAt = &t
+			if k, t := byID[id], fromMicros(at); k != nil && (k.LastUsedAt == nil || k.LastUsedAt.Before(t)) {
+				k.LastUsedAt = &t
 			}
 		}
 		if err := rows.Err(); err != nil {

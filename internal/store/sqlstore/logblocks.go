@@ -130,6 +130,13 @@ func LogBlocks(entries []keyplane.RequestLog) []LogBlock {
 // minuteID is the floor id (id.Floor) of the minute (or key span) that starts at m, in unix µs.
 func minuteID(m int64) string { return id.Floor(id.Request, fromMicros(m)) }
 
+// spanIDs returns the range of ids, [lo, hi), of the key span that t falls in: the last_id of its
+// rows of request_log_keys is lo, and its blocks' last_id is in the range.
+func spanIDs(t time.Time) (lo, hi string) {
+	m := floorMicros(micros(t), keySpanMicros)
+	return minuteID(m), minuteID(m + keySpanMicros)
+}
+
 // floorMicros returns the start of the width-wide period (microseconds, aligned on the epoch) that m,
 // in unix microseconds, falls in.
 func floorMicros(m, width int64) int64 {
@@ -330,7 +337,8 @@ func (q *queries) keySpans(ctx context.Context, workspaceID, keyID, from, upTo s
 	query, args := sqlLogKeyMinutes, []any{workspaceID, keyID}
 	if from != "" {
 		t, _ := id.Time(id.Request, from)
-		query, args = query+` AND last_id >= ?`, append(args, minuteID(floorMicros(micros(t), keySpanMicros)))
+		lo, _ := spanIDs(t)
+		query, args = query+` AND last_id >= ?`, append(args, lo)
 	}
 	for hi := upTo; !done(); {
 		roundQuery, roundArgs := query, slices.Clip(args)
@@ -352,9 +360,8 @@ func (q *queries) keySpans(ctx context.Context, workspaceID, keyID, from, upTo s
 			if !ok {
 				continue // not written by keyplane: it names no span, and must not stop the key's log
 			}
-			m := floorMicros(micros(t), keySpanMicros)
-			lo := minuteID(m)
-			if err := each(lo, minuteID(m+keySpanMicros)); err != nil {
+			lo, spanEnd := spanIDs(t)
+			if err := each(lo, spanEnd); err != nil {
 				return err
 			}
 			if hi = lo; done() {
@@ -407,7 +414,8 @@ func (db *DB) PruneRequestLogs(ctx context.Context, before time.Time, limit int)
 	}
 	var n int64
 	for n < int64(limit) {
-		deleted, found, err := db.pruneLogBlocks(ctx, op, minuteID(floorMicros(micros(before), keySpanMicros)), int64(limit)-n)
+		cutoff, _ := spanIDs(before)
+		deleted, found, err := db.pruneLogBlocks(ctx, op, cutoff, int64(limit)-n)
 		if n += deleted; err != nil || found < maxPrunedLogBlocks {
 			return n, err
 		}
@@ -464,8 +472,7 @@ func (db *DB) pruneLogBlocks(ctx context.Context, op, cutoff string, want int64)
 			// The rows of the block's key span: by its last_id, an id of it (as every row's is).
 			var lo, hi string
 			if t, ok := id.Time(id.Request, b.lastID); ok {
-				m := floorMicros(micros(t), keySpanMicros)
-				lo, hi = minuteID(m), minuteID(m+keySpanMicros)
+				lo, hi = spanIDs(t)
 			} else {
 				keys = nil
 			}

@@ -146,14 +146,22 @@ func UsageStatements(counts []store.UsageCount) []Statement {
 		return cmp.Or(cmp.Compare(a.hour, b.hour), cmp.Compare(a.workspaceID, b.workspaceID),
 			cmp.Compare(a.keyID, b.keyID), cmp.Compare(a.code, b.code), cmp.Compare(a.identityID, b.identityID))
 	})
+	return chunkStatements(rows, sqlAddUsage, sqlUsageRow, sqlAddUsageEnd, func(args []any, u usageKey) []any {
+		return append(args, u.hour, u.workspaceID, u.keyID, u.code, u.identityID, usage[u].requests, usage[u].credits)
+	})
+}
+
+// chunkStatements returns the multi-row statements that write rows in order, chunkSize rows each:
+// head, the chunk's rows (row's placeholders, appendRow adding a row's values), then tail.
+func chunkStatements[T any](rows []T, head, row, tail string, appendRow func([]any, T) []any) []Statement {
 	var out []Statement
 	for rest := rows; len(rest) > 0; {
 		n := chunkSize(len(rest))
-		args := make([]any, 0, n*7)
-		for _, u := range rest[:n] {
-			args = append(args, u.hour, u.workspaceID, u.keyID, u.code, u.identityID, usage[u].requests, usage[u].credits)
+		var args []any
+		for _, r := range rest[:n] {
+			args = appendRow(args, r)
 		}
-		out = append(out, Statement{sqlAddUsage + batchRows(sqlUsageRow, n) + sqlAddUsageEnd, args})
+		out = append(out, Statement{head + batchRows(row, n) + tail, args})
 		rest = rest[n:]
 	}
 	return out
@@ -162,18 +170,8 @@ func UsageStatements(counts []store.UsageCount) []Statement {
 // TouchStatements returns what moves the touched keys' last uses forward (key_last_used), in the
 // order of their ids (the order their rows are locked in), by multi-row upserts.
 func TouchStatements(touched map[string]time.Time) []Statement {
-	ids := slices.Sorted(maps.Keys(touched))
-	var out []Statement
-	for rest := ids; len(rest) > 0; {
-		n := chunkSize(len(rest))
-		args := make([]any, 0, 2*n)
-		for _, id := range rest[:n] {
-			args = append(args, id, micros(touched[id]))
-		}
-		out = append(out, Statement{sqlTouchKeys + batchRows(sqlTouchRow, n) + sqlTouchKeysEnd, args})
-		rest = rest[n:]
-	}
-	return out
+	return chunkStatements(slices.Sorted(maps.Keys(touched)), sqlTouchKeys, sqlTouchRow, sqlTouchKeysEnd,
+		func(args []any, id string) []any { return append(args, id, micros(touched[id])) })
 }
 
 // WriteRequestLogs writes the entries as blocks (LogBlocks), with the key rows this node has not
