@@ -325,24 +325,30 @@ func (s *Service) CreateAPIKey(ctx context.Context, c *keyplane.Caller, wsID str
 	if err := c.Authorize(wsID, keyplane.PermAPIKeysWrite); err != nil {
 		return nil, "", err
 	}
-	w, err := s.GetWorkspace(ctx, c, wsID)
-	if err != nil {
-		return nil, "", err
+	if !mayOpenWorkspace(c, wsID) {
+		return nil, "", keyplane.NotFound("workspace")
 	}
-	d, err := s.draftKey(c, w, in, s.clock())
-	if err != nil {
-		return nil, "", err
-	}
-	k, credits, externalID, identityID := d.k, d.credits, d.externalID, d.identityID
-	value := keyformat.Generate(s.prefix, k.KeyType.Short(), string(k.Environment))
-	k.Prefix = s.prefix + "_" + k.KeyType.Short() + "_" + string(k.Environment) + "_"
-	k.Start, k.End = keyformat.Start(s.prefix, value), keyformat.End(value)
-	h := keyformat.Hash(value)
-	err = s.change(ctx, c, wsID, func(tx store.Tx, now time.Time) (*outcome, error) {
+	var k *keyplane.APIKey
+	var value string
+	// The workspace is read in the change's transaction, on the writer, rather than before it from
+	// the readers: under a flood of verifications the readers are busy with keys not yet cached, and
+	// a creation waited its turn behind them (docs/performance.md, "Creation under a flood").
+	err := s.change(ctx, c, wsID, func(tx store.Tx, now time.Time) (*outcome, error) {
 		w, err := tx.GetWorkspace(ctx, wsID)
 		if err != nil {
 			return nil, notFound(err, "workspace")
 		}
+		d, err := s.draftKey(c, w, in, now)
+		if err != nil {
+			return nil, err
+		}
+		var credits *keyplane.Credits
+		var externalID, identityID string
+		k, credits, externalID, identityID = d.k, d.credits, d.externalID, d.identityID
+		value = keyformat.Generate(s.prefix, k.KeyType.Short(), string(k.Environment))
+		k.Prefix = s.prefix + "_" + k.KeyType.Short() + "_" + string(k.Environment) + "_"
+		k.Start, k.End = keyformat.Start(s.prefix, value), keyformat.End(value)
+		h := keyformat.Hash(value)
 		n, err := tx.CountKeys(ctx, wsID)
 		if err != nil {
 			return nil, err

@@ -203,14 +203,17 @@ func badCursor(err error) error {
 
 // GetWorkspace returns a workspace the caller may see.
 func (s *Service) GetWorkspace(ctx context.Context, c *keyplane.Caller, wsID string) (*keyplane.Workspace, error) {
-	if !c.Operator && wsID != c.WorkspaceID {
-		return nil, keyplane.NotFound("workspace")
-	}
-	if !id.Valid(id.Workspace, wsID) {
+	if !mayOpenWorkspace(c, wsID) {
 		return nil, keyplane.NotFound("workspace")
 	}
 	w, err := s.store.GetWorkspace(ctx, wsID)
 	return w, notFound(err, "workspace")
+}
+
+// mayOpenWorkspace tells whether c may look wsID up at all: an operator any well-formed id, a
+// workspace's caller its own. The others are answered as a workspace that does not exist.
+func mayOpenWorkspace(c *keyplane.Caller, wsID string) bool {
+	return (c.Operator || wsID == c.WorkspaceID) && id.Valid(id.Workspace, wsID)
 }
 
 // GetWorkspaceBySlug returns a workspace by its slug, if the caller may see it.

@@ -250,3 +250,10 @@ func TestUpgradeMovesLogRowsIntoBlocks(t *testing.T) {
 		t.Errorf("request_logs after the move: %d tables, %v", n, err)
 	}
 }
+
+// TestUpgradeCountsKeys: keys made before their workspace's count was kept (migration 21) are counted
+// on the upgrade, the revoked ones not.
+func TestUpgradeCountsKeys(t *testing.T) {
+	ctx := context.Background()
+	upgradecheck.KeyCounts(ctx, t, upgradeFrom(ctx, t, 20, upgradecheck.KeyCountRows("true", "false")))
+}

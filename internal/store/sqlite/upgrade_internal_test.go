@@ -258,3 +258,10 @@ func TestUpgradeBrandingAndPortal(t *testing.T) {
 	})
 	upgradecheck.BrandingAndPortal(ctx, t, st, "ws_old")
 }
+
+// TestUpgradeCountsKeys: keys made before their workspace's count was kept (migration 18) are counted
+// on the upgrade, the revoked ones not.
+func TestUpgradeCountsKeys(t *testing.T) {
+	ctx := context.Background()
+	upgradecheck.KeyCounts(ctx, t, upgradeFrom(ctx, t, 17, upgradecheck.KeyCountRows("1", "0")))
+}

@@ -37,7 +37,8 @@ const (
 	sqlKeyStatusDisabled = ` AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > ?) AND NOT k.enabled`
 	sqlKeyStatusActive   = ` AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > ?) AND k.enabled`
 
-	sqlCountKeys = `SELECT COUNT(*) FROM api_keys WHERE workspace_id = ? AND revoked_at IS NULL`
+	// The count the database's triggers keep (migration key_counts); no row: no key yet.
+	sqlCountKeys = `SELECT COALESCE(MAX(unrevoked), 0) FROM key_counts WHERE workspace_id = ?`
 
 	sqlLookupSecret = `SELECT ` + apiKeyColumns + `, ` + secretColumns + `
 		FROM secrets s JOIN api_keys k ON k.id = s.key_id LEFT JOIN identities i ON i.id = k.identity_id

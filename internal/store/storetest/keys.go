@@ -449,6 +449,42 @@ func testCountKeys(t *testing.T, s store.Store) {
 		}
 		return nil
 	})
+
+	// The count is kept as keys change (migration key_counts), so each change that is not a
+	// revocation must leave it alone: a rename, a revoked key revoked again later, a revoked key
+	// deleted, and a transaction that inserted a key and then failed.
+	renamed := *keys[2]
+	renamed.Name = "renamed"
+	revokedAgain := k
+	revokedAgain.RevokedAt = ptr(now.Add(time.Hour))
+	if keys[5].RevokedAt == nil {
+		t.Fatal("fixture: keyZoo's sixth key is revoked")
+	}
+	failed := errors.New("rolled back")
+	for _, c := range []struct {
+		name string
+		fn   func(tx store.Tx) error
+	}{
+		{"a rename", func(tx store.Tx) error { return tx.UpdateAPIKey(ctx, &renamed) }},
+		{"a second revocation", func(tx store.Tx) error { return tx.UpdateAPIKey(ctx, &revokedAgain) }},
+		{"a revoked key deleted", func(tx store.Tx) error { return tx.DeleteAPIKey(ctx, w.ID, keys[5].ID) }},
+		{"a rolled back insert", func(tx store.Tx) error {
+			if err := tx.InsertAPIKey(ctx, newKey(w, at(2*time.Hour))); err != nil {
+				return err
+			}
+			return failed
+		}},
+	} {
+		if err := s.InTx(ctx, w.ID, c.fn); err != nil && !errors.Is(err, failed) {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if n := count(w.ID); n != unrevoked-1 {
+			t.Errorf("CountKeys after %s = %d, want %d", c.name, n, unrevoked-1)
+		}
+	}
+	if n := count(other.ID); n != 4 {
+		t.Errorf("CountKeys(other) after changes elsewhere = %d, want 4", n)
+	}
 }
 
 // verifyRead is k as the verification reads return it (LookupSecret, FindAPIKey): without its last

@@ -178,3 +178,47 @@ func KeyLogIDs(ctx context.Context, t testing.TB, s store.Store, workspaceID, ke
 	t.Fatalf("log of key %s: no last page", keyID)
 	return nil
 }
+
+// KeyCountRows returns the rows of the key counts' upgrade fixture (made before the counts were kept,
+// migration key_counts), with the database's true and false spelled yes and no: workspace ws_a with three keys, one of
+// them revoked, and ws_b with one key.
+func KeyCountRows(yes, no string) []string {
+	rows := []string{
+		`INSERT INTO workspaces (id, name, slug, max_keys, test_key_ttl_seconds, live_mode_enabled, created_at, updated_at)
+			VALUES ('ws_a', 'A', 'a', 20, 259200, ` + yes + `, 1, 1), ('ws_b', 'B', 'b', 20, 259200, ` + yes + `, 1, 1)`,
+	}
+	for i, k := range []struct{ id, ws, revokedAt string }{
+		{"apk_a1", "ws_a", "NULL"}, {"apk_a2", "ws_a", "NULL"}, {"apk_a3", "ws_a", "5"}, {"apk_b1", "ws_b", "NULL"},
+	} {
+		n := strconv.Itoa(i)
+		rows = append(rows, `INSERT INTO api_keys (id, workspace_id, name, description, key_type, environment, prefix,
+			value_start, value_end, enabled, permissions, ip_allowlist, allowed_origins, meta, rate_limit, rate_window_ms,
+			recoverable, created_at, updated_at, created_by, revoked_at)
+			VALUES ('`+k.id+`', '`+k.ws+`', 'k`+n+`', '', 'secret', 'live', 'kp_sk_live_', 'kp_sk_live_o`+n+`', 'x`+n+`', `+yes+`,
+			'[]', '[]', '[]', '{}', NULL, NULL, `+no+`, 1, 1, '{"type":"system","id":"test"}', `+k.revokedAt+`)`)
+	}
+	return rows
+}
+
+// KeyCounts checks what an upgrade from KeyCountRows counted: two keys of ws_a and one of ws_b, not
+// the revoked one; and that the count then follows a revocation.
+func KeyCounts(ctx context.Context, t testing.TB, s store.Store) {
+	t.Helper()
+	for ws, want := range map[string]int{"ws_a": 2, "ws_b": 1} {
+		if n, err := s.CountKeys(ctx, ws); err != nil || n != want {
+			t.Errorf("CountKeys(%s) after the upgrade = %d, %v; want %d", ws, n, err, want)
+		}
+	}
+	k, err := s.GetAPIKey(ctx, "ws_a", "apk_a1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	k.RevokedAt = &now
+	if err := s.InTx(ctx, "ws_a", func(tx store.Tx) error { return tx.UpdateAPIKey(ctx, k) }); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.CountKeys(ctx, "ws_a"); err != nil || n != 1 {
+		t.Errorf("CountKeys(ws_a) after the upgrade and a revocation = %d, %v; want 1", n, err)
+	}
+}
