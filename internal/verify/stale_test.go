@@ -149,3 +149,72 @@ func TestStaleIfError(t *testing.T) {
 	clk.add(ttl + stale + time.Second)
 	check("past the stale window", ver, v2, "", true)
 }
+
+// waitingRead is a real store whose first verification read waits for open before it reads, and
+// records whether the context that read was given had ended by then.
+type waitingRead struct {
+	store.Store
+	entered, open chan struct{}
+	calls         atomic.Int64
+	ended         atomic.Bool
+}
+
+func (g *waitingRead) LookupSecret(ctx context.Context, h []byte) (*keyplane.APIKey, *keyplane.Secret, error) {
+	if g.calls.Add(1) == 1 {
+		close(g.entered)
+		<-g.open
+		g.ended.Store(ctx.Err() != nil)
+	}
+	return g.Store.LookupSecret(ctx, h)
+}
+
+// TestSharedReadOutlivesItsCaller: a key's read is shared by the verifications of it that arrive
+// while it runs, so the one that started it going away (its client hung up, its deadline passed)
+// must not end it: the others would all fail with its error.
+func TestSharedReadOutlivesItsCaller(t *testing.T) {
+	g := &waitingRead{Store: storetest.Open(t, "sqlite"), entered: make(chan struct{}), open: make(chan struct{})}
+	ver, err := verify.New(g, verify.Options{KeyPrefix: "kp"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := servicetest.New(t, g, service.Options{Catalog: servicetest.Catalog(t, nil, nil), Forget: ver.Forget})
+	sys := keyplane.System("test")
+	w, err := svc.CreateWorkspace(t.Context(), sys, service.WorkspaceInput{Name: "W", Slug: "w"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, value, err := svc.CreateAPIKey(t.Context(), sys, w.ID, service.CreateKeyInput{Name: "k", KeyType: keyplane.KeyTypeSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	first, hangUp := context.WithCancel(context.Background())
+	type answer struct {
+		r   verify.Result
+		err error
+	}
+	firstDone, otherDone := make(chan answer, 1), make(chan answer, 1)
+	go func() {
+		r, err := ver.Verify(first, value, &keyplane.VerifyRequest{})
+		firstDone <- answer{r, err}
+	}()
+	<-g.entered // the read is under way, started by the first verification
+	go func() {
+		r, err := ver.Verify(context.Background(), value, &keyplane.VerifyRequest{})
+		otherDone <- answer{r, err}
+	}()
+	// Time for the other to join the read: should it not have, it reads alone and answers VALID
+	// anyway, so the wait only makes the test stronger; the check of the read's context does not
+	// depend on it.
+	time.Sleep(50 * time.Millisecond)
+	hangUp()
+	close(g.open)
+	for name, c := range map[string]chan answer{"the first": firstDone, "the other": otherDone} {
+		if a := <-c; a.err != nil || a.r.Code != keyplane.VerifyValid {
+			t.Errorf("%s verification: %v, %v; want VALID", name, a.r.Code, a.err)
+		}
+	}
+	if g.ended.Load() {
+		t.Error("the shared read's context ended with the verification that started it")
+	}
+}

@@ -262,6 +262,10 @@ func fill[K comparable, V any](v *Verifier, c *otter.Cache[K, V], k K, e V, h [3
 	}
 }
 
+// sharedReadTimeout bounds a read that verifications share (read): however many wait for it, one
+// that the store does not answer ends as a failed read after this long.
+const sharedReadTimeout = 10 * time.Second
+
 // read reads a digest's entry for the cache, one read per digest at a time, and fills the cache with
 // it unless an invalidation came meanwhile (see fill). The flight is named by the generation too, so
 // that a lookup that starts after a Forget never joins a read that began before it.
@@ -269,6 +273,11 @@ func read[K comparable, V any](ctx context.Context, v *Verifier, c *otter.Cache[
 	name string, load func(context.Context) (V, error)) (V, error) {
 	gen := v.generation(h, root)
 	r, err, _ := v.reads.Do(flightName(name, gen), func() (any, error) {
+		// The read is every waiting verification's, not only the one that started it: that one
+		// going away (its client hung up, its deadline passed) must not fail the others with its
+		// error, so the read runs on a clock of its own, bounded all the same.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sharedReadTimeout)
+		defer cancel()
 		e, err := load(ctx)
 		if err == nil {
 			fill(v, c, k, e, h, root, gen)
