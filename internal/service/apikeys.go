@@ -328,11 +328,18 @@ func (s *Service) CreateAPIKey(ctx context.Context, c *keyplane.Caller, wsID str
 	if !mayOpenWorkspace(c, wsID) {
 		return nil, "", keyplane.NotFound("workspace")
 	}
+	// The rules that do not depend on the workspace's settings are checked first, against a
+	// workspace that allows all its settings could (live mode, the longest test-key lifetime), so
+	// that a request they refuse takes neither the writer nor the workspace's lock. The workspace
+	// itself is read in the change's transaction, on the writer, rather than before it from the
+	// readers: under a flood of verifications the readers are busy with keys not yet cached, and a
+	// creation waited its turn behind them (docs/performance.md, "Creation under a flood").
+	anyWorkspace := &keyplane.Workspace{ID: wsID, LiveModeEnabled: true, TestKeyTTLSeconds: keyplane.MaxTestKeyTTLSeconds}
+	if _, err := s.draftKey(c, anyWorkspace, in, s.clock()); err != nil {
+		return nil, "", err
+	}
 	var k *keyplane.APIKey
 	var value string
-	// The workspace is read in the change's transaction, on the writer, rather than before it from
-	// the readers: under a flood of verifications the readers are busy with keys not yet cached, and
-	// a creation waited its turn behind them (docs/performance.md, "Creation under a flood").
 	err := s.change(ctx, c, wsID, func(tx store.Tx, now time.Time) (*outcome, error) {
 		w, err := tx.GetWorkspace(ctx, wsID)
 		if err != nil {

@@ -461,25 +461,39 @@ func testCountKeys(t *testing.T, s store.Store) {
 		t.Fatal("fixture: keyZoo's sixth key is revoked")
 	}
 	failed := errors.New("rolled back")
+	taken := newKey(w, at(3*time.Hour))
+	taken.ID = keys[2].ID
+	unrevokedAgain := k
+	unrevokedAgain.RevokedAt = nil
 	for _, c := range []struct {
 		name string
 		fn   func(tx store.Tx) error
+		want int
 	}{
-		{"a rename", func(tx store.Tx) error { return tx.UpdateAPIKey(ctx, &renamed) }},
-		{"a second revocation", func(tx store.Tx) error { return tx.UpdateAPIKey(ctx, &revokedAgain) }},
-		{"a revoked key deleted", func(tx store.Tx) error { return tx.DeleteAPIKey(ctx, w.ID, keys[5].ID) }},
+		{"a rename", func(tx store.Tx) error { return tx.UpdateAPIKey(ctx, &renamed) }, unrevoked - 1},
+		{"a second revocation", func(tx store.Tx) error { return tx.UpdateAPIKey(ctx, &revokedAgain) }, unrevoked - 1},
+		{"a revoked key deleted", func(tx store.Tx) error { return tx.DeleteAPIKey(ctx, w.ID, keys[5].ID) }, unrevoked - 1},
 		{"a rolled back insert", func(tx store.Tx) error {
 			if err := tx.InsertAPIKey(ctx, newKey(w, at(2*time.Hour))); err != nil {
 				return err
 			}
 			return failed
-		}},
+		}, unrevoked - 1},
+		// Refused by its conflict, in a transaction that then commits: nothing was added.
+		{"an insert of a taken id", func(tx store.Tx) error {
+			if err := tx.InsertAPIKey(ctx, taken); !errors.Is(err, store.ErrConflict) {
+				return fmt.Errorf("InsertAPIKey(taken id) = %v, want ErrConflict", err)
+			}
+			return nil
+		}, unrevoked - 1},
+		// The service never does it, but a write of a whole key read before its revocation would.
+		{"a revocation undone", func(tx store.Tx) error { return tx.UpdateAPIKey(ctx, &unrevokedAgain) }, unrevoked},
 	} {
 		if err := s.InTx(ctx, w.ID, c.fn); err != nil && !errors.Is(err, failed) {
 			t.Fatalf("%s: %v", c.name, err)
 		}
-		if n := count(w.ID); n != unrevoked-1 {
-			t.Errorf("CountKeys after %s = %d, want %d", c.name, n, unrevoked-1)
+		if n := count(w.ID); n != c.want {
+			t.Errorf("CountKeys after %s = %d, want %d", c.name, n, c.want)
 		}
 	}
 	if n := count(other.ID); n != 4 {

@@ -6,6 +6,13 @@
 -- transaction. Inserts are counted per statement (an import of 100,000 keys moves the row once per
 -- batch, not 100,000 times within one transaction); revocations and deletions, one key at a time,
 -- per row, and only when revoked_at changes between set and unset.
+-- A data-only restore (pg_restore --data-only) must run with --disable-triggers, or the restored
+-- keys are counted on top of the restored counts.
+-- No key may be added, revoked or deleted between the count below and the triggers: other nodes
+-- wait here until this migration commits. First, so that the count's snapshot, whatever the
+-- database's default isolation, is taken after every earlier change committed.
+LOCK TABLE api_keys IN SHARE ROW EXCLUSIVE MODE;
+
 CREATE TABLE key_counts (
     workspace_id TEXT COLLATE "C" NOT NULL PRIMARY KEY,
     unrevoked    BIGINT           NOT NULL
@@ -15,7 +22,8 @@ CREATE TABLE key_counts (
 CREATE FUNCTION key_counts_insert() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO key_counts (workspace_id, unrevoked)
-        SELECT workspace_id, COUNT(*) FROM inserted_keys WHERE revoked_at IS NULL GROUP BY workspace_id
+        SELECT workspace_id, COUNT(*) FROM inserted_keys WHERE revoked_at IS NULL
+        GROUP BY workspace_id ORDER BY workspace_id -- rows locked in one order: no deadlock between imports
         ON CONFLICT (workspace_id) DO UPDATE SET unrevoked = key_counts.unrevoked + EXCLUDED.unrevoked;
     RETURN NULL;
 END
@@ -37,8 +45,6 @@ END
 $$;
 -- +goose StatementEnd
 
--- The triggers first: creating them locks api_keys against writes until this migration commits, so
--- that the count below misses no key another node adds meanwhile.
 CREATE TRIGGER key_counts_insert AFTER INSERT ON api_keys
     REFERENCING NEW TABLE AS inserted_keys FOR EACH STATEMENT EXECUTE FUNCTION key_counts_insert();
 CREATE TRIGGER key_counts_revoke AFTER UPDATE OF revoked_at ON api_keys FOR EACH ROW

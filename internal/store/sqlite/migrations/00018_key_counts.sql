@@ -5,6 +5,8 @@
 -- count, so that every path that adds, revokes or deletes a key (the API, imports, the CLI, the
 -- jobs) moves it in the same transaction, and none can forget to. The count is made from the keys
 -- here, once.
+-- A later migration that rebuilds api_keys (SQLite's copy-and-rename) must create these triggers
+-- again and count anew.
 CREATE TABLE key_counts (
     workspace_id TEXT    NOT NULL PRIMARY KEY,
     unrevoked    INTEGER NOT NULL
