@@ -407,7 +407,9 @@ type keyDraft struct {
 
 // draftKey applies the rules of a new key to in, for the workspace w at now: every field's
 // validation, and the bounds of a workspace key acting through the API. Created and imported keys
-// both go through it, so that the rules are written once. The key has no value yet, nor times.
+// both go through it, so that the rules are written once. The key has no value yet, nor times. Of w
+// it reads the id, LiveModeEnabled and TestKeyTTLSeconds only: CreateAPIKey checks a request first
+// against a workspace that sets just those, and a rule that read more would need a place there.
 func (s *Service) draftKey(c *keyplane.Caller, w *keyplane.Workspace, in CreateKeyInput, now time.Time) (*keyDraft, error) {
 	wsID := w.ID
 	if in.Environment == "" {
