@@ -349,9 +349,7 @@ func (s *Service) CreateAPIKey(ctx context.Context, c *keyplane.Caller, wsID str
 		if err != nil {
 			return nil, err
 		}
-		var credits *keyplane.Credits
-		var externalID, identityID string
-		k, credits, externalID, identityID = d.k, d.credits, d.externalID, d.identityID
+		k = d.k
 		value = keyformat.Generate(s.prefix, k.KeyType.Short(), string(k.Environment))
 		k.Prefix = s.prefix + "_" + k.KeyType.Short() + "_" + string(k.Environment) + "_"
 		k.Start, k.End = keyformat.Start(s.prefix, value), keyformat.End(value)
@@ -364,8 +362,8 @@ func (s *Service) CreateAPIKey(ctx context.Context, c *keyplane.Caller, wsID str
 			return nil, keyplane.Errorf(keyplane.CodeKeyLimitReached, "this workspace already has %d keys, its limit; revoke one (revoked keys do not count) or ask for a higher limit", n)
 		}
 		k.CreatedAt, k.UpdatedAt = now, now
-		if externalID != "" || identityID != "" {
-			i, err := s.resolveIdentity(ctx, tx, c, wsID, externalID, identityID, now)
+		if d.externalID != "" || d.identityID != "" {
+			i, err := s.resolveIdentity(ctx, tx, c, wsID, d.externalID, d.identityID, now)
 			if err != nil {
 				return nil, err
 			}
@@ -375,11 +373,11 @@ func (s *Service) CreateAPIKey(ctx context.Context, c *keyplane.Caller, wsID str
 			return nil, err
 		}
 		// Balances are written by the credit calls alone (store.Tx.SetCredits).
-		if credits != nil {
-			if err := tx.SetCredits(ctx, keyAccount(k), credits); err != nil {
+		if d.credits != nil {
+			if err := tx.SetCredits(ctx, keyAccount(k), d.credits); err != nil {
 				return nil, err
 			}
-			k.Credits = credits
+			k.Credits = d.credits
 		}
 		if err := s.insertSecret(ctx, tx, wsID, k, value, h[:], now); err != nil {
 			return nil, err

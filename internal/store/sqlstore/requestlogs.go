@@ -157,7 +157,7 @@ func chunkStatements[T any](rows []T, head, row, tail string, appendRow func([]a
 	var out []Statement
 	for rest := rows; len(rest) > 0; {
 		n := chunkSize(len(rest))
-		var args []any
+		args := make([]any, 0, n*strings.Count(row, "?"))
 		for _, r := range rest[:n] {
 			args = appendRow(args, r)
 		}

@@ -450,9 +450,10 @@ func testCountKeys(t *testing.T, s store.Store) {
 		return nil
 	})
 
-	// The count is kept as keys change (migration key_counts), so each change that is not a
-	// revocation must leave it alone: a rename, a revoked key revoked again later, a revoked key
-	// deleted, and a transaction that inserted a key and then failed.
+	// The count is kept as keys change (migration key_counts), so a change that neither adds nor
+	// revokes a key must leave it alone (a rename, a revoked key revoked again later, a revoked key
+	// deleted, a rolled-back insert, an insert refused by its conflict), and a revocation undone
+	// counts the key again.
 	renamed := *keys[2]
 	renamed.Name = "renamed"
 	revokedAgain := k

@@ -180,8 +180,8 @@ func KeyLogIDs(ctx context.Context, t testing.TB, s store.Store, workspaceID, ke
 }
 
 // KeyCountRows returns the rows of the key counts' upgrade fixture (made before the counts were kept,
-// migration key_counts), with the database's true and false spelled yes and no: workspace ws_a with three keys, one of
-// them revoked, and ws_b with one key.
+// migration key_counts), with the database's true and false spelled yes and no: workspace ws_a with
+// three keys, one of them revoked, and ws_b with one key.
 func KeyCountRows(yes, no string) []string {
 	rows := []string{
 		`INSERT INTO workspaces (id, name, slug, max_keys, test_key_ttl_seconds, live_mode_enabled, created_at, updated_at)
