@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sync"
 	"testing"
@@ -56,6 +57,14 @@ func TestReopenKeepsData(t *testing.T) {
 	var fk int
 	if err := s.SQLDB().QueryRowContext(ctx, "PRAGMA foreign_keys").Scan(&fk); err != nil || fk != 1 {
 		t.Errorf("foreign_keys = %d, %v; want 1", fk, err)
+	}
+	// The readers share readerCache between them, and each keeps at least SQLite's default of 2,000.
+	var pages int
+	if err := s.ReadSQLDB().QueryRowContext(ctx, "PRAGMA cache_size").Scan(&pages); err != nil {
+		t.Fatal(err)
+	}
+	if want := -max(2000, 12288/max(4, runtime.GOMAXPROCS(0))); pages != want {
+		t.Errorf("the readers' cache_size = %d, want %d", pages, want)
 	}
 	if err := s.LogSQLDB().QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil || mode != "wal" {
 		t.Errorf("the request log's journal_mode = %q, %v; want wal", mode, err)

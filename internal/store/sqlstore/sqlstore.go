@@ -212,6 +212,10 @@ func (db *DB) Close() error {
 // offer. Statements written with ? must go through Rebind.
 func (db *DB) SQLDB() *sql.DB { return db.w }
 
+// ReadSQLDB returns the handle of the reads made outside transactions (the verification path's
+// lookups among them): SQLDB's own unless the store has readers apart, as on SQLite. For tests.
+func (db *DB) ReadSQLDB() *sql.DB { return db.r }
+
 // LogSQLDB is SQLDB of the database that holds the request log and the usage rollups: SQLDB's own
 // unless the log has a database of its own.
 func (db *DB) LogSQLDB() *sql.DB { return db.logs.w }
