@@ -66,11 +66,11 @@ const logWriterPragmas = "&_pragma=cache_size(-8192)&_pragma=wal_autocheckpoint(
 // A key's lookup goes through three B-trees (the secrets by digest, the keys' id index, the keys'
 // table); at SQLite's default of 2 MiB a connection their interior pages did not stay in a reader's
 // cache at a million keys, and each lookup read some of them from the OS again. With 3 MiB each, a
-// million-key node served uniform traffic over 100,000 keys, most of them not yet cached, at 18,300
-// verifications a second against 11,000–14,100 (79 against 108–134 µs of CPU a request), for
-// ~12 MiB more RSS; 4 MiB each was no faster and took 6 MiB more (docs/performance.md, "The
-// readers' page cache"). Shared rather than per reader, so that a node with many cores, and so
-// many readers, does not multiply it.
+// million-key node served uniform traffic over 100,000 keys, most of them not yet cached, at
+// 18,300–19,800 verifications a second against 11,000–14,100 (73–80 against 108–134 µs of CPU a
+// request), for ~12 MiB more RSS; 4 MiB each was no faster and took 6 MiB more
+// (docs/performance.md, "The readers' page cache"). Shared rather than per reader, so that a node
+// with many cores, and so many readers, does not multiply it.
 const readerCache = 12 << 10
 
 // readerCachePragma is the cache_size of each of n readers of the main file: its share of
