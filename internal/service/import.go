@@ -50,6 +50,7 @@ type ImportResult struct {
 // importItem is an item that passed its own checks, on its way into the store.
 type importItem struct {
 	index int
+	in    *ImportKeyInput
 	d     *keyDraft
 	hash  []byte
 	field string // where the value was given: value or hash.digest
@@ -101,7 +102,7 @@ func (s *Service) ImportAPIKeys(ctx context.Context, c *keyplane.Caller, wsID st
 			}
 			continue
 		}
-		item.index = i
+		item.index, item.in = i, &in[i]
 		items = append(items, item)
 	}
 	if len(items) == 0 {
@@ -191,6 +192,18 @@ func (s *Service) admitImports(ctx context.Context, tx store.Tx, c *keyplane.Cal
 	var ok []importItem
 	for _, it := range items {
 		r := &results[it.index]
+		// Checked again against the workspace as this change reads it: the first check used the one
+		// read before, and live mode or the test keys' lifetime may have changed since, as a
+		// creation, which reads it in its change, would see.
+		again, err := s.checkImport(c, w, it.in, now)
+		if err != nil {
+			if r.Err, err = itemError(err); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		again.index, again.in = it.index, it.in
+		it = again
 		switch {
 		case taken[[32]byte(it.hash)]:
 			// Whose key it is, in whatever workspace, is not said: a value of another workspace

@@ -262,3 +262,67 @@ func isCode(err error, c keyplane.Code) bool {
 	var e *keyplane.Error
 	return errors.As(err, &e) && e.Code == c
 }
+
+// workspaceReadHook is a store that runs hook once, right after its next read of a workspace outside
+// a transaction: a change that lands between an import's first look at the workspace and its own.
+type workspaceReadHook struct {
+	store.Store
+	hook func()
+}
+
+func (s *workspaceReadHook) GetWorkspace(ctx context.Context, id string) (*keyplane.Workspace, error) {
+	w, err := s.Store.GetWorkspace(ctx, id)
+	if h := s.hook; h != nil {
+		s.hook = nil
+		h()
+	}
+	return w, err
+}
+
+// TestImportAppliesTheWorkspaceOfItsChange: live mode switched off, and the test keys' lifetime
+// shortened, while an import is on its way apply to it, as they do to a creation: the rules that
+// depend on the workspace's settings are decided in the import's transaction.
+func TestImportAppliesTheWorkspaceOfItsChange(t *testing.T) {
+	for _, d := range storetest.Drivers() {
+		t.Run(d, func(t *testing.T) {
+			ctx := context.Background()
+			st := &workspaceReadHook{Store: storetest.Open(t, d)}
+			svc := servicetest.New(t, st, service.Options{})
+			sys := keyplane.System("test")
+			w := shop(t, svc)
+			st.hook = func() {
+				off := service.WorkspacePatch{LiveModeEnabled: keyplane.Optional[bool]{Set: true, Value: false},
+					TestKeyTTLSeconds: keyplane.Optional[int64]{Set: true, Value: 3600}}
+				if _, err := svc.UpdateWorkspace(ctx, sys, w.ID, off); err != nil {
+					t.Error(err)
+				}
+			}
+			res, err := svc.ImportAPIKeys(ctx, sys, w.ID, []service.ImportKeyInput{
+				{Value: foreignValue(), CreateKeyInput: service.CreateKeyInput{Name: "live", Environment: keyplane.EnvLive}},
+				{Value: foreignValue(), CreateKeyInput: service.CreateKeyInput{Name: "test", Environment: keyplane.EnvTest}},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.hook != nil {
+				t.Fatal("the import did not read the workspace before its change: the test no longer tests it")
+			}
+			if res[0].Err == nil || res[0].Err.Code != keyplane.CodeLiveModeDisabled {
+				t.Errorf("a live key imported as live mode went off: %+v", res[0])
+			}
+			if res[1].Err != nil {
+				t.Fatalf("the test key: %v", res[1].Err)
+			}
+			k, err := svc.GetAPIKey(ctx, sys, w.ID, res[1].ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if k.ExpiresAt == nil || k.ExpiresAt.After(time.Now().Add(time.Hour)) {
+				t.Errorf("the test key expires at %v, want within the hour the workspace now allows", k.ExpiresAt)
+			}
+			if n, _ := st.CountKeys(ctx, w.ID); n != 1 {
+				t.Errorf("%d keys, want the test key only", n)
+			}
+		})
+	}
+}
