@@ -56,10 +56,11 @@ const logPragmas = "_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma
 // current hour's rollups. 8 MiB since the log went into blocks: 16 MiB cost a node ~20 MiB of RSS
 // (SQLite's pages through the modernc allocator) and bought no speed (BenchmarkLogZipf 28.3 and
 // 28.0 against 25.4 and 27.7 µs an entry; the 1M-key soak's lag the same, docs/performance.md).
-// A checkpoint copies each page changed since the last one back into the file, once however often it changed, and syncs the file: every 10,000
-// frames (about 40 MiB of WAL) rather than SQLite's 1,000, the pages that every batch changes (the
-// newest of each workspace's log, the current hour's rollups) are copied a tenth as often. On a log
-// of 100,000 keys used Zipf-like that took a third off each entry's cost (BenchmarkLogZipf).
+// A checkpoint copies each page changed since the last one back into the file, once however often
+// it changed, and syncs the file: every 10,000 frames (about 40 MiB of WAL) rather than SQLite's
+// 1,000, the pages that every batch changes (the newest of each workspace's log, the current hour's
+// rollups) are copied a tenth as often. On a log of 100,000 keys used Zipf-like that took a third
+// off each entry's cost (BenchmarkLogZipf).
 const logWriterPragmas = "&_pragma=cache_size(-8192)&_pragma=wal_autocheckpoint(10000)"
 
 // readerCache is the page cache, in KiB, that the main file's readers share, each holding its part.
