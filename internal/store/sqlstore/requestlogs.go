@@ -100,17 +100,35 @@ func hourOf(t time.Time) int64 {
 	return floorMicros(micros(t), int64(time.Hour/time.Microsecond))
 }
 
-// usageKey is one hourly rollup row, its fields in the order of key_usage's primary key.
-type usageKey struct {
+// usageRow is one hourly rollup row: its key, the fields of key_usage's primary key in their order,
+// and what it adds up.
+type usageRow struct {
 	hour        int64
 	workspaceID string
 	keyID       string
 	code        string
 	identityID  string
+	requests    int64
+	credits     int64
 }
 
-// usageSums are what a rollup row adds up.
-type usageSums struct{ requests, credits int64 }
+// compareUsageRows orders rows by key_usage's primary key. It compares a field only when the ones
+// before it are equal: a node serving 100,000 keys sorts tens of thousands of rows every few seconds.
+func compareUsageRows(a, b *usageRow) int {
+	if c := cmp.Compare(a.hour, b.hour); c != 0 {
+		return c
+	}
+	if c := strings.Compare(a.workspaceID, b.workspaceID); c != 0 {
+		return c
+	}
+	if c := strings.Compare(a.keyID, b.keyID); c != 0 {
+		return c
+	}
+	if c := strings.Compare(a.code, b.code); c != 0 {
+		return c
+	}
+	return strings.Compare(a.identityID, b.identityID)
+}
 
 // decodeTags returns nil for none, as entries without tags are written.
 func decodeTags(s string) ([]string, error) {
@@ -134,34 +152,46 @@ type Statement struct {
 // transaction. Counts are summed here, once per (hour, workspace, key, code), and rows are locked in
 // the order of key_usage's primary key, so that two nodes writing at once cannot deadlock.
 func UsageStatements(counts []store.UsageCount) []Statement {
-	usage := map[usageKey]usageSums{}
-	for _, c := range counts {
-		k := usageKey{hourOf(c.Hour), c.WorkspaceID, c.KeyID, string(c.Code), c.IdentityID}
-		u := usage[k]
-		u.requests += c.Requests
-		u.credits += c.CreditsSpent
-		usage[k] = u
+	rows := make([]usageRow, len(counts))
+	for i, c := range counts {
+		rows[i] = usageRow{hourOf(c.Hour), c.WorkspaceID, c.KeyID, string(c.Code), c.IdentityID, c.Requests, c.CreditsSpent}
 	}
-	rows := slices.SortedFunc(maps.Keys(usage), func(a, b usageKey) int {
-		return cmp.Or(cmp.Compare(a.hour, b.hour), cmp.Compare(a.workspaceID, b.workspaceID),
-			cmp.Compare(a.keyID, b.keyID), cmp.Compare(a.code, b.code), cmp.Compare(a.identityID, b.identityID))
-	})
-	return chunkStatements(rows, sqlAddUsage, sqlUsageRow, sqlAddUsageEnd, func(args []any, u usageKey) []any {
-		return append(args, u.hour, u.workspaceID, u.keyID, u.code, u.identityID, usage[u].requests, usage[u].credits)
+	// Sorted, the counts of one row are next to each other: they are summed in place, without a map.
+	slices.SortFunc(rows, func(a, b usageRow) int { return compareUsageRows(&a, &b) })
+	n := 0
+	for i := range rows {
+		if n > 0 && compareUsageRows(&rows[n-1], &rows[i]) == 0 {
+			rows[n-1].requests += rows[i].requests
+			rows[n-1].credits += rows[i].credits
+			continue
+		}
+		rows[n] = rows[i]
+		n++
+	}
+	return chunkStatements(rows[:n], sqlAddUsage, sqlUsageRow, sqlAddUsageEnd, func(args []any, u usageRow) []any {
+		return append(args, u.hour, u.workspaceID, u.keyID, u.code, u.identityID, u.requests, u.credits)
 	})
 }
 
 // chunkStatements returns the multi-row statements that write rows in order, chunkSize rows each:
-// head, the chunk's rows (row's placeholders, appendRow adding a row's values), then tail.
+// head, the chunk's rows (row's placeholders, appendRow adding a row's values), then tail. Chunks of
+// one size share their query's string, made once.
 func chunkStatements[T any](rows []T, head, row, tail string, appendRow func([]any, T) []any) []Statement {
 	var out []Statement
+	queries := map[int]string{}
+	perRow := strings.Count(row, "?")
 	for rest := rows; len(rest) > 0; {
 		n := chunkSize(len(rest))
-		args := make([]any, 0, n*strings.Count(row, "?"))
+		q, ok := queries[n]
+		if !ok {
+			q = head + batchRows(row, n) + tail
+			queries[n] = q
+		}
+		args := make([]any, 0, n*perRow)
 		for _, r := range rest[:n] {
 			args = appendRow(args, r)
 		}
-		out = append(out, Statement{head + batchRows(row, n) + tail, args})
+		out = append(out, Statement{q, args})
 		rest = rest[n:]
 	}
 	return out
