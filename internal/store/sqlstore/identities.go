@@ -87,6 +87,9 @@ func encodeLimits(v []keyplane.NamedRateLimit) (string, error) {
 // decodeLimits returns nil for none: a key's or an identity's limits read back as they were set, and
 // the views list none as [].
 func decodeLimits(s string) ([]keyplane.NamedRateLimit, error) {
+	if s == "[]" {
+		return nil, nil
+	}
 	var v []keyplane.NamedRateLimit
 	if err := json.Unmarshal([]byte(s), &v); err != nil {
 		return nil, err

@@ -145,7 +145,7 @@ func (r *apiKeyRow) key() (*keyplane.APIKey, error) {
 	if k.AllowedOrigins, err = decodeList(r.origins); err != nil {
 		return nil, fmt.Errorf("api key %s: allowed origins: %w", k.ID, err)
 	}
-	if err := json.Unmarshal([]byte(r.by), &k.CreatedBy); err != nil {
+	if k.CreatedBy, err = decodeActor(r.by); err != nil {
 		return nil, fmt.Errorf("api key %s: created by: %w", k.ID, err)
 	}
 	k.Meta = json.RawMessage(r.meta)

@@ -8,7 +8,9 @@ import (
 	"time"
 
 	"github.com/keyplane/keyplane"
+	"github.com/keyplane/keyplane/internal/bench"
 	"github.com/keyplane/keyplane/internal/id"
+	"github.com/keyplane/keyplane/internal/keyformat"
 	"github.com/keyplane/keyplane/internal/store"
 	"github.com/keyplane/keyplane/internal/store/storetest"
 )
@@ -191,6 +193,47 @@ func BenchmarkTouchKeys(b *testing.B) {
 				}
 				if err := st.AddUsage(ctx, nil, touch); err != nil {
 					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkLookupSecret is a verification's read of a key it has not cached: LookupSecret of keys
+// picked at random among 10,000 live secret keys as `keyplane bench` seeds them (bench.Seed). The
+// keys' pages fit the store's cache, so this is the read's own work, what the cache saves on every
+// later request, without the disk's.
+//
+//	go test -run '^$' -bench LookupSecret ./internal/store/storetest/
+func BenchmarkLookupSecret(b *testing.B) {
+	const keys = 10_000
+	for _, driver := range storetest.Drivers() {
+		b.Run(driver, func(b *testing.B) {
+			st := storetest.Open(b, driver)
+			ctx := context.Background()
+			now := time.Now().UTC().Truncate(time.Millisecond)
+			w := &keyplane.Workspace{ID: id.NewAt(id.Workspace, now), Name: "Bench", Slug: "bench", MaxKeys: keys,
+				TestKeyTTLSeconds: keyplane.DefaultTestKeyTTLSeconds, LiveModeEnabled: true, LeakPolicy: keyplane.DefaultLeakPolicy,
+				CreatedAt: now, UpdatedAt: now}
+			if err := st.InTx(ctx, w.ID, func(tx store.Tx) error { return tx.CreateWorkspace(ctx, w) }); err != nil {
+				b.Fatal(err)
+			}
+			values, err := bench.Seed(ctx, st, "kp", []string{w.ID}, keys)
+			if err != nil {
+				b.Fatal(err)
+			}
+			digests := make([][]byte, len(values))
+			for i, v := range values {
+				h := keyformat.Hash(v)
+				digests[i] = h[:]
+			}
+			rng := rand.New(rand.NewPCG(1, 2))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				k, _, err := st.LookupSecret(ctx, digests[rng.IntN(keys)])
+				if err != nil || k.WorkspaceID != w.ID {
+					b.Fatalf("LookupSecret: %v, %v", k, err)
 				}
 			}
 		})
