@@ -156,12 +156,7 @@ func BenchmarkTouchKeys(b *testing.B) {
 			st := storetest.Open(b, driver)
 			ctx := context.Background()
 			now := time.Now().UTC().Truncate(time.Millisecond)
-			ws := &keyplane.Workspace{ID: id.NewAt(id.Workspace, now), Name: "Touch", Slug: "touch", MaxKeys: keys,
-				TestKeyTTLSeconds: keyplane.DefaultTestKeyTTLSeconds, LiveModeEnabled: true,
-				LeakPolicy: keyplane.DefaultLeakPolicy, CreatedAt: now, UpdatedAt: now}
-			if err := st.InTx(ctx, ws.ID, func(tx store.Tx) error { return tx.CreateWorkspace(ctx, ws) }); err != nil {
-				b.Fatal(err)
-			}
+			ws := benchWorkspace(b, st, "touch", keys, now)
 			ids := make([]string, 0, keys)
 			for start := 0; start < keys; start += 10_000 {
 				batch := make([]keyplane.APIKey, 0, 10_000)
@@ -211,13 +206,7 @@ func BenchmarkLookupSecret(b *testing.B) {
 		b.Run(driver, func(b *testing.B) {
 			st := storetest.Open(b, driver)
 			ctx := context.Background()
-			now := time.Now().UTC().Truncate(time.Millisecond)
-			w := &keyplane.Workspace{ID: id.NewAt(id.Workspace, now), Name: "Bench", Slug: "bench", MaxKeys: keys,
-				TestKeyTTLSeconds: keyplane.DefaultTestKeyTTLSeconds, LiveModeEnabled: true, LeakPolicy: keyplane.DefaultLeakPolicy,
-				CreatedAt: now, UpdatedAt: now}
-			if err := st.InTx(ctx, w.ID, func(tx store.Tx) error { return tx.CreateWorkspace(ctx, w) }); err != nil {
-				b.Fatal(err)
-			}
+			w := benchWorkspace(b, st, "bench", keys, time.Now().UTC().Truncate(time.Millisecond))
 			values, err := bench.Seed(ctx, st, "kp", []string{w.ID}, keys)
 			if err != nil {
 				b.Fatal(err)
@@ -238,4 +227,16 @@ func BenchmarkLookupSecret(b *testing.B) {
 			}
 		})
 	}
+}
+
+// benchWorkspace creates a workspace of slug, made at now, that may hold maxKeys keys.
+func benchWorkspace(b *testing.B, st store.Store, slug string, maxKeys int, now time.Time) *keyplane.Workspace {
+	b.Helper()
+	w := &keyplane.Workspace{ID: id.NewAt(id.Workspace, now), Name: "Bench " + slug, Slug: slug, MaxKeys: maxKeys,
+		TestKeyTTLSeconds: keyplane.DefaultTestKeyTTLSeconds, LiveModeEnabled: true, LeakPolicy: keyplane.DefaultLeakPolicy,
+		CreatedAt: now, UpdatedAt: now}
+	if err := st.InTx(b.Context(), w.ID, func(tx store.Tx) error { return tx.CreateWorkspace(b.Context(), w) }); err != nil {
+		b.Fatal(err)
+	}
+	return w
 }
