@@ -48,7 +48,8 @@ func scanPortalSession(s scanner) (*keyplane.PortalSession, error) {
 			*f.to = fromMicros(f.v.Int64)
 		}
 	}
-	if err := json.Unmarshal([]byte(createdBy), &ps.CreatedBy); err != nil {
+	var err error
+	if ps.CreatedBy, err = decodeActor(createdBy); err != nil {
 		return nil, fmt.Errorf("portal session %s: created_by: %w", ps.ID, err)
 	}
 	return &ps, nil
