@@ -15,6 +15,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/keyplane/keyplane"
@@ -36,6 +37,17 @@ type Encoder struct {
 
 // Encode appends the block of entries to dst and returns it.
 func (e *Encoder) Encode(dst []byte, entries []keyplane.RequestLog) []byte {
+	return e.encode(dst, len(entries), func(i int) *keyplane.RequestLog { return &entries[i] })
+}
+
+// EncodeOrder appends the block of entries[order[0]], entries[order[1]], … to dst and returns it:
+// a block of a batch's entries picked in place, without copying them into a slice of their own.
+func (e *Encoder) EncodeOrder(dst []byte, entries []keyplane.RequestLog, order []int) []byte {
+	return e.encode(dst, len(order), func(i int) *keyplane.RequestLog { return &entries[order[i]] })
+}
+
+// encode appends the block of the n entries at(0), at(1), … to dst.
+func (e *Encoder) encode(dst []byte, n int, at func(int) *keyplane.RequestLog) []byte {
 	if e.index == nil {
 		e.index = map[string]uint64{}
 	}
@@ -51,8 +63,8 @@ func (e *Encoder) Encode(dst []byte, entries []keyplane.RequestLog) []byte {
 		e.body = binary.AppendUvarint(e.body, i)
 	}
 	var prev int64
-	for i := range entries {
-		x := &entries[i]
+	for i := range n {
+		x := at(i)
 		e.body = appendString(e.body, x.ID)
 		ts := x.Timestamp.UnixMicro()
 		e.body = binary.AppendVarint(e.body, ts-prev)
@@ -72,8 +84,14 @@ func (e *Encoder) Encode(dst []byte, entries []keyplane.RequestLog) []byte {
 			ref(t)
 		}
 	}
+	// The block's size is known now: one allocation for it, not a doubling per append.
+	size := 1 + 2*binary.MaxVarintLen64 + len(e.body)
+	for _, s := range e.table {
+		size += binary.MaxVarintLen64 + len(s)
+	}
+	dst = slices.Grow(dst, size)
 	dst = append(dst, version1)
-	dst = binary.AppendUvarint(dst, uint64(len(entries)))
+	dst = binary.AppendUvarint(dst, uint64(n))
 	dst = binary.AppendUvarint(dst, uint64(len(e.table)))
 	for _, s := range e.table {
 		dst = appendString(dst, s)

@@ -58,6 +58,30 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
+// TestEncodeOrder: a block of entries picked by index is the block of those entries copied out in
+// that order, and one encoder's blocks do not share bytes.
+func TestEncodeOrder(t *testing.T) {
+	var enc Encoder
+	entries := sample(50)
+	order := []int{49, 3, 3, 0, 17, 48, 1}
+	picked := make([]keyplane.RequestLog, len(order))
+	for i, j := range order {
+		picked[i] = entries[j]
+	}
+	got := enc.EncodeOrder(nil, entries, order)
+	if want := new(Encoder).Encode(nil, picked); !reflect.DeepEqual(got, want) {
+		t.Fatalf("EncodeOrder = %x\nwant %x", got, want)
+	}
+	before := append([]byte(nil), got...)
+	enc.EncodeOrder(nil, entries, []int{5, 6})
+	if !reflect.DeepEqual(got, before) {
+		t.Fatal("the next block changed the first")
+	}
+	if empty := enc.EncodeOrder(nil, entries, nil); !reflect.DeepEqual(empty, new(Encoder).Encode(nil, nil)) {
+		t.Fatalf("no entries: %x", empty)
+	}
+}
+
 func TestDecodeRefusesCorruptBlocks(t *testing.T) {
 	data := new(Encoder).Encode(nil, sample(20))
 	for _, bad := range [][]byte{nil, {}, {2}, {version1}, data[:len(data)-1], append(append([]byte{}, data...), 0),

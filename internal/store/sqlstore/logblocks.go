@@ -90,12 +90,18 @@ func LogBlocks(entries []keyplane.RequestLog) []LogBlock {
 		minutes[i] = floorMicros(micros(t), blockWindowMicros)
 	}
 	slices.SortFunc(order, func(a, b int) int {
+		// Field by field, stopping at the first that differs (cmp.Or would compare all three).
 		x, y := &entries[a], &entries[b]
-		return cmp.Or(strings.Compare(x.WorkspaceID, y.WorkspaceID), cmp.Compare(minutes[a], minutes[b]), strings.Compare(x.ID, y.ID))
+		if c := strings.Compare(x.WorkspaceID, y.WorkspaceID); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(minutes[a], minutes[b]); c != 0 {
+			return c
+		}
+		return strings.Compare(x.ID, y.ID)
 	})
 	var enc logblock.Encoder
 	var out []LogBlock
-	block := make([]keyplane.RequestLog, 0, len(entries))
 	keys := map[string]struct{}{}
 	for start := 0; start < len(order); {
 		first := &entries[order[start]]
@@ -106,15 +112,16 @@ func LogBlocks(entries []keyplane.RequestLog) []LogBlock {
 			}
 			end++
 		}
-		block = block[:0]
+		// The block's entries are encoded where they are, in the batch: a copy of them would be
+		// the log's largest allocation, a few hundred bytes an entry.
+		block := order[start:end]
 		clear(keys)
-		for _, i := range order[start:end] {
-			block = append(block, entries[i])
+		for _, i := range block {
 			keys[entries[i].KeyID] = struct{}{}
 		}
 		span := floorMicros(minutes[order[start]], keySpanMicros)
-		b := LogBlock{WorkspaceID: first.WorkspaceID, FirstID: block[0].ID, LastID: block[len(block)-1].ID,
-			Entries: len(block), Data: enc.Encode(nil, block), Keys: make([]string, 0, len(keys)),
+		b := LogBlock{WorkspaceID: first.WorkspaceID, FirstID: first.ID, LastID: entries[block[len(block)-1]].ID,
+			Entries: len(block), Data: enc.EncodeOrder(nil, entries, block), Keys: make([]string, 0, len(keys)),
 			Span: span, SpanID: minuteID(span)}
 		for k := range keys {
 			b.Keys = append(b.Keys, k)
