@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"encoding/json"
 	"sync"
 
 	"github.com/keyplane/keyplane"
@@ -15,8 +16,9 @@ const internMax = 1 << 16
 // every row in its own allocation: about 130 bytes of a typical cached key's 840
 // (TestInternedKeyWeight).
 type interner struct {
-	mu   sync.Mutex
-	strs map[string]string
+	mu        sync.Mutex
+	strs      map[string]string
+	emptyMeta json.RawMessage
 }
 
 func (in *interner) str(s string) string {
@@ -33,12 +35,19 @@ func (in *interner) str(s string) string {
 	return s
 }
 
-// key interns k's repeated fields in place: k must be the caller's alone, as a key just read is.
+// key interns k's repeated fields, and packs its own (pack), in place: k must be the caller's
+// alone, as a key just read is.
 func (in *interner) key(k *keyplane.APIKey) {
+	pack(k)
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if in.strs == nil {
 		in.strs = make(map[string]string)
+		in.emptyMeta = json.RawMessage("{}")[:2:2] // full, so that an append cannot write into it
+	}
+	if string(k.Meta) == "{}" {
+		// The meta most keys have: one copy for all (a cached key is never written to).
+		k.Meta = in.emptyMeta
 	}
 	k.WorkspaceID = in.str(k.WorkspaceID)
 	k.Prefix = in.str(k.Prefix)
@@ -50,4 +59,23 @@ func (in *interner) key(k *keyplane.APIKey) {
 	for i, p := range k.Permissions {
 		k.Permissions[i] = in.str(p)
 	}
+}
+
+// pack moves the strings of k that are its own (its id, name, description, start, end and identity)
+// into one allocation, substrings of one string. The store returns each column in an allocation of
+// its own, and the collector marks every object of every cached key at each cycle, ~100,000 keys on a
+// busy million-key node: a typical cached key is 5 objects instead of 9 (TestEntryWeight).
+func pack(k *keyplane.APIKey) {
+	all := k.ID + k.Name + k.Description + k.Start + k.End + k.IdentityID
+	next := func(n int) string {
+		s := all[:n]
+		all = all[n:]
+		return s
+	}
+	k.ID = next(len(k.ID))
+	k.Name = next(len(k.Name))
+	k.Description = next(len(k.Description))
+	k.Start = next(len(k.Start))
+	k.End = next(len(k.End))
+	k.IdentityID = next(len(k.IdentityID))
 }

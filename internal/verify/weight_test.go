@@ -83,8 +83,9 @@ func TestEntryWeight(t *testing.T) {
 			runtime.GC()
 			runtime.ReadMemStats(&after)
 			real := float64(after.HeapAlloc-before.HeapAlloc) / n
+			objects := float64(after.HeapObjects-before.HeapObjects) / n
 			runtime.KeepAlive(c)
-			t.Logf("%s: %.0f bytes an entry on the heap, %d estimated", tc.name, real, est/n)
+			t.Logf("%s: %.0f bytes and %.1f objects an entry on the heap, %d bytes estimated", tc.name, real, objects, est/n)
 			if r := float64(est/n) / real; !tc.unweighed && (r < 0.85 || r > 1.15) {
 				t.Errorf("estimate %d is %.2f× the measured %.0f", est/n, r, real)
 			}
@@ -105,6 +106,27 @@ func TestInterner(t *testing.T) {
 	}
 	if a.WorkspaceID != "ws_01jbk3m8q7x2v9n4c6d5f0e1a2" || a.Permissions[0] != "orders:read" || a.Prefix != "kp_sk_live_" {
 		t.Fatalf("interning changed a value: %+v", a)
+	}
+	// A key's own strings are packed into one allocation, their values kept; its empty meta is
+	// shared, and full, so that an append to one key's copies it.
+	want := typicalKey(1)
+	want.Description, want.IdentityID = "the shop's checkout", "idn_7"
+	c := typicalKey(1)
+	c.Description, c.IdentityID = strings.Clone(want.Description), strings.Clone(want.IdentityID)
+	in.key(c)
+	if c.ID != want.ID || c.Name != want.Name || c.Description != want.Description || c.Start != want.Start ||
+		c.End != want.End || c.IdentityID != want.IdentityID || string(c.Meta) != "{}" {
+		t.Fatalf("packing changed a value: %+v", c)
+	}
+	base := uintptr(unsafe.Pointer(unsafe.StringData(c.ID)))
+	if uintptr(unsafe.Pointer(unsafe.StringData(c.IdentityID))) != base+uintptr(len(c.ID)+len(c.Name)+len(c.Description)+len(c.Start)+len(c.End)) {
+		t.Fatal("a key's own strings are not packed one after another")
+	}
+	if &a.Meta[0] != &b.Meta[0] || cap(a.Meta) != len(a.Meta) {
+		t.Fatalf("empty meta not shared, or not full (cap %d)", cap(a.Meta))
+	}
+	if m := append(a.Meta, 'x'); &m[0] == &b.Meta[0] || string(b.Meta) != "{}" {
+		t.Fatal("an append to one key's meta wrote into another's")
 	}
 	for i := range internMax + 10 {
 		in.str(fmt.Sprint(i))
