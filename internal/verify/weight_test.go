@@ -65,9 +65,6 @@ func TestEntryWeight(t *testing.T) {
 		{"unknown", func(int) entry { return entry{} }, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var before, after runtime.MemStats
-			runtime.GC()
-			runtime.ReadMemStats(&before)
 			c, err := otter.New(&otter.Options[[32]byte, entry]{MaximumWeight: 1 << 40, Weigher: func(_ [32]byte, e entry) uint32 { return entryWeight(e) }})
 			if err != nil {
 				t.Fatal(err)
@@ -80,11 +77,18 @@ func TestEntryWeight(t *testing.T) {
 				est += uint64(entryWeight(e))
 				c.Set(sha256.Sum256(b[:]), e)
 			}
+			// The heap with the cache and without it, back to back: measured across the fill instead,
+			// whatever else the process frees meanwhile (an earlier test's leftovers, at -count > 1)
+			// is taken off the cache's size.
+			var with, without runtime.MemStats
 			runtime.GC()
-			runtime.ReadMemStats(&after)
-			real := float64(after.HeapAlloc-before.HeapAlloc) / n
-			objects := float64(after.HeapObjects-before.HeapObjects) / n
+			runtime.ReadMemStats(&with)
 			runtime.KeepAlive(c)
+			c = nil
+			runtime.GC()
+			runtime.ReadMemStats(&without)
+			real := float64(int64(with.HeapAlloc)-int64(without.HeapAlloc)) / n
+			objects := float64(int64(with.HeapObjects)-int64(without.HeapObjects)) / n
 			t.Logf("%s: %.0f bytes and %.1f objects an entry on the heap, %d bytes estimated", tc.name, real, objects, est/n)
 			if r := float64(est/n) / real; !tc.unweighed && (r < 0.85 || r > 1.15) {
 				t.Errorf("estimate %d is %.2f× the measured %.0f", est/n, r, real)
