@@ -121,7 +121,22 @@ func newPlan(k *keyplane.APIKey) *plan {
 	if len(k.RateLimits) == 0 && k.Credits == nil && (id == nil || len(id.RateLimits) == 0 && id.Credits == nil) {
 		return nil
 	}
-	p := &plan{}
+	// Sized once: a key's plan is built at every fill of the cache, and kept as long as the key.
+	n := len(k.RateLimits)
+	if k.RateLimit != nil {
+		n++
+	}
+	charges := 0
+	if k.Credits != nil {
+		charges++
+	}
+	if id != nil {
+		n += len(id.RateLimits)
+		if id.Credits != nil {
+			charges++
+		}
+	}
+	p := &plan{limits: make([]limitRef, 0, n), charges: make([]credits.Charge, 0, charges)}
 	if k.RateLimit != nil {
 		p.limits = append(p.limits, defaultLimit(k))
 	}
