@@ -12,9 +12,9 @@ import (
 const internMax = 1 << 16
 
 // interner makes the fields that many cached keys repeat (their workspace, prefix, type,
-// environment, creator and permissions) share one copy each, as the store returns every field of
-// every row in its own allocation: about 130 bytes of a typical cached key's 840
-// (TestInternedKeyWeight).
+// environment, creator, permissions and empty meta) share one copy each, as the store returns every
+// field of every row in its own allocation (TestInterner; TestEntryWeight measures what a cached key
+// takes).
 type interner struct {
 	mu        sync.Mutex
 	strs      map[string]string
