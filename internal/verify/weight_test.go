@@ -123,7 +123,7 @@ func TestInterner(t *testing.T) {
 		t.Fatalf("packing changed a value: %+v", c)
 	}
 	base := uintptr(unsafe.Pointer(unsafe.StringData(c.ID)))
-	if uintptr(unsafe.Pointer(unsafe.StringData(c.IdentityID))) != base+uintptr(len(c.ID)+len(c.Name)+len(c.Description)+len(c.Start)+len(c.End)) {
+	if uintptr(unsafe.Pointer(unsafe.StringData(c.IdentityID))) != base+uintptr(len(c.ID)+len(c.Name)+len(c.Start)+len(c.End)) {
 		t.Fatal("a key's own strings are not packed one after another")
 	}
 	if &a.Meta[0] != &b.Meta[0] || cap(a.Meta) != len(a.Meta) {
