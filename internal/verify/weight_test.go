@@ -111,8 +111,8 @@ func TestInterner(t *testing.T) {
 	if a.WorkspaceID != "ws_01jbk3m8q7x2v9n4c6d5f0e1a2" || a.Permissions[0] != "orders:read" || a.Prefix != "kp_sk_live_" {
 		t.Fatalf("interning changed a value: %+v", a)
 	}
-	// A key's own strings are packed into one allocation, their values kept; its empty meta is
-	// shared, and full, so that an append to one key's copies it.
+	// A key's own short strings are packed into one allocation, their values kept (its description
+	// too, left apart); its empty meta is shared, and full, so that an append to one key's copies it.
 	want := typicalKey(1)
 	want.Description, want.IdentityID = "the shop's checkout", "idn_7"
 	c := typicalKey(1)
