@@ -146,14 +146,28 @@ type RequestLogView struct {
 	IP            string     `json:"ip"`
 	UserAgent     string     `json:"userAgent"`
 	LatencyMicros int64      `json:"latencyMicros"`
+	// IdentityID, CreditsSpent and Tags are what a usage-based verification adds: the entry is
+	// filtered by tag, and a bill is checked against it, so it shows them.
+	IdentityID   *string  `json:"identityId"`
+	CreditsSpent int64    `json:"creditsSpent"`
+	Tags         []string `json:"tags"`
 }
 
 // View returns the API's representation of e.
 func (e *RequestLog) View() *RequestLogView {
-	return &RequestLogView{
+	v := &RequestLogView{
 		ID: e.ID, Timestamp: FormatTime(e.Timestamp), KeyID: e.KeyID, Code: e.Code, Source: e.Source,
 		Method: e.Method, Path: e.Path, IP: e.IP, UserAgent: e.UserAgent, LatencyMicros: e.LatencyMicros,
+		CreditsSpent: e.CreditsSpent, Tags: e.Tags,
 	}
+	if e.IdentityID != "" {
+		id := e.IdentityID
+		v.IdentityID = &id
+	}
+	if v.Tags == nil {
+		v.Tags = []string{}
+	}
+	return v
 }
 
 // UsageBucketView is the API's usage bucket. Codes is {} for a bucket without requests.

@@ -576,6 +576,9 @@ type RequestLog struct {
 	IP            string     `json:"ip"`
 	UserAgent     string     `json:"userAgent"`
 	LatencyMicros int64      `json:"latencyMicros"`
+	IdentityID    *string    `json:"identityId"`   // nil when the key had no identity
+	CreditsSpent  int64      `json:"creditsSpent"` // credits the verification took
+	Tags          []string   `json:"tags"`
 }
 
 // ListRequestLogsParams are the filters and paging of GET /v1/logs; empty filters are not applied.

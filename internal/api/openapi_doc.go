@@ -493,6 +493,9 @@ func schemas() map[string]schema {
 			"ip":            str().desc("Verifications: the address the request named (its ip field), else empty. Management calls: the caller's address."),
 			"userAgent":     str(),
 			"latencyMicros": integer().set("minimum", 0).desc("From the request's arrival to its answer, in microseconds."),
+			"identityId":    nullable(idOf("idn")).desc("The key's identity when the request was made; null without one."),
+			"creditsSpent":  integer().set("minimum", 0).desc("Credits the verification took from the key or its identity (0 for any other)."),
+			"tags":          array(str().maxLen(keyplane.MaxTagLen)).maxItems(keyplane.MaxTags).desc("The verification request's tags; [] without."),
 		}),
 		"WebhookEndpoint": sealed(webhookProps()),
 		"WebhookEndpointWithSecret": func() schema {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -249,8 +250,21 @@ func TestUsageExportAPI(t *testing.T) {
 	}
 
 	_, env := a.call(a.ws, "GET", "/v1/logs?tag=checkout", "")
-	if l := env["data"].([]any); len(l) != 2 {
+	l := env["data"].([]any)
+	if len(l) != 2 {
 		t.Fatalf("entries tagged checkout: %v", l)
+	}
+	// Newest first: k2's refusal, then k1's spend. Each entry shows what it was filtered and billed by.
+	newest, oldest := l[0].(map[string]any), l[1].(map[string]any)
+	if fmt.Sprint(newest["tags"]) != "[checkout beta]" || newest["identityId"] != nil || newest["creditsSpent"] != float64(0) {
+		t.Fatalf("k2's entry: %v", newest)
+	}
+	if fmt.Sprint(oldest["tags"]) != "[checkout]" || oldest["identityId"] != idnID || oldest["creditsSpent"] != float64(3) {
+		t.Fatalf("k1's entry: %v", oldest)
+	}
+	_, env = a.call(a.ws, "GET", "/v1/logs?keyId="+k1ID+"&code=USAGE_EXCEEDED", "")
+	if l := env["data"].([]any); len(l) != 1 || fmt.Sprint(l[0].(map[string]any)["tags"]) != "[]" {
+		t.Fatalf("an entry without tags: %v", l)
 	}
 	_, env = a.call(a.ws, "GET", "/v1/logs?tag=beta", "")
 	if l := env["data"].([]any); len(l) != 1 || l[0].(map[string]any)["keyId"] != k2ID {

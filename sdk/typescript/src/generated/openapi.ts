@@ -1506,7 +1506,11 @@ export interface components {
         RequestLog: {
             /** @description The verification's outcome. For a management call, the credential's: VALID, INSUFFICIENT_PERMISSIONS when refused for a permission it lacks, or why it was refused (DISABLED, EXPIRED, REVOKED, FORBIDDEN). */
             code: components["schemas"]["VerifyCode"];
+            /** @description Credits the verification took from the key or its identity (0 for any other). */
+            creditsSpent: number;
             id: string;
+            /** @description The key's identity when the request was made; null without one. */
+            identityId: string | null;
             /** @description Verifications: the address the request named (its ip field), else empty. Management calls: the caller's address. */
             ip: string;
             keyId: string;
@@ -1520,6 +1524,8 @@ export interface components {
              */
             path: string;
             source: components["schemas"]["LogSource"];
+            /** @description The verification request's tags; [] without. */
+            tags: string[];
             /**
              * Format: date-time
              * @description When the request arrived.
