@@ -2,6 +2,8 @@ package keyplane
 
 import (
 	"encoding/json"
+	"iter"
+	"maps"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -179,10 +181,32 @@ type LimitCost struct {
 	Cost int64
 }
 
-// CompiledKey is the verification view of a key: everything Check needs, parsed once so that the hot
-// path allocates nothing. It is immutable once built and shared between goroutines.
+// CompiledKey is the verification view of a key: what Check and the verification answers read, with
+// the allow-lists parsed once, so that the hot path allocates nothing. It is immutable once built and
+// shared between goroutines.
+//
+// It holds only those fields, not the whole APIKey (its description, start and end, creator and
+// timestamps stay in the store): a busy node caches ~100,000 of them, and the collector marks each
+// at every cycle, so that their bytes and pointers are a share of every verification
+// (docs/performance.md, "The cached key").
 type CompiledKey struct {
-	Key *APIKey
+	ID          string
+	WorkspaceID string
+	Name        string
+	KeyType     KeyType
+	Environment Environment
+	Permissions []string
+	Meta        json.RawMessage
+	// IPAllowlist is the key's allow-list as stored; Check uses its parsed form.
+	IPAllowlist []string
+	RateLimit   *RateLimit // the limit named "default"
+	Credits     *Credits   // nil: unlimited
+	IdentityID  string
+	Identity    *Identity // as read with the key
+	expiresAt   time.Time // the key's expiry, when expires is set: a value, not one more pointer
+	expires     bool
+	revoked     bool
+	enabled     bool
 	// permissions is a set only for keys with many: a short list is faster to scan than a map is to
 	// hash, and a map costs a cached key ~200 bytes (docs/performance.md, "Memory").
 	permissions map[string]struct{}
@@ -191,22 +215,57 @@ type CompiledKey struct {
 	encoded     atomic.Pointer[[]byte]
 }
 
-// Encoded returns build(c.Key), built once for this compiled key: for an encoding of the key that
-// every verification answer repeats. It stays right because a change to the key compiles a new one.
+// ExpiresAt returns when the key expires, nil when it does not.
+func (c *CompiledKey) ExpiresAt() *time.Time {
+	if !c.expires {
+		return nil
+	}
+	return &c.expiresAt
+}
+
+// Origins yields the origins the key allows (normalised), none for a key that allows any.
+func (c *CompiledKey) Origins() iter.Seq[string] { return maps.Keys(c.origins) }
+
+// Revoked reports whether the key is revoked.
+func (c *CompiledKey) Revoked() bool { return c.revoked }
+
+// Status derives the key's status at now, as APIKey.Status does.
+func (c *CompiledKey) Status(now time.Time) Status {
+	switch {
+	case c.revoked:
+		return StatusRevoked
+	case c.expires && !now.Before(c.expiresAt):
+		return StatusExpired
+	case !c.enabled:
+		return StatusDisabled
+	default:
+		return StatusActive
+	}
+}
+
+// Encoded returns build(c), built once for this compiled key: for an encoding of the key that every
+// verification answer repeats. It stays right because a change to the key compiles a new one.
 // build may run more than once when verifications race; it must not keep its argument.
-func (c *CompiledKey) Encoded(build func(*APIKey) []byte) []byte {
+func (c *CompiledKey) Encoded(build func(*CompiledKey) []byte) []byte {
 	if b := c.encoded.Load(); b != nil {
 		return *b
 	}
-	b := build(c.Key)
+	b := build(c)
 	c.encoded.Store(&b)
 	return b
 }
 
-// Compile prepares k for repeated checks. Entries of the allow-lists that do not parse are skipped:
-// they were validated on the way in, so this only guards against a hand-edited database.
+// Compile prepares k for repeated checks. The compiled key shares k's strings, slices and
+// pointed-to values (k must not change afterwards), not k itself. Entries of the allow-lists that do
+// not parse are skipped: they were validated on the way in, so this only guards against a
+// hand-edited database.
 func Compile(k *APIKey) *CompiledKey {
-	c := &CompiledKey{Key: k}
+	c := &CompiledKey{ID: k.ID, WorkspaceID: k.WorkspaceID, Name: k.Name, KeyType: k.KeyType, Environment: k.Environment,
+		Permissions: k.Permissions, Meta: k.Meta, IPAllowlist: k.IPAllowlist, RateLimit: k.RateLimit, Credits: k.Credits,
+		IdentityID: k.IdentityID, Identity: k.Identity, revoked: k.RevokedAt != nil, enabled: k.Enabled}
+	if k.ExpiresAt != nil {
+		c.expiresAt, c.expires = *k.ExpiresAt, true
+	}
 	if len(k.Permissions) > PermissionSetMin {
 		c.permissions = make(map[string]struct{}, len(k.Permissions))
 		for _, p := range k.Permissions {
@@ -328,15 +387,14 @@ func (c *CompiledKey) HasPermission(p string) bool {
 		_, ok := c.permissions[p]
 		return ok
 	}
-	return slices.Contains(c.Key.Permissions, p)
+	return slices.Contains(c.Permissions, p)
 }
 
 // Check decides a verification for a key whose value matched, given when that value stops working
 // (nil: it does not). Restrictions fail closed: a key with an IP allow-list verified without an IP, or
 // with allowed origins verified without an origin, is FORBIDDEN.
 func (c *CompiledKey) Check(now time.Time, secretExpiresAt *time.Time, req *VerifyRequest) VerifyCode {
-	k := c.Key
-	switch k.Status(now) {
+	switch c.Status(now) {
 	case StatusRevoked:
 		return VerifyRevoked
 	case StatusExpired:
@@ -350,7 +408,7 @@ func (c *CompiledKey) Check(now time.Time, secretExpiresAt *time.Time, req *Veri
 	if secretExpiresAt != nil && !now.Before(*secretExpiresAt) {
 		return VerifyExpired
 	}
-	if req.Environment != "" && req.Environment != k.Environment {
+	if req.Environment != "" && req.Environment != c.Environment {
 		return VerifyForbidden
 	}
 	if len(c.prefixes) > 0 && !c.allowsIP(req.IP) {

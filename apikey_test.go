@@ -1,7 +1,9 @@
 package keyplane
 
 import (
+	"encoding/json"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 )
@@ -196,6 +198,44 @@ func TestNormalizeOrigin(t *testing.T) {
 		"https://x .example", "https://x.example:443:443", "https://2001:db8::1"} {
 		if got, ok := NormalizeOrigin(bad); ok {
 			t.Errorf("NormalizeOrigin(%q) = %q, accepted", bad, got)
+		}
+	}
+}
+
+// TestCompileKeepsWhatVerificationReads: a compiled key holds every field a verification answer,
+// forward auth and a management call read, and derives the key's status as the key does, whatever
+// its revocation, expiry (a zero time set included) and enabled flag.
+func TestCompileKeepsWhatVerificationReads(t *testing.T) {
+	k := &APIKey{ID: "apk_1", WorkspaceID: "ws_1", Name: "checkout", KeyType: KeyTypeSecret, Environment: EnvLive,
+		Permissions: []string{"orders:read"}, Meta: json.RawMessage(`{"plan":"pro"}`), IPAllowlist: []string{"203.0.113.0/24"},
+		AllowedOrigins: []string{"https://Shop.example:443"}, RateLimit: &RateLimit{Limit: 10, WindowMs: 1000},
+		Credits: &Credits{Remaining: 5}, IdentityID: "idn_1", Identity: &Identity{ID: "idn_1", ExternalID: "cus_1"},
+		Enabled: true, ExpiresAt: at(time.Hour)}
+	c := Compile(k)
+	if c.ID != k.ID || c.WorkspaceID != k.WorkspaceID || c.Name != k.Name || c.KeyType != k.KeyType || c.Environment != k.Environment ||
+		!slices.Equal(c.Permissions, k.Permissions) || string(c.Meta) != string(k.Meta) || !slices.Equal(c.IPAllowlist, k.IPAllowlist) ||
+		c.RateLimit != k.RateLimit || c.Credits != k.Credits || c.IdentityID != k.IdentityID || c.Identity != k.Identity ||
+		c.ExpiresAt() == nil || !c.ExpiresAt().Equal(*k.ExpiresAt) || c.Revoked() {
+		t.Fatalf("compiled %+v\nfrom %+v", c, k)
+	}
+	if got := slices.Collect(c.Origins()); !slices.Equal(got, []string{"https://shop.example"}) {
+		t.Errorf("origins %v", got)
+	}
+	zero := time.Time{}
+	for _, exp := range []*time.Time{nil, at(-time.Second), at(time.Second), &zero} {
+		for _, revoked := range []*time.Time{nil, at(-time.Hour)} {
+			for _, enabled := range []bool{true, false} {
+				k := &APIKey{Enabled: enabled, ExpiresAt: exp, RevokedAt: revoked}
+				c := Compile(k)
+				for _, now := range []time.Time{t0, t0.Add(2 * time.Second)} {
+					if got, want := c.Status(now), k.Status(now); got != want {
+						t.Errorf("expires %v, revoked %v, enabled %v at %v: %s, the key says %s", exp, revoked, enabled, now, got, want)
+					}
+				}
+				if (c.ExpiresAt() == nil) != (exp == nil) || c.Revoked() != (revoked != nil) {
+					t.Errorf("expires %v, revoked %v: compiled %v, %v", exp, revoked, c.ExpiresAt(), c.Revoked())
+				}
+			}
 		}
 	}
 }

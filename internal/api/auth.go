@@ -33,7 +33,7 @@ type call struct {
 	start time.Time
 	// key is the workspace key that authenticated the call, or failed to, and code its verification's
 	// outcome: the call is logged in the key's request log. Nil for root keys and unknown keys.
-	key  *keyplane.APIKey
+	key  *keyplane.CompiledKey
 	code keyplane.VerifyCode
 }
 
@@ -210,7 +210,7 @@ func (s *Server) authenticate(r *http.Request, mode authMode) (*call, error) {
 		return nil, err
 	}
 	if res.Key != nil {
-		c.key, c.code = res.Key.Key, res.Code
+		c.key, c.code = res.Key, res.Code
 	}
 	switch res.Code {
 	case keyplane.VerifyValid:
@@ -221,10 +221,10 @@ func (s *Server) authenticate(r *http.Request, mode authMode) (*call, error) {
 	default:
 		return c, unauthorized("the key is unknown, disabled, expired or revoked")
 	}
-	k := res.Key.Key
+	k := res.Key
 	c.Actor = keyplane.Actor{Type: keyplane.ActorAPIKey, ID: k.ID, Name: k.Name}
 	c.WorkspaceID, c.Permissions, c.ws = k.WorkspaceID, k.Permissions, k.WorkspaceID
 	c.Environment = k.Environment
-	c.ExpiresAt, c.IPAllowlist, c.RateLimit = k.ExpiresAt, k.IPAllowlist, k.RateLimit
+	c.ExpiresAt, c.IPAllowlist, c.RateLimit = k.ExpiresAt(), k.IPAllowlist, k.RateLimit
 	return c, nil
 }

@@ -77,7 +77,7 @@ func (s *Server) forwardAuth(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	switch res.Code {
 	case keyplane.VerifyValid:
-		k := res.Key.Key
+		k := res.Key
 		h.Set("X-Keyplane-Key-Id", k.ID)
 		h.Set("X-Keyplane-Workspace-Id", k.WorkspaceID)
 		h.Set("X-Keyplane-Environment", string(k.Environment))

@@ -160,7 +160,7 @@ func FuzzAppendVerifiedKey(f *testing.F) {
 		k := &keyplane.APIKey{ID: "apk_1", WorkspaceID: "ws_1", Name: name, KeyType: keyplane.KeyTypeSecret,
 			Environment: keyplane.EnvLive, Permissions: []string{perm}, Meta: json.RawMessage(meta)}
 		got := string(appendVerifiedKey(nil, keyplane.Compile(k)))
-		if want := string(encodeVerifiedKey(k)); got != want {
+		if want := string(encodeVerifiedKey(keyplane.Compile(k))); got != want {
 			t.Fatalf("appended %s\nencoding/json %s", got, want)
 		}
 	})

@@ -56,7 +56,7 @@ type verifyAnswer struct {
 // withKey returns a with its key's fields filled in, as encoding/json writes them.
 func (a verifyAnswer) withKey() verifyAnswer {
 	if a.key != nil {
-		a.verifiedKey = newVerifiedKey(a.key.Key)
+		a.verifiedKey = newVerifiedKey(a.key)
 		a.RateLimit, a.Claims = a.rateLimit, a.claims
 		for i := range a.limits.Len() {
 			d := a.limits.At(i)
@@ -66,7 +66,7 @@ func (a verifyAnswer) withKey() verifyAnswer {
 		if a.hasCredits {
 			a.Credits = &creditsState{Remaining: a.credits}
 		}
-		if id := a.key.Key.Identity; id != nil {
+		if id := a.key.Identity; id != nil {
 			a.Identity = identityRef(id)
 		}
 	}
@@ -323,7 +323,7 @@ func appendUsage(b []byte, a *verifyAnswer) []byte {
 		b = strconv.AppendInt(b, a.credits, 10)
 		b = append(b, '}')
 	}
-	if id := a.key.Key.Identity; id != nil {
+	if id := a.key.Identity; id != nil {
 		b = append(b, `,"identity":`...)
 		if !plainJSON(id.ID) || !plainJSON(id.ExternalID) || !compactPlainJSON(id.Meta) {
 			enc, err := json.Marshal(identityRef(id))
@@ -361,15 +361,14 @@ var (
 // by hand, with nothing kept: a cached key would otherwise hold a copy of its fields, a fifth of
 // its weight in the cache (docs/performance.md, "Memory"). Any other key's encoding is made by
 // encoding/json, once per compiled key.
-func appendVerifiedKey(b []byte, c *keyplane.CompiledKey) []byte {
-	k := c.Key
+func appendVerifiedKey(b []byte, k *keyplane.CompiledKey) []byte {
 	if !plainJSON(k.ID) || !plainJSON(k.WorkspaceID) || !plainJSON(k.Name) || !plainJSON(string(k.KeyType)) ||
 		!plainJSON(string(k.Environment)) || !compactPlainJSON(k.Meta) {
-		return append(b, c.Encoded(encodeVerifiedKey)...)
+		return append(b, k.Encoded(encodeVerifiedKey)...)
 	}
 	for _, p := range k.Permissions {
 		if !plainJSON(p) {
-			return append(b, c.Encoded(encodeVerifiedKey)...)
+			return append(b, k.Encoded(encodeVerifiedKey)...)
 		}
 	}
 	b = append(b, `"keyId":"`...)
@@ -398,11 +397,12 @@ func appendVerifiedKey(b []byte, c *keyplane.CompiledKey) []byte {
 		b = append(b, k.Meta...)
 	}
 	b = append(b, `,"expiresAt":`...)
-	if k.ExpiresAt == nil {
+	exp := k.ExpiresAt()
+	if exp == nil {
 		return append(b, "null"...)
 	}
 	b = append(b, '"')
-	b = k.ExpiresAt.UTC().AppendFormat(b, time.RFC3339Nano) // keyplane.FormatTime: ASCII, nothing to escape
+	b = exp.UTC().AppendFormat(b, time.RFC3339Nano) // keyplane.FormatTime: ASCII, nothing to escape
 	return append(b, '"')
 }
 
@@ -440,7 +440,7 @@ func compactPlainJSON(m json.RawMessage) bool {
 
 // encodeVerifiedKey is the key's part of a verification answer, as encoding/json writes it, without
 // the braces: "keyId":…,…,"expiresAt":….
-func encodeVerifiedKey(k *keyplane.APIKey) []byte {
+func encodeVerifiedKey(k *keyplane.CompiledKey) []byte {
 	b, err := json.Marshal(newVerifiedKey(k))
 	if err != nil || len(b) < 2 {
 		// Only a meta that is not JSON could fail, and the store only holds what was validated.
@@ -451,7 +451,7 @@ func encodeVerifiedKey(k *keyplane.APIKey) []byte {
 }
 
 // newVerifiedKey is what a verification answer says of a key, whatever the code.
-func newVerifiedKey(k *keyplane.APIKey) *verifiedKey {
+func newVerifiedKey(k *keyplane.CompiledKey) *verifiedKey {
 	v := &verifiedKey{KeyID: k.ID, WorkspaceID: k.WorkspaceID, Name: k.Name, KeyType: k.KeyType,
 		Environment: string(k.Environment), Permissions: k.Permissions, Meta: k.Meta}
 	if v.Permissions == nil {
@@ -460,8 +460,8 @@ func newVerifiedKey(k *keyplane.APIKey) *verifiedKey {
 	if len(v.Meta) == 0 {
 		v.Meta = json.RawMessage("{}")
 	}
-	if k.ExpiresAt != nil {
-		e := keyplane.FormatTime(*k.ExpiresAt)
+	if exp := k.ExpiresAt(); exp != nil {
+		e := keyplane.FormatTime(*exp)
 		v.ExpiresAt = &e
 	}
 	return v
@@ -480,7 +480,7 @@ func (s *Server) verified(r *http.Request, c *call, res verify.Result, source ke
 	if res.Key == nil {
 		return a
 	}
-	k := res.Key.Key
+	k := res.Key
 	var logged string
 	if vr.IP.IsValid() {
 		logged = vr.IP.String()

@@ -99,7 +99,7 @@ func BenchmarkVerifyLogging(b *testing.B) {
 					if r.Code != keyplane.VerifyValid {
 						b.Fatal(r.Code)
 					}
-					k := r.Key.Key
+					k := r.Key
 					l.Log(keyplane.RequestLog{
 						WorkspaceID: k.WorkspaceID, KeyID: k.ID, Code: r.Code, Source: keyplane.SourceVerify,
 						Method: "POST", Path: "/v1/verify", IP: "203.0.113.9", UserAgent: "bench",

@@ -382,7 +382,7 @@ func FuzzVerifyJWT(f *testing.F) {
 			if mode%4 == 1 {
 				t.Fatalf("VerifyJWT(%q) = VALID for a token signed with another key's value", token)
 			}
-			if res.Key == nil || res.Key.Key.ID != fk.signer.ID {
+			if res.Key == nil || res.Key.ID != fk.signer.ID {
 				t.Fatalf("VerifyJWT(%q) = VALID for key %v", token, res.Key)
 			}
 			if want.valid && !reflect.DeepEqual(map[string]any(res.Claims), wantClaims) {

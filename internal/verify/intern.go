@@ -11,8 +11,8 @@ import (
 // deployment with more distinct workspace or creator ids than that shares fewer of them, never grows.
 const internMax = 1 << 16
 
-// interner makes the fields that many cached keys repeat (their workspace, prefix, type,
-// environment, creator, permissions and empty meta) share one copy each, as the store returns every
+// interner makes the fields that many cached keys repeat (their workspace, type, environment,
+// permissions and empty meta) share one copy each, as the store returns every
 // field of every row in its own allocation (TestInterner; TestEntryWeight measures what a cached key
 // takes).
 type interner struct {
@@ -50,25 +50,19 @@ func (in *interner) key(k *keyplane.APIKey) {
 		k.Meta = in.emptyMeta
 	}
 	k.WorkspaceID = in.str(k.WorkspaceID)
-	k.Prefix = in.str(k.Prefix)
 	k.KeyType = keyplane.KeyType(in.str(string(k.KeyType)))
 	k.Environment = keyplane.Environment(in.str(string(k.Environment)))
-	k.CreatedBy.Type = keyplane.ActorType(in.str(string(k.CreatedBy.Type)))
-	k.CreatedBy.ID = in.str(k.CreatedBy.ID)
-	k.CreatedBy.Name = in.str(k.CreatedBy.Name)
 	for i, p := range k.Permissions {
 		k.Permissions[i] = in.str(p)
 	}
 }
 
-// pack moves the short strings of k that are its own (its id, name, start, end and identity) into
-// one allocation, substrings of one string. The store returns each column in an allocation of its
-// own, and the collector marks every object of every cached key at each cycle, ~100,000 keys on a
-// busy million-key node: a typical cached key is 5 objects instead of 9 (TestEntryWeight). The
-// description, up to 500 bytes and mostly empty, stays apart: the id outlives the cached key in the
-// limiter's and the log's entries, and would keep it too.
+// pack moves the short strings of k that are its own and that its compiled form keeps (its id,
+// name and identity) into one allocation, substrings of one string. The store returns each column
+// in an allocation of its own, and the collector marks every object of every cached key at each
+// cycle, ~100,000 keys on a busy million-key node (TestEntryWeight counts them).
 func pack(k *keyplane.APIKey) {
-	all := k.ID + k.Name + k.Start + k.End + k.IdentityID
+	all := k.ID + k.Name + k.IdentityID
 	next := func(n int) string {
 		s := all[:n]
 		all = all[n:]
@@ -76,7 +70,5 @@ func pack(k *keyplane.APIKey) {
 	}
 	k.ID = next(len(k.ID))
 	k.Name = next(len(k.Name))
-	k.Start = next(len(k.Start))
-	k.End = next(len(k.End))
 	k.IdentityID = next(len(k.IdentityID))
 }

@@ -107,7 +107,7 @@ func unrecoverable(ve valueEntry, reason string) (Result, bool) {
 	if ve.recoverable {
 		return Result{}, false
 	}
-	if ve.key != nil && ve.key.Key.RevokedAt != nil {
+	if ve.key != nil && ve.key.Revoked() {
 		return Result{Code: keyplane.VerifyRevoked, Key: ve.key}, true
 	}
 	return Result{Code: keyplane.VerifyInvalidSignature, Reason: reason}, true
@@ -232,7 +232,7 @@ func (v *Verifier) VerifySignature(ctx context.Context, sr *SignedRequest) (Resu
 // spend of credits, for a request already authenticated (by value or by id).
 func (v *Verifier) finish(ctx context.Context, e entry, req *keyplane.VerifyRequest) (Result, error) {
 	res := Result{Code: e.key.Check(v.now(), e.secretExpiresAt, req), Key: e.key}
-	if e.plan == nil && e.key.Key.RateLimit == nil && len(req.Limits) == 0 {
+	if e.plan == nil && e.key.RateLimit == nil && len(req.Limits) == 0 {
 		return res, nil // nothing usage-based: the commonest key
 	}
 	var one [1]limitRef

@@ -199,7 +199,7 @@ func TestJWT(t *testing.T) {
 		return r
 	}
 	r := check("a good token", jwtOf(hs, map[string]any{"sub": "user_1", "iat": now, "exp": now + 600}, value), keyplane.VerifyValid, "")
-	if r.Claims["sub"] != "user_1" || r.Key == nil || r.Key.Key.ID != k.ID {
+	if r.Claims["sub"] != "user_1" || r.Key == nil || r.Key.ID != k.ID {
 		t.Errorf("claims %v, key %v", r.Claims, r.Key)
 	}
 	check("no iat, exp within the hour", jwtOf(hs, map[string]any{"exp": now + 3000}, value), keyplane.VerifyValid, "")

@@ -138,7 +138,7 @@ func newPlan(k *keyplane.APIKey) *plan {
 	}
 	p := &plan{limits: make([]limitRef, 0, n), charges: make([]credits.Charge, 0, charges)}
 	if k.RateLimit != nil {
-		p.limits = append(p.limits, defaultLimit(k))
+		p.limits = append(p.limits, defaultLimit(k.ID, k.RateLimit))
 	}
 	for _, l := range k.RateLimits {
 		p.limits = append(p.limits, limitRef{name: l.Name, key: k.ID + ":" + l.Name, lim: toLimit(l.Limit, l.WindowMs), auto: l.AutoApply})
@@ -173,9 +173,8 @@ func (p *plan) weight() int {
 
 // defaultLimit is the limit of a key's rateLimit field, which must be set: the limit named
 // "default", auto-applied, under the key's id in the limiter, as before keys had named limits.
-func defaultLimit(k *keyplane.APIKey) limitRef {
-	rl := k.RateLimit
-	return limitRef{name: keyplane.DefaultLimitName, key: k.ID, lim: toLimit(rl.Limit, rl.WindowMs), auto: true}
+func defaultLimit(keyID string, rl *keyplane.RateLimit) limitRef {
+	return limitRef{name: keyplane.DefaultLimitName, key: keyID, lim: toLimit(rl.Limit, rl.WindowMs), auto: true}
 }
 
 func toLimit(limit, windowMs int64) ratelimit.Limit {
@@ -188,8 +187,8 @@ func limitsOf(e *entry, one *[1]limitRef) []limitRef {
 	if e.plan != nil {
 		return e.plan.limits
 	}
-	if e.key.Key.RateLimit != nil {
-		one[0] = defaultLimit(e.key.Key)
+	if e.key.RateLimit != nil {
+		one[0] = defaultLimit(e.key.ID, e.key.RateLimit)
 		return one[:]
 	}
 	return nil
@@ -318,7 +317,7 @@ func (v *Verifier) peekCredits(res *Result, p *plan) {
 			return
 		}
 	}
-	k := res.Key.Key
+	k := res.Key
 	if c.Account.IdentityID != "" {
 		res.CreditsRemaining = k.Identity.Credits.Remaining
 	} else {

@@ -222,8 +222,8 @@ func TestIdentitySharedCredits(t *testing.T) {
 	if r.Code != keyplane.VerifyValid || r.CreditsRemaining != 6 || !same(names(&r), []string{"org=ok"}) {
 		t.Fatalf("key a, cost 4: %s remaining %d limits %v", r.Code, r.CreditsRemaining, names(&r))
 	}
-	if r.Key.Key.Identity == nil || r.Key.Key.Identity.ExternalID != "cus_42" || a.IdentityID != i.ID {
-		t.Fatalf("the key's identity: %+v", r.Key.Key.Identity)
+	if r.Key.Identity == nil || r.Key.Identity.ExternalID != "cus_42" || a.IdentityID != i.ID {
+		t.Fatalf("the key's identity: %+v", r.Key.Identity)
 	}
 	// Key b reports its own balance, and spends the identity's too.
 	r = verifyOK(t, f, vb, &keyplane.VerifyRequest{Cost: 5, Limits: []keyplane.LimitCost{{Name: "heavy", Cost: 1}}})

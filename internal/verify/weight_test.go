@@ -32,7 +32,7 @@ func typicalKey(i int) *keyplane.APIKey {
 // encodeAnswer stands for the API's encoding of a key in verification answers (api.encodeVerifiedKey),
 // which a key whose answer needs escaping keeps once it has answered over HTTP: the same fields and
 // bytes, in another order.
-func encodeAnswer(k *keyplane.APIKey) []byte {
+func encodeAnswer(k *keyplane.CompiledKey) []byte {
 	b, _ := json.Marshal(map[string]any{"keyId": k.ID, "workspaceId": k.WorkspaceID, "name": k.Name,
 		"keyType": k.KeyType, "environment": k.Environment, "permissions": k.Permissions, "meta": k.Meta, "expiresAt": nil})
 	return b[1 : len(b)-1]
@@ -111,19 +111,18 @@ func TestInterner(t *testing.T) {
 	if a.WorkspaceID != "ws_01jbk3m8q7x2v9n4c6d5f0e1a2" || a.Permissions[0] != "orders:read" || a.Prefix != "kp_sk_live_" {
 		t.Fatalf("interning changed a value: %+v", a)
 	}
-	// A key's own short strings are packed into one allocation, their values kept (its description
-	// too, left apart); its empty meta is shared, and full, so that an append to one key's copies it.
+	// A key's own short strings that its compiled form keeps are packed into one allocation, their
+	// values kept; its empty meta is shared, and full, so that an append to one key's copies it.
 	want := typicalKey(1)
-	want.Description, want.IdentityID = "the shop's checkout", "idn_7"
+	want.IdentityID = "idn_7"
 	c := typicalKey(1)
-	c.Description, c.IdentityID = strings.Clone(want.Description), strings.Clone(want.IdentityID)
+	c.IdentityID = strings.Clone(want.IdentityID)
 	in.key(c)
-	if c.ID != want.ID || c.Name != want.Name || c.Description != want.Description || c.Start != want.Start ||
-		c.End != want.End || c.IdentityID != want.IdentityID || string(c.Meta) != "{}" {
+	if c.ID != want.ID || c.Name != want.Name || c.IdentityID != want.IdentityID || string(c.Meta) != "{}" {
 		t.Fatalf("packing changed a value: %+v", c)
 	}
 	base := uintptr(unsafe.Pointer(unsafe.StringData(c.ID)))
-	if uintptr(unsafe.Pointer(unsafe.StringData(c.IdentityID))) != base+uintptr(len(c.ID)+len(c.Name)+len(c.Start)+len(c.End)) {
+	if uintptr(unsafe.Pointer(unsafe.StringData(c.IdentityID))) != base+uintptr(len(c.ID)+len(c.Name)) {
 		t.Fatal("a key's own strings are not packed one after another")
 	}
 	if &a.Meta[0] != &b.Meta[0] || cap(a.Meta) != len(a.Meta) {
