@@ -104,11 +104,11 @@ const (
 	DefaultUsageFlush     = "5s"
 	DefaultLogBufferSize  = "50000"
 	// DefaultCacheMemory is the verification cache's bound, in bytes (see verify.DefaultCacheMemory).
-	DefaultCacheMemory = 96 << 20
+	DefaultCacheMemory = 72 << 20
 	// MemoryOverhead is what a node holds besides its cache (request log buffers, usage counts, the
 	// membership filter, connections) plus the collector's headroom: the default memory limit is
 	// the cache's bound plus this. MinMemoryOverhead is the least --memory-limit may leave.
-	MemoryOverhead       = 104 << 20
+	MemoryOverhead       = 128 << 20
 	MinMemoryOverhead    = 64 << 20
 	DefaultWebhookLease  = "2m"
 	DefaultMgmtRateLimit = "1000/10s"
@@ -182,8 +182,8 @@ func NewFlagSet(name string, serve bool, getenv func(string) string, out io.Writ
 		fs.StringVar(&c.MetricsToken, "metrics-token", env("KEYPLANE_METRICS_TOKEN", ""), "bearer token required by /metrics; empty: open (env KEYPLANE_METRICS_TOKEN)")
 		fs.StringVar(&fs.cacheTTL, "cache-ttl", fs.cacheTTL, "longest time a cached key is trusted without a read (env KEYPLANE_CACHE_TTL)")
 		fs.StringVar(&fs.staleIfError, "cache-stale-if-error", fs.staleIfError, "how long past its TTL a cached key still verifies while the database cannot be read; 0s: not at all (env KEYPLANE_CACHE_STALE_IF_ERROR)")
-		fs.StringVar(&fs.cacheMemory, "cache-memory", fs.cacheMemory, "MiB of memory the verification cache holds, about 0.7 KiB a key; default 96 (env KEYPLANE_CACHE_MEMORY)")
-		fs.StringVar(&fs.memoryLimit, "memory-limit", fs.memoryLimit, "MiB of memory the Go collector aims to stay under; 0: no limit; default --cache-memory + 104, unless GOMEMLIMIT is set (env KEYPLANE_MEMORY_LIMIT)")
+		fs.StringVar(&fs.cacheMemory, "cache-memory", fs.cacheMemory, "MiB of memory the verification cache holds, about 0.5 KiB a key; default 72 (env KEYPLANE_CACHE_MEMORY)")
+		fs.StringVar(&fs.memoryLimit, "memory-limit", fs.memoryLimit, "MiB of memory the Go collector aims to stay under; 0: no limit; default --cache-memory + 128, unless GOMEMLIMIT is set (env KEYPLANE_MEMORY_LIMIT)")
 		fs.StringVar(&fs.cacheSize, "cache-size", fs.cacheSize, "deprecated: use --cache-memory; N keys means N KiB (env KEYPLANE_CACHE_SIZE)")
 		fs.StringVar(&fs.logRetention, "log-retention", fs.logRetention, "how long request log entries are kept, e.g. 720h (env KEYPLANE_LOG_RETENTION)")
 		fs.StringVar(&fs.usageRetention, "usage-retention", fs.usageRetention, "how long hourly usage counts are kept, e.g. 9600h (env KEYPLANE_USAGE_RETENTION)")

@@ -154,7 +154,7 @@ func TestCacheMemory(t *testing.T) {
 		args []string
 		want int64
 	}{
-		{"default", nil, nil, 96 << 20},
+		{"default", nil, nil, 72 << 20},
 		{"flag", nil, []string{"--cache-memory", "64"}, 64 << 20},
 		{"environment", map[string]string{"KEYPLANE_CACHE_MEMORY": "32"}, nil, 32 << 20},
 		{"deprecated count", nil, []string{"--cache-size", "100000"}, 100000 << 10},
@@ -185,7 +185,7 @@ func TestMemoryLimit(t *testing.T) {
 		want int64
 	}{
 		{"default", nil, nil, 200 << 20},
-		{"follows the cache", nil, []string{"--cache-memory", "512"}, 616 << 20},
+		{"follows the cache", nil, []string{"--cache-memory", "512"}, 640 << 20},
 		{"flag", nil, []string{"--memory-limit", "1024"}, 1024 << 20},
 		{"none", nil, []string{"--memory-limit", "0"}, 0},
 		{"environment", map[string]string{"KEYPLANE_MEMORY_LIMIT": "300"}, nil, 300 << 20},
@@ -200,7 +200,7 @@ func TestMemoryLimit(t *testing.T) {
 			t.Errorf("%s: %d bytes, want %d", tc.name, c.MemoryLimit, tc.want)
 		}
 	}
-	for _, bad := range [][]string{{"--memory-limit", "-1"}, {"--memory-limit", "lots"}, {"--memory-limit", "150"},
+	for _, bad := range [][]string{{"--memory-limit", "-1"}, {"--memory-limit", "lots"}, {"--memory-limit", "130"},
 		{"--cache-memory", "512", "--memory-limit", "560"}} {
 		if _, err := parse(t, nil, bad...); err == nil {
 			t.Errorf("%v: accepted", bad)
