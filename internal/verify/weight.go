@@ -17,6 +17,7 @@ const DefaultCacheMemory = 72 << 20
 const (
 	weightNegative = 120 // an unknown digest: the node, its 32-byte key and an entry with no key
 	weightKey      = 285 // a compiled key, without the bytes of its own strings
+	weightIdentity = 245 // the identity read with a key, without its strings and limits
 	// Per list element of a key's fields, on top of the element's bytes.
 	weightPerElement = 56
 )
@@ -40,7 +41,7 @@ func keyWeight(c *keyplane.CompiledKey) uint32 {
 	}
 	if id := c.Identity; id != nil {
 		// The identity read with the key, and its limits (credits and limits are small and fixed).
-		n += weightKey/2 + len(id.ID) + len(id.ExternalID) + len(id.Meta) + len(id.RateLimits)*(weightPerElement+64)
+		n += weightIdentity + len(id.ID) + len(id.ExternalID) + len(id.Meta) + len(id.RateLimits)*(weightPerElement+64)
 	}
 	if c.Credits != nil {
 		n += weightPerElement
