@@ -119,12 +119,17 @@ type APIKey struct {
 
 // Status derives the key's status at now: revoked, else expired, else disabled, else active.
 func (k *APIKey) Status(now time.Time) Status {
+	return status(now, k.RevokedAt != nil, k.ExpiresAt, k.Enabled)
+}
+
+// status is the one rule of a key's status, for APIKey and CompiledKey alike.
+func status(now time.Time, revoked bool, expiresAt *time.Time, enabled bool) Status {
 	switch {
-	case k.RevokedAt != nil:
+	case revoked:
 		return StatusRevoked
-	case k.ExpiresAt != nil && !now.Before(*k.ExpiresAt):
+	case expiresAt != nil && !now.Before(*expiresAt):
 		return StatusExpired
-	case !k.Enabled:
+	case !enabled:
 		return StatusDisabled
 	default:
 		return StatusActive
@@ -231,16 +236,7 @@ func (c *CompiledKey) Revoked() bool { return c.revoked }
 
 // Status derives the key's status at now, as APIKey.Status does.
 func (c *CompiledKey) Status(now time.Time) Status {
-	switch {
-	case c.revoked:
-		return StatusRevoked
-	case c.expires && !now.Before(c.expiresAt):
-		return StatusExpired
-	case !c.enabled:
-		return StatusDisabled
-	default:
-		return StatusActive
-	}
+	return status(now, c.revoked, c.ExpiresAt(), c.enabled)
 }
 
 // Encoded returns build(c), built once for this compiled key: for an encoding of the key that every
