@@ -158,14 +158,10 @@ func (e *RequestLog) View() *RequestLogView {
 	v := &RequestLogView{
 		ID: e.ID, Timestamp: FormatTime(e.Timestamp), KeyID: e.KeyID, Code: e.Code, Source: e.Source,
 		Method: e.Method, Path: e.Path, IP: e.IP, UserAgent: e.UserAgent, LatencyMicros: e.LatencyMicros,
-		CreditsSpent: e.CreditsSpent, Tags: e.Tags,
+		CreditsSpent: e.CreditsSpent, Tags: nonNil(e.Tags),
 	}
 	if e.IdentityID != "" {
-		id := e.IdentityID
-		v.IdentityID = &id
-	}
-	if v.Tags == nil {
-		v.Tags = []string{}
+		v.IdentityID = &e.IdentityID
 	}
 	return v
 }
