@@ -72,6 +72,12 @@ type Queries interface {
 	// key's LastUsedAt is nil: no verification answer shows it, and it lives apart from the keys
 	// (with the usage counts), where it would cost the read a second query.
 	LookupSecret(ctx context.Context, hash []byte) (*keyplane.APIKey, *keyplane.Secret, error)
+	// VerificationKey is LookupSecret with only what a verification reads (keyplane.Compile, named
+	// limits, credits, the identity, the secret's expiry, which it returns): the key's description,
+	// start and end, prefix, creator, recoverability and timestamps other than its expiry and
+	// revocation stay zero, as do the identity's timestamps. The read of every key a node has not
+	// cached, so each column it leaves out is saved there.
+	VerificationKey(ctx context.Context, hash []byte) (*keyplane.APIKey, *time.Time, error)
 	// ListSecrets returns every stored value of a key, newest first.
 	ListSecrets(ctx context.Context, keyID string) ([]keyplane.Secret, error)
 	// NewestPublishableKey returns the newest publishable key of the workspace and environment that is

@@ -139,8 +139,8 @@ type gated struct {
 	once    sync.Once
 }
 
-func (g *gated) LookupSecret(ctx context.Context, h []byte) (*keyplane.APIKey, *keyplane.Secret, error) {
-	k, s, err := g.Store.LookupSecret(ctx, h)
+func (g *gated) VerificationKey(ctx context.Context, h []byte) (*keyplane.APIKey, *time.Time, error) {
+	k, s, err := g.Store.VerificationKey(ctx, h)
 	g.once.Do(func() {
 		close(g.started)
 		<-g.release

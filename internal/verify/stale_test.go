@@ -25,12 +25,12 @@ type outage struct {
 
 var errDown = errors.New("dial tcp 127.0.0.1:5432: connect: connection refused")
 
-func (o *outage) LookupSecret(ctx context.Context, h []byte) (*keyplane.APIKey, *keyplane.Secret, error) {
+func (o *outage) VerificationKey(ctx context.Context, h []byte) (*keyplane.APIKey, *time.Time, error) {
 	o.reads.Add(1)
 	if o.down.Load() {
 		return nil, nil, errDown
 	}
-	return o.Store.LookupSecret(ctx, h)
+	return o.Store.VerificationKey(ctx, h)
 }
 
 func (o *outage) GetRootKeyByHash(ctx context.Context, h []byte) (*keyplane.RootKey, error) {
@@ -159,13 +159,13 @@ type waitingRead struct {
 	ended         atomic.Bool
 }
 
-func (g *waitingRead) LookupSecret(ctx context.Context, h []byte) (*keyplane.APIKey, *keyplane.Secret, error) {
+func (g *waitingRead) VerificationKey(ctx context.Context, h []byte) (*keyplane.APIKey, *time.Time, error) {
 	if g.calls.Add(1) == 1 {
 		close(g.entered)
 		<-g.open
 		g.ended.Store(ctx.Err() != nil)
 	}
-	return g.Store.LookupSecret(ctx, h)
+	return g.Store.VerificationKey(ctx, h)
 }
 
 // TestSharedReadOutlivesItsCaller: a key's read is shared by the verifications of it that arrive

@@ -75,8 +75,8 @@ type Options struct {
 // Lookups are the reads of the store a Verifier makes: verification needs no more of the store, and
 // takes no more. A miss is an error wrapping store.ErrNotFound. store.Queries has them all.
 type Lookups interface {
-	// LookupSecret finds the secret with this SHA-256 digest and its key.
-	LookupSecret(ctx context.Context, hash []byte) (*keyplane.APIKey, *keyplane.Secret, error)
+	// VerificationKey finds the key of the secret with this SHA-256 digest, and the secret's expiry.
+	VerificationKey(ctx context.Context, hash []byte) (*keyplane.APIKey, *time.Time, error)
 	// GetRootKeyByHash finds the root key with this SHA-256 digest.
 	GetRootKeyByHash(ctx context.Context, hash []byte) (*keyplane.RootKey, error)
 	// FindAPIKey returns the key with this id, in whatever workspace: signatures and JWTs name it.
@@ -417,7 +417,7 @@ func (v *Verifier) lookup(ctx context.Context, h [32]byte) (entry, error) {
 
 // readKey reads the key of a digest from the store.
 func (v *Verifier) readKey(ctx context.Context, h [32]byte) (entry, error) {
-	k, s, err := v.store.LookupSecret(ctx, h[:])
+	k, secretExpiresAt, err := v.store.VerificationKey(ctx, h[:])
 	if errors.Is(err, store.ErrNotFound) {
 		return entry{stamp: v.newStamp()}, nil // cached as unknown
 	}
@@ -425,7 +425,7 @@ func (v *Verifier) readKey(ctx context.Context, h [32]byte) (entry, error) {
 		return entry{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	v.intern.key(k)
-	return entry{key: keyplane.Compile(k), secretExpiresAt: s.ExpiresAt, plan: newPlan(k), stamp: v.newStamp()}, nil
+	return entry{key: keyplane.Compile(k), secretExpiresAt: secretExpiresAt, plan: newPlan(k), stamp: v.newStamp()}, nil
 }
 
 // RootKey authenticates a root key value; nil means unknown or revoked.

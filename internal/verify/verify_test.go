@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/keyplane/keyplane"
 	"github.com/keyplane/keyplane/internal/bench"
@@ -27,9 +28,9 @@ type counting struct {
 	lookups atomic.Int64
 }
 
-func (c *counting) LookupSecret(ctx context.Context, h []byte) (*keyplane.APIKey, *keyplane.Secret, error) {
+func (c *counting) VerificationKey(ctx context.Context, h []byte) (*keyplane.APIKey, *time.Time, error) {
 	c.lookups.Add(1)
-	return c.Store.LookupSecret(ctx, h)
+	return c.Store.VerificationKey(ctx, h)
 }
 
 type fixture struct {

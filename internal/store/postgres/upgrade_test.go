@@ -146,6 +146,7 @@ func TestUpgradeKeepsKeys(t *testing.T) {
 		t.Fatalf("the key after the upgrade: %v", err)
 	}
 	upgradecheck.KeyUnchanged(t, k)
+	upgradecheck.VerifiesAsBefore(ctx, t, st, hash, k)
 	upgradecheck.LeakPolicyDefault(ctx, t, st, "ws_old")
 	// Migration 16: a value stored before imports existed is not an imported one.
 	var imported int

@@ -152,6 +152,7 @@ func checkMoved(t *testing.T, path string, hash []byte, entries []keyplane.Reque
 		t.Fatalf("the key after the upgrade: %v", err)
 	}
 	upgradecheck.KeyUnchanged(t, k)
+	upgradecheck.VerifiesAsBefore(ctx, t, st, hash, k)
 	upgradecheck.LeakPolicyDefault(ctx, t, st, k.WorkspaceID)
 	// Migration 16: a value stored before imports existed is not an imported one.
 	imported := 0

@@ -59,9 +59,13 @@ func (r *identityRow) identity() (*keyplane.Identity, error) {
 	if err != nil {
 		return nil, fmt.Errorf("identity %s: rate limits: %w", r.id.String, err)
 	}
-	return &keyplane.Identity{ID: r.id.String, WorkspaceID: r.workspaceID.String, ExternalID: r.externalID.String,
-		Meta: json.RawMessage(r.meta.String), Credits: r.c.credits(), RateLimits: limits,
-		CreatedAt: fromMicros(r.createdAt.Int64), UpdatedAt: fromMicros(r.updatedAt.Int64)}, nil
+	i := &keyplane.Identity{ID: r.id.String, WorkspaceID: r.workspaceID.String, ExternalID: r.externalID.String,
+		Meta: json.RawMessage(r.meta.String), Credits: r.c.credits(), RateLimits: limits}
+	// Always there in a row of identityColumns; not read by the verification read (verifyKeyColumns).
+	if r.createdAt.Valid {
+		i.CreatedAt, i.UpdatedAt = fromMicros(r.createdAt.Int64), fromMicros(r.updatedAt.Int64)
+	}
+	return i, nil
 }
 
 func scanIdentity(s scanner) (*keyplane.Identity, error) {

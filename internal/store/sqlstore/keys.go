@@ -43,6 +43,21 @@ const (
 	sqlLookupSecret = `SELECT ` + apiKeyColumns + `, ` + secretColumns + `
 		FROM secrets s JOIN api_keys k ON k.id = s.key_id LEFT JOIN identities i ON i.id = k.identity_id
 		WHERE s.hash = ?`
+	// verifyKeyColumns are what a verification reads of a key, its identity and its secret:
+	// keyplane.Compile's fields, the verification plan's (named limits, credits) and the secret's
+	// expiry. The description, start and end, prefix, creator, the timestamps but expiry and
+	// revocation, and the secret's sealed value are left out: every column costs each read a name,
+	// a declared type and a conversion in the driver, and reads are most of a cold verification
+	// (docs/performance.md, "The verification read").
+	verifyKeyColumns = `k.id, k.workspace_id, k.name, k.key_type, k.environment, k.enabled, k.permissions,
+		k.ip_allowlist, k.allowed_origins, k.meta, k.rate_limit, k.rate_window_ms, k.expires_at, k.revoked_at,
+		k.rate_limits, k.identity_id, k.credits_remaining, k.refill_interval, k.refill_amount, k.refill_day,
+		k.last_refill_at, k.next_refill_at, k.credits_epoch, k.exhausted_at, i.id, i.workspace_id,
+		i.external_id, i.meta, i.rate_limits, i.credits_remaining, i.refill_interval, i.refill_amount,
+		i.refill_day, i.last_refill_at, i.next_refill_at, i.credits_epoch, i.exhausted_at, s.expires_at`
+	sqlVerificationKey = `SELECT ` + verifyKeyColumns + `
+		FROM secrets s JOIN api_keys k ON k.id = s.key_id LEFT JOIN identities i ON i.id = k.identity_id
+		WHERE s.hash = ?`
 	sqlListSecrets = `SELECT ` + secretColumns + ` FROM secrets s WHERE s.key_id = ?
 		ORDER BY s.created_at DESC, s.hash DESC`
 	sqlNewestPublishableKey = `SELECT ` + apiKeyColumns + `, ` + secretColumns + `
@@ -132,7 +147,31 @@ func (r *apiKeyRow) dest() []any {
 	return append(append(d, r.credits.dest()...), r.identity.dest()...)
 }
 
+// verifyDest is dest for the key's and its identity's part of verifyKeyColumns.
+func (r *apiKeyRow) verifyDest() []any {
+	k, i := &r.k, &r.identity
+	d := []any{&k.ID, &k.WorkspaceID, &k.Name, &r.keyType, &r.env, &k.Enabled, &r.permissions, &r.ipAllowlist,
+		&r.origins, &r.meta, &r.rateLimit, &r.rateWindow, &r.expiresAt, &r.revokedAt, &r.rateLimits, &r.identityID}
+	d = append(d, r.credits.dest()...)
+	d = append(d, &i.id, &i.workspaceID, &i.externalID, &i.meta, &i.rateLimits)
+	return append(d, i.c.dest()...)
+}
+
 func (r *apiKeyRow) key() (*keyplane.APIKey, error) {
+	k, err := r.verificationKey()
+	if err != nil {
+		return nil, err
+	}
+	if k.CreatedBy, err = decodeActor(r.by); err != nil {
+		return nil, fmt.Errorf("api key %s: created by: %w", k.ID, err)
+	}
+	k.LastUsedAt, k.DisabledAt = fromNullMicros(r.lastUsedAt), fromNullMicros(r.disabledAt)
+	k.CreatedAt, k.UpdatedAt = fromMicros(r.createdAt), fromMicros(r.updatedAt)
+	return k, nil
+}
+
+// verificationKey converts the columns that verifyDest and dest both receive.
+func (r *apiKeyRow) verificationKey() (*keyplane.APIKey, error) {
 	k := r.k
 	k.KeyType, k.Environment = keyplane.KeyType(r.keyType), keyplane.Environment(r.env)
 	var err error
@@ -145,16 +184,11 @@ func (r *apiKeyRow) key() (*keyplane.APIKey, error) {
 	if k.AllowedOrigins, err = decodeList(r.origins); err != nil {
 		return nil, fmt.Errorf("api key %s: allowed origins: %w", k.ID, err)
 	}
-	if k.CreatedBy, err = decodeActor(r.by); err != nil {
-		return nil, fmt.Errorf("api key %s: created by: %w", k.ID, err)
-	}
 	k.Meta = json.RawMessage(r.meta)
 	if r.rateLimit.Valid {
 		k.RateLimit = &keyplane.RateLimit{Limit: r.rateLimit.Int64, WindowMs: r.rateWindow.Int64}
 	}
-	k.ExpiresAt, k.LastUsedAt = fromNullMicros(r.expiresAt), fromNullMicros(r.lastUsedAt)
-	k.DisabledAt, k.RevokedAt = fromNullMicros(r.disabledAt), fromNullMicros(r.revokedAt)
-	k.CreatedAt, k.UpdatedAt = fromMicros(r.createdAt), fromMicros(r.updatedAt)
+	k.ExpiresAt, k.RevokedAt = fromNullMicros(r.expiresAt), fromNullMicros(r.revokedAt)
 	if k.RateLimits, err = decodeLimits(r.rateLimits); err != nil {
 		return nil, fmt.Errorf("api key %s: rate limits: %w", k.ID, err)
 	}
@@ -362,6 +396,19 @@ func (q *queries) LookupSecret(ctx context.Context, hash []byte) (*keyplane.APIK
 	}
 	k.LastUsedAt = nil // see store.Queries
 	return k, s, nil
+}
+
+func (q *queries) VerificationKey(ctx context.Context, hash []byte) (*keyplane.APIKey, *time.Time, error) {
+	var kr apiKeyRow
+	var expires sql.NullInt64
+	if err := q.queryRow(ctx, sqlVerificationKey, hash).Scan(append(kr.verifyDest(), &expires)...); err != nil {
+		return nil, nil, q.fail("verification key", err)
+	}
+	k, err := kr.verificationKey()
+	if err != nil {
+		return nil, nil, q.fail("verification key", err)
+	}
+	return k, fromNullMicros(expires), nil
 }
 
 func (q *queries) ListSecrets(ctx context.Context, keyID string) ([]keyplane.Secret, error) {

@@ -196,6 +196,9 @@ func testKeyUsageFields(t *testing.T, s store.Store) {
 	got, _, err = s.LookupSecret(ctx, sec.Hash)
 	noErr(t, "LookupSecret", err)
 	equal(t, "LookupSecret", got, verifyRead(&withIdentity))
+	got, _, err = s.VerificationKey(ctx, sec.Hash)
+	noErr(t, "VerificationKey", err)
+	equal(t, "VerificationKey", got, verificationRead(&withIdentity))
 	for _, want := range []*keyplane.APIKey{zero, plain} {
 		got, err := s.GetAPIKey(ctx, w.ID, want.ID)
 		noErr(t, "GetAPIKey", err)
@@ -244,4 +247,7 @@ func testKeyUsageFields(t *testing.T, s store.Store) {
 	wantImp := *imp
 	wantImp.Identity = idn
 	equal(t, "imported key", got, &wantImp)
+	got, _, err = s.VerificationKey(ctx, isec.Hash)
+	noErr(t, "VerificationKey(imported)", err)
+	equal(t, "imported key as verified", got, verificationRead(&wantImp))
 }

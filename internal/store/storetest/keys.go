@@ -509,3 +509,17 @@ func verifyRead(k *keyplane.APIKey) *keyplane.APIKey {
 	c.LastUsedAt = nil
 	return &c
 }
+
+// verificationRead is k as VerificationKey reads it: only what a verification reads.
+func verificationRead(k *keyplane.APIKey) *keyplane.APIKey {
+	c := *k
+	c.Description, c.Prefix, c.Start, c.End, c.Recoverable = "", "", "", "", false
+	c.LastUsedAt, c.DisabledAt, c.CreatedAt, c.UpdatedAt = nil, nil, time.Time{}, time.Time{}
+	c.CreatedBy = keyplane.Actor{}
+	if k.Identity != nil {
+		i := *k.Identity
+		i.CreatedAt, i.UpdatedAt = time.Time{}, time.Time{}
+		c.Identity = &i
+	}
+	return &c
+}

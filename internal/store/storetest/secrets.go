@@ -36,10 +36,16 @@ func testSecrets(t *testing.T, s store.Store) {
 		noErr(t, "LookupSecret", err)
 		equal(t, "LookupSecret key", gotKey, verifyRead(k))
 		equal(t, "LookupSecret secret", gotSecret, want)
+		gotKey, expires, err := s.VerificationKey(ctx, want.Hash)
+		noErr(t, "VerificationKey", err)
+		equal(t, "VerificationKey key", gotKey, verificationRead(k))
+		equal(t, "VerificationKey secret's expiry", expires, want.ExpiresAt)
 	}
 	miss := sha256.Sum256([]byte("nothing"))
 	_, _, err := s.LookupSecret(ctx, miss[:])
 	wantErr(t, "LookupSecret(unknown)", err, store.ErrNotFound)
+	_, _, err = s.VerificationKey(ctx, miss[:])
+	wantErr(t, "VerificationKey(unknown)", err, store.ErrNotFound)
 
 	list, err := s.ListSecrets(ctx, k.ID)
 	noErr(t, "ListSecrets", err)

@@ -6,6 +6,7 @@ package upgradecheck
 import (
 	"context"
 	"maps"
+	"reflect"
 	"slices"
 	"strconv"
 	"testing"
@@ -60,6 +61,19 @@ func KeyUnchanged(t testing.TB, k *keyplane.APIKey) {
 	if k.RateLimits != nil || k.Credits != nil || k.IdentityID != "" || k.Identity != nil {
 		t.Errorf("the key after the upgrade has limits %v, credits %+v, identity %q %+v; want none", k.RateLimits, k.Credits,
 			k.IdentityID, k.Identity)
+	}
+}
+
+// VerifiesAsBefore checks that the verification read of the key of hash (store.VerificationKey)
+// finds what a verification reads of full, the key as LookupSecret read it after the upgrade.
+func VerifiesAsBefore(ctx context.Context, t testing.TB, s store.Store, hash []byte, full *keyplane.APIKey) {
+	t.Helper()
+	k, _, err := s.VerificationKey(ctx, hash)
+	if err != nil {
+		t.Fatalf("the verification read after the upgrade: %v", err)
+	}
+	if got, want := keyplane.Compile(k), keyplane.Compile(full); !reflect.DeepEqual(got, want) {
+		t.Errorf("the verification read after the upgrade: %+v, want %+v", got, want)
 	}
 }
 
