@@ -100,6 +100,11 @@ type rootEntry struct {
 	stamp
 }
 
+// stamped is a cached entry: it has a stamp.
+type stamped interface{ stamped() stamp }
+
+func (s stamp) stamped() stamp { return s }
+
 // stamp says how long a cached entry may answer, in unix nanoseconds of the Verifier's clock (the
 // cache's own expiry, on the real clock, is only the bound of its memory).
 type stamp struct {
@@ -269,10 +274,16 @@ const sharedReadTimeout = 10 * time.Second
 // read reads a digest's entry for the cache, one read per digest at a time, and fills the cache with
 // it unless an invalidation came meanwhile (see fill). The flight is named by the generation too, so
 // that a lookup that starts after a Forget never joins a read that began before it.
-func read[K comparable, V any](ctx context.Context, v *Verifier, c *otter.Cache[K, V], k K, h [32]byte, root bool,
+func read[K comparable, V stamped](ctx context.Context, v *Verifier, c *otter.Cache[K, V], k K, h [32]byte, root bool,
 	name string, load func(context.Context) (V, error)) (V, error) {
 	gen := v.generation(h, root)
 	r, err, _ := v.reads.Do(flightName(name, gen), func() (any, error) {
+		// A verification that missed just before another's read filled the cache finds no flight
+		// left to join: what is cached now answers it, as it answers a hit, rather than a second
+		// read of the row.
+		if e, ok := c.GetIfPresent(k); ok && v.fresh(e.stamped()) {
+			return e, nil
+		}
 		// The read is every waiting verification's, not only the one that started it: that one
 		// going away (its client hung up, its deadline passed) must not fail the others with its
 		// error, so the read runs on a clock of its own, bounded all the same.
@@ -300,7 +311,7 @@ func flightName(name string, gen uint64) string {
 // revalidate reads a stale entry again (see read). When the read fails and the entry is still within
 // StaleIfError, the entry answers, and is left to answer for another second before the next read is
 // tried, so that an outage does not turn every verification into a read.
-func revalidate[K comparable, V any](ctx context.Context, v *Verifier, c *otter.Cache[K, V], k K, h [32]byte, root bool,
+func revalidate[K comparable, V stamped](ctx context.Context, v *Verifier, c *otter.Cache[K, V], k K, h [32]byte, root bool,
 	name string, old V, oldStamp stamp, load func(context.Context) (V, error), restamp func(V, stamp) V) (V, error) {
 	gen := v.generation(h, root)
 	oldStamp = v.lift(oldStamp)
