@@ -194,6 +194,47 @@ func BenchmarkTouchKeys(b *testing.B) {
 	}
 }
 
+// BenchmarkAddUsage is the usage writer's flush of hourly counts: one op adds one count to each of
+// 20,000 keys of 300,000, picked uniformly, in the current hour (what a node serving a uniform mix
+// over 100,000 keys writes every few seconds): inserts at first, then mostly updates.
+//
+//	go test -run '^$' -bench AddUsage -benchtime 20x ./internal/store/storetest/
+func BenchmarkAddUsage(b *testing.B) {
+	const (
+		keys    = 300_000
+		counted = 20_000
+	)
+	for _, driver := range storetest.Drivers() {
+		b.Run(driver, func(b *testing.B) {
+			st := storetest.Open(b, driver)
+			ctx := context.Background()
+			now := time.Now().UTC()
+			ids := make([]string, keys)
+			for i := range ids {
+				ids[i] = id.NewAt(id.APIKey, now)
+			}
+			rng := rand.New(rand.NewPCG(1, 2))
+			b.ResetTimer()
+			for range b.N {
+				seen := make(map[string]bool, counted)
+				counts := make([]store.UsageCount, 0, counted)
+				for len(counts) < counted {
+					k := ids[rng.IntN(keys)]
+					if seen[k] {
+						continue
+					}
+					seen[k] = true
+					counts = append(counts, store.UsageCount{WorkspaceID: "ws_bench", KeyID: k, Hour: now,
+						Code: keyplane.VerifyValid, Requests: 1})
+				}
+				if err := st.AddUsage(ctx, counts, nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
 // BenchmarkLookupSecret is the read of a key by its secret's digest, with every column:
 // LookupSecret of keys picked at random among 10,000 live secret keys as `keyplane bench` seeds them
 // (bench.Seed). The keys' pages fit the store's cache, so this is the read's own work, without the
