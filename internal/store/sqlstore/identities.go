@@ -10,10 +10,12 @@ import (
 )
 
 const (
-	// identityColumns are read with an identity and beside a key (LEFT JOIN, alias i).
-	identityColumns = `i.id, i.workspace_id, i.external_id, i.meta, i.rate_limits, i.credits_remaining,
+	// identityColumns are read with an identity and beside a key (LEFT JOIN, alias i);
+	// identityVerifyColumns are all of them but the timestamps, for the verification read.
+	identityVerifyColumns = `i.id, i.workspace_id, i.external_id, i.meta, i.rate_limits, i.credits_remaining,
 		i.refill_interval, i.refill_amount, i.refill_day, i.last_refill_at, i.next_refill_at, i.credits_epoch,
-		i.exhausted_at, i.created_at, i.updated_at`
+		i.exhausted_at`
+	identityColumns = identityVerifyColumns + `, i.created_at, i.updated_at`
 
 	sqlGetIdentity           = `SELECT ` + identityColumns + ` FROM identities i WHERE i.id = ? AND i.workspace_id = ?`
 	sqlGetIdentityByExternal = `SELECT ` + identityColumns + ` FROM identities i WHERE i.workspace_id = ? AND i.external_id = ?`
@@ -45,9 +47,11 @@ type identityRow struct {
 	createdAt, updatedAt                          sql.NullInt64
 }
 
-func (r *identityRow) dest() []any {
-	return append([]any{&r.id, &r.workspaceID, &r.externalID, &r.meta, &r.rateLimits}, append(r.c.dest(),
-		&r.createdAt, &r.updatedAt)...)
+func (r *identityRow) dest() []any { return append(r.verifyDest(), &r.createdAt, &r.updatedAt) }
+
+// verifyDest is dest for identityVerifyColumns.
+func (r *identityRow) verifyDest() []any {
+	return append([]any{&r.id, &r.workspaceID, &r.externalID, &r.meta, &r.rateLimits}, r.c.dest()...)
 }
 
 // identity returns the identity read, nil when there was none (a key without one).

@@ -52,9 +52,7 @@ const (
 	verifyKeyColumns = `k.id, k.workspace_id, k.name, k.key_type, k.environment, k.enabled, k.permissions,
 		k.ip_allowlist, k.allowed_origins, k.meta, k.rate_limit, k.rate_window_ms, k.expires_at, k.revoked_at,
 		k.rate_limits, k.identity_id, k.credits_remaining, k.refill_interval, k.refill_amount, k.refill_day,
-		k.last_refill_at, k.next_refill_at, k.credits_epoch, k.exhausted_at, i.id, i.workspace_id,
-		i.external_id, i.meta, i.rate_limits, i.credits_remaining, i.refill_interval, i.refill_amount,
-		i.refill_day, i.last_refill_at, i.next_refill_at, i.credits_epoch, i.exhausted_at, s.expires_at`
+		k.last_refill_at, k.next_refill_at, k.credits_epoch, k.exhausted_at, ` + identityVerifyColumns + `, s.expires_at`
 	sqlVerificationKey = `SELECT ` + verifyKeyColumns + `
 		FROM secrets s JOIN api_keys k ON k.id = s.key_id LEFT JOIN identities i ON i.id = k.identity_id
 		WHERE s.hash = ?`
@@ -149,12 +147,10 @@ func (r *apiKeyRow) dest() []any {
 
 // verifyDest is dest for the key's and its identity's part of verifyKeyColumns.
 func (r *apiKeyRow) verifyDest() []any {
-	k, i := &r.k, &r.identity
+	k := &r.k
 	d := []any{&k.ID, &k.WorkspaceID, &k.Name, &r.keyType, &r.env, &k.Enabled, &r.permissions, &r.ipAllowlist,
 		&r.origins, &r.meta, &r.rateLimit, &r.rateWindow, &r.expiresAt, &r.revokedAt, &r.rateLimits, &r.identityID}
-	d = append(d, r.credits.dest()...)
-	d = append(d, &i.id, &i.workspaceID, &i.externalID, &i.meta, &i.rateLimits)
-	return append(d, i.c.dest()...)
+	return append(append(d, r.credits.dest()...), r.identity.verifyDest()...)
 }
 
 func (r *apiKeyRow) key() (*keyplane.APIKey, error) {
