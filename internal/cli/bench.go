@@ -108,8 +108,8 @@ func (p *Program) bench(ctx context.Context, args []string) error {
 	}
 	if len(o.rateRows) > 0 {
 		fmt.Fprintf(p.Stdout, "\nLatency at a constant rate (open loop: each request timed from when it was due), %s per run:\n\n", o.load.Duration)
-		fmt.Fprintln(p.Stdout, "| store | load | keyplane req/s | p50 | p99 | p99.9 | ceiling p50 | p99 | p99.9 | p99 ratio | sent late |")
-		fmt.Fprintln(p.Stdout, "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+		fmt.Fprintln(p.Stdout, "| store | load | keyplane req/s | p50 | p99 | p99.9 | ceiling p50 | p99 | p99.9 | p99 ratio | sent late | store reads |")
+		fmt.Fprintln(p.Stdout, "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 		for _, r := range o.rateRows {
 			fmt.Fprintln(p.Stdout, r)
 		}
@@ -301,7 +301,7 @@ func (p *Program) benchStore(ctx context.Context, o *benchOptions, storeName, ex
 			int64(med(func(r wrkRun) float64 { return float64(r.rss) }))>>20)
 	}
 	if o.scenarios["rate"] {
-		row, err := p.benchRate(ctx, o, storeName, seed, srv.url, ceilingURL)
+		row, err := p.benchRate(ctx, o, storeName, seed, srv, ceilingURL)
 		if err != nil {
 			return err
 		}
