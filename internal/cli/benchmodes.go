@@ -138,56 +138,77 @@ func (p *Program) benchRate(ctx context.Context, o *benchOptions, storeName stri
 		ms(kp50), ms(kp99), ms(kp999), ms(c50), ms(c99), ms(c999), float64(kp99)/float64(max(c99, 1)), late, reads), nil
 }
 
-// manageRow is one run of management under a flood.
+// manageRow is one run of management under a flood: keyplane's creations and its flood, and the
+// ceiling's requests under its own.
 type manageRow struct {
-	create bench.Latencies
-	verify bench.Result
+	create, ceil bench.Latencies
+	verify       bench.Result
 }
 
 // benchManage drives verification flat out with wrk over the keys of file while it creates keys
-// through the API at o.createRate, o.runs times, and returns the table row of the medians.
-func (p *Program) benchManage(ctx context.Context, o *benchOptions, storeName string, seed *benchSeeded, srvURL, wrk, dir, file string) (string, error) {
+// through the API at o.createRate, o.runs times, and returns the table row of the medians. Each run
+// is followed by its reference: the ceiling under the same flood, sent a verification at the same
+// pace. That is the tail any request has on this machine while wrk floods the server beside it, the
+// least a creation could have.
+func (p *Program) benchManage(ctx context.Context, o *benchOptions, storeName string, seed *benchSeeded, srvURL, ceilingURL, wrk, dir, file string) (string, error) {
 	client := benchClient()
 	defer client.CloseIdleConnections()
 	var runs []manageRow
 	for run := range o.runs {
 		var r manageRow
-		var wg sync.WaitGroup
-		var werr error
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r.verify, werr = bench.Drive(ctx, wrk, dir, srvURL, seed.verifyRoot, file, o.load)
-		}()
-		// Creations start once wrk is up to speed and stop before it does, so that each meets the
-		// flood; a fraction of a second at each end is enough.
-		edge := min(o.load.Duration/10, time.Second)
-		select {
-		case <-time.After(edge):
-		case <-ctx.Done():
-		}
-		create := bench.Paced{Rate: o.createRate, Duration: o.load.Duration - 2*edge, Senders: 8}
-		r.create = create.Run(ctx, func(ctx context.Context, i int64) error {
+		var err error
+		r.create, r.verify, err = underFlood(ctx, o, wrk, dir, srvURL, seed.verifyRoot, file, func(ctx context.Context, i int64) error {
 			body := fmt.Sprintf(`{"name":"flood %d-%d","keyType":"secret"}`, run, i)
 			return post(ctx, client, srvURL+"/v1/api-keys", seed.adminRoot, seed.workspaces[0], body, http.StatusCreated)
 		})
-		wg.Wait()
-		if werr != nil {
-			return "", werr
+		if err != nil {
+			return "", err
 		}
-		if r.create.Errors > 0 || r.verify.Errors > 0 {
-			return "", fmt.Errorf("bench: management under a flood: %d creations failed, %d verifications", r.create.Errors, r.verify.Errors)
+		if r.ceil, _, err = underFlood(ctx, o, wrk, dir, ceilingURL, seed.verifyRoot, file, verifySender(client, ceilingURL, seed.verifyRoot, seed.values)); err != nil {
+			return "", fmt.Errorf("%w (the ceiling)", err)
 		}
-		fmt.Fprintf(p.Stderr, "bench: %s: management under a flood, run %d: %d creations, p99 %s, %.0f verifications/s\n",
-			storeName, run+1, r.create.Sent, ms(r.create.P99), r.verify.RPS)
+		fmt.Fprintf(p.Stderr, "bench: %s: management under a flood, run %d: %d creations, p99 %s, %.0f verifications/s; the ceiling's p99 %s\n",
+			storeName, run+1, r.create.Sent, ms(r.create.P99), r.verify.RPS, ms(r.ceil.P99))
 		runs = append(runs, r)
 	}
 	med := func(f func(manageRow) time.Duration) time.Duration { return bench.Median(mapSlice(runs, f)) }
-	return fmt.Sprintf("| %s | %.0f/s | %d | %s | %s | %s | %.0f |", storeName, o.createRate,
+	p99, c99 := med(func(r manageRow) time.Duration { return r.create.P99 }), med(func(r manageRow) time.Duration { return r.ceil.P99 })
+	return fmt.Sprintf("| %s | %.0f/s | %d | %s | %s | %s | %.0f | %s | %s | %.2f |", storeName, o.createRate,
 		bench.Median(mapSlice(runs, func(r manageRow) int64 { return r.create.Sent })),
-		ms(med(func(r manageRow) time.Duration { return r.create.P50 })), ms(med(func(r manageRow) time.Duration { return r.create.P99 })),
+		ms(med(func(r manageRow) time.Duration { return r.create.P50 })), ms(p99),
 		ms(med(func(r manageRow) time.Duration { return r.create.Max })),
-		bench.Median(mapSlice(runs, func(r manageRow) float64 { return r.verify.RPS }))), nil
+		bench.Median(mapSlice(runs, func(r manageRow) float64 { return r.verify.RPS })),
+		ms(med(func(r manageRow) time.Duration { return r.ceil.P50 })), ms(c99), float64(p99)/float64(max(c99, 1))), nil
+}
+
+// underFlood drives verification flat out with wrk at url while it calls send at o.createRate, and
+// returns send's latencies and wrk's result; it fails when any request did.
+func underFlood(ctx context.Context, o *benchOptions, wrk, dir, url, bearer, file string, send func(context.Context, int64) error) (bench.Latencies, bench.Result, error) {
+	var flood bench.Result
+	var ferr error
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		flood, ferr = bench.Drive(ctx, wrk, dir, url, bearer, file, o.load)
+	}()
+	// The paced requests start once wrk is up to speed and stop before it does, so that each meets
+	// the flood; a fraction of a second at each end is enough.
+	edge := min(o.load.Duration/10, time.Second)
+	select {
+	case <-time.After(edge):
+	case <-ctx.Done():
+	}
+	paced := bench.Paced{Rate: o.createRate, Duration: o.load.Duration - 2*edge, Senders: 8}
+	lat := paced.Run(ctx, send)
+	wg.Wait()
+	if ferr != nil {
+		return lat, flood, ferr
+	}
+	if lat.Errors > 0 || flood.Errors > 0 {
+		return lat, flood, fmt.Errorf("bench: management under a flood: %d paced requests failed, %d verifications", lat.Errors, flood.Errors)
+	}
+	return lat, flood, nil
 }
 
 func mapSlice[T, U any](xs []T, f func(T) U) []U {

@@ -97,8 +97,8 @@ func TestBenchCommand(t *testing.T) {
 		switch {
 		case len(f) == 14 && f[2] == "500/s over 3000 keys":
 			rateRows[f[1]] = f[1:13]
-		case len(f) == 9 && f[2] == "5/s":
-			manageRows[f[1]] = f[1:8]
+		case len(f) == 12 && f[2] == "5/s":
+			manageRows[f[1]] = f[1:11]
 		}
 		if len(f) != 15 || !strings.Contains(f[1], "sqlite") && !strings.Contains(f[1], "postgres") {
 			continue
@@ -137,7 +137,7 @@ func TestBenchCommand(t *testing.T) {
 			// The warm-up verified every key once: the measured run reads none.
 			t.Errorf("%s: the constant rate read the store %s times after its warm-up, want 0", st, r[11])
 		}
-		if r, ok := manageRows[st]; !ok || r[2] == "0" || !strings.HasSuffix(r[4], " ms") {
+		if r, ok := manageRows[st]; !ok || r[2] == "0" || !strings.HasSuffix(r[4], " ms") || !strings.HasSuffix(r[8], " ms") || r[9] == "" {
 			t.Errorf("%s: management row %q in:\n%s", st, r, out)
 		}
 	}
