@@ -70,6 +70,7 @@ func (db *DB) runBatch(batch []*pendingTx) {
 	// The batch's transaction belongs to no caller: one that gives up must not end the others' work.
 	// For the same reason its statements run detached from their callers' contexts (see queries):
 	// SQLite's answer to a cancelled statement inside a transaction is to roll all of it back.
+	db.prepareWanted(context.Background())
 	stx, err := db.w.BeginTx(context.Background(), db.d.TxOptions)
 	if err != nil {
 		for _, p := range batch {

@@ -93,6 +93,9 @@ type DB struct {
 	// log's multi-row writes, which run all the time and would cost more to parse than to run.
 	stmtMu sync.Mutex
 	stmts  map[string]*sql.Stmt
+	// wanted holds the statements transactions ran unprepared (txStmt), for prepareWanted to prepare
+	// before the next transaction begins.
+	wanted map[string]struct{}
 	// readStmts holds statements prepared on the reader handle, by query (Dialect.PrepareBatches):
 	// reads outside transactions, the verification read of a cache miss first among them, which
 	// would otherwise spend about half their time parsing. Read without a lock on every query.
@@ -124,7 +127,7 @@ func New(d Dialect, write, read *sql.DB) *DB {
 	if d.IsUniqueViolation == nil {
 		d.IsUniqueViolation = func(error) bool { return false }
 	}
-	db := &DB{w: write, r: read, d: d, stmts: map[string]*sql.Stmt{}, logKeys: NewLogKeysSeen()}
+	db := &DB{w: write, r: read, d: d, stmts: map[string]*sql.Stmt{}, wanted: map[string]struct{}{}, logKeys: NewLogKeysSeen()}
 	db.queries = queries{db: db, q: read}
 	db.logs = db
 	return db
@@ -192,7 +195,9 @@ func (db *DB) Close() error {
 	}
 	db.stmtMu.Lock()
 	for _, st := range db.stmts {
-		errs = append(errs, st.Close())
+		if st != nil { // a statement that did not prepare (prepareWanted)
+			errs = append(errs, st.Close())
+		}
 	}
 	clear(db.stmts)
 	db.readStmts.Range(func(k, v any) bool {
@@ -298,6 +303,7 @@ func (db *DB) runTx(ctx context.Context, chain *string, relax bool, fn func(tx s
 }
 
 func (db *DB) runTxOnce(ctx context.Context, chain *string, relax bool, fn func(tx store.Tx) error) error {
+	db.prepareWanted(ctx)
 	begin := db.w.BeginTx
 	if relax && db.d.RelaxSync != "" {
 		// The setting belongs to the connection, so the transaction must run on the one that was
@@ -346,7 +352,8 @@ func (db *DB) restoreSync(ctx context.Context, conn *sql.Conn) {
 }
 
 // prepare returns query (written with ?) prepared on the writer handle, once. It must be called
-// outside a transaction: SQLite's writer handle has one connection, which a transaction holds.
+// outside a transaction: SQLite's writer handle has one connection, which a transaction holds. A
+// query that prepareWanted could not prepare is held as nil: it runs as it is.
 func (db *DB) prepare(ctx context.Context, query string) (*sql.Stmt, error) {
 	db.stmtMu.Lock()
 	defer db.stmtMu.Unlock()
@@ -359,6 +366,55 @@ func (db *DB) prepare(ctx context.Context, query string) (*sql.Stmt, error) {
 	}
 	db.stmts[query] = st
 	return st, nil
+}
+
+// maxTxStmts bounds the statements txStmt has prepared: transactions run a fixed set of statements,
+// but one built for a number of values (an IN list) may come in many lengths, which would otherwise
+// each hold a prepared statement for good. Past the bound, statements run as they are.
+const maxTxStmts = 256
+
+// txStmt returns query prepared on the writer handle, for q's transaction, when the driver would
+// parse every statement afresh (Dialect.PrepareBatches) and a transaction ran it before; else nil,
+// and the query runs as it is. A key's creation runs a handful of statements whose parsing took a
+// fifth of its CPU (docs/performance.md, "Creation's CPU"). The first run of a query asks for it to
+// be prepared before the next transaction begins (prepareWanted): preparing needs the writer's one
+// connection, which this transaction holds.
+func (q *queries) txStmt(ctx context.Context, query string) *sql.Stmt {
+	db := q.db
+	stx, ok := q.q.(*sql.Tx)
+	if !ok || !db.d.PrepareBatches {
+		return nil
+	}
+	db.stmtMu.Lock()
+	st, ok := db.stmts[query]
+	if !ok && len(db.stmts)+len(db.wanted) < maxTxStmts {
+		db.wanted[query] = struct{}{}
+	}
+	db.stmtMu.Unlock()
+	if st == nil {
+		return nil
+	}
+	return stx.StmtContext(ctx, st)
+}
+
+// prepareWanted prepares the statements that transactions ran unprepared (txStmt). Called before a
+// transaction begins, when the writer's connection is free, and cheap when there are none: after
+// a node's first transactions of each kind. A statement that does not prepare is remembered as
+// such, and runs as it is, to fail there with its error.
+func (db *DB) prepareWanted(ctx context.Context) {
+	db.stmtMu.Lock()
+	wanted := db.wanted
+	if len(wanted) > 0 {
+		db.wanted = map[string]struct{}{}
+	}
+	db.stmtMu.Unlock()
+	for query := range wanted {
+		if _, err := db.prepare(ctx, query); err != nil {
+			db.stmtMu.Lock()
+			db.stmts[query] = nil
+			db.stmtMu.Unlock()
+		}
+	}
 }
 
 // writeStmt returns query prepared on the writer handle when the driver would parse every statement
@@ -429,6 +485,9 @@ func (q *queries) exec(ctx context.Context, query string, args ...any) (sql.Resu
 	if q.detached {
 		ctx = context.WithoutCancel(ctx)
 	}
+	if st := q.txStmt(ctx, query); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
 	return q.q.ExecContext(ctx, q.db.Rebind(query), args...)
 }
 
@@ -439,6 +498,9 @@ func (q *queries) query(ctx context.Context, query string, args ...any) (*sql.Ro
 	if st := q.readStmt(ctx, query); st != nil {
 		return st.QueryContext(ctx, args...)
 	}
+	if st := q.txStmt(ctx, query); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
 	return q.q.QueryContext(ctx, q.db.Rebind(query), args...)
 }
 
@@ -447,6 +509,9 @@ func (q *queries) queryRow(ctx context.Context, query string, args ...any) *sql.
 		ctx = context.WithoutCancel(ctx)
 	}
 	if st := q.readStmt(ctx, query); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	if st := q.txStmt(ctx, query); st != nil {
 		return st.QueryRowContext(ctx, args...)
 	}
 	return q.q.QueryRowContext(ctx, q.db.Rebind(query), args...)
