@@ -354,15 +354,26 @@ func (db *DB) restoreSync(ctx context.Context, conn *sql.Conn) {
 // prepare returns query (written with ?) prepared on the writer handle, once. It must be called
 // outside a transaction: SQLite's writer handle has one connection, which a transaction holds. A
 // query that prepareWanted could not prepare is held as nil: it runs as it is.
+//
+// stmtMu is not held while the statement is prepared, which waits for that connection: a
+// transaction holding it takes stmtMu for its own statements (txStmt), and would wait for the
+// lock while the lock waited for it. Two that prepare the same query at once keep the first.
 func (db *DB) prepare(ctx context.Context, query string) (*sql.Stmt, error) {
 	db.stmtMu.Lock()
-	defer db.stmtMu.Unlock()
-	if st, ok := db.stmts[query]; ok {
+	st, ok := db.stmts[query]
+	db.stmtMu.Unlock()
+	if ok {
 		return st, nil
 	}
 	st, err := db.w.PrepareContext(ctx, db.Rebind(query))
 	if err != nil {
 		return nil, fmt.Errorf("prepare: %w", err)
+	}
+	db.stmtMu.Lock()
+	defer db.stmtMu.Unlock()
+	if first, ok := db.stmts[query]; ok {
+		st.Close()
+		return first, nil
 	}
 	db.stmts[query] = st
 	return st, nil
@@ -528,16 +539,15 @@ func (q *queries) readStmt(ctx context.Context, query string) *sql.Stmt {
 	if st, ok := db.readStmts.Load(query); ok {
 		return st.(*sql.Stmt)
 	}
-	db.stmtMu.Lock()
-	defer db.stmtMu.Unlock()
-	if st, ok := db.readStmts.Load(query); ok {
-		return st.(*sql.Stmt)
-	}
+	// Prepared without a lock, as prepare does: it waits for a reader connection.
 	st, err := db.r.PrepareContext(ctx, db.Rebind(query))
 	if err != nil {
 		return nil
 	}
-	db.readStmts.Store(query, st)
+	if first, loaded := db.readStmts.LoadOrStore(query, st); loaded {
+		st.Close()
+		return first.(*sql.Stmt)
+	}
 	return st
 }
 

@@ -3,11 +3,13 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keyplane/keyplane/internal/store"
 )
@@ -202,5 +204,47 @@ func TestTxStatementsBounded(t *testing.T) {
 	db.stmtMu.Unlock()
 	if !ok || st != nil || waiting2 {
 		t.Fatalf("the bad statement: held %v (%v), waiting %v: want it remembered as not preparing", ok, st, waiting2)
+	}
+}
+
+// TestPrepareWhileTxHoldsWriter: a statement prepared outside a transaction (prepare, as the credit
+// takes and the request log's writes do) waits for the writer's one connection, which a transaction
+// holds; that transaction's own new statements must not wait for it in turn. They did when prepare
+// held stmtMu while it waited: the node's writes stopped for good.
+func TestPrepareWhileTxHoldsWriter(t *testing.T) {
+	db := preparingDB(t, true)
+	ctx := context.Background()
+	prepared := make(chan error, 1)
+	err := db.InTx(ctx, "", func(stx store.Tx) error {
+		waits := db.w.Stats().WaitCount
+		go func() {
+			_, err := db.prepare(ctx, "SELECT count(*) FROM t")
+			prepared <- err
+		}()
+		// Until the preparer waits for the connection this transaction holds.
+		for deadline := time.Now().Add(10 * time.Second); db.w.Stats().WaitCount == waits; {
+			if time.Now().After(deadline) {
+				return errors.New("the preparer never waited for the writer's connection")
+			}
+			time.Sleep(time.Millisecond)
+		}
+		done := make(chan error, 1)
+		go func() {
+			_, err := stx.(*tx).exec(ctx, sqlTestInsert, "x", 1)
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(10 * time.Second):
+			// Giving up rolls back and frees the connection, so that nothing stays blocked.
+			return errors.New("the transaction's statement waited for the preparer, which waited for the transaction")
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-prepared; err != nil {
+		t.Fatalf("prepare after the transaction: %v", err)
 	}
 }
