@@ -387,7 +387,7 @@ const maxTxStmts = 256
 // txStmt returns query prepared on the writer handle, for q's transaction, when the driver would
 // parse every statement afresh (Dialect.PrepareBatches) and a transaction ran it before; else nil,
 // and the query runs as it is. A key's creation runs a handful of statements whose parsing took a
-// fifth of its CPU (docs/performance.md, "Creation's CPU"). The first run of a query asks for it to
+// fifth of its CPU (docs/performance.md, "A transaction's statements run prepared"). The first run of a query asks for it to
 // be prepared before the next transaction begins (prepareWanted): preparing needs the writer's one
 // connection, which this transaction holds.
 func (q *queries) txStmt(ctx context.Context, query string) *sql.Stmt {
@@ -411,7 +411,8 @@ func (q *queries) txStmt(ctx context.Context, query string) *sql.Stmt {
 // prepareWanted prepares the statements that transactions ran unprepared (txStmt). Called before a
 // transaction begins, when the writer's connection is free, and cheap when there are none: after
 // a node's first transactions of each kind. A statement that does not prepare is remembered as
-// such, and runs as it is, to fail there with its error.
+// such, and runs as it is, to fail there with its error; one whose preparing ended with ctx is asked
+// for again by its next run.
 func (db *DB) prepareWanted(ctx context.Context) {
 	db.stmtMu.Lock()
 	wanted := db.wanted
@@ -420,7 +421,7 @@ func (db *DB) prepareWanted(ctx context.Context) {
 	}
 	db.stmtMu.Unlock()
 	for query := range wanted {
-		if _, err := db.prepare(ctx, query); err != nil {
+		if _, err := db.prepare(ctx, query); err != nil && ctx.Err() == nil {
 			db.stmtMu.Lock()
 			db.stmts[query] = nil
 			db.stmtMu.Unlock()

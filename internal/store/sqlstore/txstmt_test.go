@@ -205,6 +205,22 @@ func TestTxStatementsBounded(t *testing.T) {
 	if !ok || st != nil || waiting2 {
 		t.Fatalf("the bad statement: held %v (%v), waiting %v: want it remembered as not preparing", ok, st, waiting2)
 	}
+
+	// A statement whose preparing ended with its caller's context is not held as one that does not
+	// prepare: its next run asks for it again.
+	db = preparingDB(t, false)
+	db.stmtMu.Lock()
+	db.wanted[sqlTestRead] = struct{}{}
+	db.stmtMu.Unlock()
+	gone, cancel := context.WithCancel(ctx)
+	cancel()
+	db.prepareWanted(gone)
+	db.stmtMu.Lock()
+	_, marked := db.stmts[sqlTestRead]
+	db.stmtMu.Unlock()
+	if marked {
+		t.Fatal("a statement whose preparing was cancelled is held as not preparing")
+	}
 }
 
 // TestPrepareWhileTxHoldsWriter: a statement prepared outside a transaction (prepare, as the credit
