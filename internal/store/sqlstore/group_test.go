@@ -20,16 +20,22 @@ import (
 // groupDB is a DB over a SQLite file with one table, grouping commits, as the sqlite package opens
 // it (one writer connection).
 func groupDB(t *testing.T) *DB {
+	return sqliteDB(t, "CREATE TABLE t (v TEXT PRIMARY KEY)", Dialect{Name: "sqlite", GroupCommit: true})
+}
+
+// sqliteDB is a DB of dialect d over a new SQLite file with one writer connection, as the sqlite
+// package opens it, and the schema made by ddl.
+func sqliteDB(t *testing.T, ddl string, d Dialect) *DB {
 	t.Helper()
 	w, err := sql.Open("sqlite", filepath.Join(t.TempDir(), "g.db")+"?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_txlock=immediate")
 	if err != nil {
 		t.Fatal(err)
 	}
 	w.SetMaxOpenConns(1)
-	if _, err := w.Exec("CREATE TABLE t (v TEXT PRIMARY KEY)"); err != nil {
+	if _, err := w.Exec(ddl); err != nil {
 		t.Fatal(err)
 	}
-	db := New(Dialect{Name: "sqlite", GroupCommit: true}, w, nil)
+	db := New(d, w, nil)
 	t.Cleanup(func() { db.Close() })
 	return db
 }

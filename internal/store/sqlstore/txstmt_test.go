@@ -2,10 +2,8 @@ package sqlstore
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -14,26 +12,11 @@ import (
 	"github.com/keyplane/keyplane/internal/store"
 )
 
-// preparingDB is groupDB with the dialect's PrepareBatches, as the sqlite package opens its stores,
-// and a second column to read back.
+// preparingDB is a DB over a SQLite file with the dialect's PrepareBatches, as the sqlite package
+// opens its stores, and a table with a second column to read back.
 func preparingDB(t *testing.T, group bool) *DB {
-	t.Helper()
-	w, err := sql.Open("sqlite", filepath.Join(t.TempDir(), "p.db")+"?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_txlock=immediate")
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.SetMaxOpenConns(1)
-	if _, err := w.Exec("CREATE TABLE t (v TEXT PRIMARY KEY, n INTEGER NOT NULL DEFAULT 0)"); err != nil {
-		t.Fatal(err)
-	}
-	db := New(Dialect{Name: "sqlite", GroupCommit: group, PrepareBatches: true,
-		RelaxSync: "PRAGMA synchronous = NORMAL", RestoreSync: "PRAGMA synchronous = FULL"}, w, nil)
-	t.Cleanup(func() {
-		if err := db.Close(); err != nil {
-			t.Errorf("close: %v", err)
-		}
-	})
-	return db
+	return sqliteDB(t, "CREATE TABLE t (v TEXT PRIMARY KEY, n INTEGER NOT NULL DEFAULT 0)", Dialect{Name: "sqlite",
+		GroupCommit: group, PrepareBatches: true, RelaxSync: "PRAGMA synchronous = NORMAL", RestoreSync: "PRAGMA synchronous = FULL"})
 }
 
 const (
