@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/keyplane/keyplane"
 	"github.com/keyplane/keyplane/internal/credits"
@@ -106,14 +107,25 @@ type limitRef struct {
 	auto bool
 }
 
+// planLimitsInline is how many limits a plan holds in its own allocation: a key's default limit
+// and three named ones, or fewer with its identity's. A plan with more keeps them apart.
+const planLimitsInline = 4
+
 // plan is what the hot path needs of a key with named limits, credits or an identity, prepared
 // when the key is cached. A key with none of them (or only the default limit) has no plan.
+//
+// A plan is one allocation with its limiter keys in one string: the collector marks every cached
+// key's objects at each cycle, and a plan of separate slices and keys was five of them, the largest
+// share of a cache of metered keys (docs/performance.md, "The constant rate measured warm").
 type plan struct {
 	// limits are every limit a request may name, in the order names resolve: the key's (its
 	// default first), then its identity's.
 	limits []limitRef
 	// charges are the balances a verification spends: the key's, then its identity's.
 	charges []credits.Charge
+	// limitsIn and chargesIn hold what limits and charges point to, when the limits fit.
+	limitsIn  [planLimitsInline]limitRef
+	chargesIn [2]credits.Charge
 }
 
 func newPlan(k *keyplane.APIKey) *plan {
@@ -121,36 +133,59 @@ func newPlan(k *keyplane.APIKey) *plan {
 	if len(k.RateLimits) == 0 && k.Credits == nil && (id == nil || len(id.RateLimits) == 0 && id.Credits == nil) {
 		return nil
 	}
-	// Sized once: a key's plan is built at every fill of the cache, and kept as long as the key.
 	n := len(k.RateLimits)
 	if k.RateLimit != nil {
 		n++
 	}
-	charges := 0
-	if k.Credits != nil {
-		charges++
+	// The named limits' limiter keys ("id:name"), in one string that each slices.
+	var b strings.Builder
+	named := func(owner string, ls []keyplane.NamedRateLimit) {
+		for _, l := range ls {
+			b.WriteString(owner)
+			b.WriteByte(':')
+			b.WriteString(l.Name)
+		}
+	}
+	size := 0
+	for _, l := range k.RateLimits {
+		size += len(k.ID) + 1 + len(l.Name)
 	}
 	if id != nil {
 		n += len(id.RateLimits)
-		if id.Credits != nil {
-			charges++
+		for _, l := range id.RateLimits {
+			size += len(id.ID) + 1 + len(l.Name)
 		}
 	}
-	p := &plan{limits: make([]limitRef, 0, n), charges: make([]credits.Charge, 0, charges)}
+	b.Grow(size)
+	named(k.ID, k.RateLimits)
+	if id != nil {
+		named(id.ID, id.RateLimits)
+	}
+	keys := b.String()
+	p := &plan{}
+	p.charges = p.chargesIn[:0]
+	if n <= planLimitsInline {
+		p.limits = p.limitsIn[:0:n]
+	} else {
+		p.limits = make([]limitRef, 0, n)
+	}
 	if k.RateLimit != nil {
 		p.limits = append(p.limits, defaultLimit(k.ID, k.RateLimit))
 	}
-	for _, l := range k.RateLimits {
-		p.limits = append(p.limits, limitRef{name: l.Name, key: k.ID + ":" + l.Name, lim: toLimit(l.Limit, l.WindowMs), auto: l.AutoApply})
+	add := func(owner string, ls []keyplane.NamedRateLimit) {
+		for _, l := range ls {
+			end := len(owner) + 1 + len(l.Name)
+			p.limits = append(p.limits, limitRef{name: l.Name, key: keys[:end], lim: toLimit(l.Limit, l.WindowMs), auto: l.AutoApply})
+			keys = keys[end:]
+		}
 	}
+	add(k.ID, k.RateLimits)
 	if k.Credits != nil {
 		p.charges = append(p.charges, credits.Charge{
 			Account: keyplane.CreditAccount{WorkspaceID: k.WorkspaceID, KeyID: k.ID}, Epoch: k.Credits.Epoch})
 	}
 	if id != nil {
-		for _, l := range id.RateLimits {
-			p.limits = append(p.limits, limitRef{name: l.Name, key: id.ID + ":" + l.Name, lim: toLimit(l.Limit, l.WindowMs), auto: l.AutoApply})
-		}
+		add(id.ID, id.RateLimits)
 		if id.Credits != nil {
 			p.charges = append(p.charges, credits.Charge{
 				Account: keyplane.CreditAccount{WorkspaceID: id.WorkspaceID, IdentityID: id.ID}, Epoch: id.Credits.Epoch})
@@ -159,16 +194,20 @@ func newPlan(k *keyplane.APIKey) *plan {
 	return p
 }
 
-// weight is the plan's heap bytes, for the cache's bound.
+// weight is the plan's heap bytes, for the cache's bound: its one allocation, its limiter keys,
+// and its limits' own slice when they did not fit.
 func (p *plan) weight() int {
 	if p == nil {
 		return 0
 	}
-	n := 64
+	n := int(unsafe.Sizeof(*p)) + 16 // 16: the keys' allocation rounded up to its size class
 	for _, l := range p.limits {
-		n += 80 + len(l.name) + len(l.key)
+		n += len(l.key)
 	}
-	return n + len(p.charges)*64
+	if cap(p.limits) > planLimitsInline {
+		n += cap(p.limits) * int(unsafe.Sizeof(limitRef{}))
+	}
+	return n
 }
 
 // defaultLimit is the limit of a key's rateLimit field, which must be set: the limit named
