@@ -416,9 +416,11 @@ func (q *queries) txStmt(ctx context.Context, query string) *sql.Stmt {
 func (db *DB) prepareWanted(ctx context.Context) {
 	db.stmtMu.Lock()
 	wanted := db.wanted
-	if len(wanted) > 0 {
-		db.wanted = map[string]struct{}{}
+	if len(wanted) == 0 {
+		db.stmtMu.Unlock()
+		return
 	}
+	db.wanted = map[string]struct{}{}
 	db.stmtMu.Unlock()
 	for query := range wanted {
 		if _, err := db.prepare(ctx, query); err != nil && ctx.Err() == nil {

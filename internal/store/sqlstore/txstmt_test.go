@@ -247,3 +247,34 @@ func TestPrepareWhileTxHoldsWriter(t *testing.T) {
 		t.Fatalf("prepare after the transaction: %v", err)
 	}
 }
+
+// TestTxStatementsConcurrent: transactions that run statements never prepared before, grouped and
+// apart (the request log's writer and the jobs run theirs beside the group commit), while others
+// prepare what the last ones asked for; the race detector watches the statements' maps.
+func TestTxStatementsConcurrent(t *testing.T) {
+	db := preparingDB(t, true)
+	ctx := context.Background()
+	errs := make(chan error, 8)
+	for g := range 8 {
+		go func() {
+			var err error
+			for i := 0; i < 40 && err == nil; i++ {
+				fn := func(stx store.Tx) error {
+					var n int
+					return stx.(*tx).queryRow(ctx, fmt.Sprintf("SELECT count(*) + %d FROM t", i%10)).Scan(&n)
+				}
+				if g%2 == 0 {
+					err = db.InTx(ctx, "", fn)
+				} else {
+					err = db.relaxedTx(ctx, fn)
+				}
+			}
+			errs <- err
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
