@@ -183,8 +183,8 @@ func BenchmarkTouchKeys(b *testing.B) {
 			for i := range b.N {
 				at := now.Add(time.Duration(i+1) * time.Second)
 				touch := make(map[string]time.Time, touched)
-				for len(touch) < touched {
-					touch[ids[rng.IntN(keys)]] = at
+				for _, k := range pickDistinct(rng, ids, touched) {
+					touch[k] = at
 				}
 				if err := st.AddUsage(ctx, nil, touch); err != nil {
 					b.Fatal(err)
@@ -216,14 +216,8 @@ func BenchmarkAddUsage(b *testing.B) {
 			rng := rand.New(rand.NewPCG(1, 2))
 			b.ResetTimer()
 			for range b.N {
-				seen := make(map[string]bool, counted)
 				counts := make([]store.UsageCount, 0, counted)
-				for len(counts) < counted {
-					k := ids[rng.IntN(keys)]
-					if seen[k] {
-						continue
-					}
-					seen[k] = true
+				for _, k := range pickDistinct(rng, ids, counted) {
 					counts = append(counts, store.UsageCount{WorkspaceID: "ws_bench", KeyID: k, Hour: now,
 						Code: keyplane.VerifyValid, Requests: 1})
 				}
@@ -300,4 +294,19 @@ func benchWorkspace(b *testing.B, st store.Store, slug string, maxKeys int, now 
 		b.Fatal(err)
 	}
 	return w
+}
+
+// pickDistinct returns n distinct elements of ids, drawn uniformly by rng, in the order drawn: the
+// keys one flush of the usage writer touches.
+func pickDistinct(rng *rand.Rand, ids []string, n int) []string {
+	seen := make(map[string]bool, n)
+	out := make([]string, 0, n)
+	for len(out) < n {
+		k := ids[rng.IntN(len(ids))]
+		if !seen[k] {
+			seen[k] = true
+			out = append(out, k)
+		}
+	}
+	return out
 }
