@@ -11,6 +11,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
@@ -65,8 +66,8 @@ var modeNames = []string{"rate", "manage"}
 type benchSeeded struct {
 	verifyRoot, adminRoot string
 	prefix                string
-	values                []string
-	metered               []string // keys with credits and named limits (bench.SeedMetered), when a metered mix runs
+	values                []string // once the mixes are written, only the first --rate-keys (benchStore)
+	metered               []string // keys with credits and named limits (bench.SeedMetered), when a metered mix runs; then none
 	workspaces            []string
 	took                  time.Duration
 }
@@ -74,6 +75,9 @@ type benchSeeded struct {
 // bench seeds each store, runs keyplane serve on it as a child process, and drives every scenario
 // against it and against the ceiling handler, printing a Markdown table.
 func (p *Program) bench(ctx context.Context, args []string) error {
+	if len(args) > 0 && args[0] == "ceiling" {
+		return p.benchCeiling(ctx, args[1:])
+	}
 	o, err := p.benchFlags(args)
 	if err != nil {
 		return helpOK(err)
@@ -239,32 +243,42 @@ func (p *Program) benchStore(ctx context.Context, o *benchOptions, storeName, ex
 	if o.soak > 0 {
 		return p.benchSoak(ctx, o, storeName, seed, srv, wrk, dir, env["KEYPLANE_DATA_DIR"])
 	}
-	ceiling := &http.Server{Handler: bench.NewCeiling(rootKey, slices.Concat(seed.values, seed.metered)), ReadHeaderTimeout: 10 * time.Second}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ceil, err := startCeiling(ctx, exe, dir, rootKey, slices.Concat(seed.values, seed.metered))
 	if err != nil {
 		return err
 	}
-	go ceiling.Serve(ln)
-	defer ceiling.Close()
-	ceilingURL := "http://" + ln.Addr().String()
+	defer ceil.stop()
 
-	mixes := bench.Scenarios(seed.prefix, seed.values, o.draws, mrand.New(mrand.NewPCG(1, 2)))
+	// Every mix goes to its file first, and the bench then keeps only what it still sends itself: a
+	// mix's first key, and the keys the paced modes draw from. Their generator runs in this process,
+	// and with 1M keys the mixes, the seeded values and (before it had a process of its own) the
+	// ceiling's map were ~600 MB of strings: collections of most of a second each, which slowed the
+	// generator and took a core from the server it measured.
+	var mixes []bench.Scenario
+	all := bench.Scenarios(seed.prefix, seed.values, o.draws, mrand.New(mrand.NewPCG(1, 2)))
 	if len(seed.metered) > 0 {
-		mixes = append(mixes, bench.MeteredScenarios(seed.metered, o.draws, mrand.New(mrand.NewPCG(3, 4)))...)
+		all = append(all, bench.MeteredScenarios(seed.metered, o.draws, mrand.New(mrand.NewPCG(3, 4)))...)
 	}
-	for _, sc := range mixes {
+	for _, sc := range all {
 		if !o.scenarios[sc.Name] && !(sc.Name == "uniform" && o.scenarios["manage"]) {
 			continue
 		}
-		file := filepath.Join(dir, sc.Name+".keys")
-		if err := bench.WriteKeys(file, sc.Keys); err != nil {
+		if err := bench.WriteKeys(filepath.Join(dir, sc.Name+".keys"), sc.Keys); err != nil {
 			return err
 		}
+		sc.Keys = []string{sc.Keys[0]}
+		mixes = append(mixes, sc)
+	}
+	all = nil
+	seed.values, seed.metered = slices.Clone(seed.values[:min(o.rateKeys, len(seed.values))]), nil
+
+	for _, sc := range mixes {
+		file := filepath.Join(dir, sc.Name+".keys")
 		if code, err := verifyOnce(ctx, srv.url, rootKey, sc.Keys[0]); err != nil || code != sc.Want {
 			return fmt.Errorf("bench: %s: the first key answers %s (%v), want %s", sc.Name, code, err, sc.Want)
 		}
 		if sc.Name == "uniform" && o.scenarios["manage"] {
-			row, err := p.benchManage(ctx, o, storeName, seed, srv.url, ceilingURL, wrk, dir, file)
+			row, err := p.benchManage(ctx, o, storeName, seed, srv.url, ceil.url, wrk, dir, file)
 			if err != nil {
 				return err
 			}
@@ -284,7 +298,7 @@ func (p *Program) benchStore(ctx context.Context, o *benchOptions, storeName, ex
 		}
 		var runs []wrkRun
 		for range o.runs {
-			r, err := p.wrkRun(ctx, o, srv, wrk, dir, rootKey, ceilingURL, file)
+			r, err := p.wrkRun(ctx, o, srv, ceil, wrk, dir, rootKey, file)
 			if err != nil {
 				return fmt.Errorf("bench: %s: %w", sc.Name, err)
 			}
@@ -302,7 +316,7 @@ func (p *Program) benchStore(ctx context.Context, o *benchOptions, storeName, ex
 			int64(med(func(r wrkRun) float64 { return float64(r.rss) }))>>20)
 	}
 	if o.scenarios["rate"] {
-		row, err := p.benchRate(ctx, o, storeName, seed, srv, ceilingURL)
+		row, err := p.benchRate(ctx, o, storeName, seed, srv, ceil.url)
 		if err != nil {
 			return err
 		}
@@ -319,7 +333,7 @@ type wrkRun struct {
 	rss            int64
 }
 
-func (p *Program) wrkRun(ctx context.Context, o *benchOptions, srv *benchServer, wrk, dir, rootKey, ceilingURL, file string) (wrkRun, error) {
+func (p *Program) wrkRun(ctx context.Context, o *benchOptions, srv, ceil *benchServer, wrk, dir, rootKey, file string) (wrkRun, error) {
 	var r wrkRun
 	readsBefore, _ := srv.metric("keyplane_verify_cache_misses_total")
 	takesBefore, _ := srv.metric("keyplane_credit_takes_total")
@@ -336,11 +350,11 @@ func (p *Program) wrkRun(ctx context.Context, o *benchOptions, srv *benchServer,
 		fmt.Fprintf(p.Stderr, "bench: %s: %.0f takes of credits (%.1f %% of the requests)\n", filepath.Base(file), takesAfter-takesBefore, 100*(takesAfter-takesBefore)/float64(max(r.kp.Requests, 1)))
 	}
 	srv.reportMemory(p.Stderr, file)
-	cpu0 = cpuTime(os.Getpid())
-	if r.ceil, err = bench.Drive(ctx, wrk, dir, ceilingURL, rootKey, file, o.load); err != nil {
+	cpu0 = cpuTime(ceil.cmd.Process.Pid)
+	if r.ceil, err = bench.Drive(ctx, wrk, dir, ceil.url, rootKey, file, o.load); err != nil {
 		return r, err
 	}
-	r.ceilCPU = perRequest(cpuTime(os.Getpid())-cpu0, r.ceil.Requests)
+	r.ceilCPU = perRequest(cpuTime(ceil.cmd.Process.Pid)-cpu0, r.ceil.Requests)
 	if r.kp.Errors > 0 || r.ceil.Errors > 0 {
 		return r, fmt.Errorf("%d errors from keyplane, %d from the ceiling (see %s)", r.kp.Errors, r.ceil.Errors, srv.logPath)
 	}
@@ -445,15 +459,7 @@ func (o *benchOptions) profileFile(store string) string {
 }
 
 func startServe(ctx context.Context, exe, dir string, env map[string]string, cacheSize, cpuProfile string) (*benchServer, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	pw := make([]byte, 16)
-	rand.Read(pw)
-	args := []string{"serve", "--addr", addr}
+	args := []string{"serve"}
 	if cacheSize != "" {
 		args = append(args, "--cache-size", cacheSize)
 	}
@@ -464,12 +470,28 @@ func startServe(ctx context.Context, exe, dir string, env map[string]string, cac
 		}
 		args = append(args, "--cpuprofile", p)
 	}
-	cmd := exec.CommandContext(ctx, exe, args...)
-	cmd.Env = append(os.Environ(), "KEYPLANE_ADMIN_PASSWORD="+hex.EncodeToString(pw))
+	pw := make([]byte, 16)
+	rand.Read(pw)
+	env = maps.Clone(env)
+	env["KEYPLANE_ADMIN_PASSWORD"] = hex.EncodeToString(pw)
+	return startChild(ctx, exe, dir, "serve.log", args, env)
+}
+
+// startChild runs exe with args and --addr on a free loopback port, and env added to the bench's
+// own, its output to logName in dir, and waits until it answers GET /readyz.
+func startChild(ctx context.Context, exe, dir, logName string, args []string, env map[string]string) (*benchServer, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cmd := exec.CommandContext(ctx, exe, append(args, "--addr", addr)...)
+	cmd.Env = os.Environ()
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	logPath := filepath.Join(dir, "serve.log")
+	logPath, name := filepath.Join(dir, logName), strings.TrimSuffix(logName, ".log")
 	logf, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
@@ -477,7 +499,7 @@ func startServe(ctx context.Context, exe, dir string, env map[string]string, cac
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		logf.Close()
-		return nil, fmt.Errorf("bench: start serve: %w", err)
+		return nil, fmt.Errorf("bench: start %s: %w", name, err)
 	}
 	s := &benchServer{cmd: cmd, url: "http://" + addr, logPath: logPath, done: make(chan error, 1)}
 	go func() { s.done <- cmd.Wait(); logf.Close() }()
@@ -492,12 +514,12 @@ func startServe(ctx context.Context, exe, dir string, env map[string]string, cac
 		}
 		select {
 		case err := <-s.done:
-			return nil, fmt.Errorf("bench: serve exited (%v); see %s", err, logPath)
+			return nil, fmt.Errorf("bench: %s exited (%v); see %s", name, err, logPath)
 		case <-time.After(100 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
 			s.stop()
-			return nil, fmt.Errorf("bench: serve not ready within a minute; see %s", logPath)
+			return nil, fmt.Errorf("bench: %s not ready within a minute; see %s", name, logPath)
 		}
 	}
 }
