@@ -356,7 +356,7 @@ func (p *Program) wrkRun(ctx context.Context, o *benchOptions, srv, ceil *benchS
 	}
 	r.ceilCPU = perRequest(cpuTime(ceil.cmd.Process.Pid)-cpu0, r.ceil.Requests)
 	if r.kp.Errors > 0 || r.ceil.Errors > 0 {
-		return r, fmt.Errorf("%d errors from keyplane, %d from the ceiling (see %s)", r.kp.Errors, r.ceil.Errors, srv.logPath)
+		return r, fmt.Errorf("%d errors from keyplane (see %s), %d from the ceiling (see %s)", r.kp.Errors, srv.logPath, r.ceil.Errors, ceil.logPath)
 	}
 	return r, nil
 }
