@@ -503,23 +503,37 @@ func startChild(ctx context.Context, exe, dir, logName string, args []string, en
 	}
 	s := &benchServer{cmd: cmd, url: "http://" + addr, logPath: logPath, done: make(chan error, 1)}
 	go func() { s.done <- cmd.Wait(); logf.Close() }()
-	deadline := time.Now().Add(60 * time.Second)
+	if err := waitReady(s.url, s.done, time.Minute); err != nil {
+		if errors.Is(err, errNotReady) {
+			s.stop()
+		}
+		return nil, fmt.Errorf("bench: %s %w; see %s", name, err, logPath)
+	}
+	return s, nil
+}
+
+// errNotReady is waitReady's error when the time it was given ran out.
+var errNotReady = errors.New("not ready in time")
+
+// waitReady polls baseURL's GET /readyz until it answers 200; it fails when exited (the process's
+// end) says the process ended first, or with errNotReady after within.
+func waitReady(baseURL string, exited <-chan error, within time.Duration) error {
+	deadline := time.Now().Add(within)
 	for {
-		res, err := http.Get(s.url + "/readyz")
+		res, err := http.Get(baseURL + "/readyz")
 		if err == nil {
 			res.Body.Close()
 			if res.StatusCode == http.StatusOK {
-				return s, nil
+				return nil
 			}
 		}
 		select {
-		case err := <-s.done:
-			return nil, fmt.Errorf("bench: %s exited (%v); see %s", name, err, logPath)
+		case err := <-exited:
+			return fmt.Errorf("exited (%v)", err)
 		case <-time.After(100 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			s.stop()
-			return nil, fmt.Errorf("bench: %s not ready within a minute; see %s", name, logPath)
+			return fmt.Errorf("%w: %s", errNotReady, within)
 		}
 	}
 }

@@ -16,7 +16,7 @@ import (
 
 // TestBenchCeiling runs `keyplane bench ceiling` in process: it answers the keys of its file valid
 // and others not found, refuses another bearer, is ready on /readyz, stops when its context ends, and
-// refuses to start without its keys or root key.
+// refuses to start without its keys or root key; and waitReady, which the bench waits for it with.
 func TestBenchCeiling(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "keys")
 	if err := os.WriteFile(file, []byte("kp_live_one\nkp_live_two\n"), 0o600); err != nil {
@@ -36,19 +36,8 @@ func TestBenchCeiling(t *testing.T) {
 	go func() { done <- p.Run(ctx, []string{"bench", "ceiling", "--keys", file, "--addr", addr}) }()
 
 	base := "http://" + addr
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		res, err := http.Get(base + "/readyz")
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not ready: %v; %s", err, stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
+	if err := waitReady(base, done, 30*time.Second); err != nil {
+		t.Fatalf("%v; %s", err, stderr.String())
 	}
 	client := &http.Client{Timeout: 10 * time.Second}
 	for _, c := range []struct {
@@ -90,5 +79,16 @@ func TestBenchCeiling(t *testing.T) {
 	env = map[string]string{}
 	if err := p.Run(context.Background(), []string{"bench", "ceiling", "--keys", file}); !errors.Is(err, ErrUsage) {
 		t.Errorf("without %s: %v, want a usage error", envCeilingRoot, err)
+	}
+
+	// waitReady tells a process that ended from one that is not ready yet: only the second is
+	// stopped by startChild.
+	exited := make(chan error, 1)
+	exited <- errors.New("exit status 2")
+	if err := waitReady("http://127.0.0.1:1", exited, time.Minute); err == nil || errors.Is(err, errNotReady) {
+		t.Errorf("a process that ended: %v", err)
+	}
+	if err := waitReady("http://127.0.0.1:1", make(chan error), 0); !errors.Is(err, errNotReady) {
+		t.Errorf("no answer and no time: %v, want errNotReady", err)
 	}
 }
